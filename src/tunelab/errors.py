@@ -1,0 +1,10 @@
+"""The one exception type for mistakes a user can fix."""
+
+
+class UserError(Exception):
+    """A problem with the user's input, config or environment.
+
+    The message is one sentence that names the file, row, column or key and says what to
+    do. The CLI prints it on one line and exits with code 2; programming errors stay
+    ordinary exceptions.
+    """

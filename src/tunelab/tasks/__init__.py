@@ -1,0 +1,38 @@
+"""Tasks: one module per task behind the protocol in :mod:`tunelab.tasks.base`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunelab.errors import UserError
+from tunelab.tasks.base import Task
+from tunelab.tasks.text_classification import TextClassification
+
+# One explicit table: a new task is a new module and one line here.
+TASKS: dict[str, type[Any]] = {
+    TextClassification.name: TextClassification,
+}
+
+
+def task_from_run_config(config: Any) -> Task:
+    """The task object a run config describes."""
+    return TASKS[config.task].from_run_config(config)
+
+
+def task_from_model_config(model_config: Any) -> Task:
+    """The task object recorded in a saved model's ``config.json`` by tunelab.
+
+    Raises:
+        UserError: if the model was not saved by tunelab and names no task.
+    """
+    meta = getattr(model_config, "tunelab", None) or {}
+    name = meta.get("task")
+    if name not in TASKS:
+        raise UserError(
+            "this model folder has no tunelab task metadata in config.json; give the model/ "
+            "folder of a tunelab run"
+        )
+    return TASKS[name].from_metadata(meta, model_config)
+
+
+__all__ = ["TASKS", "Task", "task_from_model_config", "task_from_run_config"]

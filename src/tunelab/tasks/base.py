@@ -1,0 +1,68 @@
+"""The Task protocol: what the trainer, evaluator and predictor need from every task.
+
+Shared code never branches on the task name; whatever differs between tasks lives in the
+task's own module.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+
+class Task(Protocol):
+    """One kind of problem (text classification, token classification, ...)."""
+
+    name: str
+    main_metric: str  # picks the best checkpoint and leads every summary
+    greater_is_better: bool
+
+    def required_columns(self) -> dict[str, str]:
+        """Columns the data must have, each mapped to the config option that names it."""
+        ...
+
+    def fit_labels(self, train: pd.DataFrame) -> None:
+        """Learn the label space from the training rows (fails on unusable labels)."""
+        ...
+
+    def check_labels(self, frame: pd.DataFrame) -> None:
+        """Fail if held-out rows carry labels that training never saw."""
+        ...
+
+    def metadata(self) -> dict[str, Any]:
+        """What a saved model must remember to predict like this task (JSON-able)."""
+        ...
+
+    def build_model(self, source: str, **load_kwargs: Any) -> Any:
+        """The model for this task, from a resolved model source."""
+        ...
+
+    def token_lengths(self, frame: pd.DataFrame, tokenizer: Any) -> np.ndarray:
+        """Untruncated token count of each row."""
+        ...
+
+    def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
+        """Model features (a ``datasets.Dataset``) with labels and a ``length`` column."""
+        ...
+
+    def collator(self, tokenizer: Any) -> Any:
+        """Batches features with dynamic padding."""
+        ...
+
+    def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
+        """Flat metrics from the Trainer's ``(predictions, label_ids)``."""
+        ...
+
+    def calibrate(self, outputs: np.ndarray, frame: pd.DataFrame) -> dict[str, Any]:
+        """Tune decision settings on validation outputs; returns what was chosen."""
+        ...
+
+    def evaluate_outputs(self, outputs: np.ndarray, frame: pd.DataFrame) -> dict[str, Any]:
+        """All metrics for model outputs on labelled rows: flat scores plus details."""
+        ...
+
+    def predictions(self, outputs: np.ndarray, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        """One JSON-able record per row (with the gold target where the row has one)."""
+        ...

@@ -1,0 +1,326 @@
+"""Text classification: single-label, multi-label, sentence pairs and regression."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tunelab.errors import UserError
+from tunelab.evaluation import metrics as m
+
+HF_PROBLEM_TYPES = {
+    "single_label": "single_label_classification",
+    "multi_label": "multi_label_classification",
+    "regression": "regression",
+}
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _label_name(value: Any) -> str:
+    number = _as_number(value)
+    if number is not None and math.isfinite(number) and number.is_integer():
+        return str(int(number))  # 1, 1.0 and "1" are one class
+    return str(value).strip()
+
+
+def _sorted_names(names: set[str]) -> list[str]:
+    if all(_as_number(n) is not None for n in names):
+        return sorted(names, key=lambda n: float(n))
+    return sorted(names)
+
+
+class TextClassification:
+    """Assign one label, several labels, or a number to a text or a pair of texts."""
+
+    name = "text-classification"
+
+    def __init__(
+        self,
+        text_column: str = "text",
+        label_column: str = "label",
+        text_pair_column: str | None = None,
+        label_separator: str | None = None,
+        problem_type: str = "auto",
+        threshold: float | str = "auto",
+        labels: list[str] | None = None,
+    ) -> None:
+        self.text_column = text_column
+        self.label_column = label_column
+        self.text_pair_column = text_pair_column
+        self.label_separator = label_separator
+        self.problem_type = problem_type
+        self.threshold: float | str = threshold
+        self.labels: list[str] = list(labels or [])
+
+    @classmethod
+    def from_run_config(cls, config: Any) -> TextClassification:
+        """Build from a :class:`tunelab.config.RunConfig`."""
+        return cls(
+            text_column=config.data.text_column,
+            label_column=config.data.label_column,
+            text_pair_column=config.data.text_pair_column,
+            label_separator=config.data.label_separator,
+            problem_type=config.classification.problem_type,
+            threshold=config.classification.threshold,
+        )
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> TextClassification:
+        """Rebuild from the metadata a trained model carries in its ``config.json``."""
+        labels = [model_config.id2label[i] for i in sorted(model_config.id2label)]
+        problem_type = meta["problem_type"]
+        return cls(
+            text_column=meta.get("text_column", "text"),
+            label_column=meta.get("label_column", "label"),
+            text_pair_column=meta.get("text_pair_column"),
+            label_separator=meta.get("label_separator"),
+            problem_type=problem_type,
+            threshold=meta.get("threshold", 0.5),
+            labels=[] if problem_type == "regression" else labels,
+        )
+
+    # -- what the task needs -------------------------------------------------------------
+
+    @property
+    def main_metric(self) -> str:
+        return {"single_label": "f1_macro", "multi_label": "f1_micro", "regression": "mse"}.get(
+            self.problem_type, "f1_macro"
+        )
+
+    @property
+    def greater_is_better(self) -> bool:
+        return self.problem_type != "regression"
+
+    def required_columns(self, with_labels: bool = True) -> dict[str, str]:
+        columns = {self.text_column: "data.text_column"}
+        if self.text_pair_column:
+            columns[self.text_pair_column] = "data.text_pair_column"
+        if with_labels:
+            columns[self.label_column] = "data.label_column"
+        return columns
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "task": self.name,
+            "text_column": self.text_column,
+            "text_pair_column": self.text_pair_column,
+            "label_column": self.label_column,
+            "label_separator": self.label_separator,
+            "problem_type": self.problem_type,
+            "threshold": self.threshold if self.problem_type == "multi_label" else None,
+        }
+
+    # -- labels --------------------------------------------------------------------------
+
+    def _label_sets(self, frame: pd.DataFrame) -> list[list[str]]:
+        sets = []
+        for value in frame[self.label_column]:
+            if isinstance(value, (list, tuple, np.ndarray)):
+                items = [_label_name(v) for v in value]
+            elif self.label_separator:
+                items = [_label_name(v) for v in str(value).split(self.label_separator)]
+            else:
+                items = [_label_name(value)]
+            sets.append(sorted({item for item in items if item}))
+        return sets
+
+    def _detect_problem_type(self, frame: pd.DataFrame) -> str:
+        values = frame[self.label_column]
+        if self.label_separator or values.map(lambda v: isinstance(v, (list, tuple))).any():
+            return "multi_label"
+        numbers = values.map(_as_number)
+        if numbers.notna().all() and not all(float(n).is_integer() for n in numbers):
+            return "regression"
+        return "single_label"
+
+    def fit_labels(self, train: pd.DataFrame) -> None:
+        source = train.attrs.get("source", "training data")
+        if self.problem_type == "auto":
+            self.problem_type = self._detect_problem_type(train)
+        if self.problem_type == "regression":
+            numbers = train[self.label_column].map(_as_number)
+            if numbers.isna().any():
+                row = numbers.index[numbers.isna()][0]
+                raise UserError(
+                    f"{source} row {row}: label {train[self.label_column][row]!r} in column "
+                    f"'{self.label_column}' is not a number, but the task is regression"
+                )
+            self.labels = []
+            return
+        names = {name for labels in self._label_sets(train) for name in labels}
+        if len(names) < 2:
+            only = f" '{next(iter(names))}'" if names else ""
+            raise UserError(
+                f"{source} has only one class{only} in column '{self.label_column}'; a classifier "
+                "needs at least two (check the label column, or use a float target for regression)"
+            )
+        self.labels = _sorted_names(names)
+
+    def check_labels(self, frame: pd.DataFrame) -> None:
+        if self.problem_type == "regression":
+            return
+        known = set(self.labels)
+        for row, labels in zip(frame.index, self._label_sets(frame), strict=True):
+            unknown = [name for name in labels if name not in known]
+            if unknown:
+                raise UserError(
+                    f"{frame.attrs.get('source', 'data')} row {row} has label '{unknown[0]}' that "
+                    f"the training data never has (known: {', '.join(self.labels)}); fix the "
+                    "label or add training examples of it"
+                )
+
+    def targets(self, frame: pd.DataFrame) -> np.ndarray:
+        """Targets as the model sees them: class ids, 0/1 rows, or floats."""
+        if self.problem_type == "regression":
+            return frame[self.label_column].map(_as_number).to_numpy(dtype=np.float32)
+        index = {name: i for i, name in enumerate(self.labels)}
+        sets = self._label_sets(frame)
+        if self.problem_type == "single_label":
+            return np.array([index[labels[0]] for labels in sets], dtype=np.int64)
+        rows = np.zeros((len(sets), len(self.labels)), dtype=np.float32)
+        for i, labels in enumerate(sets):
+            rows[i, [index[name] for name in labels]] = 1.0
+        return rows
+
+    # -- model and features --------------------------------------------------------------
+
+    def build_model(self, source: str, **load_kwargs: Any) -> Any:
+        from transformers import AutoModelForSequenceClassification
+
+        from tunelab.models.load import from_pretrained
+
+        regression = self.problem_type == "regression"
+        id2label = {0: "value"} if regression else dict(enumerate(self.labels))
+        return from_pretrained(
+            AutoModelForSequenceClassification,
+            source,
+            num_labels=len(id2label),
+            id2label=id2label,
+            label2id={name: i for i, name in id2label.items()},
+            problem_type=HF_PROBLEM_TYPES[self.problem_type],
+            **load_kwargs,
+        )
+
+    def _texts(self, frame: pd.DataFrame) -> tuple[list[str], list[str] | None]:
+        texts = frame[self.text_column].astype(str).tolist()
+        pairs = frame[self.text_pair_column].astype(str).tolist() if self.text_pair_column else None
+        return texts, pairs
+
+    def token_lengths(self, frame: pd.DataFrame, tokenizer: Any) -> np.ndarray:
+        texts, pairs = self._texts(frame)
+        encoded = tokenizer(texts, pairs, truncation=False, verbose=False)
+        return np.array([len(ids) for ids in encoded["input_ids"]])
+
+    def tokenize(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> dict[str, list]:
+        """Token ids of each row, truncated to ``max_length`` (no padding)."""
+        texts, pairs = self._texts(frame)
+        return dict(tokenizer(texts, pairs, truncation=True, max_length=max_length))
+
+    def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
+        from datasets import Dataset
+
+        features = self.tokenize(frame, tokenizer, max_length)
+        features["length"] = [len(ids) for ids in features["input_ids"]]
+        features["labels"] = self.targets(frame).tolist()
+        return Dataset.from_dict(features)
+
+    def collator(self, tokenizer: Any) -> Any:
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer)
+
+    # -- metrics and predictions ---------------------------------------------------------
+
+    def _decide(self, outputs: np.ndarray) -> np.ndarray:
+        if self.problem_type == "single_label":
+            return outputs.argmax(axis=-1)
+        if self.problem_type == "multi_label":
+            threshold = 0.5 if self.threshold == "auto" else float(self.threshold)
+            return (m.sigmoid(outputs) >= threshold).astype(int)
+        return outputs.reshape(-1)
+
+    def _scores(self, outputs: np.ndarray, y_true: np.ndarray) -> dict[str, float]:
+        decided = self._decide(outputs)
+        if self.problem_type == "single_label":
+            return m.single_label_metrics(y_true, decided, len(self.labels))
+        if self.problem_type == "multi_label":
+            return m.multi_label_metrics(y_true.astype(int), decided)
+        return m.regression_metrics(y_true, decided)
+
+    def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
+        outputs, label_ids = eval_pred[0], eval_pred[1]
+        if isinstance(outputs, tuple):
+            outputs = outputs[0]
+        return self._scores(np.asarray(outputs, dtype=np.float32), np.asarray(label_ids))
+
+    def calibrate(self, outputs: np.ndarray, frame: pd.DataFrame) -> dict[str, Any]:
+        if self.problem_type != "multi_label" or self.threshold != "auto":
+            return {}
+        self.threshold = m.best_threshold(m.sigmoid(outputs), self.targets(frame).astype(int))
+        return {"threshold": self.threshold}
+
+    def evaluate_outputs(self, outputs: np.ndarray, frame: pd.DataFrame) -> dict[str, Any]:
+        y_true = self.targets(frame)
+        result: dict[str, Any] = {"examples": len(frame), **self._scores(outputs, y_true)}
+        if self.problem_type == "single_label":
+            decided = self._decide(outputs)
+            result["per_class"] = m.per_class_report(y_true, decided, self.labels)
+            result["confusion_matrix"] = m.confusion(y_true, decided, self.labels)
+        elif self.problem_type == "multi_label":
+            result["threshold"] = self.threshold
+            result["per_class"] = {
+                name: m.single_label_metrics(
+                    y_true[:, i].astype(int), self._decide(outputs)[:, i], 2
+                )
+                for i, name in enumerate(self.labels)
+            }
+        return result
+
+    def predictions(self, outputs: np.ndarray, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        texts, pairs = self._texts(frame)
+        has_gold = self.label_column in frame.columns
+        gold = self._label_sets(frame) if has_gold and self.problem_type != "regression" else None
+        records: list[dict[str, Any]] = []
+        if self.problem_type == "single_label":
+            probabilities = m.softmax(outputs)
+        elif self.problem_type == "multi_label":
+            probabilities = m.sigmoid(outputs)
+        decided = self._decide(outputs)
+        for i, text in enumerate(texts):
+            record: dict[str, Any] = {"text": text}
+            if pairs is not None:
+                record["text_pair"] = pairs[i]
+            if self.problem_type == "regression":
+                record["value"] = float(decided[i])
+                if has_gold:
+                    record["gold"] = _as_number(frame[self.label_column].iloc[i])
+            else:
+                probs = {
+                    name: round(float(p), 6)
+                    for name, p in zip(self.labels, probabilities[i], strict=True)
+                }
+                if self.problem_type == "single_label":
+                    record["label"] = self.labels[int(decided[i])]
+                    record["score"] = probs[record["label"]]
+                else:
+                    record["labels"] = [
+                        n for n, on in zip(self.labels, decided[i], strict=True) if on
+                    ]
+                record["probabilities"] = probs
+                if gold is not None:
+                    record["gold"] = gold[i][0] if self.problem_type == "single_label" else gold[i]
+            records.append(record)
+        return records

@@ -1,0 +1,139 @@
+"""Assemble the Hugging Face Trainer with tunelab's fast defaults."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunelab.config import TrainingConfig
+
+log = logging.getLogger("tunelab")
+
+
+def choose_max_length(lengths: np.ndarray, model_limit: int | None, requested: int | None) -> int:
+    """The token limit: the requested one, else the data's 99th percentile; never above the model's.
+
+    Long tails are rare in real text; padding every batch to the longest outlier would
+    waste compute while truncating 1% of rows costs little.
+    """
+    limit = model_limit or 512
+    if requested is not None:
+        return min(requested, limit)
+    p99 = int(np.ceil(np.percentile(lengths, 99))) if len(lengths) else limit
+    return max(8, min(p99, limit))
+
+
+def model_length_limit(model_config: Any, tokenizer: Any) -> int | None:
+    """The longest input the model takes (position embeddings; the tokenizer's limit if lower)."""
+    limits = []
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if positions:
+        # RoBERTa-style models reserve the first positions for padding.
+        offset = (
+            (getattr(model_config, "pad_token_id", 0) or 0) + 1
+            if "roberta" in str(getattr(model_config, "model_type", ""))
+            else 0
+        )
+        limits.append(positions - offset)
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if tokenizer_limit and tokenizer_limit < 1_000_000:
+        limits.append(tokenizer_limit)
+    return min(limits) if limits else None
+
+
+def training_arguments(
+    training: TrainingConfig,
+    output_dir: Path,
+    seed: int,
+    precision: str,
+    best_metric: str | None,
+    greater_is_better: bool,
+) -> Any:
+    """TrainingArguments from our config: checkpoints under ``output_dir``, no hub, no trackers."""
+    import torch
+    from transformers import TrainingArguments
+
+    evaluate = best_metric is not None
+    eval_strategy = training.eval_strategy if evaluate else "no"
+    eval_steps = training.eval_steps if training.eval_strategy == "steps" else None
+    if eval_strategy == "steps" and eval_steps is None:
+        eval_steps = 200
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=training.epochs,
+        max_steps=training.max_steps or -1,
+        learning_rate=training.learning_rate,
+        per_device_train_batch_size=training.batch_size,
+        per_device_eval_batch_size=training.eval_batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation_steps,
+        weight_decay=training.weight_decay,
+        warmup_steps=training.warmup_ratio,
+        lr_scheduler_type=training.lr_scheduler,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        train_sampling_strategy="group_by_length" if training.group_by_length else "random",
+        length_column_name="length",
+        eval_strategy=eval_strategy,
+        eval_steps=eval_steps,
+        save_strategy=eval_strategy if evaluate else "epoch",
+        save_steps=eval_steps or 500,
+        save_total_limit=training.save_total_limit,
+        load_best_model_at_end=evaluate,
+        metric_for_best_model=best_metric,
+        greater_is_better=greater_is_better,
+        logging_steps=training.logging_steps,
+        seed=seed,
+        data_seed=seed,
+        report_to="none",
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        log_level="warning",
+    )
+
+
+def build_trainer(
+    model: Any,
+    tokenizer: Any,
+    task: Any,
+    train_dataset: Any,
+    eval_dataset: Any | None,
+    training: TrainingConfig,
+    output_dir: Path,
+    seed: int,
+    precision: str,
+) -> Any:
+    """A Trainer with dynamic padding, length grouping, early stopping, best-checkpoint reload."""
+    from transformers import EarlyStoppingCallback, Trainer
+
+    best_metric = None
+    if eval_dataset is not None:
+        best_metric = training.metric_for_best_model or task.main_metric
+    args = training_arguments(
+        training, output_dir, seed, precision, best_metric, task.greater_is_better
+    )
+    callbacks = []
+    if eval_dataset is not None and training.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(training.early_stopping_patience))
+    return Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        data_collator=task.collator(tokenizer),
+        compute_metrics=task.compute_metrics if eval_dataset is not None else None,
+        callbacks=callbacks,
+    )
+
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    """The newest ``checkpoint-N`` folder under ``output_dir``, if any."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not output_dir.is_dir():
+        return None
+    return get_last_checkpoint(str(output_dir))

@@ -63,7 +63,8 @@ def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame],
         task.fit_labels(frames["train"])  # the problem type decides whether to stratify
         strata = None
         if data.split.stratify and task.problem_type == "single_label":
-            strata = pd.Series(task.targets(frames["train"]), index=frames["train"].index)
+            ids = task.targets(frames["train"])
+            strata = pd.Series([task.labels[i] for i in ids], index=frames["train"].index)
         frames.update(split_frame(frames["train"], shares, config.seed, strata))
     task.fit_labels(frames["train"])
     for split in ("validation", "test"):

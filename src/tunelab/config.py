@@ -180,6 +180,8 @@ def parse_override(item: str) -> tuple[str, Any]:
             f"override '{item}' has no '='; write it as key=value, e.g. training.learning_rate=3e-5"
         )
     key, raw = item.split("=", 1)
+    if raw.lstrip().startswith(("|", ">")):  # YAML block-scalar markers: mean the character
+        return key.strip(), raw
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:

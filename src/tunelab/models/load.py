@@ -7,8 +7,10 @@ gets one clear sentence instead of a traceback or a hang.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from tunelab.errors import UserError
 
@@ -58,15 +60,36 @@ def _unreachable(name: str) -> UserError:
     )
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub (or ``HF_ENDPOINT``) accepts a connection right now.
+
+    Without network the hub client retries for most of a minute before it gives up; one
+    socket connect answers in milliseconds.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}:
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname or "", port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def from_pretrained(loader: Any, name: str, **kwargs: Any) -> Any:
     """Call ``loader.from_pretrained(resolved name)``, turning load failures into UserError.
 
+    A hub id is looked up in the local cache first, and only then, if the hub answers, online.
     ``kwargs`` pass through (``revision``, ``trust_remote_code``, ``num_labels``, ...).
     """
     source = resolve_model_source(name)
-    # Without network the hub client would retry for a while; fail fast instead.
-    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
-    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    if not Path(source).is_dir():
+        try:
+            return loader.from_pretrained(source, local_files_only=True, **kwargs)
+        except OSError:
+            if not hub_reachable():
+                raise _unreachable(name) from None
     try:
         return loader.from_pretrained(source, **kwargs)
     except ValueError as exc:

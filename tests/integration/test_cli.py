@@ -1,0 +1,159 @@
+"""The tunelab command end to end: train, evaluate, predict, and every error a user will hit."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import make_reviews
+
+TRAIN_FLAGS = [
+    "--set", "training.epochs=3", "--set", "training.learning_rate=3e-3",
+    "--set", "training.batch_size=16", "--set", "training.early_stopping_patience=null",
+]  # fmt: skip
+
+
+def tunelab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, "-m", "tunelab.cli", *map(str, args)],
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=600,
+    )  # fmt: skip
+
+
+def test_train_evaluate_predict(tiny_bert, tmp_path):
+    reviews = make_reviews(300)
+    reviews.rename(columns={"text": "review", "label": "sentiment"}).to_csv(
+        tmp_path / "reviews.csv", index=False
+    )
+    run = tmp_path / "runs" / "reviews"
+    done = tunelab(
+        "train", "--task", "text-classification", "--data", tmp_path / "reviews.csv",
+        "--text-column", "review", "--label-column", "sentiment", "--model", tiny_bert,
+        "--output", run, *TRAIN_FLAGS,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "test: accuracy=" in done.stdout
+    assert json.loads((run / "metrics.json").read_text())["test"]["accuracy"] > 0.7
+
+    held_out = make_reviews(60, seed=9).rename(columns={"text": "review", "label": "sentiment"})
+    held_out.to_csv(tmp_path / "more.csv", index=False)
+    done = tunelab("evaluate", run, "--data", tmp_path / "more.csv", "--output", tmp_path / "ev")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["test"]["examples"] == 60
+
+    done = tunelab("predict", run / "model", "--text", "很好很好", "--text", "太糟糕了")
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["text"] for r in records] == ["很好很好", "太糟糕了"]
+    assert all(r["label"] in {"positive", "negative"} for r in records)
+
+    done = tunelab("predict", run, "--input", tmp_path / "more.csv", "--text-column", "review",
+                   "--output", tmp_path / "out.jsonl")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len((tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()) == 60
+
+
+def test_init_writes_a_config_that_trains(tmp_path):
+    done = tunelab("init", "--out", tmp_path / "c.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "learning_rate: 5.0e-05  # peak learning rate" in (tmp_path / "c.yaml").read_text()
+
+
+def _write(path: Path, frame: pd.DataFrame) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+ERROR_CASES = {
+    "missing file": (lambda d: ["--data", d / "nope.csv"], r"data file .*nope.csv does not exist"),
+    "unknown format": (
+        lambda d: ["--data", (d / "x.xlsx").write_bytes(b"PK") and d / "x.xlsx"],
+        r"unknown file format '.xlsx'",
+    ),
+    "missing column": (
+        lambda d: ["--data", _write(d / "c.csv", make_reviews(50)), "--text-column", "review"],
+        r"has no column 'review' .*its columns are: text, label",
+    ),
+    "empty file": (
+        lambda d: ["--data", (d / "e.csv").write_text("") == 0 and d / "e.csv"],
+        r"e.csv is empty",
+    ),
+    "one class": (
+        lambda d: ["--data", _write(d / "o.csv", make_reviews(50).assign(label="pos"))],
+        r"only one class 'pos' in column 'label'",
+    ),
+    "class too small": (
+        lambda d: [
+            "--data",
+            _write(
+                d / "s.csv",
+                pd.concat([make_reviews(50), pd.DataFrame({"text": ["x"], "label": ["rare"]})]),
+            ),
+        ],
+        r"class 'rare' has only 1 row",
+    ),  # fmt: skip
+    "empty texts, strict": (
+        lambda d: [
+            "--data",
+            _write(
+                d / "n.csv",
+                make_reviews(50).assign(text=lambda f: f["text"].where(f.index != 3, "")),
+            ),
+            "--set",
+            "data.drop_invalid=false",
+        ],
+        r"column 'text' is empty in rows 4; .*drop_invalid",
+    ),  # fmt: skip
+    "unseen label in test": (
+        lambda d: [
+            "--data",
+            _write(d / "t.csv", make_reviews(50)),
+            "--test",
+            _write(d / "u.csv", make_reviews(6).assign(label="neutral")),
+        ],
+        r"u.csv row 1 has label 'neutral' that the training data never has",
+    ),  # fmt: skip
+    "unknown config key": (
+        lambda d: ["--data", d / "t.csv", "--set", "training.lr=1e-4"],
+        r"unknown config key 'training.lr'; allowed keys here are: epochs",
+    ),
+    "ill-typed config value": (
+        lambda d: ["--data", d / "t.csv", "--set", "training.epochs=many"],
+        r"config key 'training.epochs' has value 'many'",
+    ),
+    "unreachable model": (
+        lambda d: ["--data", _write(d / "m.csv", make_reviews(50)), "--model", "org/not-here"],
+        r"model 'org/not-here' is not a local folder and could not be loaded from the Hugging Face",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ERROR_CASES))
+def test_user_errors_are_one_line_exit_2_and_write_nothing(case, tmp_path):
+    make_args, pattern = ERROR_CASES[case]
+    args = make_args(tmp_path)
+    done = tunelab("train", *args, "--output", tmp_path / "run")
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert re.search(pattern, lines[0]), lines[0]
+    assert not (tmp_path / "run" / "model").exists()
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_empty_texts_are_dropped_with_a_warning_by_default(tiny_bert, tmp_path):
+    data = _write(tmp_path / "n.csv", make_reviews(80).assign(
+        text=lambda f: f["text"].where(~f.index.isin([3, 10]), "  ")))  # fmt: skip
+    done = tunelab("train", "--data", data, "--model", tiny_bert, "--output", tmp_path / "run",
+                   "--set", "training.max_steps=2")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "dropped 2 row(s) with empty 'text' (rows 4, 11)" in done.stderr

@@ -1,0 +1,146 @@
+"""The Python API end to end on a tiny random BERT (hidden 32) and generated data."""
+
+import json
+
+import pandas as pd
+import pytest
+from safetensors.torch import load_file
+
+import tunelab
+from tests.conftest import make_reviews, tiny_run_config
+from tunelab.config import load_config
+from tunelab.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert, tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    data = root / "reviews.csv"
+    make_reviews(300).to_csv(data, index=False)
+    result = tunelab.train(tiny_run_config(tiny_bert, data, root / "run"))
+    return result, root
+
+
+def test_training_learns_and_writes_a_complete_run(trained, tiny_bert):
+    result, root = trained
+    run = root / "run"
+    for name in ("config.yaml", "data_report.json", "metrics.json", "predictions.jsonl"):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["examples"] == 30  # 10% of 300, split automatically
+    assert metrics["test"]["accuracy"] >= 0.8  # chance is 0.5 on this data
+    assert set(metrics["test"]["per_class"]) == {"negative", "positive"}
+    before = load_file(tiny_bert / "model.safetensors")
+    after = load_file(run / "model" / "model.safetensors")
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not (before[name] == after[name]).all()
+    lines = (run / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 30 and {"text", "label", "score", "gold"} <= set(json.loads(lines[0]))
+
+
+def test_saved_config_repeats_the_run(trained):
+    result, root = trained
+    config = load_config(root / "run" / "config.yaml")
+    assert config.training.learning_rate == 3e-3
+    assert config.output == root / "run"
+
+
+def test_model_loads_in_plain_transformers_pipeline_with_same_labels(trained):
+    from transformers import pipeline
+
+    result, _ = trained
+    texts = make_reviews(40, seed=5)["text"].tolist()
+    ours = tunelab.predict(result["model_dir"], texts=texts)
+    plain = pipeline("text-classification", model=result["model_dir"], device="cpu")(texts)
+    assert [r["label"] for r in ours] == [r["label"] for r in plain]
+    assert [r["score"] for r in ours] == pytest.approx([r["score"] for r in plain], abs=1e-4)
+
+
+def test_evaluate_any_labelled_file_matches_training_metrics(trained, tmp_path):
+    result, root = trained
+    predictions = [json.loads(line) for line in (root / "run" / "predictions.jsonl").open()]
+    test_file = tmp_path / "test.jsonl"
+    pd.DataFrame(
+        {"text": [p["text"] for p in predictions], "label": [p["gold"] for p in predictions]}
+    ).to_json(test_file, orient="records", lines=True, force_ascii=False)
+    scores = tunelab.evaluate(root / "run", test_file, output=tmp_path / "eval")
+    expected = json.loads((root / "run" / "metrics.json").read_text())["test"]
+    assert scores["accuracy"] == pytest.approx(expected["accuracy"])
+    assert (tmp_path / "eval" / "predictions.jsonl").is_file()
+
+
+def test_predict_writes_csv_from_an_input_file(trained, tmp_path):
+    result, _ = trained
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"text": ["很好很好", "很差很差", "一般"]}).to_csv(source, index=False)
+    tunelab.predict(result["model_dir"], input=source, output=tmp_path / "out.csv")
+    written = pd.read_csv(tmp_path / "out.csv")
+    assert list(written.columns[:3]) == ["text", "label", "score"]
+    assert {"p_negative", "p_positive"} <= set(written.columns)
+    assert len(written) == 3
+
+
+def test_existing_run_is_not_overwritten_silently(trained, tiny_bert):
+    result, root = trained
+    with pytest.raises(UserError, match="already holds a run; pass --resume"):
+        tunelab.train(tiny_run_config(tiny_bert, root / "reviews.csv", root / "run"))
+
+
+def test_resume_continues_from_the_last_checkpoint(tiny_bert, reviews_csv, tmp_path):
+    config = tiny_run_config(tiny_bert, reviews_csv, tmp_path / "run", training={"epochs": 1})
+    first = tunelab.train(config)
+    steps = first["metrics"]["train"]["steps"]
+    config["training"]["epochs"] = 2
+    second = tunelab.train(config, resume=True)
+    assert second["metrics"]["train"]["steps"] == 2 * steps
+    assert (tmp_path / "run" / "checkpoints" / f"checkpoint-{2 * steps}").is_dir()
+
+
+def test_multi_label_pairs_and_regression(tiny_bert, tmp_path):
+    base = make_reviews(120)
+    multi = base.assign(
+        label=["a|b" if i % 3 == 0 else "a" if i % 3 == 1 else "b" for i in range(120)]
+    )
+    multi.to_csv(tmp_path / "multi.csv", index=False)
+    result = tunelab.train(
+        tiny_run_config(tiny_bert, tmp_path / "multi.csv", tmp_path / "m", training={"epochs": 1}),
+        overrides=["data.label_separator=|"],
+    )
+    assert {"subset_accuracy", "f1_micro", "threshold"} <= set(result["metrics"]["test"])
+    assert isinstance(tunelab.predict(result["model_dir"], texts=["好"])[0]["labels"], list)
+
+    pairs = base.assign(other=base["text"].str[::-1])
+    pairs.to_csv(tmp_path / "pairs.csv", index=False)
+    result = tunelab.train(
+        tiny_run_config(tiny_bert, tmp_path / "pairs.csv", tmp_path / "p", training={"epochs": 1}),
+        overrides=["data.text_pair_column=other"],
+    )
+    assert "accuracy" in result["metrics"]["test"]
+
+    scores = base.assign(label=[0.5 + 0.25 * (i % 5) for i in range(120)])
+    scores.to_csv(tmp_path / "scores.csv", index=False)
+    result = tunelab.train(
+        tiny_run_config(tiny_bert, tmp_path / "scores.csv", tmp_path / "r", training={"epochs": 1})
+    )
+    assert {"mse", "mae", "pearson", "spearman"} <= set(result["metrics"]["test"])
+    assert isinstance(tunelab.predict(result["model_dir"], texts=["好"])[0]["value"], float)
+
+
+def test_unreachable_hub_model_is_a_clear_error(reviews_csv, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = {
+        "data": {"train": str(reviews_csv)},
+        "model": {"name": "nobody/no-such-model"},
+        "output": str(tmp_path / "run"),
+    }
+    with pytest.raises(
+        UserError, match=r"'nobody/no-such-model' is not a local folder.*scratch-bert"
+    ):
+        tunelab.train(config)
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_missing_model_folder(reviews_csv, tmp_path):
+    config = {"data": {"train": str(reviews_csv)}, "model": {"name": "./no/such/folder"}}
+    with pytest.raises(UserError, match="model folder ./no/such/folder does not exist"):
+        tunelab.train(config)

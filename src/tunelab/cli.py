@@ -28,6 +28,8 @@ def _setup_logging() -> None:
     logging.getLogger("tunelab").setLevel(logging.INFO)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    # Loading and saving bars of a few milliseconds; the training bar stays.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -151,6 +153,57 @@ def predict(
 
 
 @app.command()
+def pretrain(
+    config: Annotated[Path | None, typer.Argument(help="YAML pretrain config (optional)")] = None,
+    objective: Annotated[
+        str | None, typer.Option(help="mlm (BERT-style) or clm (Llama-style)")
+    ] = None,
+    data: Annotated[
+        list[Path] | None, typer.Option(help="text file(s), one document per line")
+    ] = None,
+    from_model: Annotated[str | None, typer.Option("--from", help="continue this model")] = None,
+    output: Annotated[Path | None, typer.Option(help="folder for the model")] = None,
+    size: Annotated[str | None, typer.Option(help="tiny, mini or small (from scratch)")] = None,
+    layers: Annotated[int | None, typer.Option(help="transformer layers (from scratch)")] = None,
+    hidden: Annotated[int | None, typer.Option(help="hidden size (from scratch)")] = None,
+    heads: Annotated[int | None, typer.Option(help="attention heads (from scratch)")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override: key.path=value")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing model in --output")] = False,
+) -> None:
+    """Pretrain a language model from scratch, or continue pretraining one on your text."""
+    from tunelab.config import read_yaml
+    from tunelab.training.pretrain import SIZES, pretrain
+
+    raw = read_yaml(config) if config else {}
+    if size is not None and size not in SIZES:
+        raise UserError(f"unknown --size '{size}'; choose one of {', '.join(SIZES)}")
+    shape = dict(SIZES[size]) if size else {}
+    shape.update(
+        {k: v for k, v in {"layers": layers, "hidden": hidden, "heads": heads}.items() if v}
+    )
+    flags: dict[str, Any] = {"objective": objective, "from_model": from_model, "output": output}
+    flags.update({f"architecture.{k}": v for k, v in shape.items()})
+    if data:
+        flags["data"] = [str(p) for p in data]
+    overrides = [
+        f"{k}={json.dumps(str(v) if isinstance(v, Path) else v)}"
+        for k, v in flags.items()
+        if v is not None
+    ]
+    command = " ".join(["tunelab", *sys.argv[1:]])
+    figures = pretrain(raw, [*overrides, *(set_ or [])], resume, overwrite, command)
+    perplexity = figures["held_out_perplexity"]
+    typer.echo(
+        f"{figures['architecture']}: {figures['parameters'] / 1e6:.2f}M parameters, "
+        f"{figures['steps']} steps, {figures['tokens_seen']:,} tokens seen, held-out perplexity "
+        + (f"{perplexity:.2f}" if perplexity is not None else "n/a")
+    )
+
+
+@app.command()
 def init(
     out: Annotated[Path, typer.Option(help="where to write the config")] = Path("tunelab.yaml"),
 ) -> None:
@@ -175,6 +228,17 @@ def data_example(
 
     summary = build_example(name, out, seed)
     typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+
+
+@data_app.command("corpus")
+def data_corpus(
+    out: Annotated[Path, typer.Option(help="folder for zh-starter.txt and corpus.json")],
+    seed: Annotated[int, typer.Option(help="seed of the example splits to exclude")] = 42,
+) -> None:
+    """Write the starter-model pretraining corpus (training splits of the example data only)."""
+    from tunelab.data.corpus import build_starter_corpus
+
+    typer.echo(json.dumps(build_starter_corpus(out, seed), ensure_ascii=False, indent=2))
 
 
 def main() -> None:

@@ -169,6 +169,60 @@ class RunConfig(_Section):
     )
 
 
+class ArchitectureConfig(_Section):
+    """Shape of a model pretrained from scratch (ignored with pretrain.from_model)."""
+
+    layers: int = Field(4, ge=1, description="transformer layers")
+    hidden: int = Field(256, ge=8, description="hidden size")
+    heads: int = Field(4, ge=1, description="attention heads (must divide hidden)")
+    intermediate: int | None = Field(
+        None, gt=0, description="feed-forward size; null: 4x hidden (BERT) or 8/3x hidden (Llama)"
+    )
+    max_positions: int = Field(512, ge=16, description="longest input the model will take")
+
+
+class PretrainConfig(_Section):
+    """Masked- or causal-LM pretraining, from scratch or continued from a model."""
+
+    objective: Literal["mlm", "clm"] = Field(
+        "mlm", description="mlm: BERT-style masked LM; clm: Llama-style causal LM"
+    )
+    data: list[Path] = Field(
+        default_factory=list,
+        description="text files (.txt: one document per line) or tables with a text column",
+    )
+    text_column: str = Field("text", description="column holding the text in table files")
+    from_model: str | None = Field(
+        None, description="continue pretraining this model (keeps its tokenizer); null: scratch"
+    )
+    output: Path = Field(Path("runs/pretrain"), description="folder for the pretrained model")
+    seed: int = Field(42, description="fixes the held-out split, initialisation and order")
+    block_size: int = Field(128, ge=8, description="tokens per packed training row")
+    held_out: float = Field(
+        0.02, ge=0.0, lt=0.5, description="share of documents held out for perplexity"
+    )
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="share of tokens masked (mlm)")
+    whole_word_masking: bool = Field(
+        False,
+        description="mask whole words (words are separated by spaces in the corpus) (mlm)",
+    )
+    vocab_size: int = Field(8000, ge=300, description="byte-level BPE vocabulary size (clm)")
+    min_char_count: int = Field(
+        2, ge=1, description="characters seen fewer times become [UNK] (mlm, from scratch)"
+    )
+    architecture: ArchitectureConfig = Field(
+        default_factory=ArchitectureConfig, description="model shape (from scratch)"
+    )
+    training: TrainingConfig = Field(
+        default_factory=lambda: TrainingConfig(
+            epochs=1, learning_rate=5e-4, batch_size=32, group_by_length=False,
+            early_stopping_patience=None, eval_strategy="steps", eval_steps=500,
+            logging_steps=100, save_total_limit=2,
+        ),
+        description="optimisation settings",
+    )  # fmt: skip
+
+
 def parse_override(item: str) -> tuple[str, Any]:
     """Split ``a.b.c=value`` into the dotted key and a YAML-parsed value.
 
@@ -222,9 +276,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def build_config(
-    raw: dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()
-) -> RunConfig:
-    """Validate a config tree after applying dotted ``key=value`` overrides.
+    raw: dict[str, Any] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    schema: type[BaseModel] = RunConfig,
+) -> Any:
+    """Validate a config tree (a ``RunConfig`` by default) after dotted ``key=value`` overrides.
 
     Raises:
         UserError: naming the first bad key and what it accepts.
@@ -234,9 +290,9 @@ def build_config(
         key, value = parse_override(item)
         set_dotted(tree, key, value)
     try:
-        return RunConfig.model_validate(tree)
+        return schema.model_validate(tree)
     except ValidationError as exc:
-        raise UserError(_describe_validation_error(exc)) from None
+        raise UserError(_describe_validation_error(exc, schema)) from None
 
 
 def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
@@ -244,8 +300,7 @@ def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -
     return build_config(read_yaml(Path(path)), overrides)
 
 
-def _section_model(loc: tuple[Any, ...]) -> type[BaseModel]:
-    model: type[BaseModel] = RunConfig
+def _section_model(loc: tuple[Any, ...], model: type[BaseModel]) -> type[BaseModel]:
     for part in loc:
         field = model.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None)
@@ -256,14 +311,14 @@ def _section_model(loc: tuple[Any, ...]) -> type[BaseModel]:
     return model
 
 
-def _describe_validation_error(exc: ValidationError) -> str:
+def _describe_validation_error(exc: ValidationError, schema: type[BaseModel]) -> str:
     error = exc.errors()[0]
     loc = tuple(p for p in error["loc"] if not isinstance(p, int))
     key = ".".join(str(p) for p in loc) or "(top level)"
     more = len(exc.errors()) - 1
     tail = f" ({more} more problem{'s' if more > 1 else ''} after this one)" if more else ""
     if error["type"] == "extra_forbidden":
-        section = _section_model(loc[:-1])
+        section = _section_model(loc[:-1], schema)
         allowed = list(section.model_fields)
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
@@ -281,6 +336,7 @@ def commented_yaml(config: BaseModel, indent: int = 0) -> str:
     """Render a config as YAML with every field's description as a comment."""
     lines: list[str] = []
     pad = "  " * indent
+    plain_values = config.model_dump(mode="json")  # paths become strings
     for name, field in type(config).model_fields.items():
         value = getattr(config, name)
         comment = f"  # {field.description}" if field.description else ""
@@ -288,7 +344,7 @@ def commented_yaml(config: BaseModel, indent: int = 0) -> str:
             lines.append(f"{pad}{name}:{comment}")
             lines.append(commented_yaml(value, indent + 1))
         else:
-            plain = str(value) if isinstance(value, Path) else value
+            plain = plain_values[name]
             rendered = yaml.safe_dump(plain, default_flow_style=True, allow_unicode=True)
             rendered = rendered.strip().removesuffix("...").strip()
             lines.append(f"{pad}{name}: {rendered}{comment}")

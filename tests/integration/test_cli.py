@@ -99,7 +99,7 @@ ERROR_CASES = {
             ),
         ],
         r"class 'rare' has only 1 row",
-    ),  # fmt: skip
+    ),
     "empty texts, strict": (
         lambda d: [
             "--data",
@@ -111,7 +111,7 @@ ERROR_CASES = {
             "data.drop_invalid=false",
         ],
         r"column 'text' is empty in rows 4; .*drop_invalid",
-    ),  # fmt: skip
+    ),
     "unseen label in test": (
         lambda d: [
             "--data",
@@ -120,7 +120,7 @@ ERROR_CASES = {
             _write(d / "u.csv", make_reviews(6).assign(label="neutral")),
         ],
         r"u.csv row 1 has label 'neutral' that the training data never has",
-    ),  # fmt: skip
+    ),
     "unknown config key": (
         lambda d: ["--data", d / "t.csv", "--set", "training.lr=1e-4"],
         r"unknown config key 'training.lr'; allowed keys here are: epochs",

@@ -3,7 +3,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tunelab.config import RunConfig, build_config, commented_yaml, load_config
+from tunelab.config import (
+    PretrainConfig,
+    RunConfig,
+    build_config,
+    commented_yaml,
+    load_config,
+    read_yaml,
+)
 from tunelab.errors import UserError
 
 EXAMPLES = sorted(Path(__file__).resolve().parents[2].glob("examples/**/*.yaml"))
@@ -37,9 +44,9 @@ def test_literal_error_lists_allowed_values():
 
 
 def test_absurd_values_are_rejected_with_the_key():
-    with pytest.raises(UserError, match="training.learning_rate"):
+    with pytest.raises(UserError, match=r"training\.learning_rate"):
         build_config({}, ["training.learning_rate=-1"])
-    with pytest.raises(UserError, match="classification.threshold"):
+    with pytest.raises(UserError, match=r"classification\.threshold"):
         build_config({}, ["classification.threshold=1.5"])
 
 
@@ -68,8 +75,14 @@ def test_written_config_round_trips(tmp_path):
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_every_example_config_validates(path):
-    assert isinstance(load_config(path), RunConfig)
+    schema = PretrainConfig if "pretrain" in path.parts else RunConfig
+    assert isinstance(build_config(read_yaml(path), schema=schema), schema)
     assert yaml.safe_load(path.read_text())
+
+
+def test_pretrain_config_errors_name_the_key():
+    with pytest.raises(UserError, match=r"unknown config key 'architecture\.layer'"):
+        build_config({"architecture": {"layer": 2}}, schema=PretrainConfig)
 
 
 def test_examples_exist():

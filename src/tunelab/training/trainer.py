@@ -51,8 +51,12 @@ def training_arguments(
     precision: str,
     best_metric: str | None,
     greater_is_better: bool,
+    **extra: Any,
 ) -> Any:
-    """TrainingArguments from our config: checkpoints under ``output_dir``, no hub, no trackers."""
+    """TrainingArguments from our config: checkpoints under ``output_dir``, no hub, no trackers.
+
+    ``extra`` passes further TrainingArguments through unchanged.
+    """
     import torch
     from transformers import TrainingArguments
 
@@ -92,6 +96,7 @@ def training_arguments(
         dataloader_num_workers=0,
         disable_tqdm=False,
         log_level="warning",
+        **extra,
     )
 
 

@@ -1,0 +1,234 @@
+"""Masked- and causal-LM pretraining: from scratch (tokenizer first) or continued from a model.
+
+Text is packed into full ``block_size`` rows (no padding), a share of the documents is
+held out for perplexity, and the result is an ordinary Hugging Face model folder with a
+model card.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunelab.config import PretrainConfig, build_config, commented_yaml, read_yaml
+from tunelab.data.corpus import read_documents
+from tunelab.errors import UserError
+from tunelab.outputs import atomic_folder, write_json, write_text
+
+log = logging.getLogger("tunelab")
+
+SIZES = {
+    "tiny": {"layers": 2, "hidden": 128, "heads": 2},
+    "mini": {"layers": 4, "hidden": 256, "heads": 4},
+    "small": {"layers": 6, "hidden": 384, "heads": 6},
+}
+
+
+def held_out_split(documents: list[str], share: float, seed: int) -> tuple[list[str], list[str]]:
+    """Seeded split of whole documents into (train, held-out)."""
+    order = np.random.default_rng(seed).permutation(len(documents))
+    size = round(share * len(documents)) if share > 0 else 0
+    if share > 0 and size == 0 and len(documents) > 1:
+        size = 1
+    held = {int(i) for i in order[:size]}
+    train = [d for i, d in enumerate(documents) if i not in held]
+    return train, [documents[i] for i in sorted(held)]
+
+
+def pack_blocks(
+    documents: list[str], tokenizer: Any, block_size: int, objective: str, with_offsets: bool
+) -> dict[str, list]:
+    """Tokenize documents, join them end to end and cut the stream into full blocks.
+
+    MLM documents carry the tokenizer's own [CLS]/[SEP]; CLM documents end with EOS so the
+    model learns where a text stops. The last partial block is dropped.
+    """
+    encoded = tokenizer(
+        documents,
+        add_special_tokens=objective == "mlm",
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        return_offsets_mapping=with_offsets,
+        verbose=False,
+    )
+    ids: list[int] = []
+    offsets: list[tuple[int, int]] = []
+    for i, row in enumerate(encoded["input_ids"]):
+        ids.extend(row)
+        if with_offsets:
+            offsets.extend(tuple(o) for o in encoded["offset_mapping"][i])
+        if objective == "clm":
+            ids.append(tokenizer.eos_token_id)
+            if with_offsets:
+                offsets.append((0, 0))
+    count = len(ids) // block_size
+    blocks: dict[str, list] = {
+        "input_ids": [ids[i * block_size : (i + 1) * block_size] for i in range(count)]
+    }
+    if with_offsets:
+        blocks["offset_mapping"] = [
+            offsets[i * block_size : (i + 1) * block_size] for i in range(count)
+        ]
+    return blocks
+
+
+def _tokenizer_and_model(config: PretrainConfig, train_docs: list[str]) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer, set_seed
+
+    from tunelab.models.load import from_pretrained
+    from tunelab.models.scratch import new_bert_mlm, new_llama_clm
+    from tunelab.models.tokenizer_training import byte_level_bpe_tokenizer, character_tokenizer
+
+    arch = config.architecture
+    set_seed(config.seed)
+    if config.from_model:
+        tokenizer = from_pretrained(AutoTokenizer, config.from_model)
+        loader = AutoModelForMaskedLM if config.objective == "mlm" else AutoModelForCausalLM
+        return tokenizer, from_pretrained(loader, config.from_model)
+    if config.objective == "mlm":
+        tokenizer = character_tokenizer(train_docs, config.min_char_count, arch.max_positions)
+        model = new_bert_mlm(
+            tokenizer, arch.layers, arch.hidden, arch.heads, arch.intermediate, arch.max_positions
+        )
+    else:
+        tokenizer = byte_level_bpe_tokenizer(train_docs, config.vocab_size, arch.max_positions)
+        model = new_llama_clm(
+            tokenizer, arch.layers, arch.hidden, arch.heads, arch.intermediate, arch.max_positions
+        )
+    return tokenizer, model
+
+
+def _check(config: PretrainConfig, tokenizer: Any) -> None:
+    if config.objective == "mlm" and tokenizer.mask_token is None:
+        raise UserError(
+            f"model {config.from_model} has no mask token, so it cannot do masked-LM "
+            "pretraining; use --objective clm for causal models"
+        )
+    if config.whole_word_masking and (config.objective != "mlm" or not tokenizer.is_fast):
+        raise UserError(
+            "whole_word_masking needs --objective mlm and a fast tokenizer (for word offsets)"
+        )
+
+
+def checkpoint_dir(config: PretrainConfig) -> Path:
+    """Checkpoints live under ``runs/`` so a model folder never fills with them."""
+    return Path("runs") / "pretrain" / config.output.name / "checkpoints"
+
+
+def pretrain(
+    config: PretrainConfig | dict[str, Any] | str | Path,
+    overrides: list[str] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Pretrain (or continue pretraining) a language model as ``config`` describes.
+
+    Args:
+        config: a PretrainConfig, a dict of its keys, or a YAML file path.
+        overrides: dotted ``key=value`` strings applied on top.
+        resume: continue from the newest checkpoint.
+        overwrite: replace an existing model folder at ``config.output``.
+        command: the command line that ran this, for the model card.
+
+    Returns:
+        The figures written to the model card: sizes, steps, tokens, perplexity.
+    """
+    if isinstance(config, (str, Path)):
+        config = read_yaml(Path(config))
+    if isinstance(config, dict) or overrides:
+        raw = config.model_dump() if isinstance(config, PretrainConfig) else config
+        config = build_config(raw, list(overrides or []), schema=PretrainConfig)
+    assert isinstance(config, PretrainConfig)
+    output = config.output
+    if (output / "config.json").exists() and not (overwrite or resume):
+        raise UserError(
+            f"{output} already holds a model; pass --overwrite to replace it or choose another "
+            "--output"
+        )
+    documents = read_documents(config.data, config.text_column)
+    train_docs, held_docs = held_out_split(documents, config.held_out, config.seed)
+    started = time.time()
+    tokenizer, model = _tokenizer_and_model(config, train_docs)
+    _check(config, tokenizer)
+
+    from datasets import Dataset
+    from transformers import DataCollatorForLanguageModeling, Trainer
+
+    from tunelab.inference import resolve_precision
+    from tunelab.training.trainer import last_checkpoint, training_arguments
+
+    wwm = config.whole_word_masking
+    train_blocks = pack_blocks(train_docs, tokenizer, config.block_size, config.objective, wwm)
+    held_blocks = pack_blocks(held_docs, tokenizer, config.block_size, config.objective, wwm)
+    if not train_blocks["input_ids"]:
+        raise UserError(
+            f"the pretraining text is shorter than one block of {config.block_size} tokens; "
+            "give more text or a smaller block_size"
+        )
+    has_held_out = bool(held_blocks["input_ids"])
+    precision = resolve_precision(config.training.precision)
+    checkpoints = checkpoint_dir(config)
+    if overwrite and not resume:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    args = training_arguments(
+        config.training, checkpoints, config.seed, precision,
+        best_metric="loss" if has_held_out else None, greater_is_better=False,
+        remove_unused_columns=False,  # the collator needs offset_mapping for whole words
+    )  # fmt: skip
+    collator = DataCollatorForLanguageModeling(
+        tokenizer,
+        mlm=config.objective == "mlm",
+        mlm_probability=config.mlm_probability,
+        whole_word_mask=wwm,
+        seed=config.seed,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict(train_blocks),
+        eval_dataset=Dataset.from_dict(held_blocks) if has_held_out else None,
+        processing_class=tokenizer,
+        data_collator=collator,
+    )
+    log.info(
+        "pretraining %s (%s, %.1fM parameters) on %d blocks of %d tokens, precision %s",
+        type(model).__name__, config.objective, model.num_parameters() / 1e6,
+        len(train_blocks["input_ids"]), config.block_size, precision,
+    )  # fmt: skip
+    resume_from = last_checkpoint(checkpoints) if resume else None
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    perplexity = None
+    if has_held_out:
+        perplexity = math.exp(trainer.evaluate()["eval_loss"])
+    steps = int(result.global_step)
+    batch = config.training.batch_size * config.training.gradient_accumulation_steps
+    figures = {
+        "objective": config.objective,
+        "architecture": type(trainer.model).__name__,
+        "parameters": int(trainer.model.num_parameters()),
+        "vocab_size": len(tokenizer),
+        "documents": {"train": len(train_docs), "held_out": len(held_docs)},
+        "characters": sum(len(d.replace(" ", "")) for d in documents),
+        "train_tokens": len(train_blocks["input_ids"]) * config.block_size,
+        "steps": steps,
+        "tokens_seen": steps * batch * config.block_size,
+        "held_out_perplexity": perplexity,
+        "precision": precision,
+        "seconds": round(time.time() - started, 1),
+    }
+    with atomic_folder(output) as folder:
+        trainer.model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        write_text(folder / "pretrain.yaml", commented_yaml(config) + "\n")
+        write_json(folder / "pretrain_metrics.json", figures)
+        from tunelab.training.model_card import write_model_card
+
+        write_model_card(folder, output.name, config, figures, command)
+    return figures

@@ -1,0 +1,72 @@
+"""Seeded, optionally stratified train/validation/test splits of one table."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from tunelab.errors import UserError
+
+
+def _check_stratifiable(labels: pd.Series, parts: int, source: str) -> None:
+    counts = labels.value_counts()
+    small = counts[counts < parts]
+    if len(small):
+        name, count = small.index[0], int(small.iloc[0])
+        raise UserError(
+            f"{source}: class '{name}' has only {count} row(s), too few to stratify into "
+            f"{parts} splits; add examples, remove the class, give separate validation/test "
+            "files, or set data.split.stratify=false"
+        )
+
+
+def split_frame(
+    frame: pd.DataFrame,
+    shares: dict[str, float],
+    seed: int,
+    stratify_by: pd.Series | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Split rows into ``train`` plus the named held-out parts.
+
+    Args:
+        frame: the rows to split (index kept, so rows stay traceable to the file).
+        shares: share of all rows for each held-out split, e.g. ``{"validation": 0.1}``.
+        seed: the split is a pure function of the rows and this seed.
+        stratify_by: labels to keep proportional across splits, or ``None``.
+
+    Returns:
+        ``{"train": ..., **held_out}`` in the order of ``shares``.
+
+    Raises:
+        UserError: if a class is too small to stratify or a split would be empty.
+    """
+    source = frame.attrs.get("source", "data")
+    wanted = {name: share for name, share in shares.items() if share > 0}
+    if sum(wanted.values()) >= 0.9:
+        raise UserError(
+            f"data.split shares {wanted} leave less than 10% of {source} for training; lower them"
+        )
+    if stratify_by is not None:
+        _check_stratifiable(stratify_by, len(wanted) + 1, source)
+    result: dict[str, pd.DataFrame] = {}
+    rest = frame
+    for name, share in wanted.items():
+        size = round(share * len(frame))  # a count, so 10% of 300 rows is 30 in every split
+        if size < 1:
+            raise UserError(
+                f"{source} has {len(frame)} rows, too few for a {name} split of {share:.0%}; "
+                f"give a separate {name} file or more data"
+            )
+        strata = stratify_by.loc[rest.index] if stratify_by is not None else None
+        try:
+            rest, held = train_test_split(rest, test_size=size, random_state=seed, stratify=strata)
+        except ValueError as exc:
+            raise UserError(
+                f"{source}: cannot make a stratified {name} split ({exc}); give separate files "
+                "or set data.split.stratify=false"
+            ) from None
+        held.attrs = {"source": f"{source} ({name} split)"}
+        result[name] = held.sort_index()
+    rest = rest.sort_index()
+    rest.attrs = {"source": source}
+    return {"train": rest, **result}

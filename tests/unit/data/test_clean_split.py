@@ -1,0 +1,61 @@
+import pandas as pd
+import pytest
+
+from tunelab.data.clean import drop_invalid_rows
+from tunelab.data.split import split_frame
+from tunelab.errors import UserError
+
+
+def _frame(rows):
+    frame = pd.DataFrame(rows, index=range(1, len(rows) + 1))
+    frame.attrs["source"] = "d.csv"
+    return frame
+
+
+def test_invalid_rows_are_dropped_with_their_row_numbers(caplog):
+    frame = _frame(
+        [
+            {"text": "a", "label": "x"},
+            {"text": "  ", "label": "x"},
+            {"text": "b", "label": float("nan")},
+            {"text": "c", "label": "y"},
+        ]
+    )
+    kept, report = drop_invalid_rows(frame, ["text", "label"], drop=True)
+    assert kept["text"].tolist() == ["a", "c"]
+    assert report["dropped"]["text"]["rows"] == [2]
+    assert report["dropped"]["label"]["rows"] == [3]
+    assert "rows 2" in caplog.text
+
+
+def test_invalid_rows_fail_when_asked():
+    frame = _frame([{"text": "a", "label": "x"}, {"text": None, "label": "y"}])
+    with pytest.raises(UserError, match=r"d.csv: column 'text' is empty in rows 2; .*drop_invalid"):
+        drop_invalid_rows(frame, ["text", "label"], drop=False)
+
+
+def test_split_is_seeded_disjoint_and_stratified():
+    frame = _frame([{"text": f"t{i}", "label": "a" if i % 4 else "b"} for i in range(400)])
+    shares = {"validation": 0.1, "test": 0.1}
+    first = split_frame(frame, shares, 7, frame["label"])
+    again = split_frame(frame, shares, 7, frame["label"])
+    other = split_frame(frame, shares, 8, frame["label"])
+    assert {k: list(v.index) for k, v in first.items()} == {k: list(v.index) for k, v in again.items()}
+    assert list(first["test"].index) != list(other["test"].index)
+    assert [len(first[k]) for k in ("train", "validation", "test")] == [320, 40, 40]
+    indexes = [set(v.index) for v in first.values()]
+    assert not (indexes[0] & indexes[1]) and not (indexes[0] & indexes[2])
+    assert (first["test"]["label"] == "b").sum() == 10  # a quarter, as in the whole set
+
+
+def test_class_too_small_to_stratify_names_the_class():
+    rows = [{"text": f"t{i}", "label": "a"} for i in range(50)] + [{"text": "z", "label": "rare"}]
+    frame = _frame(rows)
+    with pytest.raises(UserError, match=r"class 'rare' has only 1 row"):
+        split_frame(frame, {"validation": 0.1, "test": 0.1}, 0, frame["label"])
+
+
+def test_too_few_rows_for_a_split():
+    frame = _frame([{"text": "a", "label": "x"}, {"text": "b", "label": "y"}])
+    with pytest.raises(UserError, match="too few for a validation split"):
+        split_frame(frame, {"validation": 0.1}, 0, None)

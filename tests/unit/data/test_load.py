@@ -1,0 +1,107 @@
+import json
+
+import pandas as pd
+import pytest
+
+from tunelab.data.load import read_table, require_columns
+from tunelab.errors import UserError
+
+ROWS = [{"text": "质量很好", "label": "pos"}, {"text": "NA", "label": "neg"}]
+
+
+def test_csv_keeps_text_like_na_and_numbers_as_strings(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\n质量很好,pos\nNA,neg\n0123,1\n", encoding="utf-8")
+    frame = read_table(path)
+    assert frame["text"].tolist() == ["质量很好", "NA", "0123"]
+    assert list(frame.index) == [1, 2, 3]
+
+
+def test_utf8_bom_is_stripped(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("text,label\n好,pos\n".encode("utf-8-sig"))
+    assert list(read_table(path).columns) == ["text", "label"]
+
+
+def test_gbk_is_detected(tmp_path):
+    path = tmp_path / "d.csv"
+    text = "text,label\n" + "".join(f"这个产品的质量非常好，我很满意{i},pos\n" for i in range(20))
+    path.write_bytes(text.encode("gbk"))
+    assert read_table(path)["text"].iloc[0] == "这个产品的质量非常好，我很满意0"
+
+
+def test_wrong_explicit_encoding_names_the_file(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("text,label\n好,pos\n".encode("gbk"))
+    with pytest.raises(UserError, match=r"d.csv is not valid utf-8 at byte"):
+        read_table(path, encoding="utf-8")
+
+
+def test_tsv_jsonl_json_parquet(tmp_path):
+    frame = pd.DataFrame(ROWS)
+    (tmp_path / "d.tsv").write_text(frame.to_csv(sep="\t", index=False), encoding="utf-8")
+    (tmp_path / "d.jsonl").write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS), encoding="utf-8"
+    )
+    (tmp_path / "d.json").write_text(json.dumps(ROWS, ensure_ascii=False), encoding="utf-8")
+    frame.to_parquet(tmp_path / "d.parquet")
+    for name in ("d.tsv", "d.jsonl", "d.json", "d.parquet"):
+        loaded = read_table(tmp_path / name)
+        assert loaded["text"].tolist() == ["质量很好", "NA"], name
+
+
+def test_jsonl_keeps_lists_and_line_numbers(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": ["x", "y"]}\n\n{"text": "b", "label": []}\n')
+    frame = read_table(path)
+    assert frame["label"].tolist() == [["x", "y"], []]
+    assert list(frame.index) == [1, 3]
+
+
+def test_broken_jsonl_line_is_named(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": 1}\n{"text": "b", "label": \n')
+    with pytest.raises(UserError, match=r"d.jsonl line 2 is not valid JSON"):
+        read_table(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.csv", b"", "is empty"),
+        ("blank.csv", b"\n\n  \n", "is empty"),
+        ("header.csv", b"text,label\n", "has no data rows"),
+        ("data.xlsx", b"PK\x03\x04", "unknown file format '.xlsx'"),
+        ("bin.csv", b"\x00\x01\x02text", "looks like a binary file"),
+        ("ragged.csv", b"text,label\na,b\nc,d,e,f\n", r"could not be parsed as CSV.*line 3"),
+    ],
+)
+def test_bad_files_give_one_clear_sentence(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=message) as error:
+        read_table(path)
+    assert name in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        read_table(tmp_path / "nope.csv")
+
+
+def test_semicolon_delimiter_is_recognised(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text;label\nhello;pos\n")
+    assert read_table(path)["label"].tolist() == ["pos"]
+
+
+def test_missing_column_lists_existing_columns(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("review,sentiment\ngood,pos\n")
+    frame = read_table(path)
+    with pytest.raises(UserError) as error:
+        require_columns(frame, ["text"], {"text": "data.text_column"})
+    assert "no column 'text'" in str(error.value)
+    assert "review, sentiment" in str(error.value)
+    assert "data.text_column" in str(error.value)

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test lint format clean starter-models
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
+
+# Re-creates models/zh-bert-mini and models/zh-llama-mini (about an hour each on 2 CPU
+# cores); not part of `make test`.
+starter-models: $(STAMP)
+	$(BIN)/tunelab data corpus --out data/corpus
+	$(BIN)/tunelab pretrain examples/pretrain/zh-bert-mini.yaml --overwrite
+	$(BIN)/tunelab pretrain examples/pretrain/zh-llama-mini.yaml --overwrite
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -15,7 +15,12 @@ STEPS = {"max_steps": 80, "eval_steps": 40, "batch_size": 8, "logging_steps": 10
          "learning_rate": 3e-3}  # fmt: skip
 
 
-SENTENCES = ["今天 天气 很 好", "我们 一起 去 公园 散步", "这 本 书 非常 有意思", "价格 便宜 质量 也 不错"]
+SENTENCES = [
+    "今天 天气 很 好",
+    "我们 一起 去 公园 散步",
+    "这 本 书 非常 有意思",
+    "价格 便宜 质量 也 不错",
+]
 
 
 @pytest.fixture

@@ -56,7 +56,10 @@ def drop_invalid_rows(
                 )
             log.warning(
                 "%s: dropped %d row(s) with empty '%s' (rows %s)",
-                source, len(rows), column, _row_list(rows),
+                source,
+                len(rows),
+                column,
+                _row_list(rows),
             )
         bad |= blank
     kept = frame.loc[~bad]

@@ -7,8 +7,8 @@ the model sees the same characters as in unsegmented text.
 
 from __future__ import annotations
 
+import bisect
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,23 +68,58 @@ def spaced_words(text: str) -> str:
     return " ".join("".join(out).split())
 
 
-def starter_corpus_documents(seed: int = 42) -> Iterator[tuple[str, str]]:
+MIN_LEAK_CHARS = 12  # a shorter held-out text ("质量很好") occurs in any corpus by chance
+
+
+def drop_documents_containing(
+    documents: list[tuple[str, str]], held_out: list[str]
+) -> list[tuple[str, str]]:
+    """Drop every ``(source, document)`` whose normalised text contains a held-out text.
+
+    Matching is on :func:`normalized_text`, so width, case, spacing and punctuation
+    differences do not hide a copy.
+    """
+    from tunelab.data.examples import normalized_text
+
+    keys = {normalized_text(t) for t in held_out}
+    normalized = [normalized_text(doc) for _, doc in documents]
+    joined = "\n".join(normalized)
+    starts, position = [], 0
+    for text in normalized:
+        starts.append(position)
+        position += len(text) + 1
+    tainted: set[int] = set()
+    for key in (k for k in keys if len(k) >= MIN_LEAK_CHARS):
+        found = joined.find(key)
+        while found != -1:
+            tainted.add(bisect.bisect_right(starts, found) - 1)
+            found = joined.find(key, found + 1)
+    return [doc for i, doc in enumerate(documents) if i not in tainted]
+
+
+def starter_corpus_documents(seed: int = 42) -> list[tuple[str, str]]:
     """``(source, document)`` pairs of the starter corpus: training splits only.
 
     People's Daily 1998 paragraphs (tags stripped, words separated by spaces) outside the
     held-out lines that the zh-ner/zh-pos/zh-cws examples test on, and the training split
-    of the zh-sentiment reviews.
+    of the zh-sentiment reviews; any of them that contains a held-out text is dropped (the
+    paper repeats bylines and datelines, and some reviews quote others).
     """
     from tunelab.data.examples import zh_sentiment_splits
     from tunelab.data.peoples_daily import line_splits, tagged_lines
 
-    lines = tagged_lines()
-    for pairs, split in zip(lines, line_splits(len(lines)), strict=True):
+    documents: list[tuple[str, str]] = []
+    held_out: list[str] = []
+    tagged = tagged_lines()
+    for pairs, split in zip(tagged, line_splits(len(tagged)), strict=True):
         if split == "train":
-            yield "peoples_daily", " ".join(word for word, _ in pairs)
+            documents.append(("peoples_daily", " ".join(word for word, _ in pairs)))
+        else:
+            held_out.append("".join(word for word, _ in pairs))
     splits, _ = zh_sentiment_splits(seed)
-    for text in splits["train"]["text"]:
-        yield "zh_sentiment_train", spaced_words(text)
+    documents += [("zh_sentiment_train", spaced_words(t)) for t in splits["train"]["text"]]
+    held_out += [*splits["validation"]["text"], *splits["test"]["text"]]
+    return drop_documents_containing(documents, held_out)
 
 
 def build_starter_corpus(out: Path, seed: int = 42) -> dict[str, Any]:

@@ -56,7 +56,9 @@ def decode_text(raw: bytes, path: Path, encoding: str | None = None) -> str:
         try:
             return raw.decode(encoding)
         except LookupError:
-            raise UserError(f"unknown encoding '{encoding}' given for {path}; try utf-8 or gb18030") from None
+            raise UserError(
+                f"unknown encoding '{encoding}' given for {path}; try utf-8 or gb18030"
+            ) from None
         except UnicodeDecodeError as exc:
             raise UserError(
                 f"{path} is not valid {encoding} at byte {exc.start}; pass the file's real "
@@ -103,7 +105,9 @@ def _read_delimited(text: str, path: Path, sep: str) -> pd.DataFrame:
             io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""]
         )
     except pd.errors.EmptyDataError:
-        raise UserError(f"{path} is empty; it needs a header row and at least one data row") from None
+        raise UserError(
+            f"{path} is empty; it needs a header row and at least one data row"
+        ) from None
     except pd.errors.ParserError as exc:
         detail = str(exc).strip().splitlines()[-1]
         raise UserError(
@@ -129,7 +133,7 @@ def _read_jsonl(text: str, path: Path) -> pd.DataFrame:
         if not isinstance(record, dict):
             raise UserError(
                 f"{path} line {number} holds a {type(record).__name__}, not a JSON object; "
-                "each line must be one object such as {\"text\": ..., \"label\": ...}"
+                'each line must be one object such as {"text": ..., "label": ...}'
             )
         records.append(record)
         lines.append(number)
@@ -144,7 +148,11 @@ def _read_json(text: str, path: Path) -> pd.DataFrame:
             f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
             "for one object per line use the .jsonl extension or --format jsonl"
         ) from None
-    if isinstance(loaded, dict) and len(loaded) == 1 and isinstance(next(iter(loaded.values())), list):
+    if (
+        isinstance(loaded, dict)
+        and len(loaded) == 1
+        and isinstance(next(iter(loaded.values())), list)
+    ):
         loaded = next(iter(loaded.values()))  # {"data": [...]} as some exporters write it
     if not isinstance(loaded, list) or not all(isinstance(item, dict) for item in loaded):
         raise UserError(f"{path} must hold a JSON array of objects, one per example")
@@ -178,7 +186,9 @@ def read_table(
         try:
             frame = pd.read_parquet(io.BytesIO(raw))
         except Exception as exc:  # pyarrow raises several unrelated types for damaged files
-            raise UserError(f"{path} could not be read as Parquet ({type(exc).__name__}); check the file") from None
+            raise UserError(
+                f"{path} could not be read as Parquet ({type(exc).__name__}); check the file"
+            ) from None
         frame.index = pd.RangeIndex(1, len(frame) + 1)
     else:
         text = decode_text(raw, path, encoding)

@@ -40,7 +40,9 @@ def test_split_is_seeded_disjoint_and_stratified():
     first = split_frame(frame, shares, 7, frame["label"])
     again = split_frame(frame, shares, 7, frame["label"])
     other = split_frame(frame, shares, 8, frame["label"])
-    assert {k: list(v.index) for k, v in first.items()} == {k: list(v.index) for k, v in again.items()}
+    assert {k: list(v.index) for k, v in first.items()} == {
+        k: list(v.index) for k, v in again.items()
+    }
     assert list(first["test"].index) != list(other["test"].index)
     assert [len(first[k]) for k in ("train", "validation", "test")] == [320, 40, 40]
     indexes = [set(v.index) for v in first.values()]

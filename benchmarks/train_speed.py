@@ -148,7 +148,9 @@ def run_one(setup: str, model_dir: str, args: argparse.Namespace) -> dict:
     import torch
 
     torch.manual_seed(0)
-    result = _tunelab(model_dir, args) if setup == "tunelab" else _plain_trainer(setup, model_dir, args)
+    result = (
+        _tunelab(model_dir, args) if setup == "tunelab" else _plain_trainer(setup, model_dir, args)
+    )
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
@@ -180,8 +182,10 @@ def main() -> None:
         model_dir = str(save_scratch_bert(texts, Path(tempfile.mkdtemp()), 2, 128, 2, min_count=2))
     results = {}
     for setup in SETUPS:
-        command = [sys.executable, __file__, "--setup", setup, "--model", model_dir,
-                   "--epochs", str(args.epochs), "--learning-rate", str(args.learning_rate)]  # fmt: skip
+        command = [
+            sys.executable, __file__, "--setup", setup, "--model", model_dir,
+            "--epochs", str(args.epochs), "--learning-rate", str(args.learning_rate),
+        ]  # fmt: skip
         if args.train_rows:
             command += ["--train-rows", str(args.train_rows)]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -189,15 +193,19 @@ def main() -> None:
         print(setup, results[setup], file=sys.stderr)
 
     base = results["tutorial"]
-    rows = ["| setup | samples/s | wall time (s) | peak RSS (MB) | test accuracy | speed vs tutorial |",
-            "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    rows = [
+        "| setup | samples/s | wall time (s) | peak RSS (MB) | test accuracy | speed vs tutorial |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for setup, r in results.items():
         rows.append(
             f"| {setup} | {r['samples_per_second']:.1f} | {r['train_seconds']:.0f} | "
             f"{r['peak_rss_mb']:.0f} | {r['test_accuracy']:.4f} | "
             f"{r['samples_per_second'] / base['samples_per_second']:.2f}x |"
         )
-    ratio = results["tunelab"]["samples_per_second"] / results["best_practice"]["samples_per_second"]
+    ratio = (
+        results["tunelab"]["samples_per_second"] / results["best_practice"]["samples_per_second"]
+    )
     rows.append(f"\ntunelab vs best-practice Trainer: {ratio:.2f}x samples/s")
     print("\n".join(rows))
     out = HERE / "results" / "train_speed.json"

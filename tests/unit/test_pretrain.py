@@ -88,6 +88,7 @@ def test_clm_from_scratch_has_a_chat_template(corpus, tmp_path):
         return_dict=True, return_assistant_tokens_mask=True,
     )  # fmt: skip
     assert sum(chat["assistant_masks"]) >= 2  # the reply and its end-of-turn token
+    assert "Greedy samples" in (out / "README.md").read_text()
     assert AutoModelForCausalLM.from_pretrained(out).config.tie_word_embeddings
 
 

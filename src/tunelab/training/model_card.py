@@ -18,6 +18,26 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+SAMPLE_PROMPTS = ["中国", "今天", "这本书", "质量"]
+
+
+def generate_samples(model: Any, tokenizer: Any, prompts: list[str] = SAMPLE_PROMPTS) -> list[str]:
+    """Greedy continuations (40 new tokens) of a few prompts, to show what a causal LM learned."""
+    import torch
+
+    model.eval()
+    samples = []
+    with torch.inference_mode():
+        for prompt in prompts:
+            ids = tokenizer(prompt, return_tensors="pt").to(model.device)
+            out = model.generate(
+                **ids, max_new_tokens=40, do_sample=False, repetition_penalty=1.2,
+                pad_token_id=tokenizer.pad_token_id,
+            )  # fmt: skip
+            samples.append(tokenizer.decode(out[0], skip_special_tokens=True))
+    return samples
+
+
 def write_model_card(
     folder: Path, name: str, config: Any, figures: dict[str, Any], command: str | None
 ) -> None:
@@ -63,6 +83,18 @@ def write_model_card(
         "",
         "`pretrain.yaml` beside this file holds the full resolved config.",
         "",
+        *(
+            [
+                "Greedy samples (prompt, then 40 generated tokens):",
+                "",
+                "```",
+                *figures["samples"],
+                "```",
+                "",
+            ]
+            if figures.get("samples")
+            else []
+        ),
         "| file | sha256 |",
         "|---|---|",
         *(f"| {p.name} | `{sha256(p)}` |" for p in files),

@@ -223,6 +223,10 @@ def pretrain(
         "precision": precision,
         "seconds": round(time.time() - started, 1),
     }
+    if config.objective == "clm":
+        from tunelab.training.model_card import generate_samples
+
+        figures["samples"] = generate_samples(trainer.model, tokenizer)
     with atomic_folder(output) as folder:
         trainer.model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)

@@ -17,13 +17,11 @@ import pandas as pd
 from tunelab.config import RunConfig, build_config, commented_yaml, load_config
 from tunelab.data.clean import drop_invalid_rows
 from tunelab.data.load import read_table, require_columns
-from tunelab.data.split import split_frame
 from tunelab.errors import UserError
 from tunelab.outputs import atomic_folder, write_json, write_jsonl, write_text
 from tunelab.tasks import Task, task_from_model_config, task_from_run_config
 
 log = logging.getLogger("tunelab")
-SPLITS = ("train", "validation", "test")
 
 
 def _as_config(config: RunConfig | dict[str, Any] | str | Path, overrides: list[str]) -> RunConfig:
@@ -32,47 +30,6 @@ def _as_config(config: RunConfig | dict[str, Any] | str | Path, overrides: list[
     if isinstance(config, dict):
         return build_config(config, overrides)
     return load_config(config, overrides)
-
-
-def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """Read, check and clean the data files, and split what was not given as separate files.
-
-    Returns:
-        ``{"train": ..., "validation": ..., "test": ...}`` (missing splits omitted) and the
-        data report.
-    """
-    data = config.data
-    if data.train is None:
-        raise UserError("no training data given; set data.train or pass --data FILE")
-    columns = task.required_columns()
-    frames: dict[str, pd.DataFrame] = {}
-    report: dict[str, Any] = {"files": {}}
-    for split in SPLITS:
-        path = getattr(data, split)
-        if path is None:
-            continue
-        frame = read_table(path, data.format, data.encoding, data.max_rows)
-        require_columns(frame, list(columns), columns)
-        frame, file_report = drop_invalid_rows(frame, list(columns), data.drop_invalid)
-        frames[split] = frame
-        report["files"][split] = file_report
-    shares = {
-        split: getattr(data.split, split) for split in ("validation", "test") if split not in frames
-    }
-    if shares:
-        task.fit_labels(frames["train"])  # the problem type decides whether to stratify
-        strata = None
-        if data.split.stratify and task.problem_type == "single_label":
-            ids = task.targets(frames["train"])
-            strata = pd.Series([task.labels[i] for i in ids], index=frames["train"].index)
-        frames.update(split_frame(frames["train"], shares, config.seed, strata))
-    task.fit_labels(frames["train"])
-    for split in ("validation", "test"):
-        if split in frames:
-            task.check_labels(frames[split])
-    report["rows"] = {split: len(frame) for split, frame in frames.items()}
-    report["split"] = {"generated": sorted(shares), "seed": config.seed}
-    return frames, report
 
 
 def _prepare_output(output: Path, resume: bool, overwrite: bool) -> None:
@@ -141,6 +98,8 @@ def train(
         UserError: for any problem with the config, the data or the model name.
     """
     config = _as_config(config, list(overrides or []))
+    from tunelab.training.prepare import load_splits
+
     task = task_from_run_config(config)
     splits, data_report = load_splits(config, task)
     output = config.output
@@ -189,17 +148,18 @@ def train(
         max_length,
         precision,
     )
-    trainer = build_trainer(
-        model,
-        tokenizer,
-        task,
-        encoded["train"],
-        encoded.get("validation"),
-        config.training,
-        checkpoints,
-        config.seed,
-        precision,
+    loss, data_report["loss"] = task.loss_function(
+        splits["train"], config.training.class_weights, config.training.label_smoothing
     )
+    if data_report["loss"].get("class_weights"):
+        log.info(
+            "classes are imbalanced (%.1f:1): training with class-weighted cross-entropy %s",
+            data_report["loss"]["imbalance_ratio"], data_report["loss"]["class_weights"],
+        )  # fmt: skip
+    trainer = build_trainer(
+        model, tokenizer, task, encoded["train"], encoded.get("validation"),
+        config.training, checkpoints, config.seed, precision, compute_loss_func=loss,
+    )  # fmt: skip
     resume_from = None
     if resume:
         resume_from = last_checkpoint(checkpoints)

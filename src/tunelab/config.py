@@ -35,6 +35,24 @@ class SplitConfig(_Section):
     )
 
 
+class CleanConfig(_Section):
+    """Cleaning applied before the split; text normalisation is applied at prediction too."""
+
+    nfkc: bool = Field(True, description="fold full-width/half-width forms (Unicode NFKC)")
+    whitespace: bool = Field(True, description="collapse runs of whitespace, trim the ends")
+    strip_html: bool = Field(False, description="remove markup tags, unescape &amp; and friends")
+    lowercase: bool = Field(False, description="lower-case texts")
+    min_chars: int = Field(1, ge=1, description="drop training rows with shorter texts")
+    max_chars: int | None = Field(None, gt=0, description="drop training rows with longer texts")
+    drop_duplicates: bool = Field(True, description="keep one of each exact duplicate row")
+    drop_conflicts: bool = Field(
+        True, description="drop rows whose (near-identical) text carries different labels"
+    )
+    drop_label_errors: bool = Field(
+        False, description="drop training rows that confident learning flags as mislabelled"
+    )
+
+
 class DataConfig(_Section):
     """Where the data is and which columns mean what."""
 
@@ -64,6 +82,7 @@ class DataConfig(_Section):
         None, gt=0, description="use only the first N rows of each file (quick trials)"
     )
     split: SplitConfig = Field(default_factory=SplitConfig, description="automatic split")
+    clean: CleanConfig = Field(default_factory=CleanConfig, description="cleaning steps")
 
 
 class ScratchModelConfig(_Section):
@@ -119,6 +138,11 @@ class TrainingConfig(_Section):
     group_by_length: bool = Field(
         True, description="batch examples of similar length together (less padding)"
     )
+    class_weights: Literal["auto", "balanced", "none"] = Field(
+        "auto",
+        description="auto: class-weighted loss when the largest class is 3x the smallest or more",
+    )
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing (single-label)")
     early_stopping_patience: int | None = Field(
         2, ge=1, description="evaluations without improvement before stopping; null: never"
     )

@@ -19,7 +19,7 @@ def test_a_local_folder_wins_over_a_hub_id(tiny_bert):
 
 
 def test_folder_without_config_is_named(tmp_path):
-    with pytest.raises(UserError, match="has no config.json"):
+    with pytest.raises(UserError, match=r"has no config\.json"):
         load.resolve_model_source(str(tmp_path))
 
 

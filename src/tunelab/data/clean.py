@@ -68,3 +68,73 @@ def drop_invalid_rows(
     if kept.empty:
         raise UserError(f"{source}: no rows are left after dropping empty texts and labels")
     return kept, report
+
+
+def _label_key(value: Any) -> str:
+    return "|".join(sorted(map(str, value))) if isinstance(value, list) else str(value).strip()
+
+
+def clean_rows(
+    frame: pd.DataFrame,
+    text_columns: list[str],
+    label_column: str,
+    options: Any,
+    is_training: bool,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Normalise texts and, for training rows, drop conflicts, duplicates and odd lengths.
+
+    Held-out rows only get their texts normalised: dropping rows there would change what a
+    model is scored on.
+
+    Args:
+        options: a :class:`tunelab.config.CleanConfig`.
+
+    Returns:
+        The cleaned rows and a record of each step (rows removed, with row numbers).
+    """
+    from tunelab.data.normalize import clean_text, normalized_text
+
+    frame = frame.copy()
+    attrs = dict(frame.attrs)
+    steps: dict[str, Any] = {}
+    for column in text_columns:
+        before = frame[column].astype(str)
+        frame[column] = before.map(
+            lambda t: clean_text(
+                t, options.nfkc, options.whitespace, options.strip_html, options.lowercase
+            )
+        )
+        steps.setdefault("texts_changed", 0)
+        steps["texts_changed"] += int((frame[column] != before).sum())
+
+    def drop(name: str, mask: pd.Series) -> None:
+        nonlocal frame
+        rows = [int(r) for r in frame.index[mask]]
+        steps[name] = {"count": len(rows), "rows": rows[:50]}
+        if rows:
+            log.warning(
+                "%s: dropped %d %s row(s)", attrs.get("source"), len(rows), name.replace("_", " ")
+            )
+        frame = frame.loc[~mask]
+
+    if is_training:
+        text = frame[text_columns[0]]
+        chars = text.str.len()
+        too_short = chars < options.min_chars
+        too_long = (
+            chars > options.max_chars if options.max_chars else pd.Series(False, index=frame.index)
+        )
+        drop("outside_length_limits", too_short | too_long)
+        keys = frame[text_columns].astype(str).agg(" ".join, axis=1).map(normalized_text)
+        if options.drop_conflicts:
+            labels = frame[label_column].map(_label_key)
+            per_key = labels.groupby(keys).nunique()
+            drop("conflicting_labels", keys.isin(set(per_key.index[per_key > 1])))
+        if options.drop_duplicates:
+            exact = frame[text_columns].astype(str).agg("\x1f".join, axis=1)
+            labels = frame[label_column].map(_label_key)
+            drop("exact_duplicates", (exact + "\x1e" + labels).duplicated())
+    frame.attrs = attrs
+    if frame.empty:
+        raise UserError(f"{attrs.get('source', 'data')}: no rows are left after cleaning")
+    return frame, steps

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.data.load import read_table
+from tunelab.data.normalize import normalized_text
 from tunelab.errors import UserError
 from tunelab.outputs import write_json, write_text
 
@@ -79,8 +80,6 @@ def drop_documents_containing(
     Matching is on :func:`normalized_text`, so width, case, spacing and punctuation
     differences do not hide a copy.
     """
-    from tunelab.data.examples import normalized_text
-
     keys = {normalized_text(t) for t in held_out}
     normalized = [normalized_text(doc) for _, doc in documents]
     joined = "\n".join(normalized)

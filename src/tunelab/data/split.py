@@ -25,6 +25,7 @@ def split_frame(
     shares: dict[str, float],
     seed: int,
     stratify_by: pd.Series | None = None,
+    groups: pd.Series | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Split rows into ``train`` plus the named held-out parts.
 
@@ -33,6 +34,7 @@ def split_frame(
         shares: share of all rows for each held-out split, e.g. ``{"validation": 0.1}``.
         seed: the split is a pure function of the rows and this seed.
         stratify_by: labels to keep proportional across splits, or ``None``.
+        groups: a key per row; rows with the same key (near-duplicates) land in one split.
 
     Returns:
         ``{"train": ..., **held_out}`` in the order of ``shares``.
@@ -41,6 +43,18 @@ def split_frame(
         UserError: if a class is too small to stratify or a split would be empty.
     """
     source = frame.attrs.get("source", "data")
+    if groups is not None and groups.duplicated().any():
+        # Split one representative row per group, then bring each group's other rows along.
+        first = frame.loc[~groups.duplicated()]
+        first.attrs = dict(frame.attrs)
+        parts = split_frame(
+            first, shares, seed, None if stratify_by is None else stratify_by.loc[first.index]
+        )
+        split_of_group = {groups.loc[r]: name for name, part in parts.items() for r in part.index}
+        names = groups.map(split_of_group)
+        return {
+            name: _with_source(frame.loc[names == name], part.attrs) for name, part in parts.items()
+        }
     wanted = {name: share for name, share in shares.items() if share > 0}
     if sum(wanted.values()) >= 0.9:
         raise UserError(
@@ -70,3 +84,8 @@ def split_frame(
     rest = rest.sort_index()
     rest.attrs = {"source": source}
     return {"train": rest, **result}
+
+
+def _with_source(frame: pd.DataFrame, attrs: dict) -> pd.DataFrame:
+    frame.attrs = dict(attrs)
+    return frame

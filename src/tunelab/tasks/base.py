@@ -16,6 +16,9 @@ class Task(Protocol):
     """One kind of problem (text classification, token classification, ...)."""
 
     name: str
+    text_column: str
+    text_pair_column: str | None
+    label_column: str
     main_metric: str  # picks the best checkpoint and leads every summary
     greater_is_better: bool
 
@@ -45,6 +48,12 @@ class Task(Protocol):
 
     def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
         """Model features (a ``datasets.Dataset``) with labels and a ``length`` column."""
+        ...
+
+    def loss_function(
+        self, train: pd.DataFrame, class_weights: str, label_smoothing: float
+    ) -> tuple[Any, dict[str, Any]]:
+        """A replacement loss for imbalanced data (or ``None``), and what was decided."""
         ...
 
     def collator(self, tokenizer: Any) -> Any:

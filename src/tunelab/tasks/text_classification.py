@@ -56,6 +56,7 @@ class TextClassification:
         problem_type: str = "auto",
         threshold: float | str = "auto",
         labels: list[str] | None = None,
+        text_cleaning: dict[str, bool] | None = None,
     ) -> None:
         self.text_column = text_column
         self.label_column = label_column
@@ -64,6 +65,8 @@ class TextClassification:
         self.problem_type = problem_type
         self.threshold: float | str = threshold
         self.labels: list[str] = list(labels or [])
+        # the same normalisation at training and prediction time (see data.clean)
+        self.text_cleaning: dict[str, bool] = dict(text_cleaning or {})
 
     @classmethod
     def from_run_config(cls, config: Any) -> TextClassification:
@@ -75,6 +78,10 @@ class TextClassification:
             label_separator=config.data.label_separator,
             problem_type=config.classification.problem_type,
             threshold=config.classification.threshold,
+            text_cleaning={
+                key: getattr(config.data.clean, key)
+                for key in ("nfkc", "whitespace", "strip_html", "lowercase")
+            },
         )
 
     @classmethod
@@ -90,6 +97,7 @@ class TextClassification:
             problem_type=problem_type,
             threshold=meta.get("threshold", 0.5),
             labels=[] if problem_type == "regression" else labels,
+            text_cleaning=meta.get("text_cleaning"),
         )
 
     # -- what the task needs -------------------------------------------------------------
@@ -121,6 +129,7 @@ class TextClassification:
             "label_separator": self.label_separator,
             "problem_type": self.problem_type,
             "threshold": self.threshold if self.problem_type == "multi_label" else None,
+            "text_cleaning": self.text_cleaning,
         }
 
     # -- labels --------------------------------------------------------------------------
@@ -215,8 +224,13 @@ class TextClassification:
         )
 
     def _texts(self, frame: pd.DataFrame) -> tuple[list[str], list[str] | None]:
-        texts = frame[self.text_column].astype(str).tolist()
-        pairs = frame[self.text_pair_column].astype(str).tolist() if self.text_pair_column else None
+        from tunelab.data.normalize import clean_text
+
+        def column(name: str) -> list[str]:
+            return [clean_text(t, **self.text_cleaning) for t in frame[name].astype(str)]
+
+        texts = column(self.text_column)
+        pairs = column(self.text_pair_column) if self.text_pair_column else None
         return texts, pairs
 
     def token_lengths(self, frame: pd.DataFrame, tokenizer: Any) -> np.ndarray:
@@ -236,6 +250,40 @@ class TextClassification:
         features["length"] = [len(ids) for ids in features["input_ids"]]
         features["labels"] = self.targets(frame).tolist()
         return Dataset.from_dict(features)
+
+    def loss_function(
+        self, train: pd.DataFrame, class_weights: str = "auto", label_smoothing: float = 0.0
+    ) -> tuple[Any, dict[str, Any]]:
+        """A class-weighted, optionally smoothed cross-entropy for imbalanced single-label data.
+
+        Returns:
+            The loss for ``Trainer(compute_loss_func=...)`` (``None``: the model's own loss)
+            and what was decided, for the data report.
+        """
+        if self.problem_type != "single_label":
+            return None, {}
+        counts = np.bincount(self.targets(train), minlength=len(self.labels))
+        ratio = float(counts.max() / max(counts.min(), 1))
+        weighted = class_weights == "balanced" or (class_weights == "auto" and ratio >= 3.0)
+        info: dict[str, Any] = {"imbalance_ratio": round(ratio, 2), "class_weights": None,
+                                "label_smoothing": label_smoothing}  # fmt: skip
+        if not weighted and label_smoothing == 0:
+            return None, info
+        import torch
+        import torch.nn.functional as F
+
+        # "balanced" weights: n / (classes * count), so every class adds up to the same weight
+        weights = counts.sum() / (len(counts) * np.maximum(counts, 1)) if weighted else None
+        if weights is not None:
+            info["class_weights"] = dict(zip(self.labels, weights.round(4).tolist(), strict=True))
+        weight_tensor = None if weights is None else torch.tensor(weights, dtype=torch.float32)
+
+        def loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+            logits = outputs["logits"].float()
+            weight = None if weight_tensor is None else weight_tensor.to(logits.device)
+            return F.cross_entropy(logits, labels, weight=weight, label_smoothing=label_smoothing)
+
+        return loss, info
 
     def collator(self, tokenizer: Any) -> Any:
         from transformers import DataCollatorWithPadding

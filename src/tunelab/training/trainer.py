@@ -110,8 +110,12 @@ def build_trainer(
     output_dir: Path,
     seed: int,
     precision: str,
+    compute_loss_func: Any = None,
 ) -> Any:
-    """A Trainer with dynamic padding, length grouping, early stopping, best-checkpoint reload."""
+    """A Trainer with dynamic padding, length grouping, early stopping, best-checkpoint reload.
+
+    ``compute_loss_func`` replaces the model's own loss (class weights, label smoothing).
+    """
     from transformers import EarlyStoppingCallback, Trainer
 
     best_metric = None
@@ -131,6 +135,7 @@ def build_trainer(
         processing_class=tokenizer,
         data_collator=task.collator(tokenizer),
         compute_metrics=task.compute_metrics if eval_dataset is not None else None,
+        compute_loss_func=compute_loss_func,
         callbacks=callbacks,
     )
 

@@ -8,7 +8,8 @@ from tunelab.data.corpus import (
     spaced_words,
     starter_corpus_documents,
 )
-from tunelab.data.examples import normalized_text, zh_sentiment_splits
+from tunelab.data.examples import zh_sentiment_splits
+from tunelab.data.normalize import normalized_text
 
 
 def test_spaced_words_keeps_latin_words_whole():

@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from tunelab.data.examples import build_example, deduplicate_labelled, normalized_text
+from tunelab.data.examples import build_example, deduplicate_labelled
+from tunelab.data.normalize import normalized_text
 from tunelab.errors import UserError
 
 

@@ -1,0 +1,116 @@
+"""From data files to checked, cleaned, split tables ready for a task to encode."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from tunelab.config import RunConfig
+from tunelab.data.clean import clean_rows, drop_invalid_rows
+from tunelab.data.doctor import diagnose
+from tunelab.data.load import read_table, require_columns
+from tunelab.data.normalize import normalized_text
+from tunelab.data.split import split_frame
+from tunelab.errors import UserError
+from tunelab.tasks import Task
+
+log = logging.getLogger("tunelab")
+SPLITS = ("train", "validation", "test")
+
+
+def read_splits(config: RunConfig, task: Task) -> dict[str, pd.DataFrame]:
+    """The given data files as tables, each checked for the task's columns."""
+    data = config.data
+    if data.train is None:
+        raise UserError("no training data given; set data.train or pass --data FILE")
+    columns = task.required_columns()
+    frames = {}
+    for split in SPLITS:
+        path = getattr(data, split)
+        if path is not None:
+            frame = read_table(path, data.format, data.encoding, data.max_rows)
+            require_columns(frame, list(columns), columns)
+            frames[split] = frame
+    return frames
+
+
+def doctor_summary(report: dict[str, Any]) -> list[str]:
+    """The few lines of the doctor's findings that ``tunelab train`` prints."""
+    lines = []
+    for name, s in report["splits"].items():
+        found = [f"{s['rows']} rows"]
+        d = s["duplicates"]
+        if d["exact_duplicates"] or d["near_duplicates"]:
+            found.append(f"{d['exact_duplicates']} exact / {d['near_duplicates']} near duplicates")
+        if s.get("conflicts", {}).get("conflicting_texts"):
+            found.append(f"{s['conflicts']['conflicting_texts']} texts with conflicting labels")
+        balance = s.get("class_balance", {})
+        if (balance.get("imbalance_ratio") or 0) >= 3:
+            found.append(f"class imbalance {balance['imbalance_ratio']}:1")
+        lines.append(f"data doctor: {name}: " + ", ".join(found))
+    for pair, leak in report.get("leakage", {}).items():
+        if leak["near"]:
+            held, seen = pair.split("_in_")
+            lines.append(f"data doctor: {leak['near']} {held} texts also occur in {seen} (leakage)")
+    return lines
+
+
+def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Read, diagnose, clean and split the data for a run.
+
+    Cleaning happens before the split; a single file is split so near-duplicate groups never
+    straddle two splits. Held-out files are only normalised, never thinned.
+
+    Returns:
+        ``{"train": ..., "validation": ..., "test": ...}`` (absent splits omitted) and the data
+        report (what the doctor found, what cleaning changed, rows before and after).
+    """
+    data = config.data
+    frames = read_splits(config, task)
+    text_columns = [c for c in (task.text_column, task.text_pair_column) if c]
+    report: dict[str, Any] = {
+        "rows_before": {split: len(frame) for split, frame in frames.items()},
+        "doctor": diagnose(
+            frames, task.text_column, task.label_column,
+            find_label_errors=data.clean.drop_label_errors, seed=config.seed,
+        ),
+        "cleaning": {},
+    }  # fmt: skip
+    for line in doctor_summary(report["doctor"]):
+        log.info("%s", line)
+    columns = list(task.required_columns())
+    for split, frame in list(frames.items()):
+        frame, invalid = drop_invalid_rows(frame, columns, data.drop_invalid)
+        frame, steps = clean_rows(
+            frame, text_columns, task.label_column, data.clean, is_training=split == "train"
+        )
+        frames[split] = frame
+        report["cleaning"][split] = {"invalid": invalid, **steps}
+
+    shares = {s: getattr(data.split, s) for s in ("validation", "test") if s not in frames}
+    if shares:
+        task.fit_labels(frames["train"])  # the problem type decides whether to stratify
+        strata = None
+        if data.split.stratify and task.problem_type == "single_label":
+            ids = task.targets(frames["train"])
+            strata = pd.Series([task.labels[i] for i in ids], index=frames["train"].index)
+        groups = frames["train"][text_columns].astype(str).agg(" ".join, axis=1)
+        groups = groups.map(normalized_text)
+        frames.update(split_frame(frames["train"], shares, config.seed, strata, groups))
+    suspected = set(report["doctor"].get("label_errors", {}).get("rows", []))
+    if suspected and data.clean.drop_label_errors:
+        train = frames["train"]
+        flagged = train.index.isin(list(suspected))
+        log.warning("dropped %d suspected label errors from training rows", int(flagged.sum()))
+        frames["train"] = train.loc[~flagged]
+        frames["train"].attrs = dict(train.attrs)
+        report["cleaning"]["train"]["label_errors"] = {"count": int(flagged.sum())}
+    task.fit_labels(frames["train"])
+    for split in ("validation", "test"):
+        if split in frames:
+            task.check_labels(frames[split])
+    report["rows_after"] = {split: len(frame) for split, frame in frames.items()}
+    report["split"] = {"generated": sorted(shares), "seed": config.seed}
+    return frames, report

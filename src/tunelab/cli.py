@@ -153,6 +153,51 @@ def predict(
 
 
 @app.command()
+def doctor(
+    data: Annotated[Path, typer.Argument(help="data file (the training file if several)")],
+    validation: Annotated[Path | None, typer.Option(help="validation file")] = None,
+    test: Annotated[Path | None, typer.Option(help="test file")] = None,
+    task: Annotated[str, typer.Option(help="task of the data")] = "text-classification",
+    text_column: Annotated[str, typer.Option(help="column with the text")] = "text",
+    label_column: Annotated[
+        str | None, typer.Option(help="label column; none: unlabelled")
+    ] = "label",
+    model: Annotated[
+        str | None,
+        typer.Option(help="model folder: token lengths, and its probabilities for label errors"),
+    ] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="report the share truncated at this length")
+    ] = None,
+    encoding: Annotated[str | None, typer.Option(help="file encoding (default: detect)")] = None,
+    report: Annotated[Path, typer.Option(help="where to write the JSON report")] = Path(
+        "data_report.json"
+    ),
+    fix: Annotated[bool, typer.Option(help="write cleaned data to --out")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="cleaned data file (.csv/.jsonl) with --fix")
+    ] = None,
+    label_errors: Annotated[bool, typer.Option(help="look for mislabelled rows")] = True,
+    drop_label_errors: Annotated[
+        bool, typer.Option(help="with --fix, also drop suspected label errors")
+    ] = False,
+) -> None:
+    """Find duplicates, conflicts, leakage, imbalance, damaged text and label errors in data."""
+    from tunelab.data.fix import doctor_files
+
+    if fix and out is None:
+        raise UserError("--fix needs --out FILE for the cleaned data (e.g. --out clean.csv)")
+    if task != "text-classification":
+        raise UserError(f"the doctor does not know task '{task}' yet; use text-classification")
+    files = {"train": data, "validation": validation, "test": test}
+    text = doctor_files(
+        {k: v for k, v in files.items() if v is not None}, text_column, label_column, model,
+        max_length, encoding, report, out if fix else None, label_errors, drop_label_errors,
+    )  # fmt: skip
+    typer.echo(text)
+
+
+@app.command()
 def pretrain(
     config: Annotated[Path | None, typer.Argument(help="YAML pretrain config (optional)")] = None,
     objective: Annotated[

@@ -157,3 +157,21 @@ def test_empty_texts_are_dropped_with_a_warning_by_default(tiny_bert, tmp_path):
                    "--set", "training.max_steps=2")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "dropped 2 row(s) with empty 'text' (rows 4, 11)" in done.stderr
+
+
+def test_doctor_reports_and_fixes(tmp_path):
+    from tests.unit.data.test_doctor import planted
+
+    planted(tmp_path)
+    done = tunelab(
+        "doctor", tmp_path / "train.csv", "--test", tmp_path / "test.csv",
+        "--report", tmp_path / "report.json", "--fix", "--out", tmp_path / "clean.jsonl",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "leakage: 10 test texts also in train" in done.stdout
+    assert "suspected label errors in train" in done.stdout
+    assert json.loads((tmp_path / "report.json").read_text())["splits"]["train"]["rows"] == 1046
+    assert (tmp_path / "clean.jsonl").is_file() and (tmp_path / "clean.label_errors.csv").is_file()
+
+    done = tunelab("doctor", tmp_path / "train.csv", "--fix")
+    assert done.returncode == 2 and "--fix needs --out" in done.stderr

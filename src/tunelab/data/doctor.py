@@ -129,6 +129,10 @@ def _label_errors(
     errors = suspected_label_errors(rows[text_column], labels, probabilities, seed)
     summary = label_error_summary(errors, len(rows))
     summary["rows"] = [int(r) for r in errors["row"]]
+    if probabilities is None:
+        summary["method"] = "out-of-fold TF-IDF char 1-3-gram logistic regression + cleanlab"
+    else:
+        summary["method"] = "the given model's probabilities + cleanlab"
     return summary
 
 

@@ -1,0 +1,126 @@
+"""``tunelab doctor``: read files, diagnose them, and with ``--fix`` write the cleaned data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tunelab.data.clean import clean_rows, drop_invalid_rows
+from tunelab.data.doctor import diagnose, format_report
+from tunelab.data.load import read_table, require_columns
+from tunelab.errors import UserError
+from tunelab.outputs import write_json, write_jsonl, write_text
+
+
+def _model_probabilities(model_dir: str, frame: pd.DataFrame, text_column: str) -> Any:
+    """Class probabilities of a fine-tuned tunelab classifier, in sorted-label order."""
+    from tunelab.api import _forward, load_trained
+    from tunelab.evaluation.metrics import softmax
+
+    model, tokenizer, task, max_length = load_trained(model_dir)
+    task.text_column = text_column
+    probabilities = softmax(_forward(model, tokenizer, task, frame, max_length, 64))
+    order = sorted(range(len(task.labels)), key=lambda i: task.labels[i])
+    return probabilities[:, order], tokenizer, max_length
+
+
+def _write_table(path: Path, frame: pd.DataFrame) -> None:
+    if path.suffix.lower() in {".jsonl", ".ndjson"}:
+        write_jsonl(path, frame.to_dict(orient="records"))
+    else:
+        write_text(path, frame.to_csv(index=False))
+
+
+def doctor_files(
+    files: dict[str, Path],
+    text_column: str,
+    label_column: str | None,
+    model: str | None = None,
+    max_length: int | None = None,
+    encoding: str | None = None,
+    report_path: Path = Path("data_report.json"),
+    fixed_path: Path | None = None,
+    find_label_errors: bool = True,
+    drop_label_errors: bool = False,
+) -> str:
+    """Diagnose data files, write the JSON report, and optionally the cleaned training data.
+
+    With ``fixed_path``: invalid rows, conflicting labels and exact duplicates are removed
+    and texts normalised (the defaults of ``data.clean``); suspected label errors go to a
+    CSV beside it for a person to review (and are removed too with ``drop_label_errors``).
+
+    Returns:
+        The terminal report.
+    """
+    frames = {}
+    for split, path in files.items():
+        frame = read_table(path, encoding=encoding, skip_bad_lines=True)
+        columns = [text_column] + ([label_column] if label_column else [])
+        require_columns(
+            frame, columns, {text_column: "--text-column", label_column or "": "--label-column"}
+        )
+        frames[split] = frame
+    probabilities, tokenizer = None, None
+    if model:
+        labelled = frames["train"].dropna(subset=[text_column, label_column or text_column])
+        if find_label_errors and label_column and len(labelled) == len(frames["train"]):
+            probabilities, tokenizer, trained_length = _model_probabilities(
+                model, labelled, text_column
+            )
+        else:
+            from transformers import AutoTokenizer
+
+            from tunelab.models.load import from_pretrained
+
+            tokenizer, trained_length = from_pretrained(AutoTokenizer, model), None
+        max_length = max_length or trained_length
+    report = diagnose(
+        frames, text_column, label_column, tokenizer, max_length, find_label_errors,
+        probabilities,
+    )  # fmt: skip
+    if fixed_path is not None:
+        report["fix"] = _fix(frames["train"], text_column, label_column, report, fixed_path,
+                             drop_label_errors)  # fmt: skip
+    write_json(report_path, report)
+    text = format_report(report) + f"\nreport written to {report_path}"
+    if fixed_path is not None:
+        fixed = report["fix"]
+        text += (f"\ncleaned data: {fixed['rows_after']} of {fixed['rows_before']} rows written "
+                 f"to {fixed_path}")  # fmt: skip
+        if fixed.get("label_errors_file"):
+            text += f"; suspected label errors to review: {fixed['label_errors_file']}"
+    return text
+
+
+def _fix(
+    frame: pd.DataFrame,
+    text_column: str,
+    label_column: str | None,
+    report: dict,
+    fixed_path: Path,
+    drop_label_errors: bool,
+) -> dict[str, Any]:
+    from tunelab.config import CleanConfig
+
+    if label_column is None:
+        raise UserError("--fix needs a --label-column: duplicates and conflicts depend on labels")
+    before = len(frame)
+    columns = [text_column, label_column]
+    frame, _ = drop_invalid_rows(frame, columns, drop=True)
+    frame, steps = clean_rows(frame, [text_column], label_column, CleanConfig(), is_training=True)
+    result: dict[str, Any] = {"rows_before": before, "steps": steps}
+    errors = report.get("label_errors", {})
+    if errors.get("all"):
+        review = fixed_path.with_name(fixed_path.stem + ".label_errors.csv")
+        table = pd.DataFrame(errors["all"]).merge(
+            frame[[text_column]], left_on="row", right_index=True
+        )  # most likely first, as cleanlab ranked them; rows cleaning removed are gone
+        write_text(review, table.to_csv(index=False))
+        result["label_errors_file"] = str(review)
+        if drop_label_errors:
+            frame = frame.loc[~frame.index.isin(errors["rows"])]
+    _write_table(fixed_path, frame)
+    result["rows_after"] = len(frame)
+    return result

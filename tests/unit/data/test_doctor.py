@@ -1,0 +1,123 @@
+"""The doctor finds problems planted in generated data."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import make_reviews
+from tunelab.data.doctor import diagnose, format_report
+from tunelab.data.fix import doctor_files
+from tunelab.data.load import read_table
+
+FULL_WIDTH = str.maketrans(
+    "0123456789abcdefghijklmnopqrstuvwxyz,!",
+    "０１２３４５６７８９ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ，！",
+)
+
+
+def planted(tmp_path):
+    """Train/test files with known duplicates, flips, leaks, damage; returns what was planted."""
+    rng = np.random.default_rng(0)
+    train = make_reviews(1000, seed=1)
+    train["text"] = [f"{t}{i}号" for i, t in enumerate(train["text"])]  # all distinct
+    train.index = range(1, len(train) + 1)
+    flipped = sorted(rng.choice(train.index, size=50, replace=False).tolist())
+    train.loc[flipped, "label"] = train.loc[flipped, "label"].map(
+        {"positive": "negative", "negative": "positive"}
+    )
+    twins = [t.translate(FULL_WIDTH) + "ＯＫ！" for t in train["text"][:20]]
+    width_twins = pd.DataFrame({"text": twins, "label": train["label"][:20]})
+    originals = pd.DataFrame({"text": [t + "OK!" for t in train["text"][:20]],
+                              "label": train["label"][:20]})  # fmt: skip
+    damaged = pd.DataFrame({
+        "text": ["质量很好".encode().decode("latin-1"), "看 <b>这里</b>&amp;", "联系13812345678",
+                 "访问 https://example.com 吧", "坏\ufffd字", "控制\x07符"],
+        "label": ["positive"] * 6,
+    })  # fmt: skip
+    full = pd.concat([train, originals, width_twins, damaged], ignore_index=True)
+    full.to_csv(tmp_path / "train.csv", index=False)
+    test = make_reviews(100, seed=2)
+    test["text"] = [f"{t}测{i}" for i, t in enumerate(test["text"])]
+    test = pd.concat([test, full.iloc[100:110]], ignore_index=True)  # 10 leaked texts
+    test.to_csv(tmp_path / "test.csv", index=False)
+    return {"flipped": flipped}
+
+
+def test_planted_problems_are_found(tmp_path):
+    truth = planted(tmp_path)
+    frames = {
+        "train": read_table(tmp_path / "train.csv"),
+        "test": read_table(tmp_path / "test.csv"),
+    }
+    report = diagnose(frames, "text", "label")
+    train = report["splits"]["train"]
+    assert train["duplicates"]["near_duplicates"] == 20  # the full-width twins
+    assert train["duplicates"]["exact_duplicates"] == 0
+    problems = train["text_problems"]
+    assert problems["mojibake"]["rows"] == 1
+    assert problems["html_markup"]["rows"] == 1
+    assert problems["phone_numbers"]["rows"] == 1
+    assert problems["urls"]["rows"] == 1
+    assert problems["replacement_characters"]["rows"] == 1
+    assert (
+        problems["control_characters"]["rows"] == 2
+    )  # the planted one and the mojibake's C1 bytes
+    assert report["leakage"]["test_in_train"]["exact"] == 10
+    found = set(report["label_errors"]["rows"])
+    hits = found & set(truth["flipped"])
+    precision, recall = len(hits) / max(len(found), 1), len(hits) / len(truth["flipped"])
+    assert precision >= 0.7 and recall >= 0.5, (precision, recall)
+    assert "suspected label errors in train" in format_report(report)
+
+
+def test_conflicting_labels_are_counted(tmp_path):
+    frame = pd.DataFrame(
+        {"text": ["好的！", "好的", "一般", "很差"], "label": ["pos", "neg", "pos", "neg"]}
+    )
+    frame.index = range(1, 5)
+    frame.attrs["source"] = "x.csv"
+    report = diagnose({"train": frame}, "text", "label", find_label_errors=False)
+    conflicts = report["splits"]["train"]["conflicts"]
+    assert conflicts["conflicting_texts"] == 1 and conflicts["rows"] == [1, 2]
+
+
+def test_gbk_file_and_unparsable_lines_are_reported(tmp_path):
+    rows = "".join(f"这个东西很好用{i},positive\n这个东西太差了{i},negative\n" for i in range(10))
+    (tmp_path / "gbk.csv").write_bytes(("text,label\n" + rows + "坏,行,多,列\n").encode("gbk"))
+    report = diagnose(
+        {"train": read_table(tmp_path / "gbk.csv", skip_bad_lines=True)}, "text", "label"
+    )
+    assert report["splits"]["train"]["rows"] == 20
+    assert report["splits"]["train"]["unparsable_lines"] == [22]
+
+
+def test_fix_writes_clean_data_and_a_review_file(tmp_path):
+    planted(tmp_path)
+    files = {"train": tmp_path / "train.csv"}
+    text = doctor_files(
+        files, "text", "label", report_path=tmp_path / "r.json", fixed_path=tmp_path / "clean.csv"
+    )
+    clean = pd.read_csv(tmp_path / "clean.csv")
+    assert len(clean) < 1046 and "cleaned data" in text
+    review = pd.read_csv(tmp_path / "clean.label_errors.csv")
+    assert {"row", "given", "suggested", "text"} <= set(review.columns)
+    assert json.loads((tmp_path / "r.json").read_text())["fix"]["rows_after"] == len(clean)
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_train_cleans_before_splitting(tmp_path, tiny_bert, drop):
+    import tunelab
+    from tests.conftest import tiny_run_config
+
+    planted(tmp_path)
+    config = tiny_run_config(tiny_bert, tmp_path / "train.csv", tmp_path / "run",
+                             training={"max_steps": 2})  # fmt: skip
+    config["data"]["clean"] = {"drop_label_errors": drop}
+    tunelab.train(config)
+    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
+    train_steps = report["cleaning"]["train"]
+    assert train_steps["texts_changed"] >= 20  # NFKC folded the full-width twins
+    assert train_steps["exact_duplicates"]["count"] == 20  # ... which then were duplicates
+    assert ("label_errors" in train_steps) is drop

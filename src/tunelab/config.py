@@ -196,11 +196,18 @@ class RunConfig(_Section):
 class ArchitectureConfig(_Section):
     """Shape of a model pretrained from scratch (ignored with pretrain.from_model)."""
 
+    encoder: Literal["bert", "modernbert"] = Field(
+        "bert",
+        description="mlm model family: classic post-norm BERT, or ModernBERT (pre-norm, rotary "
+        "positions, GeGLU), which leaves the unigram plateau of MLM training far sooner",
+    )
     layers: int = Field(4, ge=1, description="transformer layers")
     hidden: int = Field(256, ge=8, description="hidden size")
     heads: int = Field(4, ge=1, description="attention heads (must divide hidden)")
     intermediate: int | None = Field(
-        None, gt=0, description="feed-forward size; null: 4x hidden (BERT) or 8/3x hidden (Llama)"
+        None,
+        gt=0,
+        description="feed-forward size; null: 4x hidden (BERT), 2x (ModernBERT) or 8/3x (Llama)",
     )
     max_positions: int = Field(512, ge=16, description="longest input the model will take")
 

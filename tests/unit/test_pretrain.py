@@ -114,3 +114,23 @@ def test_missing_and_empty_corpus(tmp_path):
     (tmp_path / "blank.txt").write_text("\n  \n")
     with pytest.raises(UserError, match="no text found"):
         read_documents([tmp_path / "blank.txt"])
+
+
+def test_modernbert_encoder_fine_tunes_and_matches_the_pipeline(corpus, tmp_path):
+    from transformers import pipeline
+
+    import tunelab
+
+    out = tmp_path / "modern"
+    config = _config(corpus, out, "mlm")
+    config["architecture"]["encoder"] = "modernbert"
+    assert pretrain(config)["architecture"] == "ModernBertForMaskedLM"
+    make_reviews(120).to_csv(tmp_path / "r.csv", index=False)
+    result = tunelab.train({
+        "output": str(tmp_path / "run"), "data": {"train": str(tmp_path / "r.csv")},
+        "model": {"name": str(out)}, "training": {"max_steps": 3},
+    })  # fmt: skip
+    texts = ["很好很好", "太差了"]
+    ours = [r["label"] for r in tunelab.predict(result["model_dir"], texts=texts)]
+    plain = [r["label"] for r in pipeline("text-classification", model=result["model_dir"])(texts)]
+    assert ours == plain

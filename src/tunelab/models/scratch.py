@@ -43,6 +43,38 @@ def new_bert_mlm(
     return BertForMaskedLM(config)
 
 
+def new_modernbert_mlm(
+    tokenizer: Any,
+    layers: int,
+    hidden: int,
+    heads: int,
+    intermediate: int | None = None,
+    max_positions: int = 512,
+) -> Any:
+    """A randomly initialised ``ModernBertForMaskedLM`` (pre-norm, rotary, GeGLU, global
+    attention in every layer: the inputs here are short)."""
+    from transformers import ModernBertConfig, ModernBertForMaskedLM
+
+    _check_heads(hidden, heads)
+    config = ModernBertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate or hidden * 2,
+        max_position_embeddings=max_positions,
+        global_attn_every_n_layers=1,
+        pad_token_id=tokenizer.pad_token_id,
+        cls_token_id=tokenizer.cls_token_id,
+        sep_token_id=tokenizer.sep_token_id,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+    )
+    # ModernBERT has no segment embeddings: the tokenizer must not produce token_type_ids
+    tokenizer.model_input_names = ["input_ids", "attention_mask"]
+    return ModernBertForMaskedLM(config)
+
+
 def new_llama_clm(
     tokenizer: Any,
     layers: int,

@@ -82,7 +82,7 @@ def _tokenizer_and_model(config: PretrainConfig, train_docs: list[str]) -> tuple
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer, set_seed
 
     from tunelab.models.load import from_pretrained
-    from tunelab.models.scratch import new_bert_mlm, new_llama_clm
+    from tunelab.models.scratch import new_bert_mlm, new_llama_clm, new_modernbert_mlm
     from tunelab.models.tokenizer_training import byte_level_bpe_tokenizer, character_tokenizer
 
     arch = config.architecture
@@ -93,7 +93,8 @@ def _tokenizer_and_model(config: PretrainConfig, train_docs: list[str]) -> tuple
         return tokenizer, from_pretrained(loader, config.from_model)
     if config.objective == "mlm":
         tokenizer = character_tokenizer(train_docs, config.min_char_count, arch.max_positions)
-        model = new_bert_mlm(
+        builder = new_modernbert_mlm if arch.encoder == "modernbert" else new_bert_mlm
+        model = builder(
             tokenizer, arch.layers, arch.hidden, arch.heads, arch.intermediate, arch.max_positions
         )
     else:

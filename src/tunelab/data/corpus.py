@@ -8,6 +8,7 @@ the model sees the same characters as in unsegmented text.
 from __future__ import annotations
 
 import bisect
+import re
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,21 @@ def drop_documents_containing(
             tainted.add(bisect.bisect_right(starts, found) - 1)
             found = joined.find(key, found + 1)
     return [doc for i, doc in enumerate(documents) if i not in tainted]
+
+
+_SPACE_NEXT_TO_WIDE = re.compile(
+    r"(?<=[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]) +"
+    r"| +(?=[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f])"
+)
+
+
+def joined_words(text: str) -> str:
+    """Undo :func:`spaced_words`: drop spaces next to Chinese (wide) characters.
+
+    A causal LM learns to write what it reads, so it must not read word-separating spaces
+    that Chinese text does not have; spaces between Latin words stay.
+    """
+    return _SPACE_NEXT_TO_WIDE.sub("", text)
 
 
 def starter_corpus_documents(seed: int = 42) -> list[tuple[str, str]]:

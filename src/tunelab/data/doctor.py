@@ -130,7 +130,7 @@ def _label_errors(
     summary = label_error_summary(errors, len(rows))
     summary["rows"] = [int(r) for r in errors["row"]]
     if probabilities is None:
-        summary["method"] = "out-of-fold TF-IDF char 1-3-gram logistic regression + cleanlab"
+        summary["method"] = "out-of-fold TF-IDF char 1-3-gram logistic model + cleanlab"
     else:
         summary["method"] = "the given model's probabilities + cleanlab"
     return summary

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from tunelab.config import PretrainConfig, build_config, commented_yaml, read_yaml
-from tunelab.data.corpus import read_documents
+from tunelab.data.corpus import joined_words, read_documents
 from tunelab.errors import UserError
 from tunelab.outputs import atomic_folder, write_json, write_text
 
@@ -154,6 +154,8 @@ def pretrain(
             "--output"
         )
     documents = read_documents(config.data, config.text_column)
+    if config.objective == "clm":
+        documents = [joined_words(d) for d in documents]
     train_docs, held_docs = held_out_split(documents, config.held_out, config.seed)
     started = time.time()
     tokenizer, model = _tokenizer_and_model(config, train_docs)

@@ -5,6 +5,7 @@ import pytest
 from tunelab.data.corpus import (
     MIN_LEAK_CHARS,
     drop_documents_containing,
+    joined_words,
     spaced_words,
     starter_corpus_documents,
 )
@@ -14,6 +15,13 @@ from tunelab.data.normalize import normalized_text
 
 def test_spaced_words_keeps_latin_words_whole():
     assert spaced_words("买了iPhone 12很好") == "买 了 iPhone 12 很 好"
+
+
+def test_joined_words_undoes_the_spacing_for_causal_models():
+    assert (
+        joined_words("中国 人民 的 朋友 ， 买 了 iPhone 12 很 好")
+        == "中国人民的朋友，买了iPhone 12很好"
+    )
 
 
 def test_documents_quoting_a_held_out_text_are_dropped():

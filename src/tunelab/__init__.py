@@ -14,11 +14,11 @@ from typing import Any
 from tunelab.errors import UserError
 
 __version__ = "0.1.0"
-__all__ = ["UserError", "__version__", "evaluate", "predict", "train"]
+__all__ = ["UserError", "__version__", "doctor", "evaluate", "predict", "train"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in {"train", "evaluate", "predict"}:
+    if name in {"train", "evaluate", "predict", "doctor"}:
         from tunelab import api
 
         return getattr(api, name)

@@ -343,3 +343,58 @@ def _write_predictions(path: Path, records: list[dict[str, Any]]) -> None:
         write_text(path, pd.DataFrame(flat).to_csv(index=False))
     else:
         write_jsonl(path, records)
+
+
+def doctor(
+    data: str | Path,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+    text_column: str = "text",
+    label_column: str | None = "label",
+    model: str | Path | None = None,
+    max_length: int | None = None,
+    encoding: str | None = None,
+    report: str | Path = "data_report.json",
+    fixed: str | Path | None = None,
+    label_errors: bool = True,
+    drop_label_errors: bool = False,
+) -> str:
+    """Diagnose data files (see :mod:`tunelab.data.doctor`); with ``fixed``, write cleaned data.
+
+    Args:
+        model: a tunelab model folder: its tokenizer measures token lengths and its
+            probabilities replace the TF-IDF model's for label errors; any other HF model
+            folder or hub id gives token lengths only.
+
+    Returns:
+        The terminal report; the JSON report is written to ``report``.
+    """
+    from tunelab.data.fix import doctor_files
+
+    files = {"train": data, "validation": validation, "test": test}
+    files = {split: Path(path) for split, path in files.items() if path is not None}
+    tokenizer, probabilities_of = None, None
+    if model is not None:
+        from transformers import AutoTokenizer
+
+        from tunelab.models.load import from_pretrained
+
+        if (Path(model) / "model" / "config.json").is_file() or (
+            Path(model) / "tunelab.yaml"
+        ).is_file():
+            trained, tokenizer, task, trained_length = load_trained(model)
+            max_length = max_length or trained_length
+            task.text_column = text_column
+
+            def probabilities_of(frame: pd.DataFrame) -> Any:
+                from tunelab.evaluation.metrics import softmax
+
+                outputs = softmax(_forward(trained, tokenizer, task, frame, trained_length, 64))
+                order = sorted(range(len(task.labels)), key=lambda i: task.labels[i])
+                return outputs[:, order]
+        else:
+            tokenizer = from_pretrained(AutoTokenizer, str(model))
+    return doctor_files(
+        files, text_column, label_column, tokenizer, max_length, encoding, Path(report),
+        None if fixed is None else Path(fixed), label_errors, drop_label_errors, probabilities_of,
+    )  # fmt: skip

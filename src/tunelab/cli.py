@@ -183,16 +183,15 @@ def doctor(
     ] = False,
 ) -> None:
     """Find duplicates, conflicts, leakage, imbalance, damaged text and label errors in data."""
-    from tunelab.data.fix import doctor_files
+    from tunelab import api
 
     if fix and out is None:
         raise UserError("--fix needs --out FILE for the cleaned data (e.g. --out clean.csv)")
     if task != "text-classification":
         raise UserError(f"the doctor does not know task '{task}' yet; use text-classification")
-    files = {"train": data, "validation": validation, "test": test}
-    text = doctor_files(
-        {k: v for k, v in files.items() if v is not None}, text_column, label_column, model,
-        max_length, encoding, report, out if fix else None, label_errors, drop_label_errors,
+    text = api.doctor(
+        data, validation, test, text_column, label_column, model, max_length, encoding, report,
+        out if fix else None, label_errors, drop_label_errors,
     )  # fmt: skip
     typer.echo(text)
 

@@ -144,3 +144,12 @@ def test_missing_model_folder(reviews_csv, tmp_path):
     config = {"data": {"train": str(reviews_csv)}, "model": {"name": "./no/such/folder"}}
     with pytest.raises(UserError, match=r"model folder \./no/such/folder does not exist"):
         tunelab.train(config)
+
+
+def test_doctor_uses_a_trained_models_tokenizer_and_probabilities(trained, tmp_path):
+    _, root = trained
+    text = tunelab.doctor(root / "reviews.csv", model=root / "run", report=tmp_path / "r.json")
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["label_errors"]["method"] == "the given model's probabilities + cleanlab"
+    assert "tokens" in report["splits"]["train"]["lengths"]
+    assert "truncated at max_length" in text

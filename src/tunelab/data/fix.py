@@ -14,18 +14,6 @@ from tunelab.errors import UserError
 from tunelab.outputs import write_json, write_jsonl, write_text
 
 
-def _model_probabilities(model_dir: str, frame: pd.DataFrame, text_column: str) -> Any:
-    """Class probabilities of a fine-tuned tunelab classifier, in sorted-label order."""
-    from tunelab.api import _forward, load_trained
-    from tunelab.evaluation.metrics import softmax
-
-    model, tokenizer, task, max_length = load_trained(model_dir)
-    task.text_column = text_column
-    probabilities = softmax(_forward(model, tokenizer, task, frame, max_length, 64))
-    order = sorted(range(len(task.labels)), key=lambda i: task.labels[i])
-    return probabilities[:, order], tokenizer, max_length
-
-
 def _write_table(path: Path, frame: pd.DataFrame) -> None:
     if path.suffix.lower() in {".jsonl", ".ndjson"}:
         write_jsonl(path, frame.to_dict(orient="records"))
@@ -37,19 +25,24 @@ def doctor_files(
     files: dict[str, Path],
     text_column: str,
     label_column: str | None,
-    model: str | None = None,
+    tokenizer: Any = None,
     max_length: int | None = None,
     encoding: str | None = None,
     report_path: Path = Path("data_report.json"),
     fixed_path: Path | None = None,
     find_label_errors: bool = True,
     drop_label_errors: bool = False,
+    probabilities_of: Any = None,
 ) -> str:
     """Diagnose data files, write the JSON report, and optionally the cleaned training data.
 
     With ``fixed_path``: invalid rows, conflicting labels and exact duplicates are removed
     and texts normalised (the defaults of ``data.clean``); suspected label errors go to a
     CSV beside it for a person to review (and are removed too with ``drop_label_errors``).
+
+    Args:
+        probabilities_of: optional function from the training table to class
+            probabilities (sorted-label order), e.g. a fine-tuned model's, for label errors.
 
     Returns:
         The terminal report.
@@ -58,24 +51,14 @@ def doctor_files(
     for split, path in files.items():
         frame = read_table(path, encoding=encoding, skip_bad_lines=True)
         columns = [text_column] + ([label_column] if label_column else [])
-        require_columns(
-            frame, columns, {text_column: "--text-column", label_column or "": "--label-column"}
-        )
+        options = {text_column: "--text-column", label_column or "": "--label-column"}
+        require_columns(frame, columns, options)
         frames[split] = frame
-    probabilities, tokenizer = None, None
-    if model:
-        labelled = frames["train"].dropna(subset=[text_column, label_column or text_column])
-        if find_label_errors and label_column and len(labelled) == len(frames["train"]):
-            probabilities, tokenizer, trained_length = _model_probabilities(
-                model, labelled, text_column
-            )
-        else:
-            from transformers import AutoTokenizer
-
-            from tunelab.models.load import from_pretrained
-
-            tokenizer, trained_length = from_pretrained(AutoTokenizer, model), None
-        max_length = max_length or trained_length
+    probabilities = None
+    train = frames["train"]
+    complete = train[text_column].notna() & (train[label_column].notna() if label_column else True)
+    if probabilities_of is not None and find_label_errors and label_column and complete.all():
+        probabilities = probabilities_of(train)
     report = diagnose(
         frames, text_column, label_column, tokenizer, max_length, find_label_errors,
         probabilities,

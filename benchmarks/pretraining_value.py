@@ -29,7 +29,7 @@ DATA = ROOT / "data" / "zh-sentiment"
 STARTER = ROOT / "models" / "zh-bert-mini"
 WORK = ROOT / "runs" / "benchmarks" / "pretraining_value"
 # More passes over small subsets, so that every size gets a few hundred updates at most.
-EPOCHS = {200: 10, 1000: 5, 5000: 3}
+EPOCHS = {200: 8, 1000: 4, 5000: 2}
 LEARNING_RATES = {"random init": 3e-4, "zh-bert-mini": 2e-4, "zh-bert-mini + DAPT": 2e-4}
 
 
@@ -115,7 +115,7 @@ def fine_tune(model: Path, train: pd.DataFrame, size: int | None, seed: int, lr:
             },
             "model": {"name": str(model), "max_length": 128},
             "training": {
-                "epochs": EPOCHS.get(size or 0, 2),
+                "epochs": EPOCHS.get(size or 0, 1),
                 "learning_rate": lr,
                 "batch_size": 32,
                 "logging_steps": 1000,

@@ -100,10 +100,10 @@ class ModelConfig(_Section):
     """The pretrained model to start from."""
 
     name: str = Field(
-        "scratch-bert",
+        "zh-bert-mini",
         description=(
-            "local folder or hub id; 'scratch-bert' builds a small random BERT with a "
-            "character vocabulary from the training data"
+            "local folder, bundled starter (zh-bert-mini, zh-llama-mini) or hub id; "
+            "'scratch-bert' builds a small random BERT with a character vocabulary from the data"
         ),
     )
     revision: str | None = Field(None, description="hub revision (branch, tag or commit)")

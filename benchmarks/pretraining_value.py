@@ -130,6 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="200,1000,5000,all")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--reuse-dapt", action="store_true", help="keep an existing DAPT model")
     args = parser.parse_args()
     sizes = [None if s == "all" else int(s) for s in args.sizes.split(",")]
 
@@ -145,7 +146,11 @@ def main() -> None:
         "random init": random_init_copy(STARTER, WORK / "random-init"),
         "zh-bert-mini": STARTER,
     }
-    dapt = domain_adapted_copy(STARTER, train, WORK / "zh-bert-mini-dapt")
+    dapt_dir = WORK / "zh-bert-mini-dapt"
+    if args.reuse_dapt and (dapt_dir / "pretrain_metrics.json").is_file():
+        dapt = json.loads((dapt_dir / "pretrain_metrics.json").read_text())
+    else:
+        dapt = domain_adapted_copy(STARTER, train, dapt_dir)
     models["zh-bert-mini + DAPT"] = WORK / "zh-bert-mini-dapt"
 
     results: dict[str, dict[str, list[float]]] = {}

@@ -153,3 +153,9 @@ def test_doctor_uses_a_trained_models_tokenizer_and_probabilities(trained, tmp_p
     assert report["label_errors"]["method"] == "the given model's probabilities + cleanlab"
     assert "tokens" in report["splits"]["train"]["lengths"]
     assert "truncated at max_length" in text
+
+
+def test_predictions_echo_the_input_text_not_its_normalised_form(trained):
+    result, _ = trained
+    records = tunelab.predict(result["model_dir"], texts=["质量很好，物流也快！ＯＫ"])
+    assert records[0]["text"] == "质量很好，物流也快！ＯＫ"

@@ -338,7 +338,9 @@ class TextClassification:
         return result
 
     def predictions(self, outputs: np.ndarray, frame: pd.DataFrame) -> list[dict[str, Any]]:
-        texts, pairs = self._texts(frame)
+        # the user's own text, not the normalised form the model read
+        texts = frame[self.text_column].astype(str).tolist()
+        pairs = frame[self.text_pair_column].astype(str).tolist() if self.text_pair_column else None
         has_gold = self.label_column in frame.columns
         gold = self._label_sets(frame) if has_gold and self.problem_type != "regression" else None
         records: list[dict[str, Any]] = []

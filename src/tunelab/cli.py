@@ -41,6 +41,15 @@ def _print_scores(title: str, scores: dict[str, Any]) -> None:
     typer.echo(f"{title}: {shown}")
 
 
+def _flag_overrides(flags: dict[str, Any]) -> list[str]:
+    """Command-line flags that were given, as ``key=value`` overrides (JSON is valid YAML)."""
+    return [
+        f"{key}={json.dumps(str(v) if isinstance(v, Path) else v)}"
+        for key, v in flags.items()
+        if v is not None
+    ]
+
+
 @app.command()
 def train(
     config: Annotated[Path | None, typer.Argument(help="YAML run config (optional)")] = None,
@@ -89,11 +98,7 @@ def train(
         "data.format": format,
         "seed": seed,
     }
-    overrides = [
-        f"{key}={json.dumps(str(v) if isinstance(v, Path) else v)}"
-        for key, v in flags.items()
-        if v is not None
-    ]
+    overrides = _flag_overrides(flags)
     run_config = build_config(raw, [*overrides, *(set_ or [])])
     result = api.train(run_config, resume=resume, overwrite=overwrite)
     for split in ("validation", "test"):
@@ -232,11 +237,7 @@ def pretrain(
     flags.update({f"architecture.{k}": v for k, v in shape.items()})
     if data:
         flags["data"] = [str(p) for p in data]
-    overrides = [
-        f"{k}={json.dumps(str(v) if isinstance(v, Path) else v)}"
-        for k, v in flags.items()
-        if v is not None
-    ]
+    overrides = _flag_overrides(flags)
     command = " ".join(["tunelab", *sys.argv[1:]])
     figures = pretrain(raw, [*overrides, *(set_ or [])], resume, overwrite, command)
     perplexity = figures["held_out_perplexity"]

@@ -12,7 +12,8 @@ from tunelab.errors import UserError
 log = logging.getLogger("tunelab")
 
 
-def _is_blank(value: Any) -> bool:
+def is_blank(value: Any) -> bool:
+    """Whether a cell is missing, NaN, or only whitespace."""
     if value is None:
         return True
     if isinstance(value, float) and pd.isna(value):
@@ -45,7 +46,7 @@ def drop_invalid_rows(
     report: dict[str, Any] = {"file": source, "rows_before": len(frame), "dropped": {}}
     bad = pd.Series(False, index=frame.index)
     for column in columns:
-        blank = frame[column].map(_is_blank).astype(bool)
+        blank = frame[column].map(is_blank).astype(bool)
         if blank.any():
             rows = list(frame.index[blank])
             report["dropped"][column] = {"count": len(rows), "rows": rows[:50]}

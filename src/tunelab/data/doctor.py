@@ -12,16 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunelab.data.clean import is_blank
 from tunelab.data.duplicates import conflicting_labels, duplicate_summary, leakage
 from tunelab.data.text_quality import text_problems
 
 TOO_SMALL_TO_LEARN = 10  # rows of a class below which a classifier rarely learns it
-
-
-def _blank(value: Any) -> bool:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return True
-    return isinstance(value, str) and not value.strip()
 
 
 def _percentiles(values: np.ndarray) -> dict[str, float]:
@@ -90,12 +85,14 @@ def diagnose(
             "file": frame.attrs.get("source"),
             "rows": len(frame),
             "unparsable_lines": frame.attrs.get("bad_lines", []),
-            "empty_texts": [int(r) for r in frame.index[texts.map(_blank)]],
+            "empty_texts": [int(r) for r in frame.index[texts.map(is_blank)]],
         }
-        valid = frame[~texts.map(_blank)]
+        valid = frame[~texts.map(is_blank)]
         if label_column:
-            section["empty_labels"] = [int(r) for r in frame.index[frame[label_column].map(_blank)]]
-            valid = valid[~valid[label_column].map(_blank)]
+            section["empty_labels"] = [
+                int(r) for r in frame.index[frame[label_column].map(is_blank)]
+            ]
+            valid = valid[~valid[label_column].map(is_blank)]
         section["duplicates"] = duplicate_summary(valid[text_column])
         if label_column:
             section["conflicts"] = conflicting_labels(valid[text_column], valid[label_column])
@@ -119,7 +116,7 @@ def _label_errors(
 ) -> dict[str, Any]:
     from tunelab.data.label_noise import label_error_summary, suspected_label_errors
 
-    rows = train[~train[text_column].map(_blank) & ~train[label_column].map(_blank)]
+    rows = train[~train[text_column].map(is_blank) & ~train[label_column].map(is_blank)]
     labels = rows[label_column]
     if labels.map(lambda v: isinstance(v, list)).any():
         return {"skipped": "label-error detection covers single-label data"}

@@ -79,7 +79,6 @@ def label_error_summary(errors: pd.DataFrame, rows: int, examples: int = 10) -> 
     return {
         "suspected": len(errors),
         "share": round(len(errors) / max(rows, 1), 4),
-        "method": "out-of-fold TF-IDF char 1-3-gram logistic model + cleanlab",
         "examples": errors.head(examples).to_dict(orient="records"),
         "all": errors.drop(columns="text").to_dict(orient="records"),
     }

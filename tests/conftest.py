@@ -11,6 +11,27 @@ import pytest
 POSITIVE = ["很好", "喜欢", "满意", "不错", "推荐"]
 NEGATIVE = ["很差", "失望", "退货", "糟糕", "难用"]
 FILLER = list("这个东西我们买了用起来觉得还是价格包装物流快递质量外观手机电脑书")
+PERSONS = ["张三", "李小明", "王芳"]
+PLACES = ["北京", "上海", "广州"]
+
+
+def make_entities(n: int, seed: int = 0) -> list[dict[str, list[str]]]:
+    """Character-tokenized sentences with persons and places in BIO tags."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        tokens: list[str] = []
+        tags: list[str] = []
+        for _ in range(rng.randint(1, 3)):
+            filler = rng.choices(FILLER, k=rng.randint(1, 5))
+            tokens += filler
+            tags += ["O"] * len(filler)
+            kind = rng.choice(["PER", "LOC"])
+            entity = rng.choice(PERSONS if kind == "PER" else PLACES)
+            tokens += list(entity)
+            tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(entity) - 1)
+        rows.append({"tokens": tokens, "tags": tags})
+    return rows
 
 
 def make_reviews(n: int, seed: int = 0) -> pd.DataFrame:
@@ -31,7 +52,11 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BERT with hidden size 32 and a character vocabulary, saved as an HF folder."""
     from tunelab.models.scratch import save_scratch_bert
 
-    texts = [*make_reviews(400)["text"], "abcdefghijklmnopqrstuvwxyz0123456789"]
+    texts = [
+        *make_reviews(400)["text"],
+        "abcdefghijklmnopqrstuvwxyz0123456789",
+        "".join(PERSONS + PLACES),
+    ]
     return save_scratch_bert(
         texts, tmp_path_factory.mktemp("tiny-bert"), layers=2, hidden=32, heads=2, seed=0
     )

@@ -16,7 +16,7 @@ import pandas as pd
 
 from tunelab.config import RunConfig, build_config, commented_yaml, load_config
 from tunelab.data.clean import drop_invalid_rows
-from tunelab.data.load import read_table, require_columns
+from tunelab.data.load import read_table
 from tunelab.errors import UserError
 from tunelab.outputs import atomic_folder, write_json, write_jsonl, write_text
 from tunelab.tasks import Task, task_from_model_config, task_from_run_config
@@ -213,10 +213,7 @@ def _forward(
     batch_size: int,
     precision: str = "fp32",
 ) -> Any:
-    from tunelab.inference import forward_in_batches
-
-    features = task.tokenize(frame, tokenizer, max_length)
-    return forward_in_batches(model, tokenizer, features, batch_size, precision)
+    return task.forward(model, tokenizer, frame, max_length, batch_size, precision)
 
 
 def load_trained(model_or_run: str | Path) -> tuple[Any, Any, Task, int]:
@@ -225,7 +222,7 @@ def load_trained(model_or_run: str | Path) -> tuple[Any, Any, Task, int]:
     Returns:
         model, tokenizer, task and the token limit it was trained with.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from tunelab.models.load import from_pretrained
 
@@ -236,9 +233,9 @@ def load_trained(model_or_run: str | Path) -> tuple[Any, Any, Task, int]:
         raise UserError(
             f"model folder {path} does not exist; give a run folder or its model/ folder"
         )
-    model = from_pretrained(AutoModelForSequenceClassification, str(path))
+    task = task_from_model_config(from_pretrained(AutoConfig, str(path)))
+    model = from_pretrained(task.auto_model_class(), str(path))
     tokenizer = from_pretrained(AutoTokenizer, str(path))
-    task = task_from_model_config(model.config)
     max_length = int(model.config.tunelab.get("max_length") or 512)
     return model, tokenizer, task, max_length
 
@@ -263,14 +260,8 @@ def evaluate(
         task.text_column = text_column
     if label_column:
         task.label_column = label_column
-    frame = read_table(data, encoding=encoding)
-    columns = task.required_columns()
-    require_columns(
-        frame,
-        list(columns),
-        {c: f"--{o.split('.')[-1].replace('_', '-')}" for c, o in columns.items()},
-    )
-    frame, _ = drop_invalid_rows(frame, list(columns), drop=True)
+    frame = task.standardize(read_table(data, encoding=encoding))
+    frame, _ = drop_invalid_rows(frame, list(task.required_columns()), drop=True)
     task.check_labels(frame)
     outputs = _forward(model, tokenizer, task, frame, max_length, batch_size)
     result = task.evaluate_outputs(outputs, frame)
@@ -309,16 +300,17 @@ def predict(
     if text_column:
         task.text_column = text_column
     if input is not None:
-        frame = read_table(input, encoding=encoding)
-        columns = task.required_columns(with_labels=False)
-        require_columns(frame, list(columns), {c: "--text-column" for c in columns})
+        frame = read_table(input, encoding=encoding).fillna("")
+        frame = task.standardize(frame, with_labels=False)
     else:
         if task.text_pair_column:
             raise UserError(
                 "this model classifies text pairs; give an --input file with both columns"
             )
-        frame = pd.DataFrame({task.text_column: list(texts or [])})
-    frame = frame.fillna("")
+        task.text_column = "text"  # the column of the frame built here
+        frame = pd.DataFrame({"text": list(texts or [])})
+        frame.attrs["source"] = "--text"
+        frame = task.standardize(frame.fillna(""), with_labels=False)
     from tunelab.inference import resolve_precision
 
     outputs = _forward(

@@ -264,11 +264,11 @@ def init(
 
 @data_app.command("example")
 def data_example(
-    name: Annotated[str, typer.Argument(help="zh-sentiment")],
+    name: Annotated[str, typer.Argument(help="zh-sentiment, zh-ner, zh-pos or zh-cws")],
     out: Annotated[Path, typer.Option(help="folder for train/validation/test files")],
     seed: Annotated[int, typer.Option(help="split seed")] = 42,
 ) -> None:
-    """Write an example data set as train/validation/test CSV files."""
+    """Write an example data set as train/validation/test files (CSV, CoNLL or JSONL)."""
     from tunelab.data.examples import build_example
 
     summary = build_example(name, out, seed)

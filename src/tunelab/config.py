@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tunelab.errors import UserError
 
-TASKS = ("text-classification",)
+TASKS = ("text-classification", "token-classification")
 
 
 class _Section(BaseModel):
@@ -61,8 +61,8 @@ class DataConfig(_Section):
     )
     validation: Path | None = Field(None, description="validation file (optional)")
     test: Path | None = Field(None, description="test file (optional)")
-    format: Literal["auto", "csv", "tsv", "jsonl", "json", "parquet"] = Field(
-        "auto", description="file format; auto uses the file extension"
+    format: Literal["auto", "csv", "tsv", "jsonl", "json", "parquet", "conll"] = Field(
+        "auto", description="file format; auto uses the file extension (.conll/.iob/.bio: conll)"
     )
     encoding: str | None = Field(
         None, description="text encoding, e.g. utf-8 or gb18030; null detects it"
@@ -72,6 +72,20 @@ class DataConfig(_Section):
         None, description="second text column for sentence-pair tasks (optional)"
     )
     label_column: str = Field("label", description="column holding the target")
+    tokens_column: str = Field(
+        "tokens", description="token-classification: column holding the list of tokens"
+    )
+    tags_column: str = Field(
+        "tags", description="token-classification: column holding one tag per token"
+    )
+    spans_column: str = Field(
+        "spans",
+        description="token-classification: column of character spans [{start, end, label}] "
+        "over text_column (Label Studio / doccano export shape)",
+    )
+    tag_column: int = Field(
+        -1, description="CoNLL files: the tag's whitespace-separated field, 0-based; -1: last"
+    )
     label_separator: str | None = Field(
         None, description="split string labels on this to get multi-label targets, e.g. '|'"
     )
@@ -179,10 +193,31 @@ class ClassificationConfig(_Section):
         return value
 
 
+class TokenClassificationConfig(_Section):
+    """Options of token classification (named entities, part of speech, word segmentation)."""
+
+    scheme: Literal["auto", "bio", "bioes", "io", "bmes", "plain"] = Field(
+        "auto",
+        description="tag scheme the model learns; auto: the data's own (spans: bio); bio/bioes/io "
+        "convert entity tags; bmes: word segmentation; plain: independent tags such as POS",
+    )
+    repair: bool = Field(
+        True,
+        description="repair broken tag sequences (an I- with no B-) as a lenient reader would; "
+        "false: reject the file naming the row",
+    )
+    label_all_subtokens: bool = Field(
+        False, description="train on every sub-token of a word, not only the first"
+    )
+    stride: int = Field(
+        32, ge=0, description="sub-tokens shared by neighbouring windows of a text over max_length"
+    )
+
+
 class RunConfig(_Section):
     """A whole run: task, data, model, training, output."""
 
-    task: Literal["text-classification"] = Field(
+    task: Literal["text-classification", "token-classification"] = Field(
         "text-classification", description="what to train: " + ", ".join(TASKS)
     )
     output: Path = Field(Path("runs/run"), description="run folder for model, metrics, report")
@@ -192,6 +227,9 @@ class RunConfig(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="training")
     classification: ClassificationConfig = Field(
         default_factory=ClassificationConfig, description="text-classification options"
+    )
+    token_classification: TokenClassificationConfig = Field(
+        default_factory=TokenClassificationConfig, description="token-classification options"
     )
 
 

@@ -39,11 +39,16 @@ def forward_in_batches(
     features: dict[str, list],
     batch_size: int = 64,
     precision: str = "fp32",
-) -> np.ndarray:
+    ragged: bool = False,
+) -> Any:
     """Run ``model`` over pre-tokenized rows and return its logits in the original row order.
 
     Rows are sorted by length so each batch pads to a similar length; dynamic padding
     then wastes little compute.
+
+    Args:
+        ragged: per-token logits: return a list of ``(row length, labels)`` arrays with the
+            padding removed, instead of one stacked array.
     """
     import torch
 
@@ -62,4 +67,9 @@ def forward_in_batches(
             logits = model(**batch).logits.float().cpu().numpy()
             for row, index in enumerate(chunk):
                 outputs[index] = logits[row]
+                if ragged:
+                    keep = batch["attention_mask"][row].cpu().numpy().astype(bool)
+                    outputs[index] = logits[row][keep]
+    if ragged:
+        return outputs
     return np.stack(outputs) if outputs else np.zeros((0, model.config.num_labels), np.float32)

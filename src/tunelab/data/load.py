@@ -24,6 +24,10 @@ FORMATS_BY_SUFFIX = {
     ".json": "json",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".conll": "conll",
+    ".iob": "conll",
+    ".bio": "conll",
+    ".bioes": "conll",
 }
 # GB18030 is a superset of GBK and GB2312: decoding with it never loses a character they hold.
 _GB_FAMILY = {"gb2312", "gbk", "gb18030", "cp936", "hz"}
@@ -39,7 +43,7 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
     known = ", ".join(sorted(FORMATS_BY_SUFFIX))
     raise UserError(
         f"{path}: unknown file format '{suffix or '(no extension)'}'; use one of {known} "
-        "or pass --format csv|tsv|jsonl|json|parquet"
+        "or pass --format csv|tsv|jsonl|json|parquet|conll"
     )
 
 
@@ -188,16 +192,19 @@ def read_table(
     encoding: str | None = None,
     max_rows: int | None = None,
     skip_bad_lines: bool = False,
+    tag_column: int = -1,
 ) -> pd.DataFrame:
     """Read one data file into a DataFrame indexed by 1-based row (or line) number.
 
     Args:
         path: the file.
-        fmt: ``auto`` (from the extension), ``csv``, ``tsv``, ``jsonl``, ``json`` or ``parquet``.
+        fmt: ``auto`` (from the extension), ``csv``, ``tsv``, ``jsonl``, ``json``, ``parquet``
+            or ``conll`` (token and tag per line; rows of ``tokens`` and ``tags`` lists).
         encoding: text encoding; ``None`` detects UTF-8 (with or without BOM) or GB18030/GBK.
         max_rows: keep only the first rows.
         skip_bad_lines: skip CSV/TSV/JSONL lines that do not parse instead of failing; their
             line numbers are kept in ``frame.attrs["bad_lines"]`` (for the data doctor).
+        tag_column: the tag's field in CoNLL lines (0-based; -1: the last).
 
     Raises:
         UserError: for a missing, empty, binary or unparsable file.
@@ -227,6 +234,10 @@ def read_table(
             frame = _read_delimited(text, path, "\t", skip_bad_lines)
         elif fmt == "jsonl":
             frame = _read_jsonl(text, path, skip_bad_lines)
+        elif fmt == "conll":
+            from tunelab.data.conll import parse_conll
+
+            frame = parse_conll(text, path, tag_column)
         else:
             frame = _read_json(text, path)
     if frame.empty:

@@ -36,3 +36,54 @@ def line_splits(count: int, seed: int = SPLIT_SEED) -> np.ndarray:
         names[order[start : start + size]] = name
         start += size
     return names
+
+
+# People's Daily tags of the entity types the zh-ner example keeps.
+ENTITY_TYPES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
+
+
+def entity_words(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Words with their entity type (``""`` for none); a surname and given name are one person.
+
+    The corpus tags a Chinese name as two ``nr`` words (江/nr 泽民/nr): a one- or two-character
+    ``nr`` word followed by another ``nr`` word is joined with it.
+    """
+    merged: list[tuple[str, str]] = []
+    surname = False
+    for word, tag in pairs:
+        kind = ENTITY_TYPES.get(tag, "")
+        if kind == "PER" and surname:
+            merged[-1] = (merged[-1][0] + word, "PER")
+            surname = False
+            continue
+        merged.append((word, kind))
+        surname = kind == "PER" and len(word) <= 2
+    return merged
+
+
+def ner_row(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """One paragraph as characters with BIO tags of persons, places and organisations."""
+    tokens: list[str] = []
+    tags: list[str] = []
+    for word, kind in entity_words(pairs):
+        tokens.extend(word)
+        if kind:
+            tags.extend([f"B-{kind}", *[f"I-{kind}"] * (len(word) - 1)])
+        else:
+            tags.extend("O" * len(word))
+    return {"tokens": tokens, "tags": tags}
+
+
+def pos_row(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """One paragraph as words with their part-of-speech tags (the corpus's own tag set)."""
+    return {"tokens": [word for word, _ in pairs], "tags": [tag for _, tag in pairs]}
+
+
+def cws_row(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """One paragraph as characters tagged B/M/E/S by their place in a word."""
+    tokens: list[str] = []
+    tags: list[str] = []
+    for word, _ in pairs:
+        tokens.extend(word)
+        tags.extend(["S"] if len(word) == 1 else ["B", *["M"] * (len(word) - 2), "E"])
+    return {"tokens": tokens, "tags": tags}

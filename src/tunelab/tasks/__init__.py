@@ -7,10 +7,12 @@ from typing import Any
 from tunelab.errors import UserError
 from tunelab.tasks.base import Task
 from tunelab.tasks.text_classification import TextClassification
+from tunelab.tasks.token_classification import TokenClassification
 
 # One explicit table: a new task is a new module and one line here.
 TASKS: dict[str, type[Any]] = {
     TextClassification.name: TextClassification,
+    TokenClassification.name: TokenClassification,
 }
 
 

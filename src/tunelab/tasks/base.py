@@ -22,8 +22,32 @@ class Task(Protocol):
     main_metric: str  # picks the best checkpoint and leads every summary
     greater_is_better: bool
 
-    def required_columns(self) -> dict[str, str]:
+    def required_columns(self, with_labels: bool = True) -> dict[str, str]:
         """Columns the data must have, each mapped to the config option that names it."""
+        ...
+
+    def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
+        """Check a file's rows for the task's columns and bring them into the task's shape."""
+        ...
+
+    def diagnose(
+        self, frames: dict[str, pd.DataFrame], find_label_errors: bool, seed: int
+    ) -> dict[str, Any]:
+        """The data doctor's report on the splits, for ``data_report.json``."""
+        ...
+
+    def doctor_lines(self, report: dict[str, Any]) -> list[str]:
+        """The few lines of the doctor's findings that ``tunelab train`` prints."""
+        ...
+
+    def clean(
+        self, frame: pd.DataFrame, clean: Any, is_training: bool
+    ) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """Cleaned rows of one split and what cleaning changed."""
+        ...
+
+    def auto_model_class(self) -> Any:
+        """The ``AutoModelFor...`` class of this task."""
         ...
 
     def fit_labels(self, train: pd.DataFrame) -> None:
@@ -58,6 +82,17 @@ class Task(Protocol):
 
     def collator(self, tokenizer: Any) -> Any:
         """Batches features with dynamic padding."""
+        ...
+
+    def forward(
+        self, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int,
+        batch_size: int, precision: str = "fp32",
+    ) -> Any:  # fmt: skip
+        """Model outputs for the rows of ``frame`` (what evaluate/predictions read)."""
+        ...
+
+    def preprocess_logits(self, logits: Any, labels: Any) -> Any:
+        """Shrink logits during evaluation in training (``preprocess_logits_for_metrics``)."""
         ...
 
     def compute_metrics(self, eval_pred: Any) -> dict[str, float]:

@@ -120,6 +120,44 @@ class TextClassification:
             columns[self.label_column] = "data.label_column"
         return columns
 
+    def auto_model_class(self) -> Any:
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification
+
+    def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
+        """The rows unchanged, once the columns the task reads are known to exist."""
+        from tunelab.data.load import require_columns
+
+        columns = self.required_columns(with_labels)
+        require_columns(frame, list(columns), columns)
+        return frame
+
+    def diagnose(
+        self, frames: dict[str, pd.DataFrame], find_label_errors: bool, seed: int
+    ) -> dict[str, Any]:
+        """The data doctor's report (duplicates, conflicts, leakage, balance, label errors)."""
+        from tunelab.data.doctor import diagnose
+
+        return diagnose(
+            frames, self.text_column, self.label_column, find_label_errors=find_label_errors,
+            seed=seed,
+        )  # fmt: skip
+
+    def doctor_lines(self, report: dict[str, Any]) -> list[str]:
+        from tunelab.training.prepare import doctor_summary
+
+        return doctor_summary(report)
+
+    def clean(
+        self, frame: pd.DataFrame, clean: Any, is_training: bool
+    ) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """Normalise texts; in training rows also drop duplicates, conflicts, extreme lengths."""
+        from tunelab.data.clean import clean_rows
+
+        columns = [c for c in (self.text_column, self.text_pair_column) if c]
+        return clean_rows(frame, columns, self.label_column, clean, is_training=is_training)
+
     def metadata(self) -> dict[str, Any]:
         return {
             "task": self.name,
@@ -243,6 +281,16 @@ class TextClassification:
         texts, pairs = self._texts(frame)
         return dict(tokenizer(texts, pairs, truncation=True, max_length=max_length))
 
+    def forward(
+        self, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int,
+        batch_size: int, precision: str = "fp32",
+    ) -> np.ndarray:  # fmt: skip
+        """Logits ``(rows, labels)`` for the rows of ``frame``, in length-sorted batches."""
+        from tunelab.inference import forward_in_batches
+
+        features = self.tokenize(frame, tokenizer, max_length)
+        return forward_in_batches(model, tokenizer, features, batch_size, precision)
+
     def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
         from datasets import Dataset
 
@@ -307,6 +355,9 @@ class TextClassification:
         if self.problem_type == "multi_label":
             return m.multi_label_metrics(y_true.astype(int), decided)
         return m.regression_metrics(y_true, decided)
+
+    def preprocess_logits(self, logits: Any, labels: Any) -> Any:
+        return logits[0] if isinstance(logits, tuple) else logits
 
     def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
         outputs, label_ids = eval_pred[0], eval_pred[1]

@@ -8,9 +8,8 @@ from typing import Any
 import pandas as pd
 
 from tunelab.config import RunConfig
-from tunelab.data.clean import clean_rows, drop_invalid_rows
-from tunelab.data.doctor import diagnose
-from tunelab.data.load import read_table, require_columns
+from tunelab.data.clean import drop_invalid_rows
+from tunelab.data.load import read_table
 from tunelab.data.normalize import normalized_text
 from tunelab.data.split import split_frame
 from tunelab.errors import UserError
@@ -21,18 +20,18 @@ SPLITS = ("train", "validation", "test")
 
 
 def read_splits(config: RunConfig, task: Task) -> dict[str, pd.DataFrame]:
-    """The given data files as tables, each checked for the task's columns."""
+    """The given data files as tables in the task's shape, each checked for its columns."""
     data = config.data
     if data.train is None:
         raise UserError("no training data given; set data.train or pass --data FILE")
-    columns = task.required_columns()
     frames = {}
     for split in SPLITS:
         path = getattr(data, split)
         if path is not None:
-            frame = read_table(path, data.format, data.encoding, data.max_rows)
-            require_columns(frame, list(columns), columns)
-            frames[split] = frame
+            frame = read_table(
+                path, data.format, data.encoding, data.max_rows, tag_column=data.tag_column
+            )
+            frames[split] = task.standardize(frame)
     return frames
 
 
@@ -72,20 +71,15 @@ def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame],
     text_columns = [c for c in (task.text_column, task.text_pair_column) if c]
     report: dict[str, Any] = {
         "rows_before": {split: len(frame) for split, frame in frames.items()},
-        "doctor": diagnose(
-            frames, task.text_column, task.label_column,
-            find_label_errors=data.clean.drop_label_errors, seed=config.seed,
-        ),
+        "doctor": task.diagnose(frames, data.clean.drop_label_errors, config.seed),
         "cleaning": {},
-    }  # fmt: skip
-    for line in doctor_summary(report["doctor"]):
+    }
+    for line in task.doctor_lines(report["doctor"]):
         log.info("%s", line)
     columns = list(task.required_columns())
     for split, frame in list(frames.items()):
         frame, invalid = drop_invalid_rows(frame, columns, data.drop_invalid)
-        frame, steps = clean_rows(
-            frame, text_columns, task.label_column, data.clean, is_training=split == "train"
-        )
+        frame, steps = task.clean(frame, data.clean, is_training=split == "train")
         frames[split] = frame
         report["cleaning"][split] = {"invalid": invalid, **steps}
 

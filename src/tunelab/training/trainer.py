@@ -136,6 +136,7 @@ def build_trainer(
         data_collator=task.collator(tokenizer),
         compute_metrics=task.compute_metrics if eval_dataset is not None else None,
         compute_loss_func=compute_loss_func,
+        preprocess_logits_for_metrics=task.preprocess_logits if eval_dataset is not None else None,
         callbacks=callbacks,
     )
 

@@ -1,0 +1,54 @@
+"""CoNLL-style files: one token per line with its tag, a blank line between sentences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from tunelab.errors import UserError
+
+
+def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
+    """Sentences of a CoNLL file as rows with ``tokens`` and ``tags`` lists.
+
+    Fields are split on any whitespace; the token is the first field, the tag the field
+    ``tag_column`` (0-based; -1: the last), so files with extra columns (POS, chunk) work.
+    ``-DOCSTART-`` lines are ignored. The index is the line number of each sentence's first
+    token, so later errors name the line.
+
+    Raises:
+        UserError: naming the line, for a line without a tag column.
+    """
+    rows: list[dict[str, list[str]]] = []
+    index: list[int] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+
+    def close() -> None:
+        if tokens:
+            rows.append({"tokens": list(tokens), "tags": list(tags)})
+        tokens.clear()
+        tags.clear()
+
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            close()
+            continue
+        if fields[0] == "-DOCSTART-":
+            close()
+            continue
+        column = tag_column if tag_column >= 0 else len(fields) + tag_column
+        if len(fields) < 2 or not 0 < column < len(fields):
+            raise UserError(
+                f"{path} line {number}: expected a token and a tag separated by whitespace, "
+                f"found {len(fields)} field(s) and tag column {tag_column}; fix the line or "
+                "set data.tag_column"
+            )
+        if not tokens:
+            index.append(number)
+        tokens.append(fields[0])
+        tags.append(fields[column])
+    close()
+    return pd.DataFrame(rows, index=pd.Index(index, name="line"), columns=["tokens", "tags"])

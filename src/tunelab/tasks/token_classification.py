@@ -1,0 +1,379 @@
+"""Token classification: named entities, part-of-speech tags, word segmentation.
+
+Rows arrive as token/tag lists (CoNLL, JSONL), or as text with character spans; the model
+learns one tag per word on the word's first sub-token; texts longer than the model are
+read in overlapping windows (:mod:`tunelab.tasks.token_windows`); predictions come back as
+entities with character offsets into the original text.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tunelab.data.tag_schemes import (
+    ENTITY_SCHEMES,
+    broken_positions,
+    convert_tags,
+    detect_scheme,
+    entity_types,
+    scheme_tags,
+    spans_from_tags,
+)
+from tunelab.errors import UserError
+from tunelab.evaluation import metrics as m
+from tunelab.evaluation.tagging import sequence_metrics, span_confusion
+from tunelab.tasks.token_inputs import STARTS, TAGS, TEXT, TOKENS, standardize_rows
+from tunelab.tasks.token_windows import IGNORE, build_windows, merge_windows
+
+
+class TokenClassification:
+    """Tag every token of a text: entities (BIO/BIOES/IO), segmentation (BMES) or plain tags."""
+
+    name = "token-classification"
+    text_pair_column = None
+    problem_type = "sequence"  # never stratified by label when a file is split
+
+    def __init__(
+        self,
+        source_text_column: str = "text",
+        tokens_column: str = "tokens",
+        tags_column: str = "tags",
+        spans_column: str = "spans",
+        scheme: str = "auto",
+        repair: bool = True,
+        label_all_subtokens: bool = False,
+        stride: int = 32,
+        labels: list[str] | None = None,
+    ) -> None:
+        self.source_text_column = source_text_column
+        self.tokens_column = tokens_column
+        self.tags_column = tags_column
+        self.spans_column = spans_column
+        self.scheme = scheme
+        self.repair = repair
+        self.label_all_subtokens = label_all_subtokens
+        self.stride = stride
+        self.labels: list[str] = list(labels or [])
+        self.input_schemes: dict[str, str] = {}  # per file: the scheme its tags were written in
+
+    @classmethod
+    def from_run_config(cls, config: Any) -> TokenClassification:
+        """Build from a :class:`tunelab.config.RunConfig`."""
+        options = config.token_classification
+        return cls(
+            source_text_column=config.data.text_column,
+            tokens_column=config.data.tokens_column,
+            tags_column=config.data.tags_column,
+            spans_column=config.data.spans_column,
+            scheme=options.scheme,
+            repair=options.repair,
+            label_all_subtokens=options.label_all_subtokens,
+            stride=options.stride,
+        )
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> TokenClassification:
+        """Rebuild from the metadata a trained model carries in its ``config.json``."""
+        return cls(
+            source_text_column=meta.get("text_column", "text"),
+            tokens_column=meta.get("tokens_column", "tokens"),
+            tags_column=meta.get("tags_column", "tags"),
+            spans_column=meta.get("spans_column", "spans"),
+            scheme=meta["scheme"],
+            stride=meta.get("stride", 32),
+            labels=[model_config.id2label[i] for i in sorted(model_config.id2label)],
+        )
+
+    # The shared code reads the standardized frame's columns through these names, while a
+    # user's --text-column names the column of their own file.
+    @property
+    def text_column(self) -> str:
+        return TEXT
+
+    @text_column.setter
+    def text_column(self, value: str) -> None:
+        self.source_text_column = value
+
+    @property
+    def label_column(self) -> str:
+        return TAGS
+
+    @label_column.setter
+    def label_column(self, value: str) -> None:
+        self.tags_column = value
+
+    @property
+    def main_metric(self) -> str:
+        return {"bmes": "word_f1", "plain": "accuracy"}.get(self.scheme, "f1")
+
+    greater_is_better = True
+
+    def required_columns(self, with_labels: bool = True) -> dict[str, str]:
+        columns = {TEXT: "data.text_column", TOKENS: "data.tokens_column"}
+        if with_labels:
+            columns[TAGS] = "data.tags_column"
+        return columns
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "task": self.name,
+            "text_column": self.source_text_column,
+            "tokens_column": self.tokens_column,
+            "tags_column": self.tags_column,
+            "spans_column": self.spans_column,
+            "scheme": self.scheme,
+            "stride": self.stride,
+        }
+
+    def auto_model_class(self) -> Any:
+        from transformers import AutoModelForTokenClassification
+
+        return AutoModelForTokenClassification
+
+    # -- rows and tags -------------------------------------------------------------------
+
+    def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
+        """Rows as text, tokens, offsets and tags in the model's scheme (see token_inputs).
+
+        Raises:
+            UserError: for missing columns, rows that disagree, or (with ``repair`` off)
+                broken tag sequences.
+        """
+        span_scheme = self.scheme if self.scheme in (*ENTITY_SCHEMES, "bmes") else "bio"
+        rows = standardize_rows(
+            frame, self.source_text_column, self.tokens_column, self.tags_column,
+            self.spans_column, with_labels, span_scheme,
+        )  # fmt: skip
+        if not with_labels or rows.empty:
+            return rows
+        source = rows.attrs.get("source", "data")
+        seen = {tag for tags in rows[TAGS] for tag in tags}
+        if self.tokens_column not in frame.columns:
+            written = span_scheme  # tags made from spans
+        elif seen <= {"O"}:  # no entity at all: fits any entity scheme
+            written = self.scheme if self.scheme in ENTITY_SCHEMES else "bio"
+        else:
+            written = detect_scheme(seen)
+        self.input_schemes[source] = written
+        if self.scheme == "auto":
+            self.scheme = written
+        if (written in ENTITY_SCHEMES) != (self.scheme in ENTITY_SCHEMES) or (
+            written != self.scheme and self.scheme in ("bmes", "plain")
+        ):
+            raise UserError(
+                f"{source} has {written} tags but the model learns {self.scheme} tags; set "
+                f"token_classification.scheme to {written} (or auto)"
+            )
+        broken = rows[TAGS].map(lambda tags: broken_positions(tags, written))
+        bad = broken[broken.map(len) > 0]
+        rows.attrs["broken_rows"] = [int(i) for i in bad.index]
+        if len(bad) and not self.repair:
+            row = bad.index[0]
+            position = bad.iloc[0][0]
+            raise UserError(
+                f"{source} row {row}: tag '{rows[TAGS][row][position]}' at token {position + 1} "
+                f"breaks the {written.upper()} scheme ({len(bad)} rows do); fix the tags or set "
+                "token_classification.repair=true"
+            )
+        if len(bad) or written != self.scheme:
+            rows[TAGS] = rows[TAGS].map(lambda tags: convert_tags(tags, written, self.scheme))
+        return rows
+
+    def fit_labels(self, train: pd.DataFrame) -> None:
+        seen = {tag for tags in train[TAGS] for tag in tags}
+        if self.scheme in (*ENTITY_SCHEMES, "bmes"):
+            self.labels = scheme_tags(entity_types(seen, self.scheme), self.scheme)
+        else:
+            self.labels = sorted(seen)
+        if len(self.labels) < 2:
+            raise UserError(
+                f"{train.attrs.get('source', 'training data')} has only the tag "
+                f"'{next(iter(seen), '')}'; a tagger needs at least two different tags"
+            )
+
+    def check_labels(self, frame: pd.DataFrame) -> None:
+        known = set(self.labels)
+        for row, tags in frame[TAGS].items():
+            unknown = [tag for tag in tags if tag not in known]
+            if unknown:
+                raise UserError(
+                    f"{frame.attrs.get('source', 'data')} row {row} has tag '{unknown[0]}' that "
+                    f"the training data never has; fix the tag or add training examples of it"
+                )
+
+    def tag_ids(self, frame: pd.DataFrame) -> list[list[int]]:
+        index = {tag: i for i, tag in enumerate(self.labels)}
+        return [[index[tag] for tag in tags] for tags in frame[TAGS]]
+
+    # -- data checks ---------------------------------------------------------------------
+
+    def diagnose(
+        self, frames: dict[str, pd.DataFrame], find_label_errors: bool, seed: int
+    ) -> dict[str, Any]:
+        """The doctor's text checks (duplicates, leakage, quality) plus tag statistics."""
+        from tunelab.data.doctor import diagnose
+
+        report = diagnose(frames, TEXT, None, find_label_errors=False, seed=seed)
+        report["tagging"] = {}
+        for split, frame in frames.items():
+            source = frame.attrs.get("source")
+            written = self.input_schemes.get(source, self.scheme)
+            tags = Counter(tag for row in frame[TAGS] for tag in row)
+            spans = Counter(
+                kind for row in frame[TAGS] for _, _, kind in spans_from_tags(row, self.scheme)
+            )
+            report["tagging"][split] = {
+                "scheme_in_file": written,
+                "tokens": int(frame[TOKENS].map(len).sum()),
+                "tags": dict(tags.most_common()),
+                "entities": dict(spans.most_common()) if self.scheme in ENTITY_SCHEMES else {},
+                "broken_sequences": {
+                    "rows": len(frame.attrs.get("broken_rows", [])),
+                    "first_rows": frame.attrs.get("broken_rows", [])[:20],
+                    "repaired": self.repair,
+                },
+                "empty_rows_dropped": len(frame.attrs.get("empty_rows", [])),
+                "misaligned_spans": frame.attrs.get("misaligned_spans", 0),
+            }
+        return report
+
+    def doctor_lines(self, report: dict[str, Any]) -> list[str]:
+        lines = []
+        for split, s in report.get("tagging", {}).items():
+            found = [f"{s['tokens']} tokens"]
+            if s["entities"]:
+                found.append(", ".join(f"{n} {k}" for k, n in s["entities"].items()))
+            if s["broken_sequences"]["rows"]:
+                found.append(f"{s['broken_sequences']['rows']} broken tag sequences (repaired)")
+            if s["misaligned_spans"]:
+                found.append(f"{s['misaligned_spans']} spans widened to token boundaries")
+            lines.append(f"data doctor: {split}: " + "; ".join(found))
+        return lines
+
+    def clean(
+        self, frame: pd.DataFrame, clean: Any, is_training: bool
+    ) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """Drop exact duplicate training rows (same tokens, same tags); offsets stay intact."""
+        if not (is_training and clean.drop_duplicates):
+            return frame, {}
+        keys = frame[TOKENS].map(tuple) + frame[TAGS].map(tuple)
+        duplicated = keys.duplicated()
+        kept = frame[~duplicated]
+        kept.attrs = dict(frame.attrs)
+        return kept, {"duplicates": int(duplicated.sum())}
+
+    # -- model and features --------------------------------------------------------------
+
+    def build_model(self, source: str, **load_kwargs: Any) -> Any:
+        from tunelab.models.load import from_pretrained
+
+        return from_pretrained(
+            self.auto_model_class(),
+            source,
+            num_labels=len(self.labels),
+            id2label=dict(enumerate(self.labels)),
+            label2id={tag: i for i, tag in enumerate(self.labels)},
+            **load_kwargs,
+        )
+
+    def token_lengths(self, frame: pd.DataFrame, tokenizer: Any) -> np.ndarray:
+        encoded = tokenizer(
+            frame[TOKENS].tolist(), is_split_into_words=True, truncation=False, verbose=False
+        )
+        return np.array([len(ids) for ids in encoded["input_ids"]])
+
+    def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
+        from datasets import Dataset
+
+        features, _, _ = build_windows(
+            tokenizer, frame[TOKENS].tolist(), max_length, self.stride, self.tag_ids(frame),
+            self.label_all_subtokens,
+        )  # fmt: skip
+        return Dataset.from_dict(features)
+
+    def loss_function(
+        self, train: pd.DataFrame, class_weights: str = "auto", label_smoothing: float = 0.0
+    ) -> tuple[Any, dict[str, Any]]:
+        return None, {"class_weights": None, "label_smoothing": 0.0}
+
+    def collator(self, tokenizer: Any) -> Any:
+        from transformers import DataCollatorForTokenClassification
+
+        return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE)
+
+    def forward(
+        self, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int,
+        batch_size: int, precision: str = "fp32",
+    ) -> list[np.ndarray]:  # fmt: skip
+        """Per-word logits ``(words, tags)`` of every row, long rows read in windows."""
+        from tunelab.inference import forward_in_batches
+
+        token_rows = frame[TOKENS].tolist()
+        features, windows, word_ids = build_windows(tokenizer, token_rows, max_length, self.stride)
+        logits = forward_in_batches(model, tokenizer, features, batch_size, precision, ragged=True)
+        return merge_windows(windows, word_ids, [len(t) for t in token_rows], logits)
+
+    # -- metrics and predictions ---------------------------------------------------------
+
+    def preprocess_logits(self, logits: Any, labels: Any) -> Any:
+        """Keep only the arg-max tag per token, so evaluation does not hold all logits."""
+        if isinstance(logits, tuple):
+            logits = logits[0]
+        return logits.argmax(dim=-1)
+
+    def _decode(self, ids: Any) -> list[str]:
+        return [self.labels[int(i)] for i in ids]
+
+    def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
+        predicted, label_ids = np.asarray(eval_pred[0]), np.asarray(eval_pred[1])
+        gold, pred = [], []
+        for p_row, g_row in zip(predicted, label_ids, strict=True):
+            keep = g_row != IGNORE
+            gold.append(self._decode(g_row[keep]))
+            pred.append(self._decode(p_row[keep]))
+        scores = sequence_metrics(gold, pred, self.scheme)
+        return {k: float(v) for k, v in scores.items() if isinstance(v, (int, float))}
+
+    def calibrate(self, outputs: list[np.ndarray], frame: pd.DataFrame) -> dict[str, Any]:
+        return {}
+
+    def evaluate_outputs(self, outputs: list[np.ndarray], frame: pd.DataFrame) -> dict[str, Any]:
+        gold = frame[TAGS].tolist()
+        pred = [self._decode(row.argmax(axis=-1)) for row in outputs]
+        result: dict[str, Any] = {"examples": len(frame)}
+        result.update(sequence_metrics(gold, pred, self.scheme))
+        if self.scheme in ENTITY_SCHEMES:
+            result["confusion"] = span_confusion(gold, pred, self.scheme)
+        return result
+
+    def _spans(self, tags: list[str], probabilities: np.ndarray, row: pd.Series) -> list[dict]:
+        text, tokens, starts = row[TEXT], row[TOKENS], row[STARTS]
+        found = []
+        for start, end, kind in spans_from_tags(tags, self.scheme):
+            first, last = starts[start], starts[end - 1] + len(tokens[end - 1])
+            record = {"text": text[first:last], "start": int(first), "end": int(last)}
+            if self.scheme != "bmes":
+                record = {**record, "label": kind}
+            record["score"] = round(float(probabilities[start:end].max(axis=-1).mean()), 6)
+            found.append(record)
+        return found
+
+    def predictions(self, outputs: list[np.ndarray], frame: pd.DataFrame) -> list[dict[str, Any]]:
+        records = []
+        has_gold = TAGS in frame.columns
+        for (_, row), logits in zip(frame.iterrows(), outputs, strict=True):
+            probabilities = m.softmax(logits) if len(logits) else logits
+            tags = self._decode(logits.argmax(axis=-1)) if len(logits) else []
+            record: dict[str, Any] = {"text": row[TEXT], "tokens": list(row[TOKENS]), "tags": tags}
+            if self.scheme in ENTITY_SCHEMES:
+                record["entities"] = self._spans(tags, probabilities, row)
+            elif self.scheme == "bmes":
+                record["words"] = self._spans(tags, probabilities, row)
+            if has_gold:
+                record["gold_tags"] = list(row[TAGS])
+            records.append(record)
+        return records

@@ -1,0 +1,245 @@
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import make_entities, tiny_run_config
+from tunelab.data.load import read_table
+from tunelab.errors import UserError
+from tunelab.tasks.token_classification import TokenClassification
+from tunelab.tasks.token_inputs import join_tokens, pre_tokenize
+from tunelab.tasks.token_windows import Window, merge_windows, window_bounds
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return path
+
+
+def write_conll(path: Path, rows: list[dict], extra_column: bool = False) -> Path:
+    blocks = []
+    for row in rows:
+        lines = [
+            f"{t} X {tag}" if extra_column else f"{t}\t{tag}"
+            for t, tag in zip(row["tokens"], row["tags"], strict=True)
+        ]
+        blocks.append("\n".join(lines))
+    path.write_text("-DOCSTART- O\n\n" + "\n\n".join(blocks) + "\n", "utf-8")
+    return path
+
+
+def as_spans(row: dict) -> dict:
+    """The same sentence as raw text with character spans (Label Studio's shape)."""
+    from tunelab.data.tag_schemes import spans_from_tags
+
+    text = "".join(row["tokens"])
+    spans = [
+        {"start": s, "end": e, "labels": [kind]}
+        for s, e, kind in spans_from_tags(row["tags"], "bio")
+    ]
+    return {"text": text, "spans": spans}
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def test_conll_reader_skips_docstart_and_reads_extra_columns(tmp_path):
+    rows = make_entities(3)
+    frame = read_table(write_conll(tmp_path / "a.conll", rows, extra_column=True))
+    assert frame["tokens"].tolist() == [r["tokens"] for r in rows]
+    assert frame["tags"].tolist() == [r["tags"] for r in rows]
+    middle = read_table(tmp_path / "a.conll", tag_column=1)
+    assert set(middle["tags"][middle.index[0]]) == {"X"}
+
+
+def test_conll_line_without_a_tag_names_the_line(tmp_path):
+    path = tmp_path / "bad.conll"
+    path.write_text("北\tB-LOC\n京\n", "utf-8")
+    with pytest.raises(UserError, match=r"bad.conll line 2: expected a token and a tag"):
+        read_table(path)
+
+
+def test_tokens_and_tags_of_different_length_name_the_row(tmp_path):
+    path = write_jsonl(tmp_path / "t.jsonl", [{"tokens": ["a", "b"], "tags": ["O"]}])
+    with pytest.raises(UserError, match=r"row 1: 2 tokens but 1 tags in column 'tags'"):
+        TokenClassification().standardize(read_table(path))
+
+
+def test_spans_become_token_tags_and_misaligned_spans_are_widened(tmp_path):
+    rows = [
+        {"text": "我在北京 Beijing", "spans": [{"start": 2, "end": 4, "label": "LOC"}]},
+        {"text": "Visit Beijing now", "spans": [[6, 10, "LOC"]]},  # doccano shape, cuts a word
+    ]
+    task = TokenClassification()
+    frame = task.standardize(read_table(write_jsonl(tmp_path / "s.jsonl", rows)))
+    first, second = frame.to_dict("records")
+    assert first["tokens"] == ["我", "在", "北", "京", "Beijing"]
+    assert first["tags"] == ["O", "O", "B-LOC", "I-LOC", "O"]
+    assert second["tags"] == ["O", "B-LOC", "O"]
+    assert frame.attrs["misaligned_spans"] == 1
+
+
+def test_span_outside_the_text_and_overlapping_spans_are_rejected(tmp_path):
+    outside = [{"text": "北京", "spans": [{"start": 0, "end": 5, "label": "LOC"}]}]
+    with pytest.raises(UserError, match=r"row 1: span 0-5 lies outside the text"):
+        TokenClassification().standardize(read_table(write_jsonl(tmp_path / "o.jsonl", outside)))
+    overlap = [{"text": "北京市", "spans": [[0, 2, "LOC"], [1, 3, "LOC"]]}]
+    with pytest.raises(UserError, match="spans overlap"):
+        TokenClassification().standardize(read_table(write_jsonl(tmp_path / "v.jsonl", overlap)))
+
+
+def test_broken_tags_are_repaired_or_rejected_by_config(tmp_path):
+    path = write_jsonl(
+        tmp_path / "b.jsonl",
+        [{"tokens": list("张三在北京"), "tags": ["B-PER", "I-PER", "O", "I-LOC", "I-LOC"]}],
+    )
+    repaired = TokenClassification().standardize(read_table(path))
+    assert repaired["tags"].iloc[0] == ["B-PER", "I-PER", "O", "B-LOC", "I-LOC"]
+    assert repaired.attrs["broken_rows"] == [1]
+    with pytest.raises(UserError, match=r"row 1: tag 'I-LOC' at token 4 breaks the BIO scheme"):
+        TokenClassification(repair=False).standardize(read_table(path))
+
+
+def test_bio_data_is_converted_when_the_model_learns_bioes(tmp_path):
+    path = write_jsonl(
+        tmp_path / "c.jsonl", [{"tokens": list("在北京"), "tags": ["O", "B-LOC", "I-LOC"]}]
+    )
+    frame = TokenClassification(scheme="bioes").standardize(read_table(path))
+    assert frame["tags"].iloc[0] == ["O", "B-LOC", "E-LOC"]
+
+
+def test_raw_text_keeps_offsets_into_the_original_string():
+    tokens, starts = pre_tokenize("我爱 New York！")
+    assert tokens == ["我", "爱", "New", "York", "！"]
+    assert starts == [0, 1, 3, 7, 11]
+    text, starts = join_tokens(["北", "京", "is", "big", "。"])
+    assert text == "北京 is big 。" and starts == [0, 1, 3, 6, 10]
+
+
+# -- windows ---------------------------------------------------------------------------------
+
+
+def test_windows_cover_every_subtoken_end_on_word_boundaries_and_overlap():
+    word_ids = [w for w in range(20) for _ in range(2)]  # 20 words of two sub-tokens
+    bounds = window_bounds(word_ids, budget=10, stride=4)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(word_ids)
+    for (_, e1), (s2, _) in itertools.pairwise(bounds):
+        assert s2 < e1  # overlap, nothing skipped
+        assert e1 % 2 == 0 and s2 % 2 == 0  # cut between words
+    assert all(e - s <= 10 for s, e in bounds)
+
+
+def test_one_word_longer_than_the_window_is_cut_not_lost():
+    bounds = window_bounds([0] * 25, budget=10, stride=2)
+    assert bounds[-1][1] == 25
+
+
+def test_merge_takes_each_word_from_the_window_where_it_is_most_central():
+    # row of 6 words, windows [0, 4) and [2, 6); each window's logits say which window it is
+    windows = [Window(0, 0, 4), Window(0, 2, 6)]
+    word_ids = [[None, 0, 1, 2, 3, None], [None, 0, 1, 2, 3, None]]
+    logits = [np.full((6, 2), 1.0), np.full((6, 2), 2.0)]
+    merged = merge_windows(windows, word_ids, [6], logits)[0]
+    # words 2 and 3 sit in both windows: 2 is one word from the first window's edge but on
+    # the second's edge, 3 the other way round
+    assert merged[:, 0].tolist() == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]
+
+
+def test_long_texts_are_predicted_whole_through_windows(tiny_bert, tmp_path):
+    import tunelab
+
+    train = write_jsonl(tmp_path / "train.jsonl", make_entities(200))
+    config = tiny_run_config(tiny_bert, train, tmp_path / "run")
+    config["task"] = "token-classification"
+    config["model"]["max_length"] = 12
+    result = tunelab.train(config)
+    long_text = "我们张三在北京买了东西" * 8  # 88 characters, a dozen windows
+    (record,) = tunelab.predict(result["model_dir"], texts=[long_text])
+    assert len(record["tags"]) == len(long_text)
+    for entity in record["entities"]:
+        assert long_text[entity["start"] : entity["end"]] == entity["text"]
+    assert sum(e["label"] == "LOC" for e in record["entities"]) >= 6
+
+
+# -- end to end ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["conll", "jsonl-tokens", "jsonl-spans"])
+def test_train_each_input_format_end_to_end(tiny_bert, tmp_path, shape):
+    import tunelab
+
+    rows, test_rows = make_entities(240), make_entities(40, seed=1)
+    if shape == "conll":
+        train, test = (
+            write_conll(tmp_path / "train.conll", rows),
+            write_conll(tmp_path / "test.conll", test_rows),
+        )
+    elif shape == "jsonl-tokens":
+        train, test = (
+            write_jsonl(tmp_path / "train.jsonl", rows),
+            write_jsonl(tmp_path / "test.jsonl", test_rows),
+        )
+    else:
+        train = write_jsonl(tmp_path / "train.jsonl", [as_spans(r) for r in rows])
+        test = write_jsonl(tmp_path / "test.jsonl", [as_spans(r) for r in test_rows])
+    config = tiny_run_config(tiny_bert, train, tmp_path / "run")
+    config["task"] = "token-classification"
+    config["data"]["test"] = str(test)
+    result = tunelab.train(config)
+    test_metrics = result["metrics"]["test"]
+    assert set(test_metrics["per_type"]) == {"PER", "LOC"}
+    assert test_metrics["f1"] > 0.8  # names and places from a closed list: learnable
+    records = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").open()]
+    assert len(records) == 40
+    for record in records:
+        for entity in record["entities"]:
+            assert record["text"][entity["start"] : entity["end"]] == entity["text"]
+    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
+    assert report["doctor"]["tagging"]["train"]["entities"].keys() == {"PER", "LOC"}
+
+
+def test_saved_model_agrees_with_the_transformers_pipeline(tiny_bert, tmp_path):
+    from transformers import pipeline
+
+    import tunelab
+
+    train = write_jsonl(tmp_path / "train.jsonl", make_entities(240))
+    config = tiny_run_config(tiny_bert, train, tmp_path / "run")
+    config["task"] = "token-classification"
+    model_dir = tunelab.train(config)["model_dir"]
+    texts = ["我们张三在北京买了东西", "上海的王芳觉得还是广州好", "这个东西"]
+    ours = tunelab.predict(model_dir, texts=texts)
+    tagger = pipeline("token-classification", model=model_dir, aggregation_strategy="simple")
+    for text, record in zip(texts, ours, strict=True):
+        theirs = tagger(text)
+        assert [(e["entity_group"], e["start"], e["end"]) for e in theirs] == [
+            (e["label"], e["start"], e["end"]) for e in record["entities"]
+        ]
+        for a, b in zip(theirs, record["entities"], strict=True):
+            assert float(a["score"]) == pytest.approx(b["score"], abs=1e-4)
+
+
+def test_evaluate_scores_a_saved_tagger_on_a_new_file(tiny_bert, tmp_path):
+    import tunelab
+
+    train = write_jsonl(tmp_path / "train.jsonl", make_entities(200))
+    config = tiny_run_config(tiny_bert, train, tmp_path / "run")
+    config["task"] = "token-classification"
+    model_dir = tunelab.train(config)["model_dir"]
+    other = write_conll(tmp_path / "other.conll", make_entities(30, seed=5))
+    scores = tunelab.evaluate(model_dir, other, output=tmp_path / "eval")
+    assert {"f1", "precision", "recall", "per_type", "confusion"} <= set(scores)
+    assert (tmp_path / "eval" / "predictions.jsonl").is_file()
+
+
+def test_segmentation_and_plain_tags_pick_their_own_metric(tmp_path):
+    task = TokenClassification()
+    frame = pd.DataFrame({"tokens": [list("我爱北京")], "tags": [["S", "S", "B", "E"]]})
+    task.standardize(frame)
+    assert task.scheme == "bmes" and task.main_metric == "word_f1"
+    pos = TokenClassification()
+    pos.standardize(pd.DataFrame({"tokens": [["我", "爱"]], "tags": [["r", "v"]]}))
+    assert pos.scheme == "plain" and pos.main_metric == "accuracy"

@@ -390,3 +390,32 @@ def doctor(
         files, text_column, label_column, tokenizer, max_length, encoding, Path(report),
         None if fixed is None else Path(fixed), label_errors, drop_label_errors, probabilities_of,
     )  # fmt: skip
+
+
+def doctor_tagging(
+    data: str | Path,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+    encoding: str | None = None,
+    tag_column: int = -1,
+    scheme: str = "auto",
+    report: str | Path = "data_report.json",
+    fixed: str | Path | None = None,
+) -> str:
+    """Diagnose sequence-labelling files (CoNLL, JSONL tokens/tags or text/spans).
+
+    Reports tags, entities per type, broken sequences, duplicates and leakage; with
+    ``fixed``, writes the training rows with broken sequences repaired in ``scheme``.
+
+    Returns:
+        The terminal report; the JSON report is written to ``report``.
+    """
+    from tunelab.data.fix import doctor_tagging_files
+    from tunelab.tasks.token_classification import TokenClassification
+
+    files = {"train": data, "validation": validation, "test": test}
+    files = {split: Path(path) for split, path in files.items() if path is not None}
+    return doctor_tagging_files(
+        files, TokenClassification(scheme=scheme), encoding, tag_column, Path(report),
+        None if fixed is None else Path(fixed),
+    )  # fmt: skip

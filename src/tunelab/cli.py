@@ -53,7 +53,9 @@ def _flag_overrides(flags: dict[str, Any]) -> list[str]:
 @app.command()
 def train(
     config: Annotated[Path | None, typer.Argument(help="YAML run config (optional)")] = None,
-    task: Annotated[str | None, typer.Option(help="task, e.g. text-classification")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="text-classification or token-classification")
+    ] = None,
     data: Annotated[
         Path | None, typer.Option(help="training file, or the only file (split)")
     ] = None,
@@ -65,12 +67,20 @@ def train(
     label_separator: Annotated[
         str | None, typer.Option(help="multi-label separator, e.g. '|'")
     ] = None,
+    tag_column: Annotated[
+        int | None, typer.Option(help="CoNLL files: the tag's field, 0-based (default: last)")
+    ] = None,
+    scheme: Annotated[
+        str | None, typer.Option(help="token tags: auto, bio, bioes, io, bmes or plain")
+    ] = None,
     model: Annotated[
         str | None, typer.Option(help="local folder or hub id, or scratch-bert")
     ] = None,
     output: Annotated[Path | None, typer.Option(help="run folder")] = None,
     encoding: Annotated[str | None, typer.Option(help="file encoding (default: detect)")] = None,
-    format: Annotated[str | None, typer.Option(help="csv, tsv, jsonl, json or parquet")] = None,
+    format: Annotated[
+        str | None, typer.Option(help="csv, tsv, jsonl, json, parquet or conll")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="override: key.path=value")
@@ -92,6 +102,8 @@ def train(
         "data.text_pair_column": text_pair_column,
         "data.label_column": label_column,
         "data.label_separator": label_separator,
+        "data.tag_column": tag_column,
+        "token_classification.scheme": scheme,
         "model.name": model,
         "output": output,
         "data.encoding": encoding,
@@ -162,7 +174,9 @@ def doctor(
     data: Annotated[Path, typer.Argument(help="data file (the training file if several)")],
     validation: Annotated[Path | None, typer.Option(help="validation file")] = None,
     test: Annotated[Path | None, typer.Option(help="test file")] = None,
-    task: Annotated[str, typer.Option(help="task of the data")] = "text-classification",
+    task: Annotated[
+        str, typer.Option(help="text-classification or token-classification")
+    ] = "text-classification",
     text_column: Annotated[str, typer.Option(help="column with the text")] = "text",
     label_column: Annotated[
         str | None, typer.Option(help="label column; none: unlabelled")
@@ -180,24 +194,39 @@ def doctor(
     ),
     fix: Annotated[bool, typer.Option(help="write cleaned data to --out")] = False,
     out: Annotated[
-        Path | None, typer.Option(help="cleaned data file (.csv/.jsonl) with --fix")
+        Path | None, typer.Option(help="cleaned data file (.csv/.jsonl/.conll) with --fix")
     ] = None,
     label_errors: Annotated[bool, typer.Option(help="look for mislabelled rows")] = True,
     drop_label_errors: Annotated[
         bool, typer.Option(help="with --fix, also drop suspected label errors")
     ] = False,
+    tag_column: Annotated[
+        int, typer.Option(help="token-classification CoNLL files: the tag's field, 0-based")
+    ] = -1,
+    scheme: Annotated[
+        str, typer.Option(help="token-classification: scheme to check and write (auto: the data's)")
+    ] = "auto",
 ) -> None:
-    """Find duplicates, conflicts, leakage, imbalance, damaged text and label errors in data."""
+    """Find duplicates, conflicts, leakage, imbalance, damaged text and label errors in data;
+    for token classification, tag statistics and broken tag sequences (--fix repairs them)."""
     from tunelab import api
 
     if fix and out is None:
         raise UserError("--fix needs --out FILE for the cleaned data (e.g. --out clean.csv)")
-    if task != "text-classification":
-        raise UserError(f"the doctor does not know task '{task}' yet; use text-classification")
-    text = api.doctor(
-        data, validation, test, text_column, label_column, model, max_length, encoding, report,
-        out if fix else None, label_errors, drop_label_errors,
-    )  # fmt: skip
+    if task == "token-classification":
+        text = api.doctor_tagging(
+            data, validation, test, encoding, tag_column, scheme, report, out if fix else None
+        )
+    elif task == "text-classification":
+        text = api.doctor(
+            data, validation, test, text_column, label_column, model, max_length, encoding,
+            report, out if fix else None, label_errors, drop_label_errors,
+        )  # fmt: skip
+    else:
+        raise UserError(
+            f"the doctor does not know task '{task}'; use text-classification or "
+            "token-classification"
+        )
     typer.echo(text)
 
 

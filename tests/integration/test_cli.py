@@ -175,3 +175,29 @@ def test_doctor_reports_and_fixes(tmp_path):
 
     done = tunelab("doctor", tmp_path / "train.csv", "--fix")
     assert done.returncode == 2 and "--fix needs --out" in done.stderr
+
+
+def test_token_classification_from_conll_to_entity_spans(tiny_bert, tmp_path):
+    from tests.conftest import make_entities
+
+    rows = make_entities(240)
+    blocks = ["\n".join(f"{t} {tag}" for t, tag in zip(r["tokens"], r["tags"], strict=True))
+              for r in rows]  # fmt: skip
+    (tmp_path / "ner.conll").write_text("\n\n".join(blocks) + "\n", "utf-8")
+    run = tmp_path / "runs" / "ner"
+    done = tunelab(
+        "train", "--task", "token-classification", "--data", tmp_path / "ner.conll",
+        "--model", tiny_bert, "--output", run, "--scheme", "bioes", *TRAIN_FLAGS,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"test: .* f1=\d\.\d{4}", done.stdout)
+    config = json.loads((run / "model" / "config.json").read_text())
+    assert "E-PER" in config["label2id"] and config["tunelab"]["scheme"] == "bioes"
+
+    done = tunelab("predict", run, "--text", "我们张三在北京买了东西")
+    assert done.returncode == 0, done.stderr
+    (record,) = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert {(e["label"], e["start"], e["end"]) for e in record["entities"]} == {
+        ("PER", 2, 4),
+        ("LOC", 5, 7),
+    }

@@ -52,3 +52,12 @@ def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
         tags.append(fields[column])
     close()
     return pd.DataFrame(rows, index=pd.Index(index, name="line"), columns=["tokens", "tags"])
+
+
+def format_conll(rows: list[dict[str, list[str]]]) -> str:
+    """Rows of ``tokens`` and ``tags`` as CoNLL text (tab-separated, blank line between)."""
+    blocks = (
+        "\n".join(f"{t}\t{tag}" for t, tag in zip(row["tokens"], row["tags"], strict=True))
+        for row in rows
+    )
+    return "\n\n".join(blocks) + "\n"

@@ -95,16 +95,6 @@ def build_zh_sentiment(out: Path, seed: int = 42) -> dict[str, Any]:
     return summary
 
 
-def _conll_text(rows: list[dict[str, list[str]]]) -> str:
-    return (
-        "\n\n".join(
-            "\n".join(f"{token}\t{tag}" for token, tag in zip(r["tokens"], r["tags"], strict=True))
-            for r in rows
-        )
-        + "\n"
-    )
-
-
 def _build_peoples_daily(name: str, out: Path, seed: int) -> dict[str, Any]:
     """Write a People's Daily tagging example: zh-ner (CoNLL), zh-pos and zh-cws (JSONL).
 
@@ -115,6 +105,7 @@ def _build_peoples_daily(name: str, out: Path, seed: int) -> dict[str, Any]:
     from collections import Counter
 
     from tunelab.data import peoples_daily as pd98
+    from tunelab.data.conll import format_conll
     from tunelab.outputs import write_jsonl
 
     if seed != pd98.SPLIT_SEED:
@@ -131,7 +122,7 @@ def _build_peoples_daily(name: str, out: Path, seed: int) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     for split, rows in splits.items():
         if name == "zh-ner":
-            write_text(out / f"{split}.conll", _conll_text(rows))
+            write_text(out / f"{split}.conll", format_conll(rows))
         else:
             write_jsonl(out / f"{split}.jsonl", rows)
     tags = Counter(tag for row in splits["train"] for tag in row["tags"])

@@ -107,3 +107,53 @@ def _fix(
     _write_table(fixed_path, frame)
     result["rows_after"] = len(frame)
     return result
+
+
+def doctor_tagging_files(
+    files: dict[str, Path],
+    task: Any,
+    encoding: str | None = None,
+    tag_column: int = -1,
+    report_path: Path = Path("data_report.json"),
+    fixed_path: Path | None = None,
+) -> str:
+    """``tunelab doctor --task token-classification``: tag statistics, broken sequences,
+    duplicates and leakage; with ``fixed_path``, the training rows with broken sequences
+    repaired and exact duplicates dropped (CoNLL for a ``.conll`` path, else JSONL).
+
+    Returns:
+        The terminal report.
+    """
+    frames = {
+        split: task.standardize(read_table(path, encoding=encoding, tag_column=tag_column))
+        for split, path in files.items()
+    }
+    report = task.diagnose(frames, False, 0)
+    if fixed_path is not None:
+        from tunelab.config import CleanConfig
+
+        train, steps = task.clean(frames["train"], CleanConfig(), is_training=True)
+        rows = [{"tokens": list(r.tokens), "tags": list(r.tags)} for r in train.itertuples()]
+        if fixed_path.suffix.lower() in {".conll", ".iob", ".bio", ".bioes"}:
+            from tunelab.data.conll import format_conll
+
+            write_text(fixed_path, format_conll(rows))
+        else:
+            write_jsonl(fixed_path, rows)
+        report["fix"] = {
+            "rows_before": len(frames["train"]),
+            "rows_after": len(rows),
+            "repaired_rows": len(frames["train"].attrs.get("broken_rows", [])),
+            "scheme": task.scheme,
+            **steps,
+        }
+    write_json(report_path, report)
+    lines = [format_report(report), *task.doctor_lines(report)]
+    lines.append(f"report written to {report_path}")
+    if fixed_path is not None:
+        fixed = report["fix"]
+        lines.append(
+            f"cleaned data: {fixed['rows_after']} of {fixed['rows_before']} rows written to "
+            f"{fixed_path} ({fixed['repaired_rows']} with repaired tag sequences)"
+        )
+    return "\n".join(lines)

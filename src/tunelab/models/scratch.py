@@ -69,6 +69,10 @@ def new_modernbert_mlm(
         sep_token_id=tokenizer.sep_token_id,
         bos_token_id=tokenizer.cls_token_id,
         eos_token_id=tokenizer.sep_token_id,
+        # Sequence classification reads the mean of all token states rather than [CLS], which
+        # masked-LM pretraining never trains: on zh-sentiment (1,000 examples) the starter
+        # scored 0.791 with mean pooling and 0.746 with [CLS].
+        classifier_pooling="mean",
     )
     # ModernBERT has no segment embeddings: the tokenizer must not produce token_type_ids
     tokenizer.model_input_names = ["input_ids", "attention_mask"]

@@ -247,8 +247,10 @@ class TokenClassification:
             found = [f"{s['tokens']} tokens"]
             if s["entities"]:
                 found.append(", ".join(f"{n} {k}" for k, n in s["entities"].items()))
-            if s["broken_sequences"]["rows"]:
-                found.append(f"{s['broken_sequences']['rows']} broken tag sequences (repaired)")
+            broken = s["broken_sequences"]
+            if broken["rows"]:
+                rows = ", ".join(map(str, broken["first_rows"][:5]))
+                found.append(f"{broken['rows']} rows with broken tag sequences (e.g. rows {rows})")
             if s["misaligned_spans"]:
                 found.append(f"{s['misaligned_spans']} spans widened to token boundaries")
             lines.append(f"data doctor: {split}: " + "; ".join(found))

@@ -243,3 +243,17 @@ def test_segmentation_and_plain_tags_pick_their_own_metric(tmp_path):
     pos = TokenClassification()
     pos.standardize(pd.DataFrame({"tokens": [["我", "爱"]], "tags": [["r", "v"]]}))
     assert pos.scheme == "plain" and pos.main_metric == "accuracy"
+
+
+def test_doctor_reports_broken_sequences_and_fix_repairs_them(tmp_path):
+    from tunelab.api import doctor_tagging
+
+    rows = [{"tokens": list("张三在北京"), "tags": ["B-PER", "I-PER", "O", "I-LOC", "I-LOC"]}] * 2
+    data = write_conll(tmp_path / "train.conll", rows)
+    text = doctor_tagging(data, report=tmp_path / "report.json", fixed=tmp_path / "fixed.conll")
+    assert "2 rows with broken tag sequences" in text
+    assert "1 of 2 rows written" in text  # the duplicate is dropped
+    fixed = read_table(tmp_path / "fixed.conll")
+    assert fixed["tags"].tolist() == [["B-PER", "I-PER", "O", "B-LOC", "I-LOC"]]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["tagging"]["train"]["entities"] == {"PER": 2, "LOC": 2}

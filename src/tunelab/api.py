@@ -6,6 +6,7 @@ loads a model, so mistakes cost seconds, not a training run.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -329,6 +330,9 @@ def _write_predictions(path: Path, records: list[dict[str, Any]]) -> None:
             row = {k: v for k, v in record.items() if k != "probabilities"}
             if isinstance(row.get("labels"), list):
                 row["labels"] = "|".join(row["labels"])
+            for key, value in row.items():  # tokens, tags, entities: JSON in one cell
+                if isinstance(value, (list, dict)):
+                    row[key] = json.dumps(value, ensure_ascii=False)
             for name, p in record.get("probabilities", {}).items():
                 row[f"p_{name}"] = p
             flat.append(row)

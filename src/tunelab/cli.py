@@ -293,7 +293,9 @@ def init(
 
 @data_app.command("example")
 def data_example(
-    name: Annotated[str, typer.Argument(help="zh-sentiment, zh-ner, zh-pos or zh-cws")],
+    name: Annotated[
+        str, typer.Argument(help="zh-sentiment, zh-ner, zh-pos, zh-cws, en-zh-l10n or man-summary")
+    ],
     out: Annotated[Path, typer.Option(help="folder for train/validation/test files")],
     seed: Annotated[int, typer.Option(help="split seed")] = 42,
 ) -> None:

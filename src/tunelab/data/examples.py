@@ -139,11 +139,61 @@ def _build_peoples_daily(name: str, out: Path, seed: int) -> dict[str, Any]:
     return summary
 
 
+def _build_text_pairs(name: str, out: Path, seed: int) -> dict[str, Any]:
+    """Write a text-to-text example (source, target) as train/validation/test JSONL.
+
+    en-zh-l10n: English→Chinese messages of the system's gettext catalogs; man-summary:
+    manual-page DESCRIPTION → NAME summary. Rows whose normalised source (l10n: the same
+    message in several catalogs) or target (man: one page under several names, or the
+    alpha/beta/GA variants of a command) repeats are kept on one side of the split.
+    """
+    from tunelab.outputs import write_jsonl
+
+    if name == "en-zh-l10n":
+        from tunelab.data.gettext_pairs import catalog_files, message_pairs, require_pairs
+
+        frame = message_pairs(catalog_files())
+        require_pairs(frame)
+        group_column, origin = "source", "the zh_CN gettext catalogs in /usr/share/locale"
+    else:
+        from tunelab.data.manpages import manual_pairs, require_pages
+
+        frame = manual_pairs()
+        require_pages(frame)
+        group_column, origin = "target", "the manual pages in /usr/share/man (man1-man8)"
+    before = len(frame)
+    frame = frame.drop_duplicates(["source", "target"]).reset_index(drop=True)
+    frame.index = pd.RangeIndex(1, len(frame) + 1)
+    frame.attrs["source"] = origin
+    groups = frame[group_column].map(normalized_text)
+    splits = split_frame(frame, {"validation": 0.1, "test": 0.1}, seed, None, groups)
+    out.mkdir(parents=True, exist_ok=True)
+    for split, part in splits.items():
+        write_jsonl(out / f"{split}.jsonl", part.to_dict(orient="records"))
+    summary = {
+        "name": name,
+        "source": origin,
+        "pairs_found": before,
+        "duplicate_pairs_removed": before - len(frame),
+        "split_seed": seed,
+        "grouped_by": f"normalised {group_column}",
+        "rows": {split: len(part) for split, part in splits.items()},
+        "characters": {
+            column: {split: int(part[column].str.len().sum()) for split, part in splits.items()}
+            for column in ("source", "target")
+        },
+    }
+    write_json(out / "dataset.json", summary)
+    return summary
+
+
 EXAMPLES = {
     "zh-sentiment": build_zh_sentiment,
     "zh-ner": partial(_build_peoples_daily, "zh-ner"),
     "zh-pos": partial(_build_peoples_daily, "zh-pos"),
     "zh-cws": partial(_build_peoples_daily, "zh-cws"),
+    "en-zh-l10n": partial(_build_text_pairs, "en-zh-l10n"),
+    "man-summary": partial(_build_text_pairs, "man-summary"),
 }
 
 

@@ -87,3 +87,85 @@ def tiny_run_config(tiny_bert: Path, train: Path, output: Path, **sections: dict
     for name, values in sections.items():
         config.setdefault(name, {}).update(values)
     return config
+
+
+WORDS = {"red": "红", "green": "绿", "blue": "蓝", "cat": "猫", "dog": "狗", "big": "大"}
+
+
+def make_translations(n: int, seed: int = 0) -> list[dict[str, str]]:
+    """'Translate the first word': a word, then up to three others; the target is the first
+    word's 'Chinese'. Learnable by a 2-layer model in seconds (word order is not)."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        words = rng.choices(list(WORDS), k=rng.randint(1, 4))
+        rows.append({"source": " ".join(words), "target": WORDS[words[0]]})
+    return rows
+
+
+def _pair_texts() -> list[str]:
+    return [" ".join(WORDS) + " " + "".join(WORDS.values())] * 4 + [
+        r["source"] + " " + r["target"] for r in make_translations(200)
+    ]
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Llama (hidden 32) with a byte-level BPE tokenizer and ChatML template."""
+    import torch
+
+    from tunelab.models.scratch import new_llama_clm
+    from tunelab.models.tokenizer_training import byte_level_bpe_tokenizer
+
+    torch.manual_seed(0)
+    tokenizer = byte_level_bpe_tokenizer(_pair_texts(), vocab_size=400)
+    model = new_llama_clm(tokenizer, layers=2, hidden=32, heads=2, max_positions=256)
+    out = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def _tiny_seq2seq(out: Path, family: str) -> Path:
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration, T5Config
+
+    from tunelab.models.tokenizer_training import character_tokenizer
+
+    torch.manual_seed(0)
+    tokenizer = character_tokenizer(_pair_texts())
+    ids = {"pad": tokenizer.pad_token_id, "bos": tokenizer.cls_token_id,
+           "eos": tokenizer.sep_token_id}  # fmt: skip
+    if family == "t5":
+        from transformers import T5ForConditionalGeneration
+
+        config = T5Config(
+            vocab_size=len(tokenizer), d_model=32, d_kv=16, d_ff=64, num_layers=2,
+            num_heads=2, pad_token_id=ids["pad"], eos_token_id=ids["eos"],
+            decoder_start_token_id=ids["pad"],
+        )  # fmt: skip
+        model = T5ForConditionalGeneration(config)
+    else:
+        config = BartConfig(
+            vocab_size=len(tokenizer), d_model=32, encoder_layers=2, decoder_layers=2,
+            encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+            decoder_ffn_dim=64, max_position_embeddings=128, pad_token_id=ids["pad"],
+            bos_token_id=ids["bos"], eos_token_id=ids["eos"],
+            decoder_start_token_id=ids["eos"], forced_eos_token_id=None,
+        )  # fmt: skip
+        model = BartForConditionalGeneration(config)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer T5 (d_model 32) with a character vocabulary."""
+    return _tiny_seq2seq(tmp_path_factory.mktemp("tiny-t5"), "t5")
+
+
+@pytest.fixture(scope="session")
+def tiny_bart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BART (d_model 32) with a character vocabulary."""
+    return _tiny_seq2seq(tmp_path_factory.mktemp("tiny-bart"), "bart")

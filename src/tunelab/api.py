@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from pathlib import Path
@@ -180,18 +181,28 @@ def train(
             "samples_per_second": train_output.metrics.get("train_samples_per_second"),
         }
     }
+    if task.main_metric == "loss":  # generation: held-out loss and perplexity of references
+        for split in ("validation", "test"):
+            if split in splits and len(encoded[split]):
+                loss = float(trainer.evaluate(encoded[split])["eval_loss"])
+                run_metrics[f"{split}_loss"] = {"loss": loss, "perplexity": math.exp(loss)}
     outputs = {
         split: _forward(
             model, tokenizer, task, splits[split], max_length, config.training.eval_batch_size
         )
-        for split in ("validation", "test")
+        for split in task.evaluated_splits
         if split in splits
     }
     if "validation" in outputs:
         run_metrics["calibration"] = task.calibrate(outputs["validation"], splits["validation"])
     for split, split_outputs in outputs.items():
         run_metrics[split] = task.evaluate_outputs(split_outputs, splits[split])
+        run_metrics[split].update(run_metrics.pop(f"{split}_loss", {}))
+    for split in ("validation", "test"):  # loss measured, no text generated (validation)
+        if f"{split}_loss" in run_metrics:
+            run_metrics[split] = run_metrics.pop(f"{split}_loss")
 
+    task.finish(model, tokenizer)
     model.config.tunelab = {**task.metadata(), "max_length": max_length}
     with atomic_folder(output / "model") as model_dir:
         model.save_pretrained(model_dir)

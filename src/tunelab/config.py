@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tunelab.errors import UserError
 
-TASKS = ("text-classification", "token-classification")
+TASKS = ("text-classification", "token-classification", "seq2seq", "causal-lm")
 
 
 class _Section(BaseModel):
@@ -214,10 +214,36 @@ class TokenClassificationConfig(_Section):
     )
 
 
+class GenerationConfig(_Section):
+    """Options of seq2seq and causal-lm (text in, text out)."""
+
+    source_column: str = Field(
+        "source", description="input text column (prompt/completion columns work too)"
+    )
+    target_column: str = Field("target", description="output text column")
+    messages_column: str = Field(
+        "messages", description="causal-lm: chat column in the OpenAI format [{role, content}]"
+    )
+    prefix: str = Field("", description="text put before every source, e.g. 'summarize: '")
+    max_target_length: int = Field(128, gt=0, description="seq2seq: target token limit")
+    max_new_tokens: int = Field(128, gt=0, description="tokens generated at most per answer")
+    num_beams: int = Field(1, ge=1, description="beam search width (1: greedy)")
+    length_penalty: float = Field(1.0, description="beam search: >1 favours longer outputs")
+    no_repeat_ngram_size: int = Field(0, ge=0, description="forbid repeating n-grams (0: off)")
+    packing: bool = Field(
+        True,
+        description="causal-lm: pack rows into one sequence without padding (attention and "
+        "positions stay per row)",
+    )
+    max_eval_rows: int | None = Field(
+        None, gt=0, description="generate for at most this many test rows (null: all)"
+    )
+
+
 class RunConfig(_Section):
     """A whole run: task, data, model, training, output."""
 
-    task: Literal["text-classification", "token-classification"] = Field(
+    task: Literal["text-classification", "token-classification", "seq2seq", "causal-lm"] = Field(
         "text-classification", description="what to train: " + ", ".join(TASKS)
     )
     output: Path = Field(Path("runs/run"), description="run folder for model, metrics, report")
@@ -230,6 +256,9 @@ class RunConfig(_Section):
     )
     token_classification: TokenClassificationConfig = Field(
         default_factory=TokenClassificationConfig, description="token-classification options"
+    )
+    generation: GenerationConfig = Field(
+        default_factory=GenerationConfig, description="seq2seq and causal-lm options"
     )
 
 

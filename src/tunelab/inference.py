@@ -73,3 +73,52 @@ def forward_in_batches(
     if ragged:
         return outputs
     return np.stack(outputs) if outputs else np.zeros((0, model.config.num_labels), np.float32)
+
+
+def generate_in_batches(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[list[int]],
+    batch_size: int,
+    precision: str,
+    generation_kwargs: dict[str, Any],
+    decoder_only: bool,
+) -> list[str]:
+    """Generate for token-id prompts in length-sorted batches; return only the new text.
+
+    Decoder-only prompts are padded on the left, so every row's answer starts right after
+    its own last token.
+    """
+    import torch
+
+    from tunelab.data.corpus import joined_words
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    wordpiece = type(getattr(backend, "decoder", None)).__name__ == "WordPiece"
+    order = np.argsort([len(p) for p in prompts], kind="stable")[::-1]
+    outputs: list[str] = [""] * len(prompts)
+    model.eval()
+    with torch.inference_mode(), autocast(model, precision):
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            width = max(len(prompts[i]) for i in chunk)
+            ids, mask = [], []
+            for i in chunk:
+                fill = [pad] * (width - len(prompts[i]))
+                ones = [1] * len(prompts[i])
+                ids.append(fill + prompts[i] if decoder_only else prompts[i] + fill)
+                mask.append([0] * len(fill) + ones if decoder_only else ones + [0] * len(fill))
+            input_ids = torch.tensor(ids, device=model.device)
+            attention_mask = torch.tensor(mask, device=model.device)
+            generated = model.generate(
+                input_ids=input_ids, attention_mask=attention_mask, **generation_kwargs
+            )
+            if decoder_only:
+                generated = generated[:, width:]
+            texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
+            if wordpiece:  # WordPiece decoders put a space between every two CJK characters
+                texts = [joined_words(text) for text in texts]
+            for row, index in enumerate(chunk):
+                outputs[index] = texts[row].strip()
+    return outputs

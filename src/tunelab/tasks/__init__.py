@@ -6,6 +6,7 @@ from typing import Any
 
 from tunelab.errors import UserError
 from tunelab.tasks.base import Task
+from tunelab.tasks.generation import CausalGeneration, Seq2SeqGeneration
 from tunelab.tasks.text_classification import TextClassification
 from tunelab.tasks.token_classification import TokenClassification
 
@@ -13,6 +14,8 @@ from tunelab.tasks.token_classification import TokenClassification
 TASKS: dict[str, type[Any]] = {
     TextClassification.name: TextClassification,
     TokenClassification.name: TokenClassification,
+    Seq2SeqGeneration.name: Seq2SeqGeneration,
+    CausalGeneration.name: CausalGeneration,
 }
 
 

@@ -21,6 +21,7 @@ class Task(Protocol):
     label_column: str
     main_metric: str  # picks the best checkpoint and leads every summary
     greater_is_better: bool
+    evaluated_splits: tuple[str, ...]  # held-out splits the model predicts after training
 
     def required_columns(self, with_labels: bool = True) -> dict[str, str]:
         """Columns the data must have, each mapped to the config option that names it."""
@@ -44,6 +45,10 @@ class Task(Protocol):
         self, frame: pd.DataFrame, clean: Any, is_training: bool
     ) -> tuple[pd.DataFrame, dict[str, Any]]:
         """Cleaned rows of one split and what cleaning changed."""
+        ...
+
+    def finish(self, model: Any, tokenizer: Any) -> None:
+        """Last changes to the trained model before it is saved (e.g. generation settings)."""
         ...
 
     def auto_model_class(self) -> Any:

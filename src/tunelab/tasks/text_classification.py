@@ -46,6 +46,7 @@ class TextClassification:
     """Assign one label, several labels, or a number to a text or a pair of texts."""
 
     name = "text-classification"
+    evaluated_splits = ("validation", "test")
 
     def __init__(
         self,
@@ -119,6 +120,9 @@ class TextClassification:
         if with_labels:
             columns[self.label_column] = "data.label_column"
         return columns
+
+    def finish(self, model: Any, tokenizer: Any) -> None:
+        """Nothing to add to the model before it is saved."""
 
     def auto_model_class(self) -> Any:
         from transformers import AutoModelForSequenceClassification

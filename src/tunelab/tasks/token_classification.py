@@ -36,6 +36,7 @@ class TokenClassification:
     name = "token-classification"
     text_pair_column = None
     problem_type = "sequence"  # never stratified by label when a file is split
+    evaluated_splits = ("validation", "test")
 
     def __init__(
         self,
@@ -128,6 +129,9 @@ class TokenClassification:
             "scheme": self.scheme,
             "stride": self.stride,
         }
+
+    def finish(self, model: Any, tokenizer: Any) -> None:
+        """Nothing to add to the model before it is saved."""
 
     def auto_model_class(self) -> Any:
         from transformers import AutoModelForTokenClassification

@@ -121,9 +121,12 @@ def build_trainer(
     best_metric = None
     if eval_dataset is not None:
         best_metric = training.metric_for_best_model or task.main_metric
+    # tasks chosen by loss (generation) need no predictions during evaluation, only the loss
+    loss_only = task.main_metric == "loss"
     args = training_arguments(
-        training, output_dir, seed, precision, best_metric, task.greater_is_better
-    )
+        training, output_dir, seed, precision, best_metric, task.greater_is_better,
+        prediction_loss_only=loss_only,
+    )  # fmt: skip
     callbacks = []
     if eval_dataset is not None and training.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(training.early_stopping_patience))
@@ -134,9 +137,9 @@ def build_trainer(
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         data_collator=task.collator(tokenizer),
-        compute_metrics=task.compute_metrics if eval_dataset is not None else None,
+        compute_metrics=None if eval_dataset is None or loss_only else task.compute_metrics,
         compute_loss_func=compute_loss_func,
-        preprocess_logits_for_metrics=task.preprocess_logits if eval_dataset is not None else None,
+        preprocess_logits_for_metrics=None if loss_only else task.preprocess_logits,
         callbacks=callbacks,
     )
 

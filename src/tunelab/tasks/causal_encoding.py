@@ -1,0 +1,71 @@
+"""Token ids and loss masks of causal-LM training rows: the loss is on the answer only.
+
+A chat is rendered with the tokenizer's own chat template; the characters of each
+assistant turn are found by rendering the conversation up to that turn (with and without
+the generation prompt), then mapped onto tokens through the fast tokenizer's offsets. This
+works for any template, with or without ``{% generation %}`` markers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunelab.tasks.token_windows import IGNORE
+
+
+def _render(tokenizer: Any, messages: list[dict[str, str]], prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt)
+
+
+def chat_text_and_spans(
+    tokenizer: Any, messages: list[dict[str, str]]
+) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the character spans of its assistant turns."""
+    text = _render(tokenizer, messages, prompt=False)
+    spans = []
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        start = len(_render(tokenizer, messages[:i], prompt=True)) if i else 0
+        # the turn's closing token belongs to the answer (the model must learn to stop);
+        # the line break after it is the template's
+        end = len(_render(tokenizer, messages[: i + 1], prompt=False).rstrip())
+        spans.append((start, end))
+    return text, spans
+
+
+def plain_text_and_spans(tokenizer: Any, prompt: str, completion: str) -> tuple[str, list]:
+    """Prompt and completion joined for a model without a chat template, ending in EOS."""
+    end = tokenizer.eos_token or ""
+    return prompt + completion + end, [(len(prompt), len(prompt) + len(completion) + len(end))]
+
+
+def prompt_text(tokenizer: Any, context: list[dict[str, str]] | None, prompt: str) -> str:
+    """What the model reads before it answers: the chat so far plus the generation prompt."""
+    if tokenizer.chat_template:
+        messages = context if context is not None else [{"role": "user", "content": prompt}]
+        return _render(tokenizer, messages, prompt=True)
+    return prompt
+
+
+def encode_with_mask(
+    tokenizer: Any, text: str, spans: list[tuple[int, int]], max_length: int
+) -> dict[str, list[int]]:
+    """``input_ids`` and ``labels`` (IGNORE outside ``spans``), truncated to ``max_length``.
+
+    The text already holds the template's special tokens, so none are added here; a BOS
+    token is prepended where the tokenizer defines one and the template did not write it.
+    """
+    encoded = tokenizer(
+        text, add_special_tokens=False, return_offsets_mapping=True, truncation=True,
+        max_length=max_length,
+    )  # fmt: skip
+    ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+    labels = [
+        token if any(start <= a and b <= end and b > a for start, end in spans) else IGNORE
+        for token, (a, b) in zip(ids, offsets, strict=True)
+    ]
+    bos = tokenizer.bos_token_id
+    if bos is not None and (not ids or ids[0] != bos) and len(ids) < max_length:
+        ids, labels = [bos, *ids], [IGNORE, *labels]
+    return {"input_ids": ids, "labels": labels}

@@ -1,0 +1,397 @@
+"""Generation: text in, text out, with seq2seq models or causal (decoder-only) models.
+
+``seq2seq`` (T5, BART, Marian, ...) reads ``source`` and learns ``target``. ``causal-lm``
+(Llama, Qwen, GPT-2 shapes) learns the answer of a prompt/completion pair or of a chat in
+the OpenAI ``messages`` format, rendered with the tokenizer's chat template, with the
+loss on assistant tokens only; short rows are packed padding-free by default. Both pick
+checkpoints by validation loss and score generated text after training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tunelab.evaluation.generation import generation_metrics
+from tunelab.tasks.generation_inputs import MESSAGES, SOURCE, TARGET, standardize_pairs
+from tunelab.tasks.token_windows import IGNORE
+
+
+class _Generation:
+    """What both generation shapes share: inputs, settings, decoding, metrics, records."""
+
+    name = ""
+    text_pair_column = None
+    problem_type = "generation"
+    main_metric = "loss"  # checkpoints by validation loss; text metrics after training
+    greater_is_better = False
+    evaluated_splits = ("test",)  # generating for validation would only cost time
+    allow_messages = False
+
+    def __init__(
+        self,
+        source_column: str = "source",
+        target_column: str = "target",
+        messages_column: str = "messages",
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        self.source_column = source_column
+        self.target_column = target_column
+        self.messages_column = messages_column
+        self.settings: dict[str, Any] = {
+            "prefix": "",
+            "max_target_length": 128,
+            "max_new_tokens": 128,
+            "num_beams": 1,
+            "length_penalty": 1.0,
+            "no_repeat_ngram_size": 0,
+            "packing": True,
+            "max_eval_rows": None,
+            **(settings or {}),
+        }
+
+    @classmethod
+    def from_run_config(cls, config: Any) -> _Generation:
+        """Build from a :class:`tunelab.config.RunConfig`."""
+        options = config.generation
+        return cls(
+            options.source_column,
+            options.target_column,
+            options.messages_column,
+            options.model_dump(exclude={"source_column", "target_column", "messages_column"}),
+        )
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> _Generation:
+        """Rebuild from the metadata a trained model carries in its ``config.json``."""
+        return cls(
+            meta.get("source_column", "source"),
+            meta.get("target_column", "target"),
+            meta.get("messages_column", "messages"),
+            meta.get("settings"),
+        )
+
+    # Shared code reads the standardized frame; a user's --text-column names their column.
+    @property
+    def text_column(self) -> str:
+        return SOURCE
+
+    @text_column.setter
+    def text_column(self, value: str) -> None:
+        self.source_column = value
+
+    @property
+    def label_column(self) -> str:
+        return TARGET
+
+    @label_column.setter
+    def label_column(self, value: str) -> None:
+        self.target_column = value
+
+    def required_columns(self, with_labels: bool = True) -> dict[str, str]:
+        columns = {SOURCE: "generation.source_column"}
+        if with_labels:
+            columns[TARGET] = "generation.target_column"
+        return columns
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "task": self.name,
+            "source_column": self.source_column,
+            "target_column": self.target_column,
+            "messages_column": self.messages_column,
+            "settings": self.settings,
+        }
+
+    def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
+        return standardize_pairs(
+            frame, self.source_column, self.target_column, self.messages_column, with_labels,
+            self.allow_messages,
+        )  # fmt: skip
+
+    def fit_labels(self, train: pd.DataFrame) -> None:
+        return None
+
+    def check_labels(self, frame: pd.DataFrame) -> None:
+        return None
+
+    def diagnose(
+        self, frames: dict[str, pd.DataFrame], find_label_errors: bool, seed: int
+    ) -> dict[str, Any]:
+        """Duplicates, leakage and text quality of the sources (the doctor's text checks)."""
+        from tunelab.data.doctor import diagnose
+
+        report = diagnose(frames, SOURCE, None, find_label_errors=False, seed=seed)
+        report["targets"] = {
+            split: {
+                "empty": int((frame[TARGET].str.strip() == "").sum()),
+                "mean_characters": float(frame[TARGET].str.len().mean()),
+            }
+            for split, frame in frames.items()
+            if TARGET in frame.columns
+        }
+        return report
+
+    def doctor_lines(self, report: dict[str, Any]) -> list[str]:
+        from tunelab.training.prepare import doctor_summary
+
+        return doctor_summary(report)
+
+    def clean(
+        self, frame: pd.DataFrame, clean: Any, is_training: bool
+    ) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """Drop exact duplicate training pairs."""
+        if not (is_training and clean.drop_duplicates):
+            return frame, {}
+        duplicated = frame[[SOURCE, TARGET]].duplicated()
+        kept = frame[~duplicated]
+        kept.attrs = dict(frame.attrs)
+        return kept, {"duplicates": int(duplicated.sum())}
+
+    def loss_function(
+        self, train: pd.DataFrame, class_weights: str = "auto", label_smoothing: float = 0.0
+    ) -> tuple[Any, dict[str, Any]]:
+        return None, {}
+
+    def preprocess_logits(self, logits: Any, labels: Any) -> Any:
+        return logits
+
+    def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
+        return {}
+
+    def calibrate(self, outputs: Any, frame: pd.DataFrame) -> dict[str, Any]:
+        return {}
+
+    def stop_ids(self, tokenizer: Any) -> list[int]:
+        """Token ids that end an answer: EOS, and the end-of-turn token of a chat template."""
+        return [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+
+    def finish(self, model: Any, tokenizer: Any) -> None:
+        """Store the decoding settings in the model's generation config before it is saved,
+        so ``pipeline(...)`` and ``model.generate`` decode like ``tunelab predict``."""
+        for key, value in self.generation_kwargs(tokenizer).items():
+            setattr(model.generation_config, key, value)
+        model.generation_config.eos_token_id = self.stop_ids(tokenizer)
+
+    def generation_kwargs(self, tokenizer: Any) -> dict[str, Any]:
+        s = self.settings
+        kwargs = {
+            "max_new_tokens": s["max_new_tokens"],
+            "num_beams": s["num_beams"],
+            "do_sample": False,
+            "pad_token_id": tokenizer.pad_token_id,
+            "eos_token_id": self.stop_ids(tokenizer),
+        }
+        if s["num_beams"] > 1:
+            kwargs["length_penalty"] = s["length_penalty"]
+        if s["no_repeat_ngram_size"]:
+            kwargs["no_repeat_ngram_size"] = s["no_repeat_ngram_size"]
+        return kwargs
+
+    def evaluate_outputs(self, outputs: list[str], frame: pd.DataFrame) -> dict[str, Any]:
+        references = frame[TARGET].tolist()[: len(outputs)]
+        return {"examples": len(outputs), **generation_metrics(outputs, references)}
+
+    def predictions(self, outputs: list[str], frame: pd.DataFrame) -> list[dict[str, Any]]:
+        records = []
+        for (_, row), output in zip(frame.iterrows(), outputs, strict=False):
+            record = {"source": row[SOURCE], "output": output}
+            if TARGET in frame.columns:
+                record["reference"] = row[TARGET]
+            records.append(record)
+        return records
+
+    def _rows_to_generate(self, frame: pd.DataFrame) -> pd.DataFrame:
+        limit = self.settings.get("max_eval_rows")
+        return frame if limit is None or TARGET not in frame.columns else frame.iloc[:limit]
+
+
+class Seq2SeqGeneration(_Generation):
+    """Encoder-decoder models: the source goes in, the target is learned and generated."""
+
+    name = "seq2seq"
+
+    def auto_model_class(self) -> Any:
+        from transformers import AutoModelForSeq2SeqLM
+
+        return AutoModelForSeq2SeqLM
+
+    def build_model(self, source: str, **load_kwargs: Any) -> Any:
+        from tunelab.models.load import from_pretrained
+
+        return from_pretrained(self.auto_model_class(), source, **load_kwargs)
+
+    def _sources(self, frame: pd.DataFrame) -> list[str]:
+        return [self.settings["prefix"] + text for text in frame[SOURCE]]
+
+    def token_lengths(self, frame: pd.DataFrame, tokenizer: Any) -> np.ndarray:
+        encoded = tokenizer(self._sources(frame), truncation=False, verbose=False)
+        return np.array([len(ids) for ids in encoded["input_ids"]])
+
+    def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
+        from datasets import Dataset
+
+        features = dict(
+            tokenizer(
+                self._sources(frame), text_target=frame[TARGET].tolist(), truncation=True,
+                max_length=max_length,
+            )
+        )  # fmt: skip
+        targets = tokenizer(
+            text_target=frame[TARGET].tolist(), truncation=True,
+            max_length=self.settings["max_target_length"],
+        )  # fmt: skip
+        features["labels"] = targets["input_ids"]
+        features.pop("token_type_ids", None)
+        features["length"] = [len(ids) for ids in features["input_ids"]]
+        return Dataset.from_dict(features)
+
+    def collator(self, tokenizer: Any) -> Any:
+        from transformers import DataCollatorForSeq2Seq
+
+        return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE)
+
+    def forward(
+        self, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int,
+        batch_size: int, precision: str = "fp32",
+    ) -> list[str]:  # fmt: skip
+        """Generated text for every row, in length-sorted batches."""
+        from tunelab.inference import generate_in_batches
+
+        frame = self._rows_to_generate(frame)
+        encoded = tokenizer(self._sources(frame), truncation=True, max_length=max_length)
+        prompts = [list(ids) for ids in encoded["input_ids"]]
+        return generate_in_batches(
+            model, tokenizer, prompts, batch_size, precision, self.generation_kwargs(tokenizer),
+            decoder_only=False,
+        )  # fmt: skip
+
+
+class CausalGeneration(_Generation):
+    """Decoder-only models tuned on prompt/completion pairs or chats; loss on answers only."""
+
+    name = "causal-lm"
+    allow_messages = True
+
+    def auto_model_class(self) -> Any:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM
+
+    def build_model(self, source: str, **load_kwargs: Any) -> Any:
+        from tunelab.models.load import from_pretrained
+
+        model = from_pretrained(self.auto_model_class(), source, **load_kwargs)
+        if self.settings["packing"]:
+            # Rows packed into one sequence are kept apart by a block-diagonal mask built
+            # from the restarting position ids, and transformers builds it only when no
+            # KV cache is in play: training must not create one.
+            model.config.use_cache = False
+        return model
+
+    def finish(self, model: Any, tokenizer: Any) -> None:
+        model.config.use_cache = True  # generation wants its cache back
+        super().finish(model, tokenizer)
+
+    def stop_ids(self, tokenizer: Any) -> list[int]:
+        """EOS and the token a chat template closes an assistant turn with (``<|im_end|>``),
+        found by rendering a one-turn chat: without it, a chat model talks on past its turn."""
+        ids = super().stop_ids(tokenizer)
+        if tokenizer.chat_template:
+            from tunelab.tasks.causal_encoding import chat_text_and_spans
+
+            chat = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+            text, [(start, end)] = chat_text_and_spans(tokenizer, chat)
+            answer = text[start:end]
+            closing = answer[answer.rindex("a") + 1 :]
+            first = tokenizer(closing, add_special_tokens=False)["input_ids"][:1]
+            added = set(getattr(tokenizer, "added_tokens_decoder", {}))
+            if first and first[0] in added and first[0] not in ids:
+                ids.append(first[0])
+        return ids
+
+    def _texts_and_spans(self, frame: pd.DataFrame, tokenizer: Any) -> list[tuple[str, list]]:
+        from tunelab.tasks.causal_encoding import chat_text_and_spans, plain_text_and_spans
+
+        prefix = self.settings["prefix"]
+        rows = []
+        for _, row in frame.iterrows():
+            messages = row.get(MESSAGES) if MESSAGES in frame.columns else None
+            if not isinstance(messages, list):
+                messages = [
+                    {"role": "user", "content": prefix + row[SOURCE]},
+                    {"role": "assistant", "content": row[TARGET]},
+                ]
+                if not tokenizer.chat_template:
+                    rows.append(plain_text_and_spans(tokenizer, prefix + row[SOURCE], row[TARGET]))
+                    continue
+            rows.append(chat_text_and_spans(tokenizer, messages))
+        return rows
+
+    def token_lengths(self, frame: pd.DataFrame, tokenizer: Any) -> np.ndarray:
+        texts = [text for text, _ in self._texts_and_spans(frame, tokenizer)]
+        encoded = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)
+        return np.array([len(ids) + 1 for ids in encoded["input_ids"]])
+
+    def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
+        from datasets import Dataset
+
+        from tunelab.tasks.causal_encoding import encode_with_mask
+
+        rows = [
+            encode_with_mask(tokenizer, text, spans, max_length)
+            for text, spans in self._texts_and_spans(frame, tokenizer)
+        ]
+        # a row whose answer was cut off entirely teaches nothing
+        rows = [row for row in rows if any(label != IGNORE for label in row["labels"])]
+        return Dataset.from_dict(
+            {
+                "input_ids": [row["input_ids"] for row in rows],
+                "labels": [row["labels"] for row in rows],
+                "length": [len(row["input_ids"]) for row in rows],
+            }
+        )
+
+    def collator(self, tokenizer: Any) -> Any:
+        """Padding-free packing (position ids restart per row, attention stays inside each
+        row) when ``packing`` is on; otherwise right-padded batches."""
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if self.settings["packing"]:
+            from transformers import DataCollatorWithFlattening
+
+            return DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
+        from transformers import DataCollatorForSeq2Seq
+
+        return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE, padding=True)
+
+    def forward(
+        self, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int,
+        batch_size: int, precision: str = "fp32",
+    ) -> list[str]:  # fmt: skip
+        """The model's answer to every row's prompt (or chat so far), length-sorted batches."""
+        import json
+
+        from tunelab.inference import generate_in_batches
+        from tunelab.tasks.causal_encoding import prompt_text
+
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        frame = self._rows_to_generate(frame)
+        prompts = []
+        for _, row in frame.iterrows():
+            context = None
+            if MESSAGES in frame.columns and isinstance(row.get(MESSAGES), list):
+                context = json.loads(row[SOURCE])
+            text = prompt_text(tokenizer, context, self.settings["prefix"] + row[SOURCE])
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            bos = tokenizer.bos_token_id
+            if bos is not None and (not ids or ids[0] != bos):
+                ids = [bos, *ids]
+            prompts.append(ids[-max_length:])
+        return generate_in_batches(
+            model, tokenizer, prompts, batch_size, precision, self.generation_kwargs(tokenizer),
+            decoder_only=True,
+        )  # fmt: skip

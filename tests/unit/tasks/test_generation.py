@@ -1,0 +1,154 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_translations, tiny_run_config
+from tunelab.data.load import read_table
+from tunelab.errors import UserError
+from tunelab.tasks.generation import CausalGeneration
+from tunelab.tasks.token_windows import IGNORE
+
+# BART leaves its plateau (the decoder ignoring the source) after ~250-300 updates at this rate
+SEQ2SEQ_TRAINING = {"epochs": 60, "learning_rate": 3e-3, "batch_size": 16}
+CAUSAL_TRAINING = {"epochs": 15, "learning_rate": 3e-3, "batch_size": 16}
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return path
+
+
+def generation_config(model: Path, tmp_path: Path, task: str, rows: list[dict], **training):
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    test = write_jsonl(tmp_path / "test.jsonl", make_translations(20, seed=7))
+    config = tiny_run_config(model, train, tmp_path / "run")
+    config["task"] = task
+    config["data"]["test"] = str(test)
+    config["training"].update(training)
+    config["generation"] = {"max_new_tokens": 12}
+    return config
+
+
+@pytest.mark.parametrize("family", ["tiny_t5", "tiny_bart"])
+def test_seq2seq_learns_a_word_by_word_translation(family, request, tmp_path):
+    import tunelab
+
+    model = request.getfixturevalue(family)
+    config = generation_config(
+        model, tmp_path, "seq2seq", make_translations(400), **SEQ2SEQ_TRAINING
+    )
+    result = tunelab.train(config)
+    test = result["metrics"]["test"]
+    assert {"rouge1", "rougeL", "bleu", "chrf", "exact_match", "perplexity"} <= set(test)
+    assert test["exact_match"] > 0.8  # random weights score near 0
+    records = [json.loads(x) for x in (tmp_path / "run" / "predictions.jsonl").open()]
+    assert len(records) == 20 and {"source", "reference", "output"} <= set(records[0])
+    (answer,) = tunelab.predict(result["model_dir"], texts=["red cat"])
+    assert answer["output"] == "红"
+
+
+def test_causal_lm_loss_is_on_the_answer_only(tiny_llama):
+    import pandas as pd
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    task = CausalGeneration()
+    frame = task.standardize(pd.DataFrame({"prompt": ["red cat"], "completion": ["红猫"]}))
+    features = task.encode(frame, tokenizer, 64)[0]
+    pairs = zip(features["input_ids"], features["labels"], strict=True)
+    answer = [token for token, label in pairs if label != IGNORE]
+    assert tokenizer.decode(answer) == "红猫<|im_end|>"  # the answer and the end of its turn
+    assert task.stop_ids(tokenizer) == [
+        tokenizer.eos_token_id,
+        tokenizer.convert_tokens_to_ids("<|im_end|>"),
+    ]
+
+
+def test_packed_rows_see_only_themselves(tiny_llama):
+    """Padding-free packing: a row's logits inside a packed batch equal its logits alone."""
+    import pandas as pd
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    task = CausalGeneration()
+    model = task.build_model(str(tiny_llama)).eval()  # as the trainer gets it
+    reference = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    frame = task.standardize(pd.DataFrame(make_translations(3)))
+    rows = [dict(r) for r in task.encode(frame, tokenizer, 64)]
+    batch = task.collator(tokenizer)([{k: r[k] for k in ("input_ids", "labels")} for r in rows])
+    assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch
+    with torch.no_grad():
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits
+        start = 0
+        for row in rows:
+            alone = reference(input_ids=torch.tensor([row["input_ids"]])).logits
+            end = start + len(row["input_ids"])
+            assert torch.allclose(packed[0, start:end], alone[0], atol=1e-4)
+            start = end
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_causal_lm_instruction_tuning_end_to_end(tiny_llama, tmp_path, packing):
+    import tunelab
+
+    config = generation_config(
+        tiny_llama, tmp_path, "causal-lm", make_translations(400), **CAUSAL_TRAINING
+    )
+    config["generation"]["packing"] = packing
+    result = tunelab.train(config)
+    assert result["metrics"]["test"]["exact_match"] > 0.8
+    (answer,) = tunelab.predict(result["model_dir"], texts=["red cat"])
+    assert answer["output"] == "红"
+
+
+def test_chat_jsonl_trains_as_is_and_agrees_with_the_pipeline(tiny_llama, tmp_path):
+    from transformers import pipeline
+
+    import tunelab
+
+    chats = [
+        {"messages": [
+            {"role": "system", "content": "Translate."},
+            {"role": "user", "content": r["source"]},
+            {"role": "assistant", "content": r["target"]},
+        ]}
+        for r in make_translations(400)
+    ]  # fmt: skip
+    config = generation_config(tiny_llama, tmp_path, "causal-lm", chats, **CAUSAL_TRAINING)
+    config["data"]["test"] = str(write_jsonl(tmp_path / "test.jsonl", chats[:10]))
+    model_dir = tunelab.train(config)["model_dir"]
+    ours = tunelab.predict(model_dir, input=config["data"]["test"])
+    generator = pipeline("text-generation", model=model_dir)
+    for chat, record in zip(chats[:10], ours, strict=True):
+        theirs = generator(chat["messages"][:-1])[0]["generated_text"][-1]["content"]
+        assert theirs.strip() == record["output"]
+
+
+@pytest.mark.parametrize(
+    ("messages", "error"),
+    [
+        ([{"role": "robot", "content": "hi"}], r"line 1: message 1 has role 'robot'"),
+        ([{"role": "user"}], r"line 1: message 1 \(user\) has no content"),
+        ([{"role": "user", "content": "hi"}], "line 1: the conversation has no assistant"),
+        ("hello", "line 1: 'messages' must be a non-empty list"),
+    ],
+)
+def test_malformed_chats_name_the_line(tmp_path, messages, error):
+    path = write_jsonl(tmp_path / "chat.jsonl", [{"messages": messages}])
+    with pytest.raises(UserError, match=error):
+        CausalGeneration().standardize(read_table(path))
+
+
+def test_generation_metrics_count_characters_for_chinese():
+    from tunelab.evaluation.generation import generation_metrics
+
+    same = generation_metrics(["红猫"], ["红猫"])
+    assert same["rougeL"] == 1.0 and same["exact_match"] == 1.0 and same["chrf"] == 100.0
+    half = generation_metrics(["红狗"], ["红猫"])
+    assert half["rouge1"] == pytest.approx(0.5)
+    assert half["bleu_tokenize"] == "zh"
+    english = generation_metrics(["list directory contents"], ["list the directory contents"])
+    assert english["bleu_tokenize"] == "13a" and 0 < english["rougeL"] < 1

@@ -291,6 +291,18 @@ def init(
     typer.echo(f"config written to {out}")
 
 
+@app.command("chat")
+def chat_command(
+    model: Annotated[str, typer.Argument(help="causal model: run folder, starter or HF folder")],
+    system: Annotated[str | None, typer.Option(help="system prompt")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="tokens per answer at most")] = 256,
+) -> None:
+    """Chat with a causal model in the terminal (answers stream; an empty line ends)."""
+    from tunelab.chat import chat
+
+    chat(model, system, max_new_tokens)
+
+
 @data_app.command("example")
 def data_example(
     name: Annotated[

@@ -152,3 +152,28 @@ def test_generation_metrics_count_characters_for_chinese():
     assert half["bleu_tokenize"] == "zh"
     english = generation_metrics(["list directory contents"], ["list the directory contents"])
     assert english["bleu_tokenize"] == "13a" and 0 < english["rougeL"] < 1
+
+
+def test_chat_streams_the_same_answer_as_predict(tiny_llama, tmp_path):
+    import io
+
+    import tunelab
+    from tunelab.chat import chat
+
+    config = generation_config(
+        tiny_llama, tmp_path, "causal-lm", make_translations(400), **CAUSAL_TRAINING
+    )
+    model_dir = tunelab.train(config)["model_dir"]
+    turns = iter(["blue dog", ""])
+    out = io.StringIO()
+    messages = chat(model_dir, read=lambda _: next(turns), out=out)
+    (expected,) = tunelab.predict(model_dir, texts=["blue dog"])
+    assert messages[-1] == {"role": "assistant", "content": expected["output"]}
+    assert out.getvalue().strip() == f"model> {expected['output']}"
+
+
+def test_chat_refuses_an_encoder(tiny_bert):
+    from tunelab.chat import load_chat_model
+
+    with pytest.raises(UserError, match="not a causal language model"):
+        load_chat_model(tiny_bert)

@@ -41,3 +41,114 @@ def test_zh_sentiment_split_is_honest(tmp_path):
     assert labels_per_text.max() == 1
     assert summary["rows_raw"] > 30000 > summary["rows_kept"] > 15000
     assert sum(summary["rows"].values()) == summary["rows_kept"]
+
+
+def test_people_daily_names_join_surname_and_given_name():
+    from tunelab.data.peoples_daily import cws_row, ner_row, pos_row
+
+    pairs = [
+        ("江", "nr"),
+        ("泽民", "nr"),
+        ("在", "p"),
+        ("北京", "ns"),
+        ("新华社", "nt"),
+        ("说", "v"),
+    ]
+    row = ner_row(pairs)
+    assert "".join(row["tokens"]) == "江泽民在北京新华社说"
+    assert row["tags"] == ["B-PER", "I-PER", "I-PER", "O", "B-LOC", "I-LOC",
+                           "B-ORG", "I-ORG", "I-ORG", "O"]  # fmt: skip
+    assert cws_row(pairs)["tags"] == ["S", "B", "E", "S", "B", "E", "B", "M", "E", "S"]
+    assert pos_row(pairs)["tags"] == ["nr", "nr", "p", "ns", "nt", "v"]
+
+
+def test_two_full_names_in_a_row_stay_two_people():
+    from tunelab.data.peoples_daily import entity_words
+
+    assert entity_words([("克林顿", "nr"), ("叶利钦", "nr")]) == [
+        ("克林顿", "PER"),
+        ("叶利钦", "PER"),
+    ]
+
+
+def test_manual_page_sections_become_a_summary_pair(tmp_path):
+    import gzip
+
+    from tunelab.data.manpages import page_pair
+
+    page = tmp_path / "frob.1.gz"
+    page.write_bytes(
+        gzip.compress(b""".TH FROB 1
+.SH NAME
+frob \\- twiddle the \\fBbits\\fR of a file
+.SH SYNOPSIS
+.B frob
+[\\fIfile\\fR]
+.SH DESCRIPTION
+.B frob
+reads each
+.I file
+and flips every bit it finds, writing the result to standard output.
+.PP
+See
+.BR xxd (1)
+for a way to look at the result \\(em byte by byte.
+.SH OPTIONS
+.TP
+.B \\-v
+verbose
+""")
+    )
+    pair = page_pair(page)
+    assert pair["target"] == "twiddle the bits of a file"
+    assert pair["source"].startswith("frob reads each file and flips every bit")
+    assert "xxd(1)" in pair["source"] and "—" in pair["source"] and "verbose" not in pair["source"]
+
+
+def test_gettext_catalogs_give_message_pairs(tmp_path):
+    import struct
+
+    from tunelab.data.gettext_pairs import message_pairs
+
+    entries = {
+        b"": b"Content-Type: text/plain; charset=UTF-8\n",
+        b"File not found": "找不到文件".encode(),
+        b"menu\x04Open": "打开".encode(),
+        b"Same": b"Same",
+    }
+    keys = sorted(entries)
+    ids = b"".join(k + b"\0" for k in keys)
+    strs = b"".join(entries[k] + b"\0" for k in keys)
+    n = len(keys)
+    start = 7 * 4 + 16 * n
+    offsets, position = [], start
+    for k in keys:
+        offsets.append((len(k), position))
+        position += len(k) + 1
+    values, position = [], start + len(ids)
+    for k in keys:
+        values.append((len(entries[k]), position))
+        position += len(entries[k]) + 1
+    header = struct.pack("Iiiiiii", 0x950412DE, 0, n, 7 * 4, 7 * 4 + 8 * n, 0, 0)
+    table = b"".join(struct.pack("ii", *o) for o in offsets + values)
+    (tmp_path / "demo.mo").write_bytes(header + table + ids + strs)
+    pairs = message_pairs([tmp_path / "demo.mo"])
+    assert sorted(zip(pairs["source"], pairs["target"], strict=True)) == [
+        ("File not found", "找不到文件"),
+        ("Open", "打开"),
+    ]  # header and untranslated entries skipped, context dropped
+
+
+def test_en_zh_l10n_keeps_one_message_on_one_side(tmp_path):
+    import json
+
+    build_example("en-zh-l10n", tmp_path / "l10n")
+    sources = {
+        split: {
+            json.loads(line)["source"].lower()
+            for line in (tmp_path / "l10n" / f"{split}.jsonl").open()
+        }
+        for split in ("train", "test")
+    }
+    assert len(sources["test"]) > 100
+    assert not sources["train"] & sources["test"]

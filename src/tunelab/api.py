@@ -171,6 +171,7 @@ def train(
             )
     train_output = trainer.train(resume_from_checkpoint=resume_from)
     model = trainer.model
+    task.finish(model, tokenizer)  # e.g. generation settings, before it predicts anything
 
     run_metrics: dict[str, Any] = {
         "train": {
@@ -179,6 +180,7 @@ def train(
             "loss": float(train_output.training_loss),
             "precision": precision,
             "samples_per_second": train_output.metrics.get("train_samples_per_second"),
+            "optimizer_seconds": train_output.metrics.get("train_runtime"),
         }
     }
     if task.main_metric == "loss":  # generation: held-out loss and perplexity of references
@@ -202,7 +204,6 @@ def train(
         if f"{split}_loss" in run_metrics:
             run_metrics[split] = run_metrics.pop(f"{split}_loss")
 
-    task.finish(model, tokenizer)
     model.config.tunelab = {**task.metadata(), "max_length": max_length}
     with atomic_folder(output / "model") as model_dir:
         model.save_pretrained(model_dir)

@@ -54,7 +54,8 @@ def _flag_overrides(flags: dict[str, Any]) -> list[str]:
 def train(
     config: Annotated[Path | None, typer.Argument(help="YAML run config (optional)")] = None,
     task: Annotated[
-        str | None, typer.Option(help="text-classification or token-classification")
+        str | None,
+        typer.Option(help="text-classification, token-classification, seq2seq or causal-lm"),
     ] = None,
     data: Annotated[
         Path | None, typer.Option(help="training file, or the only file (split)")

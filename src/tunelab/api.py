@@ -171,7 +171,6 @@ def train(
             )
     train_output = trainer.train(resume_from_checkpoint=resume_from)
     model = trainer.model
-    task.finish(model, tokenizer)  # e.g. generation settings, before it predicts anything
 
     run_metrics: dict[str, Any] = {
         "train": {
@@ -188,6 +187,9 @@ def train(
             if split in splits and len(encoded[split]):
                 loss = float(trainer.evaluate(encoded[split])["eval_loss"])
                 run_metrics[f"{split}_loss"] = {"loss": loss, "perplexity": math.exp(loss)}
+    # after the losses: it may switch the model to inference settings (a KV cache would
+    # let packed rows see each other)
+    task.finish(model, tokenizer)
     outputs = {
         split: _forward(
             model, tokenizer, task, splits[split], max_length, config.training.eval_batch_size

@@ -274,6 +274,7 @@ class CausalGeneration(_Generation):
 
     name = "causal-lm"
     allow_messages = True
+    max_length = 512  # set by encode
 
     def auto_model_class(self) -> Any:
         from transformers import AutoModelForCausalLM
@@ -340,6 +341,7 @@ class CausalGeneration(_Generation):
 
         from tunelab.tasks.causal_encoding import encode_with_mask
 
+        self.max_length = max_length  # the packing collator fills rows up to it
         rows = [
             encode_with_mask(tokenizer, text, spans, max_length)
             for text, spans in self._texts_and_spans(frame, tokenizer)
@@ -355,14 +357,14 @@ class CausalGeneration(_Generation):
         )
 
     def collator(self, tokenizer: Any) -> Any:
-        """Padding-free packing (position ids restart per row, attention stays inside each
-        row) when ``packing`` is on; otherwise right-padded batches."""
+        """Rows packed into full-length rows when ``packing`` is on (see
+        :mod:`tunelab.tasks.packing`); otherwise right-padded batches."""
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         if self.settings["packing"]:
-            from transformers import DataCollatorWithFlattening
+            from tunelab.tasks.packing import PackingCollator
 
-            return DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
+            return PackingCollator(self.max_length, tokenizer.pad_token_id)
         from transformers import DataCollatorForSeq2Seq
 
         return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE, padding=True)

@@ -78,16 +78,24 @@ def test_packed_rows_see_only_themselves(tiny_llama):
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
     frame = task.standardize(pd.DataFrame(make_translations(3)))
     rows = [dict(r) for r in task.encode(frame, tokenizer, 64)]
+    task.max_length = sum(len(r["input_ids"]) for r in rows[:2])  # two rows fit, not three
     batch = task.collator(tokenizer)([{k: r[k] for k in ("input_ids", "labels")} for r in rows])
-    assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch
+    assert batch["input_ids"].shape[0] == 2 and "attention_mask" not in batch
     with torch.no_grad():
         packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits
-        start = 0
-        for row in rows:
-            alone = reference(input_ids=torch.tensor([row["input_ids"]])).logits
-            end = start + len(row["input_ids"])
-            assert torch.allclose(packed[0, start:end], alone[0], atol=1e-4)
-            start = end
+    found = 0
+    for row in rows:  # find each row's tokens in the packed batch, compare its logits
+        n = len(row["input_ids"])
+        with torch.no_grad():
+            alone = reference(input_ids=torch.tensor([row["input_ids"]])).logits[0]
+        for b in range(2):
+            ids = batch["input_ids"][b].tolist()
+            for start in range(len(ids) - n + 1):
+                if ids[start : start + n] == row["input_ids"]:
+                    assert torch.allclose(packed[b, start : start + n], alone, atol=1e-4)
+                    assert batch["labels"][b, start] == IGNORE  # nothing predicts across
+                    found += 1
+    assert found == 3
 
 
 @pytest.mark.parametrize("packing", [True, False])
@@ -177,3 +185,13 @@ def test_chat_refuses_an_encoder(tiny_bert):
 
     with pytest.raises(UserError, match="not a causal language model"):
         load_chat_model(tiny_bert)
+
+
+def test_rows_are_packed_first_fit_without_exceeding_the_length():
+    from tunelab.tasks.packing import pack_rows
+
+    bins = pack_rows([5, 3, 4, 2, 9], max_length=8)
+    assert sorted(i for b in bins for i in b) == [0, 1, 2, 3, 4]
+    lengths = [5, 3, 4, 2, 9]
+    assert all(sum(lengths[i] for i in b) <= 8 or len(b) == 1 for b in bins)
+    assert len(bins) == 3  # [9], [5, 3], [4, 2]

@@ -233,17 +233,18 @@ class Seq2SeqGeneration(_Generation):
     def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
         from datasets import Dataset
 
-        features = dict(
-            tokenizer(
-                self._sources(frame), text_target=frame[TARGET].tolist(), truncation=True,
-                max_length=max_length,
-            )
-        )  # fmt: skip
+        features = dict(tokenizer(self._sources(frame), truncation=True, max_length=max_length))
         targets = tokenizer(
             text_target=frame[TARGET].tolist(), truncation=True,
             max_length=self.settings["max_target_length"],
         )  # fmt: skip
-        features["labels"] = targets["input_ids"]
+        eos = tokenizer.eos_token_id
+        # a tokenizer without a post-processor (GPT-2/Llama BPE) adds no EOS; without one
+        # in the targets the decoder never learns to stop
+        features["labels"] = [
+            ids if eos is None or (ids and ids[-1] == eos) else [*ids, eos]
+            for ids in targets["input_ids"]
+        ]
         features.pop("token_type_ids", None)
         features["length"] = [len(ids) for ids in features["input_ids"]]
         return Dataset.from_dict(features)

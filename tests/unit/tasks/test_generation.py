@@ -195,3 +195,16 @@ def test_rows_are_packed_first_fit_without_exceeding_the_length():
     lengths = [5, 3, 4, 2, 9]
     assert all(sum(lengths[i] for i in b) <= 8 or len(b) == 1 for b in bins)
     assert len(bins) == 3  # [9], [5, 3], [4, 2]
+
+
+def test_seq2seq_targets_end_in_eos_even_when_the_tokenizer_adds_none(tiny_llama):
+    import pandas as pd
+    from transformers import AutoTokenizer
+
+    from tunelab.tasks.generation import Seq2SeqGeneration
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)  # byte-level BPE, no post-processor
+    task = Seq2SeqGeneration()
+    frame = task.standardize(pd.DataFrame(make_translations(2)))
+    labels = task.encode(frame, tokenizer, 32)["labels"]
+    assert all(row[-1] == tokenizer.eos_token_id for row in labels)

@@ -113,8 +113,8 @@ class ScratchModelConfig(_Section):
 class ModelConfig(_Section):
     """The pretrained model to start from."""
 
-    # scratch-bert stays the default until the bundled zh-bert-mini beats it
-    # (benchmarks/pretraining_value.py: 0.804 vs 0.782 test accuracy on zh-sentiment).
+    # scratch-bert stays the default until the bundled zh-bert-mini beats random init
+    # (benchmarks/pretraining_value.py: level within the seed spread, behind at 5,000).
     name: str = Field(
         "scratch-bert",
         description=(

@@ -66,10 +66,11 @@ def forward_in_batches(
             batch = {key: value.to(model.device) for key, value in batch.items()}
             logits = model(**batch).logits.float().cpu().numpy()
             for row, index in enumerate(chunk):
-                outputs[index] = logits[row]
-                if ragged:
+                if ragged:  # drop the padding positions, wherever the tokenizer puts them
                     keep = batch["attention_mask"][row].cpu().numpy().astype(bool)
                     outputs[index] = logits[row][keep]
+                else:
+                    outputs[index] = logits[row]
     if ragged:
         return outputs
     return np.stack(outputs) if outputs else np.zeros((0, model.config.num_labels), np.float32)

@@ -1,10 +1,11 @@
 """Word-level tags on sub-word tokens, and texts longer than the model in overlapping windows.
 
-A row is tokenized once, without special tokens or truncation. Its sub-tokens are cut
-into windows of at most ``max_length`` (special tokens included) that start and end on
-word boundaries and share ``stride`` sub-tokens with their neighbours. At prediction each
-sub-token takes its logits from the window where it sits farthest from an edge (most
-context on both sides), and each word reads the logits of its first sub-token.
+A row is first tokenized without special tokens or truncation, to size its windows: runs
+of whole words of at most ``max_length`` sub-tokens (special tokens included) that share
+about ``stride`` sub-tokens with their neighbours. Each window's words are then tokenized
+with the model's own special tokens. At prediction each word reads the logits of its
+first sub-token in the window where it sits farthest from an edge (most context on both
+sides).
 """
 
 from __future__ import annotations

@@ -6,6 +6,13 @@ import html
 import re
 import unicodedata
 
+# Scripts written without spaces between words, read one character at a time (as Chinese
+# BERT tokenizers do): CJK ideographs and radicals, CJK punctuation, kana, bopomofo,
+# hangul syllables, compatibility forms and full-width forms.
+WIDE_CHARACTERS = (
+    "\u2e80-\u2fff\u3000-\u303f\u3040-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0002fa1f"
+)
 _PUNCTUATION_OR_SPACE = re.compile(r"[\W_]+", re.UNICODE)
 _SPACES = re.compile(r"\s+", re.UNICODE)
 _TAGS = re.compile(r"<[a-zA-Z/!][^<>]{0,500}>")

@@ -10,8 +10,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-_WIDE = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
-_UNITS = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]|\w+", re.UNICODE)
+from tunelab.data.normalize import WIDE_CHARACTERS
+
+_WIDE = re.compile(f"[{WIDE_CHARACTERS}]")
+# a CJK character alone, or a run of other word characters
+_UNITS = re.compile(f"[{WIDE_CHARACTERS}]|[^\\W{WIDE_CHARACTERS}]+")
 
 
 def is_unspaced(texts: Sequence[str]) -> bool:

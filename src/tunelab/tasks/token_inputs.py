@@ -15,19 +15,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunelab.data.normalize import WIDE_CHARACTERS
 from tunelab.data.tag_schemes import tags_from_spans
 from tunelab.errors import UserError
 
 TEXT, TOKENS, STARTS, TAGS = "text", "tokens", "starts", "tags"
 
-# CJK ideographs, kana, hangul, CJK punctuation and full-width forms: one token per character,
-# as Chinese BERT tokenizers do. Other scripts: runs of word characters, single punctuation.
-_WIDE = (
-    "\u2e80-\u2fff\u3000-\u303f\u3040-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0002fa1f"
-)
-_TOKEN = re.compile(rf"[{_WIDE}]|[^\W{_WIDE}]+|[^\w\s]")
-_IS_WIDE = re.compile(rf"[{_WIDE}]")
+# One token per CJK character, as Chinese BERT tokenizers do; other scripts: runs of word
+# characters, and single punctuation marks.
+_TOKEN = re.compile(rf"[{WIDE_CHARACTERS}]|[^\W{WIDE_CHARACTERS}]+|[^\w\s]")
+_IS_WIDE = re.compile(rf"[{WIDE_CHARACTERS}]")
 
 
 def pre_tokenize(text: str) -> tuple[list[str], list[int]]:

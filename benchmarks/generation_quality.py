@@ -69,21 +69,14 @@ def translation_memory(train: pd.DataFrame, test: pd.DataFrame) -> list[str]:
 
 
 def untuned(test: pd.DataFrame, prompt: str) -> list[str]:
-    """The starter causal model answering through its chat template, no tuning."""
+    """The starter causal model answering through its chat template, no tuning: the same
+    prompts and decoding as the tuned model's predictions."""
     from tunelab.chat import load_chat_model
-    from tunelab.inference import generate_in_batches
-    from tunelab.tasks.causal_encoding import prompt_text
+    from tunelab.tasks.generation import CausalGeneration
 
-    model, tokenizer, stop = load_chat_model("zh-llama-mini")
-    prompts = []
-    for source in test["source"]:
-        text = prompt_text(tokenizer, None, prompt + source)
-        prompts.append(
-            [tokenizer.bos_token_id, *tokenizer(text, add_special_tokens=False)["input_ids"]]
-        )
-    kwargs = {"max_new_tokens": 64, "do_sample": False, "eos_token_id": stop,
-              "pad_token_id": tokenizer.pad_token_id}  # fmt: skip
-    return generate_in_batches(model, tokenizer, prompts, 32, "bf16", kwargs, decoder_only=True)
+    model, tokenizer, _ = load_chat_model("zh-llama-mini")
+    task = CausalGeneration(settings={"prefix": prompt, "max_new_tokens": 64})
+    return task.forward(model, tokenizer, task.standardize(test), 256, 32, "bf16")
 
 
 def scratch_bart(out: Path) -> Path:

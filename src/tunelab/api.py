@@ -182,11 +182,12 @@ def train(
             "optimizer_seconds": train_output.metrics.get("train_runtime"),
         }
     }
+    held_out_loss: dict[str, dict[str, float]] = {}
     if task.main_metric == "loss":  # generation: held-out loss and perplexity of references
         for split in ("validation", "test"):
             if split in splits and len(encoded[split]):
                 loss = float(trainer.evaluate(encoded[split])["eval_loss"])
-                run_metrics[f"{split}_loss"] = {"loss": loss, "perplexity": math.exp(loss)}
+                held_out_loss[split] = {"loss": loss, "perplexity": math.exp(loss)}
     # after the losses: it may switch the model to inference settings (a KV cache would
     # let packed rows see each other)
     task.finish(model, tokenizer)
@@ -199,12 +200,12 @@ def train(
     }
     if "validation" in outputs:
         run_metrics["calibration"] = task.calibrate(outputs["validation"], splits["validation"])
-    for split, split_outputs in outputs.items():
-        run_metrics[split] = task.evaluate_outputs(split_outputs, splits[split])
-        run_metrics[split].update(run_metrics.pop(f"{split}_loss", {}))
-    for split in ("validation", "test"):  # loss measured, no text generated (validation)
-        if f"{split}_loss" in run_metrics:
-            run_metrics[split] = run_metrics.pop(f"{split}_loss")
+    for split in ("validation", "test"):  # a split may have a loss, outputs, or both
+        scores = dict(held_out_loss.get(split, {}))
+        if split in outputs:
+            scores = {**task.evaluate_outputs(outputs[split], splits[split]), **scores}
+        if scores:
+            run_metrics[split] = scores
 
     model.config.tunelab = {**task.metadata(), "max_length": max_length}
     with atomic_folder(output / "model") as model_dir:

@@ -51,7 +51,7 @@ def chat(
     import torch
     from transformers import TextStreamer
 
-    from tunelab.tasks.causal_encoding import prompt_text
+    from tunelab.tasks.causal_encoding import prompt_ids
 
     model, tokenizer, stop = load_chat_model(name)
 
@@ -69,10 +69,7 @@ def chat(
         if not line:
             break
         messages.append({"role": "user", "content": line})
-        text = prompt_text(tokenizer, messages, line)
-        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        if tokenizer.bos_token_id is not None and ids[0, 0] != tokenizer.bos_token_id:
-            ids = torch.cat([torch.tensor([[tokenizer.bos_token_id]]), ids], dim=1)
+        ids = torch.tensor([prompt_ids(tokenizer, messages, line)])
         out.write("model> ")
         streamer = _Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
         with torch.inference_mode():

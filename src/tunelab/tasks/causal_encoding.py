@@ -48,6 +48,19 @@ def prompt_text(tokenizer: Any, context: list[dict[str, str]] | None, prompt: st
     return prompt
 
 
+def needs_bos(tokenizer: Any, ids: list[int]) -> bool:
+    """Whether the tokenizer defines a BOS token that ``ids`` (template output) lacks."""
+    bos = tokenizer.bos_token_id
+    return bos is not None and (not ids or ids[0] != bos)
+
+
+def prompt_ids(tokenizer: Any, context: list[dict[str, str]] | None, prompt: str) -> list[int]:
+    """Token ids of :func:`prompt_text`, with BOS where the tokenizer has one."""
+    ids = tokenizer(prompt_text(tokenizer, context, prompt), add_special_tokens=False)
+    ids = ids["input_ids"]
+    return [tokenizer.bos_token_id, *ids] if needs_bos(tokenizer, ids) else ids
+
+
 def encode_with_mask(
     tokenizer: Any, text: str, spans: list[tuple[int, int]], max_length: int
 ) -> dict[str, list[int]]:
@@ -65,7 +78,6 @@ def encode_with_mask(
         token if any(start <= a and b <= end and b > a for start, end in spans) else IGNORE
         for token, (a, b) in zip(ids, offsets, strict=True)
     ]
-    bos = tokenizer.bos_token_id
-    if bos is not None and (not ids or ids[0] != bos) and len(ids) < max_length:
-        ids, labels = [bos, *ids], [IGNORE, *labels]
+    if needs_bos(tokenizer, ids) and len(ids) < max_length:
+        ids, labels = [tokenizer.bos_token_id, *ids], [IGNORE, *labels]
     return {"input_ids": ids, "labels": labels}

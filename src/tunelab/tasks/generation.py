@@ -378,7 +378,7 @@ class CausalGeneration(_Generation):
         import json
 
         from tunelab.inference import generate_in_batches
-        from tunelab.tasks.causal_encoding import prompt_text
+        from tunelab.tasks.causal_encoding import prompt_ids
 
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -388,11 +388,7 @@ class CausalGeneration(_Generation):
             context = None
             if MESSAGES in frame.columns and isinstance(row.get(MESSAGES), list):
                 context = json.loads(row[SOURCE])
-            text = prompt_text(tokenizer, context, self.settings["prefix"] + row[SOURCE])
-            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-            bos = tokenizer.bos_token_id
-            if bos is not None and (not ids or ids[0] != bos):
-                ids = [bos, *ids]
+            ids = prompt_ids(tokenizer, context, self.settings["prefix"] + row[SOURCE])
             prompts.append(ids[-max_length:])
         return generate_in_batches(
             model, tokenizer, prompts, batch_size, precision, self.generation_kwargs(tokenizer),

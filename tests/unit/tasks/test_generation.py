@@ -208,3 +208,26 @@ def test_seq2seq_targets_end_in_eos_even_when_the_tokenizer_adds_none(tiny_llama
     frame = task.standardize(pd.DataFrame(make_translations(2)))
     labels = task.encode(frame, tokenizer, 32)["labels"]
     assert all(row[-1] == tokenizer.eos_token_id for row in labels)
+
+
+def test_causal_lm_path_runs_on_the_bundled_starter(tmp_path):
+    """The starter causal model (byte-level BPE, ChatML template) trains, scores and predicts
+    through the same path; a few steps only, so this checks the plumbing, not quality."""
+    from transformers import AutoTokenizer
+
+    import tunelab
+    from tunelab.models.load import resolve_model_source
+
+    config = generation_config(
+        Path(resolve_model_source("zh-llama-mini")), tmp_path, "causal-lm",
+        make_translations(64), max_steps=4, batch_size=8,
+    )  # fmt: skip
+    result = tunelab.train(config)
+    test = result["metrics"]["test"]
+    assert test["examples"] == 20 and test["perplexity"] > 1
+    saved = Path(result["model_dir"])
+    tokenizer = AutoTokenizer.from_pretrained(saved)
+    generation = json.loads((saved / "generation_config.json").read_text())
+    assert tokenizer.convert_tokens_to_ids("<|im_end|>") in generation["eos_token_id"]
+    (answer,) = tunelab.predict(saved, texts=["red cat"])
+    assert isinstance(answer["output"], str)

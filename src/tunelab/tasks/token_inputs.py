@@ -8,6 +8,7 @@ in ``text``) and, when labelled, ``tags``.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from typing import Any
@@ -91,10 +92,10 @@ def spans_to_token_spans(
                 f"{where}: span {start}-{end} lies outside the text ({len(text)} characters); "
                 "offsets count characters from 0 with 'end' exclusive"
             )
-        covered = [i for i in range(len(tokens)) if starts[i] < end and ends[i] > start]
-        if not covered:
+        # tokens are in text order: the first ending after start to the last starting before end
+        first, last = bisect.bisect_right(ends, start), bisect.bisect_left(starts, end)
+        if first >= last:
             raise UserError(f"{where}: span {start}-{end} covers only whitespace")
-        first, last = covered[0], covered[-1] + 1
         misaligned += starts[first] != start or ends[last - 1] != end
         result.append((first, last, str(label).strip()))
     result.sort()

@@ -257,3 +257,9 @@ def test_doctor_reports_broken_sequences_and_fix_repairs_them(tmp_path):
     assert fixed["tags"].tolist() == [["B-PER", "I-PER", "O", "B-LOC", "I-LOC"]]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["tagging"]["train"]["entities"] == {"PER": 2, "LOC": 2}
+
+
+def test_span_over_whitespace_only_is_rejected(tmp_path):
+    rows = [{"text": "北京  上海", "spans": [[2, 4, "LOC"]]}]
+    with pytest.raises(UserError, match=r"row 1: span 2-4 covers only whitespace"):
+        TokenClassification().standardize(read_table(write_jsonl(tmp_path / "w.jsonl", rows)))

@@ -62,6 +62,31 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.fixture(scope="session")
+def tiny_sentiment_body(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny BERT's body after 60 steps of sentiment training, saved without a head: a
+    'pretrained' encoder whose features already separate the reviews, as adapters expect."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
+    data = make_reviews(400, seed=5)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for step in range(60):
+        batch = data.sample(32, random_state=step)
+        inputs = tokenizer(list(batch["text"]), padding=True, return_tensors="pt")
+        labels = torch.tensor((batch["label"] == "positive").astype(int).to_numpy())
+        model(**inputs, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    out = tmp_path_factory.mktemp("tiny-sentiment-body")
+    model.base_model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
 @pytest.fixture
 def reviews_csv(tmp_path: Path) -> Path:
     """A CSV file of 300 generated reviews with text and label columns."""

@@ -14,11 +14,12 @@ from typing import Any
 from tunelab.errors import UserError
 
 __version__ = "0.1.0"
-__all__ = ["UserError", "__version__", "doctor", "evaluate", "predict", "train"]
+API = ("train", "evaluate", "predict", "doctor", "load_trained", "merge")
+__all__ = ["UserError", "__version__", *API]
 
 
 def __getattr__(name: str) -> Any:
-    if name in {"train", "evaluate", "predict", "doctor"}:
+    if name in API:
         from tunelab import api
 
         return getattr(api, name)

@@ -103,6 +103,7 @@ def train(
     from tunelab.training.prepare import load_splits
 
     task = task_from_run_config(config)
+    _check_adapter_choice(config)
     splits, data_report = load_splits(config, task)
     output = config.output
     _prepare_output(output, resume, overwrite)
@@ -112,6 +113,14 @@ def train(
     from transformers import AutoTokenizer, set_seed
 
     from tunelab.inference import resolve_precision
+    from tunelab.models.adapters import (
+        PROMPT_METHODS,
+        TASK_TYPES,
+        add_adapters,
+        base_model,
+        parameter_counts,
+        quantization_kwargs,
+    )
     from tunelab.models.load import from_pretrained
     from tunelab.training.trainer import (
         build_trainer,
@@ -130,11 +139,13 @@ def train(
     }
     tokenizer = from_pretrained(AutoTokenizer, source, **load_kwargs)
     set_seed(config.seed)
-    model = task.build_model(source, **load_kwargs)
+    model = task.build_model(source, **load_kwargs, **quantization_kwargs(config.peft))
+    model = add_adapters(model, config.peft, TASK_TYPES[task.auto_model_class().__name__])
     lengths = task.token_lengths(splits["train"], tokenizer)
-    max_length = choose_max_length(
-        lengths, model_length_limit(model.config, tokenizer), config.model.max_length
-    )
+    length_limit = model_length_limit(model.config, tokenizer)
+    if length_limit and config.peft.method in PROMPT_METHODS:  # virtual tokens take positions
+        length_limit -= config.peft.num_virtual_tokens
+    max_length = choose_max_length(lengths, length_limit, config.model.max_length)
     data_report["tokens"] = {
         "max_length": max_length,
         "truncated_share": float((lengths > max_length).mean()),
@@ -180,6 +191,8 @@ def train(
             "precision": precision,
             "samples_per_second": train_output.metrics.get("train_samples_per_second"),
             "optimizer_seconds": train_output.metrics.get("train_runtime"),
+            "peak_memory_mb": _peak_memory_mb(),
+            **parameter_counts(model),
         }
     }
     held_out_loss: dict[str, dict[str, float]] = {}
@@ -190,7 +203,7 @@ def train(
                 held_out_loss[split] = {"loss": loss, "perplexity": math.exp(loss)}
     # after the losses: it may switch the model to inference settings (a KV cache would
     # let packed rows see each other)
-    task.finish(model, tokenizer)
+    task.finish(base_model(model), tokenizer)
     outputs = {
         split: _forward(
             model, tokenizer, task, splits[split], max_length, config.training.eval_batch_size
@@ -207,9 +220,17 @@ def train(
         if scores:
             run_metrics[split] = scores
 
-    model.config.tunelab = {**task.metadata(), "max_length": max_length}
+    metadata = {**task.metadata(), "max_length": max_length}
+    if config.peft.method != "none":
+        metadata["adapter"] = {"method": config.peft.method, "base_model": config.model.name}
+        # the folder the base came from, for plain PEFT loading; tunelab also finds a bundled
+        # base again by its name when the repository moved
+        model.peft_config["default"].base_model_name_or_path = source
+    base_model(model).config.tunelab = metadata
     with atomic_folder(output / "model") as model_dir:
-        model.save_pretrained(model_dir)
+        model.save_pretrained(model_dir)  # a PEFT model saves its adapter alone
+        if config.peft.method != "none":
+            _save_base_settings(base_model(model), model_dir)
         tokenizer.save_pretrained(model_dir)
         write_text(model_dir / "tunelab.yaml", commented_yaml(config) + "\n")
     if "test" in outputs:
@@ -218,6 +239,41 @@ def train(
     write_json(output / "metrics.json", run_metrics)
     write_text(output / "config.yaml", commented_yaml(config) + "\n")
     return {"output": str(output), "model_dir": str(output / "model"), "metrics": run_metrics}
+
+
+def _check_adapter_choice(config: RunConfig) -> None:
+    from tunelab.models.adapters import check_adapter_settings
+
+    if config.peft.method != "none" and config.model.name == "scratch-bert":
+        raise UserError(
+            f"peft.method={config.peft.method} trains small adapters on a pretrained model, but "
+            "model.name is scratch-bert (random weights); choose a pretrained model or "
+            "peft.method=none"
+        )
+    check_adapter_settings(config.peft, config.task, config.generation.packing)
+
+
+def _save_base_settings(model: Any, folder: Path) -> None:
+    """Beside an adapter: the config (labels, tunelab metadata) and generation settings."""
+    import copy
+
+    model_config = copy.deepcopy(model.config)
+    if hasattr(model_config, "quantization_config"):  # QLoRA: the saved base loads unquantized
+        delattr(model_config, "quantization_config")
+    model_config.save_pretrained(folder)
+    if model.can_generate() and getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(folder)
+
+
+def _peak_memory_mb() -> float:
+    """Peak memory of this process so far: GPU allocations on CUDA, resident set on CPU."""
+    import resource
+
+    import torch
+
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
 def _forward(
@@ -240,6 +296,7 @@ def load_trained(model_or_run: str | Path) -> tuple[Any, Any, Task, int]:
     """
     from transformers import AutoConfig, AutoTokenizer
 
+    from tunelab.models.adapters import is_adapter_folder, load_adapter_model
     from tunelab.models.load import from_pretrained
 
     path = Path(model_or_run)
@@ -249,11 +306,48 @@ def load_trained(model_or_run: str | Path) -> tuple[Any, Any, Task, int]:
         raise UserError(
             f"model folder {path} does not exist; give a run folder or its model/ folder"
         )
-    task = task_from_model_config(from_pretrained(AutoConfig, str(path)))
-    model = from_pretrained(task.auto_model_class(), str(path))
+    model_config = from_pretrained(AutoConfig, str(path))
+    task = task_from_model_config(model_config)
+    if is_adapter_folder(path):
+        model = load_adapter_model(path, task.auto_model_class(), model_config)
+    else:
+        model = from_pretrained(task.auto_model_class(), str(path))
     tokenizer = from_pretrained(AutoTokenizer, str(path))
-    max_length = int(model.config.tunelab.get("max_length") or 512)
+    max_length = int(model_config.tunelab.get("max_length") or 512)
     return model, tokenizer, task, max_length
+
+
+def merge(model_or_run: str | Path, output: str | Path | None = None) -> str:
+    """Fold a run's LoRA/IA3 adapter into its base weights: a model that loads without PEFT.
+
+    Args:
+        model_or_run: a run folder (or its ``model/``) trained with ``peft.method``.
+        output: where the merged model goes; default ``<run>/merged``.
+
+    Returns:
+        The merged model folder.
+
+    Raises:
+        UserError: if the folder holds no adapter, or one (prompt/prefix tuning) with no
+            weights to fold in.
+    """
+    from tunelab.models.adapters import is_adapter_folder, merged_model
+
+    path = Path(model_or_run)
+    model_dir = path / "model" if (path / "model").is_dir() else path
+    if not is_adapter_folder(model_dir):
+        raise UserError(
+            f"{model_dir} holds full weights, not an adapter; it loads without PEFT already"
+        )
+    model, tokenizer, _, _ = load_trained(model_dir)
+    merged = merged_model(model)
+    target = Path(output) if output is not None else model_dir.parent / "merged"
+    with atomic_folder(target) as folder:
+        merged.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        if (model_dir / "tunelab.yaml").is_file():
+            shutil.copy(model_dir / "tunelab.yaml", folder / "tunelab.yaml")
+    return str(target)
 
 
 def evaluate(

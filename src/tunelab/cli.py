@@ -78,6 +78,10 @@ def train(
         str | None, typer.Option(help="local folder or hub id, or scratch-bert")
     ] = None,
     output: Annotated[Path | None, typer.Option(help="run folder")] = None,
+    peft: Annotated[
+        str | None,
+        typer.Option(help="train adapters only: lora, qlora, ia3, prompt-tuning, prefix-tuning"),
+    ] = None,
     encoding: Annotated[str | None, typer.Option(help="file encoding (default: detect)")] = None,
     format: Annotated[
         str | None, typer.Option(help="csv, tsv, jsonl, json, parquet or conll")
@@ -106,6 +110,7 @@ def train(
         "data.tag_column": tag_column,
         "token_classification.scheme": scheme,
         "model.name": model,
+        "peft.method": peft,
         "output": output,
         "data.encoding": encoding,
         "data.format": format,
@@ -168,6 +173,19 @@ def predict(
             typer.echo(json.dumps(record, ensure_ascii=False))
     else:
         typer.echo(f"{len(records)} predictions written to {output}")
+
+
+@app.command()
+def merge(
+    model: Annotated[Path, typer.Argument(help="run folder (or its model/) trained with peft")],
+    out: Annotated[
+        Path | None, typer.Option(help="merged model folder (default RUN/merged)")
+    ] = None,
+) -> None:
+    """Fold a LoRA/IA3 adapter into its base model: a folder that loads without PEFT."""
+    from tunelab import api
+
+    typer.echo(f"merged model written to {api.merge(model, out)}")
 
 
 @app.command()

@@ -95,6 +95,15 @@ class DataConfig(_Section):
     max_rows: int | None = Field(
         None, gt=0, description="use only the first N rows of each file (quick trials)"
     )
+    train_rows: int | None = Field(
+        None,
+        gt=0,
+        description="train on a seeded subset of this many training rows after the split "
+        "(stratified); validation and test stay whole (learning curves, quick trials)",
+    )
+    train_per_class: int | None = Field(
+        None, gt=0, description="train on this many rows of each class (few-shot trials)"
+    )
     split: SplitConfig = Field(default_factory=SplitConfig, description="automatic split")
     clean: CleanConfig = Field(default_factory=CleanConfig, description="cleaning steps")
 
@@ -240,6 +249,27 @@ class GenerationConfig(_Section):
     )
 
 
+class AdapterConfig(_Section):
+    """Parameter-efficient fine-tuning (PEFT): train small added weights, keep the base frozen."""
+
+    method: Literal["none", "lora", "qlora", "ia3", "prompt-tuning", "prefix-tuning"] = Field(
+        "none",
+        description="none: full fine-tuning; lora; qlora (4-bit base, CUDA only); ia3; "
+        "prompt-tuning / prefix-tuning (learned virtual tokens)",
+    )
+    r: int = Field(8, ge=1, description="LoRA rank")
+    alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
+    dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
+    target_modules: Literal["auto"] | list[str] = Field(
+        "auto",
+        description="layers that get adapters; auto: every linear layer of the transformer "
+        "blocks (LoRA), keys, values and feed-forward down-projections (IA3)",
+    )
+    num_virtual_tokens: int = Field(
+        20, ge=1, description="prompt-/prefix-tuning: learned tokens put before every input"
+    )
+
+
 class RunConfig(_Section):
     """A whole run: task, data, model, training, output."""
 
@@ -259,6 +289,9 @@ class RunConfig(_Section):
     )
     generation: GenerationConfig = Field(
         default_factory=GenerationConfig, description="seq2seq and causal-lm options"
+    )
+    peft: AdapterConfig = Field(
+        default_factory=AdapterConfig, description="parameter-efficient fine-tuning (LoRA, ...)"
     )
 
 

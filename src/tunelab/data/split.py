@@ -89,3 +89,50 @@ def split_frame(
 def _with_source(frame: pd.DataFrame, attrs: dict) -> pd.DataFrame:
     frame.attrs = dict(attrs)
     return frame
+
+
+def subsample(
+    frame: pd.DataFrame,
+    rows: int | None,
+    per_class: int | None,
+    seed: int,
+    labels: pd.Series | None = None,
+) -> pd.DataFrame:
+    """A seeded subset of training rows: ``rows`` in all, or ``per_class`` of each label.
+
+    ``rows`` keeps label proportions when ``labels`` are given and every class can keep a
+    row; a size at or above the table's leaves it whole. Learning curves and few-shot
+    trials use this, so the held-out splits stay the same at every size.
+
+    Raises:
+        UserError: if ``per_class`` is asked without single labels, or a class has too few rows.
+    """
+    source = frame.attrs.get("source", "data")
+    subset = frame
+    if per_class is not None:
+        if labels is None:
+            raise UserError(
+                "data.train_per_class needs single-label text classification; use "
+                "data.train_rows for other tasks"
+            )
+        counts = labels.value_counts()
+        if counts.min() < per_class:
+            raise UserError(
+                f"{source}: class '{counts.idxmin()}' has {int(counts.min())} rows, fewer than "
+                f"data.train_per_class={per_class}; lower it"
+            )
+        picked = [
+            labels[labels == name].sample(per_class, random_state=seed).index
+            for name in sorted(counts.index, key=str)
+        ]
+        subset = frame.loc[[i for part in picked for i in part]]
+    elif rows is not None and rows < len(frame):
+        strata = labels
+        if strata is not None and (rows < strata.nunique() or strata.value_counts().min() < 2):
+            strata = None
+        subset, _ = train_test_split(frame, train_size=rows, random_state=seed, stratify=strata)
+    if subset is frame:
+        return frame
+    subset = subset.sort_index()
+    subset.attrs = {"source": f"{source} ({len(subset)}-row subset)"}
+    return subset

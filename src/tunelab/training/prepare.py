@@ -11,7 +11,7 @@ from tunelab.config import RunConfig
 from tunelab.data.clean import drop_invalid_rows
 from tunelab.data.load import read_table
 from tunelab.data.normalize import normalized_text
-from tunelab.data.split import split_frame
+from tunelab.data.split import split_frame, subsample
 from tunelab.errors import UserError
 from tunelab.tasks import Task
 
@@ -101,6 +101,8 @@ def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame],
         frames["train"] = train.loc[~flagged]
         frames["train"].attrs = dict(train.attrs)
         report["cleaning"]["train"]["label_errors"] = {"count": int(flagged.sum())}
+    if data.train_rows is not None or data.train_per_class is not None:
+        frames["train"] = _training_subset(frames["train"], config, task)
     task.fit_labels(frames["train"])
     for split in ("validation", "test"):
         if split in frames:
@@ -108,3 +110,16 @@ def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame],
     report["rows_after"] = {split: len(frame) for split, frame in frames.items()}
     report["split"] = {"generated": sorted(shares), "seed": config.seed}
     return frames, report
+
+
+def _training_subset(train: pd.DataFrame, config: RunConfig, task: Task) -> pd.DataFrame:
+    labels = None
+    task.fit_labels(train)
+    if getattr(task, "problem_type", None) == "single_label":
+        ids = task.targets(train)
+        labels = pd.Series([task.labels[i] for i in ids], index=train.index)
+    data = config.data
+    subset = subsample(train, data.train_rows, data.train_per_class, config.seed, labels)
+    if subset is not train:
+        log.info("training on a seeded subset: %d of %d rows", len(subset), len(train))
+    return subset

@@ -105,6 +105,11 @@ def train(
     task = task_from_run_config(config)
     _check_adapter_choice(config)
     splits, data_report = load_splits(config, task)
+    if config.training.method == "few-shot" and task.problem_type != "single_label":
+        raise UserError(
+            "training.method=few-shot needs single-label text classification; this run is "
+            f"{config.task} ({task.problem_type}); use training.method=full"
+        )
     output = config.output
     _prepare_output(output, resume, overwrite)
     checkpoints = output / "checkpoints"
@@ -169,34 +174,41 @@ def train(
             "classes are imbalanced (%.1f:1): training with class-weighted cross-entropy %s",
             data_report["loss"]["imbalance_ratio"], data_report["loss"]["class_weights"],
         )  # fmt: skip
-    trainer = build_trainer(
-        model, tokenizer, task, encoded["train"], encoded.get("validation"),
-        config.training, checkpoints, config.seed, precision, compute_loss_func=loss,
-    )  # fmt: skip
-    resume_from = None
-    if resume:
-        resume_from = last_checkpoint(checkpoints)
-        if resume_from is None:
-            log.warning(
-                "--resume: no checkpoint in %s yet, starting from the beginning", checkpoints
-            )
-    train_output = trainer.train(resume_from_checkpoint=resume_from)
-    model = trainer.model
+    trainer = None
+    if config.training.method == "few-shot":
+        stats = _train_few_shot(config, task, model, tokenizer, splits["train"], encoded["train"])
+    else:
+        trainer = build_trainer(
+            model, tokenizer, task, encoded["train"], encoded.get("validation"),
+            config.training, checkpoints, config.seed, precision, compute_loss_func=loss,
+        )  # fmt: skip
+        resume_from = None
+        if resume:
+            resume_from = last_checkpoint(checkpoints)
+            if resume_from is None:
+                log.warning(
+                    "--resume: no checkpoint in %s yet, starting from the beginning", checkpoints
+                )
+        train_output = trainer.train(resume_from_checkpoint=resume_from)
+        model = trainer.model
+        stats = {
+            "steps": int(train_output.global_step),
+            "loss": float(train_output.training_loss),
+            "samples_per_second": train_output.metrics.get("train_samples_per_second"),
+            "optimizer_seconds": train_output.metrics.get("train_runtime"),
+        }
 
     run_metrics: dict[str, Any] = {
         "train": {
             "seconds": round(time.time() - started, 2),
-            "steps": int(train_output.global_step),
-            "loss": float(train_output.training_loss),
+            **stats,
             "precision": precision,
-            "samples_per_second": train_output.metrics.get("train_samples_per_second"),
-            "optimizer_seconds": train_output.metrics.get("train_runtime"),
             "peak_memory_mb": _peak_memory_mb(),
             **parameter_counts(model),
         }
     }
     held_out_loss: dict[str, dict[str, float]] = {}
-    if task.main_metric == "loss":  # generation: held-out loss and perplexity of references
+    if trainer is not None and task.main_metric == "loss":  # generation: held-out perplexity
         for split in ("validation", "test"):
             if split in splits and len(encoded[split]):
                 loss = float(trainer.evaluate(encoded[split])["eval_loss"])
@@ -241,8 +253,34 @@ def train(
     return {"output": str(output), "model_dir": str(output / "model"), "metrics": run_metrics}
 
 
+def _train_few_shot(
+    config: RunConfig,
+    task: Task,
+    model: Any,
+    tokenizer: Any,
+    train: pd.DataFrame,
+    features: Any,
+) -> dict[str, Any]:
+    import numpy as np
+
+    from tunelab.inference import resolve_precision
+    from tunelab.training.few_shot import train_few_shot
+
+    training = config.training
+    return train_few_shot(
+        model, tokenizer, features, np.asarray(task.targets(train)), config.few_shot,
+        training.learning_rate, training.batch_size, resolve_precision(training.precision),
+        config.seed,
+    )  # fmt: skip
+
+
 def _check_adapter_choice(config: RunConfig) -> None:
     from tunelab.models.adapters import check_adapter_settings
+
+    if config.training.method == "few-shot" and config.peft.method != "none":
+        raise UserError(
+            "training.method=few-shot tunes the whole encoder on pairs; set peft.method=none"
+        )
 
     if config.peft.method != "none" and config.model.name == "scratch-bert":
         raise UserError(

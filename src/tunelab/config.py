@@ -181,6 +181,12 @@ class TrainingConfig(_Section):
     logging_steps: int = Field(50, gt=0, description="steps between log lines")
     save_total_limit: int = Field(2, ge=1, description="checkpoints kept (the best is kept too)")
     threads: int | None = Field(None, gt=0, description="CPU threads; null: all cores")
+    method: Literal["full", "few-shot"] = Field(
+        "full",
+        description="full: the Trainer's fine-tuning; few-shot: SetFit-style contrastive "
+        "training of the encoder plus a logistic-regression head (text classification, a "
+        "handful of examples per class)",
+    )
 
 
 class ClassificationConfig(_Section):
@@ -249,6 +255,20 @@ class GenerationConfig(_Section):
     )
 
 
+class FewShotConfig(_Section):
+    """Options of training.method: few-shot (contrastive pairs, then a linear head)."""
+
+    pair_rounds: int = Field(
+        20,
+        ge=1,
+        description="rounds of pairs: each gives every example a same-label and an "
+        "other-label partner",
+    )
+    max_pairs: int = Field(
+        20_000, ge=1, description="pairs at most, whatever the data size (time and memory cap)"
+    )
+
+
 class AdapterConfig(_Section):
     """Parameter-efficient fine-tuning (PEFT): train small added weights, keep the base frozen."""
 
@@ -289,6 +309,9 @@ class RunConfig(_Section):
     )
     generation: GenerationConfig = Field(
         default_factory=GenerationConfig, description="seq2seq and causal-lm options"
+    )
+    few_shot: FewShotConfig = Field(
+        default_factory=FewShotConfig, description="training.method: few-shot options"
     )
     peft: AdapterConfig = Field(
         default_factory=AdapterConfig, description="parameter-efficient fine-tuning (LoRA, ...)"

@@ -84,6 +84,7 @@ def train(
     overrides: list[str] | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    callbacks: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune a model as ``config`` describes and evaluate it.
 
@@ -92,6 +93,7 @@ def train(
         overrides: dotted ``key=value`` strings applied on top.
         resume: continue from the newest checkpoint in the run folder.
         overwrite: replace an existing run in the output folder.
+        callbacks: extra ``transformers.TrainerCallback`` objects for the Trainer.
 
     Returns:
         ``{"output": ..., "model_dir": ..., "metrics": {"validation": ..., "test": ...}}``.
@@ -181,6 +183,7 @@ def train(
         trainer = build_trainer(
             model, tokenizer, task, encoded["train"], encoded.get("validation"),
             config.training, checkpoints, config.seed, precision, compute_loss_func=loss,
+            callbacks=callbacks,
         )  # fmt: skip
         resume_from = None
         if resume:

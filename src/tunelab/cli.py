@@ -249,6 +249,42 @@ def doctor(
     typer.echo(text)
 
 
+@app.command("search")
+def search_command(
+    config: Annotated[Path, typer.Argument(help="YAML run config to tune")],
+    trials: Annotated[
+        int | None, typer.Option(help="finished trials to reach, earlier runs included")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="search folder (default: the run's output + '-search')")
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="Optuna RDB URL shared by machines (default: SQLite)")
+    ] = None,
+    study_name: Annotated[str | None, typer.Option(help="study name in the storage")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override: key.path=value")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="start over instead of resuming")] = False,
+) -> None:
+    """Search hyperparameters with Optuna (resumable); write the best config for tunelab train."""
+    from tunelab.config import load_config
+    from tunelab.training.search import search
+
+    flags = {"search.storage": storage, "search.study_name": study_name}
+    run_config = load_config(config, [*_flag_overrides(flags), *(set_ or [])])
+    folder = out or run_config.output.with_name(run_config.output.name + "-search")
+    summary = search(run_config, folder, trials, overwrite)
+    default = summary["default_value"]
+    typer.echo(
+        f"best {summary['metric']}={summary['best_value']:.4f} (trial {summary['best_trial']}"
+        + (f"; the config's own values gave {default:.4f}" if default is not None else "")
+        + f") with {json.dumps(summary['best_params'])}; trials: {summary['trials']}"
+    )
+    typer.echo(f"best config written to {summary['best_config']}; run: tunelab train "
+               f"{summary['best_config']}")  # fmt: skip
+
+
 @app.command()
 def pretrain(
     config: Annotated[Path | None, typer.Argument(help="YAML pretrain config (optional)")] = None,
@@ -294,6 +330,53 @@ def pretrain(
         f"{figures['steps']} steps, {figures['tokens_seen']:,} tokens seen, held-out perplexity "
         + (f"{perplexity:.2f}" if perplexity is not None else "n/a")
     )
+
+
+@app.command()
+def curve(
+    config: Annotated[Path, typer.Argument(help="YAML run config")],
+    sizes: Annotated[
+        str, typer.Option(help="training rows per trial, comma-separated, e.g. 100,200,500,1000")
+    ],
+    seeds: Annotated[int, typer.Option(help="seeds per size below --seeds-below")] = 3,
+    seeds_below: Annotated[int, typer.Option(help="sizes from this up train once")] = 1000,
+    target: Annotated[
+        float | None, typer.Option(help="metric value to estimate the rows needed for")
+    ] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="metric to plot (default: the task's main metric)")
+    ] = None,
+    min_steps: Annotated[
+        int, typer.Option(help="optimizer steps per trial at least (epochs are raised)")
+    ] = 100,
+    out: Annotated[Path, typer.Option(help="folder for trials, curve.json/png/svg")] = Path(
+        "runs/curve"
+    ),
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override: key.path=value")
+    ] = None,
+    keep_models: Annotated[bool, typer.Option(help="keep each trial's model/")] = False,
+) -> None:
+    """How much data do I need: train on growing subsets, fit a power law, plot it."""
+    from tunelab.training.curve import learning_curve, parse_sizes
+
+    if seeds_below < 1:
+        raise UserError(f"--seeds-below must be a positive integer, got {seeds_below}")
+    summary = learning_curve(
+        config, parse_sizes(sizes), out, set_ or [], seeds, seeds_below, min_steps, target,
+        metric, keep_models, echo=typer.echo,
+    )  # fmt: skip
+    for s in summary["sizes"]:
+        spread = f" ± {s['std']:.4f} ({len(s['scores'])} seeds)" if len(s["scores"]) > 1 else ""
+        typer.echo(f"{s['size']:>8,} rows: {summary['metric']}={s['mean']:.4f}{spread}")
+    fit = summary["fit"]
+    if fit["kind"] != "none":
+        from tunelab.evaluation.plots import fit_label
+
+        typer.echo(fit_label(fit).replace("fit: ", f"fit: {summary['metric']} = "))
+    if summary["target"]:
+        typer.echo(f"target {summary['metric']} {summary['target']['message']}")
+    typer.echo(f"curve written to {out / 'curve.json'}, {out / 'curve.png'}, {out / 'curve.svg'}")
 
 
 @app.command()

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tunelab.errors import UserError
 
@@ -290,6 +297,55 @@ class AdapterConfig(_Section):
     )
 
 
+class ParameterRange(_Section):
+    """One searched config key: a numeric range or a list of choices."""
+
+    low: float | None = Field(None, description="smallest value (with high)")
+    high: float | None = Field(None, description="largest value (with low)")
+    log: bool = Field(False, description="sample on a log scale (learning rates)")
+    integer: bool = Field(False, description="whole numbers only (epochs, ranks)")
+    choices: list[Any] | None = Field(
+        None, description="values to choose from (instead of a range)"
+    )
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> ParameterRange:
+        if self.choices is not None:
+            if not self.choices:
+                raise ValueError("choices must not be empty")
+        elif self.low is None or self.high is None or self.low > self.high:
+            raise ValueError("give low <= high, or choices: [...]")
+        elif self.log and self.low <= 0:
+            raise ValueError("a log-scale range needs low > 0")
+        return self
+
+
+class SearchConfig(_Section):
+    """Hyperparameter search (tunelab search) with Optuna: TPE sampling, pruning, resumable."""
+
+    trials: int = Field(
+        20, ge=1, description="finished trials to reach (resumes count earlier ones)"
+    )
+    space: dict[str, ParameterRange] = Field(
+        default_factory=dict,
+        description="dotted config key -> range, e.g. training.learning_rate: {low: 1e-5, "
+        "high: 1e-3, log: true}; empty: the task's default space",
+    )
+    metric: str | None = Field(
+        None, description="validation metric to optimise; null: the task's main metric"
+    )
+    storage: str | None = Field(
+        None,
+        description="Optuna RDB URL (e.g. postgresql://...) shared by several machines; null: "
+        "sqlite:///<search folder>/study.db",
+    )
+    study_name: str | None = Field(None, description="study name; null: the search folder's name")
+    pruning: bool = Field(
+        True, description="stop unpromising trials at an evaluation (median rule)"
+    )
+    keep_models: bool = Field(False, description="keep each trial's model/ folder")
+
+
 class RunConfig(_Section):
     """A whole run: task, data, model, training, output."""
 
@@ -315,6 +371,9 @@ class RunConfig(_Section):
     )
     peft: AdapterConfig = Field(
         default_factory=AdapterConfig, description="parameter-efficient fine-tuning (LoRA, ...)"
+    )
+    search: SearchConfig = Field(
+        default_factory=SearchConfig, description="hyperparameter search (tunelab search)"
     )
 
 

@@ -111,10 +111,12 @@ def build_trainer(
     seed: int,
     precision: str,
     compute_loss_func: Any = None,
+    callbacks: list[Any] | None = None,
 ) -> Any:
     """A Trainer with dynamic padding, length grouping, early stopping, best-checkpoint reload.
 
-    ``compute_loss_func`` replaces the model's own loss (class weights, label smoothing).
+    ``compute_loss_func`` replaces the model's own loss (class weights, label smoothing);
+    ``callbacks`` are further ``TrainerCallback`` objects (a search's pruning reporter).
     """
     from transformers import EarlyStoppingCallback, Trainer
 
@@ -127,7 +129,7 @@ def build_trainer(
         training, output_dir, seed, precision, best_metric, task.greater_is_better,
         prediction_loss_only=loss_only,
     )  # fmt: skip
-    callbacks = []
+    callbacks = list(callbacks or [])
     if eval_dataset is not None and training.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(training.early_stopping_patience))
     return Trainer(

@@ -369,6 +369,8 @@ def curve(
     for s in summary["sizes"]:
         spread = f" ± {s['std']:.4f} ({len(s['scores'])} seeds)" if len(s["scores"]) > 1 else ""
         typer.echo(f"{s['size']:>8,} rows: {summary['metric']}={s['mean']:.4f}{spread}")
+    for warning in summary["warnings"]:
+        typer.echo(f"warning: {warning}")
     fit = summary["fit"]
     if fit["kind"] != "none":
         from tunelab.evaluation.plots import fit_label
@@ -377,6 +379,42 @@ def curve(
     if summary["target"]:
         typer.echo(f"target {summary['metric']} {summary['target']['message']}")
     typer.echo(f"curve written to {out / 'curve.json'}, {out / 'curve.png'}, {out / 'curve.svg'}")
+
+
+@app.command("recommend")
+def recommend_command(
+    task: Annotated[
+        str, typer.Option(help="text-classification, token-classification, seq2seq or causal-lm")
+    ],
+    language: Annotated[str, typer.Option(help="zh, en or multi")],
+    examples: Annotated[int, typer.Option(help="training examples you have")],
+    classes: Annotated[int, typer.Option(help="text-classification: number of classes")] = 2,
+    gpu_memory: Annotated[
+        str | None,
+        typer.Option(help="memory of the GPU you will train on, e.g. 24GB (default: this machine)"),
+    ] = None,
+    max_length: Annotated[int, typer.Option(help="tokens per example at most")] = 128,
+    batch_size: Annotated[int, typer.Option(help="examples per training step")] = 32,
+    json_: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Suggest models for a task and language, with memory (full vs LoRA) and time per epoch."""
+    from tunelab.models.catalog import (
+        device_memory,
+        format_options,
+        parse_memory,
+        recommend,
+        recommendation_json,
+    )
+
+    memory = parse_memory(gpu_memory, "--gpu-memory") if gpu_memory is not None else None
+    here, available = device_memory()
+    device = "cuda" if memory is not None else here
+    memory = memory if memory is not None else available
+    options = recommend(task, language, examples, classes, memory, max_length, batch_size, device)
+    if json_:
+        typer.echo(json.dumps(recommendation_json(options), ensure_ascii=False, indent=2))
+    else:
+        typer.echo(format_options(options, memory, device, here))
 
 
 @app.command()

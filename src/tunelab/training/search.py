@@ -149,11 +149,12 @@ def search(
         storage=_storage(storage),
         load_if_exists=True,
         direction=direction,
-        sampler=optuna.samplers.TPESampler(seed=config.seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
         if settings.pruning
         else optuna.pruners.NopPruner(),
     )
+    # a second worker, or a resumed search, must not replay the first one's suggestions
+    study.sampler = optuna.samplers.TPESampler(seed=config.seed + len(study.trials))
     if not study.trials and all(_fits(defaults[k], space[k]) for k in space):
         study.enqueue_trial(defaults, user_attrs={"defaults": True})
 

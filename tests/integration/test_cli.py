@@ -201,3 +201,50 @@ def test_token_classification_from_conll_to_entity_spans(tiny_bert, tmp_path):
         ("PER", 2, 4),
         ("LOC", 5, 7),
     }
+
+
+def test_curve_trains_growing_subsets_and_answers_a_target(tiny_bert, tmp_path):
+    make_reviews(200).to_csv(tmp_path / "reviews.csv", index=False)
+    config = tmp_path / "run.yaml"
+    config.write_text(f"data:\n  train: {tmp_path / 'reviews.csv'}\nmodel:\n  name: {tiny_bert}\n")
+    out = tmp_path / "curve"
+    done = tunelab(
+        "curve", config, "--sizes", "20,40,80", "--seeds", "2", "--seeds-below", "30",
+        "--min-steps", "4", "--target", "0.9", "--out", out, *TRAIN_FLAGS[:6],
+        "--set", "training.epochs=1", "--set", "training.threads=1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"20 rows: f1_macro=\d\.\d{4} ± \d\.\d{4} \(2 seeds\)", done.stdout)
+    assert "fit: f1_macro = " in done.stdout and "target f1_macro 0.9: " in done.stdout
+    curve = json.loads((out / "curve.json").read_text(encoding="utf-8"))
+    assert [s["size"] for s in curve["sizes"]] == [20, 40, 80]
+    assert len(curve["trials"]) == 4 and curve["target"]["target"] == 0.9
+    assert (out / "curve.png").stat().st_size > 0 and (out / "curve.svg").stat().st_size > 0
+    assert not (out / "size-80-seed-42" / "model").exists()
+
+    done = tunelab("curve", config, "--sizes", "20,x", "--out", out)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: --sizes must be positive integers separated by commas, got '20,x'"
+    )
+
+
+def test_lora_run_then_merge_gives_a_model_without_adapters(tiny_sentiment_body, tmp_path):
+    make_reviews(300).to_csv(tmp_path / "reviews.csv", index=False)
+    run = tmp_path / "lora"
+    done = tunelab(
+        "train", "--data", tmp_path / "reviews.csv", "--model", tiny_sentiment_body,
+        "--peft", "lora", "--output", run, *TRAIN_FLAGS, "--set", "training.learning_rate=1e-2",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"lora: training [\d,]+ of [\d,]+ parameters \(\d+\.\d+%\)", done.stderr)
+    done = tunelab("merge", run)
+    assert done.returncode == 0, done.stderr
+    assert (run / "merged" / "model.safetensors").is_file()
+    adapter = tunelab("predict", run, "--text", "很好很好")
+    merged = tunelab("predict", run / "merged", "--text", "很好很好")
+    assert json.loads(adapter.stdout)["label"] == json.loads(merged.stdout)["label"]
+
+    done = tunelab("train", "--data", tmp_path / "reviews.csv", "--model", tiny_sentiment_body,
+                   "--peft", "qlora", "--output", tmp_path / "q")  # fmt: skip
+    assert done.returncode == 2 and "needs a CUDA GPU" in done.stderr

@@ -7,6 +7,7 @@ folder alone.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from pathlib import Path
 from typing import Any, Literal
@@ -500,7 +501,7 @@ def build_config(
     Raises:
         UserError: naming the first bad key and what it accepts.
     """
-    tree: dict[str, Any] = dict(raw or {})
+    tree: dict[str, Any] = copy.deepcopy(dict(raw or {}))  # overrides never touch the caller's
     for item in overrides:
         key, value = parse_override(item)
         set_dotted(tree, key, value)

@@ -87,3 +87,9 @@ def test_pretrain_config_errors_name_the_key():
 
 def test_examples_exist():
     assert EXAMPLES, "examples/ holds no YAML configs"
+
+
+def test_overrides_leave_the_callers_tree_alone():
+    tree = {"training": {"epochs": 2}}
+    assert build_config(tree, ["training.epochs=5"]).training.epochs == 5
+    assert tree == {"training": {"epochs": 2}}

@@ -87,16 +87,21 @@ def _pruning_callback(trial: Any, metric: str) -> Any:
 
 
 def _storage(url: str) -> Any:
-    import optuna
-    from optuna.storages import RetryFailedTrialCallback
+    import warnings
 
+    import optuna
+
+    # heartbeats are "experimental" in Optuna's words but documented for exactly this use
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     # A trial whose process died stops beating; after the grace period it is marked failed
     # and run again once, so a kill loses at most the trial that was running.
     return optuna.storages.RDBStorage(
         url,
         heartbeat_interval=30,
         grace_period=90,
-        failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+            max_retry=1
+        ),
     )
 
 

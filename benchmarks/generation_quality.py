@@ -7,6 +7,8 @@ On the same test rows of each data set:
 - **zh-llama-mini, untuned**: the starter causal model asked through its chat template;
 - **zh-llama-mini, instruction-tuned**: ``tunelab train`` with ``task: causal-lm`` on the
   training pairs (packing on);
+- **zh-llama-mini, LoRA**: the same with ``peft.method: lora`` (rank 16, every linear
+  layer of the blocks) at a LoRA learning rate;
 - **seq2seq from scratch**: a 2+2-layer BART of the same width with the starter's BPE
   tokenizer, trained by ``tunelab train`` with ``task: seq2seq`` on the same pairs (there is
   no pretrained seq2seq starter, and ModernBERT has no cross-attention to warm-start
@@ -101,7 +103,8 @@ def scratch_bart(out: Path) -> Path:
 
 
 def tuned(task: str, model: str, train: pd.DataFrame, test: pd.DataFrame, folder: Path,
-          prompt: str, epochs: float, learning_rate: float) -> tuple[list[str], float]:  # fmt: skip
+          prompt: str, epochs: float, learning_rate: float,
+          peft: dict | None = None) -> tuple[list[str], float]:  # fmt: skip
     """Outputs of ``tunelab train`` on the training pairs, and its training seconds."""
     import tunelab
 
@@ -125,6 +128,7 @@ def tuned(task: str, model: str, train: pd.DataFrame, test: pd.DataFrame, folder
                 "logging_steps": 1000,
             },
             "generation": {"prefix": prompt, "max_new_tokens": 64},
+            "peft": peft or {},
         }
     )
     records = [json.loads(line) for line in (folder / f"run-{task}" / "predictions.jsonl").open()]
@@ -135,6 +139,7 @@ SETUPS = (
     "translation memory (TF-IDF nearest source)",
     "zh-llama-mini, untuned",
     "zh-llama-mini, instruction-tuned",
+    "zh-llama-mini, LoRA r=16",
     "seq2seq BART 2+2, from scratch",
 )
 
@@ -149,6 +154,9 @@ def produce(
         return untuned(test, prompt), 0.0
     if setup == SETUPS[2]:
         return tuned("causal-lm", "zh-llama-mini", train, test, folder, prompt, epochs, 5e-4)
+    if setup == SETUPS[3]:
+        lora = {"method": "lora", "r": 16, "alpha": 32}
+        return tuned("causal-lm", "zh-llama-mini", train, test, folder, prompt, epochs, 3e-3, lora)
     bart = str(scratch_bart(folder / "bart"))
     return tuned("seq2seq", bart, train, test, folder, "", epochs, 1e-3)
 
@@ -160,17 +168,28 @@ def main() -> None:
     parser.add_argument("--test-rows", type=int, default=300)
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--skip", default="", help="setups to leave out, comma-separated")
+    parser.add_argument(
+        "--only", default="", help="run only setups containing this; keep the others' results"
+    )
     args = parser.parse_args()
     from tunelab.evaluation.generation import generation_metrics
 
+    out = HERE / "results" / "generation_quality.json"
     results: dict[str, dict] = {}
+    if args.only and out.is_file():
+        results = json.loads(out.read_text())["results"]
     for name in args.datasets.split(","):
         train, test = load(name, args.train_rows, args.test_rows)
         folder = Path(tempfile.mkdtemp(prefix=f"gen-{name}-", dir=ROOT / "runs"))
         references = test["target"].tolist()
         prompt = PROMPTS[name]
+        previous = results.get(name, {})
         results[name] = {}
         for setup in SETUPS:
+            if args.only and args.only not in setup:
+                if setup in previous:
+                    results[name][setup] = previous[setup]
+                continue
             if any(skip and skip in setup for skip in args.skip.split(",")):
                 continue
             started = time.time()
@@ -196,7 +215,6 @@ def main() -> None:
             lines.append(f"| {name} | {setup} | {r['chrf']:.1f} | {r['rougeL']:.3f} | "
                          f"{r['bleu']:.1f} | {r['exact_match']:.3f} |")  # fmt: skip
     print("\n".join(lines))
-    out = HERE / "results" / "generation_quality.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"setup": vars(args), "results": results}, indent=2,
                               ensure_ascii=False) + "\n")  # fmt: skip

@@ -105,7 +105,7 @@ def train(
     from tunelab.training.prepare import load_splits
 
     task = task_from_run_config(config)
-    _check_adapter_choice(config)
+    _check_training_method(config)
     splits, data_report = load_splits(config, task)
     if config.training.method == "few-shot" and task.problem_type != "single_label":
         raise UserError(
@@ -277,14 +277,14 @@ def _train_few_shot(
     )  # fmt: skip
 
 
-def _check_adapter_choice(config: RunConfig) -> None:
+def _check_training_method(config: RunConfig) -> None:
+    """Refuse adapter and few-shot settings that cannot work, before any data is read."""
     from tunelab.models.adapters import check_adapter_settings
 
     if config.training.method == "few-shot" and config.peft.method != "none":
         raise UserError(
             "training.method=few-shot tunes the whole encoder on pairs; set peft.method=none"
         )
-
     if config.peft.method != "none" and config.model.name == "scratch-bert":
         raise UserError(
             f"peft.method={config.peft.method} trains small adapters on a pretrained model, but "

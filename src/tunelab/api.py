@@ -178,7 +178,9 @@ def train(
         )  # fmt: skip
     trainer = None
     if config.training.method == "few-shot":
-        stats = _train_few_shot(config, task, model, tokenizer, splits["train"], encoded["train"])
+        stats = _train_few_shot(
+            config, task, model, tokenizer, splits["train"], encoded["train"], precision
+        )
     else:
         trainer = build_trainer(
             model, tokenizer, task, encoded["train"], encoded.get("validation"),
@@ -263,17 +265,16 @@ def _train_few_shot(
     tokenizer: Any,
     train: pd.DataFrame,
     features: Any,
+    precision: str,
 ) -> dict[str, Any]:
     import numpy as np
 
-    from tunelab.inference import resolve_precision
     from tunelab.training.few_shot import train_few_shot
 
     training = config.training
     return train_few_shot(
         model, tokenizer, features, np.asarray(task.targets(train)), config.few_shot,
-        training.learning_rate, training.batch_size, resolve_precision(training.precision),
-        config.seed,
+        training.learning_rate, training.batch_size, precision, config.seed,
     )  # fmt: skip
 
 

@@ -89,10 +89,10 @@ def _set_module(model: Any, path: str, module: Any) -> None:
 
 
 def _features(model: Any, batch: dict[str, Any], precision: str) -> Any:
-    import torch
+    from tunelab.inference import autocast
 
     batch = {k: v.to(model.device) for k, v in batch.items()}
-    with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+    with autocast(model, precision):
         return model(**batch).logits.float()  # the classifier is an identity here
 
 
@@ -129,6 +129,8 @@ def train_few_shot(
     from sklearn.linear_model import LogisticRegression
     from transformers import get_linear_schedule_with_warmup
 
+    from tunelab.inference import forward_in_batches
+
     counts = np.bincount(labels, minlength=model.config.num_labels)
     if (counts == 0).any() or (counts < 2).any():
         raise UserError(
@@ -164,14 +166,9 @@ def train_few_shot(
         optimizer.zero_grad()
         losses.append(float(loss))
 
-    model.eval()
-    with torch.no_grad():
-        embedded = torch.cat(
-            [
-                _features(model, _padded(tokenizer, rows[i : i + 64]), precision)
-                for i in range(0, len(rows), 64)
-            ]
-        ).numpy()
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in rows[0]]
+    columns = {name: [row[name] for row in rows] for name in names}
+    embedded = forward_in_batches(model, tokenizer, columns, 64, precision)
     # a classifier layer without a bias (ModernBERT's default) gets a head without one
     head = LogisticRegression(max_iter=2000, fit_intercept=classifier.bias is not None)
     head.fit(embedded, labels)

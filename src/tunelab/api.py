@@ -253,6 +253,8 @@ def train(
     if "test" in outputs:
         write_jsonl(output / "predictions.jsonl", task.predictions(outputs["test"], splits["test"]))
     write_json(output / "data_report.json", data_report)
+    if trainer is not None:  # loss and metric per logging step and evaluation, for the report
+        write_json(output / "history.json", trainer.state.log_history)
     write_json(output / "metrics.json", run_metrics)
     write_text(output / "config.yaml", commented_yaml(config) + "\n")
     return {"output": str(output), "model_dir": str(output / "model"), "metrics": run_metrics}

@@ -4,7 +4,8 @@ Phase 1 tunes the encoder contrastively: pairs of training texts with the same l
 pulled together, pairs with different labels pushed apart (cosine-similarity loss on what
 the classifier layer sees). A handful of examples per class gives hundreds of pairs, which
 is why this beats plain fine-tuning on the same few examples. Phase 2 fits a logistic
-regression on the tuned features and writes its weights into the model's classifier layer,
+regression on the tuned features (its regularisation chosen by cross-validation over the
+same examples) and writes its weights into the model's classifier layer,
 so the result is a normal ``AutoModelForSequenceClassification`` folder.
 
 Pairs are drawn lazily, a batch at a time, and their number is capped: memory stays flat
@@ -101,6 +102,29 @@ def _padded(tokenizer: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return tokenizer.pad([{k: r[k] for k in keys if k in r} for r in rows], return_tensors="pt")
 
 
+HEAD_STRENGTHS = (0.01, 0.1, 1.0, 10.0, 100.0)
+
+
+def fit_head(features: np.ndarray, labels: np.ndarray, fit_intercept: bool) -> Any:
+    """Logistic regression whose regularisation is chosen by stratified cross-validation.
+
+    With a handful of examples in a few hundred dimensions the right strength varies with
+    the data; k-fold over the training examples (k = the smallest class's size, 2 to 5)
+    picks it from :data:`HEAD_STRENGTHS` at the cost of a few tiny fits.
+    """
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = int(min(5, np.bincount(labels)[np.unique(labels)].min()))
+    # a classifier layer without a bias (ModernBERT's default) gets a head without one
+    return LogisticRegressionCV(
+        Cs=list(HEAD_STRENGTHS),
+        cv=StratifiedKFold(folds, shuffle=True, random_state=0),
+        max_iter=5000,
+        fit_intercept=fit_intercept,
+    ).fit(features, labels)
+
+
 def train_few_shot(
     model: Any,
     tokenizer: Any,
@@ -120,13 +144,13 @@ def train_few_shot(
         labels: the class id of each row.
 
     Returns:
-        Training statistics: pairs, steps, mean loss of the last steps, seconds.
+        Training statistics: the head's chosen C, pairs, steps, mean loss of the last steps,
+        seconds.
 
     Raises:
         UserError: if a class has a single example or there is only one class.
     """
     import torch
-    from sklearn.linear_model import LogisticRegression
     from transformers import get_linear_schedule_with_warmup
 
     from tunelab.inference import forward_in_batches
@@ -169,9 +193,7 @@ def train_few_shot(
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in rows[0]]
     columns = {name: [row[name] for row in rows] for name in names}
     embedded = forward_in_batches(model, tokenizer, columns, 64, precision)
-    # a classifier layer without a bias (ModernBERT's default) gets a head without one
-    head = LogisticRegression(max_iter=2000, fit_intercept=classifier.bias is not None)
-    head.fit(embedded, labels)
+    head = fit_head(embedded, labels, fit_intercept=classifier.bias is not None)
     weight = np.zeros((model.config.num_labels, embedded.shape[1]), dtype=np.float32)
     bias = np.zeros(model.config.num_labels, dtype=np.float32)
     if len(head.classes_) == 2:  # one score for the second class: softmax([0, s]) = sigmoid(s)
@@ -187,6 +209,7 @@ def train_few_shot(
     _set_module(model, path, classifier)
     tail = losses[-max(1, len(losses) // 10) :]
     return {
+        "head_c": float(head.C_[0]),
         "pairs": total,
         "steps": len(losses),
         "loss": float(np.mean(tail)) if tail else float("nan"),

@@ -4,7 +4,7 @@ import pytest
 import tunelab
 from tests.conftest import make_reviews, tiny_run_config
 from tunelab.errors import UserError
-from tunelab.training.few_shot import contrastive_pairs, pair_count
+from tunelab.training.few_shot import HEAD_STRENGTHS, contrastive_pairs, fit_head, pair_count
 
 
 def test_every_example_gets_a_same_and_an_other_label_partner_each_round():
@@ -23,6 +23,20 @@ def test_pairs_stay_bounded_however_large_the_data():
     pairs = contrastive_pairs(labels, rounds=20, max_pairs=500, seed=1)
     assert iter(pairs) is pairs  # drawn lazily, never a list of millions
     assert sum(1 for _ in pairs) == 500 == pair_count(labels, 20, 500)
+
+
+def test_head_strength_is_chosen_by_cross_validation_even_with_two_examples_per_class():
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    # one informative dimension among many noisy ones: every fold's held-out row is
+    # classified by that dimension only when the head is regularised
+    features = rng.normal(size=(6, 50))
+    features[:, 0] = labels * 5.0
+    head = fit_head(features, labels, fit_intercept=True)
+    assert head.C_[0] in HEAD_STRENGTHS
+    assert (head.predict(features) == labels).all()
+    without_bias = fit_head(features, labels, fit_intercept=False)
+    assert not without_bias.intercept_.any()
 
 
 def test_few_shot_run_saves_a_plain_classifier_that_the_pipeline_agrees_with(

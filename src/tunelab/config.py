@@ -28,7 +28,8 @@ TASKS = ("text-classification", "token-classification", "seq2seq", "causal-lm")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf and nan pass gt/ge/lt checks in surprising ways ("weight_decay: .inf"): refuse them.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class SplitConfig(_Section):
@@ -354,7 +355,9 @@ class RunConfig(_Section):
         "text-classification", description="what to train: " + ", ".join(TASKS)
     )
     output: Path = Field(Path("runs/run"), description="run folder for model, metrics, report")
-    seed: int = Field(42, description="fixes the data split, initialisation and batch order")
+    seed: int = Field(
+        42, ge=0, le=2**32 - 1, description="fixes the data split, initialisation and batch order"
+    )
     data: DataConfig = Field(default_factory=DataConfig, description="input data")
     model: ModelConfig = Field(default_factory=ModelConfig, description="model to fine-tune")
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="training")
@@ -376,6 +379,16 @@ class RunConfig(_Section):
     search: SearchConfig = Field(
         default_factory=SearchConfig, description="hyperparameter search (tunelab search)"
     )
+    tracking: list[Literal["mlflow", "tensorboard"]] = Field(
+        default_factory=list,
+        description="also log training to: mlflow (MLFLOW_TRACKING_URI, else sqlite "
+        "<output's parent>/mlflow.db), tensorboard (<output>/tensorboard)",
+    )
+
+    @field_validator("tracking", mode="before")
+    @classmethod
+    def _one_tracker_or_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 class ArchitectureConfig(_Section):
@@ -412,7 +425,9 @@ class PretrainConfig(_Section):
         None, description="continue pretraining this model (keeps its tokenizer); null: scratch"
     )
     output: Path = Field(Path("runs/pretrain"), description="folder for the pretrained model")
-    seed: int = Field(42, description="fixes the held-out split, initialisation and order")
+    seed: int = Field(
+        42, ge=0, le=2**32 - 1, description="fixes the held-out split, initialisation and order"
+    )
     block_size: int = Field(128, ge=8, description="tokens per packed training row")
     held_out: float = Field(
         0.02, ge=0.0, lt=0.5, description="share of documents held out for perplexity"
@@ -454,7 +469,8 @@ def parse_override(item: str) -> tuple[str, Any]:
         return key.strip(), raw
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+    # ValueError: a date-like value that is no date ("2020-02-30"); RecursionError: "[[[[...".
+    except (yaml.YAMLError, ValueError, RecursionError):
         value = raw
     return key.strip(), value
 
@@ -478,7 +494,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise UserError(f"config file {path} does not exist; check the path")
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise UserError(f"config file {path} is not valid YAML{where}; fix its syntax") from None
@@ -533,7 +553,9 @@ def _describe_validation_error(exc: ValidationError, schema: type[BaseModel]) ->
     key = ".".join(str(p) for p in loc) or "(top level)"
     more = len(exc.errors()) - 1
     tail = f" ({more} more problem{'s' if more > 1 else ''} after this one)" if more else ""
-    if error["type"] == "extra_forbidden":
+    shown = repr(error.get("input"))
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    if error["type"] == "extra_forbidden" and loc:
         section = _section_model(loc[:-1], schema)
         allowed = list(section.model_fields)
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
@@ -543,9 +565,42 @@ def _describe_validation_error(exc: ValidationError, schema: type[BaseModel]) ->
         )
     if error["type"] == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
-        return f"config key '{key}' has value {error.get('input')!r}; allowed: {expected}{tail}"
+        return f"config key '{key}' has value {shown}; allowed: {expected}{tail}"
     message = error["msg"].removeprefix("Value error, ")
-    return f"config key '{key}' has value {error.get('input')!r}, which is invalid: {message}{tail}"
+    return f"config key '{key}' has value {shown}, which is invalid: {message}{tail}"
+
+
+_YAML_LINE_BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029")
+
+
+def yaml_value(value: Any) -> str:
+    """``value`` as one line of ASCII YAML that reads back as the same value.
+
+    Strings become double-quoted with escapes (JSON would write characters beyond U+FFFF as
+    surrogate pairs, which YAML reads back as two broken characters); lists and mappings
+    become flow style.
+    """
+    if isinstance(value, str):
+        escaped = []
+        for ch in value:
+            code = ord(ch)
+            if ch in '"\\':
+                escaped.append("\\" + ch)
+            elif 0x20 <= code < 0x7F:
+                escaped.append(ch)
+            elif code <= 0xFF:
+                escaped.append(f"\\x{code:02x}")
+            elif code <= 0xFFFF:
+                escaped.append(f"\\u{code:04x}")
+            else:
+                escaped.append(f"\\U{code:08x}")
+        return '"' + "".join(escaped) + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(yaml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{yaml_value(str(k))}: {yaml_value(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
 def commented_yaml(config: BaseModel, indent: int = 0) -> str:
@@ -561,7 +616,11 @@ def commented_yaml(config: BaseModel, indent: int = 0) -> str:
             lines.append(commented_yaml(value, indent + 1))
         else:
             plain = plain_values[name]
-            rendered = yaml.safe_dump(plain, default_flow_style=True, allow_unicode=True)
+            rendered = yaml.safe_dump(
+                plain, default_flow_style=True, allow_unicode=True, width=float("inf")
+            )
             rendered = rendered.strip().removesuffix("...").strip()
+            if any(mark in rendered for mark in _YAML_LINE_BREAKS):
+                rendered = yaml_value(plain)
             lines.append(f"{pad}{name}: {rendered}{comment}")
     return "\n".join(lines)

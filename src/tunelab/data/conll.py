@@ -18,7 +18,8 @@ def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
     token, so later errors name the line.
 
     Raises:
-        UserError: naming the line, for a line without a tag column.
+        UserError: naming the line, for a line without a tag column or with another number
+            of fields than the file's first token line.
     """
     rows: list[dict[str, list[str]]] = []
     index: list[int] = []
@@ -31,7 +32,8 @@ def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
         tokens.clear()
         tags.clear()
 
-    for number, line in enumerate(text.splitlines(), start=1):
+    width: tuple[int, int] | None = None  # (fields, line) of the first token line
+    for number, line in enumerate(text.split("\n"), start=1):
         fields = line.split()
         if not fields:
             close()
@@ -39,6 +41,15 @@ def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
         if fields[0] == "-DOCSTART-":
             close()
             continue
+        if width is None:
+            width = (len(fields), number)
+        elif len(fields) != width[0] and len(fields) >= 2:
+            # A stray or missing column shifts which field is the tag: refuse, never guess.
+            raise UserError(
+                f"{path} line {number} has {len(fields)} whitespace-separated fields but line "
+                f"{width[1]} has {width[0]}; every token line needs the same columns (a token "
+                "holding a space splits into two): fix the line"
+            )
         column = tag_column if tag_column >= 0 else len(fields) + tag_column
         if len(fields) < 2 or not 0 < column < len(fields):
             raise UserError(

@@ -6,13 +6,24 @@ rows for tables, line numbers for JSONL), so every later error can name the row.
 
 from __future__ import annotations
 
-import csv
+import codecs
+import difflib
 import io
 import json
 from pathlib import Path
 
 import pandas as pd
 
+from tunelab.data.sniff import (
+    check_binary,
+    delimiter_hint,
+    diagnose_utf8_failure,
+    guess_delimiter,
+    line_of_byte,
+    records,
+    short_record,
+    unclosed_quote_line,
+)
 from tunelab.errors import UserError
 
 FORMATS_BY_SUFFIX = {
@@ -53,10 +64,16 @@ def decode_text(raw: bytes, path: Path, encoding: str | None = None) -> str:
     Raises:
         UserError: if the bytes look binary or cannot be decoded.
     """
-    if b"\x00" in raw[:8192]:
-        raise UserError(
-            f"{path} looks like a binary file (it contains NUL bytes); give a text or Parquet file"
-        )
+    if not encoding and raw.startswith(codecs.BOM_UTF32_LE):
+        encoding = "utf-32"
+    elif not encoding and raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"  # Excel's "Unicode text" export
+    if not (encoding or "").lower().replace("-", "").startswith(("utf16", "utf32")):
+        check_binary(raw, path)  # UTF-16/32 text is full of NUL bytes
+    return _decode(raw, path, encoding)
+
+
+def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
     if encoding:
         try:
             return raw.decode(encoding)
@@ -66,13 +83,14 @@ def decode_text(raw: bytes, path: Path, encoding: str | None = None) -> str:
             ) from None
         except UnicodeDecodeError as exc:
             raise UserError(
-                f"{path} is not valid {encoding} at byte {exc.start}; pass the file's real "
-                "encoding with --encoding (e.g. gb18030)"
+                f"{path} is not valid {encoding} at byte {exc.start} (line "
+                f"{line_of_byte(raw, exc.start)}); pass the file's real encoding with "
+                "--encoding (e.g. gb18030)"
             ) from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        pass
+        diagnose_utf8_failure(raw, path)
     from charset_normalizer import from_bytes
 
     best = from_bytes(raw[:1_000_000]).best()
@@ -91,29 +109,20 @@ def decode_text(raw: bytes, path: Path, encoding: str | None = None) -> str:
     )
 
 
-def _guess_delimiter(text: str, default: str) -> str:
-    header = text.split("\n", 1)[0]
-    if default in header:
-        return default
-    for other in ("\t", ",", ";", "|"):
-        if other in header:
-            return other
-    return default
-
-
 def _ragged_lines(text: str, sep: str) -> list[int]:
     """Line numbers of records whose field count differs from the header's."""
-    reader = csv.reader(io.StringIO(text), delimiter=sep)
-    header = next(reader, [])
-    bad = []
-    for record in reader:
-        if record and len(record) != len(header):
-            bad.append(reader.line_num)
+    bad, header = [], 0
+    for number, record in records(text, sep):
+        if not header:
+            header = len(record)
+        elif record and len(record) != header:
+            bad.append(number)
     return bad
 
 
 def _read_delimited(text: str, path: Path, sep: str, skip_bad_lines: bool) -> pd.DataFrame:
-    sep = _guess_delimiter(text, sep)
+    sep = guess_delimiter(text, sep)
+    kind = "TSV" if sep == "\t" else "CSV"
     bad = _ragged_lines(text, sep) if skip_bad_lines else []
     try:
         # Every cell stays a string and only empty cells are missing: pandas would otherwise
@@ -128,48 +137,82 @@ def _read_delimited(text: str, path: Path, sep: str, skip_bad_lines: bool) -> pd
         ) from None
     except pd.errors.ParserError as exc:
         detail = str(exc).strip().splitlines()[-1]
+        if "EOF inside string" in detail:
+            raise UserError(
+                f"{path} ends inside a quoted field that opens on line "
+                f"{unclosed_quote_line(text, sep)}; the file looks truncated, or a quote there "
+                "is not closed"
+            ) from None
         raise UserError(
-            f"{path} could not be parsed as {'TSV' if sep == chr(9) else 'CSV'} ({detail}); "
+            f"{path} could not be parsed as {kind} ({detail}); "
             "check the delimiter and quoting, or pass --format"
         ) from None
+    if not skip_bad_lines and frame.shape[1] > 1 and frame.iloc[:, -1].isna().any():
+        short = short_record(text, sep)  # pandas fills a cut-short row with missing values
+        if short is not None:
+            line, found, wanted = short
+            cut = " (the file looks truncated)" if line == text.rstrip("\n").count("\n") + 1 else ""
+            raise UserError(
+                f"{path} line {line} has {found} field(s) but the header has {wanted}{cut}; "
+                "complete or remove that row"
+            )
     frame.index = pd.RangeIndex(1, len(frame) + 1)
     frame.attrs["bad_lines"] = bad
     return frame
 
 
+def _json_kind(value: object) -> str:
+    """How a JSON value reads to a person: 'a string', 'an object with keys a, b'."""
+    if isinstance(value, dict):
+        keys = ", ".join(map(str, list(value)[:5]))
+        return f"an object with keys {keys}" if keys else "an empty object"
+    names = {list: "an array", str: "a string", bool: "true/false", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _parse_json(text: str) -> object:
+    try:
+        return json.loads(text)
+    except RecursionError:  # "[[[[..." deeper than Python's recursion limit
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+
+
 def _read_jsonl(text: str, path: Path, skip_bad_lines: bool) -> pd.DataFrame:
-    records, lines, bad = [], [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    rows, lines, bad = [], [], []
+    # Only "\n" ends a line: str.splitlines would also split inside a JSON string at
+    # characters such as U+2028 that JSON writers leave unescaped.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = _parse_json(line)
         except json.JSONDecodeError as exc:
             if skip_bad_lines:
                 bad.append(number)
                 continue
+            near = line[max(exc.pos - 20, 0) : exc.pos + 20]
             raise UserError(
-                f"{path} line {number} is not valid JSON ({exc.msg} at column {exc.colno}); "
-                "fix or remove that line"
+                f"{path} line {number} is not valid JSON ({exc.msg.removesuffix(' at')} at "
+                f"column {exc.colno}, near {near!r}); fix or remove that line"
             ) from None
         if not isinstance(record, dict) and skip_bad_lines:
             bad.append(number)
             continue
         if not isinstance(record, dict):
             raise UserError(
-                f"{path} line {number} holds a {type(record).__name__}, not a JSON object; "
+                f"{path} line {number} holds {_json_kind(record)}, not a JSON object; "
                 'each line must be one object such as {"text": ..., "label": ...}'
             )
-        records.append(record)
+        rows.append(record)
         lines.append(number)
-    frame = pd.DataFrame.from_records(records, index=lines)
+    frame = pd.DataFrame.from_records(rows, index=lines)
     frame.attrs["bad_lines"] = bad
     return frame
 
 
 def _read_json(text: str, path: Path) -> pd.DataFrame:
     try:
-        loaded = json.loads(text)
+        loaded = _parse_json(text)
     except json.JSONDecodeError as exc:
         raise UserError(
             f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
@@ -181,8 +224,17 @@ def _read_json(text: str, path: Path) -> pd.DataFrame:
         and isinstance(next(iter(loaded.values())), list)
     ):
         loaded = next(iter(loaded.values()))  # {"data": [...]} as some exporters write it
-    if not isinstance(loaded, list) or not all(isinstance(item, dict) for item in loaded):
-        raise UserError(f"{path} must hold a JSON array of objects, one per example")
+    if not isinstance(loaded, list):
+        raise UserError(
+            f"{path} must hold a JSON array of objects, one per example; it holds "
+            f"{_json_kind(loaded)}"
+        )
+    for number, item in enumerate(loaded, start=1):
+        if not isinstance(item, dict):
+            raise UserError(
+                f"{path} must hold a JSON array of objects, one per example; item {number} "
+                f"is {_json_kind(item)}"
+            )
     return pd.DataFrame.from_records(loaded, index=range(1, len(loaded) + 1))
 
 
@@ -259,8 +311,14 @@ def require_columns(frame: pd.DataFrame, columns: list[str], option_of: dict[str
     """
     for column in columns:
         if column not in frame.columns:
-            existing = ", ".join(map(str, frame.columns))
+            names = list(map(str, frame.columns))
+            close = difflib.get_close_matches(column, names, n=1, cutoff=0.6)
+            close += [n for n in names if n.strip().lower() == column.lower()][:1]
+            hint = delimiter_hint(names, column) or (
+                f"; did you mean '{close[-1]}'?" if close else ""
+            )
             raise UserError(
                 f"{frame.attrs.get('source', 'data')} has no column '{column}' "
-                f"(set by {option_of.get(column, 'config')}); its columns are: {existing}"
+                f"(set by {option_of.get(column, 'config')}); its columns are: "
+                f"{', '.join(names)}{hint}"
             )

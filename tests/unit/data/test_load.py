@@ -72,7 +72,7 @@ def test_broken_jsonl_line_is_named(tmp_path):
         ("blank.csv", b"\n\n  \n", "is empty"),
         ("header.csv", b"text,label\n", "has no data rows"),
         ("data.xlsx", b"PK\x03\x04", "unknown file format '.xlsx'"),
-        ("bin.csv", b"\x00\x01\x02text", "looks like a binary file"),
+        ("bin.csv", b"\x00\x01\x02text", "is not a text file"),
         ("ragged.csv", b"text,label\na,b\nc,d,e,f\n", r"could not be parsed as CSV.*line 3"),
     ],
 )

@@ -1,0 +1,369 @@
+"""``report.html``: one self-contained page (inline SVG plots, no scripts, no network) that
+shows what a run folder holds — config, data doctor, training curves, metrics, per-task
+plots and the worst errors, with explanations of a few of them.
+
+Built from the run folder alone, so ``tunelab report RUN`` can rebuild it at any time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunelab.errors import UserError
+from tunelab.evaluation.report_page import (
+    STYLE,
+    Html,
+    Plots,
+    check_run_folder,
+    esc,
+    note,
+    read_json,
+    read_jsonl,
+    section,
+    table,
+)
+from tunelab.outputs import write_text
+
+# eval_* entries of the Trainer's log that are timings, not scores
+_NOT_SCORES = ("runtime", "samples_per_second", "steps_per_second", "loss")
+# metric curves drawn when the history has them, in this order (at most four)
+_CURVE_PREFERENCE = (
+    "f1_macro",
+    "f1",
+    "accuracy",
+    "subset_accuracy",
+    "word_f1",
+    "precision",
+    "recall",
+    "pearson",
+    "spearman",
+    "mse",
+)
+EXPLAINED_ERRORS = 3
+# integrated gradients cost grows with length (a tagger's paragraph took minutes on a CPU),
+# and a long text's attributions are unreadable: explain the worst errors up to this length
+EXPLAINED_MAX_CHARS = 160
+
+
+@dataclass
+class RunFolder:
+    """What a run folder holds; optional files are None when absent."""
+
+    path: Path
+    config_text: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    data_report: dict[str, Any] | None
+    history: list[dict[str, Any]] | None
+    predictions: list[dict[str, Any]] | None
+    model_meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return str(self.model_meta.get("task") or self.config.get("task") or "")
+
+    def scores(self) -> tuple[str, dict[str, Any]]:
+        """The split the per-task sections describe (test, else validation) and its metrics."""
+        for split in ("test", "validation"):
+            if isinstance(self.metrics.get(split), dict):
+                return split, self.metrics[split]
+        return "", {}
+
+
+@dataclass
+class TaskReport:
+    """A task's sections, and the texts of its worst errors (worst first) to explain."""
+
+    parts: list[str]
+    worst_texts: list[str] = field(default_factory=list)
+    explainable: bool = False
+    explained_rule: str = ""  # which of the worst texts the task offers for explanation
+
+
+def read_run(run_dir: Path) -> RunFolder:
+    """Read a finished run folder.
+
+    Raises:
+        UserError: if the folder is missing, lacks config.yaml or metrics.json, or holds a
+            file that cannot be read.
+    """
+    check_run_folder(run_dir)
+    config_text = (run_dir / "config.yaml").read_text(encoding="utf-8")
+    try:
+        config = yaml.safe_load(config_text) or {}
+    except yaml.YAMLError as error:
+        raise UserError(f"{run_dir / 'config.yaml'} is not valid YAML: {error}") from None
+    model_config = read_json(run_dir / "model" / "config.json") or {}
+    return RunFolder(
+        path=run_dir,
+        config_text=config_text,
+        config=config if isinstance(config, dict) else {},
+        metrics=read_json(run_dir / "metrics.json") or {},
+        data_report=read_json(run_dir / "data_report.json"),
+        history=read_json(run_dir / "history.json"),
+        predictions=read_jsonl(run_dir / "predictions.jsonl"),
+        model_meta=model_config.get("tunelab") or {},
+    )
+
+
+def _task_sections() -> dict[str, Callable[[RunFolder, Plots], TaskReport]]:
+    from tunelab.evaluation import report_classification, report_generation, report_tagging
+
+    return {  # one explicit table, like tunelab.tasks.TASKS
+        "text-classification": report_classification.sections,
+        "token-classification": report_tagging.sections,
+        "seq2seq": report_generation.sections,
+        "causal-lm": report_generation.sections,
+    }
+
+
+def build_report(run_dir: Path | str, explanations: bool = True) -> Path:
+    """Write ``run_dir/report.html`` (atomically) from the files of the run folder.
+
+    Args:
+        run_dir: a finished run folder (config.yaml and metrics.json at least).
+        explanations: load the model and explain a few of the worst errors (classification
+            and token classification; needs ``tunelab.explain`` and Captum).
+
+    Returns:
+        The path of the report.
+
+    Raises:
+        UserError: if the folder is not a finished run or one of its files is unreadable.
+    """
+    run = read_run(Path(run_dir))
+    plots = Plots()
+    builder = _task_sections().get(run.task)
+    task = (
+        builder(run, plots)
+        if builder
+        else TaskReport([note(f"tunelab has no report sections for the task {run.task!r}.")])
+    )
+    parts = [
+        _header(run),
+        section("config", "Configuration", [_config(run)]),
+        section("data", "Data", _data(run)),
+        section("training", "Training", _curves(run, plots)),
+        section("metrics", "Metrics", _metrics(run)),
+        *task.parts,
+    ]
+    if task.explainable:
+        parts.append(
+            section(
+                "explanations",
+                "Explanations of the worst errors",
+                _explanations(run, task, explanations),
+            )
+        )
+    title = f"tunelab report: {run.path.name}"
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f'<meta name="plots" content="{plots.count}">\n'
+        f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(parts)
+        + "\n</body>\n</html>\n"
+    )
+    target = run.path / "report.html"
+    write_text(target, page)
+    return target
+
+
+def _header(run: RunFolder) -> str:
+    model = (run.config.get("model") or {}).get("name", "")
+    split, scores = run.scores()
+    headline = [f"task {run.task}", f"model {model}"]
+    # entity F1 before token accuracy, which the many O tags inflate
+    for key in ("f1", "word_f1", "accuracy", "f1_macro", "chrf", "rougeL", "perplexity", "mse"):
+        if isinstance(scores.get(key), (int, float)):
+            headline.append(f"{split} {key} {scores[key]:.4g}")
+            break
+    seconds = (run.metrics.get("train") or {}).get("seconds")
+    if isinstance(seconds, (int, float)):
+        headline.append(f"trained in {seconds / 60:.1f} min")
+    links = " ".join(
+        f'<a href="#{a}">{t}</a>'
+        for a, t in (
+            ("config", "Configuration"),
+            ("data", "Data"),
+            ("training", "Training"),
+            ("metrics", "Metrics"),
+        )
+    )
+    return (
+        f"<h1>{esc('tunelab report: ' + run.path.name)}</h1>\n"
+        f'<p class="summary">{esc(" · ".join(headline))}</p>\n<nav>{links}</nav>'
+    )
+
+
+def _config(run: RunFolder) -> str:
+    return (
+        "<details><summary>The resolved config (config.yaml: every default written out; "
+        "repeat the run with <code>tunelab train config.yaml</code>)</summary>"
+        f"<pre>{esc(run.config_text)}</pre></details>"
+    )
+
+
+def _data(run: RunFolder) -> list[str]:
+    report = run.data_report
+    if not report:
+        return [note("No data_report.json in the run folder: nothing to say about the data.")]
+    parts: list[str] = []
+    lines: list[str] = []
+    doctor = report.get("doctor")
+    if isinstance(doctor, dict):
+        from tunelab.tasks import TASKS
+
+        try:  # each task summarises its own doctor report, as tunelab train prints it
+            lines = TASKS[run.task]().doctor_lines(doctor) if run.task in TASKS else []
+        except (KeyError, TypeError, AttributeError):
+            lines = []
+    if lines:
+        items = "".join(f"<li>{esc(line.removeprefix('data doctor: '))}</li>" for line in lines)
+        parts.append(f"<p>The data doctor found:</p><ul>{items}</ul>")
+    before, after = report.get("rows_before") or {}, report.get("rows_after") or {}
+    if before or after:
+        rows = [[s, before.get(s, ""), after.get(s, "")] for s in dict.fromkeys([*before, *after])]
+        parts.append(table(["split", "rows read", "rows after cleaning"], rows))
+    tokens = report.get("tokens") or {}
+    if tokens.get("max_length"):
+        parts.append(
+            f"<p>Token limit {esc(tokens['max_length'])}; median training text "
+            f"{esc(tokens.get('p50'))} tokens; {100 * (tokens.get('truncated_share') or 0):.1f}% "
+            "of training texts are longer than the limit.</p>"
+        )
+    weights = (report.get("loss") or {}).get("class_weights")
+    if weights:
+        parts.append(f"<p>Class-weighted loss: {esc(weights)}.</p>")
+    full = json.dumps(report, ensure_ascii=False, indent=1, default=str)
+    parts.append(f"<details><summary>data_report.json</summary><pre>{esc(full)}</pre></details>")
+    return parts
+
+
+def _curves(run: RunFolder, plots: Plots) -> list[str]:
+    history = [e for e in run.history or [] if isinstance(e, dict) and "step" in e]
+    if not history:
+        return [
+            note(
+                "No training history (history.json): few-shot runs, and runs made before "
+                "tunelab kept the Trainer's log, have none."
+            )
+        ]
+    parts = []
+    losses = {
+        "training loss": [(e["step"], e["loss"]) for e in history if _finite(e.get("loss"))],
+        "validation loss": [
+            (e["step"], e["eval_loss"]) for e in history if _finite(e.get("eval_loss"))
+        ],
+    }
+    series = {name: tuple(zip(*points, strict=True)) for name, points in losses.items() if points}
+    if series:
+        from tunelab.evaluation.plots import curves_figure
+
+        figure = curves_figure(series, "step", "loss", "Loss during training")
+        parts.append(
+            plots.figure(
+                "loss-curve",
+                figure,
+                "Training loss at each logging step and validation loss at each evaluation.",
+            )
+        )
+    evaluations = [e for e in history if any(k.startswith("eval_") for k in e)]
+    found = {k.removeprefix("eval_") for e in evaluations for k in e if k.startswith("eval_")}
+    names = [n for n in _CURVE_PREFERENCE if n in found and not n.endswith(_NOT_SCORES)][:4]
+    if names:
+        from tunelab.evaluation.plots import curves_figure
+
+        metric_series = {}
+        for name in names:
+            points = [
+                (e["step"], e[f"eval_{name}"])
+                for e in evaluations
+                if _finite(e.get(f"eval_{name}"))
+            ]
+            if points:
+                metric_series[name] = tuple(zip(*points, strict=True))
+        figure = curves_figure(metric_series, "step", "validation score", "Validation metrics")
+        parts.append(
+            plots.figure(
+                "metric-curve", figure, "Validation metrics at each evaluation during training."
+            )
+        )
+    elif not series:
+        parts.append(note("history.json holds no losses or evaluations to plot."))
+    return parts
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _metrics(run: RunFolder) -> list[str]:
+    splits = [s for s in ("validation", "test") if isinstance(run.metrics.get(s), dict)]
+    parts: list[str] = []
+    if splits:
+        keys = list(
+            dict.fromkeys(
+                k
+                for s in splits
+                for k, v in run.metrics[s].items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            )
+        )
+        rows = [[k, *(run.metrics[s].get(k, "") for s in splits)] for k in keys]
+        parts.append(table(["metric", *splits], rows))
+    else:
+        parts.append(note("metrics.json holds no validation or test scores (no held-out split)."))
+    train = run.metrics.get("train") or {}
+    flat = [[k, v] for k, v in train.items() if isinstance(v, (int, float, str))]
+    if flat:
+        parts.append("<h3>Training</h3>" + table(["", "value"], flat))
+    if "test" not in run.metrics:
+        parts.append(
+            note("No test split: the per-task sections below describe the validation split.")
+        )
+    return parts
+
+
+def _explanations(run: RunFolder, task_report: TaskReport, enabled: bool) -> list[str]:
+    if not enabled:
+        return [note("Explanations were not requested for this report.")]
+    limit = EXPLAINED_MAX_CHARS
+    texts = [t for t in task_report.worst_texts if len(t) <= limit][:EXPLAINED_ERRORS]
+    if not task_report.worst_texts:
+        return [note("No errors to explain.")]
+    if not texts:
+        return [
+            note(
+                f"Every error is in a text over {limit} characters; explain one with "
+                "tunelab explain."
+            )
+        ]
+    try:
+        from tunelab.explain import explain_loaded, render_fragment
+    except ImportError:
+        return [note("Explanations need tunelab.explain, which this installation lacks.")]
+    from tunelab.api import load_trained
+
+    try:
+        model, tokenizer, task, max_length = load_trained(run.path / "model")
+    except (UserError, OSError, ValueError) as error:  # absent, partial or foreign weights
+        return [note(f"No explanations: the model in {run.path / 'model'} did not load: {error}")]
+    try:
+        explained = explain_loaded(model, tokenizer, task, texts, steps=32, max_length=max_length)
+    except UserError as error:  # e.g. a sentence-pair model, or Captum not installed
+        return [note(f"No explanations: {error}")]
+    intro = (
+        f"<p>Token attributions (integrated gradients) of the {len(texts)} worst errors above "
+        f"among texts of at most {limit} characters{task_report.explained_rule}, for what the "
+        "model predicted "
+        "(<code>tunelab explain</code> explains any other text).</p>"
+    )
+    return [Html(intro), Html(render_fragment(explained))]

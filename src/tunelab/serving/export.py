@@ -1,0 +1,228 @@
+"""Export a trained classifier or tagger to ONNX (optionally int8) and check it against
+PyTorch on sample inputs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import shutil
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tunelab.errors import UserError
+from tunelab.outputs import atomic_folder, write_json
+from tunelab.serving.model_folder import model_folder, require_extra
+from tunelab.serving.onnx_model import EXPORT_INFO, FILES, OnnxModel
+
+log = logging.getLogger("tunelab")
+
+EXPORTABLE = ("text-classification", "token-classification")
+DECISIONS = ("label", "labels", "tags")  # the record keys that hold what the model decided
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+EXTERNAL_DATA_BYTES = 1 << 30  # ONNX protobufs stop at 2 GB; larger weights go beside them
+
+
+def export_onnx(
+    model_dir: str | Path,
+    output: str | Path | None = None,
+    quantize: str | None = None,
+    samples: int = 256,
+) -> dict[str, Any]:
+    """Write an ONNX model (and an int8 one) that ``tunelab serve --backend onnx`` serves.
+
+    The folder also gets the tokenizer, ``config.json`` (labels, tunelab metadata), the model
+    card and ``export.json``, which records the parity check: on up to ``samples`` texts (the
+    run's test predictions if present, else generated ones) the share of rows whose predicted
+    labels agree with PyTorch and the largest absolute logit difference.
+
+    Args:
+        model_dir: a run folder or its ``model/`` folder.
+        output: the export folder (default ``<model folder>/onnx``).
+        quantize: ``None`` or ``"int8"`` (ONNX Runtime dynamic quantization, written beside
+            the fp32 model and chosen for serving).
+
+    Returns:
+        ``{"output": folder, "files": {...}, "serve": variant, "parity": {variant: {...}}}``.
+
+    Raises:
+        UserError: for generation models, an unknown ``quantize`` or a missing ``onnx`` extra.
+    """
+    if quantize not in (None, "int8"):
+        raise UserError(f"--quantize {quantize} is not supported; use int8 or leave it out")
+    require_extra("onnx")
+    from tunelab.api import load_trained
+    from tunelab.models.adapters import is_adapter_folder, merged_model
+
+    folder = model_folder(model_dir)
+    model, tokenizer, task, max_length = load_trained(folder)
+    if task.name not in EXPORTABLE:
+        raise UserError(
+            f"ONNX export covers text classification and token classification; this is a "
+            f"{task.name} model, which generates text token by token: serve it with "
+            "tunelab serve --backend torch or run tunelab predict"
+        )
+    if is_adapter_folder(folder):
+        model = merged_model(model)  # one plain graph, no PEFT wrappers
+    model.eval()
+    frame, sample_source = _sample_frame(folder, task, tokenizer, samples)
+    target = Path(output) if output is not None else folder / "onnx"
+    started = time.time()
+    large = sum(p.numel() * p.element_size() for p in model.parameters()) > EXTERNAL_DATA_BYTES
+    log.info("exporting %s to ONNX with torch.export (dynamo); this takes a minute", folder)
+    with atomic_folder(target) as tmp:
+        _export_graph(model, tokenizer, frame, max_length, tmp / FILES["fp32"], large)
+        files = {"fp32": FILES["fp32"]}
+        if quantize == "int8":
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            # its advice to pre-process first fails on dynamo graphs (symbolic shapes)
+            with _quiet():
+                quantize_dynamic(
+                    tmp / FILES["fp32"], tmp / FILES["int8"], weight_type=QuantType.QInt8,
+                    use_external_data_format=large,
+                )  # fmt: skip
+            files["int8"] = FILES["int8"]
+        model.config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        for name in ("README.md", "tunelab.yaml"):
+            if (folder / name).is_file():
+                shutil.copy(folder / name, tmp / name)
+        reference = task.forward(model, tokenizer, frame, max_length, 64)
+        parity = {
+            variant: _parity(
+                task, frame, reference,
+                task.forward(OnnxModel(tmp / name, model.config), tokenizer, frame, max_length, 64),
+            )
+            for variant, name in files.items()
+        }  # fmt: skip
+        info = {
+            "format": "onnx",
+            "task": task.name,
+            "files": files,
+            "serve": "int8" if quantize == "int8" else "fp32",
+            "sizes_mb": {v: round((tmp / n).stat().st_size / 2**20, 2) for v, n in files.items()},
+            "samples": {"rows": len(frame), "source": sample_source},
+            "parity": parity,
+            "seconds": round(time.time() - started, 1),
+        }
+        write_json(tmp / EXPORT_INFO, info)
+    return {"output": str(target), **info}
+
+
+def _export_graph(
+    model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int, path: Path, large: bool
+) -> None:
+    """Trace the model with the dynamo exporter; batch and sequence length stay dynamic.
+
+    The TorchScript exporter bakes the attention-mask shortcuts of transformers 5 into the
+    graph (logits off by 1e-2 on BERT); ``torch.export`` keeps them exact.
+    """
+    import torch
+
+    batch = _example_batch(tokenizer, frame, max_length)
+    names = [name for name in INPUTS if name in batch]
+    batch_dim, sequence_dim = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    with _quiet():
+        torch.onnx.export(
+            _logits_only(model).eval(),
+            tuple(batch[name] for name in names),
+            str(path),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_shapes={name: {0: batch_dim, 1: sequence_dim} for name in names},
+            dynamo=True,
+            external_data=large,
+            verbose=False,
+        )
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporters' warnings about optional packages and deprecated internals."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
+
+
+def _logits_only(model: Any) -> Any:
+    """A module whose forward takes the tokenizer's tensors by name and returns the logits."""
+    import torch
+
+    class LogitsOnly(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
+
+    return LogitsOnly()
+
+
+def _example_batch(tokenizer: Any, frame: pd.DataFrame, max_length: int) -> Any:
+    """Two padded rows of different lengths, so neither dimension is traced as a constant."""
+    text = str(frame["text"].iloc[0]) if len(frame) else "样例"
+    pair = [str(frame["text_pair"].iloc[0])] * 2 if "text_pair" in frame.columns else None
+    return tokenizer(
+        [text, text + text], pair, padding=True, truncation=True, max_length=max_length,
+        return_tensors="pt",
+    )  # fmt: skip
+
+
+def _sample_frame(
+    folder: Path, task: Any, tokenizer: Any, samples: int
+) -> tuple[pd.DataFrame, str]:
+    """Texts to compare PyTorch and ONNX on: the run's test predictions, else generated."""
+    from tunelab.api import text_frame
+
+    pair_model = bool(task.text_pair_column)
+    predictions = folder.parent / "predictions.jsonl"
+    if folder.name == "model" and predictions.is_file():
+        with predictions.open(encoding="utf-8") as lines:
+            records = [json.loads(line) for _, line in zip(range(samples), lines, strict=False)]
+        if records and "text" in records[0] and (not pair_model or "text_pair" in records[0]):
+            pairs = [r["text_pair"] for r in records] if pair_model else None
+            return text_frame(task, [r["text"] for r in records], pairs), str(predictions)
+    # random strings of the model's own vocabulary: every token is one the model knows
+    rng = random.Random(0)
+    special = set(tokenizer.all_special_ids)
+    vocabulary = [i for i in range(len(tokenizer)) if i not in special]
+
+    def text() -> str:
+        return tokenizer.decode(rng.choices(vocabulary, k=rng.randint(4, 48))).strip() or "样例"
+
+    texts = [text() for _ in range(samples)]
+    pairs = [text() for _ in range(samples)] if pair_model else None
+    return text_frame(task, texts, pairs), "generated"
+
+
+def _parity(task: Any, frame: pd.DataFrame, reference: Any, exported: Any) -> dict[str, Any]:
+    """Share of rows whose decisions agree, and the largest absolute logit difference."""
+    if isinstance(reference, list):  # per-word logits of a tagger: one array per row
+        ref = np.concatenate([r.reshape(-1) for r in reference]) if reference else np.zeros(0)
+        out = np.concatenate([r.reshape(-1) for r in exported]) if exported else np.zeros(0)
+    else:
+        ref, out = np.asarray(reference), np.asarray(exported)
+    result: dict[str, Any] = {
+        "rows": len(frame),
+        "max_abs_logit_diff": float(np.abs(ref - out).max()) if ref.size else 0.0,
+    }
+    ours, theirs = task.predictions(reference, frame), task.predictions(exported, frame)
+    keys = [key for key in DECISIONS if ours and key in ours[0]]
+    if keys:  # regression has no labels to agree on; its logit difference says it all
+        same = [all(a[k] == b[k] for k in keys) for a, b in zip(ours, theirs, strict=True)]
+        result["label_agreement"] = float(np.mean(same)) if same else 1.0
+    return result

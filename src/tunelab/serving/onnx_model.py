@@ -1,0 +1,101 @@
+"""An ONNX Runtime session that answers like a transformers model, and the export folder's
+layout, so the ONNX backend reuses the tasks' own pre- and post-processing unchanged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from tunelab.errors import UserError
+from tunelab.serving.model_folder import model_folder, require_extra
+
+EXPORT_INFO = "export.json"  # written by tunelab export: files, which one to serve, parity
+FILES = {"fp32": "model.onnx", "int8": "model_quantized.onnx"}
+
+
+class OnnxModel:
+    """``model(**batch).logits`` over an ONNX Runtime session, for ``forward_in_batches``.
+
+    It has what the shared inference code reads from a transformers model (``device``,
+    ``config``, ``eval()``), so ``task.forward`` runs it exactly as it runs PyTorch.
+    """
+
+    def __init__(self, path: Path, config: Any, threads: int | None = None) -> None:
+        import onnxruntime as ort
+        import torch
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_names = [node.name for node in self.session.get_inputs()]
+        self.config = config
+        self.device = torch.device("cpu")
+
+    def eval(self) -> OnnxModel:
+        """No training mode to leave; here for the transformers interface."""
+        return self
+
+    def __call__(self, **batch: Any) -> SimpleNamespace:
+        import torch
+
+        feeds = {name: batch[name].cpu().numpy().astype(np.int64) for name in self.input_names}
+        (logits,) = self.session.run(["logits"], feeds)
+        return SimpleNamespace(logits=torch.from_numpy(logits))
+
+
+def onnx_folder(path: str | Path) -> Path:
+    """The ONNX export folder for ``path``: the folder itself, or ``<model folder>/onnx``.
+
+    Raises:
+        UserError: if there is no export yet (and says how to make one).
+    """
+    path = Path(path)
+    if (path / EXPORT_INFO).is_file():
+        return path
+    folder = model_folder(path) / "onnx"
+    if not (folder / EXPORT_INFO).is_file():
+        raise UserError(
+            f"{path} has no ONNX export ({folder / EXPORT_INFO} is missing); run "
+            f"tunelab export {path} --format onnx first"
+        )
+    return folder
+
+
+def load_onnx(
+    path: str | Path, variant: str | None = None, threads: int | None = None
+) -> tuple[OnnxModel, Any, Any, int]:
+    """Load an ONNX export like :func:`tunelab.api.load_trained` loads a PyTorch model.
+
+    Args:
+        path: the export folder, a model folder holding ``onnx/``, or its run folder.
+        variant: ``fp32`` or ``int8``; default: the one the export chose to serve.
+        threads: ONNX Runtime intra-op threads (default: its own choice).
+
+    Returns:
+        model, tokenizer, task and the token limit the model was trained with.
+    """
+    require_extra("onnx")
+    from transformers import AutoConfig, AutoTokenizer
+
+    from tunelab.models.load import from_pretrained
+    from tunelab.tasks import task_from_model_config
+
+    folder = onnx_folder(path)
+    info = json.loads((folder / EXPORT_INFO).read_text(encoding="utf-8"))
+    variant = variant or info["serve"]
+    if variant not in info["files"]:
+        raise UserError(
+            f"{folder} has no {variant} model (it has {', '.join(info['files'])}); export "
+            f"again with the matching --quantize option"
+        )
+    model_config = from_pretrained(AutoConfig, str(folder))
+    task = task_from_model_config(model_config)
+    tokenizer = from_pretrained(AutoTokenizer, str(folder))
+    model = OnnxModel(folder / info["files"][variant], model_config, threads)
+    max_length = int(model_config.tunelab.get("max_length") or 512)
+    return model, tokenizer, task, max_length

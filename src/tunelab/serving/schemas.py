@@ -1,0 +1,65 @@
+"""Request and response bodies of the server (they make the OpenAPI docs meaningful)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PredictRequest(BaseModel):
+    """One text or a batch of texts; pair classifiers also take the second text(s)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"text": "质量很好，物流也快"}, {"texts": ["好用", "太差了"]}]
+        },
+    )
+    text: str | None = Field(None, description="one text")
+    texts: list[str] | None = Field(None, description="several texts, answered in order")
+    text_pair: str | None = Field(None, description="the second text (pair models)")
+    text_pairs: list[str] | None = Field(None, description="second texts, one per text")
+
+
+class Span(BaseModel):
+    """An entity (or a word, for segmentation) with character offsets into the text."""
+
+    model_config = ConfigDict(extra="allow")
+    text: str
+    start: int
+    end: int
+    label: str | None = None
+    score: float
+
+
+class Prediction(BaseModel):
+    """One record per text, exactly as ``tunelab predict`` writes it; which fields appear
+    depends on the task."""
+
+    model_config = ConfigDict(extra="allow")
+    text: str | None = Field(None, description="classification and tagging: the input text")
+    text_pair: str | None = Field(None, description="pair classification: the second text")
+    label: str | None = Field(None, description="single-label: the predicted class")
+    score: float | None = Field(None, description="single-label: its probability")
+    labels: list[str] | None = Field(None, description="multi-label: the classes over threshold")
+    probabilities: dict[str, float] | None = Field(None, description="probability per class")
+    value: float | None = Field(None, description="regression: the predicted number")
+    tokens: list[str] | None = Field(None, description="tagging: the tokens")
+    tags: list[str] | None = Field(None, description="tagging: one tag per token")
+    entities: list[Span] | None = Field(None, description="entity tagging: the entities found")
+    words: list[Span] | None = Field(None, description="word segmentation: the words")
+    source: str | None = Field(None, description="generation: the input")
+    output: str | None = Field(None, description="generation: the generated text")
+
+
+class Metadata(BaseModel):
+    """What the served model does and the limits of this server."""
+
+    task: str
+    labels: list[str] | None = Field(None, description="class or tag names")
+    problem_type: str | None = None
+    text_pair: bool = Field(description="whether requests must give text pairs")
+    max_length: int = Field(description="tokens the model reads per text (longer: truncated)")
+    backend: str
+    model_card: str | None = Field(None, description="the model folder's README.md")
+    max_texts: int
+    max_chars: int

@@ -1,0 +1,290 @@
+"""The REST server: ``POST /predict``, ``GET /health``, ``GET /metadata`` over a trained model.
+
+Every task is served by the same code as ``tunelab predict``: the texts become a frame with
+:func:`tunelab.api.text_frame`, ``task.forward`` runs the model (PyTorch, or ONNX Runtime
+behind the same interface) and ``task.predictions`` writes the records.
+"""
+
+# no ``from __future__ import annotations``: FastAPI reads the endpoint signatures below at
+# run time, and their types are imported inside create_app
+import contextlib
+import hmac
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from tunelab.errors import UserError
+from tunelab.serving.batching import Item, MicroBatcher
+from tunelab.serving.model_folder import check_files_inside, model_folder, require_extra
+
+log = logging.getLogger("tunelab")
+
+API_KEY_ENV = "TUNELAB_API_KEY"
+SETTINGS_ENV = "TUNELAB_SERVE_SETTINGS"  # create_app's arguments for uvicorn worker processes
+BACKENDS = ("torch", "onnx")
+FORWARD_BATCH = 64  # rows per forward pass, as tunelab predict
+# Idle seconds before the server closes a kept-alive connection. uvicorn's 5 s default races
+# with clients that reuse a connection just as it closes (a reset, seen under load); 75 s is
+# above the idle timeout of common proxies and load balancers, so they close first.
+KEEP_ALIVE_SECONDS = 75
+
+
+def load_backend(
+    model_dir: str | Path, backend: str, threads: int | None = None
+) -> tuple[Any, Any, Any, int, Path]:
+    """Model, tokenizer, task, token limit and the folder read, after the path checks.
+
+    ``threads`` caps the CPU threads of one forward pass (PyTorch or ONNX Runtime); default:
+    the library's own choice (all cores).
+
+    Raises:
+        UserError: for an unknown backend, a folder that is not a model, a file that leads
+            outside the named folder, or a missing export or extra.
+    """
+    if backend not in BACKENDS:
+        raise UserError(f"--backend {backend} is not one of {', '.join(BACKENDS)}")
+    if backend == "onnx":
+        from tunelab.serving.onnx_model import load_onnx, onnx_folder
+
+        folder = onnx_folder(model_dir)
+        check_files_inside(model_dir, folder)
+        return (*load_onnx(folder, threads=threads), folder)
+    from tunelab.api import load_trained
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    folder = model_folder(model_dir)
+    check_files_inside(model_dir, folder)
+    return (*load_trained(folder), folder)
+
+
+def create_app(
+    model_dir: str | Path,
+    backend: str = "torch",
+    api_key: str | None = None,
+    max_texts: int = 64,
+    max_chars: int = 10000,
+    batch_wait_ms: float = 5,
+    max_batch: int = 64,
+    threads: int | None = None,
+) -> Any:
+    """A FastAPI app serving the model in ``model_dir`` (a run folder or its ``model/``).
+
+    Args:
+        backend: ``torch`` (the saved model) or ``onnx`` (the export of ``tunelab export``).
+        api_key: required in ``Authorization: Bearer <key>`` or ``X-API-Key`` on ``/predict``
+            and ``/metadata``; default: the ``TUNELAB_API_KEY`` environment variable, if set.
+        max_texts: texts per request; more answer 413.
+        max_chars: characters per text; longer texts answer 413.
+        batch_wait_ms: how long the batcher waits for more requests to join a batch.
+        max_batch: texts per batch the batcher aims for.
+        threads: CPU threads per forward pass (default: all cores); fewer can be faster on
+            a machine other processes share.
+
+    Raises:
+        UserError: see :func:`load_backend`, or a missing ``serve`` extra.
+    """
+    require_extra("serve")
+    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+    from tunelab.api import text_frame
+    from tunelab.serving.schemas import Metadata, Prediction, PredictRequest
+
+    model, tokenizer, task, max_length, folder = load_backend(model_dir, backend, threads)
+    pair_model = bool(task.text_pair_column)
+    api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
+
+    def infer(items: list[Item]) -> list[dict[str, Any]]:
+        pairs = [str(pair) for _, pair in items] if pair_model else None
+        frame = text_frame(task, [text for text, _ in items], pairs, source="request")
+        outputs = task.forward(model, tokenizer, frame, max_length, FORWARD_BATCH)
+        return task.predictions(outputs, frame)
+
+    batcher = MicroBatcher(infer, max_batch, batch_wait_ms)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await batcher.close()
+
+    app = FastAPI(
+        title="tunelab model server",
+        description=f"A {task.name} model fine-tuned with tunelab ({backend} backend).",
+        lifespan=lifespan,
+    )
+    app.state.batcher = batcher
+    bearer = HTTPBearer(auto_error=False)
+    header_key = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+    def check_key(
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+        key: str | None = Depends(header_key),
+    ) -> None:
+        if api_key is None:
+            return
+        given = credentials.credentials if credentials is not None else key
+        if given is None or not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise HTTPException(
+                401,
+                "missing or wrong API key; send it as Authorization: Bearer <key> or X-API-Key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": _validation_sentence(exc.errors())}, 422)
+
+    @app.exception_handler(UserError)
+    async def user_error(request: Request, exc: UserError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, 422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("prediction failed")
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+
+    # a body larger than the limits allow is refused before it is read and parsed
+    body_limit = 2 * max_texts * (4 * max_chars + 16) + 4096
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > body_limit:
+            return JSONResponse(
+                {"error": f"request body of {length} bytes is over the limit of {body_limit}"},
+                413,
+            )
+        return await call_next(request)
+
+    @app.get("/health", summary="Liveness check (no API key needed)")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metadata", response_model=Metadata, dependencies=[Depends(check_key)])
+    async def metadata() -> Metadata:
+        card = folder / "README.md"
+        return Metadata(
+            task=task.name,
+            labels=list(getattr(task, "labels", None) or []) or None,
+            problem_type=getattr(task, "problem_type", None),
+            text_pair=pair_model,
+            max_length=max_length,
+            backend=backend,
+            model_card=card.read_text(encoding="utf-8") if card.is_file() else None,
+            max_texts=max_texts,
+            max_chars=max_chars,
+        )
+
+    @app.post(
+        "/predict",
+        response_model=list[Prediction],
+        response_model_exclude_unset=True,
+        dependencies=[Depends(check_key)],
+        summary="Predict for one text or a batch; one record per text, as tunelab predict",
+        responses={
+            401: {"description": "API key missing or wrong"},
+            413: {"description": "too many texts, or a text too long"},
+            422: {"description": "malformed body"},
+        },
+    )
+    async def predict(request: PredictRequest) -> list[dict[str, Any]]:
+        items = _items(request, pair_model, max_texts, max_chars)
+        return await batcher.submit(items)
+
+    return app
+
+
+def _items(request: Any, pair_model: bool, max_texts: int, max_chars: int) -> list[Item]:
+    """The request's texts (and pairs), checked against the model and the limits."""
+    from fastapi import HTTPException
+
+    if (request.text is None) == (request.texts is None):
+        raise HTTPException(422, "give either text (one string) or texts (a list), not both")
+    texts = [request.text] if request.text is not None else list(request.texts)
+    single_pair = request.text_pair is not None
+    if request.texts is not None and single_pair:
+        raise HTTPException(422, "with texts, give the second texts as text_pairs (a list)")
+    pairs = [request.text_pair] if single_pair else request.text_pairs
+    if not texts:
+        raise HTTPException(422, "texts is empty; give at least one text")
+    if len(texts) > max_texts:
+        raise HTTPException(
+            413, f"{len(texts)} texts in one request; the server takes at most {max_texts}"
+        )
+    if pair_model and (pairs is None or len(pairs) != len(texts)):
+        raise HTTPException(
+            422, "this model classifies text pairs; give text_pair (or text_pairs, one per text)"
+        )
+    if not pair_model and pairs is not None:
+        raise HTTPException(422, "this model reads single texts; leave out text_pair(s)")
+    for i, text in enumerate([*texts, *(pairs or [])]):
+        if len(text) > max_chars:
+            raise HTTPException(
+                413,
+                f"text {i % len(texts)} has {len(text)} characters; the server takes at most "
+                f"{max_chars} per text",
+            )
+    return [(text, pairs[i] if pairs else None) for i, text in enumerate(texts)]
+
+
+def _validation_sentence(errors: Any) -> str:
+    """One sentence for FastAPI's list of validation errors: the first one, with its place."""
+    first = next(iter(errors), {})
+    if first.get("type") == "json_invalid":
+        return "the request body is not valid JSON"
+    place = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    message = first.get("msg", "invalid request")
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return f"{place or 'request body'}: {message}{more}"
+
+
+def app_from_environment() -> Any:
+    """The app for uvicorn worker processes: ``create_app`` with the settings in the env."""
+    return create_app(**json.loads(os.environ[SETTINGS_ENV]))
+
+
+def serve(
+    model_dir: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    log_level: str = "info",
+    **settings: Any,
+) -> None:
+    """Run the server with uvicorn until interrupted (``settings`` go to :func:`create_app`).
+
+    Raises:
+        UserError: for any problem :func:`create_app` finds, before the port is bound.
+    """
+    require_extra("serve")
+    import uvicorn
+
+    if host not in ("127.0.0.1", "localhost", "::1") and not (
+        settings.get("api_key") or os.environ.get(API_KEY_ENV)
+    ):
+        log.warning("serving on %s without an API key: anyone who can reach it can use it", host)
+    if workers == 1:
+        app = create_app(model_dir, **settings)
+        uvicorn.run(
+            app, host=host, port=port, log_level=log_level, timeout_keep_alive=KEEP_ALIVE_SECONDS
+        )
+        return
+    load_backend(model_dir, settings.get("backend", "torch"))  # fail here, not in each worker
+    os.environ[SETTINGS_ENV] = json.dumps({"model_dir": str(model_dir), **settings})
+    uvicorn.run(
+        "tunelab.serving.server:app_from_environment", factory=True, host=host, port=port,
+        workers=workers, log_level=log_level, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )  # fmt: skip

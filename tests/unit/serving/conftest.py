@@ -1,0 +1,64 @@
+"""Tiny tunelab model folders for the serving tests, built in code (no training): a random
+head on the tiny BERT is enough to compare the server's answers with tunelab predict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_reviews
+
+
+def save_model(source: Path, out: Path, auto_class: type, task: object, labels: list[str]) -> Path:
+    """Save ``source`` with a new head for ``labels`` and ``task``'s metadata as a run folder
+    (``out/model``); returns the run folder."""
+    import torch
+    from transformers import AutoTokenizer
+
+    torch.manual_seed(0)
+    model = auto_class.from_pretrained(
+        source,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+    )
+    model.config.tunelab = {**task.metadata(), "max_length": 64}
+    model.save_pretrained(out / "model")
+    AutoTokenizer.from_pretrained(source).save_pretrained(out / "model")
+    return out
+
+
+@pytest.fixture(scope="session")
+def classifier_run(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sentiment classifier run with a model card and the test predictions of a run."""
+    from transformers import AutoModelForSequenceClassification
+
+    from tunelab.tasks.text_classification import TextClassification
+
+    labels = ["negative", "positive"]
+    task = TextClassification(problem_type="single_label", labels=labels)
+    run = save_model(
+        tiny_bert, tmp_path_factory.mktemp("classifier"), AutoModelForSequenceClassification,
+        task, labels,
+    )  # fmt: skip
+    (run / "model" / "README.md").write_text("# Tiny sentiment\n\nA test model.\n", "utf-8")
+    rows = make_reviews(40, seed=7).to_dict("records")
+    lines = [json.dumps({"text": r["text"], "gold": r["label"]}, ensure_ascii=False) for r in rows]
+    (run / "predictions.jsonl").write_text("\n".join(lines) + "\n", "utf-8")
+    return run
+
+
+@pytest.fixture(scope="session")
+def tagger_run(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BIO person/place tagger run."""
+    from transformers import AutoModelForTokenClassification
+
+    from tunelab.tasks.token_classification import TokenClassification
+
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    return save_model(
+        tiny_bert, tmp_path_factory.mktemp("tagger"), AutoModelForTokenClassification,
+        TokenClassification(scheme="bio", labels=labels), labels,
+    )  # fmt: skip

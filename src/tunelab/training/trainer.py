@@ -51,10 +51,12 @@ def training_arguments(
     precision: str,
     best_metric: str | None,
     greater_is_better: bool,
+    report_to: list[str] | str = "none",
     **extra: Any,
 ) -> Any:
-    """TrainingArguments from our config: checkpoints under ``output_dir``, no hub, no trackers.
+    """TrainingArguments from our config: checkpoints under ``output_dir``, no hub.
 
+    ``report_to`` names the Trainer's tracker integrations (``tracking``; none by default);
     ``extra`` passes further TrainingArguments through unchanged.
     """
     import torch
@@ -92,7 +94,7 @@ def training_arguments(
         logging_steps=training.logging_steps,
         seed=seed,
         data_seed=seed,
-        report_to="none",
+        report_to=report_to,
         dataloader_num_workers=0,
         disable_tqdm=False,
         log_level="warning",
@@ -112,13 +114,17 @@ def build_trainer(
     precision: str,
     compute_loss_func: Any = None,
     callbacks: list[Any] | None = None,
+    tracking: list[str] | tuple[str, ...] = (),
 ) -> Any:
     """A Trainer with dynamic padding, length grouping, early stopping, best-checkpoint reload.
 
     ``compute_loss_func`` replaces the model's own loss (class weights, label smoothing);
-    ``callbacks`` are further ``TrainerCallback`` objects (a search's pruning reporter).
+    ``callbacks`` are further ``TrainerCallback`` objects (a search's pruning reporter);
+    ``tracking`` turns on MLflow/TensorBoard logging for the run folder above ``output_dir``.
     """
     from transformers import EarlyStoppingCallback, Trainer
+
+    from tunelab.training.tracking import point_trackers, report_to
 
     best_metric = None
     if eval_dataset is not None:
@@ -127,12 +133,13 @@ def build_trainer(
     loss_only = task.main_metric == "loss"
     args = training_arguments(
         training, output_dir, seed, precision, best_metric, task.greater_is_better,
-        prediction_loss_only=loss_only,
+        prediction_loss_only=loss_only, report_to=report_to(tracking),
+        run_name=output_dir.parent.name,
     )  # fmt: skip
     callbacks = list(callbacks or [])
     if eval_dataset is not None and training.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(training.early_stopping_patience))
-    return Trainer(
+    trainer = Trainer(
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -144,6 +151,8 @@ def build_trainer(
         preprocess_logits_for_metrics=None if loss_only else task.preprocess_logits,
         callbacks=callbacks,
     )
+    point_trackers(trainer, tracking, output_dir.parent)
+    return trainer
 
 
 def last_checkpoint(output_dir: Path) -> str | None:

@@ -90,15 +90,23 @@ def quantization_kwargs(settings: AdapterConfig) -> dict[str, Any]:
 
 
 def head_modules(model: Any, task_type: str) -> list[str]:
-    """The task's own head (classifier) modules: outside the pretrained body, so they train."""
+    """Modules that train in full beside the adapters: the task's head (outside the
+    pretrained body) and any body layer the checkpoint lacked (a masked-LM BERT has no
+    pooler), which would otherwise stay at a random initialisation that is not saved."""
     if task_type not in ("SEQ_CLS", "TOKEN_CLS"):
         return []
     body = getattr(model, "base_model_prefix", "")
-    return [
+    heads = [
         name
         for name, child in model.named_children()
         if name != body and any(True for _ in child.parameters())
     ]
+    fresh = {
+        key.rpartition(".")[0]
+        for key in getattr(model, "tunelab_new_weights", [])
+        if key.split(".")[0] == body
+    }
+    return heads + sorted(fresh)
 
 
 def _module_pattern(names: list[str]) -> str:

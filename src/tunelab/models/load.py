@@ -105,3 +105,15 @@ def from_pretrained(loader: Any, name: str, **kwargs: Any) -> Any:
                 f"model folder {source} could not be loaded: {exc}".split("\n")[0]
             ) from None
         raise _unreachable(name) from None
+
+
+def load_head_model(loader: Any, name: str, **kwargs: Any) -> Any:
+    """Load a model with a new task head, noting which of its weights the checkpoint lacked.
+
+    The names go to ``model.tunelab_new_weights``: besides the head, a checkpoint may lack
+    body layers (a BERT pretrained by masked LM alone has no pooler). Such layers are
+    initialised at random on every load, so adapters must train and save them with the head.
+    """
+    model, info = from_pretrained(loader, name, output_loading_info=True, **kwargs)
+    model.tunelab_new_weights = sorted(info.get("missing_keys", []))
+    return model

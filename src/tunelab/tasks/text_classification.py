@@ -251,11 +251,11 @@ class TextClassification:
     def build_model(self, source: str, **load_kwargs: Any) -> Any:
         from transformers import AutoModelForSequenceClassification
 
-        from tunelab.models.load import from_pretrained
+        from tunelab.models.load import load_head_model
 
         regression = self.problem_type == "regression"
         id2label = {0: "value"} if regression else dict(enumerate(self.labels))
-        return from_pretrained(
+        return load_head_model(
             AutoModelForSequenceClassification,
             source,
             num_labels=len(id2label),

@@ -275,9 +275,9 @@ class TokenClassification:
     # -- model and features --------------------------------------------------------------
 
     def build_model(self, source: str, **load_kwargs: Any) -> Any:
-        from tunelab.models.load import from_pretrained
+        from tunelab.models.load import load_head_model
 
-        return from_pretrained(
+        return load_head_model(
             self.auto_model_class(),
             source,
             num_labels=len(self.labels),

@@ -45,6 +45,28 @@ def test_lora_and_ia3_train_small_shares_and_reload_to_the_same_predictions(
         assert [r["label"] for r in again] == [r["label"] for r in saved]
 
 
+def test_body_layers_the_checkpoint_lacks_are_saved_with_the_adapter(
+    tiny_bert, reviews_csv, tmp_path
+):
+    # tiny_bert is saved from masked-LM training: it has no pooler, which the classifier
+    # needs; left at a random frozen initialisation it would differ on every reload
+    config = tiny_run_config(
+        tiny_bert, reviews_csv, tmp_path / "run", peft={"method": "lora"},
+        training={**ADAPTER_TRAINING, "max_steps": 2},
+    )  # fmt: skip
+    result = tunelab.train(config)
+    saved = read_predictions(result)
+    texts = [r["text"] for r in saved]
+    reloads = []
+    for seed in (1, 2):  # random starts for whatever the folder does not hold
+        torch.manual_seed(seed)
+        reloads.append(tunelab.predict(result["model_dir"], texts=texts))
+    assert reloads[0] == reloads[1]
+    for before, after in zip(saved, reloads[0], strict=True):
+        for label, p in before["probabilities"].items():
+            assert after["probabilities"][label] == pytest.approx(p, abs=2e-3)  # bf16 run
+
+
 def test_merged_model_loads_without_peft_and_predicts_the_same(
     tiny_sentiment_body, reviews_csv, tmp_path
 ):

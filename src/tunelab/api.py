@@ -42,7 +42,8 @@ def _prepare_output(output: Path, resume: bool, overwrite: bool) -> None:
             "to replace it, or choose another --output"
         )
     if overwrite and not resume:
-        for name in ("model", "checkpoints", "metrics.json", "predictions.jsonl"):
+        outputs = ("model", "checkpoints", "metrics.json", "predictions.jsonl", "tensorboard")
+        for name in (*outputs, "report.html"):
             target = output / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -103,9 +104,11 @@ def train(
     """
     config = _as_config(config, list(overrides or []))
     from tunelab.training.prepare import load_splits
+    from tunelab.training.tracking import check_trackers
 
     task = task_from_run_config(config)
     _check_training_method(config)
+    check_trackers(config.tracking)
     splits, data_report = load_splits(config, task)
     if config.training.method == "few-shot" and task.problem_type != "single_label":
         raise UserError(
@@ -114,6 +117,8 @@ def train(
         )
     output = config.output
     _prepare_output(output, resume, overwrite)
+    # written again at the end; until metrics.json exists, `tunelab runs` lists it incomplete
+    write_text(output / "config.yaml", commented_yaml(config) + "\n")
     checkpoints = output / "checkpoints"
 
     import torch
@@ -185,7 +190,7 @@ def train(
         trainer = build_trainer(
             model, tokenizer, task, encoded["train"], encoded.get("validation"),
             config.training, checkpoints, config.seed, precision, compute_loss_func=loss,
-            callbacks=callbacks,
+            callbacks=callbacks, tracking=config.tracking,
         )  # fmt: skip
         resume_from = None
         if resume:
@@ -255,9 +260,27 @@ def train(
     write_json(output / "data_report.json", data_report)
     if trainer is not None:  # loss and metric per logging step and evaluation, for the report
         write_json(output / "history.json", trainer.state.log_history)
+    if trainer is not None and config.tracking:
+        from tunelab.training.tracking import log_final_metrics
+
+        log_final_metrics(config.tracking, output, run_metrics, trainer.state.global_step)
     write_json(output / "metrics.json", run_metrics)
     write_text(output / "config.yaml", commented_yaml(config) + "\n")
-    return {"output": str(output), "model_dir": str(output / "model"), "metrics": run_metrics}
+    from tunelab.evaluation.report import build_report
+
+    report: Path | None = None
+    try:
+        report = build_report(output)
+        log.info("report: %s", report)
+    except Exception as error:  # the run itself is complete; a report can be rebuilt later
+        log.warning("report.html was not written (%s); rebuild it with: tunelab report %s",
+                    error, output)  # fmt: skip
+    return {
+        "output": str(output),
+        "model_dir": str(output / "model"),
+        "metrics": run_metrics,
+        "report": str(report) if report else None,
+    }
 
 
 def _train_few_shot(
@@ -461,10 +484,7 @@ def predict(
             raise UserError(
                 "this model classifies text pairs; give an --input file with both columns"
             )
-        task.text_column = "text"  # the column of the frame built here
-        frame = pd.DataFrame({"text": list(texts or [])})
-        frame.attrs["source"] = "--text"
-        frame = task.standardize(frame.fillna(""), with_labels=False)
+        frame = text_frame(task, list(texts or []))
     from tunelab.inference import resolve_precision
 
     outputs = _forward(
@@ -474,6 +494,24 @@ def predict(
     if output is not None:
         _write_predictions(Path(output), records)
     return records
+
+
+def text_frame(
+    task: Task, texts: list[str], pairs: list[str] | None = None, source: str = "--text"
+) -> pd.DataFrame:
+    """Rows for ``task`` built from plain texts (and second texts of a pair model).
+
+    Points the task at the frame's own ``text`` (and ``text_pair``) column, so the records
+    that ``task.predictions`` returns carry those keys; ``source`` names the rows in errors.
+    """
+    task.text_column = "text"
+    columns: dict[str, list[str]] = {"text": texts}
+    if pairs is not None:
+        task.text_pair_column = "text_pair"
+        columns["text_pair"] = pairs
+    frame = pd.DataFrame(columns)
+    frame.attrs["source"] = source
+    return task.standardize(frame.fillna(""), with_labels=False)
 
 
 def _write_predictions(path: Path, records: list[dict[str, Any]]) -> None:

@@ -23,6 +23,22 @@ data_app = typer.Typer(help="Example data sets built from what installed package
 app.add_typer(data_app, name="data")
 
 
+class _ListByDefault(typer.core.TyperGroup):
+    """``tunelab runs [FOLDER]`` lists (the ``list`` command); ``tunelab runs compare A B``."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+runs_app = typer.Typer(
+    cls=_ListByDefault,
+    help="List the runs in a folder (tunelab runs [FOLDER]) or compare runs (runs compare A B).",
+)
+app.add_typer(runs_app, name="runs")
+
+
 def _setup_logging() -> None:
     logging.basicConfig(format="tunelab: %(levelname)s: %(message)s", level=logging.WARNING)
     logging.getLogger("tunelab").setLevel(logging.INFO)
@@ -42,9 +58,11 @@ def _print_scores(title: str, scores: dict[str, Any]) -> None:
 
 
 def _flag_overrides(flags: dict[str, Any]) -> list[str]:
-    """Command-line flags that were given, as ``key=value`` overrides (JSON is valid YAML)."""
+    """Command-line flags that were given, as ``key=value`` overrides (values as YAML)."""
+    from tunelab.config import yaml_value
+
     return [
-        f"{key}={json.dumps(str(v) if isinstance(v, Path) else v)}"
+        f"{key}={yaml_value(str(v) if isinstance(v, Path) else v)}"
         for key, v in flags.items()
         if v is not None
     ]
@@ -186,6 +204,117 @@ def merge(
     from tunelab import api
 
     typer.echo(f"merged model written to {api.merge(model, out)}")
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="run folder (the --output of tunelab train)")],
+    explanations: Annotated[
+        bool, typer.Option(help="explain the worst errors (loads the model; needs captum)")
+    ] = True,
+) -> None:
+    """Rebuild a run's report.html (config, data, curves, metrics, plots, worst errors)."""
+    from tunelab.evaluation.report import build_report
+
+    typer.echo(str(build_report(run, explanations=explanations)))
+
+
+@app.command()
+def serve(
+    model: Annotated[Path, typer.Argument(help="model folder or run folder")],
+    host: Annotated[str, typer.Option(help="address to bind (loopback unless told)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    backend: Annotated[str, typer.Option(help="torch, or onnx (after tunelab export)")] = "torch",
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="TUNELAB_API_KEY", help="key clients must send (or env)"),
+    ] = None,
+    max_texts: Annotated[int, typer.Option(help="texts per request (more: 413)")] = 64,
+    max_chars: Annotated[int, typer.Option(help="characters per text (more: 413)")] = 10000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads per forward pass (default: all cores)")
+    ] = None,
+) -> None:
+    """Serve a model over HTTP: POST /predict, GET /health, GET /metadata, docs at /docs."""
+    from tunelab.serving.server import serve as run_server
+
+    run_server(
+        model, host=host, port=port, workers=workers, backend=backend, api_key=api_key,
+        max_texts=max_texts, max_chars=max_chars, threads=threads,
+    )  # fmt: skip
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="model folder or run folder")],
+    format: Annotated[str, typer.Option(help="export format (onnx)")] = "onnx",
+    quantize: Annotated[
+        str | None, typer.Option(help="int8: also write a dynamically quantized model")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="export folder (default MODEL/onnx)")] = None,
+) -> None:
+    """Export a classifier or tagger to ONNX and check it against PyTorch."""
+    from tunelab.serving.export import export_onnx
+
+    if format != "onnx":
+        raise UserError(f"--format {format} is not supported; use --format onnx")
+    result = export_onnx(model, output, quantize)
+    typer.echo(f"ONNX model written to {result['output']} ({result['samples']['rows']} samples)")
+    for variant, parity in result["parity"].items():
+        agreement = parity.get("label_agreement")
+        shown = "n/a" if agreement is None else f"{agreement:.2%}"
+        typer.echo(
+            f"{variant}: labels agree with PyTorch on {shown} of rows, max |logit difference| "
+            f"{parity['max_abs_logit_diff']:.2e}, {result['sizes_mb'][variant]} MB"
+        )
+
+
+@app.command()
+def explain(
+    model: Annotated[Path, typer.Argument(help="model folder or run folder")],
+    text: Annotated[list[str] | None, typer.Option(help="a text to explain (repeatable)")] = None,
+    input: Annotated[Path | None, typer.Option(help="file with texts (CSV/JSONL/...)")] = None,
+    text_column: Annotated[str, typer.Option(help="text column of --input")] = "text",
+    limit: Annotated[int, typer.Option(help="explain the first N texts of --input")] = 20,
+    output: Annotated[Path, typer.Option(help="HTML page to write")] = Path("explanation.html"),
+    json_output: Annotated[
+        Path | None, typer.Option("--json", help="also write the explanations as JSON")
+    ] = None,
+    layer: Annotated[int, typer.Option(help="attention layer shown (-1: the last)")] = -1,
+    head: Annotated[int | None, typer.Option(help="attention head (default: mean)")] = None,
+    steps: Annotated[int, typer.Option(help="integrated-gradients steps")] = 32,
+    target: Annotated[
+        str | None,
+        typer.Option(help="label to explain (default: predicted); taggers: a tag or token index"),
+    ] = None,
+    encoding: Annotated[str | None, typer.Option(help="file encoding (default: detect)")] = None,
+) -> None:
+    """Token attributions (integrated gradients) and attention maps, as HTML and JSON."""
+    from tunelab.explain import explain as explain_texts
+    from tunelab.explain import render_page
+    from tunelab.explain.explainer import texts_from_file, top_tokens
+    from tunelab.outputs import write_json, write_text
+
+    if (text is None) == (input is None):
+        raise UserError(
+            "give either texts (--text) or an input file (--input), not both or neither"
+        )
+    texts = list(text) if text else texts_from_file(input, text_column, encoding, limit)
+    explanations = explain_texts(model, texts, steps, target, layer, head)
+    write_text(output, render_page(explanations, f"Explanations: {model}"))
+    if json_output is not None:
+        write_json(json_output, explanations)
+    for number, item in enumerate(explanations, start=1):
+        for part in item.get("targets") or [item]:
+            if part.get("attributions") is None:
+                continue
+            tops = ", ".join(f"{t} {v:+.3f}" for t, v in top_tokens(item, part["attributions"]))
+            where = f" token {part['token_index']} {part['token']}" if "token" in part else ""
+            typer.echo(f"text {number}{where} -> {part['target']}: {tops or '(none above 0)'}")
+    if not explanations:
+        typer.echo("no texts to explain")
+    typer.echo(f"explanations written to {output}" + (f" and {json_output}" if json_output else ""))
 
 
 @app.command()
@@ -443,6 +572,37 @@ def chat_command(
     chat(model, system, max_new_tokens)
 
 
+@runs_app.command("list")
+def runs_list(
+    folder: Annotated[Path, typer.Argument(help="folder of run folders")] = Path("runs"),
+    json_: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """List the runs in a folder, newest first: task, model, data, main metric, time."""
+    from tunelab.runs import format_runs, list_runs
+
+    records = list_runs(folder)
+    typer.echo(
+        json.dumps(records, ensure_ascii=False, indent=2) if json_ else format_runs(records, folder)
+    )
+
+
+@runs_app.command("compare")
+def runs_compare(
+    runs: Annotated[list[Path], typer.Argument(help="two or more run folders")],
+    json_: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+    all_metrics: Annotated[
+        bool, typer.Option(help="also per-class and per-type details, confusion counts")
+    ] = False,
+) -> None:
+    """Show the config keys that differ between runs and their metrics side by side."""
+    from tunelab.runs import compare_runs, format_comparison
+
+    result = compare_runs(runs, all_metrics)
+    typer.echo(
+        json.dumps(result, ensure_ascii=False, indent=2) if json_ else format_comparison(result)
+    )
+
+
 @data_app.command("example")
 def data_example(
     name: Annotated[
@@ -475,11 +635,26 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        # One line whatever the message holds (a file name or cell with a line break).
+        typer.echo(f"error: {' '.join(str(exc).splitlines())}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug, not a user mistake: short message, full trace on request
+        if os.environ.get("TUNELAB_TRACEBACK"):
+            raise
+        import traceback
+
+        frames = traceback.extract_tb(exc.__traceback__)
+        place = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+        message = " ".join(str(exc).split())[:300]
+        typer.echo(
+            f"internal error: {type(exc).__name__}{place}: {message}; this is a bug in tunelab, "
+            "please report this with the command you ran (TUNELAB_TRACEBACK=1 shows the trace)",
+            err=True,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

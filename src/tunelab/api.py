@@ -19,7 +19,7 @@ import pandas as pd
 from tunelab.config import RunConfig, build_config, commented_yaml, load_config
 from tunelab.data.clean import drop_invalid_rows
 from tunelab.data.load import read_table
-from tunelab.errors import UserError
+from tunelab.errors import RunInterrupted, UserError
 from tunelab.outputs import atomic_folder, write_json, write_jsonl, write_text
 from tunelab.tasks import Task, task_from_model_config, task_from_run_config
 
@@ -200,6 +200,7 @@ def train(
                     "--resume: no checkpoint in %s yet, starting from the beginning", checkpoints
                 )
         train_output = trainer.train(resume_from_checkpoint=resume_from)
+        _stop_if_interrupted(trainer, checkpoints)
         model = trainer.model
         stats = {
             "steps": int(train_output.global_step),
@@ -281,6 +282,16 @@ def train(
         "metrics": run_metrics,
         "report": str(report) if report else None,
     }
+
+
+def _stop_if_interrupted(trainer: Any, checkpoints: Path) -> None:
+    """After Ctrl-C the Trainer stopped early with a checkpoint: no final outputs then."""
+    from tunelab.training.interrupt import StopOnInterrupt
+    from tunelab.training.trainer import last_checkpoint
+
+    handlers = trainer.callback_handler.callbacks
+    if any(isinstance(h, StopOnInterrupt) and h.interrupted for h in handlers):
+        raise RunInterrupted(last_checkpoint(checkpoints))
 
 
 def _train_few_shot(

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tunelab.errors import UserError
+from tunelab.errors import RunInterrupted, UserError
 
 app = typer.Typer(
     help="Fine-tune pretrained language models on your own data.",
@@ -640,6 +640,9 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except RunInterrupted as exc:
+        typer.echo(str(exc), err=True)
         sys.exit(130)
     except Exception as exc:  # a bug, not a user mistake: short message, full trace on request
         if os.environ.get("TUNELAB_TRACEBACK"):

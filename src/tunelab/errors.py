@@ -8,3 +8,12 @@ class UserError(Exception):
     do. The CLI prints it on one line and exits with code 2; programming errors stay
     ordinary exceptions.
     """
+
+
+class RunInterrupted(Exception):
+    """Training stopped on Ctrl-C after saving a checkpoint; ``--resume`` continues it."""
+
+    def __init__(self, checkpoint: str | None) -> None:
+        self.checkpoint = checkpoint
+        where = f"checkpoint saved at {checkpoint}" if checkpoint else "no checkpoint yet"
+        super().__init__(f"interrupted: {where}; continue with --resume")

@@ -136,7 +136,9 @@ def build_trainer(
         prediction_loss_only=loss_only, report_to=report_to(tracking),
         run_name=output_dir.parent.name,
     )  # fmt: skip
-    callbacks = list(callbacks or [])
+    from tunelab.training.interrupt import safety_callbacks
+
+    callbacks = [*safety_callbacks(), *(callbacks or [])]
     if eval_dataset is not None and training.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(training.early_stopping_patience))
     trainer = Trainer(
@@ -156,9 +158,7 @@ def build_trainer(
 
 
 def last_checkpoint(output_dir: Path) -> str | None:
-    """The newest ``checkpoint-N`` folder under ``output_dir``, if any."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest completely written ``checkpoint-N`` folder under ``output_dir``, if any."""
+    from tunelab.training.interrupt import last_complete_checkpoint
 
-    if not output_dir.is_dir():
-        return None
-    return get_last_checkpoint(str(output_dir))
+    return last_complete_checkpoint(output_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -116,9 +117,11 @@ def train(
             f"{config.task} ({task.problem_type}); use training.method=full"
         )
     output = config.output
-    _prepare_output(output, resume, overwrite)
-    # written again at the end; until metrics.json exists, `tunelab runs` lists it incomplete
-    write_text(output / "config.yaml", commented_yaml(config) + "\n")
+    main_process = is_main_process()
+    if main_process:  # under torchrun/accelerate the first process alone touches the folder
+        _prepare_output(output, resume, overwrite)
+        # written again at the end; until metrics.json exists, `tunelab runs` lists it incomplete
+        write_text(output / "config.yaml", commented_yaml(config) + "\n")
     checkpoints = output / "checkpoints"
 
     import torch
@@ -224,6 +227,8 @@ def train(
             if split in splits and len(encoded[split]):
                 loss = float(trainer.evaluate(encoded[split])["eval_loss"])
                 held_out_loss[split] = {"loss": loss, "perplexity": math.exp(loss)}
+    if not main_process:  # the others took part in training and the evaluations above
+        return {"output": str(output), "model_dir": str(output / "model"), "metrics": {}}
     # after the losses: it may switch the model to inference settings (a KV cache would
     # let packed rows see each other)
     task.finish(base_model(model), tokenizer)
@@ -282,6 +287,11 @@ def train(
         "metrics": run_metrics,
         "report": str(report) if report else None,
     }
+
+
+def is_main_process() -> bool:
+    """False in every process but the first of a torchrun/accelerate launch (``RANK``)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _stop_if_interrupted(trainer: Any, checkpoints: Path) -> None:

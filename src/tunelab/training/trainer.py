@@ -44,6 +44,18 @@ def model_length_limit(model_config: Any, tokenizer: Any) -> int | None:
     return min(limits) if limits else None
 
 
+def _group_by_length(training: TrainingConfig) -> bool:
+    """Length-grouped batches, except under a multi-process launch: there the Trainer's
+    length-grouped sampler measurably slowed learning (validation loss 0.69 vs 0.03 after
+    two epochs of a tiny run on 2 processes), so batches are drawn at random."""
+    import os
+
+    if training.group_by_length and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        log.info("training.group_by_length is off under %s processes", os.environ["WORLD_SIZE"])
+        return False
+    return training.group_by_length
+
+
 def training_arguments(
     training: TrainingConfig,
     output_dir: Path,
@@ -81,7 +93,7 @@ def training_arguments(
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=not torch.cuda.is_available(),
-        train_sampling_strategy="group_by_length" if training.group_by_length else "random",
+        train_sampling_strategy="group_by_length" if _group_by_length(training) else "random",
         length_column_name="length",
         eval_strategy=eval_strategy,
         eval_steps=eval_steps,
@@ -94,6 +106,10 @@ def training_arguments(
         logging_steps=training.logging_steps,
         seed=seed,
         data_seed=seed,
+        # True would multiply every process's loss by their number, assuming the loss divides
+        # by the item count of all processes; classification heads (ours and most in
+        # transformers) return a plain mean, so DDP would train at N times the rate
+        average_tokens_across_devices=False,
         report_to=report_to,
         dataloader_num_workers=0,
         disable_tqdm=False,

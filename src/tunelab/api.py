@@ -151,6 +151,7 @@ def train(
     load_kwargs = {
         "revision": config.model.revision,
         "trust_remote_code": config.model.trust_remote_code,
+        "allow_pickle": config.model.allow_pickle,
     }
     tokenizer = from_pretrained(AutoTokenizer, source, **load_kwargs)
     set_seed(config.seed)

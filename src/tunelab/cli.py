@@ -110,6 +110,12 @@ def train(
     ] = None,
     resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --output")] = False,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="let a hub model run its own code (only models you trust)")
+    ] = False,
+    allow_pickle: Annotated[
+        bool, typer.Option(help="load pickle weights (pytorch_model.bin); they can run code")
+    ] = False,
 ) -> None:
     """Fine-tune a model and evaluate it; writes model/, metrics.json, predictions.jsonl."""
     from tunelab import api
@@ -133,6 +139,8 @@ def train(
         "data.encoding": encoding,
         "data.format": format,
         "seed": seed,
+        "model.trust_remote_code": trust_remote_code or None,
+        "model.allow_pickle": allow_pickle or None,
     }
     overrides = _flag_overrides(flags)
     run_config = build_config(raw, [*overrides, *(set_ or [])])

@@ -144,6 +144,11 @@ class ModelConfig(_Section):
     trust_remote_code: bool = Field(
         False, description="allow model code from the hub to run (only for models you trust)"
     )
+    allow_pickle: bool = Field(
+        False,
+        description="also load pickle weights (pytorch_model.bin), which can run code when "
+        "loaded; by default only safetensors",
+    )
     max_length: int | None = Field(
         None, gt=0, description="token limit per example; null: 99th percentile of the data"
     )

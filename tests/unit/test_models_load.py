@@ -44,3 +44,33 @@ def test_starter_models_are_committed_and_load():
         assert (folder / "model.safetensors").stat().st_size < 25_000_000
         AutoConfig.from_pretrained(folder)
         AutoTokenizer.from_pretrained(folder)
+
+
+def test_pickle_weights_load_only_when_allowed(tiny_bert, reviews_csv, tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    import tunelab
+    from tests.conftest import tiny_run_config
+
+    pickled = tmp_path / "pickled"
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
+    model.config.save_pretrained(pickled)
+    torch.save(model.state_dict(), pickled / "pytorch_model.bin")  # as older tools saved
+    for name in ("vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json"):
+        if (tiny_bert / name).is_file():
+            (pickled / name).write_bytes((tiny_bert / name).read_bytes())
+    assert (pickled / "pytorch_model.bin").is_file()
+    refused = r"pickle weights only \(pytorch_model.bin\).*--allow-pickle"
+    with pytest.raises(UserError, match=refused):
+        load.from_pretrained(AutoModelForSequenceClassification, str(pickled))
+    config = tiny_run_config(pickled, reviews_csv, tmp_path / "run", training={"max_steps": 2})
+    with pytest.raises(UserError, match="--allow-pickle"):
+        tunelab.train(config)
+    assert not (tmp_path / "run" / "model").exists()
+    allowed = load.from_pretrained(
+        AutoModelForSequenceClassification, str(pickled), allow_pickle=True
+    )
+    assert torch.equal(allowed.classifier.weight, model.classifier.weight)
+    # a folder with safetensors loads as always, and tokenizers are not affected
+    load.from_pretrained(AutoModelForSequenceClassification, str(tiny_bert), num_labels=2)

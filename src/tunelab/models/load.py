@@ -77,13 +77,18 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return True
 
 
-def from_pretrained(loader: Any, name: str, **kwargs: Any) -> Any:
+def from_pretrained(loader: Any, name: str, allow_pickle: bool = False, **kwargs: Any) -> Any:
     """Call ``loader.from_pretrained(resolved name)``, turning load failures into UserError.
 
     A hub id is looked up in the local cache first, and only then, if the hub answers, online.
-    ``kwargs`` pass through (``revision``, ``trust_remote_code``, ``num_labels``, ...).
+    Model weights come from safetensors only unless ``allow_pickle`` (a pickle file can run
+    code as it loads). ``kwargs`` pass through (``revision``, ``trust_remote_code``, ...).
     """
     source = resolve_model_source(name)
+    is_model = hasattr(loader, "from_config") or hasattr(loader, "_from_config")  # not a tokenizer
+    if is_model and not allow_pickle:
+        kwargs["use_safetensors"] = True
+        _refuse_pickle_only(source)
     if not Path(source).is_dir():
         try:
             return loader.from_pretrained(source, local_files_only=True, **kwargs)
@@ -95,8 +100,8 @@ def from_pretrained(loader: Any, name: str, **kwargs: Any) -> Any:
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
             raise UserError(
-                f"model '{name}' ships its own code; if you trust it, set "
-                "model.trust_remote_code=true"
+                f"model '{name}' ships its own code, which tunelab does not run by default; "
+                "if you trust it, pass --trust-remote-code (model.trust_remote_code=true)"
             ) from None
         raise
     except OSError as exc:
@@ -105,6 +110,21 @@ def from_pretrained(loader: Any, name: str, **kwargs: Any) -> Any:
                 f"model folder {source} could not be loaded: {exc}".split("\n")[0]
             ) from None
         raise _unreachable(name) from None
+
+
+def _refuse_pickle_only(source: str) -> None:
+    folder = Path(source)
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in folder.glob("*.bin")) + sorted(
+        p.name for p in folder.glob("*.pt*")
+    )
+    if pickles:
+        raise UserError(
+            f"model folder {folder} holds pickle weights only ({pickles[0]}), which can run "
+            "code when loaded; convert them to safetensors, or pass --allow-pickle "
+            "(model.allow_pickle=true) if you trust the file"
+        )
 
 
 def load_head_model(loader: Any, name: str, **kwargs: Any) -> Any:

@@ -106,10 +106,12 @@ def train(
     config = _as_config(config, list(overrides or []))
     from tunelab.training.prepare import load_splits
     from tunelab.training.tracking import check_trackers
+    from tunelab.training.trainer import distributed_arguments
 
     task = task_from_run_config(config)
     _check_training_method(config)
     check_trackers(config.tracking)
+    distributed_arguments(config.training)
     splits, data_report = load_splits(config, task)
     if config.training.method == "few-shot" and task.problem_type != "single_label":
         raise UserError(

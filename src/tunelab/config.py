@@ -201,6 +201,28 @@ class TrainingConfig(_Section):
         "training of the encoder plus a logistic-regression head (text classification, a "
         "handful of examples per class)",
     )
+    fsdp: str | None = Field(
+        None,
+        description="FSDP under torchrun/accelerate, passed to the Trainer: e.g. "
+        "'full_shard auto_wrap' (options: full_shard, shard_grad_op, hybrid_shard, no_shard, "
+        "offload, auto_wrap)",
+    )
+    fsdp_config: dict[str, Any] | None = Field(
+        None, description="the Trainer's fsdp_config, e.g. {transformer_layer_cls_to_wrap: [...]}"
+    )
+    deepspeed: Path | None = Field(
+        None, description="DeepSpeed JSON config file, passed to the Trainer (needs deepspeed)"
+    )
+
+    @field_validator("fsdp")
+    @classmethod
+    def _known_fsdp_options(cls, value: str | None) -> str | None:
+        known = {"full_shard", "shard_grad_op", "hybrid_shard", "hybrid_shard_zero2",
+                 "no_shard", "offload", "auto_wrap"}  # fmt: skip
+        unknown = [part for part in (value or "").split() if part not in known]
+        if unknown:
+            raise ValueError(f"unknown FSDP option {unknown[0]!r}; use some of {sorted(known)}")
+        return value
 
 
 class ClassificationConfig(_Section):

@@ -93,3 +93,38 @@ def test_overrides_leave_the_callers_tree_alone():
     tree = {"training": {"epochs": 2}}
     assert build_config(tree, ["training.epochs=5"]).training.epochs == 5
     assert tree == {"training": {"epochs": 2}}
+
+
+def test_fsdp_and_deepspeed_settings_are_checked_and_passed_to_the_trainer(tmp_path):
+    from tunelab.training.trainer import distributed_arguments, training_arguments
+
+    with pytest.raises(UserError, match=r"training.fsdp.*unknown FSDP option 'full_shrad'"):
+        build_config({"training": {"fsdp": "full_shrad"}})
+    config = build_config(
+        {"training": {"fsdp": "full_shard auto_wrap",
+                      "fsdp_config": {"transformer_layer_cls_to_wrap": ["BertLayer"]}}}
+    )  # fmt: skip
+    assert distributed_arguments(config.training) == {
+        "fsdp": "full_shard auto_wrap",
+        "fsdp_config": {"transformer_layer_cls_to_wrap": ["BertLayer"]},
+    }
+    args = training_arguments(config.training, tmp_path, 0, "fp32", None, True)
+    assert args.fsdp and args.fsdp_config["transformer_layer_cls_to_wrap"] == ["BertLayer"]
+
+    missing = build_config({"training": {"deepspeed": str(tmp_path / "ds.json")}})
+    with pytest.raises(UserError, match=r"ds.json does not exist"):
+        distributed_arguments(missing.training)
+    (tmp_path / "ds.json").write_text("{'zero_optimization': 2")
+    with pytest.raises(UserError, match=r"ds.json is not valid JSON \(line 1\)"):
+        distributed_arguments(missing.training)
+    (tmp_path / "ds.json").write_text('{"zero_optimization": {"stage": 2}}')
+    import importlib.util
+
+    if importlib.util.find_spec("deepspeed") is None:
+        with pytest.raises(UserError, match="pip install deepspeed"):
+            distributed_arguments(missing.training)
+    both = build_config(
+        {"training": {"fsdp": "full_shard", "deepspeed": str(tmp_path / "ds.json")}}
+    )
+    with pytest.raises(UserError, match="exclude each other"):
+        distributed_arguments(both.training)

@@ -98,7 +98,7 @@ def _valid(annotation: Any, metadata: list[Any]) -> st.SearchStrategy[Any] | Non
 
 
 # Bounded by a validator function rather than by Field(gt=...): tested in test_config.py.
-CHECKED_BY_VALIDATOR = {"classification.threshold"}
+CHECKED_BY_VALIDATOR = {"classification.threshold", "training.fsdp"}
 VALID = {
     key: strategy
     for key in KEYS

@@ -44,6 +44,41 @@ def model_length_limit(model_config: Any, tokenizer: Any) -> int | None:
     return min(limits) if limits else None
 
 
+def distributed_arguments(training: TrainingConfig) -> dict[str, Any]:
+    """The Trainer's FSDP/DeepSpeed arguments from the config, checked before any data loads.
+
+    Raises:
+        UserError: for both at once, a DeepSpeed file that is missing or not JSON, or
+            DeepSpeed not installed.
+    """
+    import importlib.util
+    import json
+
+    from tunelab.errors import UserError
+
+    extra: dict[str, Any] = {}
+    if training.fsdp:
+        extra["fsdp"] = training.fsdp
+        if training.fsdp_config:
+            extra["fsdp_config"] = dict(training.fsdp_config)
+    if training.deepspeed is not None:
+        path = training.deepspeed
+        if training.fsdp:
+            raise UserError("training.fsdp and training.deepspeed exclude each other; keep one")
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except OSError:
+            raise UserError(f"training.deepspeed: {path} does not exist; check the path") from None
+        except ValueError as exc:
+            raise UserError(
+                f"training.deepspeed: {path} is not valid JSON (line {exc.lineno}); fix it"
+            ) from None
+        if importlib.util.find_spec("deepspeed") is None:
+            raise UserError("training.deepspeed needs the deepspeed package: pip install deepspeed")
+        extra["deepspeed"] = str(path)
+    return extra
+
+
 def _group_by_length(training: TrainingConfig) -> bool:
     """Length-grouped batches, except under a multi-process launch: there the Trainer's
     length-grouped sampler measurably slowed learning (validation loss 0.69 vs 0.03 after
@@ -110,6 +145,7 @@ def training_arguments(
         # by the item count of all processes; classification heads (ours and most in
         # transformers) return a plain mean, so DDP would train at N times the rate
         average_tokens_across_devices=False,
+        **distributed_arguments(training),
         report_to=report_to,
         dataloader_num_workers=0,
         disable_tqdm=False,

@@ -188,7 +188,7 @@ def train_few_shot(
         optimizer.step()
         schedule.step()
         optimizer.zero_grad()
-        losses.append(float(loss))
+        losses.append(loss.item())
 
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in rows[0]]
     columns = {name: [row[name] for row in rows] for name in names}

@@ -18,7 +18,7 @@ ordinary tokens.
 
 Usage::
 
-    OMP_NUM_THREADS=2 flock /tmp/tunelab-bench.lock python benchmarks/explain_faithfulness.py
+    OMP_NUM_THREADS=2 python benchmarks/explain_faithfulness.py
 
 Writes ``benchmarks/results/explain_faithfulness.json`` and prints a Markdown table.
 """

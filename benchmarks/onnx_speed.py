@@ -9,7 +9,7 @@ fp32's; accuracy is against the gold labels. Every engine gets ``--threads`` CPU
 
 Usage::
 
-    flock /tmp/tunelab-bench.lock python benchmarks/onnx_speed.py [--run runs/bench-serve]
+    python benchmarks/onnx_speed.py [--run runs/bench-serve]
 
 Writes ``benchmarks/results/onnx_speed.json`` and prints Markdown tables.
 """

@@ -10,7 +10,7 @@ PyTorch threads under load, 0.02 s with one).
 
 Usage::
 
-    flock /tmp/tunelab-bench.lock python benchmarks/serve_load.py [--clients 32] [--seconds 30]
+    python benchmarks/serve_load.py [--clients 32] [--seconds 30]
 
 Writes ``benchmarks/results/serve_load.json`` and prints a Markdown table.
 """
@@ -23,6 +23,7 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -119,7 +120,7 @@ def main() -> None:
     rows = []
     for backend, name in (("torch", "PyTorch fp32"), ("onnx", "ONNX Runtime int8")):
         port = free_port()
-        log = Path(f"/tmp/tunelab-serve-{backend}.log")
+        log = Path(tempfile.gettempdir()) / f"tunelab-serve-{backend}.log"
         server = start_server(args.run, backend, port, args.threads, log)
         try:
             url = f"http://127.0.0.1:{port}"

@@ -1,0 +1,85 @@
+"""A trained run's model: load it (full weights or base + adapter), fold an adapter in."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tunelab.errors import UserError
+from tunelab.outputs import atomic_folder
+from tunelab.tasks import Task, task_from_model_config
+
+
+def save_base_settings(model: Any, folder: Path) -> None:
+    """Beside an adapter: the config (labels, tunelab metadata) and generation settings."""
+    import copy
+
+    model_config = copy.deepcopy(model.config)
+    if hasattr(model_config, "quantization_config"):  # QLoRA: the saved base loads unquantized
+        delattr(model_config, "quantization_config")
+    model_config.save_pretrained(folder)
+    if model.can_generate() and getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(folder)
+
+
+def load_trained(model_or_run: str | Path) -> tuple[Any, Any, Task, int]:
+    """Load a tunelab model folder (or a run folder holding ``model/``).
+
+    Returns:
+        model, tokenizer, task and the token limit it was trained with.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    from tunelab.models.adapters import is_adapter_folder, load_adapter_model
+    from tunelab.models.load import from_pretrained
+
+    path = Path(model_or_run)
+    if (path / "model" / "config.json").is_file():
+        path = path / "model"
+    if not path.is_dir():
+        raise UserError(
+            f"model folder {path} does not exist; give a run folder or its model/ folder"
+        )
+    model_config = from_pretrained(AutoConfig, str(path))
+    task = task_from_model_config(model_config)
+    if is_adapter_folder(path):
+        model = load_adapter_model(path, task.auto_model_class(), model_config)
+    else:
+        model = from_pretrained(task.auto_model_class(), str(path))
+    tokenizer = from_pretrained(AutoTokenizer, str(path))
+    max_length = int(model_config.tunelab.get("max_length") or 512)
+    return model, tokenizer, task, max_length
+
+
+def merge(model_or_run: str | Path, output: str | Path | None = None) -> str:
+    """Fold a run's LoRA/IA3 adapter into its base weights: a model that loads without PEFT.
+
+    Args:
+        model_or_run: a run folder (or its ``model/``) trained with ``peft.method``.
+        output: where the merged model goes; default ``<run>/merged``.
+
+    Returns:
+        The merged model folder.
+
+    Raises:
+        UserError: if the folder holds no adapter, or one (prompt/prefix tuning) with no
+            weights to fold in.
+    """
+    from tunelab.models.adapters import is_adapter_folder, merged_model
+
+    path = Path(model_or_run)
+    model_dir = path / "model" if (path / "model").is_dir() else path
+    if not is_adapter_folder(model_dir):
+        raise UserError(
+            f"{model_dir} holds full weights, not an adapter; it loads without PEFT already"
+        )
+    model, tokenizer, _, _ = load_trained(model_dir)
+    merged = merged_model(model)
+    target = Path(output) if output is not None else model_dir.parent / "merged"
+    with atomic_folder(target) as folder:
+        merged.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        if (model_dir / "tunelab.yaml").is_file():
+            shutil.copy(model_dir / "tunelab.yaml", folder / "tunelab.yaml")
+    return str(target)

@@ -132,13 +132,10 @@ def main_metric(task: str, metadata: dict[str, Any], scores: dict[str, Any]) -> 
     tasks pick checkpoints by loss, but a run is judged by its outputs: chrF when outputs
     were generated and scored (any language, summaries and translations alike), else the loss.
     """
-    if task == "text-classification":
-        return {"multi_label": "f1_micro", "regression": "mse"}.get(
-            metadata.get("problem_type", ""), "f1_macro"
-        )
-    if task == "token-classification":
-        return {"bmes": "word_f1", "plain": "accuracy"}.get(metadata.get("scheme", ""), "f1")
-    return "chrf" if "chrf" in scores else "loss"
+    from tunelab.tasks import TASKS
+
+    metric = TASKS[task].main_metric_of(metadata) if task in TASKS else "loss"
+    return "chrf" if metric == "loss" and "chrf" in scores else metric
 
 
 # -- formatting ---------------------------------------------------------------------------

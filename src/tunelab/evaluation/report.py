@@ -30,6 +30,7 @@ from tunelab.evaluation.report_page import (
     table,
 )
 from tunelab.outputs import write_text
+from tunelab.runs import main_metric
 
 # eval_* entries of the Trainer's log that are timings, not scores
 _NOT_SCORES = ("runtime", "samples_per_second", "steps_per_second", "loss")
@@ -180,11 +181,9 @@ def _header(run: RunFolder) -> str:
     model = (run.config.get("model") or {}).get("name", "")
     split, scores = run.scores()
     headline = [f"task {run.task}", f"model {model}"]
-    # entity F1 before token accuracy, which the many O tags inflate
-    for key in ("f1", "word_f1", "accuracy", "f1_macro", "chrf", "rougeL", "perplexity", "mse"):
-        if isinstance(scores.get(key), (int, float)):
-            headline.append(f"{split} {key} {scores[key]:.4g}")
-            break
+    key = main_metric(run.task, run.model_meta, scores)  # the metric `tunelab runs` ranks by
+    if isinstance(scores.get(key), (int, float)):
+        headline.append(f"{split} {key} {scores[key]:.4g}")
     seconds = (run.metrics.get("train") or {}).get("seconds")
     if isinstance(seconds, (int, float)):
         headline.append(f"trained in {seconds / 60:.1f} min")

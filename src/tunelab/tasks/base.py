@@ -20,6 +20,11 @@ class Task(Protocol):
     text_pair_column: str | None
     label_column: str
     main_metric: str  # picks the best checkpoint and leads every summary
+
+    @staticmethod
+    def main_metric_of(metadata: dict[str, Any]) -> str:
+        """``main_metric`` of a saved model, from its ``config.tunelab`` metadata alone."""
+        ...
     greater_is_better: bool
     evaluated_splits: tuple[str, ...]  # held-out splits the model predicts after training
 

@@ -26,6 +26,11 @@ class _Generation:
     text_pair_column = None
     problem_type = "generation"
     main_metric = "loss"  # checkpoints by validation loss; text metrics after training
+
+    @staticmethod
+    def main_metric_of(metadata: dict[str, Any]) -> str:
+        """The main metric of a saved model with this ``config.tunelab`` metadata."""
+        return "loss"
     greater_is_better = False
     evaluated_splits = ("test",)  # generating for validation would only cost time
     allow_messages = False

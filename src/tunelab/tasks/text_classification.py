@@ -103,11 +103,16 @@ class TextClassification:
 
     # -- what the task needs -------------------------------------------------------------
 
+    @staticmethod
+    def main_metric_of(metadata: dict[str, Any]) -> str:
+        """The main metric of a saved model with this ``config.tunelab`` metadata."""
+        return {"multi_label": "f1_micro", "regression": "mse"}.get(
+            metadata.get("problem_type", ""), "f1_macro"
+        )
+
     @property
     def main_metric(self) -> str:
-        return {"single_label": "f1_macro", "multi_label": "f1_micro", "regression": "mse"}.get(
-            self.problem_type, "f1_macro"
-        )
+        return TextClassification.main_metric_of({"problem_type": self.problem_type})
 
     @property
     def greater_is_better(self) -> bool:

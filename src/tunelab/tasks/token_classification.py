@@ -107,9 +107,14 @@ class TokenClassification:
     def label_column(self, value: str) -> None:
         self.tags_column = value
 
+    @staticmethod
+    def main_metric_of(metadata: dict[str, Any]) -> str:
+        """The main metric of a saved model with this ``config.tunelab`` metadata."""
+        return {"bmes": "word_f1", "plain": "accuracy"}.get(metadata.get("scheme", ""), "f1")
+
     @property
     def main_metric(self) -> str:
-        return {"bmes": "word_f1", "plain": "accuracy"}.get(self.scheme, "f1")
+        return TokenClassification.main_metric_of({"scheme": self.scheme})
 
     greater_is_better = True
 

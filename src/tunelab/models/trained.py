@@ -11,6 +11,23 @@ from tunelab.outputs import atomic_folder
 from tunelab.tasks import Task, task_from_model_config
 
 
+def model_folder(path: str | Path) -> Path:
+    """The model folder of a run folder (its ``model/``) or of a model folder itself.
+
+    Raises:
+        UserError: if ``path`` is neither.
+    """
+    path = Path(path)
+    if (path / "model" / "config.json").is_file():
+        return path / "model"
+    if not (path / "config.json").is_file():
+        raise UserError(
+            f"{path} is not a tunelab model folder (no config.json); give a run folder or its "
+            "model/ folder"
+        )
+    return path
+
+
 def save_base_settings(model: Any, folder: Path) -> None:
     """Beside an adapter: the config (labels, tunelab metadata) and generation settings."""
     import copy
@@ -34,13 +51,7 @@ def load_trained(model_or_run: str | Path) -> tuple[Any, Any, Task, int]:
     from tunelab.models.adapters import is_adapter_folder, load_adapter_model
     from tunelab.models.load import from_pretrained
 
-    path = Path(model_or_run)
-    if (path / "model" / "config.json").is_file():
-        path = path / "model"
-    if not path.is_dir():
-        raise UserError(
-            f"model folder {path} does not exist; give a run folder or its model/ folder"
-        )
+    path = model_folder(model_or_run)
     model_config = from_pretrained(AutoConfig, str(path))
     task = task_from_model_config(model_config)
     if is_adapter_folder(path):
@@ -68,8 +79,7 @@ def merge(model_or_run: str | Path, output: str | Path | None = None) -> str:
     """
     from tunelab.models.adapters import is_adapter_folder, merged_model
 
-    path = Path(model_or_run)
-    model_dir = path / "model" if (path / "model").is_dir() else path
+    model_dir = model_folder(model_or_run)
     if not is_adapter_folder(model_dir):
         raise UserError(
             f"{model_dir} holds full weights, not an adapter; it loads without PEFT already"

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from tunelab.errors import UserError
+from tunelab.models.trained import model_folder
 from tunelab.outputs import atomic_folder, write_json
-from tunelab.serving.model_folder import model_folder, require_extra
+from tunelab.serving.model_folder import require_extra
 from tunelab.serving.onnx_model import EXPORT_INFO, FILES, OnnxModel
 
 log = logging.getLogger("tunelab")

@@ -1,4 +1,5 @@
-"""Find the model folder a user names and make sure every file it loads lies inside it."""
+"""The serving extras, and a check that every file a served model loads lies inside the folder
+the user named."""
 
 from __future__ import annotations
 
@@ -24,23 +25,6 @@ def require_extra(extra: str) -> None:
                 f"this command needs the {module} package; install it with "
                 f"pip install 'tunelab[{extra}]'"
             ) from None
-
-
-def model_folder(path: str | Path) -> Path:
-    """The model folder of a run folder (its ``model/``) or of a model folder itself.
-
-    Raises:
-        UserError: if ``path`` is neither.
-    """
-    path = Path(path)
-    if (path / "model" / "config.json").is_file():
-        return path / "model"
-    if not (path / "config.json").is_file():
-        raise UserError(
-            f"{path} is not a tunelab model folder (no config.json); give a run folder or its "
-            "model/ folder"
-        )
-    return path
 
 
 def check_files_inside(named: str | Path, folder: Path) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from tunelab.errors import UserError
-from tunelab.serving.model_folder import model_folder, require_extra
+from tunelab.models.trained import model_folder
+from tunelab.serving.model_folder import require_extra
 
 EXPORT_INFO = "export.json"  # written by tunelab export: files, which one to serve, parity
 FILES = {"fp32": "model.onnx", "int8": "model_quantized.onnx"}

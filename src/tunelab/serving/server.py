@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.errors import UserError
+from tunelab.models.trained import model_folder
 from tunelab.serving.batching import Item, MicroBatcher
-from tunelab.serving.model_folder import check_files_inside, model_folder, require_extra
+from tunelab.serving.model_folder import check_files_inside, require_extra
 
 log = logging.getLogger("tunelab")
 

@@ -281,7 +281,7 @@ def train(
 
     report: Path | None = None
     try:
-        report = build_report(output)
+        report = build_report(output, loaded=(model, tokenizer, task, max_length))
         log.info("report: %s", report)
     except Exception as error:  # the run itself is complete; a report can be rebuilt later
         log.warning("report.html was not written (%s); rebuild it with: tunelab report %s",

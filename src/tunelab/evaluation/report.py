@@ -125,13 +125,17 @@ def _task_sections() -> dict[str, Callable[[RunFolder, Plots], TaskReport]]:
     }
 
 
-def build_report(run_dir: Path | str, explanations: bool = True) -> Path:
+def build_report(
+    run_dir: Path | str, explanations: bool = True, loaded: tuple[Any, ...] | None = None
+) -> Path:
     """Write ``run_dir/report.html`` (atomically) from the files of the run folder.
 
     Args:
         run_dir: a finished run folder (config.yaml and metrics.json at least).
         explanations: load the model and explain a few of the worst errors (classification
             and token classification; needs ``tunelab.explain`` and Captum).
+        loaded: the run's model as :func:`tunelab.api.load_trained` returns it, when the
+            caller holds it already (training does): no second copy is loaded.
 
     Returns:
         The path of the report.
@@ -160,7 +164,7 @@ def build_report(run_dir: Path | str, explanations: bool = True) -> Path:
             section(
                 "explanations",
                 "Explanations of the worst errors",
-                _explanations(run, task, explanations),
+                _explanations(run, task, explanations, loaded),
             )
         )
     title = f"tunelab report: {run.path.name}"
@@ -331,7 +335,9 @@ def _metrics(run: RunFolder) -> list[str]:
     return parts
 
 
-def _explanations(run: RunFolder, task_report: TaskReport, enabled: bool) -> list[str]:
+def _explanations(
+    run: RunFolder, task_report: TaskReport, enabled: bool, loaded: tuple[Any, ...] | None
+) -> list[str]:
     if not enabled:
         return [note("Explanations were not requested for this report.")]
     limit = EXPLAINED_MAX_CHARS
@@ -349,10 +355,10 @@ def _explanations(run: RunFolder, task_report: TaskReport, enabled: bool) -> lis
         from tunelab.explain import explain_loaded, render_fragment
     except ImportError:
         return [note("Explanations need tunelab.explain, which this installation lacks.")]
-    from tunelab.api import load_trained
+    from tunelab.models.trained import load_trained
 
     try:
-        model, tokenizer, task, max_length = load_trained(run.path / "model")
+        model, tokenizer, task, max_length = loaded or load_trained(run.path / "model")
     except (UserError, OSError, ValueError) as error:  # absent, partial or foreign weights
         return [note(f"No explanations: the model in {run.path / 'model'} did not load: {error}")]
     try:

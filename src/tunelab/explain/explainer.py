@@ -103,16 +103,18 @@ def explain_loaded(
     require_captum()
     model.eval()
     token_id, token_text = baseline_token(tokenizer)
+    device = next(model.parameters()).device  # a model fresh from training may be on a GPU
     results = []
     with eager_attention(model), torch.enable_grad():
         for text in texts:
             inputs, record = _encode(task, tokenizer, text, max_length)
+            inputs = {name: value.to(device) for name, value in inputs.items()}
             with torch.no_grad():
                 outputs = model(**inputs, output_attentions=True)
             record["attention"] = attention_map(
                 getattr(outputs, "attentions", None), layer, head, len(record["tokens"])
             )
-            special = torch.tensor([record["special"]])
+            special = torch.tensor([record["special"]], device=device)
             baseline = baseline_ids(inputs["input_ids"], special, token_id)
             if task.name == "text-classification":
                 record.update(_explain_text(model, task, inputs, baseline, outputs, target, steps))

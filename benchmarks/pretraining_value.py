@@ -8,8 +8,11 @@ Sizes below 5,000 run with 3 seeds (mean ± standard deviation).
 Usage::
 
     python benchmarks/pretraining_value.py [--sizes 200,1000,5000,all] [--seeds 3]
+        [--only "zh-bert-mini,zh-bert-mini + DAPT"]
 
 Writes ``benchmarks/results/pretraining_value.json`` and prints a Markdown table.
+``--only`` reruns some columns (say, after the starter changed) and keeps the others'
+results from the existing file; the TF-IDF column is cheap and always rerun.
 """
 
 from __future__ import annotations
@@ -135,8 +138,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="200,1000,5000,all")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--reuse-dapt", action="store_true", help="keep an existing DAPT model")
+    parser.add_argument("--only", default=None, help="comma-separated model columns to rerun")
     args = parser.parse_args()
     sizes = [None if s == "all" else int(s) for s in args.sizes.split(",")]
+    columns = list(LEARNING_RATES) if args.only is None else args.only.split(",")
+    unknown = sorted(set(columns) - set(LEARNING_RATES))
+    if unknown:
+        parser.error(f"--only: unknown column(s) {unknown}; choose from {list(LEARNING_RATES)}")
+    out = HERE / "results" / "pretraining_value.json"
 
     if not (DATA / "train.csv").is_file():
         from tunelab.data.examples import build_example
@@ -146,16 +155,19 @@ def main() -> None:
     train = pd.read_csv(DATA / "train.csv")
     test = pd.read_csv(DATA / "test.csv")
     started = time.time()
-    models = {
-        "random init": random_init_copy(STARTER, WORK / "random-init"),
-        "zh-bert-mini": STARTER,
-    }
-    dapt_dir = WORK / "zh-bert-mini-dapt"
-    if args.reuse_dapt and (dapt_dir / "pretrain_metrics.json").is_file():
-        dapt = json.loads((dapt_dir / "pretrain_metrics.json").read_text())
-    else:
-        dapt = domain_adapted_copy(STARTER, train, dapt_dir)
-    models["zh-bert-mini + DAPT"] = WORK / "zh-bert-mini-dapt"
+    models: dict[str, Path] = {}
+    if "random init" in columns:
+        models["random init"] = random_init_copy(STARTER, WORK / "random-init")
+    if "zh-bert-mini" in columns:
+        models["zh-bert-mini"] = STARTER
+    dapt = None
+    if "zh-bert-mini + DAPT" in columns:
+        dapt_dir = WORK / "zh-bert-mini-dapt"
+        if args.reuse_dapt and (dapt_dir / "pretrain_metrics.json").is_file():
+            dapt = json.loads((dapt_dir / "pretrain_metrics.json").read_text())
+        else:
+            dapt = domain_adapted_copy(STARTER, train, dapt_dir)
+        models["zh-bert-mini + DAPT"] = dapt_dir
 
     results: dict[str, dict[str, list[float]]] = {}
     for size in sizes:
@@ -172,18 +184,26 @@ def main() -> None:
             print(label, seed, {k: round(v[-1], 4) for k, v in row.items()}, flush=True)
         results[label] = row
 
-    names = ["TF-IDF char 1-3 + LR", *models]
+    # Read the file only now: another --only run may have finished meanwhile.
+    kept = json.loads(out.read_text()) if args.only and out.is_file() else {}
+    for label, row in results.items():
+        results[label] = {**kept.get("results", {}).get(label, {}), **row}
+    if dapt is None:
+        dapt = kept.get("dapt")
+    names = ["TF-IDF char 1-3 + LR", *LEARNING_RATES]
     lines = ["| training examples | " + " | ".join(names) + " |",
              "|---|" + "---:|" * len(names)]  # fmt: skip
     for label, row in results.items():
         cells = []
         for name in names:
-            values = row[name]
+            values = row.get(name)
+            if not values:
+                cells.append("-")
+                continue
             spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
             cells.append(f"{statistics.mean(values):.3f}{spread}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     print("\n".join(lines))
-    out = HERE / "results" / "pretraining_value.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
         json.dumps(
@@ -191,6 +211,7 @@ def main() -> None:
                 "results": results,
                 "dapt": dapt,
                 "minutes": round((time.time() - started) / 60, 1),
+                "rerun": columns if args.only else "all",
                 "learning_rates": LEARNING_RATES,
                 "epochs_by_size": {**EPOCHS, "all": FULL_EPOCHS},
             },

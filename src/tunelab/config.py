@@ -459,6 +459,13 @@ class PretrainConfig(_Section):
     held_out: float = Field(
         0.02, ge=0.0, lt=0.5, description="share of documents held out for perplexity"
     )
+    held_out_seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**32 - 1,
+        description="seed of the held-out split; null: seed. Give a continued run the earlier "
+        "stage's value so that its held-out documents stay unseen",
+    )
     mlm_probability: float = Field(0.15, gt=0, lt=1, description="share of tokens masked (mlm)")
     whole_word_masking: bool = Field(
         False,

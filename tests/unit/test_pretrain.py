@@ -134,3 +134,29 @@ def test_modernbert_encoder_fine_tunes_and_matches_the_pipeline(corpus, tmp_path
     ours = [r["label"] for r in tunelab.predict(result["model_dir"], texts=texts)]
     plain = [r["label"] for r in pipeline("text-classification", model=result["model_dir"])(texts)]
     assert ours == plain
+
+
+def test_a_second_stage_keeps_the_held_out_documents_and_records_the_first(
+    corpus, tmp_path, monkeypatch
+):
+    import tunelab.training.pretrain as pretrain_module
+
+    first = pretrain(_config(corpus, tmp_path / "stage1", "mlm", seed=5))
+    split_seeds = []
+    real_split = pretrain_module.held_out_split
+
+    def recording_split(documents, share, seed):
+        split_seeds.append(seed)
+        return real_split(documents, share, seed)
+
+    monkeypatch.setattr(pretrain_module, "held_out_split", recording_split)
+    config = _config(corpus, tmp_path / "stage2", "mlm", seed=9, held_out_seed=5)
+    config["from_model"] = str(tmp_path / "stage1")
+    second = pretrain(config)
+
+    assert split_seeds == [5]
+    assert second["earlier_stages"] == [first]
+    assert second["tokens_seen_all_stages"] == first["tokens_seen"] + second["tokens_seen"]
+    card = (tmp_path / "stage2" / "README.md").read_text(encoding="utf-8")
+    assert f"| earlier stage 1 | {first['steps']} steps" in card
+    assert f"| tokens seen, all stages | {second['tokens_seen_all_stages']:,} |" in card

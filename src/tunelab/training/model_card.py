@@ -38,6 +38,22 @@ def generate_samples(model: Any, tokenizer: Any, prompts: list[str] = SAMPLE_PRO
     return samples
 
 
+def _earlier_stage_rows(figures: dict[str, Any]) -> list[str]:
+    """Table rows for the stages a continued model went through before this run."""
+    rows = []
+    for number, stage in enumerate(figures.get("earlier_stages", []), start=1):
+        perplexity = stage.get("held_out_perplexity")
+        rows.append(
+            f"| earlier stage {number} | {stage['steps']} steps, {stage['tokens_seen']:,} tokens, "
+            f"{stage['seconds'] / 60:.1f} min"
+            + (f", held-out perplexity {perplexity:.2f}" if perplexity is not None else "")
+            + " |"
+        )
+    if rows:
+        rows.append(f"| tokens seen, all stages | {figures['tokens_seen_all_stages']:,} |")
+    return rows
+
+
 def write_model_card(
     folder: Path, name: str, config: Any, figures: dict[str, Any], command: str | None
 ) -> None:
@@ -69,6 +85,7 @@ def write_model_card(
         f"| block size | {config.block_size} tokens |",
         f"| steps | {figures['steps']} (batch {config.training.batch_size}) |",
         f"| tokens seen | {figures['tokens_seen']:,} |",
+        *_earlier_stage_rows(figures),
         "| held-out perplexity | "
         + (f"{perplexity:.2f}" if perplexity is not None else "n/a (nothing held out)")
         + " |",

@@ -7,6 +7,7 @@ model card.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -117,6 +118,25 @@ def _check(config: PretrainConfig, tokenizer: Any) -> None:
         )
 
 
+def earlier_stages(from_model: str | None) -> list[dict[str, Any]]:
+    """The pretraining figures of the model a run continues, oldest stage first.
+
+    Read from its ``pretrain_metrics.json``; empty for a model tunelab did not pretrain.
+    """
+    if not from_model:
+        return []
+    from tunelab.models.load import resolve_model_source
+
+    path = Path(resolve_model_source(from_model)) / "pretrain_metrics.json"
+    try:
+        figures = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    stages = figures.pop("earlier_stages", [])
+    figures.pop("samples", None)
+    return [*stages, figures]
+
+
 def checkpoint_dir(config: PretrainConfig) -> Path:
     """Checkpoints live under ``runs/`` so a model folder never fills with them."""
     return Path("runs") / "pretrain" / config.output.name / "checkpoints"
@@ -156,7 +176,8 @@ def pretrain(
     documents = read_documents(config.data, config.text_column)
     if config.objective == "clm":
         documents = [joined_words(d) for d in documents]
-    train_docs, held_docs = held_out_split(documents, config.held_out, config.seed)
+    split_seed = config.seed if config.held_out_seed is None else config.held_out_seed
+    train_docs, held_docs = held_out_split(documents, config.held_out, split_seed)
     started = time.time()
     tokenizer, model = _tokenizer_and_model(config, train_docs)
     _check(config, tokenizer)
@@ -226,6 +247,12 @@ def pretrain(
         "precision": precision,
         "seconds": round(time.time() - started, 1),
     }
+    stages = earlier_stages(config.from_model)
+    if stages:
+        figures["earlier_stages"] = stages
+        figures["tokens_seen_all_stages"] = figures["tokens_seen"] + sum(
+            stage["tokens_seen"] for stage in stages
+        )
     if config.objective == "clm":
         from tunelab.training.model_card import generate_samples
 

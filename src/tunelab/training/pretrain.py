@@ -133,7 +133,8 @@ def earlier_stages(from_model: str | None) -> list[dict[str, Any]]:
     except (OSError, ValueError):
         return []
     stages = figures.pop("earlier_stages", [])
-    figures.pop("samples", None)
+    for key in ("samples", "tokens_seen_all_stages"):
+        figures.pop(key, None)
     return [*stages, figures]
 
 

@@ -25,6 +25,7 @@ class Task(Protocol):
     def main_metric_of(metadata: dict[str, Any]) -> str:
         """``main_metric`` of a saved model, from its ``config.tunelab`` metadata alone."""
         ...
+
     greater_is_better: bool
     evaluated_splits: tuple[str, ...]  # held-out splits the model predicts after training
 

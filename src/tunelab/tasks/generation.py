@@ -31,6 +31,7 @@ class _Generation:
     def main_metric_of(metadata: dict[str, Any]) -> str:
         """The main metric of a saved model with this ``config.tunelab`` metadata."""
         return "loss"
+
     greater_is_better = False
     evaluated_splits = ("test",)  # generating for validation would only cost time
     allow_messages = False

@@ -210,8 +210,11 @@ def main() -> None:
             {
                 "results": results,
                 "dapt": dapt,
-                "minutes": round((time.time() - started) / 60, 1),
-                "rerun": columns if args.only else "all",
+                # One entry per run that wrote columns: runs with --only may go in parallel.
+                "minutes": {
+                    **(kept.get("minutes", {}) if isinstance(kept.get("minutes"), dict) else {}),
+                    ", ".join(columns): round((time.time() - started) / 60, 1),
+                },
                 "learning_rates": LEARNING_RATES,
                 "epochs_by_size": {**EPOCHS, "all": FULL_EPOCHS},
             },

@@ -160,3 +160,12 @@ def test_a_second_stage_keeps_the_held_out_documents_and_records_the_first(
     card = (tmp_path / "stage2" / "README.md").read_text(encoding="utf-8")
     assert f"| earlier stage 1 | {first['steps']} steps" in card
     assert f"| tokens seen, all stages | {second['tokens_seen_all_stages']:,} |" in card
+
+
+@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"steps": 3}'])
+def test_an_unreadable_earlier_history_is_ignored(tmp_path, content):
+    from tunelab.training.pretrain import earlier_stages
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pretrain_metrics.json").write_text(content)
+    assert earlier_stages(str(tmp_path)) == []

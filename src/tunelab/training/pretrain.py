@@ -132,10 +132,15 @@ def earlier_stages(from_model: str | None) -> list[dict[str, Any]]:
         figures = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
+    # Read after hours of training: anything unexpected means no history, never a crash.
+    if not isinstance(figures, dict) or not isinstance(figures.get("tokens_seen"), int):
+        return []
     stages = figures.pop("earlier_stages", [])
+    if not isinstance(stages, list):
+        stages = []
     for key in ("samples", "tokens_seen_all_stages"):
         figures.pop(key, None)
-    return [*stages, figures]
+    return [stage for stage in [*stages, figures] if isinstance(stage, dict)]
 
 
 def checkpoint_dir(config: PretrainConfig) -> Path:
@@ -252,7 +257,7 @@ def pretrain(
     if stages:
         figures["earlier_stages"] = stages
         figures["tokens_seen_all_stages"] = figures["tokens_seen"] + sum(
-            stage["tokens_seen"] for stage in stages
+            int(stage.get("tokens_seen", 0)) for stage in stages
         )
     if config.objective == "clm":
         from tunelab.training.model_card import generate_samples

@@ -132,7 +132,7 @@ def earlier_stages(from_model: str | None) -> list[dict[str, Any]]:
         figures = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    # Read after hours of training: anything unexpected means no history, never a crash.
+    # A hand-edited or foreign file means no history, not a failed run.
     if not isinstance(figures, dict) or not isinstance(figures.get("tokens_seen"), int):
         return []
     stages = figures.pop("earlier_stages", [])
@@ -185,6 +185,7 @@ def pretrain(
     split_seed = config.seed if config.held_out_seed is None else config.held_out_seed
     train_docs, held_docs = held_out_split(documents, config.held_out, split_seed)
     started = time.time()
+    stages = earlier_stages(config.from_model)  # read before training, not after it
     tokenizer, model = _tokenizer_and_model(config, train_docs)
     _check(config, tokenizer)
 
@@ -253,7 +254,6 @@ def pretrain(
         "precision": precision,
         "seconds": round(time.time() - started, 1),
     }
-    stages = earlier_stages(config.from_model)
     if stages:
         figures["earlier_stages"] = stages
         figures["tokens_seen_all_stages"] = figures["tokens_seen"] + sum(

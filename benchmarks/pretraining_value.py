@@ -212,7 +212,7 @@ def main() -> None:
                 "dapt": dapt,
                 # One entry per run that wrote columns: runs with --only may go in parallel.
                 "minutes": {
-                    **(kept.get("minutes", {}) if isinstance(kept.get("minutes"), dict) else {}),
+                    **kept.get("minutes", {}),
                     ", ".join(columns): round((time.time() - started) / 60, 1),
                 },
                 "learning_rates": LEARNING_RATES,

@@ -8,11 +8,13 @@ Sizes below 5,000 run with 3 seeds (mean ± standard deviation).
 Usage::
 
     python benchmarks/pretraining_value.py [--sizes 200,1000,5000,all] [--seeds 3]
-        [--only "zh-bert-mini,zh-bert-mini + DAPT"]
+        [--only "zh-bert-mini,zh-bert-mini + DAPT"] [--large-seeds 3]
 
 Writes ``benchmarks/results/pretraining_value.json`` and prints a Markdown table.
 ``--only`` reruns some columns (say, after the starter changed) and keeps the others'
-results from the existing file; the TF-IDF column is cheap and always rerun.
+results, and the rows of sizes not in ``--sizes``, from the existing file; the TF-IDF
+column is cheap and always rerun. ``--large-seeds`` gives 5,000 examples and more several
+seeds too (one by default: those runs are the slow ones).
 """
 
 from __future__ import annotations
@@ -133,10 +135,18 @@ def fine_tune(model: Path, train: pd.DataFrame, size: int | None, seed: int, lr:
     return result["metrics"]["test"]["accuracy"]
 
 
+def run_label(columns: list[str], args: argparse.Namespace) -> str:
+    """What one run covered, as the key of its minutes in the results file."""
+    return f"{', '.join(columns)} | sizes {args.sizes} | seeds {args.seeds}/{args.large_seeds}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="200,1000,5000,all")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--large-seeds", type=int, default=1, help="seeds at 5,000 examples and more"
+    )
     parser.add_argument("--reuse-dapt", action="store_true", help="keep an existing DAPT model")
     parser.add_argument("--only", default=None, help="comma-separated model columns to rerun")
     args = parser.parse_args()
@@ -172,7 +182,8 @@ def main() -> None:
     results: dict[str, dict[str, list[float]]] = {}
     for size in sizes:
         label = str(size or f"all ({len(train)})")
-        seeds = list(range(args.seeds)) if size is not None and size < 5000 else [0]
+        small = size is not None and size < 5000
+        seeds = list(range(args.seeds if small else args.large_seeds))
         row: dict[str, list[float]] = {"TF-IDF char 1-3 + LR": []}
         for seed in seeds:
             part = subset(train, size, seed)
@@ -186,8 +197,11 @@ def main() -> None:
 
     # Read the file only now: another --only run may have finished meanwhile.
     kept = json.loads(out.read_text()) if args.only and out.is_file() else {}
+    # Sizes this run left out keep their rows, in the file's order.
+    merged = {label: dict(row) for label, row in kept.get("results", {}).items()}
     for label, row in results.items():
-        results[label] = {**kept.get("results", {}).get(label, {}), **row}
+        merged[label] = {**merged.get(label, {}), **row}
+    results = merged
     if dapt is None:
         dapt = kept.get("dapt")
     names = ["TF-IDF char 1-3 + LR", *LEARNING_RATES]
@@ -213,7 +227,7 @@ def main() -> None:
                 # One entry per run that wrote columns: runs with --only may go in parallel.
                 "minutes": {
                     **kept.get("minutes", {}),
-                    ", ".join(columns): round((time.time() - started) / 60, 1),
+                    run_label(columns, args): round((time.time() - started) / 60, 1),
                 },
                 "learning_rates": LEARNING_RATES,
                 "epochs_by_size": {**EPOCHS, "all": FULL_EPOCHS},

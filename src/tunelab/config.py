@@ -132,7 +132,7 @@ class ModelConfig(_Section):
     """The pretrained model to start from."""
 
     # scratch-bert stays the default until the bundled zh-bert-mini beats random init at every
-    # size (benchmarks/pretraining_value.py: ahead at 200 and 1,000 examples, behind at
+    # size (benchmarks/pretraining_value.py: ahead at 200 and 1,000 examples, level at
     # 5,000 and all); it also builds a vocabulary for any language, the starter knows Chinese.
     name: str = Field(
         "scratch-bert",

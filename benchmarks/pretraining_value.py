@@ -3,7 +3,8 @@ zh-bert-mini after domain-adaptive pretraining (DAPT) on the review texts, vs. a
 character 1-3-gram logistic regression, on zh-sentiment at growing training sizes.
 
 Every model sees the same subsets (seeded) and is scored on the same full test split.
-Sizes below 5,000 run with 3 seeds (mean ± standard deviation).
+Sizes below 5,000 run with 3 seeds (mean ± standard deviation); larger ones with one
+unless ``--large-seeds`` says more.
 
 Usage::
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,27 @@ def _pruning_callback(trial: Any, metric: str) -> Any:
     return ReportToTrial()
 
 
-def _storage(url: str) -> Any:
+def _storage(url: str, attempts: int = 5) -> Any:
+    """The study's RDB storage; retried, since workers that start together race to create
+    a new database's tables and the loser fails ("table alembic_version already exists")."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(1, attempts):
+        try:
+            return _new_storage(url)
+        except (IntegrityError, OperationalError) as exc:
+            log.debug("study storage busy (%s); retrying", exc.orig)
+            time.sleep(0.5 * attempt)
+    try:
+        return _new_storage(url)
+    except (IntegrityError, OperationalError) as exc:
+        raise UserError(
+            f"search.storage {url!r} could not be opened: {exc.orig}; check the URL and that "
+            "no other program holds the database"
+        ) from None
+
+
+def _new_storage(url: str) -> Any:
     import warnings
 
     import optuna

@@ -1,5 +1,6 @@
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -52,11 +53,17 @@ def test_a_killed_search_resumes_without_losing_finished_trials(tiny_bert, revie
     storage = f"sqlite:///{folder.resolve() / 'study.db'}"
 
     def finished() -> dict[int, float]:
+        # Read-only SQL: opening the study through Optuna would create the database's tables
+        # and race the search process doing the same.
         try:
-            study = optuna.load_study(study_name="search", storage=storage)
-        except (KeyError, Exception):
+            with sqlite3.connect(f"file:{folder / 'study.db'}?mode=ro", uri=True) as db:
+                rows = db.execute(
+                    "SELECT t.number, v.value FROM trials t JOIN trial_values v "
+                    "ON v.trial_id = t.trial_id WHERE t.state = 'COMPLETE'"
+                ).fetchall()
+        except sqlite3.Error:
             return {}
-        return {t.number: t.value for t in study.trials if t.state.name == "COMPLETE"}
+        return dict(rows)
 
     deadline = time.time() + 300
     while len(finished()) < 2 and time.time() < deadline and process.poll() is None:
@@ -73,6 +80,33 @@ def test_a_killed_search_resumes_without_losing_finished_trials(tiny_bert, revie
     assert all(after[number] == value for number, value in before.items())
     assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials) == 5
     assert "best f1_macro=" in done.stdout
+
+
+def test_workers_that_start_together_retry_opening_the_new_study_database(monkeypatch, tmp_path):
+    from sqlalchemy.exc import IntegrityError
+
+    from tunelab.training import search as search_module
+
+    real, calls = search_module._new_storage, []
+
+    def loses_the_race_twice(url):
+        calls.append(url)
+        if len(calls) <= 2:  # what the second of two starting workers meets
+            raise IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE failed"))
+        return real(url)
+
+    monkeypatch.setattr(search_module, "_new_storage", loses_the_race_twice)
+    monkeypatch.setattr(search_module.time, "sleep", lambda seconds: None)
+    storage = search_module._storage(f"sqlite:///{tmp_path / 'study.db'}")
+    assert len(calls) == 3
+    assert storage.get_all_studies() == []
+
+    def always_busy(url):
+        raise IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE failed"))
+
+    monkeypatch.setattr(search_module, "_new_storage", always_busy)
+    with pytest.raises(UserError, match=r"search\.storage .* could not be opened: UNIQUE failed"):
+        search_module._storage("sqlite:///busy.db")
 
 
 def test_default_space_follows_the_task_and_method():

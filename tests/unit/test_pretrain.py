@@ -169,3 +169,15 @@ def test_an_unreadable_earlier_history_is_ignored(tmp_path, content):
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "pretrain_metrics.json").write_text(content)
     assert earlier_stages(str(tmp_path)) == []
+
+
+def test_an_odd_nested_stage_is_dropped_and_the_rest_kept(tmp_path):
+    from tunelab.training.pretrain import earlier_stages
+
+    good = {"steps": 3, "tokens_seen": 384, "seconds": 1.5, "held_out_perplexity": None}
+    odd = {"steps": 2, "tokens_seen": "many", "seconds": 1.0}
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pretrain_metrics.json").write_text(
+        json.dumps({**good, "earlier_stages": [odd, good], "tokens_seen_all_stages": 768})
+    )
+    assert earlier_stages(str(tmp_path)) == [good, good]

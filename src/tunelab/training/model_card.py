@@ -44,9 +44,9 @@ def _earlier_stage_rows(figures: dict[str, Any]) -> list[str]:
     for number, stage in enumerate(figures.get("earlier_stages", []), start=1):
         perplexity = stage.get("held_out_perplexity")
         parts = [
-            f"{stage.get('steps', '?')} steps",
-            f"{int(stage.get('tokens_seen', 0)):,} tokens",
-            *([f"{stage['seconds'] / 60:.1f} min"] if "seconds" in stage else []),
+            f"{stage['steps']} steps",
+            f"{stage['tokens_seen']:,} tokens",
+            f"{stage['seconds'] / 60:.1f} min",
             *([f"held-out perplexity {perplexity:.2f}"] if perplexity is not None else []),
         ]
         rows.append(f"| earlier stage {number} | {', '.join(parts)} |")

@@ -132,15 +132,31 @@ def earlier_stages(from_model: str | None) -> list[dict[str, Any]]:
         figures = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    # A hand-edited or foreign file means no history, not a failed run.
-    if not isinstance(figures, dict) or not isinstance(figures.get("tokens_seen"), int):
+    # A hand-edited or foreign file means no history, not a failed run: this is the one
+    # check, so the totals and the model card written after training can trust each stage.
+    if not _is_stage(figures):
         return []
     stages = figures.pop("earlier_stages", [])
     if not isinstance(stages, list):
         stages = []
     for key in ("samples", "tokens_seen_all_stages"):
         figures.pop(key, None)
-    return [stage for stage in [*stages, figures] if isinstance(stage, dict)]
+    return [stage for stage in [*stages, figures] if _is_stage(stage)]
+
+
+def _is_stage(record: Any) -> bool:
+    """Whether ``record`` has the figures a model card row and the token total read."""
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    return (
+        isinstance(record, dict)
+        and isinstance(record.get("steps"), int)
+        and isinstance(record.get("tokens_seen"), int)
+        and number(record.get("seconds"))
+        and (record.get("held_out_perplexity") is None or number(record["held_out_perplexity"]))
+    )
 
 
 def checkpoint_dir(config: PretrainConfig) -> Path:
@@ -257,7 +273,7 @@ def pretrain(
     if stages:
         figures["earlier_stages"] = stages
         figures["tokens_seen_all_stages"] = figures["tokens_seen"] + sum(
-            int(stage.get("tokens_seen", 0)) for stage in stages
+            stage["tokens_seen"] for stage in stages
         )
     if config.objective == "clm":
         from tunelab.training.model_card import generate_samples

@@ -199,7 +199,7 @@ def main() -> None:
     # Read the file only now: another --only run may have finished meanwhile.
     kept = json.loads(out.read_text()) if args.only and out.is_file() else {}
     # Sizes this run left out keep their rows, in the file's order.
-    merged = {label: dict(row) for label, row in kept.get("results", {}).items()}
+    merged = dict(kept.get("results", {}))
     for label, row in results.items():
         merged[label] = {**merged.get(label, {}), **row}
     results = merged

@@ -10,21 +10,27 @@ Usage::
 
     python benchmarks/pretraining_value.py [--sizes 200,1000,5000,all] [--seeds 3]
         [--only "zh-bert-mini,zh-bert-mini + DAPT"] [--large-seeds 3]
+        [--checkpoint "stage 1=runs/pretrain/zh-bert-mini-stage1" --only "stage 1"]
 
 Writes ``benchmarks/results/pretraining_value.json`` and prints a Markdown table.
 ``--only`` reruns some columns (say, after the starter changed) and keeps the others'
 results, and the rows of sizes not in ``--sizes``, from the existing file; the TF-IDF
 column is cheap and always rerun. ``--large-seeds`` gives 5,000 examples and more several
-seeds too (one by default: those runs are the slow ones).
+seeds too (one by default: those runs are the slow ones). ``--checkpoint LABEL=PATH``
+adds a column for another pretrained model (an earlier stage, your own pretraining run),
+fine-tuned with the starter's recipe.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +47,24 @@ FULL_EPOCHS = 2
 # One recipe for all three: 5e-4 was the best of 1e-4/2e-4/5e-4 for the starter and of
 # 3e-4/5e-4 for random init on 1,000 examples.
 LEARNING_RATES = {"random init": 5e-4, "zh-bert-mini": 5e-4, "zh-bert-mini + DAPT": 5e-4}
+# Columns from --checkpoint are other pretrained encoders: the starter's recipe.
+STARTER_RATE = LEARNING_RATES["zh-bert-mini"]
+
+
+def parse_checkpoints(specs: list[str], parser: argparse.ArgumentParser) -> dict[str, Path]:
+    """``LABEL=PATH`` pairs from ``--checkpoint``, each path a saved model folder."""
+    checkpoints: dict[str, Path] = {}
+    for spec in specs:
+        label, sep, path = spec.partition("=")
+        if not sep or not label.strip() or not path.strip():
+            parser.error(f"--checkpoint {spec!r}: write it as LABEL=PATH")
+        folder = Path(path.strip())
+        if not (folder / "config.json").is_file():
+            parser.error(f"--checkpoint {spec!r}: {folder} has no config.json; give a model folder")
+        if label.strip() in LEARNING_RATES or label.strip() == "TF-IDF char 1-3 + LR":
+            parser.error(f"--checkpoint {spec!r}: {label.strip()!r} names a built-in column")
+        checkpoints[label.strip()] = folder
+    return checkpoints
 
 
 def subset(train: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
@@ -136,6 +160,18 @@ def fine_tune(model: Path, train: pd.DataFrame, size: int | None, seed: int, lr:
     return result["metrics"]["test"]["accuracy"]
 
 
+@contextlib.contextmanager
+def results_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock (in the work folder) while a run reads, merges and writes ``out``."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    with open(WORK / f"{out.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_label(columns: list[str], args: argparse.Namespace) -> str:
     """What one run covered, as the key of its minutes in the results file."""
     return f"{', '.join(columns)} | sizes {args.sizes} | seeds {args.seeds}/{args.large_seeds}"
@@ -150,12 +186,21 @@ def main() -> None:
     )
     parser.add_argument("--reuse-dapt", action="store_true", help="keep an existing DAPT model")
     parser.add_argument("--only", default=None, help="comma-separated model columns to rerun")
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="another pretrained model to fine-tune as a column of its own (repeatable)",
+    )
     args = parser.parse_args()
     sizes = [None if s == "all" else int(s) for s in args.sizes.split(",")]
-    columns = list(LEARNING_RATES) if args.only is None else args.only.split(",")
-    unknown = sorted(set(columns) - set(LEARNING_RATES))
+    checkpoints = parse_checkpoints(args.checkpoint, parser)
+    known = [*LEARNING_RATES, *checkpoints]
+    columns = known if args.only is None else args.only.split(",")
+    unknown = sorted(set(columns) - set(known))
     if unknown:
-        parser.error(f"--only: unknown column(s) {unknown}; choose from {list(LEARNING_RATES)}")
+        parser.error(f"--only: unknown column(s) {unknown}; choose from {known}")
     out = HERE / "results" / "pretraining_value.json"
 
     if not (DATA / "train.csv").is_file():
@@ -179,6 +224,7 @@ def main() -> None:
         else:
             dapt = domain_adapted_copy(STARTER, train, dapt_dir)
         models["zh-bert-mini + DAPT"] = dapt_dir
+    models.update({name: path for name, path in checkpoints.items() if name in columns})
 
     results: dict[str, dict[str, list[float]]] = {}
     for size in sizes:
@@ -191,52 +237,64 @@ def main() -> None:
             row["TF-IDF char 1-3 + LR"].append(tfidf_accuracy(part, test))
             for name, path in models.items():
                 row.setdefault(name, []).append(
-                    fine_tune(path, part, size, seed, LEARNING_RATES[name])
+                    fine_tune(path, part, size, seed, LEARNING_RATES.get(name, STARTER_RATE))
                 )
             print(label, seed, {k: round(v[-1], 4) for k, v in row.items()}, flush=True)
         results[label] = row
 
-    # Read the file only now: another --only run may have finished meanwhile.
-    kept = json.loads(out.read_text()) if args.only and out.is_file() else {}
-    # Sizes this run left out keep their rows, in the file's order.
-    merged = dict(kept.get("results", {}))
-    for label, row in results.items():
-        merged[label] = {**merged.get(label, {}), **row}
-    results = merged
-    if dapt is None:
-        dapt = kept.get("dapt")
-    names = ["TF-IDF char 1-3 + LR", *LEARNING_RATES]
-    lines = ["| training examples | " + " | ".join(names) + " |",
-             "|---|" + "---:|" * len(names)]  # fmt: skip
-    for label, row in results.items():
-        cells = []
-        for name in names:
-            values = row.get(name)
-            if not values:
-                cells.append("-")
-                continue
-            spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
-            cells.append(f"{statistics.mean(values):.3f}{spread}")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    print("\n".join(lines))
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "results": results,
-                "dapt": dapt,
-                # One entry per run that wrote columns: runs with --only may go in parallel.
-                "minutes": {
-                    **kept.get("minutes", {}),
-                    run_label(columns, args): round((time.time() - started) / 60, 1),
+    # Parallel --only runs each merge their columns into the file: one at a time.
+    with results_lock(out):
+        # Read the file only now: another --only run may have finished meanwhile.
+        kept = json.loads(out.read_text()) if args.only and out.is_file() else {}
+        # Sizes this run left out keep their rows, in the file's order.
+        merged = dict(kept.get("results", {}))
+        for label, row in results.items():
+            merged[label] = {**merged.get(label, {}), **row}
+        results = merged
+        if dapt is None:
+            dapt = kept.get("dapt")
+        names = ["TF-IDF char 1-3 + LR", *LEARNING_RATES]
+        names += sorted({name for row in results.values() for name in row} - set(names))
+        lines = ["| training examples | " + " | ".join(names) + " |",
+                 "|---|" + "---:|" * len(names)]  # fmt: skip
+        for label, row in results.items():
+            cells = []
+            for name in names:
+                values = row.get(name)
+                if not values:
+                    cells.append("-")
+                    continue
+                spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
+                cells.append(f"{statistics.mean(values):.3f}{spread}")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        print("\n".join(lines))
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(
+            json.dumps(
+                {
+                    # Keys this script does not write (notes on how a rerun went) stay.
+                    **kept,
+                    "results": results,
+                    "dapt": dapt,
+                    # One entry per run that wrote columns: runs with --only may go in parallel.
+                    "minutes": {
+                        **kept.get("minutes", {}),
+                        run_label(columns, args): round((time.time() - started) / 60, 1),
+                    },
+                    "learning_rates": LEARNING_RATES,
+                    # --checkpoint columns: the starter's rate, from these folders.
+                    "checkpoints": {
+                        **kept.get("checkpoints", {}),
+                        **{
+                            name: str(path) for name, path in checkpoints.items() if name in columns
+                        },
+                    },
+                    "epochs_by_size": {**EPOCHS, "all": FULL_EPOCHS},
                 },
-                "learning_rates": LEARNING_RATES,
-                "epochs_by_size": {**EPOCHS, "all": FULL_EPOCHS},
-            },
-            indent=2,
+                indent=2,
+            )
+            + "\n"
         )
-        + "\n"
-    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,13 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokeniz
 from tests.conftest import make_reviews
 from tunelab.data.corpus import read_documents, spaced_words
 from tunelab.errors import UserError
-from tunelab.training.pretrain import held_out_split, pack_blocks, pretrain
+from tunelab.training.pretrain import (
+    FewMaskedCounts,
+    head_on_masked_positions_only,
+    held_out_split,
+    pack_blocks,
+    pretrain,
+)
 
 STEPS = {"max_steps": 80, "eval_steps": 40, "batch_size": 8, "logging_steps": 1000,
          "learning_rate": 3e-3}  # fmt: skip
@@ -114,6 +120,51 @@ def test_missing_and_empty_corpus(tmp_path):
     (tmp_path / "blank.txt").write_text("\n  \n")
     with pytest.raises(UserError, match="no text found"):
         read_documents([tmp_path / "blank.txt"])
+
+
+def test_the_masked_positions_head_gives_the_same_loss_and_is_not_saved(tmp_path):
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, ModernBertConfig, ModernBertForMaskedLM
+
+    torch.manual_seed(0)
+    small = {"vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 1,
+             "num_attention_heads": 2, "intermediate_size": 32}  # fmt: skip
+    model = ModernBertForMaskedLM(ModernBertConfig(**small, pad_token_id=0)).eval()
+    ids = torch.randint(4, 50, (2, 12))
+    labels = torch.full_like(ids, -100)
+    labels[:, [1, 5, 9]] = ids[:, [1, 5, 9]]
+    full = model(input_ids=ids, labels=labels)
+    assert head_on_masked_positions_only(model)
+    sparse = model(input_ids=ids, labels=labels)
+    assert torch.allclose(full.loss, sparse.loss, atol=1e-6)
+    assert full.logits.shape == (2, 12, 50) and sparse.logits.shape == (6, 50)
+    model.save_pretrained(tmp_path / "saved")
+    reloaded = ModernBertForMaskedLM.from_pretrained(tmp_path / "saved")
+    assert reloaded(input_ids=ids, labels=labels).logits.shape == (2, 12, 50)
+    assert not head_on_masked_positions_only(BertForMaskedLM(BertConfig(**small)))
+
+
+def test_masked_counts_are_trimmed_to_few_values_and_unmasked_tokens_restored():
+    import torch
+    from transformers import DataCollatorForLanguageModeling
+
+    from tunelab.models.load import resolve_model_source
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_source("zh-bert-mini"))
+    generator = torch.Generator().manual_seed(0)
+    blocks = torch.randint(10, 4000, (40, 64, 128), generator=generator)  # no special ids
+    collate = FewMaskedCounts(DataCollatorForLanguageModeling(tokenizer, seed=0), seed=0)
+    counts = set()
+    for batch_ids in blocks:
+        batch = collate([{"input_ids": row.tolist()} for row in batch_ids])
+        masked = batch["labels"] != -100
+        counts.add(int(masked.sum()))
+        # every position is either its own token or masked with the original as its label
+        assert (batch["input_ids"][~masked] == batch_ids[~masked]).all()
+        assert (batch["labels"][masked] == batch_ids[masked]).all()
+    # about 1,229 masked of 8,192 per batch (sd 32): trimmed to multiples of 32
+    assert all(count % 32 == 0 and 1100 < count < 1350 for count in counts)
+    assert len(counts) <= 8
 
 
 def test_modernbert_encoder_fine_tunes_and_matches_the_pipeline(corpus, tmp_path):

@@ -275,7 +275,7 @@ def pretrain(
         config.training, checkpoints, config.seed, precision,
         best_metric="loss" if has_held_out else None, greater_is_better=False,
         remove_unused_columns=False,  # the collator needs offset_mapping for whole words
-        prediction_loss_only=True,  # perplexity needs the loss; gathered logits cost GBs
+        prediction_loss_only=True,  # perplexity needs the loss; logits: ~1 GB for the starter
     )  # fmt: skip
     collator = DataCollatorForLanguageModeling(
         tokenizer,

@@ -92,19 +92,18 @@ def _storage(url: str, attempts: int = 5) -> Any:
     a new database's tables and the loser fails ("table alembic_version already exists")."""
     from sqlalchemy.exc import IntegrityError, OperationalError
 
-    for attempt in range(1, attempts):
+    reason = None
+    for attempt in range(attempts):
+        time.sleep(0.5 * attempt)  # no wait before the first attempt
         try:
             return _new_storage(url)
         except (IntegrityError, OperationalError) as exc:
-            log.debug("study storage busy (%s); retrying", exc.orig)
-            time.sleep(0.5 * attempt)
-    try:
-        return _new_storage(url)
-    except (IntegrityError, OperationalError) as exc:
-        raise UserError(
-            f"search.storage {url!r} could not be opened: {exc.orig}; check the URL and that "
-            "no other program holds the database"
-        ) from None
+            log.debug("study storage busy (%s), attempt %d of %d", exc.orig, attempt + 1, attempts)
+            reason = exc.orig
+    raise UserError(
+        f"search.storage {url!r} could not be opened: {reason}; check the URL and that "
+        "no other program holds the database"
+    )
 
 
 def _new_storage(url: str) -> Any:

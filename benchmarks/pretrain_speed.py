@@ -36,8 +36,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from pretraining_value import STARTER, random_init_copy  # noqa: E402
+
 CORPUS = ROOT / "data" / "corpus" / "zh-starter.txt"
-STARTER = ROOT / "models" / "zh-bert-mini"
 BLOCK = 128
 LEARNING_RATE = 5e-4
 HELD_OUT = 0.02
@@ -56,16 +59,6 @@ def _record_train_runtime(runtimes: list[float]) -> None:
         return result
 
     Trainer.train = timed
-
-
-def _random_init(folder: Path) -> Path:
-    import torch
-    from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
-
-    torch.manual_seed(0)
-    AutoModelForMaskedLM.from_config(AutoConfig.from_pretrained(STARTER)).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(STARTER).save_pretrained(folder)
-    return folder
 
 
 def _plain(model_dir: Path, work: Path, args: argparse.Namespace) -> float:
@@ -156,7 +149,7 @@ def _arm(name: str, args: argparse.Namespace) -> dict:
     _record_train_runtime(runtimes)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        model_dir = _random_init(work / "init")
+        model_dir = random_init_copy(STARTER, work / "init")
         loss = (_plain if name == "plain" else _tunelab)(model_dir, work, args)
     tokens = args.steps * args.batch_size * BLOCK
     return {

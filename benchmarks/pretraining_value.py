@@ -172,6 +172,25 @@ def results_lock(out: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def markdown_table(results: dict[str, dict[str, list[float]]]) -> str:
+    """One row per size, one column per model: mean ± standard deviation over seeds."""
+    names = ["TF-IDF char 1-3 + LR", *LEARNING_RATES]
+    names += sorted({name for row in results.values() for name in row} - set(names))
+    lines = ["| training examples | " + " | ".join(names) + " |",
+             "|---|" + "---:|" * len(names)]  # fmt: skip
+    for label, row in results.items():
+        cells = []
+        for name in names:
+            values = row.get(name)
+            if not values:
+                cells.append("-")
+                continue
+            spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
+            cells.append(f"{statistics.mean(values):.3f}{spread}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def run_label(columns: list[str], args: argparse.Namespace) -> str:
     """What one run covered, as the key of its minutes in the results file."""
     return f"{', '.join(columns)} | sizes {args.sizes} | seeds {args.seeds}/{args.large_seeds}"
@@ -224,7 +243,8 @@ def main() -> None:
         else:
             dapt = domain_adapted_copy(STARTER, train, dapt_dir)
         models["zh-bert-mini + DAPT"] = dapt_dir
-    models.update({name: path for name, path in checkpoints.items() if name in columns})
+    ran_checkpoints = {name: path for name, path in checkpoints.items() if name in columns}
+    models.update(ran_checkpoints)
 
     results: dict[str, dict[str, list[float]]] = {}
     for size in sizes:
@@ -253,21 +273,6 @@ def main() -> None:
         results = merged
         if dapt is None:
             dapt = kept.get("dapt")
-        names = ["TF-IDF char 1-3 + LR", *LEARNING_RATES]
-        names += sorted({name for row in results.values() for name in row} - set(names))
-        lines = ["| training examples | " + " | ".join(names) + " |",
-                 "|---|" + "---:|" * len(names)]  # fmt: skip
-        for label, row in results.items():
-            cells = []
-            for name in names:
-                values = row.get(name)
-                if not values:
-                    cells.append("-")
-                    continue
-                spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
-                cells.append(f"{statistics.mean(values):.3f}{spread}")
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        print("\n".join(lines))
         out.parent.mkdir(exist_ok=True)
         out.write_text(
             json.dumps(
@@ -285,9 +290,7 @@ def main() -> None:
                     # --checkpoint columns: the starter's rate, from these folders.
                     "checkpoints": {
                         **kept.get("checkpoints", {}),
-                        **{
-                            name: str(path) for name, path in checkpoints.items() if name in columns
-                        },
+                        **{name: str(path) for name, path in ran_checkpoints.items()},
                     },
                     "epochs_by_size": {**EPOCHS, "all": FULL_EPOCHS},
                 },
@@ -295,6 +298,7 @@ def main() -> None:
             )
             + "\n"
         )
+    print(markdown_table(results))
 
 
 if __name__ == "__main__":

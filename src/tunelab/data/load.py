@@ -6,10 +6,13 @@ rows for tables, line numbers for JSONL), so every later error can name the row.
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import difflib
+import gzip
 import io
 import json
+import lzma
 from pathlib import Path
 
 import pandas as pd
@@ -44,11 +47,34 @@ FORMATS_BY_SUFFIX = {
 _GB_FAMILY = {"gb2312", "gbk", "gb18030", "cp936", "hz"}
 
 
+DECOMPRESSORS = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}
+
+
+def read_file_bytes(path: Path) -> bytes:
+    """The bytes of ``path``, decompressed when it ends in .gz, .bz2 or .xz.
+
+    Raises:
+        UserError: for a compressed file that is damaged.
+    """
+    raw = path.read_bytes()
+    suffix = path.suffix.lower()
+    if suffix not in DECOMPRESSORS:
+        return raw
+    try:
+        return DECOMPRESSORS[suffix](raw)
+    except (OSError, EOFError, ValueError) as exc:  # gzip: OSError; lzma: LZMAError(ValueError)
+        raise UserError(
+            f"{path} could not be decompressed as {suffix[1:]} ({exc}); check the file"
+        ) from None
+
+
 def detect_format(path: Path, fmt: str = "auto") -> str:
     """Return the format name for ``path``: the given one, or the one its suffix implies."""
     if fmt != "auto":
         return fmt
     suffix = path.suffix.lower()
+    if suffix in DECOMPRESSORS:  # reviews.csv.gz: the format is the suffix before
+        suffix = Path(path.stem).suffix.lower()
     if suffix in FORMATS_BY_SUFFIX:
         return FORMATS_BY_SUFFIX[suffix]
     known = ", ".join(sorted(FORMATS_BY_SUFFIX))
@@ -267,7 +293,7 @@ def read_table(
     if path.is_dir():
         raise UserError(f"{path} is a folder; give a data file")
     fmt = detect_format(path, fmt)
-    raw = path.read_bytes()
+    raw = read_file_bytes(path)
     if not raw.strip():
         raise UserError(f"data file {path} is empty")
     if fmt == "parquet":

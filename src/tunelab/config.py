@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -131,14 +131,13 @@ class ScratchModelConfig(_Section):
 class ModelConfig(_Section):
     """The pretrained model to start from."""
 
-    # scratch-bert stays the default until the bundled zh-bert-mini beats random init at every
-    # size (benchmarks/pretraining_value.py: ahead at 200 and 1,000 examples, level at
-    # 5,000 and all); it also builds a vocabulary for any language, the starter knows Chinese.
     name: str = Field(
-        "scratch-bert",
+        "auto",
         description=(
-            "local folder, bundled starter (zh-bert-mini, zh-llama-mini) or hub id; "
-            "'scratch-bert' builds a small random BERT with a character vocabulary from the data"
+            "local folder, bundled starter (zh-bert-mini, zh-llama-mini), installed model package "
+            "(pkg:NAME) or hub id; 'auto' picks the pretrained model on this machine that fits "
+            "the data's language and the task; 'scratch-bert' builds a small random BERT with a "
+            "character vocabulary from the data"
         ),
     )
     revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
@@ -163,7 +162,11 @@ class TrainingConfig(_Section):
 
     epochs: float = Field(3.0, gt=0, description="passes over the training data")
     max_steps: int | None = Field(None, gt=0, description="stop after this many steps")
-    learning_rate: float = Field(5e-5, gt=0, lt=1, description="peak learning rate")
+    learning_rate: Annotated[float, Field(gt=0, lt=1)] | Literal["auto"] = Field(
+        "auto",
+        description="peak learning rate; auto: by what is trained (random init 5e-4, a "
+        "pretrained model by its size, adapters higher, few-shot lower)",
+    )
     batch_size: int = Field(32, gt=0, description="training examples per step and device")
     eval_batch_size: int = Field(64, gt=0, description="examples per evaluation batch")
     gradient_accumulation_steps: int = Field(1, gt=0, description="steps per optimizer update")
@@ -582,12 +585,21 @@ def _section_model(loc: tuple[Any, ...], model: type[BaseModel]) -> type[BaseMod
     return model
 
 
+def _key_of(error: Any) -> tuple[str, ...]:
+    # list indices and the branch tags of a union ('constrained-float', "literal['auto']")
+    # are no config keys
+    return tuple(str(p) for p in error["loc"] if isinstance(p, str) and p.isidentifier())
+
+
 def _describe_validation_error(exc: ValidationError, schema: type[BaseModel]) -> str:
-    error = exc.errors()[0]
-    loc = tuple(p for p in error["loc"] if not isinstance(p, int))
-    key = ".".join(str(p) for p in loc) or "(top level)"
-    more = len(exc.errors()) - 1
+    errors = exc.errors()
+    loc = _key_of(errors[0])
+    key = ".".join(loc) or "(top level)"
+    # a value a union rejects fails once per branch: one problem, explained once
+    same_key = [e for e in errors if _key_of(e) == loc]
+    more = len({_key_of(e) for e in errors}) - 1
     tail = f" ({more} more problem{'s' if more > 1 else ''} after this one)" if more else ""
+    error = next((e for e in same_key if e["type"] != "literal_error"), errors[0])
     shown = repr(error.get("input"))
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
     if error["type"] == "extra_forbidden" and loc:
@@ -602,6 +614,10 @@ def _describe_validation_error(exc: ValidationError, schema: type[BaseModel]) ->
         expected = error.get("ctx", {}).get("expected", "")
         return f"config key '{key}' has value {shown}; allowed: {expected}{tail}"
     message = error["msg"].removeprefix("Value error, ")
+    alternatives = [e.get("ctx", {}).get("expected") for e in same_key if e is not error]
+    alternatives = [a for a in alternatives if a]
+    if alternatives:
+        message += f", or {' or '.join(alternatives)}"
     return f"config key '{key}' has value {shown}, which is invalid: {message}{tail}"
 
 

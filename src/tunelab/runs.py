@@ -145,16 +145,22 @@ def format_runs(records: list[dict[str, Any]], folder: Path) -> str:
     """An aligned table of ``list_runs`` records."""
     if not records:
         return f"no runs in {folder} ({RUN_HINT})"
-    header = ["run", "task", "model", "data", "metric", "value", "train s", "finished"]
+    header = ["run", "task", "model", "data", "metric", "value", "baseline", "train s",
+              "finished"]  # fmt: skip
     rows = []
     for r in records:
         metric = f"{r['split']} {r['metric']}" if r["metric"] else r["status"]
+        # "!" marks a run whose end warned that it learned nothing or trails its baseline
+        value = _number(r["value"]) + (" !" if r.get("warnings") else "")
         rows.append([
             r["name"], r["task"] or "-", _short(r["model"]), _short(r["data"]), metric,
-            _number(r["value"]), _number(r["seconds"], seconds=True),
+            value, _number(r.get("baseline")), _number(r["seconds"], seconds=True),
             r["finished"][:16].replace("T", " ") if r["finished"] else "-",
         ])  # fmt: skip
-    return _table(header, rows, right={5, 6})
+    table = _table(header, rows, right={5, 6, 7})
+    if any(r.get("warnings") for r in records):
+        table += '\n! the run warned (metrics.json "warnings"): see its report headline'
+    return table
 
 
 def format_comparison(result: dict[str, Any]) -> str:
@@ -211,6 +217,8 @@ def _summary(path: Path, root: Path) -> dict[str, Any] | None:
         "split": None,
         "finished": None,
         "seconds": None,
+        "baseline": None,
+        "warnings": 0,
     }
     if metrics is None:
         record["_time"] = (path / "config.yaml").stat().st_mtime
@@ -220,9 +228,12 @@ def _summary(path: Path, root: Path) -> dict[str, Any] | None:
     chosen = (config.get("training") or {}).get("metric_for_best_model")
     metric = chosen if chosen in scores else main_metric(record["task"], _metadata(path), scores)
     mtime = (path / "metrics.json").stat().st_mtime
+    baseline = (metrics.get("baseline") or {}).get(split) or {}
     record.update({
         "metric": metric,
         "value": scores.get(metric),
+        "baseline": baseline.get(metric),
+        "warnings": len(metrics.get("warnings") or []),
         "split": split,
         "finished": datetime.fromtimestamp(mtime).astimezone().isoformat(timespec="seconds"),
         "seconds": (metrics.get("train") or {}).get("seconds"),

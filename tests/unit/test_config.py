@@ -19,7 +19,8 @@ EXAMPLES = sorted(Path(__file__).resolve().parents[2].glob("examples/**/*.yaml")
 def test_defaults_are_complete_and_typed():
     config = build_config({})
     assert config.task == "text-classification"
-    assert config.training.learning_rate == 5e-5
+    assert config.training.learning_rate == "auto"
+    assert config.model.name == "auto"
     assert config.data.split.validation == 0.1
 
 
@@ -44,8 +45,13 @@ def test_literal_error_lists_allowed_values():
 
 
 def test_absurd_values_are_rejected_with_the_key():
-    with pytest.raises(UserError, match=r"training\.learning_rate"):
+    # one problem, told once, though the value fails both branches of "number or auto"
+    with pytest.raises(UserError) as error:
         build_config({}, ["training.learning_rate=-1"])
+    assert str(error.value) == (
+        "config key 'training.learning_rate' has value -1, which is invalid: Input should be "
+        "greater than 0, or 'auto'"
+    )
     with pytest.raises(UserError, match=r"classification\.threshold"):
         build_config({}, ["classification.threshold=1.5"])
 

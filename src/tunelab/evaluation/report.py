@@ -28,6 +28,7 @@ from tunelab.evaluation.report_page import (
     read_jsonl,
     section,
     table,
+    warning,
 )
 from tunelab.outputs import write_text
 from tunelab.runs import main_metric
@@ -188,6 +189,9 @@ def _header(run: RunFolder) -> str:
     key = main_metric(run.task, run.model_meta, scores)  # the metric `tunelab runs` ranks by
     if isinstance(scores.get(key), (int, float)):
         headline.append(f"{split} {key} {scores[key]:.4g}")
+        baseline = ((run.metrics.get("baseline") or {}).get(split) or {}).get(key)
+        if isinstance(baseline, (int, float)):
+            headline.append(f"linear baseline {baseline:.4g}")
     seconds = (run.metrics.get("train") or {}).get("seconds")
     if isinstance(seconds, (int, float)):
         headline.append(f"trained in {seconds / 60:.1f} min")
@@ -200,9 +204,10 @@ def _header(run: RunFolder) -> str:
             ("metrics", "Metrics"),
         )
     )
+    warnings = "".join(f"\n{warning(w)}" for w in run.metrics.get("warnings") or [])
     return (
         f"<h1>{esc('tunelab report: ' + run.path.name)}</h1>\n"
-        f'<p class="summary">{esc(" · ".join(headline))}</p>\n<nav>{links}</nav>'
+        f'<p class="summary">{esc(" · ".join(headline))}</p>{warnings}\n<nav>{links}</nav>'
     )
 
 
@@ -242,6 +247,14 @@ def _data(run: RunFolder) -> list[str]:
             f"{esc(tokens.get('p50'))} tokens; {100 * (tokens.get('truncated_share') or 0):.1f}% "
             "of training texts are longer than the limit.</p>"
         )
+    choice = report.get("model_choice") or {}
+    if choice.get("name"):
+        parts.append(f"<p>Model chosen automatically: {esc(choice['name'])}, because "
+                     f"{esc(choice.get('reason', ''))}.</p>")  # fmt: skip
+    rate = report.get("learning_rate") or {}
+    if rate.get("value"):
+        parts.append(f"<p>Learning rate chosen automatically: {esc(rate['value'])} "
+                     f"({esc(rate.get('reason', ''))}).</p>")  # fmt: skip
     weights = (report.get("loss") or {}).get("class_weights")
     if weights:
         parts.append(f"<p>Class-weighted loss: {esc(weights)}.</p>")

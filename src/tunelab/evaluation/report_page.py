@@ -59,6 +59,11 @@ def note(text: str) -> Html:
     return Html(f'<p class="note">{esc(text)}</p>')
 
 
+def warning(text: str) -> Html:
+    """A finding the reader must not miss: a model that learned nothing or trails its baseline."""
+    return Html(f'<p class="warning">{esc(text)}</p>')
+
+
 def section(anchor: str, title: str, parts: Sequence[str]) -> Html:
     """An ``<h2>`` section; ``parts`` are markup."""
     body = "\n".join(parts)
@@ -161,6 +166,8 @@ table.texts td { max-width: 520px; overflow-wrap: anywhere; }
 figure.plot { display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top; }
 figure.plot svg { max-width: 100%; height: auto; }
 figcaption { font-size: 12px; color: #4a5566; max-width: 560px; }
+.warning { color: #7a1f1f; background: #fbeaea; border-left: 4px solid #c0392b;
+           padding: 6px 10px; font-weight: 600; }
 .note { color: #6b5a1e; background: #fbf6e3; border-left: 3px solid #e2c35b; padding: 4px 8px; }
 pre { background: #f6f8fa; padding: 8px; overflow-x: auto; font-size: 12px; max-height: 520px; }
 details summary { cursor: pointer; color: #1f5fa8; }

@@ -121,3 +121,15 @@ class Task(Protocol):
     def predictions(self, outputs: np.ndarray, frame: pd.DataFrame) -> list[dict[str, Any]]:
         """One JSON-able record per row (with the gold target where the row has one)."""
         ...
+
+    def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
+        """A sentence saying the model learned nothing (one class, only ``O``, empty or
+        repeated text), judged from flat ``scores`` on ``examples`` rows; ``None`` if it
+        learned."""
+        ...
+
+    def baseline_outputs(self, splits: dict[str, pd.DataFrame], seed: int = 0) -> dict[str, Any]:
+        """A cheap classical model fit on ``splits['train']``: its outputs on the validation
+        and test rows, scored like the model's by :meth:`evaluate_outputs`; ``{}`` if the task
+        has none."""
+        ...

@@ -9,6 +9,8 @@ checkpoints by validation loss and score generated text after training.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -198,7 +200,30 @@ class _Generation:
 
     def evaluate_outputs(self, outputs: list[str], frame: pd.DataFrame) -> dict[str, Any]:
         references = frame[TARGET].tolist()[: len(outputs)]
-        return {"examples": len(outputs), **generation_metrics(outputs, references)}
+        return {
+            "examples": len(outputs),
+            **generation_metrics(outputs, references),
+            **degenerate_shares(outputs),
+        }
+
+    def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
+        """A sentence when most generations are empty, identical or looping, else ``None``."""
+        problems = [
+            f"{100 * scores[key]:.0f}% of the outputs are {what}"
+            for key, what in (("empty_share", "empty"), ("same_output_share", "the same text"),
+                              ("looping_share", "one phrase repeated"))
+            if scores.get(key, 0.0) > 0.5 and examples >= 5
+        ]  # fmt: skip
+        if not problems:
+            return None
+        return (
+            "; ".join(problems) + ": the model has not learned to answer; try more epochs, a "
+            "higher training.learning_rate or a larger pretrained model (--model)"
+        )
+
+    def baseline_outputs(self, splits: dict[str, pd.DataFrame], seed: int = 0) -> dict[str, Any]:
+        """No built-in baseline for generation (benchmarks/ has a translation memory)."""
+        return {}
 
     def predictions(self, outputs: list[str], frame: pd.DataFrame) -> list[dict[str, Any]]:
         records = []
@@ -212,6 +237,22 @@ class _Generation:
     def _rows_to_generate(self, frame: pd.DataFrame) -> pd.DataFrame:
         limit = self.settings.get("max_eval_rows")
         return frame if limit is None or TARGET not in frame.columns else frame.iloc[:limit]
+
+
+LOOP = re.compile(r"(.{2,30}?)\1{3,}", re.DOTALL)  # a phrase four or more times in a row
+
+
+def degenerate_shares(outputs: list[str]) -> dict[str, float]:
+    """Shares of generations that are empty, all the same text, or stuck in a loop."""
+    if not outputs:
+        return {}
+    stripped = [o.strip() for o in outputs]
+    most_common = max(Counter(stripped).values())
+    return {
+        "empty_share": sum(not o for o in stripped) / len(outputs),
+        "same_output_share": most_common / len(outputs) if len(outputs) > 1 else 0.0,
+        "looping_share": sum(bool(LOOP.search(o)) for o in stripped) / len(outputs),
+    }
 
 
 class Seq2SeqGeneration(_Generation):

@@ -11,6 +11,7 @@ import pandas as pd
 from tunelab.errors import UserError
 from tunelab.evaluation import metrics as m
 
+BASELINE_ROWS = 50_000
 HF_PROBLEM_TYPES = {
     "single_label": "single_label_classification",
     "multi_label": "multi_label_classification",
@@ -360,7 +361,9 @@ class TextClassification:
     def _scores(self, outputs: np.ndarray, y_true: np.ndarray) -> dict[str, float]:
         decided = self._decide(outputs)
         if self.problem_type == "single_label":
-            return m.single_label_metrics(y_true, decided, len(self.labels))
+            # how many classes the model uses at all: 1 is the collapse check's clearest sign
+            spread = {"predicted_classes": float(len(np.unique(decided)))}
+            return {**m.single_label_metrics(y_true, decided, len(self.labels)), **spread}
         if self.problem_type == "multi_label":
             return m.multi_label_metrics(y_true.astype(int), decided)
         return m.regression_metrics(y_true, decided)
@@ -373,6 +376,69 @@ class TextClassification:
         if isinstance(outputs, tuple):
             outputs = outputs[0]
         return self._scores(np.asarray(outputs, dtype=np.float32), np.asarray(label_ids))
+
+    def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
+        """A sentence when ``scores`` show a model that learned nothing, else ``None``.
+
+        Single-label: one class predicted for every row, or macro-F1 within noise of chance
+        (1 / classes, which is also the most a majority-class guess reaches); regression:
+        no correlation with the targets.
+        """
+        if self.problem_type == "regression":
+            if scores.get("pearson", 1.0) < 0.1:
+                return (
+                    f"the predictions do not follow the targets (Pearson "
+                    f"{scores.get('pearson', 0):.3f}); try a higher training.learning_rate, "
+                    "more epochs or a pretrained model (--model)"
+                )
+            return None
+        if self.problem_type != "single_label" or len(self.labels) < 2:
+            return None
+        f1, chance = float(scores.get("f1_macro", 0.0)), 1.0 / len(self.labels)
+        remedy = (
+            "try a pretrained model (--model), a higher training.learning_rate, more epochs, "
+            "training.class_weights=balanced, or check that the labels belong to the texts"
+        )
+        if scores.get("predicted_classes") == 1:
+            return (
+                f"the model predicts one class for every text (macro-F1 {f1:.3f}, no better "
+                f"than always answering the majority class); {remedy}"
+            )
+        margin = max(0.02, 1.0 / math.sqrt(max(examples, 1)))  # sampling noise of the score
+        if f1 < chance + margin:
+            return (
+                f"macro-F1 {f1:.3f} is within noise of chance ({chance:.3f} for "
+                f"{len(self.labels)} classes on {examples} rows): the model learned nothing "
+                f"usable; {remedy}"
+            )
+        return None
+
+    def baseline_outputs(
+        self, splits: dict[str, pd.DataFrame], seed: int = 0
+    ) -> dict[str, np.ndarray]:
+        """The linear baseline's outputs on the validation and test rows, fit on train.
+
+        Pairs are joined with a separator; the outputs score with :meth:`evaluate_outputs`.
+        """
+        from tunelab.models.linear_baseline import linear_baseline_outputs
+
+        def texts(frame: pd.DataFrame) -> list[str]:
+            first, second = self._texts(frame)
+            return (
+                first
+                if second is None
+                else [f"{a} ||| {b}" for a, b in zip(first, second, strict=True)]
+            )
+
+        train = splits["train"]
+        if len(train) > BASELINE_ROWS:  # the fit grows faster than the data; a sample suffices
+            train = train.sample(n=BASELINE_ROWS, random_state=seed)
+        if self.problem_type != "regression" and len(set(self.targets(train).flatten())) < 2:
+            return {}
+        scored = {name: texts(splits[name]) for name in ("validation", "test") if name in splits}
+        return linear_baseline_outputs(
+            texts(train), self.targets(train), self.problem_type, scored, seed
+        )
 
     def calibrate(self, outputs: np.ndarray, frame: pd.DataFrame) -> dict[str, Any]:
         if self.problem_type != "multi_label" or self.threshold != "auto":

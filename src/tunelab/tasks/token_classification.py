@@ -352,6 +352,21 @@ class TokenClassification:
     def calibrate(self, outputs: list[np.ndarray], frame: pd.DataFrame) -> dict[str, Any]:
         return {}
 
+    def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
+        """A sentence when the tagger found nothing (every token O), else ``None``."""
+        value = scores.get(self.main_metric)
+        if value is None or float(value) > 0.0:
+            return None
+        found = "no entity: it tags every token O" if self.scheme != "plain" else "no tag right"
+        return (
+            f"the tagger found {found} ({self.main_metric} 0 on {examples} rows); try a "
+            "higher training.learning_rate, more epochs or a pretrained model (--model)"
+        )
+
+    def baseline_outputs(self, splits: dict[str, pd.DataFrame], seed: int = 0) -> dict[str, Any]:
+        """No built-in baseline for tagging (benchmarks/ has a CRF one)."""
+        return {}
+
     def evaluate_outputs(self, outputs: list[np.ndarray], frame: pd.DataFrame) -> dict[str, Any]:
         gold = frame[TAGS].tolist()
         pred = [self._decode(row.argmax(axis=-1)) for row in outputs]

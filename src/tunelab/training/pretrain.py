@@ -268,6 +268,12 @@ def pretrain(
         )
     has_held_out = bool(held_blocks["input_ids"])
     precision = resolve_precision(config.training.precision)
+    if config.training.learning_rate == "auto":  # pretraining: the rate of a model of its size
+        from tunelab.training.learning_rate import default_learning_rate
+
+        config.training.learning_rate, _ = default_learning_rate(
+            model.num_parameters(), scratch=config.from_model is None
+        )
     checkpoints = checkpoint_dir(config)
     if overwrite and not resume:
         shutil.rmtree(checkpoints, ignore_errors=True)

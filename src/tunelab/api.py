@@ -19,13 +19,41 @@ import pandas as pd
 
 from tunelab.config import RunConfig, build_config, commented_yaml, load_config
 from tunelab.data.clean import drop_invalid_rows
+from tunelab.data.fix import doctor_files, doctor_tagging_files
 from tunelab.data.load import read_table
 from tunelab.errors import RunInterrupted, UserError
-from tunelab.models.choice import AUTO, choose_model
+from tunelab.evaluation.metrics import softmax
+from tunelab.evaluation.report import build_report
+from tunelab.inference import resolve_precision
+from tunelab.models.adapters import (
+    PROMPT_METHODS,
+    TASK_TYPES,
+    add_adapters,
+    base_model,
+    check_adapter_settings,
+    parameter_counts,
+    quantization_kwargs,
+)
+from tunelab.models.choice import AUTO, SCRATCH, choose_model
+from tunelab.models.linear_baseline import METHOD
+from tunelab.models.load import from_pretrained, resolve_model_source
+from tunelab.models.scratch import save_scratch_bert
 from tunelab.models.trained import load_trained, save_base_settings
 from tunelab.models.trained import merge as merge  # part of the API
 from tunelab.outputs import atomic_folder, write_json, write_jsonl, write_text
 from tunelab.tasks import Task, task_from_run_config
+from tunelab.tasks.token_classification import TokenClassification
+from tunelab.training.few_shot import train_few_shot
+from tunelab.training.learning_rate import default_learning_rate
+from tunelab.training.prepare import load_splits
+from tunelab.training.tracking import check_trackers, log_final_metrics
+from tunelab.training.trainer import (
+    build_trainer,
+    choose_max_length,
+    distributed_arguments,
+    last_checkpoint,
+    model_length_limit,
+)
 
 log = logging.getLogger("tunelab")
 
@@ -56,9 +84,6 @@ def _prepare_output(output: Path, resume: bool, overwrite: bool) -> None:
 
 
 def _model_source(config: RunConfig, train: pd.DataFrame, task: Task, checkpoints: Path) -> str:
-    from tunelab.models.load import resolve_model_source
-    from tunelab.models.scratch import save_scratch_bert
-
     if config.model.name != "scratch-bert":
         return resolve_model_source(config.model.name)
     scratch = config.model.scratch
@@ -109,9 +134,6 @@ def train(
     # a copy: resolving `auto` values must not change the caller's config (a search reuses it)
     config = _as_config(config, list(overrides or [])).model_copy(deep=True)
     from tunelab.training.health import LearningWatch, final_warnings
-    from tunelab.training.prepare import load_splits
-    from tunelab.training.tracking import check_trackers
-    from tunelab.training.trainer import distributed_arguments
 
     task = task_from_run_config(config)
     _check_training_method(config)
@@ -139,23 +161,6 @@ def train(
 
     import torch
     from transformers import AutoTokenizer, set_seed
-
-    from tunelab.inference import resolve_precision
-    from tunelab.models.adapters import (
-        PROMPT_METHODS,
-        TASK_TYPES,
-        add_adapters,
-        base_model,
-        parameter_counts,
-        quantization_kwargs,
-    )
-    from tunelab.models.load import from_pretrained
-    from tunelab.training.trainer import (
-        build_trainer,
-        choose_max_length,
-        last_checkpoint,
-        model_length_limit,
-    )
 
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
@@ -293,12 +298,9 @@ def train(
     if trainer is not None:  # loss and metric per logging step and evaluation, for the report
         write_json(output / "history.json", trainer.state.log_history)
     if trainer is not None and config.tracking:
-        from tunelab.training.tracking import log_final_metrics
-
         log_final_metrics(config.tracking, output, run_metrics, trainer.state.global_step)
     write_json(output / "metrics.json", run_metrics)
     write_text(output / "config.yaml", commented_yaml(config) + "\n")
-    from tunelab.evaluation.report import build_report
 
     report: Path | None = None
     try:
@@ -317,8 +319,6 @@ def train(
 
 def _resolve_learning_rate(config: RunConfig, model: Any) -> dict[str, Any]:
     """Replace ``training.learning_rate: auto`` by the rate for this model; what and why."""
-    from tunelab.models.choice import SCRATCH
-    from tunelab.training.learning_rate import default_learning_rate
 
     parameters = sum(p.numel() for p in model.parameters())
     rate, reason = default_learning_rate(
@@ -334,7 +334,6 @@ def _linear_baseline(
     task: Task, splits: dict[str, pd.DataFrame], seed: int
 ) -> dict[str, Any] | None:
     """The task's classical baseline fit on the training rows, scored on the held-out ones."""
-    from tunelab.models.linear_baseline import METHOD
 
     started = time.time()
     outputs = task.baseline_outputs(splits, seed)
@@ -359,7 +358,6 @@ def is_main_process() -> bool:
 def _stop_if_interrupted(trainer: Any, checkpoints: Path) -> None:
     """After Ctrl-C the Trainer stopped early with a checkpoint: no final outputs then."""
     from tunelab.training.interrupt import StopOnInterrupt
-    from tunelab.training.trainer import last_checkpoint
 
     handlers = trainer.callback_handler.callbacks
     if any(isinstance(h, StopOnInterrupt) and h.interrupted for h in handlers):
@@ -377,8 +375,6 @@ def _train_few_shot(
 ) -> dict[str, Any]:
     import numpy as np
 
-    from tunelab.training.few_shot import train_few_shot
-
     training = config.training
     return train_few_shot(
         model, tokenizer, features, np.asarray(task.targets(train)), config.few_shot,
@@ -388,7 +384,6 @@ def _train_few_shot(
 
 def _check_training_method(config: RunConfig) -> None:
     """Refuse adapter and few-shot settings that cannot work, before any data is read."""
-    from tunelab.models.adapters import check_adapter_settings
 
     if config.training.method == "few-shot" and config.peft.method != "none":
         raise UserError(
@@ -494,7 +489,6 @@ def predict(
                 "this model classifies text pairs; give an --input file with both columns"
             )
         frame = text_frame(task, list(texts or []))
-    from tunelab.inference import resolve_precision
 
     outputs = _forward(
         model, tokenizer, task, frame, max_length, batch_size, resolve_precision(precision)
@@ -565,15 +559,12 @@ def doctor(
     Returns:
         The terminal report; the JSON report is written to ``report``.
     """
-    from tunelab.data.fix import doctor_files
 
     files = {"train": data, "validation": validation, "test": test}
     files = {split: Path(path) for split, path in files.items() if path is not None}
     tokenizer, probabilities_of = None, None
     if model is not None:
         from transformers import AutoTokenizer
-
-        from tunelab.models.load import from_pretrained
 
         if (Path(model) / "model" / "config.json").is_file() or (
             Path(model) / "tunelab.yaml"
@@ -583,8 +574,6 @@ def doctor(
             task.text_column = text_column
 
             def probabilities_of(frame: pd.DataFrame) -> Any:
-                from tunelab.evaluation.metrics import softmax
-
                 outputs = softmax(_forward(trained, tokenizer, task, frame, trained_length, 64))
                 order = sorted(range(len(task.labels)), key=lambda i: task.labels[i])
                 return outputs[:, order]
@@ -614,8 +603,6 @@ def doctor_tagging(
     Returns:
         The terminal report; the JSON report is written to ``report``.
     """
-    from tunelab.data.fix import doctor_tagging_files
-    from tunelab.tasks.token_classification import TokenClassification
 
     files = {"train": data, "validation": validation, "test": test}
     files = {split: Path(path) for split, path in files.items() if path is not None}

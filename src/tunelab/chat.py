@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tunelab.errors import UserError
+from tunelab.models.load import from_pretrained
 
 
 def load_chat_model(name: str | Path) -> tuple[Any, Any, list[int]]:
@@ -15,7 +16,6 @@ def load_chat_model(name: str | Path) -> tuple[Any, Any, list[int]]:
     the token ids that end an answer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tunelab.models.load import from_pretrained
     from tunelab.tasks.generation import CausalGeneration
 
     path = Path(name)

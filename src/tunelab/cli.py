@@ -11,8 +11,28 @@ from typing import Annotated, Any
 
 import typer
 
+from tunelab.chat import chat
+from tunelab.config import (
+    RunConfig,
+    build_config,
+    commented_yaml,
+    load_config,
+    read_yaml,
+    yaml_value,
+)
 from tunelab.errors import RunInterrupted, UserError
+from tunelab.models.catalog import (
+    device_memory,
+    format_options,
+    parse_memory,
+    recommend,
+    recommendation_json,
+)
+from tunelab.outputs import write_json, write_text
+from tunelab.runs import compare_runs, format_comparison, format_runs, list_runs
 
+# Commands import the API, the stages and the studies inside their bodies: those pull in numpy,
+# pandas and scikit-learn, and `tunelab --help` should not wait for them.
 app = typer.Typer(
     help="Fine-tune pretrained language models on your own data.",
     no_args_is_help=True,
@@ -71,7 +91,6 @@ def _print_verdict(metrics: dict[str, Any]) -> None:
 
 def _flag_overrides(flags: dict[str, Any]) -> list[str]:
     """Command-line flags that were given, as ``key=value`` overrides (values as YAML)."""
-    from tunelab.config import yaml_value
 
     return [
         f"{key}={yaml_value(str(v) if isinstance(v, Path) else v)}"
@@ -132,7 +151,6 @@ def train(
 ) -> None:
     """Fine-tune a model and evaluate it; writes model/, metrics.json, predictions.jsonl."""
     from tunelab import api
-    from tunelab.config import build_config, read_yaml
 
     raw = read_yaml(config) if config else {}
     flags = {
@@ -316,7 +334,6 @@ def explain(
     from tunelab.explain import explain as explain_texts
     from tunelab.explain import render_page
     from tunelab.explain.explainer import texts_from_file, top_tokens
-    from tunelab.outputs import write_json, write_text
 
     if (text is None) == (input is None):
         raise UserError(
@@ -419,8 +436,7 @@ def search_command(
     overwrite: Annotated[bool, typer.Option(help="start over instead of resuming")] = False,
 ) -> None:
     """Search hyperparameters with Optuna (resumable); write the best config for tunelab train."""
-    from tunelab.config import load_config
-    from tunelab.training.search import search
+    from tunelab.studies.search import search
 
     flags = {"search.storage": storage, "search.study_name": study_name}
     run_config = load_config(config, [*_flag_overrides(flags), *(set_ or [])])
@@ -458,7 +474,6 @@ def pretrain(
     overwrite: Annotated[bool, typer.Option(help="replace an existing model in --output")] = False,
 ) -> None:
     """Pretrain a language model from scratch, or continue pretraining one on your text."""
-    from tunelab.config import read_yaml
     from tunelab.training.pretrain import SIZES, pretrain
 
     raw = read_yaml(config) if config else {}
@@ -509,7 +524,7 @@ def curve(
     keep_models: Annotated[bool, typer.Option(help="keep each trial's model/")] = False,
 ) -> None:
     """How much data do I need: train on growing subsets, fit a power law, plot it."""
-    from tunelab.training.curve import learning_curve, parse_sizes
+    from tunelab.studies.curve import learning_curve, parse_sizes
 
     if seeds_below < 1:
         raise UserError(f"--seeds-below must be a positive integer, got {seeds_below}")
@@ -549,13 +564,6 @@ def recommend_command(
     json_: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Suggest models for a task and language, with memory (full vs LoRA) and time per epoch."""
-    from tunelab.models.catalog import (
-        device_memory,
-        format_options,
-        parse_memory,
-        recommend,
-        recommendation_json,
-    )
 
     memory = parse_memory(gpu_memory, "--gpu-memory") if gpu_memory is not None else None
     here, available = device_memory()
@@ -573,8 +581,6 @@ def init(
     out: Annotated[Path, typer.Option(help="where to write the config")] = Path("tunelab.yaml"),
 ) -> None:
     """Write a config file with every key, its default and what it means."""
-    from tunelab.config import RunConfig, commented_yaml
-    from tunelab.outputs import write_text
 
     if out.exists():
         raise UserError(f"{out} already exists; choose another --out")
@@ -589,7 +595,6 @@ def chat_command(
     max_new_tokens: Annotated[int, typer.Option(help="tokens per answer at most")] = 256,
 ) -> None:
     """Chat with a causal model in the terminal (answers stream; an empty line ends)."""
-    from tunelab.chat import chat
 
     chat(model, system, max_new_tokens)
 
@@ -600,7 +605,6 @@ def runs_list(
     json_: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """List the runs in a folder, newest first: task, model, data, main metric, time."""
-    from tunelab.runs import format_runs, list_runs
 
     records = list_runs(folder)
     typer.echo(
@@ -617,7 +621,6 @@ def runs_compare(
     ] = False,
 ) -> None:
     """Show the config keys that differ between runs and their metrics side by side."""
-    from tunelab.runs import compare_runs, format_comparison
 
     result = compare_runs(runs, all_metrics)
     typer.echo(

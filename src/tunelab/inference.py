@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from tunelab.data.corpus import joined_words
+
 
 def resolve_precision(requested: str) -> str:
     """Pick ``bf16``, ``fp16`` or ``fp32`` for this machine.
@@ -91,8 +93,6 @@ def generate_in_batches(
     its own last token.
     """
     import torch
-
-    from tunelab.data.corpus import joined_words
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     backend = getattr(tokenizer, "backend_tokenizer", None)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from tunelab.data.normalize import clean_text, normalized_text
 from tunelab.errors import UserError
 
 log = logging.getLogger("tunelab")
@@ -93,7 +94,6 @@ def clean_rows(
     Returns:
         The cleaned rows and a record of each step (rows removed, with row numbers).
     """
-    from tunelab.data.normalize import clean_text, normalized_text
 
     frame = frame.copy()
     attrs = dict(frame.attrs)

@@ -13,8 +13,9 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from tunelab.data.load import read_table
+from tunelab.data.load import decode_text, read_table
 from tunelab.data.normalize import normalized_text
+from tunelab.data.peoples_daily import line_splits, tagged_lines
 from tunelab.errors import UserError
 from tunelab.outputs import write_json, write_text
 
@@ -42,7 +43,6 @@ def read_documents(paths: list[Path], text_column: str = "text") -> list[str]:
         else:
             if not path.is_file():
                 raise UserError(f"pretraining file {path} does not exist; check the path")
-            from tunelab.data.load import decode_text
 
             text = decode_text(path.read_bytes(), path)
             documents.extend(line.strip() for line in text.splitlines())
@@ -121,7 +121,6 @@ def starter_corpus_documents(seed: int = 42) -> list[tuple[str, str]]:
     paper repeats bylines and datelines, and some reviews quote others).
     """
     from tunelab.data.examples import zh_sentiment_splits
-    from tunelab.data.peoples_daily import line_splits, tagged_lines
 
     documents: list[tuple[str, str]] = []
     held_out: list[str] = []

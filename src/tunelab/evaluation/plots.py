@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from tunelab.evaluation.learning_curve import predict
 from tunelab.outputs import write_bytes
 
 COLOURS = {"main": "#1f5fa8", "band": "#9dbfe6", "fit": "#d9541a", "target": "#444444"}
@@ -67,13 +68,11 @@ def learning_curve_figure(curve: dict[str, Any]) -> Any:
     the fitted law, and the target with the rows it needs.
 
     Args:
-        curve: the contents of curve.json (see :func:`tunelab.training.curve.learning_curve`).
+        curve: the contents of curve.json (see :func:`tunelab.studies.curve.learning_curve`).
 
     Returns:
         A matplotlib ``Figure``.
     """
-    from tunelab.training.curve import predict
-
     figure = new_figure()
     ax = figure.axes[0]
     sizes = curve["sizes"]

@@ -17,10 +17,13 @@ from typing import Any
 import yaml
 
 from tunelab.errors import UserError
+from tunelab.evaluation import report_classification, report_generation, report_tagging
+from tunelab.evaluation.plots import curves_figure
 from tunelab.evaluation.report_page import (
     STYLE,
     Html,
     Plots,
+    TaskReport,
     check_run_folder,
     esc,
     note,
@@ -79,16 +82,6 @@ class RunFolder:
         return "", {}
 
 
-@dataclass
-class TaskReport:
-    """A task's sections, and the texts of its worst errors (worst first) to explain."""
-
-    parts: list[str]
-    worst_texts: list[str] = field(default_factory=list)
-    explainable: bool = False
-    explained_rule: str = ""  # which of the worst texts the task offers for explanation
-
-
 def read_run(run_dir: Path) -> RunFolder:
     """Read a finished run folder.
 
@@ -116,8 +109,6 @@ def read_run(run_dir: Path) -> RunFolder:
 
 
 def _task_sections() -> dict[str, Callable[[RunFolder, Plots], TaskReport]]:
-    from tunelab.evaluation import report_classification, report_generation, report_tagging
-
     return {  # one explicit table, like tunelab.tasks.TASKS
         "text-classification": report_classification.sections,
         "token-classification": report_tagging.sections,
@@ -281,8 +272,6 @@ def _curves(run: RunFolder, plots: Plots) -> list[str]:
     }
     series = {name: tuple(zip(*points, strict=True)) for name, points in losses.items() if points}
     if series:
-        from tunelab.evaluation.plots import curves_figure
-
         figure = curves_figure(series, "step", "loss", "Loss during training")
         parts.append(
             plots.figure(
@@ -295,8 +284,6 @@ def _curves(run: RunFolder, plots: Plots) -> list[str]:
     found = {k.removeprefix("eval_") for e in evaluations for k in e if k.startswith("eval_")}
     names = [n for n in _CURVE_PREFERENCE if n in found and not n.endswith(_NOT_SCORES)][:4]
     if names:
-        from tunelab.evaluation.plots import curves_figure
-
         metric_series = {}
         for name in names:
             points = [

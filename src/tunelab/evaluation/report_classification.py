@@ -11,15 +11,19 @@ from typing import Any
 import numpy as np
 
 from tunelab.evaluation.calibration import reliability
-from tunelab.evaluation.report_page import Html, Plots, note, section, shorten, table
+from tunelab.evaluation.plots import (
+    grouped_bars_figure,
+    heat_map_figure,
+    reliability_figure,
+    scatter_figure,
+)
+from tunelab.evaluation.report_page import Html, Plots, TaskReport, note, section, shorten, table
 
 WORST_SHOWN = 10
 
 
 def sections(run: Any, plots: Plots) -> Any:
     """The classification sections of ``run`` (a :class:`~tunelab.evaluation.report.RunFolder`)."""
-    from tunelab.evaluation.report import TaskReport
-
     split, scores = run.scores()
     records = [r for r in run.predictions or [] if "gold" in r]
     kind = run.model_meta.get("problem_type") or _kind_of(records)
@@ -57,8 +61,6 @@ def _kind_of(records: list[dict[str, Any]]) -> str:
 def _single_label(
     scores: dict[str, Any], records: list[dict[str, Any]], split: str, plots: Plots
 ) -> list[str]:
-    from tunelab.evaluation.plots import grouped_bars_figure, heat_map_figure, reliability_figure
-
     parts: list[str] = []
     confusion = scores.get("confusion_matrix") or {}
     if confusion.get("matrix"):
@@ -169,8 +171,6 @@ def _single_label_errors(records: list[dict[str, Any]]) -> tuple[list[str], list
 
 
 def _multi_label(records: list[dict[str, Any]], plots: Plots) -> list[str]:
-    from tunelab.evaluation.plots import grouped_bars_figure, reliability_figure
-
     if not records:
         return []
     names = list(records[0].get("probabilities") or {})
@@ -251,8 +251,6 @@ def _multi_label_errors(records: list[dict[str, Any]]) -> tuple[list[str], list[
 
 
 def _regression(records: list[dict[str, Any]], plots: Plots) -> list[str]:
-    from tunelab.evaluation.plots import scatter_figure
-
     if not records:
         return []
     gold = [float(r["gold"]) for r in records]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunelab.evaluation.report_page import Html, Plots, note, section, shorten, table
+from tunelab.evaluation.plots import histograms_figure
+from tunelab.evaluation.report_page import Html, Plots, TaskReport, note, section, shorten, table
 
 SAMPLES_SHOWN, WORST_SHOWN = 10, 10
 
@@ -24,8 +25,6 @@ def row_scores(outputs: list[str], references: list[str]) -> list[float]:
 
 def sections(run: Any, plots: Plots) -> Any:
     """The generation sections of ``run`` (a report ``RunFolder``)."""
-    from tunelab.evaluation.report import TaskReport
-
     records = [r for r in run.predictions or [] if "reference" in r and "output" in r]
     if not records:
         return TaskReport(
@@ -75,8 +74,6 @@ def _rows_table(records: list[dict[str, Any]], scores: list[float]) -> Html:
 
 
 def _plots(outputs: list[str], references: list[str], scores: list[float], plots: Plots) -> list:
-    from tunelab.evaluation.plots import histograms_figure
-
     lengths = histograms_figure(
         {"references": [len(r) for r in references], "outputs": [len(o) for o in outputs]},
         "characters",

@@ -9,13 +9,25 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tunelab.errors import UserError
+from tunelab.evaluation.plots import svg_markup
 
 # config.yaml and metrics.json are written last by a run; without them it did not finish
 REQUIRED_FILES = ("config.yaml", "metrics.json")
+
+
+@dataclass
+class TaskReport:
+    """A task's sections, and the texts of its worst errors (worst first) to explain."""
+
+    parts: list[str]
+    worst_texts: list[str] = field(default_factory=list)
+    explainable: bool = False
+    explained_rule: str = ""  # which of the worst texts the task offers for explanation
 
 
 class Html(str):
@@ -83,7 +95,6 @@ class Plots:
 
     def figure(self, name: str, figure: Any, caption: str) -> Html:
         """The figure as inline SVG in a captioned ``<figure>`` tagged with its plot name."""
-        from tunelab.evaluation.plots import svg_markup
 
         self.count += 1
         svg = svg_markup(figure, f"p{self.count}")

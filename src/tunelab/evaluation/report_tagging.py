@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from tunelab.data.tag_schemes import detect_scheme, spans_from_tags
-from tunelab.evaluation.report_page import Html, Plots, esc, note, section, table
+from tunelab.evaluation.plots import grouped_bars_figure, heat_map_figure
+from tunelab.evaluation.report_page import Html, Plots, TaskReport, esc, note, section, table
 
 MISSED, SPURIOUS, WRONG_TYPE, BOUNDARY = "missed", "spurious", "wrong type", "wrong boundary"
 CATEGORIES = (MISSED, SPURIOUS, WRONG_TYPE, BOUNDARY)
@@ -63,8 +64,6 @@ def _joined(tokens: Sequence[str], text: str) -> str:
 
 def sections(run: Any, plots: Plots) -> Any:
     """The token-classification sections of ``run`` (a report ``RunFolder``)."""
-    from tunelab.evaluation.report import TaskReport
-
     split, scores = run.scores()
     parts = _type_scores(scores, split, plots)
     records = [r for r in run.predictions or [] if "gold_tags" in r]
@@ -102,8 +101,6 @@ def sections(run: Any, plots: Plots) -> Any:
 
 
 def _type_scores(scores: dict[str, Any], split: str, plots: Plots) -> list[str]:
-    from tunelab.evaluation.plots import grouped_bars_figure, heat_map_figure
-
     per_type = scores.get("per_type") or scores.get("per_tag") or {}
     parts: list[str] = []
     if per_type:
@@ -170,8 +167,6 @@ def _describe(span: Span | None, record: dict[str, Any]) -> str:
 
 
 def _error_parts(found: list[tuple[dict[str, Any], list]], plots: Plots) -> list[str]:
-    from tunelab.evaluation.plots import grouped_bars_figure
-
     counts: Counter = Counter()
     by_type: dict[str, Counter] = {}
     for record, errors in found:

@@ -1,7 +1,6 @@
 """Explain a trained model's predictions: which tokens moved the score, and where it attended.
 
 One explanation per text, as a JSON-able dict:
-
 - ``text`` (as the model read it, after the run's text cleaning), ``tokens``, ``offsets``
   (each token's ``[start, end)`` in ``text``; ``None`` for special tokens) and ``special``;
 - ``target`` (the explained label), ``predicted`` (the model's own choice), ``probability``
@@ -18,6 +17,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from tunelab.data.load import read_table, require_columns
+from tunelab.data.normalize import clean_text
 from tunelab.errors import UserError
 from tunelab.explain.attention import attention_map, eager_attention
 from tunelab.explain.attributions import (
@@ -26,6 +27,8 @@ from tunelab.explain.attributions import (
     integrated_gradients,
     require_captum,
 )
+from tunelab.models.trained import load_trained
+from tunelab.tasks.token_inputs import join_tokens, pre_tokenize
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,6 @@ def explain(
     Args:
         model_dir: a run folder or its ``model/`` folder (full weights or a PEFT adapter).
     """
-    from tunelab.api import load_trained
-
     require_captum()
     model, tokenizer, task, max_length = load_trained(model_dir)
     return explain_loaded(model, tokenizer, task, texts, steps, target, layer, head, max_length)
@@ -133,8 +134,6 @@ def _encode(task: Any, tokenizer: Any, text: str, max_length: int) -> tuple[dict
     options = {"truncation": True, "max_length": max_length, "return_tensors": "pt",
                "return_special_tokens_mask": True}  # fmt: skip
     if task.name == "token-classification":
-        from tunelab.tasks.token_inputs import pre_tokenize
-
         # the words the tagger was trained on, each tokenized on its own
         words, starts = pre_tokenize(text)
         encoded = tokenizer([words], is_split_into_words=True, return_offsets_mapping=fast,
@@ -144,8 +143,6 @@ def _encode(task: Any, tokenizer: Any, text: str, max_length: int) -> tuple[dict
         word_ids = encoded.word_ids(0) if fast else None
         base = [None if w is None else starts[w] for w in (word_ids or [None] * length)]
     else:
-        from tunelab.data.normalize import clean_text
-
         text = clean_text(text, **getattr(task, "text_cleaning", {}))
         encoded = tokenizer(text, return_offsets_mapping=fast, **options)
         word_ids = None
@@ -303,8 +300,6 @@ def texts_from_file(
     Raises:
         UserError: if the file has neither the text column nor a ``tokens`` column.
     """
-    from tunelab.data.load import read_table, require_columns
-    from tunelab.tasks.token_inputs import join_tokens
 
     frame = read_table(path, encoding=encoding, max_rows=limit)
     if text_column not in frame.columns and "tokens" in frame.columns:

@@ -11,6 +11,8 @@ import html
 import warnings
 from typing import Any
 
+from tunelab.evaluation.plots import figure_bytes, new_figure
+
 STYLE = """
 .tl-ex { font-family: system-ui, sans-serif; color: #222; }
 .tl-ex section { border: 1px solid #ddd; border-radius: 6px; padding: 0.6em 1em; margin: 1em 0; }
@@ -93,8 +95,6 @@ def _convergence(delta: float | None) -> str:
 def _heat_map_svg(explanation: dict[str, Any]) -> str:
     """The attention matrix as an inline SVG drawn by matplotlib."""
     import matplotlib
-
-    from tunelab.evaluation.plots import figure_bytes, new_figure
 
     attention = explanation["attention"]
     matrix = attention["matrix"]

@@ -14,6 +14,7 @@ from typing import Any
 
 from tunelab.config import AdapterConfig
 from tunelab.errors import UserError
+from tunelab.models.load import from_pretrained
 
 log = logging.getLogger("tunelab")
 
@@ -257,8 +258,6 @@ def load_adapter_model(path: Path, auto_class: Any, model_config: Any) -> Any:
     import json
 
     import peft
-
-    from tunelab.models.load import from_pretrained
 
     saved = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
     source = saved.get("base_model_name_or_path") or ""

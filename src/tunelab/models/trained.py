@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.errors import UserError
+from tunelab.models.adapters import is_adapter_folder, load_adapter_model, merged_model
+from tunelab.models.load import from_pretrained
 from tunelab.outputs import atomic_folder
 from tunelab.tasks import Task, task_from_model_config
 
@@ -48,9 +50,6 @@ def load_trained(model_or_run: str | Path) -> tuple[Any, Any, Task, int]:
     """
     from transformers import AutoConfig, AutoTokenizer
 
-    from tunelab.models.adapters import is_adapter_folder, load_adapter_model
-    from tunelab.models.load import from_pretrained
-
     path = model_folder(model_or_run)
     model_config = from_pretrained(AutoConfig, str(path))
     task = task_from_model_config(model_config)
@@ -77,7 +76,6 @@ def merge(model_or_run: str | Path, output: str | Path | None = None) -> str:
         UserError: if the folder holds no adapter, or one (prompt/prefix tuning) with no
             weights to fold in.
     """
-    from tunelab.models.adapters import is_adapter_folder, merged_model
 
     model_dir = model_folder(model_or_run)
     if not is_adapter_folder(model_dir):

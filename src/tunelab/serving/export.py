@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunelab.api import load_trained, text_frame
 from tunelab.errors import UserError
+from tunelab.models.adapters import is_adapter_folder, merged_model
 from tunelab.models.trained import model_folder
 from tunelab.outputs import atomic_folder, write_json
 from tunelab.serving.model_folder import require_extra
@@ -59,8 +61,6 @@ def export_onnx(
     if quantize not in (None, "int8"):
         raise UserError(f"--quantize {quantize} is not supported; use int8 or leave it out")
     require_extra("onnx")
-    from tunelab.api import load_trained
-    from tunelab.models.adapters import is_adapter_folder, merged_model
 
     folder = model_folder(model_dir)
     model, tokenizer, task, max_length = load_trained(folder)
@@ -187,7 +187,6 @@ def _sample_frame(
     folder: Path, task: Any, tokenizer: Any, samples: int
 ) -> tuple[pd.DataFrame, str]:
     """Texts to compare PyTorch and ONNX on: the run's test predictions, else generated."""
-    from tunelab.api import text_frame
 
     pair_model = bool(task.text_pair_column)
     predictions = folder.parent / "predictions.jsonl"

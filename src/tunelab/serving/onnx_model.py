@@ -11,8 +11,10 @@ from typing import Any
 import numpy as np
 
 from tunelab.errors import UserError
+from tunelab.models.load import from_pretrained
 from tunelab.models.trained import model_folder
 from tunelab.serving.model_folder import require_extra
+from tunelab.tasks import task_from_model_config
 
 EXPORT_INFO = "export.json"  # written by tunelab export: files, which one to serve, parity
 FILES = {"fp32": "model.onnx", "int8": "model_quantized.onnx"}
@@ -82,9 +84,6 @@ def load_onnx(
     """
     require_extra("onnx")
     from transformers import AutoConfig, AutoTokenizer
-
-    from tunelab.models.load import from_pretrained
-    from tunelab.tasks import task_from_model_config
 
     folder = onnx_folder(path)
     info = json.loads((folder / EXPORT_INFO).read_text(encoding="utf-8"))

@@ -16,10 +16,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from tunelab.api import load_trained, text_frame
 from tunelab.errors import UserError
 from tunelab.models.trained import model_folder
 from tunelab.serving.batching import Item, MicroBatcher
 from tunelab.serving.model_folder import check_files_inside, require_extra
+from tunelab.serving.onnx_model import load_onnx, onnx_folder
+from tunelab.serving.schemas import Metadata, Prediction, PredictRequest
 
 log = logging.getLogger("tunelab")
 
@@ -48,12 +51,9 @@ def load_backend(
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend} is not one of {', '.join(BACKENDS)}")
     if backend == "onnx":
-        from tunelab.serving.onnx_model import load_onnx, onnx_folder
-
         folder = onnx_folder(model_dir)
         check_files_inside(model_dir, folder)
         return (*load_onnx(folder, threads=threads), folder)
-    from tunelab.api import load_trained
 
     if threads:
         import torch
@@ -96,9 +96,6 @@ def create_app(
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-
-    from tunelab.api import text_frame
-    from tunelab.serving.schemas import Metadata, Prediction, PredictRequest
 
     model, tokenizer, task, max_length, folder = load_backend(model_dir, backend, threads)
     pair_model = bool(task.text_pair_column)

@@ -16,8 +16,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunelab.data.doctor import diagnose, doctor_summary
 from tunelab.evaluation.generation import generation_metrics
+from tunelab.inference import generate_in_batches
+from tunelab.models.load import from_pretrained
+from tunelab.tasks.causal_encoding import (
+    chat_text_and_spans,
+    encode_with_mask,
+    plain_text_and_spans,
+    prompt_ids,
+)
 from tunelab.tasks.generation_inputs import MESSAGES, SOURCE, TARGET, standardize_pairs
+from tunelab.tasks.packing import PackingCollator
 from tunelab.tasks.token_windows import IGNORE
 
 
@@ -129,7 +139,6 @@ class _Generation:
         self, frames: dict[str, pd.DataFrame], find_label_errors: bool, seed: int
     ) -> dict[str, Any]:
         """Duplicates, leakage and text quality of the sources (the doctor's text checks)."""
-        from tunelab.data.doctor import diagnose
 
         report = diagnose(frames, SOURCE, None, find_label_errors=False, seed=seed)
         report["targets"] = {
@@ -143,8 +152,6 @@ class _Generation:
         return report
 
     def doctor_lines(self, report: dict[str, Any]) -> list[str]:
-        from tunelab.training.prepare import doctor_summary
-
         return doctor_summary(report)
 
     def clean(
@@ -266,8 +273,6 @@ class Seq2SeqGeneration(_Generation):
         return AutoModelForSeq2SeqLM
 
     def build_model(self, source: str, **load_kwargs: Any) -> Any:
-        from tunelab.models.load import from_pretrained
-
         return from_pretrained(self.auto_model_class(), source, **load_kwargs)
 
     def _sources(self, frame: pd.DataFrame) -> list[str]:
@@ -306,7 +311,6 @@ class Seq2SeqGeneration(_Generation):
         batch_size: int, precision: str = "fp32",
     ) -> list[str]:  # fmt: skip
         """Generated text for every row, in length-sorted batches."""
-        from tunelab.inference import generate_in_batches
 
         frame = self._rows_to_generate(frame)
         encoded = tokenizer(self._sources(frame), truncation=True, max_length=max_length)
@@ -330,8 +334,6 @@ class CausalGeneration(_Generation):
         return AutoModelForCausalLM
 
     def build_model(self, source: str, **load_kwargs: Any) -> Any:
-        from tunelab.models.load import from_pretrained
-
         model = from_pretrained(self.auto_model_class(), source, **load_kwargs)
         if self.settings["packing"]:
             # Rows packed into one sequence are kept apart by a block-diagonal mask built
@@ -349,8 +351,6 @@ class CausalGeneration(_Generation):
         found by rendering a one-turn chat: without it, a chat model talks on past its turn."""
         ids = super().stop_ids(tokenizer)
         if tokenizer.chat_template:
-            from tunelab.tasks.causal_encoding import chat_text_and_spans
-
             chat = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
             text, [(start, end)] = chat_text_and_spans(tokenizer, chat)
             answer = text[start:end]
@@ -362,8 +362,6 @@ class CausalGeneration(_Generation):
         return ids
 
     def _texts_and_spans(self, frame: pd.DataFrame, tokenizer: Any) -> list[tuple[str, list]]:
-        from tunelab.tasks.causal_encoding import chat_text_and_spans, plain_text_and_spans
-
         prefix = self.settings["prefix"]
         rows = []
         for _, row in frame.iterrows():
@@ -387,8 +385,6 @@ class CausalGeneration(_Generation):
     def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
         from datasets import Dataset
 
-        from tunelab.tasks.causal_encoding import encode_with_mask
-
         self.max_length = max_length  # the packing collator fills rows up to it
         rows = [
             encode_with_mask(tokenizer, text, spans, max_length)
@@ -410,8 +406,6 @@ class CausalGeneration(_Generation):
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         if self.settings["packing"]:
-            from tunelab.tasks.packing import PackingCollator
-
             return PackingCollator(self.max_length, tokenizer.pad_token_id)
         from transformers import DataCollatorForSeq2Seq
 
@@ -423,9 +417,6 @@ class CausalGeneration(_Generation):
     ) -> list[str]:  # fmt: skip
         """The model's answer to every row's prompt (or chat so far), length-sorted batches."""
         import json
-
-        from tunelab.inference import generate_in_batches
-        from tunelab.tasks.causal_encoding import prompt_ids
 
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token

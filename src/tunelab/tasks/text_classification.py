@@ -8,8 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunelab.data.clean import clean_rows
+from tunelab.data.doctor import diagnose, doctor_summary
+from tunelab.data.load import require_columns
+from tunelab.data.normalize import clean_text
 from tunelab.errors import UserError
 from tunelab.evaluation import metrics as m
+from tunelab.inference import forward_in_batches
+from tunelab.models.linear_baseline import linear_baseline_outputs
+from tunelab.models.load import load_head_model
 
 BASELINE_ROWS = 50_000
 HF_PROBLEM_TYPES = {
@@ -137,7 +144,6 @@ class TextClassification:
 
     def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
         """The rows unchanged, once the columns the task reads are known to exist."""
-        from tunelab.data.load import require_columns
 
         columns = self.required_columns(with_labels)
         require_columns(frame, list(columns), columns)
@@ -147,7 +153,6 @@ class TextClassification:
         self, frames: dict[str, pd.DataFrame], find_label_errors: bool, seed: int
     ) -> dict[str, Any]:
         """The data doctor's report (duplicates, conflicts, leakage, balance, label errors)."""
-        from tunelab.data.doctor import diagnose
 
         return diagnose(
             frames, self.text_column, self.label_column, find_label_errors=find_label_errors,
@@ -155,15 +160,12 @@ class TextClassification:
         )  # fmt: skip
 
     def doctor_lines(self, report: dict[str, Any]) -> list[str]:
-        from tunelab.training.prepare import doctor_summary
-
         return doctor_summary(report)
 
     def clean(
         self, frame: pd.DataFrame, clean: Any, is_training: bool
     ) -> tuple[pd.DataFrame, dict[str, Any]]:
         """Normalise texts; in training rows also drop duplicates, conflicts, extreme lengths."""
-        from tunelab.data.clean import clean_rows
 
         columns = [c for c in (self.text_column, self.text_pair_column) if c]
         return clean_rows(frame, columns, self.label_column, clean, is_training=is_training)
@@ -257,8 +259,6 @@ class TextClassification:
     def build_model(self, source: str, **load_kwargs: Any) -> Any:
         from transformers import AutoModelForSequenceClassification
 
-        from tunelab.models.load import load_head_model
-
         regression = self.problem_type == "regression"
         id2label = {0: "value"} if regression else dict(enumerate(self.labels))
         return load_head_model(
@@ -272,8 +272,6 @@ class TextClassification:
         )
 
     def _texts(self, frame: pd.DataFrame) -> tuple[list[str], list[str] | None]:
-        from tunelab.data.normalize import clean_text
-
         def column(name: str) -> list[str]:
             return [clean_text(t, **self.text_cleaning) for t in frame[name].astype(str)]
 
@@ -296,7 +294,6 @@ class TextClassification:
         batch_size: int, precision: str = "fp32",
     ) -> np.ndarray:  # fmt: skip
         """Logits ``(rows, labels)`` for the rows of ``frame``, in length-sorted batches."""
-        from tunelab.inference import forward_in_batches
 
         features = self.tokenize(frame, tokenizer, max_length)
         return forward_in_batches(model, tokenizer, features, batch_size, precision)
@@ -420,7 +417,6 @@ class TextClassification:
 
         Pairs are joined with a separator; the outputs score with :meth:`evaluate_outputs`.
         """
-        from tunelab.models.linear_baseline import linear_baseline_outputs
 
         def texts(frame: pd.DataFrame) -> list[str]:
             first, second = self._texts(frame)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunelab.data.doctor import diagnose
 from tunelab.data.tag_schemes import (
     ENTITY_SCHEMES,
     broken_positions,
@@ -26,6 +27,8 @@ from tunelab.data.tag_schemes import (
 from tunelab.errors import UserError
 from tunelab.evaluation import metrics as m
 from tunelab.evaluation.tagging import sequence_metrics, span_confusion
+from tunelab.inference import forward_in_batches
+from tunelab.models.load import load_head_model
 from tunelab.tasks.token_inputs import STARTS, TAGS, TEXT, TOKENS, standardize_rows
 from tunelab.tasks.token_windows import IGNORE, build_windows, merge_windows
 
@@ -224,7 +227,6 @@ class TokenClassification:
         self, frames: dict[str, pd.DataFrame], find_label_errors: bool, seed: int
     ) -> dict[str, Any]:
         """The doctor's text checks (duplicates, leakage, quality) plus tag statistics."""
-        from tunelab.data.doctor import diagnose
 
         report = diagnose(frames, TEXT, None, find_label_errors=False, seed=seed)
         report["tagging"] = {}
@@ -280,8 +282,6 @@ class TokenClassification:
     # -- model and features --------------------------------------------------------------
 
     def build_model(self, source: str, **load_kwargs: Any) -> Any:
-        from tunelab.models.load import load_head_model
-
         return load_head_model(
             self.auto_model_class(),
             source,
@@ -321,7 +321,6 @@ class TokenClassification:
         batch_size: int, precision: str = "fp32",
     ) -> list[np.ndarray]:  # fmt: skip
         """Per-word logits ``(words, tags)`` of every row, long rows read in windows."""
-        from tunelab.inference import forward_in_batches
 
         token_rows = frame[TOKENS].tolist()
         features, windows, word_ids = build_windows(tokenizer, token_rows, max_length, self.stride)

@@ -24,6 +24,7 @@ import numpy as np
 
 from tunelab.config import FewShotConfig
 from tunelab.errors import UserError
+from tunelab.inference import autocast, forward_in_batches
 
 log = logging.getLogger("tunelab")
 
@@ -90,8 +91,6 @@ def _set_module(model: Any, path: str, module: Any) -> None:
 
 
 def _features(model: Any, batch: dict[str, Any], precision: str) -> Any:
-    from tunelab.inference import autocast
-
     batch = {k: v.to(model.device) for k, v in batch.items()}
     with autocast(model, precision):
         return model(**batch).logits.float()  # the classifier is an identity here
@@ -152,8 +151,6 @@ def train_few_shot(
     """
     import torch
     from transformers import get_linear_schedule_with_warmup
-
-    from tunelab.inference import forward_in_batches
 
     counts = np.bincount(labels, minlength=model.config.num_labels)
     if (counts == 0).any() or (counts < 2).any():

@@ -35,27 +35,6 @@ def read_splits(config: RunConfig, task: Task) -> dict[str, pd.DataFrame]:
     return frames
 
 
-def doctor_summary(report: dict[str, Any]) -> list[str]:
-    """The few lines of the doctor's findings that ``tunelab train`` prints."""
-    lines = []
-    for name, s in report["splits"].items():
-        found = [f"{s['rows']} rows"]
-        d = s["duplicates"]
-        if d["exact_duplicates"] or d["near_duplicates"]:
-            found.append(f"{d['exact_duplicates']} exact / {d['near_duplicates']} near duplicates")
-        if s.get("conflicts", {}).get("conflicting_texts"):
-            found.append(f"{s['conflicts']['conflicting_texts']} texts with conflicting labels")
-        balance = s.get("class_balance", {})
-        if (balance.get("imbalance_ratio") or 0) >= 3:
-            found.append(f"class imbalance {balance['imbalance_ratio']}:1")
-        lines.append(f"data doctor: {name}: " + ", ".join(found))
-    for pair, leak in report.get("leakage", {}).items():
-        if leak["near"]:
-            held, seen = pair.split("_in_")
-            lines.append(f"data doctor: {leak['near']} {held} texts also occur in {seen} (leakage)")
-    return lines
-
-
 def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     """Read, diagnose, clean and split the data for a run.
 

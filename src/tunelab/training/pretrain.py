@@ -20,7 +20,14 @@ import numpy as np
 from tunelab.config import PretrainConfig, build_config, commented_yaml, read_yaml
 from tunelab.data.corpus import joined_words, read_documents
 from tunelab.errors import UserError
+from tunelab.inference import resolve_precision
+from tunelab.models.load import from_pretrained, resolve_model_source
+from tunelab.models.scratch import new_bert_mlm, new_llama_clm, new_modernbert_mlm
+from tunelab.models.tokenizer_training import byte_level_bpe_tokenizer, character_tokenizer
 from tunelab.outputs import atomic_folder, write_json, write_text
+from tunelab.training.learning_rate import default_learning_rate
+from tunelab.training.model_card import generate_samples, write_model_card
+from tunelab.training.trainer import last_checkpoint, training_arguments
 
 log = logging.getLogger("tunelab")
 
@@ -81,10 +88,6 @@ def pack_blocks(
 
 def _tokenizer_and_model(config: PretrainConfig, train_docs: list[str]) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer, set_seed
-
-    from tunelab.models.load import from_pretrained
-    from tunelab.models.scratch import new_bert_mlm, new_llama_clm, new_modernbert_mlm
-    from tunelab.models.tokenizer_training import byte_level_bpe_tokenizer, character_tokenizer
 
     arch = config.architecture
     set_seed(config.seed)
@@ -171,7 +174,6 @@ def earlier_stages(from_model: str | None) -> list[dict[str, Any]]:
     """
     if not from_model:
         return []
-    from tunelab.models.load import resolve_model_source
 
     path = Path(resolve_model_source(from_model)) / "pretrain_metrics.json"
     try:
@@ -255,9 +257,6 @@ def pretrain(
     from datasets import Dataset
     from transformers import DataCollatorForLanguageModeling, Trainer
 
-    from tunelab.inference import resolve_precision
-    from tunelab.training.trainer import last_checkpoint, training_arguments
-
     wwm = config.whole_word_masking
     train_blocks = pack_blocks(train_docs, tokenizer, config.block_size, config.objective, wwm)
     held_blocks = pack_blocks(held_docs, tokenizer, config.block_size, config.objective, wwm)
@@ -269,8 +268,6 @@ def pretrain(
     has_held_out = bool(held_blocks["input_ids"])
     precision = resolve_precision(config.training.precision)
     if config.training.learning_rate == "auto":  # pretraining: the rate of a model of its size
-        from tunelab.training.learning_rate import default_learning_rate
-
         config.training.learning_rate, _ = default_learning_rate(
             model.num_parameters(), scratch=config.from_model is None
         )
@@ -333,15 +330,12 @@ def pretrain(
             stage["tokens_seen"] for stage in stages
         )
     if config.objective == "clm":
-        from tunelab.training.model_card import generate_samples
-
         figures["samples"] = generate_samples(trainer.model, tokenizer)
     with atomic_folder(output) as folder:
         trainer.model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         write_text(folder / "pretrain.yaml", commented_yaml(config) + "\n")
         write_json(folder / "pretrain_metrics.json", figures)
-        from tunelab.training.model_card import write_model_card
 
         write_model_card(folder, output.name, config, figures, command)
     return figures

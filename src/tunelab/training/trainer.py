@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 from tunelab.config import TrainingConfig
+from tunelab.errors import UserError
+from tunelab.training.tracking import point_trackers, report_to
 
 log = logging.getLogger("tunelab")
 
@@ -53,8 +55,6 @@ def distributed_arguments(training: TrainingConfig) -> dict[str, Any]:
     """
     import importlib.util
     import json
-
-    from tunelab.errors import UserError
 
     extra: dict[str, Any] = {}
     if training.fsdp:
@@ -175,8 +175,6 @@ def build_trainer(
     ``tracking`` turns on MLflow/TensorBoard logging for the run folder above ``output_dir``.
     """
     from transformers import EarlyStoppingCallback, Trainer
-
-    from tunelab.training.tracking import point_trackers, report_to
 
     best_metric = None
     if eval_dataset is not None:

@@ -12,7 +12,7 @@ import yaml
 from tests.conftest import tiny_run_config
 from tunelab.config import build_config
 from tunelab.errors import UserError
-from tunelab.training.search import default_space, search
+from tunelab.studies.search import default_space, search
 
 LEARNING_RATES = {"training.learning_rate": {"low": 1e-5, "high": 3e-2, "log": True}}
 
@@ -85,7 +85,7 @@ def test_a_killed_search_resumes_without_losing_finished_trials(tiny_bert, revie
 def test_workers_that_start_together_retry_opening_the_new_study_database(monkeypatch, tmp_path):
     from sqlalchemy.exc import IntegrityError
 
-    from tunelab.training import search as search_module
+    from tunelab.studies import search as search_module
 
     real, calls = search_module._new_storage, []
 

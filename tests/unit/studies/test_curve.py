@@ -11,19 +11,21 @@ import pytest
 from tests.conftest import make_reviews, tiny_run_config
 from tunelab.config import build_config
 from tunelab.errors import UserError
-from tunelab.evaluation.plots import figure_bytes, learning_curve_figure, save_figure
-from tunelab.training.curve import (
+from tunelab.evaluation.learning_curve import (
     answer_target,
     dips,
-    epochs_for_min_steps,
     fit_power_law,
+    predict,
+    size_for,
+    summarize,
+)
+from tunelab.evaluation.plots import figure_bytes, learning_curve_figure, save_figure
+from tunelab.studies.curve import (
+    epochs_for_min_steps,
     learning_curve,
     parse_sizes,
     plan_trials,
-    predict,
     score_of,
-    size_for,
-    summarize,
 )
 
 SIZES = [50, 100, 200, 500, 1000, 2000, 5000]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -572,6 +573,26 @@ def build_config(
 def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Load a YAML config file, apply overrides, validate. Relative data paths stay as given."""
     return build_config(read_yaml(Path(path)), overrides)
+
+
+def as_config(
+    config: BaseModel | dict[str, Any] | str | Path,
+    overrides: Sequence[str] = (),
+    schema: type[BaseModel] = RunConfig,
+) -> Any:
+    """A validated ``schema`` config from a config object, a dict of its keys or a YAML path,
+    with dotted ``key=value`` overrides applied; the caller's object or dict is never changed.
+
+    Raises:
+        UserError: for an unreadable file or a bad key or value.
+    """
+    if isinstance(config, schema) and not overrides:
+        return config
+    if isinstance(config, BaseModel):
+        config = config.model_dump()
+    elif isinstance(config, (str, Path)):
+        config = read_yaml(Path(config))
+    return build_config(config, list(overrides), schema)
 
 
 def _section_model(loc: tuple[Any, ...], model: type[BaseModel]) -> type[BaseModel]:

@@ -7,9 +7,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from tunelab.errors import UserError
 
 
 def _umask() -> int:
@@ -72,3 +74,34 @@ def atomic_folder(path: Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, path)
+
+
+def claim_output(
+    folder: Path,
+    finished: Sequence[str],
+    replaced: Sequence[Path],
+    resume: bool,
+    overwrite: bool,
+    refusal: str,
+) -> None:
+    """Guard an output folder before a run writes into it.
+
+    Args:
+        folder: the run's output folder.
+        finished: names inside ``folder`` whose presence means it holds an earlier run.
+        replaced: files and folders a new run replaces; removed under ``overwrite`` (not when
+            resuming, which needs them).
+        resume, overwrite: what the user allowed.
+        refusal: the sentence to raise when the folder holds a run and neither is set.
+
+    Raises:
+        UserError: with ``refusal``.
+    """
+    if any((folder / name).exists() for name in finished) and not (resume or overwrite):
+        raise UserError(refusal)
+    if overwrite and not resume:
+        for target in replaced:
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab import api
-from tunelab.config import RunConfig, build_config, read_yaml
+from tunelab.config import RunConfig, as_config, build_config
 from tunelab.errors import UserError
 from tunelab.evaluation.learning_curve import summarize
 from tunelab.evaluation.plots import learning_curve_figure, save_figure
@@ -157,11 +157,7 @@ def learning_curve(
     Raises:
         UserError: for bad sizes, seeds, metric, config or data.
     """
-    if isinstance(config, (str, Path)):
-        config = read_yaml(Path(config))
-    # build_config sets overrides into the nested dicts it is given: each call gets a copy
-    raw = config.model_dump() if isinstance(config, RunConfig) else copy.deepcopy(config)
-    base = build_config(raw, list(overrides))
+    base = as_config(config, overrides)
     if base.data.train_per_class is not None:
         raise UserError(
             "data.train_per_class picks its own training rows; unset it for tunelab curve, "

@@ -10,21 +10,20 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tunelab.config import PretrainConfig, build_config, commented_yaml, read_yaml
+from tunelab.config import PretrainConfig, as_config, commented_yaml
 from tunelab.data.corpus import joined_words, read_documents
 from tunelab.errors import UserError
 from tunelab.inference import resolve_precision
 from tunelab.models.load import from_pretrained, resolve_model_source
 from tunelab.models.scratch import new_bert_mlm, new_llama_clm, new_modernbert_mlm
 from tunelab.models.tokenizer_training import byte_level_bpe_tokenizer, character_tokenizer
-from tunelab.outputs import atomic_folder, write_json, write_text
+from tunelab.outputs import atomic_folder, claim_output, write_json, write_text
 from tunelab.training.learning_rate import default_learning_rate
 from tunelab.training.model_card import generate_samples, write_model_card
 from tunelab.training.trainer import last_checkpoint, training_arguments
@@ -231,18 +230,13 @@ def pretrain(
     Returns:
         The figures written to the model card: sizes, steps, tokens, perplexity.
     """
-    if isinstance(config, (str, Path)):
-        config = read_yaml(Path(config))
-    if isinstance(config, dict) or overrides:
-        raw = config.model_dump() if isinstance(config, PretrainConfig) else config
-        config = build_config(raw, list(overrides or []), schema=PretrainConfig)
-    assert isinstance(config, PretrainConfig)
-    output = config.output
-    if (output / "config.json").exists() and not (overwrite or resume):
-        raise UserError(
-            f"{output} already holds a model; pass --overwrite to replace it or choose another "
-            "--output"
-        )
+    config = as_config(config, overrides or [], schema=PretrainConfig)
+    output, checkpoints = config.output, checkpoint_dir(config)
+    claim_output(
+        output, ["config.json"], [checkpoints], resume, overwrite,
+        refusal=f"{output} already holds a model; pass --overwrite to replace it or choose "
+        "another --output",
+    )  # fmt: skip
     documents = read_documents(config.data, config.text_column)
     if config.objective == "clm":
         documents = [joined_words(d) for d in documents]
@@ -252,11 +246,6 @@ def pretrain(
     stages = earlier_stages(config.from_model)  # read before training, not after it
     tokenizer, model = _tokenizer_and_model(config, train_docs)
     _check(config, tokenizer)
-    masked_only = config.objective == "mlm" and head_on_masked_positions_only(model)
-
-    from datasets import Dataset
-    from transformers import DataCollatorForLanguageModeling, Trainer
-
     wwm = config.whole_word_masking
     train_blocks = pack_blocks(train_docs, tokenizer, config.block_size, config.objective, wwm)
     held_blocks = pack_blocks(held_docs, tokenizer, config.block_size, config.objective, wwm)
@@ -265,49 +254,10 @@ def pretrain(
             f"the pretraining text is shorter than one block of {config.block_size} tokens; "
             "give more text or a smaller block_size"
         )
-    has_held_out = bool(held_blocks["input_ids"])
     precision = resolve_precision(config.training.precision)
-    if config.training.learning_rate == "auto":  # pretraining: the rate of a model of its size
-        config.training.learning_rate, _ = default_learning_rate(
-            model.num_parameters(), scratch=config.from_model is None
-        )
-    checkpoints = checkpoint_dir(config)
-    if overwrite and not resume:
-        shutil.rmtree(checkpoints, ignore_errors=True)
-    args = training_arguments(
-        config.training, checkpoints, config.seed, precision,
-        best_metric="loss" if has_held_out else None, greater_is_better=False,
-        remove_unused_columns=False,  # the collator needs offset_mapping for whole words
-        prediction_loss_only=True,  # perplexity needs the loss; logits: ~1 GB for the starter
-    )  # fmt: skip
-    collator = DataCollatorForLanguageModeling(
-        tokenizer,
-        mlm=config.objective == "mlm",
-        mlm_probability=config.mlm_probability,
-        whole_word_mask=wwm,
-        seed=config.seed,
-    )
-    if masked_only:
-        collator = FewMaskedCounts(collator, config.seed)
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_dict(train_blocks),
-        eval_dataset=Dataset.from_dict(held_blocks) if has_held_out else None,
-        processing_class=tokenizer,
-        data_collator=collator,
-    )
-    log.info(
-        "pretraining %s (%s, %.1fM parameters) on %d blocks of %d tokens, precision %s%s",
-        type(model).__name__, config.objective, model.num_parameters() / 1e6,
-        len(train_blocks["input_ids"]), config.block_size, precision,
-        ", vocabulary head on masked positions only" if masked_only else "",
-    )  # fmt: skip
-    resume_from = last_checkpoint(checkpoints) if resume else None
-    result = trainer.train(resume_from_checkpoint=resume_from)
-    perplexity = None
-    if has_held_out:
-        perplexity = math.exp(trainer.evaluate()["eval_loss"])
+    trainer = _trainer(config, tokenizer, model, train_blocks, held_blocks, precision)
+    result = trainer.train(resume_from_checkpoint=last_checkpoint(checkpoints) if resume else None)
+    perplexity = math.exp(trainer.evaluate()["eval_loss"]) if held_blocks["input_ids"] else None
     steps = int(result.global_step)
     batch = config.training.batch_size * config.training.gradient_accumulation_steps
     figures = {
@@ -331,11 +281,66 @@ def pretrain(
         )
     if config.objective == "clm":
         figures["samples"] = generate_samples(trainer.model, tokenizer)
-    with atomic_folder(output) as folder:
-        trainer.model.save_pretrained(folder)
+    _save_model(config, trainer.model, tokenizer, figures, command)
+    return figures
+
+
+def _trainer(
+    config: PretrainConfig,
+    tokenizer: Any,
+    model: Any,
+    train_blocks: dict[str, list],
+    held_blocks: dict[str, list],
+    precision: str,
+) -> Any:
+    """The HF Trainer over packed blocks, with the masking collator for MLM."""
+    from datasets import Dataset
+    from transformers import DataCollatorForLanguageModeling, Trainer
+
+    masked_only = config.objective == "mlm" and head_on_masked_positions_only(model)
+    has_held_out = bool(held_blocks["input_ids"])
+    if config.training.learning_rate == "auto":  # pretraining: the rate of a model of its size
+        config.training.learning_rate, _ = default_learning_rate(
+            model.num_parameters(), scratch=config.from_model is None
+        )
+    args = training_arguments(
+        config.training, checkpoint_dir(config), config.seed, precision,
+        best_metric="loss" if has_held_out else None, greater_is_better=False,
+        remove_unused_columns=False,  # the collator needs offset_mapping for whole words
+        prediction_loss_only=True,  # perplexity needs the loss; logits: ~1 GB for the starter
+    )  # fmt: skip
+    collator = DataCollatorForLanguageModeling(
+        tokenizer,
+        mlm=config.objective == "mlm",
+        mlm_probability=config.mlm_probability,
+        whole_word_mask=config.whole_word_masking,
+        seed=config.seed,
+    )
+    if masked_only:
+        collator = FewMaskedCounts(collator, config.seed)
+    log.info(
+        "pretraining %s (%s, %.1fM parameters) on %d blocks of %d tokens, precision %s%s",
+        type(model).__name__, config.objective, model.num_parameters() / 1e6,
+        len(train_blocks["input_ids"]), config.block_size, precision,
+        ", vocabulary head on masked positions only" if masked_only else "",
+    )  # fmt: skip
+    return Trainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict(train_blocks),
+        eval_dataset=Dataset.from_dict(held_blocks) if has_held_out else None,
+        processing_class=tokenizer,
+        data_collator=collator,
+    )
+
+
+def _save_model(
+    config: PretrainConfig, model: Any, tokenizer: Any, figures: dict[str, Any], command: str | None
+) -> None:
+    """The model folder, atomically: weights, tokenizer, config, figures and model card."""
+    with atomic_folder(config.output) as folder:
+        model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         write_text(folder / "pretrain.yaml", commented_yaml(config) + "\n")
         write_json(folder / "pretrain_metrics.json", figures)
-
-        write_model_card(folder, output.name, config, figures, command)
-    return figures
+        write_model_card(folder, config.output.name, config, figures, command)

@@ -1,0 +1,518 @@
+"""The fine-tuning recipe: ``prepare_run -> fit -> score -> save_run``.
+
+Each stage takes and returns plain values (the dataclasses below), so a test, a study or the
+workbench can run one stage alone; :func:`tunelab.api.train` runs them in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tunelab.config import RunConfig, commented_yaml
+from tunelab.errors import RunInterrupted, UserError
+from tunelab.evaluation.report import build_report
+from tunelab.inference import resolve_precision
+from tunelab.models.adapters import (
+    PROMPT_METHODS,
+    TASK_TYPES,
+    add_adapters,
+    base_model,
+    check_adapter_settings,
+    parameter_counts,
+    quantization_kwargs,
+)
+from tunelab.models.choice import AUTO, SCRATCH, choose_model
+from tunelab.models.linear_baseline import METHOD
+from tunelab.models.load import from_pretrained, resolve_model_source
+from tunelab.models.scratch import save_scratch_bert
+from tunelab.models.trained import save_base_settings
+from tunelab.outputs import atomic_folder, claim_output, write_json, write_jsonl, write_text
+from tunelab.tasks import Task, task_from_run_config
+from tunelab.training.few_shot import train_few_shot
+from tunelab.training.learning_rate import default_learning_rate
+from tunelab.training.prepare import load_splits
+from tunelab.training.tracking import check_trackers, log_final_metrics
+from tunelab.training.trainer import (
+    build_trainer,
+    choose_max_length,
+    distributed_arguments,
+    last_checkpoint,
+    model_length_limit,
+)
+
+log = logging.getLogger("tunelab")
+
+# what a new run replaces in its folder under --overwrite (config.yaml is rewritten anyway)
+RUN_OUTPUTS = (
+    "model",
+    "checkpoints",
+    "metrics.json",
+    "predictions.jsonl",
+    "tensorboard",
+    "report.html",
+)
+
+
+@dataclass
+class RunParts:
+    """Everything a run has before training: checked data, the model and its features."""
+
+    config: RunConfig
+    task: Task
+    splits: dict[str, pd.DataFrame]
+    data_report: dict[str, Any]
+    source: str  # the folder or hub id the model was loaded from
+    tokenizer: Any
+    model: Any
+    encoded: dict[str, Any]
+    max_length: int
+    precision: str
+    loss: Any  # the task's loss function for the Trainer, or None for its default
+    started: float  # time.time() when model loading began
+    main_process: bool
+
+    @property
+    def output(self) -> Path:
+        return self.config.output
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.config.output / "checkpoints"
+
+
+@dataclass
+class FitResult:
+    """The trained model and what training measured."""
+
+    model: Any
+    stats: dict[str, Any]  # steps, loss, speed (the few-shot trainer reports its own)
+    seconds: float  # from model loading to the end of training
+    trainer: Any = None  # the HF Trainer; None for few-shot training
+    warnings: list[str] = field(default_factory=list)  # the learning watch's, per evaluation
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The Trainer's log: loss and metrics per logging step and evaluation."""
+        return self.trainer.state.log_history if self.trainer is not None else []
+
+
+@dataclass
+class Scores:
+    """The run's metrics and the model outputs on each evaluated split."""
+
+    metrics: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+def is_main_process() -> bool:
+    """False in every process but the first of a torchrun/accelerate launch (``RANK``)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+# -- prepare ----------------------------------------------------------------------------
+
+
+def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False) -> RunParts:
+    """Check the config, load and split the data, claim the run folder, load the model and
+    tokenizer, and encode every split.
+
+    ``auto`` values in ``config`` (model name, learning rate) are resolved in place.
+
+    Raises:
+        UserError: for any problem with the config, the data, the folder or the model name.
+    """
+    task = task_from_run_config(config)
+    check_run_settings(config)
+    check_trackers(config.tracking)
+    distributed_arguments(config.training)
+    splits, data_report = load_splits(config, task)
+    if config.model.name == AUTO:
+        _choose_model(config, task, splits["train"], data_report)
+    if config.training.method == "few-shot" and task.problem_type != "single_label":
+        raise UserError(
+            "training.method=few-shot needs single-label text classification; this run is "
+            f"{config.task} ({task.problem_type}); use training.method=full"
+        )
+    main_process = is_main_process()
+    if main_process:  # under torchrun/accelerate the first process alone touches the folder
+        prepare_output(config.output, resume, overwrite)
+        # written again at the end; until metrics.json exists, `tunelab runs` lists it incomplete
+        write_text(config.output / "config.yaml", commented_yaml(config) + "\n")
+    started = time.time()
+    source, tokenizer, model = load_model(config, task, splits["train"], data_report)
+    max_length = _max_length(config, task, splits["train"], tokenizer, model, data_report)
+    encoded = {split: task.encode(frame, tokenizer, max_length) for split, frame in splits.items()}
+    precision = resolve_precision(config.training.precision)
+    log.info(
+        "training on %d rows (validation %d, test %d), max_length %d, precision %s",
+        len(splits["train"]),
+        len(splits.get("validation", [])),
+        len(splits.get("test", [])),
+        max_length,
+        precision,
+    )
+    loss, data_report["loss"] = task.loss_function(
+        splits["train"], config.training.class_weights, config.training.label_smoothing
+    )
+    if data_report["loss"].get("class_weights"):
+        log.info(
+            "classes are imbalanced (%.1f:1): training with class-weighted cross-entropy %s",
+            data_report["loss"]["imbalance_ratio"], data_report["loss"]["class_weights"],
+        )  # fmt: skip
+    return RunParts(
+        config, task, splits, data_report, source, tokenizer, model, encoded, max_length,
+        precision, loss, started, main_process,
+    )  # fmt: skip
+
+
+def check_run_settings(config: RunConfig) -> None:
+    """Refuse adapter and few-shot settings that cannot work, before any data is read."""
+    if config.training.method == "few-shot" and config.peft.method != "none":
+        raise UserError(
+            "training.method=few-shot tunes the whole encoder on pairs; set peft.method=none"
+        )
+    if config.peft.method != "none" and config.model.name == "scratch-bert":
+        raise UserError(
+            f"peft.method={config.peft.method} trains small adapters on a pretrained model, but "
+            "model.name is scratch-bert (random weights); choose a pretrained model or "
+            "peft.method=none"
+        )
+    check_adapter_settings(config.peft, config.task, config.generation.packing)
+
+
+def prepare_output(output: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse a folder that holds a run unless resuming or overwriting; clear it to overwrite.
+
+    Raises:
+        UserError: if ``output`` holds a run and neither ``resume`` nor ``overwrite`` is set.
+    """
+    claim_output(
+        output, ("model", "checkpoints"), [output / name for name in RUN_OUTPUTS],
+        resume, overwrite,
+        refusal=f"run folder {output} already holds a run; pass --resume to continue it, "
+        "--overwrite to replace it, or choose another --output",
+    )  # fmt: skip
+
+
+def _choose_model(
+    config: RunConfig, task: Task, train: pd.DataFrame, data_report: dict[str, Any]
+) -> None:
+    """Replace ``model.name: auto`` by the model that suits the training texts."""
+    choice = choose_model(config.task, train[task.text_column].astype(str))
+    config.model.name = choice.name
+    data_report["model_choice"] = choice.as_dict()
+    log.info("model.name auto: %s, because %s", choice.name, choice.reason)
+    check_run_settings(config)  # the chosen model may rule out the adapter settings
+
+
+def load_model(
+    config: RunConfig, task: Task, train: pd.DataFrame, data_report: dict[str, Any]
+) -> tuple[str, Any, Any]:
+    """The model source, its tokenizer, and the task's model with adapters added.
+
+    Resolves ``training.learning_rate: auto`` from the model's size (recorded in
+    ``data_report``).
+    """
+    import torch
+    from transformers import AutoTokenizer, set_seed
+
+    if config.training.threads:
+        torch.set_num_threads(config.training.threads)
+    source = _model_source(config, train, task, config.output / "checkpoints")
+    load_kwargs = {
+        "revision": config.model.revision,
+        "trust_remote_code": config.model.trust_remote_code,
+        "allow_pickle": config.model.allow_pickle,
+    }
+    tokenizer = from_pretrained(AutoTokenizer, source, **load_kwargs)
+    set_seed(config.seed)
+    model = task.build_model(source, **load_kwargs, **quantization_kwargs(config.peft))
+    if config.training.learning_rate == AUTO:
+        data_report["learning_rate"] = _resolve_learning_rate(config, model)
+    model = add_adapters(model, config.peft, TASK_TYPES[task.auto_model_class().__name__])
+    return source, tokenizer, model
+
+
+def _model_source(config: RunConfig, train: pd.DataFrame, task: Task, checkpoints: Path) -> str:
+    if config.model.name != "scratch-bert":
+        return resolve_model_source(config.model.name)
+    scratch = config.model.scratch
+    texts = train[task.text_column].astype(str).tolist()
+    if task.text_pair_column:
+        texts += train[task.text_pair_column].astype(str).tolist()
+    log.warning(
+        "model.name is scratch-bert: training a randomly initialised %d-layer BERT (hidden %d) "
+        "with a character vocabulary built from the training data; a pretrained model does better",
+        scratch.layers,
+        scratch.hidden,
+    )
+    return str(
+        save_scratch_bert(
+            texts,
+            checkpoints / "scratch-init",
+            scratch.layers,
+            scratch.hidden,
+            scratch.heads,
+            scratch.min_char_count,
+            seed=config.seed,
+        )
+    )
+
+
+def _resolve_learning_rate(config: RunConfig, model: Any) -> dict[str, Any]:
+    """Replace ``training.learning_rate: auto`` by the rate for this model; what and why."""
+    parameters = sum(p.numel() for p in model.parameters())
+    rate, reason = default_learning_rate(
+        parameters, config.model.name == SCRATCH, config.peft.method, config.training.method
+    )
+    config.training.learning_rate = rate
+    log.info("training.learning_rate auto: %g for %s (--set training.learning_rate=... "
+             "overrides it)", rate, reason)  # fmt: skip
+    return {"value": rate, "reason": reason}
+
+
+def _max_length(
+    config: RunConfig,
+    task: Task,
+    train: pd.DataFrame,
+    tokenizer: Any,
+    model: Any,
+    data_report: dict[str, Any],
+) -> int:
+    """The sequence length for this run, from the training texts' token lengths and the
+    model's limit; what it truncates goes into ``data_report``."""
+    lengths = task.token_lengths(train, tokenizer)
+    length_limit = model_length_limit(model.config, tokenizer)
+    if length_limit and config.peft.method in PROMPT_METHODS:  # virtual tokens take positions
+        length_limit -= config.peft.num_virtual_tokens
+    max_length = choose_max_length(lengths, length_limit, config.model.max_length)
+    data_report["tokens"] = {
+        "max_length": max_length,
+        "truncated_share": float((lengths > max_length).mean()),
+        "p50": float(pd.Series(lengths).median()),
+    }
+    return max_length
+
+
+# -- fit --------------------------------------------------------------------------------
+
+
+def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = None) -> FitResult:
+    """Train the model: few-shot pairs, or the HF Trainer with tunelab's defaults.
+
+    Args:
+        parts: what :func:`prepare_run` returned.
+        resume: continue from the newest checkpoint in the run folder.
+        callbacks: extra ``transformers.TrainerCallback`` objects for the Trainer.
+
+    Raises:
+        RunInterrupted: after Ctrl-C, once the Trainer saved a checkpoint.
+    """
+    from tunelab.training.health import LearningWatch  # imports transformers
+
+    config = parts.config
+    if config.training.method == "few-shot":
+        stats = _train_few_shot(parts)
+        return FitResult(parts.model, stats, round(time.time() - parts.started, 2))
+    watch = LearningWatch(parts.task, len(parts.splits.get("validation", [])))
+    trainer = build_trainer(
+        parts.model, parts.tokenizer, parts.task, parts.encoded["train"],
+        parts.encoded.get("validation"), config.training, parts.checkpoints, config.seed,
+        parts.precision, compute_loss_func=parts.loss, callbacks=[*(callbacks or []), watch],
+        tracking=config.tracking,
+    )  # fmt: skip
+    resume_from = None
+    if resume:
+        resume_from = last_checkpoint(parts.checkpoints)
+        if resume_from is None:
+            log.warning(
+                "--resume: no checkpoint in %s yet, starting from the beginning",
+                parts.checkpoints,
+            )
+    train_output = trainer.train(resume_from_checkpoint=resume_from)
+    _stop_if_interrupted(trainer, parts.checkpoints)
+    stats = {
+        "steps": int(train_output.global_step),
+        "loss": float(train_output.training_loss),
+        "samples_per_second": train_output.metrics.get("train_samples_per_second"),
+        "optimizer_seconds": train_output.metrics.get("train_runtime"),
+    }
+    seconds = round(time.time() - parts.started, 2)
+    return FitResult(trainer.model, stats, seconds, trainer, watch.warnings)
+
+
+def _train_few_shot(parts: RunParts) -> dict[str, Any]:
+    import numpy as np
+
+    config, training = parts.config, parts.config.training
+    targets = np.asarray(parts.task.targets(parts.splits["train"]))
+    return train_few_shot(
+        parts.model, parts.tokenizer, parts.encoded["train"], targets, config.few_shot,
+        training.learning_rate, training.batch_size, parts.precision, config.seed,
+    )  # fmt: skip
+
+
+def _stop_if_interrupted(trainer: Any, checkpoints: Path) -> None:
+    """After Ctrl-C the Trainer stopped early with a checkpoint: no final outputs then."""
+    from tunelab.training.interrupt import StopOnInterrupt  # imports transformers
+
+    handlers = trainer.callback_handler.callbacks
+    if any(isinstance(h, StopOnInterrupt) and h.interrupted for h in handlers):
+        raise RunInterrupted(last_checkpoint(checkpoints))
+
+
+# -- score ------------------------------------------------------------------------------
+
+
+def score(parts: RunParts, fitted: FitResult) -> Scores:
+    """Measure the trained model: training figures, held-out loss, validation and test
+    metrics, calibration, the linear baseline, and warnings when it learned nothing.
+
+    Under torchrun/accelerate every process takes part in the held-out loss; only the main
+    process goes on to the rest (the others get the training figures and losses alone).
+    """
+    from tunelab.training.health import final_warnings  # imports transformers
+
+    task, splits, model = parts.task, parts.splits, fitted.model
+    metrics: dict[str, Any] = {
+        "train": {
+            "seconds": fitted.seconds,
+            **fitted.stats,
+            "precision": parts.precision,
+            "peak_memory_mb": _peak_memory_mb(),
+            **parameter_counts(model),
+        }
+    }
+    held_out_loss = _held_out_loss(parts, fitted)
+    if not parts.main_process:
+        return Scores({**metrics, **held_out_loss}, {})
+    # after the losses: it may switch the model to inference settings (a KV cache would
+    # let packed rows see each other)
+    task.finish(base_model(model), parts.tokenizer)
+    batch_size = parts.config.training.eval_batch_size
+    outputs = {
+        split: task.forward(model, parts.tokenizer, splits[split], parts.max_length, batch_size)
+        for split in task.evaluated_splits
+        if split in splits
+    }
+    if "validation" in outputs:
+        metrics["calibration"] = task.calibrate(outputs["validation"], splits["validation"])
+    for split in ("validation", "test"):  # a split may have a loss, outputs, or both
+        scores = dict(held_out_loss.get(split, {}))
+        if split in outputs:
+            scores = {**task.evaluate_outputs(outputs[split], splits[split]), **scores}
+        if scores:
+            metrics[split] = scores
+    baseline = linear_baseline(task, splits, parts.config.seed)
+    if baseline:
+        metrics["baseline"] = baseline
+    metrics["warnings"] = final_warnings(task, metrics, fitted.history, fitted.warnings)
+    for warning in metrics["warnings"]:
+        log.warning("%s", warning)
+    return Scores(metrics, outputs)
+
+
+def _held_out_loss(parts: RunParts, fitted: FitResult) -> dict[str, dict[str, float]]:
+    """Loss and perplexity on validation and test, for tasks whose main metric is the loss."""
+    held_out: dict[str, dict[str, float]] = {}
+    if fitted.trainer is None or parts.task.main_metric != "loss":
+        return held_out
+    for split in ("validation", "test"):
+        if split in parts.splits and len(parts.encoded[split]):
+            loss = float(fitted.trainer.evaluate(parts.encoded[split])["eval_loss"])
+            held_out[split] = {"loss": loss, "perplexity": math.exp(loss)}
+    return held_out
+
+
+def linear_baseline(
+    task: Task, splits: dict[str, pd.DataFrame], seed: int
+) -> dict[str, Any] | None:
+    """The task's classical baseline fit on the training rows, scored on the held-out ones."""
+    started = time.time()
+    outputs = task.baseline_outputs(splits, seed)
+    if not outputs:
+        return None
+    scores = {
+        split: {
+            key: value
+            for key, value in task.evaluate_outputs(out, splits[split]).items()
+            if isinstance(value, (int, float))
+        }
+        for split, out in outputs.items()
+    }
+    return {"method": METHOD, "seconds": round(time.time() - started, 2), **scores}
+
+
+def _peak_memory_mb() -> float:
+    """Peak memory of this process so far: GPU allocations on CUDA, resident set on CPU."""
+    import resource
+
+    import torch
+
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+
+
+# -- save -------------------------------------------------------------------------------
+
+
+def save_run(parts: RunParts, fitted: FitResult, scores: Scores) -> dict[str, Any]:
+    """Write the run folder: model/ (atomically), predictions, data report, history, metrics,
+    the resolved config and report.html.
+
+    Returns:
+        ``{"output", "model_dir", "metrics", "report"}`` (``report`` None if it failed).
+    """
+    config, output, model, tokenizer = parts.config, parts.output, fitted.model, parts.tokenizer
+    _save_model(parts, model)
+    if "test" in scores.outputs:
+        predictions = parts.task.predictions(scores.outputs["test"], parts.splits["test"])
+        write_jsonl(output / "predictions.jsonl", predictions)
+    write_json(output / "data_report.json", parts.data_report)
+    if fitted.trainer is not None:  # loss and metric per logging step and evaluation
+        write_json(output / "history.json", fitted.history)
+    if fitted.trainer is not None and config.tracking:
+        step = fitted.trainer.state.global_step
+        log_final_metrics(config.tracking, output, scores.metrics, step)
+    write_json(output / "metrics.json", scores.metrics)
+    write_text(output / "config.yaml", commented_yaml(config) + "\n")
+    report: Path | None = None
+    try:
+        report = build_report(output, loaded=(model, tokenizer, parts.task, parts.max_length))
+        log.info("report: %s", report)
+    except Exception as error:  # the run itself is complete; a report can be rebuilt later
+        log.warning("report.html was not written (%s); rebuild it with: tunelab report %s",
+                    error, output)  # fmt: skip
+    return {
+        "output": str(output),
+        "model_dir": str(output / "model"),
+        "metrics": scores.metrics,
+        "report": str(report) if report else None,
+    }
+
+
+def _save_model(parts: RunParts, model: Any) -> None:
+    """model/ in HF format with tunelab's metadata; a PEFT model saves its adapter alone."""
+    config = parts.config
+    metadata = {**parts.task.metadata(), "max_length": parts.max_length}
+    if config.peft.method != "none":
+        metadata["adapter"] = {"method": config.peft.method, "base_model": config.model.name}
+        # the folder the base came from, for plain PEFT loading; tunelab also finds a bundled
+        # base again by its name when the repository moved
+        model.peft_config["default"].base_model_name_or_path = parts.source
+    base_model(model).config.tunelab = metadata
+    with atomic_folder(parts.output / "model") as model_dir:
+        model.save_pretrained(model_dir)
+        if config.peft.method != "none":
+            save_base_settings(base_model(model), model_dir)
+        parts.tokenizer.save_pretrained(model_dir)
+        write_text(model_dir / "tunelab.yaml", commented_yaml(config) + "\n")

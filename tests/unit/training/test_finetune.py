@@ -1,0 +1,85 @@
+"""The fine-tuning recipe stage by stage, and the config coercion and output guard it shares
+with pretraining."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import make_reviews, tiny_run_config
+from tunelab.config import PretrainConfig, RunConfig, as_config, commented_yaml
+from tunelab.errors import UserError
+from tunelab.outputs import claim_output
+from tunelab.training.finetune import fit, prepare_run, save_run, score
+
+
+def test_each_stage_can_run_alone_and_passes_plain_values_on(tiny_bert, tmp_path):
+    data = tmp_path / "reviews.csv"
+    make_reviews(200).to_csv(data, index=False)
+    config = as_config(tiny_run_config(tiny_bert, data, tmp_path / "run"))
+
+    parts = prepare_run(config)
+    assert set(parts.splits) == {"train", "validation", "test"}
+    assert {split: len(parts.encoded[split]) for split in parts.splits} == {
+        split: len(frame) for split, frame in parts.splits.items()
+    }
+    assert parts.max_length == parts.data_report["tokens"]["max_length"]
+    assert parts.source == str(tiny_bert) and parts.precision in {"fp32", "bf16"}
+    # the folder is claimed (config.yaml marks it incomplete), but nothing is saved yet
+    assert (parts.output / "config.yaml").is_file() and not (parts.output / "model").exists()
+
+    fitted = fit(parts)
+    assert fitted.trainer is not None and fitted.stats["steps"] > 0
+    assert fitted.history and fitted.seconds > 0
+
+    scores = score(parts, fitted)
+    assert {"train", "validation", "test", "baseline", "warnings"} <= set(scores.metrics)
+    assert set(scores.outputs) == {"validation", "test"}
+    assert not (parts.output / "metrics.json").exists()
+
+    result = save_run(parts, fitted, scores)
+    metrics = json.loads((parts.output / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["test"]["accuracy"] == pytest.approx(scores.metrics["test"]["accuracy"])
+    assert result["model_dir"] == str(parts.output / "model")
+    assert (parts.output / "model" / "config.json").is_file()
+    assert len((parts.output / "predictions.jsonl").read_text().splitlines()) == len(
+        parts.splits["test"]
+    )
+
+
+def test_as_config_accepts_objects_dicts_and_files_and_never_changes_the_callers(tmp_path):
+    tree = {"data": {"train": "a.csv"}, "training": {"epochs": 2}}
+    config = as_config(tree, ["training.epochs=5"])
+    assert config.training.epochs == 5 and tree["training"]["epochs"] == 2
+
+    assert as_config(config) is config  # no overrides: the object itself
+    changed = as_config(config, ["seed=7"])
+    assert changed.seed == 7 and config.seed != 7
+
+    path = tmp_path / "run.yaml"
+    path.write_text(commented_yaml(config), encoding="utf-8")
+    assert as_config(path) == config
+    assert isinstance(as_config(config), RunConfig)
+
+    pretrain = as_config({"data": ["a.txt"]}, ["objective=clm"], schema=PretrainConfig)
+    assert isinstance(pretrain, PretrainConfig) and pretrain.objective == "clm"
+    with pytest.raises(UserError, match=r"training\.epochs"):
+        as_config(tree, ["training.epochs=many"])
+
+
+def test_claim_output_refuses_a_finished_run_and_clears_it_only_to_overwrite(tmp_path):
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    (run / "metrics.json").write_text("{}")
+    (run / "notes.txt").write_text("mine")
+    replaced = [run / "model", run / "metrics.json"]
+
+    with pytest.raises(UserError, match="holds a run"):
+        claim_output(run, ["model"], replaced, False, False, refusal="holds a run")
+    claim_output(run, ["model"], replaced, resume=True, overwrite=True, refusal="")
+    assert (run / "model").is_dir()  # resuming needs what is there
+    claim_output(run, ["model"], replaced, resume=False, overwrite=True, refusal="")
+    assert not (run / "model").exists() and not (run / "metrics.json").exists()
+    assert (run / "notes.txt").read_text() == "mine"  # only what a run writes is replaced
+    claim_output(run, ["model"], replaced, False, False, refusal="")  # nothing left to refuse

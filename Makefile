@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format clean starter-models
+.PHONY: install demo test test-fast lint format clean starter-models
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,15 @@ demo: $(STAMP)
 	$(BIN)/tunelab predict runs/zh-sentiment --text "质量很好，物流也快，很满意" \
 		--text "用了两天就坏了，客服也不理人" --text "还行吧，价格有点贵"
 
+# everything, as CI runs it
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
+
+# while working: leaves out the tests that train a model or start a process (marked slow in
+# tests/conftest.py); run `make test` before pushing
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # Re-creates models/zh-bert-mini (two stages, about 35 + 85 minutes) and models/zh-llama-mini
 # (about an hour) on 2 CPU cores; not part of `make test`.

@@ -1,9 +1,16 @@
-"""Shared fixtures: tiny random models built in code and small generated data sets."""
+"""Shared fixtures: tiny random models built in code and small generated data sets; and the
+test tiers: tests that train a model or start a process are marked ``slow`` here."""
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import random
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -13,6 +20,87 @@ NEGATIVE = ["很差", "失望", "退货", "糟糕", "难用"]
 FILLER = list("这个东西我们买了用起来觉得还是价格包装物流快递质量外观手机电脑书")
 PERSONS = ["张三", "李小明", "王芳"]
 PLACES = ["北京", "上海", "广州"]
+
+# what makes a test slow: calling one of these (itself, through a helper or fixture of the test
+# suite, or as a CLI command), unless the call stands inside `with pytest.raises(...)`, where
+# it stops at the first check, before any model is loaded
+TRAINING_FUNCTIONS = {"train", "pretrain", "learning_curve", "search", "train_few_shot"}
+TRAINING_RECEIVERS = {"tunelab", "api", "trainer"}  # tunelab.train(...), trainer.train()
+TRAINING_COMMANDS = {"train", "pretrain", "curve", "search"}
+CLI_RUNNERS = {"invoke", "run_cli"}
+PROCESS_FUNCTIONS = {"run", "Popen", "check_call", "check_output"}  # of subprocess
+
+
+def _is_slow_call(call: ast.Call) -> bool:
+    func = call.func
+    if isinstance(func, ast.Name) and func.id in TRAINING_FUNCTIONS:
+        return True
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        receiver = func.value.id
+        if func.attr == "train" and receiver in TRAINING_RECEIVERS:
+            return True
+        if receiver == "subprocess" and func.attr in PROCESS_FUNCTIONS:
+            return True
+    name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+    if name in CLI_RUNNERS:
+        for arg in call.args:
+            if isinstance(arg, ast.List) and arg.elts and isinstance(arg.elts[0], ast.Constant):
+                return arg.elts[0].value in TRAINING_COMMANDS
+    return False
+
+
+def _calls_outside_raises(tree: ast.AST) -> list[ast.Call]:
+    """The calls in ``tree``, leaving out those inside ``with pytest.raises(...)``."""
+    found: list[ast.Call] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.With) and any(
+            isinstance(item.context_expr, ast.Call)
+            and getattr(item.context_expr.func, "attr", "") == "raises"
+            for item in node.items
+        ):
+            return
+        if isinstance(node, ast.Call):
+            found.append(node)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+@functools.cache
+def _trains_or_spawns(func: Callable[..., Any]) -> bool:
+    """Whether ``func``, or a function of the test suite it calls, trains or starts a process."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    for call in _calls_outside_raises(tree):
+        if _is_slow_call(call):
+            return True
+        if isinstance(call.func, ast.Name):
+            helper = getattr(func, "__globals__", {}).get(call.func.id)
+            if (
+                inspect.isfunction(helper)
+                and helper.__module__.startswith("tests")
+                and helper is not func
+                and _trains_or_spawns(helper)
+            ):
+                return True
+    return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that trains a model or starts a process, itself or through
+    its fixtures, so that ``pytest -m "not slow"`` (``make test-fast``) leaves them out."""
+    for item in items:
+        functions = [getattr(item, "function", None)]
+        fixture_info = getattr(item, "_fixtureinfo", None)
+        for definitions in getattr(fixture_info, "name2fixturedefs", {}).values():
+            functions += [d.func for d in definitions if d.func.__module__.startswith("tests")]
+        if any(f is not None and _trains_or_spawns(f) for f in functions):
+            item.add_marker(pytest.mark.slow)
 
 
 def make_entities(n: int, seed: int = 0) -> list[dict[str, list[str]]]:

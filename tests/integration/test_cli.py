@@ -64,7 +64,7 @@ def test_train_evaluate_predict(tiny_bert, tmp_path):
 def test_init_writes_a_config_that_trains(tmp_path):
     done = tunelab("init", "--out", tmp_path / "c.yaml")
     assert done.returncode == 0, done.stderr
-    assert "learning_rate: 5.0e-05  # peak learning rate" in (tmp_path / "c.yaml").read_text()
+    assert "learning_rate: auto  # peak learning rate" in (tmp_path / "c.yaml").read_text()
 
 
 def _write(path: Path, frame: pd.DataFrame) -> Path:

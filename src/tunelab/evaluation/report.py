@@ -17,7 +17,6 @@ from typing import Any
 import yaml
 
 from tunelab.errors import UserError
-from tunelab.evaluation import report_classification, report_generation, report_tagging
 from tunelab.evaluation.plots import curves_figure
 from tunelab.evaluation.report_page import (
     STYLE,
@@ -108,13 +107,11 @@ def read_run(run_dir: Path) -> RunFolder:
     )
 
 
-def _task_sections() -> dict[str, Callable[[RunFolder, Plots], TaskReport]]:
-    return {  # one explicit table, like tunelab.tasks.TASKS
-        "text-classification": report_classification.sections,
-        "token-classification": report_tagging.sections,
-        "seq2seq": report_generation.sections,
-        "causal-lm": report_generation.sections,
-    }
+def _task_sections(task: str) -> Callable[[RunFolder, Plots], TaskReport] | None:
+    """The task's own report sections (``Task.report_sections``); None for an unknown task."""
+    from tunelab.tasks import TASKS  # imports scikit-learn and scipy
+
+    return TASKS[task].report_sections if task in TASKS else None
 
 
 def build_report(
@@ -137,7 +134,7 @@ def build_report(
     """
     run = read_run(Path(run_dir))
     plots = Plots()
-    builder = _task_sections().get(run.task)
+    builder = _task_sections(run.task)
     task = (
         builder(run, plots)
         if builder

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.data.load import read_table, require_columns
-from tunelab.data.normalize import clean_text
 from tunelab.errors import UserError
 from tunelab.explain.attention import attention_map, eager_attention
 from tunelab.explain.attributions import (
@@ -32,7 +31,6 @@ from tunelab.tasks.token_inputs import join_tokens, pre_tokenize
 
 log = logging.getLogger(__name__)
 
-EXPLAINED_TASKS = ("text-classification", "token-classification")
 # Tokens of one text explained at most when every predicted entity token is explained.
 MAX_TOKEN_TARGETS = 16
 
@@ -88,7 +86,7 @@ def explain_loaded(
     """
     import torch
 
-    if task.name not in EXPLAINED_TASKS:
+    if task.explains is None:
         raise UserError(
             f"explanations exist for text classification and token classification, not for "
             f"{task.name} models; for generation, compare outputs with tunelab predict, or "
@@ -117,7 +115,7 @@ def explain_loaded(
             )
             special = torch.tensor([record["special"]], device=device)
             baseline = baseline_ids(inputs["input_ids"], special, token_id)
-            if task.name == "text-classification":
+            if task.explains == "text":
                 record.update(_explain_text(model, task, inputs, baseline, outputs, target, steps))
             else:
                 record.update(_explain_tokens(model, task, inputs, baseline, outputs, record,
@@ -133,7 +131,7 @@ def _encode(task: Any, tokenizer: Any, text: str, max_length: int) -> tuple[dict
     fast = bool(getattr(tokenizer, "is_fast", False))
     options = {"truncation": True, "max_length": max_length, "return_tensors": "pt",
                "return_special_tokens_mask": True}  # fmt: skip
-    if task.name == "token-classification":
+    if task.explains == "tokens":
         # the words the tagger was trained on, each tokenized on its own
         words, starts = pre_tokenize(text)
         encoded = tokenizer([words], is_split_into_words=True, return_offsets_mapping=fast,
@@ -143,7 +141,7 @@ def _encode(task: Any, tokenizer: Any, text: str, max_length: int) -> tuple[dict
         word_ids = encoded.word_ids(0) if fast else None
         base = [None if w is None else starts[w] for w in (word_ids or [None] * length)]
     else:
-        text = clean_text(text, **getattr(task, "text_cleaning", {}))
+        text = task.clean_text(text)
         encoded = tokenizer(text, return_offsets_mapping=fast, **options)
         word_ids = None
         base = [0] * encoded["input_ids"].shape[-1]

@@ -27,7 +27,6 @@ from tunelab.serving.onnx_model import EXPORT_INFO, FILES, OnnxModel
 
 log = logging.getLogger("tunelab")
 
-EXPORTABLE = ("text-classification", "token-classification")
 DECISIONS = ("label", "labels", "tags")  # the record keys that hold what the model decided
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 EXTERNAL_DATA_BYTES = 1 << 30  # ONNX protobufs stop at 2 GB; larger weights go beside them
@@ -64,7 +63,7 @@ def export_onnx(
 
     folder = model_folder(model_dir)
     model, tokenizer, task, max_length = load_trained(folder)
-    if task.name not in EXPORTABLE:
+    if "onnx" not in task.exportable:
         raise UserError(
             f"ONNX export covers text classification and token classification; this is a "
             f"{task.name} model, which generates text token by token: serve it with "

@@ -176,8 +176,8 @@ def create_app(
         card = folder / "README.md"
         return Metadata(
             task=task.name,
-            labels=list(getattr(task, "labels", None) or []) or None,
-            problem_type=getattr(task, "problem_type", None),
+            labels=list(task.labels) or None,
+            problem_type=task.problem_type,
             text_pair=pair_model,
             max_length=max_length,
             backend=backend,

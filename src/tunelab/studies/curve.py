@@ -180,7 +180,7 @@ def learning_curve(
             "files to keep them fixed"
         )
     capped = sorted({min(size, rows) for size in sizes})
-    classes = len(task.labels) if getattr(task, "problem_type", None) == "single_label" else 0
+    classes = len(task.labels) if task.problem_type == "single_label" else 0
     if capped[0] < classes:
         raise UserError(
             f"--sizes: {capped[0]} rows cannot hold one of each of the {classes} classes; "

@@ -18,7 +18,7 @@ from tunelab import api
 from tunelab.config import ParameterRange, RunConfig, build_config, commented_yaml
 from tunelab.errors import UserError
 from tunelab.outputs import write_json, write_text
-from tunelab.tasks import task_from_run_config
+from tunelab.tasks import TASKS, task_from_run_config
 
 log = logging.getLogger("tunelab")
 
@@ -33,8 +33,7 @@ _COMMON_SPACE = {
 def default_space(config: RunConfig) -> dict[str, ParameterRange]:
     """The per-task search space used when ``search.space`` is empty."""
     space: dict[str, Any] = dict(_COMMON_SPACE)
-    generation = config.task in ("seq2seq", "causal-lm")
-    space["training.batch_size"] = {"choices": [8, 16, 32] if generation else [16, 32, 64]}
+    space["training.batch_size"] = {"choices": list(TASKS[config.task].search_batch_sizes)}
     if config.peft.method in ("lora", "qlora"):
         space["peft.r"] = {"choices": [4, 8, 16, 32]}
         space["training.learning_rate"] = {"low": 1e-4, "high": 1e-2, "log": True}

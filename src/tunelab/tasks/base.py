@@ -6,7 +6,8 @@ task's own module.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,27 @@ class Task(Protocol):
     text_pair_column: str | None
     label_column: str
     main_metric: str  # picks the best checkpoint and leads every summary
+    # single_label, multi_label, regression (text), sequence (tags), generation; only
+    # single_label data is stratified when split and may train few-shot
+    problem_type: str
+    labels: list[str]  # the names the model predicts, in id order; empty without labels
+
+    # capabilities that shared code reads instead of testing the task's name
+    explains: ClassVar[str | None]  # what `tunelab explain` attributes: "text", "tokens", None
+    exportable: ClassVar[tuple[str, ...]]  # formats `tunelab export` writes: ("onnx",) or ()
+    search_batch_sizes: ClassVar[tuple[int, ...]]  # the default search space's batch sizes
+    # the task's sections of report.html: (run folder, plots) -> TaskReport
+    report_sections: ClassVar[Callable[[Any, Any], Any]]
+
+    @classmethod
+    def from_run_config(cls, config: Any) -> Task:
+        """The task a :class:`tunelab.config.RunConfig` describes."""
+        ...
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> Task:
+        """The task of a saved model, from its ``config.tunelab`` metadata and config."""
+        ...
 
     @staticmethod
     def main_metric_of(metadata: dict[str, Any]) -> str:
@@ -59,6 +81,15 @@ class Task(Protocol):
 
     def auto_model_class(self) -> Any:
         """The ``AutoModelFor...`` class of this task."""
+        ...
+
+    def clean_text(self, text: str) -> str:
+        """One input text as the model saw its training texts (normalisation, if any)."""
+        ...
+
+    def targets(self, frame: pd.DataFrame) -> Any:
+        """The training targets of labelled rows: class ids (single-label), label vectors or
+        values; tasks without labels (generation) have none."""
         ...
 
     def fit_labels(self, train: pd.DataFrame) -> None:

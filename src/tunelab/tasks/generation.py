@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tunelab.data.doctor import diagnose, doctor_summary
+from tunelab.evaluation import report_generation
 from tunelab.evaluation.generation import generation_metrics
 from tunelab.inference import generate_in_batches
 from tunelab.models.load import from_pretrained
@@ -38,6 +39,10 @@ class _Generation:
     text_pair_column = None
     problem_type = "generation"
     main_metric = "loss"  # checkpoints by validation loss; text metrics after training
+    explains = None  # attributions of generated text are not offered
+    exportable = ()  # generates token by token: served by PyTorch, not one ONNX graph
+    search_batch_sizes = (8, 16, 32)  # longer rows: smaller batches
+    report_sections = staticmethod(report_generation.sections)
 
     @staticmethod
     def main_metric_of(metadata: dict[str, Any]) -> str:
@@ -128,6 +133,18 @@ class _Generation:
             frame, self.source_column, self.target_column, self.messages_column, with_labels,
             self.allow_messages,
         )  # fmt: skip
+
+    @property
+    def labels(self) -> list[str]:
+        """None: a generator writes text."""
+        return []
+
+    def clean_text(self, text: str) -> str:
+        return text  # prompts reach the model as written
+
+    def targets(self, frame: pd.DataFrame) -> list[str]:
+        """The target texts of standardized rows."""
+        return frame[TARGET].astype(str).tolist()
 
     def fit_labels(self, train: pd.DataFrame) -> None:
         return None

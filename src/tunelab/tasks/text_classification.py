@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunelab.data import normalize
 from tunelab.data.clean import clean_rows
 from tunelab.data.doctor import diagnose, doctor_summary
 from tunelab.data.load import require_columns
-from tunelab.data.normalize import clean_text
 from tunelab.errors import UserError
 from tunelab.evaluation import metrics as m
+from tunelab.evaluation import report_classification
 from tunelab.inference import forward_in_batches
 from tunelab.models.linear_baseline import linear_baseline_outputs
 from tunelab.models.load import load_head_model
@@ -55,6 +56,10 @@ class TextClassification:
 
     name = "text-classification"
     evaluated_splits = ("validation", "test")
+    explains = "text"
+    exportable = ("onnx",)
+    search_batch_sizes = (16, 32, 64)
+    report_sections = staticmethod(report_classification.sections)
 
     def __init__(
         self,
@@ -271,9 +276,13 @@ class TextClassification:
             **load_kwargs,
         )
 
+    def clean_text(self, text: str) -> str:
+        """``text`` normalised as the training texts were (``classification.text_cleaning``)."""
+        return normalize.clean_text(text, **self.text_cleaning)
+
     def _texts(self, frame: pd.DataFrame) -> tuple[list[str], list[str] | None]:
         def column(name: str) -> list[str]:
-            return [clean_text(t, **self.text_cleaning) for t in frame[name].astype(str)]
+            return [self.clean_text(t) for t in frame[name].astype(str)]
 
         texts = column(self.text_column)
         pairs = column(self.text_pair_column) if self.text_pair_column else None

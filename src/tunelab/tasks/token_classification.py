@@ -26,6 +26,7 @@ from tunelab.data.tag_schemes import (
 )
 from tunelab.errors import UserError
 from tunelab.evaluation import metrics as m
+from tunelab.evaluation import report_tagging
 from tunelab.evaluation.tagging import sequence_metrics, span_confusion
 from tunelab.inference import forward_in_batches
 from tunelab.models.load import load_head_model
@@ -40,6 +41,10 @@ class TokenClassification:
     text_pair_column = None
     problem_type = "sequence"  # never stratified by label when a file is split
     evaluated_splits = ("validation", "test")
+    explains = "tokens"
+    exportable = ("onnx",)
+    search_batch_sizes = (16, 32, 64)
+    report_sections = staticmethod(report_tagging.sections)
 
     def __init__(
         self,
@@ -220,6 +225,13 @@ class TokenClassification:
     def tag_ids(self, frame: pd.DataFrame) -> list[list[int]]:
         index = {tag: i for i, tag in enumerate(self.labels)}
         return [[index[tag] for tag in tags] for tags in frame[TAGS]]
+
+    def targets(self, frame: pd.DataFrame) -> list[list[int]]:
+        """The tag ids of each row's tokens."""
+        return self.tag_ids(frame)
+
+    def clean_text(self, text: str) -> str:
+        return text  # words are split as written; the tokenizer sees each one as is
 
     # -- data checks ---------------------------------------------------------------------
 

@@ -94,7 +94,7 @@ def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame],
 def _training_subset(train: pd.DataFrame, config: RunConfig, task: Task) -> pd.DataFrame:
     labels = None
     task.fit_labels(train)
-    if getattr(task, "problem_type", None) == "single_label":
+    if task.problem_type == "single_label":
         ids = task.targets(train)
         labels = pd.Series([task.labels[i] for i in ids], index=train.index)
     data = config.data

@@ -1,0 +1,34 @@
+"""Every registered task declares what shared code asks of it (the protocol in tasks/base.py)."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from tunelab.tasks import TASKS
+from tunelab.tasks.base import Task
+
+MEMBERS = sorted(
+    {name for name in vars(Task) if not name.startswith("_")} | set(inspect.get_annotations(Task))
+)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_a_registered_task_has_every_member_of_the_protocol(name):
+    task = TASKS[name]()  # a task can be built with its defaults (the report does)
+    missing = [member for member in MEMBERS if not hasattr(task, member)]
+    assert not missing, f"{name} lacks {missing}"
+    assert task.name == name
+    assert task.explains in (None, "text", "tokens")
+    assert set(task.exportable) <= {"onnx"}
+    assert task.search_batch_sizes and all(size > 0 for size in task.search_batch_sizes)
+    assert callable(task.report_sections)
+
+
+def test_the_protocol_declares_what_callers_read():
+    read_by_callers = {
+        "problem_type", "labels", "targets", "from_run_config", "from_metadata", "clean_text",
+        "explains", "exportable", "report_sections", "search_batch_sizes",
+    }  # fmt: skip
+    assert read_by_callers <= set(MEMBERS)

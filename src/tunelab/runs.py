@@ -16,20 +16,12 @@ from typing import Any
 import yaml
 
 from tunelab.errors import UserError
+from tunelab.evaluation.metric_direction import greater_is_better
 
 RUN_HINT = "a run folder holds config.yaml and metrics.json (the --output of tunelab train)"
 # Folders of a run that never hold another run; skipped to keep the search quick.
 _RUN_PARTS = {"model", "checkpoints", "tensorboard", "merged", "__pycache__"}
 _SUMMARY_SECTIONS = ("validation", "test", "train")
-# The direction of a metric, by its last name part; metrics of neither kind are not ranked.
-_LOWER_IS_BETTER = {
-    "loss", "perplexity", "mse", "mae", "rmse", "ece", "seconds", "optimizer_seconds",
-    "peak_memory_mb",
-}  # fmt: skip
-_HIGHER_IS_BETTER_PREFIXES = (
-    "accuracy", "f1", "precision", "recall", "word_f1", "rouge", "bleu", "chrf", "exact_match",
-    "pearson", "spearman", "samples_per_second",
-)  # fmt: skip
 
 
 def list_runs(folder: Path) -> list[dict[str, Any]]:
@@ -294,13 +286,10 @@ def _side_by_side(per_run: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 def _best(key: str, values: list[Any]) -> list[int]:
     """Indices of the best values of a ranked metric; none when all are equal."""
-    name = key.rsplit(".", 1)[-1]
-    if name in _LOWER_IS_BETTER:
-        sign = -1.0
-    elif name.startswith(_HIGHER_IS_BETTER_PREFIXES):
-        sign = 1.0
-    else:
+    greater = greater_is_better(key)
+    if greater is None:  # neither a score nor a cost: not ranked
         return []
+    sign = 1.0 if greater else -1.0
     numbers = {
         i: sign * float(v)
         for i, v in enumerate(values)

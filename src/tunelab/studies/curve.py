@@ -22,15 +22,13 @@ from tunelab import api
 from tunelab.config import RunConfig, as_config, build_config
 from tunelab.errors import UserError
 from tunelab.evaluation.learning_curve import summarize
+from tunelab.evaluation.metric_direction import task_metric_grows
 from tunelab.evaluation.plots import learning_curve_figure, save_figure
 from tunelab.outputs import write_json
 from tunelab.tasks import task_from_run_config
 from tunelab.training.prepare import load_splits
 
 log = logging.getLogger("tunelab")
-
-# metrics that shrink as a model improves; every other metric grows
-LOWER_IS_BETTER = ("loss", "perplexity", "mse", "rmse", "mae")
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -168,11 +166,7 @@ def learning_curve(
     splits, _ = load_splits(base, task)  # checks config and data before any training
     rows = len(splits["train"])
     metric = metric or task.main_metric
-    greater = (
-        task.greater_is_better
-        if metric == task.main_metric
-        else not metric.endswith(LOWER_IS_BETTER)
-    )
+    greater = task_metric_grows(metric, task.main_metric, task.greater_is_better)
     if not base.data.validation and not base.data.test:
         log.warning(
             "validation and test are split from data.train with each trial's seed, so they "

@@ -17,6 +17,7 @@ from typing import Any
 from tunelab import api
 from tunelab.config import ParameterRange, RunConfig, build_config, commented_yaml
 from tunelab.errors import UserError
+from tunelab.evaluation.metric_direction import task_metric_grows
 from tunelab.outputs import write_json, write_text
 from tunelab.tasks import TASKS, task_from_run_config
 
@@ -160,7 +161,8 @@ def search(
             raise UserError(f"search.space '{key}': {exc}") from None
     task = task_from_run_config(config)
     metric = settings.metric or task.main_metric
-    direction = "maximize" if task.greater_is_better else "minimize"
+    grows = task_metric_grows(metric, task.main_metric, task.greater_is_better)
+    direction = "maximize" if grows else "minimize"
 
     if overwrite and output.exists():
         shutil.rmtree(output)

@@ -127,7 +127,7 @@ def train(
         str | None,
         typer.Option(help="local folder, hub id, pkg:NAME, scratch-bert (default: auto)"),
     ] = None,
-    output: Annotated[Path | None, typer.Option(help="run folder")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "--out", help="run folder")] = None,
     peft: Annotated[
         str | None,
         typer.Option(help="train adapters only: lora, qlora, ia3, prompt-tuning, prefix-tuning"),
@@ -188,7 +188,8 @@ def evaluate(
     model: Annotated[Path, typer.Argument(help="model folder or run folder")],
     data: Annotated[Path, typer.Option(help="labelled file to score")],
     output: Annotated[
-        Path | None, typer.Option(help="folder for metrics.json, predictions.jsonl")
+        Path | None,
+        typer.Option("--output", "--out", help="folder for metrics.json, predictions.jsonl"),
     ] = None,
     text_column: Annotated[
         str | None, typer.Option(help="text column if not as in training")
@@ -213,7 +214,7 @@ def predict(
     input: Annotated[Path | None, typer.Option(help="file with texts (CSV/JSONL/...)")] = None,
     text: Annotated[list[str] | None, typer.Option(help="a text to classify (repeatable)")] = None,
     output: Annotated[
-        Path | None, typer.Option(help=".jsonl or .csv file; default: stdout")
+        Path | None, typer.Option("--output", "--out", help=".jsonl or .csv file; default: stdout")
     ] = None,
     text_column: Annotated[
         str | None, typer.Option(help="text column if not as in training")
@@ -237,7 +238,8 @@ def predict(
 def merge(
     model: Annotated[Path, typer.Argument(help="run folder (or its model/) trained with peft")],
     out: Annotated[
-        Path | None, typer.Option(help="merged model folder (default RUN/merged)")
+        Path | None,
+        typer.Option("--output", "--out", help="merged model folder (default RUN/merged)"),
     ] = None,
 ) -> None:
     """Fold a LoRA/IA3 adapter into its base model: a folder that loads without PEFT."""
@@ -292,7 +294,9 @@ def export(
     quantize: Annotated[
         str | None, typer.Option(help="int8: also write a dynamically quantized model")
     ] = None,
-    output: Annotated[Path | None, typer.Option(help="export folder (default MODEL/onnx)")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "--out", help="export folder (default MODEL/onnx)")
+    ] = None,
 ) -> None:
     """Export a classifier or tagger to ONNX and check it against PyTorch."""
     from tunelab.serving.export import export_onnx
@@ -317,7 +321,9 @@ def explain(
     input: Annotated[Path | None, typer.Option(help="file with texts (CSV/JSONL/...)")] = None,
     text_column: Annotated[str, typer.Option(help="text column of --input")] = "text",
     limit: Annotated[int, typer.Option(help="explain the first N texts of --input")] = 20,
-    output: Annotated[Path, typer.Option(help="HTML page to write")] = Path("explanation.html"),
+    output: Annotated[Path, typer.Option("--output", "--out", help="HTML page to write")] = Path(
+        "explanation.html"
+    ),
     json_output: Annotated[
         Path | None, typer.Option("--json", help="also write the explanations as JSON")
     ] = None,
@@ -381,7 +387,8 @@ def doctor(
     ),
     fix: Annotated[bool, typer.Option(help="write cleaned data to --out")] = False,
     out: Annotated[
-        Path | None, typer.Option(help="cleaned data file (.csv/.jsonl/.conll) with --fix")
+        Path | None,
+        typer.Option("--output", "--out", help="cleaned data file (.csv/.jsonl/.conll) with --fix"),
     ] = None,
     label_errors: Annotated[bool, typer.Option(help="look for mislabelled rows")] = True,
     drop_label_errors: Annotated[
@@ -424,7 +431,10 @@ def search_command(
         int | None, typer.Option(help="finished trials to reach, earlier runs included")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="search folder (default: the run's output + '-search')")
+        Path | None,
+        typer.Option(
+            "--output", "--out", help="search folder (default: the run's output + '-search')"
+        ),
     ] = None,
     storage: Annotated[
         str | None, typer.Option(help="Optuna RDB URL shared by machines (default: SQLite)")
@@ -462,7 +472,9 @@ def pretrain(
         list[Path] | None, typer.Option(help="text file(s), one document per line")
     ] = None,
     from_model: Annotated[str | None, typer.Option("--from", help="continue this model")] = None,
-    output: Annotated[Path | None, typer.Option(help="folder for the model")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "--out", help="folder for the model")
+    ] = None,
     size: Annotated[str | None, typer.Option(help="tiny, mini or small (from scratch)")] = None,
     layers: Annotated[int | None, typer.Option(help="transformer layers (from scratch)")] = None,
     hidden: Annotated[int | None, typer.Option(help="hidden size (from scratch)")] = None,
@@ -515,9 +527,9 @@ def curve(
     min_steps: Annotated[
         int, typer.Option(help="optimizer steps per trial at least (epochs are raised)")
     ] = 100,
-    out: Annotated[Path, typer.Option(help="folder for trials, curve.json/png/svg")] = Path(
-        "runs/curve"
-    ),
+    out: Annotated[
+        Path, typer.Option("--output", "--out", help="folder for trials, curve.json/png/svg")
+    ] = Path("runs/curve"),
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="override: key.path=value")
     ] = None,
@@ -578,7 +590,9 @@ def recommend_command(
 
 @app.command()
 def init(
-    out: Annotated[Path, typer.Option(help="where to write the config")] = Path("tunelab.yaml"),
+    out: Annotated[
+        Path, typer.Option("--output", "--out", help="where to write the config")
+    ] = Path("tunelab.yaml"),
 ) -> None:
     """Write a config file with every key, its default and what it means."""
 
@@ -633,7 +647,9 @@ def data_example(
     name: Annotated[
         str, typer.Argument(help="zh-sentiment, zh-ner, zh-pos, zh-cws, en-zh-l10n or man-summary")
     ],
-    out: Annotated[Path, typer.Option(help="folder for train/validation/test files")],
+    out: Annotated[
+        Path, typer.Option("--output", "--out", help="folder for train/validation/test files")
+    ],
     seed: Annotated[int, typer.Option(help="split seed")] = 42,
 ) -> None:
     """Write an example data set as train/validation/test files (CSV, CoNLL or JSONL)."""
@@ -645,7 +661,9 @@ def data_example(
 
 @data_app.command("corpus")
 def data_corpus(
-    out: Annotated[Path, typer.Option(help="folder for zh-starter.txt and corpus.json")],
+    out: Annotated[
+        Path, typer.Option("--output", "--out", help="folder for zh-starter.txt and corpus.json")
+    ],
     seed: Annotated[int, typer.Option(help="seed of the example splits to exclude")] = 42,
 ) -> None:
     """Write the starter-model pretraining corpus (training splits of the example data only)."""

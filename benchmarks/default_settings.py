@@ -1,0 +1,157 @@
+"""Defaults on data nobody tuned them for: the plain command, no flags, before and after.
+
+Four public text-classification sets tunelab was never tuned on (``benchmarks/data/unseen``:
+Chinese hotel and takeaway reviews, Chinese news headlines in 15 topics, English SMS spam;
+see each DATA_CARD.md and ``prepare.py`` for how to bring them), each run as a new user runs
+it: ``tunelab train --data train --validation validation --test test`` with nothing else.
+
+Arms:
+
+- ``before``: the defaults until issue 18 (``scratch-bert`` at learning rate 5e-5), written
+  out as flags, since the new defaults replaced them;
+- ``default``: no flags at all (``model.name: auto``, ``training.learning_rate: auto``);
+- ``scratch``: ``--model scratch-bert`` at the new automatic rate (what the rate alone buys);
+- ``balanced`` / ``unweighted``: the default with ``training.class_weights`` forced, to see
+  whether weighting helps at milder imbalance than the ``auto`` threshold (3:1).
+
+Every run also fits tunelab's linear baseline (TF-IDF + logistic regression) on its own
+training split, so the baseline column comes from the same files as the model's.
+
+Usage::
+
+    python benchmarks/default_settings.py [--sets a,b] [--arms before,default] [--seeds 0,1,2]
+        [--threads 1]
+
+Runs each arm and seed once (a rerun skips what ``benchmarks/results/default_settings.json``
+holds) and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# the prepared files: in the steering repository's shared/ folder where it holds them, else
+# where prepare.py writes them (they are not committed: see the data cards)
+SHARED = ROOT.parent / "shared" / "data" / "unseen"
+DATA = SHARED if SHARED.is_dir() else HERE / "data" / "unseen"
+WORK = ROOT / "runs" / "benchmarks" / "default_settings"
+RESULTS = HERE / "results" / "default_settings.json"
+SETS = ("chnsenticorp_htl", "waimai_10k", "tnews", "sms_spam")
+ARMS = {
+    "before": ["--model", "scratch-bert", "--set", "training.learning_rate=5e-5"],
+    "default": [],
+    "scratch": ["--model", "scratch-bert"],
+    "balanced": ["--set", "training.class_weights=balanced"],
+    "unweighted": ["--set", "training.class_weights=none"],
+}
+
+
+def run(name: str, arm: str, seed: int, threads: int | None) -> dict:
+    """One ``tunelab train`` process; what its metrics.json and data_report.json say."""
+    folder = DATA / name
+    out = WORK / f"{name}-{arm}-{seed}"
+    command = [
+        sys.executable, "-m", "tunelab.cli", "train",
+        "--data", str(folder / "train.csv.gz"),
+        "--validation", str(folder / "validation.csv.gz"),
+        "--test", str(folder / "test.csv.gz"),
+        "--output", str(out), "--overwrite", "--seed", str(seed), *ARMS[arm],
+    ]  # fmt: skip
+    if threads:  # two queues side by side, one core each: more runs per hour on 2 cores
+        command += ["--set", f"training.threads={threads}"]
+    started = time.time()
+    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    metrics = json.loads((out / "metrics.json").read_text())
+    report = json.loads((out / "data_report.json").read_text())
+    test, baseline = metrics["test"], metrics.get("baseline", {}).get("test", {})
+    return {
+        "model": (report.get("model_choice") or {}).get("name") or ARMS[arm][1],
+        "learning_rate": (report.get("learning_rate") or {}).get("value") or 5e-5,
+        "accuracy": test["accuracy"],
+        "f1_macro": test["f1_macro"],
+        "predicted_classes": test.get("predicted_classes"),
+        "baseline_accuracy": baseline.get("accuracy"),
+        "baseline_f1_macro": baseline.get("f1_macro"),
+        "warnings": metrics.get("warnings", []),
+        "seconds": round(time.time() - started, 1),
+    }
+
+
+def _mean(values: list[float]) -> str:
+    if not values:
+        return "-"
+    spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.3f}{spread}"
+
+
+def table(results: dict) -> str:
+    """Markdown: per set and arm, mean ± sd of test accuracy and macro-F1, and warnings."""
+    lines = [
+        "| set | arm | model | rate | accuracy | macro-F1 | baseline acc / F1 | learned nothing "
+        "| min/run |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, arms in results.items():
+        for arm, seeds in arms.items():
+            rows = list(seeds.values())
+            if not rows:
+                continue
+            # the run's own verdict: one class predicted, or chance-level macro-F1
+            warned = sum(
+                any("one class" in w or "chance" in w for w in r["warnings"]) for r in rows
+            )
+            lines.append(
+                f"| {name} | {arm} | {rows[0]['model']} | {rows[0]['learning_rate']:g} | "
+                f"{_mean([r['accuracy'] for r in rows])} | {_mean([r['f1_macro'] for r in rows])}"
+                f" | {rows[0]['baseline_accuracy']:.3f} / {rows[0]['baseline_f1_macro']:.3f} | "
+                f"{warned}/{len(rows)} | {statistics.mean(r['seconds'] for r in rows) / 60:.1f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--arms", default="before,default")
+    parser.add_argument("--seeds", default="0,1,2", help="seeds to run, e.g. 0,1,2")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    for name in args.sets.split(","):
+        for arm in args.arms.split(","):
+            for seed in args.seeds.split(","):
+                if seed in _read().get(name, {}).get(arm, {}):
+                    continue
+                row = run(name, arm, int(seed), args.threads)
+                print(name, arm, seed, json.dumps(row), flush=True)
+                with _locked():  # parallel queues each add their own rows
+                    results = _read()
+                    results.setdefault(name, {}).setdefault(arm, {})[seed] = row
+                    RESULTS.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    print(table(_read()))
+
+
+def _read() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    WORK.mkdir(parents=True, exist_ok=True)
+    with open(WORK / "results.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+if __name__ == "__main__":
+    main()

@@ -31,6 +31,7 @@ demo: $(STAMP)
 # everything, as CI runs it
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # while working: leaves out the tests that train a model or start a process (marked slow in
@@ -49,6 +50,7 @@ starter-models: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks

@@ -11,7 +11,7 @@ from tunelab.tasks.text_classification import TextClassification
 from tunelab.tasks.token_classification import TokenClassification
 
 # One explicit table: a new task is a new module and one line here.
-TASKS: dict[str, type[Any]] = {
+TASKS: dict[str, type[Task]] = {
     TextClassification.name: TextClassification,
     TokenClassification.name: TokenClassification,
     Seq2SeqGeneration.name: Seq2SeqGeneration,

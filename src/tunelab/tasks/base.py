@@ -7,39 +7,81 @@ task's own module.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from typing_extensions import Self  # typing.Self from Python 3.11
 
 
 class Task(Protocol):
     """One kind of problem (text classification, token classification, ...)."""
 
-    name: str
+    # settable: evaluate/predict point a loaded task at the columns of another file
     text_column: str
     text_pair_column: str | None
     label_column: str
-    main_metric: str  # picks the best checkpoint and leads every summary
-    # single_label, multi_label, regression (text), sequence (tags), generation; only
-    # single_label data is stratified when split and may train few-shot
-    problem_type: str
-    labels: list[str]  # the names the model predicts, in id order; empty without labels
+
+    # read-only here, so a task may state them as class attributes or compute them
+    @property
+    def name(self) -> str:
+        """The registry name (``text-classification``, ...)."""
+        ...
+
+    @property
+    def main_metric(self) -> str:
+        """The metric that picks the best checkpoint and leads every summary."""
+        ...
+
+    @property
+    def greater_is_better(self) -> bool:
+        """Whether a higher ``main_metric`` is better."""
+        ...
+
+    @property
+    def problem_type(self) -> str:
+        """single_label, multi_label, regression (text), sequence (tags), generation; only
+        single_label data is stratified when split and may train few-shot."""
+        ...
+
+    @property
+    def labels(self) -> list[str]:
+        """The names the model predicts, in id order; empty without labels."""
+        ...
+
+    @property
+    def evaluated_splits(self) -> tuple[str, ...]:
+        """Held-out splits the model predicts after training."""
+        ...
 
     # capabilities that shared code reads instead of testing the task's name
-    explains: ClassVar[str | None]  # what `tunelab explain` attributes: "text", "tokens", None
-    exportable: ClassVar[tuple[str, ...]]  # formats `tunelab export` writes: ("onnx",) or ()
-    search_batch_sizes: ClassVar[tuple[int, ...]]  # the default search space's batch sizes
-    # the task's sections of report.html: (run folder, plots) -> TaskReport
-    report_sections: ClassVar[Callable[[Any, Any], Any]]
+    @property
+    def explains(self) -> str | None:
+        """What `tunelab explain` attributes: "text", "tokens", or None."""
+        ...
+
+    @property
+    def exportable(self) -> tuple[str, ...]:
+        """Formats `tunelab export` writes: ("onnx",) or ()."""
+        ...
+
+    @property
+    def search_batch_sizes(self) -> tuple[int, ...]:
+        """The default search space's batch sizes."""
+        ...
+
+    @property
+    def report_sections(self) -> Callable[[Any, Any], Any]:
+        """The task's sections of report.html: (run folder, plots) -> TaskReport."""
+        ...
 
     @classmethod
-    def from_run_config(cls, config: Any) -> Task:
+    def from_run_config(cls, config: Any) -> Self:
         """The task a :class:`tunelab.config.RunConfig` describes."""
         ...
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> Task:
+    def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> Self:
         """The task of a saved model, from its ``config.tunelab`` metadata and config."""
         ...
 
@@ -47,9 +89,6 @@ class Task(Protocol):
     def main_metric_of(metadata: dict[str, Any]) -> str:
         """``main_metric`` of a saved model, from its ``config.tunelab`` metadata alone."""
         ...
-
-    greater_is_better: bool
-    evaluated_splits: tuple[str, ...]  # held-out splits the model predicts after training
 
     def required_columns(self, with_labels: bool = True) -> dict[str, str]:
         """Columns the data must have, each mapped to the config option that names it."""
@@ -141,15 +180,15 @@ class Task(Protocol):
         """Flat metrics from the Trainer's ``(predictions, label_ids)``."""
         ...
 
-    def calibrate(self, outputs: np.ndarray, frame: pd.DataFrame) -> dict[str, Any]:
+    def calibrate(self, outputs: Any, frame: pd.DataFrame) -> dict[str, Any]:
         """Tune decision settings on validation outputs; returns what was chosen."""
         ...
 
-    def evaluate_outputs(self, outputs: np.ndarray, frame: pd.DataFrame) -> dict[str, Any]:
+    def evaluate_outputs(self, outputs: Any, frame: pd.DataFrame) -> dict[str, Any]:
         """All metrics for model outputs on labelled rows: flat scores plus details."""
         ...
 
-    def predictions(self, outputs: np.ndarray, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    def predictions(self, outputs: Any, frame: pd.DataFrame) -> list[dict[str, Any]]:
         """One JSON-able record per row (with the gold target where the row has one)."""
         ...
 

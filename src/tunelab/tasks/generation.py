@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from typing_extensions import Self  # typing.Self from Python 3.11
 
 from tunelab.data.doctor import diagnose, doctor_summary
 from tunelab.evaluation import report_generation
@@ -36,7 +37,7 @@ class _Generation:
     """What both generation shapes share: inputs, settings, decoding, metrics, records."""
 
     name = ""
-    text_pair_column = None
+    text_pair_column: str | None = None  # no pairs: the protocol allows one
     problem_type = "generation"
     main_metric = "loss"  # checkpoints by validation loss; text metrics after training
     explains = None  # attributions of generated text are not offered
@@ -76,7 +77,7 @@ class _Generation:
         }
 
     @classmethod
-    def from_run_config(cls, config: Any) -> _Generation:
+    def from_run_config(cls, config: Any) -> Self:
         """Build from a :class:`tunelab.config.RunConfig`."""
         options = config.generation
         return cls(
@@ -87,7 +88,7 @@ class _Generation:
         )
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> _Generation:
+    def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> Self:
         """Rebuild from the metadata a trained model carries in its ``config.json``."""
         return cls(
             meta.get("source_column", "source"),

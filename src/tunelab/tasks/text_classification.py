@@ -440,7 +440,9 @@ class TextClassification:
             train = train.sample(n=BASELINE_ROWS, random_state=seed)
         if self.problem_type != "regression" and len(set(self.targets(train).flatten())) < 2:
             return {}
-        scored = {name: texts(splits[name]) for name in ("validation", "test") if name in splits}
+        scored: dict[str, list[str]] = {
+            name: texts(splits[name]) for name in ("validation", "test") if name in splits
+        }
         return linear_baseline_outputs(
             texts(train), self.targets(train), self.problem_type, scored, seed
         )

@@ -38,7 +38,7 @@ class TokenClassification:
     """Tag every token of a text: entities (BIO/BIOES/IO), segmentation (BMES) or plain tags."""
 
     name = "token-classification"
-    text_pair_column = None
+    text_pair_column: str | None = None  # no pairs: the protocol allows one
     problem_type = "sequence"  # never stratified by label when a file is split
     evaluated_splits = ("validation", "test")
     explains = "tokens"

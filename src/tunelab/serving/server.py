@@ -92,9 +92,7 @@ def create_app(
         UserError: see :func:`load_backend`, or a missing ``serve`` extra.
     """
     require_extra("serve")
-    from fastapi import Depends, FastAPI, HTTPException, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi import Depends, FastAPI, HTTPException
     from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
     model, tokenizer, task, max_length, folder = load_backend(model_dir, backend, threads)
@@ -137,35 +135,7 @@ def create_app(
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": _validation_sentence(exc.errors())}, 422)
-
-    @app.exception_handler(UserError)
-    async def user_error(request: Request, exc: UserError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, 422)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("prediction failed")
-        return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
-
-    # a body larger than the limits allow is refused before it is read and parsed
-    body_limit = 2 * max_texts * (4 * max_chars + 16) + 4096
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > body_limit:
-            return JSONResponse(
-                {"error": f"request body of {length} bytes is over the limit of {body_limit}"},
-                413,
-            )
-        return await call_next(request)
+    _answer_errors_in_one_sentence(app, body_limit=2 * max_texts * (4 * max_chars + 16) + 4096)
 
     @app.get("/health", summary="Liveness check (no API key needed)")
     async def health() -> dict[str, str]:
@@ -203,6 +173,41 @@ def create_app(
         return await batcher.submit(items)
 
     return app
+
+
+def _answer_errors_in_one_sentence(app: Any, body_limit: int) -> None:
+    """Every error as ``{"error": sentence}`` with its status; bodies over ``body_limit``
+    bytes are refused (413) before they are read and parsed."""
+    from fastapi import HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": _validation_sentence(exc.errors())}, 422)
+
+    @app.exception_handler(UserError)
+    async def user_error(request: Request, exc: UserError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, 422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("prediction failed")
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > body_limit:
+            return JSONResponse(
+                {"error": f"request body of {length} bytes is over the limit of {body_limit}"},
+                413,
+            )
+        return await call_next(request)
 
 
 def _items(request: Any, pair_model: bool, max_texts: int, max_chars: int) -> list[Item]:

@@ -62,14 +62,15 @@ def choose_model(task: str, texts: Iterable[str]) -> ModelChoice:
     """
     language = detect_language(texts)
     spoken = LANGUAGE_NAMES[language]
-    for name, languages, tasks, what in _offline_candidates():
+    candidates = _offline_candidates()
+    for name, languages, tasks, what in candidates:
         if task in tasks and (language in languages or "multi" in languages):
             return ModelChoice(
                 name, language,
                 f"the training texts are {spoken} and {what} is a pretrained {task} model in "
                 "that language available offline; --model overrides it",
             )  # fmt: skip
-    generative = [name for name, _, tasks, _ in _offline_candidates() if task in tasks]
+    generative = [name for name, _, tasks, _ in candidates if task in tasks]
     if generative and task not in ENCODER_TASKS:
         # scratch-bert is an encoder and cannot generate, so any generative starter beats it
         return ModelChoice(

@@ -269,7 +269,7 @@ def _model_source(config: RunConfig, train: pd.DataFrame, task: Task, checkpoint
 
 def _resolve_learning_rate(config: RunConfig, model: Any) -> dict[str, Any]:
     """Replace ``training.learning_rate: auto`` by the rate for this model; what and why."""
-    parameters = sum(p.numel() for p in model.parameters())
+    parameters = parameter_counts(model)["total_parameters"]  # before adapters: the base
     rate, reason = default_learning_rate(
         parameters, config.model.name == SCRATCH, config.peft.method, config.training.method
     )

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
+
+from tunelab.training.moved import forward
 
 
 def __getattr__(name: str) -> Any:
-    from tunelab.studies import search  # imported on access only: it sits above this layer
-
-    if not hasattr(search, name):
-        raise AttributeError(f"module 'tunelab.training.search' has no attribute {name!r}")
-    warnings.warn(
-        f"tunelab.training.search is deprecated; import {name} from tunelab.studies.search",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(search, name)
+    return forward("tunelab.training.search", ("tunelab.studies.search",), name)

@@ -27,7 +27,10 @@ from tunelab.errors import UserError
 
 # the built-in tasks, for descriptions; tunelab.tasks.TASKS is the registry that decides
 # (a config may name a task registered there at run time)
-TASKS = ("text-classification", "token-classification", "seq2seq", "causal-lm")
+TASKS = (
+    "text-classification", "token-classification", "seq2seq", "causal-lm",
+    "sentence-embedding",
+)  # fmt: skip
 
 
 class _Section(BaseModel):
@@ -298,6 +301,43 @@ class GenerationConfig(_Section):
     )
 
 
+class EmbeddingConfig(_Section):
+    """Options of sentence-embedding (bi-encoders for search, deduplication, clustering)."""
+
+    positive_column: str = Field(
+        "auto",
+        description="the text each anchor should find (auto: positive, document, passage, "
+        "sentence2, answer); with a score column, the second sentence of a scored pair",
+    )
+    negative_column: str | None = Field(
+        "auto", description="a text the anchor should not find (auto: negative, if present)"
+    )
+    score_column: str | None = Field(
+        "auto", description="similarity of a scored pair, any range (auto: score, if present)"
+    )
+    loss: Literal["auto", "mnrl", "cached-mnrl", "cosent", "angle"] = Field(
+        "auto",
+        description="auto: in-batch negatives (mnrl) for pairs and triplets, cosent for scored "
+        "pairs; cached-mnrl: mnrl in mini-batches (large batches in little memory); angle",
+    )
+    mini_batch_size: int = Field(
+        16, ge=1, description="cached-mnrl: rows encoded at once (memory, not the result)"
+    )
+    hard_negatives: int = Field(
+        0, ge=0,
+        description="pairs: mine this many hard negatives per anchor from the training "
+        "corpus with the base model before training (0: off)",
+    )  # fmt: skip
+    pooling: Literal["auto", "mean", "cls", "max"] = Field(
+        "auto",
+        description="how token vectors become one; auto: the checkpoint's own "
+        "sentence-transformers pooling, else mean",
+    )
+    max_eval_corpus: int | None = Field(
+        None, gt=0, description="score retrieval against at most this many documents (null: all)"
+    )
+
+
 class FewShotConfig(_Section):
     """Options of training.method: few-shot (contrastive pairs, then a linear head)."""
 
@@ -401,6 +441,9 @@ class RunConfig(_Section):
     )
     generation: GenerationConfig = Field(
         default_factory=GenerationConfig, description="seq2seq and causal-lm options"
+    )
+    embedding: EmbeddingConfig = Field(
+        default_factory=EmbeddingConfig, description="sentence-embedding options"
     )
     few_shot: FewShotConfig = Field(
         default_factory=FewShotConfig, description="training.method: few-shot options"

@@ -46,21 +46,24 @@ def drop_invalid_rows(
     source = frame.attrs.get("source", "data")
     report: dict[str, Any] = {"file": source, "rows_before": len(frame), "dropped": {}}
     bad = pd.Series(False, index=frame.index)
+    # a task that renamed the file's columns (attrs "columns": {its name: the file's}) is
+    # reported in the file's names, which the user can find
     for column in columns:
         blank = frame[column].map(is_blank).astype(bool)
+        shown = frame.attrs.get("columns", {}).get(column, column)
         if blank.any():
             rows = list(frame.index[blank])
             report["dropped"][column] = {"count": len(rows), "rows": rows[:50]}
             if not drop:
                 raise UserError(
-                    f"{source}: column '{column}' is empty in rows {_row_list(rows)}; fill or "
+                    f"{source}: column '{shown}' is empty in rows {_row_list(rows)}; fill or "
                     "remove them, or set data.drop_invalid=true to drop them"
                 )
             log.warning(
                 "%s: dropped %d row(s) with empty '%s' (rows %s)",
                 source,
                 len(rows),
-                column,
+                shown,
                 _row_list(rows),
             )
         bad |= blank

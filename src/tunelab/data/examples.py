@@ -125,6 +125,13 @@ def _build_peoples_daily(name: str, out: Path, seed: int) -> dict[str, Any]:
     return summary
 
 
+# retrieval examples: the text-pair sets with their columns renamed for sentence-embedding
+RETRIEVAL_COLUMNS = {
+    "man-search": ("man-summary", {"target": "query", "source": "document"}),
+    "en-zh-search": ("en-zh-l10n", {"source": "anchor", "target": "positive"}),
+}
+
+
 def _build_text_pairs(name: str, out: Path, seed: int) -> dict[str, Any]:
     """Write a text-to-text example (source, target) as train/validation/test JSONL.
 
@@ -132,9 +139,12 @@ def _build_text_pairs(name: str, out: Path, seed: int) -> dict[str, Any]:
     manual-page DESCRIPTION → NAME summary. Rows whose normalised source (l10n: the same
     message in several catalogs) or target (man: one page under several names, or the
     alpha/beta/GA variants of a command) repeats are kept on one side of the split.
+    man-search and en-zh-search are the same rows and splits as retrieval pairs: a page's
+    summary as the query and its description as the document; an English message as the
+    anchor and its Chinese translation as the positive.
     """
-
-    if name == "en-zh-l10n":
+    base, renamed = RETRIEVAL_COLUMNS.get(name, (name, {}))
+    if base == "en-zh-l10n":
         frame = message_pairs(catalog_files())
         require_pairs(frame)
         group_column, origin = "source", "the zh_CN gettext catalogs in /usr/share/locale"
@@ -150,7 +160,7 @@ def _build_text_pairs(name: str, out: Path, seed: int) -> dict[str, Any]:
     splits = split_frame(frame, {"validation": 0.1, "test": 0.1}, seed, None, groups)
     out.mkdir(parents=True, exist_ok=True)
     for split, part in splits.items():
-        write_jsonl(out / f"{split}.jsonl", part.to_dict(orient="records"))
+        write_jsonl(out / f"{split}.jsonl", part.rename(columns=renamed).to_dict(orient="records"))
     summary = {
         "name": name,
         "source": origin,
@@ -158,6 +168,7 @@ def _build_text_pairs(name: str, out: Path, seed: int) -> dict[str, Any]:
         "duplicate_pairs_removed": before - len(frame),
         "split_seed": seed,
         "grouped_by": f"normalised {group_column}",
+        "columns": {column: renamed.get(column, column) for column in ("source", "target")},
         "rows": {split: len(part) for split, part in splits.items()},
         "characters": {
             column: {split: int(part[column].str.len().sum()) for split, part in splits.items()}
@@ -175,6 +186,8 @@ EXAMPLES = {
     "zh-cws": partial(_build_peoples_daily, "zh-cws"),
     "en-zh-l10n": partial(_build_text_pairs, "en-zh-l10n"),
     "man-summary": partial(_build_text_pairs, "man-summary"),
+    "man-search": partial(_build_text_pairs, "man-search"),
+    "en-zh-search": partial(_build_text_pairs, "en-zh-search"),
 }
 
 

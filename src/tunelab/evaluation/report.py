@@ -179,7 +179,10 @@ def _header(run: RunFolder) -> str:
         headline.append(f"{split} {key} {scores[key]:.4g}")
         baseline = ((run.metrics.get("baseline") or {}).get(split) or {}).get(key)
         if isinstance(baseline, (int, float)):
-            headline.append(f"linear baseline {baseline:.4g}")
+            headline.append(f"baseline {baseline:.4g}")
+        before = ((run.metrics.get("before") or {}).get(split) or {}).get(key)
+        if isinstance(before, (int, float)):
+            headline.append(f"before fine-tuning {before:.4g}")
     seconds = (run.metrics.get("train") or {}).get("seconds")
     if isinstance(seconds, (int, float)):
         headline.append(f"trained in {seconds / 60:.1f} min")

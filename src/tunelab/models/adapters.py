@@ -24,6 +24,7 @@ TASK_TYPES = {
     "AutoModelForTokenClassification": "TOKEN_CLS",
     "AutoModelForSeq2SeqLM": "SEQ_2_SEQ_LM",
     "AutoModelForCausalLM": "CAUSAL_LM",
+    "SentenceTransformerLoader": "FEATURE_EXTRACTION",
 }
 PROMPT_METHODS = ("prompt-tuning", "prefix-tuning")
 # IA3 rescales keys, values and the input of each block's feed-forward down-projection.

@@ -7,11 +7,43 @@ task's own module.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 from typing_extensions import Self  # typing.Self from Python 3.11
+
+
+@dataclass
+class TrainerSetup:
+    """How a task trains: the Trainer class, its arguments class, extra TrainingArguments,
+    and the task's keyword arguments for the Trainer (collator, metrics, loss, ...)."""
+
+    trainer_class: Any
+    arguments_class: Any
+    arguments: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+def standard_trainer_setup(task: Any, tokenizer: Any, loss: Any, evaluate: bool) -> TrainerSetup:
+    """The plain ``transformers.Trainer`` with the task's collator, metrics and loss; tasks
+    chosen by loss (generation) need no predictions during evaluation, only the loss."""
+    from transformers import Trainer, TrainingArguments
+
+    loss_only = task.main_metric == "loss"
+    return TrainerSetup(
+        Trainer,
+        TrainingArguments,
+        {"prediction_loss_only": loss_only},
+        {
+            "processing_class": tokenizer,
+            "data_collator": task.collator(tokenizer),
+            "compute_metrics": task.compute_metrics if evaluate and not loss_only else None,
+            "compute_loss_func": loss,
+            "preprocess_logits_for_metrics": None if loss_only else task.preprocess_logits,
+        },
+    )
 
 
 class Task(Protocol):
@@ -68,6 +100,17 @@ class Task(Protocol):
     @property
     def search_batch_sizes(self) -> tuple[int, ...]:
         """The default search space's batch sizes."""
+        ...
+
+    @property
+    def scored_before_training(self) -> bool:
+        """Whether the test split is scored with the untouched model too (a pretrained
+        encoder already embeds; a new classification head would only guess)."""
+        ...
+
+    @property
+    def baseline_method(self) -> str:
+        """What :meth:`baseline_outputs` fits, in words ("" when the task has none)."""
         ...
 
     @property
@@ -163,6 +206,14 @@ class Task(Protocol):
 
     def collator(self, tokenizer: Any) -> Any:
         """Batches features with dynamic padding."""
+        ...
+
+    def trainer_setup(
+        self, model: Any, tokenizer: Any, loss: Any, train: Any, validation: Any
+    ) -> TrainerSetup:
+        """The Trainer this task trains with, given the model, the loss from
+        :meth:`loss_function` and the encoded splits (``validation`` None when absent);
+        most tasks return :func:`standard_trainer_setup`."""
         ...
 
     def forward(

@@ -22,6 +22,7 @@ from tunelab.evaluation import report_generation
 from tunelab.evaluation.generation import generation_metrics
 from tunelab.inference import generate_in_batches
 from tunelab.models.load import from_pretrained
+from tunelab.tasks.base import TrainerSetup, standard_trainer_setup
 from tunelab.tasks.causal_encoding import (
     chat_text_and_spans,
     encode_with_mask,
@@ -44,6 +45,8 @@ class _Generation:
     exportable = ()  # generates token by token: served by PyTorch, not one ONNX graph
     search_batch_sizes = (8, 16, 32)  # longer rows: smaller batches
     report_sections = staticmethod(report_generation.sections)
+    scored_before_training = False  # generating for the test split twice would double the time
+    baseline_method = ""  # benchmarks/ has a translation memory; none is built in
 
     @staticmethod
     def main_metric_of(metadata: dict[str, Any]) -> str:
@@ -190,6 +193,11 @@ class _Generation:
 
     def preprocess_logits(self, logits: Any, labels: Any) -> Any:
         return logits
+
+    def trainer_setup(
+        self, model: Any, tokenizer: Any, loss: Any, train: Any, validation: Any
+    ) -> TrainerSetup:
+        return standard_trainer_setup(self, tokenizer, loss, validation is not None)
 
     def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
         return {}

@@ -16,8 +16,10 @@ from tunelab.errors import UserError
 from tunelab.evaluation import metrics as m
 from tunelab.evaluation import report_classification
 from tunelab.inference import forward_in_batches
+from tunelab.models.linear_baseline import METHOD as BASELINE_METHOD
 from tunelab.models.linear_baseline import linear_baseline_outputs
 from tunelab.models.load import load_head_model
+from tunelab.tasks.base import TrainerSetup, standard_trainer_setup
 
 BASELINE_ROWS = 50_000
 HF_PROBLEM_TYPES = {
@@ -60,6 +62,8 @@ class TextClassification:
     exportable = ("onnx",)
     search_batch_sizes = (16, 32, 64)
     report_sections = staticmethod(report_classification.sections)
+    scored_before_training = False  # a new head only guesses before training
+    baseline_method = BASELINE_METHOD
 
     def __init__(
         self,
@@ -355,6 +359,11 @@ class TextClassification:
         return DataCollatorWithPadding(tokenizer)
 
     # -- metrics and predictions ---------------------------------------------------------
+
+    def trainer_setup(
+        self, model: Any, tokenizer: Any, loss: Any, train: Any, validation: Any
+    ) -> TrainerSetup:
+        return standard_trainer_setup(self, tokenizer, loss, validation is not None)
 
     def _decide(self, outputs: np.ndarray) -> np.ndarray:
         if self.problem_type == "single_label":

@@ -30,6 +30,7 @@ from tunelab.evaluation import report_tagging
 from tunelab.evaluation.tagging import sequence_metrics, span_confusion
 from tunelab.inference import forward_in_batches
 from tunelab.models.load import load_head_model
+from tunelab.tasks.base import TrainerSetup, standard_trainer_setup
 from tunelab.tasks.token_inputs import STARTS, TAGS, TEXT, TOKENS, standardize_rows
 from tunelab.tasks.token_windows import IGNORE, build_windows, merge_windows
 
@@ -45,6 +46,8 @@ class TokenClassification:
     exportable = ("onnx",)
     search_batch_sizes = (16, 32, 64)
     report_sections = staticmethod(report_tagging.sections)
+    scored_before_training = False  # a new head only guesses before training
+    baseline_method = ""  # benchmarks/ has a CRF tagger; none is built in
 
     def __init__(
         self,
@@ -327,6 +330,11 @@ class TokenClassification:
         from transformers import DataCollatorForTokenClassification
 
         return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE)
+
+    def trainer_setup(
+        self, model: Any, tokenizer: Any, loss: Any, train: Any, validation: Any
+    ) -> TrainerSetup:
+        return standard_trainer_setup(self, tokenizer, loss, validation is not None)
 
     def forward(
         self, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int,

@@ -30,7 +30,6 @@ from tunelab.models.adapters import (
     quantization_kwargs,
 )
 from tunelab.models.choice import AUTO, SCRATCH, choose_model
-from tunelab.models.linear_baseline import METHOD
 from tunelab.models.load import from_pretrained, resolve_model_source
 from tunelab.models.scratch import save_scratch_bert
 from tunelab.models.trained import save_base_settings
@@ -97,6 +96,7 @@ class FitResult:
     seconds: float  # from model loading to the end of training
     trainer: Any = None  # the HF Trainer; None for few-shot training
     warnings: list[str] = field(default_factory=list)  # the learning watch's, per evaluation
+    before: dict[str, Any] = field(default_factory=dict)  # test scores of the untrained model
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -291,6 +291,9 @@ def _max_length(
     model's limit; what it truncates goes into ``data_report``."""
     lengths = task.token_lengths(train, tokenizer)
     length_limit = model_length_limit(model.config, tokenizer)
+    own_limit = getattr(model, "max_seq_length", None)  # a sentence-transformers checkpoint's
+    if own_limit:
+        length_limit = min(length_limit or own_limit, own_limit)
     if length_limit and config.peft.method in PROMPT_METHODS:  # virtual tokens take positions
         length_limit -= config.peft.num_virtual_tokens
     max_length = choose_max_length(lengths, length_limit, config.model.max_length)
@@ -319,9 +322,10 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
     from tunelab.training.health import LearningWatch  # imports transformers
 
     config = parts.config
+    before = _scores_before_training(parts)
     if config.training.method == "few-shot":
         stats = _train_few_shot(parts)
-        return FitResult(parts.model, stats, round(time.time() - parts.started, 2))
+        return FitResult(parts.model, stats, round(time.time() - parts.started, 2), before=before)
     watch = LearningWatch(parts.task, len(parts.splits.get("validation", [])))
     trainer = build_trainer(
         parts.model, parts.tokenizer, parts.task, parts.encoded["train"],
@@ -346,7 +350,22 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
         "optimizer_seconds": train_output.metrics.get("train_runtime"),
     }
     seconds = round(time.time() - parts.started, 2)
-    return FitResult(trainer.model, stats, seconds, trainer, watch.warnings)
+    return FitResult(trainer.model, stats, seconds, trainer, watch.warnings, before)
+
+
+def _scores_before_training(parts: RunParts) -> dict[str, Any]:
+    """The untouched model's flat test scores, for tasks where that is a real starting point
+    (a pretrained encoder already embeds); empty otherwise or without a test split."""
+    task, test = parts.task, parts.splits.get("test")
+    if not task.scored_before_training or test is None or not len(test) or not parts.main_process:
+        return {}
+    outputs = task.forward(
+        parts.model, parts.tokenizer, test, parts.max_length, parts.config.training.eval_batch_size
+    )
+    scores = task.evaluate_outputs(outputs, test)
+    flat = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
+    log.info("before training, test %s %.4f", task.main_metric, flat.get(task.main_metric, 0.0))
+    return flat
 
 
 def _train_few_shot(parts: RunParts) -> dict[str, Any]:
@@ -411,6 +430,8 @@ def score(parts: RunParts, fitted: FitResult) -> Scores:
             scores = {**task.evaluate_outputs(outputs[split], splits[split]), **scores}
         if scores:
             metrics[split] = scores
+    if fitted.before:
+        metrics["before"] = {"test": fitted.before}
     baseline = linear_baseline(task, splits, parts.config.seed)
     if baseline:
         metrics["baseline"] = baseline
@@ -448,7 +469,7 @@ def linear_baseline(
         }
         for split, out in outputs.items()
     }
-    return {"method": METHOD, "seconds": round(time.time() - started, 2), **scores}
+    return {"method": task.baseline_method, "seconds": round(time.time() - started, 2), **scores}
 
 
 def _peak_memory_mb() -> float:

@@ -53,7 +53,7 @@ def loss_warning(history: list[dict[str, Any]]) -> str | None:
 def baseline_warning(
     metric: str, greater_is_better: bool, split: str, model: dict[str, Any], baseline: dict
 ) -> str | None:
-    """A sentence when the fine-tuned model does not beat the linear baseline on ``split``."""
+    """A sentence when the fine-tuned model does not beat the baseline on ``split``."""
     ours, theirs = model.get(metric), (baseline.get(split) or {}).get(metric)
     if not isinstance(ours, (int, float)) or not isinstance(theirs, (int, float)):
         return None
@@ -62,7 +62,7 @@ def baseline_warning(
         return None
     verdict = "is level with" if abs(gain) <= BASELINE_MARGIN else "is below"
     return (
-        f"the fine-tuned model's {split} {metric} {ours:.4f} {verdict} the linear baseline's "
+        f"the fine-tuned model's {split} {metric} {ours:.4f} {verdict} the baseline's "
         f"{theirs:.4f} ({baseline.get('method')}, same rows): it has not earned its cost yet; "
         "a larger pretrained model in the data's language (--model), more epochs or more "
         "data (tunelab curve shows what more data buys) would"

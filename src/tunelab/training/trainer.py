@@ -99,12 +99,14 @@ def training_arguments(
     best_metric: str | None,
     greater_is_better: bool,
     report_to: list[str] | str = "none",
+    arguments_class: Any = None,
     **extra: Any,
 ) -> Any:
     """TrainingArguments from our config: checkpoints under ``output_dir``, no hub.
 
     ``report_to`` names the Trainer's tracker integrations (``tracking``; none by default);
-    ``extra`` passes further TrainingArguments through unchanged.
+    ``arguments_class`` is ``TrainingArguments`` or a subclass (a task's own trainer's);
+    ``extra`` passes further arguments through, overriding tunelab's.
     """
     import torch
     from transformers import TrainingArguments
@@ -114,7 +116,7 @@ def training_arguments(
     eval_steps = training.eval_steps if training.eval_strategy == "steps" else None
     if eval_strategy == "steps" and eval_steps is None:
         eval_steps = 200
-    return TrainingArguments(
+    settings: dict[str, Any] = dict(
         output_dir=str(output_dir),
         num_train_epochs=training.epochs,
         max_steps=training.max_steps or -1,
@@ -150,8 +152,8 @@ def training_arguments(
         dataloader_num_workers=0,
         disable_tqdm=False,
         log_level="warning",
-        **extra,
     )
+    return (arguments_class or TrainingArguments)(**{**settings, **extra})
 
 
 def build_trainer(
@@ -174,35 +176,24 @@ def build_trainer(
     ``callbacks`` are further ``TrainerCallback`` objects (a search's pruning reporter);
     ``tracking`` turns on MLflow/TensorBoard logging for the run folder above ``output_dir``.
     """
-    from transformers import EarlyStoppingCallback, Trainer
+    from transformers import EarlyStoppingCallback
+
+    from tunelab.training.interrupt import safety_callbacks
 
     best_metric = None
     if eval_dataset is not None:
         best_metric = training.metric_for_best_model or task.main_metric
-    # tasks chosen by loss (generation) need no predictions during evaluation, only the loss
-    loss_only = task.main_metric == "loss"
+    setup = task.trainer_setup(model, tokenizer, compute_loss_func, train_dataset, eval_dataset)
     args = training_arguments(
         training, output_dir, seed, precision, best_metric, task.greater_is_better,
-        prediction_loss_only=loss_only, report_to=report_to(tracking),
-        run_name=output_dir.parent.name,
+        report_to=report_to(tracking), run_name=output_dir.parent.name,
+        arguments_class=setup.arguments_class, **setup.arguments,
     )  # fmt: skip
-    from tunelab.training.interrupt import safety_callbacks
-
     callbacks = [*safety_callbacks(), *(callbacks or [])]
     if eval_dataset is not None and training.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(training.early_stopping_patience))
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        processing_class=tokenizer,
-        data_collator=task.collator(tokenizer),
-        compute_metrics=None if eval_dataset is None or loss_only else task.compute_metrics,
-        compute_loss_func=compute_loss_func,
-        preprocess_logits_for_metrics=None if loss_only else task.preprocess_logits,
-        callbacks=callbacks,
-    )
+    inputs = {"train_dataset": train_dataset, "eval_dataset": eval_dataset, **setup.inputs}
+    trainer = setup.trainer_class(model=model, args=args, callbacks=callbacks, **inputs)
     point_trackers(trainer, tracking, output_dir.parent)
     return trainer
 

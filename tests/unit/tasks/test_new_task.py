@@ -16,6 +16,7 @@ from tunelab.errors import UserError
 from tunelab.evaluation.report_page import TaskReport, note, section
 from tunelab.models.load import from_pretrained
 from tunelab.tasks import TASKS
+from tunelab.tasks.base import TrainerSetup, standard_trainer_setup
 
 
 class ReviewPolarity:
@@ -30,6 +31,8 @@ class ReviewPolarity:
     explains = None
     exportable = ()
     search_batch_sizes = (16,)
+    scored_before_training = False
+    baseline_method = ""
 
     def __init__(self, text_column: str = "text", label_column: str = "label") -> None:
         self.text_column, self.label_column = text_column, label_column
@@ -124,6 +127,9 @@ class ReviewPolarity:
         from transformers import DataCollatorWithPadding
 
         return DataCollatorWithPadding(tokenizer)
+
+    def trainer_setup(self, model, tokenizer, loss, train, validation) -> TrainerSetup:
+        return standard_trainer_setup(self, tokenizer, loss, validation is not None)
 
     def forward(self, model, tokenizer, frame, max_length, batch_size, precision="fp32"):
         import torch

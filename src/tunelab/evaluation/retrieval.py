@@ -31,6 +31,16 @@ def ranking(scores: np.ndarray, depth: int) -> np.ndarray:
     return np.take_along_axis(top, order, axis=1)
 
 
+def top_documents(queries: np.ndarray, corpus: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """The first ``CUT`` documents of each query by cosine similarity, in query chunks (the
+    full matrix of a large corpus would not fit in memory)."""
+    parts = [
+        ranking(cosine_matrix(queries[i : i + chunk], corpus), CUT)
+        for i in range(0, len(queries), chunk)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, CUT), dtype=int)
+
+
 def retrieval_scores(ranked: np.ndarray, relevant: Sequence[set[int]]) -> dict[str, float]:
     """recall@1/5/10, MRR@10 and NDCG@10 from each query's first documents.
 

@@ -15,7 +15,6 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,12 +27,13 @@ from tunelab.evaluation.retrieval import (
     CUT,
     RECALL_AT,
     cosine_matrix,
-    ranking,
     retrieval_scores,
     similarity_scores,
+    top_documents,
 )
 from tunelab.models.bm25 import METHOD as BM25_METHOD
 from tunelab.models.bm25 import bm25_top_documents
+from tunelab.models.sentence_encoder import SentenceTransformerLoader, load_sentence_transformer
 
 log = logging.getLogger("tunelab")
 
@@ -519,7 +519,7 @@ class SentenceEmbedding:
         queries, corpus, relevant = retrieval_set(frame)
         query_vectors = self.embed(model, queries, batch_size, precision)
         corpus_vectors = self.embed(model, corpus, batch_size, precision)
-        ranked = _top_documents(query_vectors, corpus_vectors)
+        ranked = top_documents(query_vectors, corpus_vectors)
         return EmbeddingOutputs(queries, corpus, relevant, ranked)
 
     def baseline_outputs(
@@ -632,16 +632,6 @@ def retrieval_set(frame: pd.DataFrame) -> tuple[list[str], list[str], list[set[i
     return list(relevant), list(corpus_index), list(relevant.values())
 
 
-def _top_documents(queries: np.ndarray, corpus: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """The first ``CUT`` documents of each query by cosine similarity, in query chunks (the
-    full matrix of a large corpus would not fit in memory)."""
-    parts = [
-        ranking(cosine_matrix(queries[i : i + chunk], corpus), CUT)
-        for i in range(0, len(queries), chunk)
-    ]
-    return np.concatenate(parts) if parts else np.zeros((0, CUT), dtype=int)
-
-
 def task_evaluator(task: SentenceEmbedding, frame: pd.DataFrame) -> Any:
     """A sentence-transformers evaluator that scores retrieval (or similarity) on ``frame``
     during training, so the best checkpoint is the one that retrieves best, not the one
@@ -664,47 +654,4 @@ def task_evaluator(task: SentenceEmbedding, frame: pd.DataFrame) -> Any:
     return TaskEvaluator()
 
 
-class SentenceTransformerLoader:
-    """``from_pretrained`` for a saved sentence-transformers folder (what load_trained calls)."""
-
-    @staticmethod
-    def from_pretrained(source: str, **load_kwargs: Any) -> Any:
-        return load_sentence_transformer(source, "auto", **load_kwargs)
-
-
-def load_sentence_transformer(source: str, pooling: str = "auto", **load_kwargs: Any) -> Any:
-    """A ``SentenceTransformer``: the checkpoint's own modules where it has them (pooling,
-    normalisation), else its transformer with ``pooling`` (mean when auto) on top.
-
-    Raises:
-        UserError: if the checkpoint does not load.
-    """
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.base.modules import Transformer
-    from sentence_transformers.sentence_transformer.modules import Pooling
-
-    options: dict[str, Any] = {
-        "trust_remote_code": bool(load_kwargs.get("trust_remote_code")),
-        "revision": load_kwargs.get("revision"),
-    }
-    has_modules = (Path(source) / "modules.json").is_file() or not Path(source).is_dir()
-    try:
-        if pooling == "auto" and has_modules:
-            return SentenceTransformer(source, local_files_only=Path(source).is_dir(), **options)
-        transformer = Transformer(
-            source,
-            model_kwargs={
-                "trust_remote_code": options["trust_remote_code"],
-                "revision": options["revision"],
-            },
-        )
-        mode = "mean" if pooling == "auto" else pooling
-        width = transformer.get_embedding_dimension()
-        return SentenceTransformer(modules=[transformer, Pooling(width, pooling_mode=mode)])
-    except OSError as exc:
-        raise UserError(
-            f"model {source} could not be loaded as a sentence encoder: {str(exc).splitlines()[0]}"
-        ) from None
-
-
-__all__ = ["RECALL_AT", "EmbeddingOutputs", "SentenceEmbedding", "load_sentence_transformer"]
+__all__ = ["RECALL_AT", "EmbeddingOutputs", "SentenceEmbedding", "retrieval_set"]

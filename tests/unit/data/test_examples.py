@@ -152,3 +152,15 @@ def test_en_zh_l10n_keeps_one_message_on_one_side(tmp_path):
     }
     assert len(sources["test"]) > 100
     assert not sources["train"] & sources["test"]
+
+
+def test_en_zh_search_is_en_zh_l10n_as_anchor_positive_pairs(tmp_path):
+    import json
+
+    build_example("en-zh-l10n", tmp_path / "l10n")
+    summary = build_example("en-zh-search", tmp_path / "search")
+    assert summary["columns"] == {"source": "anchor", "target": "positive"}
+    first = json.loads((tmp_path / "search" / "test.jsonl").open().readline())
+    same = json.loads((tmp_path / "l10n" / "test.jsonl").open().readline())
+    assert (first["anchor"], first["positive"]) == (same["source"], same["target"])
+    assert "source" not in first and "target" not in first

@@ -1,0 +1,51 @@
+"""Sentence encoders: a checkpoint as a ``sentence_transformers.SentenceTransformer``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tunelab.errors import UserError
+
+
+class SentenceTransformerLoader:
+    """``from_pretrained`` for a saved sentence-transformers folder (what load_trained calls)."""
+
+    @staticmethod
+    def from_pretrained(source: str, **load_kwargs: Any) -> Any:
+        return load_sentence_transformer(source, "auto", **load_kwargs)
+
+
+def load_sentence_transformer(source: str, pooling: str = "auto", **load_kwargs: Any) -> Any:
+    """A ``SentenceTransformer``: the checkpoint's own modules where it has them (pooling,
+    normalisation), else its transformer with ``pooling`` (mean when auto) on top.
+
+    Raises:
+        UserError: if the checkpoint does not load.
+    """
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    options: dict[str, Any] = {
+        "trust_remote_code": bool(load_kwargs.get("trust_remote_code")),
+        "revision": load_kwargs.get("revision"),
+    }
+    has_modules = (Path(source) / "modules.json").is_file() or not Path(source).is_dir()
+    try:
+        if pooling == "auto" and has_modules:
+            return SentenceTransformer(source, local_files_only=Path(source).is_dir(), **options)
+        transformer = Transformer(
+            source,
+            model_kwargs={
+                "trust_remote_code": options["trust_remote_code"],
+                "revision": options["revision"],
+            },
+        )
+        mode = "mean" if pooling == "auto" else pooling
+        width = transformer.get_embedding_dimension()
+        return SentenceTransformer(modules=[transformer, Pooling(width, pooling_mode=mode)])
+    except OSError as exc:
+        raise UserError(
+            f"model {source} could not be loaded as a sentence encoder: {str(exc).splitlines()[0]}"
+        ) from None

@@ -248,3 +248,15 @@ def test_lora_run_then_merge_gives_a_model_without_adapters(tiny_sentiment_body,
     done = tunelab("train", "--data", tmp_path / "reviews.csv", "--model", tiny_sentiment_body,
                    "--peft", "qlora", "--output", tmp_path / "q")  # fmt: skip
     assert done.returncode == 2 and "needs a CUDA GPU" in done.stderr
+
+
+def test_a_pair_file_with_one_column_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "queries.csv").write_text("query\nhow to list files\ncopy a file\n")
+    done = tunelab(
+        "train", "--task", "sentence-embedding", "--data", tmp_path / "queries.csv",
+        "--model", "sentence-transformers/all-MiniLM-L6-v2", "--output", tmp_path / "run",
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error")]
+    assert len(lines) == 1 and "has one column (query)" in lines[0]
+    assert not (tmp_path / "run" / "model").exists()

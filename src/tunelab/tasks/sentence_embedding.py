@@ -70,12 +70,15 @@ def _pick(
     candidates: Sequence[str],
     taken: set[str],
 ) -> str | None:
-    """The column named by an option, or when the option keeps its default, the first
-    present candidate not already used."""
+    """The column named by an option; when the option keeps its default, that column if the
+    file has it, else the first present candidate not already used; None for an option set
+    to null (no such column)."""
     names = [str(c) for c in columns]
-    if requested not in (None, "auto", default):
+    if requested is None:
+        return None
+    if requested not in ("auto", default):
         return requested
-    if requested is not None and requested in names and requested not in taken:
+    if requested in names and requested not in taken:
         return requested
     lowered = {name.lower(): name for name in names if name not in taken}
     return next((lowered[c] for c in candidates if c in lowered), None)

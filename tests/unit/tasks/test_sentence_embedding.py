@@ -74,6 +74,12 @@ def test_a_negative_column_makes_triplets_and_a_score_column_scored_pairs():
     assert scored.main_metric == "spearman"
 
 
+def test_a_column_option_set_to_null_turns_its_guess_off():
+    task = SentenceEmbedding(negative_column=None)
+    task.standardize(frame({"anchor": ["a"], "positive": ["p"], "negative": ["n"]}))
+    assert task.shape == "pairs"
+
+
 def test_a_file_with_one_column_is_one_clear_error():
     with pytest.raises(UserError, match=r"pairs\.csv has one column \(query\).*learns from pairs"):
         SentenceEmbedding().standardize(frame({"query": ["q"]}))

@@ -278,7 +278,8 @@ def serve(
         int | None, typer.Option(help="CPU threads per forward pass (default: all cores)")
     ] = None,
 ) -> None:
-    """Serve a model over HTTP: POST /predict, GET /health, GET /metadata, docs at /docs."""
+    """Serve a model over HTTP: POST /predict, GET /health, GET /metadata, docs at /docs;
+    sentence encoders also answer OpenAI's POST /v1/embeddings."""
     from tunelab.serving.server import serve as run_server
 
     run_server(
@@ -314,7 +315,7 @@ def export(
         key = next(k for k in parity if k.startswith("max_abs_"))
         compared = key.removeprefix("max_abs_").removesuffix("_diff")
         typer.echo(
-            f"{variant}: {labels}max |{compared} difference| from PyTorch {parity[key]:.2e}, "
+            f"{variant}: {labels}max |{compared} difference| {parity[key]:.2e}, "
             f"{result['sizes_mb'][variant]} MB"
         )
 

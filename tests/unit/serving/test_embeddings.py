@@ -148,7 +148,7 @@ def test_the_graph_outputs_pytorch_s_vectors_whatever_the_padding(exported):
     assert info["task"] == "sentence-embedding" and info["serve"] == "fp32"
     assert info["parity"]["fp32"]["max_abs_embedding_diff"] < 1e-4
     assert "label_agreement" not in info["parity"]["fp32"]
-    assert "fp32: max |embedding difference| from PyTorch" in printed
+    assert "fp32: max |embedding difference| " in printed
 
     model, tokenizer, task, max_length = load_onnx(run)
     together = task.forward(model, tokenizer, text_frame(task, TEXTS), max_length, 64).vectors

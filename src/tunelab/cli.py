@@ -278,7 +278,8 @@ def serve(
         int | None, typer.Option(help="CPU threads per forward pass (default: all cores)")
     ] = None,
 ) -> None:
-    """Serve a model over HTTP: POST /predict, GET /health, GET /metadata, docs at /docs."""
+    """Serve a model over HTTP: POST /predict, GET /health, GET /metadata, docs at /docs;
+    sentence encoders also answer OpenAI's POST /v1/embeddings."""
     from tunelab.serving.server import serve as run_server
 
     run_server(
@@ -298,7 +299,7 @@ def export(
         Path | None, typer.Option("--output", "--out", help="export folder (default MODEL/onnx)")
     ] = None,
 ) -> None:
-    """Export a classifier or tagger to ONNX and check it against PyTorch."""
+    """Export a classifier, tagger or sentence encoder to ONNX and check it against PyTorch."""
     from tunelab.serving.export import export_onnx
 
     if format != "onnx":
@@ -306,11 +307,16 @@ def export(
     result = export_onnx(model, output, quantize)
     typer.echo(f"ONNX model written to {result['output']} ({result['samples']['rows']} samples)")
     for variant, parity in result["parity"].items():
-        agreement = parity.get("label_agreement")
-        shown = "n/a" if agreement is None else f"{agreement:.2%}"
+        agreement = parity.get("label_agreement")  # regression and embeddings have no labels
+        labels = (
+            "" if agreement is None else f"labels agree with PyTorch on {agreement:.2%} of rows, "
+        )
+        # max_abs_logit_diff, or max_abs_embedding_diff for a sentence encoder
+        key = next(k for k in parity if k.startswith("max_abs_"))
+        compared = key.removeprefix("max_abs_").removesuffix("_diff")
         typer.echo(
-            f"{variant}: labels agree with PyTorch on {shown} of rows, max |logit difference| "
-            f"{parity['max_abs_logit_diff']:.2e}, {result['sizes_mb'][variant]} MB"
+            f"{variant}: {labels}max |{compared} difference| {parity[key]:.2e}, "
+            f"{result['sizes_mb'][variant]} MB"
         )
 
 

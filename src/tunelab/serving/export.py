@@ -1,5 +1,5 @@
-"""Export a trained classifier or tagger to ONNX (optionally int8) and check it against
-PyTorch on sample inputs."""
+"""Export a trained classifier, tagger or sentence encoder to ONNX (optionally int8) and check
+it against PyTorch on sample inputs; what the graph computes is the task's ``onnx_graph``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from tunelab.models.trained import model_folder
 from tunelab.outputs import atomic_folder, write_json
 from tunelab.serving.model_folder import require_extra
 from tunelab.serving.onnx_model import EXPORT_INFO, FILES, OnnxModel
+from tunelab.tasks.base import OnnxGraph
 
 log = logging.getLogger("tunelab")
 
@@ -43,7 +44,9 @@ def export_onnx(
     The folder also gets the tokenizer, ``config.json`` (labels, tunelab metadata), the model
     card and ``export.json``, which records the parity check: on up to ``samples`` texts (the
     run's test predictions if present, else generated ones) the share of rows whose predicted
-    labels agree with PyTorch and the largest absolute logit difference.
+    labels agree with PyTorch and the largest absolute logit difference (for a sentence
+    encoder, whose graph outputs the sentence embedding: the largest absolute difference of
+    the vectors).
 
     Args:
         model_dir: a run folder or its ``model/`` folder.
@@ -63,11 +66,12 @@ def export_onnx(
 
     folder = model_folder(model_dir)
     model, tokenizer, task, max_length = load_trained(folder)
-    if "onnx" not in task.exportable:
+    graph = task.onnx_graph
+    if "onnx" not in task.exportable or graph is None:
         raise UserError(
-            f"ONNX export covers text classification and token classification; this is a "
-            f"{task.name} model, which generates text token by token: serve it with "
-            "tunelab serve --backend torch or run tunelab predict"
+            f"ONNX export covers text classification and token classification (and sentence "
+            f"embeddings); this is a {task.name} model, which generates text token by token: "
+            "serve it with tunelab serve --backend torch or run tunelab predict"
         )
     if is_adapter_folder(folder):
         model = merged_model(model)  # one plain graph, no PEFT wrappers
@@ -78,7 +82,10 @@ def export_onnx(
     large = sum(p.numel() * p.element_size() for p in model.parameters()) > EXTERNAL_DATA_BYTES
     log.info("exporting %s to ONNX with torch.export (dynamo); this takes a minute", folder)
     with atomic_folder(target) as tmp:
-        _export_graph(model, tokenizer, frame, max_length, tmp / FILES["fp32"], large)
+        _export_graph(
+            graph, model, tokenizer, frame, task.text_column, max_length, tmp / FILES["fp32"],
+            large,
+        )  # fmt: skip
         files = {"fp32": FILES["fp32"]}
         if quantize == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -96,13 +103,11 @@ def export_onnx(
             if (folder / name).is_file():
                 shutil.copy(folder / name, tmp / name)
         reference = task.forward(model, tokenizer, frame, max_length, 64)
-        parity = {
-            variant: _parity(
-                task, frame, reference,
-                task.forward(OnnxModel(tmp / name, model.config), tokenizer, frame, max_length, 64),
-            )
-            for variant, name in files.items()
-        }  # fmt: skip
+        parity = {}
+        for variant, name in files.items():
+            exported = graph.runner(OnnxModel(tmp / name, model.config), tokenizer)
+            outputs = task.forward(exported, tokenizer, frame, max_length, 64)
+            parity[variant] = _parity(task, frame, reference, outputs)
         info = {
             "format": "onnx",
             "task": task.name,
@@ -118,8 +123,9 @@ def export_onnx(
 
 
 def _export_graph(
-    model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int, path: Path, large: bool
-) -> None:
+    graph: OnnxGraph, model: Any, tokenizer: Any, frame: pd.DataFrame, text_column: str,
+    max_length: int, path: Path, large: bool,
+) -> None:  # fmt: skip
     """Trace the model with the dynamo exporter; batch and sequence length stay dynamic.
 
     The TorchScript exporter bakes the attention-mask shortcuts of transformers 5 into the
@@ -127,16 +133,16 @@ def _export_graph(
     """
     import torch
 
-    batch = _example_batch(tokenizer, frame, max_length)
+    batch = _example_batch(tokenizer, frame, text_column, max_length)
     names = [name for name in INPUTS if name in batch]
     batch_dim, sequence_dim = torch.export.Dim("batch"), torch.export.Dim("sequence")
     with _quiet():
         torch.onnx.export(
-            _logits_only(model).eval(),
+            graph.module(model).eval(),
             tuple(batch[name] for name in names),
             str(path),
             input_names=names,
-            output_names=["logits"],
+            output_names=[graph.output],
             dynamic_shapes={name: {0: batch_dim, 1: sequence_dim} for name in names},
             dynamo=True,
             external_data=large,
@@ -156,25 +162,9 @@ def _quiet() -> Iterator[None]:
             logging.disable(logging.NOTSET)
 
 
-def _logits_only(model: Any) -> Any:
-    """A module whose forward takes the tokenizer's tensors by name and returns the logits."""
-    import torch
-
-    class LogitsOnly(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
-            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-            return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
-
-    return LogitsOnly()
-
-
-def _example_batch(tokenizer: Any, frame: pd.DataFrame, max_length: int) -> Any:
+def _example_batch(tokenizer: Any, frame: pd.DataFrame, text_column: str, max_length: int) -> Any:
     """Two padded rows of different lengths, so neither dimension is traced as a constant."""
-    text = str(frame["text"].iloc[0]) if len(frame) else "样例"
+    text = str(frame[text_column].iloc[0]) if len(frame) else "样例"
     pair = [str(frame["text_pair"].iloc[0])] * 2 if "text_pair" in frame.columns else None
     return tokenizer(
         [text, text + text], pair, padding=True, truncation=True, max_length=max_length,
@@ -209,15 +199,18 @@ def _sample_frame(
 
 
 def _parity(task: Any, frame: pd.DataFrame, reference: Any, exported: Any) -> dict[str, Any]:
-    """Share of rows whose decisions agree, and the largest absolute logit difference."""
-    if isinstance(reference, list):  # per-word logits of a tagger: one array per row
-        ref = np.concatenate([r.reshape(-1) for r in reference]) if reference else np.zeros(0)
-        out = np.concatenate([r.reshape(-1) for r in exported]) if exported else np.zeros(0)
+    """Share of rows whose decisions agree, and the largest absolute difference of what the
+    task's ``onnx_graph`` compares (logits; sentence embeddings)."""
+    graph = task.onnx_graph
+    ref_values, out_values = graph.values(reference), graph.values(exported)
+    if isinstance(ref_values, list):  # per-word logits of a tagger: one array per row
+        ref = np.concatenate([r.reshape(-1) for r in ref_values]) if ref_values else np.zeros(0)
+        out = np.concatenate([r.reshape(-1) for r in out_values]) if out_values else np.zeros(0)
     else:
-        ref, out = np.asarray(reference), np.asarray(exported)
+        ref, out = np.asarray(ref_values), np.asarray(out_values)
     result: dict[str, Any] = {
         "rows": len(frame),
-        "max_abs_logit_diff": float(np.abs(ref - out).max()) if ref.size else 0.0,
+        f"max_abs_{graph.compared}_diff": float(np.abs(ref - out).max()) if ref.size else 0.0,
     }
     ours, theirs = task.predictions(reference, frame), task.predictions(exported, frame)
     keys = [key for key in DECISIONS if ours and key in ours[0]]

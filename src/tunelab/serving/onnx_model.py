@@ -21,10 +21,12 @@ FILES = {"fp32": "model.onnx", "int8": "model_quantized.onnx"}
 
 
 class OnnxModel:
-    """``model(**batch).logits`` over an ONNX Runtime session, for ``forward_in_batches``.
+    """``model(**batch).logits`` over an ONNX Runtime session, for ``forward_in_batches``
+    (``.sentence_embedding`` for a sentence encoder: the graph's outputs by their names).
 
     It has what the shared inference code reads from a transformers model (``device``,
-    ``config``, ``eval()``), so ``task.forward`` runs it exactly as it runs PyTorch.
+    ``config``, ``eval()``), so ``task.forward`` runs it exactly as it runs PyTorch; a task
+    whose model is no transformers model wraps it with its ``onnx_graph.runner``.
     """
 
     def __init__(self, path: Path, config: Any, threads: int | None = None) -> None:
@@ -36,6 +38,7 @@ class OnnxModel:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [node.name for node in self.session.get_inputs()]
+        self.output_names = [node.name for node in self.session.get_outputs()]
         self.config = config
         self.device = torch.device("cpu")
 
@@ -47,8 +50,13 @@ class OnnxModel:
         import torch
 
         feeds = {name: batch[name].cpu().numpy().astype(np.int64) for name in self.input_names}
-        (logits,) = self.session.run(["logits"], feeds)
-        return SimpleNamespace(logits=torch.from_numpy(logits))
+        outputs = self.session.run(self.output_names, feeds)
+        return SimpleNamespace(
+            **{
+                name: torch.from_numpy(v)
+                for name, v in zip(self.output_names, outputs, strict=True)
+            }
+        )
 
 
 def onnx_folder(path: str | Path) -> Path:
@@ -71,7 +79,7 @@ def onnx_folder(path: str | Path) -> Path:
 
 def load_onnx(
     path: str | Path, variant: str | None = None, threads: int | None = None
-) -> tuple[OnnxModel, Any, Any, int]:
+) -> tuple[Any, Any, Any, int]:
     """Load an ONNX export like :func:`tunelab.api.load_trained` loads a PyTorch model.
 
     Args:
@@ -80,7 +88,8 @@ def load_onnx(
         threads: ONNX Runtime intra-op threads (default: its own choice).
 
     Returns:
-        model, tokenizer, task and the token limit the model was trained with.
+        model (an :class:`OnnxModel`, or what the task's ``onnx_graph.runner`` makes of it),
+        tokenizer, task and the token limit the model was trained with.
     """
     require_extra("onnx")
     from transformers import AutoConfig, AutoTokenizer
@@ -96,6 +105,7 @@ def load_onnx(
     model_config = from_pretrained(AutoConfig, str(folder))
     task = task_from_model_config(model_config)
     tokenizer = from_pretrained(AutoTokenizer, str(folder))
-    model = OnnxModel(folder / info["files"][variant], model_config, threads)
+    graph = OnnxModel(folder / info["files"][variant], model_config, threads)
+    model = task.onnx_graph.runner(graph, tokenizer) if task.onnx_graph else graph
     max_length = int(model_config.tunelab.get("max_length") or 512)
     return model, tokenizer, task, max_length

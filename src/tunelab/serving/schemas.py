@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class PredictRequest(BaseModel):
@@ -49,6 +51,7 @@ class Prediction(BaseModel):
     words: list[Span] | None = Field(None, description="word segmentation: the words")
     source: str | None = Field(None, description="generation: the input")
     output: str | None = Field(None, description="generation: the generated text")
+    embedding: list[float] | None = Field(None, description="sentence embedding: the vector")
 
 
 class Metadata(BaseModel):
@@ -61,5 +64,51 @@ class Metadata(BaseModel):
     max_length: int = Field(description="tokens the model reads per text (longer: truncated)")
     backend: str
     model_card: str | None = Field(None, description="the model folder's README.md")
+    dimensions: int | None = Field(None, description="sentence embedding: numbers per vector")
     max_texts: int
     max_chars: int
+
+
+class EmbeddingRequest(BaseModel):
+    """OpenAI's embeddings request: ``input`` is one text or a list of texts."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"input": ["list directory contents", "copy files"]}]},
+    )
+    input: str | list[str] = Field(description="one text, or several answered in order")
+    model: str | None = Field(None, description="any name; echoed in the answer")
+    encoding_format: Literal["float", "base64"] = Field(
+        "float", description="float: lists of numbers; base64: little-endian float32 bytes"
+    )
+    dimensions: int | None = Field(None, description="must equal the model's own width")
+    user: str | None = Field(None, description="accepted and ignored, as OpenAI clients send it")
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _texts_only(cls, value: object) -> object:
+        if isinstance(value, str) or (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            return value
+        raise ValueError("give a string or a list of strings (token ids are not accepted)")
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str = Field(description="the vector (base64 when asked)")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = Field(description="tokens the model read (after truncation)")
+    total_tokens: int
+
+
+class EmbeddingResponse(BaseModel):
+    """OpenAI's embeddings answer: one vector per input text, in order."""
+
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: Usage

@@ -1,12 +1,15 @@
-"""The REST server: ``POST /predict``, ``GET /health``, ``GET /metadata`` over a trained model.
+"""The REST server: ``POST /predict``, ``GET /health``, ``GET /metadata`` over a trained model,
+and for sentence encoders OpenAI's ``POST /v1/embeddings``.
 
 Every task is served by the same code as ``tunelab predict``: the texts become a frame with
 :func:`tunelab.api.text_frame`, ``task.forward`` runs the model (PyTorch, or ONNX Runtime
-behind the same interface) and ``task.predictions`` writes the records.
+behind the same interface) and ``task.predictions`` writes the records; ``/v1/embeddings``
+answers with the ``embedding`` of those same records, batched with ``/predict``'s requests.
 """
 
 # no ``from __future__ import annotations``: FastAPI reads the endpoint signatures below at
 # run time, and their types are imported inside create_app
+import base64
 import contextlib
 import hmac
 import json
@@ -16,13 +19,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tunelab.api import load_trained, text_frame
 from tunelab.errors import UserError
 from tunelab.models.trained import model_folder
 from tunelab.serving.batching import Item, MicroBatcher
 from tunelab.serving.model_folder import check_files_inside, require_extra
 from tunelab.serving.onnx_model import load_onnx, onnx_folder
-from tunelab.serving.schemas import Metadata, Prediction, PredictRequest
+from tunelab.serving.schemas import (
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Metadata,
+    Prediction,
+    PredictRequest,
+)
 
 log = logging.getLogger("tunelab")
 
@@ -106,6 +117,10 @@ def create_app(
         return task.predictions(outputs, frame)
 
     batcher = MicroBatcher(infer, max_batch, batch_wait_ms)
+    # the width of the vectors, measured once: pooling or dense modules may change it, and an
+    # ONNX graph leaves it symbolic
+    dimensions = len(infer([("dimensions", None)])[0]["embedding"]) if task.embeds else None
+    served_name = _served_name(model_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -152,6 +167,7 @@ def create_app(
             max_length=max_length,
             backend=backend,
             model_card=card.read_text(encoding="utf-8") if card.is_file() else None,
+            dimensions=dimensions,
             max_texts=max_texts,
             max_chars=max_chars,
         )
@@ -172,7 +188,66 @@ def create_app(
         items = _items(request, pair_model, max_texts, max_chars)
         return await batcher.submit(items)
 
+    @app.post(
+        "/v1/embeddings",
+        response_model=EmbeddingResponse,
+        dependencies=[Depends(check_key)],
+        summary="OpenAI-compatible embeddings (sentence-embedding models)",
+        responses={
+            400: {"description": "the served model does not embed texts"},
+            401: {"description": "API key missing or wrong"},
+            413: {"description": "too many texts, or a text too long"},
+            422: {"description": "malformed body, or dimensions other than the model's"},
+        },
+    )
+    async def embeddings(request: EmbeddingRequest) -> dict[str, Any]:
+        if not task.embeds:
+            raise HTTPException(
+                400,
+                f"this server holds a {task.name} model, which does not embed texts; "
+                "POST /predict instead",
+            )
+        if request.dimensions is not None and request.dimensions != dimensions:
+            raise HTTPException(
+                422,
+                f"dimensions={request.dimensions}: this model writes vectors of {dimensions} "
+                f"numbers and does not shorten them; send dimensions={dimensions} or leave it out",
+            )
+        texts = [request.input] if isinstance(request.input, str) else list(request.input)
+        _check_texts(texts, max_texts, max_chars, "input")
+        records = await batcher.submit([(text, None) for text in texts])
+        tokens = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        used = sum(len(ids) for ids in tokens)
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "object": "embedding",
+                    "index": i,
+                    "embedding": _encoded(record["embedding"], request.encoding_format),
+                }
+                for i, record in enumerate(records)
+            ],
+            "model": served_name,
+            "usage": {"prompt_tokens": used, "total_tokens": used},
+        }
+
     return app
+
+
+def _served_name(model_dir: str | Path) -> str:
+    """The name ``/v1/embeddings`` answers with: the run's folder name (not ``model``/``onnx``)."""
+    path = Path(model_dir).resolve()
+    while path.name in ("model", "onnx") and path.parent != path:
+        path = path.parent
+    return path.name or "tunelab"
+
+
+def _encoded(vector: list[float], encoding_format: str) -> list[float] | str:
+    """A vector as OpenAI sends it: numbers, or base64 of little-endian float32 bytes."""
+    if encoding_format == "base64":
+        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+    return vector
 
 
 def _answer_errors_in_one_sentence(app: Any, body_limit: int) -> None:
@@ -221,26 +296,35 @@ def _items(request: Any, pair_model: bool, max_texts: int, max_chars: int) -> li
     if request.texts is not None and single_pair:
         raise HTTPException(422, "with texts, give the second texts as text_pairs (a list)")
     pairs = [request.text_pair] if single_pair else request.text_pairs
-    if not texts:
-        raise HTTPException(422, "texts is empty; give at least one text")
-    if len(texts) > max_texts:
-        raise HTTPException(
-            413, f"{len(texts)} texts in one request; the server takes at most {max_texts}"
-        )
+    _check_texts(texts, max_texts, max_chars, "texts")
     if pair_model and (pairs is None or len(pairs) != len(texts)):
         raise HTTPException(
             422, "this model classifies text pairs; give text_pair (or text_pairs, one per text)"
         )
     if not pair_model and pairs is not None:
         raise HTTPException(422, "this model reads single texts; leave out text_pair(s)")
-    for i, text in enumerate([*texts, *(pairs or [])]):
+    if pairs:  # as many as texts, checked above
+        _check_texts(pairs, max_texts, max_chars, "text_pairs")
+    return [(text, pairs[i] if pairs else None) for i, text in enumerate(texts)]
+
+
+def _check_texts(texts: list[str], max_texts: int, max_chars: int, field: str) -> None:
+    """Refuse an empty request (422), and too many or too long texts (413)."""
+    from fastapi import HTTPException
+
+    if not texts:
+        raise HTTPException(422, f"{field} is empty; give at least one text")
+    if len(texts) > max_texts:
+        raise HTTPException(
+            413, f"{len(texts)} texts in one request; the server takes at most {max_texts}"
+        )
+    for i, text in enumerate(texts):
         if len(text) > max_chars:
             raise HTTPException(
                 413,
-                f"text {i % len(texts)} has {len(text)} characters; the server takes at most "
-                f"{max_chars} per text",
+                f"text {i} has {len(text)} characters; the server takes at most {max_chars} "
+                "per text",
             )
-    return [(text, pairs[i] if pairs else None) for i, text in enumerate(texts)]
 
 
 def _validation_sentence(errors: Any) -> str:

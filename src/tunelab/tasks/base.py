@@ -26,6 +26,46 @@ class TrainerSetup:
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class OnnxGraph:
+    """How ``tunelab export`` makes a task's model one ONNX graph, and runs that graph again.
+
+    ``module(model)`` is a torch module whose forward takes the tokenizer's tensors
+    (``input_ids, attention_mask[, token_type_ids]``) and returns the one tensor the graph
+    outputs under the name ``output``. ``runner(onnx_model, tokenizer)`` turns the ONNX session
+    (``onnx_model(**batch)`` answers with a namespace holding ``output``) into the model the
+    task's ``forward`` runs; ``values(outputs)`` picks from ``forward``'s outputs what the
+    parity check compares with PyTorch, which names it ``max_abs_<compared>_diff``.
+    """
+
+    module: Callable[[Any], Any]
+    output: str = "logits"
+    runner: Callable[[Any, Any], Any] = lambda onnx_model, tokenizer: onnx_model
+    values: Callable[[Any], Any] = lambda outputs: outputs
+    compared: str = "logit"
+
+
+def logits_module(model: Any) -> Any:
+    """A module whose forward takes the tokenizer's tensors by name and returns the logits."""
+    import torch
+
+    class LogitsOnly(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
+
+    return LogitsOnly()
+
+
+# classifiers and taggers: the graph outputs the logits, and the tasks' own forward runs the
+# session as it runs the transformers model
+LOGITS_GRAPH = OnnxGraph(logits_module)
+
+
 def standard_trainer_setup(task: Any, tokenizer: Any, loss: Any, evaluate: bool) -> TrainerSetup:
     """The plain ``transformers.Trainer`` with the task's collator, metrics and loss; tasks
     chosen by loss (generation) need no predictions during evaluation, only the loss."""
@@ -95,6 +135,17 @@ class Task(Protocol):
     @property
     def exportable(self) -> tuple[str, ...]:
         """Formats `tunelab export` writes: ("onnx",) or ()."""
+        ...
+
+    @property
+    def onnx_graph(self) -> OnnxGraph | None:
+        """How ONNX export traces the model and runs the graph (None: not exportable)."""
+        ...
+
+    @property
+    def embeds(self) -> bool:
+        """Whether the model maps each text to a vector (its records carry ``embedding``);
+        the server then answers the OpenAI-style ``POST /v1/embeddings``."""
         ...
 
     @property

@@ -43,6 +43,8 @@ class _Generation:
     main_metric = "loss"  # checkpoints by validation loss; text metrics after training
     explains = None  # attributions of generated text are not offered
     exportable = ()  # generates token by token: served by PyTorch, not one ONNX graph
+    onnx_graph = None
+    embeds = False
     search_batch_sizes = (8, 16, 32)  # longer rows: smaller batches
     report_sections = staticmethod(report_generation.sections)
     scored_before_training = False  # generating for the test split twice would double the time

@@ -34,6 +34,7 @@ from tunelab.evaluation.retrieval import (
 from tunelab.models.bm25 import METHOD as BM25_METHOD
 from tunelab.models.bm25 import bm25_top_documents
 from tunelab.models.sentence_encoder import SentenceTransformerLoader, load_sentence_transformer
+from tunelab.tasks.sentence_onnx import SENTENCE_GRAPH
 
 log = logging.getLogger("tunelab")
 
@@ -94,6 +95,8 @@ class SentenceEmbedding:
     evaluated_splits = ("validation", "test")
     explains = None  # attributions of a vector are not offered
     exportable = ("onnx",)
+    onnx_graph = SENTENCE_GRAPH  # transformer, pooling and normalisation: one graph
+    embeds = True
     search_batch_sizes = (32, 64, 128)  # in-batch negatives: bigger batches, harder task
     report_sections = staticmethod(report_embedding.sections)
     scored_before_training = True  # a pretrained encoder already embeds: show the gain

@@ -19,7 +19,7 @@ from tunelab.inference import forward_in_batches
 from tunelab.models.linear_baseline import METHOD as BASELINE_METHOD
 from tunelab.models.linear_baseline import linear_baseline_outputs
 from tunelab.models.load import load_head_model
-from tunelab.tasks.base import TrainerSetup, standard_trainer_setup
+from tunelab.tasks.base import LOGITS_GRAPH, TrainerSetup, standard_trainer_setup
 
 BASELINE_ROWS = 50_000
 HF_PROBLEM_TYPES = {
@@ -60,6 +60,8 @@ class TextClassification:
     evaluated_splits = ("validation", "test")
     explains = "text"
     exportable = ("onnx",)
+    onnx_graph = LOGITS_GRAPH
+    embeds = False
     search_batch_sizes = (16, 32, 64)
     report_sections = staticmethod(report_classification.sections)
     scored_before_training = False  # a new head only guesses before training

@@ -30,7 +30,7 @@ from tunelab.evaluation import report_tagging
 from tunelab.evaluation.tagging import sequence_metrics, span_confusion
 from tunelab.inference import forward_in_batches
 from tunelab.models.load import load_head_model
-from tunelab.tasks.base import TrainerSetup, standard_trainer_setup
+from tunelab.tasks.base import LOGITS_GRAPH, TrainerSetup, standard_trainer_setup
 from tunelab.tasks.token_inputs import STARTS, TAGS, TEXT, TOKENS, standardize_rows
 from tunelab.tasks.token_windows import IGNORE, build_windows, merge_windows
 
@@ -44,6 +44,8 @@ class TokenClassification:
     evaluated_splits = ("validation", "test")
     explains = "tokens"
     exportable = ("onnx",)
+    onnx_graph = LOGITS_GRAPH
+    embeds = False
     search_batch_sizes = (16, 32, 64)
     report_sections = staticmethod(report_tagging.sections)
     scored_before_training = False  # a new head only guesses before training

@@ -62,3 +62,22 @@ def tagger_run(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
         tiny_bert, tmp_path_factory.mktemp("tagger"), AutoModelForTokenClassification,
         TokenClassification(scheme="bio", labels=labels), labels,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def encoder_run(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sentence-encoder run: the tiny BERT with mean pooling and normalisation, saved as the
+    sentence-transformers folder tunelab train writes (no training: random weights embed)."""
+    pytest.importorskip("sentence_transformers")
+    import torch
+    from sentence_transformers.base.modules import Normalize
+
+    from tunelab.tasks.sentence_embedding import SentenceEmbedding, load_sentence_transformer
+
+    torch.manual_seed(0)
+    model = load_sentence_transformer(str(tiny_bert), "mean")
+    model.append(Normalize())
+    model.config.tunelab = {**SentenceEmbedding(shape="pairs").metadata(), "max_length": 64}
+    run = tmp_path_factory.mktemp("encoder") / "man-search"
+    model.save(str(run / "model"))
+    return run

@@ -22,6 +22,8 @@ def test_a_registered_task_has_every_member_of_the_protocol(name):
     assert task.name == name
     assert task.explains in (None, "text", "tokens")
     assert set(task.exportable) <= {"onnx"}
+    assert (task.onnx_graph is not None) == ("onnx" in task.exportable)  # export needs both
+    assert isinstance(task.embeds, bool)
     assert task.search_batch_sizes and all(size > 0 for size in task.search_batch_sizes)
     assert callable(task.report_sections)
 
@@ -29,6 +31,6 @@ def test_a_registered_task_has_every_member_of_the_protocol(name):
 def test_the_protocol_declares_what_callers_read():
     read_by_callers = {
         "problem_type", "labels", "targets", "from_run_config", "from_metadata", "clean_text",
-        "explains", "exportable", "report_sections", "search_batch_sizes",
+        "explains", "exportable", "report_sections", "search_batch_sizes", "onnx_graph", "embeds",
     }  # fmt: skip
     assert read_by_callers <= set(MEMBERS)

@@ -3,6 +3,7 @@ tiny encoder end to end, and a model folder that sentence-transformers loads as 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 
@@ -175,6 +176,13 @@ def test_training_improves_retrieval_and_the_folder_loads_in_sentence_transforme
     theirs = SentenceTransformer(result["model_dir"]).encode(texts)
     assert ours.shape == theirs.shape
     np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+    if importlib.util.find_spec("onnxruntime"):  # the trained encoder as one ONNX graph
+        from tunelab.serving.export import export_onnx
+
+        exported = export_onnx(tmp_path / "run", samples=64)
+        assert exported["samples"]["source"].endswith("predictions.jsonl")
+        assert exported["parity"]["fp32"]["max_abs_embedding_diff"] < 1e-4
 
     scores = tunelab.evaluate(tmp_path / "run", data)
     assert set(scores) >= {"recall@1", "mrr@10", "ndcg@10"}

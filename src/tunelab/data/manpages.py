@@ -95,13 +95,18 @@ def name_summary(paragraphs: list[str]) -> str | None:
     return parts[1].strip() if len(parts) == 2 and parts[1].strip() else None
 
 
-def page_pair(path: Path) -> dict[str, str] | None:
-    """``{"page", "source", "target"}`` of one page, or None where it has no usable pair."""
+def page_sections(path: Path) -> dict[str, list[str]]:
+    """The sections of one page file (gzipped or not); none where it cannot be read."""
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile):
-        return None
-    found = sections(raw.decode("utf-8", errors="replace"))
+        return {}
+    return sections(raw.decode("utf-8", errors="replace"))
+
+
+def page_pair(path: Path) -> dict[str, str] | None:
+    """``{"page", "source", "target"}`` of one page, or None where it has no usable pair."""
+    found = page_sections(path)
     summary = name_summary(found.get("NAME", []))
     description: list[str] = []
     for paragraph in found.get("DESCRIPTION", []):

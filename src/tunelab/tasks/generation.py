@@ -44,6 +44,9 @@ class _Generation:
     exportable = ()  # generates token by token: served by PyTorch, not one ONNX graph
     search_batch_sizes = (8, 16, 32)  # longer rows: smaller batches
     report_sections = staticmethod(report_generation.sections)
+    trains_few_shot = False
+    takes_virtual_tokens = True
+    doctor_checks = None  # training's diagnose covers pairs and chats; no standalone doctor
 
     @staticmethod
     def main_metric_of(metadata: dict[str, Any]) -> str:
@@ -284,6 +287,8 @@ class Seq2SeqGeneration(_Generation):
     """Encoder-decoder models: the source goes in, the target is learned and generated."""
 
     name = "seq2seq"
+    model_kind = "seq2seq"
+    packs_rows = False
 
     def auto_model_class(self) -> Any:
         from transformers import AutoModelForSeq2SeqLM
@@ -343,6 +348,7 @@ class CausalGeneration(_Generation):
     """Decoder-only models tuned on prompt/completion pairs or chats; loss on answers only."""
 
     name = "causal-lm"
+    model_kind = "causal"
     allow_messages = True
     max_length = 512  # set by encode
 
@@ -359,6 +365,10 @@ class CausalGeneration(_Generation):
             # KV cache is in play: training must not create one.
             model.config.use_cache = False
         return model
+
+    @property
+    def packs_rows(self) -> bool:
+        return bool(self.settings["packing"])
 
     def finish(self, model: Any, tokenizer: Any) -> None:
         model.config.use_cache = True  # generation wants its cache back

@@ -60,6 +60,11 @@ class TextClassification:
     exportable = ("onnx",)
     search_batch_sizes = (16, 32, 64)
     report_sections = staticmethod(report_classification.sections)
+    model_kind = "encoder"
+    trains_few_shot = True  # single-label data; prepare_run refuses the others
+    takes_virtual_tokens = True
+    packs_rows = False
+    doctor_checks = "texts"
 
     def __init__(
         self,

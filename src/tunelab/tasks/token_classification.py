@@ -45,6 +45,11 @@ class TokenClassification:
     exportable = ("onnx",)
     search_batch_sizes = (16, 32, 64)
     report_sections = staticmethod(report_tagging.sections)
+    model_kind = "encoder"
+    trains_few_shot = False
+    takes_virtual_tokens = False  # a virtual token has no tag to learn or predict
+    packs_rows = False
+    doctor_checks = "tags"
 
     def __init__(
         self,

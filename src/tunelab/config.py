@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,13 +24,6 @@ from pydantic import (
 )
 
 from tunelab.errors import UserError
-
-# the built-in tasks, for descriptions; tunelab.tasks.TASKS is the registry that decides
-# (a config may name a task registered there at run time)
-TASKS = (
-    "text-classification", "token-classification", "seq2seq", "causal-lm",
-    "sentence-embedding",
-)  # fmt: skip
 
 
 class _Section(BaseModel):
@@ -425,7 +418,8 @@ class SearchConfig(_Section):
 class RunConfig(_Section):
     """A whole run: task, data, model, training, output."""
 
-    task: str = Field("text-classification", description="what to train: " + ", ".join(TASKS))
+    # the names live in the registry above the config (tunelab.tasks.TASKS), which checks them
+    task: str = Field("text-classification", description="what to train: a registered task")
     output: Path = Field(Path("runs/run"), description="run folder for model, metrics, report")
     seed: int = Field(
         42, ge=0, le=2**32 - 1, description="fixes the data split, initialisation and batch order"
@@ -718,17 +712,51 @@ def yaml_value(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def commented_yaml(config: BaseModel, indent: int = 0) -> str:
-    """Render a config as YAML with every field's description as a comment."""
+def field_description(key: str, schema: type[BaseModel] = RunConfig) -> str:
+    """The description of the config key ``key`` (dotted, e.g. ``data.text_column``): the
+    CLI's help for the option that sets it, so the two cannot drift apart.
+
+    Raises:
+        KeyError: if ``schema`` has no such key (a programming error: the CLI names a key that
+            is gone, and ``import tunelab.cli`` fails at once).
+    """
+    model = schema
+    *sections, name = key.split(".")
+    for part in sections:
+        section = model.model_fields[part].annotation
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+            raise KeyError(f"{key}: {part} is not a config section")
+        model = section
+    description = model.model_fields[name].description
+    if not description:
+        raise KeyError(f"{key} has no description")
+    return description
+
+
+def commented_yaml(
+    config: BaseModel, indent: int = 0, choices: Mapping[str, Sequence[str]] | None = None
+) -> str:
+    """Render a config as YAML with every field's description as a comment.
+
+    Args:
+        config: the config (or one of its sections).
+        indent: the section's depth.
+        choices: allowed values added to the comments of keys whose field cannot list them,
+            by dotted key: the task names, which the registry above the config knows.
+    """
     lines: list[str] = []
     pad = "  " * indent
+    choices = choices or {}
     plain_values = config.model_dump(mode="json")  # paths become strings
     for name, field in type(config).model_fields.items():
         value = getattr(config, name)
         comment = f"  # {field.description}" if field.description else ""
+        if name in choices:
+            comment += f" ({', '.join(choices[name])})"
         if isinstance(value, BaseModel):
             lines.append(f"{pad}{name}:{comment}")
-            lines.append(commented_yaml(value, indent + 1))
+            inner = {k.partition(".")[2]: v for k, v in choices.items() if k.startswith(name + ".")}
+            lines.append(commented_yaml(value, indent + 1, inner))
         else:
             plain = plain_values[name]
             rendered = yaml.safe_dump(

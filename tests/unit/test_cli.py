@@ -1,13 +1,18 @@
-"""Flags read the same across the ``tunelab`` commands."""
+"""Flags read the same across the ``tunelab`` commands, and their help fits a terminal."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
 from tunelab.cli import app
+from tunelab.config import ModelConfig, field_description
+from tunelab.errors import UserError
+from tunelab.tasks import TASKS
 
 
 def all_commands(group: Any, prefix: str = "") -> dict[str, Any]:
@@ -40,3 +45,64 @@ def test_init_writes_where_either_spelling_says(tmp_path):
         done = runner.invoke(app, ["init", flag, str(target)])
         assert done.exit_code == 0, done.output
         assert "task:" in target.read_text(encoding="utf-8")
+
+
+def help_columns(text: str) -> list[int]:
+    """Where the descriptions start in each option, argument or command list of a help page."""
+    columns = []
+    for line in text.splitlines():
+        line = line.strip("│")  # rich's panels, should they come back
+        if line.startswith("    ") and line.strip():  # a description's next line
+            columns.append(len(line) - len(line.lstrip()))
+        elif line.startswith("  ") and (gap := re.search(r"\S( {2,})\S", line)):
+            columns.append(gap.end() - 1)  # an option and its description on one line
+    return columns
+
+
+@pytest.mark.parametrize("command", [*sorted(all_commands(typer.main.get_command(app))), ""])
+def test_help_reads_in_an_80_column_terminal(command):
+    done = CliRunner().invoke(app, [*command.split(), "--help"], env={"COLUMNS": "80"})
+    assert done.exit_code == 0, done.output
+    lines = done.output.splitlines()
+    assert max(len(line) for line in lines) <= 80, done.output
+    # every description keeps at least 40 columns, however long the option names
+    assert max(help_columns(done.output)) <= 80 - 40, done.output
+
+
+def test_option_help_is_the_config_keys_description():
+    train = all_commands(typer.main.get_command(app))["train"]
+    helps = {param.name: param.help for param in train.params}
+    assert helps["label_separator"] == field_description("data.label_separator")
+    assert helps["model"] == field_description("model.name")
+    assert helps["trust_remote_code"] == ModelConfig.model_fields["trust_remote_code"].description
+    with pytest.raises(KeyError):  # an option naming a key that is gone fails at import
+        field_description("data.no_such_key")
+
+
+def test_task_names_in_help_and_init_come_from_the_registry(monkeypatch, tmp_path):
+    monkeypatch.setitem(TASKS, "toy-polarity", TASKS["text-classification"])
+    runner = CliRunner()
+    wide = {"terminal_width": 400, "max_content_width": 400}  # one line per option
+    for command in ("train", "recommend"):
+        done = runner.invoke(app, [command, "--help"], **wide)
+        assert "causal-lm, toy-polarity" in done.output, done.output
+    done = runner.invoke(app, ["doctor", "--help"], **wide)
+    assert "text-classification or token-classification or toy-polarity" in done.output
+    runner.invoke(app, ["init", "--output", str(tmp_path / "c.yaml")])
+    task_line = (tmp_path / "c.yaml").read_text(encoding="utf-8").splitlines()[0]
+    assert task_line.startswith("task: text-classification  # what to train")
+    assert task_line.endswith("seq2seq, causal-lm, toy-polarity)")
+
+
+def test_an_unknown_task_names_the_option_and_the_choices(tmp_path):
+    runner = CliRunner()
+    done = runner.invoke(app, ["train", "--task", "sentiment", "--data", str(tmp_path / "a.csv")])
+    assert isinstance(done.exception, UserError)
+    assert str(done.exception) == (
+        "--task 'sentiment' is not a task tunelab knows; choose one of text-classification, "
+        "token-classification, seq2seq, causal-lm"
+    )
+    done = runner.invoke(app, ["doctor", str(tmp_path / "a.csv"), "--task", "seq2seq"])
+    assert str(done.exception) == (
+        "the doctor does not know task 'seq2seq'; use text-classification or token-classification"
+    )

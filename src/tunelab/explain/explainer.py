@@ -27,6 +27,7 @@ from tunelab.explain.attributions import (
     require_captum,
 )
 from tunelab.models.trained import load_trained
+from tunelab.tasks import TASKS
 from tunelab.tasks.token_inputs import join_tokens, pre_tokenize
 
 log = logging.getLogger(__name__)
@@ -87,10 +88,11 @@ def explain_loaded(
     import torch
 
     if task.explains is None:
+        explained = " and ".join(name for name, kind in TASKS.items() if kind().explains)
         raise UserError(
-            f"explanations exist for text classification and token classification, not for "
-            f"{task.name} models; for generation, compare outputs with tunelab predict, or "
-            "read the samples in the run's report.html"
+            f"explanations exist for {explained} models, not for {task.name} models; for "
+            "generation, compare outputs with tunelab predict, or read the samples in the "
+            "run's report.html"
         )
     if task.text_pair_column:
         raise UserError(

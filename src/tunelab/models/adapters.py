@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunelab.config import AdapterConfig
 from tunelab.errors import UserError
 from tunelab.models.load import from_pretrained
+
+if TYPE_CHECKING:  # the protocol only: the adapters are below the tasks
+    from tunelab.tasks.base import Task
 
 log = logging.getLogger("tunelab")
 
@@ -34,7 +37,7 @@ _FEEDFORWARD_DOWN = re.compile(
 )
 
 
-def check_adapter_settings(settings: AdapterConfig, task_name: str, packing: bool) -> None:
+def check_adapter_settings(settings: AdapterConfig, task: Task) -> None:
     """Reject combinations that cannot work, before any model is loaded.
 
     Raises:
@@ -62,12 +65,12 @@ def check_adapter_settings(settings: AdapterConfig, task_name: str, packing: boo
             raise UserError(
                 "peft.method=qlora needs the bitsandbytes package; pip install bitsandbytes"
             ) from None
-    if settings.method in PROMPT_METHODS and task_name == "token-classification":
+    if settings.method in PROMPT_METHODS and not task.takes_virtual_tokens:
         raise UserError(
             f"peft.method={settings.method} adds virtual tokens, which have no tags; use "
-            "peft.method=lora or ia3 for token-classification"
+            f"peft.method=lora or ia3 for {task.name}"
         )
-    if settings.method in PROMPT_METHODS and task_name == "causal-lm" and packing:
+    if settings.method in PROMPT_METHODS and task.packs_rows:
         raise UserError(
             f"peft.method={settings.method} prepends virtual tokens to every row, which packed "
             "rows cannot share; set generation.packing=false"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunelab.errors import UserError
 from tunelab.models.load import BUNDLED_MODELS_DIR
@@ -22,9 +22,14 @@ from tunelab.models.memory import (
     estimate_memory,
 )
 
-TASKS = ("text-classification", "token-classification", "seq2seq", "causal-lm")
+if TYPE_CHECKING:  # the protocol only: the catalog is below the tasks
+    from tunelab.tasks.base import Task
+
 LANGUAGES = ("zh", "en", "multi")
-ENCODER_TASKS = ("text-classification", "token-classification")
+# The kinds of model a task fine-tunes (its ``model_kind``), as the cards tag them: an encoder
+# under a small head; a model that turns a source text into a target text; one that continues
+# a prompt or a chat. Only the encoder does without a head over the whole vocabulary.
+ENCODER, SEQ2SEQ, CAUSAL = "encoder", "seq2seq", "causal"
 FEW_SHOT_PER_CLASS = 50  # below this many examples per class, contrastive few-shot wins
 LORA_ABOVE_PARAMETERS = 1_000_000_000
 
@@ -37,7 +42,7 @@ class ModelCard:
         name: hub id, or the bundled starter's name.
         languages: ``zh``, ``en`` and/or ``multi`` (many languages, Chinese and English among
             them).
-        tasks: the tunelab tasks it suits.
+        kinds: the kinds of model it can be fine-tuned as (a task's ``model_kind``).
         arch: its architecture numbers.
         note: what it is, in a few words.
         local: whether it ships in ``models/`` (no download needed).
@@ -46,7 +51,7 @@ class ModelCard:
 
     name: str
     languages: tuple[str, ...]
-    tasks: tuple[str, ...]
+    kinds: tuple[str, ...]
     arch: Architecture
     note: str
     local: bool = False
@@ -73,7 +78,7 @@ def _qwen(layers: int, hidden: int, heads: int, kv: int, ff: int, vocab: int, ti
                         tied_embeddings=tied, weight_bytes=2)  # fmt: skip
 
 
-CLASSIFY = ENCODER_TASKS
+CLASSIFY = (ENCODER,)
 # Best first within each language: the ranking keeps this order among models that fit.
 HUB_MODELS: tuple[ModelCard, ...] = (
     ModelCard("hfl/chinese-macbert-base", ("zh",), CLASSIFY, _bert(12, 768, 21128),
@@ -101,38 +106,38 @@ HUB_MODELS: tuple[ModelCard, ...] = (
                                      token_types=2),
               "multilingual sentence embeddings: a good few-shot body",
               sentence_embeddings=True),
-    ModelCard("Helsinki-NLP/opus-mt-en-zh", ("en", "zh"), ("seq2seq",),
+    ModelCard("Helsinki-NLP/opus-mt-en-zh", ("en", "zh"), (SEQ2SEQ,),
               Architecture("marian", 6, 512, 8, 2048, 65001, positions=512, decoder_layers=6),
               "English-to-Chinese translation model (Marian)"),
-    ModelCard("google/mt5-base", ("multi",), ("seq2seq",), _t5(12, 768, 12, 2048, 250112, True),
+    ModelCard("google/mt5-base", ("multi",), (SEQ2SEQ,), _t5(12, 768, 12, 2048, 250112, True),
               "multilingual T5 (101 languages), base"),
-    ModelCard("google/mt5-small", ("multi",), ("seq2seq",), _t5(8, 512, 6, 1024, 250112, True),
+    ModelCard("google/mt5-small", ("multi",), (SEQ2SEQ,), _t5(8, 512, 6, 1024, 250112, True),
               "multilingual T5 (101 languages), small"),
-    ModelCard("t5-base", ("en",), ("seq2seq",), _t5(12, 768, 12, 3072, 32128, False),
+    ModelCard("t5-base", ("en",), (SEQ2SEQ,), _t5(12, 768, 12, 3072, 32128, False),
               "English T5, base"),
-    ModelCard("facebook/bart-base", ("en",), ("seq2seq",),
+    ModelCard("facebook/bart-base", ("en",), (SEQ2SEQ,),
               Architecture("bart", 6, 768, 12, 3072, 50265, positions=1024, decoder_layers=6),
               "English BART, base: summarisation, rewriting"),
-    ModelCard("t5-small", ("en",), ("seq2seq",), _t5(6, 512, 8, 2048, 32128, False),
+    ModelCard("t5-small", ("en",), (SEQ2SEQ,), _t5(6, 512, 8, 2048, 32128, False),
               "English T5, small"),
-    ModelCard("Qwen/Qwen2.5-7B-Instruct", ("multi",), ("causal-lm",),
+    ModelCard("Qwen/Qwen2.5-7B-Instruct", ("multi",), (CAUSAL,),
               _qwen(28, 3584, 28, 4, 18944, 152064, tied=False),
               "7B instruction model, strong in Chinese and English"),
-    ModelCard("Qwen/Qwen2.5-1.5B-Instruct", ("multi",), ("causal-lm",),
+    ModelCard("Qwen/Qwen2.5-1.5B-Instruct", ("multi",), (CAUSAL,),
               _qwen(28, 1536, 12, 2, 8960, 151936, tied=True),
               "1.5B instruction model, Chinese and English"),
-    ModelCard("meta-llama/Llama-3.2-1B-Instruct", ("multi",), ("causal-lm",),
+    ModelCard("meta-llama/Llama-3.2-1B-Instruct", ("multi",), (CAUSAL,),
               Architecture("llama", 16, 2048, 32, 8192, 128256, kv_heads=8, head_dim=64,
                            weight_bytes=2),
               "1B instruction model, English first (gated on the hub)"),
-    ModelCard("Qwen/Qwen2.5-0.5B-Instruct", ("multi",), ("causal-lm",),
+    ModelCard("Qwen/Qwen2.5-0.5B-Instruct", ("multi",), (CAUSAL,),
               _qwen(24, 896, 14, 2, 4864, 151936, tied=True),
               "0.5B instruction model: the smallest that follows instructions well"),
 )  # fmt: skip
 
 STARTERS = {
     "zh-bert-mini": (("zh",), CLASSIFY, "bundled 4-layer ModernBERT starter (offline)"),
-    "zh-llama-mini": (("zh",), ("causal-lm", "seq2seq"), "bundled 4-layer Llama starter"),
+    "zh-llama-mini": (("zh",), (CAUSAL, SEQ2SEQ), "bundled 4-layer Llama starter"),
 }
 
 
@@ -141,12 +146,12 @@ def bundled_cards() -> list[ModelCard]:
     from types import SimpleNamespace
 
     cards = []
-    for name, (languages, tasks, note) in STARTERS.items():
+    for name, (languages, kinds, note) in STARTERS.items():
         path = BUNDLED_MODELS_DIR / name / "config.json"
         if path.is_file():
             config = SimpleNamespace(**json.loads(path.read_text(encoding="utf-8")))
             arch = architecture_from_config(config)
-            cards.append(ModelCard(name, languages, tasks, arch, note, local=True))
+            cards.append(ModelCard(name, languages, kinds, arch, note, local=True))
     return cards
 
 
@@ -234,7 +239,7 @@ def _method(card: ModelCard, estimates: dict[str, MemoryEstimate], memory: int,
 
 
 def recommend(
-    task: str,
+    task: Task,
     language: str,
     examples: int,
     classes: int = 2,
@@ -247,15 +252,15 @@ def recommend(
 
     Models that fit come first; with few examples, sentence-embedding models (the best
     few-shot bodies); then language-specific ones before multilingual ones; then the
-    catalog's order. Few-shot (``training.method: few-shot``) is advised for text
-    classification under :data:`FEW_SHOT_PER_CLASS` examples per class; LoRA for models over
+    catalog's order. Few-shot (``training.method: few-shot``) is advised for a task that
+    trains few-shot under :data:`FEW_SHOT_PER_CLASS` examples per class; LoRA for models over
     1B parameters or too big to fine-tune fully; QLoRA only where a CUDA GPU trains.
 
     Args:
-        task: one of :data:`TASKS`.
+        task: the task; the cards of its ``model_kind`` are the candidates.
         language: ``zh``, ``en`` or ``multi``.
         examples: training examples.
-        classes: classes (text classification), for examples per class.
+        classes: classes (a task that trains few-shot), for examples per class.
         memory: bytes the training may use; default: this machine's (GPU or free RAM).
         max_length: tokens per example at most.
         batch_size: examples per step.
@@ -264,10 +269,8 @@ def recommend(
             Times are always this machine's.
 
     Raises:
-        UserError: for an unknown task or language, or a count below 1.
+        UserError: for an unknown language, or a count below 1.
     """
-    if task not in TASKS:
-        raise UserError(f"unknown --task '{task}'; choose one of {', '.join(TASKS)}")
     if language not in LANGUAGES:
         raise UserError(f"unknown --language '{language}'; choose one of {', '.join(LANGUAGES)}")
     for option, value in (("--examples", examples), ("--classes", classes),
@@ -279,12 +282,12 @@ def recommend(
         device = "cuda" if memory is not None else here
     if memory is None:
         memory = available
-    lm_head = task in ("causal-lm", "seq2seq")
-    few_shot = task == "text-classification" and examples / classes < FEW_SHOT_PER_CLASS
+    lm_head = task.model_kind != ENCODER
+    few_shot = task.trains_few_shot and examples / classes < FEW_SHOT_PER_CLASS
     methods = ("full", "lora", "qlora") if device == "cuda" else ("full", "lora")
     cards = [
         c for c in catalog()
-        if task in c.tasks and (language in c.languages or
+        if task.model_kind in c.kinds and (language in c.languages or
                                 (language != "multi" and "multi" in c.languages))
     ]  # fmt: skip
     options = []

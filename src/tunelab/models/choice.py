@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tunelab.data.language import detect_language
-from tunelab.models.catalog import ENCODER_TASKS, STARTERS
+from tunelab.models.catalog import ENCODER, STARTERS
 from tunelab.models.load import bundled_model_names
 from tunelab.models.packaged import PACKAGED_MODELS, installed_packaged_models
 
+if TYPE_CHECKING:  # the protocol only: the model choice is below the tasks
+    from tunelab.tasks.base import Task
+
 AUTO = "auto"
 SCRATCH = "scratch-bert"
+SCRATCH_KIND = ENCODER  # a small BERT: it can classify and tag, not generate
 LANGUAGE_NAMES = {"zh": "Chinese", "en": "English", "other": "neither Chinese nor English"}
 
 
@@ -35,26 +40,26 @@ class ModelChoice:
 
 
 def _offline_candidates() -> list[tuple[str, tuple[str, ...], tuple[str, ...], str]]:
-    """(name, languages, tasks, what it is) of every pretrained model usable offline, best
-    first: installed real checkpoints before tunelab's own small starters."""
+    """(name, languages, model kinds, what it is) of every pretrained model usable offline,
+    best first: installed real checkpoints before tunelab's own small starters."""
     candidates = [
-        (e.hub_id, e.languages, e.tasks, f"installed package {e.distribution}")
+        (e.hub_id, e.languages, e.kinds, f"installed package {e.distribution}")
         for e in installed_packaged_models()
     ]
     bundled = set(bundled_model_names())
     candidates += [
-        (name, languages, tasks, f"bundled starter {name}")
-        for name, (languages, tasks, _) in STARTERS.items()
+        (name, languages, kinds, f"bundled starter {name}")
+        for name, (languages, kinds, _) in STARTERS.items()
         if name in bundled
     ]
     return candidates
 
 
-def choose_model(task: str, texts: Iterable[str]) -> ModelChoice:
+def choose_model(task: Task, texts: Iterable[str]) -> ModelChoice:
     """The pretrained model for ``task`` on ``texts`` that this machine has, else scratch.
 
     Args:
-        task: the tunelab task name.
+        task: the task; models of its ``model_kind`` are the candidates.
         texts: the training texts (a sample of 2,000 is read).
 
     Returns:
@@ -63,19 +68,21 @@ def choose_model(task: str, texts: Iterable[str]) -> ModelChoice:
     language = detect_language(texts)
     spoken = LANGUAGE_NAMES[language]
     candidates = _offline_candidates()
-    for name, languages, tasks, what in candidates:
-        if task in tasks and (language in languages or "multi" in languages):
+    kind = task.model_kind
+    for name, languages, kinds, what in candidates:
+        if kind in kinds and (language in languages or "multi" in languages):
             return ModelChoice(
                 name, language,
-                f"the training texts are {spoken} and {what} is a pretrained {task} model in "
-                "that language available offline; --model overrides it",
+                f"the training texts are {spoken} and {what} is a pretrained {task.name} model "
+                "in that language available offline; --model overrides it",
             )  # fmt: skip
-    generative = [name for name, _, tasks, _ in candidates if task in tasks]
-    if generative and task not in ENCODER_TASKS:
-        # scratch-bert is an encoder and cannot generate, so any generative starter beats it
+    generative = [name for name, _, kinds, _ in candidates if kind in kinds]
+    if generative and kind != SCRATCH_KIND:
+        # scratch-bert is an encoder and cannot generate, so any model of the task's kind
+        # beats it
         return ModelChoice(
             generative[0], language,
-            f"no offline {task} model knows {spoken} text; {generative[0]} is the only "
+            f"no offline {task.name} model knows {spoken} text; {generative[0]} is the only "
             "generative model on this machine; --model overrides it",
         )  # fmt: skip
     hint = ""
@@ -87,7 +94,7 @@ def choose_model(task: str, texts: Iterable[str]) -> ModelChoice:
         )
     return ModelChoice(
         SCRATCH, language,
-        f"the training texts are {spoken} and no pretrained {task} model in that language is "
-        f"available offline{hint}; training a small model from scratch, which a pretrained "
+        f"the training texts are {spoken} and no pretrained {task.name} model in that language "
+        f"is available offline{hint}; training a small model from scratch, which a pretrained "
         "model beats: pass one with --model",
     )  # fmt: skip

@@ -35,7 +35,8 @@ class PackagedModel:
             tunelab's cache, ``TUNELAB_CACHE`` or ``~/.cache/tunelab``).
         sha256: of ``model.safetensors`` as published.
         languages: the languages it was trained on (``zh``, ``en``, ``multi``).
-        tasks: the tunelab tasks it suits.
+        kinds: the kinds of model it can be fine-tuned as (a task's ``model_kind``, see
+            :mod:`tunelab.models.catalog`).
         download_mb: the wheel's size.
     """
 
@@ -45,7 +46,7 @@ class PackagedModel:
     folder: str
     sha256: str
     languages: tuple[str, ...]
-    tasks: tuple[str, ...]
+    kinds: tuple[str, ...]
     download_mb: int
 
 
@@ -57,7 +58,7 @@ PACKAGED_MODELS: tuple[PackagedModel, ...] = (
         "model",
         "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
         ("en",),
-        ("text-classification", "token-classification"),
+        ("encoder",),
         84,
     ),
     PackagedModel(  # the same weights, byte for byte, zipped inside another package
@@ -67,7 +68,7 @@ PACKAGED_MODELS: tuple[PackagedModel, ...] = (
         "model.zip",
         "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
         ("en",),
-        ("text-classification", "token-classification"),
+        ("encoder",),
         84,
     ),
 )

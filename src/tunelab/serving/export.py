@@ -24,6 +24,7 @@ from tunelab.models.trained import model_folder
 from tunelab.outputs import atomic_folder, write_json
 from tunelab.serving.model_folder import require_extra
 from tunelab.serving.onnx_model import EXPORT_INFO, FILES, OnnxModel
+from tunelab.tasks import TASKS
 from tunelab.tasks.base import OnnxGraph
 
 log = logging.getLogger("tunelab")
@@ -68,10 +69,11 @@ def export_onnx(
     model, tokenizer, task, max_length = load_trained(folder)
     graph = task.onnx_graph
     if "onnx" not in task.exportable or graph is None:
+        covered = ", ".join(name for name, kind in TASKS.items() if "onnx" in kind().exportable)
         raise UserError(
-            f"ONNX export covers text classification and token classification (and sentence "
-            f"embeddings); this is a {task.name} model, which generates text token by token: "
-            "serve it with tunelab serve --backend torch or run tunelab predict"
+            f"ONNX export covers {covered} models; this is a {task.name} model, which "
+            "generates text token by token: serve it with tunelab serve --backend torch or run "
+            "tunelab predict"
         )
     if is_adapter_folder(folder):
         model = merged_model(model)  # one plain graph, no PEFT wrappers

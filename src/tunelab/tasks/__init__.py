@@ -21,16 +21,31 @@ TASKS: dict[str, type[Task]] = {
 }
 
 
+def task_class(name: str, option: str = "task") -> type[Task]:
+    """The registered task called ``name``; the config and the CLI check task names here, where
+    the registry is (the config sits below the tasks and cannot import them).
+
+    Args:
+        name: a task name.
+        option: the config key or command-line option that gave it, for the error.
+
+    Raises:
+        UserError: naming ``option`` and the registered tasks, if none is called ``name``.
+    """
+    if name not in TASKS:
+        raise UserError(
+            f"{option} '{name}' is not a task tunelab knows; choose one of {', '.join(TASKS)}"
+        )
+    return TASKS[name]
+
+
 def task_from_run_config(config: Any) -> Task:
     """The task object a run config describes.
 
     Raises:
         UserError: if ``config.task`` names no registered task.
     """
-    if config.task not in TASKS:
-        raise UserError(f"task '{config.task}' is not a task tunelab knows; choose one of "
-                        f"{', '.join(TASKS)}")  # fmt: skip
-    return TASKS[config.task].from_run_config(config)
+    return task_class(config.task).from_run_config(config)
 
 
 def task_from_model_config(model_config: Any) -> Task:
@@ -49,4 +64,4 @@ def task_from_model_config(model_config: Any) -> Task:
     return TASKS[name].from_metadata(meta, model_config)
 
 
-__all__ = ["TASKS", "Task", "task_from_model_config", "task_from_run_config"]
+__all__ = ["TASKS", "Task", "task_class", "task_from_model_config", "task_from_run_config"]

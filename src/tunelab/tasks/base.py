@@ -169,6 +169,38 @@ class Task(Protocol):
         """The task's sections of report.html: (run folder, plots) -> TaskReport."""
         ...
 
+    @property
+    def model_kind(self) -> str:
+        """The kind of pretrained model it fine-tunes, as the model catalog, the model packages
+        and the ``model.name: auto`` choice tag them: "encoder" (a body under a small head),
+        "seq2seq" (source text to target text) or "causal" (continues a prompt or chat)."""
+        ...
+
+    @property
+    def trains_few_shot(self) -> bool:
+        """Whether ``training.method: few-shot`` can train it (contrastive pairs of labelled
+        examples); `tunelab recommend` advises it when there are few examples per class."""
+        ...
+
+    @property
+    def takes_virtual_tokens(self) -> bool:
+        """Whether prompt- and prefix-tuning may put learned tokens before its inputs (a tagger
+        has no tag for them)."""
+        ...
+
+    @property
+    def packs_rows(self) -> bool:
+        """Whether training packs several rows into one sequence (then rows cannot each get
+        their own virtual tokens)."""
+        ...
+
+    @property
+    def doctor_checks(self) -> str | None:
+        """What `tunelab doctor --task` checks in this task's files: "texts" (texts and their
+        labels: duplicates, conflicts, leakage, label errors), "tags" (token sequences and their
+        tags), or None (no standalone doctor; training still runs :meth:`diagnose`)."""
+        ...
+
     @classmethod
     def from_run_config(cls, config: Any) -> Self:
         """The task a :class:`tunelab.config.RunConfig` describes."""

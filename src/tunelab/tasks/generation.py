@@ -49,6 +49,9 @@ class _Generation:
     report_sections = staticmethod(report_generation.sections)
     scored_before_training = False  # generating for the test split twice would double the time
     baseline_method = ""  # benchmarks/ has a translation memory; none is built in
+    trains_few_shot = False
+    takes_virtual_tokens = True
+    doctor_checks = None  # training's diagnose covers pairs and chats; no standalone doctor
 
     @staticmethod
     def main_metric_of(metadata: dict[str, Any]) -> str:
@@ -294,6 +297,8 @@ class Seq2SeqGeneration(_Generation):
     """Encoder-decoder models: the source goes in, the target is learned and generated."""
 
     name = "seq2seq"
+    model_kind = "seq2seq"
+    packs_rows = False
 
     def auto_model_class(self) -> Any:
         from transformers import AutoModelForSeq2SeqLM
@@ -353,6 +358,7 @@ class CausalGeneration(_Generation):
     """Decoder-only models tuned on prompt/completion pairs or chats; loss on answers only."""
 
     name = "causal-lm"
+    model_kind = "causal"
     allow_messages = True
     max_length = 512  # set by encode
 
@@ -369,6 +375,10 @@ class CausalGeneration(_Generation):
             # KV cache is in play: training must not create one.
             model.config.use_cache = False
         return model
+
+    @property
+    def packs_rows(self) -> bool:
+        return bool(self.settings["packing"])
 
     def finish(self, model: Any, tokenizer: Any) -> None:
         model.config.use_cache = True  # generation wants its cache back

@@ -101,6 +101,11 @@ class SentenceEmbedding:
     report_sections = staticmethod(report_embedding.sections)
     scored_before_training = True  # a pretrained encoder already embeds: show the gain
     baseline_method = BM25_METHOD
+    model_kind = "encoder"
+    trains_few_shot = False  # few-shot is a classifier's recipe
+    takes_virtual_tokens = False  # adapters are refused for this task (from_run_config)
+    packs_rows = False
+    doctor_checks = None  # training's diagnose covers the pairs; no standalone doctor
 
     def __init__(
         self,

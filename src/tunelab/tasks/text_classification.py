@@ -66,6 +66,11 @@ class TextClassification:
     report_sections = staticmethod(report_classification.sections)
     scored_before_training = False  # a new head only guesses before training
     baseline_method = BASELINE_METHOD
+    model_kind = "encoder"
+    trains_few_shot = True  # single-label data; prepare_run refuses the others
+    takes_virtual_tokens = True
+    packs_rows = False
+    doctor_checks = "texts"
 
     def __init__(
         self,

@@ -50,6 +50,11 @@ class TokenClassification:
     report_sections = staticmethod(report_tagging.sections)
     scored_before_training = False  # a new head only guesses before training
     baseline_method = ""  # benchmarks/ has a CRF tagger; none is built in
+    model_kind = "encoder"
+    trains_few_shot = False
+    takes_virtual_tokens = False  # a virtual token has no tag to learn or predict
+    packs_rows = False
+    doctor_checks = "tags"
 
     def __init__(
         self,

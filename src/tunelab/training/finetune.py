@@ -130,7 +130,7 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
         UserError: for any problem with the config, the data, the folder or the model name.
     """
     task = task_from_run_config(config)
-    check_run_settings(config)
+    check_run_settings(config, task)
     check_trackers(config.tracking)
     distributed_arguments(config.training)
     splits, data_report = load_splits(config, task)
@@ -173,7 +173,7 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
     )  # fmt: skip
 
 
-def check_run_settings(config: RunConfig) -> None:
+def check_run_settings(config: RunConfig, task: Task) -> None:
     """Refuse adapter and few-shot settings that cannot work, before any data is read."""
     if config.training.method == "few-shot" and config.peft.method != "none":
         raise UserError(
@@ -185,7 +185,7 @@ def check_run_settings(config: RunConfig) -> None:
             "model.name is scratch-bert (random weights); choose a pretrained model or "
             "peft.method=none"
         )
-    check_adapter_settings(config.peft, config.task, config.generation.packing)
+    check_adapter_settings(config.peft, task)
 
 
 def prepare_output(output: Path, resume: bool, overwrite: bool) -> None:
@@ -206,11 +206,11 @@ def _choose_model(
     config: RunConfig, task: Task, train: pd.DataFrame, data_report: dict[str, Any]
 ) -> None:
     """Replace ``model.name: auto`` by the model that suits the training texts."""
-    choice = choose_model(config.task, train[task.text_column].astype(str))
+    choice = choose_model(task, train[task.text_column].astype(str))
     config.model.name = choice.name
     data_report["model_choice"] = choice.as_dict()
     log.info("model.name auto: %s, because %s", choice.name, choice.reason)
-    check_run_settings(config)  # the chosen model may rule out the adapter settings
+    check_run_settings(config, task)  # the chosen model may rule out the adapter settings
 
 
 def load_model(

@@ -12,8 +12,10 @@ import pytest
 from tunelab.errors import UserError
 from tunelab.models.catalog import HUB_MODELS, catalog, parse_memory, recommend
 from tunelab.models.memory import parameter_count
+from tunelab.tasks import TASKS, task_class
 
 GIB = 2**30
+CLASSIFY, SEQ2SEQ, CAUSAL = TASKS["text-classification"](), TASKS["seq2seq"](), TASKS["causal-lm"]()
 # Sizes the model cards on the hub publish (mT5: with its separate output layer).
 PUBLISHED = {
     "bert-base-chinese": 102.3e6, "hfl/chinese-roberta-wwm-ext": 102.3e6,
@@ -42,17 +44,17 @@ def test_bundled_starters_are_in_the_catalog_with_their_own_config():
 
 
 def test_few_examples_per_class_get_few_shot_on_a_sentence_embedding_model():
-    few = recommend("text-classification", "zh", examples=48, classes=3, memory=16 * GIB)
+    few = recommend(CLASSIFY, "zh", examples=48, classes=3, memory=16 * GIB)
     assert few[0].method == "few-shot"
     assert few[0].card.sentence_embeddings
     assert "zh" in few[0].card.languages  # Chinese-specific before multilingual
-    many = recommend("text-classification", "zh", examples=3000, classes=3, memory=16 * GIB)
+    many = recommend(CLASSIFY, "zh", examples=3000, classes=3, memory=16 * GIB)
     assert all(o.method != "few-shot" for o in many)
     assert many[0].card.name == "hfl/chinese-macbert-base"
 
 
 def test_a_7b_model_on_a_24gb_gpu_gets_lora_or_qlora():
-    options = recommend("causal-lm", "zh", 2000, memory=24 * GIB, batch_size=2, device="cuda")
+    options = recommend(CAUSAL, "zh", 2000, memory=24 * GIB, batch_size=2, device="cuda")
     qwen7b = next(o for o in options if o.card.name == "Qwen/Qwen2.5-7B-Instruct")
     assert qwen7b.estimates["full"].peak > 24 * GIB
     assert qwen7b.method in ("lora", "qlora")
@@ -62,17 +64,17 @@ def test_a_7b_model_on_a_24gb_gpu_gets_lora_or_qlora():
 
 
 def test_qlora_only_counts_with_a_cuda_gpu():
-    on_cpu = recommend("causal-lm", "en", 2000, memory=8 * GIB, batch_size=2, device="cpu")
+    on_cpu = recommend(CAUSAL, "en", 2000, memory=8 * GIB, batch_size=2, device="cpu")
     assert all("qlora" not in o.estimates and o.method != "qlora" for o in on_cpu)
     assert not on_cpu[-1].fits  # the 7B model does not fit in 8 GB, adapters or not
 
 
 def test_languages_and_tasks_filter_the_catalog():
-    english = recommend("text-classification", "en", 5000, memory=64 * GIB)
+    english = recommend(CLASSIFY, "en", 5000, memory=64 * GIB)
     assert all({"en", "multi"} & set(o.card.languages) for o in english)
     assert not any(o.card.local for o in english)  # the starters are Chinese-only
     assert english[0].card.name == "microsoft/deberta-v3-base"
-    multi = recommend("seq2seq", "multi", 5000, memory=64 * GIB)
+    multi = recommend(SEQ2SEQ, "multi", 5000, memory=64 * GIB)
     assert {o.card.name for o in multi} == {"google/mt5-small", "google/mt5-base"}
 
 
@@ -92,12 +94,12 @@ def test_bad_memory_sizes_name_the_option(text):
 
 
 def test_bad_arguments_name_the_option():
-    with pytest.raises(UserError, match="--task"):
-        recommend("sentiment", "zh", 100)
+    with pytest.raises(UserError, match=r"^--task 'sentiment' is not a task tunelab knows; "):
+        task_class("sentiment", "--task")
     with pytest.raises(UserError, match="--language"):
-        recommend("seq2seq", "fr", 100)
+        recommend(SEQ2SEQ, "fr", 100)
     with pytest.raises(UserError, match="--examples"):
-        recommend("seq2seq", "zh", 0)
+        recommend(SEQ2SEQ, "zh", 0)
 
 
 def test_recommend_command_prints_a_table_and_json():

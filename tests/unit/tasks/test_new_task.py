@@ -33,6 +33,11 @@ class ReviewPolarity:
     search_batch_sizes = (16,)
     scored_before_training = False
     baseline_method = ""
+    model_kind = "encoder"
+    trains_few_shot = False
+    takes_virtual_tokens = True
+    packs_rows = False
+    doctor_checks = None
 
     def __init__(self, text_column: str = "text", label_column: str = "label") -> None:
         self.text_column, self.label_column = text_column, label_column

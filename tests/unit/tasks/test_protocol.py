@@ -26,11 +26,16 @@ def test_a_registered_task_has_every_member_of_the_protocol(name):
     assert isinstance(task.embeds, bool)
     assert task.search_batch_sizes and all(size > 0 for size in task.search_batch_sizes)
     assert callable(task.report_sections)
+    assert task.model_kind in ("encoder", "seq2seq", "causal")
+    assert task.doctor_checks in (None, "texts", "tags")
+    assert all(isinstance(flag, bool) for flag in (task.trains_few_shot,
+               task.takes_virtual_tokens, task.packs_rows))  # fmt: skip
 
 
 def test_the_protocol_declares_what_callers_read():
     read_by_callers = {
         "problem_type", "labels", "targets", "from_run_config", "from_metadata", "clean_text",
         "explains", "exportable", "report_sections", "search_batch_sizes", "onnx_graph", "embeds",
+        "model_kind", "trains_few_shot", "takes_virtual_tokens", "packs_rows", "doctor_checks",
     }  # fmt: skip
     assert read_by_callers <= set(MEMBERS)

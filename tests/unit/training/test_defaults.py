@@ -85,6 +85,20 @@ def test_packaged_model_refuses_changed_weights(tmp_path, monkeypatch):
         packaged.packaged_model_folder("pkg:fake-model-pkg")
 
 
+def test_models_listing_says_installed_verified_or_changed(tmp_path, monkeypatch):
+    weights = b"not really weights"
+    _fake_package(tmp_path, monkeypatch, weights, hashlib.sha256(weights).hexdigest())
+    (row,) = packaged.packaged_model_status(verify=True)
+    assert row["name"] == "pkg:fake-model-pkg" and row["status"] == "verified (sha256 matches)"
+    assert row["folder"] == str(tmp_path / "fake_model_pkg" / "model")
+    (tmp_path / "fake_model_pkg" / "model" / "model.safetensors").write_bytes(b"changed")
+    (row,) = packaged.packaged_model_status(verify=True)
+    assert "not the published" in str(row["status"]) and row["installed"]
+    monkeypatch.setattr(packaged, "_package_dir", lambda package: None)
+    (row,) = packaged.packaged_model_status()
+    assert row["status"] == "not installed: pip install fake-model-pkg"
+
+
 def _fake_zipped_package(tmp_path, monkeypatch, members: dict[str, bytes]) -> None:
     import zipfile
 

@@ -679,7 +679,7 @@ def models_command(
         return
     typer.echo("bundled starters (--model NAME): " + (", ".join(bundled_model_names()) or "none"))
     for row in packages:
-        languages = "/".join(str(language) for language in row["languages"])  # type: ignore[attr-defined]
+        languages = "/".join(row["languages"])
         typer.echo(f"{row['name']}  ({row['hub_id']}, {languages}, {row['download_mb']} MB): "
                    f"{row['status']}")  # fmt: skip
         if row["folder"]:

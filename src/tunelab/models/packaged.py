@@ -17,6 +17,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tunelab.errors import UserError
 
@@ -185,15 +186,15 @@ def installed_packaged_models() -> list[PackagedModel]:
     return [e for e in PACKAGED_MODELS if _package_dir(e.package) is not None]
 
 
-def packaged_model_status(verify: bool = False) -> list[dict[str, object]]:
+def packaged_model_status(verify: bool = False) -> list[dict[str, Any]]:
     """Every known packaged model: installed or not, where, and (``verify``) whether its
     weights still match the pinned sha256 — what ``tunelab models`` prints.
 
     Verifying hashes the weights once (about 90 MB for MiniLM; a second of disk reading)."""
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     for entry in PACKAGED_MODELS:
         root = _package_dir(entry.package)
-        row: dict[str, object] = {
+        row: dict[str, Any] = {
             "name": PREFIX + entry.distribution,
             "hub_id": entry.hub_id,
             "languages": list(entry.languages),

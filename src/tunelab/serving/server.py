@@ -103,8 +103,7 @@ def create_app(
         UserError: see :func:`load_backend`, or a missing ``serve`` extra.
     """
     require_extra("serve")
-    from fastapi import Depends, FastAPI, HTTPException
-    from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+    from fastapi import Depends, FastAPI
 
     model, tokenizer, task, max_length, folder = load_backend(model_dir, backend, threads)
     pair_model = bool(task.text_pair_column)
@@ -120,7 +119,6 @@ def create_app(
     # the width of the vectors, measured once: pooling or dense modules may change it, and an
     # ONNX graph leaves it symbolic
     dimensions = len(infer([("dimensions", None)])[0]["embedding"]) if task.embeds else None
-    served_name = _served_name(model_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -133,22 +131,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.batcher = batcher
-    bearer = HTTPBearer(auto_error=False)
-    header_key = APIKeyHeader(name="X-API-Key", auto_error=False)
-
-    def check_key(
-        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
-        key: str | None = Depends(header_key),
-    ) -> None:
-        if api_key is None:
-            return
-        given = credentials.credentials if credentials is not None else key
-        if given is None or not hmac.compare_digest(given.encode(), api_key.encode()):
-            raise HTTPException(
-                401,
-                "missing or wrong API key; send it as Authorization: Bearer <key> or X-API-Key",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+    check_key = _key_check(api_key)
 
     _answer_errors_in_one_sentence(app, body_limit=2 * max_texts * (4 * max_chars + 16) + 4096)
 
@@ -187,6 +170,48 @@ def create_app(
     async def predict(request: PredictRequest) -> list[dict[str, Any]]:
         items = _items(request, pair_model, max_texts, max_chars)
         return await batcher.submit(items)
+
+    _add_embeddings_route(
+        app, task, tokenizer, batcher, check_key, max_length, (max_texts, max_chars),
+        dimensions, _served_name(model_dir),
+    )  # fmt: skip
+    return app
+
+
+def _key_check(api_key: str | None) -> Any:
+    """The FastAPI dependency that asks for ``api_key`` (lets everything pass without one)."""
+    from fastapi import Depends, HTTPException
+    from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+    bearer = HTTPBearer(auto_error=False)
+    header_key = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+    def check_key(
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+        key: str | None = Depends(header_key),
+    ) -> None:
+        if api_key is None:
+            return
+        given = credentials.credentials if credentials is not None else key
+        if given is None or not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise HTTPException(
+                401,
+                "missing or wrong API key; send it as Authorization: Bearer <key> or X-API-Key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return check_key
+
+
+def _add_embeddings_route(
+    app: Any, task: Any, tokenizer: Any, batcher: MicroBatcher, check_key: Any, max_length: int,
+    limits: tuple[int, int], dimensions: int | None, served_name: str,
+) -> None:  # fmt: skip
+    """``POST /v1/embeddings``, OpenAI's shape, through the same batcher and key as /predict;
+    ``limits`` are (texts per request, characters per text)."""
+    from fastapi import Depends, HTTPException
+
+    max_texts, max_chars = limits
 
     @app.post(
         "/v1/embeddings",
@@ -231,8 +256,6 @@ def create_app(
             "model": served_name,
             "usage": {"prompt_tokens": used, "total_tokens": used},
         }
-
-    return app
 
 
 def _served_name(model_dir: str | Path) -> str:

@@ -698,7 +698,8 @@ def data_example(
     name: Annotated[
         str,
         typer.Argument(
-            help="zh-sentiment, zh-ner, zh-pos, zh-cws, en-zh-l10n, man-summary or en-man-sections"
+            help="zh-sentiment, zh-ner, zh-pos, zh-cws, en-zh-l10n, man-summary, en-man-sections "
+            "or digits (images)"
         ),
     ],
     out: Annotated[
@@ -706,7 +707,8 @@ def data_example(
     ],
     seed: Annotated[int, typer.Option(help="split seed")] = 42,
 ) -> None:
-    """Write an example data set as train/validation/test files (CSV, CoNLL or JSONL)."""
+    """Write an example data set as train/validation/test files (CSV, CoNLL, JSONL or image
+    folders)."""
     from tunelab.data.examples import build_example
 
     summary = build_example(name, out, seed)

@@ -282,3 +282,38 @@ def tiny_t5(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_bart(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BART (d_model 32) with a character vocabulary."""
     return _tiny_seq2seq(tmp_path_factory.mktemp("tiny-bart"), "bart")
+
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+
+
+def make_colour_images(folder: Path, per_class: int = 12, seed: int = 0, size: int = 16) -> Path:
+    """Noisy 16x16 images of three colours in class sub-folders (PNG, JPEG, WebP, GIF, BMP,
+    some grayscale-free RGBA): a tiny ViT tells them apart in a few epochs."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    formats = ["png", "jpg", "webp", "gif", "bmp"]
+    for name, colour in COLOURS.items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            noise = rng.integers(-30, 30, (size, size, 3))
+            pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+            image = Image.fromarray(pixels)
+            suffix = formats[i % len(formats)]
+            if suffix == "png" and i % 2:
+                image = image.convert("RGBA")
+            image.save(folder / name / f"{name}-{i}.{suffix}")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer ViT with hidden size 32 for 16x16 images, and its image processor."""
+    from tunelab.models.scratch import save_scratch_vit
+
+    return save_scratch_vit(
+        tmp_path_factory.mktemp("tiny-vit"), image_size=16, patch_size=4, layers=2, hidden=32,
+        heads=2, seed=0,
+    )  # fmt: skip

@@ -737,7 +737,8 @@ def data_example(
     ],
     seed: Annotated[int, typer.Option(help="split seed")] = 42,
 ) -> None:
-    """Write an example data set as train/validation/test files (CSV, CoNLL or JSONL)."""
+    """Write an example data set as train/validation/test files (CSV, CoNLL, JSONL or image
+    folders)."""
     from tunelab.data.examples import build_example
 
     summary = build_example(name, out, seed)

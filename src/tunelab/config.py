@@ -136,7 +136,7 @@ class ModelConfig(_Section):
             "local folder, bundled starter (zh-bert-mini, zh-llama-mini), installed model package "
             "(pkg:NAME) or hub id; 'auto' picks the pretrained model on this machine that fits "
             "the data's language and the task; 'scratch-bert' builds a small random BERT with a "
-            "character vocabulary from the data"
+            "character vocabulary from the data; 'scratch-vit' a small random ViT (images)"
         ),
     )
     revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
@@ -152,7 +152,8 @@ class ModelConfig(_Section):
         None, gt=0, description="token limit per example; null: 99th percentile of the data"
     )
     scratch: ScratchModelConfig = Field(
-        default_factory=ScratchModelConfig, description="used when name is scratch-bert"
+        default_factory=ScratchModelConfig,
+        description="used when name is scratch-bert or scratch-vit",
     )
 
 
@@ -331,6 +332,26 @@ class EmbeddingConfig(_Section):
     )
 
 
+class ImageConfig(_Section):
+    """image-classification: where the images are and how training prepares them."""
+
+    column: str = Field(
+        "image",
+        description="CSV/JSONL/Parquet files: column of image paths, relative to the file "
+        "(a folder of class sub-folders needs none)",
+    )
+    augment: bool = Field(
+        True, description="random resized crops of training images (never of evaluated ones)"
+    )
+    flip: bool = Field(
+        True, description="with augment: also mirror training images left-right (off for digits)"
+    )
+    scratch_size: int = Field(32, ge=8, description="scratch-vit: image side in pixels")
+    scratch_patch: int = Field(
+        4, ge=1, description="scratch-vit: patch side in pixels (must divide scratch_size)"
+    )
+
+
 class FewShotConfig(_Section):
     """Options of training.method: few-shot (contrastive pairs, then a linear head)."""
 
@@ -438,6 +459,9 @@ class RunConfig(_Section):
     )
     embedding: EmbeddingConfig = Field(
         default_factory=EmbeddingConfig, description="sentence-embedding options"
+    )
+    image: ImageConfig = Field(
+        default_factory=ImageConfig, description="image-classification settings"
     )
     few_shot: FewShotConfig = Field(
         default_factory=FewShotConfig, description="training.method: few-shot options"

@@ -1,4 +1,5 @@
-"""Read user data files (CSV, TSV, JSONL, JSON, Parquet) into pandas DataFrames.
+"""Read user data files (CSV, TSV, JSONL, JSON, Parquet) into pandas DataFrames; a folder of
+images (one sub-folder per class) or an image file becomes a table of image paths.
 
 The DataFrame's index is the row number in the file as a person counts it (1-based data
 rows for tables, line numbers for JSONL), so every later error can name the row.
@@ -18,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from tunelab.data.conll import parse_conll
+from tunelab.data.images import is_image_file, read_image_file, read_image_folder
 from tunelab.data.sniff import (
     check_binary,
     delimiter_hint,
@@ -276,7 +278,8 @@ def read_table(
     """Read one data file into a DataFrame indexed by 1-based row (or line) number.
 
     Args:
-        path: the file.
+        path: the file; a folder of class sub-folders of images, or one image, gives rows of
+            ``image`` paths (and ``label``, the sub-folder) without reading any pixels.
         fmt: ``auto`` (from the extension), ``csv``, ``tsv``, ``jsonl``, ``json``, ``parquet``
             or ``conll`` (token and tag per line; rows of ``tokens`` and ``tags`` lists).
         encoding: text encoding; ``None`` detects UTF-8 (with or without BOM) or GB18030/GBK.
@@ -291,8 +294,10 @@ def read_table(
     path = Path(path)
     if not path.exists():
         raise UserError(f"data file {path} does not exist; check the path")
-    if path.is_dir():
-        raise UserError(f"{path} is a folder; give a data file")
+    if path.is_dir() or (fmt == "auto" and is_image_file(path)):
+        # a folder of class sub-folders of images (or one image): rows of paths, not pixels
+        frame = read_image_folder(path) if path.is_dir() else read_image_file(path)
+        return frame.iloc[:max_rows] if max_rows is not None else frame
     fmt = detect_format(path, fmt)
     raw = read_file_bytes(path)
     if not raw.strip():

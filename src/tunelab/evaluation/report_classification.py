@@ -36,7 +36,7 @@ def sections(run: Any, plots: Plots) -> Any:
         parts += _regression(records, plots)
         worst, errors = _regression_errors(records)
     else:
-        parts += _single_label(scores, records, split, plots)
+        parts += single_label_parts(scores, records, split, plots)
         worst, errors = _single_label_errors(records)
     if not records:
         parts.append(
@@ -58,9 +58,11 @@ def _kind_of(records: list[dict[str, Any]]) -> str:
     return "regression" if "value" in first else "single_label"
 
 
-def _single_label(
+def single_label_parts(
     scores: dict[str, Any], records: list[dict[str, Any]], split: str, plots: Plots
 ) -> list[str]:
+    """Confusion matrix, per-class scores and calibration of single-label records (any input
+    kind: the records need ``label``, ``score`` and ``gold``)."""
     parts: list[str] = []
     confusion = scores.get("confusion_matrix") or {}
     if confusion.get("matrix"):

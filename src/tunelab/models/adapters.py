@@ -28,6 +28,8 @@ TASK_TYPES = {
     "AutoModelForSeq2SeqLM": "SEQ_2_SEQ_LM",
     "AutoModelForCausalLM": "CAUSAL_LM",
     "SentenceTransformerLoader": "FEATURE_EXTRACTION",
+    # PEFT has no image-classification type; image-classification refuses adapters for now
+    "AutoModelForImageClassification": "",
 }
 PROMPT_METHODS = ("prompt-tuning", "prefix-tuning")
 # IA3 rescales keys, values and the input of each block's feed-forward down-projection.

@@ -30,6 +30,7 @@ LANGUAGES = ("zh", "en", "multi")
 # under a small head; a model that turns a source text into a target text; one that continues
 # a prompt or a chat. Only the encoder does without a head over the whole vocabulary.
 ENCODER, SEQ2SEQ, CAUSAL = "encoder", "seq2seq", "causal"
+IMAGE = "image"  # an image encoder under a classification head (ViT, ConvNeXt, ...)
 FEW_SHOT_PER_CLASS = 50  # below this many examples per class, contrastive few-shot wins
 LORA_ABOVE_PARAMETERS = 1_000_000_000
 

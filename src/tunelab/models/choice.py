@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tunelab.data.language import detect_language
-from tunelab.models.catalog import ENCODER, STARTERS
+from tunelab.models.catalog import ENCODER, IMAGE, STARTERS
 from tunelab.models.load import bundled_model_names
 from tunelab.models.packaged import PACKAGED_MODELS, installed_packaged_models
 
@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # the protocol only: the model choice is below the tasks
 
 AUTO = "auto"
 SCRATCH = "scratch-bert"
+SCRATCH_VIT = "scratch-vit"  # a small random ViT (models.scratch.save_scratch_vit)
+SCRATCH_MODELS = (SCRATCH, SCRATCH_VIT)  # model names whose weights start random
 SCRATCH_KIND = ENCODER  # a small BERT: it can classify and tag, not generate
 LANGUAGE_NAMES = {"zh": "Chinese", "en": "English", "other": "neither Chinese nor English"}
 
@@ -65,6 +67,8 @@ def choose_model(task: Task, texts: Iterable[str]) -> ModelChoice:
     Returns:
         The choice, with a one-sentence reason naming the language and the override.
     """
+    if task.model_kind == IMAGE:
+        return _choose_image_model(task)
     language = detect_language(texts)
     spoken = LANGUAGE_NAMES[language]
     candidates = _offline_candidates()
@@ -97,4 +101,20 @@ def choose_model(task: Task, texts: Iterable[str]) -> ModelChoice:
         f"the training texts are {spoken} and no pretrained {task.name} model in that language "
         f"is available offline{hint}; training a small model from scratch, which a pretrained "
         "model beats: pass one with --model",
+    )  # fmt: skip
+
+
+def _choose_image_model(task: Task) -> ModelChoice:
+    """An installed image model if a package brings one, else a small ViT from scratch."""
+    for name, _, kinds, what in _offline_candidates():
+        if IMAGE in kinds:
+            return ModelChoice(
+                name, "",
+                f"{what} is a pretrained image model available offline; --model overrides it",
+            )  # fmt: skip
+    return ModelChoice(
+        SCRATCH_VIT, "",
+        f"no pretrained {task.name} model is available offline; training a small ViT from "
+        "scratch, which a pretrained one (any AutoModelForImageClassification checkpoint) "
+        "beats: pass one with --model",
     )  # fmt: skip

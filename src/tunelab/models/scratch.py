@@ -1,7 +1,8 @@
-"""Small randomly initialised BERT models with a character vocabulary built from data.
+"""Small randomly initialised models: BERTs with a character vocabulary built from data, and
+ViTs for images.
 
-Used when no pretrained model is at hand (``model.name: scratch-bert``) and, at tiny
-sizes, by the unit tests.
+Used when no pretrained model is at hand (``model.name: scratch-bert``, ``scratch-vit``)
+and, at tiny sizes, by the unit tests.
 """
 
 from __future__ import annotations
@@ -131,4 +132,50 @@ def save_scratch_bert(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def save_scratch_vit(
+    out_dir: Path,
+    image_size: int = 32,
+    patch_size: int = 4,
+    layers: int = 2,
+    hidden: int = 128,
+    heads: int = 2,
+    seed: int = 0,
+) -> Path:
+    """Write a randomly initialised ViT and its image processor to ``out_dir``.
+
+    Used for ``model.name: scratch-vit`` (images, no pretrained model at hand) and by the
+    tests. Images are resized to ``image_size`` square and scaled to [-1, 1].
+
+    Raises:
+        UserError: if ``patch_size`` does not divide ``image_size`` or ``heads`` ``hidden``.
+    """
+    import torch
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    _check_heads(hidden, heads)
+    if image_size % patch_size:
+        raise UserError(
+            f"image.scratch_patch {patch_size} must divide image.scratch_size {image_size}"
+        )
+    config = ViTConfig(
+        image_size=image_size,
+        patch_size=patch_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 4,
+    )
+    torch.manual_seed(seed)
+    model = ViTModel(config, add_pooling_layer=False)
+    processor = ViTImageProcessor(
+        size={"height": image_size, "width": image_size},
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
     return out_dir

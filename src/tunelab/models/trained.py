@@ -46,9 +46,10 @@ def load_trained(model_or_run: str | Path) -> tuple[Any, Any, Task, int]:
     """Load a tunelab model folder (or a run folder holding ``model/``).
 
     Returns:
-        model, tokenizer, task and the token limit it was trained with.
+        model, tokenizer (the task's processor: an image processor for images), task and the
+        token limit it was trained with.
     """
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
     path = model_folder(model_or_run)
     model_config = from_pretrained(AutoConfig, str(path))
@@ -57,7 +58,7 @@ def load_trained(model_or_run: str | Path) -> tuple[Any, Any, Task, int]:
         model = load_adapter_model(path, task.auto_model_class(), model_config)
     else:
         model = from_pretrained(task.auto_model_class(), str(path))
-    tokenizer = from_pretrained(AutoTokenizer, str(path))
+    tokenizer = from_pretrained(task.processor_class(), str(path))
     max_length = int(model_config.tunelab.get("max_length") or 512)
     return model, tokenizer, task, max_length
 

@@ -106,6 +106,13 @@ def create_app(
     from fastapi import Depends, FastAPI
 
     model, tokenizer, task, max_length, folder = load_backend(model_dir, backend, threads)
+    if task.input_kind != "text":
+        # a request's "text" would name a file on the server: the server would read paths
+        # that its clients choose; uploads are not served yet
+        raise UserError(
+            f"{model_dir} holds a {task.name} model, whose inputs are {task.input_kind} files; "
+            "tunelab serve takes texts only for now: use tunelab predict for this model"
+        )
     pair_model = bool(task.text_pair_column)
     api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
 

@@ -7,6 +7,7 @@ from typing import Any
 from tunelab.errors import UserError
 from tunelab.tasks.base import Task
 from tunelab.tasks.generation import CausalGeneration, Seq2SeqGeneration
+from tunelab.tasks.image_classification import ImageClassification
 from tunelab.tasks.sentence_embedding import SentenceEmbedding
 from tunelab.tasks.text_classification import TextClassification
 from tunelab.tasks.token_classification import TokenClassification
@@ -18,6 +19,7 @@ TASKS: dict[str, type[Task]] = {
     Seq2SeqGeneration.name: Seq2SeqGeneration,
     CausalGeneration.name: CausalGeneration,
     SentenceEmbedding.name: SentenceEmbedding,
+    ImageClassification.name: ImageClassification,
 }
 
 

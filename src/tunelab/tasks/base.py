@@ -177,6 +177,12 @@ class Task(Protocol):
         ...
 
     @property
+    def input_kind(self) -> str:
+        """What one input is: "text" (a string the model reads) or "image" (the path of an
+        image file); the server takes texts only, so it refuses models whose inputs are files."""
+        ...
+
+    @property
     def trains_few_shot(self) -> bool:
         """Whether ``training.method: few-shot`` can train it (contrastive pairs of labelled
         examples); `tunelab recommend` advises it when there are few examples per class."""
@@ -246,6 +252,11 @@ class Task(Protocol):
 
     def auto_model_class(self) -> Any:
         """The ``AutoModelFor...`` class of this task."""
+        ...
+
+    def processor_class(self) -> Any:
+        """The ``Auto...`` class that loads what turns inputs into model features:
+        ``AutoTokenizer`` for text, ``AutoImageProcessor`` for images."""
         ...
 
     def clean_text(self, text: str) -> str:

@@ -52,6 +52,12 @@ class _Generation:
     trains_few_shot = False
     takes_virtual_tokens = True
     doctor_checks = None  # training's diagnose covers pairs and chats; no standalone doctor
+    input_kind = "text"
+
+    def processor_class(self) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer
 
     @staticmethod
     def main_metric_of(metadata: dict[str, Any]) -> str:

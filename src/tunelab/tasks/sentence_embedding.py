@@ -106,6 +106,7 @@ class SentenceEmbedding:
     takes_virtual_tokens = False  # adapters are refused for this task (from_run_config)
     packs_rows = False
     doctor_checks = None  # training's diagnose covers the pairs; no standalone doctor
+    input_kind = "text"
 
     def __init__(
         self,
@@ -365,6 +366,11 @@ class SentenceEmbedding:
         return text  # texts reach the encoder as written
 
     # -- model and features --------------------------------------------------------------
+
+    def processor_class(self) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer
 
     def auto_model_class(self) -> Any:
         return SentenceTransformerLoader

@@ -71,6 +71,7 @@ class TextClassification:
     takes_virtual_tokens = True
     packs_rows = False
     doctor_checks = "texts"
+    input_kind = "text"
 
     def __init__(
         self,
@@ -152,6 +153,11 @@ class TextClassification:
 
     def finish(self, model: Any, tokenizer: Any) -> None:
         """Nothing to add to the model before it is saved."""
+
+    def processor_class(self) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer
 
     def auto_model_class(self) -> Any:
         from transformers import AutoModelForSequenceClassification
@@ -337,28 +343,7 @@ class TextClassification:
         """
         if self.problem_type != "single_label":
             return None, {}
-        counts = np.bincount(self.targets(train), minlength=len(self.labels))
-        ratio = float(counts.max() / max(counts.min(), 1))
-        weighted = class_weights == "balanced" or (class_weights == "auto" and ratio >= 3.0)
-        info: dict[str, Any] = {"imbalance_ratio": round(ratio, 2), "class_weights": None,
-                                "label_smoothing": label_smoothing}  # fmt: skip
-        if not weighted and label_smoothing == 0:
-            return None, info
-        import torch
-        import torch.nn.functional as F
-
-        # "balanced" weights: n / (classes * count), so every class adds up to the same weight
-        weights = counts.sum() / (len(counts) * np.maximum(counts, 1)) if weighted else None
-        if weights is not None:
-            info["class_weights"] = dict(zip(self.labels, weights.round(4).tolist(), strict=True))
-        weight_tensor = None if weights is None else torch.tensor(weights, dtype=torch.float32)
-
-        def loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
-            logits = outputs["logits"].float()
-            weight = None if weight_tensor is None else weight_tensor.to(logits.device)
-            return F.cross_entropy(logits, labels, weight=weight, label_smoothing=label_smoothing)
-
-        return loss, info
+        return class_weighted_loss(self.targets(train), self.labels, class_weights, label_smoothing)
 
     def collator(self, tokenizer: Any) -> Any:
         from transformers import DataCollatorWithPadding
@@ -523,3 +508,44 @@ class TextClassification:
                     record["gold"] = gold[i][0] if self.problem_type == "single_label" else gold[i]
             records.append(record)
         return records
+
+
+def class_weighted_loss(
+    targets: np.ndarray, class_names: list[str], class_weights: str, label_smoothing: float
+) -> tuple[Any, dict[str, Any]]:
+    """A class-weighted, optionally smoothed cross-entropy for imbalanced single-label data
+    (text or images).
+
+    Args:
+        targets: the training rows' class ids.
+        class_names: the class names, in id order.
+        class_weights: ``auto`` (weighted when the largest class is 3x the smallest or more),
+            ``balanced`` or ``none``.
+        label_smoothing: as ``torch.nn.functional.cross_entropy`` takes it.
+
+    Returns:
+        The loss for ``Trainer(compute_loss_func=...)`` (``None``: the model's own loss)
+        and what was decided, for the data report.
+    """
+    counts = np.bincount(targets, minlength=len(class_names))
+    ratio = float(counts.max() / max(counts.min(), 1))
+    weighted = class_weights == "balanced" or (class_weights == "auto" and ratio >= 3.0)
+    info: dict[str, Any] = {"imbalance_ratio": round(ratio, 2), "class_weights": None,
+                            "label_smoothing": label_smoothing}  # fmt: skip
+    if not weighted and label_smoothing == 0:
+        return None, info
+    import torch
+    import torch.nn.functional as F
+
+    # "balanced" weights: n / (classes * count), so every class adds up to the same weight
+    weights = counts.sum() / (len(counts) * np.maximum(counts, 1)) if weighted else None
+    if weights is not None:
+        info["class_weights"] = dict(zip(class_names, weights.round(4).tolist(), strict=True))
+    weight_tensor = None if weights is None else torch.tensor(weights, dtype=torch.float32)
+
+    def loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        logits = outputs["logits"].float()
+        weight = None if weight_tensor is None else weight_tensor.to(logits.device)
+        return F.cross_entropy(logits, labels, weight=weight, label_smoothing=label_smoothing)
+
+    return loss, info

@@ -55,6 +55,7 @@ class TokenClassification:
     takes_virtual_tokens = False  # a virtual token has no tag to learn or predict
     packs_rows = False
     doctor_checks = "tags"
+    input_kind = "text"
 
     def __init__(
         self,
@@ -155,6 +156,11 @@ class TokenClassification:
 
     def finish(self, model: Any, tokenizer: Any) -> None:
         """Nothing to add to the model before it is saved."""
+
+    def processor_class(self) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer
 
     def auto_model_class(self) -> Any:
         from transformers import AutoModelForTokenClassification

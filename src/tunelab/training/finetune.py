@@ -29,9 +29,10 @@ from tunelab.models.adapters import (
     parameter_counts,
     quantization_kwargs,
 )
-from tunelab.models.choice import AUTO, SCRATCH, choose_model
+from tunelab.models.catalog import IMAGE
+from tunelab.models.choice import AUTO, SCRATCH, SCRATCH_MODELS, SCRATCH_VIT, choose_model
 from tunelab.models.load import from_pretrained, resolve_model_source
-from tunelab.models.scratch import save_scratch_bert
+from tunelab.models.scratch import save_scratch_bert, save_scratch_vit
 from tunelab.models.trained import save_base_settings
 from tunelab.outputs import atomic_folder, claim_output, write_json, write_jsonl, write_text
 from tunelab.tasks import Task, task_from_run_config
@@ -179,11 +180,19 @@ def check_run_settings(config: RunConfig, task: Task) -> None:
         raise UserError(
             "training.method=few-shot tunes the whole encoder on pairs; set peft.method=none"
         )
-    if config.peft.method != "none" and config.model.name == "scratch-bert":
+    if config.peft.method != "none" and config.model.name in SCRATCH_MODELS:
         raise UserError(
             f"peft.method={config.peft.method} trains small adapters on a pretrained model, but "
-            "model.name is scratch-bert (random weights); choose a pretrained model or "
+            f"model.name is {config.model.name} (random weights); choose a pretrained model or "
             "peft.method=none"
+        )
+    if config.model.name in SCRATCH_MODELS and (config.model.name == SCRATCH_VIT) != (
+        task.model_kind == IMAGE
+    ):
+        fitting = SCRATCH_VIT if task.model_kind == IMAGE else SCRATCH
+        raise UserError(
+            f"model.name {config.model.name} does not fit task {task.name}; use {fitting} "
+            "or a pretrained model"
         )
     check_adapter_settings(config.peft, task)
 
@@ -222,7 +231,7 @@ def load_model(
     ``data_report``).
     """
     import torch
-    from transformers import AutoTokenizer, set_seed
+    from transformers import set_seed
 
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
@@ -232,7 +241,8 @@ def load_model(
         "trust_remote_code": config.model.trust_remote_code,
         "allow_pickle": config.model.allow_pickle,
     }
-    tokenizer = from_pretrained(AutoTokenizer, source, **load_kwargs)
+    # the task's processor: a tokenizer for text, an image processor for images
+    tokenizer = from_pretrained(task.processor_class(), source, **load_kwargs)
     set_seed(config.seed)
     model = task.build_model(source, **load_kwargs, **quantization_kwargs(config.peft))
     if config.training.learning_rate == AUTO:
@@ -242,9 +252,21 @@ def load_model(
 
 
 def _model_source(config: RunConfig, train: pd.DataFrame, task: Task, checkpoints: Path) -> str:
-    if config.model.name != "scratch-bert":
-        return resolve_model_source(config.model.name)
     scratch = config.model.scratch
+    if config.model.name == SCRATCH_VIT:
+        image = config.image
+        log.warning(
+            "model.name is scratch-vit: training a randomly initialised %d-layer ViT (hidden %d, "
+            "%dx%d pixels); a pretrained image model does better",
+            scratch.layers, scratch.hidden, image.scratch_size, image.scratch_size,
+        )  # fmt: skip
+        folder = save_scratch_vit(
+            checkpoints / "scratch-init", image.scratch_size, image.scratch_patch,
+            scratch.layers, scratch.hidden, scratch.heads, seed=config.seed,
+        )  # fmt: skip
+        return str(folder)
+    if config.model.name != SCRATCH:
+        return resolve_model_source(config.model.name)
     texts = train[task.text_column].astype(str).tolist()
     if task.text_pair_column:
         texts += train[task.text_pair_column].astype(str).tolist()
@@ -271,7 +293,10 @@ def _resolve_learning_rate(config: RunConfig, model: Any) -> dict[str, Any]:
     """Replace ``training.learning_rate: auto`` by the rate for this model; what and why."""
     parameters = parameter_counts(model)["total_parameters"]  # before adapters: the base
     rate, reason = default_learning_rate(
-        parameters, config.model.name == SCRATCH, config.peft.method, config.training.method
+        parameters,
+        config.model.name in SCRATCH_MODELS,
+        config.peft.method,
+        config.training.method,
     )
     config.training.learning_rate = rate
     log.info("training.learning_rate auto: %g for %s (--set training.learning_rate=... "

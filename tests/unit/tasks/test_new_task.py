@@ -38,6 +38,7 @@ class ReviewPolarity:
     takes_virtual_tokens = True
     packs_rows = False
     doctor_checks = None
+    input_kind = "text"
 
     def __init__(self, text_column: str = "text", label_column: str = "label") -> None:
         self.text_column, self.label_column = text_column, label_column
@@ -89,6 +90,11 @@ class ReviewPolarity:
         from transformers import AutoModelForSequenceClassification
 
         return AutoModelForSequenceClassification
+
+    def processor_class(self) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer
 
     def clean_text(self, text: str) -> str:
         return text

@@ -26,7 +26,8 @@ def test_a_registered_task_has_every_member_of_the_protocol(name):
     assert isinstance(task.embeds, bool)
     assert task.search_batch_sizes and all(size > 0 for size in task.search_batch_sizes)
     assert callable(task.report_sections)
-    assert task.model_kind in ("encoder", "seq2seq", "causal")
+    assert task.model_kind in ("encoder", "seq2seq", "causal", "image")
+    assert task.input_kind in ("text", "image")
     assert task.doctor_checks in (None, "texts", "tags")
     assert all(isinstance(flag, bool) for flag in (task.trains_few_shot,
                task.takes_virtual_tokens, task.packs_rows))  # fmt: skip
@@ -37,5 +38,6 @@ def test_the_protocol_declares_what_callers_read():
         "problem_type", "labels", "targets", "from_run_config", "from_metadata", "clean_text",
         "explains", "exportable", "report_sections", "search_batch_sizes", "onnx_graph", "embeds",
         "model_kind", "trains_few_shot", "takes_virtual_tokens", "packs_rows", "doctor_checks",
+        "input_kind", "processor_class",
     }  # fmt: skip
     assert read_by_callers <= set(MEMBERS)

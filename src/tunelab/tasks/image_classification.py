@@ -389,8 +389,8 @@ class ImageClassification:
         crop_h = min(height, max(1, round(math.sqrt(area / aspect))))
         left = random.randint(0, width - crop_w)
         top = random.randint(0, height - crop_h)
-        image = image.resize((width, height), Image.Resampling.BILINEAR, box=(left, top, left + crop_w,
-                                                                   top + crop_h))  # fmt: skip
+        box = (left, top, left + crop_w, top + crop_h)
+        image = image.resize((width, height), Image.Resampling.BILINEAR, box=box)
         if self.flip and random.random() < 0.5:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return image

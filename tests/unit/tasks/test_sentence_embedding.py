@@ -198,3 +198,42 @@ def test_an_empty_positive_is_refused_with_its_row(tiny_bert, tmp_path):
     with pytest.raises(UserError, match=r"pairs\.csv: column 'document' is empty in rows 8"):
         tunelab.train(config)
     assert not (tmp_path / "run" / "model").exists()
+
+
+# -- losses and mining ------------------------------------------------------------------
+
+
+def test_the_loss_follows_the_shape_and_a_mismatch_names_the_option():
+    pairs = SentenceEmbedding(settings={"loss": "auto"})
+    pairs.standardize(frame({"query": ["q"], "document": ["d"]}))
+    _, info = pairs.loss_function(pd.DataFrame())
+    assert info == {"loss": "mnrl", "shape": "pairs"}
+    scored = SentenceEmbedding(settings={"loss": "mnrl"})
+    scored.standardize(frame({"sentence1": ["a"], "sentence2": ["b"], "score": [1.0]}))
+    with pytest.raises(UserError, match=r"embedding\.loss=mnrl needs pairs or triplets.*scored"):
+        scored.loss_function(pd.DataFrame())
+
+
+def test_cached_mnrl_and_hard_negatives_on_a_tiny_encoder(tiny_bert):
+    from datasets import Dataset
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+    )
+
+    from tunelab.models.sentence_encoder import load_sentence_transformer
+
+    task = SentenceEmbedding(settings={"loss": "cached-mnrl", "mini_batch_size": 4,
+                                       "hard_negatives": 2})  # fmt: skip
+    task.standardize(frame({"query": ["q"], "document": ["d"]}))
+    factory, info = task.loss_function(pd.DataFrame())
+    assert info["loss"] == "cached-mnrl"
+    model = load_sentence_transformer(str(tiny_bert))
+    loss = factory(model)
+    assert isinstance(loss, CachedMultipleNegativesRankingLoss) and loss.mini_batch_size == 4
+    pairs = make_pairs(30)
+    train = Dataset.from_dict({"anchor": list(pairs["query"]), "positive": list(pairs["document"])})
+    setup = task.trainer_setup(model, None, factory, train, None)
+    mined = setup.inputs["train_dataset"]
+    assert mined.column_names == ["anchor", "positive", "negative"] and len(mined) > 0
+    assert all(row["negative"] != row["positive"] for row in mined)
+    assert setup.arguments["batch_sampler"] == "no_duplicates"

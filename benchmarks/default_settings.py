@@ -29,15 +29,14 @@ holds) and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
+
+from results_file import locked, mean_sd, read_results, write_results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -88,13 +87,6 @@ def run(name: str, arm: str, seed: int, threads: int | None) -> dict:
     }
 
 
-def _mean(values: list[float]) -> str:
-    if not values:
-        return "-"
-    spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.3f}{spread}"
-
-
 def table(results: dict) -> str:
     """Markdown: per set and arm, mean ± sd of test accuracy and macro-F1, and warnings."""
     lines = [
@@ -113,7 +105,8 @@ def table(results: dict) -> str:
             )
             lines.append(
                 f"| {name} | {arm} | {rows[0]['model']} | {rows[0]['learning_rate']:g} | "
-                f"{_mean([r['accuracy'] for r in rows])} | {_mean([r['f1_macro'] for r in rows])}"
+                f"{mean_sd([r['accuracy'] for r in rows])} | "
+                f"{mean_sd([r['f1_macro'] for r in rows])}"
                 f" | {rows[0]['baseline_accuracy']:.3f} / {rows[0]['baseline_f1_macro']:.3f} | "
                 f"{warned}/{len(rows)} | {statistics.mean(r['seconds'] for r in rows) / 60:.1f} |"
             )
@@ -130,27 +123,15 @@ def main() -> None:
     for name in args.sets.split(","):
         for arm in args.arms.split(","):
             for seed in args.seeds.split(","):
-                if seed in _read().get(name, {}).get(arm, {}):
+                if seed in read_results(RESULTS).get(name, {}).get(arm, {}):
                     continue
                 row = run(name, arm, int(seed), args.threads)
                 print(name, arm, seed, json.dumps(row), flush=True)
-                with _locked():  # parallel queues each add their own rows
-                    results = _read()
+                with locked(WORK):  # parallel queues each add their own rows
+                    results = read_results(RESULTS)
                     results.setdefault(name, {}).setdefault(arm, {})[seed] = row
-                    RESULTS.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
-    print(table(_read()))
-
-
-def _read() -> dict:
-    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-
-
-@contextlib.contextmanager
-def _locked() -> Iterator[None]:
-    WORK.mkdir(parents=True, exist_ok=True)
-    with open(WORK / "results.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+                    write_results(RESULTS, results)
+    print(table(read_results(RESULTS)))
 
 
 if __name__ == "__main__":

@@ -35,16 +35,14 @@ A rerun skips what ``benchmarks/results/real_checkpoint.json`` holds; prints a M
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
+
+from results_file import locked, mean_sd, read_results, write_results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -252,13 +250,6 @@ def bf16_probe(threads: int, steps: int = 6) -> dict:
     }
 
 
-def _mean(values: list[float], digits: int = 3) -> str:
-    if not values:
-        return "-"
-    spread = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.{digits}f}{spread}"
-
-
 def table(results: dict) -> str:
     """Markdown: per arm, mean ± sd over seeds of test scores, wall time and samples/s."""
     lines = [
@@ -271,10 +262,10 @@ def table(results: dict) -> str:
         rows = list(seeds.values())
         baselines += [r for r in rows if r.get("baseline_accuracy") is not None]
         lines.append(
-            f"| {arm} | {rows[0]['model']} | {len(rows)} | {_mean([r['accuracy'] for r in rows])}"
-            f" | {_mean([r['f1_macro'] for r in rows])} | "
-            f"{_mean([r['seconds'] for r in rows], 0)} | "
-            f"{_mean([r['samples_per_second'] for r in rows], 1)} |"
+            f"| {arm} | {rows[0]['model']} | {len(rows)} | {mean_sd([r['accuracy'] for r in rows])}"
+            f" | {mean_sd([r['f1_macro'] for r in rows])} | "
+            f"{mean_sd([r['seconds'] for r in rows], 0)} | "
+            f"{mean_sd([r['samples_per_second'] for r in rows], 1)} |"
         )
     if baselines:  # the same training rows in every run: one baseline, whatever the seed
         lines.append(
@@ -283,8 +274,8 @@ def table(results: dict) -> str:
         )
         lines[-1] = (
             f"| baseline | TF-IDF + logistic regression | {len(baselines)} | "
-            f"{_mean([r['baseline_accuracy'] for r in baselines])} | "
-            f"{_mean([r['baseline_f1_macro'] for r in baselines])} | - | - |"
+            f"{mean_sd([r['baseline_accuracy'] for r in baselines])} | "
+            f"{mean_sd([r['baseline_f1_macro'] for r in baselines])} | - | - |"
         )
     return "\n".join(lines)
 
@@ -305,10 +296,10 @@ def main() -> None:
         print(json.dumps(row))
         return
 
-    if "bf16_probe" not in _read():
+    if "bf16_probe" not in read_results(RESULTS):
         probe = bf16_probe(args.threads)
-        with _locked():
-            _write({**_read(), "bf16_probe": probe})
+        with locked(WORK):
+            write_results(RESULTS, {**read_results(RESULTS), "bf16_probe": probe})
     arms = args.arms.split(",")
     for index, seed in enumerate(args.seeds.split(",")):
         # the paired arms alternate which goes first, so a slow spell hits both alike
@@ -317,44 +308,27 @@ def main() -> None:
         for arm in [*order, *[a for a in arms if a not in PAIRED]]:
             if arm == "auto" and seed != args.seeds.split(",")[0]:
                 continue  # the same run as minilm: once is enough to show it
-            if seed in _read().get("arms", {}).get(arm, {}):
+            if seed in read_results(RESULTS).get("arms", {}).get(arm, {}):
                 continue
             if arm == "trainer":
                 max_length = _max_length() or 21
-                bf16 = _read()["bf16_probe"]["bf16_speedup"] > 1
+                bf16 = read_results(RESULTS)["bf16_probe"]["bf16_speedup"] > 1
                 row = run_trainer(int(seed), args.threads, max_length, bf16)
             else:
                 row = run_tunelab(arm, int(seed), args.threads)
             print(arm, seed, json.dumps(row), flush=True)
-            with _locked():  # two queues may run side by side, one thread each
-                results = _read()
+            with locked(WORK):  # two queues may run side by side, one thread each
+                results = read_results(RESULTS)
                 results.setdefault("arms", {}).setdefault(arm, {})[seed] = row
-                _write(results)
-    print(json.dumps(_read().get("bf16_probe")))
-    print(table(_read()))
+                write_results(RESULTS, results)
+    print(json.dumps(read_results(RESULTS).get("bf16_probe")))
+    print(table(read_results(RESULTS)))
 
 
 def _max_length() -> int | None:
     """The max_length tunelab chose from the data (the 99th percentile of token lengths)."""
-    runs = _read().get("arms", {}).get("minilm", {})
+    runs = read_results(RESULTS).get("arms", {}).get("minilm", {})
     return next((r["max_length"] for r in runs.values()), None)
-
-
-@contextlib.contextmanager
-def _locked() -> Iterator[None]:
-    WORK.mkdir(parents=True, exist_ok=True)
-    with open(WORK / "results.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-def _read() -> dict:
-    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-
-
-def _write(results: dict) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

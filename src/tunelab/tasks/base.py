@@ -15,6 +15,21 @@ import pandas as pd
 from typing_extensions import Self  # typing.Self from Python 3.11
 
 
+class StandardColumn:
+    """A column as shared code reads it after ``standardize`` (the standardized frame's own
+    name), while setting it (``--text-column``) names the column of the user's file, kept in
+    the task's attribute ``user_attribute``."""
+
+    def __init__(self, standard: str, user_attribute: str) -> None:
+        self.standard, self.user_attribute = standard, user_attribute
+
+    def __get__(self, task: object, owner: type | None = None) -> str:
+        return self.standard
+
+    def __set__(self, task: object, value: str) -> None:
+        setattr(task, self.user_attribute, value)
+
+
 @dataclass
 class TrainerSetup:
     """How a task trains: the Trainer class, its arguments class, extra TrainingArguments,

@@ -22,7 +22,7 @@ from tunelab.evaluation import report_generation
 from tunelab.evaluation.generation import generation_metrics
 from tunelab.inference import generate_in_batches
 from tunelab.models.load import from_pretrained
-from tunelab.tasks.base import TrainerSetup, standard_trainer_setup
+from tunelab.tasks.base import StandardColumn, TrainerSetup, standard_trainer_setup
 from tunelab.tasks.causal_encoding import (
     chat_text_and_spans,
     encode_with_mask,
@@ -112,21 +112,8 @@ class _Generation:
         )
 
     # Shared code reads the standardized frame; a user's --text-column names their column.
-    @property
-    def text_column(self) -> str:
-        return SOURCE
-
-    @text_column.setter
-    def text_column(self, value: str) -> None:
-        self.source_column = value
-
-    @property
-    def label_column(self) -> str:
-        return TARGET
-
-    @label_column.setter
-    def label_column(self, value: str) -> None:
-        self.target_column = value
+    text_column = StandardColumn(SOURCE, "source_column")
+    label_column = StandardColumn(TARGET, "target_column")
 
     def required_columns(self, with_labels: bool = True) -> dict[str, str]:
         columns = {SOURCE: "generation.source_column"}

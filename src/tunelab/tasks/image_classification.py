@@ -33,7 +33,7 @@ from tunelab.evaluation import metrics as m
 from tunelab.evaluation import report_images
 from tunelab.models.catalog import IMAGE
 from tunelab.models.load import load_head_model
-from tunelab.tasks.base import TrainerSetup, standard_trainer_setup
+from tunelab.tasks.base import StandardColumn, TrainerSetup, standard_trainer_setup
 from tunelab.tasks.text_classification import class_weighted_loss
 
 log = logging.getLogger("tunelab")
@@ -125,21 +125,8 @@ class ImageClassification:
         )  # fmt: skip
 
     # Shared code reads the standardized frame; --text-column names the user's column.
-    @property
-    def text_column(self) -> str:
-        return PATH
-
-    @text_column.setter
-    def text_column(self, value: str) -> None:
-        self.image_column = value
-
-    @property
-    def label_column(self) -> str:
-        return LABEL
-
-    @label_column.setter
-    def label_column(self, value: str) -> None:
-        self.gold_column = value
+    text_column = StandardColumn(PATH, "image_column")
+    label_column = StandardColumn(LABEL, "gold_column")
 
     @staticmethod
     def main_metric_of(metadata: dict[str, Any]) -> str:

@@ -34,6 +34,7 @@ from tunelab.evaluation.retrieval import (
 from tunelab.models.bm25 import METHOD as BM25_METHOD
 from tunelab.models.bm25 import bm25_top_documents
 from tunelab.models.sentence_encoder import SentenceTransformerLoader, load_sentence_transformer
+from tunelab.tasks.base import StandardColumn
 from tunelab.tasks.sentence_onnx import SENTENCE_GRAPH
 
 log = logging.getLogger("tunelab")
@@ -168,13 +169,7 @@ class SentenceEmbedding:
         )
 
     # Shared code reads the standardized frame; a user's --text-column names their column.
-    @property
-    def text_column(self) -> str:
-        return ANCHOR
-
-    @text_column.setter
-    def text_column(self, value: str) -> None:
-        self.anchor_column = value
+    text_column = StandardColumn(ANCHOR, "anchor_column")
 
     @property
     def label_column(self) -> str:

@@ -30,7 +30,7 @@ from tunelab.evaluation import report_tagging
 from tunelab.evaluation.tagging import sequence_metrics, span_confusion
 from tunelab.inference import forward_in_batches
 from tunelab.models.load import load_head_model
-from tunelab.tasks.base import LOGITS_GRAPH, TrainerSetup, standard_trainer_setup
+from tunelab.tasks.base import LOGITS_GRAPH, StandardColumn, TrainerSetup, standard_trainer_setup
 from tunelab.tasks.token_inputs import STARTS, TAGS, TEXT, TOKENS, standardize_rows
 from tunelab.tasks.token_windows import IGNORE, build_windows, merge_windows
 
@@ -110,21 +110,8 @@ class TokenClassification:
 
     # The shared code reads the standardized frame's columns through these names, while a
     # user's --text-column names the column of their own file.
-    @property
-    def text_column(self) -> str:
-        return TEXT
-
-    @text_column.setter
-    def text_column(self, value: str) -> None:
-        self.source_text_column = value
-
-    @property
-    def label_column(self) -> str:
-        return TAGS
-
-    @label_column.setter
-    def label_column(self, value: str) -> None:
-        self.tags_column = value
+    text_column = StandardColumn(TEXT, "source_text_column")
+    label_column = StandardColumn(TAGS, "tags_column")
 
     @staticmethod
     def main_metric_of(metadata: dict[str, Any]) -> str:

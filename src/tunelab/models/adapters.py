@@ -69,8 +69,8 @@ def check_adapter_settings(settings: AdapterConfig, task: Task) -> None:
             ) from None
     if settings.method in PROMPT_METHODS and not task.takes_virtual_tokens:
         raise UserError(
-            f"peft.method={settings.method} adds virtual tokens, which have no tags; use "
-            f"peft.method=lora or ia3 for {task.name}"
+            f"peft.method={settings.method} adds virtual tokens, which {task.name} cannot "
+            f"use (they have no tags, pixels or pooled text); use peft.method=lora or ia3"
         )
     if settings.method in PROMPT_METHODS and task.packs_rows:
         raise UserError(
@@ -217,11 +217,22 @@ def _supports_cache(model: Any) -> bool:
 def add_adapters(model: Any, settings: AdapterConfig, task_type: str) -> Any:
     """Wrap ``model`` for parameter-efficient training; log how many weights will train.
 
+    A sentence encoder (``FEATURE_EXTRACTION``: a ``SentenceTransformer``) keeps its modules;
+    the adapters go on its transformer, which pooling reads as before.
+
     Returns:
         The PEFT model (the input model, unchanged, when ``settings.method`` is ``none``).
     """
     if settings.method == "none":
         return model
+    if task_type == "FEATURE_EXTRACTION":
+        transformer = model[0]
+        transformer.model = _wrap(transformer.model, settings, task_type)
+        return model
+    return _wrap(model, settings, task_type)
+
+
+def _wrap(model: Any, settings: AdapterConfig, task_type: str) -> Any:
     import peft
 
     if settings.method == "qlora":

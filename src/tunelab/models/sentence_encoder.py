@@ -49,3 +49,37 @@ def load_sentence_transformer(source: str, pooling: str = "auto", **load_kwargs:
         raise UserError(
             f"model {source} could not be loaded as a sentence encoder: {str(exc).splitlines()[0]}"
         ) from None
+
+
+def fold_adapters(model: Any) -> None:
+    """Merge the PEFT adapters on a ``SentenceTransformer``'s transformer into its weights
+    (in place); a model without adapters is left as it is."""
+    transformer = model[0]
+    if hasattr(transformer.model, "merge_and_unload"):
+        transformer.model = transformer.model.merge_and_unload()
+
+
+def encoder_trainer_class() -> Any:
+    """``SentenceTransformerTrainer`` that also reloads a checkpoint (the best one, or one to
+    resume from) of an encoder whose transformer carries PEFT adapters: the checkpoint holds
+    the adapter weights alone, which sentence-transformers' own reload cannot match."""
+    from sentence_transformers import SentenceTransformerTrainer
+
+    class EncoderTrainer(SentenceTransformerTrainer):  # type: ignore[misc]
+        def _load_from_checkpoint(self, checkpoint_path: str, *args: Any) -> None:
+            transformer = self.model[0]
+            if not hasattr(transformer.model, "peft_config"):
+                super()._load_from_checkpoint(checkpoint_path, *args)
+                return
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            weights = load_file(str(Path(checkpoint_path) / "adapter_model.safetensors"))
+            loaded = set_peft_model_state_dict(transformer.model, weights)
+            if loaded.unexpected_keys:
+                raise RuntimeError(
+                    f"{checkpoint_path} holds adapter weights this model lacks: "
+                    f"{loaded.unexpected_keys[:3]}"
+                )
+
+    return EncoderTrainer

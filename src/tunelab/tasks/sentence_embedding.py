@@ -33,7 +33,12 @@ from tunelab.evaluation.retrieval import (
 )
 from tunelab.models.bm25 import METHOD as BM25_METHOD
 from tunelab.models.bm25 import bm25_top_documents
-from tunelab.models.sentence_encoder import SentenceTransformerLoader, load_sentence_transformer
+from tunelab.models.sentence_encoder import (
+    SentenceTransformerLoader,
+    encoder_trainer_class,
+    fold_adapters,
+    load_sentence_transformer,
+)
 from tunelab.tasks.base import StandardColumn
 from tunelab.tasks.sentence_onnx import SENTENCE_GRAPH
 
@@ -104,7 +109,7 @@ class SentenceEmbedding:
     baseline_method = BM25_METHOD
     model_kind = "encoder"
     trains_few_shot = False  # few-shot is a classifier's recipe
-    takes_virtual_tokens = False  # adapters are refused for this task (from_run_config)
+    takes_virtual_tokens = False  # pooling would average the virtual tokens in: LoRA or IA3
     packs_rows = False
     doctor_checks = None  # training's diagnose covers the pairs; no standalone doctor
     input_kind = "text"
@@ -135,11 +140,6 @@ class SentenceEmbedding:
     @classmethod
     def from_run_config(cls, config: Any) -> SentenceEmbedding:
         """Build from a :class:`tunelab.config.RunConfig`."""
-        if config.peft.method != "none":
-            raise UserError(
-                f"peft.method={config.peft.method} is not offered for sentence-embedding yet; "
-                "encoders of this size train fully in minutes: use peft.method=none"
-            )
         if importlib.util.find_spec("sentence_transformers") is None:
             raise UserError(
                 "task sentence-embedding needs the sentence-transformers package: "
@@ -374,7 +374,9 @@ class SentenceEmbedding:
         return load_sentence_transformer(source, self.settings["pooling"], **load_kwargs)
 
     def finish(self, model: Any, tokenizer: Any) -> None:
-        """Nothing to add to the model before it is saved."""
+        """Fold LoRA/IA3 adapters into the transformer's weights, so the saved folder is a
+        plain sentence-transformers model that loads without PEFT (and exports to ONNX)."""
+        fold_adapters(model)
 
     def _texts(self, frame: pd.DataFrame) -> list[str]:
         columns = [c for c in (ANCHOR, POSITIVE, NEGATIVE) if c in frame.columns]
@@ -440,10 +442,7 @@ class SentenceEmbedding:
         self, model: Any, tokenizer: Any, loss: Any, train: Any, validation: Any
     ) -> Any:
         """The sentence-transformers trainer, its loss and a retrieval evaluator."""
-        from sentence_transformers import (
-            SentenceTransformerTrainer,
-            SentenceTransformerTrainingArguments,
-        )
+        from sentence_transformers import SentenceTransformerTrainingArguments
 
         from tunelab.tasks.base import TrainerSetup
 
@@ -458,7 +457,7 @@ class SentenceEmbedding:
         if self.shape != "scored":  # a copy of a row's positive in its batch is a false negative
             arguments["batch_sampler"] = "no_duplicates"
         return TrainerSetup(
-            SentenceTransformerTrainer, SentenceTransformerTrainingArguments, arguments, inputs
+            encoder_trainer_class(), SentenceTransformerTrainingArguments, arguments, inputs
         )
 
     def _mine_negatives(self, model: Any, train: Any) -> Any:

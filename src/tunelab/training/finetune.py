@@ -547,10 +547,12 @@ def save_run(parts: RunParts, fitted: FitResult, scores: Scores) -> dict[str, An
 
 
 def _save_model(parts: RunParts, model: Any) -> None:
-    """model/ in HF format with tunelab's metadata; a PEFT model saves its adapter alone."""
+    """model/ in HF format with tunelab's metadata; a PEFT model saves its adapter alone
+    (unless the task folded the adapter into the weights: a sentence encoder)."""
     config = parts.config
     metadata = {**parts.task.metadata(), "max_length": parts.max_length}
-    if config.peft.method != "none":
+    adapter_only = config.peft.method != "none" and hasattr(model, "peft_config")
+    if adapter_only:
         metadata["adapter"] = {"method": config.peft.method, "base_model": config.model.name}
         # the folder the base came from, for plain PEFT loading; tunelab also finds a bundled
         # base again by its name when the repository moved
@@ -558,7 +560,7 @@ def _save_model(parts: RunParts, model: Any) -> None:
     base_model(model).config.tunelab = metadata
     with atomic_folder(parts.output / "model") as model_dir:
         model.save_pretrained(model_dir)
-        if config.peft.method != "none":
+        if adapter_only:
             save_base_settings(base_model(model), model_dir)
         parts.tokenizer.save_pretrained(model_dir)
         write_text(model_dir / "tunelab.yaml", commented_yaml(config) + "\n")

@@ -149,7 +149,7 @@ def test_lora_seq2seq_trains_and_reloads(tiny_t5, tmp_path):
     ("task", "peft", "error"),
     [
         ("text-classification", {"method": "qlora"}, "needs a CUDA GPU"),
-        ("token-classification", {"method": "prompt-tuning"}, "virtual tokens, which have no tags"),
+        ("token-classification", {"method": "prompt-tuning"}, "virtual tokens, which token-classi"),
         ("causal-lm", {"method": "prefix-tuning"}, "set generation.packing=false"),
     ],
 )

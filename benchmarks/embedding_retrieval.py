@@ -15,9 +15,10 @@ was trained at 128).
 Usage::
 
     python benchmarks/embedding_retrieval.py [--train-rows 2000] [--max-length 128]
-        [--epochs 1] [--seed 0] [--threads 1]
+        [--epochs 1] [--seed 0] [--threads 1] [--peft lora]
 
-Writes ``benchmarks/results/embedding_retrieval.json`` and prints a Markdown table.
+Writes ``benchmarks/results/embedding_retrieval.json`` (``embedding_retrieval-lora.json`` with
+``--peft lora``: LoRA on the encoder, folded into the saved model) and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -46,12 +47,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--peft", choices=("none", "lora", "ia3"), default="none")
     args = parser.parse_args()
+    tuned = "MiniLM fine-tuned by tunelab" + ("" if args.peft == "none" else f" ({args.peft})")
+    results = RESULTS.with_stem(RESULTS.stem + ("" if args.peft == "none" else f"-{args.peft}"))
+    work = WORK / (f"seed{args.seed}" + ("" if args.peft == "none" else f"-{args.peft}"))
     if not (DATA / "train.jsonl").is_file():
         build_example("man-search", DATA)
     config = {
         "task": "sentence-embedding",
-        "output": str(WORK / f"seed{args.seed}"),
+        "output": str(work),
         "seed": args.seed,
         "data": {
             "train": str(DATA / "train.jsonl"),
@@ -61,28 +66,32 @@ def main() -> None:
         },
         "model": {"name": MODEL, "max_length": args.max_length},
         "training": {"epochs": args.epochs, "threads": args.threads},
+        "peft": {"method": args.peft},
     }
     started = time.time()
     tunelab.train(config, overwrite=True)
     seconds = time.time() - started
-    metrics = json.loads((WORK / f"seed{args.seed}" / "metrics.json").read_text())
+    metrics = json.loads((work / "metrics.json").read_text())
     result = {
         "model": MODEL,
         "data": "man-search (tunelab data example man-search)",
         "settings": vars(args),
         "wall_seconds": round(seconds, 1),
-        "train": {k: metrics["train"].get(k) for k in ("seconds", "steps", "precision")},
+        "train": {
+            k: metrics["train"].get(k)
+            for k in ("seconds", "steps", "precision", "trainable_share", "peak_memory_mb")
+        },
         "test_queries": metrics["test"]["examples"],
         "test_corpus": metrics["test"]["corpus"],
         "rows": {
             "BM25": {k: metrics["baseline"]["test"][k] for k in KEYS},
             "MiniLM before fine-tuning": {k: metrics["before"]["test"][k] for k in KEYS},
-            "MiniLM fine-tuned by tunelab": {k: metrics["test"][k] for k in KEYS},
+            tuned: {k: metrics["test"][k] for k in KEYS},
         },
         "baseline_method": metrics["baseline"]["method"],
         "warnings": metrics.get("warnings", []),
     }
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    results.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"| {result['test_queries']} queries, {result['test_corpus']} documents | "
           + " | ".join(KEYS) + " |")  # fmt: skip
     print("|---|" + "---|" * len(KEYS))

@@ -219,3 +219,90 @@ def test_a_tiny_vit_trains_evaluates_predicts_and_loads_in_a_pipeline(tmp_path, 
 
     with pytest.raises(UserError, match="takes texts only for now"):
         create_app(run)
+
+
+def test_lora_on_a_vit_saves_an_adapter_that_predicts_and_merges(tmp_path, tiny_vit):
+    """LoRA through the PEFT path: the adapters and the new head train, model/ holds the
+    adapter alone, and tunelab merge folds it into a folder the pipeline loads, with the
+    labels tunelab predicts."""
+    from transformers import pipeline
+
+    images = make_colour_images(tmp_path / "images", per_class=12)
+    run = tmp_path / "run"
+    config = run_config(tiny_vit, images, run)
+    config["peft"] = {"method": "lora", "r": 4}
+    config["training"]["learning_rate"] = 1e-2
+
+    result = tunelab.train(config)
+
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert 0 < metrics["train"]["trainable_share"] < 0.5
+    assert metrics["test"]["accuracy"] >= 0.6
+    assert (run / "model" / "adapter_config.json").is_file()
+    photos = sorted(str(p) for p in images.rglob("*.png"))[::6]
+    adapter = tunelab.predict(result["model_dir"], texts=photos)
+    merged = tunelab.merge(run)
+    classifier = pipeline("image-classification", model=merged, device="cpu")
+    for record, answer in zip(adapter, classifier(photos, top_k=1), strict=True):
+        assert record["label"] == answer[0]["label"]
+        assert record["score"] == pytest.approx(answer[0]["score"], abs=1e-4)
+
+
+def _saved_dataset(images, target):
+    """The colour images as a datasets.Dataset with Image and ClassLabel features, saved."""
+    from datasets import ClassLabel, Dataset, Features
+    from datasets import Image as ImageFeature
+
+    files = sorted(images.rglob("*.*"))
+    names = sorted({p.parent.name for p in files})
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=names)})
+    rows = {"image": [str(p) for p in files], "label": [names.index(p.parent.name) for p in files]}
+    Dataset.from_dict(rows, features=features).save_to_disk(str(target))
+    return target
+
+
+def test_a_saved_dataset_and_image_bytes_train_and_predict(tmp_path, tiny_vit):
+    """A folder saved by datasets (images embedded as bytes, ClassLabel ids) trains like a
+    class folder; a Parquet file of image bytes predicts, each row named by its number."""
+    images = make_colour_images(tmp_path / "images", per_class=12)
+    saved = _saved_dataset(images, tmp_path / "saved")
+
+    table = read_table(saved)
+    assert set(table["label"]) == {"blue", "green", "red"}  # names, not class ids
+    assert isinstance(table["image"].iloc[0]["bytes"], bytes)
+    task = ImageClassification()
+    shaped = task.standardize(table)
+    assert isinstance(shaped["path"].iloc[0], bytes)
+
+    run = tmp_path / "run"
+    result = tunelab.train(run_config(tiny_vit, saved, run))
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["test"]["accuracy"] >= 0.6
+
+    files = sorted(images.rglob("*.*"))[:5]
+    pd.DataFrame({"image": [p.read_bytes() for p in files]}).to_parquet(tmp_path / "x.parquet")
+    from_bytes = tunelab.predict(result["model_dir"], input=tmp_path / "x.parquet")
+    from_files = tunelab.predict(result["model_dir"], texts=[str(p) for p in files])
+    assert [r["path"] for r in from_bytes] == [f"row {i} (image bytes)" for i in range(1, 6)]
+    assert [r["label"] for r in from_bytes] == [r["label"] for r in from_files]
+
+
+def test_a_saved_dataset_dict_names_its_split_folders(tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    rows = Dataset.from_dict({"image": ["a.png"], "label": ["x"]})
+    DatasetDict({"train": rows, "test": rows}).save_to_disk(str(tmp_path / "splits"))
+    with pytest.raises(UserError, match=r"holds several splits \(train, test\); give one split"):
+        read_table(tmp_path / "splits")
+
+
+def test_a_pattern_reads_the_image_files_it_names(tmp_path):
+    images = make_colour_images(tmp_path / "images", per_class=3)
+    frame = read_table(str(images / "*" / "*.png"))
+    assert len(frame) == 3 and all(p.endswith(".png") for p in frame["image"])  # one a class
+    assert list(frame["image"]) == sorted(frame["image"])
+    with pytest.raises(UserError, match=r"matches no file"):
+        read_table(str(images / "*.tiff"))
+    (images / "notes.txt").write_text("x")
+    with pytest.raises(UserError, match=r"notes\.txt, which is not an image file"):
+        read_table(str(images / "*"))

@@ -35,7 +35,12 @@ from tunelab.evaluation import report_images
 from tunelab.models.adapters import load_adapter_checkpoint
 from tunelab.models.catalog import IMAGE
 from tunelab.models.load import load_head_model
-from tunelab.tasks.base import StandardColumn, TrainerSetup, standard_trainer_setup
+from tunelab.tasks.base import (
+    OnnxGraph,
+    StandardColumn,
+    TrainerSetup,
+    standard_trainer_setup,
+)
 from tunelab.tasks.text_classification import class_weighted_loss
 
 log = logging.getLogger("tunelab")
@@ -62,6 +67,31 @@ def _sorted_names(names: set[str]) -> list[str]:
     return sorted(names)
 
 
+def pixel_logits_module(model: Any) -> Any:
+    """A module whose forward takes ``pixel_values`` and returns the logits (ONNX export)."""
+    import torch
+
+    class PixelLogits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, pixel_values: Any) -> Any:
+            return self.model(pixel_values=pixel_values).logits
+
+    return PixelLogits()
+
+
+def pixel_example(processor: Any, frame: pd.DataFrame, column: str, max_length: int) -> Any:
+    """Two images through the processor (one size for all): only the batch stays dynamic."""
+    images = [open_rgb(image) for image in frame[column].iloc[:2]]
+    pixels = processor(images=images * (2 if len(images) == 1 else 1), return_tensors="pt")
+    return {"pixel_values": pixels["pixel_values"]}, {"pixel_values": ("batch",)}
+
+
+IMAGE_GRAPH = OnnxGraph(pixel_logits_module, example=pixel_example)
+
+
 class ImageClassification:
     """Assign one label to an image."""
 
@@ -72,8 +102,8 @@ class ImageClassification:
     greater_is_better = True
     evaluated_splits = ("validation", "test")
     explains = None  # attributions of pixels are not offered yet
-    exportable = ()  # ONNX export of image models comes later
-    onnx_graph = None
+    exportable = ("onnx",)
+    onnx_graph = IMAGE_GRAPH
     embeds = False
     search_batch_sizes = (16, 32, 64)
     report_sections = staticmethod(report_images.sections)

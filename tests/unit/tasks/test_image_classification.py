@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -214,12 +215,6 @@ def test_a_tiny_vit_trains_evaluates_predicts_and_loads_in_a_pipeline(tmp_path, 
     assert printed and json.loads(printed.group())["path"] == photos[0]
     assert np.isclose(sum(one[0]["probabilities"].values()), 1.0, atol=1e-4)
 
-    pytest.importorskip("fastapi")
-    from tunelab.serving.server import create_app
-
-    with pytest.raises(UserError, match="takes texts only for now"):
-        create_app(run)
-
 
 def test_lora_on_a_vit_saves_an_adapter_that_predicts_and_merges(tmp_path, tiny_vit):
     """LoRA through the PEFT path: the adapters and the new head train, model/ holds the
@@ -306,3 +301,87 @@ def test_a_pattern_reads_the_image_files_it_names(tmp_path):
     (images / "notes.txt").write_text("x")
     with pytest.raises(UserError, match=r"notes\.txt, which is not an image file"):
         read_table(str(images / "*"))
+
+
+def _test_images(run):
+    """The image paths of a run's test predictions."""
+    lines = (run / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["path"] for line in lines]
+
+
+@pytest.fixture(scope="module")
+def colour_run(tmp_path_factory, tiny_vit):
+    """A tiny ViT trained on the colour images (the images stay on disk beside the run)."""
+    root = tmp_path_factory.mktemp("colours")
+    images = make_colour_images(root / "images", per_class=12)
+    tunelab.train(run_config(tiny_vit, images, root / "run"))
+    return root / "run"
+
+
+def test_onnx_export_of_an_image_model_agrees_with_pytorch(colour_run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from tunelab.serving.export import export_onnx
+    from tunelab.serving.onnx_model import load_onnx
+
+    info = export_onnx(colour_run, output=tmp_path / "onnx", quantize="int8", samples=16)
+
+    assert info["samples"]["source"].endswith("predictions.jsonl")  # the run's test images
+    assert info["parity"]["fp32"]["label_agreement"] == 1.0
+    assert info["parity"]["fp32"]["max_abs_logit_diff"] < 1e-4
+    assert info["parity"]["int8"]["rows"] == info["samples"]["rows"]
+    model, processor, task, _ = load_onnx(tmp_path / "onnx", variant="fp32")
+    photos = _test_images(colour_run)
+    frame = tunelab.api.text_frame(task, photos)
+    served = task.predictions(task.forward(model, processor, frame, 1, 8), frame)
+    direct = tunelab.predict(colour_run, texts=photos)
+    assert [r["label"] for r in served] == [r["label"] for r in direct]
+
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from tunelab.serving.server import create_app
+
+    with TestClient(create_app(tmp_path / "onnx", backend="onnx")) as client:
+        answer = client.post("/predict", files=[("files", ("a.png", Path(photos[0]).read_bytes()))])
+        assert answer.status_code == 200 and answer.json()[0]["label"] == direct[0]["label"]
+
+
+def test_the_server_takes_uploads_and_base64_and_refuses_bad_files(colour_run):
+    """Image models on /predict: multipart files and base64 JSON answer as tunelab predict
+    does, named as sent; a corrupt file, a file over the limit, too many files and a text
+    body each get one sentence and their status, and never reach a shared batch."""
+    pytest.importorskip("fastapi")
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from tunelab.serving.server import create_app
+
+    photos = _test_images(colour_run)[:3]
+    expected = [r["label"] for r in tunelab.predict(colour_run, texts=photos)]
+    blobs = [Path(p).read_bytes() for p in photos]
+    limit = max(map(len, blobs)) + 10
+    app = create_app(colour_run, max_texts=3, max_file_bytes=limit)
+    with TestClient(app) as client:
+        assert client.get("/metadata").json()["inputs"] == "image"
+        uploaded = client.post(
+            "/predict", files=[("files", (f"photo{i}.png", b)) for i, b in enumerate(blobs)]
+        )
+        assert uploaded.status_code == 200, uploaded.text
+        assert [r["label"] for r in uploaded.json()] == expected
+        assert [r["path"] for r in uploaded.json()] == ["photo0.png", "photo1.png", "photo2.png"]
+        encoded = client.post("/predict", json={"file": base64.b64encode(blobs[0]).decode()})
+        assert encoded.status_code == 200 and encoded.json()[0]["label"] == expected[0]
+        assert encoded.json()[0]["path"] == "file 0"
+
+        broken = client.post("/predict", files=[("files", ("bad.jpg", blobs[0][:40]))])
+        assert broken.status_code == 422
+        assert broken.json()["error"].startswith("file bad.jpg cannot be read as an image")
+        big = client.post("/predict", files=[("files", ("big.png", b"x" * (limit + 1)))])
+        assert big.status_code == 413 and "over the server's limit" in big.json()["error"]
+        many = client.post("/predict", json={"files": [base64.b64encode(blobs[0]).decode()] * 4})
+        assert many.status_code == 413 and "at most 3" in many.json()["error"]
+        text = client.post("/predict", json={"text": "a photo"})
+        assert text.status_code == 422 and "give either file" in text.json()["error"]
+        garbled = client.post("/predict", json={"files": ["not base64!"]})
+        assert garbled.status_code == 422 and "files[0] is not base64" in garbled.json()["error"]

@@ -320,20 +320,26 @@ def serve(
         str | None,
         typer.Option(envvar="TUNELAB_API_KEY", help="key clients must send (or env)"),
     ] = None,
-    max_texts: Annotated[int, typer.Option(help="texts per request (more: 413)")] = 64,
+    max_texts: Annotated[int, typer.Option(help="texts (or files) per request (more: 413)")] = 64,
     max_chars: Annotated[int, typer.Option(help="characters per text (more: 413)")] = 10000,
+    max_file_mb: Annotated[
+        float, typer.Option(help="image models: megabytes per uploaded file (more: 413)")
+    ] = 10.0,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
     threads: Annotated[
         int | None, typer.Option(help="CPU threads per forward pass (default: all cores)")
     ] = None,
 ) -> None:
     """Serve a model over HTTP: POST /predict, GET /health, GET /metadata, docs at /docs;
-    sentence encoders also answer OpenAI's POST /v1/embeddings."""
+    sentence encoders also answer OpenAI's POST /v1/embeddings, image models take uploads."""
     from tunelab.serving.server import serve as run_server
 
+    if max_file_mb <= 0:
+        raise UserError(f"--max-file-mb {max_file_mb} must be above 0")
     run_server(
         model, host=host, port=port, workers=workers, backend=backend, api_key=api_key,
         max_texts=max_texts, max_chars=max_chars, threads=threads,
+        max_file_bytes=int(max_file_mb * 2**20),
     )  # fmt: skip
 
 

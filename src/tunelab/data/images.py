@@ -1,9 +1,10 @@
 """Image files as data: class folders and path columns read into tables, images opened safely.
 
-A table of images holds paths, never pixels: images are decoded one batch at a time by the
-task's data loader. Opening goes through :func:`open_rgb`, which applies the EXIF orientation,
-takes the first frame of an animation, converts every mode to RGB and refuses images above
-Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) with one sentence.
+A table of images holds paths (or, for images stored inside a Parquet file or a saved
+``datasets`` folder, the encoded file bytes), never pixels: images are decoded one batch at a
+time by the task's data loader. Opening goes through :func:`open_rgb`, which applies the EXIF
+orientation, takes the first frame of an animation, converts every mode to RGB and refuses
+images above Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) with one sentence.
 """
 
 from __future__ import annotations
@@ -24,6 +25,18 @@ from tunelab.errors import UserError
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 IMAGE_COLUMN, LABEL_COLUMN = "image", "label"
 IMAGE_FOLDER = "image-folder"  # frame.attrs["kind"] of a table read from a folder
+# An image as a table holds it: a path, or the bytes of an encoded file (PNG, JPEG, ...).
+ImageRef = str | bytes
+
+
+def _readable(image: ImageRef | Path) -> Any:
+    """What ``Image.open`` reads: the path, or the bytes as a file object."""
+    return io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else image
+
+
+def image_name(image: ImageRef, row: Any) -> str:
+    """How messages and predictions name an image: its path, or the row that holds it."""
+    return f"row {row} (image bytes)" if isinstance(image, (bytes, bytearray)) else str(image)
 
 
 class ImageBombError(Exception):
@@ -76,14 +89,23 @@ def read_image_folder(folder: Path) -> pd.DataFrame:
 
 def read_image_file(path: Path) -> pd.DataFrame:
     """One image file as a one-row table (for ``tunelab predict --input photo.jpg``)."""
-    frame = pd.DataFrame({IMAGE_COLUMN: [str(path)]}, index=pd.RangeIndex(1, 2))
-    frame.attrs.update({"source": str(path), "kind": IMAGE_FOLDER, "bad_lines": []})
+    return read_image_files([path], str(path))
+
+
+def read_image_files(files: list[Path], source: str) -> pd.DataFrame:
+    """Image files as a table of paths without labels (``--input 'photos/*.jpg'``)."""
+    frame = pd.DataFrame(
+        {IMAGE_COLUMN: [str(p) for p in files]}, index=pd.RangeIndex(1, len(files) + 1)
+    )
+    frame.attrs.update({"source": source, "kind": IMAGE_FOLDER, "bad_lines": []})
     return frame
 
 
 def resolve_image_paths(frame: pd.DataFrame, column: str) -> pd.Series:
-    """Absolute paths of the images in ``column``: relative paths are read from the data
-    file's folder (the working directory for rows typed on the command line).
+    """The images of ``column``: absolute paths, relative ones read from the data file's folder
+    (the working directory for rows typed on the command line); cells that hold the image
+    itself (bytes, or a ``{"bytes": ..., "path": ...}`` record as ``datasets`` stores images)
+    stay bytes.
 
     A table file may only name images inside its own folder, so a data file cannot make a
     run read files elsewhere on the machine; a folder of images names its own files.
@@ -96,9 +118,14 @@ def resolve_image_paths(frame: pd.DataFrame, column: str) -> pd.Series:
     source_path = Path(str(source))
     from_file = kind != IMAGE_FOLDER and source_path.is_file()
     base = source_path.parent.resolve() if from_file else Path.cwd()
-    resolved = []
+    resolved: list[ImageRef | None] = []
     for row, value in frame[column].items():
-        if pd.isna(value) or not str(value).strip():
+        if isinstance(value, dict):  # datasets' Image(decode=False): bytes, else a path
+            value = value.get("bytes") or value.get("path")
+        if isinstance(value, (bytes, bytearray)):
+            resolved.append(bytes(value) if value else None)
+            continue
+        if value is None or pd.isna(value) or not str(value).strip():
             resolved.append(None)  # drop_invalid_rows names empty cells
             continue
         path = (base / str(value).strip()).resolve()
@@ -108,12 +135,22 @@ def resolve_image_paths(frame: pd.DataFrame, column: str) -> pd.Series:
                 f"{base}; keep the images beside or below the data file and give relative paths"
             )
         resolved.append(str(path))
+    if any(isinstance(v, bytes) for v in resolved):  # one column, one type: paths read as bytes
+        resolved = [_as_bytes(v) if isinstance(v, str) else v for v in resolved]
     return pd.Series(resolved, index=frame.index, dtype=object)
 
 
-def open_rgb(path: str | Path) -> Any:
-    """The image at ``path`` as an RGB ``PIL.Image``, upright (EXIF orientation applied), the
-    first frame of an animation, transparency laid on white.
+def _as_bytes(path: str) -> bytes | str:
+    """The file's bytes, or the path itself when it cannot be read (the doctor reports it)."""
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return path
+
+
+def open_rgb(path: ImageRef | Path) -> Any:
+    """The image at ``path`` (or in these bytes) as an RGB ``PIL.Image``, upright (EXIF
+    orientation applied), the first frame of an animation, transparency laid on white.
 
     Raises:
         ImageBombError: above ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow's decompression-bomb guard).
@@ -126,7 +163,7 @@ def open_rgb(path: str | Path) -> Any:
         # Pillow warns between the limit and twice the limit and raises above: refuse both
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(path) as image:
+            with Image.open(_readable(path)) as image:
                 image.seek(0)
                 limit = Image.MAX_IMAGE_PIXELS
                 if limit and image.width * image.height > limit:
@@ -142,7 +179,7 @@ def open_rgb(path: str | Path) -> Any:
             raise ImageBombError(str(exc)) from None
 
 
-def bomb_error(source: str, row: Any, path: str, error: ImageBombError) -> UserError:
+def bomb_error(source: str, row: Any, path: ImageRef, error: ImageBombError) -> UserError:
     """The one sentence for an image above the decompression-bomb limit."""
     from PIL import Image
 
@@ -150,19 +187,19 @@ def bomb_error(source: str, row: Any, path: str, error: ImageBombError) -> UserE
     pixels = re.search(r"\d+", str(error))  # Pillow's message and ours start with the count
     size = f" has {int(pixels.group()) / 1e6:.1f} megapixels and" if pixels else ""
     return UserError(
-        f"{source} row {row}: image {path}{size} is larger than Pillow's limit of "
+        f"{source} row {row}: image {image_name(path, row)}{size} is larger than Pillow's limit of "
         f"{limit / 1e6:.1f} megapixels (PIL.Image.MAX_IMAGE_PIXELS), its guard against "
         "decompression bombs; downscale the image or remove it"
     )
 
 
-def image_problem(path: str) -> str | None:
+def image_problem(path: ImageRef) -> str | None:
     """Why the image at ``path`` cannot be used (missing, truncated, corrupt), or ``None``.
 
     Raises:
         ImageBombError: for an image above the decompression-bomb limit.
     """
-    if not Path(path).is_file():
+    if isinstance(path, str) and not Path(path).is_file():
         return "no such file"
     try:
         open_rgb(path)
@@ -173,12 +210,13 @@ def image_problem(path: str) -> str | None:
     return None
 
 
-def content_hash(path: str) -> str:
+def content_hash(path: ImageRef) -> str:
     """SHA-1 of the file's bytes (exact duplicates and leakage across splits)."""
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+    data = path if isinstance(path, (bytes, bytearray)) else Path(path).read_bytes()
+    return hashlib.sha1(data).hexdigest()
 
 
-def pixel_features(paths: list[str], side: int = 16) -> np.ndarray:
+def pixel_features(paths: list[ImageRef], side: int = 16) -> np.ndarray:
     """Each image shrunk to ``side`` x ``side`` RGB, as a row of values in [0, 1] (the
     features of the logistic-regression baseline)."""
     rows = np.zeros((len(paths), side * side * 3), dtype=np.float32)
@@ -188,7 +226,7 @@ def pixel_features(paths: list[str], side: int = 16) -> np.ndarray:
     return rows
 
 
-def thumbnail_uri(path: str, side: int = 64) -> str | None:
+def thumbnail_uri(path: ImageRef, side: int = 64) -> str | None:
     """A PNG thumbnail of the image as a ``data:`` URI (the report works offline), or None
     if the image cannot be read any more."""
     try:

@@ -10,16 +10,24 @@ from __future__ import annotations
 import bz2
 import codecs
 import difflib
+import glob
 import gzip
 import io
 import json
 import lzma
+import re
 from pathlib import Path
 
 import pandas as pd
 
 from tunelab.data.conll import parse_conll
-from tunelab.data.images import is_image_file, read_image_file, read_image_folder
+from tunelab.data.images import (
+    is_image_file,
+    read_image_file,
+    read_image_files,
+    read_image_folder,
+)
+from tunelab.data.saved_dataset import is_saved_dataset, read_saved_dataset
 from tunelab.data.sniff import (
     check_binary,
     delimiter_hint,
@@ -50,6 +58,7 @@ FORMATS_BY_SUFFIX = {
 _GB_FAMILY = {"gb2312", "gbk", "gb18030", "cp936", "hz"}
 
 
+GLOB_CHARACTERS = re.compile(r"[*?\[]")  # a path that does not exist but has these: a pattern
 DECOMPRESSORS = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}
 
 
@@ -279,7 +288,8 @@ def read_table(
 
     Args:
         path: the file; a folder of class sub-folders of images, or one image, gives rows of
-            ``image`` paths (and ``label``, the sub-folder) without reading any pixels.
+            ``image`` paths (and ``label``, the sub-folder) without reading any pixels; a
+            folder saved by ``datasets`` gives its rows (images as encoded bytes).
         fmt: ``auto`` (from the extension), ``csv``, ``tsv``, ``jsonl``, ``json``, ``parquet``
             or ``conll`` (token and tag per line; rows of ``tokens`` and ``tags`` lists).
         encoding: text encoding; ``None`` detects UTF-8 (with or without BOM) or GB18030/GBK.
@@ -292,8 +302,14 @@ def read_table(
         UserError: for a missing, empty, binary or unparsable file.
     """
     path = Path(path)
+    if not path.exists() and GLOB_CHARACTERS.search(str(path)):
+        frame = read_pattern(str(path))
+        return frame.iloc[:max_rows] if max_rows is not None else frame
     if not path.exists():
         raise UserError(f"data file {path} does not exist; check the path")
+    if is_saved_dataset(path):
+        frame = read_saved_dataset(path)
+        return frame.iloc[:max_rows] if max_rows is not None else frame
     if path.is_dir() or (fmt == "auto" and is_image_file(path)):
         # a folder of class sub-folders of images (or one image): rows of paths, not pixels
         frame = read_image_folder(path) if path.is_dir() else read_image_file(path)
@@ -329,6 +345,25 @@ def read_table(
     frame.attrs["source"] = str(path)
     frame.attrs.setdefault("bad_lines", [])
     return frame
+
+
+def read_pattern(pattern: str) -> pd.DataFrame:
+    """The image files a shell pattern (``photos/*.jpg``, ``scans/**/*.png``) names, as rows of
+    paths, sorted; for prediction, where a shell's own expansion would overflow a command line.
+
+    Raises:
+        UserError: if the pattern names no file, or a file that is not an image.
+    """
+    files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    if not files:
+        raise UserError(f"the pattern {pattern} matches no file; check the folder and pattern")
+    others = [p for p in files if not is_image_file(p)]
+    if others:
+        raise UserError(
+            f"the pattern {pattern} matches {others[0]}, which is not an image file; a pattern "
+            "may name image files only (give a data file with --input instead)"
+        )
+    return read_image_files(files, pattern)
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str], option_of: dict[str, str]) -> None:

@@ -34,7 +34,7 @@ def worst_errors(records: list[dict[str, Any]]) -> list[str]:
     for record in wrong[:WORST_SHOWN]:
         path = str(record.get("path", ""))
         uri = thumbnail_uri(path)
-        picture = f'<img src="{uri}" alt="{esc(Path(path).name)}">' if uri else "(unreadable)"
+        picture = f'<img src="{uri}" alt="{esc(Path(path).name)}">' if uri else "(no file to show)"
         p_gold = (record.get("probabilities") or {}).get(str(record.get("gold")), 0.0)
         cells = [
             picture,

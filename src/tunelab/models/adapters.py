@@ -28,9 +28,11 @@ TASK_TYPES = {
     "AutoModelForSeq2SeqLM": "SEQ_2_SEQ_LM",
     "AutoModelForCausalLM": "CAUSAL_LM",
     "SentenceTransformerLoader": "FEATURE_EXTRACTION",
-    # PEFT has no image-classification type; image-classification refuses adapters for now
-    "AutoModelForImageClassification": "",
+    # PEFT has no type for these: a plain PeftModel, with the new head trained in full
+    "AutoModelForImageClassification": "IMAGE_CLS",
+    "AutoModelForAudioClassification": "AUDIO_CLS",
 }
+HEAD_TASK_TYPES = ("SEQ_CLS", "TOKEN_CLS", "IMAGE_CLS", "AUDIO_CLS")  # a new head beside adapters
 PROMPT_METHODS = ("prompt-tuning", "prefix-tuning")
 # IA3 rescales keys, values and the input of each block's feed-forward down-projection.
 _KEY_VALUE = re.compile(r"(^|\.)(k|v|k_proj|v_proj|key|value|Wqkv|qkv|query_key_value|c_attn)$")
@@ -100,7 +102,7 @@ def head_modules(model: Any, task_type: str) -> list[str]:
     """Modules that train in full beside the adapters: the task's head (outside the
     pretrained body) and any body layer the checkpoint lacked (a masked-LM BERT has no
     pooler), which would otherwise stay at a random initialisation that is not saved."""
-    if task_type not in ("SEQ_CLS", "TOKEN_CLS"):
+    if task_type not in HEAD_TASK_TYPES:
         return []
     body = getattr(model, "base_model_prefix", "")
     heads = [
@@ -185,7 +187,11 @@ def peft_config(model: Any, settings: AdapterConfig, task_type: str) -> Any:
     import peft
 
     heads = head_modules(model, task_type)
-    common: dict[str, Any] = {"task_type": task_type, "modules_to_save": heads or None}
+    known = task_type in peft.TaskType.__members__
+    common: dict[str, Any] = {
+        "task_type": task_type if known else None,
+        "modules_to_save": heads or None,
+    }
     if settings.method in ("lora", "qlora"):
         return peft.LoraConfig(
             r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
@@ -284,8 +290,28 @@ def load_adapter_model(path: Path, auto_class: Any, model_config: Any) -> Any:
             .get("adapter", {})
             .get("base_model", source)
         )
-    base = from_pretrained(auto_class, source, config=model_config)
+    # the base's own head (ImageNet's 1,000 classes) gives way to the run's, saved beside
+    # the adapter (modules_to_save)
+    base = from_pretrained(auto_class, source, config=model_config, ignore_mismatched_sizes=True)
     return peft.PeftModel.from_pretrained(base, str(path))
+
+
+def load_adapter_checkpoint(model: Any, checkpoint: str | Path) -> None:
+    """Put the adapter weights (and trained head) of a Trainer checkpoint back into the PEFT
+    ``model``: the checkpoint holds them alone, which the Trainer's own reload cannot match.
+
+    Raises:
+        RuntimeError: if the checkpoint holds weights this model has no place for.
+    """
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = load_file(str(Path(checkpoint) / "adapter_model.safetensors"))
+    loaded = set_peft_model_state_dict(model, weights)
+    if loaded.unexpected_keys:
+        raise RuntimeError(
+            f"{checkpoint} holds adapter weights this model lacks: {loaded.unexpected_keys[:3]}"
+        )
 
 
 def merged_model(model: Any) -> Any:

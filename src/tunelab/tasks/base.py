@@ -41,16 +41,35 @@ class TrainerSetup:
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
+def text_example(processor: Any, frame: pd.DataFrame, column: str, max_length: int) -> Any:
+    """Two padded rows of different lengths, so neither the batch nor the sequence dimension
+    is traced as a constant; with the dynamic dimensions of each input."""
+    text = str(frame[column].iloc[0]) if len(frame) else "样例"
+    pair = [str(frame["text_pair"].iloc[0])] * 2 if "text_pair" in frame.columns else None
+    batch = processor(
+        [text, text + text], pair, padding=True, truncation=True, max_length=max_length,
+        return_tensors="pt",
+    )  # fmt: skip
+    names = [name for name in TEXT_INPUTS if name in batch]
+    return {name: batch[name] for name in names}, {name: ("batch", "sequence") for name in names}
+
+
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
 @dataclass(frozen=True)
 class OnnxGraph:
     """How ``tunelab export`` makes a task's model one ONNX graph, and runs that graph again.
 
-    ``module(model)`` is a torch module whose forward takes the tokenizer's tensors
-    (``input_ids, attention_mask[, token_type_ids]``) and returns the one tensor the graph
-    outputs under the name ``output``. ``runner(onnx_model, tokenizer)`` turns the ONNX session
-    (``onnx_model(**batch)`` answers with a namespace holding ``output``) into the model the
-    task's ``forward`` runs; ``values(outputs)`` picks from ``forward``'s outputs what the
-    parity check compares with PyTorch, which names it ``max_abs_<compared>_diff``.
+    ``module(model)`` is a torch module whose forward takes the processor's tensors by name
+    (``input_ids, attention_mask[, token_type_ids]`` for text, ``pixel_values`` for images)
+    and returns the one tensor the graph outputs under the name ``output``.
+    ``example(processor, frame, column, max_length)`` gives the inputs to trace with, by
+    name, and the names of each input's dynamic dimensions (batch, sequence, ...).
+    ``runner(onnx_model, processor)`` turns the ONNX session (``onnx_model(**batch)``
+    answers with a namespace holding ``output``) into the model the task's ``forward`` runs;
+    ``values(outputs)`` picks from ``forward``'s outputs what the parity check compares with
+    PyTorch, which names it ``max_abs_<compared>_diff``.
     """
 
     module: Callable[[Any], Any]
@@ -58,6 +77,7 @@ class OnnxGraph:
     runner: Callable[[Any, Any], Any] = lambda onnx_model, tokenizer: onnx_model
     values: Callable[[Any], Any] = lambda outputs: outputs
     compared: str = "logit"
+    example: Callable[[Any, pd.DataFrame, str, int], Any] = text_example
 
 
 def logits_module(model: Any) -> Any:

@@ -23,6 +23,7 @@ from tunelab.data.images import (
     ImageBombError,
     bomb_error,
     content_hash,
+    image_name,
     open_rgb,
     pixel_features,
     resolve_image_paths,
@@ -31,9 +32,15 @@ from tunelab.data.load import require_columns
 from tunelab.errors import UserError
 from tunelab.evaluation import metrics as m
 from tunelab.evaluation import report_images
+from tunelab.models.adapters import load_adapter_checkpoint
 from tunelab.models.catalog import IMAGE
 from tunelab.models.load import load_head_model
-from tunelab.tasks.base import StandardColumn, TrainerSetup, standard_trainer_setup
+from tunelab.tasks.base import (
+    OnnxGraph,
+    StandardColumn,
+    TrainerSetup,
+    standard_trainer_setup,
+)
 from tunelab.tasks.text_classification import class_weighted_loss
 
 log = logging.getLogger("tunelab")
@@ -60,6 +67,31 @@ def _sorted_names(names: set[str]) -> list[str]:
     return sorted(names)
 
 
+def pixel_logits_module(model: Any) -> Any:
+    """A module whose forward takes ``pixel_values`` and returns the logits (ONNX export)."""
+    import torch
+
+    class PixelLogits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, pixel_values: Any) -> Any:
+            return self.model(pixel_values=pixel_values).logits
+
+    return PixelLogits()
+
+
+def pixel_example(processor: Any, frame: pd.DataFrame, column: str, max_length: int) -> Any:
+    """Two images through the processor (one size for all): only the batch stays dynamic."""
+    images = [open_rgb(image) for image in frame[column].iloc[:2]]
+    pixels = processor(images=images * (2 if len(images) == 1 else 1), return_tensors="pt")
+    return {"pixel_values": pixels["pixel_values"]}, {"pixel_values": ("batch",)}
+
+
+IMAGE_GRAPH = OnnxGraph(pixel_logits_module, example=pixel_example)
+
+
 class ImageClassification:
     """Assign one label to an image."""
 
@@ -70,8 +102,8 @@ class ImageClassification:
     greater_is_better = True
     evaluated_splits = ("validation", "test")
     explains = None  # attributions of pixels are not offered yet
-    exportable = ()  # ONNX export of image models comes later
-    onnx_graph = None
+    exportable = ("onnx",)
+    onnx_graph = IMAGE_GRAPH
     embeds = False
     search_batch_sizes = (16, 32, 64)
     report_sections = staticmethod(report_images.sections)
@@ -104,11 +136,6 @@ class ImageClassification:
     @classmethod
     def from_run_config(cls, config: Any) -> ImageClassification:
         """Build from a :class:`tunelab.config.RunConfig`."""
-        if config.peft.method != "none":
-            raise UserError(
-                f"peft.method={config.peft.method} is not offered for image-classification yet; "
-                "use peft.method=none"
-            )
         image = config.image
         return cls(
             image.column, config.data.label_column, augment=image.augment, flip=image.flip,
@@ -195,7 +222,9 @@ class ImageClassification:
                 except (OSError, ValueError, SyntaxError, EOFError) as error:
                     why = str(error).split("\n")[0] or type(error).__name__
                     self._problems[path] = why
-                    unreadable.append({"row": int(row), "path": path, "problem": why})
+                    unreadable.append(
+                        {"row": int(row), "path": image_name(path, row), "problem": why}
+                    )
                     continue
                 widths.append(width)
                 heights.append(height)
@@ -263,17 +292,19 @@ class ImageClassification:
         first = frame[PATH][rows[0]]
         if not self.drop_invalid:
             raise UserError(
-                f"{source} row {rows[0]}: image {first} cannot be read "
+                f"{source} row {rows[0]}: image {image_name(first, rows[0])} cannot be read "
                 f"({self._problems[first]}); replace or remove it, or set "
                 "data.drop_invalid=true to leave unreadable images out"
             )
         log.warning(
             "%s: left out %d unreadable image(s), e.g. row %s %s (%s)",
-            source, len(rows), rows[0], first, self._problems[first],
+            source, len(rows), rows[0], image_name(first, rows[0]), self._problems[first],
         )  # fmt: skip
         kept = frame[~bad]
         kept.attrs = dict(frame.attrs)
-        shown = [{"row": int(r), "path": frame[PATH][r]} for r in rows[:SHOWN_PROBLEMS]]
+        shown = [
+            {"row": int(r), "path": image_name(frame[PATH][r], r)} for r in rows[:SHOWN_PROBLEMS]
+        ]
         return kept, {"unreadable_images": {"count": len(rows), "rows": shown}}
 
     # -- labels --------------------------------------------------------------------------
@@ -443,7 +474,9 @@ class ImageClassification:
             raise bomb_error(source, row, path, error) from None
         except (OSError, ValueError, SyntaxError, EOFError) as error:
             why = str(error).split("\n")[0] or type(error).__name__
-            raise UserError(f"{source} row {row}: image {path} cannot be read ({why})") from None
+            raise UserError(
+                f"{source} row {row}: image {image_name(path, row)} cannot be read ({why})"
+            ) from None
 
     # -- metrics and predictions ---------------------------------------------------------
 
@@ -476,14 +509,16 @@ class ImageClassification:
         probabilities = m.softmax(outputs)
         gold = frame[LABEL].tolist() if LABEL in frame.columns else None
         records = []
-        for i, path in enumerate(frame[PATH]):
+        for i, (row, path) in enumerate(frame[PATH].items()):
             probs = {
                 name: round(float(p), 6)
                 for name, p in zip(self.labels, probabilities[i], strict=True)
             }
             label = self.labels[int(outputs[i].argmax())]
-            record: dict[str, Any] = {"path": path, "label": label, "score": probs[label],
-                                      "probabilities": probs}  # fmt: skip
+            record: dict[str, Any] = {
+                "path": image_name(path, row), "label": label, "score": probs[label],
+                "probabilities": probs,
+            }  # fmt: skip
             if gold is not None and gold[i] is not None:
                 record["gold"] = gold[i]
             records.append(record)
@@ -557,6 +592,9 @@ def checkpoint_loading_trainer() -> Any:
 
         @staticmethod
         def _load_weights(model: Any, checkpoint: str) -> None:
+            if hasattr(model, "peft_config"):  # the checkpoint holds the adapter alone
+                load_adapter_checkpoint(model, checkpoint)
+                return
             saved = type(model).from_pretrained(checkpoint, use_safetensors=True)
             model.load_state_dict(saved.state_dict())
 

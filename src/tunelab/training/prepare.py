@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -69,7 +70,7 @@ def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame],
         if data.split.stratify and task.problem_type == "single_label":
             ids = task.targets(frames["train"])
             strata = pd.Series([task.labels[i] for i in ids], index=frames["train"].index)
-        groups = frames["train"][text_columns].astype(str).agg(" ".join, axis=1)
+        groups = frames["train"][text_columns].map(_group_key).agg(" ".join, axis=1)
         groups = groups.map(normalized_text)
         frames.update(split_frame(frames["train"], shares, config.seed, strata, groups))
     suspected = set(report["doctor"].get("label_errors", {}).get("rows", []))
@@ -89,6 +90,14 @@ def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame],
     report["rows_after"] = {split: len(frame) for split, frame in frames.items()}
     report["split"] = {"generated": sorted(shares), "seed": config.seed}
     return frames, report
+
+
+def _group_key(value: Any) -> str:
+    """A cell as the text that groups equal rows into one split (images held as bytes: their
+    hash)."""
+    if isinstance(value, (bytes, bytearray)):
+        return hashlib.sha1(value).hexdigest()
+    return str(value)
 
 
 def _training_subset(train: pd.DataFrame, config: RunConfig, task: Task) -> pd.DataFrame:

@@ -322,6 +322,8 @@ def _max_length(
     if length_limit and config.peft.method in PROMPT_METHODS:  # virtual tokens take positions
         length_limit -= config.peft.num_virtual_tokens
     max_length = choose_max_length(lengths, length_limit, config.model.max_length)
+    if task.input_kind != "text":  # an image is one input: no token limit to report
+        return max_length
     data_report["tokens"] = {
         "max_length": max_length,
         "truncated_share": float((lengths > max_length).mean()),

@@ -384,7 +384,8 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
         "samples_per_second": train_output.metrics.get("train_samples_per_second"),
         "optimizer_seconds": train_output.metrics.get("train_runtime"),
     }
-    throughput = _throughput(parts, trainer, timer.seconds)
+    # a resumed run's earlier steps ran in another process, untimed
+    throughput = _throughput(parts, trainer, timer.seconds) if resume_from is None else {}
     if throughput:
         stats["throughput"] = throughput
     seconds = round(time.time() - parts.started, 2)
@@ -393,8 +394,7 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
 
 def _throughput(parts: RunParts, trainer: Any, step_seconds: float) -> dict[str, Any]:
     """Tokens/s of the training steps, FLOPs per token and the share of the machine's peak
-    (MFU), logged and returned; empty for inputs without tokens (images) or a resumed run
-    whose earlier steps this process did not time."""
+    (MFU), logged and returned; empty for inputs without tokens (images)."""
     tokens = parts.data_report.get("tokens") or {}
     epochs = float(getattr(trainer.state, "epoch", 0) or 0)
     if not tokens.get("total") or step_seconds <= 0 or not epochs:

@@ -44,6 +44,8 @@ def test_each_stage_can_run_alone_and_passes_plain_values_on(tiny_bert, tmp_path
     assert not (parts.output / "metrics.json").exists()
 
     result = save_run(parts, fitted, scores)
+    report = (parts.output / "report.html").read_text(encoding="utf-8")
+    assert "model FLOPs utilisation" in report
     metrics = json.loads((parts.output / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["test"]["accuracy"] == pytest.approx(scores.metrics["test"]["accuracy"])
     assert result["model_dir"] == str(parts.output / "model")

@@ -13,16 +13,21 @@ from tunelab.data.corpus import joined_words
 def resolve_precision(requested: str) -> str:
     """Pick ``bf16``, ``fp16`` or ``fp32`` for this machine.
 
-    ``auto`` means bf16 where the GPU or the CPU has bf16 matrix units (Intel AMX/AVX512-BF16:
-    several times the fp32 matmul speed), fp16 on older GPUs, else fp32.
+    ``auto`` means bf16 on GPUs that have it (fp16 on older ones); on a CPU, bf16 where it has
+    bf16 instructions and a timed training-step probe (cached per machine) finds bf16 autocast
+    faster than fp32, else fp32.
     """
     import torch
+
+    from tunelab.models.flops import cpu_trains_faster_in_bf16
 
     if requested != "auto":
         return requested
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return "fp32"
+    return "bf16" if cpu_trains_faster_in_bf16() else "fp32"
 
 
 def autocast(model: Any, precision: str) -> Any:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tunelab.config import RunConfig, commented_yaml
@@ -31,6 +32,7 @@ from tunelab.models.adapters import (
 )
 from tunelab.models.catalog import IMAGE
 from tunelab.models.choice import AUTO, SCRATCH, SCRATCH_MODELS, SCRATCH_VIT, choose_model
+from tunelab.models.flops import utilisation
 from tunelab.models.load import from_pretrained, resolve_model_source
 from tunelab.models.scratch import save_scratch_bert, save_scratch_vit
 from tunelab.models.trained import save_base_settings
@@ -324,10 +326,13 @@ def _max_length(
     max_length = choose_max_length(lengths, length_limit, config.model.max_length)
     if task.input_kind != "text":  # an image is one input: no token limit to report
         return max_length
+    kept = np.minimum(lengths, max_length)  # what each training row feeds the model
     data_report["tokens"] = {
         "max_length": max_length,
         "truncated_share": float((lengths > max_length).mean()),
         "p50": float(pd.Series(lengths).median()),
+        "total": int(kept.sum()),
+        "mean": float(kept.mean()) if len(kept) else 0.0,
     }
     return max_length
 
@@ -347,6 +352,7 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
         RunInterrupted: after Ctrl-C, once the Trainer saved a checkpoint.
     """
     from tunelab.training.health import LearningWatch  # imports transformers
+    from tunelab.training.step_timer import StepTimer
 
     config = parts.config
     before = _scores_before_training(parts)
@@ -354,10 +360,12 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
         stats = _train_few_shot(parts)
         return FitResult(parts.model, stats, round(time.time() - parts.started, 2), before=before)
     watch = LearningWatch(parts.task, len(parts.splits.get("validation", [])))
+    timer = StepTimer()
     trainer = build_trainer(
         parts.model, parts.tokenizer, parts.task, parts.encoded["train"],
         parts.encoded.get("validation"), config.training, parts.checkpoints, config.seed,
-        parts.precision, compute_loss_func=parts.loss, callbacks=[*(callbacks or []), watch],
+        parts.precision, compute_loss_func=parts.loss,
+        callbacks=[*(callbacks or []), watch, timer],
         tracking=config.tracking,
     )  # fmt: skip
     resume_from = None
@@ -376,8 +384,32 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
         "samples_per_second": train_output.metrics.get("train_samples_per_second"),
         "optimizer_seconds": train_output.metrics.get("train_runtime"),
     }
+    # a resumed run's earlier steps ran in another process, untimed
+    throughput = _throughput(parts, trainer, timer.seconds) if resume_from is None else {}
+    if throughput:
+        stats["throughput"] = throughput
     seconds = round(time.time() - parts.started, 2)
     return FitResult(trainer.model, stats, seconds, trainer, watch.warnings, before)
+
+
+def _throughput(parts: RunParts, trainer: Any, step_seconds: float) -> dict[str, Any]:
+    """Tokens/s of the training steps, FLOPs per token and the share of the machine's peak
+    (MFU), logged and returned; empty for inputs without tokens (images)."""
+    tokens = parts.data_report.get("tokens") or {}
+    epochs = float(getattr(trainer.state, "epoch", 0) or 0)
+    if not tokens.get("total") or step_seconds <= 0 or not epochs:
+        return {}
+    found = utilisation(
+        trainer.model, tokens["total"] * epochs, step_seconds, tokens["mean"], parts.precision
+    )
+    log.info(
+        "throughput: %s tokens/s, %.2f GFLOP a token: %.1f%% of this machine's %s peak "
+        "(%.2f TFLOP/s)",
+        f"{found['tokens_per_second']:,.0f}", found["flops_per_token"] / 1e9,
+        100 * (found["mfu"] or 0), found["peak_source"].split(", ")[-1],
+        found["peak_flops"] / 1e12,
+    )  # fmt: skip
+    return found
 
 
 def _scores_before_training(parts: RunParts) -> dict[str, Any]:

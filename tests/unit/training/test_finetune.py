@@ -32,6 +32,11 @@ def test_each_stage_can_run_alone_and_passes_plain_values_on(tiny_bert, tmp_path
     fitted = fit(parts)
     assert fitted.trainer is not None and fitted.stats["steps"] > 0
     assert fitted.history and fitted.seconds > 0
+    throughput = fitted.stats["throughput"]  # every run reports its utilisation
+    assert throughput["tokens_per_second"] > 0 and 0 < throughput["mfu"] < 1
+    expected = parts.data_report["tokens"]["total"] * float(fitted.trainer.state.epoch)
+    step_seconds = expected / throughput["tokens_per_second"]
+    assert 0 < step_seconds <= fitted.stats["optimizer_seconds"]  # steps only, no evaluation
 
     scores = score(parts, fitted)
     assert {"train", "validation", "test", "baseline", "warnings"} <= set(scores.metrics)
@@ -39,6 +44,8 @@ def test_each_stage_can_run_alone_and_passes_plain_values_on(tiny_bert, tmp_path
     assert not (parts.output / "metrics.json").exists()
 
     result = save_run(parts, fitted, scores)
+    report = (parts.output / "report.html").read_text(encoding="utf-8")
+    assert "model FLOPs utilisation" in report
     metrics = json.loads((parts.output / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["test"]["accuracy"] == pytest.approx(scores.metrics["test"]["accuracy"])
     assert result["model_dir"] == str(parts.output / "model")

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tunelab.errors import UserError
+from tunelab.models.gguf_source import converted_folder, gguf_file
 from tunelab.models.packaged import packaged_model_folder
 
 # Bundled starter models live in <repo>/models; they resolve by bare name from anywhere.
@@ -29,14 +30,18 @@ def bundled_model_names() -> list[str]:
 def resolve_model_source(name: str) -> str:
     """Turn a model name into what ``from_pretrained`` should get.
 
-    A folder path wins; then a bundled starter model name; then a model package
-    (``pkg:NAME``, or the hub id of a known packaged model when its package is installed:
-    :mod:`tunelab.models.packaged`); otherwise the name is taken as a hub id.
+    A folder path wins (a GGUF file, or a folder holding one, becomes a converted safetensors
+    folder: :mod:`tunelab.models.gguf_source`); then a bundled starter model name; then a
+    model package (``pkg:NAME``, or the hub id of a known packaged model when its package is
+    installed: :mod:`tunelab.models.packaged`); otherwise the name is taken as a hub id.
 
     Raises:
         UserError: if the name looks like a path but no such folder exists.
     """
     path = Path(name).expanduser()
+    gguf = gguf_file(path)
+    if gguf is not None:
+        return str(converted_folder(gguf))
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise UserError(

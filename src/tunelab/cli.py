@@ -22,7 +22,7 @@ from tunelab.config import (
     read_yaml,
     yaml_value,
 )
-from tunelab.errors import RunInterrupted, UserError
+from tunelab.errors import RunInterrupted, UserError, one_line
 from tunelab.models.catalog import (
     device_memory,
     format_options,
@@ -770,28 +770,18 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        # One line whatever the message holds (a file name or cell with a line break).
-        typer.echo(f"error: {' '.join(str(exc).splitlines())}", err=True)
+        typer.echo(one_line(exc), err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except RunInterrupted as exc:
-        typer.echo(str(exc), err=True)
+        typer.echo(one_line(exc), err=True)
         sys.exit(130)
     except Exception as exc:  # a bug, not a user mistake: short message, full trace on request
         if os.environ.get("TUNELAB_TRACEBACK"):
             raise
-        import traceback
-
-        frames = traceback.extract_tb(exc.__traceback__)
-        place = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-        message = " ".join(str(exc).split())[:300]
-        typer.echo(
-            f"internal error: {type(exc).__name__}{place}: {message}; this is a bug in tunelab, "
-            "please report this with the command you ran (TUNELAB_TRACEBACK=1 shows the trace)",
-            err=True,
-        )
+        typer.echo(one_line(exc), err=True)
         sys.exit(1)
 
 

@@ -666,6 +666,31 @@ def init(
     typer.echo(f"config written to {out}")
 
 
+@app.command("ui")
+def ui_command(
+    workspace: Annotated[
+        Path, typer.Option(help="folder the workbench reads and writes: uploads/, runs/, ...")
+    ] = Path("."),
+    host: Annotated[str, typer.Option(help="address to bind (loopback unless told)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 7860,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TUNELAB_UI_TOKEN",
+            help="token every request must carry; generated and printed when --host is not "
+            "loopback",
+        ),
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="megabytes per uploaded file")] = 200.0,
+    jobs: Annotated[int, typer.Option(help="training jobs at once; more wait in a queue")] = 1,
+) -> None:
+    """Open the web workbench: preview and check data, train from a form, watch runs live,
+    compare them, try a model; every page shows the command that does the same."""
+    from tunelab.ui.app import serve as serve_workbench
+
+    serve_workbench(workspace, host, port, token, max_upload_mb, jobs, echo=typer.echo)
+
+
 @app.command("models")
 def models_command(
     verify: Annotated[

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -121,6 +122,8 @@ def create_app(
     async def lifespan(app: Any) -> AsyncIterator[None]:
         if run_jobs:
             scheduler.start()
+        # read the runs once now: the first visit of the Runs page then finds them parsed
+        threading.Thread(target=_read_runs_quietly, args=(ws,), daemon=True).start()
         yield
         scheduler.stop()
 
@@ -499,6 +502,11 @@ def _runs_with_jobs(ws: Workspace, store: JobStore) -> list[dict[str, Any]]:
                      "data": None, "metric": None, "value": None, "split": None,
                      "finished": None, "seconds": None, "report": None})  # fmt: skip
     return rows
+
+
+def _read_runs_quietly(ws: Workspace) -> None:
+    with contextlib.suppress(Exception):  # a damaged run is reported when the page asks
+        list_runs(ws.runs)
 
 
 def _curves(folder: Path) -> dict[str, Any]:

@@ -193,12 +193,15 @@ def workbench(tmp_path: Path) -> Iterator[Workbench]:
         running.process.wait(timeout=30)
 
 
-def tiny_settings(page: Page, tiny_bert: Path, output: str, rate: str = "3e-3") -> None:
+def tiny_settings(
+    page: Page, tiny_bert: Path, output: str, rate: str = "3e-3", steps: str = ""
+) -> None:
     """The Train form set for the tiny model: a few seconds of training per epoch."""
-    for key, value in {"model.name": str(tiny_bert), "training.epochs": "3",
-                       "training.learning_rate": rate, "training.batch_size": "16",
-                       "training.logging_steps": "2", "training.early_stopping_patience": "",
-                       "output": output}.items():  # fmt: skip
+    settings = {"model.name": str(tiny_bert), "training.epochs": "3",
+                "training.max_steps": steps, "training.learning_rate": rate,
+                "training.batch_size": "16", "training.logging_steps": "2",
+                "training.early_stopping_patience": "", "output": output}  # fmt: skip
+    for key, value in settings.items():
         page.type(f"f-{key}", value)
     page.until(lambda: output in page.find("config-command").text)
 
@@ -244,7 +247,8 @@ def test_a_new_users_path(workbench, chromium, shots, tmp_path, tiny_bert):
     chromium.refresh()  # a reload during training keeps the live view
     page.ready()
     page.until(lambda: page.percent() == 100 and page.find("job-status").text == "finished")
-    page.until(lambda: page.exists("report-frame"))
+    page.until(lambda: page.exists("report-frame")
+               and page.find("report-frame").get_attribute("data-loaded") == "yes")  # fmt: skip
     assert int(page.find("loss-chart").get_attribute("data-points")) > 0
     assert int(page.find("metric-chart").get_attribute("data-points")) > 0
     assert "step" in page.find("progress-facts").text and "samples/s" in page.find(
@@ -267,7 +271,7 @@ def test_a_new_users_path(workbench, chromium, shots, tmp_path, tiny_bert):
     assert page.console() == []
 
     page.open("#train")  # the form kept its values; a second run with another learning rate
-    tiny_settings(page, tiny_bert, "runs/second", rate="1e-3")
+    tiny_settings(page, tiny_bert, "runs/second", rate="1e-3", steps="8")
     page.click("start")
     page.until(lambda: "#run/" in chromium.current_url)
     page.ready()

@@ -65,7 +65,8 @@ TL.pages.run = async function (root, id) {
         el("p", {}, el("a", { href: job.report, target: "_blank", id: "report-link" },
           "open report.html in its own tab")),
         el("iframe", { src: job.report, class: "report", id: "report-frame",
-          title: "the run's report.html" })));
+          title: "the run's report.html",
+          onload: (event) => { event.target.dataset.loaded = "yes"; } })));
     }
   }
 

@@ -22,7 +22,7 @@ from tunelab.config import (
     read_yaml,
     yaml_value,
 )
-from tunelab.errors import RunInterrupted, UserError
+from tunelab.errors import RunInterrupted, UserError, one_line
 from tunelab.models.catalog import (
     device_memory,
     format_options,
@@ -666,6 +666,31 @@ def init(
     typer.echo(f"config written to {out}")
 
 
+@app.command("ui")
+def ui_command(
+    workspace: Annotated[
+        Path, typer.Option(help="folder the workbench reads and writes: uploads/, runs/, ...")
+    ] = Path("."),
+    host: Annotated[str, typer.Option(help="address to bind (loopback unless told)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 7860,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TUNELAB_UI_TOKEN",
+            help="token every request must carry; generated and printed when --host is not "
+            "loopback",
+        ),
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="megabytes per uploaded file")] = 200.0,
+    jobs: Annotated[int, typer.Option(help="training jobs at once; more wait in a queue")] = 1,
+) -> None:
+    """Open the web workbench: preview and check data, train from a form, watch runs live,
+    compare them, try a model; every page shows the command that does the same."""
+    from tunelab.ui.app import serve as serve_workbench
+
+    serve_workbench(workspace, host, port, token, max_upload_mb, jobs, echo=typer.echo)
+
+
 @app.command("models")
 def models_command(
     verify: Annotated[
@@ -770,28 +795,18 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        # One line whatever the message holds (a file name or cell with a line break).
-        typer.echo(f"error: {' '.join(str(exc).splitlines())}", err=True)
+        typer.echo(one_line(exc), err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except RunInterrupted as exc:
-        typer.echo(str(exc), err=True)
+        typer.echo(one_line(exc), err=True)
         sys.exit(130)
     except Exception as exc:  # a bug, not a user mistake: short message, full trace on request
         if os.environ.get("TUNELAB_TRACEBACK"):
             raise
-        import traceback
-
-        frames = traceback.extract_tb(exc.__traceback__)
-        place = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-        message = " ".join(str(exc).split())[:300]
-        typer.echo(
-            f"internal error: {type(exc).__name__}{place}: {message}; this is a bug in tunelab, "
-            "please report this with the command you ran (TUNELAB_TRACEBACK=1 shows the trace)",
-            err=True,
-        )
+        typer.echo(one_line(exc), err=True)
         sys.exit(1)
 
 

@@ -102,6 +102,15 @@ def decode_text(raw: bytes, path: Path, encoding: str | None = None) -> str:
     Raises:
         UserError: if the bytes look binary or cannot be decoded.
     """
+    return decode_with_encoding(raw, path, encoding)[0]
+
+
+def decode_with_encoding(raw: bytes, path: Path, encoding: str | None = None) -> tuple[str, str]:
+    """Decode file bytes as :func:`decode_text` does; also the encoding that decoded them.
+
+    Raises:
+        UserError: if the bytes look binary or cannot be decoded.
+    """
     if not encoding and raw.startswith(codecs.BOM_UTF32_LE):
         encoding = "utf-32"
     elif not encoding and raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -111,10 +120,10 @@ def decode_text(raw: bytes, path: Path, encoding: str | None = None) -> str:
     return _decode(raw, path, encoding)
 
 
-def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
+def _decode(raw: bytes, path: Path, encoding: str | None) -> tuple[str, str]:
     if encoding:
         try:
-            return raw.decode(encoding)
+            return raw.decode(encoding), encoding
         except LookupError:
             raise UserError(
                 f"unknown encoding '{encoding}' given for {path}; try utf-8 or gb18030"
@@ -126,7 +135,7 @@ def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
                 "--encoding (e.g. gb18030)"
             ) from None
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig"), "utf-8-sig" if raw.startswith(codecs.BOM_UTF8) else "utf-8"
     except UnicodeDecodeError:
         diagnose_utf8_failure(raw, path)
     from charset_normalizer import from_bytes
@@ -139,7 +148,7 @@ def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
     candidates.append("gb18030")
     for candidate in candidates:
         try:
-            return raw.decode(candidate)
+            return raw.decode(candidate), candidate
         except UnicodeDecodeError:
             continue
     raise UserError(
@@ -196,6 +205,7 @@ def _read_delimited(text: str, path: Path, sep: str, skip_bad_lines: bool) -> pd
             )
     frame.index = pd.RangeIndex(1, len(frame) + 1)
     frame.attrs["bad_lines"] = bad
+    frame.attrs["delimiter"] = sep
     return frame
 
 
@@ -327,7 +337,7 @@ def read_table(
             ) from None
         frame.index = pd.RangeIndex(1, len(frame) + 1)
     else:
-        text = decode_text(raw, path, encoding)
+        text, encoding = decode_with_encoding(raw, path, encoding)
         if fmt == "csv":
             frame = _read_delimited(text, path, ",", skip_bad_lines)
         elif fmt == "tsv":
@@ -343,6 +353,9 @@ def read_table(
     if max_rows is not None:
         frame = frame.iloc[:max_rows]
     frame.attrs["source"] = str(path)
+    frame.attrs["format"] = fmt
+    if encoding is not None and fmt != "parquet":  # what decoded the text (the workbench shows it)
+        frame.attrs["encoding"] = encoding
     frame.attrs.setdefault("bad_lines", [])
     return frame
 

@@ -184,6 +184,7 @@ def train(
     peft: Annotated[str | None, typer.Option(help=config_help("peft.method"))] = None,
     encoding: Annotated[str | None, typer.Option(help=config_help("data.encoding"))] = None,
     format: Annotated[str | None, typer.Option(help=config_help("data.format"))] = None,
+    sheet: Annotated[str | None, typer.Option(help=config_help("data.sheet"))] = None,
     seed: Annotated[int | None, typer.Option(help=config_help("seed"))] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=OVERRIDE)
@@ -218,6 +219,7 @@ def train(
         "output": output,
         "data.encoding": encoding,
         "data.format": format,
+        "data.sheet": sheet,
         "seed": seed,
         "model.trust_remote_code": trust_remote_code or None,
         "model.allow_pickle": allow_pickle or None,

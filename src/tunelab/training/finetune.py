@@ -37,6 +37,7 @@ from tunelab.models.trained import save_base_settings
 from tunelab.outputs import atomic_folder, claim_output, write_json, write_jsonl, write_text
 from tunelab.tasks import Task, task_from_run_config
 from tunelab.training.few_shot import train_few_shot
+from tunelab.training.guesses import guess_from_data
 from tunelab.training.learning_rate import default_learning_rate
 from tunelab.training.prepare import load_splits
 from tunelab.training.tracking import check_trackers, log_final_metrics
@@ -130,11 +131,14 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
     Raises:
         UserError: for any problem with the config, the data, the folder or the model name.
     """
-    task = task_from_run_config(config)
-    check_run_settings(config, task)
     check_trackers(config.tracking)
     distributed_arguments(config.training)
-    splits, data_report = load_splits(config, task)
+    guesses = guess_from_data(config)  # the task and columns the config leaves to the data
+    task = task_from_run_config(config)
+    check_run_settings(config, task)
+    splits, data_report = load_splits(config, task, guesses.train)
+    if guesses.decided:
+        data_report["guessed"] = guesses.as_report()
     if config.model.name == AUTO:
         _choose_model(config, task, splits["train"], data_report)
     if config.training.method == "few-shot" and task.problem_type != "single_label":
@@ -175,7 +179,7 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
 
 
 def check_run_settings(config: RunConfig, task: Task) -> None:
-    """Refuse adapter and few-shot settings that cannot work, before any data is read."""
+    """Refuse adapter and few-shot settings that cannot work, before a model is loaded."""
     if config.training.method == "few-shot" and config.peft.method != "none":
         raise UserError(
             "training.method=few-shot tunes the whole encoder on pairs; set peft.method=none"

@@ -91,6 +91,14 @@ def _group_by_length(training: TrainingConfig) -> bool:
     return training.group_by_length
 
 
+def live_bars() -> bool:
+    """Whether the Trainer's progress bars are shown: stderr is a terminal (elsewhere
+    :mod:`tunelab.training.progress` writes plain lines)."""
+    import sys
+
+    return sys.stderr.isatty()
+
+
 def training_arguments(
     training: TrainingConfig,
     output_dir: Path,
@@ -150,7 +158,7 @@ def training_arguments(
         **distributed_arguments(training),
         report_to=report_to,
         dataloader_num_workers=0,
-        disable_tqdm=False,
+        disable_tqdm=not live_bars(),  # bars redraw with carriage returns: terminals only
         log_level="warning",
     )
     return (arguments_class or TrainingArguments)(**{**settings, **extra})
@@ -179,6 +187,7 @@ def build_trainer(
     from transformers import EarlyStoppingCallback
 
     from tunelab.training.interrupt import safety_callbacks
+    from tunelab.training.progress import plain_progress
 
     best_metric = None
     if eval_dataset is not None:
@@ -194,6 +203,7 @@ def build_trainer(
         callbacks.append(EarlyStoppingCallback(training.early_stopping_patience))
     inputs = {"train_dataset": train_dataset, "eval_dataset": eval_dataset, **setup.inputs}
     trainer = setup.trainer_class(model=model, args=args, callbacks=callbacks, **inputs)
+    plain_progress(trainer)
     point_trackers(trainer, tracking, output_dir.parent)
     return trainer
 

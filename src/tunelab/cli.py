@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -226,7 +227,8 @@ def train(
     }
     overrides = _flag_overrides(flags)
     run_config = build_config(raw, [*overrides, *(set_ or [])])
-    result = api.train(run_config, resume=resume, overwrite=overwrite)
+    command = shlex.join(["tunelab", *sys.argv[1:]])  # for the model card
+    result = api.train(run_config, resume=resume, overwrite=overwrite, command=command)
     for split in ("validation", "test"):
         if split in result["metrics"]:
             _print_scores(split, result["metrics"][split])

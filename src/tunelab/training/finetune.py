@@ -18,6 +18,7 @@ import pandas as pd
 
 from tunelab.config import RunConfig, commented_yaml
 from tunelab.errors import RunInterrupted, UserError
+from tunelab.evaluation.model_card import write_model_card
 from tunelab.evaluation.report import build_report
 from tunelab.inference import resolve_precision
 from tunelab.models.adapters import (
@@ -517,9 +518,11 @@ def _peak_memory_mb() -> float:
 # -- save -------------------------------------------------------------------------------
 
 
-def save_run(parts: RunParts, fitted: FitResult, scores: Scores) -> dict[str, Any]:
+def save_run(
+    parts: RunParts, fitted: FitResult, scores: Scores, command: str | None = None
+) -> dict[str, Any]:
     """Write the run folder: model/ (atomically), predictions, data report, history, metrics,
-    the resolved config and report.html.
+    the resolved config, the model card (model/README.md, naming ``command``) and report.html.
 
     Returns:
         ``{"output", "model_dir", "metrics", "report"}`` (``report`` None if it failed).
@@ -537,6 +540,7 @@ def save_run(parts: RunParts, fitted: FitResult, scores: Scores) -> dict[str, An
         log_final_metrics(config.tracking, output, scores.metrics, step)
     write_json(output / "metrics.json", scores.metrics)
     write_text(output / "config.yaml", commented_yaml(config) + "\n")
+    write_model_card(output, command)
     report: Path | None = None
     try:
         report = build_report(output, loaded=(model, tokenizer, parts.task, parts.max_length))

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 from transformers import PrinterCallback, TrainerCallback
 
-from tunelab.training.trainer import live_bars
-
 log = logging.getLogger("tunelab")
 
 EVERY_SECONDS = 30.0  # a line at least this often in a long run
 PARTS = 10  # and one at each tenth of the steps, so a short run shows its course too
+
+
+def live_bars() -> bool:
+    """Whether the Trainer's progress bars are shown: stderr is a terminal, where they redraw
+    in place (elsewhere :class:`PlainProgress` writes lines)."""
+    return sys.stderr.isatty()
 
 
 def _clock() -> float:

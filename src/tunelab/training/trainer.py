@@ -91,14 +91,6 @@ def _group_by_length(training: TrainingConfig) -> bool:
     return training.group_by_length
 
 
-def live_bars() -> bool:
-    """Whether the Trainer's progress bars are shown: stderr is a terminal (elsewhere
-    :mod:`tunelab.training.progress` writes plain lines)."""
-    import sys
-
-    return sys.stderr.isatty()
-
-
 def training_arguments(
     training: TrainingConfig,
     output_dir: Path,
@@ -118,6 +110,8 @@ def training_arguments(
     """
     import torch
     from transformers import TrainingArguments
+
+    from tunelab.training.progress import live_bars  # imports transformers
 
     evaluate = best_metric is not None
     eval_strategy = training.eval_strategy if evaluate else "no"

@@ -287,6 +287,33 @@ def predict(
         typer.echo(f"{len(records)} predictions written to {output}")
 
 
+@app.command("push")
+def push_command(
+    run: Annotated[
+        Path, typer.Argument(help="run folder (the --output of tunelab train) or model")
+    ],
+    repo: Annotated[
+        str, typer.Option(help="Hub repository, NAME or OWNER/NAME (created if missing)")
+    ],
+    public: Annotated[
+        bool, typer.Option(help="create the repository public (default: private)")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="list the files that would be uploaded, with sizes; no network")
+    ] = False,
+) -> None:
+    """Upload a run's model folder, model card included, to the Hugging Face Hub (log in with
+    `hf auth login` or set HF_TOKEN)."""
+    from tunelab.publish import describe, push
+
+    result = push(run, repo, private=not public, dry_run=dry_run)
+    if dry_run:
+        typer.echo("\n".join(describe(result["plan"], repo, not public)))
+        return
+    visibility = "private" if result["private"] else "public"
+    typer.echo(f"uploaded {len(result['files'])} files to {result['url']} ({visibility})")
+
+
 @app.command()
 def merge(
     model: Annotated[Path, typer.Argument(help="run folder (or its model/) trained with peft")],

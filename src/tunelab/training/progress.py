@@ -34,7 +34,8 @@ def _clock() -> float:
 
 
 class PlainProgress(TrainerCallback):
-    """Writes ``step 120/400 (30%), epoch 0.9/3, loss 0.4127, 5.2 steps/s, 0:00:54 left``
+    """Writes ``step 120/400 (30%), epoch 0.90/3, loss 0.4127 (step 100), 5.20 steps/s,
+    0:00:54 left``
     at each tenth of the steps, at least every ``every_seconds``, and at the last step; and a
     line with the scores after each evaluation."""
 
@@ -50,7 +51,7 @@ class PlainProgress(TrainerCallback):
         self.started = self.last = 0.0
         self.first_step = 0
         self.next_part = 1
-        self.loss: float | None = None
+        self.loss: tuple[float, int] | None = None  # the last logged loss and its step
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.started = self.last = self.clock()
@@ -62,7 +63,7 @@ class PlainProgress(TrainerCallback):
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
     ) -> None:
         if logs and "loss" in logs:
-            self.loss = float(logs["loss"])
+            self.loss = float(logs["loss"]), state.global_step
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         step, total, now = state.global_step, max(state.max_steps, 1), self.clock()
@@ -80,8 +81,9 @@ class PlainProgress(TrainerCallback):
         parts = [f"step {step}/{total} ({step / total:.0%})"]
         if state.num_train_epochs:
             parts.append(f"epoch {state.epoch or 0:.2f}/{state.num_train_epochs:g}")
-        if self.loss is not None:
-            parts.append(f"loss {self.loss:.4f}")
+        if self.loss is not None:  # logged every logging_steps: say how old it is
+            loss, at = self.loss
+            parts.append(f"loss {loss:.4f}" + (f" (step {at})" if at != step else ""))
         done, seconds = step - self.first_step, now - self.started
         if done > 0 and seconds > 0:
             rate = done / seconds

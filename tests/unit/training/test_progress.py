@@ -29,9 +29,10 @@ def test_a_line_at_each_part_of_the_run_with_loss_speed_and_time_left():
         "training: step 20/20 (100%)",
     ]  # fmt: skip
     assert lines[0] == (
-        "training: step 5/20 (25%), epoch 0.50/2, loss 0.6931, 2.0 s/step, 0:00:30 left"
+        "training: step 5/20 (25%), epoch 0.50/2, loss 0.6931 (step 3), 2.0 s/step, 0:00:30 left"
     )
-    assert "loss 0.2500" in lines[2] and lines[-1].endswith("0:00:00 left")
+    assert "loss 0.2500 (step 12)" in lines[2]
+    assert lines[-1].endswith("0:00:00 left")
     assert not any("\r" in line for line in lines)
 
 

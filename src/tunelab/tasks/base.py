@@ -41,6 +41,34 @@ class TrainerSetup:
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ColumnGuess:
+    """A column the data chose for a config key the user left unset: which, from what
+    evidence, and the command-line flag that sets it instead."""
+
+    key: str  # the config key, e.g. "data.text_column"
+    column: str
+    evidence: str  # e.g. "the longest texts, 41 characters on average"
+    flag: str  # e.g. "--text-column"
+
+
+@dataclass(frozen=True)
+class DataFit:
+    """How a training table fits a task, as ``Task.recognise`` reads it.
+
+    ``strength`` 2: the table has the task's own shape (token lists and tags, chat messages,
+    image paths, query/document pairs); 1: it can be read this way (any text column and label
+    column). ``columns``: the task's column keys the user left unset, as the data fills them.
+    ``ambiguity``: the one sentence to stop with, naming both columns and the flag, when two
+    columns are equally plausible for one key (raised only if this task is the one trained).
+    """
+
+    strength: int
+    reason: str
+    columns: tuple[ColumnGuess, ...] = ()
+    ambiguity: str | None = None
+
+
 def text_example(processor: Any, frame: pd.DataFrame, column: str, max_length: int) -> Any:
     """Two padded rows of different lengths, so neither the batch nor the sequence dimension
     is traced as a constant; with the dynamic dimensions of each input."""
@@ -263,6 +291,12 @@ class Task(Protocol):
 
     def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
         """Check a file's rows for the task's columns and bring them into the task's shape."""
+        ...
+
+    def recognise(self, frame: pd.DataFrame, given: frozenset[str]) -> DataFit | None:
+        """How the training table fits this task (None: it cannot be read as this task), and
+        the columns it would read for its column keys not in ``given`` (the dotted config keys
+        the user set); never raises for the data, which other tasks may fit."""
         ...
 
     def diagnose(

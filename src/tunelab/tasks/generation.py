@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 from typing_extensions import Self  # typing.Self from Python 3.11
 
+from tunelab.data.columns import holds_lists
 from tunelab.data.doctor import diagnose, doctor_summary
 from tunelab.evaluation import report_generation
 from tunelab.evaluation.generation import generation_metrics
 from tunelab.inference import generate_in_batches
 from tunelab.models.load import from_pretrained
-from tunelab.tasks.base import StandardColumn, TrainerSetup, standard_trainer_setup
+from tunelab.tasks.base import DataFit, StandardColumn, TrainerSetup, standard_trainer_setup
 from tunelab.tasks.causal_encoding import (
     chat_text_and_spans,
     encode_with_mask,
@@ -67,6 +68,9 @@ class _Generation:
     greater_is_better = False
     evaluated_splits = ("test",)  # generating for validation would only cost time
     allow_messages = False
+    # the input shapes that are this task's own convention (recognise): seq2seq data is
+    # source/target; OpenAI's fine-tuning files for causal models are prompt/completion or chats
+    own_shapes: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -129,6 +133,26 @@ class _Generation:
             "messages_column": self.messages_column,
             "settings": self.settings,
         }
+
+    def recognise(self, frame: pd.DataFrame, given: frozenset[str]) -> DataFit | None:
+        """Source and target columns, prompt and completion columns, or (causal-lm) chats: a
+        shape is strength 2 for the task it is the convention of (``own_shapes``), 1 for the
+        other generation task, which reads it too."""
+        columns = set(map(str, frame.columns))
+        shapes = {
+            "source/target": {self.source_column, self.target_column} <= columns,
+            "prompt/completion": {"prompt", "completion"} <= columns,
+            "messages": self.allow_messages and holds_lists(frame, self.messages_column),
+        }
+        found = [shape for shape, present in shapes.items() if present]
+        if not found:
+            return None
+        own = [shape for shape in found if shape in self.own_shapes]
+        shape = (own or found)[0]
+        names = {"source/target": f"'{self.source_column}'/'{self.target_column}' columns",
+                 "prompt/completion": "'prompt'/'completion' columns",
+                 "messages": f"chats in '{self.messages_column}'"}  # fmt: skip
+        return DataFit(2 if own else 1, names[shape])
 
     def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
         return standardize_pairs(
@@ -290,6 +314,7 @@ class Seq2SeqGeneration(_Generation):
     """Encoder-decoder models: the source goes in, the target is learned and generated."""
 
     name = "seq2seq"
+    own_shapes = ("source/target",)
     model_kind = "seq2seq"
     packs_rows = False
 
@@ -353,6 +378,7 @@ class CausalGeneration(_Generation):
     name = "causal-lm"
     model_kind = "causal"
     allow_messages = True
+    own_shapes = ("messages", "prompt/completion")
     max_length = 512  # set by encode
 
     def auto_model_class(self) -> Any:

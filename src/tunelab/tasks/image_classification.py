@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from tunelab.data.images import (
     bomb_error,
     content_hash,
     image_name,
+    is_image_file,
     open_rgb,
     pixel_features,
     resolve_image_paths,
@@ -36,6 +38,7 @@ from tunelab.models.adapters import load_adapter_checkpoint
 from tunelab.models.catalog import IMAGE
 from tunelab.models.load import load_head_model
 from tunelab.tasks.base import (
+    DataFit,
     OnnxGraph,
     StandardColumn,
     TrainerSetup,
@@ -59,6 +62,13 @@ def _label_name(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # 3 and 3.0 are one class
     return str(value).strip()
+
+
+def _holds_an_image(cell: Any) -> bool:
+    """An image file name, or an image's bytes (Parquet, datasets saved to disk)."""
+    if isinstance(cell, str):
+        return is_image_file(Path(cell))
+    return isinstance(cell, (bytes, dict))
 
 
 def _sorted_names(names: set[str]) -> list[str]:
@@ -171,6 +181,18 @@ class ImageClassification:
     def required_columns(self, with_labels: bool = True) -> dict[str, str]:
         columns = {PATH: "image.column"}
         return {**columns, LABEL: "data.label_column"} if with_labels else columns
+
+    def recognise(self, frame: pd.DataFrame, given: frozenset[str]) -> DataFit | None:
+        """A folder of class sub-folders of images, or a table whose image column names image
+        files: the image task's own shape (strength 2)."""
+        if frame.attrs.get("kind") == IMAGE_FOLDER:
+            return DataFit(2, "a folder of images in class sub-folders")
+        if self.image_column not in frame.columns:
+            return None
+        cells = frame[self.image_column].dropna().iloc[:100]
+        if len(cells) and cells.map(_holds_an_image).all():
+            return DataFit(2, f"images in '{self.image_column}'")
+        return None
 
     def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
         """Rows of absolute image ``path`` (and ``label``), paths checked to stay inside the

@@ -19,6 +19,7 @@ import pandas as pd
 
 from tunelab.config import RunConfig, commented_yaml
 from tunelab.errors import RunInterrupted, UserError
+from tunelab.evaluation.model_card import write_model_card
 from tunelab.evaluation.report import build_report
 from tunelab.inference import resolve_precision
 from tunelab.models.adapters import (
@@ -39,6 +40,7 @@ from tunelab.models.trained import save_base_settings
 from tunelab.outputs import atomic_folder, claim_output, write_json, write_jsonl, write_text
 from tunelab.tasks import Task, task_from_run_config
 from tunelab.training.few_shot import train_few_shot
+from tunelab.training.guesses import guess_from_data
 from tunelab.training.learning_rate import default_learning_rate
 from tunelab.training.prepare import load_splits
 from tunelab.training.tracking import check_trackers, log_final_metrics
@@ -132,11 +134,14 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
     Raises:
         UserError: for any problem with the config, the data, the folder or the model name.
     """
-    task = task_from_run_config(config)
-    check_run_settings(config, task)
     check_trackers(config.tracking)
     distributed_arguments(config.training)
-    splits, data_report = load_splits(config, task)
+    guesses = guess_from_data(config)  # the task and columns the config leaves to the data
+    task = task_from_run_config(config)
+    check_run_settings(config, task)
+    splits, data_report = load_splits(config, task, guesses.train)
+    if guesses.decided:
+        data_report["guessed"] = guesses.as_report()
     if config.model.name == AUTO:
         _choose_model(config, task, splits["train"], data_report)
     if config.training.method == "few-shot" and task.problem_type != "single_label":
@@ -177,7 +182,7 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
 
 
 def check_run_settings(config: RunConfig, task: Task) -> None:
-    """Refuse adapter and few-shot settings that cannot work, before any data is read."""
+    """Refuse adapter and few-shot settings that cannot work, before a model is loaded."""
     if config.training.method == "few-shot" and config.peft.method != "none":
         raise UserError(
             "training.method=few-shot tunes the whole encoder on pairs; set peft.method=none"
@@ -545,9 +550,11 @@ def _peak_memory_mb() -> float:
 # -- save -------------------------------------------------------------------------------
 
 
-def save_run(parts: RunParts, fitted: FitResult, scores: Scores) -> dict[str, Any]:
+def save_run(
+    parts: RunParts, fitted: FitResult, scores: Scores, command: str | None = None
+) -> dict[str, Any]:
     """Write the run folder: model/ (atomically), predictions, data report, history, metrics,
-    the resolved config and report.html.
+    the resolved config, the model card (model/README.md, naming ``command``) and report.html.
 
     Returns:
         ``{"output", "model_dir", "metrics", "report"}`` (``report`` None if it failed).
@@ -565,6 +572,7 @@ def save_run(parts: RunParts, fitted: FitResult, scores: Scores) -> dict[str, An
         log_final_metrics(config.tracking, output, scores.metrics, step)
     write_json(output / "metrics.json", scores.metrics)
     write_text(output / "config.yaml", commented_yaml(config) + "\n")
+    write_model_card(output, command)
     report: Path | None = None
     try:
         report = build_report(output, loaded=(model, tokenizer, parts.task, parts.max_length))

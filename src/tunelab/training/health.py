@@ -65,7 +65,7 @@ def baseline_warning(
         f"the fine-tuned model's {split} {metric} {ours:.4f} {verdict} the baseline's "
         f"{theirs:.4f} ({baseline.get('method')}, same rows): it has not earned its cost yet; "
         "a larger pretrained model in the data's language (--model), more epochs or more "
-        "data (tunelab curve shows what more data buys) would"
+        "data (tunelab curve shows what more data buys) would help"
     )
 
 

@@ -20,24 +20,33 @@ log = logging.getLogger("tunelab")
 SPLITS = ("train", "validation", "test")
 
 
-def read_splits(config: RunConfig, task: Task) -> dict[str, pd.DataFrame]:
-    """The given data files as tables in the task's shape, each checked for its columns."""
+def read_splits(
+    config: RunConfig, task: Task, train: pd.DataFrame | None = None
+) -> dict[str, pd.DataFrame]:
+    """The given data files as tables in the task's shape, each checked for its columns;
+    ``train``: the training file as already read (to guess the task and columns)."""
     data = config.data
     if data.train is None:
         raise UserError("no training data given; set data.train or pass --data FILE")
     frames = {}
     for split in SPLITS:
         path = getattr(data, split)
-        if path is not None:
+        if split == "train" and train is not None:
+            frames[split] = task.standardize(train)
+        elif path is not None:
             frame = read_table(
-                path, data.format, data.encoding, data.max_rows, tag_column=data.tag_column
-            )
+                path, data.format, data.encoding, data.max_rows, tag_column=data.tag_column,
+                sheet=data.sheet,
+            )  # fmt: skip
             frames[split] = task.standardize(frame)
     return frames
 
 
-def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """Read, diagnose, clean and split the data for a run.
+def load_splits(
+    config: RunConfig, task: Task, train: pd.DataFrame | None = None
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Read, diagnose, clean and split the data for a run (``train``: the training file as
+    already read, if it was).
 
     Cleaning happens before the split; a single file is split so near-duplicate groups never
     straddle two splits. Held-out files are only normalised, never thinned.
@@ -47,7 +56,7 @@ def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame],
         report (what the doctor found, what cleaning changed, rows before and after).
     """
     data = config.data
-    frames = read_splits(config, task)
+    frames = read_splits(config, task, train)
     text_columns = [c for c in (task.text_column, task.text_pair_column) if c]
     report: dict[str, Any] = {
         "rows_before": {split: len(frame) for split, frame in frames.items()},

@@ -111,6 +111,8 @@ def training_arguments(
     import torch
     from transformers import TrainingArguments
 
+    from tunelab.training.progress import live_bars  # imports transformers
+
     evaluate = best_metric is not None
     eval_strategy = training.eval_strategy if evaluate else "no"
     eval_steps = training.eval_steps if training.eval_strategy == "steps" else None
@@ -150,7 +152,7 @@ def training_arguments(
         **distributed_arguments(training),
         report_to=report_to,
         dataloader_num_workers=0,
-        disable_tqdm=False,
+        disable_tqdm=not live_bars(),  # bars redraw with carriage returns: terminals only
         log_level="warning",
     )
     return (arguments_class or TrainingArguments)(**{**settings, **extra})
@@ -179,6 +181,7 @@ def build_trainer(
     from transformers import EarlyStoppingCallback
 
     from tunelab.training.interrupt import safety_callbacks
+    from tunelab.training.progress import plain_progress
 
     best_metric = None
     if eval_dataset is not None:
@@ -194,6 +197,7 @@ def build_trainer(
         callbacks.append(EarlyStoppingCallback(training.early_stopping_patience))
     inputs = {"train_dataset": train_dataset, "eval_dataset": eval_dataset, **setup.inputs}
     trainer = setup.trainer_class(model=model, args=args, callbacks=callbacks, **inputs)
+    plain_progress(trainer)
     point_trackers(trainer, tracking, output_dir.parent)
     return trainer
 

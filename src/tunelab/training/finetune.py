@@ -572,7 +572,11 @@ def save_run(
         log_final_metrics(config.tracking, output, scores.metrics, step)
     write_json(output / "metrics.json", scores.metrics)
     write_text(output / "config.yaml", commented_yaml(config) + "\n")
-    write_model_card(output, command)
+    try:
+        write_model_card(output, command)
+    except Exception as error:  # as the report: the run is complete, and push makes a card
+        log.warning("model/README.md was not written (%s); tunelab push makes one from the "
+                    "run", error)  # fmt: skip
     report: Path | None = None
     try:
         report = build_report(output, loaded=(model, tokenizer, parts.task, parts.max_length))

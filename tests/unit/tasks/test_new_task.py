@@ -30,6 +30,7 @@ class ReviewPolarity:
     evaluated_splits = ("validation", "test")
     explains = None
     exportable = ()
+    embeds = False
     search_batch_sizes = (16,)
     scored_before_training = False
     baseline_method = ""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import make_entities, make_reviews
+from tests.conftest import make_colour_images, make_entities, make_reviews
 from tunelab.config import RunConfig, as_config, build_config, given_keys
 from tunelab.errors import UserError
 from tunelab.training.guesses import guess_from_data
@@ -111,6 +111,24 @@ def test_the_task_follows_the_shape_of_the_data(tmp_path):
     assert _guess(tmp_path, pairs, "chat.csv")[0].task == "causal-lm"
     pairs = pd.DataFrame({"source": ["red cat"] * 4, "target": ["红"] * 4})
     assert _guess(tmp_path, pairs, "pairs.csv")[0].task == "seq2seq"
+
+
+def test_image_folders_and_search_pairs_are_recognised(tmp_path):
+    folder = make_colour_images(tmp_path / "colours", per_class=2)
+    config = build_config({"data": {"train": str(folder)}})
+    guess_from_data(config)
+    assert config.task == "image-classification"
+    pairs = pd.DataFrame({"query": ["ls list", "cp copy"] * 3, "document": ["a", "b"] * 3})
+    assert _guess(tmp_path, pairs, "search.csv")[0].task == "sentence-embedding"
+
+
+def test_two_tasks_that_fit_equally_stop_naming_both_and_the_flag(tmp_path):
+    pairs = pd.DataFrame({"source": ["a"] * 4, "target": ["b"] * 4, "messages": [None] * 4})
+    pairs["prompt"], pairs["completion"] = "p", "c"  # seq2seq's shape and causal-lm's at once
+    with pytest.raises(UserError, match=r"fits the task seq2seq \('source'/'target' columns\) "
+                       r"as well as causal-lm \('prompt'/'completion' columns\); name the task "
+                       "with --task"):  # fmt: skip
+        _guess(tmp_path, pairs, "both.csv")
 
 
 def test_a_table_no_task_reads_keeps_the_defaults_for_the_usual_error(tmp_path):

@@ -354,9 +354,12 @@ def test_reload_restart_cancel_and_resume_lose_nothing(
     assert (workbench.workspace / "runs" / "a" / "metrics.json").is_file()
     assert page.console() == []
 
-    second = workbench.api("POST", "/api/jobs", json={"values": {**values, "output": "runs/b"}})
+    # long enough that the cancel lands inside training even on a fast machine
+    longer = {**values, "training.max_steps": "400", "training.eval_steps": "100",
+              "output": "runs/b"}  # fmt: skip
+    second = workbench.api("POST", "/api/jobs", json={"values": longer})
     page.open(f"#run/{second['id']}")
-    page.until(lambda: page.percent() >= 10)
+    page.until(lambda: page.percent() >= 1)
     page.click("cancel")  # Ctrl-C's path: a checkpoint after this step
     page.until(lambda: page.find("job-status").text == "cancelled")
     error = page.find("job-error").text

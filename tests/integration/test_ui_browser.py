@@ -9,6 +9,7 @@ error, no failed request, no refused resource. Screenshots of every page go to
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -74,6 +75,18 @@ class Workbench:
                 time.sleep(0.3)
         raise AssertionError("tunelab ui did not answer")
 
+    def stop_workers(self) -> None:
+        """SIGKILL the training workers still running for this workspace (they outlive the
+        server by design; a test that stops early must not leave them behind)."""
+        from tunelab.ui.jobs import JobStore
+
+        database = self.workspace / ".tunelab-ui" / "jobs.db"
+        if database.is_file():
+            for job in JobStore(database).with_status("running"):
+                if job["pid"]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(job["pid"], signal.SIGKILL)
+
     def kill(self) -> None:
         """SIGKILL: the server ends without a word (its training workers live on)."""
         assert self.process is not None
@@ -120,9 +133,20 @@ class Page:
         return self.driver.find_elements(By.CSS_SELECTOR, selector)
 
     def until(self, condition: Any, seconds: float = WAIT) -> Any:
+        """Wait for ``condition``; on timeout, fail with what the page showed."""
+        from selenium.common.exceptions import TimeoutException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.driver, seconds, poll_frequency=0.2).until(lambda _: condition())
+        try:
+            return WebDriverWait(self.driver, seconds, poll_frequency=0.2).until(
+                lambda _: condition()
+            )
+        except TimeoutException:
+            self.shot("timeout")
+            shown = self.driver.find_element("tag name", "body").text[-3000:]
+            raise AssertionError(
+                f"the page never got there; it shows:\n{shown}\nconsole: {self.console()}"
+            ) from None
 
     def click(self, element_id: str) -> None:
         """Click as a user does: scrolled into view first."""
@@ -150,6 +174,8 @@ class Page:
         """A screenshot of the whole page (the window grown to its height for a moment)."""
         height = self.driver.execute_script("return document.documentElement.scrollHeight")
         self.driver.set_window_size(1400, min(max(height, 1000), 4000))
+        self.driver.execute_script("window.scrollTo(0, 0)")  # clicks scrolled it down
+        time.sleep(1)  # a frame of another origin (the report) paints after the resize
         self.driver.save_screenshot(str(self.shots / f"{name}.png"))
         self.driver.set_window_size(1400, 1000)
 
@@ -188,8 +214,9 @@ def shots(tmp_path: Path) -> Path:
 def workbench(tmp_path: Path) -> Iterator[Workbench]:
     running = Workbench(tmp_path / "workspace").start()
     yield running
+    running.stop_workers()
     if running.process is not None and running.process.poll() is None:
-        running.process.send_signal(signal.SIGINT)
+        running.process.kill()
         running.process.wait(timeout=30)
 
 

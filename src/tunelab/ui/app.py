@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -22,8 +21,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from tunelab.errors import UserError, one_line
-from tunelab.runs import compare_runs, list_runs
-from tunelab.ui import data_view, trying
+from tunelab.runs import compare_runs
+from tunelab.ui import data_view, trying, views
 from tunelab.ui.form import WORKSPACE_PATHS, equivalent, field_of, fields, form_tree
 from tunelab.ui.form import overrides_from_form as form_overrides
 from tunelab.ui.jobs import ENDED, JobStore, Scheduler
@@ -32,11 +31,8 @@ from tunelab.ui.workspace import UploadTooLarge, Workspace
 
 log = logging.getLogger("tunelab")
 STATIC = Path(__file__).parent / "static"
-LOG_TAIL_BYTES = 64 * 1024
 EVENT_POLL_SECONDS = 0.4
 KEEP_ALIVE_SECONDS = 15.0
-TERMINAL_CODES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-PROGRESS_BAR = re.compile(r"^\s*\d+%\|")
 
 
 class PageError(Exception):
@@ -123,7 +119,7 @@ def create_app(
         if run_jobs:
             scheduler.start()
         # read the runs once now: the first visit of the Runs page then finds them parsed
-        threading.Thread(target=_read_runs_quietly, args=(ws,), daemon=True).start()
+        threading.Thread(target=views.read_runs_quietly, args=(ws,), daemon=True).start()
         yield
         scheduler.stop()
 
@@ -278,7 +274,7 @@ def create_app(
             with about(None):
                 found = equivalent(form_overrides(values.values, specs))
                 for key in WORKSPACE_PATHS:
-                    value = _dotted_value(found["config"], key)
+                    value = views.dotted_value(found["config"], key)
                     if value is not None:
                         ws.path(str(value), key)
         except PageError as exc:
@@ -291,26 +287,26 @@ def create_app(
     def start_job(values: Values) -> dict[str, Any]:
         with about(None):
             found = equivalent(form_overrides(values.values, specs))
-            _preflight(ws, found["config"], values.overwrite)
+            views.preflight(ws, found["config"], values.overwrite)
         command = found["command"] + (" --overwrite" if values.overwrite else "")
         output = ws.relative(ws.path(str(found["config"].output), "output"))
         job = store.add(output, found["overrides"], command, values.overwrite)
         if run_jobs:
             scheduler.tick()
-        return _job_view(ws, store.get(job))
+        return views.job_view(ws, store.get(job))
 
     @app.get("/api/jobs")
     def jobs() -> list[dict[str, Any]]:
-        return [_job_view(ws, job) for job in store.all()]
+        return [views.job_view(ws, job) for job in store.all()]
 
     @app.get("/api/jobs/{job}")
     def job_state(job: int) -> dict[str, Any]:
-        return _job_view(ws, _existing(store, job))
+        return views.job_view(ws, _existing(store, job))
 
     @app.post("/api/jobs/{job}/cancel")
     def cancel(job: int) -> dict[str, Any]:
         _existing(store, job)
-        return _job_view(ws, scheduler.cancel(job))
+        return views.job_view(ws, scheduler.cancel(job))
 
     @app.post("/api/jobs/{job}/resume")
     def resume(job: int) -> dict[str, Any]:
@@ -321,12 +317,12 @@ def create_app(
         resumed = scheduler.resume(job)
         if run_jobs:
             scheduler.tick()
-        return _job_view(ws, resumed)
+        return views.job_view(ws, resumed)
 
     @app.get("/api/jobs/{job}/log")
     def job_log(job: int, lines: int = 200) -> dict[str, Any]:
         _existing(store, job)
-        return {"lines": _tail(scheduler.log_path(job), min(max(lines, 1), 2000))}
+        return {"lines": views.log_tail(scheduler.log_path(job), min(max(lines, 1), 2000))}
 
     @app.get("/api/jobs/{job}/events")
     async def events(job: int, request: Request, after: int = 0) -> Any:
@@ -347,7 +343,7 @@ def create_app(
                     yield f"id: {last}\nevent: {event['kind']}\ndata: {data}\n\n"
                 state = await asyncio.to_thread(store.get, job)
                 if state is not None and state["status"] in ENDED and not new:
-                    yield f"event: done\ndata: {json.dumps(_job_view(ws, state))}\n\n"
+                    yield f"event: done\ndata: {json.dumps(views.job_view(ws, state))}\n\n"
                     return
                 if new:
                     quiet = time.monotonic()
@@ -363,7 +359,7 @@ def create_app(
 
     @app.get("/api/runs")
     def runs() -> list[dict[str, Any]]:
-        return _runs_with_jobs(ws, store)
+        return views.runs_with_jobs(ws, store)
 
     @app.get("/api/runs/compare")
     def compare(run: list[str] = Query()) -> dict[str, Any]:  # noqa: B008
@@ -371,7 +367,7 @@ def create_app(
             folders = [ws.path(name, "run") for name in run]
             result = compare_runs(folders)
         result["paths"] = [ws.relative(Path(p)) for p in result["paths"]]
-        result["curves"] = [_curves(folder) for folder in folders]
+        result["curves"] = [views.curves(folder) for folder in folders]
         result["command"] = "tunelab runs compare " + " ".join(result["paths"])
         return result
 
@@ -415,135 +411,11 @@ def _form() -> list[dict[str, Any]]:
     return form_tree(choices={"task": list(TASKS)})
 
 
-def _dotted_value(config: Any, key: str) -> Any:
-    node = config
-    for part in key.split("."):
-        node = getattr(node, part)
-    return node
-
-
-def _preflight(ws: Workspace, config: Any, overwrite: bool) -> None:
-    """The checks ``tunelab train`` makes before it loads a model, made now so the page shows
-    their error before a job is queued: settings, the data files as the task reads them, and
-    the run folder."""
-    from tunelab.tasks import task_from_run_config
-    from tunelab.training.finetune import check_run_settings, prepare_output
-    from tunelab.training.prepare import read_splits
-
-    for key in WORKSPACE_PATHS:
-        value = _dotted_value(config, key)
-        if value is not None:
-            ws.path(str(value), key)
-    task = task_from_run_config(config)
-    check_run_settings(config, task)
-    placed = config.model_copy(deep=True)  # the workspace's files, whatever this server's cwd
-    for split in ("train", "validation", "test"):
-        value = getattr(placed.data, split)
-        if value is not None:
-            setattr(placed.data, split, ws.path(str(value), f"data.{split}"))
-    read_splits(placed, task)
-    if not overwrite:
-        prepare_output(ws.path(str(config.output), "output"), resume=False, overwrite=False)
-
-
 def _existing(store: JobStore, job: int) -> dict[str, Any]:
     found = store.get(job)
     if found is None:
         raise PageError(f"error: there is no job {job} in this workspace", None, 404)
     return found
-
-
-JOB_FIELDS = ("id", "output", "command", "status", "error", "created", "started", "ended", "resume")
-
-
-def _job_view(ws: Workspace, job: dict[str, Any] | None) -> dict[str, Any]:
-    """A job as the pages show it: its state, and whether it can be resumed or has a report."""
-    if job is None:
-        return {}
-    folder = ws.root / job["output"]
-    finished = (folder / "metrics.json").is_file()
-    report = finished and (folder / "report.html").is_file()
-    return {
-        **{k: job[k] for k in JOB_FIELDS},
-        "report": f"/files/{job['output']}/report.html" if report else None,
-        "checkpoint": _has_checkpoint(folder),
-        "resumable": job["status"] in ("failed", "cancelled", "interrupted") and not finished,
-    }
-
-
-def _has_checkpoint(folder: Path) -> bool:
-    checkpoints = folder / "checkpoints"
-    return checkpoints.is_dir() and any(
-        (c / "trainer_state.json").is_file() for c in checkpoints.glob("checkpoint-*")
-    )
-
-
-def _runs_with_jobs(ws: Workspace, store: JobStore) -> list[dict[str, Any]]:
-    """``tunelab runs`` of the workspace's runs/, with the state of the job behind each run
-    (and the jobs that have no run folder yet: queued, or failed before they made one)."""
-    records = list_runs(ws.runs)
-    latest: dict[str, dict[str, Any]] = {}
-    for each in store.all():  # newest first: the latest job of each folder wins
-        latest.setdefault(each["output"], each)
-    rows = []
-    for record in records:
-        path = ws.relative(Path(record["path"]))
-        job = latest.pop(path, None)
-        status = record["status"]  # finished (metrics.json is there) or incomplete
-        if job is not None and status != "finished":
-            status = job["status"]  # queued, running, failed, cancelled or interrupted
-        rows.append({**record, "path": path, "status": status, "job": job and job["id"],
-                     "error": job and job["error"],
-                     "report": f"/files/{path}/report.html"
-                     if (ws.root / path / "report.html").is_file() else None})  # fmt: skip
-    for path, job in latest.items():
-        rows.append({"name": Path(path).name, "path": path, "status": job["status"],
-                     "job": job["id"], "error": job["error"], "task": None, "model": None,
-                     "data": None, "metric": None, "value": None, "split": None,
-                     "finished": None, "seconds": None, "report": None})  # fmt: skip
-    return rows
-
-
-def _read_runs_quietly(ws: Workspace) -> None:
-    with contextlib.suppress(Exception):  # a damaged run is reported when the page asks
-        list_runs(ws.runs)
-
-
-def _curves(folder: Path) -> dict[str, Any]:
-    """Training loss and evaluation series of a run, from its ``history.json``."""
-    try:
-        history = json.loads((folder / "history.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {"loss": [], "eval": {}}
-    loss = [[h["step"], h["loss"]] for h in history if "loss" in h and "step" in h]
-    evaluations: dict[str, list[list[float]]] = {}
-    for h in history:
-        for key, value in h.items():
-            if key.startswith("eval_") and isinstance(value, (int, float)) and "step" in h:
-                if key.endswith(("_runtime", "_per_second")):
-                    continue
-                evaluations.setdefault(key[5:], []).append([h["step"], value])
-    return {"loss": loss, "eval": evaluations}
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    """The log's last lines, as a terminal would show them: a progress bar redrawn in place
-    (carriage returns, cursor moves) keeps only its latest state."""
-    if not path.is_file():
-        return []
-    with open(path, "rb") as handle:
-        handle.seek(max(path.stat().st_size - LOG_TAIL_BYTES, 0))
-        text = handle.read().decode("utf-8", errors="replace")
-    shown: list[str] = []
-    for line in TERMINAL_CODES.sub("", text).split("\n"):
-        line = line.rsplit("\r", 1)[-1].rstrip() if line.strip("\r").strip() else ""
-        if not line.strip():
-            continue
-        if shown and PROGRESS_BAR.match(line) and PROGRESS_BAR.match(shown[-1]):
-            shown[-1] = line
-        else:
-            shown.append(line)
-    return shown[-lines:]
 
 
 def serve(

@@ -55,7 +55,7 @@ TL.pages.data = async function (root) {
       /train/.test(o.value));
     if (match) { picker.value = match.value; await choose(match.value); }
     exampleCommand.replaceChildren(TL.command(built.command));
-  });
+  }, { id: "example-build" });
   const exampleCommand = el("div");
 
   root.replaceChildren(

@@ -69,8 +69,10 @@ TL.pages.runs = async function (root) {
           el("div", {}, el("h3", {}, "Validation metric"), metric))));
     TL.chart(loss, found.curves.map((c, i) => ({ name: found.runs[i], points: c.loss })),
       { xLabel: "step", empty: "no logged loss (history.json)" });
-    const first = found.curves.map((c) => Object.keys(c.eval).find((k) => k !== "loss"))
-      .find(Boolean);
+    // the main metric of the first compared run (as the table lists it), else any evaluated one
+    const main = (runs.find((r) => r.path === found.paths[0]) || {}).metric;
+    const first = found.curves.some((c) => c.eval[main]) ? main
+      : found.curves.map((c) => Object.keys(c.eval).find((k) => k !== "loss")).find(Boolean);
     TL.chart(metric, found.curves.map((c, i) => ({
       name: `${found.runs[i]} ${first || ""}`, points: (first && c.eval[first]) || [] })),
     { xLabel: "step", empty: "no evaluations (history.json)" });

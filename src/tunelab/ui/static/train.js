@@ -109,9 +109,10 @@ TL.pages.train = async function (root) {
     suggestions.replaceChildren(
       el("p", { class: "muted" }, `For ${found.examples.toLocaleString("en")} examples, ` +
         `language ${found.language}, ${found.classes} classes, on this machine:`),
-      TL.table(["model", "parameters", "advice", "memory full / LoRA", "epoch full / LoRA", ""],
+      TL.table(["model", "advice", "memory full / LoRA", "epoch full / LoRA", ""],
         found.options.slice(0, 8).map((o) => [
-          o.model, `${(o.parameters / 1e6).toFixed(1)}M`, `${o.method}: ${o.reason}`,
+          `${o.model} (${(o.parameters / 1e6).toFixed(1)}M)`,
+          el("span", { title: o.reason }, o.method),
           `${TL.bytes(o.memory_bytes.full)} / ${TL.bytes(o.memory_bytes.lora)}`,
           `${TL.duration(o.epoch_seconds.full)} / ${TL.duration(o.epoch_seconds.lora)}`,
           el("button", { type: "button", class: "small", onclick: () => {
@@ -120,7 +121,7 @@ TL.pages.train = async function (root) {
             if (o.method === "few-shot") inputs["training.method"].value = "few-shot";
             check();
           } }, "use"),
-        ]), { id: "suggestion-table" }),
+        ]), { id: "suggestion-table", class: "compact" }),
       TL.command(found.command));
   }, { id: "suggest" });
 

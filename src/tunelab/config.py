@@ -293,6 +293,11 @@ class GenerationConfig(_Section):
     max_eval_rows: int | None = Field(
         None, gt=0, description="generate for at most this many test rows (null: all)"
     )
+    check_stop_tokens: bool = Field(
+        True,
+        description="causal-lm: before training, fail when the model could not learn to stop "
+        "(template's closing token, pad token, labels without EOS); false: warn only",
+    )
 
 
 class EmbeddingConfig(_Section):

@@ -31,6 +31,7 @@ from tunelab.tasks.causal_encoding import (
 )
 from tunelab.tasks.generation_inputs import MESSAGES, SOURCE, TARGET, standardize_pairs
 from tunelab.tasks.packing import PackingCollator
+from tunelab.tasks.stop_tokens import check_stop_tokens, closing_token
 from tunelab.tasks.token_windows import IGNORE
 
 
@@ -87,6 +88,7 @@ class _Generation:
             "no_repeat_ngram_size": 0,
             "packing": True,
             "max_eval_rows": None,
+            "check_stop_tokens": True,
             **(settings or {}),
         }
 
@@ -195,7 +197,14 @@ class _Generation:
     def trainer_setup(
         self, model: Any, tokenizer: Any, loss: Any, train: Any, validation: Any
     ) -> TrainerSetup:
-        return standard_trainer_setup(self, tokenizer, loss, validation is not None)
+        setup = standard_trainer_setup(self, tokenizer, loss, validation is not None)
+        self.check_stops(model, tokenizer, train, setup.inputs["data_collator"])
+        return setup
+
+    def check_stops(self, model: Any, tokenizer: Any, train: Any, collator: Any) -> None:
+        """Before training, whether the model will learn to stop (seq2seq targets end in EOS
+        by construction; causal models check their template and batches)."""
+        return None
 
     def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
         return {}
@@ -231,10 +240,15 @@ class _Generation:
 
     def evaluate_outputs(self, outputs: list[str], frame: pd.DataFrame) -> dict[str, Any]:
         references = frame[TARGET].tolist()[: len(outputs)]
+        stopped = getattr(outputs, "stopped", [])
+        # the share of answers that ended with EOS / end of turn before max_new_tokens: a
+        # model that never learned to stop talks on to the limit
+        ending = {"eos_ending_share": sum(stopped) / len(stopped)} if stopped else {}
         return {
             "examples": len(outputs),
             **generation_metrics(outputs, references),
             **degenerate_shares(outputs),
+            **ending,
         }
 
     def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
@@ -245,6 +259,11 @@ class _Generation:
                               ("looping_share", "one phrase repeated"))
             if scores.get(key, 0.0) > 0.5 and examples >= 5
         ]  # fmt: skip
+        if scores.get("eos_ending_share", 1.0) < 0.5 and examples >= 5:
+            share = 100 * (1 - scores["eos_ending_share"])
+            problems.append(
+                f"{share:.0f}% of the outputs run to max_new_tokens without a stop token"
+            )
         if not problems:
             return None
         return (
@@ -377,19 +396,22 @@ class CausalGeneration(_Generation):
         model.config.use_cache = True  # generation wants its cache back
         super().finish(model, tokenizer)
 
+    def check_stops(self, model: Any, tokenizer: Any, train: Any, collator: Any) -> None:
+        """The template's closing token, the pad token and the labels of batched training
+        rows (:func:`tunelab.tasks.stop_tokens.check_stop_tokens`)."""
+        check_stop_tokens(
+            model, tokenizer, self.stop_ids(tokenizer), train, collator,
+            strict=self.settings["check_stop_tokens"],
+        )  # fmt: skip
+
     def stop_ids(self, tokenizer: Any) -> list[int]:
         """EOS and the token a chat template closes an assistant turn with (``<|im_end|>``),
         found by rendering a one-turn chat: without it, a chat model talks on past its turn."""
         ids = super().stop_ids(tokenizer)
         if tokenizer.chat_template:
-            chat = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
-            text, [(start, end)] = chat_text_and_spans(tokenizer, chat)
-            answer = text[start:end]
-            closing = answer[answer.rindex("a") + 1 :]
-            first = tokenizer(closing, add_special_tokens=False)["input_ids"][:1]
-            added = set(getattr(tokenizer, "added_tokens_decoder", {}))
-            if first and first[0] in added and first[0] not in ids:
-                ids.append(first[0])
+            _, token = closing_token(tokenizer)
+            if token is not None and token not in ids:
+                ids.append(token)
         return ids
 
     def _texts_and_spans(self, frame: pd.DataFrame, tokenizer: Any) -> list[tuple[str, list]]:

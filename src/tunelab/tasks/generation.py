@@ -43,7 +43,8 @@ class _Generation:
     problem_type = "generation"
     main_metric = "loss"  # checkpoints by validation loss; text metrics after training
     explains = None  # attributions of generated text are not offered
-    exportable = ()  # generates token by token: served by PyTorch, not one ONNX graph
+    # generates token by token: served by PyTorch, not one ONNX graph; causal models go to GGUF
+    exportable: tuple[str, ...] = ()
     onnx_graph = None
     embeds = False
     search_batch_sizes = (8, 16, 32)  # longer rows: smaller batches
@@ -371,6 +372,7 @@ class CausalGeneration(_Generation):
 
     name = "causal-lm"
     model_kind = "causal"
+    exportable = ("gguf",)  # llama.cpp / Ollama (tunelab.serving.gguf_export)
     allow_messages = True
     max_length = 512  # set by encode
 

@@ -20,7 +20,7 @@ from typing_extensions import Self  # typing.Self from Python 3.11
 from tunelab.data.doctor import diagnose, doctor_summary
 from tunelab.evaluation import report_generation
 from tunelab.evaluation.generation import generation_metrics
-from tunelab.inference import generate_in_batches
+from tunelab.inference import Generations, generate_in_batches
 from tunelab.models.load import from_pretrained
 from tunelab.tasks.base import StandardColumn, TrainerSetup, standard_trainer_setup
 from tunelab.tasks.causal_encoding import (
@@ -355,7 +355,7 @@ class Seq2SeqGeneration(_Generation):
     def forward(
         self, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int,
         batch_size: int, precision: str = "fp32",
-    ) -> list[str]:  # fmt: skip
+    ) -> Generations:  # fmt: skip
         """Generated text for every row, in length-sorted batches."""
 
         frame = self._rows_to_generate(frame)
@@ -469,7 +469,7 @@ class CausalGeneration(_Generation):
     def forward(
         self, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int,
         batch_size: int, precision: str = "fp32",
-    ) -> list[str]:  # fmt: skip
+    ) -> Generations:  # fmt: skip
         """The model's answer to every row's prompt (or chat so far), length-sorted batches."""
         import json
 

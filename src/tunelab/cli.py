@@ -393,19 +393,39 @@ def serve(
 @app.command()
 def export(
     model: Annotated[Path, typer.Argument(help="model folder or run folder")],
-    format: Annotated[str, typer.Option(help="export format (onnx)")] = "onnx",
+    format: Annotated[str, typer.Option(help="export format: onnx, or gguf (causal)")] = "onnx",
     quantize: Annotated[
-        str | None, typer.Option(help="int8: also write a dynamically quantized model")
+        str | None,
+        typer.Option(
+            help="onnx: int8 also writes a dynamically quantized model; gguf: comma-separated "
+            "types among f32, f16, bf16, q8_0, q4_0 (default f16)"
+        ),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "--out", help="export folder (default MODEL/onnx)")
+        Path | None,
+        typer.Option("--output", "--out", help="export folder (default MODEL/onnx, MODEL/gguf)"),
     ] = None,
 ) -> None:
-    """Export a classifier, tagger or sentence encoder to ONNX and check it against PyTorch."""
+    """Export a classifier, tagger or sentence encoder to ONNX, or a causal model to GGUF (with
+    an Ollama Modelfile), and check it against PyTorch."""
     from tunelab.serving.export import export_onnx
 
+    if format == "gguf":
+        from tunelab.serving.gguf_export import export_gguf
+
+        kinds = tuple(t.strip() for t in (quantize or "f16").split(",") if t.strip())
+        done = export_gguf(model, output, kinds)
+        typer.echo(f"GGUF written to {done['folder']} with an Ollama Modelfile")
+        for kind, check in done["types"].items():
+            typer.echo(
+                f"{kind}: {check['megabytes']} MB, max |logit difference| "
+                f"{check['max_abs_logit_diff']:.2e}, greedy answers equal "
+                f"{check['greedy_answers_equal']}, tokenizer ids equal "
+                f"{check['tokenizer_ids_equal']}"
+            )
+        return
     if format != "onnx":
-        raise UserError(f"--format {format} is not supported; use --format onnx")
+        raise UserError(f"--format {format} is not supported; use --format onnx or gguf")
     result = export_onnx(model, output, quantize)
     typer.echo(f"ONNX model written to {result['output']} ({result['samples']['rows']} samples)")
     for variant, parity in result["parity"].items():

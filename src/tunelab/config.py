@@ -308,6 +308,29 @@ class GenerationConfig(_Section):
     max_eval_rows: int | None = Field(
         None, gt=0, description="generate for at most this many test rows (null: all)"
     )
+    check_stop_tokens: bool = Field(
+        True,
+        description="causal-lm: before training, fail when the model could not learn to stop "
+        "(template's closing token, pad token, labels without EOS); false: warn only",
+    )
+
+
+class PreferenceConfig(_Section):
+    """Options of preference tuning (task: preference): DPO, ORPO or KTO through TRL."""
+
+    method: Literal["dpo", "orpo", "kto"] = Field(
+        "dpo",
+        description="dpo: chosen vs. rejected against the starting model; orpo: the same "
+        "without a reference model; kto: single answers marked good or bad (completion, label)",
+    )
+    beta: float = Field(
+        0.1, gt=0, description="dpo/kto: how far from the starting model; orpo: odds-ratio weight"
+    )
+    prompt_column: str = Field("prompt", description="the prompt (text or OpenAI messages)")
+    chosen_column: str = Field("chosen", description="the preferred answer (text or messages)")
+    rejected_column: str = Field("rejected", description="the worse answer (text or messages)")
+    completion_column: str = Field("completion", description="kto: the answer")
+    label_column: str = Field("label", description="kto: true (good answer) or false")
 
 
 class EmbeddingConfig(_Section):
@@ -475,6 +498,9 @@ class RunConfig(_Section):
     )
     generation: GenerationConfig = Field(
         default_factory=GenerationConfig, description="seq2seq and causal-lm options"
+    )
+    preference: PreferenceConfig = Field(
+        default_factory=PreferenceConfig, description="preference tuning (DPO, ORPO, KTO)"
     )
     embedding: EmbeddingConfig = Field(
         default_factory=EmbeddingConfig, description="sentence-embedding options"

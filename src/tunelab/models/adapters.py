@@ -293,6 +293,12 @@ def load_adapter_model(path: Path, auto_class: Any, model_config: Any) -> Any:
     # the base's own head (ImageNet's 1,000 classes) gives way to the run's, saved beside
     # the adapter (modules_to_save)
     base = from_pretrained(auto_class, source, config=model_config, ignore_mismatched_sizes=True)
+    if (path / "generation_config.json").is_file() and base.can_generate():
+        from transformers import GenerationConfig
+
+        # the run's decoding settings and stop tokens (end of turn), saved beside the adapter;
+        # the base's own would stop at EOS alone and a merged model would talk past its turn
+        base.generation_config = GenerationConfig.from_pretrained(path)
     return peft.PeftModel.from_pretrained(base, str(path))
 
 

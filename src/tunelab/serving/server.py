@@ -1,5 +1,6 @@
 """The REST server: ``POST /predict``, ``GET /health``, ``GET /metadata`` over a trained model,
-and for sentence encoders OpenAI's ``POST /v1/embeddings``. Image models take files on
+for sentence encoders OpenAI's ``POST /v1/embeddings`` and for causal models OpenAI's
+``POST /v1/chat/completions`` (:mod:`tunelab.serving.chat_completions`). Image models take files on
 ``/predict``: multipart uploads or base64 in JSON (:mod:`tunelab.serving.uploads`).
 
 Every task is served by the same code as ``tunelab predict``: the texts become a frame with
@@ -26,6 +27,7 @@ from tunelab.api import load_trained, text_frame
 from tunelab.errors import UserError
 from tunelab.models.trained import model_folder
 from tunelab.serving.batching import Item, MicroBatcher
+from tunelab.serving.chat_completions import add_chat_completions_route
 from tunelab.serving.model_folder import check_files_inside, require_extra
 from tunelab.serving.onnx_model import load_onnx, onnx_folder
 from tunelab.serving.schemas import (
@@ -194,6 +196,9 @@ def create_app(
         app, task, tokenizer, batcher, check_key, max_length, (max_texts, max_chars),
         dimensions, _served_name(model_dir),
     )  # fmt: skip
+    add_chat_completions_route(
+        app, task, model, tokenizer, check_key, max_length, _served_name(model_dir)
+    )
     return app
 
 
@@ -358,37 +363,43 @@ def _encoded(vector: list[float], encoding_format: str) -> list[float] | str:
 
 
 def _answer_errors_in_one_sentence(app: Any, body_limit: int) -> None:
-    """Every error as ``{"error": sentence}`` with its status; bodies over ``body_limit``
-    bytes are refused (413) before they are read and parsed."""
+    """Every error as ``{"error": sentence}`` with its status (under ``/v1/``, OpenAI's
+    ``{"error": {"message": sentence, "type": ...}}``, which its clients read); bodies over
+    ``body_limit`` bytes are refused (413) before they are read and parsed."""
     from fastapi import HTTPException, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
+    def answer(request: Request, sentence: str, status: int, headers: Any = None) -> JSONResponse:
+        body: dict[str, Any] = {"error": sentence}
+        if request.url.path.startswith("/v1/"):
+            kind = "invalid_request_error" if status < 500 else "server_error"
+            body = {"error": {"message": sentence, "type": kind, "param": None, "code": None}}
+        return JSONResponse(body, status, headers=headers)
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
+        return answer(request, exc.detail, exc.status_code, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": _validation_sentence(exc.errors())}, 422)
+        return answer(request, _validation_sentence(exc.errors()), 422)
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, 422)
+        return answer(request, str(exc), 422)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("prediction failed")
-        return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+        return answer(request, f"internal error: {type(exc).__name__}: {exc}", 500)
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Any) -> Any:
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > body_limit:
-            return JSONResponse(
-                {"error": f"request body of {length} bytes is over the limit of {body_limit}"},
-                413,
-            )
+            sentence = f"request body of {length} bytes is over the limit of {body_limit}"
+            return answer(request, sentence, 413)
         return await call_next(request)
 
 

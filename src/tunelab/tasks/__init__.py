@@ -8,6 +8,7 @@ from tunelab.errors import UserError
 from tunelab.tasks.base import Task
 from tunelab.tasks.generation import CausalGeneration, Seq2SeqGeneration
 from tunelab.tasks.image_classification import ImageClassification
+from tunelab.tasks.preference import PreferenceTuning
 from tunelab.tasks.sentence_embedding import SentenceEmbedding
 from tunelab.tasks.text_classification import TextClassification
 from tunelab.tasks.token_classification import TokenClassification
@@ -20,6 +21,7 @@ TASKS: dict[str, type[Task]] = {
     CausalGeneration.name: CausalGeneration,
     SentenceEmbedding.name: SentenceEmbedding,
     ImageClassification.name: ImageClassification,
+    PreferenceTuning.name: PreferenceTuning,
 }
 
 

@@ -197,7 +197,7 @@ class Task(Protocol):
 
     @property
     def exportable(self) -> tuple[str, ...]:
-        """Formats `tunelab export` writes: ("onnx",) or ()."""
+        """Formats `tunelab export` writes: ("onnx",), ("gguf",) (causal models) or ()."""
         ...
 
     @property

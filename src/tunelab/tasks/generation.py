@@ -21,7 +21,7 @@ from tunelab.data.columns import holds_lists
 from tunelab.data.doctor import diagnose, doctor_summary
 from tunelab.evaluation import report_generation
 from tunelab.evaluation.generation import generation_metrics
-from tunelab.inference import generate_in_batches
+from tunelab.inference import Generations, generate_in_batches
 from tunelab.models.load import from_pretrained
 from tunelab.tasks.base import DataFit, StandardColumn, TrainerSetup, standard_trainer_setup
 from tunelab.tasks.causal_encoding import (
@@ -32,6 +32,7 @@ from tunelab.tasks.causal_encoding import (
 )
 from tunelab.tasks.generation_inputs import MESSAGES, SOURCE, TARGET, standardize_pairs
 from tunelab.tasks.packing import PackingCollator
+from tunelab.tasks.stop_tokens import check_stop_tokens, closing_token
 from tunelab.tasks.token_windows import IGNORE
 
 
@@ -43,7 +44,8 @@ class _Generation:
     problem_type = "generation"
     main_metric = "loss"  # checkpoints by validation loss; text metrics after training
     explains = None  # attributions of generated text are not offered
-    exportable = ()  # generates token by token: served by PyTorch, not one ONNX graph
+    # generates token by token: served by PyTorch, not one ONNX graph; causal models go to GGUF
+    exportable: tuple[str, ...] = ()
     onnx_graph = None
     embeds = False
     search_batch_sizes = (8, 16, 32)  # longer rows: smaller batches
@@ -91,6 +93,7 @@ class _Generation:
             "no_repeat_ngram_size": 0,
             "packing": True,
             "max_eval_rows": None,
+            "check_stop_tokens": True,
             **(settings or {}),
         }
 
@@ -219,7 +222,14 @@ class _Generation:
     def trainer_setup(
         self, model: Any, tokenizer: Any, loss: Any, train: Any, validation: Any
     ) -> TrainerSetup:
-        return standard_trainer_setup(self, tokenizer, loss, validation is not None)
+        setup = standard_trainer_setup(self, tokenizer, loss, validation is not None)
+        self.check_stops(model, tokenizer, train, setup.inputs["data_collator"])
+        return setup
+
+    def check_stops(self, model: Any, tokenizer: Any, train: Any, collator: Any) -> None:
+        """Before training, whether the model will learn to stop (seq2seq targets end in EOS
+        by construction; causal models check their template and batches)."""
+        return None
 
     def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
         return {}
@@ -255,10 +265,15 @@ class _Generation:
 
     def evaluate_outputs(self, outputs: list[str], frame: pd.DataFrame) -> dict[str, Any]:
         references = frame[TARGET].tolist()[: len(outputs)]
+        stopped = getattr(outputs, "stopped", [])
+        # the share of answers that ended with EOS / end of turn before max_new_tokens: a
+        # model that never learned to stop talks on to the limit
+        ending = {"eos_ending_share": sum(stopped) / len(stopped)} if stopped else {}
         return {
             "examples": len(outputs),
             **generation_metrics(outputs, references),
             **degenerate_shares(outputs),
+            **ending,
         }
 
     def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
@@ -269,6 +284,11 @@ class _Generation:
                               ("looping_share", "one phrase repeated"))
             if scores.get(key, 0.0) > 0.5 and examples >= 5
         ]  # fmt: skip
+        if scores.get("eos_ending_share", 1.0) < 0.5 and examples >= 5:
+            share = 100 * (1 - scores["eos_ending_share"])
+            problems.append(
+                f"{share:.0f}% of the outputs run to max_new_tokens without a stop token"
+            )
         if not problems:
             return None
         return (
@@ -360,7 +380,7 @@ class Seq2SeqGeneration(_Generation):
     def forward(
         self, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int,
         batch_size: int, precision: str = "fp32",
-    ) -> list[str]:  # fmt: skip
+    ) -> Generations:  # fmt: skip
         """Generated text for every row, in length-sorted batches."""
 
         frame = self._rows_to_generate(frame)
@@ -377,6 +397,7 @@ class CausalGeneration(_Generation):
 
     name = "causal-lm"
     model_kind = "causal"
+    exportable = ("gguf",)  # llama.cpp / Ollama (tunelab.serving.gguf_export)
     allow_messages = True
     own_shapes = ("messages", "prompt/completion")
     max_length = 512  # set by encode
@@ -403,19 +424,22 @@ class CausalGeneration(_Generation):
         model.config.use_cache = True  # generation wants its cache back
         super().finish(model, tokenizer)
 
+    def check_stops(self, model: Any, tokenizer: Any, train: Any, collator: Any) -> None:
+        """The template's closing token, the pad token and the labels of batched training
+        rows (:func:`tunelab.tasks.stop_tokens.check_stop_tokens`)."""
+        check_stop_tokens(
+            model, tokenizer, self.stop_ids(tokenizer), train, collator,
+            strict=self.settings["check_stop_tokens"],
+        )  # fmt: skip
+
     def stop_ids(self, tokenizer: Any) -> list[int]:
         """EOS and the token a chat template closes an assistant turn with (``<|im_end|>``),
         found by rendering a one-turn chat: without it, a chat model talks on past its turn."""
         ids = super().stop_ids(tokenizer)
         if tokenizer.chat_template:
-            chat = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
-            text, [(start, end)] = chat_text_and_spans(tokenizer, chat)
-            answer = text[start:end]
-            closing = answer[answer.rindex("a") + 1 :]
-            first = tokenizer(closing, add_special_tokens=False)["input_ids"][:1]
-            added = set(getattr(tokenizer, "added_tokens_decoder", {}))
-            if first and first[0] in added and first[0] not in ids:
-                ids.append(first[0])
+            _, token = closing_token(tokenizer)
+            if token is not None and token not in ids:
+                ids.append(token)
         return ids
 
     def _texts_and_spans(self, frame: pd.DataFrame, tokenizer: Any) -> list[tuple[str, list]]:
@@ -471,7 +495,7 @@ class CausalGeneration(_Generation):
     def forward(
         self, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int,
         batch_size: int, precision: str = "fp32",
-    ) -> list[str]:  # fmt: skip
+    ) -> Generations:  # fmt: skip
         """The model's answer to every row's prompt (or chat so far), length-sorted batches."""
         import json
 

@@ -124,6 +124,12 @@ class DataConfig(_Section):
         description="train on a seeded subset of this many training rows after the split "
         "(stratified); validation and test stay whole (learning curves, quick trials)",
     )
+    eval_rows: int | None = Field(
+        None,
+        gt=0,
+        description="validate and test on a seeded subset of this many rows of each (a large "
+        "model on a CPU: every evaluation is a pass over them)",
+    )
     train_per_class: int | None = Field(
         None, gt=0, description="train on this many rows of each class (few-shot trials)"
     )
@@ -307,6 +313,12 @@ class GenerationConfig(_Section):
     )
     max_eval_rows: int | None = Field(
         None, gt=0, description="generate for at most this many test rows (null: all)"
+    )
+    score_before: bool | None = Field(
+        None,
+        description="generate for the test rows with the untuned model too, the zero-shot "
+        "starting point, so metrics.json shows the gain (null: for chat models from elsewhere, "
+        "which can answer before tuning; not for tunelab's starters)",
     )
     check_stop_tokens: bool = Field(
         True,

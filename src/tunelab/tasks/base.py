@@ -217,9 +217,11 @@ class Task(Protocol):
         ...
 
     @property
-    def scored_before_training(self) -> bool:
+    def scored_before_training(self) -> bool | None:
         """Whether the test split is scored with the untouched model too (a pretrained
-        encoder already embeds; a new classification head would only guess)."""
+        encoder already embeds; a new classification head would only guess). ``None``: when
+        the model can already answer, i.e. it has a chat template that tunelab did not give it
+        (:func:`tunelab.training.finetune.answers_before_training`)."""
         ...
 
     @property

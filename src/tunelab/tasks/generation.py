@@ -50,7 +50,6 @@ class _Generation:
     embeds = False
     search_batch_sizes = (8, 16, 32)  # longer rows: smaller batches
     report_sections = staticmethod(report_generation.sections)
-    scored_before_training = False  # generating for the test split twice would double the time
     baseline_method = ""  # benchmarks/ has a translation memory; none is built in
     trains_few_shot = False
     takes_virtual_tokens = True
@@ -94,8 +93,16 @@ class _Generation:
             "packing": True,
             "max_eval_rows": None,
             "check_stop_tokens": True,
+            "score_before": None,
             **(settings or {}),
         }
+
+    @property
+    def scored_before_training(self) -> bool | None:
+        """``generation.score_before``: generating for the test rows twice doubles the time, so
+        by default (``None``) only a model that can already answer (a chat model) is scored."""
+        setting = self.settings.get("score_before")
+        return None if setting is None else bool(setting)
 
     @classmethod
     def from_run_config(cls, config: Any) -> Self:

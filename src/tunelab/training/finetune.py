@@ -421,15 +421,34 @@ def _scores_before_training(parts: RunParts) -> dict[str, Any]:
     """The untouched model's flat test scores, for tasks where that is a real starting point
     (a pretrained encoder already embeds); empty otherwise or without a test split."""
     task, test = parts.task, parts.splits.get("test")
-    if not task.scored_before_training or test is None or not len(test) or not parts.main_process:
+    if test is None or not len(test) or not parts.main_process:
+        return {}
+    wanted = task.scored_before_training
+    if wanted is None:
+        wanted = answers_before_training(parts.tokenizer, parts.source)
+    if not wanted:
         return {}
     outputs = task.forward(
         parts.model, parts.tokenizer, test, parts.max_length, parts.config.training.eval_batch_size
     )
     scores = task.evaluate_outputs(outputs, test)
     flat = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
-    log.info("before training, test %s %.4f", task.main_metric, flat.get(task.main_metric, 0.0))
+    # generation's main metric is the loss, which no generated text has: name its text scores
+    shown = (
+        [task.main_metric]
+        if task.main_metric in flat
+        else [key for key in flat if key != "examples" and not key.endswith("_share")][:4]
+    )
+    log.info("before training, test %s", ", ".join(f"{key} {flat[key]:.4g}" for key in shown))
     return flat
+
+
+def answers_before_training(tokenizer: Any, source: str) -> bool:
+    """Whether a model can already answer, so its untuned scores are a real starting point:
+    it has a chat template, and tunelab did not pretrain it (a starter's template only
+    shapes the rows it will learn from)."""
+    pretrained_here = (Path(source) / "pretrain_metrics.json").is_file()
+    return bool(getattr(tokenizer, "chat_template", None)) and not pretrained_here
 
 
 def _train_few_shot(parts: RunParts) -> dict[str, Any]:

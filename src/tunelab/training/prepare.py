@@ -95,6 +95,9 @@ def load_splits(
     task.fit_labels(frames["train"])
     for split in ("validation", "test"):
         if split in frames:
+            rows = data.eval_rows
+            if rows is not None and len(frames[split]) > rows:
+                frames[split] = _evaluation_subset(frames[split], split, rows, config.seed)
             task.check_labels(frames[split])
     report["rows_after"] = {split: len(frame) for split, frame in frames.items()}
     report["split"] = {"generated": sorted(shares), "seed": config.seed}
@@ -107,6 +110,14 @@ def _group_key(value: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
         return hashlib.sha1(value).hexdigest()
     return str(value)
+
+
+def _evaluation_subset(frame: pd.DataFrame, split: str, rows: int, seed: int) -> pd.DataFrame:
+    """A seeded sample of ``rows`` rows of a held-out split, in file order."""
+    subset = frame.sample(n=rows, random_state=seed).sort_index()
+    subset.attrs = dict(frame.attrs)
+    log.info("evaluating on a seeded subset: %d of %d %s rows", rows, len(frame), split)
+    return subset
 
 
 def _training_subset(train: pd.DataFrame, config: RunConfig, task: Task) -> pd.DataFrame:

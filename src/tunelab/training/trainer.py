@@ -199,7 +199,26 @@ def build_trainer(
     trainer = setup.trainer_class(model=model, args=args, callbacks=callbacks, **inputs)
     plain_progress(trainer)
     point_trackers(trainer, tracking, output_dir.parent)
+    _quiet_about_tied_weights(trainer)
     return trainer
+
+
+def _quiet_about_tied_weights(trainer: Any) -> None:
+    """A model whose output layer is its input embedding (``tie_word_embeddings``) saves the
+    matrix once, so reloading the best checkpoint finds ``lm_head.weight`` "missing" and the
+    Trainer warns, though tying fills it. Tie, and warn only of keys that are really missing."""
+    issue = trainer._issue_warnings_after_load
+    every = {name for name, _ in trainer.model.named_parameters(remove_duplicate=False)}
+    tied = every - {name for name, _ in trainer.model.named_parameters()}
+
+    def issue_untied(load_result: Any) -> None:
+        missing = [key for key in load_result.missing_keys if key not in tied]
+        if len(missing) < len(load_result.missing_keys) and hasattr(load_result, "_replace"):
+            trainer.model.tie_weights()
+            load_result = load_result._replace(missing_keys=missing)
+        issue(load_result)
+
+    trainer._issue_warnings_after_load = issue_untied
 
 
 def last_checkpoint(output_dir: Path) -> str | None:

@@ -108,6 +108,8 @@ def test_causal_lm_instruction_tuning_end_to_end(tiny_llama, tmp_path, packing):
     config["generation"]["packing"] = packing
     result = tunelab.train(config)
     assert result["metrics"]["test"]["exact_match"] > 0.8
+    # a chat model from elsewhere is also scored untuned: the random one could not answer
+    assert result["metrics"]["before"]["test"]["exact_match"] < 0.3
     (answer,) = tunelab.predict(result["model_dir"], texts=["red cat"])
     assert answer["output"] == "红"
 
@@ -225,6 +227,7 @@ def test_causal_lm_path_runs_on_the_bundled_starter(tmp_path):
     result = tunelab.train(config)
     test = result["metrics"]["test"]
     assert test["examples"] == 20 and test["perplexity"] > 1
+    assert "before" not in result["metrics"]  # a starter cannot answer before tuning
     saved = Path(result["model_dir"])
     tokenizer = AutoTokenizer.from_pretrained(saved)
     generation = json.loads((saved / "generation_config.json").read_text())

@@ -67,3 +67,19 @@ def test_utilisation_is_achieved_over_peak(tmp_path, monkeypatch):
     per_token = flops.training_flops_per_token(model, 10)
     assert found["tokens_per_second"] == 5000
     assert found["mfu"] == pytest.approx(5000 * per_token / 1e12, abs=1e-4)
+
+
+def test_a_run_faster_than_a_busy_machines_probe_raises_the_peak(tmp_path, monkeypatch):
+    from transformers import BertConfig, BertModel
+
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(flops, "PROBE_SECONDS", 0.05)
+    model = BertModel(BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
+                                 num_attention_heads=2, intermediate_size=64))  # fmt: skip
+    measured, _ = flops.peak_flops("fp32")
+    per_token = flops.training_flops_per_token(model, 10)
+    tokens = 2 * measured / per_token  # twice the probe's rate for one second
+    found = flops.utilisation(model, tokens=tokens, seconds=1.0, sequence_length=10,
+                              precision="fp32")  # fmt: skip
+    assert found["mfu"] == 1.0 and found["peak_source"].startswith("this run")
+    assert flops.peak_flops("fp32")[0] == pytest.approx(2 * measured, rel=1e-6)  # kept

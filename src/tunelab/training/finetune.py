@@ -531,7 +531,8 @@ def _held_out_loss(parts: RunParts, fitted: FitResult) -> dict[str, dict[str, fl
         return held_out
     for split in ("validation", "test"):
         if split in parts.splits and len(parts.encoded[split]):
-            loss = float(fitted.trainer.evaluate(parts.encoded[split])["eval_loss"])
+            scores = fitted.trainer.evaluate(parts.encoded[split], metric_key_prefix=split)
+            loss = float(scores[f"{split}_loss"])
             held_out[split] = {"loss": loss, "perplexity": math.exp(loss)}
     return held_out
 

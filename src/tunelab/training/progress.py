@@ -95,8 +95,12 @@ class PlainProgress(TrainerCallback):
     def on_evaluate(
         self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kw: Any
     ) -> None:
+        # the final held-out scores name their split (metric_key_prefix), evaluations during
+        # training are "eval_"
+        prefix = next((key[: -len("loss")] for key in metrics or {} if key.endswith("_loss")),
+                      "eval_")  # fmt: skip
         scores = {
-            key.removeprefix("eval_"): value
+            key.removeprefix(prefix): value
             for key, value in (metrics or {}).items()
             if isinstance(value, (int, float)) and not key.endswith(("_runtime", "_per_second"))
         }
@@ -105,6 +109,9 @@ class PlainProgress(TrainerCallback):
         if best in scores:
             scores = {key: scores[key] for key in (best, "loss") if key in scores}
         shown = ", ".join(f"{key} {value:.4g}" for key, value in scores.items())
+        if prefix != "eval_":
+            self.write(f"{prefix.rstrip('_')} after training: {shown}")
+            return
         self.write(f"evaluation at step {state.global_step}: {shown}")
 
 

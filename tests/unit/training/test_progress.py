@@ -55,7 +55,11 @@ def test_evaluations_are_one_line_of_scores():
     progress.on_evaluate(None, SimpleNamespace(global_step=40), None, metrics=metrics)
     args = SimpleNamespace(metric_for_best_model="f1_macro")
     progress.on_evaluate(args, SimpleNamespace(global_step=80), None, metrics=metrics)
+    # the held-out losses after training name their split, not a step of training
+    held_out = {"test_loss": 1.4772, "test_runtime": 3.0, "epoch": 1.0}
+    progress.on_evaluate(args, SimpleNamespace(global_step=80), None, metrics=held_out)
     assert lines == [
         "evaluation at step 40: loss 0.4123, f1_macro 0.8333",
         "evaluation at step 80: f1_macro 0.8333, loss 0.4123",
+        "test after training: loss 1.477",
     ]

@@ -147,3 +147,21 @@ def load_head_model(loader: Any, name: str, **kwargs: Any) -> Any:
     model, info = from_pretrained(loader, name, output_loading_info=True, **kwargs)
     model.tunelab_new_weights = sorted(info.get("missing_keys", []))
     return model
+
+
+def model_length_limit(model_config: Any, tokenizer: Any) -> int | None:
+    """The longest input the model takes (position embeddings; the tokenizer's limit if lower)."""
+    limits = []
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if positions:
+        # RoBERTa-style models reserve the first positions for padding.
+        offset = (
+            (getattr(model_config, "pad_token_id", 0) or 0) + 1
+            if "roberta" in str(getattr(model_config, "model_type", ""))
+            else 0
+        )
+        limits.append(positions - offset)
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if tokenizer_limit and tokenizer_limit < 1_000_000:
+        limits.append(tokenizer_limit)
+    return min(limits) if limits else None

@@ -22,13 +22,13 @@ from tunelab.data.doctor import diagnose, doctor_summary
 from tunelab.evaluation import report_generation
 from tunelab.evaluation.generation import generation_metrics
 from tunelab.inference import Generations, generate_in_batches
-from tunelab.models.load import from_pretrained
+from tunelab.models.load import from_pretrained, model_length_limit
 from tunelab.tasks.base import DataFit, StandardColumn, TrainerSetup, standard_trainer_setup
 from tunelab.tasks.causal_encoding import (
     chat_text_and_spans,
     encode_with_mask,
+    fitted_prompt_ids,
     plain_text_and_spans,
-    prompt_ids,
 )
 from tunelab.tasks.generation_inputs import MESSAGES, SOURCE, TARGET, standardize_pairs
 from tunelab.tasks.packing import PackingCollator
@@ -509,13 +509,19 @@ class CausalGeneration(_Generation):
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         frame = self._rows_to_generate(frame)
+        # the prompt may be as long as the model reads (max_length only bounds training rows,
+        # for speed): plain transformers answers the same prompt alike
+        own = model_length_limit(model.config, tokenizer)
+        room = own - self.settings["max_new_tokens"] if own else 0
+        limit = max(room, max_length)
         prompts = []
         for _, row in frame.iterrows():
             context = None
             if MESSAGES in frame.columns and isinstance(row.get(MESSAGES), list):
                 context = json.loads(row[SOURCE])
-            ids = prompt_ids(tokenizer, context, self.settings["prefix"] + row[SOURCE])
-            prompts.append(ids[-max_length:])
+            prompts.append(
+                fitted_prompt_ids(tokenizer, context, self.settings["prefix"], row[SOURCE], limit)
+            )
         return generate_in_batches(
             model, tokenizer, prompts, batch_size, precision, self.generation_kwargs(tokenizer),
             decoder_only=True,

@@ -34,7 +34,7 @@ from tunelab.models.adapters import (
 from tunelab.models.catalog import IMAGE
 from tunelab.models.choice import AUTO, SCRATCH, SCRATCH_MODELS, SCRATCH_VIT, choose_model
 from tunelab.models.flops import utilisation
-from tunelab.models.load import from_pretrained, resolve_model_source
+from tunelab.models.load import from_pretrained, model_length_limit, resolve_model_source
 from tunelab.models.scratch import save_scratch_bert, save_scratch_vit
 from tunelab.models.trained import save_base_settings
 from tunelab.outputs import atomic_folder, claim_output, write_json, write_jsonl, write_text
@@ -49,7 +49,6 @@ from tunelab.training.trainer import (
     choose_max_length,
     distributed_arguments,
     last_checkpoint,
-    model_length_limit,
 )
 
 log = logging.getLogger("tunelab")

@@ -28,24 +28,6 @@ def choose_max_length(lengths: np.ndarray, model_limit: int | None, requested: i
     return max(8, min(p99, limit))
 
 
-def model_length_limit(model_config: Any, tokenizer: Any) -> int | None:
-    """The longest input the model takes (position embeddings; the tokenizer's limit if lower)."""
-    limits = []
-    positions = getattr(model_config, "max_position_embeddings", None)
-    if positions:
-        # RoBERTa-style models reserve the first positions for padding.
-        offset = (
-            (getattr(model_config, "pad_token_id", 0) or 0) + 1
-            if "roberta" in str(getattr(model_config, "model_type", ""))
-            else 0
-        )
-        limits.append(positions - offset)
-    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
-    if tokenizer_limit and tokenizer_limit < 1_000_000:
-        limits.append(tokenizer_limit)
-    return min(limits) if limits else None
-
-
 def distributed_arguments(training: TrainingConfig) -> dict[str, Any]:
     """The Trainer's FSDP/DeepSpeed arguments from the config, checked before any data loads.
 

@@ -525,9 +525,14 @@ def score(parts: RunParts, fitted: FitResult) -> Scores:
 
 def _held_out_loss(parts: RunParts, fitted: FitResult) -> dict[str, dict[str, float]]:
     """Loss and perplexity on validation and test, for tasks whose main metric is the loss."""
+    from transformers import EarlyStoppingCallback
+
     held_out: dict[str, dict[str, float]] = {}
     if fitted.trainer is None or parts.task.main_metric != "loss":
         return held_out
+    # training is over: these scores are not a step for early stopping to count (it would
+    # only warn that it finds no eval_loss among them)
+    fitted.trainer.remove_callback(EarlyStoppingCallback)
     for split in ("validation", "test"):
         if split in parts.splits and len(parts.encoded[split]):
             scores = fitted.trainer.evaluate(parts.encoded[split], metric_key_prefix=split)

@@ -65,6 +65,11 @@ ALL_TASKS = "<registered tasks>"
 DOCTOR_TASKS = "<tasks the doctor checks>"
 EXAMPLE_SETS = "<example data sets>"
 OVERRIDE = "override a config key: key.path=value (repeatable)"
+STRICT = (
+    "stop at the first problem (an unreadable image, an empty cell, an unparsable line, a broken "
+    "tag sequence) with one line naming its row, instead of leaving it out with a warning "
+    "(for train: data.drop_invalid=false)"
+)
 
 
 def _doctor_checks() -> dict[str, str]:
@@ -194,6 +199,7 @@ def train(
         bool, typer.Option(help=config_help("model.trust_remote_code"))
     ] = False,
     allow_pickle: Annotated[bool, typer.Option(help=config_help("model.allow_pickle"))] = False,
+    strict: Annotated[bool, typer.Option(help=STRICT)] = False,
 ) -> None:
     """Fine-tune a model and evaluate it; writes model/, metrics.json, predictions.jsonl."""
     from tunelab import api
@@ -221,6 +227,7 @@ def train(
         "seed": seed,
         "model.trust_remote_code": trust_remote_code or None,
         "model.allow_pickle": allow_pickle or None,
+        "data.drop_invalid": False if strict else None,
     }
     overrides = _flag_overrides(flags)
     run_config = build_config(raw, [*overrides, *(set_ or [])])
@@ -453,9 +460,13 @@ def doctor(
     scheme: Annotated[
         str, typer.Option(help="tag checks: the scheme to check and write (auto: the data's)")
     ] = "auto",
+    image_column: Annotated[str, typer.Option(help=config_help("image.column"))] = "image",
+    strict: Annotated[bool, typer.Option(help=STRICT)] = False,
 ) -> None:
     """Find duplicates, conflicts, leakage, imbalance, damaged text and label errors in data;
-    for token classification, tag statistics and broken tag sequences (--fix repairs them)."""
+    for token classification, tag statistics and broken tag sequences (--fix repairs them);
+    for images (a class folder or a table of paths), unreadable files, exact and near
+    duplicates, leakage, sizes and their outliers, and class balance."""
     from tunelab import api
 
     if fix and out is None:
@@ -465,12 +476,19 @@ def doctor(
         raise UserError(f"the doctor does not know task '{task}'; use {' or '.join(checks)}")
     if checks[task] == "tags":
         text = api.doctor_tagging(
-            data, validation, test, encoding, tag_column, scheme, report, out if fix else None
-        )
+            data, validation, test, encoding, tag_column, scheme, report, out if fix else None,
+            strict,
+        )  # fmt: skip
+    elif checks[task] == "images":
+        if fix:
+            raise UserError(
+                "--fix is not offered for images; remove or replace the files the report names"
+            )
+        text = api.doctor_images(data, validation, test, image_column, label_column, report, strict)
     else:
         text = api.doctor(
             data, validation, test, text_column, label_column, model, max_length, encoding,
-            report, out if fix else None, label_errors, drop_label_errors,
+            report, out if fix else None, label_errors, drop_label_errors, strict,
         )  # fmt: skip
     typer.echo(text)
 

@@ -98,7 +98,9 @@ class DataConfig(_Section):
         None, description="split string labels on this to get multi-label targets, e.g. '|'"
     )
     drop_invalid: bool = Field(
-        True, description="drop rows with empty texts or labels with a warning (false: fail)"
+        True,
+        description="leave out rows with empty texts or labels, or unreadable images, with a "
+        "warning (false, or --strict: stop at the first, naming its row)",
     )
     max_rows: int | None = Field(
         None, gt=0, description="use only the first N rows of each file (quick trials)"

@@ -13,12 +13,14 @@ import hashlib
 import io
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from tunelab.data.image_hashes import perceptual_hash
 from tunelab.errors import UserError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -171,6 +173,26 @@ def image_problem(path: str) -> str | None:
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         return str(exc).split("\n")[0] or type(exc).__name__
     return None
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the doctor learns from one decoding of an image."""
+
+    width: int
+    height: int
+    phash: int  # 64-bit perceptual hash (near duplicates)
+    sha1: str  # of the file's bytes (exact duplicates)
+
+
+def image_facts(path: str) -> ImageFacts:
+    """Size, perceptual hash and content hash of the image at ``path``, decoding it once.
+
+    Raises:
+        ImageBombError / OSError / ValueError / SyntaxError / EOFError: as :func:`open_rgb`.
+    """
+    image = open_rgb(path)
+    return ImageFacts(image.width, image.height, perceptual_hash(image), content_hash(path))
 
 
 def content_hash(path: str) -> str:

@@ -219,7 +219,9 @@ class Task(Protocol):
     def doctor_checks(self) -> str | None:
         """What `tunelab doctor --task` checks in this task's files: "texts" (texts and their
         labels: duplicates, conflicts, leakage, label errors), "tags" (token sequences and their
-        tags), or None (no standalone doctor; training still runs :meth:`diagnose`)."""
+        tags), "images" (image files: unreadable, duplicates, leakage, sizes, classes; the
+        task's own :meth:`diagnose`), or None (no standalone doctor; training still runs
+        :meth:`diagnose`)."""
         ...
 
     @classmethod

@@ -8,21 +8,23 @@ crops and flips for training and none for evaluation.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from tunelab.data.image_doctor import diagnose_images, image_doctor_lines
 from tunelab.data.images import (
     IMAGE_COLUMN,
     IMAGE_FOLDER,
     LABEL_COLUMN,
     ImageBombError,
     bomb_error,
-    content_hash,
     open_rgb,
     pixel_features,
     resolve_image_paths,
@@ -46,6 +48,7 @@ BASELINE_METHOD = (
 BASELINE_ROWS = 20_000  # its features live in memory: 3 KiB a row
 CROP_SCALE = (0.6, 1.0)  # share of the image a training crop keeps: light, a digit stays whole
 SHOWN_PROBLEMS = 5
+DOCTOR_INPUT_SIDE = 32  # scratch-vit's default image side (image.scratch_size)
 
 
 def _label_name(value: Any) -> str:
@@ -58,6 +61,22 @@ def _sorted_names(names: set[str]) -> list[str]:
     if all(name.lstrip("-").isdigit() for name in names):
         return sorted(names, key=int)
     return sorted(names)
+
+
+def model_input_side(config: Any) -> int:
+    """The side in pixels the model reads images at: a local model folder's image processor
+    size (``preprocessor_config.json``), else ``image.scratch_size`` (scratch-vit's, and the
+    best guess before ``auto`` or a hub id is resolved)."""
+    processor = Path(str(config.model.name)) / "preprocessor_config.json"
+    if processor.is_file():
+        size = json.loads(processor.read_text(encoding="utf-8")).get("size")
+        if isinstance(size, int):
+            return size
+        if isinstance(size, dict):
+            sides = [v for k, v in size.items() if k in ("height", "width", "shortest_edge")]
+            if sides and all(isinstance(v, int) for v in sides):
+                return min(sides)
+    return int(config.image.scratch_size)
 
 
 class ImageClassification:
@@ -81,7 +100,7 @@ class ImageClassification:
     trains_few_shot = False  # contrastive pairs of texts
     takes_virtual_tokens = False  # an image has no token positions for them
     packs_rows = False
-    doctor_checks = None  # training's diagnose covers images; no standalone doctor yet
+    doctor_checks = "images"
     input_kind = "image"
 
     def __init__(
@@ -92,6 +111,7 @@ class ImageClassification:
         augment: bool = True,
         flip: bool = True,
         drop_invalid: bool = True,
+        input_side: int = DOCTOR_INPUT_SIDE,
     ) -> None:
         self.image_column = image_column
         self.gold_column = gold_column
@@ -99,6 +119,7 @@ class ImageClassification:
         self.augment = augment
         self.flip = flip
         self.drop_invalid = drop_invalid
+        self.input_side = input_side  # the doctor flags images smaller than this
         self._problems: dict[str, str] = {}  # path -> why it cannot be read (the doctor's)
 
     @classmethod
@@ -112,7 +133,7 @@ class ImageClassification:
         image = config.image
         return cls(
             image.column, config.data.label_column, augment=image.augment, flip=image.flip,
-            drop_invalid=config.data.drop_invalid,
+            drop_invalid=config.data.drop_invalid, input_side=model_input_side(config),
         )  # fmt: skip
 
     @classmethod
@@ -174,83 +195,27 @@ class ImageClassification:
     def diagnose(
         self, frames: dict[str, pd.DataFrame], find_label_errors: bool, seed: int
     ) -> dict[str, Any]:
-        """Per split: unreadable images (row, path, why), image sizes, classes, exact
-        duplicates; and images shared across splits (leakage). Decodes each image once.
+        """The image doctor (:func:`tunelab.data.image_doctor.diagnose_images`): unreadable
+        images, exact and near duplicates, leakage between splits, sizes and outliers, class
+        balance. Decodes each image once.
 
         Raises:
-            UserError: for an image above the decompression-bomb limit.
+            UserError: for an image above the decompression-bomb limit; when not dropping
+                invalid rows (``--strict``), for the first unreadable image or empty path.
         """
-        report: dict[str, Any] = {"images": {}}
-        hashes: dict[str, set[str]] = {}
-        for split, frame in frames.items():
-            source = frame.attrs.get("source", split)
-            unreadable, widths, heights, digests = [], [], [], []
-            for row, path in frame[PATH].items():
-                if path is None:
-                    continue
-                try:
-                    width, height = open_rgb(path).size
-                except ImageBombError as error:
-                    raise bomb_error(source, row, path, error) from None
-                except (OSError, ValueError, SyntaxError, EOFError) as error:
-                    why = str(error).split("\n")[0] or type(error).__name__
-                    self._problems[path] = why
-                    unreadable.append({"row": int(row), "path": path, "problem": why})
-                    continue
-                widths.append(width)
-                heights.append(height)
-                digests.append(content_hash(path))
-            hashes[split] = set(digests)
-            section: dict[str, Any] = {
-                "rows": len(frame),
-                "unreadable": unreadable,
-                "duplicates": len(digests) - len(set(digests)),
-            }
-            if widths:
-                section["sizes"] = {
-                    "width": {"min": min(widths), "median": float(np.median(widths)),
-                              "max": max(widths)},
-                    "height": {"min": min(heights), "median": float(np.median(heights)),
-                               "max": max(heights)},
-                }  # fmt: skip
-            if LABEL in frame.columns:
-                section["classes"] = frame[LABEL].value_counts().sort_index().to_dict()
-            report["images"][split] = section
-        if "train" in hashes:
-            report["leakage"] = {
-                split: len(hashes["train"] & found)
-                for split, found in hashes.items()
-                if split != "train"
-            }
+        report = diagnose_images(frames, PATH, LABEL, self.input_side, strict=not self.drop_invalid)
+        for section in report["images"].values():
+            self._problems.update({u["path"]: u["problem"] for u in section["unreadable"]})
         return report
 
     def doctor_lines(self, report: dict[str, Any]) -> list[str]:
-        lines = []
-        for split, section in report.get("images", {}).items():
-            unreadable = section.get("unreadable", [])
-            if unreadable:
-                first = unreadable[0]
-                lines.append(
-                    f"data doctor: {split}: {len(unreadable)} unreadable image(s), e.g. row "
-                    f"{first['row']} {first['path']} ({first['problem']})"
-                )
-            if section.get("duplicates"):
-                lines.append(
-                    f"data doctor: {split}: {section['duplicates']} exact duplicate image(s)"
-                )
-        for split, shared in report.get("leakage", {}).items():
-            if shared:
-                lines.append(
-                    f"data doctor: {shared} image(s) of {split} are also training images "
-                    "(leakage: held-out scores will be too high)"
-                )
-        return lines
+        return image_doctor_lines(report)
 
     def clean(
         self, frame: pd.DataFrame, clean: Any, is_training: bool
     ) -> tuple[pd.DataFrame, dict[str, Any]]:
-        """Drop rows whose image the doctor could not read, with a warning (with
-        ``data.drop_invalid=false``, stop at the first instead).
+        """Drop rows whose image the doctor could not read, with a warning (with ``--strict``,
+        ``data.drop_invalid=false``, the doctor stopped at the first instead).
 
         Raises:
             UserError: naming the row and path of an unreadable image, when not dropping.
@@ -264,8 +229,8 @@ class ImageClassification:
         if not self.drop_invalid:
             raise UserError(
                 f"{source} row {rows[0]}: image {first} cannot be read "
-                f"({self._problems[first]}); replace or remove it, or set "
-                "data.drop_invalid=true to leave unreadable images out"
+                f"({self._problems[first]}); replace or remove it, or run without --strict "
+                "(data.drop_invalid=true) to leave unreadable images out with a warning"
             )
         log.warning(
             "%s: left out %d unreadable image(s), e.g. row %s %s (%s)",

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from tunelab.data import peoples_daily as pd98
+from tunelab.data.cjk_glyphs import build_zh_lookalikes
 from tunelab.data.conll import format_conll
 from tunelab.data.gettext_pairs import catalog_files, message_pairs, require_pairs
 from tunelab.data.man_sections import near_duplicate_groups, require_sections, section_rows
@@ -272,6 +273,7 @@ EXAMPLES = {
     "en-zh-search": partial(_build_text_pairs, "en-zh-search"),
     "en-man-sections": build_en_man_sections,
     "digits": build_digits,
+    "zh-lookalikes": build_zh_lookalikes,
 }
 
 

@@ -2,8 +2,9 @@
 splits, sizes and their outliers, class balance.
 
 Each image is decoded once (:func:`tunelab.data.images.image_facts`); near duplicates are
-pairs of perceptual hashes within :data:`NEAR_DUPLICATE_BITS` bits, found without comparing
-every pair (:func:`tunelab.data.image_hashes.near_hash_pairs`). ``diagnose_images`` returns a
+pairs whose perceptual hashes are within :data:`NEAR_DUPLICATE_BITS` bits and whose small
+thumbnails agree, found without comparing every pair
+(:func:`tunelab.data.image_hashes.near_duplicate_pairs`). ``diagnose_images`` returns a
 JSON-able report; ``image_doctor_lines`` says what it found in one line per finding.
 """
 
@@ -18,7 +19,13 @@ import numpy as np
 import pandas as pd
 
 from tunelab.data.doctor import class_balance
-from tunelab.data.image_hashes import HASH_SIDE, NEAR_DUPLICATE_BITS, near_hash_pairs
+from tunelab.data.image_hashes import (
+    CHECK_SIDE,
+    HASH_SIDE,
+    MIN_SIMILARITY,
+    NEAR_DUPLICATE_BITS,
+    near_duplicate_pairs,
+)
 from tunelab.data.images import ImageBombError, ImageFacts, bomb_error, image_facts
 from tunelab.errors import UserError
 
@@ -114,54 +121,46 @@ def _exact_duplicates(frame: pd.DataFrame, path_column: str, facts: dict[Any, Im
     }
 
 
-class _Hashes:
-    """Every readable image's perceptual hash, equal hashes as one value, and the pairs of
-    values within :data:`NEAR_DUPLICATE_BITS` bits."""
+class _Similar:
+    """Every readable image of every split, and the near-duplicate pairs among them."""
 
     def __init__(self, facts: dict[str, dict[Any, ImageFacts]]) -> None:
         self.rows = {split: list(found) for split, found in facts.items()}
-        hashes = np.array(
-            [f.phash for found in facts.values() for f in found.values()], dtype=np.uint64
-        )
-        self.values, inverse = np.unique(hashes, return_inverse=True)
+        every = [f for found in facts.values() for f in found.values()]
         bounds = np.cumsum([0] + [len(found) for found in facts.values()])
-        self.value_of = {
-            split: inverse[start:end]
-            for split, start, end in zip(facts, bounds[:-1], bounds[1:], strict=True)
-        }
-        self.pairs = near_hash_pairs(self.values)
-
-    def present(self, split: str) -> np.ndarray:
-        mask = np.zeros(len(self.values), dtype=bool)
-        mask[self.value_of[split]] = True
-        return mask
+        spans = zip(facts, bounds[:-1], bounds[1:], strict=True)
+        self.positions = {split: np.arange(start, end) for split, start, end in spans}
+        self.split_of = np.repeat(np.arange(len(facts)), np.diff(bounds))
+        self.index = {split: i for i, split in enumerate(facts)}
+        hashes = np.array([f.phash for f in every], dtype=np.uint64)
+        thumbnails = np.array([f.thumbnail for f in every], dtype=np.uint8).reshape(
+            len(every), CHECK_SIDE, CHECK_SIDE
+        )
+        self.pairs = near_duplicate_pairs(hashes, thumbnails)
 
     def groups(self, split: str) -> np.ndarray:
         """A near-duplicate group id for each image of ``split`` (links inside the split)."""
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components
 
-        present = self.present(split)
-        inside = present[self.pairs.first] & present[self.pairs.second]
-        first, second = self.pairs.first[inside], self.pairs.second[inside]
-        graph = coo_matrix(
-            (np.ones(len(first)), (first, second)), shape=(len(self.values), len(self.values))
+        first, second, n = self.pairs.first, self.pairs.second, len(self.split_of)
+        inside = (self.split_of[first] == self.index[split]) & (
+            self.split_of[second] == self.index[split]
         )
+        graph = coo_matrix((np.ones(int(inside.sum())), (first[inside], second[inside])), (n, n))
         _, component = connected_components(graph, directed=False)
-        return component[self.value_of[split]]
+        return component[self.positions[split]]
 
     def near_seen(self, held: str, seen: str) -> tuple[np.ndarray, np.ndarray]:
-        """For each image of ``held``: the hash value of ``seen`` it is near (itself when
-        equal), or -1; and the bits between them."""
-        present = self.present(seen)
-        partner = np.where(present, np.arange(len(self.values)), -1)
-        bits = np.zeros(len(self.values), dtype=np.int64)
-        first, second, distance = self.pairs.first, self.pairs.second, self.pairs.distance
+        """For each image of ``held``: the position of an image of ``seen`` that is its near
+        duplicate, or -1; and the bits between their hashes."""
+        partner = np.full(len(self.split_of), -1)
+        bits = np.zeros(len(self.split_of), dtype=np.int64)
+        first, second = self.pairs.first, self.pairs.second
         for a, b in ((first, second), (second, first)):
-            link = present[b] & (partner[a] < 0)
-            partner[a[link]], bits[a[link]] = b[link], distance[link]
-        values = self.value_of[held]
-        return partner[values], bits[values]
+            link = (self.split_of[a] == self.index[held]) & (self.split_of[b] == self.index[seen])
+            partner[a[link]], bits[a[link]] = b[link], self.pairs.bits[link]
+        return partner[self.positions[held]], bits[self.positions[held]]
 
 
 def _near_duplicates(
@@ -225,23 +224,25 @@ def diagnose_images(
             labels = frame.loc[list(facts[split]), label_column].dropna()
             section["class_balance"] = class_balance(labels)
         report["images"][split] = section
-    hashes = _Hashes(facts)
+    similar = _Similar(facts)
     for split, frame in frames.items():
         if facts[split]:
-            group = hashes.groups(split)
-            near = _near_duplicates(frame, path_column, hashes.rows[split], group)
+            group = similar.groups(split)
+            near = _near_duplicates(frame, path_column, similar.rows[split], group)
             report["images"][split]["near_duplicates"] = near
     names = list(frames)
     for i, held in enumerate(names):
         for seen in names[:i]:
             report["leakage"][f"{held}_in_{seen}"] = _leakage(
-                frames, path_column, facts, hashes, held, seen
+                frames, path_column, facts, similar, held, seen
             )
     report["near_duplicate_bits"] = NEAR_DUPLICATE_BITS
+    report["near_duplicate_similarity"] = MIN_SIMILARITY
     report["hash"] = f"pHash, {HASH_SIDE * HASH_SIDE} bits"
     report["near_duplicate_search"] = {
-        "compared_pairs": hashes.pairs.compared,
-        "complete": hashes.pairs.complete,
+        "compared_hash_pairs": similar.pairs.compared,
+        "checked_image_pairs": similar.pairs.checked,
+        "complete": similar.pairs.complete,
     }
     report["seconds"] = round(time.perf_counter() - started, 2)
     return report
@@ -251,18 +252,16 @@ def _leakage(
     frames: dict[str, pd.DataFrame],
     path_column: str,
     facts: dict[str, dict[Any, ImageFacts]],
-    hashes: _Hashes,
+    similar: _Similar,
     held: str,
     seen: str,
 ) -> dict[str, Any]:
     """Images of ``held`` that are also (exact) or nearly (near) images of ``seen``."""
     seen_digests = {f.sha1 for f in facts[seen].values()}
     exact = sum(f.sha1 in seen_digests for f in facts[held].values())
-    partner, bits = hashes.near_seen(held, seen)
-    first_seen: dict[int, Any] = {}
-    for row, value in zip(hashes.rows[seen], hashes.value_of[seen], strict=True):
-        first_seen.setdefault(int(value), row)
-    rows = hashes.rows[held]
+    partner, bits = similar.near_seen(held, seen)
+    rows, seen_rows = similar.rows[held], similar.rows[seen]
+    start = int(similar.positions[seen][0]) if len(seen_rows) else 0
     leaked = np.flatnonzero(partner >= 0)
     return {
         "exact": int(exact),
@@ -270,7 +269,7 @@ def _leakage(
         f"share_of_{held}": round(len(leaked) / len(rows), 4) if rows else 0.0,
         "examples": [
             {"row": int(rows[i]), "path": frames[held][path_column][rows[i]],
-             "seen": frames[seen][path_column][first_seen[int(partner[i])]],
+             "seen": frames[seen][path_column][seen_rows[int(partner[i]) - start]],
              "bits": int(bits[i])}
             for i in leaked[:SHOWN]
         ],
@@ -294,7 +293,6 @@ def image_doctor_lines(report: dict[str, Any]) -> list[str]:
     """One readable line per finding of :func:`diagnose_images` (``tunelab train`` prints
     them; ``tunelab doctor`` prints them without the ``data doctor:`` prefix)."""
     lines = []
-    bits = report.get("near_duplicate_bits", NEAR_DUPLICATE_BITS)
     for split, s in report.get("images", {}).items():
         say = f"{PREFIX}{split}: "
         source = s.get("file", "")
@@ -334,7 +332,7 @@ def image_doctor_lines(report: dict[str, Any]) -> list[str]:
             example = " ~ ".join(_short(p, source) for p in near["examples"][0]["paths"][:2])
             lines.append(
                 say + f"{near['count']} near-duplicate image(s) in {near['groups']} group(s) "
-                f"(perceptual hashes within {bits} of 64 bits), e.g. {example}"
+                f"(perceptual hash and thumbnail alike), e.g. {example}"
             )
     sources = {split: s.get("file", "") for split, s in report.get("images", {}).items()}
     for pair, leak in report.get("leakage", {}).items():

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tunelab.data.image_hashes import perceptual_hash
+from tunelab.data.image_hashes import check_thumbnail, perceptual_hash
 from tunelab.errors import UserError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -181,18 +181,23 @@ class ImageFacts:
 
     width: int
     height: int
-    phash: int  # 64-bit perceptual hash (near duplicates)
+    phash: int  # 64-bit perceptual hash (near-duplicate candidates)
+    thumbnail: np.ndarray  # 16x16 grey (confirms a candidate)
     sha1: str  # of the file's bytes (exact duplicates)
 
 
 def image_facts(path: str) -> ImageFacts:
-    """Size, perceptual hash and content hash of the image at ``path``, decoding it once.
+    """Size, perceptual hash, check thumbnail and content hash of the image at ``path``,
+    decoding it once.
 
     Raises:
         ImageBombError / OSError / ValueError / SyntaxError / EOFError: as :func:`open_rgb`.
     """
     image = open_rgb(path)
-    return ImageFacts(image.width, image.height, perceptual_hash(image), content_hash(path))
+    return ImageFacts(
+        image.width, image.height, perceptual_hash(image), check_thumbnail(image),
+        content_hash(path),
+    )  # fmt: skip
 
 
 def content_hash(path: str) -> str:

@@ -113,7 +113,7 @@ def test_each_finding_is_one_readable_line(tmp_path):
         "a/tiny.png (16x16)",
         "train: 1 image(s) with over 16x the median's pixels",
         "train: 1 exact duplicate image(s), e.g. a/1-copy.png = a/1.png",
-        "train: 2 near-duplicate image(s) in 2 group(s) (perceptual hashes within 6 of 64 bits)",
+        "train: 2 near-duplicate image(s) in 2 group(s) (perceptual hash and thumbnail alike)",
         "1 validation image(s) are also (or nearly) train images (1 exact), e.g. b/3-copy.png ~ "
         "a/3.png (leakage: validation scores will be too high)",
         "1 test image(s) are also (or nearly) train images (0 exact), e.g. a/2-resized.jpg ~ "

@@ -15,7 +15,7 @@ with seed 42, near-duplicate renderings kept in one split), one seed, one CPU th
 Usage::
 
     apt-get install -y fonts-wqy-zenhei fonts-arphic-ukai fonts-arphic-uming
-    python benchmarks/image_lookalikes.py [--epochs 25]
+    python benchmarks/image_lookalikes.py [--epochs 45]
 
 Writes ``benchmarks/results/image_lookalikes.json`` and prints a Markdown table.
 """

@@ -127,3 +127,25 @@ def test_no_or_one_hash_has_no_pairs():
     for hashes in (np.zeros(0, dtype=np.uint64), np.ones(1, dtype=np.uint64)):
         pairs = near_hash_pairs(hashes)
         assert len(pairs.first) == 0 and pairs.complete and pairs.compared == 0
+
+
+# -- from hashes to images: candidates confirmed by their thumbnails ---------------------
+
+
+def test_images_of_near_hashes_are_paired_only_when_their_thumbnails_agree():
+    rng = np.random.default_rng(4)
+    picture = rng.integers(0, 256, (16, 16), dtype=np.uint8)
+    other = rng.integers(0, 256, (16, 16), dtype=np.uint8)
+    brighter = np.clip(picture.astype(int) + 20, 0, 255).astype(np.uint8)
+    blank, blank_too, grey = (np.full((16, 16), v, dtype=np.uint8) for v in (250, 247, 128))
+    thumbnails = np.stack([picture, brighter, other, picture, blank, blank_too, grey])
+    near = 0b1011  # 3 bits from 0
+    far = 2**64 - 1  # 61 bits and more from the others
+    hashes = np.array([0, 0, 0, near, far, far, far], dtype=np.uint64)
+    pairs = image_hashes.near_duplicate_pairs(hashes, thumbnails)
+    found_pairs = dict(zip(found(pairs), pairs.bits.tolist(), strict=True))
+    # the picture, its brighter copy and its copy under a near hash; not the other picture
+    # that shares the hash; the two near-white blanks but not the grey one
+    assert found_pairs == {(0, 1): 0, (0, 3): 3, (1, 3): 3, (4, 5): 0}
+    assert pairs.checked == 3 + 3 + 3  # pairs sharing a hash, then 3 images x the near one
+    assert (pairs.similarity >= image_hashes.MIN_SIMILARITY).all()

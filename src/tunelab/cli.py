@@ -426,7 +426,9 @@ def explain(
 
 @app.command(cls=_NamesTasks)
 def doctor(
-    data: Annotated[Path, typer.Argument(help="data file (the training file if several)")],
+    data: Annotated[
+        Path, typer.Argument(help="data file or folder of images (the training one if several)")
+    ],
     validation: Annotated[Path | None, typer.Option(help="validation file")] = None,
     test: Annotated[Path | None, typer.Option(help="test file")] = None,
     task: Annotated[str, typer.Option(help=f"whose checks to run: {DOCTOR_TASKS}")] = (

@@ -99,7 +99,7 @@ def evaluate(
         task.text_column = text_column
     if label_column:
         task.label_column = label_column
-    frame = task.standardize(read_table(data, encoding=encoding))
+    frame = task.standardize(read_table(data, encoding=encoding, media=task.input_kind))
     frame, _ = drop_invalid_rows(frame, list(task.required_columns()), drop=True)
     task.check_labels(frame)
     outputs = _forward(model, tokenizer, task, frame, max_length, batch_size)
@@ -139,7 +139,7 @@ def predict(
     if text_column:
         task.text_column = text_column
     if input is not None:
-        frame = read_table(input, encoding=encoding).fillna("")
+        frame = read_table(input, encoding=encoding, media=task.input_kind).fillna("")
         frame = task.standardize(frame, with_labels=False)
     else:
         if task.text_pair_column:

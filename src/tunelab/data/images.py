@@ -1,15 +1,14 @@
-"""Image files as data: class folders and path columns read into tables, images opened safely.
+"""Image files opened safely, shrunk for the baseline and the report.
 
-A table of images holds paths, never pixels: images are decoded one batch at a time by the
-task's data loader. Opening goes through :func:`open_rgb`, which applies the EXIF orientation,
-takes the first frame of an animation, converts every mode to RGB and refuses images above
-Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) with one sentence.
+Tables of images hold paths (:mod:`tunelab.data.media`); images are decoded one batch at a
+time by the task's data loader. Opening goes through :func:`open_rgb`, which applies the EXIF
+orientation, takes the first frame of an animation, converts every mode to RGB and refuses
+images above Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) with one sentence.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import re
 import warnings
@@ -17,98 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from tunelab.errors import UserError
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
-IMAGE_COLUMN, LABEL_COLUMN = "image", "label"
-IMAGE_FOLDER = "image-folder"  # frame.attrs["kind"] of a table read from a folder
+IMAGE_COLUMN = "image"  # the path column of an image folder (tunelab.data.media)
 
 
 class ImageBombError(Exception):
     """An image larger than ``PIL.Image.MAX_IMAGE_PIXELS``: decoding it could exhaust memory."""
-
-
-def is_image_file(path: Path) -> bool:
-    """Whether ``path`` names an image by its suffix (PNG, JPEG, WebP, GIF, BMP, TIFF)."""
-    return path.suffix.lower() in IMAGE_SUFFIXES
-
-
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and is_image_file(p)
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )  # fmt: skip
-
-
-def read_image_folder(folder: Path) -> pd.DataFrame:
-    """The images under ``folder`` as rows of (image, label): the ``imagefolder`` convention
-    of ``datasets``, where each sub-folder is a class; images directly in ``folder`` (no class
-    folders) give rows without labels, for prediction.
-
-    Raises:
-        UserError: if the folder holds no image files, or mixes loose images and class folders.
-    """
-    files = _image_files(folder)
-    if not files:
-        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise UserError(
-            f"{folder} holds no image files ({suffixes}); give a folder with one sub-folder "
-            "of images per class"
-        )
-    depths = {len(p.relative_to(folder).parts) for p in files}
-    if depths == {1}:
-        frame = pd.DataFrame({IMAGE_COLUMN: [str(p) for p in files]})
-    elif 1 in depths:
-        loose = next(p for p in files if len(p.relative_to(folder).parts) == 1)
-        raise UserError(
-            f"{folder} mixes loose images ({loose.name}) with class sub-folders; move each "
-            "image into the folder of its class"
-        )
-    else:
-        labels = [p.relative_to(folder).parts[0] for p in files]
-        frame = pd.DataFrame({IMAGE_COLUMN: [str(p) for p in files], LABEL_COLUMN: labels})
-    frame.index = pd.RangeIndex(1, len(frame) + 1)
-    frame.attrs.update({"source": str(folder), "kind": IMAGE_FOLDER, "bad_lines": []})
-    return frame
-
-
-def read_image_file(path: Path) -> pd.DataFrame:
-    """One image file as a one-row table (for ``tunelab predict --input photo.jpg``)."""
-    frame = pd.DataFrame({IMAGE_COLUMN: [str(path)]}, index=pd.RangeIndex(1, 2))
-    frame.attrs.update({"source": str(path), "kind": IMAGE_FOLDER, "bad_lines": []})
-    return frame
-
-
-def resolve_image_paths(frame: pd.DataFrame, column: str) -> pd.Series:
-    """Absolute paths of the images in ``column``: relative paths are read from the data
-    file's folder (the working directory for rows typed on the command line).
-
-    A table file may only name images inside its own folder, so a data file cannot make a
-    run read files elsewhere on the machine; a folder of images names its own files.
-
-    Raises:
-        UserError: naming the row and the path that leaves the data file's folder.
-    """
-    source = frame.attrs.get("source", "data")
-    kind = frame.attrs.get("kind")
-    source_path = Path(str(source))
-    from_file = kind != IMAGE_FOLDER and source_path.is_file()
-    base = source_path.parent.resolve() if from_file else Path.cwd()
-    resolved = []
-    for row, value in frame[column].items():
-        if pd.isna(value) or not str(value).strip():
-            resolved.append(None)  # drop_invalid_rows names empty cells
-            continue
-        path = (base / str(value).strip()).resolve()
-        if from_file and not path.is_relative_to(base):
-            raise UserError(
-                f"{source} row {row}: image path '{value}' leads outside the data file's folder "
-                f"{base}; keep the images beside or below the data file and give relative paths"
-            )
-        resolved.append(str(path))
-    return pd.Series(resolved, index=frame.index, dtype=object)
 
 
 def open_rgb(path: str | Path) -> Any:
@@ -171,11 +86,6 @@ def image_problem(path: str) -> str | None:
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         return str(exc).split("\n")[0] or type(exc).__name__
     return None
-
-
-def content_hash(path: str) -> str:
-    """SHA-1 of the file's bytes (exact duplicates and leakage across splits)."""
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
 def pixel_features(paths: list[str], side: int = 16) -> np.ndarray:

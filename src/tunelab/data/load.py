@@ -1,5 +1,5 @@
 """Read user data files (CSV, TSV, JSONL, JSON, Parquet) into pandas DataFrames; a folder of
-images (one sub-folder per class) or an image file becomes a table of image paths.
+images or audio files (one sub-folder per class), or one such file, becomes a table of paths.
 
 The DataFrame's index is the row number in the file as a person counts it (1-based data
 rows for tables, line numbers for JSONL), so every later error can name the row.
@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from tunelab.data.conll import parse_conll
-from tunelab.data.images import is_image_file, read_image_file, read_image_folder
+from tunelab.data.media import media_kind, read_media_file, read_media_folder
 from tunelab.data.sniff import (
     check_binary,
     delimiter_hint,
@@ -274,12 +274,14 @@ def read_table(
     max_rows: int | None = None,
     skip_bad_lines: bool = False,
     tag_column: int = -1,
+    media: str | None = None,
 ) -> pd.DataFrame:
     """Read one data file into a DataFrame indexed by 1-based row (or line) number.
 
     Args:
-        path: the file; a folder of class sub-folders of images, or one image, gives rows of
-            ``image`` paths (and ``label``, the sub-folder) without reading any pixels.
+        path: the file; a folder of class sub-folders of images or audio files, or one such
+            file, gives rows of ``image`` or ``audio`` paths (and ``label``, the sub-folder)
+            without decoding any of them.
         fmt: ``auto`` (from the extension), ``csv``, ``tsv``, ``jsonl``, ``json``, ``parquet``
             or ``conll`` (token and tag per line; rows of ``tokens`` and ``tags`` lists).
         encoding: text encoding; ``None`` detects UTF-8 (with or without BOM) or GB18030/GBK.
@@ -287,6 +289,8 @@ def read_table(
         skip_bad_lines: skip CSV/TSV/JSONL lines that do not parse instead of failing; their
             line numbers are kept in ``frame.attrs["bad_lines"]`` (for the data doctor).
         tag_column: the tag's field in CoNLL lines (0-based; -1: the last).
+        media: the kind of file a folder is read for (a task's ``input_kind``: "image",
+            "audio"); another kind, or None, reads whichever kind the folder holds.
 
     Raises:
         UserError: for a missing, empty, binary or unparsable file.
@@ -294,9 +298,9 @@ def read_table(
     path = Path(path)
     if not path.exists():
         raise UserError(f"data file {path} does not exist; check the path")
-    if path.is_dir() or (fmt == "auto" and is_image_file(path)):
-        # a folder of class sub-folders of images (or one image): rows of paths, not pixels
-        frame = read_image_folder(path) if path.is_dir() else read_image_file(path)
+    if path.is_dir() or (fmt == "auto" and media_kind(path)):
+        # a folder of class sub-folders of media files (or one file): rows of paths
+        frame = read_media_folder(path, media) if path.is_dir() else read_media_file(path)
         return frame.iloc[:max_rows] if max_rows is not None else frame
     fmt = detect_format(path, fmt)
     raw = read_file_bytes(path)

@@ -29,8 +29,9 @@ def read_splits(config: RunConfig, task: Task) -> dict[str, pd.DataFrame]:
         path = getattr(data, split)
         if path is not None:
             frame = read_table(
-                path, data.format, data.encoding, data.max_rows, tag_column=data.tag_column
-            )
+                path, data.format, data.encoding, data.max_rows, tag_column=data.tag_column,
+                media=task.input_kind,
+            )  # fmt: skip
             frames[split] = task.standardize(frame)
     return frames
 

@@ -28,6 +28,11 @@ LABEL_COLUMN = "label"
 MEDIA_FOLDER = "media-folder"  # frame.attrs["kind"] of a table read from a folder or one file
 
 
+class UnreadableFile(Exception):
+    """A media file that cannot be decoded; the message says why (missing, truncated,
+    corrupt), the caller names the row and path."""
+
+
 def media_kind(path: Path) -> str | None:
     """The kind of media ``path`` names by its suffix ("image", "audio"), or None."""
     suffix = path.suffix.lower()

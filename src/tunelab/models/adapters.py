@@ -28,8 +28,9 @@ TASK_TYPES = {
     "AutoModelForSeq2SeqLM": "SEQ_2_SEQ_LM",
     "AutoModelForCausalLM": "CAUSAL_LM",
     "SentenceTransformerLoader": "FEATURE_EXTRACTION",
-    # PEFT has no image-classification type; image-classification refuses adapters for now
+    # PEFT has no image- or audio-classification type; those tasks refuse adapters for now
     "AutoModelForImageClassification": "",
+    "AutoModelForAudioClassification": "",
 }
 PROMPT_METHODS = ("prompt-tuning", "prefix-tuning")
 # IA3 rescales keys, values and the input of each block's feed-forward down-projection.

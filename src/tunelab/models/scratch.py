@@ -1,12 +1,13 @@
-"""Small randomly initialised models: BERTs with a character vocabulary built from data, and
-ViTs for images.
+"""Small randomly initialised models: BERTs with a character vocabulary built from data, ViTs
+for images and Audio Spectrogram Transformers for audio.
 
-Used when no pretrained model is at hand (``model.name: scratch-bert``, ``scratch-vit``)
-and, at tiny sizes, by the unit tests.
+Used when no pretrained model is at hand (``model.name: scratch-bert``, ``scratch-vit``,
+``scratch-audio``) and, at tiny sizes, by the unit tests.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -178,4 +179,52 @@ def save_scratch_vit(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
+    return out_dir
+
+
+SCRATCH_AUDIO_RATE = 16_000  # the rate most speech checkpoints read
+SPECTROGRAM_FRAMES_PER_SECOND = 100  # the AST feature extractor's hop: 10 ms
+AST_PATCH = 16  # AST's patch side, in mel bands and frames
+
+
+def save_scratch_audio(
+    out_dir: Path,
+    seconds: float = 1.0,
+    mel_bins: int = 64,
+    layers: int = 2,
+    hidden: int = 128,
+    heads: int = 2,
+    seed: int = 0,
+) -> Path:
+    """Write a randomly initialised Audio Spectrogram Transformer and its feature extractor
+    to ``out_dir``.
+
+    Used for ``model.name: scratch-audio`` (audio, no pretrained model at hand) and by the
+    tests. Clips are read at 16 kHz as a log-mel spectrogram of ``mel_bins`` bands, 100 frames
+    a second, padded or cut to ``seconds``; AST cuts it into overlapping 16x16 patches.
+
+    Raises:
+        UserError: if ``heads`` does not divide ``hidden``.
+    """
+    import torch
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
+
+    _check_heads(hidden, heads)
+    frames = max(AST_PATCH, math.ceil(seconds * SPECTROGRAM_FRAMES_PER_SECOND))
+    config = ASTConfig(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 4,
+        num_mel_bins=mel_bins,
+        max_length=frames,
+    )
+    torch.manual_seed(seed)
+    model = ASTModel(config)
+    extractor = ASTFeatureExtractor(
+        num_mel_bins=mel_bins, max_length=frames, sampling_rate=SCRATCH_AUDIO_RATE
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    extractor.save_pretrained(out_dir)
     return out_dir

@@ -188,13 +188,15 @@ class Task(Protocol):
     def model_kind(self) -> str:
         """The kind of pretrained model it fine-tunes, as the model catalog, the model packages
         and the ``model.name: auto`` choice tag them: "encoder" (a body under a small head),
-        "seq2seq" (source text to target text) or "causal" (continues a prompt or chat)."""
+        "seq2seq" (source text to target text), "causal" (continues a prompt or chat), "image"
+        or "audio" (an image or audio encoder under a classification head)."""
         ...
 
     @property
     def input_kind(self) -> str:
-        """What one input is: "text" (a string the model reads) or "image" (the path of an
-        image file); the server takes texts only, so it refuses models whose inputs are files."""
+        """What one input is: "text" (a string the model reads), "image" or "audio" (the path
+        of such a file); a data folder is read for files of this kind, and the server takes
+        texts only, so it refuses models whose inputs are files."""
         ...
 
     @property
@@ -271,7 +273,8 @@ class Task(Protocol):
 
     def processor_class(self) -> Any:
         """The ``Auto...`` class that loads what turns inputs into model features:
-        ``AutoTokenizer`` for text, ``AutoImageProcessor`` for images."""
+        ``AutoTokenizer`` for text, ``AutoImageProcessor`` for images, ``AutoFeatureExtractor``
+        for audio."""
         ...
 
     def clean_text(self, text: str) -> str:

@@ -19,7 +19,13 @@ import numpy as np
 import pandas as pd
 
 from tunelab.data.load import require_columns
-from tunelab.data.media import LABEL_COLUMN, MEDIA_FOLDER, content_hash, resolve_media_paths
+from tunelab.data.media import (
+    LABEL_COLUMN,
+    MEDIA_FOLDER,
+    UnreadableFile,
+    content_hash,
+    resolve_media_paths,
+)
 from tunelab.errors import UserError
 from tunelab.evaluation import metrics as m
 from tunelab.models.load import load_head_model
@@ -43,10 +49,6 @@ def _sorted_names(names: set[str]) -> list[str]:
     if all(name.lstrip("-").isdigit() for name in names):
         return sorted(names, key=int)
     return sorted(names)
-
-
-class Unreadable(Exception):
-    """A file that cannot be decoded; the message says why (missing, truncated, corrupt)."""
 
 
 class FileClassification:
@@ -121,12 +123,12 @@ class FileClassification:
         """Decode ``path`` once for the doctor: what it measures of the file.
 
         Raises:
-            Unreadable: if the file cannot be decoded.
+            UnreadableFile: if the file cannot be decoded.
             UserError: for a file no run may read (an image above the bomb limit).
         """
         raise NotImplementedError
 
-    def file_summary(self, stats: list[dict[str, Any]], rows: list[Any]) -> dict[str, Any]:
+    def file_summary(self, stats: list[dict[str, Any]]) -> dict[str, Any]:
         """The doctor's figures of one split from :meth:`inspect_file`'s results."""
         return {}
 
@@ -134,11 +136,12 @@ class FileClassification:
         """The doctor's lines of one split beyond unreadable files and duplicates."""
         return []
 
-    def decode(self, path: str) -> Any:
-        """The decoded file, as :meth:`features` takes it.
+    def decode(self, path: str, processor: Any) -> Any:
+        """The decoded file, as :meth:`features` takes it (``processor``: the model's, for
+        what it expects of its input, such as a sampling rate).
 
         Raises:
-            Unreadable: if the file cannot be decoded.
+            UnreadableFile: if the file cannot be decoded.
         """
         raise NotImplementedError
 
@@ -213,24 +216,23 @@ class FileClassification:
         hashes: dict[str, set[str]] = {}
         for split, frame in frames.items():
             source = frame.attrs.get("source", split)
-            unreadable, stats, rows, digests = [], [], [], []
+            unreadable, stats, digests = [], [], []
             for row, path in frame[PATH].items():
                 if path is None:
                     continue
                 try:
                     stats.append(self.inspect_file(source, row, path))
-                except Unreadable as error:
+                except UnreadableFile as error:
                     self._problems[path] = str(error)
                     unreadable.append({"row": int(row), "path": path, "problem": str(error)})
                     continue
-                rows.append(int(row))
                 digests.append(content_hash(path))
             hashes[split] = set(digests)
             section: dict[str, Any] = {
                 "rows": len(frame),
                 "unreadable": unreadable,
                 "duplicates": len(digests) - len(set(digests)),
-                **(self.file_summary(stats, rows) if stats else {}),
+                **(self.file_summary(stats) if stats else {}),
             }
             if LABEL in frame.columns:
                 section["classes"] = frame[LABEL].value_counts().sort_index().to_dict()
@@ -366,7 +368,7 @@ class FileClassification:
         import torch
 
         def transform(batch: dict[str, list[Any]]) -> dict[str, Any]:
-            decoded = [self.decode(path) for path in batch[PATH]]
+            decoded = [self.decode(path, processor) for path in batch[PATH]]
             if augment:
                 decoded = [self.augmented(item) for item in decoded]
             features = self.features(processor, decoded)
@@ -421,17 +423,17 @@ class FileClassification:
         order = self.inference_order(paths)
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            decoded = [self._open(source, frame.index[i], paths[i]) for i in batch]
+            decoded = [self._open(source, frame.index[i], paths[i], tokenizer) for i in batch]
             inputs = self.features(tokenizer, decoded)
             with torch.inference_mode(), context:
                 out = model(**{k: v.to(model.device) for k, v in inputs.items()}).logits
             logits[batch] = out.float().cpu().numpy()
         return logits
 
-    def _open(self, source: str, row: Any, path: str) -> Any:
+    def _open(self, source: str, row: Any, path: str, processor: Any) -> Any:
         try:
-            return self.decode(path)
-        except Unreadable as error:
+            return self.decode(path, processor)
+        except UnreadableFile as error:
             raise UserError(
                 f"{source} row {row}: {self.noun} {path} cannot be read ({error})"
             ) from None

@@ -22,10 +22,10 @@ from tunelab.data.images import (
     open_rgb,
     pixel_features,
 )
-from tunelab.data.media import LABEL_COLUMN
+from tunelab.data.media import LABEL_COLUMN, UnreadableFile
 from tunelab.evaluation import report_images
 from tunelab.models.catalog import IMAGE
-from tunelab.tasks.file_classification import FileClassification, Unreadable
+from tunelab.tasks.file_classification import FileClassification
 
 BASELINE_SIDE = 16  # the baseline reads each image as 16x16 RGB pixels
 BASELINE_METHOD = (
@@ -93,16 +93,16 @@ class ImageClassification(FileClassification):
         """The image's size, decoding it fully (a truncated file fails here, not in training).
 
         Raises:
-            Unreadable: for a missing, truncated or corrupt image.
+            UnreadableFile: for a missing, truncated or corrupt image.
             UserError: for an image above the decompression-bomb limit.
         """
         try:
-            width, height = self.decode(path).size
+            width, height = self.decode(path, None).size
         except ImageBombError as error:
             raise bomb_error(source, row, path, error) from None
         return {"width": width, "height": height}
 
-    def file_summary(self, stats: list[dict[str, Any]], rows: list[Any]) -> dict[str, Any]:
+    def file_summary(self, stats: list[dict[str, Any]]) -> dict[str, Any]:
         """Image sizes: min, median and max width and height."""
         sizes = {}
         for side in ("width", "height"):
@@ -111,21 +111,21 @@ class ImageClassification(FileClassification):
                            "max": max(values)}  # fmt: skip
         return {"sizes": sizes}
 
-    def decode(self, path: str) -> Any:
+    def decode(self, path: str, processor: Any) -> Any:
         """The image as an upright RGB ``PIL.Image`` (:func:`tunelab.data.images.open_rgb`).
 
         Raises:
-            Unreadable: for a missing, truncated or corrupt image.
+            UnreadableFile: for a missing, truncated or corrupt image.
             ImageBombError: above Pillow's decompression-bomb limit.
         """
         try:
             return open_rgb(path)
         except DECODE_ERRORS as error:
-            raise Unreadable(_why(error)) from None
+            raise UnreadableFile(_why(error)) from None
 
-    def _open(self, source: str, row: Any, path: str) -> Any:
+    def _open(self, source: str, row: Any, path: str, processor: Any) -> Any:
         try:
-            return super()._open(source, row, path)
+            return super()._open(source, row, path, processor)
         except ImageBombError as error:
             raise bomb_error(source, row, path, error) from None
 

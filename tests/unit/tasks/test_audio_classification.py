@@ -1,0 +1,418 @@
+"""The audio-classification task: clips decoded, mixed down, cut and resampled by hand-checked
+values, folders and path columns read as paths (decoded lazily), the doctor's findings, bad
+input as one sentence, MFCCs for the baseline, and a tiny AST trained, evaluated, reported and
+predicted end to end, its folder loading in ``transformers.pipeline`` with the same labels."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+sf = pytest.importorskip("soundfile")
+
+import tunelab  # noqa: E402
+from tests.conftest import make_tone_clips, tone  # noqa: E402
+from tunelab.cli import app, main  # noqa: E402
+from tunelab.config import RunConfig  # noqa: E402
+from tunelab.data.audio import inspect_audio, mfcc, mfcc_summary, read_audio, resample  # noqa: E402
+from tunelab.data.load import read_table  # noqa: E402
+from tunelab.data.media import UnreadableFile  # noqa: E402
+from tunelab.errors import UserError  # noqa: E402
+from tunelab.evaluation.report_audio import player  # noqa: E402
+from tunelab.tasks.audio_classification import AudioClassification  # noqa: E402
+from tunelab.training.prepare import load_splits  # noqa: E402
+
+
+def run_config(model, train, output, **data) -> dict:
+    return {
+        "task": "audio-classification",
+        "output": str(output),
+        "data": {"train": str(train), **data},
+        "model": {"name": str(model), "scratch": {"layers": 2, "hidden": 32, "heads": 2}},
+        "audio": {"scratch_mel_bins": 32},
+        "training": {"epochs": 6, "learning_rate": 3e-3, "batch_size": 8,
+                     "early_stopping_patience": None, "logging_steps": 1000},
+    }  # fmt: skip
+
+
+# -- decoding ---------------------------------------------------------------------------
+
+
+def test_resampling_gives_the_tone_sampled_at_the_target_rate():
+    at_48k = tone(1000.0, 1.0, 48000)
+    down = resample(at_48k, 48000, 16000)
+    assert down.shape == (16000,) and down.dtype == np.float32
+    # away from the filter's edges the samples are the tone's own at 16 kHz
+    assert np.abs(down[200:-200] - tone(1000.0, 1.0, 16000)[200:-200]).max() < 5e-3
+    # a 10 kHz tone lies above 16 kHz's Nyquist frequency: filtered out, not folded to 6 kHz
+    assert np.abs(resample(tone(10_000.0, 1.0, 48000), 48000, 16000)[200:-200]).max() < 0.01
+    assert resample(tone(440.0, 1.0, 44100), 44100, 16000).shape == (16000,)
+    assert resample(tone(440.0, 0.5, 8000), 8000, 16000).shape == (8000,)
+
+
+def test_stereo_is_mixed_down_to_the_mean_of_its_channels(tmp_path):
+    left, right = np.full(800, 0.5, np.float32), np.full(800, -0.25, np.float32)
+    sf.write(tmp_path / "two.wav", np.stack([left, right], axis=1), 8000)
+    samples, rate = read_audio(tmp_path / "two.wav")
+    assert rate == 8000 and samples.shape == (800,)
+    assert np.allclose(samples, 0.125, atol=1e-4)  # (0.5 - 0.25) / 2, 16-bit exact
+
+
+def test_clips_are_cut_to_max_seconds_before_resampling(tmp_path):
+    sf.write(tmp_path / "long.flac", tone(440.0, 3.0, 22050), 22050)
+    samples, rate = read_audio(tmp_path / "long.flac", 16000, max_seconds=1.25)
+    assert rate == 16000 and len(samples) == 20000
+
+
+@pytest.mark.parametrize("suffix", ["wav", "flac", "ogg", "mp3"])
+def test_every_format_decodes_to_the_same_tone(tmp_path, suffix):
+    if suffix.upper() not in sf.available_formats() and suffix != "mp3":
+        pytest.skip(f"this libsndfile does not handle {suffix}")
+    path = tmp_path / f"tone.{suffix}"
+    try:
+        sf.write(path, tone(440.0, 1.0), 16000)
+    except (sf.LibsndfileError, TypeError, ValueError):
+        pytest.skip(f"this libsndfile cannot write {suffix}")
+    samples, _ = read_audio(path, 16000)
+    assert abs(len(samples) - 16000) <= 1152  # an MP3 frame of encoder padding at most
+    lossless = suffix in ("wav", "flac")
+    level = float(np.sqrt(np.mean(samples[:15000] ** 2)))
+    assert level == pytest.approx(0.4 / math.sqrt(2), rel=1e-3 if lossless else 0.1)
+
+
+def test_unreadable_files_say_why(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    sf.write(tmp_path / "whole.wav", tone(440.0, 1.0), 16000)
+    whole = (tmp_path / "whole.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "text.wav").write_text("not a sound " * 20, encoding="utf-8")
+    reasons = {}
+    for name in ("empty.wav", "cut.wav", "text.wav", "missing.wav"):
+        with pytest.raises(UnreadableFile) as error:
+            read_audio(tmp_path / name)
+        reasons[name] = str(error.value)
+    assert reasons["empty.wav"] == "empty file (0 bytes)"
+    assert reasons["cut.wav"].startswith("truncated: holds 15,978 of the 32,000 bytes")
+    assert "not recognised" in reasons["text.wav"]
+    assert reasons["missing.wav"] == "no such file"
+
+
+def test_the_doctor_measures_loudness_and_clipping():
+    rate = 16000
+    quiet = inspect_audio_of(tone(440.0, 1.0, level=1e-4), rate)
+    assert quiet["rms"] == pytest.approx(1e-4 / math.sqrt(2), rel=1e-2)
+    full_scale = inspect_audio_of(tone(440.0, 1.0, level=1.0), rate)
+    assert full_scale["clipped_share"] == 0.0  # a peak touches the rail, it does not stay
+    clipped = inspect_audio_of(np.clip(tone(440.0, 1.0, level=3.0), -1, 1), rate)
+    assert clipped["clipped_share"] > 0.5
+
+
+def inspect_audio_of(samples, rate):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "clip.wav"
+        sf.write(path, samples, rate, subtype="FLOAT")
+        return inspect_audio(path)
+
+
+def test_mfcc_has_a_frame_every_10_ms_and_gain_moves_only_c0():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.1, 16000).astype(np.float32)
+    coefficients = mfcc(noise, 16000)
+    assert coefficients.shape == (1 + (16000 - 400) // 160, 20)  # 25 ms frames, 10 ms hop
+    louder = mfcc(noise * 2, 16000)
+    # power x4 adds log(4) to each of the 40 log-mel bands; the orthonormal DCT puts all of a
+    # constant into c0, scaled by sqrt(40)
+    assert np.allclose(louder[:, 0] - coefficients[:, 0], math.log(4) * math.sqrt(40), atol=1e-3)
+    assert np.allclose(louder[:, 1:], coefficients[:, 1:], atol=1e-3)
+    assert mfcc_summary(noise, 16000).shape == (100,)
+
+
+def test_a_report_player_embeds_a_short_8_khz_wav(tmp_path):
+    import base64
+    import io
+
+    sf.write(tmp_path / "long.wav", tone(440.0, 10.0, 44100), 44100)
+    html = player(str(tmp_path / "long.wav"))
+    uri = re.search(r'<audio controls [^>]*src="data:audio/wav;base64,([^"]+)"', html)
+    assert uri
+    samples, rate = sf.read(io.BytesIO(base64.b64decode(uri.group(1))))
+    assert rate == 8000 and len(samples) == 3 * 8000  # the first 3 seconds
+    assert player(str(tmp_path / "gone.wav")) == "(unreadable)"
+
+
+# -- reading data -----------------------------------------------------------------------
+
+
+def test_a_folder_of_class_folders_reads_as_paths_and_labels(tmp_path):
+    make_tone_clips(tmp_path / "clips", per_class=2)
+    frame = read_table(tmp_path / "clips", media="audio")
+    assert list(frame.columns) == ["audio", "label"] and len(frame) == 6
+    assert set(frame["label"]) == {"low", "mid", "high"}
+
+
+def test_the_encoded_dataset_holds_paths_and_decodes_each_batch_on_reading(tmp_path, tiny_ast):
+    from transformers import AutoFeatureExtractor
+
+    make_tone_clips(tmp_path / "clips", per_class=2)
+    task = AudioClassification()
+    frame = task.standardize(read_table(tmp_path / "clips", media="audio"))
+    task.fit_labels(frame)
+    dataset = task.encode(frame, AutoFeatureExtractor.from_pretrained(tiny_ast), 8)
+
+    assert dataset.data.column_names == ["path", "labels"]  # no samples stored
+    assert dataset.data.nbytes < 2_000
+    item = dataset[0]
+    assert tuple(item["input_values"].shape) == (100, 32)  # 1 s of 10 ms frames, 32 mel bands
+    assert int(item["labels"]) == task.labels.index(frame["label"].iloc[0])
+    assert np.array_equal(dataset[0]["input_values"], item["input_values"])  # not augmented
+
+
+def test_training_clips_are_augmented_and_evaluated_ones_are_not(tmp_path, tiny_ast):
+    import random
+
+    from transformers import AutoFeatureExtractor
+
+    make_tone_clips(tmp_path / "clips", per_class=2)
+    task = AudioClassification()
+    frame = task.standardize(read_table(tmp_path / "clips", media="audio"))
+    task.fit_labels(frame)
+    processor = AutoFeatureExtractor.from_pretrained(tiny_ast)
+    plain = task.loader_transform(processor, augment=False)
+    changed = task.loader_transform(processor, augment=True)
+    batch = {"path": frame["path"].tolist()[:2], "labels": [0, 1]}
+    random.seed(0)
+    first = changed(batch)["input_values"]
+    assert not np.allclose(first, plain(batch)["input_values"])
+    assert np.array_equal(plain(batch)["input_values"], plain(batch)["input_values"])
+    clip = read_audio(frame["path"].iloc[0], 16000)[0]
+    moved = task.augmented(clip)
+    assert moved.shape == clip.shape and np.abs(moved).max() <= 1.0
+
+
+def test_a_csv_names_clips_relative_to_its_own_folder(tmp_path):
+    make_tone_clips(tmp_path / "clips", per_class=2)
+    rows = read_table(tmp_path / "clips", media="audio")
+    table = pd.DataFrame(
+        {"file": [p.replace(str(tmp_path) + "/", "") for p in rows["audio"]],
+         "label": rows["label"]}
+    )  # fmt: skip
+    table.to_json(tmp_path / "data.jsonl", orient="records", lines=True)
+    task = AudioClassification(audio_column="file")
+    frame = task.standardize(read_table(tmp_path / "data.jsonl"))
+    assert frame["path"].iloc[0] == str((tmp_path / table["file"].iloc[0]).resolve())
+
+
+def test_an_image_folder_is_not_audio(tmp_path):
+    from tests.conftest import make_colour_images
+
+    make_colour_images(tmp_path / "images", per_class=2)
+    with pytest.raises(UserError, match="holds no audio files"):
+        read_table(tmp_path / "images", media="audio")
+    frame = read_table(tmp_path / "images")  # read for no task in particular
+    with pytest.raises(UserError, match="holds image files, but audio-classification reads"):
+        AudioClassification().standardize(frame)
+
+
+def test_the_doctor_names_duplicates_leakage_silence_clipping_and_odd_lengths(tmp_path):
+    make_tone_clips(tmp_path / "train", per_class=4)
+    make_tone_clips(tmp_path / "test", per_class=2, seed=1)
+    sf.write(tmp_path / "train" / "low" / "silent.wav", np.zeros(16000, np.float32), 16000)
+    loud = np.clip(tone(300.0, 1.0, level=4.0), -1, 1)
+    sf.write(tmp_path / "train" / "low" / "loud.wav", loud, 16000)
+    sf.write(tmp_path / "train" / "low" / "long.wav", tone(300.0, 12.0), 16000)
+    copy = (tmp_path / "train" / "mid" / "mid-0.wav").read_bytes()
+    (tmp_path / "train" / "mid" / "again.wav").write_bytes(copy)
+    (tmp_path / "test" / "mid" / "leaked.wav").write_bytes(copy)
+    task = AudioClassification()
+    frames = {
+        split: task.standardize(read_table(tmp_path / split, media="audio"))
+        for split in ("train", "test")
+    }
+    report = task.diagnose(frames, False, 0)
+    train = report["audio"]["train"]
+    assert train["duplicates"] == 1 and report["leakage"] == {"test": 1}
+    assert train["silent"]["count"] == 1
+    assert train["silent"]["rows"][0]["path"].endswith("silent.wav")
+    assert train["clipped"]["count"] == 1
+    assert train["cut"]["count"] == 1 and train["duration_outliers"]["count"] == 1
+    assert train["durations"]["max"] == 12.0
+    assert train["sampling_rates"] == {8000: 3, 16000: 7, 22050: 3, 44100: 3}
+    lines = "\n".join(task.doctor_lines(report))
+    assert "1 silent clip(s)" in lines and "1 clipped clip(s)" in lines
+    assert "cut to it" in lines and "leakage" in lines and "sample rates 8000 Hz (3)" in lines
+
+
+# -- bad input: one sentence, exit 2 ----------------------------------------------------
+
+
+def _cli_train(tmp_path, monkeypatch, capsys, config) -> tuple[int, list[str]]:
+    (tmp_path / "run.yaml").write_text(json.dumps(config), encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", ["tunelab", "train", str(tmp_path / "run.yaml")])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    return int(stopped.value.code), errors
+
+
+def test_an_empty_folder_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    (tmp_path / "empty" / "yes").mkdir(parents=True)
+    config = run_config("scratch-audio", tmp_path / "empty", tmp_path / "run")
+    code, errors = _cli_train(tmp_path, monkeypatch, capsys, config)
+    assert code == 2 and len(errors) == 1 and "holds no audio files (.aif," in errors[0]
+    assert not (tmp_path / "run").exists()  # nothing half-written
+
+
+def test_a_path_outside_the_data_files_folder_is_one_line_and_exit_2(tmp_path, monkeypatch,
+                                                                    capsys):  # fmt: skip
+    (tmp_path / "data").mkdir()
+    sf.write(tmp_path / "secret.wav", tone(440.0, 0.5), 16000)
+    pd.DataFrame({"audio": ["../secret.wav", "../secret.wav"], "label": ["a", "b"]}).to_csv(
+        tmp_path / "data" / "rows.csv", index=False
+    )
+    config = run_config("scratch-audio", tmp_path / "data" / "rows.csv", tmp_path / "run")
+    code, errors = _cli_train(tmp_path, monkeypatch, capsys, config)
+    assert code == 2 and len(errors) == 1
+    assert re.search(r"rows\.csv row 1: audio path '\.\./secret\.wav' leads outside", errors[0])
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_folder_with_one_class_is_refused(tmp_path):
+    make_tone_clips(tmp_path / "clips", per_class=3)
+    for name in ("mid", "high"):
+        for path in (tmp_path / "clips" / name).iterdir():
+            path.unlink()
+        (tmp_path / "clips" / name).rmdir()
+    config = RunConfig.model_validate(run_config("scratch-audio", tmp_path / "clips", tmp_path))
+    with pytest.raises(UserError, match="only one class 'low'; an audio classifier needs"):
+        load_splits(config, AudioClassification.from_run_config(config))
+
+
+def test_an_empty_wav_is_left_out_with_a_warning(tmp_path, caplog):
+    make_tone_clips(tmp_path / "clips", per_class=10)
+    (tmp_path / "clips" / "low" / "empty.wav").write_bytes(b"")
+    config = RunConfig.model_validate(run_config("scratch-audio", tmp_path / "clips", tmp_path))
+    splits, report = load_splits(config, AudioClassification.from_run_config(config))
+    assert sum(len(f) for f in splits.values()) == 30
+    unreadable = report["doctor"]["audio"]["train"]["unreadable"]
+    assert [u["problem"] for u in unreadable] == ["empty file (0 bytes)"]
+    assert "left out 1 unreadable audio file(s)" in caplog.text
+    assert report["cleaning"]["train"]["unreadable_audio"]["count"] == 1
+
+
+def test_an_empty_wav_stops_the_run_when_drop_invalid_is_off(tmp_path):
+    make_tone_clips(tmp_path / "clips", per_class=10)
+    empty = tmp_path / "clips" / "low" / "empty.wav"
+    empty.write_bytes(b"")
+    config = run_config("scratch-audio", tmp_path / "clips", tmp_path, drop_invalid=False)
+    config = RunConfig.model_validate(config)
+    with pytest.raises(
+        UserError, match=rf"row \d+: audio file {empty.resolve()} cannot be read \(empty file"
+    ):
+        load_splits(config, AudioClassification.from_run_config(config))
+
+
+@pytest.mark.parametrize("model", ["scratch-bert", "scratch-vit"])
+def test_text_and_image_scratch_models_do_not_fit_audio(tmp_path, model):
+    make_tone_clips(tmp_path / "clips", per_class=2)
+    with pytest.raises(UserError, match=f"{model} does not fit task audio-classification; use "
+                       "scratch-audio"):  # fmt: skip
+        tunelab.train(run_config(model, tmp_path / "clips", tmp_path / "run"))
+
+
+# -- other models -----------------------------------------------------------------------
+
+
+def test_a_wav2vec2_model_pads_clips_of_a_batch_and_masks_the_padding(tmp_path):
+    """Any AutoModelForAudioClassification: a tiny wav2vec2 reads raw samples of any length,
+    so the collator pads a batch and the attention mask keeps predictions batch-independent."""
+    import torch
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForSequenceClassification,
+    )
+
+    make_tone_clips(tmp_path / "clips", per_class=2)
+    config = Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 8, 4),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, classifier_proj_size=16,
+        feat_extract_norm="layer", do_stable_layer_norm=True, num_labels=3,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = Wav2Vec2ForSequenceClassification(config)
+    processor = Wav2Vec2FeatureExtractor(return_attention_mask=True)
+    task = AudioClassification()
+    frame = task.standardize(read_table(tmp_path / "clips", media="audio"))
+    task.fit_labels(frame)
+    dataset = task.encode(frame, processor, 8)
+    lengths = {len(dataset[i]["input_values"]) for i in range(len(dataset))}
+    assert len(lengths) > 1  # 0.5-1 s clips stay their own length until batched
+    batch = task.collator(processor)([dataset[i] for i in range(len(dataset))])
+    assert batch["input_values"].shape == (6, max(lengths))
+    assert batch["attention_mask"].sum(dim=1).tolist() == [len(dataset[i]["input_values"])
+                                                          for i in range(6)]  # fmt: skip
+    assert model(**batch).loss.isfinite()
+    together = task.forward(model, processor, frame, 8, batch_size=6)
+    alone = task.forward(model, processor, frame, 8, batch_size=1)
+    assert np.allclose(together, alone, atol=1e-4)
+
+
+# -- end to end -------------------------------------------------------------------------
+
+
+def test_scratch_audio_trains_evaluates_predicts_and_loads_in_a_pipeline(tmp_path):
+    from transformers import pipeline
+
+    clips = make_tone_clips(tmp_path / "clips", per_class=12)
+    run = tmp_path / "run"
+    result = tunelab.train(run_config("scratch-audio", clips, run))
+
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["test"]["examples"] >= 3 and metrics["test"]["f1_macro"] > 1 / 3 + 0.3
+    assert metrics["baseline"]["method"].startswith("logistic regression on MFCC")
+    first = json.loads((run / "predictions.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert set(first) == {"path", "label", "score", "probabilities", "gold"}
+    assert json.loads((run / "model" / "config.json").read_text())["max_length"] == 100  # 1 s
+    report = json.loads((run / "data_report.json").read_text(encoding="utf-8"))
+    assert report["doctor"]["audio"]["train"]["sampling_rates"]  # the doctor read every clip
+
+    scores = tunelab.evaluate(run, clips)  # a class folder is labelled data
+    assert scores["examples"] == 36 and scores["f1_macro"] > 1 / 3 + 0.3
+
+    # 16 kHz mono WAV files: what the pipeline reads without resampling
+    (tmp_path / "new").mkdir()
+    paths = []
+    for i, frequency in enumerate([300.0, 800.0, 2000.0, 310.0, 790.0, 1950.0]):
+        paths.append(str(tmp_path / "new" / f"clip-{i}.wav"))
+        sf.write(paths[-1], tone(frequency, 0.8), 16000)
+    records = tunelab.predict(result["model_dir"], input=tmp_path / "new")
+    assert len(records) == 6 and not any("gold" in r for r in records)  # loose clips
+    one = tunelab.predict(result["model_dir"], texts=paths)
+    classifier = pipeline("audio-classification", model=result["model_dir"], device="cpu")
+    clips_read = [{"raw": sf.read(p, dtype="float32")[0], "sampling_rate": 16000} for p in paths]
+    for record, answer in zip(one, classifier(clips_read, top_k=1), strict=True):
+        assert record["label"] == answer[0]["label"]
+        assert record["score"] == pytest.approx(answer[0]["score"], abs=1e-4)
+    assert [r["label"] for r in one] == [r["label"] for r in records]
+
+    done = CliRunner().invoke(app, ["predict", str(run), "--input", paths[0]])
+    assert done.exit_code == 0, done.output
+    printed = re.search(r'\{"path".*\}', done.output)  # after the loading progress bar
+    assert printed and json.loads(printed.group())["path"] == paths[0]
+
+    pytest.importorskip("fastapi")
+    from tunelab.serving.server import create_app
+
+    with pytest.raises(UserError, match="audio files; tunelab serve takes texts only for now"):
+        create_app(run)

@@ -335,8 +335,8 @@ def tone(frequency: float, seconds: float, rate: int = 16000, level: float = 0.4
 
 def make_tone_clips(folder: Path, per_class: int = 12, seed: int = 0) -> Path:
     """Noisy tones of three pitches (300, 800, 2000 Hz, +-5%) in class sub-folders, 0.5-1 s
-    long, as WAV, FLAC and OGG at 8-44.1 kHz, some stereo: a tiny AST tells them apart in a
-    few epochs."""
+    long, as WAV, FLAC and OGG at 8-44.1 kHz, some stereo: a tiny audio model tells them apart
+    in a few epochs."""
     import numpy as np
     import soundfile as sf
 
@@ -354,12 +354,12 @@ def make_tone_clips(folder: Path, per_class: int = 12, seed: int = 0) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_ast(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer Audio Spectrogram Transformer (hidden 32, 32 mel bands, 1 s window) and its
-    feature extractor."""
+def tiny_audio_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scratch-audio at 2 layers, hidden 32, 32 mel bands and a 1 s window, with its feature
+    extractor."""
     from tunelab.models.scratch import save_scratch_audio
 
     return save_scratch_audio(
-        tmp_path_factory.mktemp("tiny-ast"), seconds=1.0, mel_bins=32, layers=2, hidden=32,
+        tmp_path_factory.mktemp("tiny-audio"), seconds=1.0, mel_bins=32, layers=2, hidden=32,
         heads=2, seed=0,
     )  # fmt: skip

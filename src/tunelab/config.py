@@ -137,7 +137,7 @@ class ModelConfig(_Section):
             "(pkg:NAME) or hub id; 'auto' picks the pretrained model on this machine that fits "
             "the data's language and the task; 'scratch-bert' builds a small random BERT with a "
             "character vocabulary from the data; 'scratch-vit' a small random ViT (images); "
-            "'scratch-audio' a small random Audio Spectrogram Transformer (audio)"
+            "'scratch-audio' a small random Whisper-style encoder (audio)"
         ),
     )
     revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
@@ -371,7 +371,8 @@ class AudioConfig(_Section):
         gt=0,
         le=600,
         description="clips are cut to their first max_seconds, in training and prediction; "
-        "scratch-audio's window is this or the longest training clip, if shorter",
+        "scratch-audio's window is this or the longest training clip, if shorter (in whole "
+        "seconds)",
     )
     scratch_mel_bins: int = Field(
         64, ge=16, le=256, description="scratch-audio: mel bands of its log-mel spectrogram"

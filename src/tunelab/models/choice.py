@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the protocol only: the model choice is below the tasks
 AUTO = "auto"
 SCRATCH = "scratch-bert"
 SCRATCH_VIT = "scratch-vit"  # a small random ViT (models.scratch.save_scratch_vit)
-SCRATCH_AUDIO = "scratch-audio"  # a small random AST (models.scratch.save_scratch_audio)
+SCRATCH_AUDIO = "scratch-audio"  # a small random Whisper encoder (scratch.save_scratch_audio)
 SCRATCH_MODELS = (SCRATCH, SCRATCH_VIT, SCRATCH_AUDIO)  # model names whose weights start random
 SCRATCH_KIND = ENCODER  # a small BERT: it can classify and tag, not generate
 # kinds of media model: the scratch model each starts from without a pretrained one, what that
@@ -32,7 +32,7 @@ MEDIA_SCRATCH = {
     IMAGE: (SCRATCH_VIT, "a small ViT", "any AutoModelForImageClassification checkpoint"),
     AUDIO: (
         SCRATCH_AUDIO,
-        "a small Audio Spectrogram Transformer",
+        "a small Whisper-style audio encoder",
         "any AutoModelForAudioClassification checkpoint: wav2vec2, HuBERT, AST, ...",
     ),
 }

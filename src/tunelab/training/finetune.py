@@ -303,12 +303,11 @@ def _scratch_audio(config: RunConfig, paths: list[str], checkpoints: Path) -> st
     padding alone."""
     scratch, audio = config.model.scratch, config.audio
     longest = max((audio_seconds(path) for path in paths if path), default=0.0)
-    seconds = min(audio.max_seconds, math.ceil(longest * 10) / 10 or audio.max_seconds)
+    seconds = min(audio.max_seconds, longest or audio.max_seconds)
     log.warning(
-        "model.name is scratch-audio: training a randomly initialised %d-layer Audio Spectrogram "
-        "Transformer (hidden %d, %d mel bands, %.1f s window); a pretrained audio model does "
-        "better",
-        scratch.layers, scratch.hidden, audio.scratch_mel_bins, seconds,
+        "model.name is scratch-audio: training a randomly initialised %d-layer Whisper-style "
+        "encoder (hidden %d, %d mel bands, %d s window); a pretrained audio model does better",
+        scratch.layers, scratch.hidden, audio.scratch_mel_bins, math.ceil(seconds - 1e-9),
     )  # fmt: skip
     folder = save_scratch_audio(
         checkpoints / "scratch-init", seconds, audio.scratch_mel_bins, scratch.layers,

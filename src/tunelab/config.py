@@ -65,7 +65,9 @@ class DataConfig(_Section):
     """Where the data is and which columns mean what."""
 
     train: Path | None = Field(
-        None, description="training file (CSV/TSV/JSONL/JSON/Parquet); split if it is the only one"
+        None,
+        description="training file (CSV/TSV/JSONL/JSON/Parquet) or folder of class sub-folders "
+        "(images, audio); split if it is the only one",
     )
     validation: Path | None = Field(None, description="validation file (optional)")
     test: Path | None = Field(None, description="test file (optional)")

@@ -81,14 +81,10 @@ class AudioClassification(FileClassification):
             max_seconds=audio.max_seconds, drop_invalid=config.data.drop_invalid,
         )  # fmt: skip
 
-    @classmethod
-    def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> AudioClassification:
-        """Rebuild from the metadata a trained model carries in its ``config.json``."""
-        labels = [model_config.id2label[i] for i in sorted(model_config.id2label)]
-        return cls(
-            meta.get("audio_column", AUDIO_COLUMN), meta.get("label_column", LABEL_COLUMN),
-            labels, max_seconds=float(meta.get("max_seconds", 10.0)),
-        )  # fmt: skip
+    @staticmethod
+    def saved_settings(meta: dict[str, Any]) -> dict[str, Any]:
+        """The clip length the model was trained with: prediction cuts clips the same way."""
+        return {"max_seconds": float(meta.get("max_seconds", 10.0))}
 
     def metadata(self) -> dict[str, Any]:
         return {**super().metadata(), "max_seconds": self.max_seconds}

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from typing_extensions import Self  # typing.Self from Python 3.11
 
 from tunelab.data.load import require_columns
 from tunelab.data.media import (
@@ -88,6 +89,19 @@ class FileClassification:
         self.augment = augment
         self.drop_invalid = drop_invalid
         self._problems: dict[str, str] = {}  # path -> why it cannot be read (the doctor's)
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> Self:
+        """Rebuild from the metadata a trained model carries in its ``config.json``."""
+        labels = [model_config.id2label[i] for i in sorted(model_config.id2label)]
+        column = meta.get(f"{cls.input_kind}_column", cls.input_kind)
+        gold = meta.get("label_column", LABEL_COLUMN)
+        return cls(column, gold, labels, **cls.saved_settings(meta))
+
+    @staticmethod
+    def saved_settings(meta: dict[str, Any]) -> dict[str, Any]:
+        """Keyword arguments of the task that :meth:`metadata` saved beyond columns and labels."""
+        return {}
 
     # Shared code reads the standardized frame; --text-column names the user's column.
     text_column = StandardColumn(PATH, "column")

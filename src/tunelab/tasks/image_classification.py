@@ -78,15 +78,6 @@ class ImageClassification(FileClassification):
             drop_invalid=config.data.drop_invalid,
         )  # fmt: skip
 
-    @classmethod
-    def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> ImageClassification:
-        """Rebuild from the metadata a trained model carries in its ``config.json``."""
-        labels = [model_config.id2label[i] for i in sorted(model_config.id2label)]
-        return cls(
-            meta.get("image_column", IMAGE_COLUMN), meta.get("label_column", LABEL_COLUMN),
-            labels,
-        )  # fmt: skip
-
     # -- images ----------------------------------------------------------------------------
 
     def inspect_file(self, source: str, row: Any, path: str) -> dict[str, Any]:

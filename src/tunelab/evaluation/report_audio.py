@@ -20,7 +20,7 @@ def player(path: str) -> str:
     uri = wav_data_uri(path, PLAYED_RATE, PLAYED_SECONDS)
     if uri is None:
         return "(unreadable)"
-    return f'<audio controls preload="none" src="{uri}" title="{esc(Path(path).name)}"></audio>'
+    return f'<audio controls preload="metadata" src="{uri}" title="{esc(Path(path).name)}"></audio>'
 
 
 def sections(run: Any, plots: Plots) -> TaskReport:

@@ -420,3 +420,12 @@ def test_scratch_audio_trains_evaluates_predicts_and_loads_in_a_pipeline(tmp_pat
 
     with pytest.raises(UserError, match="audio files; tunelab serve takes texts only for now"):
         create_app(run)
+
+
+def test_auto_chooses_scratch_audio_without_a_pretrained_audio_model(monkeypatch):
+    from tunelab.models import choice
+
+    monkeypatch.setattr(choice, "_offline_candidates", lambda: [])
+    chosen = choice.choose_model(AudioClassification(), [])
+    assert chosen.name == "scratch-audio"
+    assert "AutoModelForAudioClassification" in chosen.reason

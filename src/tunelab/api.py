@@ -37,6 +37,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     callbacks: list[Any] | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Fine-tune a model as ``config`` describes and evaluate it.
 
@@ -48,6 +49,7 @@ def train(
         resume: continue from the newest checkpoint in the run folder.
         overwrite: replace an existing run in the output folder.
         callbacks: extra ``transformers.TrainerCallback`` objects for the Trainer.
+        command: the command line that started the run, for the model card.
 
     Returns:
         ``{"output": ..., "model_dir": ..., "metrics": {"validation": ..., "test": ...},
@@ -64,7 +66,7 @@ def train(
     if not parts.main_process:  # the others took part in training and the held-out loss
         return {"output": str(config.output), "model_dir": str(config.output / "model"),
                 "metrics": {}}  # fmt: skip
-    return save_run(parts, fitted, scores)  # model/, metrics.json, report.html
+    return save_run(parts, fitted, scores, command)  # model/ and its card, metrics, report
 
 
 def _forward(

@@ -71,17 +71,32 @@ class DataConfig(_Section):
     )
     validation: Path | None = Field(None, description="validation file (optional)")
     test: Path | None = Field(None, description="test file (optional)")
-    format: Literal["auto", "csv", "tsv", "jsonl", "json", "parquet", "conll"] = Field(
-        "auto", description="file format; auto uses the file extension (.conll/.iob/.bio: conll)"
+    format: Literal["auto", "csv", "tsv", "jsonl", "json", "parquet", "conll", "excel"] = Field(
+        "auto",
+        description="file format; auto uses the file extension (.conll/.iob/.bio: conll, "
+        ".xlsx/.xls: excel)",
     )
     encoding: str | None = Field(
         None, description="text encoding, e.g. utf-8 or gb18030; null detects it"
     )
-    text_column: str = Field("text", description="column holding the input text")
+    sheet: str | int | None = Field(
+        None,
+        description="Excel workbooks: the sheet to read, by name or 0-based number; null: the "
+        "first",
+    )
+    text_column: str = Field(
+        "text",
+        description="column holding the input text; left unset, the column called text, else "
+        "the one whose name or long texts say so (logged)",
+    )
     text_pair_column: str | None = Field(
         None, description="second text column for sentence-pair tasks (optional)"
     )
-    label_column: str = Field("label", description="column holding the target")
+    label_column: str = Field(
+        "label",
+        description="column holding the target; left unset, the column called label, else the "
+        "one whose name or few repeated values say so (logged)",
+    )
     tokens_column: str = Field(
         "tokens", description="token-classification: column holding the list of tokens"
     )
@@ -110,6 +125,12 @@ class DataConfig(_Section):
         gt=0,
         description="train on a seeded subset of this many training rows after the split "
         "(stratified); validation and test stay whole (learning curves, quick trials)",
+    )
+    eval_rows: int | None = Field(
+        None,
+        gt=0,
+        description="validate and test on a seeded subset of this many rows of each (a large "
+        "model on a CPU: every evaluation is a pass over them)",
     )
     train_per_class: int | None = Field(
         None, gt=0, description="train on this many rows of each class (few-shot trials)"
@@ -296,6 +317,35 @@ class GenerationConfig(_Section):
     max_eval_rows: int | None = Field(
         None, gt=0, description="generate for at most this many test rows (null: all)"
     )
+    score_before: bool | None = Field(
+        None,
+        description="generate for the test rows with the untuned model too, the zero-shot "
+        "starting point, so metrics.json shows the gain (null: for chat models from elsewhere, "
+        "which can answer before tuning; not for tunelab's starters)",
+    )
+    check_stop_tokens: bool = Field(
+        True,
+        description="causal-lm: before training, fail when the model could not learn to stop "
+        "(template's closing token, pad token, labels without EOS); false: warn only",
+    )
+
+
+class PreferenceConfig(_Section):
+    """Options of preference tuning (task: preference): DPO, ORPO or KTO through TRL."""
+
+    method: Literal["dpo", "orpo", "kto"] = Field(
+        "dpo",
+        description="dpo: chosen vs. rejected against the starting model; orpo: the same "
+        "without a reference model; kto: single answers marked good or bad (completion, label)",
+    )
+    beta: float = Field(
+        0.1, gt=0, description="dpo/kto: how far from the starting model; orpo: odds-ratio weight"
+    )
+    prompt_column: str = Field("prompt", description="the prompt (text or OpenAI messages)")
+    chosen_column: str = Field("chosen", description="the preferred answer (text or messages)")
+    rejected_column: str = Field("rejected", description="the worse answer (text or messages)")
+    completion_column: str = Field("completion", description="kto: the answer")
+    label_column: str = Field("label", description="kto: true (good answer) or false")
 
 
 class EmbeddingConfig(_Section):
@@ -469,7 +519,11 @@ class RunConfig(_Section):
     """A whole run: task, data, model, training, output."""
 
     # the names live in the registry above the config (tunelab.tasks.TASKS), which checks them
-    task: str = Field("text-classification", description="what to train: a registered task")
+    task: str = Field(
+        "text-classification",
+        description="what to train: a registered task; left unset, the one the training data's "
+        "columns fit (logged)",
+    )
     output: Path = Field(Path("runs/run"), description="run folder for model, metrics, report")
     seed: int = Field(
         42, ge=0, le=2**32 - 1, description="fixes the data split, initialisation and batch order"
@@ -485,6 +539,9 @@ class RunConfig(_Section):
     )
     generation: GenerationConfig = Field(
         default_factory=GenerationConfig, description="seq2seq and causal-lm options"
+    )
+    preference: PreferenceConfig = Field(
+        default_factory=PreferenceConfig, description="preference tuning (DPO, ORPO, KTO)"
     )
     embedding: EmbeddingConfig = Field(
         default_factory=EmbeddingConfig, description="sentence-embedding options"
@@ -663,6 +720,33 @@ def build_config(
         raise UserError(_describe_validation_error(exc, schema)) from None
 
 
+def given_keys(config: BaseModel, prefix: str = "") -> set[str]:
+    """The dotted keys of ``config`` that were given (by a file, a dict, an override or an
+    assignment) rather than left at their defaults: what the data may not guess."""
+    keys = set()
+    for name in config.model_fields_set:
+        value = getattr(config, name)
+        if isinstance(value, BaseModel):
+            keys |= given_keys(value, f"{prefix}{name}.")
+        else:
+            keys.add(prefix + name)
+    return keys
+
+
+def _keep_only_given(config: BaseModel, keys: set[str], prefix: str = "") -> None:
+    """Make ``keys`` the given keys of ``config`` again after a rebuild from a full dump,
+    which lists every key (the others read as defaults, as they were)."""
+    names = set()
+    for name in type(config).model_fields:
+        dotted = prefix + name
+        value = getattr(config, name)
+        if isinstance(value, BaseModel):
+            _keep_only_given(value, keys, dotted + ".")
+        if dotted in keys or any(key.startswith(dotted + ".") for key in keys):
+            names.add(name)
+    object.__setattr__(config, "__pydantic_fields_set__", names)
+
+
 def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Load a YAML config file, apply overrides, validate. Relative data paths stay as given."""
     return build_config(read_yaml(Path(path)), overrides)
@@ -681,11 +765,16 @@ def as_config(
     """
     if isinstance(config, schema) and not overrides:
         return config
+    given: set[str] | None = None
     if isinstance(config, BaseModel):
+        given = given_keys(config)  # a dump lists every key: keep which ones were given
         config = config.model_dump()
     elif isinstance(config, (str, Path)):
         config = read_yaml(Path(config))
-    return build_config(config, list(overrides), schema)
+    built = build_config(config, list(overrides), schema)
+    if given is not None:
+        _keep_only_given(built, given | {parse_override(item)[0] for item in overrides})
+    return built
 
 
 def _section_model(loc: tuple[Any, ...], model: type[BaseModel]) -> type[BaseModel]:

@@ -2,8 +2,8 @@
 MP3 where the installed libsndfile has it), mixed down to mono, cut to a length and resampled
 to the model's rate; and what the doctor, the baseline and the report read from them.
 
-Tables of audio hold paths (:mod:`tunelab.data.media`); clips are decoded a batch at a time by
-the task's data loader, never a whole set at once.
+Tables of audio hold paths, or the files' bytes (:mod:`tunelab.data.media`); clips are decoded
+a batch at a time by the task's data loader, never a whole set at once.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tunelab.data.media import UnreadableFile
+from tunelab.data.media import MediaRef, UnreadableFile
 from tunelab.errors import UserError
 
 AUDIO_COLUMN = "audio"  # the path column of an audio folder (tunelab.data.media)
@@ -44,11 +44,12 @@ def _soundfile() -> Any:
     return soundfile
 
 
-def _wav_shortfall(path: Path) -> str | None:
-    """Why a RIFF/WAVE file is cut short (its ``data`` chunk declares more bytes than follow),
-    or None; libsndfile reads such a file without a word, up to where it ends."""
-    size = path.stat().st_size
-    with path.open("rb") as handle:
+def _wav_shortfall(path: Path | bytes) -> str | None:
+    """Why a RIFF/WAVE file (or its bytes) is cut short (its ``data`` chunk declares more
+    bytes than follow), or None; libsndfile reads such a file without a word, up to where it
+    ends."""
+    size = len(path) if isinstance(path, bytes) else path.stat().st_size
+    with _opened(path) as handle:
         head = handle.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
             return None
@@ -69,23 +70,38 @@ def _wav_shortfall(path: Path) -> str | None:
             handle.seek(length + (length & 1), 1)
 
 
-def _decoded(path: Path) -> tuple[np.ndarray, int]:
+def _opened(path: Path | bytes) -> Any:
+    """The file, or its bytes, open for reading as binary."""
+    return io.BytesIO(path) if isinstance(path, bytes) else path.open("rb")
+
+
+def _source(path: MediaRef | Path) -> Path | bytes:
+    """A path as a ``Path``; the bytes of a file (a table or an upload holds them) as bytes."""
+    return bytes(path) if isinstance(path, (bytes, bytearray)) else Path(path)
+
+
+def _readable(path: Path | bytes) -> Any:
+    """What soundfile reads: the path as a string, or the bytes as a file object."""
+    return io.BytesIO(path) if isinstance(path, bytes) else str(path)
+
+
+def _decoded(path: Path | bytes) -> tuple[np.ndarray, int]:
     """The samples ``(frames, channels)`` as float32 in [-1, 1] and the file's rate.
 
     Raises:
         UnreadableFile: for a missing, empty, truncated, corrupt or sample-less file.
     """
     soundfile = _soundfile()
-    if not path.is_file():
+    if isinstance(path, Path) and not path.is_file():
         raise UnreadableFile("no such file")
-    if path.stat().st_size == 0:
+    if (len(path) if isinstance(path, bytes) else path.stat().st_size) == 0:
         raise UnreadableFile("empty file (0 bytes)")
     shortfall = _wav_shortfall(path)
     if shortfall:
         raise UnreadableFile(shortfall)
     try:
-        declared = soundfile.info(str(path)).frames
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        declared = soundfile.info(_readable(path)).frames
+        data, rate = soundfile.read(_readable(path), dtype="float32", always_2d=True)
     except (soundfile.SoundFileError, RuntimeError, ValueError, EOFError) as error:
         # libsndfile's messages begin with "Error opening '<path>': "; the path is named anyway
         why = str(error).split(": ", 1)[-1].split("\n")[0].strip().rstrip(".")
@@ -118,10 +134,10 @@ def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 
 def read_audio(
-    path: str | Path, sampling_rate: int | None = None, max_seconds: float | None = None
+    path: MediaRef | Path, sampling_rate: int | None = None, max_seconds: float | None = None
 ) -> tuple[np.ndarray, int]:
-    """The clip at ``path`` as mono float32 samples, cut to its first ``max_seconds`` and
-    resampled to ``sampling_rate`` (the model's).
+    """The clip at ``path`` (or in these bytes) as mono float32 samples, cut to its first
+    ``max_seconds`` and resampled to ``sampling_rate`` (the model's).
 
     Returns:
         The samples and their rate (``sampling_rate``, or the file's when None).
@@ -130,7 +146,7 @@ def read_audio(
         UnreadableFile: for a missing, empty, truncated or corrupt file.
         UserError: if soundfile is not installed.
     """
-    data, rate = _decoded(Path(path))
+    data, rate = _decoded(_source(path))
     if max_seconds is not None:
         data = data[: max(1, round(max_seconds * rate))]  # cut first: less to resample
     samples = mono(data)
@@ -138,23 +154,23 @@ def read_audio(
     return resample(samples, rate, target), target
 
 
-def audio_seconds(path: str | Path) -> float:
+def audio_seconds(path: MediaRef | Path) -> float:
     """The clip's length in seconds from its header alone (0 if it cannot be read)."""
     soundfile = _soundfile()
     try:
-        return float(soundfile.info(str(path)).duration)
+        return float(soundfile.info(_readable(_source(path))).duration)
     except (soundfile.SoundFileError, RuntimeError, ValueError, EOFError):
         return 0.0
 
 
-def inspect_audio(path: str | Path) -> dict[str, Any]:
+def inspect_audio(path: MediaRef | Path) -> dict[str, Any]:
     """What the doctor measures of a clip, decoding it fully: duration, sample rate, channels,
     loudness (RMS, dBFS) and the share of samples stuck at full scale (clipping).
 
     Raises:
         UnreadableFile: for a missing, empty, truncated or corrupt file.
     """
-    data, rate = _decoded(Path(path))
+    data, rate = _decoded(_source(path))
     samples = mono(data)
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
     at_rail = np.abs(data) >= CLIP_LEVEL
@@ -200,7 +216,7 @@ def mfcc_summary(samples: np.ndarray, rate: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def wav_data_uri(path: str | Path, rate: int = 8000, max_seconds: float = 4.0) -> str | None:
+def wav_data_uri(path: MediaRef | Path, rate: int = 8000, max_seconds: float = 4.0) -> str | None:
     """The clip's first ``max_seconds`` at ``rate`` Hz as a 16-bit WAV ``data:`` URI, so a
     report plays it offline and after the file moves; None if it cannot be read any more."""
     try:

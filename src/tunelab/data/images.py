@@ -1,9 +1,11 @@
 """Image files opened safely, shrunk for the baseline and the report.
 
-Tables of images hold paths (:mod:`tunelab.data.media`); images are decoded one batch at a
-time by the task's data loader. Opening goes through :func:`open_rgb`, which applies the EXIF
-orientation, takes the first frame of an animation, converts every mode to RGB and refuses
-images above Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) with one sentence.
+Tables of images hold paths (or, for images stored inside a Parquet file or a saved
+``datasets`` folder, the encoded file bytes; :mod:`tunelab.data.media`), never pixels: images
+are decoded one batch at a time by the task's data loader. Opening goes through
+:func:`open_rgb`, which applies the EXIF orientation, takes the first frame of an animation,
+converts every mode to RGB and refuses images above Pillow's decompression-bomb limit
+(``PIL.Image.MAX_IMAGE_PIXELS``) with one sentence.
 """
 
 from __future__ import annotations
@@ -17,18 +19,37 @@ from typing import Any
 
 import numpy as np
 
+from tunelab.data.media import MEDIA_SUFFIXES, MediaRef, media_name
 from tunelab.errors import UserError
 
+IMAGE_SUFFIXES = MEDIA_SUFFIXES["image"]
 IMAGE_COLUMN = "image"  # the path column of an image folder (tunelab.data.media)
+# An image as a table holds it: a path, or the bytes of an encoded file (PNG, JPEG, ...).
+ImageRef = MediaRef
+
+
+def _readable(image: ImageRef | Path) -> Any:
+    """What ``Image.open`` reads: the path, or the bytes as a file object."""
+    return io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else image
+
+
+def image_name(image: ImageRef, row: Any) -> str:
+    """How messages and predictions name an image: its path, or the row that holds it."""
+    return media_name(image, row, "image")
+
+
+def is_image_file(path: Path) -> bool:
+    """Whether ``path`` names an image by its suffix (PNG, JPEG, WebP, GIF, BMP, TIFF)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
 
 
 class ImageBombError(Exception):
     """An image larger than ``PIL.Image.MAX_IMAGE_PIXELS``: decoding it could exhaust memory."""
 
 
-def open_rgb(path: str | Path) -> Any:
-    """The image at ``path`` as an RGB ``PIL.Image``, upright (EXIF orientation applied), the
-    first frame of an animation, transparency laid on white.
+def open_rgb(path: ImageRef | Path) -> Any:
+    """The image at ``path`` (or in these bytes) as an RGB ``PIL.Image``, upright (EXIF
+    orientation applied), the first frame of an animation, transparency laid on white.
 
     Raises:
         ImageBombError: above ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow's decompression-bomb guard).
@@ -41,7 +62,7 @@ def open_rgb(path: str | Path) -> Any:
         # Pillow warns between the limit and twice the limit and raises above: refuse both
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(path) as image:
+            with Image.open(_readable(path)) as image:
                 image.seek(0)
                 limit = Image.MAX_IMAGE_PIXELS
                 if limit and image.width * image.height > limit:
@@ -57,7 +78,7 @@ def open_rgb(path: str | Path) -> Any:
             raise ImageBombError(str(exc)) from None
 
 
-def bomb_error(source: str, row: Any, path: str, error: ImageBombError) -> UserError:
+def bomb_error(source: str, row: Any, path: ImageRef, error: ImageBombError) -> UserError:
     """The one sentence for an image above the decompression-bomb limit."""
     from PIL import Image
 
@@ -65,19 +86,19 @@ def bomb_error(source: str, row: Any, path: str, error: ImageBombError) -> UserE
     pixels = re.search(r"\d+", str(error))  # Pillow's message and ours start with the count
     size = f" has {int(pixels.group()) / 1e6:.1f} megapixels and" if pixels else ""
     return UserError(
-        f"{source} row {row}: image {path}{size} is larger than Pillow's limit of "
+        f"{source} row {row}: image {image_name(path, row)}{size} is larger than Pillow's limit of "
         f"{limit / 1e6:.1f} megapixels (PIL.Image.MAX_IMAGE_PIXELS), its guard against "
         "decompression bombs; downscale the image or remove it"
     )
 
 
-def image_problem(path: str) -> str | None:
+def image_problem(path: ImageRef) -> str | None:
     """Why the image at ``path`` cannot be used (missing, truncated, corrupt), or ``None``.
 
     Raises:
         ImageBombError: for an image above the decompression-bomb limit.
     """
-    if not Path(path).is_file():
+    if isinstance(path, str) and not Path(path).is_file():
         return "no such file"
     try:
         open_rgb(path)
@@ -88,7 +109,7 @@ def image_problem(path: str) -> str | None:
     return None
 
 
-def pixel_features(paths: list[str], side: int = 16) -> np.ndarray:
+def pixel_features(paths: list[ImageRef], side: int = 16) -> np.ndarray:
     """Each image shrunk to ``side`` x ``side`` RGB, as a row of values in [0, 1] (the
     features of the logistic-regression baseline)."""
     rows = np.zeros((len(paths), side * side * 3), dtype=np.float32)
@@ -98,7 +119,7 @@ def pixel_features(paths: list[str], side: int = 16) -> np.ndarray:
     return rows
 
 
-def thumbnail_uri(path: str, side: int = 64) -> str | None:
+def thumbnail_uri(path: ImageRef, side: int = 64) -> str | None:
     """A PNG thumbnail of the image as a ``data:`` URI (the report works offline), or None
     if the image cannot be read any more."""
     try:

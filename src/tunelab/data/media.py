@@ -1,9 +1,10 @@
 """Media files as data: folders of class sub-folders and path columns read into tables of
 paths, for images and audio alike.
 
-A table of media holds paths, never pixels or samples: the task decodes a batch at a time in
-its data loader. A folder follows the ``imagefolder``/``audiofolder`` convention of
-``datasets`` (each sub-folder is a class); a CSV/JSONL/Parquet file names its files in a
+A table of media holds paths (or, for files stored inside a Parquet file or a saved
+``datasets`` folder, the encoded file bytes), never pixels or samples: the task decodes a batch
+at a time in its data loader. A folder follows the ``imagefolder``/``audiofolder`` convention
+of ``datasets`` (each sub-folder is a class); a CSV/JSONL/Parquet file names its files in a
 column, relative to the file's own folder, which no path may leave.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -25,7 +27,14 @@ MEDIA_SUFFIXES = {
     ),
 }
 LABEL_COLUMN = "label"
-MEDIA_FOLDER = "media-folder"  # frame.attrs["kind"] of a table read from a folder or one file
+MEDIA_FOLDER = "media-folder"  # frame.attrs["kind"] of a table read from a folder or files
+# A file as a table holds it: a path, or the bytes of an encoded file (PNG, WAV, ...).
+MediaRef = str | bytes
+
+
+def media_name(file: MediaRef, row: Any, noun: str = "file") -> str:
+    """How messages and predictions name a file: its path, or the row that holds its bytes."""
+    return f"row {row} ({noun} bytes)" if isinstance(file, (bytes, bytearray)) else str(file)
 
 
 class UnreadableFile(Exception):
@@ -97,14 +106,34 @@ def read_media_folder(folder: Path, kind: str | None = None) -> pd.DataFrame:
 def read_media_file(path: Path) -> pd.DataFrame:
     """One media file as a one-row table (``tunelab predict --input photo.jpg``), its path in
     a column named after its kind."""
-    frame = pd.DataFrame({str(media_kind(path)): [str(path)]}, index=pd.RangeIndex(1, 2))
-    frame.attrs.update({"source": str(path), "kind": MEDIA_FOLDER, "bad_lines": []})
+    return read_media_files([path], str(path))
+
+
+def read_media_files(files: list[Path], source: str) -> pd.DataFrame:
+    """Media files of one kind as a table of paths without labels (``--input 'photos/*.jpg'``),
+    in a column named after their kind.
+
+    Raises:
+        UserError: if the files mix kinds (images and audio).
+    """
+    kinds = sorted({str(media_kind(p)) for p in files})
+    if len(kinds) > 1:
+        examples = " and ".join(
+            f"{k} files ({next(p.name for p in files if str(media_kind(p)) == k)})" for k in kinds
+        )
+        raise UserError(f"{source} mixes {examples}; give one kind of file at a time")
+    frame = pd.DataFrame(
+        {kinds[0]: [str(p) for p in files]}, index=pd.RangeIndex(1, len(files) + 1)
+    )
+    frame.attrs.update({"source": source, "kind": MEDIA_FOLDER, "bad_lines": []})
     return frame
 
 
 def resolve_media_paths(frame: pd.DataFrame, column: str, noun: str) -> pd.Series:
-    """Absolute paths of the files in ``column``: relative paths are read from the data
-    file's folder (the working directory for rows typed on the command line).
+    """The files of ``column``: absolute paths, relative ones read from the data file's folder
+    (the working directory for rows typed on the command line); cells that hold the file
+    itself (bytes, or a ``{"bytes": ..., "path": ...}`` record as ``datasets`` stores images
+    and audio) stay bytes.
 
     A table file may only name files inside its own folder, so a data file cannot make a
     run read files elsewhere on the machine; a folder of media names its own files.
@@ -121,9 +150,14 @@ def resolve_media_paths(frame: pd.DataFrame, column: str, noun: str) -> pd.Serie
     source_path = Path(str(source))
     from_file = frame.attrs.get("kind") != MEDIA_FOLDER and source_path.is_file()
     base = source_path.parent.resolve() if from_file else Path.cwd()
-    resolved = []
+    resolved: list[MediaRef | None] = []
     for row, value in frame[column].items():
-        if pd.isna(value) or not str(value).strip():
+        if isinstance(value, dict):  # datasets' Image/Audio(decode=False): bytes, else a path
+            value = value.get("bytes") or value.get("path")
+        if isinstance(value, (bytes, bytearray)):
+            resolved.append(bytes(value) if value else None)
+            continue
+        if value is None or pd.isna(value) or not str(value).strip():
             resolved.append(None)  # drop_invalid_rows names empty cells
             continue
         path = (base / str(value).strip()).resolve()
@@ -133,9 +167,20 @@ def resolve_media_paths(frame: pd.DataFrame, column: str, noun: str) -> pd.Serie
                 f"{base}; keep the files beside or below the data file and give relative paths"
             )
         resolved.append(str(path))
+    if any(isinstance(v, bytes) for v in resolved):  # one column, one type: paths read as bytes
+        resolved = [_as_bytes(v) if isinstance(v, str) else v for v in resolved]
     return pd.Series(resolved, index=frame.index, dtype=object)
 
 
-def content_hash(path: str) -> str:
+def _as_bytes(path: str) -> bytes | str:
+    """The file's bytes, or the path itself when it cannot be read (the doctor reports it)."""
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return path
+
+
+def content_hash(path: MediaRef) -> str:
     """SHA-1 of the file's bytes (exact duplicates and leakage across splits)."""
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+    data = path if isinstance(path, (bytes, bytearray)) else Path(path).read_bytes()
+    return hashlib.sha1(data).hexdigest()

@@ -19,7 +19,7 @@ def player(path: str) -> str:
     """An ``<audio controls>`` element playing the start of the clip at ``path``."""
     uri = wav_data_uri(path, PLAYED_RATE, PLAYED_SECONDS)
     if uri is None:
-        return "(unreadable)"
+        return "(no file to show)"
     return f'<audio controls preload="metadata" src="{uri}" title="{esc(Path(path).name)}"></audio>'
 
 

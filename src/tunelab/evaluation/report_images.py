@@ -14,7 +14,7 @@ from tunelab.evaluation.report_page import Plots, TaskReport, esc
 def picture(path: str) -> str:
     """A thumbnail of the image at ``path`` as an ``<img>`` with its data inline."""
     uri = thumbnail_uri(path)
-    return f'<img src="{uri}" alt="{esc(Path(path).name)}">' if uri else "(unreadable)"
+    return f'<img src="{uri}" alt="{esc(Path(path).name)}">' if uri else "(no file to show)"
 
 
 def sections(run: Any, plots: Plots) -> TaskReport:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from tunelab.data.language import detect_language
 from tunelab.models.catalog import AUDIO, ENCODER, IMAGE, STARTERS
 from tunelab.models.load import bundled_model_names
-from tunelab.models.packaged import PACKAGED_MODELS, installed_packaged_models
+from tunelab.models.packaged import PACKAGED_MODELS, install_command, installed_packaged_models
 
 if TYPE_CHECKING:  # the protocol only: the model choice is below the tasks
     from tunelab.tasks.base import Task
@@ -101,10 +101,10 @@ def choose_model(task: Task, texts: Iterable[str]) -> ModelChoice:
             "generative model on this machine; --model overrides it",
         )  # fmt: skip
     hint = ""
-    if language == "en":
-        english = next(e for e in PACKAGED_MODELS if "en" in e.languages)
+    english = next((e for e in PACKAGED_MODELS if "en" in e.languages and kind in e.kinds), None)
+    if language == "en" and english is not None:
         hint = (
-            f" (pip install {english.distribution} brings the real {english.hub_id}, "
+            f" ({install_command(english)} brings the real {english.hub_id}, "
             f"{english.download_mb} MB)"
         )
     return ModelChoice(

@@ -26,7 +26,7 @@ from tunelab.data.audio import (
     mfcc_summary,
     read_audio,
 )
-from tunelab.data.media import LABEL_COLUMN
+from tunelab.data.media import LABEL_COLUMN, MediaRef
 from tunelab.evaluation import report_audio
 from tunelab.models.catalog import AUDIO
 from tunelab.tasks.file_classification import FileClassification
@@ -74,7 +74,6 @@ class AudioClassification(FileClassification):
     @classmethod
     def from_run_config(cls, config: Any) -> AudioClassification:
         """Build from a :class:`tunelab.config.RunConfig`."""
-        cls.refuse_adapters(config)
         audio = config.audio
         return cls(
             audio.column, config.data.label_column, augment=audio.augment,
@@ -91,14 +90,14 @@ class AudioClassification(FileClassification):
 
     # -- clips -----------------------------------------------------------------------------
 
-    def inspect_file(self, source: str, row: Any, path: str) -> dict[str, Any]:
+    def inspect_file(self, source: str, row: Any, path: MediaRef) -> dict[str, Any]:
         """Duration, sample rate, channels, loudness and clipping of the clip, decoding it
         fully (a truncated file fails here, not in training).
 
         Raises:
             UnreadableFile: for a missing, empty, truncated or corrupt file.
         """
-        return {**inspect_audio(path), "row": row, "path": path}
+        return {**inspect_audio(path), "row": row, "path": self.file_name(path, row)}
 
     def file_summary(self, stats: list[dict[str, Any]]) -> dict[str, Any]:
         """Durations (min, median, max, and clips far from the median or cut by
@@ -150,7 +149,7 @@ class AudioClassification(FileClassification):
             lines.append(f"sample rates {listed}; each clip is resampled to the model's rate")
         return lines
 
-    def decode(self, path: str, processor: Any) -> np.ndarray:
+    def decode(self, path: MediaRef, processor: Any) -> np.ndarray:
         """Mono float32 samples at the processor's rate, cut to ``max_seconds``.
 
         Raises:
@@ -191,13 +190,13 @@ class AudioClassification(FileClassification):
         gain = 10 ** (random.uniform(-GAIN_DB, GAIN_DB) / 20)
         return np.clip(moved * gain, -1.0, 1.0).astype(np.float32)
 
-    def inference_order(self, paths: list[str]) -> list[int]:
+    def inference_order(self, paths: list[MediaRef]) -> list[int]:
         """Shortest clips first (from the files' headers): a batch pads to its longest clip,
         and models without an attention mask hear the padding."""
         seconds = [audio_seconds(path) for path in paths]
         return sorted(range(len(paths)), key=seconds.__getitem__)
 
-    def baseline_features(self, paths: list[str]) -> np.ndarray:
+    def baseline_features(self, paths: list[MediaRef]) -> np.ndarray:
         """MFCC statistics of each clip read at 16 kHz (``tunelab.data.audio.mfcc_summary``)."""
         return np.stack(
             [mfcc_summary(read_audio(p, BASELINE_RATE, self.max_seconds)[0], BASELINE_RATE)

@@ -1,7 +1,8 @@
 """What image and audio classification share: one label per file, rows of paths.
 
-Data is a folder of class sub-folders or a table with a column of paths relative to the
-table's file (:mod:`tunelab.data.media`). Tables hold paths only: files are decoded a batch at
+Data is a folder of class sub-folders, a table with a column of paths relative to the
+table's file, or a table (Parquet, a saved ``datasets`` folder) holding the files' bytes
+(:mod:`tunelab.data.media`). Tables hold paths or bytes only: files are decoded a batch at
 a time in the data loader (``Dataset.set_transform``), augmented for training only. The
 subclasses say how a file is decoded and checked, how decoded files become model features and
 what the baseline reads; labels, the doctor's skeleton, cleaning, metrics and predictions are
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,14 +25,18 @@ from tunelab.data.load import require_columns
 from tunelab.data.media import (
     LABEL_COLUMN,
     MEDIA_FOLDER,
+    MediaRef,
     UnreadableFile,
     content_hash,
+    media_kind,
+    media_name,
     resolve_media_paths,
 )
 from tunelab.errors import UserError
 from tunelab.evaluation import metrics as m
+from tunelab.models.adapters import load_adapter_checkpoint
 from tunelab.models.load import load_head_model
-from tunelab.tasks.base import StandardColumn, TrainerSetup, standard_trainer_setup
+from tunelab.tasks.base import DataFit, StandardColumn, TrainerSetup, standard_trainer_setup
 from tunelab.tasks.text_classification import class_weighted_loss
 
 log = logging.getLogger("tunelab")
@@ -88,7 +94,7 @@ class FileClassification:
         self.labels: list[str] = list(labels or [])
         self.augment = augment
         self.drop_invalid = drop_invalid
-        self._problems: dict[str, str] = {}  # path -> why it cannot be read (the doctor's)
+        self._problems: dict[MediaRef, str] = {}  # path -> why it cannot be read (the doctor's)
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> Self:
@@ -118,22 +124,13 @@ class FileClassification:
             "label_column": self.gold_column,
         }
 
-    @classmethod
-    def refuse_adapters(cls, config: Any) -> None:
-        """Refuse ``peft.method`` other than none: PEFT has no task type for these models.
-
-        Raises:
-            UserError: naming ``peft.method``.
-        """
-        if config.peft.method != "none":
-            raise UserError(
-                f"peft.method={config.peft.method} is not offered for {cls.name} yet; use "
-                "peft.method=none"
-            )
+    def file_name(self, file: MediaRef, row: Any) -> str:
+        """How messages and predictions name a file: its path, or the row holding its bytes."""
+        return media_name(file, row, self.noun)
 
     # -- decoding: what each kind of file does ----------------------------------------------
 
-    def inspect_file(self, source: str, row: Any, path: str) -> dict[str, Any]:
+    def inspect_file(self, source: str, row: Any, path: MediaRef) -> dict[str, Any]:
         """Decode ``path`` once for the doctor: what it measures of the file.
 
         Raises:
@@ -150,7 +147,7 @@ class FileClassification:
         """The doctor's lines of one split beyond unreadable files and duplicates."""
         return []
 
-    def decode(self, path: str, processor: Any) -> Any:
+    def decode(self, path: MediaRef, processor: Any) -> Any:
         """The decoded file, as :meth:`features` takes it (``processor``: the model's, for
         what it expects of its input, such as a sampling rate).
 
@@ -168,11 +165,11 @@ class FileClassification:
         Trainer)."""
         return decoded
 
-    def baseline_features(self, paths: list[str]) -> np.ndarray:
+    def baseline_features(self, paths: list[MediaRef]) -> np.ndarray:
         """One row of features per file for the logistic-regression baseline."""
         raise NotImplementedError
 
-    def inference_order(self, paths: list[str]) -> list[int]:
+    def inference_order(self, paths: list[MediaRef]) -> list[int]:
         """The order in which :meth:`forward` reads the rows (their outputs come back in the
         rows' order)."""
         return list(range(len(paths)))
@@ -182,6 +179,26 @@ class FileClassification:
     def required_columns(self, with_labels: bool = True) -> dict[str, str]:
         columns = {PATH: f"{self.config_section}.column"}
         return {**columns, LABEL: "data.label_column"} if with_labels else columns
+
+    def _holds_a_file(self, cell: Any) -> bool:
+        """A file name of the task's kind, or a file's bytes (Parquet, datasets saved to disk)."""
+        if isinstance(cell, str):
+            return media_kind(Path(cell)) == self.input_kind
+        return isinstance(cell, (bytes, dict))
+
+    def recognise(self, frame: pd.DataFrame, given: frozenset[str]) -> DataFit | None:
+        """A folder of class sub-folders of the task's files, or a table whose file column
+        names such files (or holds their bytes): the task's own shape (strength 2)."""
+        if frame.attrs.get("kind") == MEDIA_FOLDER:
+            if self.input_kind not in frame.columns:
+                return None  # a folder of the other kind of file
+            return DataFit(2, f"a folder of {self.nouns} in class sub-folders")
+        if self.column not in frame.columns:
+            return None
+        cells = frame[self.column].dropna().iloc[:100]
+        if len(cells) and cells.map(self._holds_a_file).all():
+            return DataFit(2, f"{self.nouns} in '{self.column}'")
+        return None
 
     def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
         """Rows of absolute file ``path`` (and ``label``), paths checked to stay inside the
@@ -238,7 +255,9 @@ class FileClassification:
                     stats.append(self.inspect_file(source, row, path))
                 except UnreadableFile as error:
                     self._problems[path] = str(error)
-                    unreadable.append({"row": int(row), "path": path, "problem": str(error)})
+                    unreadable.append(
+                        {"row": int(row), "path": self.file_name(path, row), "problem": str(error)}
+                    )
                     continue
                 digests.append(content_hash(path))
             hashes[split] = set(digests)
@@ -299,17 +318,21 @@ class FileClassification:
         first = frame[PATH][rows[0]]
         if not self.drop_invalid:
             raise UserError(
-                f"{source} row {rows[0]}: {self.noun} {first} cannot be read "
-                f"({self._problems[first]}); replace or remove it, or set "
+                f"{source} row {rows[0]}: {self.noun} {self.file_name(first, rows[0])} cannot be "
+                f"read ({self._problems[first]}); replace or remove it, or set "
                 f"data.drop_invalid=true to leave unreadable {self.nouns} out"
             )
         log.warning(
             "%s: left out %d unreadable %s(s), e.g. row %s %s (%s)",
-            source, len(rows), self.noun, rows[0], first, self._problems[first],
+            source, len(rows), self.noun, rows[0], self.file_name(first, rows[0]),
+            self._problems[first],
         )  # fmt: skip
         kept = frame[~bad]
         kept.attrs = dict(frame.attrs)
-        shown = [{"row": int(r), "path": frame[PATH][r]} for r in rows[:SHOWN_PROBLEMS]]
+        shown = [
+            {"row": int(r), "path": self.file_name(frame[PATH][r], r)}
+            for r in rows[:SHOWN_PROBLEMS]
+        ]
         return kept, {f"unreadable_{self.report_key}": {"count": len(rows), "rows": shown}}
 
     # -- labels ----------------------------------------------------------------------------
@@ -444,12 +467,13 @@ class FileClassification:
             logits[batch] = out.float().cpu().numpy()
         return logits
 
-    def _open(self, source: str, row: Any, path: str, processor: Any) -> Any:
+    def _open(self, source: str, row: Any, path: MediaRef, processor: Any) -> Any:
         try:
             return self.decode(path, processor)
         except UnreadableFile as error:
             raise UserError(
-                f"{source} row {row}: {self.noun} {path} cannot be read ({error})"
+                f"{source} row {row}: {self.noun} {self.file_name(path, row)} cannot be read "
+                f"({error})"
             ) from None
 
     # -- metrics and predictions -----------------------------------------------------------
@@ -483,14 +507,16 @@ class FileClassification:
         probabilities = m.softmax(outputs)
         gold = frame[LABEL].tolist() if LABEL in frame.columns else None
         records = []
-        for i, path in enumerate(frame[PATH]):
+        for i, (row, path) in enumerate(frame[PATH].items()):
             probs = {
                 name: round(float(p), 6)
                 for name, p in zip(self.labels, probabilities[i], strict=True)
             }
             label = self.labels[int(outputs[i].argmax())]
-            record: dict[str, Any] = {"path": path, "label": label, "score": probs[label],
-                                      "probabilities": probs}  # fmt: skip
+            record: dict[str, Any] = {
+                "path": self.file_name(path, row), "label": label, "score": probs[label],
+                "probabilities": probs,
+            }  # fmt: skip
             if gold is not None and gold[i] is not None:
                 record["gold"] = gold[i]
             records.append(record)
@@ -566,6 +592,9 @@ def checkpoint_loading_trainer() -> Any:
 
         @staticmethod
         def _load_weights(model: Any, checkpoint: str) -> None:
+            if hasattr(model, "peft_config"):  # the checkpoint holds the adapter alone
+                load_adapter_checkpoint(model, checkpoint)
+                return
             saved = type(model).from_pretrained(checkpoint, use_safetensors=True)
             model.load_state_dict(saved.state_dict())
 

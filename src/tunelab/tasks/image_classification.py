@@ -14,6 +14,7 @@ import random
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from tunelab.data.images import (
     IMAGE_COLUMN,
@@ -22,9 +23,10 @@ from tunelab.data.images import (
     open_rgb,
     pixel_features,
 )
-from tunelab.data.media import LABEL_COLUMN, UnreadableFile
+from tunelab.data.media import LABEL_COLUMN, MediaRef, UnreadableFile
 from tunelab.evaluation import report_images
 from tunelab.models.catalog import IMAGE
+from tunelab.tasks.base import OnnxGraph
 from tunelab.tasks.file_classification import FileClassification
 
 BASELINE_SIDE = 16  # the baseline reads each image as 16x16 RGB pixels
@@ -40,6 +42,31 @@ def _why(error: BaseException) -> str:
     return str(error).split("\n")[0] or type(error).__name__
 
 
+def pixel_logits_module(model: Any) -> Any:
+    """A module whose forward takes ``pixel_values`` and returns the logits (ONNX export)."""
+    import torch
+
+    class PixelLogits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, pixel_values: Any) -> Any:
+            return self.model(pixel_values=pixel_values).logits
+
+    return PixelLogits()
+
+
+def pixel_example(processor: Any, frame: pd.DataFrame, column: str, max_length: int) -> Any:
+    """Two images through the processor (one size for all): only the batch stays dynamic."""
+    images = [open_rgb(image) for image in frame[column].iloc[:2]]
+    pixels = processor(images=images * (2 if len(images) == 1 else 1), return_tensors="pt")
+    return {"pixel_values": pixels["pixel_values"]}, {"pixel_values": ("batch",)}
+
+
+IMAGE_GRAPH = OnnxGraph(pixel_logits_module, example=pixel_example)
+
+
 class ImageClassification(FileClassification):
     """Assign one label to an image."""
 
@@ -49,8 +76,8 @@ class ImageClassification(FileClassification):
     classifier = "an image classifier"
     config_section, report_key = "image", "images"
     explains = None  # attributions of pixels are not offered yet
-    exportable = ()  # ONNX export of image models comes later
-    onnx_graph = None
+    exportable = ("onnx",)
+    onnx_graph = IMAGE_GRAPH
     search_batch_sizes = (16, 32, 64)
     report_sections = staticmethod(report_images.sections)
     baseline_method = BASELINE_METHOD
@@ -71,7 +98,6 @@ class ImageClassification(FileClassification):
     @classmethod
     def from_run_config(cls, config: Any) -> ImageClassification:
         """Build from a :class:`tunelab.config.RunConfig`."""
-        cls.refuse_adapters(config)
         image = config.image
         return cls(
             image.column, config.data.label_column, augment=image.augment, flip=image.flip,
@@ -80,7 +106,7 @@ class ImageClassification(FileClassification):
 
     # -- images ----------------------------------------------------------------------------
 
-    def inspect_file(self, source: str, row: Any, path: str) -> dict[str, Any]:
+    def inspect_file(self, source: str, row: Any, path: MediaRef) -> dict[str, Any]:
         """The image's size, decoding it fully (a truncated file fails here, not in training).
 
         Raises:
@@ -102,7 +128,7 @@ class ImageClassification(FileClassification):
                            "max": max(values)}  # fmt: skip
         return {"sizes": sizes}
 
-    def decode(self, path: str, processor: Any) -> Any:
+    def decode(self, path: MediaRef, processor: Any) -> Any:
         """The image as an upright RGB ``PIL.Image`` (:func:`tunelab.data.images.open_rgb`).
 
         Raises:
@@ -114,7 +140,7 @@ class ImageClassification(FileClassification):
         except DECODE_ERRORS as error:
             raise UnreadableFile(_why(error)) from None
 
-    def _open(self, source: str, row: Any, path: str, processor: Any) -> Any:
+    def _open(self, source: str, row: Any, path: MediaRef, processor: Any) -> Any:
         try:
             return super()._open(source, row, path, processor)
         except ImageBombError as error:
@@ -142,7 +168,7 @@ class ImageClassification(FileClassification):
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return image
 
-    def baseline_features(self, paths: list[str]) -> np.ndarray:
+    def baseline_features(self, paths: list[MediaRef]) -> np.ndarray:
         """Each image shrunk to 16x16 RGB pixels in [0, 1]."""
         return pixel_features(paths, BASELINE_SIDE)
 

@@ -21,7 +21,7 @@ def test_a_registered_task_has_every_member_of_the_protocol(name):
     assert not missing, f"{name} lacks {missing}"
     assert task.name == name
     assert task.explains in (None, "text", "tokens")
-    assert set(task.exportable) <= {"onnx"}
+    assert set(task.exportable) <= {"onnx", "gguf"}
     assert (task.onnx_graph is not None) == ("onnx" in task.exportable)  # export needs both
     assert isinstance(task.embeds, bool)
     assert task.search_batch_sizes and all(size > 0 for size in task.search_batch_sizes)

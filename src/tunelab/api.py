@@ -38,6 +38,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     callbacks: list[Any] | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Fine-tune a model as ``config`` describes and evaluate it.
 
@@ -49,6 +50,7 @@ def train(
         resume: continue from the newest checkpoint in the run folder.
         overwrite: replace an existing run in the output folder.
         callbacks: extra ``transformers.TrainerCallback`` objects for the Trainer.
+        command: the command line that started the run, for the model card.
 
     Returns:
         ``{"output": ..., "model_dir": ..., "metrics": {"validation": ..., "test": ...},
@@ -65,7 +67,7 @@ def train(
     if not parts.main_process:  # the others took part in training and the held-out loss
         return {"output": str(config.output), "model_dir": str(config.output / "model"),
                 "metrics": {}}  # fmt: skip
-    return save_run(parts, fitted, scores)  # model/, metrics.json, report.html
+    return save_run(parts, fitted, scores, command)  # model/ and its card, metrics, report
 
 
 def _forward(
@@ -100,7 +102,7 @@ def evaluate(
         task.text_column = text_column
     if label_column:
         task.label_column = label_column
-    frame = task.standardize(read_table(data, encoding=encoding))
+    frame = task.standardize(read_table(data, encoding=encoding, media=task.input_kind))
     frame, _ = drop_invalid_rows(frame, list(task.required_columns()), drop=True)
     task.check_labels(frame)
     outputs = _forward(model, tokenizer, task, frame, max_length, batch_size)
@@ -140,7 +142,7 @@ def predict(
     if text_column:
         task.text_column = text_column
     if input is not None:
-        frame = read_table(input, encoding=encoding).fillna("")
+        frame = read_table(input, encoding=encoding, media=task.input_kind).fillna("")
         frame = task.standardize(frame, with_labels=False)
     else:
         if task.text_pair_column:

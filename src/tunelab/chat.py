@@ -36,6 +36,34 @@ def load_chat_model(name: str | Path) -> tuple[Any, Any, list[int]]:
     return model.eval(), tokenizer, CausalGeneration().stop_ids(tokenizer)
 
 
+def reply(
+    model: Any,
+    tokenizer: Any,
+    stop: list[int],
+    messages: list[dict[str, str]],
+    max_new_tokens: int = 256,
+    streamer: Any = None,
+) -> str:
+    """The model's answer to the conversation ``messages`` (its last turn is the user's),
+    greedy, ending at a stop token; ``streamer`` (a ``transformers`` streamer) sees it come.
+
+    Args:
+        model, tokenizer, stop: as :func:`load_chat_model` returns them.
+    """
+    import torch
+
+    from tunelab.tasks.causal_encoding import prompt_ids
+
+    ids = torch.tensor([prompt_ids(tokenizer, messages, messages[-1]["content"])])
+    with torch.inference_mode():
+        generated = model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+            do_sample=False, eos_token_id=stop, pad_token_id=tokenizer.pad_token_id,
+            streamer=streamer,
+        )  # fmt: skip
+    return tokenizer.decode(generated[0, ids.shape[1] :], skip_special_tokens=True).strip()
+
+
 def chat(
     name: str | Path,
     system: str | None = None,
@@ -48,10 +76,7 @@ def chat(
     Returns:
         The conversation, as OpenAI-format messages.
     """
-    import torch
     from transformers import TextStreamer
-
-    from tunelab.tasks.causal_encoding import prompt_ids
 
     model, tokenizer, stop = load_chat_model(name)
 
@@ -69,15 +94,8 @@ def chat(
         if not line:
             break
         messages.append({"role": "user", "content": line})
-        ids = torch.tensor([prompt_ids(tokenizer, messages, line)])
         out.write("model> ")
         streamer = _Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        with torch.inference_mode():
-            generated = model.generate(
-                input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                do_sample=False, eos_token_id=stop, pad_token_id=tokenizer.pad_token_id,
-                streamer=streamer,
-            )  # fmt: skip
-        answer = tokenizer.decode(generated[0, ids.shape[1] :], skip_special_tokens=True)
-        messages.append({"role": "assistant", "content": answer.strip()})
+        answer = reply(model, tokenizer, stop, messages, max_new_tokens, streamer)
+        messages.append({"role": "assistant", "content": answer})
     return messages

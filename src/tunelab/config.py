@@ -65,21 +65,38 @@ class DataConfig(_Section):
     """Where the data is and which columns mean what."""
 
     train: Path | None = Field(
-        None, description="training file (CSV/TSV/JSONL/JSON/Parquet); split if it is the only one"
+        None,
+        description="training file (CSV/TSV/JSONL/JSON/Parquet) or folder of class sub-folders "
+        "(images, audio); split if it is the only one",
     )
     validation: Path | None = Field(None, description="validation file (optional)")
     test: Path | None = Field(None, description="test file (optional)")
-    format: Literal["auto", "csv", "tsv", "jsonl", "json", "parquet", "conll"] = Field(
-        "auto", description="file format; auto uses the file extension (.conll/.iob/.bio: conll)"
+    format: Literal["auto", "csv", "tsv", "jsonl", "json", "parquet", "conll", "excel"] = Field(
+        "auto",
+        description="file format; auto uses the file extension (.conll/.iob/.bio: conll, "
+        ".xlsx/.xls: excel)",
     )
     encoding: str | None = Field(
         None, description="text encoding, e.g. utf-8 or gb18030; null detects it"
     )
-    text_column: str = Field("text", description="column holding the input text")
+    sheet: str | int | None = Field(
+        None,
+        description="Excel workbooks: the sheet to read, by name or 0-based number; null: the "
+        "first",
+    )
+    text_column: str = Field(
+        "text",
+        description="column holding the input text; left unset, the column called text, else "
+        "the one whose name or long texts say so (logged)",
+    )
     text_pair_column: str | None = Field(
         None, description="second text column for sentence-pair tasks (optional)"
     )
-    label_column: str = Field("label", description="column holding the target")
+    label_column: str = Field(
+        "label",
+        description="column holding the target; left unset, the column called label, else the "
+        "one whose name or few repeated values say so (logged)",
+    )
     tokens_column: str = Field(
         "tokens", description="token-classification: column holding the list of tokens"
     )
@@ -111,6 +128,12 @@ class DataConfig(_Section):
         description="train on a seeded subset of this many training rows after the split "
         "(stratified); validation and test stay whole (learning curves, quick trials)",
     )
+    eval_rows: int | None = Field(
+        None,
+        gt=0,
+        description="validate and test on a seeded subset of this many rows of each (a large "
+        "model on a CPU: every evaluation is a pass over them)",
+    )
     train_per_class: int | None = Field(
         None, gt=0, description="train on this many rows of each class (few-shot trials)"
     )
@@ -138,7 +161,8 @@ class ModelConfig(_Section):
             "local folder, bundled starter (zh-bert-mini, zh-llama-mini), installed model package "
             "(pkg:NAME) or hub id; 'auto' picks the pretrained model on this machine that fits "
             "the data's language and the task; 'scratch-bert' builds a small random BERT with a "
-            "character vocabulary from the data; 'scratch-vit' a small random ViT (images)"
+            "character vocabulary from the data; 'scratch-vit' a small random ViT (images); "
+            "'scratch-audio' a small random Whisper-style encoder (audio)"
         ),
     )
     revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
@@ -155,7 +179,7 @@ class ModelConfig(_Section):
     )
     scratch: ScratchModelConfig = Field(
         default_factory=ScratchModelConfig,
-        description="used when name is scratch-bert or scratch-vit",
+        description="used when name is scratch-bert, scratch-vit or scratch-audio",
     )
 
 
@@ -295,6 +319,35 @@ class GenerationConfig(_Section):
     max_eval_rows: int | None = Field(
         None, gt=0, description="generate for at most this many test rows (null: all)"
     )
+    score_before: bool | None = Field(
+        None,
+        description="generate for the test rows with the untuned model too, the zero-shot "
+        "starting point, so metrics.json shows the gain (null: for chat models from elsewhere, "
+        "which can answer before tuning; not for tunelab's starters)",
+    )
+    check_stop_tokens: bool = Field(
+        True,
+        description="causal-lm: before training, fail when the model could not learn to stop "
+        "(template's closing token, pad token, labels without EOS); false: warn only",
+    )
+
+
+class PreferenceConfig(_Section):
+    """Options of preference tuning (task: preference): DPO, ORPO or KTO through TRL."""
+
+    method: Literal["dpo", "orpo", "kto"] = Field(
+        "dpo",
+        description="dpo: chosen vs. rejected against the starting model; orpo: the same "
+        "without a reference model; kto: single answers marked good or bad (completion, label)",
+    )
+    beta: float = Field(
+        0.1, gt=0, description="dpo/kto: how far from the starting model; orpo: odds-ratio weight"
+    )
+    prompt_column: str = Field("prompt", description="the prompt (text or OpenAI messages)")
+    chosen_column: str = Field("chosen", description="the preferred answer (text or messages)")
+    rejected_column: str = Field("rejected", description="the worse answer (text or messages)")
+    completion_column: str = Field("completion", description="kto: the answer")
+    label_column: str = Field("label", description="kto: true (good answer) or false")
 
 
 class EmbeddingConfig(_Section):
@@ -351,6 +404,32 @@ class ImageConfig(_Section):
     scratch_size: int = Field(32, ge=8, description="scratch-vit: image side in pixels")
     scratch_patch: int = Field(
         4, ge=1, description="scratch-vit: patch side in pixels (must divide scratch_size)"
+    )
+
+
+class AudioConfig(_Section):
+    """audio-classification: where the clips are and how training prepares them."""
+
+    column: str = Field(
+        "audio",
+        description="CSV/JSONL/Parquet files: column of audio file paths, relative to the file "
+        "(a folder of class sub-folders needs none)",
+    )
+    augment: bool = Field(
+        True,
+        description="random gain, time shift and low noise on training clips (never on "
+        "evaluated ones)",
+    )
+    max_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="clips are cut to their first max_seconds, in training and prediction; "
+        "scratch-audio's window is this or the longest training clip, if shorter (in whole "
+        "seconds)",
+    )
+    scratch_mel_bins: int = Field(
+        64, ge=16, le=256, description="scratch-audio: mel bands of its log-mel spectrogram"
     )
 
 
@@ -442,7 +521,11 @@ class RunConfig(_Section):
     """A whole run: task, data, model, training, output."""
 
     # the names live in the registry above the config (tunelab.tasks.TASKS), which checks them
-    task: str = Field("text-classification", description="what to train: a registered task")
+    task: str = Field(
+        "text-classification",
+        description="what to train: a registered task; left unset, the one the training data's "
+        "columns fit (logged)",
+    )
     output: Path = Field(Path("runs/run"), description="run folder for model, metrics, report")
     seed: int = Field(
         42, ge=0, le=2**32 - 1, description="fixes the data split, initialisation and batch order"
@@ -459,11 +542,17 @@ class RunConfig(_Section):
     generation: GenerationConfig = Field(
         default_factory=GenerationConfig, description="seq2seq and causal-lm options"
     )
+    preference: PreferenceConfig = Field(
+        default_factory=PreferenceConfig, description="preference tuning (DPO, ORPO, KTO)"
+    )
     embedding: EmbeddingConfig = Field(
         default_factory=EmbeddingConfig, description="sentence-embedding options"
     )
     image: ImageConfig = Field(
         default_factory=ImageConfig, description="image-classification settings"
+    )
+    audio: AudioConfig = Field(
+        default_factory=AudioConfig, description="audio-classification settings"
     )
     few_shot: FewShotConfig = Field(
         default_factory=FewShotConfig, description="training.method: few-shot options"
@@ -633,6 +722,33 @@ def build_config(
         raise UserError(_describe_validation_error(exc, schema)) from None
 
 
+def given_keys(config: BaseModel, prefix: str = "") -> set[str]:
+    """The dotted keys of ``config`` that were given (by a file, a dict, an override or an
+    assignment) rather than left at their defaults: what the data may not guess."""
+    keys = set()
+    for name in config.model_fields_set:
+        value = getattr(config, name)
+        if isinstance(value, BaseModel):
+            keys |= given_keys(value, f"{prefix}{name}.")
+        else:
+            keys.add(prefix + name)
+    return keys
+
+
+def _keep_only_given(config: BaseModel, keys: set[str], prefix: str = "") -> None:
+    """Make ``keys`` the given keys of ``config`` again after a rebuild from a full dump,
+    which lists every key (the others read as defaults, as they were)."""
+    names = set()
+    for name in type(config).model_fields:
+        dotted = prefix + name
+        value = getattr(config, name)
+        if isinstance(value, BaseModel):
+            _keep_only_given(value, keys, dotted + ".")
+        if dotted in keys or any(key.startswith(dotted + ".") for key in keys):
+            names.add(name)
+    object.__setattr__(config, "__pydantic_fields_set__", names)
+
+
 def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Load a YAML config file, apply overrides, validate. Relative data paths stay as given."""
     return build_config(read_yaml(Path(path)), overrides)
@@ -651,11 +767,16 @@ def as_config(
     """
     if isinstance(config, schema) and not overrides:
         return config
+    given: set[str] | None = None
     if isinstance(config, BaseModel):
+        given = given_keys(config)  # a dump lists every key: keep which ones were given
         config = config.model_dump()
     elif isinstance(config, (str, Path)):
         config = read_yaml(Path(config))
-    return build_config(config, list(overrides), schema)
+    built = build_config(config, list(overrides), schema)
+    if given is not None:
+        _keep_only_given(built, given | {parse_override(item)[0] for item in overrides})
+    return built
 
 
 def _section_model(loc: tuple[Any, ...], model: type[BaseModel]) -> type[BaseModel]:

@@ -13,16 +13,21 @@ from tunelab.data.corpus import joined_words
 def resolve_precision(requested: str) -> str:
     """Pick ``bf16``, ``fp16`` or ``fp32`` for this machine.
 
-    ``auto`` means bf16 where the GPU or the CPU has bf16 matrix units (Intel AMX/AVX512-BF16:
-    several times the fp32 matmul speed), fp16 on older GPUs, else fp32.
+    ``auto`` means bf16 on GPUs that have it (fp16 on older ones); on a CPU, bf16 where it has
+    bf16 instructions and a timed training-step probe (cached per machine) finds bf16 autocast
+    faster than fp32, else fp32.
     """
     import torch
+
+    from tunelab.models.flops import cpu_trains_faster_in_bf16
 
     if requested != "auto":
         return requested
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return "fp32"
+    return "bf16" if cpu_trains_faster_in_bf16() else "fp32"
 
 
 def autocast(model: Any, precision: str) -> Any:
@@ -78,6 +83,15 @@ def forward_in_batches(
     return np.stack(outputs) if outputs else np.zeros((0, model.config.num_labels), np.float32)
 
 
+class Generations(list[str]):
+    """Generated texts, in row order, and for each whether it ended with a stop token (EOS or
+    end of turn) before the length limit; ``stopped`` is empty where nobody measured it."""
+
+    def __init__(self, texts: list[str], stopped: list[bool] | None = None) -> None:
+        super().__init__(texts)
+        self.stopped = stopped or []
+
+
 def generate_in_batches(
     model: Any,
     tokenizer: Any,
@@ -86,8 +100,9 @@ def generate_in_batches(
     precision: str,
     generation_kwargs: dict[str, Any],
     decoder_only: bool,
-) -> list[str]:
-    """Generate for token-id prompts in length-sorted batches; return only the new text.
+) -> Generations:
+    """Generate for token-id prompts in length-sorted batches; return only the new text, and
+    for every row whether it ended with one of ``generation_kwargs["eos_token_id"]``.
 
     Decoder-only prompts are padded on the left, so every row's answer starts right after
     its own last token.
@@ -99,6 +114,9 @@ def generate_in_batches(
     wordpiece = type(getattr(backend, "decoder", None)).__name__ == "WordPiece"
     order = np.argsort([len(p) for p in prompts], kind="stable")[::-1]
     outputs: list[str] = [""] * len(prompts)
+    stopped = [False] * len(prompts)
+    stops = generation_kwargs.get("eos_token_id")
+    stops = set(stops if isinstance(stops, list) else [] if stops is None else [stops])
     model.eval()
     with torch.inference_mode(), autocast(model, precision):
         for start in range(0, len(order), batch_size):
@@ -122,4 +140,8 @@ def generate_in_batches(
                 texts = [joined_words(text) for text in texts]
             for row, index in enumerate(chunk):
                 outputs[index] = texts[row].strip()
-    return outputs
+                # generation stops a row at its first stop token (padding follows it); an
+                # encoder-decoder's output starts with its decoder start token (BART: EOS)
+                new = generated[row].tolist()[0 if decoder_only else 1 :]
+                stopped[index] = bool(stops & set(new))
+    return Generations(outputs, stopped)

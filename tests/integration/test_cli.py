@@ -75,8 +75,8 @@ def _write(path: Path, frame: pd.DataFrame) -> Path:
 ERROR_CASES = {
     "missing file": (lambda d: ["--data", d / "nope.csv"], r"data file .*nope.csv does not exist"),
     "unknown format": (
-        lambda d: ["--data", (d / "x.xlsx").write_bytes(b"PK") and d / "x.xlsx"],
-        r"unknown file format '.xlsx'",
+        lambda d: ["--data", (d / "x.docx").write_bytes(b"PK") and d / "x.docx"],
+        r"unknown file format '.docx'",
     ),
     "missing column": (
         lambda d: ["--data", _write(d / "c.csv", make_reviews(50)), "--text-column", "review"],

@@ -109,3 +109,16 @@ def test_an_unknown_task_names_the_option_and_the_choices(tmp_path):
         "the doctor does not know task 'seq2seq'; use text-classification or "
         "token-classification or image-classification"
     )
+
+
+def test_tunelab_alone_prints_getting_started_then_the_commands():
+    done = CliRunner().invoke(app, [], env={"COLUMNS": "80"})
+    assert done.exit_code == 0, done.output
+    lines = done.output.splitlines()
+    assert lines[0] == "Getting started:" and lines[5] == ""
+    started = "\n".join(lines[1:5])
+    for step in ("tunelab data example zh-sentiment", "tunelab train --data", "runs/run/",
+                 "report.html"):  # fmt: skip
+        assert step in started, step
+    assert "Commands:" in done.output and "  push " in done.output
+    assert max(len(line) for line in lines) <= 80

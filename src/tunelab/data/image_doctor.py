@@ -26,7 +26,7 @@ from tunelab.data.image_hashes import (
     NEAR_DUPLICATE_BITS,
     near_duplicate_pairs,
 )
-from tunelab.data.images import ImageBombError, ImageFacts, bomb_error, image_facts
+from tunelab.data.images import ImageBombError, ImageFacts, bomb_error, image_facts, image_name
 from tunelab.errors import UserError
 
 ASPECT_FACTOR = 2.0  # an image twice as wide (or tall) for its height as the median is odd
@@ -67,11 +67,12 @@ def _read(
             why = str(error).split("\n")[0] or type(error).__name__
             if strict:
                 raise UserError(
-                    f"{source} row {row}: image {path} cannot be read ({why}); replace or "
+                    f"{source} row {row}: image {image_name(path, row)} cannot be read ({why}); "
+                    "replace or "
                     "remove it, or run without --strict (data.drop_invalid=true) to leave "
                     "unreadable images out with a warning"
                 ) from None
-            unreadable.append({"row": int(row), "path": path, "problem": why})
+            unreadable.append({"row": int(row), "path": image_name(path, row), "problem": why})
     return {"empty_paths": empty, "unreadable": unreadable}, facts
 
 
@@ -93,7 +94,7 @@ def _sizes(frame: pd.DataFrame, path_column: str, facts: dict[Any, ImageFacts], 
         outliers[kind] = {
             "count": len(found),
             "examples": [
-                {"row": int(r), "path": frame[path_column][r],
+                {"row": int(r), "path": image_name(frame[path_column][r], r),
                  "size": [facts[r].width, facts[r].height]}
                 for r in found[:SHOWN]
             ],
@@ -116,7 +117,7 @@ def _exact_duplicates(frame: pd.DataFrame, path_column: str, facts: dict[Any, Im
     return {
         "duplicates": int(digests.duplicated().sum()),
         "duplicate_examples": [
-            [frame[path_column][r] for r in group[:4]] for group in groups[:SHOWN]
+            [image_name(frame[path_column][r], r) for r in group[:4]] for group in groups[:SHOWN]
         ],
     }
 
@@ -174,8 +175,8 @@ def _near_duplicates(
     examples = []
     for key in repeated.index[:SHOWN]:
         members = list(groups.index[groups == key][:4])
-        examples.append({"rows": [int(r) for r in members],
-                         "paths": [frame[path_column][r] for r in members]})  # fmt: skip
+        paths = [image_name(frame[path_column][r], r) for r in members]
+        examples.append({"rows": [int(r) for r in members], "paths": paths})
     return {
         "count": int(groups.duplicated().sum()),
         "groups": len(repeated),
@@ -268,8 +269,9 @@ def _leakage(
         "near": len(leaked),
         f"share_of_{held}": round(len(leaked) / len(rows), 4) if rows else 0.0,
         "examples": [
-            {"row": int(rows[i]), "path": frames[held][path_column][rows[i]],
-             "seen": frames[seen][path_column][seen_rows[int(partner[i]) - start]],
+            {"row": int(rows[i]), "path": image_name(frames[held][path_column][rows[i]], rows[i]),
+             "seen": image_name(frames[seen][path_column][seen_rows[int(partner[i]) - start]],
+                                seen_rows[int(partner[i]) - start]),
              "bits": int(bits[i])}
             for i in leaked[:SHOWN]
         ],

@@ -1,15 +1,16 @@
-"""Image files as data: class folders and path columns read into tables, images opened safely.
+"""Image files opened safely, shrunk for the baseline and the report.
 
-A table of images holds paths, never pixels: images are decoded one batch at a time by the
-task's data loader. Opening goes through :func:`open_rgb`, which applies the EXIF orientation,
-takes the first frame of an animation, converts every mode to RGB and refuses images above
-Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) with one sentence.
+Tables of images hold paths (or, for images stored inside a Parquet file or a saved
+``datasets`` folder, the encoded file bytes; :mod:`tunelab.data.media`), never pixels: images
+are decoded one batch at a time by the task's data loader. Opening goes through
+:func:`open_rgb`, which applies the EXIF orientation, takes the first frame of an animation,
+converts every mode to RGB and refuses images above Pillow's decompression-bomb limit
+(``PIL.Image.MAX_IMAGE_PIXELS``) with one sentence.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import re
 import warnings
@@ -18,18 +19,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from tunelab.data.image_hashes import check_thumbnail, perceptual_hash
+from tunelab.data.media import MEDIA_SUFFIXES, MediaRef, content_hash, media_name
 from tunelab.errors import UserError
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
-IMAGE_COLUMN, LABEL_COLUMN = "image", "label"
-IMAGE_FOLDER = "image-folder"  # frame.attrs["kind"] of a table read from a folder
+IMAGE_SUFFIXES = MEDIA_SUFFIXES["image"]
+IMAGE_COLUMN = "image"  # the path column of an image folder (tunelab.data.media)
+# An image as a table holds it: a path, or the bytes of an encoded file (PNG, JPEG, ...).
+ImageRef = MediaRef
 
 
-class ImageBombError(Exception):
-    """An image larger than ``PIL.Image.MAX_IMAGE_PIXELS``: decoding it could exhaust memory."""
+def _readable(image: ImageRef | Path) -> Any:
+    """What ``Image.open`` reads: the path, or the bytes as a file object."""
+    return io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else image
+
+
+def image_name(image: ImageRef, row: Any) -> str:
+    """How messages and predictions name an image: its path, or the row that holds it."""
+    return media_name(image, row, "image")
 
 
 def is_image_file(path: Path) -> bool:
@@ -37,85 +45,13 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and is_image_file(p)
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )  # fmt: skip
+class ImageBombError(Exception):
+    """An image larger than ``PIL.Image.MAX_IMAGE_PIXELS``: decoding it could exhaust memory."""
 
 
-def read_image_folder(folder: Path) -> pd.DataFrame:
-    """The images under ``folder`` as rows of (image, label): the ``imagefolder`` convention
-    of ``datasets``, where each sub-folder is a class; images directly in ``folder`` (no class
-    folders) give rows without labels, for prediction.
-
-    Raises:
-        UserError: if the folder holds no image files, or mixes loose images and class folders.
-    """
-    files = _image_files(folder)
-    if not files:
-        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise UserError(
-            f"{folder} holds no image files ({suffixes}); give a folder with one sub-folder "
-            "of images per class"
-        )
-    depths = {len(p.relative_to(folder).parts) for p in files}
-    if depths == {1}:
-        frame = pd.DataFrame({IMAGE_COLUMN: [str(p) for p in files]})
-    elif 1 in depths:
-        loose = next(p for p in files if len(p.relative_to(folder).parts) == 1)
-        raise UserError(
-            f"{folder} mixes loose images ({loose.name}) with class sub-folders; move each "
-            "image into the folder of its class"
-        )
-    else:
-        labels = [p.relative_to(folder).parts[0] for p in files]
-        frame = pd.DataFrame({IMAGE_COLUMN: [str(p) for p in files], LABEL_COLUMN: labels})
-    frame.index = pd.RangeIndex(1, len(frame) + 1)
-    frame.attrs.update({"source": str(folder), "kind": IMAGE_FOLDER, "bad_lines": []})
-    return frame
-
-
-def read_image_file(path: Path) -> pd.DataFrame:
-    """One image file as a one-row table (for ``tunelab predict --input photo.jpg``)."""
-    frame = pd.DataFrame({IMAGE_COLUMN: [str(path)]}, index=pd.RangeIndex(1, 2))
-    frame.attrs.update({"source": str(path), "kind": IMAGE_FOLDER, "bad_lines": []})
-    return frame
-
-
-def resolve_image_paths(frame: pd.DataFrame, column: str) -> pd.Series:
-    """Absolute paths of the images in ``column``: relative paths are read from the data
-    file's folder (the working directory for rows typed on the command line).
-
-    A table file may only name images inside its own folder, so a data file cannot make a
-    run read files elsewhere on the machine; a folder of images names its own files.
-
-    Raises:
-        UserError: naming the row and the path that leaves the data file's folder.
-    """
-    source = frame.attrs.get("source", "data")
-    kind = frame.attrs.get("kind")
-    source_path = Path(str(source))
-    from_file = kind != IMAGE_FOLDER and source_path.is_file()
-    base = source_path.parent.resolve() if from_file else Path.cwd()
-    resolved = []
-    for row, value in frame[column].items():
-        if pd.isna(value) or not str(value).strip():
-            resolved.append(None)  # drop_invalid_rows names empty cells
-            continue
-        path = (base / str(value).strip()).resolve()
-        if from_file and not path.is_relative_to(base):
-            raise UserError(
-                f"{source} row {row}: image path '{value}' leads outside the data file's folder "
-                f"{base}; keep the images beside or below the data file and give relative paths"
-            )
-        resolved.append(str(path))
-    return pd.Series(resolved, index=frame.index, dtype=object)
-
-
-def open_rgb(path: str | Path) -> Any:
-    """The image at ``path`` as an RGB ``PIL.Image``, upright (EXIF orientation applied), the
-    first frame of an animation, transparency laid on white.
+def open_rgb(path: ImageRef | Path) -> Any:
+    """The image at ``path`` (or in these bytes) as an RGB ``PIL.Image``, upright (EXIF
+    orientation applied), the first frame of an animation, transparency laid on white.
 
     Raises:
         ImageBombError: above ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow's decompression-bomb guard).
@@ -128,7 +64,7 @@ def open_rgb(path: str | Path) -> Any:
         # Pillow warns between the limit and twice the limit and raises above: refuse both
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(path) as image:
+            with Image.open(_readable(path)) as image:
                 image.seek(0)
                 limit = Image.MAX_IMAGE_PIXELS
                 if limit and image.width * image.height > limit:
@@ -144,7 +80,7 @@ def open_rgb(path: str | Path) -> Any:
             raise ImageBombError(str(exc)) from None
 
 
-def bomb_error(source: str, row: Any, path: str, error: ImageBombError) -> UserError:
+def bomb_error(source: str, row: Any, path: ImageRef, error: ImageBombError) -> UserError:
     """The one sentence for an image above the decompression-bomb limit."""
     from PIL import Image
 
@@ -152,19 +88,19 @@ def bomb_error(source: str, row: Any, path: str, error: ImageBombError) -> UserE
     pixels = re.search(r"\d+", str(error))  # Pillow's message and ours start with the count
     size = f" has {int(pixels.group()) / 1e6:.1f} megapixels and" if pixels else ""
     return UserError(
-        f"{source} row {row}: image {path}{size} is larger than Pillow's limit of "
+        f"{source} row {row}: image {image_name(path, row)}{size} is larger than Pillow's limit of "
         f"{limit / 1e6:.1f} megapixels (PIL.Image.MAX_IMAGE_PIXELS), its guard against "
         "decompression bombs; downscale the image or remove it"
     )
 
 
-def image_problem(path: str) -> str | None:
+def image_problem(path: ImageRef) -> str | None:
     """Why the image at ``path`` cannot be used (missing, truncated, corrupt), or ``None``.
 
     Raises:
         ImageBombError: for an image above the decompression-bomb limit.
     """
-    if not Path(path).is_file():
+    if isinstance(path, str) and not Path(path).is_file():
         return "no such file"
     try:
         open_rgb(path)
@@ -186,9 +122,9 @@ class ImageFacts:
     sha1: str  # of the file's bytes (exact duplicates)
 
 
-def image_facts(path: str) -> ImageFacts:
-    """Size, perceptual hash, check thumbnail and content hash of the image at ``path``,
-    decoding it once.
+def image_facts(path: ImageRef) -> ImageFacts:
+    """Size, perceptual hash, check thumbnail and content hash of the image at ``path`` (or
+    in these bytes), decoding it once.
 
     Raises:
         ImageBombError / OSError / ValueError / SyntaxError / EOFError: as :func:`open_rgb`.
@@ -200,12 +136,7 @@ def image_facts(path: str) -> ImageFacts:
     )  # fmt: skip
 
 
-def content_hash(path: str) -> str:
-    """SHA-1 of the file's bytes (exact duplicates and leakage across splits)."""
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
-
-
-def pixel_features(paths: list[str], side: int = 16) -> np.ndarray:
+def pixel_features(paths: list[ImageRef], side: int = 16) -> np.ndarray:
     """Each image shrunk to ``side`` x ``side`` RGB, as a row of values in [0, 1] (the
     features of the logistic-regression baseline)."""
     rows = np.zeros((len(paths), side * side * 3), dtype=np.float32)
@@ -215,7 +146,7 @@ def pixel_features(paths: list[str], side: int = 16) -> np.ndarray:
     return rows
 
 
-def thumbnail_uri(path: str, side: int = 64) -> str | None:
+def thumbnail_uri(path: ImageRef, side: int = 64) -> str | None:
     """A PNG thumbnail of the image as a ``data:`` URI (the report works offline), or None
     if the image cannot be read any more."""
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,14 @@ def suspected_label_errors(
     label_ids = labels.astype(str).map(index).to_numpy()
     if probabilities is None:
         probabilities = out_of_fold_probabilities(texts.astype(str).tolist(), label_ids, seed)
-    ranked = find_label_issues(label_ids, probabilities, return_indices_ranked_by="self_confidence")
+    # cleanlab forks a multiprocessing pool per call; forked from a process with other threads
+    # (the workbench's server answers in a thread pool) the children can hang on a lock the
+    # fork copied held, and the call never returns: one process then
+    alone = threading.active_count() == 1
+    ranked = find_label_issues(
+        label_ids, probabilities, return_indices_ranked_by="self_confidence",
+        n_jobs=None if alone else 1,
+    )  # fmt: skip
     suggested = probabilities[ranked].argmax(axis=1)
     return pd.DataFrame(
         {

@@ -1,5 +1,5 @@
-"""Read user data files (CSV, TSV, JSONL, JSON, Parquet) into pandas DataFrames; a folder of
-images (one sub-folder per class) or an image file becomes a table of image paths.
+"""Read user data files (CSV, TSV, JSONL, JSON, Parquet, Excel) into pandas DataFrames; a folder
+of images or audio files (one sub-folder per class), or one such file, becomes a table of paths.
 
 The DataFrame's index is the row number in the file as a person counts it (1-based data
 rows for tables, line numbers for JSONL), so every later error can name the row.
@@ -10,16 +10,25 @@ from __future__ import annotations
 import bz2
 import codecs
 import difflib
+import glob
 import gzip
 import io
 import json
 import lzma
+import re
 from pathlib import Path
 
 import pandas as pd
 
 from tunelab.data.conll import parse_conll
-from tunelab.data.images import is_image_file, read_image_file, read_image_folder
+from tunelab.data.media import (
+    MEDIA_SUFFIXES,
+    media_kind,
+    read_media_file,
+    read_media_files,
+    read_media_folder,
+)
+from tunelab.data.saved_dataset import is_saved_dataset, read_saved_dataset
 from tunelab.data.sniff import (
     check_binary,
     delimiter_hint,
@@ -30,6 +39,7 @@ from tunelab.data.sniff import (
     short_record,
     unclosed_quote_line,
 )
+from tunelab.data.spreadsheet import read_workbook
 from tunelab.errors import UserError
 
 FORMATS_BY_SUFFIX = {
@@ -45,11 +55,15 @@ FORMATS_BY_SUFFIX = {
     ".iob": "conll",
     ".bio": "conll",
     ".bioes": "conll",
+    ".xlsx": "excel",
+    ".xlsm": "excel",
+    ".xls": "excel",
 }
 # GB18030 is a superset of GBK and GB2312: decoding with it never loses a character they hold.
 _GB_FAMILY = {"gb2312", "gbk", "gb18030", "cp936", "hz"}
 
 
+GLOB_CHARACTERS = re.compile(r"[*?\[]")  # a path that does not exist but has these: a pattern
 DECOMPRESSORS = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}
 
 
@@ -83,12 +97,21 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
     known = ", ".join(sorted(FORMATS_BY_SUFFIX))
     raise UserError(
         f"{path}: unknown file format '{suffix or '(no extension)'}'; use one of {known} "
-        "or pass --format csv|tsv|jsonl|json|parquet|conll"
+        "or pass --format csv|tsv|jsonl|json|parquet|conll|excel"
     )
 
 
 def decode_text(raw: bytes, path: Path, encoding: str | None = None) -> str:
     """Decode file bytes: the given encoding, else UTF-8 (BOM or not), else a detected one.
+
+    Raises:
+        UserError: if the bytes look binary or cannot be decoded.
+    """
+    return decode_with_encoding(raw, path, encoding)[0]
+
+
+def decode_with_encoding(raw: bytes, path: Path, encoding: str | None = None) -> tuple[str, str]:
+    """Decode file bytes as :func:`decode_text` does; also the encoding that decoded them.
 
     Raises:
         UserError: if the bytes look binary or cannot be decoded.
@@ -102,10 +125,10 @@ def decode_text(raw: bytes, path: Path, encoding: str | None = None) -> str:
     return _decode(raw, path, encoding)
 
 
-def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
+def _decode(raw: bytes, path: Path, encoding: str | None) -> tuple[str, str]:
     if encoding:
         try:
-            return raw.decode(encoding)
+            return raw.decode(encoding), encoding
         except LookupError:
             raise UserError(
                 f"unknown encoding '{encoding}' given for {path}; try utf-8 or gb18030"
@@ -117,7 +140,7 @@ def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
                 "--encoding (e.g. gb18030)"
             ) from None
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig"), "utf-8-sig" if raw.startswith(codecs.BOM_UTF8) else "utf-8"
     except UnicodeDecodeError:
         diagnose_utf8_failure(raw, path)
     from charset_normalizer import from_bytes
@@ -130,7 +153,7 @@ def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
     candidates.append("gb18030")
     for candidate in candidates:
         try:
-            return raw.decode(candidate)
+            return raw.decode(candidate), candidate
         except UnicodeDecodeError:
             continue
     raise UserError(
@@ -187,6 +210,7 @@ def _read_delimited(text: str, path: Path, sep: str, skip_bad_lines: bool) -> pd
             )
     frame.index = pd.RangeIndex(1, len(frame) + 1)
     frame.attrs["bad_lines"] = bad
+    frame.attrs["delimiter"] = sep
     return frame
 
 
@@ -274,29 +298,44 @@ def read_table(
     max_rows: int | None = None,
     skip_bad_lines: bool = False,
     tag_column: int = -1,
+    media: str | None = None,
+    sheet: str | int | None = None,
 ) -> pd.DataFrame:
-    """Read one data file into a DataFrame indexed by 1-based row (or line) number.
+    """Read one data file into a DataFrame indexed by 1-based row (or line) number (for a
+    spreadsheet: the row number it shows).
 
     Args:
-        path: the file; a folder of class sub-folders of images, or one image, gives rows of
-            ``image`` paths (and ``label``, the sub-folder) without reading any pixels.
-        fmt: ``auto`` (from the extension), ``csv``, ``tsv``, ``jsonl``, ``json``, ``parquet``
-            or ``conll`` (token and tag per line; rows of ``tokens`` and ``tags`` lists).
+        path: the file; a folder of class sub-folders of images or audio files, or one such
+            file, gives rows of ``image`` or ``audio`` paths (and ``label``, the sub-folder)
+            without decoding any of them; a folder saved by ``datasets`` gives its rows (images
+            and audio as encoded bytes).
+        fmt: ``auto`` (from the extension), ``csv``, ``tsv``, ``jsonl``, ``json``, ``parquet``,
+            ``excel`` (.xlsx or .xls) or ``conll`` (token and tag per line; rows of ``tokens``
+            and ``tags`` lists).
         encoding: text encoding; ``None`` detects UTF-8 (with or without BOM) or GB18030/GBK.
         max_rows: keep only the first rows.
         skip_bad_lines: skip CSV/TSV/JSONL lines that do not parse instead of failing; their
             line numbers are kept in ``frame.attrs["bad_lines"]`` (for the data doctor).
         tag_column: the tag's field in CoNLL lines (0-based; -1: the last).
+        media: the kind of file a folder is read for (a task's ``input_kind``: "image",
+            "audio"); another kind, or None, reads whichever kind the folder holds.
+        sheet: the sheet of a workbook, by name or 0-based number; ``None``: the first.
 
     Raises:
         UserError: for a missing, empty, binary or unparsable file.
     """
     path = Path(path)
+    if not path.exists() and GLOB_CHARACTERS.search(str(path)):
+        frame = read_pattern(str(path), media)
+        return frame.iloc[:max_rows] if max_rows is not None else frame
     if not path.exists():
         raise UserError(f"data file {path} does not exist; check the path")
-    if path.is_dir() or (fmt == "auto" and is_image_file(path)):
-        # a folder of class sub-folders of images (or one image): rows of paths, not pixels
-        frame = read_image_folder(path) if path.is_dir() else read_image_file(path)
+    if is_saved_dataset(path):
+        frame = read_saved_dataset(path)
+        return frame.iloc[:max_rows] if max_rows is not None else frame
+    if path.is_dir() or (fmt == "auto" and media_kind(path)):
+        # a folder of class sub-folders of media files (or one file): rows of paths
+        frame = read_media_folder(path, media) if path.is_dir() else read_media_file(path)
         return frame.iloc[:max_rows] if max_rows is not None else frame
     fmt = detect_format(path, fmt)
     raw = read_file_bytes(path)
@@ -310,8 +349,10 @@ def read_table(
                 f"{path} could not be read as Parquet ({type(exc).__name__}); check the file"
             ) from None
         frame.index = pd.RangeIndex(1, len(frame) + 1)
+    elif fmt == "excel":
+        frame = read_workbook(raw, path, sheet)
     else:
-        text = decode_text(raw, path, encoding)
+        text, encoding = decode_with_encoding(raw, path, encoding)
         if fmt == "csv":
             frame = _read_delimited(text, path, ",", skip_bad_lines)
         elif fmt == "tsv":
@@ -327,8 +368,37 @@ def read_table(
     if max_rows is not None:
         frame = frame.iloc[:max_rows]
     frame.attrs["source"] = str(path)
+    frame.attrs["format"] = fmt
+    if encoding is not None and fmt != "parquet":  # what decoded the text (the workbench shows it)
+        frame.attrs["encoding"] = encoding
     frame.attrs.setdefault("bad_lines", [])
     return frame
+
+
+def read_pattern(pattern: str, media: str | None = None) -> pd.DataFrame:
+    """The image or audio files a shell pattern (``photos/*.jpg``, ``clips/**/*.wav``) names,
+    as rows of paths, sorted; for prediction, where a shell's own expansion would overflow a
+    command line.
+
+    Args:
+        pattern: the pattern (``**`` reaches into sub-folders).
+        media: the kind of file the task reads ("image", "audio"); None: either kind.
+
+    Raises:
+        UserError: if the pattern names no file, a file of another kind, or mixes kinds.
+    """
+    files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    if not files:
+        raise UserError(f"the pattern {pattern} matches no file; check the folder and pattern")
+    kinds = (media,) if media in MEDIA_SUFFIXES else tuple(MEDIA_SUFFIXES)
+    others = [p for p in files if media_kind(p) not in kinds]
+    if others:
+        what = " or ".join(f"{kind} file" for kind in kinds)  # "image" and "audio" take "an"
+        raise UserError(
+            f"the pattern {pattern} matches {others[0]}, which is not an {what}; a pattern may "
+            f"name {' or '.join(kinds)} files only (give a data file with --input instead)"
+        )
+    return read_media_files(files, pattern)
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str], option_of: dict[str, str]) -> None:

@@ -23,11 +23,19 @@ _MAGIC = (
     (b"GIF87a", "a GIF image", ""),
     (b"GIF89a", "a GIF image", ""),
     (b"%PDF-", "a PDF document", ""),
-    (b"PK\x03\x04", "a ZIP archive", "an .xlsx workbook is one: export it as CSV"),
+    (
+        b"PK\x03\x04",
+        "a ZIP archive",
+        "an .xlsx workbook is one: name it .xlsx or pass --format excel",
+    ),
     (b"\x1f\x8b", "a gzip archive", "unpack it first"),
     (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "unpack it first"),
     (b"\xfd7zXZ\x00", "an xz archive", "unpack it first"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office file", "export it as CSV"),
+    (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        "an old Office file",
+        "an .xls workbook is one: name it .xls or pass --format excel",
+    ),
     (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV"),
     (b"\x7fELF", "a program", ""),
 )

@@ -8,7 +8,7 @@ LOWER_IS_BETTER = ("loss", "perplexity", "mse", "mae", "ece", "seconds", "peak_m
 # by its start: f1_macro, rouge1, accuracy_at_threshold
 HIGHER_IS_BETTER = (
     "accuracy", "f1", "precision", "recall", "word_f1", "rouge", "bleu", "chrf", "exact_match",
-    "pearson", "spearman", "samples_per_second",
+    "pearson", "spearman", "samples_per_second", "tokens_per_second", "mfu",
 )  # fmt: skip
 
 

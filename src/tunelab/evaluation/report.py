@@ -326,6 +326,14 @@ def _metrics(run: RunFolder) -> list[str]:
         parts.append(note("metrics.json holds no validation or test scores (no held-out split)."))
     train = run.metrics.get("train") or {}
     flat = [[k, v] for k, v in train.items() if isinstance(v, (int, float, str))]
+    speed = train.get("throughput") or {}
+    if speed.get("mfu") is not None:
+        flat += [
+            ["tokens per second", f"{speed['tokens_per_second']:,.0f}"],
+            ["FLOPs per token", f"{speed['flops_per_token'] / 1e9:.3f} G"],
+            ["model FLOPs utilisation", f"{100 * speed['mfu']:.1f}% of {speed['peak_source']} "
+                                        f"({speed['peak_flops'] / 1e12:.2f} TFLOP/s)"],
+        ]  # fmt: skip
     if flat:
         parts.append("<h3>Training</h3>" + table(["", "value"], flat))
     if "test" not in run.metrics:

@@ -66,11 +66,16 @@ def sections(run: Any, plots: Plots) -> Any:
 
 
 def _rows_table(records: list[dict[str, Any]], scores: list[float]) -> Html:
+    """Source, reference and output side by side; preference runs add the rejected answer
+    (their reference is the chosen one)."""
+    pairs = any("rejected" in r for r in records)
     rows = [
-        [shorten(str(r.get("source", "")), 300), str(r["reference"]), str(r["output"]), s]
+        [shorten(str(r.get("source", "")), 300), str(r["reference"]),
+         *([str(r.get("rejected", ""))] if pairs else []), str(r["output"]), s]
         for r, s in zip(records, scores, strict=True)
-    ]
-    return table(["source", "reference", "output", "chrF"], rows, "texts")
+    ]  # fmt: skip
+    header = ["source", "chosen", "rejected"] if pairs else ["source", "reference"]
+    return table([*header, "output", "chrF"], rows, "texts")
 
 
 def _plots(outputs: list[str], references: list[str], scores: list[float], plots: Plots) -> list:

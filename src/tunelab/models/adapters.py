@@ -28,9 +28,11 @@ TASK_TYPES = {
     "AutoModelForSeq2SeqLM": "SEQ_2_SEQ_LM",
     "AutoModelForCausalLM": "CAUSAL_LM",
     "SentenceTransformerLoader": "FEATURE_EXTRACTION",
-    # PEFT has no image-classification type; image-classification refuses adapters for now
-    "AutoModelForImageClassification": "",
+    # PEFT has no type for these: a plain PeftModel, with the new head trained in full
+    "AutoModelForImageClassification": "IMAGE_CLS",
+    "AutoModelForAudioClassification": "AUDIO_CLS",
 }
+HEAD_TASK_TYPES = ("SEQ_CLS", "TOKEN_CLS", "IMAGE_CLS", "AUDIO_CLS")  # a new head beside adapters
 PROMPT_METHODS = ("prompt-tuning", "prefix-tuning")
 # IA3 rescales keys, values and the input of each block's feed-forward down-projection.
 _KEY_VALUE = re.compile(r"(^|\.)(k|v|k_proj|v_proj|key|value|Wqkv|qkv|query_key_value|c_attn)$")
@@ -100,18 +102,26 @@ def head_modules(model: Any, task_type: str) -> list[str]:
     """Modules that train in full beside the adapters: the task's head (outside the
     pretrained body) and any body layer the checkpoint lacked (a masked-LM BERT has no
     pooler), which would otherwise stay at a random initialisation that is not saved."""
-    if task_type not in ("SEQ_CLS", "TOKEN_CLS"):
+    if task_type not in HEAD_TASK_TYPES:
         return []
-    body = getattr(model, "base_model_prefix", "")
+    from transformers import PreTrainedModel
+
+    children = dict(model.named_children())
+    prefix = getattr(model, "base_model_prefix", "")
+    # the body under its prefix (bert, vit, wav2vec2); Whisper's audio classifier keeps its
+    # body as "encoder" under a prefix it lacks: then the children that are models themselves
+    bodies = {prefix} if prefix in children else {
+        name for name, child in children.items() if isinstance(child, PreTrainedModel)
+    }  # fmt: skip
     heads = [
         name
-        for name, child in model.named_children()
-        if name != body and any(True for _ in child.parameters())
+        for name, child in children.items()
+        if name not in bodies and any(True for _ in child.parameters())
     ]
     fresh = {
         key.rpartition(".")[0]
         for key in getattr(model, "tunelab_new_weights", [])
-        if key.split(".")[0] == body
+        if key.split(".")[0] in bodies
     }
     return heads + sorted(fresh)
 
@@ -185,7 +195,11 @@ def peft_config(model: Any, settings: AdapterConfig, task_type: str) -> Any:
     import peft
 
     heads = head_modules(model, task_type)
-    common: dict[str, Any] = {"task_type": task_type, "modules_to_save": heads or None}
+    known = task_type in peft.TaskType.__members__
+    common: dict[str, Any] = {
+        "task_type": task_type if known else None,
+        "modules_to_save": heads or None,
+    }
     if settings.method in ("lora", "qlora"):
         return peft.LoraConfig(
             r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
@@ -284,8 +298,34 @@ def load_adapter_model(path: Path, auto_class: Any, model_config: Any) -> Any:
             .get("adapter", {})
             .get("base_model", source)
         )
-    base = from_pretrained(auto_class, source, config=model_config)
+    # the base's own head (ImageNet's 1,000 classes) gives way to the run's, saved beside
+    # the adapter (modules_to_save)
+    base = from_pretrained(auto_class, source, config=model_config, ignore_mismatched_sizes=True)
+    if (path / "generation_config.json").is_file() and base.can_generate():
+        from transformers import GenerationConfig
+
+        # the run's decoding settings and stop tokens (end of turn), saved beside the adapter;
+        # the base's own would stop at EOS alone and a merged model would talk past its turn
+        base.generation_config = GenerationConfig.from_pretrained(path)
     return peft.PeftModel.from_pretrained(base, str(path))
+
+
+def load_adapter_checkpoint(model: Any, checkpoint: str | Path) -> None:
+    """Put the adapter weights (and trained head) of a Trainer checkpoint back into the PEFT
+    ``model``: the checkpoint holds them alone, which the Trainer's own reload cannot match.
+
+    Raises:
+        RuntimeError: if the checkpoint holds weights this model has no place for.
+    """
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = load_file(str(Path(checkpoint) / "adapter_model.safetensors"))
+    loaded = set_peft_model_state_dict(model, weights)
+    if loaded.unexpected_keys:
+        raise RuntimeError(
+            f"{checkpoint} holds adapter weights this model lacks: {loaded.unexpected_keys[:3]}"
+        )
 
 
 def merged_model(model: Any) -> Any:

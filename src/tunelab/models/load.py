@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tunelab.errors import UserError
+from tunelab.models.gguf_source import converted_folder, gguf_file
 from tunelab.models.packaged import packaged_model_folder
 
 # Bundled starter models live in <repo>/models; they resolve by bare name from anywhere.
@@ -29,14 +30,18 @@ def bundled_model_names() -> list[str]:
 def resolve_model_source(name: str) -> str:
     """Turn a model name into what ``from_pretrained`` should get.
 
-    A folder path wins; then a bundled starter model name; then a model package
-    (``pkg:NAME``, or the hub id of a known packaged model when its package is installed:
-    :mod:`tunelab.models.packaged`); otherwise the name is taken as a hub id.
+    A folder path wins (a GGUF file, or a folder holding one, becomes a converted safetensors
+    folder: :mod:`tunelab.models.gguf_source`); then a bundled starter model name; then a
+    model package (``pkg:NAME``, or the hub id of a known packaged model when its package is
+    installed: :mod:`tunelab.models.packaged`); otherwise the name is taken as a hub id.
 
     Raises:
         UserError: if the name looks like a path but no such folder exists.
     """
     path = Path(name).expanduser()
+    gguf = gguf_file(path)
+    if gguf is not None:
+        return str(converted_folder(gguf))
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise UserError(
@@ -142,3 +147,21 @@ def load_head_model(loader: Any, name: str, **kwargs: Any) -> Any:
     model, info = from_pretrained(loader, name, output_loading_info=True, **kwargs)
     model.tunelab_new_weights = sorted(info.get("missing_keys", []))
     return model
+
+
+def model_length_limit(model_config: Any, tokenizer: Any) -> int | None:
+    """The longest input the model takes (position embeddings; the tokenizer's limit if lower)."""
+    limits = []
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if positions:
+        # RoBERTa-style models reserve the first positions for padding.
+        offset = (
+            (getattr(model_config, "pad_token_id", 0) or 0) + 1
+            if "roberta" in str(getattr(model_config, "model_type", ""))
+            else 0
+        )
+        limits.append(positions - offset)
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if tokenizer_limit and tokenizer_limit < 1_000_000:
+        limits.append(tokenizer_limit)
+    return min(limits) if limits else None

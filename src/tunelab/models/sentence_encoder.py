@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.errors import UserError
+from tunelab.models.adapters import load_adapter_checkpoint
 
 
 class SentenceTransformerLoader:
@@ -71,15 +72,6 @@ def encoder_trainer_class() -> Any:
             if not hasattr(transformer.model, "peft_config"):
                 super()._load_from_checkpoint(checkpoint_path, *args)
                 return
-            from peft import set_peft_model_state_dict
-            from safetensors.torch import load_file
-
-            weights = load_file(str(Path(checkpoint_path) / "adapter_model.safetensors"))
-            loaded = set_peft_model_state_dict(transformer.model, weights)
-            if loaded.unexpected_keys:
-                raise RuntimeError(
-                    f"{checkpoint_path} holds adapter weights this model lacks: "
-                    f"{loaded.unexpected_keys[:3]}"
-                )
+            load_adapter_checkpoint(transformer.model, checkpoint_path)
 
     return EncoderTrainer

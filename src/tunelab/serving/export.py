@@ -4,6 +4,7 @@ it against PyTorch on sample inputs; what the graph computes is the task's ``onn
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import random
@@ -30,7 +31,6 @@ from tunelab.tasks.base import OnnxGraph
 log = logging.getLogger("tunelab")
 
 DECISIONS = ("label", "labels", "tags")  # the record keys that hold what the model decided
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 EXTERNAL_DATA_BYTES = 1 << 30  # ONNX protobufs stop at 2 GB; larger weights go beside them
 
 
@@ -59,7 +59,8 @@ def export_onnx(
         ``{"output": folder, "files": {...}, "serve": variant, "parity": {variant: {...}}}``.
 
     Raises:
-        UserError: for generation models, an unknown ``quantize`` or a missing ``onnx`` extra.
+        UserError: for generation and audio models, an unknown ``quantize`` or a missing
+            ``onnx`` extra.
     """
     if quantize not in (None, "int8"):
         raise UserError(f"--quantize {quantize} is not supported; use int8 or leave it out")
@@ -70,10 +71,14 @@ def export_onnx(
     graph = task.onnx_graph
     if "onnx" not in task.exportable or graph is None:
         covered = ", ".join(name for name, kind in TASKS.items() if "onnx" in kind().exportable)
+        why = (
+            f"whose inputs are {task.input_kind} files, not covered yet"
+            if task.input_kind != "text"
+            else "which generates text token by token"
+        )
         raise UserError(
-            f"ONNX export covers {covered} models; this is a {task.name} model, which "
-            "generates text token by token: serve it with tunelab serve --backend torch or run "
-            "tunelab predict"
+            f"ONNX export covers {covered} models; this is a {task.name} model, {why}: serve it "
+            "with tunelab serve --backend torch or run tunelab predict"
         )
     if is_adapter_folder(folder):
         model = merged_model(model)  # one plain graph, no PEFT wrappers
@@ -128,24 +133,27 @@ def _export_graph(
     graph: OnnxGraph, model: Any, tokenizer: Any, frame: pd.DataFrame, text_column: str,
     max_length: int, path: Path, large: bool,
 ) -> None:  # fmt: skip
-    """Trace the model with the dynamo exporter; batch and sequence length stay dynamic.
+    """Trace the model with the dynamo exporter; the dimensions the task's example names
+    (batch, sequence length) stay dynamic.
 
     The TorchScript exporter bakes the attention-mask shortcuts of transformers 5 into the
     graph (logits off by 1e-2 on BERT); ``torch.export`` keeps them exact.
     """
     import torch
 
-    batch = _example_batch(tokenizer, frame, text_column, max_length)
-    names = [name for name in INPUTS if name in batch]
-    batch_dim, sequence_dim = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    inputs, dynamic = graph.example(tokenizer, frame, text_column, max_length)
+    dims = {name: torch.export.Dim(name) for axes in dynamic.values() for name in axes}
+    names = list(inputs)
     with _quiet():
         torch.onnx.export(
             graph.module(model).eval(),
-            tuple(batch[name] for name in names),
+            tuple(inputs[name] for name in names),
             str(path),
             input_names=names,
             output_names=[graph.output],
-            dynamic_shapes={name: {0: batch_dim, 1: sequence_dim} for name in names},
+            dynamic_shapes={
+                name: {i: dims[axis] for i, axis in enumerate(dynamic[name])} for name in names
+            },
             dynamo=True,
             external_data=large,
             verbose=False,
@@ -164,21 +172,13 @@ def _quiet() -> Iterator[None]:
             logging.disable(logging.NOTSET)
 
 
-def _example_batch(tokenizer: Any, frame: pd.DataFrame, text_column: str, max_length: int) -> Any:
-    """Two padded rows of different lengths, so neither dimension is traced as a constant."""
-    text = str(frame[text_column].iloc[0]) if len(frame) else "样例"
-    pair = [str(frame["text_pair"].iloc[0])] * 2 if "text_pair" in frame.columns else None
-    return tokenizer(
-        [text, text + text], pair, padding=True, truncation=True, max_length=max_length,
-        return_tensors="pt",
-    )  # fmt: skip
-
-
 def _sample_frame(
     folder: Path, task: Any, tokenizer: Any, samples: int
 ) -> tuple[pd.DataFrame, str]:
     """Texts to compare PyTorch and ONNX on: the run's test predictions, else generated."""
 
+    if task.input_kind == "image":
+        return _sample_images(folder, task, samples)
     pair_model = bool(task.text_pair_column)
     predictions = folder.parent / "predictions.jsonl"
     if folder.name == "model" and predictions.is_file():
@@ -198,6 +198,30 @@ def _sample_frame(
     texts = [text() for _ in range(samples)]
     pairs = [text() for _ in range(samples)] if pair_model else None
     return text_frame(task, texts, pairs), "generated"
+
+
+def _sample_images(folder: Path, task: Any, samples: int) -> tuple[pd.DataFrame, str]:
+    """Images to compare PyTorch and ONNX on: the run's test images while they are still on
+    disk, else random noise images."""
+    predictions = folder.parent / "predictions.jsonl"
+    if folder.name == "model" and predictions.is_file():
+        with predictions.open(encoding="utf-8") as lines:
+            records = [json.loads(line) for _, line in zip(range(samples), lines, strict=False)]
+        paths = [str(r.get("path")) for r in records if Path(str(r.get("path"))).is_file()]
+        if paths:
+            # named as rows typed in, not as a data file: the paths lie outside the run folder
+            return text_frame(task, paths, source="the run's test images"), str(predictions)
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    images = []
+    for _ in range(min(samples, 32)):  # the processor brings every image to one size
+        side = int(rng.integers(16, 96))
+        pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        encoded = io.BytesIO()
+        Image.fromarray(pixels).save(encoded, format="PNG")
+        images.append(encoded.getvalue())
+    return text_frame(task, images, source="generated"), "generated"
 
 
 def _parity(task: Any, frame: pd.DataFrame, reference: Any, exported: Any) -> dict[str, Any]:

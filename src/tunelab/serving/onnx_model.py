@@ -38,6 +38,11 @@ class OnnxModel:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [node.name for node in self.session.get_inputs()]
+        # token ids and masks are int64; pixel values float32
+        self.input_types = {
+            node.name: np.float32 if "float" in node.type else np.int64
+            for node in self.session.get_inputs()
+        }
         self.output_names = [node.name for node in self.session.get_outputs()]
         self.config = config
         self.device = torch.device("cpu")
@@ -49,7 +54,10 @@ class OnnxModel:
     def __call__(self, **batch: Any) -> SimpleNamespace:
         import torch
 
-        feeds = {name: batch[name].cpu().numpy().astype(np.int64) for name in self.input_names}
+        feeds = {
+            name: batch[name].cpu().numpy().astype(self.input_types[name])
+            for name in self.input_names
+        }
         outputs = self.session.run(self.output_names, feeds)
         return SimpleNamespace(
             **{
@@ -92,7 +100,7 @@ def load_onnx(
         tokenizer, task and the token limit the model was trained with.
     """
     require_extra("onnx")
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
     folder = onnx_folder(path)
     info = json.loads((folder / EXPORT_INFO).read_text(encoding="utf-8"))
@@ -104,7 +112,7 @@ def load_onnx(
         )
     model_config = from_pretrained(AutoConfig, str(folder))
     task = task_from_model_config(model_config)
-    tokenizer = from_pretrained(AutoTokenizer, str(folder))
+    tokenizer = from_pretrained(task.processor_class(), str(folder))  # an image processor too
     graph = OnnxModel(folder / info["files"][variant], model_config, threads)
     model = task.onnx_graph.runner(graph, tokenizer) if task.onnx_graph else graph
     max_length = int(model_config.tunelab.get("max_length") or 512)

@@ -39,6 +39,7 @@ class Prediction(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     text: str | None = Field(None, description="classification and tagging: the input text")
+    path: str | None = Field(None, description="image models: the file's name as sent")
     text_pair: str | None = Field(None, description="pair classification: the second text")
     label: str | None = Field(None, description="single-label: the predicted class")
     score: float | None = Field(None, description="single-label: its probability")
@@ -65,8 +66,10 @@ class Metadata(BaseModel):
     backend: str
     model_card: str | None = Field(None, description="the model folder's README.md")
     dimensions: int | None = Field(None, description="sentence embedding: numbers per vector")
-    max_texts: int
+    max_texts: int = Field(description="texts (or files) per request")
     max_chars: int
+    inputs: str = Field("text", description="what /predict takes: text, or image files")
+    max_file_bytes: int | None = Field(None, description="image models: bytes per file")
 
 
 class EmbeddingRequest(BaseModel):

@@ -1,5 +1,7 @@
 """The REST server: ``POST /predict``, ``GET /health``, ``GET /metadata`` over a trained model,
-and for sentence encoders OpenAI's ``POST /v1/embeddings``.
+for sentence encoders OpenAI's ``POST /v1/embeddings`` and for causal models OpenAI's
+``POST /v1/chat/completions`` (:mod:`tunelab.serving.chat_completions`). Image and audio models
+take files on ``/predict``: multipart uploads or base64 in JSON (:mod:`tunelab.serving.uploads`).
 
 Every task is served by the same code as ``tunelab predict``: the texts become a frame with
 :func:`tunelab.api.text_frame`, ``task.forward`` runs the model (PyTorch, or ONNX Runtime
@@ -25,6 +27,7 @@ from tunelab.api import load_trained, text_frame
 from tunelab.errors import UserError
 from tunelab.models.trained import model_folder
 from tunelab.serving.batching import Item, MicroBatcher
+from tunelab.serving.chat_completions import add_chat_completions_route
 from tunelab.serving.model_folder import check_files_inside, require_extra
 from tunelab.serving.onnx_model import load_onnx, onnx_folder
 from tunelab.serving.schemas import (
@@ -34,6 +37,7 @@ from tunelab.serving.schemas import (
     Prediction,
     PredictRequest,
 )
+from tunelab.serving.uploads import CHECKS, read_uploads
 
 log = logging.getLogger("tunelab")
 
@@ -85,6 +89,7 @@ def create_app(
     batch_wait_ms: float = 5,
     max_batch: int = 64,
     threads: int | None = None,
+    max_file_bytes: int = 10 * 2**20,
 ) -> Any:
     """A FastAPI app serving the model in ``model_dir`` (a run folder or its ``model/``).
 
@@ -98,6 +103,7 @@ def create_app(
         max_batch: texts per batch the batcher aims for.
         threads: CPU threads per forward pass (default: all cores); fewer can be faster on
             a machine other processes share.
+        max_file_bytes: bytes per uploaded file (image and audio models); larger files answer 413.
 
     Raises:
         UserError: see :func:`load_backend`, or a missing ``serve`` extra.
@@ -106,12 +112,11 @@ def create_app(
     from fastapi import Depends, FastAPI
 
     model, tokenizer, task, max_length, folder = load_backend(model_dir, backend, threads)
-    if task.input_kind != "text":
-        # a request's "text" would name a file on the server: the server would read paths
-        # that its clients choose; uploads are not served yet
+    files = task.input_kind != "text"  # requests carry the files themselves, never paths
+    if files and task.input_kind not in CHECKS:
         raise UserError(
             f"{model_dir} holds a {task.name} model, whose inputs are {task.input_kind} files; "
-            "tunelab serve takes texts only for now: use tunelab predict for this model"
+            "tunelab serve does not take those yet: use tunelab predict for this model"
         )
     pair_model = bool(task.text_pair_column)
     api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
@@ -140,7 +145,10 @@ def create_app(
     app.state.batcher = batcher
     check_key = _key_check(api_key)
 
-    _answer_errors_in_one_sentence(app, body_limit=2 * max_texts * (4 * max_chars + 16) + 4096)
+    body_limit = max_texts * (
+        (4 * max_file_bytes // 3 + 1024) if files else 2 * (4 * max_chars + 16)
+    )
+    _answer_errors_in_one_sentence(app, body_limit=body_limit + 4096)
 
     @app.get("/health", summary="Liveness check (no API key needed)")
     async def health() -> dict[str, str]:
@@ -160,7 +168,13 @@ def create_app(
             dimensions=dimensions,
             max_texts=max_texts,
             max_chars=max_chars,
+            inputs=task.input_kind,
+            max_file_bytes=max_file_bytes if files else None,
         )
+
+    if files:
+        _add_files_route(app, task, batcher, check_key, max_texts, max_file_bytes)
+        return app
 
     @app.post(
         "/predict",
@@ -182,7 +196,75 @@ def create_app(
         app, task, tokenizer, batcher, check_key, max_length, (max_texts, max_chars),
         dimensions, _served_name(model_dir),
     )  # fmt: skip
+    add_chat_completions_route(
+        app, task, model, tokenizer, check_key, max_length, _served_name(model_dir)
+    )
     return app
+
+
+def _add_files_route(
+    app: Any, task: Any, batcher: MicroBatcher, check_key: Any, max_files: int,
+    max_file_bytes: int,
+) -> None:  # fmt: skip
+    """``POST /predict`` for models that read files: each file is checked on its own before
+    it joins a batch; the records name the files as sent (``path``)."""
+    from fastapi import Depends, HTTPException, Request
+
+    check = CHECKS[task.input_kind]
+    kind = task.input_kind
+
+    @app.post(
+        "/predict",
+        response_model=list[Prediction],
+        response_model_exclude_unset=True,
+        dependencies=[Depends(check_key)],
+        summary=f"Predict for {kind} files: multipart uploads, or JSON with base64 file(s)",
+        responses={
+            401: {"description": "API key missing or wrong"},
+            413: {"description": "too many files, or a file too large"},
+            415: {"description": "neither multipart/form-data nor JSON"},
+            422: {"description": "malformed body, or a file that is no readable " + kind},
+        },
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "files": {
+                                    "type": "array",
+                                    "items": {"type": "string", "format": "binary"},
+                                }
+                            },
+                        }
+                    },
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "file": {"type": "string", "format": "base64"},
+                                "files": {
+                                    "type": "array",
+                                    "items": {"type": "string", "format": "base64"},
+                                },
+                                "names": {"type": "array", "items": {"type": "string"}},
+                            },
+                        }
+                    },
+                }
+            }
+        },
+    )
+    async def predict_files(request: Request) -> list[dict[str, Any]]:
+        uploads = await read_uploads(request, max_files, max_file_bytes)
+        for name, data in uploads:
+            problem = check(data)
+            if problem:
+                raise HTTPException(problem[0], f"file {name} {problem[1]}")
+        records = await batcher.submit([(data, None) for _, data in uploads])
+        named = zip(records, uploads, strict=True)
+        return [{**record, "path": name} for record, (name, _) in named]
 
 
 def _key_check(api_key: str | None) -> Any:
@@ -281,37 +363,43 @@ def _encoded(vector: list[float], encoding_format: str) -> list[float] | str:
 
 
 def _answer_errors_in_one_sentence(app: Any, body_limit: int) -> None:
-    """Every error as ``{"error": sentence}`` with its status; bodies over ``body_limit``
-    bytes are refused (413) before they are read and parsed."""
+    """Every error as ``{"error": sentence}`` with its status (under ``/v1/``, OpenAI's
+    ``{"error": {"message": sentence, "type": ...}}``, which its clients read); bodies over
+    ``body_limit`` bytes are refused (413) before they are read and parsed."""
     from fastapi import HTTPException, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
+    def answer(request: Request, sentence: str, status: int, headers: Any = None) -> JSONResponse:
+        body: dict[str, Any] = {"error": sentence}
+        if request.url.path.startswith("/v1/"):
+            kind = "invalid_request_error" if status < 500 else "server_error"
+            body = {"error": {"message": sentence, "type": kind, "param": None, "code": None}}
+        return JSONResponse(body, status, headers=headers)
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
+        return answer(request, exc.detail, exc.status_code, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": _validation_sentence(exc.errors())}, 422)
+        return answer(request, _validation_sentence(exc.errors()), 422)
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, 422)
+        return answer(request, str(exc), 422)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("prediction failed")
-        return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+        return answer(request, f"internal error: {type(exc).__name__}: {exc}", 500)
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Any) -> Any:
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > body_limit:
-            return JSONResponse(
-                {"error": f"request body of {length} bytes is over the limit of {body_limit}"},
-                413,
-            )
+            sentence = f"request body of {length} bytes is over the limit of {body_limit}"
+            return answer(request, sentence, 413)
         return await call_next(request)
 
 

@@ -26,6 +26,7 @@ from tunelab.evaluation.metric_direction import task_metric_grows
 from tunelab.evaluation.plots import learning_curve_figure, save_figure
 from tunelab.outputs import write_json
 from tunelab.tasks import task_from_run_config
+from tunelab.training.guesses import guess_from_data
 from tunelab.training.prepare import load_splits
 
 log = logging.getLogger("tunelab")
@@ -155,7 +156,8 @@ def learning_curve(
     Raises:
         UserError: for bad sizes, seeds, metric, config or data.
     """
-    base = as_config(config, overrides)
+    base = as_config(config, overrides).model_copy(deep=True)
+    guesses = guess_from_data(base)  # once for all trials: each trial's config names them
     if base.data.train_per_class is not None:
         raise UserError(
             "data.train_per_class picks its own training rows; unset it for tunelab curve, "
@@ -163,7 +165,7 @@ def learning_curve(
         )
     base = build_config(base.model_dump(), ["data.train_rows=null"])
     task = task_from_run_config(base)
-    splits, _ = load_splits(base, task)  # checks config and data before any training
+    splits, _ = load_splits(base, task, guesses.train)  # checks data before any training
     rows = len(splits["train"])
     metric = metric or task.main_metric
     greater = task_metric_grows(metric, task.main_metric, task.greater_is_better)

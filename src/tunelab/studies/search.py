@@ -20,6 +20,7 @@ from tunelab.errors import UserError
 from tunelab.evaluation.metric_direction import task_metric_grows
 from tunelab.outputs import write_json, write_text
 from tunelab.tasks import task_from_run_config
+from tunelab.training.guesses import guess_from_data
 
 log = logging.getLogger("tunelab")
 
@@ -150,6 +151,8 @@ def search(
         import optuna
     except ImportError:
         raise UserError("tunelab search needs optuna; pip install 'tunelab[search]'") from None
+    config = config.model_copy(deep=True)  # the data fills the task and columns once, for all
+    guess_from_data(config)  # trials (each trial's config then names them)
     settings = config.search
     space = settings.space or default_space(config)
     tree = config.model_dump(mode="json")

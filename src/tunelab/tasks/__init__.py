@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from tunelab.errors import UserError
+from tunelab.tasks.audio_classification import AudioClassification
 from tunelab.tasks.base import Task
 from tunelab.tasks.generation import CausalGeneration, Seq2SeqGeneration
 from tunelab.tasks.image_classification import ImageClassification
+from tunelab.tasks.preference import PreferenceTuning
 from tunelab.tasks.sentence_embedding import SentenceEmbedding
 from tunelab.tasks.text_classification import TextClassification
 from tunelab.tasks.token_classification import TokenClassification
@@ -20,6 +22,8 @@ TASKS: dict[str, type[Task]] = {
     CausalGeneration.name: CausalGeneration,
     SentenceEmbedding.name: SentenceEmbedding,
     ImageClassification.name: ImageClassification,
+    AudioClassification.name: AudioClassification,
+    PreferenceTuning.name: PreferenceTuning,
 }
 
 

@@ -42,15 +42,62 @@ class TrainerSetup:
 
 
 @dataclass(frozen=True)
+class ColumnGuess:
+    """A column the data chose for a config key the user left unset: which, from what
+    evidence, and the command-line flag that sets it instead."""
+
+    key: str  # the config key, e.g. "data.text_column"
+    column: str
+    evidence: str  # e.g. "the longest texts, 41 characters on average"
+    flag: str  # e.g. "--text-column"
+
+
+@dataclass(frozen=True)
+class DataFit:
+    """How a training table fits a task, as ``Task.recognise`` reads it.
+
+    ``strength`` 2: the table has the task's own shape (token lists and tags, chat messages,
+    image paths, query/document pairs); 1: it can be read this way (any text column and label
+    column). ``columns``: the task's column keys the user left unset, as the data fills them.
+    ``ambiguity``: the one sentence to stop with, naming both columns and the flag, when two
+    columns are equally plausible for one key (raised only if this task is the one trained).
+    """
+
+    strength: int
+    reason: str
+    columns: tuple[ColumnGuess, ...] = ()
+    ambiguity: str | None = None
+
+
+def text_example(processor: Any, frame: pd.DataFrame, column: str, max_length: int) -> Any:
+    """Two padded rows of different lengths, so neither the batch nor the sequence dimension
+    is traced as a constant; with the dynamic dimensions of each input."""
+    text = str(frame[column].iloc[0]) if len(frame) else "样例"
+    pair = [str(frame["text_pair"].iloc[0])] * 2 if "text_pair" in frame.columns else None
+    batch = processor(
+        [text, text + text], pair, padding=True, truncation=True, max_length=max_length,
+        return_tensors="pt",
+    )  # fmt: skip
+    names = [name for name in TEXT_INPUTS if name in batch]
+    return {name: batch[name] for name in names}, {name: ("batch", "sequence") for name in names}
+
+
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass(frozen=True)
 class OnnxGraph:
     """How ``tunelab export`` makes a task's model one ONNX graph, and runs that graph again.
 
-    ``module(model)`` is a torch module whose forward takes the tokenizer's tensors
-    (``input_ids, attention_mask[, token_type_ids]``) and returns the one tensor the graph
-    outputs under the name ``output``. ``runner(onnx_model, tokenizer)`` turns the ONNX session
-    (``onnx_model(**batch)`` answers with a namespace holding ``output``) into the model the
-    task's ``forward`` runs; ``values(outputs)`` picks from ``forward``'s outputs what the
-    parity check compares with PyTorch, which names it ``max_abs_<compared>_diff``.
+    ``module(model)`` is a torch module whose forward takes the processor's tensors by name
+    (``input_ids, attention_mask[, token_type_ids]`` for text, ``pixel_values`` for images)
+    and returns the one tensor the graph outputs under the name ``output``.
+    ``example(processor, frame, column, max_length)`` gives the inputs to trace with, by
+    name, and the names of each input's dynamic dimensions (batch, sequence, ...).
+    ``runner(onnx_model, processor)`` turns the ONNX session (``onnx_model(**batch)``
+    answers with a namespace holding ``output``) into the model the task's ``forward`` runs;
+    ``values(outputs)`` picks from ``forward``'s outputs what the parity check compares with
+    PyTorch, which names it ``max_abs_<compared>_diff``.
     """
 
     module: Callable[[Any], Any]
@@ -58,6 +105,7 @@ class OnnxGraph:
     runner: Callable[[Any, Any], Any] = lambda onnx_model, tokenizer: onnx_model
     values: Callable[[Any], Any] = lambda outputs: outputs
     compared: str = "logit"
+    example: Callable[[Any, pd.DataFrame, str, int], Any] = text_example
 
 
 def logits_module(model: Any) -> Any:
@@ -149,7 +197,7 @@ class Task(Protocol):
 
     @property
     def exportable(self) -> tuple[str, ...]:
-        """Formats `tunelab export` writes: ("onnx",) or ()."""
+        """Formats `tunelab export` writes: ("onnx",), ("gguf",) (causal models) or ()."""
         ...
 
     @property
@@ -169,9 +217,11 @@ class Task(Protocol):
         ...
 
     @property
-    def scored_before_training(self) -> bool:
+    def scored_before_training(self) -> bool | None:
         """Whether the test split is scored with the untouched model too (a pretrained
-        encoder already embeds; a new classification head would only guess)."""
+        encoder already embeds; a new classification head would only guess). ``None``: when
+        the model can already answer, i.e. it has a chat template that tunelab did not give it
+        (:func:`tunelab.training.finetune.answers_before_training`)."""
         ...
 
     @property
@@ -188,13 +238,15 @@ class Task(Protocol):
     def model_kind(self) -> str:
         """The kind of pretrained model it fine-tunes, as the model catalog, the model packages
         and the ``model.name: auto`` choice tag them: "encoder" (a body under a small head),
-        "seq2seq" (source text to target text) or "causal" (continues a prompt or chat)."""
+        "seq2seq" (source text to target text), "causal" (continues a prompt or chat), "image"
+        or "audio" (an image or audio encoder under a classification head)."""
         ...
 
     @property
     def input_kind(self) -> str:
-        """What one input is: "text" (a string the model reads) or "image" (the path of an
-        image file); the server takes texts only, so it refuses models whose inputs are files."""
+        """What one input is: "text" (a string the model reads), "image" or "audio" (the path
+        of such a file); a data folder is read for files of this kind, and the server takes
+        texts only, so it refuses models whose inputs are files."""
         ...
 
     @property
@@ -247,6 +299,12 @@ class Task(Protocol):
         """Check a file's rows for the task's columns and bring them into the task's shape."""
         ...
 
+    def recognise(self, frame: pd.DataFrame, given: frozenset[str]) -> DataFit | None:
+        """How the training table fits this task (None: it cannot be read as this task), and
+        the columns it would read for its column keys not in ``given`` (the dotted config keys
+        the user set); never raises for the data, which other tasks may fit."""
+        ...
+
     def diagnose(
         self, frames: dict[str, pd.DataFrame], find_label_errors: bool, seed: int
     ) -> dict[str, Any]:
@@ -273,7 +331,8 @@ class Task(Protocol):
 
     def processor_class(self) -> Any:
         """The ``Auto...`` class that loads what turns inputs into model features:
-        ``AutoTokenizer`` for text, ``AutoImageProcessor`` for images."""
+        ``AutoTokenizer`` for text, ``AutoImageProcessor`` for images, ``AutoFeatureExtractor``
+        for audio."""
         ...
 
     def clean_text(self, text: str) -> str:

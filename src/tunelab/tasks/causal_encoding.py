@@ -61,6 +61,27 @@ def prompt_ids(tokenizer: Any, context: list[dict[str, str]] | None, prompt: str
     return [tokenizer.bos_token_id, *ids] if needs_bos(tokenizer, ids) else ids
 
 
+def fitted_prompt_ids(
+    tokenizer: Any, context: list[dict[str, str]] | None, prefix: str, source: str, limit: int
+) -> list[int]:
+    """:func:`prompt_ids` of ``prefix + source`` in at most ``limit`` tokens. A plain prompt
+    too long loses the end of ``source``, so the template's head (system turn), the prefix's
+    instruction and the assistant header that follows all stay; a chat loses its oldest
+    tokens (its last turns matter most)."""
+    ids = prompt_ids(tokenizer, context, prefix + source)
+    if len(ids) <= limit:
+        return ids
+    if context is None:
+        words = tokenizer(source, add_special_tokens=False)["input_ids"]
+        keep = len(words) - (len(ids) - limit)
+        while keep > 0:  # a decoded cut can re-tokenize a little longer: step down
+            ids = prompt_ids(tokenizer, None, prefix + tokenizer.decode(words[:keep]))
+            if len(ids) <= limit:
+                return ids
+            keep -= max(1, len(ids) - limit)
+    return ids[-limit:]
+
+
 def encode_with_mask(
     tokenizer: Any, text: str, spans: list[tuple[int, int]], max_length: int
 ) -> dict[str, list[int]]:

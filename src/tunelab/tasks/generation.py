@@ -17,20 +17,22 @@ import numpy as np
 import pandas as pd
 from typing_extensions import Self  # typing.Self from Python 3.11
 
+from tunelab.data.columns import holds_lists
 from tunelab.data.doctor import diagnose, doctor_summary
 from tunelab.evaluation import report_generation
 from tunelab.evaluation.generation import generation_metrics
-from tunelab.inference import generate_in_batches
-from tunelab.models.load import from_pretrained
-from tunelab.tasks.base import StandardColumn, TrainerSetup, standard_trainer_setup
+from tunelab.inference import Generations, generate_in_batches
+from tunelab.models.load import from_pretrained, model_length_limit
+from tunelab.tasks.base import DataFit, StandardColumn, TrainerSetup, standard_trainer_setup
 from tunelab.tasks.causal_encoding import (
     chat_text_and_spans,
     encode_with_mask,
+    fitted_prompt_ids,
     plain_text_and_spans,
-    prompt_ids,
 )
 from tunelab.tasks.generation_inputs import MESSAGES, SOURCE, TARGET, standardize_pairs
 from tunelab.tasks.packing import PackingCollator
+from tunelab.tasks.stop_tokens import check_stop_tokens, closing_token
 from tunelab.tasks.token_windows import IGNORE
 
 
@@ -42,12 +44,12 @@ class _Generation:
     problem_type = "generation"
     main_metric = "loss"  # checkpoints by validation loss; text metrics after training
     explains = None  # attributions of generated text are not offered
-    exportable = ()  # generates token by token: served by PyTorch, not one ONNX graph
+    # generates token by token: served by PyTorch, not one ONNX graph; causal models go to GGUF
+    exportable: tuple[str, ...] = ()
     onnx_graph = None
     embeds = False
     search_batch_sizes = (8, 16, 32)  # longer rows: smaller batches
     report_sections = staticmethod(report_generation.sections)
-    scored_before_training = False  # generating for the test split twice would double the time
     baseline_method = ""  # benchmarks/ has a translation memory; none is built in
     trains_few_shot = False
     takes_virtual_tokens = True
@@ -67,6 +69,9 @@ class _Generation:
     greater_is_better = False
     evaluated_splits = ("test",)  # generating for validation would only cost time
     allow_messages = False
+    # the input shapes that are this task's own convention (recognise): seq2seq data is
+    # source/target; OpenAI's fine-tuning files for causal models are prompt/completion or chats
+    own_shapes: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -87,8 +92,17 @@ class _Generation:
             "no_repeat_ngram_size": 0,
             "packing": True,
             "max_eval_rows": None,
+            "check_stop_tokens": True,
+            "score_before": None,
             **(settings or {}),
         }
+
+    @property
+    def scored_before_training(self) -> bool | None:
+        """``generation.score_before``: generating for the test rows twice doubles the time, so
+        by default (``None``) only a model that can already answer (a chat model) is scored."""
+        setting = self.settings.get("score_before")
+        return None if setting is None else bool(setting)
 
     @classmethod
     def from_run_config(cls, config: Any) -> Self:
@@ -129,6 +143,26 @@ class _Generation:
             "messages_column": self.messages_column,
             "settings": self.settings,
         }
+
+    def recognise(self, frame: pd.DataFrame, given: frozenset[str]) -> DataFit | None:
+        """Source and target columns, prompt and completion columns, or (causal-lm) chats: a
+        shape is strength 2 for the task it is the convention of (``own_shapes``), 1 for the
+        other generation task, which reads it too."""
+        columns = set(map(str, frame.columns))
+        shapes = {
+            "source/target": {self.source_column, self.target_column} <= columns,
+            "prompt/completion": {"prompt", "completion"} <= columns,
+            "messages": self.allow_messages and holds_lists(frame, self.messages_column),
+        }
+        found = [shape for shape, present in shapes.items() if present]
+        if not found:
+            return None
+        own = [shape for shape in found if shape in self.own_shapes]
+        shape = (own or found)[0]
+        names = {"source/target": f"'{self.source_column}'/'{self.target_column}' columns",
+                 "prompt/completion": "'prompt'/'completion' columns",
+                 "messages": f"chats in '{self.messages_column}'"}  # fmt: skip
+        return DataFit(2 if own else 1, names[shape])
 
     def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
         return standardize_pairs(
@@ -195,7 +229,14 @@ class _Generation:
     def trainer_setup(
         self, model: Any, tokenizer: Any, loss: Any, train: Any, validation: Any
     ) -> TrainerSetup:
-        return standard_trainer_setup(self, tokenizer, loss, validation is not None)
+        setup = standard_trainer_setup(self, tokenizer, loss, validation is not None)
+        self.check_stops(model, tokenizer, train, setup.inputs["data_collator"])
+        return setup
+
+    def check_stops(self, model: Any, tokenizer: Any, train: Any, collator: Any) -> None:
+        """Before training, whether the model will learn to stop (seq2seq targets end in EOS
+        by construction; causal models check their template and batches)."""
+        return None
 
     def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
         return {}
@@ -231,10 +272,15 @@ class _Generation:
 
     def evaluate_outputs(self, outputs: list[str], frame: pd.DataFrame) -> dict[str, Any]:
         references = frame[TARGET].tolist()[: len(outputs)]
+        stopped = getattr(outputs, "stopped", [])
+        # the share of answers that ended with EOS / end of turn before max_new_tokens: a
+        # model that never learned to stop talks on to the limit
+        ending = {"eos_ending_share": sum(stopped) / len(stopped)} if stopped else {}
         return {
             "examples": len(outputs),
             **generation_metrics(outputs, references),
             **degenerate_shares(outputs),
+            **ending,
         }
 
     def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
@@ -245,6 +291,11 @@ class _Generation:
                               ("looping_share", "one phrase repeated"))
             if scores.get(key, 0.0) > 0.5 and examples >= 5
         ]  # fmt: skip
+        if scores.get("eos_ending_share", 1.0) < 0.5 and examples >= 5:
+            share = 100 * (1 - scores["eos_ending_share"])
+            problems.append(
+                f"{share:.0f}% of the outputs run to max_new_tokens without a stop token"
+            )
         if not problems:
             return None
         return (
@@ -290,6 +341,7 @@ class Seq2SeqGeneration(_Generation):
     """Encoder-decoder models: the source goes in, the target is learned and generated."""
 
     name = "seq2seq"
+    own_shapes = ("source/target",)
     model_kind = "seq2seq"
     packs_rows = False
 
@@ -335,7 +387,7 @@ class Seq2SeqGeneration(_Generation):
     def forward(
         self, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int,
         batch_size: int, precision: str = "fp32",
-    ) -> list[str]:  # fmt: skip
+    ) -> Generations:  # fmt: skip
         """Generated text for every row, in length-sorted batches."""
 
         frame = self._rows_to_generate(frame)
@@ -352,7 +404,9 @@ class CausalGeneration(_Generation):
 
     name = "causal-lm"
     model_kind = "causal"
+    exportable = ("gguf",)  # llama.cpp / Ollama (tunelab.serving.gguf_export)
     allow_messages = True
+    own_shapes = ("messages", "prompt/completion")
     max_length = 512  # set by encode
 
     def auto_model_class(self) -> Any:
@@ -377,19 +431,22 @@ class CausalGeneration(_Generation):
         model.config.use_cache = True  # generation wants its cache back
         super().finish(model, tokenizer)
 
+    def check_stops(self, model: Any, tokenizer: Any, train: Any, collator: Any) -> None:
+        """The template's closing token, the pad token and the labels of batched training
+        rows (:func:`tunelab.tasks.stop_tokens.check_stop_tokens`)."""
+        check_stop_tokens(
+            model, tokenizer, self.stop_ids(tokenizer), train, collator,
+            strict=self.settings["check_stop_tokens"],
+        )  # fmt: skip
+
     def stop_ids(self, tokenizer: Any) -> list[int]:
         """EOS and the token a chat template closes an assistant turn with (``<|im_end|>``),
         found by rendering a one-turn chat: without it, a chat model talks on past its turn."""
         ids = super().stop_ids(tokenizer)
         if tokenizer.chat_template:
-            chat = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
-            text, [(start, end)] = chat_text_and_spans(tokenizer, chat)
-            answer = text[start:end]
-            closing = answer[answer.rindex("a") + 1 :]
-            first = tokenizer(closing, add_special_tokens=False)["input_ids"][:1]
-            added = set(getattr(tokenizer, "added_tokens_decoder", {}))
-            if first and first[0] in added and first[0] not in ids:
-                ids.append(first[0])
+            _, token = closing_token(tokenizer)
+            if token is not None and token not in ids:
+                ids.append(token)
         return ids
 
     def _texts_and_spans(self, frame: pd.DataFrame, tokenizer: Any) -> list[tuple[str, list]]:
@@ -445,20 +502,26 @@ class CausalGeneration(_Generation):
     def forward(
         self, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int,
         batch_size: int, precision: str = "fp32",
-    ) -> list[str]:  # fmt: skip
+    ) -> Generations:  # fmt: skip
         """The model's answer to every row's prompt (or chat so far), length-sorted batches."""
         import json
 
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         frame = self._rows_to_generate(frame)
+        # the prompt may be as long as the model reads (max_length only bounds training rows,
+        # for speed): plain transformers answers the same prompt alike
+        own = model_length_limit(model.config, tokenizer)
+        room = own - self.settings["max_new_tokens"] if own else 0
+        limit = max(room, max_length)
         prompts = []
         for _, row in frame.iterrows():
             context = None
             if MESSAGES in frame.columns and isinstance(row.get(MESSAGES), list):
                 context = json.loads(row[SOURCE])
-            ids = prompt_ids(tokenizer, context, self.settings["prefix"] + row[SOURCE])
-            prompts.append(ids[-max_length:])
+            prompts.append(
+                fitted_prompt_ids(tokenizer, context, self.settings["prefix"], row[SOURCE], limit)
+            )
         return generate_in_batches(
             model, tokenizer, prompts, batch_size, precision, self.generation_kwargs(tokenizer),
             decoder_only=True,

@@ -39,7 +39,7 @@ from tunelab.models.sentence_encoder import (
     fold_adapters,
     load_sentence_transformer,
 )
-from tunelab.tasks.base import StandardColumn
+from tunelab.tasks.base import DataFit, StandardColumn
 from tunelab.tasks.sentence_onnx import SENTENCE_GRAPH
 
 log = logging.getLogger("tunelab")
@@ -48,6 +48,8 @@ ANCHOR, POSITIVE, NEGATIVE, SCORE = "anchor", "positive", "negative", "score"
 # columns tried, in order, when an option is left at its default
 ANCHOR_NAMES = ("anchor", "query", "sentence1", "question", "text", "sentence_a")
 POSITIVE_NAMES = ("positive", "document", "passage", "sentence2", "answer", "pos", "sentence_b")
+# names only retrieval data uses (a pair of sentences may as well be classified)
+SEARCH_NAMES = ("anchor", "query", "positive", "document", "passage", "pos")
 NEGATIVE_NAMES = ("negative", "neg", "hard_negative")
 SCORE_NAMES = ("score", "similarity", "label")
 SHOWN_RETRIEVED = 3  # documents per query kept in predictions.jsonl
@@ -217,6 +219,19 @@ class SentenceEmbedding:
             if self.shape == "scored":
                 columns[SCORE] = "embedding.score_column"
         return columns
+
+    def recognise(self, frame: pd.DataFrame, given: frozenset[str]) -> DataFit | None:
+        """An anchor column and a positive column by the names standardize looks for:
+        strength 2 for search names (anchor/positive, query/document or passage), 1 for
+        sentence pairs (sentence1/sentence2, question/answer), which classification reads too."""
+        anchor = _pick(frame.columns, self.anchor_column, "text", ANCHOR_NAMES, set())
+        if anchor is None or anchor not in frame.columns:
+            return None
+        positive = _pick(frame.columns, self.positive_column, "auto", POSITIVE_NAMES, {anchor})
+        if positive is None or positive not in frame.columns:
+            return None
+        searching = anchor.lower() in SEARCH_NAMES or positive.lower() in SEARCH_NAMES
+        return DataFit(2 if searching else 1, f"'{anchor}'/'{positive}' pairs")
 
     def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
         """The rows as anchor, positive[, negative][, score] columns, found by name.

@@ -10,6 +10,7 @@ import pandas as pd
 
 from tunelab.data import normalize
 from tunelab.data.clean import clean_rows
+from tunelab.data.columns import Choice, ColumnProfile, guess_label_column, guess_text_column
 from tunelab.data.doctor import diagnose, doctor_summary
 from tunelab.data.load import require_columns
 from tunelab.errors import UserError
@@ -19,7 +20,13 @@ from tunelab.inference import forward_in_batches
 from tunelab.models.linear_baseline import METHOD as BASELINE_METHOD
 from tunelab.models.linear_baseline import linear_baseline_outputs
 from tunelab.models.load import load_head_model
-from tunelab.tasks.base import LOGITS_GRAPH, TrainerSetup, standard_trainer_setup
+from tunelab.tasks.base import (
+    LOGITS_GRAPH,
+    ColumnGuess,
+    DataFit,
+    TrainerSetup,
+    standard_trainer_setup,
+)
 
 BASELINE_ROWS = 50_000
 HF_PROBLEM_TYPES = {
@@ -51,6 +58,24 @@ def _sorted_names(names: set[str]) -> list[str]:
     if all(_as_number(n) is not None for n in names):
         return sorted(names, key=lambda n: float(n))
     return sorted(names)
+
+
+def _tie_sentence(
+    source: str, role: str, tie: tuple[ColumnProfile, ColumnProfile], flag: str
+) -> str:
+    """One sentence: which two columns could both be the text (or the label) column, and the
+    flag that decides."""
+
+    def shown(profile: ColumnProfile) -> str:
+        if role == "text":
+            return f"'{profile.name}' ({profile.mean_chars:.0f} characters on average)"
+        values = "lists" if profile.kind == "list" else f"{profile.distinct} values"
+        return f"'{profile.name}' ({values})"
+
+    return (
+        f"{source} has two columns that could equally be the {role} column, {shown(tie[0])} "
+        f"and {shown(tie[1])}; name it with {flag}"
+    )
 
 
 class TextClassification:
@@ -170,6 +195,43 @@ class TextClassification:
         columns = self.required_columns(with_labels)
         require_columns(frame, list(columns), columns)
         return frame
+
+    def recognise(self, frame: pd.DataFrame, given: frozenset[str]) -> DataFit | None:
+        """Any table with a text column and a label column fits (strength 1). Unset columns are
+        guessed: the default name, then a name that says text or label, then the contents
+        (longest free text; the only column of a few repeated values)."""
+        taken = [c for c in (self.text_pair_column,) if c]
+        if "data.label_column" in given:
+            taken.append(self.label_column)
+        text = (
+            Choice(self.text_column)
+            if "data.text_column" in given
+            else guess_text_column(frame, self.text_column, taken)
+        )
+        taken += [text.column] if text.column else [p.name for p in text.tie or ()]
+        label = (
+            Choice(self.label_column)
+            if "data.label_column" in given
+            else guess_label_column(frame, self.label_column, taken)
+        )
+        if not (text.column or text.tie) or not (label.column or label.tie):
+            return None
+        roles = (
+            ("data.text_column", "--text-column", "text", text),
+            ("data.label_column", "--label-column", "label", label),
+        )
+        guesses = tuple(
+            ColumnGuess(key, choice.column, choice.evidence, flag)
+            for key, flag, _, choice in roles
+            if key not in given and choice.column
+        )
+        source = frame.attrs.get("source", "the data")
+        ambiguity = next(
+            (_tie_sentence(source, role, choice.tie, flag) for _, flag, role, choice in roles
+             if choice.tie),
+            None,
+        )  # fmt: skip
+        return DataFit(1, "a text column and a label column", guesses, ambiguity)
 
     def diagnose(
         self, frames: dict[str, pd.DataFrame], find_label_errors: bool, seed: int

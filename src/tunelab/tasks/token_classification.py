@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunelab.data.columns import holds_lists
 from tunelab.data.doctor import diagnose
 from tunelab.data.tag_schemes import (
     ENTITY_SCHEMES,
@@ -30,7 +31,13 @@ from tunelab.evaluation import report_tagging
 from tunelab.evaluation.tagging import sequence_metrics, span_confusion
 from tunelab.inference import forward_in_batches
 from tunelab.models.load import load_head_model
-from tunelab.tasks.base import LOGITS_GRAPH, StandardColumn, TrainerSetup, standard_trainer_setup
+from tunelab.tasks.base import (
+    LOGITS_GRAPH,
+    DataFit,
+    StandardColumn,
+    TrainerSetup,
+    standard_trainer_setup,
+)
 from tunelab.tasks.token_inputs import STARTS, TAGS, TEXT, TOKENS, standardize_rows
 from tunelab.tasks.token_windows import IGNORE, build_windows, merge_windows
 
@@ -155,6 +162,16 @@ class TokenClassification:
         return AutoModelForTokenClassification
 
     # -- rows and tags -------------------------------------------------------------------
+
+    def recognise(self, frame: pd.DataFrame, given: frozenset[str]) -> DataFit | None:
+        """Token lists with a tag list per row (as CoNLL files read) or texts with character
+        spans: the tagger's own shape (strength 2)."""
+        tokens, tags, spans = self.tokens_column, self.tags_column, self.spans_column
+        if holds_lists(frame, tokens) and holds_lists(frame, tags):
+            return DataFit(2, f"a list of tokens ('{tokens}') and of tags ('{tags}') in every row")
+        if self.source_text_column in frame.columns and holds_lists(frame, spans):
+            return DataFit(2, f"character spans ('{spans}') over '{self.source_text_column}'")
+        return None
 
     def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
         """Rows as text, tokens, offsets and tags in the model's scheme (see token_inputs).

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tunelab.config import RunConfig, commented_yaml
+from tunelab.data.audio import audio_seconds
 from tunelab.errors import RunInterrupted, UserError
+from tunelab.evaluation.model_card import write_model_card
 from tunelab.evaluation.report import build_report
 from tunelab.inference import resolve_precision
 from tunelab.models.adapters import (
@@ -29,14 +32,23 @@ from tunelab.models.adapters import (
     parameter_counts,
     quantization_kwargs,
 )
-from tunelab.models.catalog import IMAGE
-from tunelab.models.choice import AUTO, SCRATCH, SCRATCH_MODELS, SCRATCH_VIT, choose_model
-from tunelab.models.load import from_pretrained, resolve_model_source
-from tunelab.models.scratch import save_scratch_bert, save_scratch_vit
+from tunelab.models.choice import (
+    AUTO,
+    SCRATCH,
+    SCRATCH_AUDIO,
+    SCRATCH_MODELS,
+    SCRATCH_VIT,
+    choose_model,
+    scratch_model,
+)
+from tunelab.models.flops import utilisation
+from tunelab.models.load import from_pretrained, model_length_limit, resolve_model_source
+from tunelab.models.scratch import save_scratch_audio, save_scratch_bert, save_scratch_vit
 from tunelab.models.trained import save_base_settings
 from tunelab.outputs import atomic_folder, claim_output, write_json, write_jsonl, write_text
 from tunelab.tasks import Task, task_from_run_config
 from tunelab.training.few_shot import train_few_shot
+from tunelab.training.guesses import guess_from_data
 from tunelab.training.learning_rate import default_learning_rate
 from tunelab.training.prepare import load_splits
 from tunelab.training.tracking import check_trackers, log_final_metrics
@@ -45,7 +57,6 @@ from tunelab.training.trainer import (
     choose_max_length,
     distributed_arguments,
     last_checkpoint,
-    model_length_limit,
 )
 
 log = logging.getLogger("tunelab")
@@ -130,11 +141,14 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
     Raises:
         UserError: for any problem with the config, the data, the folder or the model name.
     """
-    task = task_from_run_config(config)
-    check_run_settings(config, task)
     check_trackers(config.tracking)
     distributed_arguments(config.training)
-    splits, data_report = load_splits(config, task)
+    guesses = guess_from_data(config)  # the task and columns the config leaves to the data
+    task = task_from_run_config(config)
+    check_run_settings(config, task)
+    splits, data_report = load_splits(config, task, guesses.train)
+    if guesses.decided:
+        data_report["guessed"] = guesses.as_report()
     if config.model.name == AUTO:
         _choose_model(config, task, splits["train"], data_report)
     if config.training.method == "few-shot" and task.problem_type != "single_label":
@@ -175,7 +189,7 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
 
 
 def check_run_settings(config: RunConfig, task: Task) -> None:
-    """Refuse adapter and few-shot settings that cannot work, before any data is read."""
+    """Refuse adapter and few-shot settings that cannot work, before a model is loaded."""
     if config.training.method == "few-shot" and config.peft.method != "none":
         raise UserError(
             "training.method=few-shot tunes the whole encoder on pairs; set peft.method=none"
@@ -186,10 +200,8 @@ def check_run_settings(config: RunConfig, task: Task) -> None:
             f"model.name is {config.model.name} (random weights); choose a pretrained model or "
             "peft.method=none"
         )
-    if config.model.name in SCRATCH_MODELS and (config.model.name == SCRATCH_VIT) != (
-        task.model_kind == IMAGE
-    ):
-        fitting = SCRATCH_VIT if task.model_kind == IMAGE else SCRATCH
+    fitting = scratch_model(task.model_kind)
+    if config.model.name in SCRATCH_MODELS and config.model.name != fitting:
         raise UserError(
             f"model.name {config.model.name} does not fit task {task.name}; use {fitting} "
             "or a pretrained model"
@@ -265,6 +277,8 @@ def _model_source(config: RunConfig, train: pd.DataFrame, task: Task, checkpoint
             scratch.layers, scratch.hidden, scratch.heads, seed=config.seed,
         )  # fmt: skip
         return str(folder)
+    if config.model.name == SCRATCH_AUDIO:
+        return _scratch_audio(config, train[task.text_column].tolist(), checkpoints)
     if config.model.name != SCRATCH:
         return resolve_model_source(config.model.name)
     texts = train[task.text_column].astype(str).tolist()
@@ -287,6 +301,25 @@ def _model_source(config: RunConfig, train: pd.DataFrame, task: Task, checkpoint
             seed=config.seed,
         )
     )
+
+
+def _scratch_audio(config: RunConfig, paths: list[str], checkpoints: Path) -> str:
+    """scratch-audio's folder; its window is the longest training clip (from the files'
+    headers), at most ``audio.max_seconds``: a window longer than every clip costs time on
+    padding alone."""
+    scratch, audio = config.model.scratch, config.audio
+    longest = max((audio_seconds(path) for path in paths if path), default=0.0)
+    seconds = min(audio.max_seconds, longest or audio.max_seconds)
+    log.warning(
+        "model.name is scratch-audio: training a randomly initialised %d-layer Whisper-style "
+        "encoder (hidden %d, %d mel bands, %d s window); a pretrained audio model does better",
+        scratch.layers, scratch.hidden, audio.scratch_mel_bins, math.ceil(seconds - 1e-9),
+    )  # fmt: skip
+    folder = save_scratch_audio(
+        checkpoints / "scratch-init", seconds, audio.scratch_mel_bins, scratch.layers,
+        scratch.hidden, scratch.heads, seed=config.seed,
+    )  # fmt: skip
+    return str(folder)
 
 
 def _resolve_learning_rate(config: RunConfig, model: Any) -> dict[str, Any]:
@@ -322,10 +355,15 @@ def _max_length(
     if length_limit and config.peft.method in PROMPT_METHODS:  # virtual tokens take positions
         length_limit -= config.peft.num_virtual_tokens
     max_length = choose_max_length(lengths, length_limit, config.model.max_length)
+    if task.input_kind != "text":  # an image is one input: no token limit to report
+        return max_length
+    kept = np.minimum(lengths, max_length)  # what each training row feeds the model
     data_report["tokens"] = {
         "max_length": max_length,
         "truncated_share": float((lengths > max_length).mean()),
         "p50": float(pd.Series(lengths).median()),
+        "total": int(kept.sum()),
+        "mean": float(kept.mean()) if len(kept) else 0.0,
     }
     return max_length
 
@@ -345,6 +383,7 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
         RunInterrupted: after Ctrl-C, once the Trainer saved a checkpoint.
     """
     from tunelab.training.health import LearningWatch  # imports transformers
+    from tunelab.training.step_timer import StepTimer
 
     config = parts.config
     before = _scores_before_training(parts)
@@ -352,10 +391,12 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
         stats = _train_few_shot(parts)
         return FitResult(parts.model, stats, round(time.time() - parts.started, 2), before=before)
     watch = LearningWatch(parts.task, len(parts.splits.get("validation", [])))
+    timer = StepTimer()
     trainer = build_trainer(
         parts.model, parts.tokenizer, parts.task, parts.encoded["train"],
         parts.encoded.get("validation"), config.training, parts.checkpoints, config.seed,
-        parts.precision, compute_loss_func=parts.loss, callbacks=[*(callbacks or []), watch],
+        parts.precision, compute_loss_func=parts.loss,
+        callbacks=[*(callbacks or []), watch, timer],
         tracking=config.tracking,
     )  # fmt: skip
     resume_from = None
@@ -374,23 +415,66 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
         "samples_per_second": train_output.metrics.get("train_samples_per_second"),
         "optimizer_seconds": train_output.metrics.get("train_runtime"),
     }
+    # a resumed run's earlier steps ran in another process, untimed
+    throughput = _throughput(parts, trainer, timer.seconds) if resume_from is None else {}
+    if throughput:
+        stats["throughput"] = throughput
     seconds = round(time.time() - parts.started, 2)
     return FitResult(trainer.model, stats, seconds, trainer, watch.warnings, before)
+
+
+def _throughput(parts: RunParts, trainer: Any, step_seconds: float) -> dict[str, Any]:
+    """Tokens/s of the training steps, FLOPs per token and the share of the machine's peak
+    (MFU), logged and returned; empty for inputs without tokens (images)."""
+    tokens = parts.data_report.get("tokens") or {}
+    epochs = float(getattr(trainer.state, "epoch", 0) or 0)
+    if not tokens.get("total") or step_seconds <= 0 or not epochs:
+        return {}
+    found = utilisation(
+        trainer.model, tokens["total"] * epochs, step_seconds, tokens["mean"], parts.precision
+    )
+    log.info(
+        "throughput: %s tokens/s, %.2f GFLOP a token: %.1f%% of this machine's %s peak "
+        "(%.2f TFLOP/s)",
+        f"{found['tokens_per_second']:,.0f}", found["flops_per_token"] / 1e9,
+        100 * (found["mfu"] or 0), found["peak_source"].split(", ")[-1],
+        found["peak_flops"] / 1e12,
+    )  # fmt: skip
+    return found
 
 
 def _scores_before_training(parts: RunParts) -> dict[str, Any]:
     """The untouched model's flat test scores, for tasks where that is a real starting point
     (a pretrained encoder already embeds); empty otherwise or without a test split."""
     task, test = parts.task, parts.splits.get("test")
-    if not task.scored_before_training or test is None or not len(test) or not parts.main_process:
+    if test is None or not len(test) or not parts.main_process:
+        return {}
+    wanted = task.scored_before_training
+    if wanted is None:
+        wanted = answers_before_training(parts.tokenizer, parts.source)
+    if not wanted:
         return {}
     outputs = task.forward(
         parts.model, parts.tokenizer, test, parts.max_length, parts.config.training.eval_batch_size
     )
     scores = task.evaluate_outputs(outputs, test)
     flat = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
-    log.info("before training, test %s %.4f", task.main_metric, flat.get(task.main_metric, 0.0))
+    # generation's main metric is the loss, which no generated text has: name its text scores
+    shown = (
+        [task.main_metric]
+        if task.main_metric in flat
+        else [key for key in flat if key != "examples" and not key.endswith("_share")][:4]
+    )
+    log.info("before training, test %s", ", ".join(f"{key} {flat[key]:.4g}" for key in shown))
     return flat
+
+
+def answers_before_training(tokenizer: Any, source: str) -> bool:
+    """Whether a model can already answer, so its untuned scores are a real starting point:
+    it has a chat template, and tunelab did not pretrain it (a starter's template only
+    shapes the rows it will learn from)."""
+    pretrained_here = (Path(source) / "pretrain_metrics.json").is_file()
+    return bool(getattr(tokenizer, "chat_template", None)) and not pretrained_here
 
 
 def _train_few_shot(parts: RunParts) -> dict[str, Any]:
@@ -468,12 +552,18 @@ def score(parts: RunParts, fitted: FitResult) -> Scores:
 
 def _held_out_loss(parts: RunParts, fitted: FitResult) -> dict[str, dict[str, float]]:
     """Loss and perplexity on validation and test, for tasks whose main metric is the loss."""
+    from transformers import EarlyStoppingCallback
+
     held_out: dict[str, dict[str, float]] = {}
     if fitted.trainer is None or parts.task.main_metric != "loss":
         return held_out
+    # training is over: these scores are not a step for early stopping to count (it would
+    # only warn that it finds no eval_loss among them)
+    fitted.trainer.remove_callback(EarlyStoppingCallback)
     for split in ("validation", "test"):
         if split in parts.splits and len(parts.encoded[split]):
-            loss = float(fitted.trainer.evaluate(parts.encoded[split])["eval_loss"])
+            scores = fitted.trainer.evaluate(parts.encoded[split], metric_key_prefix=split)
+            loss = float(scores[f"{split}_loss"])
             held_out[split] = {"loss": loss, "perplexity": math.exp(loss)}
     return held_out
 
@@ -511,9 +601,11 @@ def _peak_memory_mb() -> float:
 # -- save -------------------------------------------------------------------------------
 
 
-def save_run(parts: RunParts, fitted: FitResult, scores: Scores) -> dict[str, Any]:
+def save_run(
+    parts: RunParts, fitted: FitResult, scores: Scores, command: str | None = None
+) -> dict[str, Any]:
     """Write the run folder: model/ (atomically), predictions, data report, history, metrics,
-    the resolved config and report.html.
+    the resolved config, the model card (model/README.md, naming ``command``) and report.html.
 
     Returns:
         ``{"output", "model_dir", "metrics", "report"}`` (``report`` None if it failed).
@@ -531,6 +623,11 @@ def save_run(parts: RunParts, fitted: FitResult, scores: Scores) -> dict[str, An
         log_final_metrics(config.tracking, output, scores.metrics, step)
     write_json(output / "metrics.json", scores.metrics)
     write_text(output / "config.yaml", commented_yaml(config) + "\n")
+    try:
+        write_model_card(output, command)
+    except Exception as error:  # as the report: the run is complete, and push makes a card
+        log.warning("model/README.md was not written (%s); tunelab push makes one from the "
+                    "run", error)  # fmt: skip
     report: Path | None = None
     try:
         report = build_report(output, loaded=(model, tokenizer, parts.task, parts.max_length))

@@ -65,7 +65,29 @@ def baseline_warning(
         f"the fine-tuned model's {split} {metric} {ours:.4f} {verdict} the baseline's "
         f"{theirs:.4f} ({baseline.get('method')}, same rows): it has not earned its cost yet; "
         "a larger pretrained model in the data's language (--model), more epochs or more "
-        "data (tunelab curve shows what more data buys) would"
+        "data (tunelab curve shows what more data buys) would help"
+    )
+
+
+def before_warning(
+    task: Any, split: str, tuned: dict[str, Any], untuned: dict[str, Any] | None
+) -> str | None:
+    """A sentence when tuning did not improve on the untouched model's own scores (a chat
+    model answering zero-shot, a pretrained sentence encoder); generation is judged by chrF."""
+    metric, higher = task.main_metric, task.greater_is_better
+    if metric == "loss" and "chrf" in tuned:  # as runs.main_metric judges generation
+        metric, higher = "chrf", True
+    ours, theirs = tuned.get(metric), (untuned or {}).get(metric)
+    if not isinstance(ours, (int, float)) or not isinstance(theirs, (int, float)):
+        return None
+    gain = (ours - theirs) if higher else (theirs - ours)
+    if gain > BASELINE_MARGIN:
+        return None
+    verdict = "is level with" if abs(gain) <= BASELINE_MARGIN else "is below"
+    return (
+        f"the fine-tuned model's {split} {metric} {ours:.4f} {verdict} the untuned model's "
+        f"{theirs:.4f} (same rows): tuning has not helped; try a lower "
+        "training.learning_rate, LoRA (--peft lora), more epochs or more data"
     )
 
 
@@ -88,6 +110,9 @@ def final_warnings(
     loss = loss_warning(history)
     if loss:
         warnings.append(loss)
+    before = before_warning(task, split, scores, (metrics.get("before") or {}).get(split))
+    if before:
+        warnings.append(before)
     baseline = metrics.get("baseline")
     if baseline and scores:
         behind = baseline_warning(task.main_metric, task.greater_is_better, split, scores, baseline)

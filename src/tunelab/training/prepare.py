@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -19,24 +20,34 @@ log = logging.getLogger("tunelab")
 SPLITS = ("train", "validation", "test")
 
 
-def read_splits(config: RunConfig, task: Task) -> dict[str, pd.DataFrame]:
-    """The given data files as tables in the task's shape, each checked for its columns."""
+def read_splits(
+    config: RunConfig, task: Task, train: pd.DataFrame | None = None
+) -> dict[str, pd.DataFrame]:
+    """The given data files as tables in the task's shape, each checked for its columns;
+    ``train``: the training file as already read (to guess the task and columns)."""
     data = config.data
     if data.train is None:
         raise UserError("no training data given; set data.train or pass --data FILE")
     frames = {}
     for split in SPLITS:
         path = getattr(data, split)
-        if path is not None:
+        if split == "train" and train is not None:
+            frames[split] = task.standardize(train)
+        elif path is not None:
             frame = read_table(
-                path, data.format, data.encoding, data.max_rows, tag_column=data.tag_column
-            )
+                path, data.format, data.encoding, data.max_rows, tag_column=data.tag_column,
+                media=task.input_kind,
+                sheet=data.sheet,
+            )  # fmt: skip
             frames[split] = task.standardize(frame)
     return frames
 
 
-def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """Read, diagnose, clean and split the data for a run.
+def load_splits(
+    config: RunConfig, task: Task, train: pd.DataFrame | None = None
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Read, diagnose, clean and split the data for a run (``train``: the training file as
+    already read, if it was).
 
     Cleaning happens before the split; a single file is split so near-duplicate groups never
     straddle two splits. Held-out files are only normalised, never thinned.
@@ -46,7 +57,7 @@ def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame],
         report (what the doctor found, what cleaning changed, rows before and after).
     """
     data = config.data
-    frames = read_splits(config, task)
+    frames = read_splits(config, task, train)
     text_columns = [c for c in (task.text_column, task.text_pair_column) if c]
     report: dict[str, Any] = {
         "rows_before": {split: len(frame) for split, frame in frames.items()},
@@ -69,7 +80,7 @@ def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame],
         if data.split.stratify and task.problem_type == "single_label":
             ids = task.targets(frames["train"])
             strata = pd.Series([task.labels[i] for i in ids], index=frames["train"].index)
-        groups = frames["train"][text_columns].astype(str).agg(" ".join, axis=1)
+        groups = frames["train"][text_columns].map(_group_key).agg(" ".join, axis=1)
         groups = groups.map(normalized_text)
         frames.update(split_frame(frames["train"], shares, config.seed, strata, groups))
     suspected = set(report["doctor"].get("label_errors", {}).get("rows", []))
@@ -85,10 +96,29 @@ def load_splits(config: RunConfig, task: Task) -> tuple[dict[str, pd.DataFrame],
     task.fit_labels(frames["train"])
     for split in ("validation", "test"):
         if split in frames:
+            rows = data.eval_rows
+            if rows is not None and len(frames[split]) > rows:
+                frames[split] = _evaluation_subset(frames[split], split, rows, config.seed)
             task.check_labels(frames[split])
     report["rows_after"] = {split: len(frame) for split, frame in frames.items()}
     report["split"] = {"generated": sorted(shares), "seed": config.seed}
     return frames, report
+
+
+def _group_key(value: Any) -> str:
+    """A cell as the text that groups equal rows into one split (images held as bytes: their
+    hash)."""
+    if isinstance(value, (bytes, bytearray)):
+        return hashlib.sha1(value).hexdigest()
+    return str(value)
+
+
+def _evaluation_subset(frame: pd.DataFrame, split: str, rows: int, seed: int) -> pd.DataFrame:
+    """A seeded sample of ``rows`` rows of a held-out split, in file order."""
+    subset = frame.sample(n=rows, random_state=seed).sort_index()
+    subset.attrs = dict(frame.attrs)
+    log.info("evaluating on a seeded subset: %d of %d %s rows", rows, len(frame), split)
+    return subset
 
 
 def _training_subset(train: pd.DataFrame, config: RunConfig, task: Task) -> pd.DataFrame:

@@ -297,6 +297,8 @@ def _trainer(
     from datasets import Dataset
     from transformers import DataCollatorForLanguageModeling, Trainer
 
+    from tunelab.training.progress import plain_progress  # imports transformers
+
     masked_only = config.objective == "mlm" and head_on_masked_positions_only(model)
     has_held_out = bool(held_blocks["input_ids"])
     if config.training.learning_rate == "auto":  # pretraining: the rate of a model of its size
@@ -324,7 +326,7 @@ def _trainer(
         len(train_blocks["input_ids"]), config.block_size, precision,
         ", vocabulary head on masked positions only" if masked_only else "",
     )  # fmt: skip
-    return Trainer(
+    trainer = Trainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_dict(train_blocks),
@@ -332,6 +334,8 @@ def _trainer(
         processing_class=tokenizer,
         data_collator=collator,
     )
+    plain_progress(trainer)  # lines instead of bars when the log is no terminal
+    return trainer
 
 
 def _save_model(

@@ -28,24 +28,6 @@ def choose_max_length(lengths: np.ndarray, model_limit: int | None, requested: i
     return max(8, min(p99, limit))
 
 
-def model_length_limit(model_config: Any, tokenizer: Any) -> int | None:
-    """The longest input the model takes (position embeddings; the tokenizer's limit if lower)."""
-    limits = []
-    positions = getattr(model_config, "max_position_embeddings", None)
-    if positions:
-        # RoBERTa-style models reserve the first positions for padding.
-        offset = (
-            (getattr(model_config, "pad_token_id", 0) or 0) + 1
-            if "roberta" in str(getattr(model_config, "model_type", ""))
-            else 0
-        )
-        limits.append(positions - offset)
-    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
-    if tokenizer_limit and tokenizer_limit < 1_000_000:
-        limits.append(tokenizer_limit)
-    return min(limits) if limits else None
-
-
 def distributed_arguments(training: TrainingConfig) -> dict[str, Any]:
     """The Trainer's FSDP/DeepSpeed arguments from the config, checked before any data loads.
 
@@ -111,6 +93,8 @@ def training_arguments(
     import torch
     from transformers import TrainingArguments
 
+    from tunelab.training.progress import live_bars  # imports transformers
+
     evaluate = best_metric is not None
     eval_strategy = training.eval_strategy if evaluate else "no"
     eval_steps = training.eval_steps if training.eval_strategy == "steps" else None
@@ -150,7 +134,7 @@ def training_arguments(
         **distributed_arguments(training),
         report_to=report_to,
         dataloader_num_workers=0,
-        disable_tqdm=False,
+        disable_tqdm=not live_bars(),  # bars redraw with carriage returns: terminals only
         log_level="warning",
     )
     return (arguments_class or TrainingArguments)(**{**settings, **extra})
@@ -179,6 +163,7 @@ def build_trainer(
     from transformers import EarlyStoppingCallback
 
     from tunelab.training.interrupt import safety_callbacks
+    from tunelab.training.progress import plain_progress
 
     best_metric = None
     if eval_dataset is not None:
@@ -194,8 +179,28 @@ def build_trainer(
         callbacks.append(EarlyStoppingCallback(training.early_stopping_patience))
     inputs = {"train_dataset": train_dataset, "eval_dataset": eval_dataset, **setup.inputs}
     trainer = setup.trainer_class(model=model, args=args, callbacks=callbacks, **inputs)
+    plain_progress(trainer)
     point_trackers(trainer, tracking, output_dir.parent)
+    _quiet_about_tied_weights(trainer)
     return trainer
+
+
+def _quiet_about_tied_weights(trainer: Any) -> None:
+    """A model whose output layer is its input embedding (``tie_word_embeddings``) saves the
+    matrix once, so reloading the best checkpoint finds ``lm_head.weight`` "missing" and the
+    Trainer warns, though tying fills it. Tie, and warn only of keys that are really missing."""
+    issue = trainer._issue_warnings_after_load
+    every = {name for name, _ in trainer.model.named_parameters(remove_duplicate=False)}
+    tied = every - {name for name, _ in trainer.model.named_parameters()}
+
+    def issue_untied(load_result: Any) -> None:
+        missing = [key for key in load_result.missing_keys if key not in tied]
+        if len(missing) < len(load_result.missing_keys) and hasattr(load_result, "_replace"):
+            trainer.model.tie_weights()
+            load_result = load_result._replace(missing_keys=missing)
+        issue(load_result)
+
+    trainer._issue_warnings_after_load = issue_untied
 
 
 def last_checkpoint(output_dir: Path) -> str | None:

@@ -79,7 +79,8 @@ BAD_FILES: dict[str, tuple[bytes, str]] = {
     "image.csv": (_png_bytes(), r"is not a text file \(it is a PNG image\)"),
     "workbook.csv": (
         _zip_bytes(),
-        r"is not a text file \(it is a ZIP archive\); an .xlsx workbook is one: export it as CSV",
+        r"is not a text file \(it is a ZIP archive\); an .xlsx workbook is one: name it .xlsx "
+        "or pass --format excel",
     ),
     "noise.csv": (_random_text_bytes(), r"is not a text file \(\d+ control characters"),
     "nul.jsonl": (

@@ -121,3 +121,27 @@ def test_train_cleans_before_splitting(tmp_path, tiny_bert, drop):
     assert train_steps["texts_changed"] >= 20  # NFKC folded the full-width twins
     assert train_steps["exact_duplicates"]["count"] == 20  # ... which then were duplicates
     assert ("label_errors" in train_steps) is drop
+
+
+def test_label_errors_start_no_process_pool_beside_other_threads(monkeypatch):
+    """cleanlab forks a pool by default; forked from a threaded server (the workbench's), the
+    children could hang on a copied lock and the doctor never answer."""
+    import multiprocessing
+    import threading
+
+    from tunelab.data.label_noise import suspected_label_errors
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool forked beside other threads")
+
+    monkeypatch.setattr(multiprocessing, "Pool", no_pool)
+    frame = make_reviews(200)
+    frame.loc[:9, "label"] = frame.loc[:9, "label"].map({"positive": "negative",
+                                                         "negative": "positive"})  # fmt: skip
+    found: dict = {}
+    worker = threading.Thread(
+        target=lambda: found.update(errors=suspected_label_errors(frame["text"], frame["label"]))
+    )
+    worker.start()
+    worker.join()
+    assert len(found["errors"]) > 0

@@ -30,6 +30,20 @@ def test_gbk_is_detected(tmp_path):
     assert read_table(path)["text"].iloc[0] == "这个产品的质量非常好，我很满意0"
 
 
+def test_the_table_says_how_it_was_read(tmp_path):
+    """Format, encoding and delimiter as detected: the workbench's preview shows them."""
+    gbk = tmp_path / "gbk.csv"
+    text = "id;text\n" + "".join(f"{i};这个产品的质量非常好，我很满意{i}\n" for i in range(20))
+    gbk.write_bytes(text.encode("gbk"))
+    frame = read_table(gbk)
+    assert (frame.attrs["format"], frame.attrs["encoding"], frame.attrs["delimiter"]) == (
+        "csv", "gb18030", ";")  # fmt: skip
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes('{"text": "好"}\n'.encode("utf-8-sig"))
+    assert (read_table(bom).attrs["format"], read_table(bom).attrs["encoding"]) == (
+        "jsonl", "utf-8-sig")  # fmt: skip
+
+
 def test_wrong_explicit_encoding_names_the_file(tmp_path):
     path = tmp_path / "d.csv"
     path.write_bytes("text,label\n好,pos\n".encode("gbk"))
@@ -71,7 +85,9 @@ def test_broken_jsonl_line_is_named(tmp_path):
         ("empty.csv", b"", "is empty"),
         ("blank.csv", b"\n\n  \n", "is empty"),
         ("header.csv", b"text,label\n", "has no data rows"),
-        ("data.xlsx", b"PK\x03\x04", "unknown file format '.xlsx'"),
+        ("data.docx", b"PK\x03\x04", "unknown file format '.docx'"),
+        ("data.xlsx", b"PK\x03\x04", r"could not be read as an .xlsx workbook \(BadZipFile\)"),
+        ("data.xls", b"text,label\na,b\n", r"is not an Excel workbook.*name it .csv"),
         ("bin.csv", b"\x00\x01\x02text", "is not a text file"),
         ("ragged.csv", b"text,label\na,b\nc,d,e,f\n", r"could not be parsed as CSV.*line 3"),
     ],

@@ -12,6 +12,7 @@ from tunelab.evaluation.metric_direction import greater_is_better, task_metric_g
     [
         ("f1_macro", True), ("test.accuracy", True), ("rouge1", True), ("chrf", True),
         ("train.samples_per_second", True), ("validation.loss", False), ("perplexity", False),
+        ("train.throughput.mfu", True), ("train.throughput.tokens_per_second", True),
         ("rmse", False), ("calibration.ece", False), ("train.optimizer_seconds", False),
         ("train.peak_memory_mb", False), ("test.examples", None), ("train.steps", None),
     ],

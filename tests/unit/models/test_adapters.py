@@ -204,3 +204,43 @@ def test_auto_targets_on_the_modernbert_starter_skip_the_head():
         f"model.layers.{i}.{m}" for i in range(4) for m in ("attn.Wqkv", "mlp.Wo")
     }
     assert matched(ia3["feedforward_modules"]) == {f"model.layers.{i}.mlp.Wo" for i in range(4)}
+
+
+def test_merged_causal_model_generates_what_the_adapter_does(tiny_llama, tmp_path):
+    """Merging keeps behaviour (LLaMA-Factory #3096 #3563 #6020, PEFT #1043): on held-out
+    prompts the merged folder, loaded by plain transformers with its own generation_config,
+    writes token for token what the adapter writes, and stops at the same tokens."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunelab.models.trained import load_trained
+    from tunelab.tasks.causal_encoding import prompt_ids
+
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in make_translations(300)), "utf-8")
+    config = tiny_run_config(tiny_llama, train, tmp_path / "run", peft={"method": "lora"},
+                             training={"learning_rate": 1e-2, "epochs": 4})  # fmt: skip
+    config["task"] = "causal-lm"
+    config["generation"] = {"max_new_tokens": 16}
+    result = tunelab.train(config)
+    merged = Path(tunelab.merge(result["output"]))
+
+    held_out = [r["source"] for r in make_translations(12, seed=99)]
+    assert tunelab.predict(merged, texts=held_out) == tunelab.predict(
+        result["model_dir"], texts=held_out
+    )
+    adapter, tokenizer, task, _ = load_trained(result["model_dir"])
+    plain = AutoModelForCausalLM.from_pretrained(merged).eval()
+    assert AutoTokenizer.from_pretrained(merged).chat_template == tokenizer.chat_template
+    stops = task.stop_ids(tokenizer)
+    assert sorted(plain.generation_config.eos_token_id) == sorted(stops)
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    probe = torch.tensor([prompt_ids(tokenizer, None, held_out[0])])
+    with torch.inference_mode():  # the adapter changed the model: the equality below is news
+        assert not torch.allclose(adapter(probe).logits, base(probe).logits, atol=1e-2)
+    for text in held_out:
+        ids = torch.tensor([prompt_ids(tokenizer, None, text)])
+        with torch.inference_mode():
+            ours = adapter.generate(ids, max_new_tokens=16, do_sample=False, eos_token_id=stops)
+            theirs = plain.generate(ids)  # the merged folder's own generation_config
+            assert torch.allclose(adapter(ids).logits, plain(ids).logits, atol=1e-4)
+        assert ours.tolist() == theirs.tolist()

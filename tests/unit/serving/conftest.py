@@ -81,3 +81,28 @@ def encoder_run(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     run = tmp_path_factory.mktemp("encoder") / "man-search"
     model.save(str(run / "model"))
     return run
+
+
+@pytest.fixture(scope="session")
+def causal_run(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama saved as a causal-lm run, its stop tokens in generation_config; its
+    weights drawn wider than at init, so that it writes varied text rather than one token."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunelab.tasks.generation import CausalGeneration
+
+    run = tmp_path_factory.mktemp("causal") / "chat-run"
+    task = CausalGeneration(settings={"max_new_tokens": 12, "packing": False})
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for weight in model.parameters():
+            if weight.dim() == 2:
+                weight.normal_(0, 0.3)
+    model.config.tunelab = {**task.metadata(), "max_length": 64}
+    task.finish(model, tokenizer)
+    model.save_pretrained(run / "model")
+    tokenizer.save_pretrained(run / "model")
+    return run

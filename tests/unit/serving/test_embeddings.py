@@ -79,7 +79,9 @@ def test_base64_vectors_and_dimensions_equal_to_the_model(client):
 def test_bad_embedding_requests_get_one_sentence(client, body, status, words):
     answer = client.post("/v1/embeddings", json=body)
     assert answer.status_code == status
-    assert set(answer.json()) == {"error"} and words in answer.json()["error"], answer.json()
+    error = answer.json()["error"]  # OpenAI's error object, as its clients read it
+    assert set(answer.json()) == {"error"} and words in error["message"], answer.json()
+    assert error["type"] == "invalid_request_error"
 
 
 def test_predict_and_metadata_serve_an_encoder_too(client, encoder_run):
@@ -115,10 +117,10 @@ def test_a_classifier_refuses_v1_embeddings_with_what_to_do(classifier_run):
     with TestClient(create_app(classifier_run)) as test_client:
         answer = test_client.post("/v1/embeddings", json={"input": "好"})
     assert answer.status_code == 400
-    assert answer.json() == {
-        "error": "this server holds a text-classification model, which does not embed texts; "
+    assert answer.json()["error"]["message"] == (
+        "this server holds a text-classification model, which does not embed texts; "
         "POST /predict instead"
-    }
+    )
 
 
 # -- ONNX ---------------------------------------------------------------------------------

@@ -108,6 +108,8 @@ def test_causal_lm_instruction_tuning_end_to_end(tiny_llama, tmp_path, packing):
     config["generation"]["packing"] = packing
     result = tunelab.train(config)
     assert result["metrics"]["test"]["exact_match"] > 0.8
+    # a chat model from elsewhere is also scored untuned: the random one could not answer
+    assert result["metrics"]["before"]["test"]["exact_match"] < 0.3
     (answer,) = tunelab.predict(result["model_dir"], texts=["red cat"])
     assert answer["output"] == "红"
 
@@ -225,9 +227,30 @@ def test_causal_lm_path_runs_on_the_bundled_starter(tmp_path):
     result = tunelab.train(config)
     test = result["metrics"]["test"]
     assert test["examples"] == 20 and test["perplexity"] > 1
+    assert "before" not in result["metrics"]  # a starter cannot answer before tuning
     saved = Path(result["model_dir"])
     tokenizer = AutoTokenizer.from_pretrained(saved)
     generation = json.loads((saved / "generation_config.json").read_text())
     assert tokenizer.convert_tokens_to_ids("<|im_end|>") in generation["eos_token_id"]
     (answer,) = tunelab.predict(saved, texts=["red cat"])
     assert isinstance(answer["output"], str)
+
+
+def test_a_prompt_too_long_loses_the_end_of_its_text_not_the_instruction(tiny_llama):
+    from transformers import AutoTokenizer
+
+    from tunelab.tasks.causal_encoding import fitted_prompt_ids, prompt_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    prefix, source = "Translate: ", " ".join(["red cat big dog"] * 40)
+    whole = prompt_ids(tokenizer, None, prefix + source)
+    assert fitted_prompt_ids(tokenizer, None, prefix, source, len(whole)) == whole  # fits
+    cut = fitted_prompt_ids(tokenizer, None, prefix, source, 60)
+    assert len(cut) <= 60
+    head = prompt_ids(tokenizer, None, prefix)
+    header = len(tokenizer(tokenizer.apply_chat_template(
+        [{"role": "user", "content": "x"}], tokenize=False, add_generation_prompt=True
+    ).split("x", 1)[1], add_special_tokens=False)["input_ids"])  # fmt: skip
+    # the user turn's opening and the prefix stay, and so does the assistant header after it
+    assert cut[:5] == whole[:5] and tokenizer.decode(cut).count("Translate:") == 1
+    assert cut[-header:] == whole[-header:] and len(head) < len(cut)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,8 +19,9 @@ import tunelab
 from tests.conftest import make_colour_images
 from tunelab.cli import app, main
 from tunelab.config import RunConfig
-from tunelab.data.images import open_rgb, read_image_folder
+from tunelab.data.images import open_rgb
 from tunelab.data.load import read_table
+from tunelab.data.media import read_media_folder
 from tunelab.errors import UserError
 from tunelab.tasks.image_classification import ImageClassification
 from tunelab.training.prepare import load_splits
@@ -89,7 +91,7 @@ def test_the_encoded_dataset_holds_paths_and_decodes_each_batch_on_reading(tmp_p
 
 def test_a_csv_names_images_relative_to_its_own_folder(tmp_path):
     make_colour_images(tmp_path / "images", per_class=2)
-    rows = read_image_folder(tmp_path / "images")
+    rows = read_media_folder(tmp_path / "images")
     table = pd.DataFrame(
         {"file": [p.replace(str(tmp_path) + "/", "") for p in rows["image"]],
          "label": rows["label"]}
@@ -192,9 +194,9 @@ def test_a_tiny_vit_trains_evaluates_predicts_and_loads_in_a_pipeline(tmp_path, 
     assert metrics["baseline"]["method"].startswith("logistic regression on 16x16")
     first = json.loads((run / "predictions.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert set(first) == {"path", "label", "score", "probabilities", "gold"}
-    assert "data:image/png;base64," in (run / "report.html").read_text(encoding="utf-8") or (
-        metrics["test"]["accuracy"] == 1.0
-    )
+    report = (run / "report.html").read_text(encoding="utf-8")
+    assert "data:image/png;base64," in report or metrics["test"]["accuracy"] == 1.0
+    assert "Token limit" not in report  # an image has no tokens to cut
 
     scores = tunelab.evaluate(run, images)  # a class folder is labelled data
     assert scores["examples"] == 36 and scores["accuracy"] >= 0.6
@@ -214,8 +216,173 @@ def test_a_tiny_vit_trains_evaluates_predicts_and_loads_in_a_pipeline(tmp_path, 
     assert printed and json.loads(printed.group())["path"] == photos[0]
     assert np.isclose(sum(one[0]["probabilities"].values()), 1.0, atol=1e-4)
 
+
+def test_lora_on_a_vit_saves_an_adapter_that_predicts_and_merges(tmp_path, tiny_vit):
+    """LoRA through the PEFT path: the adapters and the new head train, model/ holds the
+    adapter alone, and tunelab merge folds it into a folder the pipeline loads, with the
+    labels tunelab predicts."""
+    from transformers import pipeline
+
+    images = make_colour_images(tmp_path / "images", per_class=12)
+    run = tmp_path / "run"
+    config = run_config(tiny_vit, images, run)
+    config["peft"] = {"method": "lora", "r": 4}
+    config["training"]["learning_rate"] = 1e-2
+
+    result = tunelab.train(config)
+
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert 0 < metrics["train"]["trainable_share"] < 0.5
+    assert metrics["test"]["accuracy"] >= 0.6
+    assert (run / "model" / "adapter_config.json").is_file()
+    photos = sorted(str(p) for p in images.rglob("*.png"))[::6]
+    adapter = tunelab.predict(result["model_dir"], texts=photos)
+    merged = tunelab.merge(run)
+    classifier = pipeline("image-classification", model=merged, device="cpu")
+    for record, answer in zip(adapter, classifier(photos, top_k=1), strict=True):
+        assert record["label"] == answer[0]["label"]
+        assert record["score"] == pytest.approx(answer[0]["score"], abs=1e-4)
+
+
+def _saved_dataset(images, target):
+    """The colour images as a datasets.Dataset with Image and ClassLabel features, saved."""
+    from datasets import ClassLabel, Dataset, Features
+    from datasets import Image as ImageFeature
+
+    files = sorted(images.rglob("*.*"))
+    names = sorted({p.parent.name for p in files})
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=names)})
+    rows = {"image": [str(p) for p in files], "label": [names.index(p.parent.name) for p in files]}
+    Dataset.from_dict(rows, features=features).save_to_disk(str(target))
+    return target
+
+
+def test_a_saved_dataset_and_image_bytes_train_and_predict(tmp_path, tiny_vit):
+    """A folder saved by datasets (images embedded as bytes, ClassLabel ids) trains like a
+    class folder; a Parquet file of image bytes predicts, each row named by its number."""
+    images = make_colour_images(tmp_path / "images", per_class=12)
+    saved = _saved_dataset(images, tmp_path / "saved")
+
+    table = read_table(saved)
+    assert set(table["label"]) == {"blue", "green", "red"}  # names, not class ids
+    assert isinstance(table["image"].iloc[0]["bytes"], bytes)
+    task = ImageClassification()
+    shaped = task.standardize(table)
+    assert isinstance(shaped["path"].iloc[0], bytes)
+
+    run = tmp_path / "run"
+    result = tunelab.train(run_config(tiny_vit, saved, run))
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["test"]["accuracy"] >= 0.6
+
+    files = sorted(images.rglob("*.*"))[:5]
+    pd.DataFrame({"image": [p.read_bytes() for p in files]}).to_parquet(tmp_path / "x.parquet")
+    from_bytes = tunelab.predict(result["model_dir"], input=tmp_path / "x.parquet")
+    from_files = tunelab.predict(result["model_dir"], texts=[str(p) for p in files])
+    assert [r["path"] for r in from_bytes] == [f"row {i} (image bytes)" for i in range(1, 6)]
+    assert [r["label"] for r in from_bytes] == [r["label"] for r in from_files]
+
+
+def test_a_saved_dataset_dict_names_its_split_folders(tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    rows = Dataset.from_dict({"image": ["a.png"], "label": ["x"]})
+    DatasetDict({"train": rows, "test": rows}).save_to_disk(str(tmp_path / "splits"))
+    with pytest.raises(UserError, match=r"holds several splits \(train, test\); give one split"):
+        read_table(tmp_path / "splits")
+
+
+def test_a_pattern_reads_the_image_files_it_names(tmp_path):
+    images = make_colour_images(tmp_path / "images", per_class=3)
+    frame = read_table(str(images / "*" / "*.png"))
+    assert len(frame) == 3 and all(p.endswith(".png") for p in frame["image"])  # one a class
+    assert list(frame["image"]) == sorted(frame["image"])
+    with pytest.raises(UserError, match=r"matches no file"):
+        read_table(str(images / "*.tiff"))
+    (images / "notes.txt").write_text("x")
+    with pytest.raises(UserError, match=r"notes\.txt, which is not an image file"):
+        read_table(str(images / "*"))
+
+
+def _test_images(run):
+    """The image paths of a run's test predictions."""
+    lines = (run / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["path"] for line in lines]
+
+
+@pytest.fixture(scope="module")
+def colour_run(tmp_path_factory, tiny_vit):
+    """A tiny ViT trained on the colour images (the images stay on disk beside the run)."""
+    root = tmp_path_factory.mktemp("colours")
+    images = make_colour_images(root / "images", per_class=12)
+    tunelab.train(run_config(tiny_vit, images, root / "run"))
+    return root / "run"
+
+
+def test_onnx_export_of_an_image_model_agrees_with_pytorch(colour_run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from tunelab.serving.export import export_onnx
+    from tunelab.serving.onnx_model import load_onnx
+
+    info = export_onnx(colour_run, output=tmp_path / "onnx", quantize="int8", samples=16)
+
+    assert info["samples"]["source"].endswith("predictions.jsonl")  # the run's test images
+    assert info["parity"]["fp32"]["label_agreement"] == 1.0
+    assert info["parity"]["fp32"]["max_abs_logit_diff"] < 1e-4
+    assert info["parity"]["int8"]["rows"] == info["samples"]["rows"]
+    model, processor, task, _ = load_onnx(tmp_path / "onnx", variant="fp32")
+    photos = _test_images(colour_run)
+    frame = tunelab.api.text_frame(task, photos)
+    served = task.predictions(task.forward(model, processor, frame, 1, 8), frame)
+    direct = tunelab.predict(colour_run, texts=photos)
+    assert [r["label"] for r in served] == [r["label"] for r in direct]
+
     pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
     from tunelab.serving.server import create_app
 
-    with pytest.raises(UserError, match="takes texts only for now"):
-        create_app(run)
+    with TestClient(create_app(tmp_path / "onnx", backend="onnx")) as client:
+        answer = client.post("/predict", files=[("files", ("a.png", Path(photos[0]).read_bytes()))])
+        assert answer.status_code == 200 and answer.json()[0]["label"] == direct[0]["label"]
+
+
+def test_the_server_takes_uploads_and_base64_and_refuses_bad_files(colour_run):
+    """Image models on /predict: multipart files and base64 JSON answer as tunelab predict
+    does, named as sent; a corrupt file, a file over the limit, too many files and a text
+    body each get one sentence and their status, and never reach a shared batch."""
+    pytest.importorskip("fastapi")
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from tunelab.serving.server import create_app
+
+    photos = _test_images(colour_run)[:3]
+    expected = [r["label"] for r in tunelab.predict(colour_run, texts=photos)]
+    blobs = [Path(p).read_bytes() for p in photos]
+    limit = max(map(len, blobs)) + 10
+    app = create_app(colour_run, max_texts=3, max_file_bytes=limit)
+    with TestClient(app) as client:
+        assert client.get("/metadata").json()["inputs"] == "image"
+        uploaded = client.post(
+            "/predict", files=[("files", (f"photo{i}.png", b)) for i, b in enumerate(blobs)]
+        )
+        assert uploaded.status_code == 200, uploaded.text
+        assert [r["label"] for r in uploaded.json()] == expected
+        assert [r["path"] for r in uploaded.json()] == ["photo0.png", "photo1.png", "photo2.png"]
+        encoded = client.post("/predict", json={"file": base64.b64encode(blobs[0]).decode()})
+        assert encoded.status_code == 200 and encoded.json()[0]["label"] == expected[0]
+        assert encoded.json()[0]["path"] == "file 0"
+
+        broken = client.post("/predict", files=[("files", ("bad.jpg", blobs[0][:40]))])
+        assert broken.status_code == 422
+        assert broken.json()["error"].startswith("file bad.jpg cannot be read as an image")
+        big = client.post("/predict", files=[("files", ("big.png", b"x" * (limit + 1)))])
+        assert big.status_code == 413 and "over the server's limit" in big.json()["error"]
+        many = client.post("/predict", json={"files": [base64.b64encode(blobs[0]).decode()] * 4})
+        assert many.status_code == 413 and "at most 3" in many.json()["error"]
+        text = client.post("/predict", json={"text": "a photo"})
+        assert text.status_code == 422 and "give either file" in text.json()["error"]
+        garbled = client.post("/predict", json={"files": ["not base64!"]})
+        assert garbled.status_code == 422 and "files[0] is not base64" in garbled.json()["error"]

@@ -16,7 +16,7 @@ from tunelab.errors import UserError
 from tunelab.evaluation.report_page import TaskReport, note, section
 from tunelab.models.load import from_pretrained
 from tunelab.tasks import TASKS
-from tunelab.tasks.base import TrainerSetup, standard_trainer_setup
+from tunelab.tasks.base import DataFit, TrainerSetup, standard_trainer_setup
 
 
 class ReviewPolarity:
@@ -30,6 +30,7 @@ class ReviewPolarity:
     evaluated_splits = ("validation", "test")
     explains = None
     exportable = ()
+    embeds = False
     search_batch_sizes = (16,)
     scored_before_training = False
     baseline_method = ""
@@ -65,6 +66,9 @@ class ReviewPolarity:
     def required_columns(self, with_labels: bool = True) -> dict[str, str]:
         columns = {self.text_column: "data.text_column"}
         return {**columns, self.label_column: "data.label_column"} if with_labels else columns
+
+    def recognise(self, frame: pd.DataFrame, given: frozenset[str]) -> DataFit | None:
+        return DataFit(1, "text and label columns") if "text" in frame.columns else None
 
     def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
         missing = [c for c in self.required_columns(with_labels) if c not in frame.columns]

@@ -21,13 +21,13 @@ def test_a_registered_task_has_every_member_of_the_protocol(name):
     assert not missing, f"{name} lacks {missing}"
     assert task.name == name
     assert task.explains in (None, "text", "tokens")
-    assert set(task.exportable) <= {"onnx"}
+    assert set(task.exportable) <= {"onnx", "gguf"}
     assert (task.onnx_graph is not None) == ("onnx" in task.exportable)  # export needs both
     assert isinstance(task.embeds, bool)
     assert task.search_batch_sizes and all(size > 0 for size in task.search_batch_sizes)
     assert callable(task.report_sections)
-    assert task.model_kind in ("encoder", "seq2seq", "causal", "image")
-    assert task.input_kind in ("text", "image")
+    assert task.model_kind in ("encoder", "seq2seq", "causal", "image", "audio")
+    assert task.input_kind in ("text", "image", "audio")
     assert task.doctor_checks in (None, "texts", "tags", "images")
     assert all(isinstance(flag, bool) for flag in (task.trains_few_shot,
                task.takes_virtual_tokens, task.packs_rows))  # fmt: skip

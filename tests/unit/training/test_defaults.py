@@ -235,3 +235,14 @@ def test_taggers_and_generators_say_when_they_learned_nothing():
     looping = generator.learning_warning({"looping_share": 0.75}, 20)
     assert "one phrase repeated" in looping
     assert generator.learning_warning({"empty_share": 0.1}, 20) is None
+
+
+def test_a_tuned_chat_model_no_better_than_untuned_says_so():
+    from tunelab.tasks.generation import CausalGeneration
+
+    task = CausalGeneration()  # judged by chrF: its main metric, the loss, has no before score
+    tuned = {"examples": 80, "chrf": 44.0, "loss": 1.2, "rougeL": 0.30}
+    worse = final_warnings(task, {"test": tuned, "before": {"test": {"chrf": 47.0}}}, [], [])
+    assert any("test chrf 44.0000 is below the untuned model's 47.0000" in w for w in worse)
+    better = final_warnings(task, {"test": tuned, "before": {"test": {"chrf": 30.0}}}, [], [])
+    assert not any("untuned" in w for w in better)

@@ -32,6 +32,11 @@ def test_each_stage_can_run_alone_and_passes_plain_values_on(tiny_bert, tmp_path
     fitted = fit(parts)
     assert fitted.trainer is not None and fitted.stats["steps"] > 0
     assert fitted.history and fitted.seconds > 0
+    throughput = fitted.stats["throughput"]  # every run reports its utilisation
+    assert throughput["tokens_per_second"] > 0 and 0 < throughput["mfu"] < 1
+    expected = parts.data_report["tokens"]["total"] * float(fitted.trainer.state.epoch)
+    step_seconds = expected / throughput["tokens_per_second"]
+    assert 0 < step_seconds <= fitted.stats["optimizer_seconds"]  # steps only, no evaluation
 
     scores = score(parts, fitted)
     assert {"train", "validation", "test", "baseline", "warnings"} <= set(scores.metrics)
@@ -39,6 +44,8 @@ def test_each_stage_can_run_alone_and_passes_plain_values_on(tiny_bert, tmp_path
     assert not (parts.output / "metrics.json").exists()
 
     result = save_run(parts, fitted, scores)
+    report = (parts.output / "report.html").read_text(encoding="utf-8")
+    assert "model FLOPs utilisation" in report
     metrics = json.loads((parts.output / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["test"]["accuracy"] == pytest.approx(scores.metrics["test"]["accuracy"])
     assert result["model_dir"] == str(parts.output / "model")
@@ -83,3 +90,55 @@ def test_claim_output_refuses_a_finished_run_and_clears_it_only_to_overwrite(tmp
     assert not (run / "model").exists() and not (run / "metrics.json").exists()
     assert (run / "notes.txt").read_text() == "mine"  # only what a run writes is replaced
     claim_output(run, ["model"], replaced, False, False, refusal="")  # nothing left to refuse
+
+
+def test_eval_rows_samples_held_out_splits_the_same_way_each_time(tmp_path):
+    from tunelab.tasks.text_classification import TextClassification
+    from tunelab.training.prepare import load_splits
+
+    for split, n in (("train", 120), ("validation", 60), ("test", 60)):
+        make_reviews(n, seed=len(split)).to_csv(tmp_path / f"{split}.csv", index=False)
+    tree = {"data": {"train": str(tmp_path / "train.csv"),
+                     "validation": str(tmp_path / "validation.csv"),
+                     "test": str(tmp_path / "test.csv"), "eval_rows": 25}}  # fmt: skip
+    config = as_config(tree)
+    splits, _ = load_splits(config, TextClassification.from_run_config(config))
+    again, _ = load_splits(config, TextClassification.from_run_config(config))
+    assert {split: len(frame) for split, frame in splits.items()} == {
+        "train": 120, "validation": 25, "test": 25
+    }  # fmt: skip
+    assert splits["test"].index.is_monotonic_increasing  # file order kept
+    assert splits["test"].equals(again["test"])  # seeded: the same rows every run
+
+
+def test_untuned_scores_are_for_chat_models_tunelab_did_not_pretrain(tiny_llama, tmp_path):
+    from transformers import AutoTokenizer
+
+    from tunelab.models.load import resolve_model_source
+    from tunelab.training.finetune import answers_before_training
+
+    chat = AutoTokenizer.from_pretrained(tiny_llama)
+    assert answers_before_training(chat, str(tiny_llama))
+    starter = resolve_model_source("zh-llama-mini")  # a template, but pretrained by tunelab
+    assert not answers_before_training(AutoTokenizer.from_pretrained(starter), starter)
+    chat.chat_template = None
+    assert not answers_before_training(chat, str(tiny_llama))
+
+
+def test_reloading_a_tied_model_warns_only_of_keys_really_missing(tiny_llama):
+    from types import SimpleNamespace
+
+    from torch.nn.modules.module import _IncompatibleKeys
+    from transformers import AutoModelForCausalLM
+
+    from tunelab.training.trainer import _quiet_about_tied_weights
+
+    issued: list[list[str]] = []
+    trainer = SimpleNamespace(
+        model=AutoModelForCausalLM.from_pretrained(tiny_llama),
+        _issue_warnings_after_load=lambda result: issued.append(list(result.missing_keys)),
+    )
+    _quiet_about_tied_weights(trainer)
+    for missing in (["lm_head.weight"], ["model.norm.weight", "lm_head.weight"]):
+        trainer._issue_warnings_after_load(_IncompatibleKeys(missing, []))
+    assert issued == [[], ["model.norm.weight"]]

@@ -1,0 +1,410 @@
+"""Preference tuning of causal models with TRL: DPO and ORPO on chosen/rejected pairs, KTO on
+single answers marked good or bad.
+
+Rows are ``prompt`` + ``chosen`` + ``rejected`` (DPO, ORPO) or ``prompt`` + ``completion`` +
+``label`` (KTO), each text or OpenAI-format messages. Plain texts become one user turn and one
+assistant turn, so every answer is rendered with the model's chat template as ``causal-lm``
+renders it, and the tuned model chats, serves and exports like a ``causal-lm`` run. It usually
+starts from an SFT run (``model.name: runs/sft/model``) or a base model, with LoRA (then the
+reference model of DPO/KTO is the same network with the adapter switched off).
+
+After training it scores held-out pairs: the share whose chosen answer gets the higher mean
+token log-probability (meaningful before and after training), the DPO-style implicit reward
+``beta * (log p - log p_ref)`` accuracy and margin where a reference exists, and the generation
+metrics of its answers against the chosen ones.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from typing_extensions import Self  # typing.Self from Python 3.11
+
+from tunelab.errors import UserError
+from tunelab.inference import Generations
+from tunelab.tasks.base import DataFit, TrainerSetup
+from tunelab.tasks.generation import CausalGeneration
+from tunelab.tasks.generation_inputs import SOURCE, TARGET
+from tunelab.tasks.stop_tokens import check_stop_tokens
+
+PAIRED = ("dpo", "orpo")
+REJECTED = "rejected"
+LABEL = "label"
+PROMPT = "prompt_messages"  # the prompt as messages, JSON text (a frame cell holds no list)
+
+
+def _messages(value: Any, role: str, where: str) -> list[dict[str, str]]:
+    if isinstance(value, str):
+        return [{"role": role, "content": value}]
+    if isinstance(value, (list, np.ndarray)) and all(
+        isinstance(m, dict) and "role" in m and "content" in m for m in value
+    ):
+        return [{"role": str(m["role"]), "content": str(m["content"])} for m in value]
+    raise UserError(f"{where} is neither a text nor a list of {{role, content}} messages")
+
+
+def _answer(value: Any, where: str) -> str:
+    """The assistant's text of an answer given as text or as (assistant) messages."""
+    turns = _messages(value, "assistant", where)
+    if len(turns) != 1 or turns[0]["role"] != "assistant":
+        raise UserError(f"{where} must be one assistant answer (text or one assistant message)")
+    return turns[0]["content"]
+
+
+class PreferenceTuning(CausalGeneration):
+    """DPO, ORPO or KTO on a causal model; answers, metrics and serving as ``causal-lm``."""
+
+    name = "preference"
+    scored_before_training = True  # held-out preference accuracy before vs. after
+    packs_rows = False
+    takes_virtual_tokens = False
+
+    def __init__(
+        self, settings: dict[str, Any] | None = None, preference: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(settings={**(settings or {}), "packing": False})
+        self.preference: dict[str, Any] = {
+            "method": "dpo", "beta": 0.1, "prompt_column": "prompt", "chosen_column": "chosen",
+            "rejected_column": "rejected", "completion_column": "completion",
+            "label_column": "label", **(preference or {}),
+        }  # fmt: skip
+
+    @classmethod
+    def from_run_config(cls, config: Any) -> Self:
+        generation = config.generation.model_dump(
+            exclude={"source_column", "target_column", "messages_column"}
+        )
+        return cls(generation, config.preference.model_dump())
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> Self:
+        return cls(meta.get("settings"), meta.get("preference"))
+
+    def metadata(self) -> dict[str, Any]:
+        return {"task": self.name, "settings": self.settings, "preference": self.preference}
+
+    @property  # type: ignore[override]
+    def text_column(self) -> str:
+        """Shared code reads the standardized prompt; setting it names the user's column."""
+        return SOURCE
+
+    @text_column.setter
+    def text_column(self, value: str) -> None:
+        self.preference["prompt_column"] = value
+
+    @property
+    def paired(self) -> bool:
+        return self.preference["method"] in PAIRED
+
+    def required_columns(self, with_labels: bool = True) -> dict[str, str]:
+        """Columns of the standardized frame, each with the option naming the user's column."""
+        columns = {SOURCE: "preference.prompt_column"}
+        if with_labels and self.paired:
+            columns.update({TARGET: "preference.chosen_column",
+                            REJECTED: "preference.rejected_column"})  # fmt: skip
+        elif with_labels:  # the label is checked in standardize: false is no blank
+            columns[TARGET] = "preference.completion_column"
+        return columns
+
+    def _user_columns(self, with_labels: bool) -> dict[str, str]:
+        p = self.preference
+        names = {"preference.prompt_column": p["prompt_column"],
+                 "preference.chosen_column": p["chosen_column"],
+                 "preference.rejected_column": p["rejected_column"],
+                 "preference.completion_column": p["completion_column"],
+                 "preference.label_column": p["label_column"]}  # fmt: skip
+        options = list(self.required_columns(with_labels).values())
+        if with_labels and not self.paired:
+            options.append("preference.label_column")
+        return {names[o]: o for o in options}
+
+    def recognise(self, frame: pd.DataFrame, given: frozenset[str]) -> DataFit | None:
+        """Prompts with chosen and rejected answers (DPO, ORPO), or with one answer and its
+        good/bad label (KTO): the preference task's own shape (strength 2). A prompt and a
+        completion alone are causal-lm's, which the inherited recognise claimed here too."""
+        p, columns = self.preference, set(map(str, frame.columns))
+        for answers in ((p["chosen_column"], p["rejected_column"]),
+                        (p["completion_column"], p["label_column"])):  # fmt: skip
+            if {p["prompt_column"], *answers} <= columns:
+                shown = "/".join(f"'{c}'" for c in (p["prompt_column"], *answers))
+                return DataFit(2, f"{shown} columns")
+        return None
+
+    def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
+        """Prompts as messages (JSON) and text, answers as text; KTO labels as booleans. KTO
+        also reads pairs (chosen/rejected), which held-out files usually are."""
+        p, source = self.preference, frame.attrs.get("source", "the data")
+        if (
+            not self.paired and with_labels and p["completion_column"] not in frame.columns
+            and {p["chosen_column"], p["rejected_column"]} <= set(frame.columns)
+        ):  # fmt: skip
+            paired = type(self)(self.settings, {**p, "method": "dpo"})
+            return paired.standardize(frame, with_labels)
+        for column, option in self._user_columns(with_labels).items():
+            if column not in frame.columns:
+                raise UserError(
+                    f"{source} has no column {column!r} (preference.method={p['method']}); "
+                    f"name it with {option}, columns are {', '.join(map(str, frame.columns))}"
+                )
+        rows: dict[str, list[Any]] = {SOURCE: [], PROMPT: []}
+        if with_labels:
+            rows.update({TARGET: [], REJECTED: []} if self.paired else {TARGET: [], LABEL: []})
+        for i, row in enumerate(frame.to_dict("records")):
+            where = f"{source} row {i + 1}"
+            prompt = _messages(row[p["prompt_column"]], "user", f"{where}, {p['prompt_column']}")
+            rows[PROMPT].append(json.dumps(prompt, ensure_ascii=False))
+            rows[SOURCE].append(prompt[-1]["content"])
+            if not with_labels:
+                continue
+            if self.paired:
+                rows[TARGET].append(_answer(row[p["chosen_column"]], f"{where}, chosen"))
+                rows[REJECTED].append(_answer(row[p["rejected_column"]], f"{where}, rejected"))
+            else:
+                rows[TARGET].append(_answer(row[p["completion_column"]], f"{where}, completion"))
+                rows[LABEL].append(_label(row[p["label_column"]], where, p["label_column"]))
+        out = pd.DataFrame(rows, index=frame.index)
+        out.attrs = dict(frame.attrs)
+        return out
+
+    def diagnose(
+        self, frames: dict[str, pd.DataFrame], find_label_errors: bool, seed: int
+    ) -> dict[str, Any]:
+        report = super().diagnose(frames, find_label_errors, seed)
+        if self.paired:
+            report["same_chosen_and_rejected"] = {
+                split: int((f[TARGET] == f[REJECTED]).sum())
+                for split, f in frames.items()
+                if REJECTED in f.columns
+            }
+        return report
+
+    def clean(
+        self, frame: pd.DataFrame, clean: Any, is_training: bool
+    ) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """Drop training pairs whose chosen and rejected answers are the same (no signal)."""
+        if not (is_training and self.paired and REJECTED in frame.columns):
+            return frame, {}
+        same = frame[TARGET] == frame[REJECTED]
+        kept = frame[~same]
+        kept.attrs = dict(frame.attrs)
+        return kept, {"same_chosen_and_rejected": int(same.sum())}
+
+    def _conversation(self, row: Any, answer: str) -> tuple[list, list]:
+        prompt = json.loads(row[PROMPT])
+        prompt[-1] = {**prompt[-1], "content": self.settings["prefix"] + prompt[-1]["content"]}
+        return prompt, [{"role": "assistant", "content": answer}]
+
+    def token_lengths(self, frame: pd.DataFrame, tokenizer: Any) -> np.ndarray:
+        texts = [
+            tokenizer.apply_chat_template([*prompt, *answer], tokenize=False)
+            for prompt, answer in (self._conversation(r, r[TARGET]) for _, r in frame.iterrows())
+        ]
+        encoded = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+        return np.array([len(ids) + 1 for ids in encoded])
+
+    def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
+        """TRL's conversational rows (TRL tokenizes them with the chat template)."""
+        from datasets import Dataset
+
+        if not tokenizer.chat_template:
+            raise UserError(
+                "preference tuning renders answers with the model's chat template and this "
+                "tokenizer has none; start from a causal-lm run or a chat model"
+            )
+        self.max_length = max_length
+        rows: dict[str, list[Any]] = {"prompt": [], "chosen" if self.paired else "completion": []}
+        if self.paired:
+            rows["rejected"] = []
+        else:
+            rows["label"] = []
+        for _, row in frame.iterrows():
+            prompt, chosen = self._conversation(row, row[TARGET])
+            if self.paired:
+                rows["prompt"].append(prompt)
+                rows["chosen"].append(chosen)
+                rows["rejected"].append(self._conversation(row, row[REJECTED])[1])
+                continue
+            # KTO: a pair is two single answers, the chosen one good, the rejected one bad
+            answers = [(chosen, True), (self._conversation(row, row[REJECTED])[1], False)] if (
+                REJECTED in frame.columns) else [(chosen, bool(row[LABEL]))]  # fmt: skip
+            for completion, good in answers:
+                rows["prompt"].append(prompt)
+                rows["completion"].append(completion)
+                rows["label"].append(good)
+        return Dataset.from_dict(rows)
+
+    def trainer_setup(
+        self, model: Any, tokenizer: Any, loss: Any, train: Any, validation: Any
+    ) -> TrainerSetup:
+        """TRL's DPOTrainer, ORPOTrainer or KTOTrainer with their config classes."""
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        check_stop_tokens(  # the template's closing token; TRL builds the batches itself
+            model, tokenizer, self.stop_ids(tokenizer), [], None,
+            strict=self.settings["check_stop_tokens"],
+        )  # fmt: skip
+        try:
+            import trl  # noqa: F401
+        except ImportError:
+            raise UserError(
+                "preference tuning needs the trl package; install it with "
+                "pip install 'tunelab[preference]'"
+            ) from None
+        method, beta = self.preference["method"], self.preference["beta"]
+        trainer: Any
+        config: Any
+        arguments: dict[str, Any] = {
+            "beta": beta,
+            "max_length": self.max_length,
+            "train_sampling_strategy": "random",  # TRL's rows carry no length column
+            "remove_unused_columns": False,
+        }
+        if method == "dpo":
+            from trl import DPOConfig, DPOTrainer
+
+            trainer, config = DPOTrainer, DPOConfig
+        elif method == "kto":
+            from trl import KTOConfig, KTOTrainer
+
+            trainer, config = KTOTrainer, KTOConfig
+            # KTO estimates its KL term against neighbours in a fixed-order batch (TRL refuses
+            # any other sampling), so rows train in the file's order: mix good and bad ones
+            arguments["train_sampling_strategy"] = "sequential"
+        else:
+            from trl.experimental.orpo import ORPOConfig
+
+            trainer, config = _orpo_trainer(), ORPOConfig
+        return TrainerSetup(trainer, config, arguments, {"processing_class": tokenizer})
+
+    def forward(
+        self, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int,
+        batch_size: int, precision: str = "fp32",
+    ) -> Generations:  # fmt: skip
+        """The model's answers to the prompts, and (with answers given) the log-probabilities
+        of each chosen/rejected answer under the model and, for an adapter, its base."""
+        frame = self._rows_to_generate(frame)
+        generated = super().forward(
+            model, tokenizer, frame.assign(**{SOURCE: self._prompt_sources(frame)}),
+            max_length, batch_size, precision,
+        )  # fmt: skip
+        if TARGET in frame.columns:
+            answers = {"chosen": frame[TARGET].tolist()}
+            if REJECTED in frame.columns:
+                answers["rejected"] = frame[REJECTED].tolist()
+            generated.scores = {  # type: ignore[attr-defined]
+                name: _log_probs(model, tokenizer, self, frame, texts, max_length)
+                for name, texts in answers.items()
+            }
+        return generated
+
+    def _prompt_sources(self, frame: pd.DataFrame) -> list[str]:
+        return [json.loads(p)[-1]["content"] for p in frame[PROMPT]]
+
+    def evaluate_outputs(self, outputs: list[str], frame: pd.DataFrame) -> dict[str, Any]:
+        scores = super().evaluate_outputs(outputs, frame)
+        found = getattr(outputs, "scores", None)
+        if not found:
+            return scores
+        beta = self.preference["beta"]
+        chosen = found["chosen"]
+        if "rejected" in found:
+            rejected = found["rejected"]
+            mean_c, mean_r = chosen["sum"] / chosen["tokens"], rejected["sum"] / rejected["tokens"]
+            scores["preference_accuracy"] = float(np.mean(mean_c > mean_r))
+            scores["logp_margin"] = float(np.mean(mean_c - mean_r))
+            if "reference" in chosen:
+                reward_c = beta * (chosen["sum"] - chosen["reference"])
+                reward_r = beta * (rejected["sum"] - rejected["reference"])
+                scores["reward_accuracy"] = float(np.mean(reward_c > reward_r))
+                scores["reward_margin"] = float(np.mean(reward_c - reward_r))
+        elif "reference" in chosen and LABEL in frame.columns:
+            good = frame[LABEL].to_numpy(dtype=bool)[: len(chosen["sum"])]
+            reward = beta * (chosen["sum"] - chosen["reference"])
+            scores["reward_accuracy"] = float(np.mean((reward > 0) == good))
+            if good.any() and (~good).any():
+                scores["reward_margin"] = float(reward[good].mean() - reward[~good].mean())
+        return scores
+
+    def predictions(self, outputs: list[str], frame: pd.DataFrame) -> list[dict[str, Any]]:
+        records = super().predictions(outputs, frame)
+        if REJECTED in frame.columns:
+            for record, rejected in zip(records, frame[REJECTED], strict=False):
+                record["rejected"] = rejected
+        return records
+
+
+def _orpo_trainer() -> Any:
+    """TRL's ORPOTrainer, whose ``evaluate`` also takes rows as they come (as DPO's and KTO's
+    do): tunelab scores the held-out splits with it after training."""
+    from trl.data_utils import maybe_apply_chat_template, maybe_extract_prompt
+    from trl.experimental.orpo import ORPOTrainer
+
+    class Trainer(ORPOTrainer):  # type: ignore[misc]
+        def evaluate(self, eval_dataset: Any = None, *args: Any, **kwargs: Any) -> Any:
+            if eval_dataset is not None and "chosen_input_ids" not in eval_dataset.column_names:
+                eval_dataset = (
+                    eval_dataset.map(maybe_extract_prompt)
+                    .map(maybe_apply_chat_template,
+                         fn_kwargs={"processing_class": self.processing_class})
+                    .map(self.tokenize_row)
+                )  # fmt: skip
+            return super().evaluate(eval_dataset, *args, **kwargs)
+
+    return Trainer
+
+
+def _label(value: Any, where: str, column: str) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "good", "👍"):
+        return True
+    if text in ("false", "0", "no", "bad", "👎"):
+        return False
+    raise UserError(f"{where}, {column}: {value!r} is not true/false (good/bad answer)")
+
+
+def _log_probs(
+    model: Any, tokenizer: Any, task: PreferenceTuning, frame: pd.DataFrame, answers: list[str],
+    max_length: int,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Summed log-probability and token count of each answer after its prompt, under the model
+    and (for a PEFT model) under its base with the adapter off."""
+    import torch
+
+    from tunelab.tasks.causal_encoding import prompt_ids, prompt_text
+
+    rows = []
+    for (_, row), answer in zip(frame.iterrows(), answers, strict=True):
+        prompt, reply = task._conversation(row, answer)
+        start = prompt_ids(tokenizer, prompt, prompt[-1]["content"])
+        before = prompt_text(tokenizer, prompt, prompt[-1]["content"])
+        # the answer as the template writes it, closing token included, trailing newline not
+        rendered = tokenizer.apply_chat_template([*prompt, *reply], tokenize=False).rstrip()
+        rest = rendered[len(before) :] if rendered.startswith(before) else answer
+        ids = [*start, *tokenizer(rest, add_special_tokens=False)["input_ids"]]
+        keep = ids[-max_length:]
+        rows.append((keep, max(1, len(start) - (len(ids) - len(keep)))))
+
+    def run(active: Any) -> tuple[np.ndarray, np.ndarray]:
+        sums, counts = [], []
+        with torch.inference_mode():
+            for ids, prompt_length in rows:
+                batch = torch.tensor([ids], device=model.device)
+                logits = active(batch).logits[0, :-1].float()
+                targets = batch[0, 1:]
+                token_lp = torch.log_softmax(logits, -1).gather(1, targets[:, None])[:, 0]
+                sums.append(float(token_lp[prompt_length - 1 :].sum()))
+                counts.append(len(ids) - prompt_length)
+        return np.array(sums), np.maximum(np.array(counts), 1)
+
+    model.eval()
+    total, tokens = run(model)
+    found = {"sum": total, "tokens": tokens}
+    if hasattr(model, "disable_adapter"):
+        with model.disable_adapter():
+            found["reference"] = run(model)[0]
+    return found

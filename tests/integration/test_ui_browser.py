@@ -1,0 +1,406 @@
+"""The workbench in real Chromium, as a new user clicks through it.
+
+``tunelab ui`` runs as its own process on a temporary workspace; Debian's ``chromium`` is
+driven through its ``chromedriver`` (Selenium). The tests skip where either is missing
+(``.ci/run`` installs both). After every page the browser's console must be empty: no script
+error, no failed request, no refused resource. Screenshots of every page go to
+``$TUNELAB_UI_SCREENSHOTS`` when it is set (``docs/ui/`` holds the ones the README shows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import make_reviews
+from tests.unit.ui.conftest import cli_line
+
+BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
+DRIVER = shutil.which("chromedriver")
+SELENIUM = importlib.util.find_spec("selenium") is not None
+pytestmark = [
+    pytest.mark.skipif(
+        BROWSER is None or DRIVER is None or not SELENIUM,
+        reason="the workbench's browser tests need chromium, chromium-driver (apt-get install "
+        "chromium chromium-driver) and selenium (pip install selenium)",
+    ),
+    pytest.mark.slow,  # trains models and starts processes
+]
+WAIT = 300  # seconds any one thing may take on a busy 2-core machine; never a measurement
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Workbench:
+    """``tunelab ui`` in its own process, started and killed as a user would."""
+
+    def __init__(self, workspace: Path) -> None:
+        self.workspace = workspace
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Workbench:
+        import httpx
+
+        log = open(self.workspace.parent / f"ui-{self.port}.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tunelab.cli", "ui", "--workspace", str(self.workspace),
+             "--port", str(self.port)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.time() + WAIT
+        while time.time() < deadline:
+            assert self.process.poll() is None, "tunelab ui exited"
+            try:
+                if httpx.get(self.url + "api/info", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.3)
+        raise AssertionError("tunelab ui did not answer")
+
+    def stop_workers(self) -> None:
+        """SIGKILL the training workers still running for this workspace (they outlive the
+        server by design; a test that stops early must not leave them behind)."""
+        from tunelab.ui.jobs import JobStore
+
+        database = self.workspace / ".tunelab-ui" / "jobs.db"
+        if database.is_file():
+            for job in JobStore(database).with_status("running"):
+                if job["pid"]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(job["pid"], signal.SIGKILL)
+
+    def kill(self) -> None:
+        """SIGKILL: the server ends without a word (its training workers live on)."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        answer = httpx.request(method, self.url + path.lstrip("/"), timeout=60,
+                               headers={"X-Tunelab-UI": "1"}, **kwargs)  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def job(self, job: int) -> dict[str, Any]:
+        return self.api("GET", f"/api/jobs/{job}")
+
+
+class Page:
+    """A Chromium window on the workbench."""
+
+    def __init__(self, driver: Any, base: str, shots: Path) -> None:
+        self.driver, self.base, self.shots = driver, base, shots
+
+    def open(self, hash_: str) -> None:
+        self.driver.get(self.base + hash_)
+        self.ready()
+
+    def ready(self) -> None:
+        self.until(lambda: self.main.get_attribute("data-ready") == "yes")
+
+    @property
+    def main(self) -> Any:
+        return self.find("page")
+
+    def find(self, element_id: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.ID, element_id)
+
+    def css(self, selector: str) -> list[Any]:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_elements(By.CSS_SELECTOR, selector)
+
+    def until(self, condition: Any, seconds: float = WAIT) -> Any:
+        """Wait for ``condition``; on timeout, fail with what the page showed."""
+        from selenium.common.exceptions import TimeoutException
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        try:
+            return WebDriverWait(self.driver, seconds, poll_frequency=0.2).until(
+                lambda _: condition()
+            )
+        except TimeoutException:
+            self.shot("timeout")
+            shown = self.driver.find_element("tag name", "body").text[-3000:]
+            raise AssertionError(
+                f"the page never got there; it shows:\n{shown}\nconsole: {self.console()}"
+            ) from None
+
+    def click(self, element_id: str) -> None:
+        """Click as a user does: scrolled into view first."""
+        element = self.find(element_id)
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+        element.click()
+
+    def exists(self, element_id: str) -> bool:
+        return bool(self.css(f"#{element_id}"))
+
+    def type(self, element_id: str, text: str) -> None:
+        field = self.find(element_id)
+        field.clear()
+        if text:
+            field.send_keys(text)
+
+    def error_for(self, key: str) -> str:
+        slots = self.css(f'[data-error-for="{key}"]')
+        return slots[0].text if slots else ""
+
+    def console(self) -> list[dict[str, Any]]:
+        return self.driver.get_log("browser")
+
+    def shot(self, name: str) -> None:
+        """A screenshot of the whole page (the window grown to its height for a moment)."""
+        height = self.driver.execute_script("return document.documentElement.scrollHeight")
+        self.driver.set_window_size(1400, min(max(height, 1000), 4000))
+        self.driver.execute_script("window.scrollTo(0, 0)")  # clicks scrolled it down
+        time.sleep(1)  # a frame of another origin (the report) paints after the resize
+        self.driver.save_screenshot(str(self.shots / f"{name}.png"))
+        self.driver.set_window_size(1400, 1000)
+
+    def percent(self) -> int:
+        return int(self.main.get_attribute("data-percent") or 0)
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = BROWSER
+    profile = f"--user-data-dir={tmp_path / 'profile'}"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000",
+                     profile):  # fmt: skip
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    chosen = os.environ.get("TUNELAB_UI_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def workbench(tmp_path: Path) -> Iterator[Workbench]:
+    running = Workbench(tmp_path / "workspace").start()
+    yield running
+    running.stop_workers()
+    if running.process is not None and running.process.poll() is None:
+        running.process.kill()
+        running.process.wait(timeout=30)
+
+
+def tiny_settings(
+    page: Page, tiny_bert: Path, output: str, rate: str = "3e-3", steps: str = ""
+) -> None:
+    """The Train form set for the tiny model: a few seconds of training per epoch."""
+    settings = {"model.name": str(tiny_bert), "training.epochs": "3",
+                "training.max_steps": steps, "training.learning_rate": rate,
+                "training.batch_size": "16", "training.logging_steps": "2",
+                "training.early_stopping_patience": "", "output": output}  # fmt: skip
+    for key, value in settings.items():
+        page.type(f"f-{key}", value)
+    page.until(lambda: output in page.find("config-command").text)
+
+
+def test_a_new_users_path(workbench, chromium, shots, tmp_path, tiny_bert):
+    """Upload the example CSV, map columns, doctor, train a tiny model and watch it to 100%,
+    open the report, try a text, train a second run and compare the two."""
+    page = Page(chromium, workbench.url, shots)
+    csv = tmp_path / "reviews.csv"
+    make_reviews(160).to_csv(csv, index=False)
+
+    page.open("#data")
+    page.find("upload-file").send_keys(str(csv))
+    page.until(lambda: page.exists("preview-table"))
+    facts = page.find("preview-facts").text
+    assert "160 rows" in facts and "encoding utf-8" in facts and 'delimiter ","' in facts
+    page.until(lambda: "reads this file" in page.find("mapping-check").text)
+    page.click("doctor-run")
+    page.until(lambda: page.exists("doctor-result") and page.css("#doctor-result pre"))
+    assert "tunelab doctor uploads/reviews.csv" in page.find("doctor-result").text
+    page.click("doctor-fix")
+    page.until(lambda: page.exists("fixed-file"))
+    page.shot("data")
+    assert page.console() == []
+    page.click("use-cleaned")
+    page.until(lambda: "cleaned/reviews.clean.csv" in page.find("data-file").get_attribute("value")
+               and page.exists("to-train"))  # fmt: skip
+    page.until(lambda: page.find("to-train").is_enabled())
+    page.click("to-train")
+
+    page.ready()
+    assert page.find("f-data.train").get_attribute("value") == "cleaned/reviews.clean.csv"
+    tiny_settings(page, tiny_bert, "runs/first")
+    assert "--data cleaned/reviews.clean.csv" in page.find("config-command").text
+    page.click("suggest")
+    page.until(lambda: page.exists("suggestion-table"))
+    page.shot("train")
+    assert page.console() == []
+    page.click("start")
+    page.until(lambda: "#run/" in chromium.current_url)
+    page.ready()
+    page.until(lambda: 0 < page.percent() < 100 or page.find("job-status").text == "finished")
+    chromium.refresh()  # a reload during training keeps the live view
+    page.ready()
+    page.until(lambda: page.percent() == 100 and page.find("job-status").text == "finished")
+    page.until(lambda: page.exists("report-frame")
+               and page.find("report-frame").get_attribute("data-loaded") == "yes")  # fmt: skip
+    assert int(page.find("loss-chart").get_attribute("data-points")) > 0
+    assert int(page.find("metric-chart").get_attribute("data-points")) > 0
+    assert "step" in page.find("progress-facts").text and "samples/s" in page.find(
+        "progress-facts").text  # fmt: skip
+    page.shot("run")
+    assert page.console() == []
+    report = page.find("report-frame").get_attribute("src")
+    chromium.get(report)
+    assert "Run report" in chromium.title or chromium.find_element("tag name", "h1")
+    page.shot("report")
+    assert page.console() == []
+
+    page.open("#try")
+    page.find("try-texts").send_keys("很好喜欢\n很差失望，退货")
+    page.click("predict")
+    page.until(lambda: len(page.css("#predictions tbody tr")) == 2)
+    page.click("explain")
+    page.until(lambda: page.exists("explanations"))
+    page.shot("try")
+    assert page.console() == []
+
+    page.open("#train")  # the form kept its values; a second run with another learning rate
+    tiny_settings(page, tiny_bert, "runs/second", rate="1e-3", steps="8")
+    page.click("start")
+    page.until(lambda: "#run/" in chromium.current_url)
+    page.ready()
+    page.until(lambda: page.find("job-status").text == "finished")
+
+    page.open("#runs")
+    rows = page.css("#runs-table tbody tr")
+    assert len(rows) == 2 and all("finished" in row.text for row in rows)
+    for box in page.css("#runs-table tbody input[type=checkbox]"):
+        chromium.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+        box.click()
+    page.click("compare-button")
+    page.until(lambda: page.exists("compare-config"))
+    assert "training.learning_rate" in page.find("compare-config").text
+    assert int(page.find("compare-loss").get_attribute("data-points")) > 0
+    page.shot("runs")
+    assert page.console() == []
+
+
+def test_bad_input_shows_the_clis_line_next_to_its_field(
+    workbench, chromium, shots, tmp_path, monkeypatch, capsys
+):
+    """A binary upload, a column that is not in the file, a negative learning rate typed."""
+    page = Page(chromium, workbench.url, shots)
+    photo = tmp_path / "photo.csv"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    csv = tmp_path / "reviews.csv"
+    make_reviews(60).to_csv(csv, index=False)
+    monkeypatch.chdir(workbench.workspace)  # the CLI's lines for the same commands
+
+    page.open("#data")
+    page.find("upload-file").send_keys(str(photo))
+    binary = cli_line(["train", "--data", "uploads/photo.csv"], monkeypatch, capsys)
+    page.until(lambda: page.error_for("data.train") == binary)
+
+    page.find("upload-file").send_keys(str(csv))
+    page.until(lambda: page.exists("to-train"))
+    page.click("to-train")
+    page.ready()
+    page.type("f-training.learning_rate", "-0.001")
+    negative = cli_line(["train", "--set", "training.learning_rate=-0.001"], monkeypatch, capsys)
+    page.until(lambda: page.error_for("training.learning_rate") == negative)
+    assert "invalid" in page.find("f-training.learning_rate").get_attribute("class")
+    page.shot("train-error")
+
+    page.type("f-training.learning_rate", "auto")
+    page.type("f-data.text_column", "body")
+    page.until(lambda: page.error_for("training.learning_rate") == "")
+    page.click("start")
+    missing = cli_line(["train", "--data", "uploads/reviews.csv", "--text-column", "body"],
+                       monkeypatch, capsys)  # fmt: skip
+    page.until(lambda: page.error_for("data.text_column") == missing)
+    assert "#train" in chromium.current_url  # no job was started
+    # the refused requests are the only console lines: no script failed
+    assert all(entry["source"] == "network" for entry in page.console())
+
+
+def test_reload_restart_cancel_and_resume_lose_nothing(
+    workbench, chromium, shots, tmp_path, tiny_bert
+):
+    """The server killed mid-run and started again: the run finishes. A run cancelled from the
+    page saves a checkpoint; after another restart it resumes to the end."""
+    page = Page(chromium, workbench.url, shots)
+    uploads = workbench.workspace / "uploads"
+    make_reviews(240).to_csv(uploads / "reviews.csv", index=False)
+    values = {"data.train": "uploads/reviews.csv", "model.name": str(tiny_bert),
+              "training.max_steps": "40", "training.eval_strategy": "steps",
+              "training.eval_steps": "8", "training.learning_rate": "3e-3",
+              "training.batch_size": "16", "training.logging_steps": "2",
+              "training.early_stopping_patience": ""}  # fmt: skip
+    first = workbench.api("POST", "/api/jobs", json={"values": {**values, "output": "runs/a"}})
+    page.open(f"#run/{first['id']}")
+    page.until(lambda: page.percent() > 0)
+    workbench.kill()  # mid-run: the worker goes on alone
+    workbench.start()  # the same workspace and address
+    # the open event stream broke and could not reconnect while the server was down
+    assert all(entry["source"] == "network" for entry in page.console())
+    page.open(f"#run/{first['id']}")
+    page.until(lambda: page.find("job-status").text == "finished" and page.percent() == 100)
+    assert (workbench.workspace / "runs" / "a" / "metrics.json").is_file()
+    assert page.console() == []
+
+    # long enough that the cancel lands inside training even on a fast machine
+    longer = {**values, "training.max_steps": "400", "training.eval_steps": "100",
+              "output": "runs/b"}  # fmt: skip
+    second = workbench.api("POST", "/api/jobs", json={"values": longer})
+    page.open(f"#run/{second['id']}")
+    page.until(lambda: page.percent() >= 1)
+    page.click("cancel")  # Ctrl-C's path: a checkpoint after this step
+    page.until(lambda: page.find("job-status").text == "cancelled")
+    error = page.find("job-error").text
+    assert error.startswith("interrupted: checkpoint saved at runs/b/checkpoints/checkpoint-")
+    assert error.endswith("; continue with --resume")
+    assert page.find("resume").is_displayed()
+    page.shot("run-cancelled")
+    workbench.kill()
+    workbench.start()
+    assert all(entry["source"] == "network" for entry in page.console())
+    page.open(f"#run/{second['id']}")
+    assert page.find("job-status").text == "cancelled"
+    page.click("resume")
+    page.until(lambda: page.find("job-status").text == "finished" and page.percent() == 100)
+    assert workbench.job(second["id"])["resume"] is True
+    assert (workbench.workspace / "runs" / "b" / "metrics.json").is_file()
+    assert page.console() == []

@@ -317,3 +317,49 @@ def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tmp_path_factory.mktemp("tiny-vit"), image_size=16, patch_size=4, layers=2, hidden=32,
         heads=2, seed=0,
     )  # fmt: skip
+
+
+TONES = {"low": 300.0, "mid": 800.0, "high": 2000.0}
+# (suffix, sample rate, channels) in turn: every format and rate the loader must bring to the
+# model's 16 kHz mono
+CLIP_FORMATS = [("wav", 16000, 1), ("flac", 22050, 2), ("ogg", 44100, 1), ("wav", 8000, 2)]
+
+
+def tone(frequency: float, seconds: float, rate: int = 16000, level: float = 0.4) -> Any:
+    """A sine wave as float32 samples."""
+    import numpy as np
+
+    t = np.arange(round(seconds * rate)) / rate
+    return (level * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+def make_tone_clips(folder: Path, per_class: int = 12, seed: int = 0) -> Path:
+    """Noisy tones of three pitches (300, 800, 2000 Hz, +-5%) in class sub-folders, 0.5-1 s
+    long, as WAV, FLAC and OGG at 8-44.1 kHz, some stereo: a tiny audio model tells them apart
+    in a few epochs."""
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    for name, frequency in TONES.items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            suffix, rate, channels = CLIP_FORMATS[i % len(CLIP_FORMATS)]
+            samples = tone(frequency * rng.uniform(0.95, 1.05), rng.uniform(0.5, 1.0), rate)
+            samples = samples + rng.normal(0, 0.02, len(samples)).astype(np.float32)
+            if channels == 2:
+                samples = np.stack([samples, samples * 0.5], axis=1)
+            sf.write(folder / name / f"{name}-{i}.{suffix}", samples, rate)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_audio_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scratch-audio at 2 layers, hidden 32, 32 mel bands and a 1 s window, with its feature
+    extractor."""
+    from tunelab.models.scratch import save_scratch_audio
+
+    return save_scratch_audio(
+        tmp_path_factory.mktemp("tiny-audio"), seconds=1.0, mel_bins=32, layers=2, hidden=32,
+        heads=2, seed=0,
+    )  # fmt: skip

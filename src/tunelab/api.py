@@ -15,7 +15,7 @@ import pandas as pd
 
 from tunelab.config import RunConfig, as_config
 from tunelab.data.clean import drop_invalid_rows
-from tunelab.data.fix import doctor_files, doctor_tagging_files
+from tunelab.data.fix import doctor_files, doctor_image_files, doctor_tagging_files
 from tunelab.data.load import read_table
 from tunelab.errors import UserError
 from tunelab.evaluation.metrics import softmax
@@ -25,6 +25,7 @@ from tunelab.models.trained import load_trained
 from tunelab.models.trained import merge as merge  # part of the API
 from tunelab.outputs import write_json, write_jsonl, write_text
 from tunelab.tasks import Task
+from tunelab.tasks.image_classification import ImageClassification
 from tunelab.tasks.token_classification import TokenClassification
 from tunelab.training.finetune import fit, prepare_run, save_run, score
 
@@ -101,7 +102,7 @@ def evaluate(
         task.text_column = text_column
     if label_column:
         task.label_column = label_column
-    frame = task.standardize(read_table(data, encoding=encoding))
+    frame = task.standardize(read_table(data, encoding=encoding, media=task.input_kind))
     frame, _ = drop_invalid_rows(frame, list(task.required_columns()), drop=True)
     task.check_labels(frame)
     outputs = _forward(model, tokenizer, task, frame, max_length, batch_size)
@@ -141,7 +142,7 @@ def predict(
     if text_column:
         task.text_column = text_column
     if input is not None:
-        frame = read_table(input, encoding=encoding).fillna("")
+        frame = read_table(input, encoding=encoding, media=task.input_kind).fillna("")
         frame = task.standardize(frame, with_labels=False)
     else:
         if task.text_pair_column:
@@ -208,6 +209,7 @@ def doctor(
     fixed: str | Path | None = None,
     label_errors: bool = True,
     drop_label_errors: bool = False,
+    strict: bool = False,
 ) -> str:
     """Diagnose data files (see :mod:`tunelab.data.doctor`); with ``fixed``, write cleaned data.
 
@@ -215,6 +217,7 @@ def doctor(
         model: a tunelab model folder: its tokenizer measures token lengths and its
             probabilities replace the TF-IDF model's for label errors; any other HF model
             folder or hub id gives token lengths only.
+        strict: stop at the first unparsable line or empty text or label, naming it.
 
     Returns:
         The terminal report; the JSON report is written to ``report``.
@@ -242,6 +245,7 @@ def doctor(
     return doctor_files(
         files, text_column, label_column, tokenizer, max_length, encoding, Path(report),
         None if fixed is None else Path(fixed), label_errors, drop_label_errors, probabilities_of,
+        strict,
     )  # fmt: skip
 
 
@@ -254,11 +258,13 @@ def doctor_tagging(
     scheme: str = "auto",
     report: str | Path = "data_report.json",
     fixed: str | Path | None = None,
+    strict: bool = False,
 ) -> str:
     """Diagnose sequence-labelling files (CoNLL, JSONL tokens/tags or text/spans).
 
     Reports tags, entities per type, broken sequences, duplicates and leakage; with
-    ``fixed``, writes the training rows with broken sequences repaired in ``scheme``.
+    ``fixed``, writes the training rows with broken sequences repaired in ``scheme``;
+    with ``strict``, the first broken sequence stops it instead.
 
     Returns:
         The terminal report; the JSON report is written to ``report``.
@@ -267,6 +273,42 @@ def doctor_tagging(
     files = {"train": data, "validation": validation, "test": test}
     files = {split: Path(path) for split, path in files.items() if path is not None}
     return doctor_tagging_files(
-        files, TokenClassification(scheme=scheme), encoding, tag_column, Path(report),
+        files, TokenClassification(scheme=scheme, repair=not strict), encoding, tag_column,
+        Path(report),
         None if fixed is None else Path(fixed),
     )  # fmt: skip
+
+
+def doctor_images(
+    data: str | Path,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+    image_column: str = "image",
+    label_column: str | None = "label",
+    report: str | Path = "data_report.json",
+    strict: bool = False,
+) -> str:
+    """Diagnose images: class folders, or CSV/JSONL/Parquet files with a column of image paths.
+
+    Reports unreadable files, exact and near duplicates (perceptual hashes), leakage between
+    the splits, sizes and their outliers, and class balance, as ``tunelab train`` does before
+    it trains (see :mod:`tunelab.data.image_doctor`).
+
+    Args:
+        strict: stop at the first unreadable image or empty path, naming its row and path.
+
+    Returns:
+        The terminal report; the JSON report is written to ``report``.
+    """
+    config = RunConfig.model_validate(
+        {
+            "task": ImageClassification.name,
+            "data": {"train": str(data), "label_column": label_column or "label",
+                     "drop_invalid": not strict},
+            "image": {"column": image_column},
+        }
+    )  # fmt: skip
+    files = {"train": data, "validation": validation, "test": test}
+    files = {split: Path(path) for split, path in files.items() if path is not None}
+    task = ImageClassification.from_run_config(config)
+    return doctor_image_files(files, task, label_column is not None, Path(report))

@@ -82,6 +82,11 @@ ALL_TASKS = "<registered tasks>"
 DOCTOR_TASKS = "<tasks the doctor checks>"
 EXAMPLE_SETS = "<example data sets>"
 OVERRIDE = "override a config key: key.path=value (repeatable)"
+STRICT = (
+    "stop at the first problem (an unreadable image, an empty cell, an unparsable line, a broken "
+    "tag sequence) with one line naming its row, instead of leaving it out with a warning "
+    "(for train: data.drop_invalid=false)"
+)
 
 
 def _doctor_checks() -> dict[str, str]:
@@ -212,6 +217,7 @@ def train(
         bool, typer.Option(help=config_help("model.trust_remote_code"))
     ] = False,
     allow_pickle: Annotated[bool, typer.Option(help=config_help("model.allow_pickle"))] = False,
+    strict: Annotated[bool, typer.Option(help=STRICT)] = False,
 ) -> None:
     """Fine-tune a model and evaluate it; writes model/, metrics.json, predictions.jsonl."""
     from tunelab import api
@@ -240,6 +246,7 @@ def train(
         "seed": seed,
         "model.trust_remote_code": trust_remote_code or None,
         "model.allow_pickle": allow_pickle or None,
+        "data.drop_invalid": False if strict else None,
     }
     overrides = _flag_overrides(flags)
     run_config = build_config(raw, [*overrides, *(set_ or [])])
@@ -370,7 +377,8 @@ def serve(
     max_texts: Annotated[int, typer.Option(help="texts (or files) per request (more: 413)")] = 64,
     max_chars: Annotated[int, typer.Option(help="characters per text (more: 413)")] = 10000,
     max_file_mb: Annotated[
-        float, typer.Option(help="image models: megabytes per uploaded file (more: 413)")
+        float,
+        typer.Option(help="image and audio models: megabytes per uploaded file (more: 413)"),
     ] = 10.0,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
     threads: Annotated[
@@ -378,7 +386,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve a model over HTTP: POST /predict, GET /health, GET /metadata, docs at /docs;
-    sentence encoders also answer OpenAI's POST /v1/embeddings, image models take uploads."""
+    sentence encoders also answer OpenAI's POST /v1/embeddings, image and audio models take
+    uploads."""
     from tunelab.serving.server import serve as run_server
 
     if max_file_mb <= 0:
@@ -492,7 +501,9 @@ def explain(
 
 @app.command(cls=_NamesTasks)
 def doctor(
-    data: Annotated[Path, typer.Argument(help="data file (the training file if several)")],
+    data: Annotated[
+        Path, typer.Argument(help="data file or folder of images (the training one if several)")
+    ],
     validation: Annotated[Path | None, typer.Option(help="validation file")] = None,
     test: Annotated[Path | None, typer.Option(help="test file")] = None,
     task: Annotated[str, typer.Option(help=f"whose checks to run: {DOCTOR_TASKS}")] = (
@@ -526,9 +537,13 @@ def doctor(
     scheme: Annotated[
         str, typer.Option(help="tag checks: the scheme to check and write (auto: the data's)")
     ] = "auto",
+    image_column: Annotated[str, typer.Option(help=config_help("image.column"))] = "image",
+    strict: Annotated[bool, typer.Option(help=STRICT)] = False,
 ) -> None:
     """Find duplicates, conflicts, leakage, imbalance, damaged text and label errors in data;
-    for token classification, tag statistics and broken tag sequences (--fix repairs them)."""
+    for token classification, tag statistics and broken tag sequences (--fix repairs them);
+    for images (a class folder or a table of paths), unreadable files, exact and near
+    duplicates, leakage, sizes and their outliers, and class balance."""
     from tunelab import api
 
     if fix and out is None:
@@ -538,12 +553,19 @@ def doctor(
         raise UserError(f"the doctor does not know task '{task}'; use {' or '.join(checks)}")
     if checks[task] == "tags":
         text = api.doctor_tagging(
-            data, validation, test, encoding, tag_column, scheme, report, out if fix else None
-        )
+            data, validation, test, encoding, tag_column, scheme, report, out if fix else None,
+            strict,
+        )  # fmt: skip
+    elif checks[task] == "images":
+        if fix:
+            raise UserError(
+                "--fix is not offered for images; remove or replace the files the report names"
+            )
+        text = api.doctor_images(data, validation, test, image_column, label_column, report, strict)
     else:
         text = api.doctor(
             data, validation, test, text_column, label_column, model, max_length, encoding,
-            report, out if fix else None, label_errors, drop_label_errors,
+            report, out if fix else None, label_errors, drop_label_errors, strict,
         )  # fmt: skip
     typer.echo(text)
 

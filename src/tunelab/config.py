@@ -65,7 +65,9 @@ class DataConfig(_Section):
     """Where the data is and which columns mean what."""
 
     train: Path | None = Field(
-        None, description="training file (CSV/TSV/JSONL/JSON/Parquet); split if it is the only one"
+        None,
+        description="training file (CSV/TSV/JSONL/JSON/Parquet) or folder of class sub-folders "
+        "(images, audio); split if it is the only one",
     )
     validation: Path | None = Field(None, description="validation file (optional)")
     test: Path | None = Field(None, description="test file (optional)")
@@ -113,7 +115,9 @@ class DataConfig(_Section):
         None, description="split string labels on this to get multi-label targets, e.g. '|'"
     )
     drop_invalid: bool = Field(
-        True, description="drop rows with empty texts or labels with a warning (false: fail)"
+        True,
+        description="leave out rows with empty texts or labels, or unreadable images, with a "
+        "warning (false, or --strict: stop at the first, naming its row)",
     )
     max_rows: int | None = Field(
         None, gt=0, description="use only the first N rows of each file (quick trials)"
@@ -157,7 +161,8 @@ class ModelConfig(_Section):
             "local folder, bundled starter (zh-bert-mini, zh-llama-mini), installed model package "
             "(pkg:NAME) or hub id; 'auto' picks the pretrained model on this machine that fits "
             "the data's language and the task; 'scratch-bert' builds a small random BERT with a "
-            "character vocabulary from the data; 'scratch-vit' a small random ViT (images)"
+            "character vocabulary from the data; 'scratch-vit' a small random ViT (images); "
+            "'scratch-audio' a small random Whisper-style encoder (audio)"
         ),
     )
     revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
@@ -174,7 +179,7 @@ class ModelConfig(_Section):
     )
     scratch: ScratchModelConfig = Field(
         default_factory=ScratchModelConfig,
-        description="used when name is scratch-bert or scratch-vit",
+        description="used when name is scratch-bert, scratch-vit or scratch-audio",
     )
 
 
@@ -402,6 +407,32 @@ class ImageConfig(_Section):
     )
 
 
+class AudioConfig(_Section):
+    """audio-classification: where the clips are and how training prepares them."""
+
+    column: str = Field(
+        "audio",
+        description="CSV/JSONL/Parquet files: column of audio file paths, relative to the file "
+        "(a folder of class sub-folders needs none)",
+    )
+    augment: bool = Field(
+        True,
+        description="random gain, time shift and low noise on training clips (never on "
+        "evaluated ones)",
+    )
+    max_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="clips are cut to their first max_seconds, in training and prediction; "
+        "scratch-audio's window is this or the longest training clip, if shorter (in whole "
+        "seconds)",
+    )
+    scratch_mel_bins: int = Field(
+        64, ge=16, le=256, description="scratch-audio: mel bands of its log-mel spectrogram"
+    )
+
+
 class FewShotConfig(_Section):
     """Options of training.method: few-shot (contrastive pairs, then a linear head)."""
 
@@ -519,6 +550,9 @@ class RunConfig(_Section):
     )
     image: ImageConfig = Field(
         default_factory=ImageConfig, description="image-classification settings"
+    )
+    audio: AudioConfig = Field(
+        default_factory=AudioConfig, description="audio-classification settings"
     )
     few_shot: FewShotConfig = Field(
         default_factory=FewShotConfig, description="training.method: few-shot options"

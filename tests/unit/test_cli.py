@@ -87,7 +87,10 @@ def test_task_names_in_help_and_init_come_from_the_registry(monkeypatch, tmp_pat
         done = runner.invoke(app, [command, "--help"], **wide)
         assert ", ".join(TASKS) in done.output and "toy-polarity" in done.output, done.output
     done = runner.invoke(app, ["doctor", "--help"], **wide)
-    assert "text-classification or token-classification or toy-polarity" in done.output
+    assert (
+        "text-classification or token-classification or image-classification or toy-polarity"
+        in done.output
+    )
     runner.invoke(app, ["init", "--output", str(tmp_path / "c.yaml")])
     task_line = (tmp_path / "c.yaml").read_text(encoding="utf-8").splitlines()[0]
     assert task_line.startswith("task: text-classification  # what to train")
@@ -103,7 +106,8 @@ def test_an_unknown_task_names_the_option_and_the_choices(tmp_path):
     )
     done = runner.invoke(app, ["doctor", str(tmp_path / "a.csv"), "--task", "seq2seq"])
     assert str(done.exception) == (
-        "the doctor does not know task 'seq2seq'; use text-classification or token-classification"
+        "the doctor does not know task 'seq2seq'; use text-classification or "
+        "token-classification or image-classification"
     )
 
 

@@ -57,7 +57,8 @@ def drop_invalid_rows(
             if not drop:
                 raise UserError(
                     f"{source}: column '{shown}' is empty in rows {_row_list(rows)}; fill or "
-                    "remove them, or set data.drop_invalid=true to drop them"
+                    "remove them, or run without --strict (data.drop_invalid=true) to drop them "
+                    "with a warning"
                 )
             log.warning(
                 "%s: dropped %d row(s) with empty '%s' (rows %s)",

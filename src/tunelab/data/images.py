@@ -1,32 +1,33 @@
-"""Image files as data: class folders and path columns read into tables, images opened safely.
+"""Image files opened safely, shrunk for the baseline and the report.
 
-A table of images holds paths (or, for images stored inside a Parquet file or a saved
-``datasets`` folder, the encoded file bytes), never pixels: images are decoded one batch at a
-time by the task's data loader. Opening goes through :func:`open_rgb`, which applies the EXIF
-orientation, takes the first frame of an animation, converts every mode to RGB and refuses
-images above Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) with one sentence.
+Tables of images hold paths (or, for images stored inside a Parquet file or a saved
+``datasets`` folder, the encoded file bytes; :mod:`tunelab.data.media`), never pixels: images
+are decoded one batch at a time by the task's data loader. Opening goes through
+:func:`open_rgb`, which applies the EXIF orientation, takes the first frame of an animation,
+converts every mode to RGB and refuses images above Pillow's decompression-bomb limit
+(``PIL.Image.MAX_IMAGE_PIXELS``) with one sentence.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from tunelab.data.image_hashes import check_thumbnail, perceptual_hash
+from tunelab.data.media import MEDIA_SUFFIXES, MediaRef, content_hash, media_name
 from tunelab.errors import UserError
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
-IMAGE_COLUMN, LABEL_COLUMN = "image", "label"
-IMAGE_FOLDER = "image-folder"  # frame.attrs["kind"] of a table read from a folder
+IMAGE_SUFFIXES = MEDIA_SUFFIXES["image"]
+IMAGE_COLUMN = "image"  # the path column of an image folder (tunelab.data.media)
 # An image as a table holds it: a path, or the bytes of an encoded file (PNG, JPEG, ...).
-ImageRef = str | bytes
+ImageRef = MediaRef
 
 
 def _readable(image: ImageRef | Path) -> Any:
@@ -36,11 +37,7 @@ def _readable(image: ImageRef | Path) -> Any:
 
 def image_name(image: ImageRef, row: Any) -> str:
     """How messages and predictions name an image: its path, or the row that holds it."""
-    return f"row {row} (image bytes)" if isinstance(image, (bytes, bytearray)) else str(image)
-
-
-class ImageBombError(Exception):
-    """An image larger than ``PIL.Image.MAX_IMAGE_PIXELS``: decoding it could exhaust memory."""
+    return media_name(image, row, "image")
 
 
 def is_image_file(path: Path) -> bool:
@@ -48,104 +45,8 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and is_image_file(p)
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )  # fmt: skip
-
-
-def read_image_folder(folder: Path) -> pd.DataFrame:
-    """The images under ``folder`` as rows of (image, label): the ``imagefolder`` convention
-    of ``datasets``, where each sub-folder is a class; images directly in ``folder`` (no class
-    folders) give rows without labels, for prediction.
-
-    Raises:
-        UserError: if the folder holds no image files, or mixes loose images and class folders.
-    """
-    files = _image_files(folder)
-    if not files:
-        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise UserError(
-            f"{folder} holds no image files ({suffixes}); give a folder with one sub-folder "
-            "of images per class"
-        )
-    depths = {len(p.relative_to(folder).parts) for p in files}
-    if depths == {1}:
-        frame = pd.DataFrame({IMAGE_COLUMN: [str(p) for p in files]})
-    elif 1 in depths:
-        loose = next(p for p in files if len(p.relative_to(folder).parts) == 1)
-        raise UserError(
-            f"{folder} mixes loose images ({loose.name}) with class sub-folders; move each "
-            "image into the folder of its class"
-        )
-    else:
-        labels = [p.relative_to(folder).parts[0] for p in files]
-        frame = pd.DataFrame({IMAGE_COLUMN: [str(p) for p in files], LABEL_COLUMN: labels})
-    frame.index = pd.RangeIndex(1, len(frame) + 1)
-    frame.attrs.update({"source": str(folder), "kind": IMAGE_FOLDER, "bad_lines": []})
-    return frame
-
-
-def read_image_file(path: Path) -> pd.DataFrame:
-    """One image file as a one-row table (for ``tunelab predict --input photo.jpg``)."""
-    return read_image_files([path], str(path))
-
-
-def read_image_files(files: list[Path], source: str) -> pd.DataFrame:
-    """Image files as a table of paths without labels (``--input 'photos/*.jpg'``)."""
-    frame = pd.DataFrame(
-        {IMAGE_COLUMN: [str(p) for p in files]}, index=pd.RangeIndex(1, len(files) + 1)
-    )
-    frame.attrs.update({"source": source, "kind": IMAGE_FOLDER, "bad_lines": []})
-    return frame
-
-
-def resolve_image_paths(frame: pd.DataFrame, column: str) -> pd.Series:
-    """The images of ``column``: absolute paths, relative ones read from the data file's folder
-    (the working directory for rows typed on the command line); cells that hold the image
-    itself (bytes, or a ``{"bytes": ..., "path": ...}`` record as ``datasets`` stores images)
-    stay bytes.
-
-    A table file may only name images inside its own folder, so a data file cannot make a
-    run read files elsewhere on the machine; a folder of images names its own files.
-
-    Raises:
-        UserError: naming the row and the path that leaves the data file's folder.
-    """
-    source = frame.attrs.get("source", "data")
-    kind = frame.attrs.get("kind")
-    source_path = Path(str(source))
-    from_file = kind != IMAGE_FOLDER and source_path.is_file()
-    base = source_path.parent.resolve() if from_file else Path.cwd()
-    resolved: list[ImageRef | None] = []
-    for row, value in frame[column].items():
-        if isinstance(value, dict):  # datasets' Image(decode=False): bytes, else a path
-            value = value.get("bytes") or value.get("path")
-        if isinstance(value, (bytes, bytearray)):
-            resolved.append(bytes(value) if value else None)
-            continue
-        if value is None or pd.isna(value) or not str(value).strip():
-            resolved.append(None)  # drop_invalid_rows names empty cells
-            continue
-        path = (base / str(value).strip()).resolve()
-        if from_file and not path.is_relative_to(base):
-            raise UserError(
-                f"{source} row {row}: image path '{value}' leads outside the data file's folder "
-                f"{base}; keep the images beside or below the data file and give relative paths"
-            )
-        resolved.append(str(path))
-    if any(isinstance(v, bytes) for v in resolved):  # one column, one type: paths read as bytes
-        resolved = [_as_bytes(v) if isinstance(v, str) else v for v in resolved]
-    return pd.Series(resolved, index=frame.index, dtype=object)
-
-
-def _as_bytes(path: str) -> bytes | str:
-    """The file's bytes, or the path itself when it cannot be read (the doctor reports it)."""
-    try:
-        return Path(path).read_bytes()
-    except OSError:
-        return path
+class ImageBombError(Exception):
+    """An image larger than ``PIL.Image.MAX_IMAGE_PIXELS``: decoding it could exhaust memory."""
 
 
 def open_rgb(path: ImageRef | Path) -> Any:
@@ -210,10 +111,29 @@ def image_problem(path: ImageRef) -> str | None:
     return None
 
 
-def content_hash(path: ImageRef) -> str:
-    """SHA-1 of the file's bytes (exact duplicates and leakage across splits)."""
-    data = path if isinstance(path, (bytes, bytearray)) else Path(path).read_bytes()
-    return hashlib.sha1(data).hexdigest()
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the doctor learns from one decoding of an image."""
+
+    width: int
+    height: int
+    phash: int  # 64-bit perceptual hash (near-duplicate candidates)
+    thumbnail: np.ndarray  # 16x16 grey (confirms a candidate)
+    sha1: str  # of the file's bytes (exact duplicates)
+
+
+def image_facts(path: ImageRef) -> ImageFacts:
+    """Size, perceptual hash, check thumbnail and content hash of the image at ``path`` (or
+    in these bytes), decoding it once.
+
+    Raises:
+        ImageBombError / OSError / ValueError / SyntaxError / EOFError: as :func:`open_rgb`.
+    """
+    image = open_rgb(path)
+    return ImageFacts(
+        image.width, image.height, perceptual_hash(image), check_thumbnail(image),
+        content_hash(path),
+    )  # fmt: skip
 
 
 def pixel_features(paths: list[ImageRef], side: int = 16) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Read user data files (CSV, TSV, JSONL, JSON, Parquet, Excel) into pandas DataFrames; a folder of
-images (one sub-folder per class) or an image file becomes a table of image paths.
+"""Read user data files (CSV, TSV, JSONL, JSON, Parquet, Excel) into pandas DataFrames; a folder
+of images or audio files (one sub-folder per class), or one such file, becomes a table of paths.
 
 The DataFrame's index is the row number in the file as a person counts it (1-based data
 rows for tables, line numbers for JSONL), so every later error can name the row.
@@ -21,11 +21,12 @@ from pathlib import Path
 import pandas as pd
 
 from tunelab.data.conll import parse_conll
-from tunelab.data.images import (
-    is_image_file,
-    read_image_file,
-    read_image_files,
-    read_image_folder,
+from tunelab.data.media import (
+    MEDIA_SUFFIXES,
+    media_kind,
+    read_media_file,
+    read_media_files,
+    read_media_folder,
 )
 from tunelab.data.saved_dataset import is_saved_dataset, read_saved_dataset
 from tunelab.data.sniff import (
@@ -297,15 +298,17 @@ def read_table(
     max_rows: int | None = None,
     skip_bad_lines: bool = False,
     tag_column: int = -1,
+    media: str | None = None,
     sheet: str | int | None = None,
 ) -> pd.DataFrame:
     """Read one data file into a DataFrame indexed by 1-based row (or line) number (for a
     spreadsheet: the row number it shows).
 
     Args:
-        path: the file; a folder of class sub-folders of images, or one image, gives rows of
-            ``image`` paths (and ``label``, the sub-folder) without reading any pixels; a
-            folder saved by ``datasets`` gives its rows (images as encoded bytes).
+        path: the file; a folder of class sub-folders of images or audio files, or one such
+            file, gives rows of ``image`` or ``audio`` paths (and ``label``, the sub-folder)
+            without decoding any of them; a folder saved by ``datasets`` gives its rows (images
+            and audio as encoded bytes).
         fmt: ``auto`` (from the extension), ``csv``, ``tsv``, ``jsonl``, ``json``, ``parquet``,
             ``excel`` (.xlsx or .xls) or ``conll`` (token and tag per line; rows of ``tokens``
             and ``tags`` lists).
@@ -314,6 +317,8 @@ def read_table(
         skip_bad_lines: skip CSV/TSV/JSONL lines that do not parse instead of failing; their
             line numbers are kept in ``frame.attrs["bad_lines"]`` (for the data doctor).
         tag_column: the tag's field in CoNLL lines (0-based; -1: the last).
+        media: the kind of file a folder is read for (a task's ``input_kind``: "image",
+            "audio"); another kind, or None, reads whichever kind the folder holds.
         sheet: the sheet of a workbook, by name or 0-based number; ``None``: the first.
 
     Raises:
@@ -321,16 +326,16 @@ def read_table(
     """
     path = Path(path)
     if not path.exists() and GLOB_CHARACTERS.search(str(path)):
-        frame = read_pattern(str(path))
+        frame = read_pattern(str(path), media)
         return frame.iloc[:max_rows] if max_rows is not None else frame
     if not path.exists():
         raise UserError(f"data file {path} does not exist; check the path")
     if is_saved_dataset(path):
         frame = read_saved_dataset(path)
         return frame.iloc[:max_rows] if max_rows is not None else frame
-    if path.is_dir() or (fmt == "auto" and is_image_file(path)):
-        # a folder of class sub-folders of images (or one image): rows of paths, not pixels
-        frame = read_image_folder(path) if path.is_dir() else read_image_file(path)
+    if path.is_dir() or (fmt == "auto" and media_kind(path)):
+        # a folder of class sub-folders of media files (or one file): rows of paths
+        frame = read_media_folder(path, media) if path.is_dir() else read_media_file(path)
         return frame.iloc[:max_rows] if max_rows is not None else frame
     fmt = detect_format(path, fmt)
     raw = read_file_bytes(path)
@@ -370,23 +375,30 @@ def read_table(
     return frame
 
 
-def read_pattern(pattern: str) -> pd.DataFrame:
-    """The image files a shell pattern (``photos/*.jpg``, ``scans/**/*.png``) names, as rows of
-    paths, sorted; for prediction, where a shell's own expansion would overflow a command line.
+def read_pattern(pattern: str, media: str | None = None) -> pd.DataFrame:
+    """The image or audio files a shell pattern (``photos/*.jpg``, ``clips/**/*.wav``) names,
+    as rows of paths, sorted; for prediction, where a shell's own expansion would overflow a
+    command line.
+
+    Args:
+        pattern: the pattern (``**`` reaches into sub-folders).
+        media: the kind of file the task reads ("image", "audio"); None: either kind.
 
     Raises:
-        UserError: if the pattern names no file, or a file that is not an image.
+        UserError: if the pattern names no file, a file of another kind, or mixes kinds.
     """
     files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
     if not files:
         raise UserError(f"the pattern {pattern} matches no file; check the folder and pattern")
-    others = [p for p in files if not is_image_file(p)]
+    kinds = (media,) if media in MEDIA_SUFFIXES else tuple(MEDIA_SUFFIXES)
+    others = [p for p in files if media_kind(p) not in kinds]
     if others:
+        what = " or ".join(f"{kind} file" for kind in kinds)  # "image" and "audio" take "an"
         raise UserError(
-            f"the pattern {pattern} matches {others[0]}, which is not an image file; a pattern "
-            "may name image files only (give a data file with --input instead)"
+            f"the pattern {pattern} matches {others[0]}, which is not an {what}; a pattern may "
+            f"name {' or '.join(kinds)} files only (give a data file with --input instead)"
         )
-    return read_image_files(files, pattern)
+    return read_media_files(files, pattern)
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str], option_of: dict[str, str]) -> None:

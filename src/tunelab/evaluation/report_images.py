@@ -7,50 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.data.images import thumbnail_uri
-from tunelab.evaluation.report_classification import WORST_SHOWN, single_label_parts
-from tunelab.evaluation.report_page import Html, Plots, TaskReport, esc, note, number, section
+from tunelab.evaluation.report_files import file_sections
+from tunelab.evaluation.report_page import Plots, TaskReport, esc
+
+
+def picture(path: str) -> str:
+    """A thumbnail of the image at ``path`` as an ``<img>`` with its data inline."""
+    uri = thumbnail_uri(path)
+    return f'<img src="{uri}" alt="{esc(Path(path).name)}">' if uri else "(no file to show)"
 
 
 def sections(run: Any, plots: Plots) -> TaskReport:
     """Classes (confusion matrix, per-class scores, calibration) and the worst errors."""
-    split, scores = run.scores()
-    records = [r for r in run.predictions or [] if "gold" in r]
-    parts = single_label_parts(scores, records, split, plots)
-    if not records:
-        parts.append(note("No predictions.jsonl with gold labels (no test split)."))
-    body = [section("classes", f"Classes ({split or 'no held-out split'})", parts)]
-    if records:
-        body.append(section("errors", "Worst errors", worst_errors(records)))
-    return TaskReport(body)
-
-
-def worst_errors(records: list[dict[str, Any]]) -> list[str]:
-    """The most confident wrong predictions, each with a thumbnail of its image."""
-    wrong = [r for r in records if r.get("label") != r.get("gold")]
-    if not wrong:
-        return [note("Every test prediction is correct.")]
-    wrong.sort(key=lambda r: -float(r.get("score", 0.0)))
-    rows = []
-    for record in wrong[:WORST_SHOWN]:
-        path = str(record.get("path", ""))
-        uri = thumbnail_uri(path)
-        picture = f'<img src="{uri}" alt="{esc(Path(path).name)}">' if uri else "(no file to show)"
-        p_gold = (record.get("probabilities") or {}).get(str(record.get("gold")), 0.0)
-        cells = [
-            picture,
-            esc(Path(path).name),
-            esc(record.get("gold", "")),
-            esc(record.get("label", "")),
-            number(float(record.get("score", 0.0))),
-            number(float(p_gold)),
-        ]
-        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
-    header = "".join(
-        f"<th>{name}</th>"
-        for name in ("image", "file", "true", "predicted", "confidence", "p(true)")
-    )
-    intro = (
-        f"<p>The {min(len(wrong), WORST_SHOWN)} most confident of {len(wrong):,} wrong "
-        f"predictions ({len(wrong) / len(records):.1%} of the test rows).</p>"
-    )
-    return [Html(intro + f"<table><tr>{header}</tr>{''.join(rows)}</table>")]
+    return file_sections(run, plots, picture, "image")

@@ -104,16 +104,24 @@ def head_modules(model: Any, task_type: str) -> list[str]:
     pooler), which would otherwise stay at a random initialisation that is not saved."""
     if task_type not in HEAD_TASK_TYPES:
         return []
-    body = getattr(model, "base_model_prefix", "")
+    from transformers import PreTrainedModel
+
+    children = dict(model.named_children())
+    prefix = getattr(model, "base_model_prefix", "")
+    # the body under its prefix (bert, vit, wav2vec2); Whisper's audio classifier keeps its
+    # body as "encoder" under a prefix it lacks: then the children that are models themselves
+    bodies = {prefix} if prefix in children else {
+        name for name, child in children.items() if isinstance(child, PreTrainedModel)
+    }  # fmt: skip
     heads = [
         name
-        for name, child in model.named_children()
-        if name != body and any(True for _ in child.parameters())
+        for name, child in children.items()
+        if name not in bodies and any(True for _ in child.parameters())
     ]
     fresh = {
         key.rpartition(".")[0]
         for key in getattr(model, "tunelab_new_weights", [])
-        if key.split(".")[0] == body
+        if key.split(".")[0] in bodies
     }
     return heads + sorted(fresh)
 

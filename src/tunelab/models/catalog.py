@@ -31,6 +31,7 @@ LANGUAGES = ("zh", "en", "multi")
 # a prompt or a chat. Only the encoder does without a head over the whole vocabulary.
 ENCODER, SEQ2SEQ, CAUSAL = "encoder", "seq2seq", "causal"
 IMAGE = "image"  # an image encoder under a classification head (ViT, ConvNeXt, ...)
+AUDIO = "audio"  # an audio encoder under a classification head (wav2vec2, HuBERT, AST, ...)
 FEW_SHOT_PER_CLASS = 50  # below this many examples per class, contrastive few-shot wins
 LORA_ABOVE_PARAMETERS = 1_000_000_000
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tunelab.data.language import detect_language
-from tunelab.models.catalog import ENCODER, IMAGE, STARTERS
+from tunelab.models.catalog import AUDIO, ENCODER, IMAGE, STARTERS
 from tunelab.models.load import bundled_model_names
 from tunelab.models.packaged import PACKAGED_MODELS, install_command, installed_packaged_models
 
@@ -23,8 +23,19 @@ if TYPE_CHECKING:  # the protocol only: the model choice is below the tasks
 AUTO = "auto"
 SCRATCH = "scratch-bert"
 SCRATCH_VIT = "scratch-vit"  # a small random ViT (models.scratch.save_scratch_vit)
-SCRATCH_MODELS = (SCRATCH, SCRATCH_VIT)  # model names whose weights start random
+SCRATCH_AUDIO = "scratch-audio"  # a small random Whisper encoder (scratch.save_scratch_audio)
+SCRATCH_MODELS = (SCRATCH, SCRATCH_VIT, SCRATCH_AUDIO)  # model names whose weights start random
 SCRATCH_KIND = ENCODER  # a small BERT: it can classify and tag, not generate
+# kinds of media model: the scratch model each starts from without a pretrained one, what that
+# is, and what a pretrained one would be
+MEDIA_SCRATCH = {
+    IMAGE: (SCRATCH_VIT, "a small ViT", "any AutoModelForImageClassification checkpoint"),
+    AUDIO: (
+        SCRATCH_AUDIO,
+        "a small Whisper-style audio encoder",
+        "any AutoModelForAudioClassification checkpoint: wav2vec2, HuBERT, AST, ...",
+    ),
+}
 LANGUAGE_NAMES = {"zh": "Chinese", "en": "English", "other": "neither Chinese nor English"}
 
 
@@ -67,8 +78,8 @@ def choose_model(task: Task, texts: Iterable[str]) -> ModelChoice:
     Returns:
         The choice, with a one-sentence reason naming the language and the override.
     """
-    if task.model_kind == IMAGE:
-        return _choose_image_model(task)
+    if task.model_kind in MEDIA_SCRATCH:
+        return _choose_media_model(task)
     language = detect_language(texts)
     spoken = LANGUAGE_NAMES[language]
     candidates = _offline_candidates()
@@ -104,17 +115,25 @@ def choose_model(task: Task, texts: Iterable[str]) -> ModelChoice:
     )  # fmt: skip
 
 
-def _choose_image_model(task: Task) -> ModelChoice:
-    """An installed image model if a package brings one, else a small ViT from scratch."""
+def scratch_model(kind: str) -> str:
+    """The scratch model for a task's ``model_kind``: scratch-vit for images, scratch-audio for
+    audio, scratch-bert for the rest (which can be fine-tuned on it or refuse it)."""
+    return MEDIA_SCRATCH[kind][0] if kind in MEDIA_SCRATCH else SCRATCH
+
+
+def _choose_media_model(task: Task) -> ModelChoice:
+    """An installed model of the task's media kind if a package brings one, else the small
+    model of that kind from scratch."""
+    kind = task.model_kind
     for name, _, kinds, what in _offline_candidates():
-        if IMAGE in kinds:
+        if kind in kinds:
             return ModelChoice(
                 name, "",
-                f"{what} is a pretrained image model available offline; --model overrides it",
+                f"{what} is a pretrained {kind} model available offline; --model overrides it",
             )  # fmt: skip
+    scratch, described, pretrained = MEDIA_SCRATCH[kind]
     return ModelChoice(
-        SCRATCH_VIT, "",
-        f"no pretrained {task.name} model is available offline; training a small ViT from "
-        "scratch, which a pretrained one (any AutoModelForImageClassification checkpoint) "
-        "beats: pass one with --model",
+        scratch, "",
+        f"no pretrained {task.name} model is available offline; training {described} from "
+        f"scratch, which a pretrained one ({pretrained}) beats: pass one with --model",
     )  # fmt: skip

@@ -59,7 +59,8 @@ def export_onnx(
         ``{"output": folder, "files": {...}, "serve": variant, "parity": {variant: {...}}}``.
 
     Raises:
-        UserError: for generation models, an unknown ``quantize`` or a missing ``onnx`` extra.
+        UserError: for generation and audio models, an unknown ``quantize`` or a missing
+            ``onnx`` extra.
     """
     if quantize not in (None, "int8"):
         raise UserError(f"--quantize {quantize} is not supported; use int8 or leave it out")
@@ -70,10 +71,14 @@ def export_onnx(
     graph = task.onnx_graph
     if "onnx" not in task.exportable or graph is None:
         covered = ", ".join(name for name, kind in TASKS.items() if "onnx" in kind().exportable)
+        why = (
+            f"whose inputs are {task.input_kind} files, not covered yet"
+            if task.input_kind != "text"
+            else "which generates text token by token"
+        )
         raise UserError(
-            f"ONNX export covers {covered} models; this is a {task.name} model, which "
-            "generates text token by token: serve it with tunelab serve --backend torch or run "
-            "tunelab predict"
+            f"ONNX export covers {covered} models; this is a {task.name} model, {why}: serve it "
+            "with tunelab serve --backend torch or run tunelab predict"
         )
     if is_adapter_folder(folder):
         model = merged_model(model)  # one plain graph, no PEFT wrappers

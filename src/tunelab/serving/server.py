@@ -1,7 +1,7 @@
 """The REST server: ``POST /predict``, ``GET /health``, ``GET /metadata`` over a trained model,
 for sentence encoders OpenAI's ``POST /v1/embeddings`` and for causal models OpenAI's
-``POST /v1/chat/completions`` (:mod:`tunelab.serving.chat_completions`). Image models take files on
-``/predict``: multipart uploads or base64 in JSON (:mod:`tunelab.serving.uploads`).
+``POST /v1/chat/completions`` (:mod:`tunelab.serving.chat_completions`). Image and audio models
+take files on ``/predict``: multipart uploads or base64 in JSON (:mod:`tunelab.serving.uploads`).
 
 Every task is served by the same code as ``tunelab predict``: the texts become a frame with
 :func:`tunelab.api.text_frame`, ``task.forward`` runs the model (PyTorch, or ONNX Runtime
@@ -103,7 +103,7 @@ def create_app(
         max_batch: texts per batch the batcher aims for.
         threads: CPU threads per forward pass (default: all cores); fewer can be faster on
             a machine other processes share.
-        max_file_bytes: bytes per uploaded file (image models); larger files answer 413.
+        max_file_bytes: bytes per uploaded file (image and audio models); larger files answer 413.
 
     Raises:
         UserError: see :func:`load_backend`, or a missing ``serve`` extra.

@@ -1,4 +1,4 @@
-"""Files sent to the server for image (and other media) models: multipart uploads, or base64 in
+"""Files sent to the server for image and audio models: multipart uploads, or base64 in
 JSON, each checked against the size limit and opened once before it joins a batch, so one bad
 file fails its own request and never a batch shared with other requests."""
 
@@ -8,7 +8,9 @@ import binascii
 from collections.abc import Callable
 from typing import Any
 
+from tunelab.data.audio import inspect_audio
 from tunelab.data.images import ImageBombError, image_problem
+from tunelab.data.media import UnreadableFile
 
 Upload = tuple[str, bytes]  # the file's name (or its place in the request) and its bytes
 
@@ -22,8 +24,20 @@ def _image_check(data: bytes) -> tuple[int, str] | None:
     return (422, f"cannot be read as an image ({problem})") if problem else None
 
 
+def _audio_check(data: bytes) -> tuple[int, str] | None:
+    """(422, why) when the bytes are no clip soundfile decodes in full."""
+    try:
+        inspect_audio(data)
+    except UnreadableFile as error:
+        return 422, f"cannot be read as audio ({error})"
+    return None
+
+
 # by the task's input_kind: what each file must pass before it reaches the model
-CHECKS: dict[str, Callable[[bytes], tuple[int, str] | None]] = {"image": _image_check}
+CHECKS: dict[str, Callable[[bytes], tuple[int, str] | None]] = {
+    "image": _image_check,
+    "audio": _audio_check,
+}
 
 
 async def read_uploads(request: Any, max_files: int, max_file_bytes: int) -> list[Upload]:

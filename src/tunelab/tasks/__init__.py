@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunelab.errors import UserError
+from tunelab.tasks.audio_classification import AudioClassification
 from tunelab.tasks.base import Task
 from tunelab.tasks.generation import CausalGeneration, Seq2SeqGeneration
 from tunelab.tasks.image_classification import ImageClassification
@@ -21,6 +22,7 @@ TASKS: dict[str, type[Task]] = {
     CausalGeneration.name: CausalGeneration,
     SentenceEmbedding.name: SentenceEmbedding,
     ImageClassification.name: ImageClassification,
+    AudioClassification.name: AudioClassification,
     PreferenceTuning.name: PreferenceTuning,
 }
 

@@ -238,13 +238,15 @@ class Task(Protocol):
     def model_kind(self) -> str:
         """The kind of pretrained model it fine-tunes, as the model catalog, the model packages
         and the ``model.name: auto`` choice tag them: "encoder" (a body under a small head),
-        "seq2seq" (source text to target text) or "causal" (continues a prompt or chat)."""
+        "seq2seq" (source text to target text), "causal" (continues a prompt or chat), "image"
+        or "audio" (an image or audio encoder under a classification head)."""
         ...
 
     @property
     def input_kind(self) -> str:
-        """What one input is: "text" (a string the model reads) or "image" (the path of an
-        image file); the server takes texts only, so it refuses models whose inputs are files."""
+        """What one input is: "text" (a string the model reads), "image" or "audio" (the path
+        of such a file); a data folder is read for files of this kind, and the server takes
+        texts only, so it refuses models whose inputs are files."""
         ...
 
     @property
@@ -269,7 +271,9 @@ class Task(Protocol):
     def doctor_checks(self) -> str | None:
         """What `tunelab doctor --task` checks in this task's files: "texts" (texts and their
         labels: duplicates, conflicts, leakage, label errors), "tags" (token sequences and their
-        tags), or None (no standalone doctor; training still runs :meth:`diagnose`)."""
+        tags), "images" (image files: unreadable, duplicates, leakage, sizes, classes; the
+        task's own :meth:`diagnose`), or None (no standalone doctor; training still runs
+        :meth:`diagnose`)."""
         ...
 
     @classmethod
@@ -327,7 +331,8 @@ class Task(Protocol):
 
     def processor_class(self) -> Any:
         """The ``Auto...`` class that loads what turns inputs into model features:
-        ``AutoTokenizer`` for text, ``AutoImageProcessor`` for images."""
+        ``AutoTokenizer`` for text, ``AutoImageProcessor`` for images, ``AutoFeatureExtractor``
+        for audio."""
         ...
 
     def clean_text(self, text: str) -> str:

@@ -25,7 +25,7 @@ from typing_extensions import Self  # typing.Self from Python 3.11
 
 from tunelab.errors import UserError
 from tunelab.inference import Generations
-from tunelab.tasks.base import TrainerSetup
+from tunelab.tasks.base import DataFit, TrainerSetup
 from tunelab.tasks.generation import CausalGeneration
 from tunelab.tasks.generation_inputs import SOURCE, TARGET
 from tunelab.tasks.stop_tokens import check_stop_tokens
@@ -120,6 +120,18 @@ class PreferenceTuning(CausalGeneration):
         if with_labels and not self.paired:
             options.append("preference.label_column")
         return {names[o]: o for o in options}
+
+    def recognise(self, frame: pd.DataFrame, given: frozenset[str]) -> DataFit | None:
+        """Prompts with chosen and rejected answers (DPO, ORPO), or with one answer and its
+        good/bad label (KTO): the preference task's own shape (strength 2). A prompt and a
+        completion alone are causal-lm's, which the inherited recognise claimed here too."""
+        p, columns = self.preference, set(map(str, frame.columns))
+        for answers in ((p["chosen_column"], p["rejected_column"]),
+                        (p["completion_column"], p["label_column"])):  # fmt: skip
+            if {p["prompt_column"], *answers} <= columns:
+                shown = "/".join(f"'{c}'" for c in (p["prompt_column"], *answers))
+                return DataFit(2, f"{shown} columns")
+        return None
 
     def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
         """Prompts as messages (JSON) and text, answers as text; KTO labels as booleans. KTO

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tunelab.config import RunConfig, commented_yaml
+from tunelab.data.audio import audio_seconds
 from tunelab.errors import RunInterrupted, UserError
 from tunelab.evaluation.model_card import write_model_card
 from tunelab.evaluation.report import build_report
@@ -31,11 +32,18 @@ from tunelab.models.adapters import (
     parameter_counts,
     quantization_kwargs,
 )
-from tunelab.models.catalog import IMAGE
-from tunelab.models.choice import AUTO, SCRATCH, SCRATCH_MODELS, SCRATCH_VIT, choose_model
+from tunelab.models.choice import (
+    AUTO,
+    SCRATCH,
+    SCRATCH_AUDIO,
+    SCRATCH_MODELS,
+    SCRATCH_VIT,
+    choose_model,
+    scratch_model,
+)
 from tunelab.models.flops import utilisation
 from tunelab.models.load import from_pretrained, model_length_limit, resolve_model_source
-from tunelab.models.scratch import save_scratch_bert, save_scratch_vit
+from tunelab.models.scratch import save_scratch_audio, save_scratch_bert, save_scratch_vit
 from tunelab.models.trained import save_base_settings
 from tunelab.outputs import atomic_folder, claim_output, write_json, write_jsonl, write_text
 from tunelab.tasks import Task, task_from_run_config
@@ -192,10 +200,8 @@ def check_run_settings(config: RunConfig, task: Task) -> None:
             f"model.name is {config.model.name} (random weights); choose a pretrained model or "
             "peft.method=none"
         )
-    if config.model.name in SCRATCH_MODELS and (config.model.name == SCRATCH_VIT) != (
-        task.model_kind == IMAGE
-    ):
-        fitting = SCRATCH_VIT if task.model_kind == IMAGE else SCRATCH
+    fitting = scratch_model(task.model_kind)
+    if config.model.name in SCRATCH_MODELS and config.model.name != fitting:
         raise UserError(
             f"model.name {config.model.name} does not fit task {task.name}; use {fitting} "
             "or a pretrained model"
@@ -271,6 +277,8 @@ def _model_source(config: RunConfig, train: pd.DataFrame, task: Task, checkpoint
             scratch.layers, scratch.hidden, scratch.heads, seed=config.seed,
         )  # fmt: skip
         return str(folder)
+    if config.model.name == SCRATCH_AUDIO:
+        return _scratch_audio(config, train[task.text_column].tolist(), checkpoints)
     if config.model.name != SCRATCH:
         return resolve_model_source(config.model.name)
     texts = train[task.text_column].astype(str).tolist()
@@ -293,6 +301,25 @@ def _model_source(config: RunConfig, train: pd.DataFrame, task: Task, checkpoint
             seed=config.seed,
         )
     )
+
+
+def _scratch_audio(config: RunConfig, paths: list[str], checkpoints: Path) -> str:
+    """scratch-audio's folder; its window is the longest training clip (from the files'
+    headers), at most ``audio.max_seconds``: a window longer than every clip costs time on
+    padding alone."""
+    scratch, audio = config.model.scratch, config.audio
+    longest = max((audio_seconds(path) for path in paths if path), default=0.0)
+    seconds = min(audio.max_seconds, longest or audio.max_seconds)
+    log.warning(
+        "model.name is scratch-audio: training a randomly initialised %d-layer Whisper-style "
+        "encoder (hidden %d, %d mel bands, %d s window); a pretrained audio model does better",
+        scratch.layers, scratch.hidden, audio.scratch_mel_bins, math.ceil(seconds - 1e-9),
+    )  # fmt: skip
+    folder = save_scratch_audio(
+        checkpoints / "scratch-init", seconds, audio.scratch_mel_bins, scratch.layers,
+        scratch.hidden, scratch.heads, seed=config.seed,
+    )  # fmt: skip
+    return str(folder)
 
 
 def _resolve_learning_rate(config: RunConfig, model: Any) -> dict[str, Any]:

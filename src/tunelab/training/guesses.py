@@ -54,7 +54,7 @@ def guess_from_data(config: RunConfig) -> Guesses:
         return Guesses()
     train = read_table(
         data.train, data.format, data.encoding, data.max_rows, tag_column=data.tag_column,
-        sheet=data.sheet,
+        media=named.input_kind if named is not None else None, sheet=data.sheet,
     )  # fmt: skip
     guesses = Guesses(train)
     if named is not None:

@@ -36,6 +36,7 @@ def read_splits(
         elif path is not None:
             frame = read_table(
                 path, data.format, data.encoding, data.max_rows, tag_column=data.tag_column,
+                media=task.input_kind,
                 sheet=data.sheet,
             )  # fmt: skip
             frames[split] = task.standardize(frame)

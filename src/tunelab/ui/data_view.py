@@ -219,6 +219,14 @@ def run_doctor(
     if checks[task] == "tags":
         command += ["--task", task]
         text = api.doctor_tagging(file, encoding=encoding, report=report, fixed=fixed)
+    elif checks[task] == "images":  # a class folder or a table of image paths
+        if fixed is not None:
+            raise UserError(
+                "--fix is not offered for images; remove or replace the files the report names"
+            )
+        command += ["--task", task]
+        command += ["--label-column", label_column] if label_column else []
+        text = api.doctor_images(file, label_column=label_column, report=report)
     else:
         command += ["--text-column", text_column]
         command += ["--label-column", label_column] if label_column else []

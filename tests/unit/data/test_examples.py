@@ -1,3 +1,6 @@
+import shutil
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -164,3 +167,42 @@ def test_en_zh_search_is_en_zh_l10n_as_anchor_positive_pairs(tmp_path):
     same = json.loads((tmp_path / "l10n" / "test.jsonl").open().readline())
     assert (first["anchor"], first["positive"]) == (same["source"], same["target"])
     assert "source" not in first and "target" not in first
+
+
+def test_spoken_commands_without_espeak_is_one_sentence_naming_the_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(UserError, match="install the Debian package espeak-ng"):
+        build_example("spoken-commands", tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_spoken_commands_hold_out_whole_voices_and_repeat_with_the_seed(tmp_path):
+    import hashlib
+    import json
+
+    sf = pytest.importorskip("soundfile")
+    from tunelab.data.spoken_commands import WORDS, build_spoken_commands
+
+    voices = {"accents": ("en-us", "en-gb"), "variants": ("m1", "m3", "f2", "f4", "klatt")}
+    summary = build_spoken_commands(tmp_path / "a", 7, **voices)
+    assert summary["rows"] == {"train": 80, "validation": 10, "test": 10}
+    assert summary["labels"]["test"] == {word: 1 for word in sorted(WORDS)}
+    card = json.loads((tmp_path / "a" / "dataset.json").read_text(encoding="utf-8"))
+    assert card["split_seed"] == 7 and card["voices"]["count"] == 10
+
+    def voice(path):
+        return path.stem.rsplit("-", 1)[0]
+
+    files = {s: sorted((tmp_path / "a" / s).rglob("*.wav")) for s in summary["rows"]}
+    held_out = {voice(p) for s in ("validation", "test") for p in files[s]}
+    assert len(held_out) == 2 and not held_out & {voice(p) for p in files["train"]}
+    info = sf.info(files["test"][0])
+    assert (info.samplerate, info.channels, info.frames) == (16000, 1, 16000)
+    samples, _ = sf.read(files["test"][0])
+    assert 0.05 < np.abs(samples).max() <= 1.0  # a word, not silence
+
+    build_spoken_commands(tmp_path / "b", 7, **voices)
+    again = sorted((tmp_path / "b" / "test").rglob("*.wav"))
+    digest = [hashlib.sha1(p.read_bytes()).hexdigest() for p in (files["test"][0], again[0])]
+    assert [p.name for p in again] == [p.name for p in files["test"]] and digest[0] == digest[1]

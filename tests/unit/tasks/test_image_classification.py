@@ -19,8 +19,9 @@ import tunelab
 from tests.conftest import make_colour_images
 from tunelab.cli import app, main
 from tunelab.config import RunConfig
-from tunelab.data.images import open_rgb, read_image_folder
+from tunelab.data.images import open_rgb
 from tunelab.data.load import read_table
+from tunelab.data.media import read_media_folder
 from tunelab.errors import UserError
 from tunelab.tasks.image_classification import ImageClassification
 from tunelab.training.prepare import load_splits
@@ -90,7 +91,7 @@ def test_the_encoded_dataset_holds_paths_and_decodes_each_batch_on_reading(tmp_p
 
 def test_a_csv_names_images_relative_to_its_own_folder(tmp_path):
     make_colour_images(tmp_path / "images", per_class=2)
-    rows = read_image_folder(tmp_path / "images")
+    rows = read_media_folder(tmp_path / "images")
     table = pd.DataFrame(
         {"file": [p.replace(str(tmp_path) + "/", "") for p in rows["image"]],
          "label": rows["label"]}

@@ -105,7 +105,7 @@ def test_the_doctor_refuses_tasks_it_does_not_check(client, uploaded):
     assert answer.status_code == 400
     assert answer.json()["error"] == (
         "error: the doctor does not know task 'seq2seq'; use text-classification or "
-        "token-classification"
+        "token-classification or image-classification"
     )
 
 

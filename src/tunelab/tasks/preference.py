@@ -17,6 +17,7 @@ metrics of its answers against the chosen ones.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,8 @@ from tunelab.tasks.base import DataFit, TrainerSetup
 from tunelab.tasks.generation import CausalGeneration
 from tunelab.tasks.generation_inputs import SOURCE, TARGET
 from tunelab.tasks.stop_tokens import check_stop_tokens
+
+log = logging.getLogger(__name__)
 
 PAIRED = ("dpo", "orpo")
 REJECTED = "rejected"
@@ -220,8 +223,16 @@ class PreferenceTuning(CausalGeneration):
             rows["rejected"] = []
         else:
             rows["label"] = []
+        from tunelab.tasks.causal_encoding import prompt_ids
+
+        too_long = 0
         for _, row in frame.iterrows():
             prompt, chosen = self._conversation(row, row[TARGET])
+            if len(prompt_ids(tokenizer, prompt, prompt[-1]["content"])) >= max_length:
+                # TRL would cut the whole answer away: ORPO's mean log-probability over no
+                # tokens is NaN and spoils every weight, DPO and KTO learn nothing from it
+                too_long += 1
+                continue
             if self.paired:
                 rows["prompt"].append(prompt)
                 rows["chosen"].append(chosen)
@@ -234,6 +245,17 @@ class PreferenceTuning(CausalGeneration):
                 rows["prompt"].append(prompt)
                 rows["completion"].append(completion)
                 rows["label"].append(good)
+        if too_long == len(frame) and too_long:
+            raise UserError(
+                f"every prompt is {max_length} tokens or longer, which leaves no room for an "
+                "answer; raise model.max_length"
+            )
+        if too_long:
+            log.warning(
+                "%d of %d rows left out: their prompt alone fills model.max_length (%d tokens), "
+                "so no answer would be trained; raise model.max_length to keep them",
+                too_long, len(frame), max_length,
+            )  # fmt: skip
         return Dataset.from_dict(rows)
 
     def trainer_setup(

@@ -108,17 +108,10 @@ verbose
     assert "xxd(1)" in pair["source"] and "—" in pair["source"] and "verbose" not in pair["source"]
 
 
-def test_gettext_catalogs_give_message_pairs(tmp_path):
+def write_catalog(path, entries: dict[bytes, bytes]):
+    """A gettext ``.mo`` file of ``entries`` (msgid -> msgstr), as msgfmt writes it."""
     import struct
 
-    from tunelab.data.gettext_pairs import message_pairs
-
-    entries = {
-        b"": b"Content-Type: text/plain; charset=UTF-8\n",
-        b"File not found": "找不到文件".encode(),
-        b"menu\x04Open": "打开".encode(),
-        b"Same": b"Same",
-    }
     keys = sorted(entries)
     ids = b"".join(k + b"\0" for k in keys)
     strs = b"".join(entries[k] + b"\0" for k in keys)
@@ -134,8 +127,20 @@ def test_gettext_catalogs_give_message_pairs(tmp_path):
         position += len(entries[k]) + 1
     header = struct.pack("Iiiiiii", 0x950412DE, 0, n, 7 * 4, 7 * 4 + 8 * n, 0, 0)
     table = b"".join(struct.pack("ii", *o) for o in offsets + values)
-    (tmp_path / "demo.mo").write_bytes(header + table + ids + strs)
-    pairs = message_pairs([tmp_path / "demo.mo"])
+    path.write_bytes(header + table + ids + strs)
+    return path
+
+
+def test_gettext_catalogs_give_message_pairs(tmp_path):
+    from tunelab.data.gettext_pairs import message_pairs
+
+    entries = {
+        b"": b"Content-Type: text/plain; charset=UTF-8\n",
+        b"File not found": "找不到文件".encode(),
+        b"menu\x04Open": "打开".encode(),
+        b"Same": b"Same",
+    }
+    pairs = message_pairs([write_catalog(tmp_path / "demo.mo", entries)])
     assert sorted(zip(pairs["source"], pairs["target"], strict=True)) == [
         ("File not found", "找不到文件"),
         ("Open", "打开"),

@@ -83,3 +83,19 @@ def test_missing_columns_and_bad_labels_name_the_fix():
     with pytest.raises(UserError, match="row 1, chosen must be one assistant answer"):
         task.standardize(pd.DataFrame([{"prompt": "a", "chosen": [
             {"role": "user", "content": "x"}], "rejected": "c"}]))  # fmt: skip
+
+
+def test_a_prompt_that_fills_max_length_is_left_out_not_trained_as_nan(tiny_llama, caplog):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    task = PreferenceTuning(preference={"method": "orpo"})
+    frame = task.standardize(pd.DataFrame([
+        {"prompt": "red cat", "chosen": "rot", "rejected": "no idea"},
+        {"prompt": "red cat " * 40, "chosen": "rot", "rejected": "no idea"},
+    ]))  # fmt: skip
+    with caplog.at_level("WARNING"):
+        encoded = task.encode(frame, tokenizer, max_length=32)
+    assert len(encoded) == 1 and "1 of 2 rows left out" in caplog.text
+    with pytest.raises(UserError, match=r"raise model\.max_length"):
+        task.encode(frame.iloc[1:], tokenizer, max_length=32)

@@ -12,8 +12,26 @@ from tunelab.data.normalize import normalized_text
 from tunelab.errors import UserError
 from tunelab.labelling.queue import LabelQueue, read_unlabelled
 
-GOOD = ["质量很好", "物流很快", "非常满意", "值得购买", "服务周到", "包装精美", "性价比高", "推荐给朋友"]
-BAD = ["质量太差", "物流很慢", "非常失望", "不值这个价", "服务恶劣", "包装破损", "退货麻烦", "再也不买"]
+GOOD = [
+    "质量很好",
+    "物流很快",
+    "非常满意",
+    "值得购买",
+    "服务周到",
+    "包装精美",
+    "性价比高",
+    "推荐给朋友",
+]
+BAD = [
+    "质量太差",
+    "物流很慢",
+    "非常失望",
+    "不值这个价",
+    "服务恶劣",
+    "包装破损",
+    "退货麻烦",
+    "再也不买",
+]
 
 
 def pool(copies: int = 3) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -95,8 +113,8 @@ def test_reading_texts_from_csv_jsonl_and_lines(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"a.csv has no column 'text' \(columns: review\)"):
         read_unlabelled(tmp_path / "a.csv")
     (tmp_path / "empty.txt").write_text("\n \n")
-    with pytest.raises(UserError, match="empty.txt is empty"):
+    with pytest.raises(UserError, match=r"empty\.txt is empty"):
         read_unlabelled(tmp_path / "empty.txt")
     (tmp_path / "empty.csv").write_text("")
-    with pytest.raises(UserError, match="empty.csv is empty"):
+    with pytest.raises(UserError, match=r"empty\.csv is empty"):
         read_unlabelled(tmp_path / "empty.csv")

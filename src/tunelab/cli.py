@@ -878,6 +878,99 @@ def data_corpus(
     typer.echo(json.dumps(build_starter_corpus(out, seed), ensure_ascii=False, indent=2))
 
 
+label_app = typer.Typer(
+    help="Label texts with active learning: the queue asks what the model is least sure of.",
+    rich_markup_mode=None,
+)
+app.add_typer(label_app, name="label")
+
+_JOURNAL = typer.Option(help="the label journal (JSONL, appended, the source of truth)")
+
+
+@label_app.command("run")
+def label_run(
+    data: Annotated[Path, typer.Argument(help="texts to label: CSV/JSONL (a text column) or TXT")],
+    labels: Annotated[str, typer.Option(help="the label set, comma-separated: positive,negative")],
+    journal: Annotated[Path, _JOURNAL] = Path("labels.journal.jsonl"),
+    output: Annotated[
+        Path, typer.Option("--output", "--out", help="labelled file, rewritten atomically")
+    ] = Path("labelled.csv"),
+    annotator: Annotated[str, typer.Option(help="your name in the journal")] = "me",
+    simulate: Annotated[
+        bool, typer.Option(help="answer from the data's own --label-column (a benchmark)")
+    ] = False,
+    label_column: Annotated[str, typer.Option(help="the oracle's column for --simulate")] = "label",
+    text_column: Annotated[str | None, typer.Option(help="the text column")] = None,
+    budget: Annotated[int, typer.Option(help="stop after this many labels (--simulate)")] = 200,
+    strategy: Annotated[str, typer.Option(help="active or random")] = "active",
+    retrain_every: Annotated[int, typer.Option(help="labels between model retrains")] = 20,
+    clusters: Annotated[int, typer.Option(help="k-means clusters of the cold start")] = 10,
+    seed: Annotated[int, typer.Option(help="seed of clustering and random order")] = 0,
+) -> None:
+    """Label texts one at a time (a number or a label; u undo, s skip, q quit); every label
+    is in the journal before the next text shows."""
+    from tunelab.labelling.session import parse_label_set, run_interactive, run_simulation
+
+    label_set = parse_label_set(labels)
+    options: dict[str, Any] = {"strategy": strategy, "retrain_every": retrain_every,
+                               "clusters": clusters, "seed": seed}  # fmt: skip
+    if simulate:
+        summary = run_simulation(data, journal, output, label_set, label_column, budget, typer.echo,
+                                 text_column, **options)  # fmt: skip
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+        return
+
+    def ask(suggestion: Any, choices: list[str]) -> str:
+        guess = f", model guesses {suggestion.guess}" if suggestion.guess else ""
+        typer.echo(f"\n[{suggestion.item}] {suggestion.text}\n  ({suggestion.reason}{guess})")
+        menu = "  ".join(f"{n}={name}" for n, name in enumerate(choices, 1))
+        return str(typer.prompt(f"{menu}  u=undo s=skip q=quit", default="q"))
+
+    given = run_interactive(data, journal, output, label_set, annotator, ask, typer.echo,
+                            text_column, **options)  # fmt: skip
+    typer.echo(f"{given} labels given; labelled texts in {output}, journal {journal}")
+
+
+@label_app.command("export")
+def label_export(
+    data: Annotated[Path, typer.Argument(help="the texts (CSV/JSONL/TXT) the journal labels")],
+    output: Annotated[Path, typer.Option("--output", "--out", help="file to write")],
+    journal: Annotated[Path, _JOURNAL] = Path("labels.journal.jsonl"),
+    format_: Annotated[
+        str, typer.Option("--format", help="label-studio (JSON tasks) or doccano (JSONL)")
+    ] = "label-studio",
+) -> None:
+    """Export the labels as Label Studio tasks or doccano JSONL."""
+    from tunelab.labelling.session import export_labels
+
+    count = export_labels(data, journal, output, format_)
+    typer.echo(f"wrote {count} {'tasks' if format_ == 'label-studio' else 'rows'} to {output}")
+
+
+@label_app.command("import")
+def label_import(
+    source: Annotated[Path, typer.Argument(help="a Label Studio JSON or doccano JSONL export")],
+    labels: Annotated[str, typer.Option(help="the label set, comma-separated")],
+    journal: Annotated[Path, _JOURNAL] = Path("labels.journal.jsonl"),
+    format_: Annotated[
+        str, typer.Option("--format", help="auto (.jsonl: doccano), label-studio or doccano")
+    ] = "auto",
+) -> None:
+    """Add the labels of a Label Studio or doccano export to the journal."""
+    from tunelab.labelling.session import import_labels, parse_label_set
+
+    count = import_labels(source, journal, parse_label_set(labels), format_)
+    typer.echo(f"added {count} labels from {source} to {journal}")
+
+
+@label_app.command("agreement")
+def label_agreement(journal: Annotated[Path, _JOURNAL] = Path("labels.journal.jsonl")) -> None:
+    """Cohen's kappa between annotators on double-labelled texts, and the disagreements."""
+    from tunelab.labelling.session import journal_agreement
+
+    typer.echo(json.dumps(journal_agreement(journal), ensure_ascii=False, indent=2))
+
+
 def main() -> None:
     """Entry point: user mistakes print one line and exit with code 2."""
     _setup_logging()

@@ -1,0 +1,312 @@
+"""The queue of texts to label: diverse ones first, then the ones the model is least sure of.
+
+- Cold start: k-means on TF-IDF vectors, the text nearest each centre, one per cluster.
+- Once two classes have labels: a TF-IDF (character n-grams) + logistic regression model,
+  retrained every ``retrain_every`` labels, ranks the texts by margin (top probability minus
+  the second); a batch takes the most uncertain texts that are not near-copies of each other
+  (cosine similarity below ``max_similarity``) nor of what others are labelling.
+- A near-duplicate (same normalised text, as the data doctor sees it) of a labelled or leased
+  text is never asked.
+- Each suggestion is leased to one annotator until it expires, so two annotators never label
+  the same text at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tunelab.data.duplicates import near_duplicate_keys
+from tunelab.data.load import read_table
+from tunelab.errors import UserError
+
+
+@dataclass
+class Suggestion:
+    """One text to label, why it was chosen, and the model's guess (when it has one)."""
+
+    item: str
+    text: str
+    reason: str
+    guess: str | None = None
+
+
+@dataclass
+class Lease:
+    annotator: str
+    expires: float
+
+
+def read_unlabelled(path: Path | str, text_column: str | None = None) -> pd.DataFrame:
+    """Texts to label from a CSV/JSONL file (a ``text`` column, or ``text_column``; ids from an
+    ``id`` column, else the row number) or plain lines (.txt: one text a line).
+
+    Returns:
+        A frame of ``id`` (str) and ``text``, plus any other columns the file has.
+
+    Raises:
+        UserError: for a missing or empty file, or no text column.
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".txt", ".text", ""):
+        if not path.exists():
+            raise UserError(f"data file {path} does not exist; check the path")
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        rows = [(str(n), line.strip()) for n, line in enumerate(lines, 1) if line.strip()]
+        if not rows:
+            raise UserError(f"data file {path} is empty; give one text per line")
+        return pd.DataFrame(rows, columns=["id", "text"])
+    frame = read_table(path)
+    column = text_column or ("text" if "text" in frame.columns else None)
+    if column is None or column not in frame.columns:
+        raise UserError(
+            f"{path} has no column {text_column or 'text'!r} (columns: "
+            f"{', '.join(map(str, frame.columns))}); name the text column with --text-column"
+        )
+    frame = frame.rename(columns={column: "text"})
+    frame["text"] = frame["text"].fillna("").astype(str)
+    frame = frame[frame["text"].str.strip() != ""]
+    if frame.empty:
+        raise UserError(f"{path} has no non-empty text in column {column!r}")
+    ids = frame["id"].astype(str) if "id" in frame.columns else frame.index.astype(str)
+    if ids.duplicated().any():
+        raise UserError(f"{path} repeats id {ids[ids.duplicated()].iloc[0]!r}; ids must be unique")
+    frame = frame.assign(id=list(ids)).reset_index(drop=True)
+    return frame
+
+
+def text_vectorizer(max_features: int = 200_000) -> Any:
+    """TF-IDF of character 1-2-grams: works for Chinese (no word spaces) and other languages."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True,
+                           min_df=2, max_features=max_features, dtype=np.float32)  # fmt: skip
+
+
+def text_classifier(seed: int = 0) -> Any:
+    """The queue's model: logistic regression on the TF-IDF vectors."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=4.0, max_iter=1000, random_state=seed)
+
+
+class LabelQueue:
+    """Which unlabelled text to ask next, for whom, and why.
+
+    Args:
+        items: ``id`` and ``text`` columns (see :func:`read_unlabelled`).
+        label_set: the allowed labels.
+        strategy: ``active`` (cold start, then uncertainty with diversity) or ``random``.
+        retrain_every: labels between model retrains.
+        clusters: k-means clusters for the cold start.
+        lease_seconds: how long an item stays with the annotator it was given to.
+        max_similarity: cosine similarity above which two texts of one batch count as copies.
+        clock: the time source (tests pass a fake one).
+    """
+
+    def __init__(
+        self,
+        items: pd.DataFrame,
+        label_set: Sequence[str],
+        strategy: str = "active",
+        retrain_every: int = 20,
+        clusters: int = 10,
+        lease_seconds: float = 600.0,
+        max_similarity: float = 0.5,
+        seed: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if strategy not in ("active", "random"):
+            raise UserError(f"strategy {strategy!r} is not one of: active, random")
+        if len(set(label_set)) < 2:
+            raise UserError("give at least two labels to choose from (--labels a,b)")
+        self.ids = [str(i) for i in items["id"]]
+        self.texts = [str(t) for t in items["text"]]
+        self.row_of = {item: row for row, item in enumerate(self.ids)}
+        self.label_set = list(dict.fromkeys(label_set))
+        self.strategy, self.retrain_every, self.clusters = strategy, retrain_every, clusters
+        self.lease_seconds, self.max_similarity, self.seed = lease_seconds, max_similarity, seed
+        self.clock = clock
+        keys = near_duplicate_keys(pd.Series(self.texts))
+        # a text of punctuation only has an empty key: it is a near-copy of nothing
+        self.keys = [key or f"\0{i}" for i, key in enumerate(keys)]
+        codes, _ = pd.factorize(pd.Series(self.keys))
+        self.key_codes = np.asarray(codes)
+        self.key_labelled = np.zeros(int(self.key_codes.max()) + 1, dtype=np.int32)
+        self.vectorizer = text_vectorizer().fit(self.texts)
+        self.vectors = self.vectorizer.transform(self.texts)
+        self.labels: dict[str, str] = {}  # item -> label
+        self.leases: dict[str, Lease] = {}
+        self._why: dict[str, str] = {}  # item -> the reason it was leased with
+        self.model: Any = None
+        self.margins: np.ndarray | None = None
+        self.guesses: np.ndarray | None = None
+        self.probabilities: np.ndarray | None = None  # each row's top two, low then high
+        self.labels_at_training = 0
+        self.rng = np.random.default_rng(seed)
+        self.random_order = self.rng.permutation(len(self.ids))
+        self._cold: list[tuple[int, int, int]] | None = None  # (row, cluster, clusters)
+
+    # -- labels ---------------------------------------------------------------------------
+
+    def check_label(self, label: str) -> None:
+        """Raises UserError when ``label`` is not one of the label set."""
+        if label not in self.label_set:
+            raise UserError(
+                f"label {label!r} is not one of: {', '.join(self.label_set)}; use one of them "
+                "or add it to --labels"
+            )
+
+    def add_label(self, item: str, label: str) -> None:
+        """Record a label (retrains the model every ``retrain_every`` labels)."""
+        self.check_label(label)
+        item = str(item)
+        if item not in self.row_of:
+            raise UserError(f"item {item!r} is not in the unlabelled data")
+        if item not in self.labels:
+            self.key_labelled[self.key_codes[self.row_of[item]]] += 1
+        self.labels[item] = label
+        self.leases.pop(item, None)
+        # the first model waits for the cold start's labels (one per cluster)
+        due = self.retrain_every if self.model is not None else self.clusters
+        if self.strategy == "active" and len(self.labels) - self.labels_at_training >= due:
+            self.retrain()
+
+    def remove_label(self, item: str) -> None:
+        """Forget a label (after an undo): the item may be asked again."""
+        if self.labels.pop(str(item), None) is not None:
+            self.key_labelled[self.key_codes[self.row_of[str(item)]]] -= 1
+
+    def retrain(self) -> bool:
+        """Fit the model on the labels so far and score every text; False with one class."""
+        rows = [self.row_of[item] for item in self.labels]
+        y = [self.labels[item] for item in self.labels]
+        if len(set(y)) < 2:
+            return False
+        self.model = text_classifier(self.seed).fit(self.vectors[rows], y)
+        probabilities = self.model.predict_proba(self.vectors)
+        top2 = np.sort(probabilities, axis=1)[:, -2:]
+        self.margins = top2[:, 1] - top2[:, 0]
+        self.guesses = self.model.classes_[probabilities.argmax(axis=1)]
+        self.probabilities = top2
+        self.labels_at_training = len(self.labels)
+        return True
+
+    # -- suggestions ----------------------------------------------------------------------
+
+    def _live_leases(self) -> dict[str, Lease]:
+        now = self.clock()
+        self.leases = {item: lease for item, lease in self.leases.items() if lease.expires > now}
+        return self.leases
+
+    def _available(self) -> np.ndarray:
+        """Rows that may be asked: unlabelled, not leased, no near-copy labelled or leased."""
+        taken = self.key_labelled > 0
+        for item in self._live_leases():
+            taken[self.key_codes[self.row_of[item]]] = True
+        return ~taken[self.key_codes]
+
+    def next(self, annotator: str = "me", count: int = 1) -> list[Suggestion]:
+        """The next ``count`` texts for ``annotator``, leased to them; their own unexpired
+        leases come first (asking again does not skip a text)."""
+        held = [item for item, lease in self._live_leases().items()
+                if lease.annotator == annotator][:count]  # fmt: skip
+        result = [self._suggest(self.row_of[item], "still yours: " + self._why.get(item, ""))
+                  for item in held]  # fmt: skip
+        if len(result) < count:
+            rows = self._choose(count - len(result))
+            result += [self._suggest(row, reason) for row, reason in rows]
+        expires = self.clock() + self.lease_seconds
+        for suggestion in result:
+            self.leases[suggestion.item] = Lease(annotator, expires)
+            self._why[suggestion.item] = suggestion.reason
+        return result
+
+    def release(self, item: str) -> None:
+        """Give a leased item back to the queue (the annotator skipped it)."""
+        self.leases.pop(str(item), None)
+
+    def _suggest(self, row: int, reason: str) -> Suggestion:
+        guess = None if self.guesses is None else str(self.guesses[row])
+        return Suggestion(self.ids[row], self.texts[row], reason, guess)
+
+    def _choose(self, count: int) -> list[tuple[int, str]]:
+        available = self._available()
+        if self.strategy == "random":
+            rows = [int(r) for r in self.random_order if available[r]][:count]
+            return [(r, "random order") for r in rows]
+        if self.margins is None:
+            chosen = self._cold_start(available, count)
+            if len(chosen) == count:
+                return chosen
+            picked = {row for row, _ in chosen}
+            rest = [int(r) for r in self.random_order if available[r] and r not in picked]
+            classes = sorted(set(self.labels.values()))
+            why = f"no model yet (labels so far: {', '.join(classes) or 'none'}); random order"
+            return chosen + [(r, why) for r in rest[: count - len(chosen)]]
+        return self._uncertain(available, count)
+
+    def _cold_start(self, available: np.ndarray, count: int) -> list[tuple[int, str]]:
+        if self._cold is None:
+            self._cold = self._cluster_representatives()
+        chosen: list[tuple[int, str]] = []
+        keys = set()
+        for row, cluster, total in self._cold:
+            if available[row] and self.keys[row] not in keys:
+                chosen.append((row, f"cold start: cluster {cluster} of {total}"))
+                keys.add(self.keys[row])
+                if len(chosen) == count:
+                    break
+        return chosen
+
+    def _cluster_representatives(self) -> list[tuple[int, int, int]]:
+        """The text nearest each k-means centre (on a sample of at most 20,000 texts)."""
+        from sklearn.cluster import MiniBatchKMeans
+
+        sample = self.rng.permutation(len(self.ids))[:20_000]
+        k = max(1, min(self.clusters, len(sample)))
+        kmeans = MiniBatchKMeans(k, random_state=self.seed, n_init=3, batch_size=2048)
+        assigned = kmeans.fit_predict(self.vectors[sample])
+        similarity = np.asarray(self.vectors[sample] @ kmeans.cluster_centers_.T)
+        representatives = []
+        for cluster in range(k):
+            members = np.flatnonzero(assigned == cluster)
+            if len(members):
+                best = members[similarity[members, cluster].argmax()]
+                representatives.append((int(sample[best]), cluster + 1, k))
+        return representatives
+
+    def _uncertain(self, available: np.ndarray, count: int) -> list[tuple[int, str]]:
+        """The most uncertain available rows, skipping near-copies (in vector space) of rows
+        already in the batch or leased to anyone."""
+        assert self.margins is not None and self.probabilities is not None
+        margins = np.where(available, self.margins, np.inf)
+        shortlist = min(len(margins), max(50, 10 * count))
+        candidates = np.argpartition(margins, shortlist - 1)[:shortlist]
+        candidates = candidates[np.argsort(margins[candidates], kind="stable")]
+        candidates = candidates[np.isfinite(margins[candidates])]
+        picked: list[int] = [self.row_of[item] for item in self.leases]
+        chosen: list[tuple[int, str]] = []
+        for row in candidates:
+            if picked:
+                similarity = (self.vectors[picked] @ self.vectors[row].T).toarray()
+                if similarity.max() >= self.max_similarity:
+                    continue
+            high, low = self.probabilities[row, 1], self.probabilities[row, 0]
+            chosen.append((int(row), f"model unsure: {high:.2f} vs {low:.2f}"))
+            picked.append(int(row))
+            if len(chosen) == count:
+                break
+        return chosen
+
+    def state(self) -> dict[str, Any]:
+        """Counts for a status line."""
+        return {"labelled": len(self.labels), "unlabelled": len(self.ids) - len(self.labels),
+                "leased": len(self._live_leases()), "model": self.model is not None,
+                "trained_on": self.labels_at_training}  # fmt: skip

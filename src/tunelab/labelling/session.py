@@ -1,0 +1,164 @@
+"""What ``tunelab label`` does, as functions of paths: a labelling session (a person at the
+terminal, or an oracle with ``simulate``), export, import and agreement."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tunelab.errors import UserError
+from tunelab.labelling.agreement import agreement
+from tunelab.labelling.formats import (
+    export_doccano,
+    export_label_studio,
+    import_doccano,
+    import_label_studio,
+)
+from tunelab.labelling.journal import LabelJournal, write_labelled
+from tunelab.labelling.queue import LabelQueue, Suggestion, read_unlabelled
+from tunelab.labelling.simulate import simulate
+
+
+def parse_label_set(labels: str, path: Path | None = None) -> list[str]:
+    """``"a,b,c"`` as a list; at least two distinct labels."""
+    names = list(dict.fromkeys(part.strip() for part in labels.split(",") if part.strip()))
+    if len(names) < 2:
+        raise UserError(f"--labels {labels!r} names fewer than two labels; give e.g. --labels "
+                        "positive,negative")  # fmt: skip
+    return names
+
+
+def open_session(
+    data: Path, journal_path: Path, label_set: list[str], text_column: str | None = None,
+    **queue_options: Any,
+) -> tuple[pd.DataFrame, LabelJournal, LabelQueue]:  # fmt: skip
+    """Read the texts, replay the journal and build the queue with the labels so far."""
+    items = read_unlabelled(data, text_column)
+    journal = LabelJournal(journal_path)
+    queue = LabelQueue(items, label_set, **queue_options)
+    for item, label in journal.labels().items():
+        if item in queue.row_of and isinstance(label, str):
+            queue.check_label(label)
+            queue.add_label(item, label)
+    return items, journal, queue
+
+
+def run_simulation(
+    data: Path, journal_path: Path, output: Path, label_set: list[str], label_column: str,
+    budget: int, echo: Callable[[str], None], text_column: str | None = None,
+    **queue_options: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """Label ``data`` with its own ``label_column`` as the oracle, journal every label and
+    write the labelled file."""
+    items, journal, queue = open_session(data, journal_path, label_set, text_column,
+                                         **queue_options)  # fmt: skip
+    if label_column not in items.columns:
+        raise UserError(f"{data} has no column {label_column!r} to simulate answers from; "
+                        "name it with --label-column")  # fmt: skip
+    oracle = dict(zip(items["id"], items[label_column].astype(str), strict=True))
+    for item, label in oracle.items():
+        if label not in queue.label_set:
+            allowed = ",".join(queue.label_set)
+            raise UserError(f"{data} row with id {item} has label {label!r}, which is not one "
+                            f"of --labels {allowed}; add it or fix the row")  # fmt: skip
+
+    def acknowledge(item: str, label: str, reason: str) -> None:
+        echo(f"labelled {item} {label} ({reason})")
+
+    result = simulate(queue, oracle, budget, journal=journal, on_label=acknowledge)
+    texts = dict(zip(items["id"], items["text"], strict=True))
+    rows = write_labelled(output, texts, journal.labels())
+    return {"labels": result["labels"], "rows_written": rows, "journal": str(journal_path),
+            "output": str(output)}  # fmt: skip
+
+
+def run_interactive(
+    data: Path, journal_path: Path, output: Path, label_set: list[str], annotator: str,
+    ask: Callable[[Suggestion, list[str]], str], echo: Callable[[str], None],
+    text_column: str | None = None, **queue_options: Any,
+) -> int:  # fmt: skip
+    """A person labels at the terminal: ``ask`` shows a suggestion and returns a label, its
+    number, ``u`` (undo), ``s`` (skip) or ``q`` (quit). Returns the labels given."""
+    items, journal, queue = open_session(data, journal_path, label_set, text_column,
+                                         **queue_options)  # fmt: skip
+    texts = dict(zip(items["id"], items["text"], strict=True))
+    given = 0
+    while True:
+        suggestions = queue.next(annotator)
+        if not suggestions:
+            echo("nothing left to label")
+            break
+        answer = ask(suggestions[0], queue.label_set).strip()
+        item = suggestions[0].item
+        if answer == "q":
+            queue.release(item)
+            break
+        if answer == "s":
+            queue.release(item)
+            continue
+        if answer == "u":
+            record = journal.undo(annotator)
+            queue.remove_label(record["item"])
+            labels = journal.labels()
+            if record["item"] in labels:  # someone else's (or an earlier) label remains
+                queue.add_label(record["item"], labels[record["item"]])
+            echo(f"undid the label of {record['item']}")
+        else:
+            label = queue.label_set[int(answer) - 1] if answer.isdigit() else answer
+            if answer.isdigit() and not 1 <= int(answer) <= len(queue.label_set):
+                echo(f"no label number {answer}")
+                continue
+            try:
+                queue.check_label(label)
+            except UserError as exc:
+                echo(str(exc))
+                continue
+            journal.label(item, label, annotator=annotator)
+            queue.add_label(item, label)
+            given += 1
+        write_labelled(output, texts, journal.labels())
+    return given
+
+
+def export_labels(data: Path, journal_path: Path, output: Path, fmt: str) -> int:
+    """Write the journal's labels (with the texts from ``data``) as Label Studio JSON or doccano
+    JSONL. Returns the number of tasks or rows."""
+    items = read_unlabelled(data)
+    texts = dict(zip(items["id"], items["text"], strict=True))
+    journal = LabelJournal(journal_path)
+    if fmt == "label-studio":
+        return export_label_studio(output, texts, journal.state.by_annotator())
+    if fmt == "doccano":
+        return export_doccano(output, texts, journal.labels())
+    raise UserError(f"--format {fmt!r} is not one of: label-studio, doccano")
+
+
+def import_labels(source: Path, journal_path: Path, label_set: list[str], fmt: str) -> int:
+    """Append the labels of a Label Studio or doccano export to the journal (each checked
+    against the label set first: a bad file adds nothing). Returns the labels added."""
+    if fmt == "auto":
+        fmt = "doccano" if source.suffix.lower() == ".jsonl" else "label-studio"
+    if fmt not in ("label-studio", "doccano"):
+        raise UserError(f"--format {fmt!r} is not one of: auto, label-studio, doccano")
+    rows = import_label_studio(source) if fmt == "label-studio" else import_doccano(source)
+    rows = [row for row in rows if row["label"] is not None]
+    for row in rows:
+        if row["label"] not in label_set:
+            raise UserError(f"{source} gives item {row['id']} the label {row['label']!r}, which "
+                            f"is not one of --labels {','.join(label_set)}; add it to --labels "
+                            "or fix the file")  # fmt: skip
+    journal = LabelJournal(journal_path)
+    for row in rows:
+        journal.label(row["id"], row["label"], annotator=row["annotator"],
+                      note=f"imported from {source.name}")  # fmt: skip
+    return len(rows)
+
+
+def journal_agreement(journal_path: Path) -> dict[str, Any]:
+    """Cohen's kappa and disagreements of the journal's double-labelled items."""
+    if not journal_path.exists():
+        raise UserError(f"label journal {journal_path} does not exist; check the path")
+    return agreement(LabelJournal(journal_path).state.by_annotator())

@@ -1,0 +1,147 @@
+"""Agreement, Label Studio / doccano round trips, and `tunelab label` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tunelab.cli import app
+from tunelab.errors import UserError
+from tunelab.labelling.agreement import agreement
+from tunelab.labelling.formats import (
+    export_doccano,
+    export_label_studio,
+    import_doccano,
+    import_label_studio,
+)
+
+
+def test_kappa_on_double_labelled_items_and_the_disagreements() -> None:
+    labels = {"1": {"a": "pos", "b": "pos"}, "2": {"a": "neg", "b": "neg"},
+              "3": {"a": "pos", "b": "neg"}, "4": {"a": "neg", "b": "neg"},
+              "5": {"a": "pos"}}  # fmt: skip
+    result = agreement(labels)
+    assert result["double_labelled"] == 4
+    [pair] = result["pairs"]
+    assert pair["annotators"] == ["a", "b"] and pair["items"] == 4 and pair["agreement"] == 0.75
+    assert pair["kappa"] == pytest.approx(0.5)  # po 0.75, pe 0.5
+    assert result["disagreements"] == [{"item": "3", "labels": {"a": "pos", "b": "neg"}}]
+
+
+def test_label_studio_round_trip(tmp_path: Path) -> None:
+    texts = {"r1": "质量很好", "r2": "太差了", "r3": "还行"}
+    labels = {"r1": {"ann": "pos", "bob": "pos"}, "r2": {"ann": "neg"}}
+    path = tmp_path / "ls.json"
+    assert export_label_studio(path, texts, labels, predictions={"r3": ("pos", 0.61)}) == 3
+    tasks = json.loads(path.read_text())
+    assert tasks[2]["predictions"][0]["result"][0]["value"] == {"choices": ["pos"]}
+    rows = import_label_studio(path)
+    assert [(r["id"], r["text"], r["label"], r["annotator"]) for r in rows] == [
+        ("r1", "质量很好", "pos", "ann"), ("r1", "质量很好", "pos", "bob"),
+        ("r2", "太差了", "neg", "ann"), ("r3", "还行", None, None)]  # fmt: skip
+
+
+def test_doccano_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    assert export_doccano(path, {"1": "好", "2": "差"}, {"1": "pos", "2": "neg"}) == 2
+    rows = import_doccano(path)
+    assert [(r["id"], r["text"], r["label"]) for r in rows] == [("1", "好", "pos"),
+                                                                ("2", "差", "neg")]  # fmt: skip
+
+
+def test_another_task_type_is_one_clear_error(tmp_path: Path) -> None:
+    ner = [{"id": 9, "data": {"text": "张三在北京"}, "annotations": [{"result": [
+        {"type": "labels", "value": {"start": 0, "end": 2, "labels": ["PER"]}}]}]}]  # fmt: skip
+    (tmp_path / "ner.json").write_text(json.dumps(ner))
+    with pytest.raises(UserError, match=r"ner.json task 9 has Label Studio annotations of type "
+                                        r"'labels'.*export a classification project"):  # fmt: skip
+        import_label_studio(tmp_path / "ner.json")
+    (tmp_path / "spans.jsonl").write_text('{"text": "张三", "label": [[0, 2, "PER"]]}\n')
+    with pytest.raises(UserError, match=r"spans.jsonl line 1 has span labels"):
+        import_doccano(tmp_path / "spans.jsonl")
+    (tmp_path / "empty.json").write_text("")
+    with pytest.raises(UserError, match=r"empty\.json is empty"):
+        import_label_studio(tmp_path / "empty.json")
+
+
+def _data(tmp_path: Path) -> Path:
+    rows = ["id,text,label"]
+    for i in range(60):
+        good = i % 2 == 0
+        rows.append(
+            f"{i},{'质量很好 物流快' if good else '质量太差 退货'}{i}号,{'pos' if good else 'neg'}"
+        )
+    (tmp_path / "pool.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return tmp_path / "pool.csv"
+
+
+def test_cli_simulate_export_import_agreement(tmp_path: Path) -> None:
+    data, journal = _data(tmp_path), tmp_path / "j.jsonl"
+    runner = CliRunner()
+    common = ["--labels", "pos,neg", "--journal", str(journal)]
+    result = runner.invoke(app, ["label", "run", str(data), *common, "--simulate", "--budget",
+                                 "30", "--clusters", "4", "--retrain-every", "5",
+                                 "--output", str(tmp_path / "out.csv")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (
+        result.output.count("labelled ") == 30 and "(cold start: cluster 1 of 4)" in result.output
+    )
+    assert len((tmp_path / "out.csv").read_text().splitlines()) == 31
+    ls = tmp_path / "ls.json"
+    result = runner.invoke(app, ["label", "export", str(data), "--journal", str(journal),
+                                 "--out", str(ls)])  # fmt: skip
+    assert result.exit_code == 0 and "wrote 60 tasks" in result.output
+    tasks = json.loads(ls.read_text())
+    for task in tasks:  # a second annotator disagrees on every 'pos'
+        for annotation in task["annotations"]:
+            annotation["completed_by"] = "bob"
+            annotation["result"][0]["value"]["choices"] = ["neg"]
+    ls.write_text(json.dumps(tasks))
+    result = runner.invoke(app, ["label", "import", str(ls), *common])
+    assert result.exit_code == 0 and "added 30 labels" in result.output
+    result = runner.invoke(app, ["label", "agreement", "--journal", str(journal)])
+    report = json.loads(result.output)
+    assert report["double_labelled"] == 30 and report["pairs"][0]["agreement"] < 1
+    assert len(report["disagreements"]) == sum(
+        1 for t in tasks if t["annotations"] and int(t["data"]["tunelab_id"]) % 2 == 0
+    )
+
+
+def test_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from tunelab.cli import main
+
+    (tmp_path / "empty.csv").write_text("")
+    data = _data(tmp_path)
+    cases = [
+        (["label", "run", str(tmp_path / "empty.csv"), "--labels", "pos,neg", "--simulate"],
+         "empty.csv is empty"),
+        (["label", "run", str(data), "--labels", "pos,meh", "--simulate",
+          "--journal", str(tmp_path / "j.jsonl")], "label 'neg', which is not one of --labels"),
+        (["label", "run", str(data), "--labels", "pos"], "fewer than two labels"),
+    ]  # fmt: skip
+    for argv, expected in cases:
+        sys.argv = ["tunelab", *argv]
+        with pytest.raises(SystemExit) as stop:
+            main()
+        assert stop.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0]
+
+
+def test_cli_bad_input_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from tunelab.cli import main
+
+    data = _data(tmp_path)
+    sys.argv = ["tunelab", "label", "run", str(data), "--labels", "pos,meh", "--simulate",
+                "--journal", str(tmp_path / "j.jsonl")]  # fmt: skip
+    with pytest.raises(SystemExit):
+        main()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has label 'neg', which is not one of --labels pos,meh" in err[0]

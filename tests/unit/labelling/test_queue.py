@@ -1,0 +1,120 @@
+"""The queue: cold start by clusters, uncertainty with diversity, near-duplicates, leases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tunelab.data.normalize import normalized_text
+from tunelab.errors import UserError
+from tunelab.labelling.queue import LabelQueue, read_unlabelled
+
+GOOD = [
+    "质量很好",
+    "物流很快",
+    "非常满意",
+    "值得购买",
+    "服务周到",
+    "包装精美",
+    "性价比高",
+    "推荐给朋友",
+]
+BAD = [
+    "质量太差",
+    "物流很慢",
+    "非常失望",
+    "不值这个价",
+    "服务恶劣",
+    "包装破损",
+    "退货麻烦",
+    "再也不买",
+]
+
+
+def pool(copies: int = 3) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Short reviews, each with near-duplicates (punctuation, case, full-width forms)."""
+    rng = np.random.default_rng(0)
+    texts, labels = [], []
+    for i in range(120):
+        good = i % 2 == 0
+        words = rng.choice(GOOD if good else BAD, size=3, replace=False)
+        base = "，".join(words) + f"{i}"
+        for variant in (base, base + "！！", base.replace("，", " ") + "。")[:copies]:
+            texts.append(variant)
+            labels.append("pos" if good else "neg")
+    items = pd.DataFrame({"id": [str(n) for n in range(len(texts))], "text": texts})
+    return items, dict(zip(items["id"], labels, strict=True))
+
+
+def test_no_near_duplicate_is_ever_asked_twice() -> None:
+    items, oracle = pool()
+    queue = LabelQueue(items, ["pos", "neg"], retrain_every=5, clusters=5)
+    asked = []
+    while suggestions := queue.next("ann", count=3):
+        for suggestion in suggestions:
+            asked.append(suggestion)
+            queue.add_label(suggestion.item, oracle[suggestion.item])
+    keys = [normalized_text(s.text) for s in asked]
+    assert len(keys) == len(set(keys)) == 120  # one of each near-duplicate group, all groups
+    assert [s.reason for s in asked[:5]] == [f"cold start: cluster {k} of 5" for k in range(1, 6)]
+    assert any(s.reason.startswith("model unsure: ") for s in asked)
+    unsure = next(s for s in asked if s.reason.startswith("model unsure: "))
+    high, low = (float(x) for x in unsure.reason.removeprefix("model unsure: ").split(" vs "))
+    assert high >= low and abs(high + low - 1) < 0.02 and unsure.guess in ("pos", "neg")
+
+
+def test_a_batch_holds_no_near_copies_in_vector_space() -> None:
+    items, oracle = pool(copies=1)
+    queue = LabelQueue(items, ["pos", "neg"], retrain_every=5, clusters=4, max_similarity=0.5)
+    for suggestion in queue.next("ann", count=12):
+        queue.add_label(suggestion.item, oracle[suggestion.item])
+    batch = queue.next("ann", count=6)
+    rows = [queue.row_of[s.item] for s in batch]
+    similarity = (queue.vectors[rows] @ queue.vectors[rows].T).toarray()
+    assert (similarity[~np.eye(len(rows), dtype=bool)] < 0.5).all()
+
+
+def test_leases_keep_two_annotators_apart_until_they_expire() -> None:
+    items, _ = pool()
+    now = [1000.0]
+    queue = LabelQueue(items, ["pos", "neg"], clusters=4, lease_seconds=60, clock=lambda: now[0])
+    mine = queue.next("ann", count=4)
+    theirs = queue.next("bob", count=4)
+    assert not {s.item for s in mine} & {s.item for s in theirs}
+    mine_keys = {normalized_text(s.text) for s in mine}
+    assert not mine_keys & {normalized_text(s.text) for s in theirs}
+    assert [s.item for s in queue.next("ann", count=4)] == [s.item for s in mine]  # still mine
+    now[0] += 61
+    later = queue.next("bob", count=8)
+    assert {s.item for s in mine} <= {s.item for s in later} | {s.item for s in theirs}
+    queue.release(later[0].item)
+    assert later[0].item in {s.item for s in queue.next("carol", count=8)}
+
+
+def test_a_label_outside_the_set_is_one_clear_error() -> None:
+    items, _ = pool(copies=1)
+    queue = LabelQueue(items, ["pos", "neg"], clusters=2)
+    with pytest.raises(UserError, match=r"label 'meh' is not one of: pos, neg"):
+        queue.add_label("0", "meh")
+    with pytest.raises(UserError, match="at least two labels"):
+        LabelQueue(items, ["pos"])
+
+
+def test_reading_texts_from_csv_jsonl_and_lines(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("好评\n\n差评\n", encoding="utf-8")
+    assert read_unlabelled(tmp_path / "a.txt")["text"].tolist() == ["好评", "差评"]
+    (tmp_path / "a.jsonl").write_text('{"id": "x", "text": "好"}\n{"id": "y", "text": "差"}\n')
+    assert read_unlabelled(tmp_path / "a.jsonl")["id"].tolist() == ["x", "y"]
+    (tmp_path / "a.csv").write_text("review\n好\n")
+    assert read_unlabelled(tmp_path / "a.csv", "review")["id"].tolist() == ["1"]
+    with pytest.raises(UserError, match=r"a.csv has no column 'text' \(columns: review\)"):
+        read_unlabelled(tmp_path / "a.csv")
+    (tmp_path / "empty.txt").write_text("\n \n")
+    with pytest.raises(UserError, match=r"empty\.txt is empty"):
+        read_unlabelled(tmp_path / "empty.txt")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(UserError, match=r"empty\.csv is empty"):
+        read_unlabelled(tmp_path / "empty.csv")

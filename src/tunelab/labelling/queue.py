@@ -143,6 +143,7 @@ class LabelQueue:
         self.vectors = self.vectorizer.transform(self.texts)
         self.labels: dict[str, str] = {}  # item -> label
         self.leases: dict[str, Lease] = {}
+        self.passed_over: dict[str, set[int]] = {}  # annotator -> rows they skipped
         self._why: dict[str, str] = {}  # item -> the reason it was leased with
         self.model: Any = None
         self.margins: np.ndarray | None = None
@@ -205,12 +206,17 @@ class LabelQueue:
         self.leases = {item: lease for item, lease in self.leases.items() if lease.expires > now}
         return self.leases
 
-    def _available(self) -> np.ndarray:
-        """Rows that may be asked: unlabelled, not leased, no near-copy labelled or leased."""
+    def _available(self, annotator: str | None = None) -> np.ndarray:
+        """Rows that may be asked: unlabelled, not leased, no near-copy labelled or leased,
+        and not skipped by ``annotator``."""
         taken = self.key_labelled > 0
         for item in self._live_leases():
             taken[self.key_codes[self.row_of[item]]] = True
-        return ~taken[self.key_codes]
+        available = ~taken[self.key_codes]
+        skipped = self.passed_over.get(annotator or "", set())
+        if skipped:
+            available[list(skipped)] = False
+        return available
 
     def next(self, annotator: str = "me", count: int = 1) -> list[Suggestion]:
         """The next ``count`` texts for ``annotator``, leased to them; their own unexpired
@@ -220,7 +226,7 @@ class LabelQueue:
         result = [self._suggest(self.row_of[item], "still yours: " + self._why.get(item, ""))
                   for item in held]  # fmt: skip
         if len(result) < count:
-            rows = self._choose(count - len(result))
+            rows = self._choose(count - len(result), annotator)
             result += [self._suggest(row, reason) for row, reason in rows]
         expires = self.clock() + self.lease_seconds
         for suggestion in result:
@@ -229,15 +235,22 @@ class LabelQueue:
         return result
 
     def release(self, item: str) -> None:
-        """Give a leased item back to the queue (the annotator skipped it)."""
+        """Give a leased item back to the queue (the annotator stopped before labelling it)."""
         self.leases.pop(str(item), None)
+
+    def skip(self, item: str, annotator: str = "me") -> None:
+        """``annotator`` passed over ``item``: it goes back to the queue for the others and
+        is not offered to them again."""
+        self.release(item)
+        if str(item) in self.row_of:
+            self.passed_over.setdefault(annotator, set()).add(self.row_of[str(item)])
 
     def _suggest(self, row: int, reason: str) -> Suggestion:
         guess = None if self.guesses is None else str(self.guesses[row])
         return Suggestion(self.ids[row], self.texts[row], reason, guess)
 
-    def _choose(self, count: int) -> list[tuple[int, str]]:
-        available = self._available()
+    def _choose(self, count: int, annotator: str | None = None) -> list[tuple[int, str]]:
+        available = self._available(annotator)
         if self.strategy == "random":
             rows = [int(r) for r in self.random_order if available[r]][:count]
             return [(r, "random order") for r in rows]

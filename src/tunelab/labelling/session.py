@@ -43,6 +43,9 @@ def open_session(
         if item in queue.row_of and isinstance(label, str):
             queue.check_label(label)
             queue.add_label(item, label)
+    for annotator, skipped in journal.state.skipped.items():
+        for item in skipped:
+            queue.skip(item, annotator)
     return items, journal, queue
 
 
@@ -97,7 +100,8 @@ def run_interactive(
             queue.release(item)
             break
         if answer == "s":
-            queue.release(item)
+            journal.skip(item, annotator)
+            queue.skip(item, annotator)
             continue
         if answer == "u":
             record = journal.undo(annotator)

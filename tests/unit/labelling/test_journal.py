@@ -96,3 +96,15 @@ def test_the_labelled_file_is_rewritten_whole(tmp_path: Path) -> None:
     write_labelled(tmp_path / "out.jsonl", texts, {"3": "pos"})
     assert '"text": "一般"' in (tmp_path / "out.jsonl").read_text()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_reviewers_decision_wins_and_stays_out_of_agreement(tmp_path: Path) -> None:
+    journal = LabelJournal(tmp_path / "j.jsonl")
+    journal.label("1", "pos", annotator="ann")
+    journal.label("1", "neg", annotator="bob")
+    assert journal.labels() == {"1": "neg"}  # the latest label, without a review
+    journal.label("1", "pos", annotator="lead", role="review")
+    journal.label("1", "neg", annotator="bob")  # a later annotator label does not overrule it
+    replayed = LabelJournal(tmp_path / "j.jsonl")
+    assert replayed.labels() == {"1": "pos"}
+    assert replayed.state.by_annotator() == {"1": {"ann": "pos", "bob": "neg"}}

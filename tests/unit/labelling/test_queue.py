@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -118,3 +119,28 @@ def test_reading_texts_from_csv_jsonl_and_lines(tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(UserError, match=r"empty\.csv is empty"):
         read_unlabelled(tmp_path / "empty.csv")
+
+
+def test_a_skipped_text_goes_to_the_others_and_stays_skipped_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    from tunelab.labelling.session import open_session, run_interactive
+
+    items, _ = pool(copies=1)
+    data = tmp_path / "texts.csv"
+    items.to_csv(data, index=False)
+    asked: list[str] = []
+    answers = iter(["s", "1", "q"])
+
+    def ask(suggestion: Any, labels: list[str]) -> str:
+        asked.append(suggestion.item)
+        return next(answers)
+
+    options = {"clusters": 4, "data": data, "journal_path": tmp_path / "j.jsonl",
+               "output": tmp_path / "out.csv", "label_set": ["pos", "neg"]}  # fmt: skip
+    assert run_interactive(annotator="ann", ask=ask, echo=lambda _: None, **options) == 1
+    skipped = asked[0]
+    assert asked[1] != skipped  # not offered straight back
+    _, _, queue = open_session(data, tmp_path / "j.jsonl", ["pos", "neg"], clusters=4)
+    assert skipped not in {s.item for s in queue.next("ann", count=len(items))}
+    assert skipped in {s.item for s in queue.next("bob", count=len(items))}

@@ -9,6 +9,12 @@ from tunelab.errors import UserError
 from tunelab.models.adapters import load_adapter_checkpoint
 
 
+def has_sentence_modules(source: str | Path) -> bool:
+    """Whether a model folder ships sentence-transformers modules (``modules.json``): its
+    sentence embedding is what those modules compute, not what a [CLS] head reads."""
+    return (Path(source) / "modules.json").is_file()
+
+
 class SentenceTransformerLoader:
     """``from_pretrained`` for a saved sentence-transformers folder (what load_trained calls)."""
 

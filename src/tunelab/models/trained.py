@@ -9,6 +9,7 @@ from typing import Any
 from tunelab.errors import UserError
 from tunelab.models.adapters import is_adapter_folder, load_adapter_model, merged_model
 from tunelab.models.load import from_pretrained
+from tunelab.models.sentence_encoder import has_sentence_modules
 from tunelab.outputs import atomic_folder
 from tunelab.tasks import Task, task_from_model_config
 
@@ -56,6 +57,10 @@ def load_trained(model_or_run: str | Path) -> tuple[Any, Any, Task, int]:
     task = task_from_model_config(model_config)
     if is_adapter_folder(path):
         model = load_adapter_model(path, task.auto_model_class(), model_config)
+    elif has_sentence_modules(path) and not task.embeds:  # a few-shot classifier of an encoder
+        from tunelab.models.pooled_classifier import PooledClassifier  # imports torch
+
+        model = PooledClassifier.from_pretrained(path)
     else:
         model = from_pretrained(task.auto_model_class(), str(path))
     tokenizer = from_pretrained(task.processor_class(), str(path))

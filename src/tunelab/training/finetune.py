@@ -44,6 +44,7 @@ from tunelab.models.choice import (
 from tunelab.models.flops import utilisation
 from tunelab.models.load import from_pretrained, model_length_limit, resolve_model_source
 from tunelab.models.scratch import save_scratch_audio, save_scratch_bert, save_scratch_vit
+from tunelab.models.sentence_encoder import has_sentence_modules, load_sentence_transformer
 from tunelab.models.trained import save_base_settings
 from tunelab.outputs import atomic_folder, claim_output, write_json, write_jsonl, write_text
 from tunelab.tasks import Task, task_from_run_config
@@ -480,7 +481,17 @@ def answers_before_training(tokenizer: Any, source: str) -> bool:
 def _train_few_shot(parts: RunParts) -> dict[str, Any]:
     import numpy as np
 
+    from tunelab.models.pooled_classifier import PooledClassifier  # imports torch
+
     config, training = parts.config, parts.config.training
+    if has_sentence_modules(parts.source):
+        # the checkpoint's own pooling and normalisation, which [CLS] and a fresh pooler lack
+        # (see tunelab.models.pooled_classifier); replaces the classification model
+        encoder = load_sentence_transformer(
+            parts.source, trust_remote_code=config.model.trust_remote_code,
+            revision=config.model.revision,
+        )  # fmt: skip
+        parts.model = PooledClassifier(encoder, parts.model.config)
     targets = np.asarray(parts.task.targets(parts.splits["train"]))
     return train_few_shot(
         parts.model, parts.tokenizer, parts.encoded["train"], targets, config.few_shot,

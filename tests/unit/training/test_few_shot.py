@@ -78,3 +78,77 @@ def test_few_shot_refuses_what_it_cannot_train(tiny_bert, reviews_csv, tmp_path,
         config.setdefault(name, {}).update(values)
     with pytest.raises(UserError, match=error):
         tunelab.train(config)
+
+
+@pytest.fixture(scope="module")
+def tiny_sentence_encoder(tiny_bert, tmp_path_factory):
+    """A tiny random BertModel saved as a sentence-transformers folder (modules.json: mean
+    pooling, then normalisation), the shape of all-MiniLM-L6-v2."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Normalize, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    body = tmp_path_factory.mktemp("tiny-bert-body")
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(body)
+    tokenizer.save_pretrained(body)
+    transformer = Transformer(str(body))
+    modules = [transformer, Pooling(32, pooling_mode="mean"), Normalize()]
+    out = tmp_path_factory.mktemp("tiny-sentence-encoder")
+    SentenceTransformer(modules=modules).save(str(out))
+    return out
+
+
+def test_classifier_of_a_sentence_encoder_reads_its_embedding_not_cls(tiny_sentence_encoder):
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tunelab.models.pooled_classifier import PooledClassifier
+
+    texts = ["这个很好用", "质量太差了退货了不会再买", "好"]
+    encoder = SentenceTransformer(str(tiny_sentence_encoder))
+    expected = encoder.encode(texts, convert_to_tensor=True)
+    cls_model = AutoModelForSequenceClassification.from_pretrained(tiny_sentence_encoder)
+    model = PooledClassifier(SentenceTransformer(str(tiny_sentence_encoder)), cls_model.config)
+    batch = AutoTokenizer.from_pretrained(tiny_sentence_encoder)(
+        texts, padding=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        embedded = model.eval().embed(**batch)
+        cls_state = cls_model.bert(**batch).last_hidden_state[:, 0]
+    assert torch.allclose(embedded, expected, atol=1e-5)  # mean pooled and normalised
+    assert not torch.allclose(torch.nn.functional.normalize(cls_state, dim=-1), expected)
+
+
+def test_few_shot_on_a_sentence_encoder_saves_a_folder_sentence_transformers_loads(
+    tiny_sentence_encoder, tmp_path
+):
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoConfig
+
+    train = tmp_path / "train.csv"
+    make_reviews(300, seed=11).to_csv(train, index=False)
+    config = tiny_run_config(
+        tiny_sentence_encoder, train, tmp_path / "run",
+        data={"train_per_class": 8},
+        training={"method": "few-shot", "learning_rate": 1e-3},
+        few_shot={"pair_rounds": 5},
+    )  # fmt: skip
+    result = tunelab.train(config)
+    texts = ["这个很好用", "质量太差了退货"]
+    ours = tunelab.predict(result["model_dir"], texts=texts)
+    # no tunelab needed to use the folder: its last module gives the label scores
+    scores = SentenceTransformer(result["model_dir"]).encode(texts)
+    labels = AutoConfig.from_pretrained(result["model_dir"]).id2label
+    assert [r["label"] for r in ours] == [labels[int(i)] for i in scores.argmax(1)]
+    best = np.exp(scores[0]).max() / np.exp(scores[0]).sum()
+    assert ours[0]["score"] == pytest.approx(float(best), abs=1e-5)

@@ -179,8 +179,12 @@ def _read_delimited(text: str, path: Path, sep: str, skip_bad_lines: bool) -> pd
     try:
         # Every cell stays a string and only empty cells are missing: pandas would otherwise
         # turn texts such as "NA" or "null" into NaN and number-like texts into floats.
+        # UTF-8 bytes, not a StringIO: pandas re-encodes a text stream chunk by chunk and
+        # carries the surplus bytes of multi-byte characters forward in one growing buffer,
+        # which made reading 1M Chinese rows (230 MB) take 65 s instead of 5.
         frame = pd.read_csv(
-            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
+            io.BytesIO(text.encode("utf-8")), encoding="utf-8", sep=sep, dtype=str,
+            keep_default_na=False, na_values=[""],
             on_bad_lines="skip" if skip_bad_lines else "error",
         )  # fmt: skip
     except pd.errors.EmptyDataError:

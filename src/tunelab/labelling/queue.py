@@ -231,7 +231,8 @@ class LabelQueue:
         expires = self.clock() + self.lease_seconds
         for suggestion in result:
             self.leases[suggestion.item] = Lease(annotator, expires)
-            self._why[suggestion.item] = suggestion.reason
+            # a held item's reason is its first one, not 'still yours: still yours: ...'
+            self._why[suggestion.item] = suggestion.reason.removeprefix("still yours: ")
         return result
 
     def release(self, item: str) -> None:

@@ -451,19 +451,25 @@ def test_labelling_twenty_texts_by_keyboard(
     page.until(lambda: page.exists("label-text") and page.exists("label-progress"))
     assert page.find("label-progress").text == "0 / 60 labelled"
 
-    def shown() -> tuple[str, int]:
-        progress = page.find("label-progress").get_attribute("data-labelled")
-        return page.find("label-text").get_attribute("data-item"), int(progress)
+    def shown() -> tuple[str, int, str]:
+        """The text's item, the labelled count and whether an answer is on its way, read in
+        one script: the page replaces these elements as it updates."""
+        item, count, busy = chromium.execute_script(
+            'const w = document.getElementById("label-work");'
+            "return [w.querySelector('#label-text').dataset.item,"
+            "w.querySelector('#label-progress').dataset.labelled, w.dataset.busy];"
+        )
+        return item, int(count), busy
 
     def press(key: str, until: Any) -> None:
         ActionChains(chromium).send_keys(key).perform()
-        page.until(lambda: page.find("label-work").get_attribute("data-busy") == "no"
-                   and until(*shown()))  # fmt: skip
+        page.until(lambda: (lambda item, count, busy: busy == "no" and until(item, count))(
+            *shown()))  # fmt: skip
 
     given: dict[str, str] = {}
     undone = False
     while len(given) < 20:
-        item, count = shown()
+        item, count, _ = shown()
         label = truth[item]
         press("1" if label == "positive" else "2", lambda i, c, n=count, old=item: c == n + 1
               and i != old)  # fmt: skip
@@ -472,7 +478,7 @@ def test_labelling_twenty_texts_by_keyboard(
             undone = True
             press("u", lambda i, c: c == 4)
             del given[item]
-            skipped, _ = shown()
+            skipped, _, _ = shown()
             press("s", lambda i, c, old=skipped: c == 4 and i != old)
             assert skipped not in given
     assert page.find("label-progress").text == "20 / 60 labelled"

@@ -76,7 +76,7 @@ TL.pages.label = async function (root) {
     const current = found.current;
     const progress = el("p", { id: "label-progress", class: "facts",
       dataset: { labelled: found.labelled, total: found.total } },
-    `${found.labelled} / ${found.total} labelled`);
+    `${TL.number(found.labelled)} / ${TL.number(found.total)} labelled`);
     const bar = el("div", { class: "bar" }, el("div", { class: "bar-fill",
       style: `width: ${found.total ? Math.round(100 * found.labelled / found.total) : 0}%` }));
     const choices = found.labels.map((name, i) => el("button", {

@@ -46,11 +46,14 @@ class Session:
 
 
 def journal_path(data: Path) -> Path:
-    return data.with_name(f"{data.name.split('.')[0]}.journal.jsonl")
+    """The journal beside ``data``: ``texts.csv`` -> ``texts.journal.jsonl``."""
+    return data.with_name(f"{data.stem}.journal.jsonl")
 
 
 def labelled_path(data: Path) -> Path:
-    return data.with_name(f"{data.name.split('.')[0]}.labelled.csv")
+    """The labelled file beside ``data``; never ``data`` itself, even when ``data`` is a
+    labelled file (``texts.labelled.csv`` -> ``texts.labelled.labelled.csv``)."""
+    return data.with_name(f"{data.stem}.labelled.csv")
 
 
 class Labelling:

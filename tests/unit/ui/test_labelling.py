@@ -124,3 +124,13 @@ def test_bad_input_gives_the_clis_line_next_to_its_field(client, workspace, monk
     assert nothing["field"] == "label" and "me has no label to undo" in nothing["error"]
     outside = refused("state", path="../texts.csv", labels=LABELS)
     assert outside["field"] == "path" and "not a path inside the workspace" in outside["error"]
+
+
+def test_labelling_a_labelled_file_never_overwrites_it(client, workspace):
+    path, _ = texts_file(workspace)
+    found = post(client, "state", path)
+    post(client, "label", path, item=found["current"]["item"], label="positive")
+    again = post(client, "state", found["output"])  # the labelled file, as texts to label
+    assert again["output"] == "uploads/texts.labelled.labelled.csv"
+    assert again["journal"] == "uploads/texts.labelled.journal.jsonl"
+    assert again["total"] == 1 and again["labelled"] == 0

@@ -84,6 +84,20 @@ def test_label_skip_undo_and_the_labelled_file(client, workspace):
         assert found["labelled"] == 11 and found["current"]["item"] not in (*given, skipped)
 
 
+def test_each_annotator_has_their_own_texts_and_undo(client, workspace):
+    path, truth = texts_file(workspace)
+    mine = post(client, "state", path)["current"]["item"]
+    found = post(client, "state", path, annotator="ann")
+    assert found["current"]["item"] != mine  # leased to me: never shown to two at once
+    assert found["command"].endswith(" --annotator ann")
+    item = found["current"]["item"]
+    post(client, "label", path, annotator="ann", item=item, label=truth[item])
+    records = (workspace / found["journal"]).read_text()
+    assert '"annotator": "ann"' in records
+    assert client.post("/api/label/undo", json={"path": path, "labels": LABELS}).status_code == 400
+    assert post(client, "undo", path, annotator="ann")["labelled"] == 0
+
+
 def test_labels_the_cli_journals_meanwhile_are_seen(client, workspace):
     from tunelab.labelling.journal import LabelJournal
 

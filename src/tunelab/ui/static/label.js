@@ -11,6 +11,8 @@ TL.pages.label = async function (root) {
   const picker = el("select", { id: "label-file", "data-key": "path" });
   const labelSet = el("input", { type: "text", id: "label-set", "data-key": "labels",
     placeholder: "positive,negative", value: chosen.labels || "" });
+  const annotator = el("input", { type: "text", id: "label-annotator", "data-key": "annotator",
+    placeholder: "me", size: 10, value: chosen.annotator || "" });
   const [start, startNote] = TL.action("Start labelling", () => open(), {
     id: "label-start", class: "primary" });
   const work = el("div", { id: "label-work" });
@@ -27,7 +29,8 @@ TL.pages.label = async function (root) {
         picker),
       el("div", { class: "error", hidden: true, "data-error-for": "path" }),
       el("div", { class: "row" }, el("label", { for: "label-set" }, "Labels, comma-separated"),
-        labelSet, start, startNote),
+        labelSet, el("label", { for: "label-annotator" }, "your name in the journal"),
+        annotator, start, startNote),
       el("div", { class: "error", hidden: true, "data-error-for": "labels" })),
     work);
 
@@ -42,7 +45,8 @@ TL.pages.label = async function (root) {
     TL.clearErrors(root);
     work.replaceChildren();
     session = null;
-    TL.state.set("label", { path: picker.value, labels: labelSet.value });
+    TL.state.set("label", { path: picker.value, labels: labelSet.value,
+      annotator: annotator.value });
     try {
       show(await TL.api("POST", "/api/label/state", request()));
     } catch (error) {
@@ -51,7 +55,8 @@ TL.pages.label = async function (root) {
   }
 
   function request(extra) {
-    return { path: picker.value, labels: labelSet.value, ...(extra || {}) };
+    return { path: picker.value, labels: labelSet.value, annotator: annotator.value.trim(),
+      ...(extra || {}) };
   }
 
   // One answer at a time: a key pressed while the last one is on its way is ignored, so a

@@ -404,3 +404,92 @@ def test_reload_restart_cancel_and_resume_lose_nothing(
     assert workbench.job(second["id"])["resume"] is True
     assert (workbench.workspace / "runs" / "b" / "metrics.json").is_file()
     assert page.console() == []
+
+
+def test_labelling_twenty_texts_by_keyboard(
+    workbench, chromium, shots, tmp_path, monkeypatch, capsys
+):
+    """A file too small to label and a one-label set get the CLI's line next to their field;
+    then 20 texts labelled with the keys 1 and 2 (one skipped with s, one undone with u), and
+    the labelled file to download and the journal hold exactly those 20 labels."""
+    import csv
+    import io
+
+    import httpx
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import Select
+
+    from tunelab.labelling.journal import LabelJournal
+
+    page = Page(chromium, workbench.url, shots)
+    frame = make_reviews(60)
+    frame.insert(0, "id", [f"r{i}" for i in range(60)])
+    uploads = workbench.workspace / "uploads"
+    frame.drop(columns="label").to_csv(uploads / "texts.csv", index=False)
+    truth = dict(zip(frame["id"], frame["label"], strict=True))
+    (uploads / "empty.txt").write_text("\n", encoding="utf-8")
+    monkeypatch.chdir(workbench.workspace)  # the CLI's lines for the same commands
+
+    page.open("#label")
+    Select(page.find("label-file")).select_by_value("uploads/empty.txt")
+    page.type("label-set", "positive,negative")
+    page.click("label-start")
+    empty = cli_line(["label", "run", "uploads/empty.txt", "--labels", "positive,negative"],
+                     monkeypatch, capsys)  # fmt: skip
+    page.until(lambda: page.error_for("path") == empty)
+    Select(page.find("label-file")).select_by_value("uploads/texts.csv")
+    page.type("label-set", "positive")
+    page.click("label-start")
+    one = cli_line(["label", "run", "uploads/texts.csv", "--labels", "positive"],
+                   monkeypatch, capsys)  # fmt: skip
+    page.until(lambda: page.error_for("labels") == one)
+    assert page.error_for("path") == ""
+    assert all(entry["source"] == "network" for entry in page.console())  # the refused calls
+
+    page.type("label-set", "positive,negative")
+    page.click("label-start")
+    page.until(lambda: page.exists("label-text") and page.exists("label-progress"))
+    assert page.find("label-progress").text == "0 / 60 labelled"
+
+    def shown() -> tuple[str, int, str]:
+        """The text's item, the labelled count and whether an answer is on its way, read in
+        one script: the page replaces these elements as it updates."""
+        item, count, busy = chromium.execute_script(
+            'const w = document.getElementById("label-work");'
+            "return [w.querySelector('#label-text').dataset.item,"
+            "w.querySelector('#label-progress').dataset.labelled, w.dataset.busy];"
+        )
+        return item, int(count), busy
+
+    def press(key: str, until: Any) -> None:
+        ActionChains(chromium).send_keys(key).perform()
+        page.until(lambda: (lambda item, count, busy: busy == "no" and until(item, count))(
+            *shown()))  # fmt: skip
+
+    given: dict[str, str] = {}
+    undone = False
+    while len(given) < 20:
+        item, count, _ = shown()
+        label = truth[item]
+        press("1" if label == "positive" else "2", lambda i, c, n=count, old=item: c == n + 1
+              and i != old)  # fmt: skip
+        given[item] = label
+        if len(given) == 5 and not undone:  # u takes back the latest label
+            undone = True
+            press("u", lambda i, c: c == 4)
+            del given[item]
+            skipped, _, _ = shown()
+            press("s", lambda i, c, old=skipped: c == 4 and i != old)
+            assert skipped not in given
+    assert page.find("label-progress").text == "20 / 60 labelled"
+    assert "the model guesses" in page.find("label-reason").text  # a model after 10 labels
+    page.shot("label")
+    assert page.console() == []
+
+    link = page.find("label-export").get_attribute("href")
+    assert link.endswith("/files/uploads/texts.labelled.csv?download=true")
+    exported = httpx.get(link, timeout=60)
+    assert exported.headers["content-disposition"].startswith("attachment")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert {row["id"]: row["label"] for row in rows} == given
+    assert LabelJournal(uploads / "texts.journal.jsonl").labels() == given

@@ -204,6 +204,12 @@ class LabelJournal:
         return self._append({"action": "undo", "item": str(item), "annotator": annotator,
                              "time": _now()})  # fmt: skip
 
+    @property
+    def read_up_to(self) -> int:
+        """The journal's bytes this object has read or written: less than the file's size
+        once another process appended."""
+        return self._offset
+
     def labels(self) -> dict[str, Any]:
         """item -> current label, as replaying the journal gives it."""
         return self.state.labels()

@@ -81,12 +81,12 @@ def read_unlabelled(path: Path | str, text_column: str | None = None) -> pd.Data
     return frame
 
 
-def text_vectorizer(max_features: int = 200_000) -> Any:
+def text_vectorizer(max_features: int = 200_000, min_df: int = 2) -> Any:
     """TF-IDF of character 1-2-grams: works for Chinese (no word spaces) and other languages."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     return TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True,
-                           min_df=2, max_features=max_features, dtype=np.float32)  # fmt: skip
+                           min_df=min_df, max_features=max_features, dtype=np.float32)  # fmt: skip
 
 
 def text_classifier(seed: int = 0) -> Any:
@@ -139,7 +139,10 @@ class LabelQueue:
         codes, _ = pd.factorize(pd.Series(self.keys))
         self.key_codes = np.asarray(codes)
         self.key_labelled = np.zeros(int(self.key_codes.max()) + 1, dtype=np.int32)
-        self.vectorizer = text_vectorizer().fit(self.texts)
+        try:
+            self.vectorizer = text_vectorizer().fit(self.texts)
+        except ValueError:  # a handful of texts share no character n-gram: keep them all
+            self.vectorizer = text_vectorizer(min_df=1).fit(self.texts)
         self.vectors = self.vectorizer.transform(self.texts)
         self.labels: dict[str, str] = {}  # item -> label
         self.leases: dict[str, Lease] = {}
@@ -231,7 +234,8 @@ class LabelQueue:
         expires = self.clock() + self.lease_seconds
         for suggestion in result:
             self.leases[suggestion.item] = Lease(annotator, expires)
-            self._why[suggestion.item] = suggestion.reason
+            # a held item's reason is its first one, not 'still yours: still yours: ...'
+            self._why[suggestion.item] = suggestion.reason.removeprefix("still yours: ")
         return result
 
     def release(self, item: str) -> None:

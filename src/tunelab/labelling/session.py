@@ -100,31 +100,57 @@ def run_interactive(
             queue.release(item)
             break
         if answer == "s":
-            journal.skip(item, annotator)
-            queue.skip(item, annotator)
+            skip_text(journal, queue, item, annotator)
             continue
         if answer == "u":
-            record = journal.undo(annotator)
-            queue.remove_label(record["item"])
-            labels = journal.labels()
-            if record["item"] in labels:  # someone else's (or an earlier) label remains
-                queue.add_label(record["item"], labels[record["item"]])
-            echo(f"undid the label of {record['item']}")
+            undone = undo_label(journal, queue, annotator)
+            echo(f"undid the label of {undone}")
         else:
             label = queue.label_set[int(answer) - 1] if answer.isdigit() else answer
             if answer.isdigit() and not 1 <= int(answer) <= len(queue.label_set):
                 echo(f"no label number {answer}")
                 continue
             try:
-                queue.check_label(label)
+                give_label(journal, queue, item, label, annotator)
             except UserError as exc:
                 echo(str(exc))
                 continue
-            journal.label(item, label, annotator=annotator)
-            queue.add_label(item, label)
             given += 1
         write_labelled(output, texts, journal.labels())
     return given
+
+
+def give_label(
+    journal: LabelJournal, queue: LabelQueue, item: str, label: str, annotator: str
+) -> None:
+    """Journal ``annotator``'s ``label`` of ``item`` (durable on return), then tell the queue.
+
+    Raises:
+        UserError: for a label not in the label set (nothing is journalled).
+    """
+    queue.check_label(label)
+    journal.label(item, label, annotator=annotator)
+    queue.add_label(item, label)
+
+
+def skip_text(journal: LabelJournal, queue: LabelQueue, item: str, annotator: str) -> None:
+    """Journal that ``annotator`` passed over ``item``; the queue never offers it them again."""
+    journal.skip(item, annotator)
+    queue.skip(item, annotator)
+
+
+def undo_label(journal: LabelJournal, queue: LabelQueue, annotator: str) -> str:
+    """Take back ``annotator``'s latest label; returns the item it was on.
+
+    Raises:
+        UserError: when the annotator has nothing to undo.
+    """
+    record = journal.undo(annotator)
+    queue.remove_label(record["item"])
+    labels = journal.labels()
+    if record["item"] in labels:  # someone else's (or an earlier) label remains
+        queue.add_label(record["item"], labels[record["item"]])
+    return str(record["item"])
 
 
 def export_labels(data: Path, journal_path: Path, output: Path, fmt: str) -> int:

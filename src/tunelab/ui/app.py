@@ -26,6 +26,7 @@ from tunelab.ui import data_view, trying, views
 from tunelab.ui.form import WORKSPACE_PATHS, equivalent, field_of, fields, form_tree
 from tunelab.ui.form import overrides_from_form as form_overrides
 from tunelab.ui.jobs import ENDED, JobStore, Scheduler
+from tunelab.ui.labelling import Labelling
 from tunelab.ui.security import FILE_POLICY, PAGE_POLICY, check_request
 from tunelab.ui.workspace import UploadTooLarge, Workspace
 
@@ -85,6 +86,16 @@ class TryRequest(BaseModel):
     messages: list[dict[str, str]] = Field(default_factory=list)
 
 
+class LabelRequest(BaseModel):
+    """The Label page's data file, label set (comma-separated, as ``--labels``) and answer."""
+
+    path: str
+    labels: str
+    annotator: str = "me"
+    item: str = ""
+    label: str = ""
+
+
 def create_app(
     workspace: Path,
     token: str | None = None,
@@ -111,6 +122,7 @@ def create_app(
     ws = Workspace(workspace, max_upload_bytes)
     store = JobStore(ws.state / "jobs.db")
     scheduler = Scheduler(store, ws.root, max_running)
+    labelling = Labelling(ws)
     specs = fields(_form())
     keys = [*specs, "run", "input", "upload"]
 
@@ -401,6 +413,39 @@ def create_app(
     def try_batch(request: TryRequest) -> dict[str, Any]:
         with about("input"):
             return trying.predict_file(ws, request.run, request.path or "", request.text_column)
+
+    # -- label ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def labelling_errors() -> Iterator[None]:
+        """The labelling code's user errors name the Label page's control they are about."""
+        try:
+            yield
+        except UserError as exc:
+            message = ws.shorten(one_line(exc))
+            raise PageError(message, getattr(exc, "field", None) or "path") from None
+
+    @app.post("/api/label/state")
+    def label_state(request: LabelRequest) -> dict[str, Any]:
+        with labelling_errors():
+            return labelling.state(request.path, request.labels, request.annotator or "me")
+
+    @app.post("/api/label/label")
+    def label_text(request: LabelRequest) -> dict[str, Any]:
+        with labelling_errors():
+            return labelling.label(request.path, request.labels, request.annotator or "me",
+                                   request.item, request.label)  # fmt: skip
+
+    @app.post("/api/label/skip")
+    def label_skip(request: LabelRequest) -> dict[str, Any]:
+        with labelling_errors():
+            return labelling.skip(request.path, request.labels, request.annotator or "me",
+                                  request.item)  # fmt: skip
+
+    @app.post("/api/label/undo")
+    def label_undo(request: LabelRequest) -> dict[str, Any]:
+        with labelling_errors():
+            return labelling.undo(request.path, request.labels, request.annotator or "me")
 
     return app
 

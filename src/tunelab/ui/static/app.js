@@ -1,4 +1,4 @@
-// The router: #data, #train, #run/<job>, #runs, #try; each page renders into <main>.
+// The router: #data, #train, #run/<job>, #runs, #try, #label; each page renders into <main>.
 "use strict";
 
 (function () {

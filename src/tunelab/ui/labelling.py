@@ -1,0 +1,182 @@
+"""What the Label page does: ``tunelab label run`` in a browser, one text at a time.
+
+A session is the CLI's: :func:`~tunelab.labelling.session.open_session` reads the texts,
+replays the journal and builds the queue; every label, skip and undo goes through the same
+functions as the terminal labeller, journalled before the answer returns, and the labelled
+file is rewritten after each. The journal and the labelled file lie next to the data
+(``uploads/texts.csv`` -> ``uploads/texts.journal.jsonl``, ``uploads/texts.labelled.csv``), so
+``tunelab label run`` from the workspace continues where the page stopped, and the other way
+round. One queue per (data file, label set) stays in memory; after a restart, or when another
+process (the CLI) wrote to the journal, it is rebuilt from the journal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunelab.errors import UserError
+from tunelab.labelling.journal import LabelJournal, write_labelled
+from tunelab.labelling.queue import LabelQueue
+from tunelab.labelling.session import (
+    give_label,
+    open_session,
+    parse_label_set,
+    skip_text,
+    undo_label,
+)
+from tunelab.ui.workspace import Workspace
+
+
+@dataclass
+class Session:
+    """One data file labelled with one label set: its texts, journal and queue."""
+
+    data: Path
+    journal: LabelJournal
+    queue: LabelQueue
+    texts: dict[str, str]
+    output: Path
+    stamp: tuple[float, int]  # the data file's mtime and size when it was read
+
+
+def journal_path(data: Path) -> Path:
+    """The journal beside ``data``: ``texts.csv`` -> ``texts.journal.jsonl``."""
+    return data.with_name(f"{data.stem}.journal.jsonl")
+
+
+def labelled_path(data: Path) -> Path:
+    """The labelled file beside ``data``; never ``data`` itself, even when ``data`` is a
+    labelled file (``texts.labelled.csv`` -> ``texts.labelled.labelled.csv``)."""
+    return data.with_name(f"{data.stem}.labelled.csv")
+
+
+class Labelling:
+    """The workspace's labelling sessions, shared by the page's requests."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.sessions: dict[tuple[str, tuple[str, ...]], Session] = {}
+        self.lock = threading.Lock()  # one request at a time: the queue is not thread-safe
+
+    def session(self, path: str, labels: str) -> Session:
+        """The session of ``path`` and ``labels``, opened (or rebuilt) when needed.
+
+        Raises:
+            UserError: for a path outside the workspace, a missing, empty or text-less file
+                (about ``path``), or fewer than two labels (about ``labels``).
+        """
+        with about("labels"):
+            label_set = parse_label_set(labels)
+        with about("path"):
+            data = self.ws.path(path, "path")
+            if not data.is_file():
+                raise UserError(f"data file {data} does not exist; check the path")
+        key = (self.ws.relative(data), tuple(label_set))
+        stat = data.stat()
+        found = self.sessions.get(key)
+        if (
+            found is None
+            or found.stamp != (stat.st_mtime, stat.st_size)
+            or _written_elsewhere(found.journal)
+        ):
+            with about("path"):
+                items, journal, queue = open_session(data, journal_path(data), label_set)
+            texts = dict(zip(items["id"], items["text"], strict=True))
+            found = Session(data, journal, queue, texts, labelled_path(data),
+                            (stat.st_mtime, stat.st_size))  # fmt: skip
+            self.sessions[key] = found
+            write_labelled(found.output, texts, journal.labels())
+        return found
+
+    def state(self, path: str, labels: str, annotator: str) -> dict[str, Any]:
+        """The next text for ``annotator`` and the progress so far."""
+        with self.lock:
+            return self._view(self.session(path, labels), annotator)
+
+    def label(
+        self, path: str, labels: str, annotator: str, item: str, label: str
+    ) -> dict[str, Any]:
+        """Label ``item`` (the text the page shows) and answer with the next one."""
+        with self.lock:
+            found = self.session(path, labels)
+            _known(found, item)
+            with about("label"):
+                give_label(found.journal, found.queue, item, label, annotator)
+            return self._written(found, annotator, f"labelled {item} {label}")
+
+    def skip(self, path: str, labels: str, annotator: str, item: str) -> dict[str, Any]:
+        """Pass over ``item``: it is not offered to ``annotator`` again."""
+        with self.lock:
+            found = self.session(path, labels)
+            _known(found, item)
+            skip_text(found.journal, found.queue, item, annotator)
+            return self._written(found, annotator, f"skipped {item}")
+
+    def undo(self, path: str, labels: str, annotator: str) -> dict[str, Any]:
+        """Take back ``annotator``'s latest label."""
+        with self.lock:
+            found = self.session(path, labels)
+            with about("label"):
+                item = undo_label(found.journal, found.queue, annotator)
+            return self._written(found, annotator, f"undid the label of {item}")
+
+    def _written(self, found: Session, annotator: str, done: str) -> dict[str, Any]:
+        write_labelled(found.output, found.texts, found.journal.labels())
+        return {**self._view(found, annotator), "done": done}
+
+    def _view(self, found: Session, annotator: str) -> dict[str, Any]:
+        suggestions = found.queue.next(annotator)
+        labels = found.journal.labels()
+        labelled = sum(1 for item in labels if item in found.texts)
+        data = self.ws.relative(found.data)
+        command = ["tunelab", "label", "run", data, "--labels", ",".join(found.queue.label_set),
+                   "--journal", self.ws.relative(found.journal.path), "--out",
+                   self.ws.relative(found.output)]  # fmt: skip
+        if annotator != "me":
+            command += ["--annotator", annotator]
+        current = None
+        if suggestions:
+            s = suggestions[0]
+            current = {"item": s.item, "text": s.text, "reason": s.reason, "guess": s.guess}
+        return {
+            "path": data,
+            "labels": found.queue.label_set,
+            "current": current,
+            "labelled": labelled,
+            "total": len(found.texts),
+            "journal": self.ws.relative(found.journal.path),
+            "output": self.ws.relative(found.output),
+            "command": " ".join(shlex.quote(part) for part in command),
+        }
+
+
+@contextlib.contextmanager
+def about(field: str) -> Iterator[None]:
+    """User errors inside are about the page's control ``field`` (``path``, ``labels``,
+    ``label``): the page shows the CLI's line next to it."""
+    try:
+        yield
+    except UserError as exc:
+        if not hasattr(exc, "field"):
+            exc.field = field  # type: ignore[attr-defined]
+        raise
+
+
+def _known(found: Session, item: str) -> None:
+    with about("label"):
+        if item not in found.texts:
+            raise UserError(f"item {item!r} is not in {found.data}; reload the page")
+
+
+def _written_elsewhere(journal: LabelJournal) -> bool:
+    """Whether another process (``tunelab label run``) appended to the journal since."""
+    try:
+        return journal.path.stat().st_size != journal.read_up_to
+    except OSError:
+        return True

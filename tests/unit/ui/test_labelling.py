@@ -1,0 +1,150 @@
+"""The Label page's answers: label, skip and undo through the CLI's journal and queue, the
+labelled file to download, the session rebuilt from the journal after a restart, and the
+CLI's line for a bad file or label set."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import make_reviews
+from tests.unit.ui.conftest import cli_line, workbench
+
+LABELS = "positive,negative"
+
+
+def texts_file(workspace: Path, rows: int = 40) -> tuple[str, dict[str, str]]:
+    """A CSV of texts (no labels) in uploads/, and the label each row's text calls for."""
+    frame = make_reviews(rows)
+    frame.insert(0, "id", [f"r{i}" for i in range(rows)])
+    (workspace / "uploads").mkdir(parents=True, exist_ok=True)
+    frame.drop(columns="label").to_csv(workspace / "uploads" / "texts.csv", index=False)
+    return "uploads/texts.csv", dict(zip(frame["id"], frame["label"], strict=True))
+
+
+def post(client: Any, route: str, path: str, **extra: Any) -> dict[str, Any]:
+    answer = client.post(f"/api/label/{route}", json={"path": path, "labels": LABELS, **extra})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def downloaded(client: Any, found: dict[str, Any]) -> dict[str, str]:
+    answer = client.get(f"/files/{found['output']}?download=true")
+    assert answer.status_code == 200
+    assert answer.headers["content-disposition"].startswith("attachment")
+    return {row["id"]: row["label"] for row in csv.DictReader(io.StringIO(answer.text))}
+
+
+def test_label_skip_undo_and_the_labelled_file(client, workspace):
+    path, truth = texts_file(workspace)
+    found = post(client, "state", path)
+    assert (found["labelled"], found["total"], found["labels"]) == (0, 40, ["positive", "negative"])
+    assert found["journal"] == "uploads/texts.journal.jsonl"
+    assert found["command"] == ("tunelab label run uploads/texts.csv --labels positive,negative "
+                                "--journal uploads/texts.journal.jsonl --out "
+                                "uploads/texts.labelled.csv")  # fmt: skip
+    assert found["current"]["reason"].startswith("cold start")
+    again = post(client, "state", path)["current"]  # asking again (a reload) keeps the text
+    assert again["item"] == found["current"]["item"]
+    assert again["reason"] == "still yours: " + found["current"]["reason"]
+    assert post(client, "state", path)["current"] == again
+
+    given: dict[str, str] = {}
+    for _ in range(12):
+        item = found["current"]["item"]
+        found = post(client, "label", path, item=item, label=truth[item])
+        given[item] = truth[item]
+        assert found["current"]["item"] not in given
+    assert found["labelled"] == 12 and downloaded(client, found) == given
+    assert found["current"]["guess"] in ("positive", "negative")  # a model after 10 labels
+
+    skipped = found["current"]["item"]
+    found = post(client, "skip", path, item=skipped)
+    assert found["labelled"] == 12 and found["current"]["item"] != skipped
+
+    last = list(given)[-1]
+    found = post(client, "undo", path)
+    assert found["done"] == f"undid the label of {last}" and found["labelled"] == 11
+    del given[last]
+    assert downloaded(client, found) == given
+
+    # the CLI's session reads the same journal: the same labels, the skip remembered
+    from tunelab.labelling.session import open_session
+
+    _, journal, queue = open_session(workspace / path, workspace / found["journal"],
+                                     LABELS.split(","))  # fmt: skip
+    assert journal.labels() == given
+    assert skipped not in {s.item for s in queue.next("me", count=40)}
+
+    # a restarted server rebuilds the queue from the journal
+    with workbench(workspace) as again:
+        found = post(again, "state", path)
+        assert found["labelled"] == 11 and found["current"]["item"] not in (*given, skipped)
+
+
+def test_each_annotator_has_their_own_texts_and_undo(client, workspace):
+    path, truth = texts_file(workspace)
+    mine = post(client, "state", path)["current"]["item"]
+    found = post(client, "state", path, annotator="ann")
+    assert found["current"]["item"] != mine  # leased to me: never shown to two at once
+    assert found["command"].endswith(" --annotator ann")
+    item = found["current"]["item"]
+    post(client, "label", path, annotator="ann", item=item, label=truth[item])
+    records = (workspace / found["journal"]).read_text()
+    assert '"annotator": "ann"' in records
+    assert client.post("/api/label/undo", json={"path": path, "labels": LABELS}).status_code == 400
+    assert post(client, "undo", path, annotator="ann")["labelled"] == 0
+
+
+def test_labels_the_cli_journals_meanwhile_are_seen(client, workspace):
+    from tunelab.labelling.journal import LabelJournal
+
+    path, truth = texts_file(workspace)
+    first = post(client, "state", path)
+    other = LabelJournal(workspace / first["journal"])  # another process, as tunelab label run
+    other.label("r3", truth["r3"], annotator="ann")
+    found = post(client, "state", path)
+    assert found["labelled"] == 1 and downloaded(client, found) == {"r3": truth["r3"]}
+
+
+def test_bad_input_gives_the_clis_line_next_to_its_field(client, workspace, monkeypatch, capsys):
+    path, _ = texts_file(workspace)
+    (workspace / "uploads" / "empty.txt").write_text("\n", encoding="utf-8")
+    monkeypatch.chdir(workspace)  # the page's commands run from the workspace
+
+    def refused(route: str, **body: Any) -> dict[str, Any]:
+        answer = client.post(f"/api/label/{route}", json=body)
+        assert answer.status_code == 400
+        return answer.json()
+
+    empty = refused("state", path="uploads/empty.txt", labels=LABELS)
+    line = cli_line(["label", "run", "uploads/empty.txt", "--labels", LABELS], monkeypatch, capsys)
+    assert empty == {"error": line, "field": "path"}
+    assert line == "error: data file uploads/empty.txt is empty; give one text per line"
+
+    one = refused("state", path=path, labels="positive, ")
+    line = cli_line(["label", "run", path, "--labels", "positive, "], monkeypatch, capsys)
+    assert one == {"error": line, "field": "labels"}
+    assert "names fewer than two labels" in line
+
+    item = post(client, "state", path)["current"]["item"]
+    wrong = refused("label", path=path, labels=LABELS, item=item, label="neutral")
+    assert wrong == {"field": "label", "error": "error: label 'neutral' is not one of: "
+                     "positive, negative; use one of them or add it to --labels"}  # fmt: skip
+    assert not (workspace / "uploads" / "texts.journal.jsonl").read_text()  # nothing journalled
+    nothing = refused("undo", path=path, labels=LABELS)
+    assert nothing["field"] == "label" and "me has no label to undo" in nothing["error"]
+    outside = refused("state", path="../texts.csv", labels=LABELS)
+    assert outside["field"] == "path" and "not a path inside the workspace" in outside["error"]
+
+
+def test_labelling_a_labelled_file_never_overwrites_it(client, workspace):
+    path, _ = texts_file(workspace)
+    found = post(client, "state", path)
+    post(client, "label", path, item=found["current"]["item"], label="positive")
+    again = post(client, "state", found["output"])  # the labelled file, as texts to label
+    assert again["output"] == "uploads/texts.labelled.labelled.csv"
+    assert again["journal"] == "uploads/texts.labelled.journal.jsonl"
+    assert again["total"] == 1 and again["labelled"] == 0

@@ -208,8 +208,8 @@ def table(results: dict) -> str:
     runs = results.get("runs", {})
     lines = [
         "| data (model) | per class | SetFit | tunelab few-shot | tunelab - SetFit "
-        "| s per run SetFit / tunelab (CPU s) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| same seeds: tunelab - SetFit, seeds won | s per run SetFit / tunelab (CPU s) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for data, shots in sorted({(d, s) for d, s, _ in by_key}):
         setfit, ours = by_key.get((data, shots, "setfit")), by_key.get((data, shots, "tunelab"))
@@ -218,12 +218,21 @@ def table(results: dict) -> str:
             found = runs.get(f"{data}/{shots}/{arm}", {})
             cells.append(mean_sd([r["accuracy"] for r in found.values()]))
         difference = f"{ours['mean'] - setfit['mean']:+.3f}" if setfit and ours else "-"
+        theirs_by_seed = runs.get(f"{data}/{shots}/setfit", {})
+        ours_by_seed = runs.get(f"{data}/{shots}/tunelab", {})
+        common = sorted(set(theirs_by_seed) & set(ours_by_seed))
+        gaps = [ours_by_seed[k]["accuracy"] - theirs_by_seed[k]["accuracy"] for k in common]
+        paired = (
+            f"{statistics.mean(gaps):+.3f}, {sum(g > 0 for g in gaps)} of {len(gaps)}"
+            if gaps
+            else "-"
+        )
         times = " / ".join(
             f"{r['seconds']:.0f} ({r['cpu_seconds']:.0f})" if r else "-" for r in (setfit, ours)
         )
         lines.append(
             f"| {data} ({MODELS[data]}) | {shots} | {cells[0]} | {cells[1]} | {difference} "
-            f"| {times} |"
+            f"| {paired} | {times} |"
         )
     return "\n".join(lines)
 

@@ -6,8 +6,10 @@ functions as the terminal labeller, journalled before the answer returns, and th
 file is rewritten after each. The journal and the labelled file lie next to the data
 (``uploads/texts.csv`` -> ``uploads/texts.journal.jsonl``, ``uploads/texts.labelled.csv``), so
 ``tunelab label run`` from the workspace continues where the page stopped, and the other way
-round. One queue per (data file, label set) stays in memory; after a restart, or when another
-process (the CLI) wrote to the journal, it is rebuilt from the journal.
+round. One queue per (data file, label set) stays in memory, the :data:`KEPT_SESSIONS` most
+recently used; after a restart, an eviction, or when another process (the CLI) wrote to the
+journal, it is rebuilt from the journal (every label is there, so nothing is lost; only the
+texts leased to an annotator are offered afresh).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,9 @@ from tunelab.labelling.session import (
     undo_label,
 )
 from tunelab.ui.workspace import Workspace
+
+# a session holds its texts and a TF-IDF queue in memory: 250 MB at 50,000 reviews (measured)
+KEPT_SESSIONS = 4
 
 
 @dataclass
@@ -61,7 +67,7 @@ class Labelling:
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
-        self.sessions: dict[tuple[str, tuple[str, ...]], Session] = {}
+        self.sessions: OrderedDict[tuple[str, tuple[str, ...]], Session] = OrderedDict()
         self.lock = threading.Lock()  # one request at a time: the queue is not thread-safe
 
     def session(self, path: str, labels: str) -> Session:
@@ -92,6 +98,9 @@ class Labelling:
                             (stat.st_mtime, stat.st_size))  # fmt: skip
             self.sessions[key] = found
             write_labelled(found.output, texts, journal.labels())
+        self.sessions.move_to_end(key)
+        while len(self.sessions) > KEPT_SESSIONS:  # the least recently used goes first
+            self.sessions.popitem(last=False)
         return found
 
     def state(self, path: str, labels: str, annotator: str) -> dict[str, Any]:

@@ -148,3 +148,28 @@ def test_labelling_a_labelled_file_never_overwrites_it(client, workspace):
     assert again["output"] == "uploads/texts.labelled.labelled.csv"
     assert again["journal"] == "uploads/texts.labelled.journal.jsonl"
     assert again["total"] == 1 and again["labelled"] == 0
+
+
+def test_only_the_most_recently_used_sessions_stay_in_memory(workspace):
+    from tunelab.ui.labelling import KEPT_SESSIONS, Labelling
+    from tunelab.ui.workspace import Workspace
+
+    path, truth = texts_file(workspace)
+    labelling = Labelling(Workspace(workspace))
+    first = labelling.state(path, LABELS, "me")["current"]["item"]
+    labelling.label(path, LABELS, "me", first, truth[first])
+    kept = labelling.session(path, LABELS)
+    others = []
+    for n in range(KEPT_SESSIONS):
+        other = workspace / "uploads" / f"more{n}.csv"
+        other.write_bytes((workspace / path).read_bytes())
+        others.append(f"uploads/more{n}.csv")
+        labelling.state(others[-1], LABELS, "me")
+    assert len(labelling.sessions) == KEPT_SESSIONS
+    assert ("uploads/texts.csv", ("positive", "negative")) not in labelling.sessions  # oldest out
+    labelling.state(others[0], LABELS, "me")  # used again: not the next to go
+    back = labelling.state(path, LABELS, "me")  # rebuilt from its journal, the label kept
+    assert labelling.session(path, LABELS) is not kept
+    assert back["labelled"] == 1 and back["current"]["item"] != first
+    assert ("uploads/more0.csv", ("positive", "negative")) in labelling.sessions
+    assert ("uploads/more1.csv", ("positive", "negative")) not in labelling.sessions

@@ -136,8 +136,9 @@ class Workspace:
     def files(self) -> list[dict[str, Any]]:
         """The data files and image folders the pages offer, newest first.
 
-        Files under ``uploads/``, ``data/`` and ``cleaned/`` (hidden names, run folders and
-        model folders left out), and folders holding class sub-folders (image data sets).
+        Files under ``uploads/``, ``data/`` and ``cleaned/`` (hidden names, labelling
+        journals, run folders and model folders left out), and folders holding class
+        sub-folders (image data sets).
         """
         found: list[dict[str, Any]] = []
         for top in LISTED:
@@ -149,7 +150,7 @@ class Workspace:
                 here = Path(folder)
                 if dirs and any(_has_files(here / d) for d in dirs[:3]) and here != base:
                     found.append(self._entry(here, "folder"))
-                found += [self._entry(here / n, "file") for n in names if not n.startswith(".")]
+                found += [self._entry(here / n, "file") for n in names if _is_data(n)]
                 if len(found) >= LISTED_AT_MOST:
                     break
         return sorted(found, key=lambda f: f["modified"], reverse=True)[:LISTED_AT_MOST]
@@ -163,6 +164,12 @@ class Workspace:
             "modified": stat.st_mtime,
             "age_seconds": round(time.time() - stat.st_mtime),
         }
+
+
+def _is_data(name: str) -> bool:
+    """Not hidden and not a labelling journal (``texts.journal.jsonl``: the Label page's
+    record of who labelled what, not rows to train on; its labelled file is listed)."""
+    return not name.startswith(".") and not name.endswith(".journal.jsonl")
 
 
 def _has_files(folder: Path) -> bool:

@@ -173,3 +173,12 @@ def test_only_the_most_recently_used_sessions_stay_in_memory(workspace):
     assert back["labelled"] == 1 and back["current"]["item"] != first
     assert ("uploads/more0.csv", ("positive", "negative")) in labelling.sessions
     assert ("uploads/more1.csv", ("positive", "negative")) not in labelling.sessions
+
+
+def test_the_data_list_offers_the_labelled_file_not_the_journal(client, workspace):
+    path, _ = texts_file(workspace)
+    found = post(client, "state", path)
+    post(client, "label", path, item=found["current"]["item"], label="positive")
+    assert (workspace / found["journal"]).is_file()
+    listed = {entry["path"] for entry in client.get("/api/files").json()}
+    assert listed == {path, found["output"]}

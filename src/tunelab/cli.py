@@ -906,6 +906,10 @@ def label_run(
     retrain_every: Annotated[int, typer.Option(help="labels between model retrains")] = 20,
     clusters: Annotated[int, typer.Option(help="k-means clusters of the cold start")] = 10,
     seed: Annotated[int, typer.Option(help="seed of clustering and random order")] = 0,
+    double_rate: Annotated[
+        float,
+        typer.Option(help="share of texts a second annotator labels too, blind (agreement)"),
+    ] = 0.0,
 ) -> None:
     """Label texts one at a time (a number or a label; u undo, s skip, q quit); every label
     is in the journal before the next text shows."""
@@ -913,7 +917,8 @@ def label_run(
 
     label_set = parse_label_set(labels)
     options: dict[str, Any] = {"strategy": strategy, "retrain_every": retrain_every,
-                               "clusters": clusters, "seed": seed}  # fmt: skip
+                               "clusters": clusters, "seed": seed,
+                               "double_rate": double_rate}  # fmt: skip
     if simulate:
         summary = run_simulation(data, journal, output, label_set, label_column, budget, typer.echo,
                                  text_column, **options)  # fmt: skip
@@ -929,6 +934,32 @@ def label_run(
     given = run_interactive(data, journal, output, label_set, annotator, ask, typer.echo,
                             text_column, **options)  # fmt: skip
     typer.echo(f"{given} labels given; labelled texts in {output}, journal {journal}")
+
+
+@label_app.command("review")
+def label_review(
+    data: Annotated[Path, typer.Argument(help="the texts (CSV/JSONL/TXT) the journal labels")],
+    labels: Annotated[str, typer.Option(help="the label set, comma-separated")],
+    journal: Annotated[Path, _JOURNAL] = Path("labels.journal.jsonl"),
+    output: Annotated[
+        Path, typer.Option("--output", "--out", help="labelled file, rewritten atomically")
+    ] = Path("labelled.csv"),
+    reviewer: Annotated[str, typer.Option(help="your name in the journal")] = "reviewer",
+    text_column: Annotated[str | None, typer.Option(help="the text column")] = None,
+) -> None:
+    """Settle the texts annotators labelled differently (a number or a label; s later, q
+    quit): the reviewer's label wins and is journalled with role review."""
+    from tunelab.labelling.session import parse_label_set, run_review
+
+    def ask(item: str, text: str, given: dict[str, Any], choices: list[str]) -> str:
+        said = ", ".join(f"{name}: {label}" for name, label in sorted(given.items()))
+        typer.echo(f"\n[{item}] {text}\n  ({said})")
+        menu = "  ".join(f"{n}={name}" for n, name in enumerate(choices, 1))
+        return str(typer.prompt(f"{menu}  s=later q=quit", default="q"))
+
+    decided = run_review(data, journal, output, parse_label_set(labels), reviewer, ask,
+                         typer.echo, text_column)  # fmt: skip
+    typer.echo(f"{decided} disagreements settled; labelled texts in {output}, journal {journal}")
 
 
 @label_app.command("export")

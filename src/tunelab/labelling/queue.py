@@ -9,11 +9,15 @@
   text is never asked.
 - Each suggestion is leased to one annotator until it expires, so two annotators never label
   the same text at once.
+- Double labelling: with ``double_rate`` > 0, that share of the labelled texts (chosen by a
+  hash of the id, so the same ones in every process) is offered once more to a second
+  annotator, blind (no model guess), before any new text; agreement is measured on these.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +111,7 @@ class LabelQueue:
         clusters: k-means clusters for the cold start.
         lease_seconds: how long an item stays with the annotator it was given to.
         max_similarity: cosine similarity above which two texts of one batch count as copies.
+        double_rate: the share of labelled texts a second annotator labels too (0 to 1).
         clock: the time source (tests pass a fake one).
     """
 
@@ -120,10 +125,14 @@ class LabelQueue:
         lease_seconds: float = 600.0,
         max_similarity: float = 0.5,
         seed: int = 0,
+        double_rate: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if strategy not in ("active", "random"):
             raise UserError(f"strategy {strategy!r} is not one of: active, random")
+        if not 0.0 <= double_rate <= 1.0:
+            raise UserError(f"--double-rate {double_rate} is not between 0 and 1; give e.g. "
+                            "0.1 to have one text in ten labelled twice")  # fmt: skip
         if len(set(label_set)) < 2:
             raise UserError("give at least two labels to choose from (--labels a,b)")
         self.ids = [str(i) for i in items["id"]]
@@ -132,7 +141,7 @@ class LabelQueue:
         self.label_set = list(dict.fromkeys(label_set))
         self.strategy, self.retrain_every, self.clusters = strategy, retrain_every, clusters
         self.lease_seconds, self.max_similarity, self.seed = lease_seconds, max_similarity, seed
-        self.clock = clock
+        self.clock, self.double_rate = clock, double_rate
         keys = near_duplicate_keys(pd.Series(self.texts))
         # a text of punctuation only has an empty key: it is a near-copy of nothing
         self.keys = [key or f"\0{i}" for i, key in enumerate(keys)]
@@ -145,6 +154,7 @@ class LabelQueue:
             self.vectorizer = text_vectorizer(min_df=1).fit(self.texts)
         self.vectors = self.vectorizer.transform(self.texts)
         self.labels: dict[str, str] = {}  # item -> label
+        self.labelled_by: dict[str, set[str]] = {}  # item -> its annotators, oldest item first
         self.leases: dict[str, Lease] = {}
         self.passed_over: dict[str, set[int]] = {}  # annotator -> rows they skipped
         self._why: dict[str, str] = {}  # item -> the reason it was leased with
@@ -167,8 +177,9 @@ class LabelQueue:
                 "or add it to --labels"
             )
 
-    def add_label(self, item: str, label: str) -> None:
-        """Record a label (retrains the model every ``retrain_every`` labels)."""
+    def add_label(self, item: str, label: str, annotator: str | None = None) -> None:
+        """Record ``item``'s current label, given by ``annotator`` when named (retrains the
+        model every ``retrain_every`` labels)."""
         self.check_label(label)
         item = str(item)
         if item not in self.row_of:
@@ -176,16 +187,44 @@ class LabelQueue:
         if item not in self.labels:
             self.key_labelled[self.key_codes[self.row_of[item]]] += 1
         self.labels[item] = label
+        if annotator is not None:
+            self.labelled_by.setdefault(item, set()).add(annotator)
         self.leases.pop(item, None)
         # the first model waits for the cold start's labels (one per cluster)
         due = self.retrain_every if self.model is not None else self.clusters
         if self.strategy == "active" and len(self.labels) - self.labels_at_training >= due:
             self.retrain()
 
-    def remove_label(self, item: str) -> None:
-        """Forget a label (after an undo): the item may be asked again."""
+    def remove_label(self, item: str, annotator: str | None = None) -> None:
+        """Forget a label (after ``annotator``'s undo): the item may be asked again."""
         if self.labels.pop(str(item), None) is not None:
             self.key_labelled[self.key_codes[self.row_of[str(item)]]] -= 1
+        by = self.labelled_by.get(str(item), set())
+        by.discard(annotator or "")
+        if not by:
+            self.labelled_by.pop(str(item), None)
+
+    def labelled_twice(self, item: str) -> bool:
+        """Whether ``item`` is one of the ``double_rate`` share labelled by two annotators:
+        a hash of its id, so every process and restart picks the same texts."""
+        return zlib.crc32(f"{self.seed}:{item}".encode()) < self.double_rate * 2**32
+
+    def _second_opinions(self, annotator: str, count: int) -> list[tuple[int, str]]:
+        """Texts one other annotator labelled that are due a second label from this one."""
+        if not self.double_rate or count < 1:
+            return []
+        leased = self._live_leases()
+        skipped = self.passed_over.get(annotator, set())
+        chosen = []
+        for item, by in self.labelled_by.items():
+            due = len(by) == 1 and annotator not in by and item not in leased
+            if due and self.row_of[item] not in skipped and self.labelled_twice(item):
+                why = (f"second opinion: another annotator labelled it (label hidden); "
+                       f"{self.double_rate:.0%} of texts are labelled twice")  # fmt: skip
+                chosen.append((self.row_of[item], why))
+                if len(chosen) == count:
+                    break
+        return chosen
 
     def retrain(self) -> bool:
         """Fit the model on the labels so far and score every text; False with one class."""
@@ -228,6 +267,8 @@ class LabelQueue:
                 if lease.annotator == annotator][:count]  # fmt: skip
         result = [self._suggest(self.row_of[item], "still yours: " + self._why.get(item, ""))
                   for item in held]  # fmt: skip
+        for row, reason in self._second_opinions(annotator, count - len(result)):
+            result.append(self._suggest(row, reason))
         if len(result) < count:
             rows = self._choose(count - len(result), annotator)
             result += [self._suggest(row, reason) for row, reason in rows]
@@ -250,7 +291,9 @@ class LabelQueue:
             self.passed_over.setdefault(annotator, set()).add(self.row_of[str(item)])
 
     def _suggest(self, row: int, reason: str) -> Suggestion:
-        guess = None if self.guesses is None else str(self.guesses[row])
+        # a second opinion is blind: the model learnt the first annotator's label
+        known = self.guesses is None or self.ids[row] in self.labels
+        guess = None if known else str(self.guesses[row])
         return Suggestion(self.ids[row], self.texts[row], reason, guess)
 
     def _choose(self, count: int, annotator: str | None = None) -> list[tuple[int, str]]:

@@ -39,10 +39,12 @@ def open_session(
     items = read_unlabelled(data, text_column)
     journal = LabelJournal(journal_path)
     queue = LabelQueue(items, label_set, **queue_options)
+    by_annotator = journal.state.by_annotator()
     for item, label in journal.labels().items():
         if item in queue.row_of and isinstance(label, str):
             queue.check_label(label)
             queue.add_label(item, label)
+            queue.labelled_by[item] = set(by_annotator.get(item, {}))
     for annotator, skipped in journal.state.skipped.items():
         for item in skipped:
             queue.skip(item, annotator)
@@ -130,7 +132,7 @@ def give_label(
     """
     queue.check_label(label)
     journal.label(item, label, annotator=annotator)
-    queue.add_label(item, label)
+    queue.add_label(item, label, annotator)
 
 
 def skip_text(journal: LabelJournal, queue: LabelQueue, item: str, annotator: str) -> None:
@@ -146,10 +148,12 @@ def undo_label(journal: LabelJournal, queue: LabelQueue, annotator: str) -> str:
         UserError: when the annotator has nothing to undo.
     """
     record = journal.undo(annotator)
-    queue.remove_label(record["item"])
+    queue.remove_label(record["item"], annotator)
     labels = journal.labels()
     if record["item"] in labels:  # someone else's (or an earlier) label remains
         queue.add_label(record["item"], labels[record["item"]])
+        if annotator in journal.state.by_annotator().get(record["item"], {}):
+            queue.labelled_by.setdefault(record["item"], set()).add(annotator)  # an earlier one
     return str(record["item"])
 
 
@@ -185,6 +189,58 @@ def import_labels(source: Path, journal_path: Path, label_set: list[str], fmt: s
         journal.label(row["id"], row["label"], annotator=row["annotator"],
                       note=f"imported from {source.name}")  # fmt: skip
     return len(rows)
+
+
+def review_queue(journal: LabelJournal) -> list[dict[str, Any]]:
+    """The disagreements no reviewer has decided yet: ``[{"item", "labels": {annotator:
+    label}}]``, in item order."""
+    reviewed = {item for item, entries in journal.state.history.items()
+                if any(entry.get("role") == "review" for entry in entries)}  # fmt: skip
+    disagreements = agreement(journal.state.by_annotator())["disagreements"]
+    return [entry for entry in disagreements if entry["item"] not in reviewed]
+
+
+def run_review(
+    data: Path, journal_path: Path, output: Path, label_set: list[str], reviewer: str,
+    ask: Callable[[str, str, dict[str, Any], list[str]], str], echo: Callable[[str], None],
+    text_column: str | None = None,
+) -> int:  # fmt: skip
+    """A reviewer settles the disagreements one at a time: ``ask(item, text, labels, choices)``
+    returns the final label, its number, ``s`` (leave it for later) or ``q`` (quit). Each
+    decision is journalled with ``role: review`` (it wins over the annotators' labels) and
+    the labelled file rewritten. Returns the decisions made."""
+    if not journal_path.exists():
+        raise UserError(f"label journal {journal_path} does not exist; check the path")
+    items = read_unlabelled(data, text_column)
+    texts = dict(zip(items["id"], items["text"], strict=True))
+    journal = LabelJournal(journal_path)
+    pending = review_queue(journal)
+    if not pending:
+        echo(f"no disagreements to review in {journal_path}")
+    decided = 0
+    for entry in pending:
+        item = entry["item"]
+        if item not in texts:
+            echo(f"item {item} is in the journal but not in {data}; left for later")
+            continue
+        while True:
+            answer = ask(item, texts[item], entry["labels"], label_set).strip()
+            if answer in ("q", "s"):
+                break
+            if answer.isdigit() and not 1 <= int(answer) <= len(label_set):
+                echo(f"no label number {answer}")
+                continue
+            label = label_set[int(answer) - 1] if answer.isdigit() else answer
+            if label not in label_set:
+                echo(f"label {label!r} is not one of: {', '.join(label_set)}; use one of them")
+                continue
+            journal.label(item, label, annotator=reviewer, role="review")
+            write_labelled(output, texts, journal.labels())
+            decided += 1
+            break
+        if answer == "q":
+            break
+    return decided
 
 
 def journal_agreement(journal_path: Path) -> dict[str, Any]:

@@ -145,3 +145,35 @@ def test_cli_bad_input_message(tmp_path: Path, capsys: pytest.CaptureFixture[str
         main()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has label 'neg', which is not one of --labels pos,meh" in err[0]
+
+
+def test_cli_review_settles_disagreements_and_the_decision_wins(tmp_path: Path) -> None:
+    from tunelab.labelling.journal import LabelJournal
+
+    data, journal_path, out = _data(tmp_path), tmp_path / "j.jsonl", tmp_path / "out.csv"
+    journal = LabelJournal(journal_path)
+    for item, (a, b) in {"1": ("pos", "neg"), "2": ("neg", "pos"), "3": ("pos", "pos")}.items():
+        journal.label(item, a, annotator="ann")
+        journal.label(item, b, annotator="bob")
+    review = ["label", "review", str(data), "--labels", "pos,neg", "--journal",
+              str(journal_path), "--out", str(out), "--reviewer", "lead"]  # fmt: skip
+    runner = CliRunner()
+    result = runner.invoke(app, review, input="9\nmeh\n1\nq\n")  # two bad answers, then pos
+    assert result.exit_code == 0, result.output
+    assert "ann: pos, bob: neg" in result.output and "no label number 9" in result.output
+    assert "label 'meh' is not one of: pos, neg" in result.output
+    assert "1 disagreements settled" in result.output
+    assert "[2]" in result.output and "[3]" not in result.output  # agreed items are not asked
+    again = LabelJournal(journal_path)
+    assert again.labels() == {"1": "pos", "2": "pos", "3": "pos"}  # 2: bob's, the latest
+    assert again.records()[-1] == {**again.records()[-1], "item": "1", "role": "review",
+                                   "annotator": "lead"}  # fmt: skip
+    result = runner.invoke(app, review, input="neg\n")  # only item 2 is left
+    assert "[1]" not in result.output and "1 disagreements settled" in result.output
+    assert LabelJournal(journal_path).labels()["2"] == "neg"
+    assert "2,质量很好 物流快2号,neg" in out.read_text(encoding="utf-8")
+    assert "no disagreements to review" in runner.invoke(app, review).output
+    # agreement still compares the annotators, never the reviewer
+    report = json.loads(runner.invoke(app, ["label", "agreement", "--journal",
+                                            str(journal_path)]).output)  # fmt: skip
+    assert report["double_labelled"] == 3 and len(report["disagreements"]) == 2

@@ -144,3 +144,42 @@ def test_a_skipped_text_goes_to_the_others_and_stays_skipped_after_a_restart(
     _, _, queue = open_session(data, tmp_path / "j.jsonl", ["pos", "neg"], clusters=4)
     assert skipped not in {s.item for s in queue.next("ann", count=len(items))}
     assert skipped in {s.item for s in queue.next("bob", count=len(items))}
+
+
+def test_a_share_of_labelled_texts_goes_blind_to_a_second_annotator(tmp_path: Path) -> None:
+    from tunelab.labelling.session import give_label, open_session, undo_label
+
+    items, oracle = pool(copies=1)
+    items.to_csv(tmp_path / "texts.csv", index=False)
+    journal_path = tmp_path / "j.jsonl"
+    _, journal, queue = open_session(tmp_path / "texts.csv", journal_path, ["pos", "neg"],
+                                     retrain_every=5, clusters=5, double_rate=0.5)  # fmt: skip
+    ann = []
+    for _ in range(30):
+        [suggestion] = queue.next("ann")
+        assert not suggestion.reason.startswith("second opinion")  # never her own texts
+        give_label(journal, queue, suggestion.item, oracle[suggestion.item], "ann")
+        ann.append(suggestion.item)
+    due = [item for item in ann if queue.labelled_twice(item)]
+    assert 5 < len(due) < 25  # about half, by the hash of the id
+
+    # a restarted session (another process) asks the same texts of bob, blind, before new ones
+    _, journal, queue = open_session(tmp_path / "texts.csv", journal_path, ["pos", "neg"],
+                                     retrain_every=5, clusters=5, double_rate=0.5)  # fmt: skip
+    asked = queue.next("bob", count=len(due) + 1)
+    assert [s.item for s in asked[:-1]] == due and asked[-1].item not in ann
+    assert all(s.guess is None and s.reason.startswith("second opinion") for s in asked[:-1])
+    for suggestion in asked[:-1]:
+        give_label(journal, queue, suggestion.item, oracle[suggestion.item], "bob")
+    queue.release(asked[-1].item)
+    assert queue.next("cy")[0].item not in ann  # twice is enough: no third opinion
+    assert journal.state.by_annotator()[due[0]] == {"ann": oracle[due[0]], "bob": oracle[due[0]]}
+    assert undo_label(journal, queue, "bob") == due[-1]  # bob takes his back: ann's stays
+    assert journal.labels()[due[-1]] == oracle[due[-1]] and queue.labelled_by[due[-1]] == {"ann"}
+    assert queue.next("bob")[0].item == due[-1]
+
+    plain = LabelQueue(items, ["pos", "neg"], clusters=5)
+    plain.add_label(ann[0], oracle[ann[0]], "ann")
+    assert plain.next("bob")[0].item != ann[0]  # double_rate 0: nothing is asked twice
+    with pytest.raises(UserError, match=r"--double-rate 1.5 is not between 0 and 1"):
+        LabelQueue(items, ["pos", "neg"], double_rate=1.5)

@@ -962,6 +962,25 @@ def label_review(
     typer.echo(f"{decided} disagreements settled; labelled texts in {output}, journal {journal}")
 
 
+@label_app.command("backend")
+def label_backend(
+    journal_dir: Annotated[
+        Path, typer.Option(help="folder of the journals, one per Label Studio project")
+    ] = Path("label-studio"),
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port (Label Studio's examples use 9090)")] = 9090,
+    retrain_every: Annotated[int, typer.Option(help="new labels between retrains")] = 5,
+    auth: Annotated[
+        str | None, typer.Option(help="user:password that Label Studio must send (Basic)")
+    ] = None,
+) -> None:
+    """Serve tunelab's suggestions to Label Studio (its ML backend protocol): predictions for
+    tasks, learning from every annotation."""
+    from tunelab.labelling.studio_backend import serve_backend
+
+    serve_backend(journal_dir, host, port, retrain_every, auth, typer.echo)
+
+
 @label_app.command("export")
 def label_export(
     data: Annotated[Path, typer.Argument(help="the texts (CSV/JSONL/TXT) the journal labels")],

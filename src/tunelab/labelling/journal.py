@@ -163,11 +163,13 @@ class LabelJournal:
         annotator: str = "me",
         note: str = "",
         role: str = "label",
+        text: str | None = None,
     ) -> dict[str, Any]:
         """Record a class ``label`` (or entity ``spans``) for ``item``; durable on return.
 
         ``role`` is ``label``, or ``review`` for a reviewer's decision on a disagreement
-        (which then wins over the annotators' labels).
+        (which then wins over the annotators' labels). ``text`` is kept with the label when
+        the texts live elsewhere (a Label Studio project), so the journal alone can train.
         """
         if (label is None) == (spans is None):
             raise ValueError("give exactly one of label and spans")
@@ -181,6 +183,8 @@ class LabelJournal:
             record["note"] = note
         if role != "label":
             record["role"] = role
+        if text is not None:
+            record["text"] = text
         return self._append(record)
 
     def skip(self, item: str, annotator: str = "me") -> dict[str, Any]:

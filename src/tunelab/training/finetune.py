@@ -495,7 +495,7 @@ def _train_few_shot(parts: RunParts) -> dict[str, Any]:
     targets = np.asarray(parts.task.targets(parts.splits["train"]))
     return train_few_shot(
         parts.model, parts.tokenizer, parts.encoded["train"], targets, config.few_shot,
-        training.learning_rate, training.batch_size, parts.precision, config.seed,
+        training.learning_rate, config.few_shot.batch_size, parts.precision, config.seed,
     )  # fmt: skip
 
 

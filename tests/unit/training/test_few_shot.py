@@ -49,11 +49,12 @@ def test_few_shot_run_saves_a_plain_classifier_that_the_pipeline_agrees_with(
     config = tiny_run_config(
         tiny_sentiment_body, train, tmp_path / "run",
         data={"train_per_class": 8},
-        training={"method": "few-shot", "learning_rate": 1e-3},
+        training={"method": "few-shot", "learning_rate": 1e-3, "batch_size": 8},
         few_shot={"pair_rounds": 5},
     )  # fmt: skip
     result = tunelab.train(config)
     assert result["metrics"]["train"]["pairs"] == 5 * 2 * 16
+    assert result["metrics"]["train"]["steps"] == 5 * 2 * 16 // 16  # few_shot's batch, not 8
     assert result["metrics"]["test"]["accuracy"] >= 0.8
     texts = ["这个很好用", "质量太差了退货"]
     ours = tunelab.predict(result["model_dir"], texts=texts)

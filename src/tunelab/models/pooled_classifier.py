@@ -37,7 +37,9 @@ class PooledClassifier(torch.nn.Module):
         super().__init__()
         self.encoder = encoder  # a sentence_transformers.SentenceTransformer
         self.encoder[0].auto_model.config = config  # labels and metadata live in one place
-        width = encoder.get_sentence_embedding_dimension()
+        # sentence-transformers 6.x renamed it (the old name warns); 5.x has only the old one
+        dimension = getattr(encoder, "get_embedding_dimension", None)
+        width = (dimension or encoder.get_sentence_embedding_dimension)()
         self.classifier = torch.nn.Linear(width, config.num_labels)
 
     @property

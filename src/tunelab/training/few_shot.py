@@ -14,6 +14,7 @@ however much data there is.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -115,12 +116,21 @@ def fit_head(features: np.ndarray, labels: np.ndarray, fit_intercept: bool) -> A
     from sklearn.model_selection import StratifiedKFold
 
     folds = int(min(5, np.bincount(labels)[np.unique(labels)].min()))
+    # scikit-learn 1.9 warns that its defaults will change (scoring to log loss in 1.11,
+    # l1_ratios to (0,), the fitted attributes): C is chosen on accuracy here, with a plain
+    # L2 penalty, and the new attributes where this version has them (C_ a scalar)
+    parameters = inspect.signature(LogisticRegressionCV).parameters
+    settled = {"l1_ratios": (0.0,)} if parameters["l1_ratios"].default == "warn" else {}
+    if "use_legacy_attributes" in parameters:
+        settled["use_legacy_attributes"] = False
     # a classifier layer without a bias (ModernBERT's default) gets a head without one
     return LogisticRegressionCV(
         Cs=list(HEAD_STRENGTHS),
         cv=StratifiedKFold(folds, shuffle=True, random_state=0),
         max_iter=5000,
         fit_intercept=fit_intercept,
+        scoring="accuracy",
+        **settled,
     ).fit(features, labels)
 
 
@@ -206,7 +216,7 @@ def train_few_shot(
     _set_module(model, path, classifier)
     tail = losses[-max(1, len(losses) // 10) :]
     return {
-        "head_c": float(head.C_[0]),
+        "head_c": float(np.ravel(head.C_)[0]),
         "pairs": total,
         "steps": len(losses),
         "loss": float(np.mean(tail)) if tail else float("nan"),

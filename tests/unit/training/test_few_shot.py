@@ -33,7 +33,7 @@ def test_head_strength_is_chosen_by_cross_validation_even_with_two_examples_per_
     features = rng.normal(size=(6, 50))
     features[:, 0] = labels * 5.0
     head = fit_head(features, labels, fit_intercept=True)
-    assert head.C_[0] in HEAD_STRENGTHS
+    assert float(np.ravel(head.C_)[0]) in HEAD_STRENGTHS
     assert (head.predict(features) == labels).all()
     without_bias = fit_head(features, labels, fit_intercept=False)
     assert not without_bias.intercept_.any()

@@ -23,48 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import unicodedata
 from pathlib import Path
+
+from tunelab.labelling.entities import char_features  # the CRF features, shared
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 FILES = {"zh-ner": "conll", "zh-cws": "jsonl"}
 SCHEMES = {"zh-ner": "bio", "zh-cws": "bmes"}
-
-
-def char_class(char: str) -> str:
-    if char.isdigit() or unicodedata.category(char) == "Nd":
-        return "digit"
-    if char.isascii() and char.isalpha():
-        return "latin"
-    if unicodedata.category(char).startswith("P"):
-        return "punct"
-    return "cjk" if "\u4e00" <= char <= "\u9fff" else "other"
-
-
-def char_features(tokens: list[str]) -> list[dict[str, str | float]]:
-    """Window features of each character (the usual CRF feature set for Chinese tagging)."""
-    padded = ["<s2>", "<s1>", *tokens, "</s1>", "</s2>"]
-    rows = []
-    for i in range(len(tokens)):
-        c = i + 2
-        rows.append(
-            {
-                "bias": 1.0,
-                "c0": padded[c],
-                "c-1": padded[c - 1],
-                "c+1": padded[c + 1],
-                "c-2": padded[c - 2],
-                "c+2": padded[c + 2],
-                "c-1c0": padded[c - 1] + padded[c],
-                "c0c+1": padded[c] + padded[c + 1],
-                "c-1c+1": padded[c - 1] + padded[c + 1],
-                "class": char_class(tokens[i]),
-                "class-1": char_class(padded[c - 1][:1]) if i else "start",
-                "class+1": char_class(padded[c + 1][:1]) if i + 1 < len(tokens) else "end",
-            }
-        )
-    return rows
 
 
 def read_split(task: str, split: str) -> tuple[list[list[str]], list[list[str]]]:

@@ -890,11 +890,22 @@ _JOURNAL = typer.Option(help="the label journal (JSONL, appended, the source of 
 @label_app.command("run")
 def label_run(
     data: Annotated[Path, typer.Argument(help="texts to label: CSV/JSONL (a text column) or TXT")],
-    labels: Annotated[str, typer.Option(help="the label set, comma-separated: positive,negative")],
+    labels: Annotated[
+        str | None, typer.Option(help="the label set, comma-separated: positive,negative")
+    ] = None,
+    entities: Annotated[
+        str | None, typer.Option(help="label entity spans of these types instead: PER,LOC,ORG")
+    ] = None,
     journal: Annotated[Path, _JOURNAL] = Path("labels.journal.jsonl"),
     output: Annotated[
-        Path, typer.Option("--output", "--out", help="labelled file, rewritten atomically")
-    ] = Path("labelled.csv"),
+        Path | None,
+        typer.Option(
+            "--output",
+            "--out",
+            help="labelled file, rewritten atomically "
+            "(default labelled.csv; entities: labelled.jsonl)",
+        ),
+    ] = None,
     annotator: Annotated[str, typer.Option(help="your name in the journal")] = "me",
     simulate: Annotated[
         bool, typer.Option(help="answer from the data's own --label-column (a benchmark)")
@@ -912,13 +923,21 @@ def label_run(
     ] = 0.0,
 ) -> None:
     """Label texts one at a time (a number or a label; u undo, s skip, q quit); every label
-    is in the journal before the next text shows."""
+    is in the journal before the next text shows. With --entities: type spans as
+    张三=PER 北京=LOC, - for none, or press Enter to accept the model's guess."""
     from tunelab.labelling.session import parse_label_set, run_interactive, run_simulation
 
-    label_set = parse_label_set(labels)
+    if (labels is None) == (entities is None):
+        raise UserError("give --labels positive,negative to label classes, or --entities "
+                        "PER,LOC,ORG to label entity spans (one of the two)")  # fmt: skip
+    if entities is not None:
+        label_set = [name.strip() for name in entities.split(",") if name.strip()]
+    else:
+        label_set = parse_label_set(labels or "")
+    output = output or Path("labelled.jsonl" if entities else "labelled.csv")
     options: dict[str, Any] = {"strategy": strategy, "retrain_every": retrain_every,
-                               "clusters": clusters, "seed": seed,
-                               "double_rate": double_rate}  # fmt: skip
+                               "clusters": clusters, "seed": seed, "double_rate": double_rate,
+                               "entities": entities is not None}  # fmt: skip
     if simulate:
         summary = run_simulation(data, journal, output, label_set, label_column, budget, typer.echo,
                                  text_column, **options)  # fmt: skip
@@ -926,6 +945,15 @@ def label_run(
         return
 
     def ask(suggestion: Any, choices: list[str]) -> str:
+        if entities is not None:
+            from tunelab.labelling.entities import show_spans
+
+            typer.echo(f"\n[{suggestion.item}] {suggestion.text}\n  ({suggestion.reason})")
+            if suggestion.spans is not None:
+                typer.echo(f"  model guesses: {show_spans(suggestion.text, suggestion.spans)}")
+            menu = "TEXT=TYPE ... (" + ",".join(choices) + "), - none, Enter accepts the guess"
+            return str(typer.prompt(f"{menu}  u=undo s=skip q=quit", default="",
+                                    show_default=False))  # fmt: skip
         guess = f", model guesses {suggestion.guess}" if suggestion.guess else ""
         typer.echo(f"\n[{suggestion.item}] {suggestion.text}\n  ({suggestion.reason}{guess})")
         menu = "  ".join(f"{n}={name}" for n, name in enumerate(choices, 1))

@@ -245,6 +245,8 @@ def write_labelled(path: Path, texts: Mapping[str, str], labels: Mapping[str, An
     Returns:
         How many rows it holds (labelled items whose text is known).
     """
+    if any(not isinstance(label, str) for label in labels.values()):
+        return _write_entities(path, texts, labels)
     rows = [{"id": item, "text": texts[item], "label": label}
             for item, label in labels.items() if item in texts]  # fmt: skip
     if path.suffix.lower() in (".jsonl", ".json"):
@@ -254,4 +256,23 @@ def write_labelled(path: Path, texts: Mapping[str, str], labels: Mapping[str, An
 
         frame = pd.DataFrame(rows, columns=["id", "text", "label"])
         write_text(path, frame.to_csv(index=False))
+    return len(rows)
+
+
+def _write_entities(path: Path, texts: Mapping[str, str], labels: Mapping[str, Any]) -> int:
+    """Entity labels as JSONL that ``task: token-classification`` trains on: one character a
+    token, BIO tags, and the spans themselves."""
+    from tunelab.labelling.entities import spans_to_tags
+
+    if path.suffix.lower() != ".jsonl":
+        raise UserError(f"{path}: entity labels are written as JSONL (tokens and BIO tags for "
+                        "token-classification); give a .jsonl file with --out")  # fmt: skip
+    rows = []
+    for item, spans in labels.items():
+        if item in texts and not isinstance(spans, str):
+            text = texts[item]
+            rows.append({"id": item, "text": text, "tokens": list(text),
+                         "tags": spans_to_tags(len(text), spans),
+                         "spans": [list(span) for span in spans]})  # fmt: skip
+    write_jsonl(path, rows)
     return len(rows)

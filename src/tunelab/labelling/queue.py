@@ -39,6 +39,7 @@ class Suggestion:
     text: str
     reason: str
     guess: str | None = None
+    spans: list[tuple[int, int, str]] | None = None  # entity labelling: the guessed spans
 
 
 @dataclass
@@ -133,8 +134,7 @@ class LabelQueue:
         if not 0.0 <= double_rate <= 1.0:
             raise UserError(f"--double-rate {double_rate} is not between 0 and 1; give e.g. "
                             "0.1 to have one text in ten labelled twice")  # fmt: skip
-        if len(set(label_set)) < 2:
-            raise UserError("give at least two labels to choose from (--labels a,b)")
+        self._check_label_set(label_set)
         self.ids = [str(i) for i in items["id"]]
         self.texts = [str(t) for t in items["text"]]
         self.row_of = {item: row for row, item in enumerate(self.ids)}
@@ -153,7 +153,7 @@ class LabelQueue:
         except ValueError:  # a handful of texts share no character n-gram: keep them all
             self.vectorizer = text_vectorizer(min_df=1).fit(self.texts)
         self.vectors = self.vectorizer.transform(self.texts)
-        self.labels: dict[str, str] = {}  # item -> label
+        self.labels: dict[str, Any] = {}  # item -> label (entity spans in EntityQueue)
         self.labelled_by: dict[str, set[str]] = {}  # item -> its annotators, oldest item first
         self.leases: dict[str, Lease] = {}
         self.passed_over: dict[str, set[int]] = {}  # annotator -> rows they skipped
@@ -169,6 +169,10 @@ class LabelQueue:
 
     # -- labels ---------------------------------------------------------------------------
 
+    def _check_label_set(self, label_set: Sequence[str]) -> None:
+        if len(set(label_set)) < 2:
+            raise UserError("give at least two labels to choose from (--labels a,b)")
+
     def check_label(self, label: str) -> None:
         """Raises UserError when ``label`` is not one of the label set."""
         if label not in self.label_set:
@@ -181,7 +185,10 @@ class LabelQueue:
         """Record ``item``'s current label, given by ``annotator`` when named (retrains the
         model every ``retrain_every`` labels)."""
         self.check_label(label)
-        item = str(item)
+        self._record(str(item), label, annotator)
+
+    def _record(self, item: str, label: Any, annotator: str | None) -> None:
+        """Store a checked label (a class, or entity spans) and retrain when due."""
         if item not in self.row_of:
             raise UserError(f"item {item!r} is not in the unlabelled data")
         if item not in self.labels:
@@ -292,8 +299,8 @@ class LabelQueue:
 
     def _suggest(self, row: int, reason: str) -> Suggestion:
         # a second opinion is blind: the model learnt the first annotator's label
-        known = self.guesses is None or self.ids[row] in self.labels
-        guess = None if known else str(self.guesses[row])
+        guesses = None if self.ids[row] in self.labels else self.guesses
+        guess = None if guesses is None else str(guesses[row])
         return Suggestion(self.ids[row], self.texts[row], reason, guess)
 
     def _choose(self, count: int, annotator: str | None = None) -> list[tuple[int, str]]:
@@ -307,10 +314,12 @@ class LabelQueue:
                 return chosen
             picked = {row for row, _ in chosen}
             rest = [int(r) for r in self.random_order if available[r] and r not in picked]
-            classes = sorted(set(self.labels.values()))
-            why = f"no model yet (labels so far: {', '.join(classes) or 'none'}); random order"
+            why = f"no model yet ({self._labels_so_far()}); random order"
             return chosen + [(r, why) for r in rest[: count - len(chosen)]]
         return self._uncertain(available, count)
+
+    def _labels_so_far(self) -> str:
+        return f"labels so far: {', '.join(sorted(set(self.labels.values()))) or 'none'}"
 
     def _cold_start(self, available: np.ndarray, count: int) -> list[tuple[int, str]]:
         if self._cold is None:
@@ -345,7 +354,7 @@ class LabelQueue:
     def _uncertain(self, available: np.ndarray, count: int) -> list[tuple[int, str]]:
         """The most uncertain available rows, skipping near-copies (in vector space) of rows
         already in the batch or leased to anyone."""
-        assert self.margins is not None and self.probabilities is not None
+        assert self.margins is not None
         margins = np.where(available, self.margins, np.inf)
         shortlist = min(len(margins), max(50, 10 * count))
         candidates = np.argpartition(margins, shortlist - 1)[:shortlist]
@@ -358,12 +367,16 @@ class LabelQueue:
                 similarity = (self.vectors[picked] @ self.vectors[row].T).toarray()
                 if similarity.max() >= self.max_similarity:
                     continue
-            high, low = self.probabilities[row, 1], self.probabilities[row, 0]
-            chosen.append((int(row), f"model unsure: {high:.2f} vs {low:.2f}"))
+            chosen.append((int(row), self._unsure_reason(int(row))))
             picked.append(int(row))
             if len(chosen) == count:
                 break
         return chosen
+
+    def _unsure_reason(self, row: int) -> str:
+        assert self.probabilities is not None
+        high, low = self.probabilities[row, 1], self.probabilities[row, 0]
+        return f"model unsure: {high:.2f} vs {low:.2f}"
 
     def state(self) -> dict[str, Any]:
         """Counts for a status line."""

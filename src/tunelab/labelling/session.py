@@ -11,6 +11,7 @@ import pandas as pd
 
 from tunelab.errors import UserError
 from tunelab.labelling.agreement import agreement
+from tunelab.labelling.entities import EntityQueue, Span, parse_spans, show_spans
 from tunelab.labelling.formats import (
     export_doccano,
     export_label_studio,
@@ -33,16 +34,20 @@ def parse_label_set(labels: str, path: Path | None = None) -> list[str]:
 
 def open_session(
     data: Path, journal_path: Path, label_set: list[str], text_column: str | None = None,
-    **queue_options: Any,
+    entities: bool = False, **queue_options: Any,
 ) -> tuple[pd.DataFrame, LabelJournal, LabelQueue]:  # fmt: skip
-    """Read the texts, replay the journal and build the queue with the labels so far."""
+    """Read the texts, replay the journal and build the queue with the labels so far
+    (``entities``: ``label_set`` is the entity types and labels are spans)."""
     items = read_unlabelled(data, text_column)
     journal = LabelJournal(journal_path)
-    queue = LabelQueue(items, label_set, **queue_options)
+    queue = (EntityQueue if entities else LabelQueue)(items, label_set, **queue_options)
     by_annotator = journal.state.by_annotator()
     for item, label in journal.labels().items():
-        if item in queue.row_of and isinstance(label, str):
-            queue.check_label(label)
+        if isinstance(label, str) == entities:
+            held, wanted = ("class labels", "entities") if entities else ("entity spans", "classes")
+            raise UserError(f"label journal {journal_path} holds {held}; to label {wanted}, "
+                            "give another --journal")  # fmt: skip
+        if item in queue.row_of:
             queue.add_label(item, label)
             queue.labelled_by[item] = set(by_annotator.get(item, {}))
     for annotator, skipped in journal.state.skipped.items():
@@ -63,18 +68,23 @@ def run_simulation(
     if label_column not in items.columns:
         raise UserError(f"{data} has no column {label_column!r} to simulate answers from; "
                         "name it with --label-column")  # fmt: skip
-    oracle = dict(zip(items["id"], items[label_column].astype(str), strict=True))
-    for item, label in oracle.items():
-        if label not in queue.label_set:
-            allowed = ",".join(queue.label_set)
-            raise UserError(f"{data} row with id {item} has label {label!r}, which is not one "
-                            f"of --labels {allowed}; add it or fix the row")  # fmt: skip
+    if isinstance(queue, EntityQueue):
+        oracle = _span_oracle(data, items, label_column, queue)
+    else:
+        oracle = dict(zip(items["id"], items[label_column].astype(str), strict=True))
+        for item, label in oracle.items():
+            if label not in queue.label_set:
+                allowed = ",".join(queue.label_set)
+                raise UserError(f"{data} row with id {item} has label {label!r}, which is not "
+                                f"one of --labels {allowed}; add it or fix the row")  # fmt: skip
 
-    def acknowledge(item: str, label: str, reason: str) -> None:
-        echo(f"labelled {item} {label} ({reason})")
+    def acknowledge(item: str, label: Any, reason: str) -> None:
+        shown = label if isinstance(label, str) else show_spans(texts[item], label)
+        echo(f"labelled {item} {shown} ({reason})")
+
+    texts = dict(zip(items["id"], items["text"], strict=True))
 
     result = simulate(queue, oracle, budget, journal=journal, on_label=acknowledge)
-    texts = dict(zip(items["id"], items["text"], strict=True))
     rows = write_labelled(output, texts, journal.labels())
     return {"labels": result["labels"], "rows_written": rows, "journal": str(journal_path),
             "output": str(output)}  # fmt: skip
@@ -86,7 +96,9 @@ def run_interactive(
     text_column: str | None = None, **queue_options: Any,
 ) -> int:  # fmt: skip
     """A person labels at the terminal: ``ask`` shows a suggestion and returns a label, its
-    number, ``u`` (undo), ``s`` (skip) or ``q`` (quit). Returns the labels given."""
+    number, ``u`` (undo), ``s`` (skip) or ``q`` (quit); for entities, spans as
+    :func:`parse_spans` reads them, ``-`` for none, or nothing to accept the guessed spans.
+    Returns the labels given."""
     items, journal, queue = open_session(data, journal_path, label_set, text_column,
                                          **queue_options)  # fmt: skip
     texts = dict(zip(items["id"], items["text"], strict=True))
@@ -108,12 +120,21 @@ def run_interactive(
             undone = undo_label(journal, queue, annotator)
             echo(f"undid the label of {undone}")
         else:
-            label = queue.label_set[int(answer) - 1] if answer.isdigit() else answer
-            if answer.isdigit() and not 1 <= int(answer) <= len(queue.label_set):
-                echo(f"no label number {answer}")
-                continue
             try:
-                give_label(journal, queue, item, label, annotator)
+                if isinstance(queue, EntityQueue):
+                    spans = suggestions[0].spans if answer == "" else None
+                    if answer == "" and spans is None:
+                        echo("no guess to accept yet: type spans like 张三=PER, or - for none")
+                        continue
+                    if spans is None:
+                        spans = parse_spans(answer, texts[item], queue.label_set)
+                    give_spans(journal, queue, item, spans, annotator)
+                else:
+                    if answer.isdigit() and not 1 <= int(answer) <= len(queue.label_set):
+                        echo(f"no label number {answer}")
+                        continue
+                    label = queue.label_set[int(answer) - 1] if answer.isdigit() else answer
+                    give_label(journal, queue, item, label, annotator)
             except UserError as exc:
                 echo(str(exc))
                 continue
@@ -133,6 +154,40 @@ def give_label(
     queue.check_label(label)
     journal.label(item, label, annotator=annotator)
     queue.add_label(item, label, annotator)
+
+
+def give_spans(
+    journal: LabelJournal, queue: EntityQueue, item: str, spans: list[Span], annotator: str
+) -> None:
+    """Journal ``annotator``'s entity ``spans`` of ``item`` (durable on return), then tell the
+    queue.
+
+    Raises:
+        UserError: for spans outside the text, overlapping or of an unknown type (nothing is
+            journalled).
+    """
+    spans = queue.checked(item, spans)
+    journal.label(item, spans=spans, annotator=annotator)
+    queue.add_label(item, spans, annotator)
+
+
+def _span_oracle(
+    data: Path, items: pd.DataFrame, column: str, queue: EntityQueue
+) -> dict[str, list[Span]]:
+    """Each row's spans from ``column``: a list of [start, end, type] (doccano's ``label``),
+    or that list as JSON text (a CSV cell)."""
+    import json
+
+    oracle = {}
+    for item, value in zip(items["id"], items[column], strict=True):
+        try:
+            spans = json.loads(value) if isinstance(value, str) else list(value)
+            oracle[item] = queue.checked(item, [tuple(span) for span in spans])
+        except (ValueError, TypeError, UserError) as exc:
+            what = "valid entity spans [[start, end, type], ...]"
+            raise UserError(f"{data} row with id {item}: column {column!r} does not hold "
+                            f"{what} ({exc})") from None  # fmt: skip
+    return oracle
 
 
 def skip_text(journal: LabelJournal, queue: LabelQueue, item: str, annotator: str) -> None:

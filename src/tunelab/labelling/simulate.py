@@ -21,27 +21,31 @@ from tunelab.labelling.queue import LabelQueue, text_classifier
 
 def simulate(
     queue: LabelQueue,
-    oracle: Mapping[str, str],
+    oracle: Mapping[str, Any],
     budget: int,
     checkpoints: Sequence[int] = (),
     test: pd.DataFrame | None = None,
     journal: LabelJournal | None = None,
     batch: int = 1,
-    on_label: Callable[[str, str, str], None] | None = None,
+    on_label: Callable[[str, Any, str], None] | None = None,
+    scorer: Callable[[Any, pd.DataFrame], float | None] | None = None,
+    metric: str = "accuracy",
 ) -> dict[str, Any]:
     """Label up to ``budget`` texts, asking the queue and answering from ``oracle``.
 
     Args:
         checkpoints: label counts at which to score a fresh model on ``test`` (``text``,
-            ``label``).
+            ``label``) with ``scorer`` (default :func:`score`, the accuracy of the queue's
+            model type; entity labelling passes its F1 and ``metric="f1"``).
         journal: where each label goes (as a person's would), when given.
         on_label: called with (item, label, reason) after each label is durable.
 
     Returns:
-        ``{"labels", "curve": [{"labels", "accuracy"}], "latency_ms": [...]}``; latency is
+        ``{"labels", "curve": [{"labels", metric}], "latency_ms": [...]}``; latency is
         from handing a label to the queue to the next suggestion (retrains included).
     """
     curve, latency = [], []
+    scorer = scorer or score
     marks = sorted(set(checkpoints))
     suggestions = queue.next("oracle", batch)
     while suggestions and len(queue.labels) < budget:
@@ -50,7 +54,8 @@ def simulate(
             if label is None:
                 raise UserError(f"the oracle has no label for item {suggestion.item}")
             if journal is not None:
-                journal.label(suggestion.item, label, annotator="oracle")
+                kind = "label" if isinstance(label, str) else "spans"
+                journal.label(suggestion.item, annotator="oracle", **{kind: label})
             if on_label is not None:
                 on_label(suggestion.item, label, suggestion.reason)
             started = time.perf_counter()
@@ -58,7 +63,7 @@ def simulate(
             if marks and len(queue.labels) == marks[0]:
                 marks.pop(0)
                 if test is not None:
-                    curve.append({"labels": len(queue.labels), "accuracy": score(queue, test)})
+                    curve.append({"labels": len(queue.labels), metric: scorer(queue, test)})
                 started = time.perf_counter()  # scoring is the simulation's, not the queue's
             if len(queue.labels) >= budget:
                 break

@@ -931,7 +931,9 @@ def label_run(
         raise UserError("give --labels positive,negative to label classes, or --entities "
                         "PER,LOC,ORG to label entity spans (one of the two)")  # fmt: skip
     if entities is not None:
-        label_set = [name.strip() for name in entities.split(",") if name.strip()]
+        from tunelab.labelling.entities import parse_entity_types
+
+        label_set = parse_entity_types(entities)
     else:
         label_set = parse_label_set(labels or "")
     output = output or Path("labelled.jsonl" if entities else "labelled.csv")

@@ -493,3 +493,103 @@ def test_labelling_twenty_texts_by_keyboard(
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert {row["id"]: row["label"] for row in rows} == given
     assert LabelJournal(uploads / "texts.journal.jsonl").labels() == given
+
+
+def test_labelling_entities_by_mouse_and_keyboard(workbench, chromium, shots):
+    """Entity spans marked in real Chromium: a person by dragging the mouse over it, a place
+    with Shift+arrows from the cursor, each with its type's number, Enter to save; after the
+    first model the guessed spans come marked and Enter accepts them. The labelled JSONL and
+    the journal hold exactly the spans marked."""
+    import json
+
+    import httpx
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    from tunelab.labelling.journal import LabelJournal
+
+    people, places = ["张伟", "王芳", "李娜", "刘洋"], ["北京", "上海", "广州", "深圳"]
+    frames = ["{p}昨天到{l}开会，", "{l}欢迎{p}回来，", "天气很好，我们去公园，"]
+    lines, truth = [], {}
+    for n in range(30):
+        person, place, frame = people[n % 4], places[n // 4 % 4], frames[n % 3]
+        text = frame.format(p=person, l=place) + f"第{n}次。"
+        spans = []
+        if "{p}" in frame:
+            spans = sorted([(text.index(person), text.index(person) + 2, "PER"),
+                            (text.index(place), text.index(place) + 2, "LOC")])  # fmt: skip
+        lines.append(text)
+        truth[str(n + 1)] = spans  # a TXT file's ids are its line numbers
+    uploads = workbench.workspace / "uploads"
+    (uploads / "news.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    page = Page(chromium, workbench.url, shots)
+    page.open("#label")
+    Select(page.find("label-kind")).select_by_value("entities")
+    Select(page.find("label-file")).select_by_value("uploads/news.txt")
+    page.type("label-set", "PER,LOC")
+    page.click("label-start")
+    page.until(lambda: page.exists("label-text") and page.exists("label-progress"))
+
+    def shown() -> tuple[str, int]:
+        item, count = chromium.execute_script(
+            'const w = document.getElementById("label-work");'
+            "return w.dataset.busy === 'yes' ? [null, -1] : "
+            "[w.querySelector('#label-text').dataset.item,"
+            "w.querySelector('#label-progress').dataset.labelled];"
+        )
+        return item, int(count)
+
+    def marked() -> list[tuple[int, int, str]]:
+        spans, start, kind = [], None, None
+        chars = page.css("#label-text .ch")
+        for i, char in enumerate([*chars, None]):
+            this = char.get_attribute("data-type") if char is not None else None
+            if start is not None and this != kind:
+                spans.append((start, i, kind))
+                start = None
+            if this and start is None:
+                start, kind = i, this
+        return spans
+
+    keys = ActionChains(chromium)
+    given: dict[str, list] = {}
+    while len(given) < 11:
+        item, count = shown()
+        spans = truth[item]
+        for start, end, kind in spans:
+            if kind == "PER":  # the mouse: from the first character's left edge to the last's right
+                first = page.css(f'#label-text .ch[data-i="{start}"]')[0]
+                last = page.css(f'#label-text .ch[data-i="{end - 1}"]')[0]
+                left, right = -first.size["width"] // 2 + 1, last.size["width"] // 2 - 1
+                ActionChains(chromium).move_to_element_with_offset(first, left, 0).click_and_hold(
+                    ).move_to_element_with_offset(last, right, 0).release().perform()  # fmt: skip
+                ActionChains(chromium).send_keys("1").perform()
+            else:  # the keyboard: Home, right to the start, Shift+right over it
+                keys.send_keys(Keys.HOME).perform()
+                for _ in range(start):
+                    ActionChains(chromium).send_keys(Keys.ARROW_RIGHT).perform()
+                for _ in range(end - start):
+                    ActionChains(chromium).key_down(Keys.SHIFT).send_keys(
+                        Keys.ARROW_RIGHT).key_up(Keys.SHIFT).perform()  # fmt: skip
+                ActionChains(chromium).send_keys("2").perform()
+        page.until(lambda s=spans: marked() == s)
+        ActionChains(chromium).send_keys(Keys.ENTER).perform()
+        page.until(lambda n=count: shown()[1] == n + 1)
+        given[item] = [list(s) for s in spans]
+    assert "its guessed spans are marked" in page.find("label-reason").text
+    item, count = shown()
+    guess = marked()
+    page.shot("label-entities")
+    ActionChains(chromium).send_keys(Keys.ENTER).perform()  # accept the model's guess
+    page.until(lambda: shown()[1] == count + 1)
+    given[item] = [list(s) for s in guess]
+    assert page.console() == []
+
+    link = page.find("label-export").get_attribute("href")
+    assert link.endswith("/files/uploads/news.entities.jsonl?download=true")
+    rows = [json.loads(line) for line in httpx.get(link, timeout=60).text.splitlines()]
+    assert {row["id"]: row["spans"] for row in rows} == given
+    journal = LabelJournal(uploads / "news.entities.journal.jsonl").labels()
+    assert {k: [list(s) for s in v] for k, v in journal.items()} == given

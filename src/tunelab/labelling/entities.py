@@ -145,11 +145,7 @@ class EntityQueue(LabelQueue):
         super().__init__(items, entity_types, **options)
 
     def _check_label_set(self, label_set: Sequence[str]) -> None:
-        bad = [name for name in label_set if not name or any(c in name for c in " ,-=")]
-        if not label_set or bad:
-            raise UserError(f"--entities {','.join(label_set)!r} needs one or more entity type "
-                            "names without spaces, commas, '-' or '='; give e.g. --entities "
-                            "PER,LOC,ORG")  # fmt: skip
+        parse_entity_types(",".join(label_set))
 
     def check_label(self, label: Any) -> None:
         """Raises UserError unless ``label`` is a list of spans of known types."""
@@ -225,6 +221,15 @@ class EntityQueue(LabelQueue):
             if spans is None:
                 spans = tag_spans(self.model, [self.texts[row]])[0]
         return Suggestion(self.ids[row], self.texts[row], reason, None, spans)
+
+
+def parse_entity_types(entities: str) -> list[str]:
+    """``"PER,LOC,ORG"`` as a list: one or more names without spaces, '-' or '='."""
+    names = list(dict.fromkeys(part.strip() for part in entities.split(",") if part.strip()))
+    if not names or any(c in name for name in names for c in " -="):
+        raise UserError(f"--entities {entities!r} needs one or more entity type names without "
+                        "spaces, '-' or '='; give e.g. --entities PER,LOC,ORG")  # fmt: skip
+    return names
 
 
 def parse_spans(answer: str, text: str, entity_types: Sequence[str]) -> list[Span]:

@@ -87,13 +87,16 @@ class TryRequest(BaseModel):
 
 
 class LabelRequest(BaseModel):
-    """The Label page's data file, label set (comma-separated, as ``--labels``) and answer."""
+    """The Label page's data file, label set (comma-separated, as ``--labels``, or the entity
+    types with ``entities``) and answer (a label, or entity spans [start, end, type])."""
 
     path: str
     labels: str
     annotator: str = "me"
     item: str = ""
     label: str = ""
+    entities: bool = False
+    spans: list[tuple[int, int, str]] = Field(default_factory=list)
 
 
 def create_app(
@@ -428,24 +431,27 @@ def create_app(
     @app.post("/api/label/state")
     def label_state(request: LabelRequest) -> dict[str, Any]:
         with labelling_errors():
-            return labelling.state(request.path, request.labels, request.annotator or "me")
+            return labelling.state(request.path, request.labels, request.annotator or "me",
+                                   request.entities)  # fmt: skip
 
     @app.post("/api/label/label")
     def label_text(request: LabelRequest) -> dict[str, Any]:
         with labelling_errors():
+            answer = request.spans if request.entities else request.label
             return labelling.label(request.path, request.labels, request.annotator or "me",
-                                   request.item, request.label)  # fmt: skip
+                                   request.item, answer, request.entities)  # fmt: skip
 
     @app.post("/api/label/skip")
     def label_skip(request: LabelRequest) -> dict[str, Any]:
         with labelling_errors():
             return labelling.skip(request.path, request.labels, request.annotator or "me",
-                                  request.item)  # fmt: skip
+                                  request.item, request.entities)  # fmt: skip
 
     @app.post("/api/label/undo")
     def label_undo(request: LabelRequest) -> dict[str, Any]:
         with labelling_errors():
-            return labelling.undo(request.path, request.labels, request.annotator or "me")
+            return labelling.undo(request.path, request.labels, request.annotator or "me",
+                                  request.entities)  # fmt: skip
 
     return app
 

@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.errors import UserError
+from tunelab.labelling.entities import EntityQueue, parse_entity_types, show_spans
 from tunelab.labelling.journal import LabelJournal, write_labelled
 from tunelab.labelling.queue import LabelQueue
 from tunelab.labelling.session import (
     give_label,
+    give_spans,
     open_session,
     parse_label_set,
     skip_text,
@@ -51,14 +53,18 @@ class Session:
     stamp: tuple[float, int]  # the data file's mtime and size when it was read
 
 
-def journal_path(data: Path) -> Path:
-    """The journal beside ``data``: ``texts.csv`` -> ``texts.journal.jsonl``."""
-    return data.with_name(f"{data.stem}.journal.jsonl")
+def journal_path(data: Path, entities: bool = False) -> Path:
+    """The journal beside ``data``: ``texts.csv`` -> ``texts.journal.jsonl`` (entities:
+    ``texts.entities.journal.jsonl``, so one file can have both)."""
+    return data.with_name(f"{data.stem}{'.entities' if entities else ''}.journal.jsonl")
 
 
-def labelled_path(data: Path) -> Path:
+def labelled_path(data: Path, entities: bool = False) -> Path:
     """The labelled file beside ``data``; never ``data`` itself, even when ``data`` is a
-    labelled file (``texts.labelled.csv`` -> ``texts.labelled.labelled.csv``)."""
+    labelled file (``texts.labelled.csv`` -> ``texts.labelled.labelled.csv``). Entities:
+    ``texts.entities.jsonl``, token-classification rows."""
+    if entities:
+        return data.with_name(f"{data.stem}.entities.jsonl")
     return data.with_name(f"{data.stem}.labelled.csv")
 
 
@@ -67,23 +73,24 @@ class Labelling:
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
-        self.sessions: OrderedDict[tuple[str, tuple[str, ...]], Session] = OrderedDict()
+        self.sessions: OrderedDict[tuple[str, tuple[str, ...], bool], Session] = OrderedDict()
         self.lock = threading.Lock()  # one request at a time: the queue is not thread-safe
 
-    def session(self, path: str, labels: str) -> Session:
-        """The session of ``path`` and ``labels``, opened (or rebuilt) when needed.
+    def session(self, path: str, labels: str, entities: bool = False) -> Session:
+        """The session of ``path`` and ``labels`` (entity types with ``entities``), opened
+        (or rebuilt) when needed.
 
         Raises:
             UserError: for a path outside the workspace, a missing, empty or text-less file
                 (about ``path``), or fewer than two labels (about ``labels``).
         """
         with about("labels"):
-            label_set = parse_label_set(labels)
+            label_set = parse_entity_types(labels) if entities else parse_label_set(labels)
         with about("path"):
             data = self.ws.path(path, "path")
             if not data.is_file():
                 raise UserError(f"data file {data} does not exist; check the path")
-        key = (self.ws.relative(data), tuple(label_set))
+        key = (self.ws.relative(data), tuple(label_set), entities)
         stat = data.stat()
         found = self.sessions.get(key)
         if (
@@ -92,9 +99,10 @@ class Labelling:
             or _written_elsewhere(found.journal)
         ):
             with about("path"):
-                items, journal, queue = open_session(data, journal_path(data), label_set)
+                items, journal, queue = open_session(data, journal_path(data, entities),
+                                                     label_set, entities=entities)  # fmt: skip
             texts = dict(zip(items["id"], items["text"], strict=True))
-            found = Session(data, journal, queue, texts, labelled_path(data),
+            found = Session(data, journal, queue, texts, labelled_path(data, entities),
                             (stat.st_mtime, stat.st_size))  # fmt: skip
             self.sessions[key] = found
             write_labelled(found.output, texts, journal.labels())
@@ -103,34 +111,46 @@ class Labelling:
             self.sessions.popitem(last=False)
         return found
 
-    def state(self, path: str, labels: str, annotator: str) -> dict[str, Any]:
+    def state(
+        self, path: str, labels: str, annotator: str, entities: bool = False
+    ) -> dict[str, Any]:
         """The next text for ``annotator`` and the progress so far."""
         with self.lock:
-            return self._view(self.session(path, labels), annotator)
+            return self._view(self.session(path, labels, entities), annotator)
 
     def label(
-        self, path: str, labels: str, annotator: str, item: str, label: str
-    ) -> dict[str, Any]:
-        """Label ``item`` (the text the page shows) and answer with the next one."""
+        self, path: str, labels: str, annotator: str, item: str, label: Any,
+        entities: bool = False,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Label ``item`` (the text the page shows) with a class, or with entity spans
+        ``[(start, end, type), ...]``, and answer with the next one."""
         with self.lock:
-            found = self.session(path, labels)
+            found = self.session(path, labels, entities)
             _known(found, item)
             with about("label"):
-                give_label(found.journal, found.queue, item, label, annotator)
+                if isinstance(found.queue, EntityQueue):
+                    give_spans(found.journal, found.queue, item, label, annotator)
+                    label = show_spans(found.texts[item], found.queue.labels[item])
+                else:
+                    give_label(found.journal, found.queue, item, label, annotator)
             return self._written(found, annotator, f"labelled {item} {label}")
 
-    def skip(self, path: str, labels: str, annotator: str, item: str) -> dict[str, Any]:
+    def skip(
+        self, path: str, labels: str, annotator: str, item: str, entities: bool = False
+    ) -> dict[str, Any]:
         """Pass over ``item``: it is not offered to ``annotator`` again."""
         with self.lock:
-            found = self.session(path, labels)
+            found = self.session(path, labels, entities)
             _known(found, item)
             skip_text(found.journal, found.queue, item, annotator)
             return self._written(found, annotator, f"skipped {item}")
 
-    def undo(self, path: str, labels: str, annotator: str) -> dict[str, Any]:
+    def undo(
+        self, path: str, labels: str, annotator: str, entities: bool = False
+    ) -> dict[str, Any]:
         """Take back ``annotator``'s latest label."""
         with self.lock:
-            found = self.session(path, labels)
+            found = self.session(path, labels, entities)
             with about("label"):
                 item = undo_label(found.journal, found.queue, annotator)
             return self._written(found, annotator, f"undid the label of {item}")
@@ -144,7 +164,9 @@ class Labelling:
         labels = found.journal.labels()
         labelled = sum(1 for item in labels if item in found.texts)
         data = self.ws.relative(found.data)
-        command = ["tunelab", "label", "run", data, "--labels", ",".join(found.queue.label_set),
+        entities = isinstance(found.queue, EntityQueue)
+        command = ["tunelab", "label", "run", data, "--entities" if entities else "--labels",
+                   ",".join(found.queue.label_set),
                    "--journal", self.ws.relative(found.journal.path), "--out",
                    self.ws.relative(found.output)]  # fmt: skip
         if annotator != "me":
@@ -152,10 +174,12 @@ class Labelling:
         current = None
         if suggestions:
             s = suggestions[0]
-            current = {"item": s.item, "text": s.text, "reason": s.reason, "guess": s.guess}
+            current = {"item": s.item, "text": s.text, "reason": s.reason, "guess": s.guess,
+                       "spans": s.spans}  # fmt: skip
         return {
             "path": data,
             "labels": found.queue.label_set,
+            "entities": entities,
             "current": current,
             "labelled": labelled,
             "total": len(found.texts),

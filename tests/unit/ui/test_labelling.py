@@ -166,13 +166,17 @@ def test_only_the_most_recently_used_sessions_stay_in_memory(workspace):
         others.append(f"uploads/more{n}.csv")
         labelling.state(others[-1], LABELS, "me")
     assert len(labelling.sessions) == KEPT_SESSIONS
-    assert ("uploads/texts.csv", ("positive", "negative")) not in labelling.sessions  # oldest out
+    assert (
+        "uploads/texts.csv",
+        ("positive", "negative"),
+        False,
+    ) not in labelling.sessions  # oldest out
     labelling.state(others[0], LABELS, "me")  # used again: not the next to go
     back = labelling.state(path, LABELS, "me")  # rebuilt from its journal, the label kept
     assert labelling.session(path, LABELS) is not kept
     assert back["labelled"] == 1 and back["current"]["item"] != first
-    assert ("uploads/more0.csv", ("positive", "negative")) in labelling.sessions
-    assert ("uploads/more1.csv", ("positive", "negative")) not in labelling.sessions
+    assert ("uploads/more0.csv", ("positive", "negative"), False) in labelling.sessions
+    assert ("uploads/more1.csv", ("positive", "negative"), False) not in labelling.sessions
 
 
 def test_the_data_list_offers_the_labelled_file_not_the_journal(client, workspace):
@@ -182,3 +186,40 @@ def test_the_data_list_offers_the_labelled_file_not_the_journal(client, workspac
     assert (workspace / found["journal"]).is_file()
     listed = {entry["path"] for entry in client.get("/api/files").json()}
     assert listed == {path, found["output"]}
+
+
+def test_entity_spans_through_the_page(client, workspace):
+    import json
+
+    (workspace / "uploads").mkdir(parents=True, exist_ok=True)
+    lines = ["张伟昨天到北京开会。", "王芳说上海的天气很好。", "天气很好，我们去公园。"] * 4
+    (workspace / "uploads" / "news.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = "uploads/news.txt"
+
+    def send(route: str, **extra: Any) -> dict[str, Any]:
+        answer = client.post(f"/api/label/{route}", json={"path": path, "labels": "PER,LOC",
+                                                          "entities": True, **extra})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    found = send("state")
+    assert found["entities"] is True and found["labels"] == ["PER", "LOC"]
+    assert found["journal"] == "uploads/news.entities.journal.jsonl"
+    assert found["command"].startswith("tunelab label run uploads/news.txt --entities PER,LOC")
+    item, text = found["current"]["item"], found["current"]["text"]
+    spans = [[0, 2, "PER"], [5, 7, "LOC"]] if text.startswith("张伟") else []
+    found = send("label", item=item, spans=spans)
+    assert found["labelled"] == 1 and found["done"].startswith(f"labelled {item}")
+    bad = client.post("/api/label/label", json={"path": path, "labels": "PER,LOC",
+                                                "entities": True, "item": found["current"]["item"],
+                                                "spans": [[0, 99, "PER"]]})  # fmt: skip
+    assert bad.status_code == 400 and bad.json()["field"] == "label"
+    assert "outside its" in bad.json()["error"]
+    rows = [json.loads(line) for line in client.get(f"/files/{found['output']}").text.splitlines()]
+    assert [(r["id"], r["spans"]) for r in rows] == [(item, spans)]
+    assert rows[0]["tags"][:2] == (["B-PER", "I-PER"] if spans else ["O", "O"])
+    odd = client.post("/api/label/state", json={"path": path, "labels": "B-PER", "entities": True})
+    assert odd.status_code == 400 and odd.json()["field"] == "labels"
+    assert "needs one or more entity type names without spaces, '-' or '='" in odd.json()["error"]
+    classes = post(client, "state", path)  # the same file labelled with classes: its own journal
+    assert classes["journal"] == "uploads/news.journal.jsonl" and classes["labelled"] == 0

@@ -1,6 +1,9 @@
 // The Label page: `tunelab label run` in the browser. Pick a file of texts and a label set,
 // then label one text at a time (keys 1-9 pick a label, s skips, u undoes); every answer is
 // in the journal beside the data before the next text shows, shared with the CLI.
+// Entities (`--entities`): select characters with the mouse, or with Shift+arrows from the
+// cursor, press a type's number to mark them, x removes the mark at the cursor, Enter saves
+// the marks (the model's guessed spans come pre-filled).
 "use strict";
 
 TL.pages = TL.pages || {};
@@ -9,6 +12,10 @@ TL.pages.label = async function (root) {
   const { el } = TL;
   const chosen = TL.state.get("label", { path: "", labels: "" });
   const picker = el("select", { id: "label-file", "data-key": "path" });
+  const kind = el("select", { id: "label-kind", "data-key": "kind" },
+    el("option", { value: "classes", selected: chosen.kind !== "entities" }, "a class per text"),
+    el("option", { value: "entities", selected: chosen.kind === "entities" },
+      "entity spans (PER, LOC, ...)"));
   const labelSet = el("input", { type: "text", id: "label-set", "data-key": "labels",
     placeholder: "positive,negative", value: chosen.labels || "" });
   const annotator = el("input", { type: "text", id: "label-annotator", "data-key": "annotator",
@@ -18,6 +25,12 @@ TL.pages.label = async function (root) {
   const work = el("div", { id: "label-work" });
   let session = null; // the last answer of the server: the text shown, progress, files
   let busy = false;
+  // entity mode: the marks on the text shown, the selection and the keyboard cursor
+  let marks = [];
+  // positions are between characters (0 .. length), as in a text editor: Shift+Right from
+  // 0 selects the first character; the cursor shows on the character after it
+  let selection = null; // {anchor, focus}
+  let cursor = 0;
 
   root.replaceChildren(
     el("h1", {}, "Label"),
@@ -28,7 +41,8 @@ TL.pages.label = async function (root) {
       el("div", { class: "row" }, el("label", { for: "label-file" }, "File in the workspace"),
         picker),
       el("div", { class: "error", hidden: true, "data-error-for": "path" }),
-      el("div", { class: "row" }, el("label", { for: "label-set" }, "Labels, comma-separated"),
+      el("div", { class: "row" }, el("label", { for: "label-kind" }, "Label"), kind,
+        el("label", { for: "label-set" }, "Labels or entity types, comma-separated"),
         labelSet, el("label", { for: "label-annotator" }, "your name in the journal"),
         annotator, start, startNote),
       el("div", { class: "error", hidden: true, "data-error-for": "labels" })),
@@ -46,7 +60,7 @@ TL.pages.label = async function (root) {
     work.replaceChildren();
     session = null;
     TL.state.set("label", { path: picker.value, labels: labelSet.value,
-      annotator: annotator.value });
+      annotator: annotator.value, kind: kind.value });
     try {
       show(await TL.api("POST", "/api/label/state", request()));
     } catch (error) {
@@ -56,7 +70,7 @@ TL.pages.label = async function (root) {
 
   function request(extra) {
     return { path: picker.value, labels: labelSet.value, annotator: annotator.value.trim(),
-      ...(extra || {}) };
+      entities: kind.value === "entities", ...(extra || {}) };
   }
 
   // One answer at a time: a key pressed while the last one is on its way is ignored, so a
@@ -78,6 +92,16 @@ TL.pages.label = async function (root) {
 
   function show(found) {
     session = found;
+    if (found.entities) {
+      marks = (found.current && found.current.spans || []).map((s) => s.slice());
+      selection = null;
+      cursor = 0;
+    }
+    render();
+  }
+
+  function render() {
+    const found = session;
     const current = found.current;
     const progress = el("p", { id: "label-progress", class: "facts",
       dataset: { labelled: found.labelled, total: found.total } },
@@ -86,17 +110,23 @@ TL.pages.label = async function (root) {
       style: `width: ${found.total ? Math.round(100 * found.labelled / found.total) : 0}%` }));
     const choices = found.labels.map((name, i) => el("button", {
       type: "button", id: `label-choice-${i + 1}`, class: "choice", disabled: !current,
-      onclick: () => send("label", { item: current.item, label: name }),
+      onclick: () => found.entities ? mark(i) : send("label", { item: current.item, label: name }),
     }, i < 9 ? el("kbd", {}, String(i + 1)) : null, ` ${name}`));
+    if (found.entities) {
+      choices.push(el("button", { type: "button", id: "label-save", class: "primary",
+        disabled: !current, onclick: save }, el("kbd", {}, "Enter"), " save"));
+    }
     const skip = el("button", { type: "button", id: "label-skip", disabled: !current,
       onclick: () => send("skip", { item: current.item }) }, el("kbd", {}, "s"), " skip");
     const undo = el("button", { type: "button", id: "label-undo",
       onclick: () => send("undo") }, el("kbd", {}, "u"), " undo");
     const text = current
-      ? [el("blockquote", { id: "label-text", class: "label-text", dataset: { item: current.item } },
-        current.text),
+      ? [found.entities ? entityText(current) : el("blockquote", { id: "label-text",
+        class: "label-text", dataset: { item: current.item } }, current.text),
       el("p", { id: "label-reason", class: "muted" }, `Why this text: ${current.reason}`,
-        current.guess ? ` · the model guesses ${current.guess}` : "")]
+        current.guess ? ` · the model guesses ${current.guess}` : "",
+        found.entities && current.spans ? " · its guessed spans are marked" : ""),
+      found.entities ? markList(current) : null]
       : [el("p", { id: "label-text", class: "ok" }, "Nothing left to label.")];
     work.replaceChildren(TL.section("2. Label",
       progress, bar, ...text,
@@ -109,11 +139,127 @@ TL.pages.label = async function (root) {
       TL.command(found.command)));
   }
 
+  // -- entities -----------------------------------------------------------------------
+
+  function entityText(current) {
+    const [low, high] = selected();
+    const chars = Array.from(current.text); // offsets count code points, as Python does
+    const quote = el("blockquote", { id: "label-text", class: "label-text entity-text",
+      tabindex: 0, dataset: { item: current.item } },
+    ...chars.map((char, i) => {
+      const found = marks.find((m) => m[0] <= i && i < m[1]);
+      const classes = ["ch"];
+      if (found) classes.push("ent", `ent-${session.labels.indexOf(found[2]) % 6}`);
+      if (low <= i && i < high) classes.push("sel");
+      if (i === cursor) classes.push("cursor");
+      const data = found ? { i, type: found[2] } : { i }; // dataset turns undefined into text
+      return el("span", { class: classes.join(" "), dataset: data,
+        title: found ? found[2] : undefined }, char);
+    }));
+    quote.addEventListener("mouseup", () => {
+      const picked = window.getSelection();
+      if (!picked || picked.isCollapsed) return;
+      // a position between characters: inside character i's text, offset 0 is before it
+      const at = (node, offset) => {
+        const span = (node.nodeType === 1 ? node : node.parentElement).closest("[data-i]");
+        if (!span) return null;
+        return Number(span.dataset.i) + (node.nodeType === 3 && offset > 0 ? 1 : 0);
+      };
+      const a = at(picked.anchorNode, picked.anchorOffset);
+      const b = at(picked.focusNode, picked.focusOffset);
+      picked.removeAllRanges();
+      if (a === null || b === null || a === b) return;
+      selection = { anchor: Math.min(a, b), focus: Math.max(a, b) };
+      cursor = selection.focus;
+      render();
+    });
+    return quote;
+  }
+
+  function markList(current) {
+    const chars = Array.from(current.text);
+    return el("p", { id: "label-marks", class: "facts" }, marks.length ? "Marked: " : "No entity " +
+      "marked (Enter saves the text as having none).",
+    ...marks.map((m, n) => el("span", { class: `chip ent-${session.labels.indexOf(m[2]) % 6}`,
+      id: `label-mark-${n}` }, `${chars.slice(m[0], m[1]).join("")} ${m[2]} `,
+    el("button", { type: "button", class: "link", title: "remove",
+      onclick: () => { marks.splice(n, 1); render(); } }, "×"))));
+  }
+
+  function selected() {
+    if (!selection || selection.anchor === selection.focus) return [-1, -1];
+    return [Math.min(selection.anchor, selection.focus),
+      Math.max(selection.anchor, selection.focus)];
+  }
+
+  function mark(typeIndex) {
+    const [low, high] = selected();
+    const type = session.labels[typeIndex];
+    if (low < 0 || type === undefined) return;
+    marks = marks.filter((m) => m[1] <= low || m[0] >= high).concat([[low, high, type]])
+      .sort((a, b) => a[0] - b[0]);
+    selection = null;
+    render();
+  }
+
+  function unmark() {
+    const at = Math.min(cursor, Array.from(session.current.text).length - 1);
+    const [low, high] = selected()[0] >= 0 ? selected() : [at, at + 1];
+    marks = marks.filter((m) => m[1] <= low || m[0] >= high);
+    selection = null;
+    render();
+  }
+
+  function save() {
+    if (!session || !session.current) return;
+    send("label", { item: session.current.item, spans: marks });
+  }
+
+  function onEntityKey(event) {
+    const length = Array.from(session.current.text).length;
+    const moves = { ArrowLeft: -1, ArrowRight: 1, Home: -length, End: length };
+    if (event.key in moves) {
+      event.preventDefault();
+      const next = Math.max(0, Math.min(length, cursor + moves[event.key]));
+      if (event.shiftKey) selection = { anchor: selection ? selection.anchor : cursor, focus: next };
+      else selection = null;
+      cursor = next;
+      render();
+    } else if (/^[1-9]$/.test(event.key)) {
+      event.preventDefault();
+      mark(Number(event.key) - 1);
+    } else if (event.key === "Enter") {
+      event.preventDefault();
+      save();
+    } else if (event.key === "x" || event.key === "Delete" || event.key === "Backspace") {
+      event.preventDefault();
+      unmark();
+    } else if (event.key === "Escape") {
+      selection = null;
+      render();
+    } else if (event.key === "s") {
+      event.preventDefault();
+      send("skip", { item: session.current.item });
+    } else if (event.key === "u") {
+      event.preventDefault();
+      send("undo");
+    }
+  }
+
   function onKey(event) {
     const target = event.target;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (target && /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName)) return;
     if (!session) return;
+    if (session.entities) {
+      // Enter or space on a focused button is that button's click, not a save
+      if (target && target.tagName === "BUTTON" && (event.key === "Enter" || event.key === " ")) {
+        return;
+      }
+      if (session.current) onEntityKey(event);
+      else if (event.key === "u") send("undo");
+      return;
+    }
     if (/^[1-9]$/.test(event.key)) {
       const name = session.labels[Number(event.key) - 1];
       if (name === undefined || !session.current) return;

@@ -921,6 +921,12 @@ def label_run(
         float,
         typer.Option(help="share of texts a second annotator labels too, blind (agreement)"),
     ] = 0.0,
+    holdout: Annotated[
+        int, typer.Option(help="random texts held out to measure the model (asked 1 in 5)")
+    ] = 0,
+    target: Annotated[
+        float, typer.Option(help="score the learning-curve estimate aims at (--holdout)")
+    ] = 0.9,
 ) -> None:
     """Label texts one at a time (a number or a label; u undo, s skip, q quit); every label
     is in the journal before the next text shows. With --entities: type spans as
@@ -939,10 +945,10 @@ def label_run(
     output = output or Path("labelled.jsonl" if entities else "labelled.csv")
     options: dict[str, Any] = {"strategy": strategy, "retrain_every": retrain_every,
                                "clusters": clusters, "seed": seed, "double_rate": double_rate,
-                               "entities": entities is not None}  # fmt: skip
+                               "entities": entities is not None, "holdout": holdout}  # fmt: skip
     if simulate:
         summary = run_simulation(data, journal, output, label_set, label_column, budget, typer.echo,
-                                 text_column, **options)  # fmt: skip
+                                 text_column, target, **options)  # fmt: skip
         typer.echo(json.dumps(summary, ensure_ascii=False))
         return
 
@@ -962,7 +968,7 @@ def label_run(
         return str(typer.prompt(f"{menu}  u=undo s=skip q=quit", default="q"))
 
     given = run_interactive(data, journal, output, label_set, annotator, ask, typer.echo,
-                            text_column, **options)  # fmt: skip
+                            text_column, target, **options)  # fmt: skip
     typer.echo(f"{given} labels given; labelled texts in {output}, journal {journal}")
 
 

@@ -181,14 +181,16 @@ class EntityQueue(LabelQueue):
         """Record ``item``'s entity spans (see :meth:`checked`)."""
         self._record(str(item), self.checked(item, label), annotator)
 
+    metric = "entity F1"
+
     def retrain(self) -> bool:
         """Fit the tagger on the labels so far and score a sample of the unlabelled texts."""
-        items = list(self.labels)
+        items = self.training_items()
         texts = [self.texts[self.row_of[item]] for item in items]
         self.model = fit_tagger(texts, [self.labels[item] for item in items], self.iterations)
         self.labels_at_training = len(self.labels)
-        labelled = np.zeros(len(self.ids), dtype=bool)
-        labelled[[self.row_of[item] for item in items]] = True
+        labelled = self.held_out.copy()  # never asked for its uncertainty
+        labelled[[self.row_of[item] for item in self.labels]] = True
         candidates = np.flatnonzero(~labelled)
         if len(candidates) > SCORED_AT_MOST:
             candidates = np.sort(self.rng.choice(candidates, SCORED_AT_MOST, replace=False))
@@ -204,7 +206,17 @@ class EntityQueue(LabelQueue):
             self.margins[row] = sure[weakest]
             self.least_sure[int(row)] = (sure[weakest], text[weakest])
             self.guessed_spans[int(row)] = tags_to_spans(tags)
+        self._measure(len(items))
         return True
+
+    def _held_out_score(self, held: list[str]) -> float:
+        from tunelab.evaluation.tagging import sequence_metrics
+
+        texts = [self.texts[self.row_of[item]] for item in held]
+        truth = [spans_to_tags(len(t), self.labels[i]) for t, i in zip(texts, held, strict=True)]
+        found = [spans_to_tags(len(t), s)
+                 for t, s in zip(texts, tag_spans(self.model, texts), strict=True)]  # fmt: skip
+        return float(sequence_metrics(truth, found, "bio")["f1"])
 
     def _labels_so_far(self) -> str:
         return f"{len(self.labels)} texts labelled, the first model comes at {self.clusters}"

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -113,6 +114,9 @@ class LabelQueue:
         lease_seconds: how long an item stays with the annotator it was given to.
         max_similarity: cosine similarity above which two texts of one batch count as copies.
         double_rate: the share of labelled texts a second annotator labels too (0 to 1).
+        holdout: texts drawn at random as a held-out sample: asked one in five until it is
+            labelled, blind, never trained on; each retrain scores the model on them
+            (:attr:`progress`), and :meth:`estimate` fits the learning curve to the scores.
         clock: the time source (tests pass a fake one).
     """
 
@@ -127,6 +131,7 @@ class LabelQueue:
         max_similarity: float = 0.5,
         seed: int = 0,
         double_rate: float = 0.0,
+        holdout: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if strategy not in ("active", "random"):
@@ -134,6 +139,8 @@ class LabelQueue:
         if not 0.0 <= double_rate <= 1.0:
             raise UserError(f"--double-rate {double_rate} is not between 0 and 1; give e.g. "
                             "0.1 to have one text in ten labelled twice")  # fmt: skip
+        if holdout < 0:
+            raise UserError(f"--holdout {holdout} must be 0 (none) or a number of texts")
         self._check_label_set(label_set)
         self.ids = [str(i) for i in items["id"]]
         self.texts = [str(t) for t in items["text"]]
@@ -166,6 +173,10 @@ class LabelQueue:
         self.rng = np.random.default_rng(seed)
         self.random_order = self.rng.permutation(len(self.ids))
         self._cold: list[tuple[int, int, int]] | None = None  # (row, cluster, clusters)
+        self.holdout = min(holdout, len(self.ids) // 2)  # half the texts at most
+        self.held_out = np.zeros(len(self.ids), dtype=bool)
+        self.held_out[self.random_order[: self.holdout]] = True
+        self.progress: list[dict[str, Any]] = []  # {"labels", "score", "held_out"} per retrain
 
     # -- labels ---------------------------------------------------------------------------
 
@@ -233,10 +244,15 @@ class LabelQueue:
                     break
         return chosen
 
+    def training_items(self) -> list[str]:
+        """The labelled items the model learns from: all but the held-out sample."""
+        return [item for item in self.labels if not self.held_out[self.row_of[item]]]
+
     def retrain(self) -> bool:
         """Fit the model on the labels so far and score every text; False with one class."""
-        rows = [self.row_of[item] for item in self.labels]
-        y = [self.labels[item] for item in self.labels]
+        items = self.training_items()
+        rows = [self.row_of[item] for item in items]
+        y = [self.labels[item] for item in items]
         if len(set(y)) < 2:
             return False
         self.model = text_classifier(self.seed).fit(self.vectors[rows], y)
@@ -246,7 +262,61 @@ class LabelQueue:
         self.guesses = self.model.classes_[probabilities.argmax(axis=1)]
         self.probabilities = top2
         self.labels_at_training = len(self.labels)
+        self._measure(len(items))
         return True
+
+    # -- progress on the held-out sample ----------------------------------------------------
+
+    metric = "accuracy"
+
+    def _measure(self, trained_on: int) -> None:
+        """Score the new model on the labelled held-out texts (10 at least)."""
+        held = [item for item in self.labels if self.held_out[self.row_of[item]]]
+        if len(held) < min(10, self.holdout) or not held:
+            return
+        score = self._held_out_score(held)
+        self.progress.append({"labels": trained_on, "score": round(score, 4),
+                              "held_out": len(held)})  # fmt: skip
+
+    def _held_out_score(self, held: list[str]) -> float:
+        rows = [self.row_of[item] for item in held]
+        predicted = self.model.predict(self.vectors[rows])
+        return float(np.mean(predicted == np.array([self.labels[item] for item in held])))
+
+    def estimate(self, target: float) -> dict[str, Any]:
+        """How many training labels the fitted learning curve says reach ``target``.
+
+        Returns:
+            ``{"target", "labels", "message"}``; ``labels`` is ``None`` until three
+            measurements exist or when the curve levels off below the target.
+        """
+        from tunelab.evaluation.learning_curve import fit_power_law, size_for
+
+        points = {point["labels"]: point["score"] for point in self.progress}
+        answer: dict[str, Any] = {"target": target, "labels": None}
+        last = self.progress[-1] if self.progress else None
+        if last is not None and last["score"] >= target:
+            answer["message"] = (f"{self.metric} {last['score']:.3f} on the held-out sample "
+                                 f"already reaches {target:g}")  # fmt: skip
+            return answer
+        if len(points) < 3:
+            answer["message"] = (f"the learning-curve estimate for {self.metric} {target:g} "
+                                 f"needs 3 measurements on the held-out sample (now "
+                                 f"{len(points)})")  # fmt: skip
+            return answer
+        fit = fit_power_law(list(points), list(points.values()), greater_is_better=True)
+        needed = size_for(fit, target, greater_is_better=True)
+        if needed is None:
+            level = f" (it levels off at {fit['c']:.3f})" if fit["kind"] == "power_law" else ""
+            answer["message"] = (f"the learning curve does not reach {self.metric} "
+                                 f"{target:g}{level}; more labels of this kind will not get "
+                                 "there")  # fmt: skip
+            return answer
+        answer["labels"] = int(round(needed, -1)) if needed >= 100 else math.ceil(needed)
+        more = max(answer["labels"] - len(self.training_items()), 0)
+        answer["message"] = (f"the learning curve says about {answer['labels']} labels reach "
+                             f"{self.metric} {target:g} (about {more} more)")  # fmt: skip
+        return answer
 
     # -- suggestions ----------------------------------------------------------------------
 
@@ -255,17 +325,30 @@ class LabelQueue:
         self.leases = {item: lease for item, lease in self.leases.items() if lease.expires > now}
         return self.leases
 
-    def _available(self, annotator: str | None = None) -> np.ndarray:
+    def _available(self, annotator: str | None = None, held_out: bool = False) -> np.ndarray:
         """Rows that may be asked: unlabelled, not leased, no near-copy labelled or leased,
-        and not skipped by ``annotator``."""
+        not skipped by ``annotator``, and in the held-out sample or not (``held_out``)."""
         taken = self.key_labelled > 0
         for item in self._live_leases():
             taken[self.key_codes[self.row_of[item]]] = True
-        available = ~taken[self.key_codes]
+        available = ~taken[self.key_codes] & (self.held_out == held_out)
         skipped = self.passed_over.get(annotator or "", set())
         if skipped:
             available[list(skipped)] = False
         return available
+
+    def _held_out_questions(self, annotator: str, count: int) -> list[tuple[int, str]]:
+        """A text of the held-out sample, one question in five until it is labelled."""
+        if not self.holdout or count < 1:
+            return []
+        labelled = sum(bool(self.held_out[self.row_of[item]]) for item in self.labels)
+        if labelled >= self.holdout or 4 * labelled > len(self.labels) - labelled:
+            return []
+        available = self._available(annotator, held_out=True)
+        rows = [int(r) for r in self.random_order[: self.holdout] if available[r]][:1]
+        why = (f"held-out sample, {labelled + 1} of {self.holdout}: drawn at random to measure "
+               "the model, never trained on")  # fmt: skip
+        return [(row, why) for row in rows]
 
     def next(self, annotator: str = "me", count: int = 1) -> list[Suggestion]:
         """The next ``count`` texts for ``annotator``, leased to them; their own unexpired
@@ -275,6 +358,8 @@ class LabelQueue:
         result = [self._suggest(self.row_of[item], "still yours: " + self._why.get(item, ""))
                   for item in held]  # fmt: skip
         for row, reason in self._second_opinions(annotator, count - len(result)):
+            result.append(self._suggest(row, reason))
+        for row, reason in self._held_out_questions(annotator, count - len(result)):
             result.append(self._suggest(row, reason))
         if len(result) < count:
             rows = self._choose(count - len(result), annotator)
@@ -298,8 +383,10 @@ class LabelQueue:
             self.passed_over.setdefault(annotator, set()).add(self.row_of[str(item)])
 
     def _suggest(self, row: int, reason: str) -> Suggestion:
-        # a second opinion is blind: the model learnt the first annotator's label
-        guesses = None if self.ids[row] in self.labels else self.guesses
+        # a second opinion is blind (the model learnt the first annotator's label), and so is
+        # a held-out text (a shown guess would bias the very labels that measure the model)
+        blind = self.ids[row] in self.labels or self.held_out[row]
+        guesses = None if blind else self.guesses
         guess = None if guesses is None else str(guesses[row])
         return Suggestion(self.ids[row], self.texts[row], reason, guess)
 

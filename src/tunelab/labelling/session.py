@@ -59,7 +59,7 @@ def open_session(
 def run_simulation(
     data: Path, journal_path: Path, output: Path, label_set: list[str], label_column: str,
     budget: int, echo: Callable[[str], None], text_column: str | None = None,
-    **queue_options: Any,
+    target: float = 0.9, **queue_options: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """Label ``data`` with its own ``label_column`` as the oracle, journal every label and
     write the labelled file."""
@@ -86,14 +86,18 @@ def run_simulation(
 
     result = simulate(queue, oracle, budget, journal=journal, on_label=acknowledge)
     rows = write_labelled(output, texts, journal.labels())
-    return {"labels": result["labels"], "rows_written": rows, "journal": str(journal_path),
-            "output": str(output)}  # fmt: skip
+    summary = {"labels": result["labels"], "rows_written": rows, "journal": str(journal_path),
+               "output": str(output)}  # fmt: skip
+    if queue.progress:
+        summary["held_out"] = queue.progress
+        summary["estimate"] = queue.estimate(target)
+    return summary
 
 
 def run_interactive(
     data: Path, journal_path: Path, output: Path, label_set: list[str], annotator: str,
     ask: Callable[[Suggestion, list[str]], str], echo: Callable[[str], None],
-    text_column: str | None = None, **queue_options: Any,
+    text_column: str | None = None, target: float = 0.9, **queue_options: Any,
 ) -> int:  # fmt: skip
     """A person labels at the terminal: ``ask`` shows a suggestion and returns a label, its
     number, ``u`` (undo), ``s`` (skip) or ``q`` (quit); for entities, spans as
@@ -102,7 +106,7 @@ def run_interactive(
     items, journal, queue = open_session(data, journal_path, label_set, text_column,
                                          **queue_options)  # fmt: skip
     texts = dict(zip(items["id"], items["text"], strict=True))
-    given = 0
+    given, measured = 0, len(queue.progress)
     while True:
         suggestions = queue.next(annotator)
         if not suggestions:
@@ -140,7 +144,20 @@ def run_interactive(
                 continue
             given += 1
         write_labelled(output, texts, journal.labels())
+        if len(queue.progress) > measured:  # a retrain scored the held-out sample
+            measured = len(queue.progress)
+            echo(progress_line(queue, target) or "")
     return given
+
+
+def progress_line(queue: LabelQueue, target: float) -> str | None:
+    """The model's latest score on the held-out sample and the learning-curve estimate for
+    ``target``; ``None`` before the first measurement."""
+    if not queue.progress:
+        return None
+    last = queue.progress[-1]
+    return (f"{queue.metric} {last['score']:.3f} on {last['held_out']} held-out texts after "
+            f"{last['labels']} labels; {queue.estimate(target)['message']}")  # fmt: skip
 
 
 def give_label(

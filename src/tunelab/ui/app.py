@@ -97,6 +97,8 @@ class LabelRequest(BaseModel):
     label: str = ""
     entities: bool = False
     spans: list[tuple[int, int, str]] = Field(default_factory=list)
+    holdout: int = 0  # random texts held out to measure the model (--holdout)
+    target: float = 0.9  # the score the learning-curve estimate aims at (--target)
 
 
 def create_app(
@@ -432,26 +434,28 @@ def create_app(
     def label_state(request: LabelRequest) -> dict[str, Any]:
         with labelling_errors():
             return labelling.state(request.path, request.labels, request.annotator or "me",
-                                   request.entities)  # fmt: skip
+                                   request.entities, request.holdout, request.target)  # fmt: skip
 
     @app.post("/api/label/label")
     def label_text(request: LabelRequest) -> dict[str, Any]:
         with labelling_errors():
             answer = request.spans if request.entities else request.label
             return labelling.label(request.path, request.labels, request.annotator or "me",
-                                   request.item, answer, request.entities)  # fmt: skip
+                                   request.item, answer, request.entities, request.holdout,
+                                   request.target)  # fmt: skip
 
     @app.post("/api/label/skip")
     def label_skip(request: LabelRequest) -> dict[str, Any]:
         with labelling_errors():
             return labelling.skip(request.path, request.labels, request.annotator or "me",
-                                  request.item, request.entities)  # fmt: skip
+                                  request.item, request.entities, request.holdout,
+                                  request.target)  # fmt: skip
 
     @app.post("/api/label/undo")
     def label_undo(request: LabelRequest) -> dict[str, Any]:
         with labelling_errors():
             return labelling.undo(request.path, request.labels, request.annotator or "me",
-                                  request.entities)  # fmt: skip
+                                  request.entities, request.holdout, request.target)  # fmt: skip
 
     return app
 

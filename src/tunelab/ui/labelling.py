@@ -32,6 +32,7 @@ from tunelab.labelling.session import (
     give_spans,
     open_session,
     parse_label_set,
+    progress_line,
     skip_text,
     undo_label,
 )
@@ -73,10 +74,10 @@ class Labelling:
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
-        self.sessions: OrderedDict[tuple[str, tuple[str, ...], bool], Session] = OrderedDict()
+        self.sessions: OrderedDict[tuple[str, tuple[str, ...], bool, int], Session] = OrderedDict()
         self.lock = threading.Lock()  # one request at a time: the queue is not thread-safe
 
-    def session(self, path: str, labels: str, entities: bool = False) -> Session:
+    def session(self, path: str, labels: str, entities: bool = False, holdout: int = 0) -> Session:
         """The session of ``path`` and ``labels`` (entity types with ``entities``), opened
         (or rebuilt) when needed.
 
@@ -90,7 +91,7 @@ class Labelling:
             data = self.ws.path(path, "path")
             if not data.is_file():
                 raise UserError(f"data file {data} does not exist; check the path")
-        key = (self.ws.relative(data), tuple(label_set), entities)
+        key = (self.ws.relative(data), tuple(label_set), entities, holdout)
         stat = data.stat()
         found = self.sessions.get(key)
         if (
@@ -100,7 +101,8 @@ class Labelling:
         ):
             with about("path"):
                 items, journal, queue = open_session(data, journal_path(data, entities),
-                                                     label_set, entities=entities)  # fmt: skip
+                                                     label_set, entities=entities,
+                                                     holdout=holdout)  # fmt: skip
             texts = dict(zip(items["id"], items["text"], strict=True))
             found = Session(data, journal, queue, texts, labelled_path(data, entities),
                             (stat.st_mtime, stat.st_size))  # fmt: skip
@@ -112,20 +114,23 @@ class Labelling:
         return found
 
     def state(
-        self, path: str, labels: str, annotator: str, entities: bool = False
-    ) -> dict[str, Any]:
-        """The next text for ``annotator`` and the progress so far."""
+        self, path: str, labels: str, annotator: str, entities: bool = False,
+        holdout: int = 0, target: float = 0.9,
+    ) -> dict[str, Any]:  # fmt: skip
+        """The next text for ``annotator`` and the progress so far (with ``holdout``, the
+        model's score on that many random held-out texts and how many labels reach
+        ``target``)."""
         with self.lock:
-            return self._view(self.session(path, labels, entities), annotator)
+            return self._view(self.session(path, labels, entities, holdout), annotator, target)
 
     def label(
         self, path: str, labels: str, annotator: str, item: str, label: Any,
-        entities: bool = False,
+        entities: bool = False, holdout: int = 0, target: float = 0.9,
     ) -> dict[str, Any]:  # fmt: skip
         """Label ``item`` (the text the page shows) with a class, or with entity spans
         ``[(start, end, type), ...]``, and answer with the next one."""
         with self.lock:
-            found = self.session(path, labels, entities)
+            found = self.session(path, labels, entities, holdout)
             _known(found, item)
             with about("label"):
                 if isinstance(found.queue, EntityQueue):
@@ -133,33 +138,35 @@ class Labelling:
                     label = show_spans(found.texts[item], found.queue.labels[item])
                 else:
                     give_label(found.journal, found.queue, item, label, annotator)
-            return self._written(found, annotator, f"labelled {item} {label}")
+            return self._written(found, annotator, f"labelled {item} {label}", target)
 
     def skip(
-        self, path: str, labels: str, annotator: str, item: str, entities: bool = False
-    ) -> dict[str, Any]:
+        self, path: str, labels: str, annotator: str, item: str, entities: bool = False,
+        holdout: int = 0, target: float = 0.9,
+    ) -> dict[str, Any]:  # fmt: skip
         """Pass over ``item``: it is not offered to ``annotator`` again."""
         with self.lock:
-            found = self.session(path, labels, entities)
+            found = self.session(path, labels, entities, holdout)
             _known(found, item)
             skip_text(found.journal, found.queue, item, annotator)
-            return self._written(found, annotator, f"skipped {item}")
+            return self._written(found, annotator, f"skipped {item}", target)
 
     def undo(
-        self, path: str, labels: str, annotator: str, entities: bool = False
-    ) -> dict[str, Any]:
+        self, path: str, labels: str, annotator: str, entities: bool = False,
+        holdout: int = 0, target: float = 0.9,
+    ) -> dict[str, Any]:  # fmt: skip
         """Take back ``annotator``'s latest label."""
         with self.lock:
-            found = self.session(path, labels, entities)
+            found = self.session(path, labels, entities, holdout)
             with about("label"):
                 item = undo_label(found.journal, found.queue, annotator)
-            return self._written(found, annotator, f"undid the label of {item}")
+            return self._written(found, annotator, f"undid the label of {item}", target)
 
-    def _written(self, found: Session, annotator: str, done: str) -> dict[str, Any]:
+    def _written(self, found: Session, annotator: str, done: str, target: float) -> dict[str, Any]:
         write_labelled(found.output, found.texts, found.journal.labels())
-        return {**self._view(found, annotator), "done": done}
+        return {**self._view(found, annotator, target), "done": done}
 
-    def _view(self, found: Session, annotator: str) -> dict[str, Any]:
+    def _view(self, found: Session, annotator: str, target: float = 0.9) -> dict[str, Any]:
         suggestions = found.queue.next(annotator)
         labels = found.journal.labels()
         labelled = sum(1 for item in labels if item in found.texts)
@@ -171,6 +178,8 @@ class Labelling:
                    self.ws.relative(found.output)]  # fmt: skip
         if annotator != "me":
             command += ["--annotator", annotator]
+        if found.queue.holdout:
+            command += ["--holdout", str(found.queue.holdout), "--target", f"{target:g}"]
         current = None
         if suggestions:
             s = suggestions[0]
@@ -180,6 +189,7 @@ class Labelling:
             "path": data,
             "labels": found.queue.label_set,
             "entities": entities,
+            "measured": progress_line(found.queue, target),
             "current": current,
             "labelled": labelled,
             "total": len(found.texts),

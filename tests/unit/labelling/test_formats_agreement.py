@@ -177,3 +177,16 @@ def test_cli_review_settles_disagreements_and_the_decision_wins(tmp_path: Path) 
     report = json.loads(runner.invoke(app, ["label", "agreement", "--journal",
                                             str(journal_path)]).output)  # fmt: skip
     assert report["double_labelled"] == 3 and len(report["disagreements"]) == 2
+
+
+def test_cli_holdout_reports_the_model_and_the_estimate(tmp_path: Path) -> None:
+    data = _data(tmp_path)
+    result = CliRunner().invoke(app, ["label", "run", str(data), "--labels", "pos,neg",
+                                      "--journal", str(tmp_path / "j.jsonl"), "--simulate",
+                                      "--budget", "50", "--clusters", "4", "--retrain-every",
+                                      "5", "--holdout", "10", "--target", "0.95"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert result.output.count("(held-out sample, ") == 10
+    assert summary["held_out"][-1]["held_out"] == 10 and summary["held_out"][-1]["labels"] <= 40
+    assert summary["estimate"]["target"] == 0.95 and summary["estimate"]["message"]

@@ -183,3 +183,49 @@ def test_a_share_of_labelled_texts_goes_blind_to_a_second_annotator(tmp_path: Pa
     assert plain.next("bob")[0].item != ann[0]  # double_rate 0: nothing is asked twice
     with pytest.raises(UserError, match=r"--double-rate 1.5 is not between 0 and 1"):
         LabelQueue(items, ["pos", "neg"], double_rate=1.5)
+
+
+def test_a_held_out_sample_measures_the_model_and_the_curve_says_how_many_more() -> None:
+    from tunelab.labelling.simulate import simulate
+
+    items, oracle = pool(copies=1)
+    queue = LabelQueue(items, ["pos", "neg"], retrain_every=10, clusters=5, holdout=20)
+    reasons: list[tuple[str, str, str | None]] = []
+    simulate(queue, oracle, 100,
+             on_label=lambda item, label, why: reasons.append((item, why, None)))  # fmt: skip
+    held = [item for item in queue.labels if queue.held_out[queue.row_of[item]]]
+    assert len(held) == 20  # one question in five until the sample is labelled
+    assert all(why.startswith("held-out sample") == (item in held) for item, why, _ in reasons)
+    assert queue.training_items() == [item for item in queue.labels if item not in held]
+    assert len(queue.progress) >= 3
+    sizes = [point["labels"] for point in queue.progress]
+    assert sizes == sorted(sizes) and sizes[-1] <= 80  # trained without the held-out texts
+    last = queue.progress[-1]
+    measured = held[: last["held_out"]]  # those labelled by the last retrain
+    truth = np.array([oracle[item] for item in measured])
+    rows = [queue.row_of[item] for item in measured]
+    assert 10 <= last["held_out"] <= 20
+    assert last["score"] == round(
+        float(np.mean(queue.model.predict(queue.vectors[rows]) == truth)), 4
+    )
+    assert "already reaches 0.5" in queue.estimate(0.5)["message"]
+    # the estimate is the learning-curve fit of tunelab curve on the measurements
+    queue.progress = [{"labels": n, "score": 0.9 - 0.9 * n**-0.5, "held_out": 20}
+                      for n in (10, 20, 40, 80)]  # fmt: skip
+    ahead = queue.estimate(0.85)
+    assert ahead["labels"] == 320  # 0.9 - 0.9/sqrt(n) = 0.85 at n = 324, rounded to tens
+    assert ahead["message"] == ("the learning curve says about 320 labels reach accuracy 0.85 "
+                                f"(about {320 - len(queue.training_items())} more)")  # fmt: skip
+    never = queue.estimate(0.95)
+    assert never["labels"] is None and "levels off at 0.900" in never["message"]
+    queue.progress = queue.progress[:2]
+    assert "needs 3 measurements on the held-out sample (now 2)" in queue.estimate(0.85)["message"]
+    # a held-out text is asked blind: no model guess to lean on
+    fresh = LabelQueue(items, ["pos", "neg"], retrain_every=5, clusters=2, holdout=10)
+    for _ in range(12):
+        [suggestion] = fresh.next("ann")
+        held_out = suggestion.reason.startswith("held-out sample")
+        assert not (held_out and suggestion.guess is not None)
+        fresh.add_label(suggestion.item, oracle[suggestion.item])
+    with pytest.raises(UserError, match="--holdout -1 must be 0"):
+        LabelQueue(items, ["pos", "neg"], holdout=-1)

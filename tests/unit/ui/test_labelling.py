@@ -175,8 +175,8 @@ def test_only_the_most_recently_used_sessions_stay_in_memory(workspace):
     back = labelling.state(path, LABELS, "me")  # rebuilt from its journal, the label kept
     assert labelling.session(path, LABELS) is not kept
     assert back["labelled"] == 1 and back["current"]["item"] != first
-    assert ("uploads/more0.csv", ("positive", "negative"), False) in labelling.sessions
-    assert ("uploads/more1.csv", ("positive", "negative"), False) not in labelling.sessions
+    assert ("uploads/more0.csv", ("positive", "negative"), False, 0) in labelling.sessions
+    assert ("uploads/more1.csv", ("positive", "negative"), False, 0) not in labelling.sessions
 
 
 def test_the_data_list_offers_the_labelled_file_not_the_journal(client, workspace):
@@ -223,3 +223,17 @@ def test_entity_spans_through_the_page(client, workspace):
     assert "needs one or more entity type names without spaces, '-' or '='" in odd.json()["error"]
     classes = post(client, "state", path)  # the same file labelled with classes: its own journal
     assert classes["journal"] == "uploads/news.journal.jsonl" and classes["labelled"] == 0
+
+
+def test_a_held_out_sample_shows_the_models_score_and_the_estimate(client, workspace):
+    path, truth = texts_file(workspace, rows=80)
+    found = post(client, "state", path, holdout=10, target=0.95)
+    assert found["command"].endswith("--holdout 10 --target 0.95")
+    assert found["current"]["reason"].startswith("held-out sample, 1 of 10")
+    assert found["current"]["guess"] is None and found["measured"] is None
+    for _ in range(50):
+        item = found["current"]["item"]
+        found = post(client, "label", path, item=item, label=truth[item], holdout=10, target=0.95)
+    assert found["measured"].startswith("accuracy ")
+    assert " on 10 held-out texts after " in found["measured"]
+    assert "0.95" in found["measured"].split("; ", 1)[1]

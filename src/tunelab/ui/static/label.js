@@ -20,6 +20,10 @@ TL.pages.label = async function (root) {
     placeholder: "positive,negative", value: chosen.labels || "" });
   const annotator = el("input", { type: "text", id: "label-annotator", "data-key": "annotator",
     placeholder: "me", size: 10, value: chosen.annotator || "" });
+  const holdout = el("input", { type: "number", id: "label-holdout", "data-key": "holdout",
+    min: 0, step: 1, size: 5, placeholder: "0", value: chosen.holdout || "" });
+  const target = el("input", { type: "number", id: "label-target", "data-key": "target",
+    min: 0, max: 1, step: 0.01, size: 5, value: chosen.target || "0.9" });
   const [start, startNote] = TL.action("Start labelling", () => open(), {
     id: "label-start", class: "primary" });
   const work = el("div", { id: "label-work" });
@@ -44,7 +48,10 @@ TL.pages.label = async function (root) {
       el("div", { class: "row" }, el("label", { for: "label-kind" }, "Label"), kind,
         el("label", { for: "label-set" }, "Labels or entity types, comma-separated"),
         labelSet, el("label", { for: "label-annotator" }, "your name in the journal"),
-        annotator, start, startNote),
+        annotator),
+      el("div", { class: "row" }, el("label", { for: "label-holdout" },
+        "held-out texts to measure the model (0: none)"), holdout,
+      el("label", { for: "label-target" }, "target score"), target, start, startNote),
       el("div", { class: "error", hidden: true, "data-error-for": "labels" })),
     work);
 
@@ -60,7 +67,8 @@ TL.pages.label = async function (root) {
     work.replaceChildren();
     session = null;
     TL.state.set("label", { path: picker.value, labels: labelSet.value,
-      annotator: annotator.value, kind: kind.value });
+      annotator: annotator.value, kind: kind.value, holdout: holdout.value,
+      target: target.value });
     try {
       show(await TL.api("POST", "/api/label/state", request()));
     } catch (error) {
@@ -70,7 +78,8 @@ TL.pages.label = async function (root) {
 
   function request(extra) {
     return { path: picker.value, labels: labelSet.value, annotator: annotator.value.trim(),
-      entities: kind.value === "entities", ...(extra || {}) };
+      entities: kind.value === "entities", holdout: Number(holdout.value || 0),
+      target: Number(target.value || 0.9), ...(extra || {}) };
   }
 
   // One answer at a time: a key pressed while the last one is on its way is ignored, so a
@@ -128,8 +137,10 @@ TL.pages.label = async function (root) {
         found.entities && current.spans ? " · its guessed spans are marked" : ""),
       found.entities ? markList(current) : null]
       : [el("p", { id: "label-text", class: "ok" }, "Nothing left to label.")];
+    const measured = found.measured
+      ? el("p", { id: "label-measured", class: "facts" }, found.measured) : null;
     work.replaceChildren(TL.section("2. Label",
-      progress, bar, ...text,
+      progress, bar, measured, ...text,
       el("div", { class: "row choices" }, ...choices, skip, undo),
       el("div", { class: "error", hidden: true, role: "alert", "data-error-for": "label" }),
       el("p", { id: "label-done", class: "muted" }, found.done || ""),

@@ -184,7 +184,8 @@ def test_cli_holdout_reports_the_model_and_the_estimate(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["label", "run", str(data), "--labels", "pos,neg",
                                       "--journal", str(tmp_path / "j.jsonl"), "--simulate",
                                       "--budget", "50", "--clusters", "4", "--retrain-every",
-                                      "5", "--holdout", "10", "--target", "0.95"])  # fmt: skip
+                                      "5", "--holdout", "10", "--target", "0.95",
+                                      "--out", str(tmp_path / "out.csv")])  # fmt: skip
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert result.output.count("(held-out sample, ") == 10

@@ -575,7 +575,11 @@ def test_labelling_entities_by_mouse_and_keyboard(workbench, chromium, shots):
                         Keys.ARROW_RIGHT).key_up(Keys.SHIFT).perform()  # fmt: skip
                 ActionChains(chromium).send_keys("2").perform()
         page.until(lambda s=spans: marked() == s)
-        ActionChains(chromium).send_keys(Keys.ENTER).perform()
+        if not given:  # the first with a note for the journal, saved by the button
+            page.type("label-note", "first one")
+            page.click("label-save")
+        else:
+            ActionChains(chromium).send_keys(Keys.ENTER).perform()
         page.until(lambda n=count: shown()[1] == n + 1)
         given[item] = [list(s) for s in spans]
     assert "its guessed spans are marked" in page.find("label-reason").text
@@ -591,5 +595,13 @@ def test_labelling_entities_by_mouse_and_keyboard(workbench, chromium, shots):
     assert link.endswith("/files/uploads/news.entities.jsonl?download=true")
     rows = [json.loads(line) for line in httpx.get(link, timeout=60).text.splitlines()]
     assert {row["id"]: row["spans"] for row in rows} == given
-    journal = LabelJournal(uploads / "news.entities.journal.jsonl").labels()
-    assert {k: [list(s) for s in v] for k, v in journal.items()} == given
+    journal = LabelJournal(uploads / "news.entities.journal.jsonl")
+    assert {k: [list(s) for s in v] for k, v in journal.labels().items()} == given
+    assert journal.records()[0]["note"] == "first one"
+    assert "note" not in journal.records()[1]
+
+    page.click("label-train")  # the Train page, filled in for the labelled file
+    page.until(lambda: page.css('[id="f-data.train"]'))  # a dot: not a CSS id selector
+    page.until(lambda: page.find("f-data.train").get_attribute("value")
+               == "uploads/news.entities.jsonl")  # fmt: skip
+    assert page.find("f-task").get_attribute("value") == "token-classification"

@@ -187,10 +187,12 @@ class LabelJournal:
             record["text"] = text
         return self._append(record)
 
-    def skip(self, item: str, annotator: str = "me") -> dict[str, Any]:
+    def skip(self, item: str, annotator: str = "me", note: str = "") -> dict[str, Any]:
         """Record that ``annotator`` passed over ``item``: it is not offered to them again."""
-        return self._append({"action": "skip", "item": str(item), "annotator": annotator,
-                             "time": _now()})  # fmt: skip
+        record = {"action": "skip", "item": str(item), "annotator": annotator, "time": _now()}
+        if note:
+            record["note"] = note
+        return self._append(record)
 
     def undo(self, annotator: str = "me", item: str | None = None) -> dict[str, Any]:
         """Take back ``annotator``'s latest label of ``item`` (default: their latest label).

@@ -161,21 +161,23 @@ def progress_line(queue: LabelQueue, target: float) -> str | None:
 
 
 def give_label(
-    journal: LabelJournal, queue: LabelQueue, item: str, label: str, annotator: str
-) -> None:
+    journal: LabelJournal, queue: LabelQueue, item: str, label: str, annotator: str,
+    note: str = "",
+) -> None:  # fmt: skip
     """Journal ``annotator``'s ``label`` of ``item`` (durable on return), then tell the queue.
 
     Raises:
         UserError: for a label not in the label set (nothing is journalled).
     """
     queue.check_label(label)
-    journal.label(item, label, annotator=annotator)
+    journal.label(item, label, annotator=annotator, note=note)
     queue.add_label(item, label, annotator)
 
 
 def give_spans(
-    journal: LabelJournal, queue: EntityQueue, item: str, spans: list[Span], annotator: str
-) -> None:
+    journal: LabelJournal, queue: EntityQueue, item: str, spans: list[Span], annotator: str,
+    note: str = "",
+) -> None:  # fmt: skip
     """Journal ``annotator``'s entity ``spans`` of ``item`` (durable on return), then tell the
     queue.
 
@@ -184,7 +186,7 @@ def give_spans(
             journalled).
     """
     spans = queue.checked(item, spans)
-    journal.label(item, spans=spans, annotator=annotator)
+    journal.label(item, spans=spans, annotator=annotator, note=note)
     queue.add_label(item, spans, annotator)
 
 
@@ -207,9 +209,11 @@ def _span_oracle(
     return oracle
 
 
-def skip_text(journal: LabelJournal, queue: LabelQueue, item: str, annotator: str) -> None:
+def skip_text(
+    journal: LabelJournal, queue: LabelQueue, item: str, annotator: str, note: str = ""
+) -> None:
     """Journal that ``annotator`` passed over ``item``; the queue never offers it them again."""
-    journal.skip(item, annotator)
+    journal.skip(item, annotator, note)
     queue.skip(item, annotator)
 
 

@@ -97,6 +97,7 @@ class LabelRequest(BaseModel):
     label: str = ""
     entities: bool = False
     spans: list[tuple[int, int, str]] = Field(default_factory=list)
+    note: str = ""  # goes into the journal with the label or skip
     holdout: int = 0  # random texts held out to measure the model (--holdout)
     target: float = 0.9  # the score the learning-curve estimate aims at (--target)
 
@@ -442,14 +443,14 @@ def create_app(
             answer = request.spans if request.entities else request.label
             return labelling.label(request.path, request.labels, request.annotator or "me",
                                    request.item, answer, request.entities, request.holdout,
-                                   request.target)  # fmt: skip
+                                   request.target, request.note)  # fmt: skip
 
     @app.post("/api/label/skip")
     def label_skip(request: LabelRequest) -> dict[str, Any]:
         with labelling_errors():
             return labelling.skip(request.path, request.labels, request.annotator or "me",
                                   request.item, request.entities, request.holdout,
-                                  request.target)  # fmt: skip
+                                  request.target, request.note)  # fmt: skip
 
     @app.post("/api/label/undo")
     def label_undo(request: LabelRequest) -> dict[str, Any]:

@@ -125,7 +125,7 @@ class Labelling:
 
     def label(
         self, path: str, labels: str, annotator: str, item: str, label: Any,
-        entities: bool = False, holdout: int = 0, target: float = 0.9,
+        entities: bool = False, holdout: int = 0, target: float = 0.9, note: str = "",
     ) -> dict[str, Any]:  # fmt: skip
         """Label ``item`` (the text the page shows) with a class, or with entity spans
         ``[(start, end, type), ...]``, and answer with the next one."""
@@ -134,21 +134,21 @@ class Labelling:
             _known(found, item)
             with about("label"):
                 if isinstance(found.queue, EntityQueue):
-                    give_spans(found.journal, found.queue, item, label, annotator)
+                    give_spans(found.journal, found.queue, item, label, annotator, note)
                     label = show_spans(found.texts[item], found.queue.labels[item])
                 else:
-                    give_label(found.journal, found.queue, item, label, annotator)
+                    give_label(found.journal, found.queue, item, label, annotator, note)
             return self._written(found, annotator, f"labelled {item} {label}", target)
 
     def skip(
         self, path: str, labels: str, annotator: str, item: str, entities: bool = False,
-        holdout: int = 0, target: float = 0.9,
+        holdout: int = 0, target: float = 0.9, note: str = "",
     ) -> dict[str, Any]:  # fmt: skip
         """Pass over ``item``: it is not offered to ``annotator`` again."""
         with self.lock:
             found = self.session(path, labels, entities, holdout)
             _known(found, item)
-            skip_text(found.journal, found.queue, item, annotator)
+            skip_text(found.journal, found.queue, item, annotator, note)
             return self._written(found, annotator, f"skipped {item}", target)
 
     def undo(

@@ -237,3 +237,17 @@ def test_a_held_out_sample_shows_the_models_score_and_the_estimate(client, works
     assert found["measured"].startswith("accuracy ")
     assert " on 10 held-out texts after " in found["measured"]
     assert "0.95" in found["measured"].split("; ", 1)[1]
+
+
+def test_a_note_goes_into_the_journal_with_its_label_or_skip(client, workspace):
+    from tunelab.labelling.journal import LabelJournal
+
+    path, truth = texts_file(workspace)
+    found = post(client, "state", path)
+    first = found["current"]["item"]
+    found = post(client, "label", path, item=first, label=truth[first], note="sarcasm?")
+    second = found["current"]["item"]
+    found = post(client, "skip", path, item=second, note="not a review")
+    records = LabelJournal(workspace / found["journal"]).records()
+    assert [(r["item"], r["action"], r.get("note")) for r in records] == [
+        (first, "label", "sarcasm?"), (second, "skip", "not a review")]  # fmt: skip

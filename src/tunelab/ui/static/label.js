@@ -76,6 +76,10 @@ TL.pages.label = async function (root) {
     }
   }
 
+  // a note travels with the next label or skip into the journal, then the box empties
+  const note = el("input", { type: "text", id: "label-note", size: 40,
+    placeholder: "a note for the journal (optional; Tab leaves the box)" });
+
   function request(extra) {
     return { path: picker.value, labels: labelSet.value, annotator: annotator.value.trim(),
       entities: kind.value === "entities", holdout: Number(holdout.value || 0),
@@ -86,11 +90,13 @@ TL.pages.label = async function (root) {
   // label always goes to the text on screen.
   async function send(route, extra) {
     if (!session || busy) return;
+    if (route !== "undo" && note.value.trim()) extra = { ...extra, note: note.value.trim() };
     busy = true;
     work.dataset.busy = "yes";
     TL.clearErrors(work);
     try {
       show(await TL.api("POST", `/api/label/${route}`, request(extra)));
+      if (extra && extra.note) note.value = "";
     } catch (error) {
       TL.showError(work, error, work.querySelector('[data-error-for="label"]'));
     } finally {
@@ -143,11 +149,26 @@ TL.pages.label = async function (root) {
       progress, bar, measured, ...text,
       el("div", { class: "row choices" }, ...choices, skip, undo),
       el("div", { class: "error", hidden: true, role: "alert", "data-error-for": "label" }),
+      el("div", { class: "row" }, el("label", { for: "label-note" }, "Note"), note),
       el("p", { id: "label-done", class: "muted" }, found.done || ""),
       el("p", {}, "Labelled file: ", el("a", { id: "label-export",
         href: `/files/${found.output}?download=true` }, `download ${found.output}`),
-      ` · journal ${found.journal}`),
+      ` · journal ${found.journal}`, " ",
+      el("button", { type: "button", id: "label-train", disabled: !found.labelled,
+        onclick: () => trainOn(found) }, "Train a model on it →")),
       TL.command(found.command)));
+  }
+
+  // The Train page, filled in for a full `tunelab train` on the labelled file.
+  function trainOn(found) {
+    const stem = found.output.split("/").pop().split(".")[0] || "labels";
+    const values = found.entities
+      ? { task: "token-classification", "data.train": found.output }
+      : { task: "text-classification", "data.train": found.output,
+        "data.text_column": "text", "data.label_column": "label" };
+    values.output = `runs/${stem}-${found.entities ? "entities" : "labels"}`;
+    TL.state.set("train", values);
+    location.hash = "#train";
   }
 
   // -- entities -----------------------------------------------------------------------

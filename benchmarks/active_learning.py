@@ -89,7 +89,14 @@ def latency(total: int = 50_000, labels: int = 300) -> dict:
             "max_ms": round(max(after_cold_start), 1)}  # fmt: skip
 
 
-def plot(result: dict, path: Path) -> bool:
+def plot(
+    result: dict,
+    path: Path,
+    xlabel: str = "labels",
+    ylabel: str = "test accuracy (zh-sentiment)",
+    title: str = "TF-IDF + logistic regression: active vs random (3 seeds)",
+) -> bool:
+    """Mean and spread of the active and random curves; False without matplotlib."""
     try:
         import matplotlib
 
@@ -102,9 +109,9 @@ def plot(result: dict, path: Path) -> bool:
         mean, sd = np.array(result["mean"][strategy]), np.array(result["sd"][strategy])
         axis.plot(result["checkpoints"], mean, marker="o", label=strategy)
         axis.fill_between(result["checkpoints"], mean - sd, mean + sd, alpha=0.2)
-    axis.set_xlabel("labels")
-    axis.set_ylabel("test accuracy (zh-sentiment)")
-    axis.set_title("TF-IDF + logistic regression: active vs random (3 seeds)")
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
     axis.legend()
     axis.grid(alpha=0.3)
     figure.tight_layout()

@@ -420,7 +420,12 @@ def create_app(
         with about("input"):
             return trying.predict_file(ws, request.run, request.path or "", request.text_column)
 
-    # -- label ---------------------------------------------------------------------------
+    add_label_routes(app, labelling, ws)
+    return app
+
+
+def add_label_routes(app: Any, labelling: Labelling, ws: Workspace) -> None:
+    """The Label page's routes: state, label, skip and undo, each through ``labelling``."""
 
     @contextlib.contextmanager
     def labelling_errors() -> Iterator[None]:
@@ -457,8 +462,6 @@ def create_app(
         with labelling_errors():
             return labelling.undo(request.path, request.labels, request.annotator or "me",
                                   request.entities, request.holdout, request.target)  # fmt: skip
-
-    return app
 
 
 def _form() -> list[dict[str, Any]]:

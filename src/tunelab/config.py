@@ -405,6 +405,12 @@ class ImageConfig(_Section):
     scratch_patch: int = Field(
         4, ge=1, description="scratch-vit: patch side in pixels (must divide scratch_size)"
     )
+    scratch_width: int | None = Field(
+        None,
+        ge=8,
+        description="scratch-ocr: image width in pixels (scratch_size is the height; null: "
+        "8 times the height, a line of text)",
+    )
 
 
 class AudioConfig(_Section):

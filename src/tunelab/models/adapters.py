@@ -31,6 +31,7 @@ TASK_TYPES = {
     # PEFT has no type for these: a plain PeftModel, with the new head trained in full
     "AutoModelForImageClassification": "IMAGE_CLS",
     "AutoModelForAudioClassification": "AUDIO_CLS",
+    "AutoModelForImageTextToText": "IMAGE_TO_TEXT",
 }
 HEAD_TASK_TYPES = ("SEQ_CLS", "TOKEN_CLS", "IMAGE_CLS", "AUDIO_CLS")  # a new head beside adapters
 PROMPT_METHODS = ("prompt-tuning", "prefix-tuning")

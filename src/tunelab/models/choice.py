@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tunelab.data.language import detect_language
-from tunelab.models.catalog import AUDIO, ENCODER, IMAGE, STARTERS
+from tunelab.models.catalog import AUDIO, ENCODER, IMAGE, IMAGE_TEXT, STARTERS
 from tunelab.models.load import bundled_model_names
 from tunelab.models.packaged import PACKAGED_MODELS, install_command, installed_packaged_models
 
@@ -24,7 +24,9 @@ AUTO = "auto"
 SCRATCH = "scratch-bert"
 SCRATCH_VIT = "scratch-vit"  # a small random ViT (models.scratch.save_scratch_vit)
 SCRATCH_AUDIO = "scratch-audio"  # a small random Whisper encoder (scratch.save_scratch_audio)
-SCRATCH_MODELS = (SCRATCH, SCRATCH_VIT, SCRATCH_AUDIO)  # model names whose weights start random
+SCRATCH_OCR = "scratch-ocr"  # a small random ViT under a BERT decoder (scratch.save_scratch_ocr)
+# model names whose weights start random
+SCRATCH_MODELS = (SCRATCH, SCRATCH_VIT, SCRATCH_AUDIO, SCRATCH_OCR)
 SCRATCH_KIND = ENCODER  # a small BERT: it can classify and tag, not generate
 # kinds of media model: the scratch model each starts from without a pretrained one, what that
 # is, and what a pretrained one would be
@@ -34,6 +36,11 @@ MEDIA_SCRATCH = {
         SCRATCH_AUDIO,
         "a small Whisper-style audio encoder",
         "any AutoModelForAudioClassification checkpoint: wav2vec2, HuBERT, AST, ...",
+    ),
+    IMAGE_TEXT: (
+        SCRATCH_OCR,
+        "a small ViT encoder under a BERT decoder",
+        "any VisionEncoderDecoderModel checkpoint: TrOCR, Donut, ...",
     ),
 }
 LANGUAGE_NAMES = {"zh": "Chinese", "en": "English", "other": "neither Chinese nor English"}

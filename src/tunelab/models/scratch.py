@@ -239,3 +239,82 @@ def save_scratch_audio(
     model.save_pretrained(out_dir)
     extractor.save_pretrained(out_dir)
     return out_dir
+
+
+def save_scratch_ocr(
+    texts: Iterable[str],
+    out_dir: Path,
+    height: int = 32,
+    width: int = 384,
+    patch_size: int = 8,
+    layers: int = 4,
+    hidden: int = 256,
+    heads: int = 4,
+    decoder_layers: int = 2,
+    max_target_length: int = 64,
+    seed: int = 0,
+) -> Path:
+    """Write a randomly initialised reader of text lines to ``out_dir``: a ViT encoder over
+    ``height`` x ``width`` images under a BERT decoder with cross-attention over a character
+    vocabulary of ``texts`` (case kept), as a ``VisionEncoderDecoderModel`` with a
+    ``TrOCRProcessor`` (image processor + tokenizer), the layout of TrOCR's checkpoints.
+
+    Used for ``model.name: scratch-ocr`` (image-to-text, no pretrained reader at hand).
+    Images reach it letterboxed to ``height`` x ``width`` (see the image-to-text task), so a
+    line keeps its aspect; patches are ``patch_size`` square.
+
+    Raises:
+        UserError: if ``patch_size`` does not divide both sides or ``heads`` ``hidden``.
+    """
+    import torch
+    from transformers import (
+        BertConfig,
+        BertLMHeadModel,
+        TrOCRProcessor,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+        ViTModel,
+    )
+
+    _check_heads(hidden, heads)
+    if height % patch_size or width % patch_size:
+        raise UserError(
+            f"image.scratch_patch {patch_size} must divide the scratch image's height {height} "
+            f"(image.scratch_size) and width {width} (image.scratch_width)"
+        )
+    tokenizer = character_tokenizer(texts, model_max_length=max_target_length, lower=False)
+    torch.manual_seed(seed)
+    encoder = ViTModel(
+        ViTConfig(
+            image_size=(height, width),
+            patch_size=patch_size,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=hidden * 4,
+        )
+    )  # fmt: skip  (with its pooler: AutoModel reloads a ViT with one)
+    decoder = BertLMHeadModel(
+        BertConfig(
+            vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=decoder_layers,
+            num_attention_heads=heads, intermediate_size=hidden * 4,
+            max_position_embeddings=max_target_length + 2, is_decoder=True,
+            add_cross_attention=True, pad_token_id=tokenizer.pad_token_id,
+        )
+    )  # fmt: skip
+    model = VisionEncoderDecoderModel(encoder=encoder, decoder=decoder)
+    # the decoder starts from [CLS] and ends with [SEP], as a BERT tokenizer frames a text
+    model.config.decoder_start_token_id = tokenizer.cls_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.eos_token_id = tokenizer.sep_token_id
+    model.generation_config.decoder_start_token_id = tokenizer.cls_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.sep_token_id
+    images = ViTImageProcessor(
+        size={"height": height, "width": width}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    TrOCRProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(out_dir)
+    return out_dir

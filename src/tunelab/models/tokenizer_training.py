@@ -35,26 +35,31 @@ def _is_cjk(char: str) -> bool:
     )
 
 
-def character_vocab(texts: Iterable[str], min_count: int = 1) -> list[str]:
-    """A WordPiece vocabulary of single characters seen at least ``min_count`` times.
+def character_vocab(texts: Iterable[str], min_count: int = 1, lower: bool = True) -> list[str]:
+    """A WordPiece vocabulary of single characters seen at least ``min_count`` times
+    (lower-cased unless ``lower`` is false: a reader of images must keep the case).
 
     Chinese characters are split off as words by BERT's pre-tokenizer, so they need only
     their own entry; other characters also get a ``##`` continuation entry so that words
     in Latin script or digits are spelled out character by character instead of [UNK].
     """
-    counts = Counter(char.lower() for text in texts for char in text if not char.isspace())
+    counts = Counter(
+        char.lower() if lower else char for text in texts for char in text if not char.isspace()
+    )
     kept = sorted(char for char, count in counts.items() if count >= min_count)
     return [*BERT_SPECIAL_TOKENS, *kept, *(f"##{c}" for c in kept if not _is_cjk(c))]
 
 
-def character_tokenizer(texts: Iterable[str], min_count: int = 1, model_max_length: int = 512):
+def character_tokenizer(
+    texts: Iterable[str], min_count: int = 1, model_max_length: int = 512, lower: bool = True
+):
     """A fast BERT tokenizer over :func:`character_vocab` of ``texts``."""
     from transformers import BertTokenizer
 
-    vocab = character_vocab(texts, min_count)
+    vocab = character_vocab(texts, min_count, lower)
     return BertTokenizer(
         vocab={token: index for index, token in enumerate(vocab)},
-        do_lower_case=True,
+        do_lower_case=lower,
         tokenize_chinese_chars=True,
         model_max_length=model_max_length,
     )

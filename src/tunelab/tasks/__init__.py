@@ -9,6 +9,7 @@ from tunelab.tasks.audio_classification import AudioClassification
 from tunelab.tasks.base import Task
 from tunelab.tasks.generation import CausalGeneration, Seq2SeqGeneration
 from tunelab.tasks.image_classification import ImageClassification
+from tunelab.tasks.image_to_text import ImageToText
 from tunelab.tasks.preference import PreferenceTuning
 from tunelab.tasks.sentence_embedding import SentenceEmbedding
 from tunelab.tasks.text_classification import TextClassification
@@ -22,6 +23,7 @@ TASKS: dict[str, type[Task]] = {
     CausalGeneration.name: CausalGeneration,
     SentenceEmbedding.name: SentenceEmbedding,
     ImageClassification.name: ImageClassification,
+    ImageToText.name: ImageToText,
     AudioClassification.name: AudioClassification,
     PreferenceTuning.name: PreferenceTuning,
 }

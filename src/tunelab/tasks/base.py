@@ -239,7 +239,8 @@ class Task(Protocol):
         """The kind of pretrained model it fine-tunes, as the model catalog, the model packages
         and the ``model.name: auto`` choice tag them: "encoder" (a body under a small head),
         "seq2seq" (source text to target text), "causal" (continues a prompt or chat), "image"
-        or "audio" (an image or audio encoder under a classification head)."""
+        or "audio" (an image or audio encoder under a classification head), "image-text" (an
+        image encoder under a text decoder)."""
         ...
 
     @property

@@ -37,13 +37,19 @@ from tunelab.models.choice import (
     SCRATCH,
     SCRATCH_AUDIO,
     SCRATCH_MODELS,
+    SCRATCH_OCR,
     SCRATCH_VIT,
     choose_model,
     scratch_model,
 )
 from tunelab.models.flops import utilisation
 from tunelab.models.load import from_pretrained, model_length_limit, resolve_model_source
-from tunelab.models.scratch import save_scratch_audio, save_scratch_bert, save_scratch_vit
+from tunelab.models.scratch import (
+    save_scratch_audio,
+    save_scratch_bert,
+    save_scratch_ocr,
+    save_scratch_vit,
+)
 from tunelab.models.sentence_encoder import has_sentence_modules, load_sentence_transformer
 from tunelab.models.trained import save_base_settings
 from tunelab.outputs import atomic_folder, claim_output, write_json, write_jsonl, write_text
@@ -280,6 +286,8 @@ def _model_source(config: RunConfig, train: pd.DataFrame, task: Task, checkpoint
         return str(folder)
     if config.model.name == SCRATCH_AUDIO:
         return _scratch_audio(config, train[task.text_column].tolist(), checkpoints)
+    if config.model.name == SCRATCH_OCR:
+        return _scratch_ocr(config, train[task.label_column].dropna().astype(str), checkpoints)
     if config.model.name != SCRATCH:
         return resolve_model_source(config.model.name)
     texts = train[task.text_column].astype(str).tolist()
@@ -319,6 +327,24 @@ def _scratch_audio(config: RunConfig, paths: list[str], checkpoints: Path) -> st
     folder = save_scratch_audio(
         checkpoints / "scratch-init", seconds, audio.scratch_mel_bins, scratch.layers,
         scratch.hidden, scratch.heads, seed=config.seed,
+    )  # fmt: skip
+    return str(folder)
+
+
+def _scratch_ocr(config: RunConfig, texts: pd.Series, checkpoints: Path) -> str:
+    """scratch-ocr's folder: its decoder's vocabulary is the training texts' characters."""
+    scratch, image = config.model.scratch, config.image
+    height = image.scratch_size
+    width = image.scratch_width or 8 * height
+    log.warning(
+        "model.name is scratch-ocr: training a randomly initialised %d-layer ViT (hidden %d, "
+        "%dx%d pixels) under a %d-layer BERT decoder; a pretrained reader does better",
+        scratch.layers, scratch.hidden, height, width, max(1, scratch.layers // 2),
+    )  # fmt: skip
+    folder = save_scratch_ocr(
+        texts.tolist(), checkpoints / "scratch-init", height, width, image.scratch_patch,
+        scratch.layers, scratch.hidden, scratch.heads, max(1, scratch.layers // 2),
+        config.generation.max_target_length, seed=config.seed,
     )  # fmt: skip
     return str(folder)
 

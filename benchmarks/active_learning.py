@@ -65,7 +65,18 @@ def curves(seeds: int, budget: int) -> dict:
     return result
 
 
-def latency(total: int = 50_000, labels: int = 300) -> dict:
+def latency_figures(latency_ms: list[float]) -> dict:
+    """Median, p95 and worst milliseconds from a label to the next suggestion, the cold
+    start's first ten questions left out."""
+    after_cold_start = latency_ms[10:]
+    return {"median_ms": round(statistics.median(after_cold_start), 2),
+            "p95_ms": round(float(np.percentile(after_cold_start, 95)), 2),
+            "max_ms": round(max(after_cold_start), 1)}  # fmt: skip
+
+
+def latency(total: int = 50_000, labels: int = 300, background: bool = True) -> dict:
+    """Latency with ``total`` unlabelled reviews, retraining in a thread (``background``, as
+    the Label page and ``tunelab label run`` do) or before the label returns."""
     splits, _ = zh_sentiment_splits()
     train = splits["train"]
     texts = list(train["text"])
@@ -77,16 +88,15 @@ def latency(total: int = 50_000, labels: int = 300) -> dict:
         truth.append(train["label"].iloc[a])
     items = pd.DataFrame({"id": [str(i) for i in range(total)], "text": texts})
     started = time.perf_counter()
-    queue = LabelQueue(items, ["positive", "negative"], retrain_every=20, clusters=10)
+    queue = LabelQueue(items, ["positive", "negative"], retrain_every=20, clusters=10,
+                       background=background)  # fmt: skip
     setup = time.perf_counter() - started
     oracle = dict(zip(items["id"], map(str, truth), strict=True))
     run = simulate(queue, oracle, labels)
-    after_cold_start = run["latency_ms"][10:]
+    queue.wait_for_model()
     return {"unlabelled": total, "labels": labels, "retrain_every": 20,
-            "setup_s": round(setup, 1),
-            "median_ms": round(statistics.median(after_cold_start), 2),
-            "p95_ms": round(float(np.percentile(after_cold_start, 95)), 2),
-            "max_ms": round(max(after_cold_start), 1)}  # fmt: skip
+            "background": background, "setup_s": round(setup, 1),
+            **latency_figures(run["latency_ms"])}  # fmt: skip
 
 
 def plot(
@@ -123,13 +133,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budget", type=int, default=1000)
+    parser.add_argument("--latency-only", action="store_true",
+                        help="measure the latency alone; keep the curves")  # fmt: skip
     args = parser.parse_args()
-    result = curves(args.seeds, args.budget)
-    result["latency"] = latency()
-    print(result["latency"], flush=True)
-    result["plot"] = plot(result, RESULTS.with_suffix(".png"))
-    from results_file import write_results
+    from results_file import read_results, write_results
 
+    result = read_results(RESULTS) if args.latency_only else curves(args.seeds, args.budget)
+    result["latency"] = latency(background=True)
+    result["latency_synchronous_retrains"] = latency(background=False)
+    print(result["latency"], result["latency_synchronous_retrains"], flush=True)
+    if args.latency_only:
+        write_results(RESULTS, result)
+        return
+    result["plot"] = plot(result, RESULTS.with_suffix(".png"))
     write_results(RESULTS, result)
     print("| labels | " + " | ".join(map(str, result["checkpoints"])) + " |")
     for strategy in ("active", "random"):

@@ -11,11 +11,18 @@ cold start (10 clusters), then the sentences whose least sure character has the 
 marginal probability, retrained every 25 sentences.
 Random: the same pool in random order. Three seeds each.
 
+Latency, as ``benchmarks/active_learning.py`` measures it for classification: from handing a
+label to the queue to the next suggestion, with 50,000 unlabelled sentences (every training
+and test sentence, plus pairs of training sentences joined into new ones), 300 labels after
+the cold start, a retrain every 20 labels (the CLI's default) included.
+
 Usage::
 
     python benchmarks/active_learning_entities.py [--seeds 3] [--budget 500] [--pool 10000]
+    python benchmarks/active_learning_entities.py --latency-only   # just the latency
 
-Writes ``benchmarks/results/active_learning_entities.json`` and ``.png``.
+Writes ``benchmarks/results/active_learning_entities.json`` and ``.png`` (``--latency-only``
+replaces the ``latency`` entry of the JSON and keeps the rest).
 """
 
 from __future__ import annotations
@@ -104,20 +111,63 @@ def curves(seeds: int, budget: int, pool: int) -> dict:
     return result
 
 
+def latency(
+    total: int = 50_000, labels: int = 300, retrain_every: int = 20, background: bool = True
+) -> dict:
+    """Milliseconds from a label to the next suggestion (median, p95, worst) with ``total``
+    unlabelled sentences, the spans of People's Daily answering; retraining in a thread
+    (``background``, as the Label page and ``tunelab label run`` do) or before the label
+    returns."""
+    train, test = sentences("train"), sentences("test")
+    pool = pd.concat([train, test], ignore_index=True)
+    texts, spans = list(pool["text"]), list(pool["spans"])
+    rng = np.random.default_rng(0)
+    while len(texts) < total:  # new sentences: two training ones joined, spans shifted
+        a, b = (train.iloc[int(i)] for i in rng.integers(len(train), size=2))
+        texts.append(a["text"] + b["text"])
+        shift = len(a["text"])
+        spans.append([*a["spans"], *((s + shift, e + shift, k) for s, e, k in b["spans"])])
+    texts, spans = texts[:total], spans[:total]
+    items = pd.DataFrame({"id": [str(i) for i in range(total)], "text": texts})
+    started = time.perf_counter()
+    queue = EntityQueue(items, TYPES, retrain_every=retrain_every, clusters=10,
+                        background=background)  # fmt: skip
+    setup = time.perf_counter() - started
+    oracle = dict(zip(items["id"], spans, strict=True))
+    started = time.perf_counter()
+    run = simulate(queue, oracle, labels)
+    queue.wait_for_model()
+    from active_learning import latency_figures
+
+    return {"unlabelled": total, "labels": labels, "retrain_every": retrain_every,
+            "background": background, "setup_s": round(setup, 1),
+            "labelling_s": round(time.perf_counter() - started, 1),
+            **latency_figures(run["latency_ms"])}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budget", type=int, default=500)
     parser.add_argument("--pool", type=int, default=10_000)
+    parser.add_argument("--latency-only", action="store_true",
+                        help="measure the latency alone; keep the curves")  # fmt: skip
     args = parser.parse_args()
-    result = curves(args.seeds, args.budget, args.pool)
+    from results_file import read_results, write_results
+
+    result = read_results(RESULTS) if args.latency_only else curves(args.seeds, args.budget,
+                                                                      args.pool)  # fmt: skip
+    result["latency"] = latency(background=True)
+    result["latency_synchronous_retrains"] = latency(background=False)
+    print(result["latency"], result["latency_synchronous_retrains"], flush=True)
+    if args.latency_only:
+        write_results(RESULTS, result)
+        return
     from active_learning import plot  # the sentiment benchmark's chart, relabelled
 
     result["plot"] = plot(result, RESULTS.with_suffix(".png"), "labelled sentences",
                           "test entity F1 (People's Daily PER/LOC/ORG)",
                           f"CRF tagger: active vs random ({args.seeds} seeds)")  # fmt: skip
-    from results_file import write_results
-
     write_results(RESULTS, result)
     print("| sentences | " + " | ".join(map(str, result["checkpoints"])) + " |")
     for strategy in ("active", "random"):

@@ -363,3 +363,12 @@ def tiny_audio_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tmp_path_factory.mktemp("tiny-audio"), seconds=1.0, mel_bins=32, layers=2, hidden=32,
         heads=2, seed=0,
     )  # fmt: skip
+
+
+@pytest.fixture
+def sync_retrains(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The labelling sessions retrain their queue's model before a label returns, as in a
+    simulation, instead of in a thread: for tests that script answers faster than a fit."""
+    from tunelab.labelling.queue import LabelQueue
+
+    monkeypatch.setattr(LabelQueue, "_start_fit", LabelQueue.retrain)

@@ -605,3 +605,143 @@ def test_labelling_entities_by_mouse_and_keyboard(workbench, chromium, shots):
     page.until(lambda: page.find("f-data.train").get_attribute("value")
                == "uploads/news.entities.jsonl")  # fmt: skip
     assert page.find("f-task").get_attribute("value") == "token-classification"
+
+
+def label_page_state(chromium: Any) -> tuple[str | None, int, str]:
+    """The Label page's text item, labelled count and whether an answer is on its way, read in
+    one script (the page replaces these elements as it updates)."""
+    item, count, busy = chromium.execute_script(
+        'const w = document.getElementById("label-work");'
+        "const text = w.querySelector('#label-text, #review-text');"
+        "const count = w.querySelector('#label-progress');"
+        "return [text ? (text.dataset.item || null) : null,"
+        " count ? count.dataset.labelled : '-1', w.dataset.busy || 'no'];"
+    )
+    return item, int(count), busy
+
+
+def test_the_label_page_charts_the_held_out_score(workbench, chromium, shots):
+    """With a held-out sample, the Label page draws the held-out accuracy against the labels
+    (the journal's labels replayed on opening, then a point more after 20 labels by keyboard,
+    drawn when the background retrain is done) with the target as a dashed line."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import Select
+
+    from tunelab.labelling.session import open_session
+    from tunelab.labelling.simulate import simulate
+
+    frame = make_reviews(80)
+    frame.insert(0, "id", [f"r{i}" for i in range(80)])
+    uploads = workbench.workspace / "uploads"
+    frame.drop(columns="label").to_csv(uploads / "texts.csv", index=False)
+    truth = dict(zip(frame["id"], frame["label"], strict=True))
+    # 50 labels already in the journal (as a CLI session would leave them)
+    _, journal, queue = open_session(uploads / "texts.csv", uploads / "texts.journal.jsonl",
+                                     ["positive", "negative"], holdout=10)  # fmt: skip
+    simulate(queue, truth, 50, journal=journal)
+    assert len(queue.progress) == 1
+
+    page = Page(chromium, workbench.url, shots)
+    page.open("#label")
+    Select(page.find("label-file")).select_by_value("uploads/texts.csv")
+    page.type("label-set", "positive,negative")
+    page.type("label-holdout", "10")
+    page.type("label-target", "0.95")
+    page.click("label-start")
+    page.until(lambda: page.exists("label-chart") and page.exists("label-text"))
+
+    def drawn() -> tuple[int, int, int]:
+        """Points the page measured, points the chart drew, and the canvas's painted pixels."""
+        return tuple(chromium.execute_script(
+            'const c = document.getElementById("label-chart");'
+            "const pixels = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            "let painted = 0; for (let i = 3; i < pixels.length; i += 4) painted += pixels[i] > 0;"
+            "return [Number(c.dataset.measured), Number(c.dataset.points || 0), painted];"
+        ))  # fmt: skip
+
+    measured, points, painted = drawn()
+    assert measured == 1 and points == 1 + 2  # the point and the target line's two ends
+    assert painted > 1000
+    assert "held-out texts after 40 labels" in page.find("label-measured").text
+    for _ in range(20):
+        item, count, _ = label_page_state(chromium)
+        ActionChains(chromium).send_keys("1" if truth[item] == "positive" else "2").perform()
+        page.until(lambda n=count: (lambda i, c, busy: busy == "no" and c == n + 1)(
+            *label_page_state(chromium)))  # fmt: skip
+    # the retrain at 70 labels runs in the background: the page draws its point when it is
+    # done, with no further label
+    page.until(lambda: chromium.execute_script(  # no pixel readback while waiting
+        'return document.getElementById("label-chart").dataset.measured') == "2")
+    measured, points, _ = drawn()
+    assert measured == 2 and points == 2 + 2
+    assert "held-out texts after 60 labels" in page.find("label-measured").text
+    page.shot("label-chart")
+    assert page.console() == []
+
+
+def test_two_annotators_disagree_and_a_reviewer_settles_it(workbench, chromium, shots):
+    """ann labels a text, bob is given it again (double rate 1) and labels it otherwise; the
+    page shows Cohen's kappa and one disagreement, the reviewer picks ann's label with its
+    number key, and the downloaded labelled file holds the reviewer's label."""
+    import csv
+    import io
+
+    import httpx
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import Select
+
+    from tunelab.labelling.journal import LabelJournal
+
+    frame = make_reviews(40)
+    frame.insert(0, "id", [f"r{i}" for i in range(40)])
+    uploads = workbench.workspace / "uploads"
+    frame.drop(columns="label").to_csv(uploads / "texts.csv", index=False)
+    truth = dict(zip(frame["id"], frame["label"], strict=True))
+    keys = {"positive": "1", "negative": "2"}
+    other = {"positive": "negative", "negative": "positive"}
+
+    page = Page(chromium, workbench.url, shots)
+    page.open("#label")
+    Select(page.find("label-file")).select_by_value("uploads/texts.csv")
+    page.type("label-set", "positive,negative")
+    page.type("label-double-rate", "1")
+
+    def press(key: str, until: Any) -> None:
+        ActionChains(chromium).send_keys(key).perform()
+        page.until(lambda: (lambda i, c, busy: busy == "no" and until(i, c))(
+            *label_page_state(chromium)))  # fmt: skip
+
+    page.type("label-annotator", "ann")
+    page.click("label-start")
+    page.until(lambda: page.exists("label-text"))
+    first, _, _ = label_page_state(chromium)
+    press(keys[truth[first]], lambda i, c: c == 1)
+    page.type("label-annotator", "bob")
+    page.click("label-start")
+    page.until(lambda: label_page_state(chromium)[0] == first)  # a second opinion, blind
+    assert page.find("label-reason").text.startswith("Why this text: second opinion")
+    assert "the model guesses" not in page.find("label-reason").text
+    press(keys[other[truth[first]]], lambda i, c: i != first)
+    page.until(lambda: page.exists("label-review"))
+    assert page.find("label-agreement").text.startswith("1 texts labelled twice; Cohen's kappa")
+    assert "1 disagreements to review" in page.find("label-agreement").text
+
+    page.type("label-annotator", "lead")
+    page.click("label-review")
+    page.until(lambda: page.exists("review-text") and label_page_state(chromium)[0] == first)
+    given = page.find("review-given").text
+    assert given == f"Labelled as: ann: {truth[first]} · bob: {other[truth[first]]}"
+    page.shot("label-review")
+    press(keys[truth[first]], lambda i, c: i is None)  # ann's label, though bob's is the latest
+    assert page.find("review-text").text == "No disagreement left to settle."
+    assert page.find("label-done").text == f"settled {first}: {truth[first]}"
+    assert page.console() == []
+
+    link = page.find("label-export").get_attribute("href")
+    rows = list(csv.DictReader(io.StringIO(httpx.get(link, timeout=60).text)))
+    assert {row["id"]: row["label"] for row in rows} == {first: truth[first]}
+    record = LabelJournal(uploads / "texts.journal.jsonl").records()[-1]
+    assert (record["item"], record["annotator"], record.get("role")) == (first, "lead", "review")
+    page.click("review-back")
+    page.until(lambda: page.exists("label-progress"))
+    assert "0 disagreements to review" in page.find("label-agreement").text

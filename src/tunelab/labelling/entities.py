@@ -183,39 +183,40 @@ class EntityQueue(LabelQueue):
 
     metric = "entity F1"
 
-    def retrain(self) -> bool:
-        """Fit the tagger on the labels so far and score a sample of the unlabelled texts."""
-        items = self.training_items()
+    def _fit(self, labels: dict[str, Any]) -> dict[str, Any] | None:
+        """The tagger fitted on ``labels`` (a snapshot) and its guesses on a sample of the
+        unlabelled texts, as the attributes :meth:`_install` sets."""
+        items = [item for item in labels if not self.held_out[self.row_of[item]]]
         texts = [self.texts[self.row_of[item]] for item in items]
-        self.model = fit_tagger(texts, [self.labels[item] for item in items], self.iterations)
-        self.labels_at_training = len(self.labels)
+        model = fit_tagger(texts, [labels[item] for item in items], self.iterations)
         labelled = self.held_out.copy()  # never asked for its uncertainty
-        labelled[[self.row_of[item] for item in self.labels]] = True
+        labelled[[self.row_of[item] for item in labels]] = True
         candidates = np.flatnonzero(~labelled)
         if len(candidates) > SCORED_AT_MOST:
             candidates = np.sort(self.rng.choice(candidates, SCORED_AT_MOST, replace=False))
-        self.margins = np.full(len(self.ids), np.inf)
-        self.guessed_spans, self.least_sure = {}, {}
+        margins = np.full(len(self.ids), np.inf)
+        guessed_spans, least_sure = {}, {}
         for row in candidates:
             text = self.texts[row]
             if not text:
                 continue
-            tags = self.model.tag(char_features(list(text)))
-            sure = [self.model.marginal(tag, i) for i, tag in enumerate(tags)]
+            tags = model.tag(char_features(list(text)))
+            sure = [model.marginal(tag, i) for i, tag in enumerate(tags)]
             weakest = int(np.argmin(sure))
-            self.margins[row] = sure[weakest]
-            self.least_sure[int(row)] = (sure[weakest], text[weakest])
-            self.guessed_spans[int(row)] = tags_to_spans(tags)
-        self._measure(len(items))
-        return True
+            margins[row] = sure[weakest]
+            least_sure[int(row)] = (sure[weakest], text[weakest])
+            guessed_spans[int(row)] = tags_to_spans(tags)
+        return {"model": model, "labels_at_training": len(labels), "margins": margins,
+                "guessed_spans": guessed_spans, "least_sure": least_sure,
+                "point": self._measure(model, labels, len(items))}  # fmt: skip
 
-    def _held_out_score(self, held: list[str]) -> float:
+    def _held_out_score(self, model: Any, held: list[str], labels: dict[str, Any]) -> float:
         from tunelab.evaluation.tagging import sequence_metrics
 
         texts = [self.texts[self.row_of[item]] for item in held]
-        truth = [spans_to_tags(len(t), self.labels[i]) for t, i in zip(texts, held, strict=True)]
+        truth = [spans_to_tags(len(t), labels[i]) for t, i in zip(texts, held, strict=True)]
         found = [spans_to_tags(len(t), s)
-                 for t, s in zip(texts, tag_spans(self.model, texts), strict=True)]  # fmt: skip
+                 for t, s in zip(texts, tag_spans(model, texts), strict=True)]  # fmt: skip
         return float(sequence_metrics(truth, found, "bio")["f1"])
 
     def _labels_so_far(self) -> str:

@@ -2,9 +2,11 @@
 
 - Cold start: k-means on TF-IDF vectors, the text nearest each centre, one per cluster.
 - Once two classes have labels: a TF-IDF (character n-grams) + logistic regression model,
-  retrained every ``retrain_every`` labels, ranks the texts by margin (top probability minus
-  the second); a batch takes the most uncertain texts that are not near-copies of each other
-  (cosine similarity below ``max_similarity``) nor of what others are labelling.
+  retrained every ``retrain_every`` labels (with ``background``, in a thread while the
+  annotator goes on with the current model's questions), ranks the texts by margin (top
+  probability minus the second); a batch takes the most uncertain texts that are not
+  near-copies of each other (cosine similarity below ``max_similarity``) nor of what others
+  are labelling.
 - A near-duplicate (same normalised text, as the data doctor sees it) of a labelled or leased
   text is never asked.
 - Each suggestion is leased to one annotator until it expires, so two annotators never label
@@ -16,7 +18,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -30,6 +34,8 @@ import pandas as pd
 from tunelab.data.duplicates import near_duplicate_keys
 from tunelab.data.load import read_table
 from tunelab.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -118,6 +124,10 @@ class LabelQueue:
             labelled, blind, never trained on; each retrain scores the model on them
             (:attr:`progress`), and :meth:`estimate` fits the learning curve to the scores.
         clock: the time source (tests pass a fake one).
+        background: retrain in a thread on a snapshot of the labels, so a label never waits
+            for a fit; the new model takes over at the first label or question after it is
+            done (:meth:`wait_for_model` waits for it). Off, a due retrain runs before
+            :meth:`add_label` returns (simulations, which must be reproducible).
     """
 
     def __init__(
@@ -133,6 +143,7 @@ class LabelQueue:
         double_rate: float = 0.0,
         holdout: int = 0,
         clock: Callable[[], float] = time.time,
+        background: bool = False,
     ) -> None:
         if strategy not in ("active", "random"):
             raise UserError(f"strategy {strategy!r} is not one of: active, random")
@@ -177,6 +188,9 @@ class LabelQueue:
         self.held_out = np.zeros(len(self.ids), dtype=bool)
         self.held_out[self.random_order[: self.holdout]] = True
         self.progress: list[dict[str, Any]] = []  # {"labels", "score", "held_out"} per retrain
+        self.background = background
+        self._fitting: threading.Thread | None = None
+        self._fitted: dict[str, Any] | None = None  # the thread's result, not yet installed
 
     # -- labels ---------------------------------------------------------------------------
 
@@ -202,6 +216,7 @@ class LabelQueue:
         """Store a checked label (a class, or entity spans) and retrain when due."""
         if item not in self.row_of:
             raise UserError(f"item {item!r} is not in the unlabelled data")
+        self._adopt()
         if item not in self.labels:
             self.key_labelled[self.key_codes[self.row_of[item]]] += 1
         self.labels[item] = label
@@ -211,7 +226,10 @@ class LabelQueue:
         # the first model waits for the cold start's labels (one per cluster)
         due = self.retrain_every if self.model is not None else self.clusters
         if self.strategy == "active" and len(self.labels) - self.labels_at_training >= due:
-            self.retrain()
+            if not self.background:
+                self.retrain()
+            elif self._fitting is None:  # one fit at a time; the next label starts another
+                self._start_fit()
 
     def remove_label(self, item: str, annotator: str | None = None) -> None:
         """Forget a label (after ``annotator``'s undo): the item may be asked again."""
@@ -249,39 +267,89 @@ class LabelQueue:
         return [item for item in self.labels if not self.held_out[self.row_of[item]]]
 
     def retrain(self) -> bool:
-        """Fit the model on the labels so far and score every text; False with one class."""
-        items = self.training_items()
-        rows = [self.row_of[item] for item in items]
-        y = [self.labels[item] for item in items]
-        if len(set(y)) < 2:
+        """Fit the model on the labels so far and score every text, now; False with one class."""
+        fitted = self._fit(dict(self.labels))
+        if fitted is None:
             return False
-        self.model = text_classifier(self.seed).fit(self.vectors[rows], y)
-        probabilities = self.model.predict_proba(self.vectors)
-        top2 = np.sort(probabilities, axis=1)[:, -2:]
-        self.margins = top2[:, 1] - top2[:, 0]
-        self.guesses = self.model.classes_[probabilities.argmax(axis=1)]
-        self.probabilities = top2
-        self.labels_at_training = len(self.labels)
-        self._measure(len(items))
+        self._install(fitted)
         return True
+
+    def _fit(self, labels: dict[str, Any]) -> dict[str, Any] | None:
+        """The model fitted on ``labels`` (a snapshot: this may run in a thread, so it reads
+        nothing that labelling changes), its scores of the texts and its held-out
+        measurement, as the attributes :meth:`_install` sets; None with one class."""
+        items = [item for item in labels if not self.held_out[self.row_of[item]]]
+        rows = [self.row_of[item] for item in items]
+        y = [labels[item] for item in items]
+        if len(set(y)) < 2:
+            return None
+        model = text_classifier(self.seed).fit(self.vectors[rows], y)
+        probabilities = model.predict_proba(self.vectors)
+        top2 = np.sort(probabilities, axis=1)[:, -2:]
+        return {"model": model, "margins": top2[:, 1] - top2[:, 0],
+                "guesses": model.classes_[probabilities.argmax(axis=1)],
+                "probabilities": top2, "labels_at_training": len(labels),
+                "point": self._measure(model, labels, len(items))}  # fmt: skip
+
+    def _install(self, fitted: dict[str, Any]) -> None:
+        point = fitted.pop("point")
+        for name, value in fitted.items():
+            setattr(self, name, value)
+        if point is not None:
+            self.progress.append(point)
+
+    def _start_fit(self) -> None:
+        labels = dict(self.labels)
+
+        def fit() -> None:
+            try:
+                self._fitted = self._fit(labels)
+            except Exception:  # the current model stays; the next due label tries again
+                log.exception("retraining the labelling model on %d labels failed", len(labels))
+
+        self._fitting = threading.Thread(target=fit, name="tunelab-label-retrain", daemon=True)
+        self._fitting.start()
+
+    def _adopt(self) -> None:
+        """Install a finished background fit (read only once its thread has ended, so no
+        lock is needed)."""
+        if self._fitting is None or self._fitting.is_alive():
+            return
+        self._fitting, fitted, self._fitted = None, self._fitted, None
+        if fitted is not None:
+            self._install(fitted)
+
+    def retraining(self) -> bool:
+        """Whether a background retrain is under way (a finished one is installed first)."""
+        self._adopt()
+        return self._fitting is not None
+
+    def wait_for_model(self, timeout: float | None = None) -> None:
+        """Wait for a background retrain to finish (up to ``timeout`` seconds) and install
+        its model."""
+        if self._fitting is not None:
+            self._fitting.join(timeout)
+        self._adopt()
 
     # -- progress on the held-out sample ----------------------------------------------------
 
     metric = "accuracy"
 
-    def _measure(self, trained_on: int) -> None:
-        """Score the new model on the labelled held-out texts (10 at least)."""
-        held = [item for item in self.labels if self.held_out[self.row_of[item]]]
+    def _measure(
+        self, model: Any, labels: dict[str, Any], trained_on: int
+    ) -> dict[str, Any] | None:
+        """``model``'s score on the labelled held-out texts (10 at least), as a point of
+        :attr:`progress`; None with fewer."""
+        held = [item for item in labels if self.held_out[self.row_of[item]]]
         if len(held) < min(10, self.holdout) or not held:
-            return
-        score = self._held_out_score(held)
-        self.progress.append({"labels": trained_on, "score": round(score, 4),
-                              "held_out": len(held)})  # fmt: skip
+            return None
+        score = self._held_out_score(model, held, labels)
+        return {"labels": trained_on, "score": round(score, 4), "held_out": len(held)}
 
-    def _held_out_score(self, held: list[str]) -> float:
+    def _held_out_score(self, model: Any, held: list[str], labels: dict[str, Any]) -> float:
         rows = [self.row_of[item] for item in held]
-        predicted = self.model.predict(self.vectors[rows])
-        return float(np.mean(predicted == np.array([self.labels[item] for item in held])))
+        predicted = model.predict(self.vectors[rows])
+        return float(np.mean(predicted == np.array([labels[item] for item in held])))
 
     def estimate(self, target: float) -> dict[str, Any]:
         """How many training labels the fitted learning curve says reach ``target``.
@@ -353,6 +421,7 @@ class LabelQueue:
     def next(self, annotator: str = "me", count: int = 1) -> list[Suggestion]:
         """The next ``count`` texts for ``annotator``, leased to them; their own unexpired
         leases come first (asking again does not skip a text)."""
+        self._adopt()
         held = [item for item, lease in self._live_leases().items()
                 if lease.annotator == annotator][:count]  # fmt: skip
         result = [self._suggest(self.row_of[item], "still yours: " + self._why.get(item, ""))

@@ -34,10 +34,12 @@ def parse_label_set(labels: str, path: Path | None = None) -> list[str]:
 
 def open_session(
     data: Path, journal_path: Path, label_set: list[str], text_column: str | None = None,
-    entities: bool = False, **queue_options: Any,
+    entities: bool = False, background: bool = False, **queue_options: Any,
 ) -> tuple[pd.DataFrame, LabelJournal, LabelQueue]:  # fmt: skip
     """Read the texts, replay the journal and build the queue with the labels so far
-    (``entities``: ``label_set`` is the entity types and labels are spans)."""
+    (``entities``: ``label_set`` is the entity types and labels are spans). The replay
+    retrains as the labels come, in order; ``background`` retrains of the labels after it
+    run in a thread (a person waits for no fit)."""
     items = read_unlabelled(data, text_column)
     journal = LabelJournal(journal_path)
     queue = (EntityQueue if entities else LabelQueue)(items, label_set, **queue_options)
@@ -53,6 +55,7 @@ def open_session(
     for annotator, skipped in journal.state.skipped.items():
         for item in skipped:
             queue.skip(item, annotator)
+    queue.background = background
     return items, journal, queue
 
 
@@ -104,7 +107,7 @@ def run_interactive(
     :func:`parse_spans` reads them, ``-`` for none, or nothing to accept the guessed spans.
     Returns the labels given."""
     items, journal, queue = open_session(data, journal_path, label_set, text_column,
-                                         **queue_options)  # fmt: skip
+                                         background=True, **queue_options)  # fmt: skip
     texts = dict(zip(items["id"], items["text"], strict=True))
     given, measured = 0, len(queue.progress)
     while True:
@@ -303,20 +306,47 @@ def run_review(
             answer = ask(item, texts[item], entry["labels"], label_set).strip()
             if answer in ("q", "s"):
                 break
-            if answer.isdigit() and not 1 <= int(answer) <= len(label_set):
-                echo(f"no label number {answer}")
+            try:
+                settle(journal, item, answer, label_set, reviewer)
+            except UserError as exc:
+                echo(str(exc))
                 continue
-            label = label_set[int(answer) - 1] if answer.isdigit() else answer
-            if label not in label_set:
-                echo(f"label {label!r} is not one of: {', '.join(label_set)}; use one of them")
-                continue
-            journal.label(item, label, annotator=reviewer, role="review")
             write_labelled(output, texts, journal.labels())
             decided += 1
             break
         if answer == "q":
             break
     return decided
+
+
+def review_label(answer: str, label_set: list[str]) -> str:
+    """The label a reviewer's ``answer`` names: one of ``label_set``, or its number from 1.
+
+    Raises:
+        UserError: for a number without a label or a label outside the set.
+    """
+    if answer.isdigit() and not 1 <= int(answer) <= len(label_set):
+        raise UserError(f"no label number {answer}")
+    label = label_set[int(answer) - 1] if answer.isdigit() else answer
+    if label not in label_set:
+        raise UserError(f"label {label!r} is not one of: {', '.join(label_set)}; use one of them")
+    return label
+
+
+def settle(
+    journal: LabelJournal, item: str, answer: str, label_set: list[str], reviewer: str
+) -> str:
+    """Journal ``reviewer``'s final label of the disagreement on ``item`` (the label or its
+    number, see :func:`review_label`) with ``role: review``: it wins over the annotators'
+    labels in the labelled file and stays out of the agreement figures. Durable on return;
+    returns the label.
+
+    Raises:
+        UserError: for an answer naming no label of the set (nothing is journalled).
+    """
+    label = review_label(answer, label_set)
+    journal.label(item, label, annotator=reviewer, role="review")
+    return label
 
 
 def journal_agreement(journal_path: Path) -> dict[str, Any]:

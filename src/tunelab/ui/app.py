@@ -100,6 +100,8 @@ class LabelRequest(BaseModel):
     note: str = ""  # goes into the journal with the label or skip
     holdout: int = 0  # random texts held out to measure the model (--holdout)
     target: float = 0.9  # the score the learning-curve estimate aims at (--target)
+    double_rate: float = 0.0  # share of texts a second annotator labels too (--double-rate)
+    later: list[str] = Field(default_factory=list)  # review: disagreements put off this pass
 
 
 def create_app(
@@ -425,7 +427,9 @@ def create_app(
 
 
 def add_label_routes(app: Any, labelling: Labelling, ws: Workspace) -> None:
-    """The Label page's routes: state, label, skip and undo, each through ``labelling``."""
+    """The Label page's routes: state, label, skip and undo, the held-out progress while the
+    model retrains, and the review of disagreements (review, settle), each through
+    ``labelling``."""
 
     @contextlib.contextmanager
     def labelling_errors() -> Iterator[None]:
@@ -440,7 +444,8 @@ def add_label_routes(app: Any, labelling: Labelling, ws: Workspace) -> None:
     def label_state(request: LabelRequest) -> dict[str, Any]:
         with labelling_errors():
             return labelling.state(request.path, request.labels, request.annotator or "me",
-                                   request.entities, request.holdout, request.target)  # fmt: skip
+                                   request.entities, request.holdout, request.target,
+                                   request.double_rate)  # fmt: skip
 
     @app.post("/api/label/label")
     def label_text(request: LabelRequest) -> dict[str, Any]:
@@ -448,20 +453,42 @@ def add_label_routes(app: Any, labelling: Labelling, ws: Workspace) -> None:
             answer = request.spans if request.entities else request.label
             return labelling.label(request.path, request.labels, request.annotator or "me",
                                    request.item, answer, request.entities, request.holdout,
-                                   request.target, request.note)  # fmt: skip
+                                   request.target, request.note, request.double_rate)  # fmt: skip
 
     @app.post("/api/label/skip")
     def label_skip(request: LabelRequest) -> dict[str, Any]:
         with labelling_errors():
             return labelling.skip(request.path, request.labels, request.annotator or "me",
                                   request.item, request.entities, request.holdout,
-                                  request.target, request.note)  # fmt: skip
+                                  request.target, request.note, request.double_rate)  # fmt: skip
 
     @app.post("/api/label/undo")
     def label_undo(request: LabelRequest) -> dict[str, Any]:
         with labelling_errors():
             return labelling.undo(request.path, request.labels, request.annotator or "me",
-                                  request.entities, request.holdout, request.target)  # fmt: skip
+                                  request.entities, request.holdout, request.target,
+                                  request.double_rate)  # fmt: skip
+
+    @app.post("/api/label/progress")
+    def label_progress(request: LabelRequest) -> dict[str, Any]:
+        with labelling_errors():
+            return labelling.progress(request.path, request.labels, request.entities,
+                                      request.holdout, request.target,
+                                      request.double_rate)  # fmt: skip
+
+    @app.post("/api/label/review")
+    def label_review(request: LabelRequest) -> dict[str, Any]:
+        with labelling_errors():
+            return labelling.review(request.path, request.labels, request.annotator or "reviewer",
+                                    request.later, request.entities, request.holdout,
+                                    request.double_rate)  # fmt: skip
+
+    @app.post("/api/label/settle")
+    def label_settle(request: LabelRequest) -> dict[str, Any]:
+        with labelling_errors():
+            return labelling.settle(request.path, request.labels, request.annotator or "reviewer",
+                                    request.item, request.label, request.later, request.holdout,
+                                    request.double_rate)  # fmt: skip
 
 
 def _form() -> list[dict[str, Any]]:

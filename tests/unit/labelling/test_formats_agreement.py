@@ -18,6 +18,9 @@ from tunelab.labelling.formats import (
     import_label_studio,
 )
 
+# the sessions here retrain before a label returns: scripted answers come faster than a fit
+pytestmark = pytest.mark.usefixtures("sync_retrains")
+
 
 def test_kappa_on_double_labelled_items_and_the_disagreements() -> None:
     labels = {"1": {"a": "pos", "b": "pos"}, "2": {"a": "neg", "b": "neg"},

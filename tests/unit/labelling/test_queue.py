@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 
 from tunelab.data.normalize import normalized_text
 from tunelab.errors import UserError
+from tunelab.labelling import queue as queue_module
 from tunelab.labelling.queue import LabelQueue, read_unlabelled
 
 GOOD = [
@@ -229,3 +232,73 @@ def test_a_held_out_sample_measures_the_model_and_the_curve_says_how_many_more()
         fresh.add_label(suggestion.item, oracle[suggestion.item])
     with pytest.raises(UserError, match="--holdout -1 must be 0"):
         LabelQueue(items, ["pos", "neg"], holdout=-1)
+
+
+def label_until_a_fit_runs(queue: LabelQueue, oracle: dict[str, str]) -> int:
+    """Label the queue's questions until a background fit is under way; the labels given."""
+    for given in range(1, 60):
+        suggestion = queue.next("ann")[0]
+        queue.add_label(suggestion.item, oracle[suggestion.item])
+        if queue._fitting is not None and queue._fitting.is_alive():
+            return given
+    raise AssertionError("no background fit started in 60 labels")
+
+
+def test_a_background_retrain_holds_up_no_label(monkeypatch: pytest.MonkeyPatch) -> None:
+    items, oracle = pool(copies=1)
+    queue = LabelQueue(items, ["pos", "neg"], retrain_every=5, clusters=4, background=True)
+    release, real = threading.Event(), queue_module.text_classifier
+
+    class HeldFit:  # a fit that waits until the test lets it go
+        def __init__(self, seed: int = 0) -> None:
+            self.model = real(seed)
+
+        def fit(self, x: Any, y: Any) -> Any:
+            assert release.wait(30)
+            return self.model.fit(x, y)
+
+    monkeypatch.setattr(queue_module, "text_classifier", HeldFit)
+    snapshot = label_until_a_fit_runs(queue, oracle)
+    for _ in range(8):  # labels and questions go on with no model while the fit waits
+        suggestion = queue.next("ann")[0]
+        assert not suggestion.reason.startswith("model unsure")
+        queue.add_label(suggestion.item, oracle[suggestion.item])
+    assert queue.model is None and queue._fitting is not None and queue._fitting.is_alive()
+    release.set()
+    queue.wait_for_model(30)
+    # the model learnt the labels of the moment its fit started, not the 8 given since
+    assert queue.model is not None and queue.labels_at_training == snapshot
+    assert queue.next("ann")[0].reason.startswith("model unsure: ")
+    suggestion = queue.next("ann")[0]
+    queue.add_label(suggestion.item, oracle[suggestion.item])  # 9 past the model: fit again
+    queue.wait_for_model(30)
+    assert queue.labels_at_training == snapshot + 9
+
+
+def test_a_failed_background_retrain_keeps_the_model_and_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    items, oracle = pool(copies=1)
+    queue = LabelQueue(items, ["pos", "neg"], retrain_every=5, clusters=4, background=True)
+    release = threading.Event()
+
+    class FailingFit:
+        def __init__(self, seed: int = 0) -> None:
+            pass
+
+        def fit(self, x: Any, y: Any) -> Any:
+            assert release.wait(30)
+            raise MemoryError("no room for the model")
+
+    monkeypatch.setattr(queue_module, "text_classifier", FailingFit)
+    given = label_until_a_fit_runs(queue, oracle)
+    with caplog.at_level(logging.ERROR, logger="tunelab.labelling.queue"):
+        release.set()
+        queue.wait_for_model(30)
+    assert queue.model is None and queue._fitting is None
+    assert f"retraining the labelling model on {given} labels failed" in caplog.text
+    assert "MemoryError" in caplog.text
+    suggestion = queue.next("ann")[0]  # the next label tries again
+    queue.add_label(suggestion.item, oracle[suggestion.item])
+    assert queue._fitting is not None
+    queue.wait_for_model(30)

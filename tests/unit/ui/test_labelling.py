@@ -9,8 +9,13 @@ import io
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import make_reviews
 from tests.unit.ui.conftest import cli_line, workbench
+
+# the sessions here retrain before a label returns: scripted answers come faster than a fit
+pytestmark = pytest.mark.usefixtures("sync_retrains")
 
 LABELS = "positive,negative"
 
@@ -166,17 +171,14 @@ def test_only_the_most_recently_used_sessions_stay_in_memory(workspace):
         others.append(f"uploads/more{n}.csv")
         labelling.state(others[-1], LABELS, "me")
     assert len(labelling.sessions) == KEPT_SESSIONS
-    assert (
-        "uploads/texts.csv",
-        ("positive", "negative"),
-        False,
-    ) not in labelling.sessions  # oldest out
+    oldest = ("uploads/texts.csv", ("positive", "negative"), False, 0, 0.0)
+    assert oldest not in labelling.sessions  # oldest out
     labelling.state(others[0], LABELS, "me")  # used again: not the next to go
     back = labelling.state(path, LABELS, "me")  # rebuilt from its journal, the label kept
     assert labelling.session(path, LABELS) is not kept
     assert back["labelled"] == 1 and back["current"]["item"] != first
-    assert ("uploads/more0.csv", ("positive", "negative"), False, 0) in labelling.sessions
-    assert ("uploads/more1.csv", ("positive", "negative"), False, 0) not in labelling.sessions
+    assert ("uploads/more0.csv", ("positive", "negative"), False, 0, 0.0) in labelling.sessions
+    assert ("uploads/more1.csv", ("positive", "negative"), False, 0, 0.0) not in labelling.sessions
 
 
 def test_the_data_list_offers_the_labelled_file_not_the_journal(client, workspace):
@@ -237,6 +239,9 @@ def test_a_held_out_sample_shows_the_models_score_and_the_estimate(client, works
     assert found["measured"].startswith("accuracy ")
     assert " on 10 held-out texts after " in found["measured"]
     assert "0.95" in found["measured"].split("; ", 1)[1]
+    progress = post(client, "progress", path, holdout=10, target=0.95)  # what the page polls
+    assert progress == {"retraining": False, "measured": found["measured"],
+                        "history": found["history"]}  # fmt: skip
 
 
 def test_a_note_goes_into_the_journal_with_its_label_or_skip(client, workspace):
@@ -251,3 +256,112 @@ def test_a_note_goes_into_the_journal_with_its_label_or_skip(client, workspace):
     records = LabelJournal(workspace / found["journal"]).records()
     assert [(r["item"], r["action"], r.get("note")) for r in records] == [
         (first, "label", "sarcasm?"), (second, "skip", "not a review")]  # fmt: skip
+
+
+def test_the_held_out_history_grows_with_each_retrain_and_survives_a_restart(workspace):
+    import numpy as np
+
+    from tunelab.labelling.queue import text_classifier
+    from tunelab.ui.labelling import Labelling
+    from tunelab.ui.workspace import Workspace
+
+    path, truth = texts_file(workspace, rows=120)
+    labelling = Labelling(Workspace(workspace))
+    found = labelling.state(path, LABELS, "me", holdout=10, target=0.95)
+    assert found["history"] == {"metric": "accuracy", "target": 0.95, "points": []}
+    queue = labelling.session(path, LABELS, holdout=10).queue
+    points: list[dict[str, Any]] = []
+    for _ in range(90):  # retrains at 10 labels, then every 20: the last label retrains
+        trained, before = queue.labels_at_training, len(points)
+        item = found["current"]["item"]
+        found = labelling.label(path, LABELS, "me", item, truth[item], holdout=10, target=0.95)
+        points = found["history"]["points"]
+        assert points == queue.progress  # what the queue measured, nothing else
+        grew, retrained = len(points) - before, queue.labels_at_training != trained
+        assert grew in (0, 1) and (grew == 0 or retrained)  # a point a retrain, none between
+    assert queue.labels_at_training == len(queue.labels) == 90
+    assert [p["labels"] for p in points] == [40, 60, 80]  # training labels: held-out ones not
+    assert [p["held_out"] for p in points] == [10, 10, 10]
+
+    # the last point is the accuracy on the held-out texts of a model trained on the rest
+    training = queue.training_items()
+    held = [item for item in queue.labels if queue.held_out[queue.row_of[item]]]
+    model = text_classifier(queue.seed).fit(queue.vectors[[queue.row_of[i] for i in training]],
+                                            [queue.labels[i] for i in training])  # fmt: skip
+    predicted = model.predict(queue.vectors[[queue.row_of[i] for i in held]])
+    accuracy = float(np.mean(predicted == np.array([queue.labels[i] for i in held])))
+    assert (points[-1]["labels"], points[-1]["score"]) == (len(training), round(accuracy, 4))
+
+    # a restarted server replays the journal through the same retrains: the same history
+    again = Labelling(Workspace(workspace)).state(path, LABELS, "me", holdout=10, target=0.95)
+    assert again["history"]["points"] == points
+    assert labelling.state(path, LABELS, "me")["history"] is None  # no held-out sample
+
+
+def test_double_labelling_agreement_and_the_review_of_disagreements(client, workspace):
+    from tunelab.labelling.journal import LabelJournal
+    from tunelab.labelling.session import journal_agreement, review_queue
+
+    path, truth = texts_file(workspace)
+    other = {"positive": "negative", "negative": "positive"}
+    ann: list[str] = []
+    found = post(client, "state", path, annotator="ann", double_rate=1.0)
+    assert found["command"].endswith("--annotator ann --double-rate 1")
+    for _ in range(3):
+        ann.append(found["current"]["item"])
+        found = post(client, "label", path, annotator="ann", item=ann[-1], label=truth[ann[-1]],
+                     double_rate=1.0)  # fmt: skip
+    assert found["agreement"] is None  # nothing labelled twice yet
+
+    # bob is asked ann's texts again, blind, and disagrees on the first and the third
+    bob = post(client, "state", path, annotator="bob", double_rate=1.0)
+    for n, item in enumerate(ann):
+        assert bob["current"]["item"] == item and bob["current"]["guess"] is None
+        assert bob["current"]["reason"].startswith("second opinion: another annotator")
+        label = truth[item] if n == 1 else other[truth[item]]
+        bob = post(client, "label", path, annotator="bob", item=item, label=label, double_rate=1.0)
+    shown = bob["agreement"]
+    expected = journal_agreement(workspace / bob["journal"])  # what tunelab label agreement says
+    assert shown["pairs"] == expected["pairs"] and shown["double_labelled"] == 3
+    assert (shown["disagreements"], shown["to_review"]) == (2, 2)
+    kappa = expected["pairs"][0]["kappa"]
+    assert shown["line"] == (f"3 texts labelled twice; Cohen's kappa {kappa:.2f} (ann / bob, "
+                             "3 texts); 2 disagreements to review")  # fmt: skip
+
+    # the reviewer walks the disagreements in item order; s puts one off for this pass
+    first, third = sorted([ann[0], ann[2]])
+    review = post(client, "review", path, annotator="lead", double_rate=1.0)
+    assert review["pending"] == 2 and review["current"]["item"] == first
+    assert review["current"]["given"] == {"ann": truth[first], "bob": other[truth[first]]}
+    assert review["command"] == ("tunelab label review uploads/texts.csv --labels "
+                                 "positive,negative --journal uploads/texts.journal.jsonl --out "
+                                 "uploads/texts.labelled.csv --reviewer lead")  # fmt: skip
+    assert post(client, "review", path, annotator="lead", later=[first])["current"]["item"] == third
+    body = {"path": path, "labels": LABELS, "item": first, "annotator": "lead"}
+    wrong = client.post("/api/label/settle", json={**body, "label": "neutral"})
+    assert wrong.status_code == 400 and wrong.json() == {"field": "label", "error": "error: label "
+                                                         "'neutral' is not one of: positive, "
+                                                         "negative; use one of them"}  # fmt: skip
+    decided = truth[first]  # ann's, not the latest label: the decision wins over it
+    done = post(client, "settle", path, annotator="lead", item=first, label=decided,
+                double_rate=1.0)  # fmt: skip
+    assert done["done"] == f"settled {first}: {decided}"
+    assert done["pending"] == 1 and done["current"]["item"] == third
+    assert done["agreement"]["to_review"] == 1 and done["agreement"]["double_labelled"] == 3
+    assert downloaded(client, done)[first] == decided
+    journal = LabelJournal(workspace / done["journal"])
+    assert journal.records()[-1] == {**journal.records()[-1], "item": first, "label": decided,
+                                     "annotator": "lead", "role": "review"}  # fmt: skip
+    assert [entry["item"] for entry in review_queue(journal)] == [third]  # as the CLI sees it
+    again = client.post("/api/label/settle", json={**body, "label": decided})
+    assert (
+        again.status_code == 400 and "has no disagreement left to settle" in again.json()["error"]
+    )
+    assert (
+        post(client, "state", path, annotator="ann", double_rate=1.0)["agreement"]["to_review"] == 1
+    )
+
+    refused = client.post("/api/label/review", json={"path": path, "labels": "PER,LOC",
+                                                     "entities": True})  # fmt: skip
+    assert refused.status_code == 400 and refused.json()["field"] == "label"
+    assert "entity spans have no review yet" in refused.json()["error"]

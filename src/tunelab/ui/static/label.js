@@ -4,6 +4,9 @@
 // Entities (`--entities`): select characters with the mouse, or with Shift+arrows from the
 // cursor, press a type's number to mark them, x removes the mark at the cursor, Enter saves
 // the marks (the model's guessed spans come pre-filled).
+// Several annotators: a share of the texts is labelled twice, blind (`--double-rate`); the
+// page shows Cohen's kappa, and "Review disagreements" settles them as `tunelab label review`
+// does (keys 1-9 pick the final label, s puts one off).
 "use strict";
 
 TL.pages = TL.pages || {};
@@ -24,11 +27,16 @@ TL.pages.label = async function (root) {
     min: 0, step: 1, size: 5, placeholder: "0", value: chosen.holdout || "" });
   const target = el("input", { type: "number", id: "label-target", "data-key": "target",
     min: 0, max: 1, step: 0.01, size: 5, value: chosen.target || "0.9" });
+  const doubleRate = el("input", { type: "number", id: "label-double-rate",
+    "data-key": "double_rate", min: 0, max: 1, step: 0.05, size: 5, placeholder: "0",
+    value: chosen.double_rate || "" });
   const [start, startNote] = TL.action("Start labelling", () => open(), {
     id: "label-start", class: "primary" });
   const work = el("div", { id: "label-work" });
   let session = null; // the last answer of the server: the text shown, progress, files
   let busy = false;
+  let reviewing = false; // settling disagreements instead of labelling
+  let later = []; // the disagreements put off in this review pass
   // entity mode: the marks on the text shown, the selection and the keyboard cursor
   let marks = [];
   // positions are between characters (0 .. length), as in a text editor: Shift+Right from
@@ -51,7 +59,9 @@ TL.pages.label = async function (root) {
         annotator),
       el("div", { class: "row" }, el("label", { for: "label-holdout" },
         "held-out texts to measure the model (0: none)"), holdout,
-      el("label", { for: "label-target" }, "target score"), target, start, startNote),
+      el("label", { for: "label-target" }, "target score"), target,
+      el("label", { for: "label-double-rate" }, "share labelled twice (0: none)"), doubleRate,
+      start, startNote),
       el("div", { class: "error", hidden: true, "data-error-for": "labels" })),
     work);
 
@@ -66,9 +76,10 @@ TL.pages.label = async function (root) {
     TL.clearErrors(root);
     work.replaceChildren();
     session = null;
+    reviewing = false;
     TL.state.set("label", { path: picker.value, labels: labelSet.value,
       annotator: annotator.value, kind: kind.value, holdout: holdout.value,
-      target: target.value });
+      target: target.value, double_rate: doubleRate.value });
     try {
       show(await TL.api("POST", "/api/label/state", request()));
     } catch (error) {
@@ -83,19 +94,26 @@ TL.pages.label = async function (root) {
   function request(extra) {
     return { path: picker.value, labels: labelSet.value, annotator: annotator.value.trim(),
       entities: kind.value === "entities", holdout: Number(holdout.value || 0),
-      target: Number(target.value || 0.9), ...(extra || {}) };
+      target: Number(target.value || 0.9), double_rate: Number(doubleRate.value || 0),
+      ...(extra || {}) };
   }
 
   // One answer at a time: a key pressed while the last one is on its way is ignored, so a
   // label always goes to the text on screen.
   async function send(route, extra) {
     if (!session || busy) return;
-    if (route !== "undo" && note.value.trim()) extra = { ...extra, note: note.value.trim() };
+    const review = route === "review" || route === "settle";
+    if (!review && route !== "undo" && note.value.trim()) {
+      extra = { ...extra, note: note.value.trim() };
+    }
+    if (review) extra = { ...extra, later };
     busy = true;
     work.dataset.busy = "yes";
     TL.clearErrors(work);
     try {
-      show(await TL.api("POST", `/api/label/${route}`, request(extra)));
+      const found = await TL.api("POST", `/api/label/${route}`, request(extra));
+      reviewing = review;
+      if (review) showReview(found); else show(found);
       if (extra && extra.note) note.value = "";
     } catch (error) {
       TL.showError(work, error, work.querySelector('[data-error-for="label"]'));
@@ -145,8 +163,12 @@ TL.pages.label = async function (root) {
       : [el("p", { id: "label-text", class: "ok" }, "Nothing left to label.")];
     const measured = found.measured
       ? el("p", { id: "label-measured", class: "facts" }, found.measured) : null;
+    const agreed = agreementLine(found.agreement, true);
+    const chart = found.history
+      ? el("canvas", { id: "label-chart", class: "chart label-chart",
+        dataset: { measured: found.history.points.length } }) : null;
     work.replaceChildren(TL.section("2. Label",
-      progress, bar, measured, ...text,
+      progress, bar, measured, chart, agreed, ...text,
       el("div", { class: "row choices" }, ...choices, skip, undo),
       el("div", { class: "error", hidden: true, role: "alert", "data-error-for": "label" }),
       el("div", { class: "row" }, el("label", { for: "label-note" }, "Note"), note),
@@ -157,6 +179,112 @@ TL.pages.label = async function (root) {
       el("button", { type: "button", id: "label-train", disabled: !found.labelled,
         onclick: () => trainOn(found) }, "Train a model on it →")),
       TL.command(found.command)));
+    if (chart) drawHistory(chart, found.history);
+    if (found.retraining) watchRetrain(found);
+  }
+
+  // The model retrains in the background: ask for the held-out measurements until it is
+  // done, and draw its point without waiting for the next label (only the chart and its line
+  // change, so a half-marked span or a note being typed stays as it is).
+  function watchRetrain(found) {
+    if (found.watching) return;
+    found.watching = true;
+    setTimeout(async () => {
+      found.watching = false;
+      if (session !== found || reviewing) return; // a newer answer took over
+      let progress;
+      try {
+        progress = await TL.api("POST", "/api/label/progress", request());
+      } catch (error) {
+        return; // the next label shows the state, and any error, anyway
+      }
+      if (session !== found) return;
+      Object.assign(found, progress);
+      const chart = work.querySelector("#label-chart");
+      let measured = work.querySelector("#label-measured");
+      if (!measured && found.measured && chart) {
+        measured = el("p", { id: "label-measured", class: "facts" });
+        chart.before(measured);
+      }
+      if (measured && found.measured) measured.textContent = found.measured;
+      if (chart && found.history) {
+        chart.dataset.measured = found.history.points.length;
+        drawHistory(chart, found.history);
+      }
+      if (found.retraining) watchRetrain(found);
+    }, 1000);
+  }
+
+  // Cohen's kappa on the double-labelled texts, and the way into the review when some
+  // disagreements wait for it.
+  function agreementLine(agreement, offerReview) {
+    if (!agreement) return null;
+    return el("p", { id: "label-agreement", class: "facts",
+      dataset: { toReview: agreement.to_review } }, agreement.line, " ",
+    offerReview && agreement.to_review ? el("button", { type: "button", id: "label-review",
+      onclick: () => { later = []; send("review"); } }, "Review disagreements →") : null);
+  }
+
+  // -- the review of disagreements (tunelab label review) -------------------------------
+
+  function showReview(found) {
+    session = found;
+    const current = found.current;
+    const choices = found.labels.map((name, i) => el("button", {
+      type: "button", id: `review-choice-${i + 1}`, class: "choice", disabled: !current,
+      onclick: () => settle(name),
+    }, i < 9 ? el("kbd", {}, String(i + 1)) : null, ` ${name}`));
+    const text = current
+      ? [el("blockquote", { id: "review-text", class: "label-text",
+        dataset: { item: current.item } }, current.text),
+      el("p", { id: "review-given", class: "facts" }, "Labelled as: ",
+        Object.entries(current.given).sort()
+          .map(([who, label]) => `${who}: ${label}`).join(" · "))]
+      : [el("p", { id: "review-text", class: "ok" },
+        later.length ? "Only the disagreements put off are left; start again to see them."
+          : "No disagreement left to settle.")];
+    work.replaceChildren(TL.section("2. Review disagreements",
+      el("p", { id: "review-progress", class: "facts", dataset: { pending: found.pending } },
+        `${TL.number(found.pending)} disagreements to settle; the label you pick is final ` +
+        "(journalled with role review)"),
+      agreementLine(found.agreement, false), ...text,
+      el("div", { class: "row choices" }, ...choices,
+        el("button", { type: "button", id: "review-later", disabled: !current,
+          onclick: putOff }, el("kbd", {}, "s"), " later"),
+        el("button", { type: "button", id: "review-back", onclick: () => open() },
+          "← Back to labelling")),
+      el("div", { class: "error", hidden: true, role: "alert", "data-error-for": "label" }),
+      el("p", { id: "label-done", class: "muted" }, found.done || ""),
+      el("p", {}, "Labelled file: ", el("a", { id: "label-export",
+        href: `/files/${found.output}?download=true` }, `download ${found.output}`),
+      ` · journal ${found.journal}`),
+      TL.command(found.command)));
+  }
+
+  function settle(name) {
+    if (session && session.current) send("settle", { item: session.current.item, label: name });
+  }
+
+  function putOff() {
+    if (!session || !session.current) return;
+    later = later.concat([session.current.item]);
+    send("review");
+  }
+
+  // The held-out score after each retrain against the training labels it had, and the
+  // target as a dashed line across the same labels.
+  function drawHistory(canvas, history) {
+    const points = history.points.map((p) => [p.labels, p.score]);
+    const series = [{ name: `held-out ${history.metric}`, points }];
+    if (points.length) {
+      const xs = points.map((p) => p[0]);
+      const [low, high] = [Math.min(...xs), Math.max(...xs)];
+      const [from, to] = low === high ? [low - 1, high + 1] : [low, high];
+      series.push({ name: `target ${history.target}`, dashed: true, color: "#999",
+        points: [[from, history.target], [to, history.target]] });
+    }
+    TL.chart(canvas, series, { xLabel: "training labels",
+      empty: "the held-out score appears after the first retrain with 10 held-out labels" });
   }
 
   // The Train page, filled in for a full `tunelab train` on the labelled file.
@@ -283,6 +411,16 @@ TL.pages.label = async function (root) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (target && /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName)) return;
     if (!session) return;
+    if (reviewing) {
+      if (/^[1-9]$/.test(event.key) && session.labels[Number(event.key) - 1] !== undefined) {
+        event.preventDefault();
+        settle(session.labels[Number(event.key) - 1]);
+      } else if (event.key === "s") {
+        event.preventDefault();
+        putOff();
+      }
+      return;
+    }
     if (session.entities) {
       // Enter or space on a focused button is that button's click, not a save
       if (target && target.tagName === "BUTTON" && (event.key === "Enter" || event.key === " ")) {

@@ -1051,7 +1051,8 @@ def label_import(
 
 @label_app.command("agreement")
 def label_agreement(journal: Annotated[Path, _JOURNAL] = Path("labels.journal.jsonl")) -> None:
-    """Cohen's kappa between annotators on double-labelled texts, and the disagreements."""
+    """Cohen's kappa between each pair of annotators on double-labelled texts, Fleiss' kappa
+    over all of them, and the disagreements."""
     from tunelab.labelling.session import journal_agreement
 
     typer.echo(json.dumps(journal_agreement(journal), ensure_ascii=False, indent=2))

@@ -670,8 +670,8 @@ def test_the_label_page_charts_the_held_out_score(workbench, chromium, shots):
             *label_page_state(chromium)))  # fmt: skip
     # the retrain at 70 labels runs in the background: the page draws its point when it is
     # done, with no further label
-    page.until(lambda: chromium.execute_script(  # no pixel readback while waiting
-        'return document.getElementById("label-chart").dataset.measured') == "2")
+    chart_points = 'return document.getElementById("label-chart").dataset.measured'
+    page.until(lambda: chromium.execute_script(chart_points) == "2")  # no pixel readback
     measured, points, _ = drawn()
     assert measured == 2 and points == 2 + 2
     assert "held-out texts after 60 labels" in page.find("label-measured").text

@@ -292,7 +292,8 @@ class Labelling:
 
 
 def agreement_summary(found: Session) -> dict[str, Any] | None:
-    """Cohen's kappa on the double-labelled texts (as ``tunelab label agreement``) and the
+    """Cohen's kappa on the double-labelled texts (as ``tunelab label agreement``; Fleiss'
+    kappa too with three annotators or more) and the
     disagreements left to review, with a line for the page; ``None`` before any text has two
     annotators' labels."""
     by_annotator = found.journal.state.by_annotator()
@@ -302,9 +303,14 @@ def agreement_summary(found: Session) -> dict[str, Any] | None:
     to_review = sum(entry["item"] in found.texts for entry in review_queue(found.journal))
     pairs = [f"{pair['kappa']:.2f} ({' / '.join(pair['annotators'])}, {pair['items']} texts)"
              for pair in measured["pairs"] if pair["kappa"] is not None]  # fmt: skip
+    fleiss = ""
+    if measured["annotators"] > 2 and measured["fleiss_kappa"] is not None:
+        kappa, annotators = measured["fleiss_kappa"], measured["annotators"]
+        fleiss = f"; Fleiss' kappa {kappa:.2f} ({annotators} annotators)"
     line = (f"{measured['double_labelled']} texts labelled twice; Cohen's kappa "
-            f"{', '.join(pairs)}; {to_review} disagreements to review")  # fmt: skip
+            f"{', '.join(pairs)}{fleiss}; {to_review} disagreements to review")  # fmt: skip
     return {"double_labelled": measured["double_labelled"], "pairs": measured["pairs"],
+            "fleiss_kappa": measured["fleiss_kappa"],
             "disagreements": len(measured["disagreements"]), "to_review": to_review,
             "line": line}  # fmt: skip
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from tunelab.cli import app
 from tunelab.errors import UserError
-from tunelab.labelling.agreement import agreement
+from tunelab.labelling.agreement import agreement, fleiss_kappa
 from tunelab.labelling.formats import (
     export_doccano,
     export_label_studio,
@@ -32,6 +32,26 @@ def test_kappa_on_double_labelled_items_and_the_disagreements() -> None:
     assert pair["annotators"] == ["a", "b"] and pair["items"] == 4 and pair["agreement"] == 0.75
     assert pair["kappa"] == pytest.approx(0.5)  # po 0.75, pe 0.5
     assert result["disagreements"] == [{"item": "3", "labels": {"a": "pos", "b": "neg"}}]
+    # two annotators: Fleiss' kappa is Scott's pi, chance from the pooled shares 3/8 and 5/8
+    assert result["annotators"] == 2
+    assert result["fleiss_kappa"] == pytest.approx((0.75 - 34 / 64) / (1 - 34 / 64), abs=1e-4)
+
+
+def test_fleiss_kappa_of_fleiss_1971_and_with_uneven_annotators() -> None:
+    # the worked example of Fleiss (1971): 10 items, 14 raters each, 5 categories -> 0.210
+    table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0],
+             [2, 2, 8, 1, 1], [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2],
+             [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]  # fmt: skip
+    items = [[c for c, n in zip("abcde", row, strict=True) for _ in range(n)] for row in table]
+    assert fleiss_kappa(items) == pytest.approx(0.210, abs=1e-3)
+    # three annotators on some texts, two on others; texts one annotator labelled are left out
+    labels = {"1": {"a": "pos", "b": "pos", "c": "pos"}, "2": {"a": "neg", "b": "neg"},
+              "3": {"a": "pos", "b": "neg", "c": "neg"}, "4": {"c": "pos"}}  # fmt: skip
+    result = agreement(labels)
+    # agreement per text 1, 1, 1/3; pooled shares pos 4/8, neg 4/8 -> chance 0.5
+    assert result["annotators"] == 3 and result["double_labelled"] == 3
+    assert result["fleiss_kappa"] == pytest.approx(((1 + 1 + 1 / 3) / 3 - 0.5) / 0.5, abs=1e-4)
+    assert fleiss_kappa([["x", "x"], ["x", "x", "x"]]) == 1.0 and fleiss_kappa([["x"]]) is None
 
 
 def test_label_studio_round_trip(tmp_path: Path) -> None:

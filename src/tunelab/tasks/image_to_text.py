@@ -86,6 +86,9 @@ class ImageToText(ImageClassification):
     baseline_method = ""  # benchmarks/ocr_tesseract.py compares Tesseract on the same images
     search_batch_sizes = (8, 16, 32)
     scored_before_training = False
+    # training runs the image doctor and the text checks (diagnose); `tunelab doctor`'s image
+    # checks count classes, which texts are not
+    doctor_checks = None  # type: ignore[assignment]
     noun, nouns = "image", "images"
 
     def __init__(
@@ -385,7 +388,8 @@ class ImageToText(ImageClassification):
                 pixels = self.features(tokenizer, images)["pixel_values"].to(model.device)
                 generated = model.generate(pixel_values=pixels, **self.generation_kwargs(tokenizer))
                 decoded = tokenizer.tokenizer.batch_decode(generated, skip_special_tokens=True)
-                texts += [joined_words(text).strip() for text in decoded]
+                # a lone WordPiece continuation ("##9") first is decoded with its marks
+                texts += [joined_words(text).strip().removeprefix("##") for text in decoded]
                 stopped += [bool(stops & set(row.tolist()[1:])) for row in generated]
         return Generations(texts, stopped)
 

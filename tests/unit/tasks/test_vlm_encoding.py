@@ -1,0 +1,105 @@
+"""A tiny SmolVLM (Idefics3) built in code, and chats with images encoded for it: the loss
+falls on the assistant's words only, never on image tokens, prompts or markup."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tunelab.errors import UserError
+from tunelab.models.scratch_vlm import save_scratch_vlm
+from tunelab.tasks.token_windows import IGNORE
+from tunelab.tasks.vlm_encoding import encode_image_chat
+
+CHAT = [
+    {"role": "system", "content": [{"type": "text", "text": "Read carefully."}]},
+    {
+        "role": "user",
+        "content": [
+            {"type": "image"},
+            {"type": "text", "text": "Which is red?"},
+            {"type": "image"},
+        ],
+    },
+    {"role": "assistant", "content": [{"type": "text", "text": "The first."}]},
+    {"role": "user", "content": [{"type": "text", "text": "Sure?"}]},
+    {"role": "assistant", "content": [{"type": "text", "text": "Yes."}]},
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    out = save_scratch_vlm(["which is red", "the first", "yes", "sure"] * 30,
+                           tmp_path_factory.mktemp("tiny-vlm"))  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return AutoProcessor.from_pretrained(out), AutoModelForImageTextToText.from_pretrained(out)
+
+
+def pictures(folder: Path) -> list[str]:
+    paths = []
+    for name, colour in (("red", (200, 20, 20)), ("blue", (20, 20, 200))):
+        Image.new("RGB", (20, 12), colour).save(folder / f"{name}.png")
+        paths.append(str(folder / f"{name}.png"))
+    return paths
+
+
+def test_the_scratch_vlm_loads_as_smolvlm_and_expands_each_image(tiny_vlm, tmp_path) -> None:
+    processor, model = tiny_vlm
+    assert type(model).__name__ == "Idefics3ForConditionalGeneration"
+    row = encode_image_chat(processor, CHAT, pictures(tmp_path), "chats.jsonl line 1")
+    image_token = processor.tokenizer.convert_tokens_to_ids("<image>")
+    # 32x32 pixels in 8x8 patches, shuffled by 2: 4 tokens per image, two images
+    assert row["input_ids"].count(image_token) == 2 * 4 == 2 * processor.image_seq_len
+    assert np.asarray(row["pixel_values"]).shape == (2, 3, 32, 32)
+
+
+def test_labels_are_the_assistant_turns_only(tiny_vlm, tmp_path) -> None:
+    processor, _ = tiny_vlm
+    row = encode_image_chat(processor, CHAT, pictures(tmp_path), "chats.jsonl line 1")
+    kept = [token for token in row["labels"] if token != IGNORE]
+    assert processor.tokenizer.decode(kept) == "The first.<|im_end|>Yes.<|im_end|>"
+    image_token = processor.tokenizer.convert_tokens_to_ids("<image>")
+    for token, label in zip(row["input_ids"], row["labels"], strict=True):
+        assert label in (IGNORE, token) and not (token == image_token and label != IGNORE)
+    # the same tokens as the processor gives on its own
+    text = processor.apply_chat_template(CHAT, tokenize=False)
+    images = [Image.open(p).convert("RGB") for p in pictures(tmp_path)]
+    assert row["input_ids"] == list(processor(text=[text], images=[images])["input_ids"][0])
+
+
+def test_training_on_the_labels_learns_the_answers(tiny_vlm, tmp_path) -> None:
+    import torch
+
+    processor, model = tiny_vlm
+    row = encode_image_chat(processor, CHAT, pictures(tmp_path), "chats.jsonl line 1")
+    batch = {key: torch.tensor(np.asarray(value))[None] for key, value in row.items()}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(40):
+        loss = model(**batch).loss
+        first = first if first is not None else float(loss.detach())
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert float(loss.detach()) < first / 4  # a random model memorises two short answers
+
+
+def test_a_conversation_the_template_or_processor_refuses_is_one_line(tiny_vlm, tmp_path) -> None:
+    processor, _ = tiny_vlm
+    red, blue = pictures(tmp_path)
+    in_system = [{"role": "system", "content": [{"type": "image"}]}, *CHAT[1:]]
+    refused = r"^c\.jsonl line 3: the model's chat template refuses this conversation \(images go"
+    with pytest.raises(UserError, match=refused):
+        encode_image_chat(processor, in_system, [red, red, blue], "c.jsonl line 3")
+    with pytest.raises(UserError, match=r"^c\.jsonl line 4: the processor cannot place the "):
+        encode_image_chat(processor, CHAT, [red], "c.jsonl line 4")
+    with pytest.raises(UserError, match="must be a multiple of patch_size 8"):
+        save_scratch_vlm(["a"], tmp_path / "bad", image_size=36)

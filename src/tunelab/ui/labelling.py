@@ -281,7 +281,7 @@ class Labelling:
             "measured": progress_line(found.queue, target),
             "history": held_out_history(found.queue, target),
             "retraining": found.queue.retraining(),
-            "agreement": None if entities else agreement_summary(found),
+            "agreement": agreement_summary(found),
             "current": current,
             "labelled": labelled,
             "total": len(found.texts),
@@ -292,23 +292,31 @@ class Labelling:
 
 
 def agreement_summary(found: Session) -> dict[str, Any] | None:
-    """Cohen's kappa on the double-labelled texts (as ``tunelab label agreement``; Fleiss'
-    kappa too with three annotators or more) and the
-    disagreements left to review, with a line for the page; ``None`` before any text has two
-    annotators' labels."""
+    """The agreement on the double-labelled texts, as ``tunelab label agreement`` measures it
+    (Cohen's kappa per pair, Fleiss' kappa with three annotators or more; span F1 per pair
+    for entities), and the disagreements left to review, with a line for the page; ``None``
+    before any text has two annotators' labels. Entity disagreements are counted, not
+    offered for review (``to_review`` 0): the review settles class labels."""
     by_annotator = found.journal.state.by_annotator()
     if not any(len(given) > 1 for given in by_annotator.values()):
         return None
     measured = agreement(by_annotator)
-    to_review = sum(entry["item"] in found.texts for entry in review_queue(found.journal))
-    pairs = [f"{pair['kappa']:.2f} ({' / '.join(pair['annotators'])}, {pair['items']} texts)"
-             for pair in measured["pairs"] if pair["kappa"] is not None]  # fmt: skip
+    entities = isinstance(found.queue, EntityQueue)
+    key, measure = ("span_f1", "span F1") if entities else ("kappa", "Cohen's kappa")
+    pairs = [f"{pair[key]:.2f} ({' / '.join(pair['annotators'])}, {pair['items']} texts)"
+             for pair in measured["pairs"] if pair.get(key) is not None]  # fmt: skip
     fleiss = ""
     if measured["annotators"] > 2 and measured["fleiss_kappa"] is not None:
         kappa, annotators = measured["fleiss_kappa"], measured["annotators"]
         fleiss = f"; Fleiss' kappa {kappa:.2f} ({annotators} annotators)"
-    line = (f"{measured['double_labelled']} texts labelled twice; Cohen's kappa "
-            f"{', '.join(pairs)}{fleiss}; {to_review} disagreements to review")  # fmt: skip
+    if entities:
+        to_review = 0
+        rest = f"{len(measured['disagreements'])} texts marked differently"
+    else:
+        to_review = sum(entry["item"] in found.texts for entry in review_queue(found.journal))
+        rest = f"{to_review} disagreements to review"
+    line = (f"{measured['double_labelled']} texts labelled twice; {measure} "
+            f"{', '.join(pairs)}{fleiss}; {rest}")  # fmt: skip
     return {"double_labelled": measured["double_labelled"], "pairs": measured["pairs"],
             "fleiss_kappa": measured["fleiss_kappa"],
             "disagreements": len(measured["disagreements"]), "to_review": to_review,

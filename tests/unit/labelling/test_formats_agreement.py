@@ -37,6 +37,21 @@ def test_kappa_on_double_labelled_items_and_the_disagreements() -> None:
     assert result["fleiss_kappa"] == pytest.approx((0.75 - 34 / 64) / (1 - 34 / 64), abs=1e-4)
 
 
+def test_entity_spans_agree_by_span_f1_in_any_order() -> None:
+    labels = {
+        "1": {"a": [(0, 2, "PER"), (5, 7, "LOC")], "b": [(5, 7, "LOC"), (0, 2, "PER")]},
+        "2": {"a": [(0, 2, "PER")], "b": [(0, 3, "PER")]},  # one span each, not the same
+        "3": {"a": [], "b": []},
+        "4": {"a": [(1, 2, "LOC")]},
+    }
+    result = agreement(labels)
+    [pair] = result["pairs"]
+    assert pair["items"] == 3 and pair["agreement"] == round(2 / 3, 4)
+    assert pair["span_f1"] == round(2 * 2 / (3 + 3), 4) and pair["kappa"] is None
+    assert result["fleiss_kappa"] is None
+    assert [d["item"] for d in result["disagreements"]] == ["2"]
+
+
 def test_fleiss_kappa_of_fleiss_1971_and_with_uneven_annotators() -> None:
     # the worked example of Fleiss (1971): 10 items, 14 raters each, 5 categories -> 0.210
     table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0],

@@ -298,6 +298,31 @@ def test_the_held_out_history_grows_with_each_retrain_and_survives_a_restart(wor
     assert labelling.state(path, LABELS, "me")["history"] is None  # no held-out sample
 
 
+def test_double_labelled_entities_show_span_f1_and_no_review(client, workspace):
+    (workspace / "uploads").mkdir(parents=True, exist_ok=True)
+    lines = [f"张伟{i}日到北京开会。" for i in range(6)]
+    (workspace / "uploads" / "news.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = "uploads/news.txt"
+
+    def send(route: str, **extra: Any) -> dict[str, Any]:
+        return post(client, route, path, labels="PER,LOC", entities=True, double_rate=1.0,
+                    **extra)  # fmt: skip
+
+    ann = send("state", annotator="ann")
+    first = ann["current"]["item"]
+    send("label", annotator="ann", item=first, spans=[[0, 2, "PER"], [5, 7, "LOC"]])
+    bob = send("state", annotator="bob")
+    assert bob["current"]["item"] == first  # the second opinion, blind
+    bob = send("label", annotator="bob", item=first, spans=[[0, 2, "PER"]])
+    shown = bob["agreement"]
+    assert shown["pairs"][0]["span_f1"] == round(2 * 1 / 3, 4) and shown["to_review"] == 0
+    assert shown["line"] == ("1 texts labelled twice; span F1 0.67 (ann / bob, 1 texts); 1 "
+                             "texts marked differently")  # fmt: skip
+    refused = client.post("/api/label/review", json={"path": path, "labels": "PER,LOC",
+                                                     "entities": True})  # fmt: skip
+    assert refused.status_code == 400 and "entity spans have no review yet" in refused.text
+
+
 def test_double_labelling_agreement_and_the_review_of_disagreements(client, workspace):
     from tunelab.labelling.journal import LabelJournal
     from tunelab.labelling.session import journal_agreement, review_queue

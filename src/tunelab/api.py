@@ -123,10 +123,13 @@ def predict(
     encoding: str | None = None,
     batch_size: int = 64,
     precision: str = "fp32",
+    images: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Predict for ``texts`` or the rows of an ``input`` file, in length-sorted batches.
 
     Args:
+        images: for a vision-language model (image-text-to-text), the image each of
+            ``texts`` asks about (one for all, or one per text).
         precision: ``fp32`` matches plain ``transformers`` exactly; ``bf16`` is faster on CPUs
             and GPUs with bf16 units.
 
@@ -141,9 +144,15 @@ def predict(
     model, tokenizer, task, max_length = load_trained(model_dir)
     if text_column:
         task.text_column = text_column
+    question_frame = getattr(task, "question_frame", None)
+    if images and question_frame is None:
+        raise UserError(f"--image is for image-text-to-text models; this is a {task.name} "
+                        "model: give its inputs with --text or --input")  # fmt: skip
     if input is not None:
         frame = read_table(input, encoding=encoding, media=task.input_kind).fillna("")
         frame = task.standardize(frame, with_labels=False)
+    elif images:
+        frame = question_frame(images, list(texts or []))
     else:
         if task.text_pair_column:
             raise UserError(

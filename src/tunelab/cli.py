@@ -298,11 +298,19 @@ def predict(
     encoding: Annotated[str | None, typer.Option(help="file encoding (default: detect)")] = None,
     batch_size: Annotated[int, typer.Option(help="texts per batch")] = 64,
     precision: Annotated[str, typer.Option(help="fp32 (exact), bf16 (faster) or auto")] = "fp32",
+    image: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="image-text-to-text: the image the --text questions ask about "
+            "(once for all, or once per --text)"
+        ),
+    ] = None,
 ) -> None:
     """Predict labels for texts or a file, in length-sorted batches."""
     from tunelab import api
 
-    records = api.predict(model, text, input, output, text_column, encoding, batch_size, precision)
+    records = api.predict(model, text, input, output, text_column, encoding, batch_size, precision,
+                          [str(path) for path in image] if image else None)  # fmt: skip
     if output is None:
         for record in records:
             typer.echo(json.dumps(record, ensure_ascii=False))

@@ -411,6 +411,11 @@ class ImageConfig(_Section):
         description="scratch-ocr: image width in pixels (scratch_size is the height; null: "
         "8 times the height, a line of text)",
     )
+    train_vision: bool = Field(
+        False,
+        description="image-text-to-text: train the vision tower too (frozen by default: the "
+        "language model learns to answer, the image encoder keeps what it knows)",
+    )
 
 
 class AudioConfig(_Section):

@@ -40,8 +40,9 @@ DATA_URI = re.compile(r"data:image/[\w.+-]+;base64,(?P<data>.*)", re.DOTALL)
 
 
 def read_image_chat(
-    row: dict[str, Any], where: str, base: Path, allow_system_images: bool = False
-) -> dict[str, Any]:
+    row: dict[str, Any], where: str, base: Path, allow_system_images: bool = False,
+    need_answer: bool = True, confine: bool = True,
+) -> dict[str, Any]:  # fmt: skip
     """One row of a chat JSONL with images as ``{"messages", "images"}`` (see the module).
 
     Args:
@@ -49,6 +50,10 @@ def read_image_chat(
         where: how errors name it (``"chats.jsonl line 4"``).
         base: the data file's folder: relative paths are read from it, and no path may leave it.
         allow_system_images: whether the model's chat template takes images in a system turn.
+        need_answer: whether the conversation must hold an assistant answer (training and
+            evaluation; a conversation to answer ends with the user's turn).
+        confine: whether image paths must stay inside ``base`` (a data file's images; a path
+            typed on the command line may be anywhere).
 
     Raises:
         UserError: naming the line (and message, and image) for a malformed conversation, an
@@ -90,9 +95,9 @@ def read_image_chat(
         messages = [_split_placeholders(m, number, where, allow_system_images)
                     for number, m in enumerate(messages, start=1)]  # fmt: skip
         sources = list(listed)
-    if not any(m["role"] == "assistant" for m in messages):
+    if need_answer and not any(m["role"] == "assistant" for m in messages):
         raise UserError(f"{where}: the conversation has no assistant message to learn from")
-    images = [_image(source, n, where, base) for n, source in enumerate(sources, start=1)]
+    images = [_image(source, n, where, base, confine) for n, source in enumerate(sources, start=1)]
     return {"messages": messages, "images": images}
 
 
@@ -166,7 +171,7 @@ def _split_placeholders(
     return {"role": message["role"], "content": parts}
 
 
-def _image(source: Any, number: int, where: str, base: Path) -> str | bytes:
+def _image(source: Any, number: int, where: str, base: Path, confine: bool) -> str | bytes:
     """The image a part or ``images`` entry names: an absolute path inside ``base``, or the
     bytes of a data URI; checked to open as an image."""
     name = f"image {number}"
@@ -187,7 +192,7 @@ def _image(source: Any, number: int, where: str, base: Path) -> str | bytes:
                             "files and data: URIs, so download it and give its path")  # fmt: skip
         relative = unquote(parsed.path) if parsed.scheme == "file" else source
         path = (base / relative).resolve()
-        if not path.is_relative_to(base.resolve()):
+        if confine and not path.is_relative_to(base.resolve()):
             raise UserError(f"{where}: {name} '{source}' leads outside the data file's folder "
                             f"{base}; keep images beside or below the data file")  # fmt: skip
         if not path.is_file():

@@ -33,6 +33,7 @@ ENCODER, SEQ2SEQ, CAUSAL = "encoder", "seq2seq", "causal"
 IMAGE = "image"  # an image encoder under a classification head (ViT, ConvNeXt, ...)
 AUDIO = "audio"  # an audio encoder under a classification head (wav2vec2, HuBERT, AST, ...)
 IMAGE_TEXT = "image-text"  # an image encoder under a text decoder (TrOCR, Donut)
+VISION_CHAT = "vision-chat"  # a chat model that reads images (SmolVLM, Qwen2-VL, LLaVA, ...)
 FEW_SHOT_PER_CLASS = 50  # below this many examples per class, contrastive few-shot wins
 LORA_ABOVE_PARAMETERS = 1_000_000_000
 

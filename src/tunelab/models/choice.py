@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tunelab.data.language import detect_language
-from tunelab.models.catalog import AUDIO, ENCODER, IMAGE, IMAGE_TEXT, STARTERS
+from tunelab.models.catalog import AUDIO, ENCODER, IMAGE, IMAGE_TEXT, STARTERS, VISION_CHAT
 from tunelab.models.load import bundled_model_names
 from tunelab.models.packaged import PACKAGED_MODELS, install_command, installed_packaged_models
 
@@ -25,8 +25,9 @@ SCRATCH = "scratch-bert"
 SCRATCH_VIT = "scratch-vit"  # a small random ViT (models.scratch.save_scratch_vit)
 SCRATCH_AUDIO = "scratch-audio"  # a small random Whisper encoder (scratch.save_scratch_audio)
 SCRATCH_OCR = "scratch-ocr"  # a small random ViT under a BERT decoder (scratch.save_scratch_ocr)
+SCRATCH_VLM = "scratch-vlm"  # a small random SmolVLM (scratch_vlm.save_scratch_vlm)
 # model names whose weights start random
-SCRATCH_MODELS = (SCRATCH, SCRATCH_VIT, SCRATCH_AUDIO, SCRATCH_OCR)
+SCRATCH_MODELS = (SCRATCH, SCRATCH_VIT, SCRATCH_AUDIO, SCRATCH_OCR, SCRATCH_VLM)
 SCRATCH_KIND = ENCODER  # a small BERT: it can classify and tag, not generate
 # kinds of media model: the scratch model each starts from without a pretrained one, what that
 # is, and what a pretrained one would be
@@ -41,6 +42,11 @@ MEDIA_SCRATCH = {
         SCRATCH_OCR,
         "a small ViT encoder under a BERT decoder",
         "any VisionEncoderDecoderModel checkpoint: TrOCR, Donut, ...",
+    ),
+    VISION_CHAT: (
+        SCRATCH_VLM,
+        "a small SmolVLM-style model (vision encoder, pixel-shuffle connector, Llama decoder)",
+        "any AutoModelForImageTextToText chat checkpoint: SmolVLM, Qwen2-VL, LLaVA, ...",
     ),
 }
 LANGUAGE_NAMES = {"zh": "Chinese", "en": "English", "other": "neither Chinese nor English"}

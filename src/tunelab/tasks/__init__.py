@@ -8,6 +8,7 @@ from tunelab.errors import UserError
 from tunelab.tasks.audio_classification import AudioClassification
 from tunelab.tasks.base import Task
 from tunelab.tasks.generation import CausalGeneration, Seq2SeqGeneration
+from tunelab.tasks.image_chat import ImageTextToText
 from tunelab.tasks.image_classification import ImageClassification
 from tunelab.tasks.image_to_text import ImageToText
 from tunelab.tasks.preference import PreferenceTuning
@@ -24,6 +25,7 @@ TASKS: dict[str, type[Task]] = {
     SentenceEmbedding.name: SentenceEmbedding,
     ImageClassification.name: ImageClassification,
     ImageToText.name: ImageToText,
+    ImageTextToText.name: ImageTextToText,
     AudioClassification.name: AudioClassification,
     PreferenceTuning.name: PreferenceTuning,
 }

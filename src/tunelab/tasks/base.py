@@ -240,7 +240,7 @@ class Task(Protocol):
         and the ``model.name: auto`` choice tag them: "encoder" (a body under a small head),
         "seq2seq" (source text to target text), "causal" (continues a prompt or chat), "image"
         or "audio" (an image or audio encoder under a classification head), "image-text" (an
-        image encoder under a text decoder)."""
+        image encoder under a text decoder), "vision-chat" (a chat model that reads images)."""
         ...
 
     @property

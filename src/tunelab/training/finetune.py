@@ -39,6 +39,7 @@ from tunelab.models.choice import (
     SCRATCH_MODELS,
     SCRATCH_OCR,
     SCRATCH_VIT,
+    SCRATCH_VLM,
     choose_model,
     scratch_model,
 )
@@ -288,6 +289,8 @@ def _model_source(config: RunConfig, train: pd.DataFrame, task: Task, checkpoint
         return _scratch_audio(config, train[task.text_column].tolist(), checkpoints)
     if config.model.name == SCRATCH_OCR:
         return _scratch_ocr(config, train[task.label_column].dropna().astype(str), checkpoints)
+    if config.model.name == SCRATCH_VLM:
+        return _scratch_vlm(config, train, checkpoints)
     if config.model.name != SCRATCH:
         return resolve_model_source(config.model.name)
     texts = train[task.text_column].astype(str).tolist()
@@ -345,6 +348,27 @@ def _scratch_ocr(config: RunConfig, texts: pd.Series, checkpoints: Path) -> str:
         texts.tolist(), checkpoints / "scratch-init", height, width, image.scratch_patch,
         scratch.layers, scratch.hidden, scratch.heads, max(1, scratch.layers // 2),
         config.generation.max_target_length, seed=config.seed,
+    )  # fmt: skip
+    return str(folder)
+
+
+def _scratch_vlm(config: RunConfig, train: pd.DataFrame, checkpoints: Path) -> str:
+    """scratch-vlm's folder: its tokenizer is trained on the training chats' texts."""
+    from tunelab.models.scratch_vlm import save_scratch_vlm
+    from tunelab.tasks.image_chat import chat_texts
+
+    scratch, image = config.model.scratch, config.image
+    texts = chat_texts(train)
+    log.warning(
+        "model.name is scratch-vlm: training a randomly initialised SmolVLM-style model (%d "
+        "layers, hidden %d, %dx%d images in %d-pixel patches); a pretrained one does better",
+        scratch.layers, scratch.hidden, image.scratch_size, image.scratch_size,
+        image.scratch_patch,
+    )  # fmt: skip
+    folder = save_scratch_vlm(
+        texts, checkpoints / "scratch-init", image.scratch_size, image.scratch_patch,
+        layers=scratch.layers, hidden=scratch.hidden, heads=scratch.heads,
+        vision_layers=scratch.layers, vision_hidden=scratch.hidden, seed=config.seed,
     )  # fmt: skip
     return str(folder)
 

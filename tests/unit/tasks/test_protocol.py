@@ -26,7 +26,8 @@ def test_a_registered_task_has_every_member_of_the_protocol(name):
     assert isinstance(task.embeds, bool)
     assert task.search_batch_sizes and all(size > 0 for size in task.search_batch_sizes)
     assert callable(task.report_sections)
-    assert task.model_kind in ("encoder", "seq2seq", "causal", "image", "audio", "image-text")
+    kinds = ("encoder", "seq2seq", "causal", "image", "audio", "image-text", "vision-chat")
+    assert task.model_kind in kinds
     assert task.input_kind in ("text", "image", "audio")
     assert task.doctor_checks in (None, "texts", "tags", "images")
     assert all(isinstance(flag, bool) for flag in (task.trains_few_shot,

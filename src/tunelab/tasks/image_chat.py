@@ -1,0 +1,402 @@
+"""Image and text in, text out: fine-tune a vision-language model (SmolVLM/Idefics3, Qwen2-VL,
+LLaVA, PaliGemma, ... through ``AutoModelForImageTextToText``) on chats with images.
+
+Data is the chat JSONL (or JSON list) tunelab reads for text chat, with images in the turns
+in any of the forms :mod:`tunelab.data.image_chats` reads (OpenAI content parts,
+LLaMA-Factory/TRL ``images`` + ``<image>``, ShareGPT). Each conversation is rendered with the
+model's own processor and chat template, the processor expands each image into its tokens
+(the processor's resolution settings set how many), and the loss is on the assistant turns
+only (:mod:`tunelab.tasks.vlm_encoding`). The model is chosen by validation loss and judged
+on the test conversations' last answers, generated from the turns before them, by CER, exact
+match and chrF (short answers, OCR); the report shows the worst answers with their first
+image. The vision tower is frozen by default (``image.train_vision: true`` trains it too);
+with ``--peft lora`` the adapters go on the language model's layers.
+
+What this first version leaves out: the image doctor sees each conversation's first image
+only (every image is opened and checked when the data is read), conversations are generated
+one at a time, and packing is off (images cannot be packed across rows).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from typing_extensions import Self
+
+from tunelab.data.image_chats import read_image_chat
+from tunelab.data.media import MEDIA_FOLDER
+from tunelab.errors import UserError
+from tunelab.evaluation.reading import character_errors
+from tunelab.inference import Generations, autocast
+from tunelab.models.catalog import VISION_CHAT
+from tunelab.tasks.base import DataFit, TrainerSetup, standard_trainer_setup
+from tunelab.tasks.file_classification import LABEL, PATH, checkpoint_loading_trainer
+from tunelab.tasks.image_to_text import ImageToText
+from tunelab.tasks.token_windows import IGNORE
+from tunelab.tasks.vlm_encoding import encode_image_chat
+
+log = logging.getLogger("tunelab")
+
+CHAT = "chat"  # the standardised column: {"messages", "images"} as JSON
+MESSAGE_COLUMNS = ("messages", "conversations")
+
+
+def _chat_json(chat: dict[str, Any]) -> str:
+    """A conversation as the dataset stores it (an image's bytes as base64)."""
+    images = [{"bytes": base64.b64encode(i).decode()} if isinstance(i, bytes) else i
+              for i in chat["images"]]  # fmt: skip
+    return json.dumps({"messages": chat["messages"], "images": images}, ensure_ascii=False)
+
+
+def _chat_of(stored: str) -> dict[str, Any]:
+    chat = json.loads(stored)
+    chat["images"] = [base64.b64decode(i["bytes"]) if isinstance(i, dict) else i
+                      for i in chat["images"]]  # fmt: skip
+    return chat
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text of a message in content-part form (its image parts left out)."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if part.get("type") == "text")
+
+
+def chat_texts(frame: pd.DataFrame) -> list[str]:
+    """The text of every message of a standardised frame's conversations (a scratch
+    model's tokenizer is trained on them)."""
+    return [message_text(m) for stored in frame[CHAT] for m in _chat_of(stored)["messages"]]
+
+
+def prompt_and_answer(
+    messages: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The turns to answer and the answer: a conversation ending with the assistant splits
+    before that turn; one ending with the user is all prompt, with no answer."""
+    if messages[-1]["role"] != "assistant":
+        return messages, None
+    return messages[:-1], message_text(messages[-1])
+
+
+def images_before(messages: list[dict[str, Any]], images: list[Any]) -> list[Any]:
+    """The images the turns ``messages`` hold: the first ones, in order."""
+    count = sum(part.get("type") == "image" for m in messages for part in m["content"])
+    return images[:count]
+
+
+class ImageTextToText(ImageToText):
+    """Answer in text to chats that hold images: a vision-language model."""
+
+    name = "image-text-to-text"
+    model_kind = VISION_CHAT
+    search_batch_sizes = (2, 4, 8)
+
+    def __init__(self, drop_invalid: bool = True, settings: dict[str, Any] | None = None,
+                 train_vision: bool = False) -> None:  # fmt: skip
+        super().__init__("image", "messages", False, drop_invalid, settings)
+        self.train_vision = train_vision
+
+    @classmethod
+    def from_run_config(cls, config: Any) -> Self:
+        """Build from a :class:`tunelab.config.RunConfig`: decoding from ``generation``,
+        whether the vision tower trains from ``image.train_vision``."""
+        generation = config.generation
+        settings = {key: getattr(generation, key) for key in
+                    ("max_target_length", "max_new_tokens", "num_beams")}  # fmt: skip
+        return cls(config.data.drop_invalid, settings, config.image.train_vision)
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> Self:
+        """Rebuild from the metadata a trained model carries in its ``config.json``."""
+        return cls(settings=meta.get("settings"))
+
+    # -- data ------------------------------------------------------------------------------
+
+    def required_columns(self, with_labels: bool = True) -> dict[str, str]:
+        return {CHAT: "data (a 'messages' column of chats with images)"}
+
+    def recognise(self, frame: pd.DataFrame, given: frozenset[str]) -> DataFit | None:
+        """Chats (a ``messages`` or ``conversations`` column) that hold images, as content
+        parts or in an ``images`` column: strength 3, above text chat."""
+        column = next((c for c in MESSAGE_COLUMNS if c in frame.columns), None)
+        if column is None:
+            return None
+        if "images" in frame.columns and frame["images"].map(_has_items).any():
+            return DataFit(3, f"chats in '{column}' with images in 'images'")
+        if frame[column].iloc[:100].map(_has_image_part).any():
+            return DataFit(3, f"chats in '{column}' with images in their messages")
+        return None
+
+    def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
+        """Rows of ``chat`` (the conversation and its images, each image opened once and
+        checked), ``path`` (its first image, for the image doctor and the report) and
+        ``label`` (the last assistant answer).
+
+        Raises:
+            UserError: naming the row of a malformed conversation, a placeholder count that
+                does not match its images, an image in a turn that cannot hold one, or a
+                missing, remote, unreadable or outside image; or for a conversation without
+                any image.
+        """
+        source = frame.attrs.get("source", "data")
+        column = next((c for c in MESSAGE_COLUMNS if c in frame.columns), None)
+        if column is None or frame.attrs.get("kind") == MEDIA_FOLDER:
+            raise UserError(f"{source} has no 'messages' column; {self.name} reads chats with "
+                            "images (JSONL with messages and images)")  # fmt: skip
+        source_path = Path(str(source))
+        base = source_path.parent if source_path.is_file() else Path.cwd()
+        chats, paths, answers = [], [], []
+        for row, record in frame.iterrows():
+            values = {key: value for key, value in record.items() if _present(value)}
+            values.setdefault("messages", values.pop("conversations", None))
+            chat = read_image_chat(_plain(values), f"{source} row {row}", base,
+                                   need_answer=with_labels,
+                                   confine=frame.attrs.get("confine", True))  # fmt: skip
+            if not chat["images"]:
+                raise UserError(f"{source} row {row}: the conversation has no image; "
+                                f"{self.name} trains on chats with images (text-only chats "
+                                "train with task: causal-lm)")  # fmt: skip
+            chats.append(_chat_json(chat))
+            paths.append(chat["images"][0])
+            answers.append(prompt_and_answer(chat["messages"])[1])
+        shaped = pd.DataFrame({PATH: paths, CHAT: chats}, index=frame.index)
+        if with_labels:
+            shaped[LABEL] = answers
+        shaped.attrs = {**frame.attrs, "columns": {PATH: "images", LABEL: column}}
+        return shaped
+
+    def question_frame(self, images: list[str], questions: list[str]) -> pd.DataFrame:
+        """Rows asking each question about its image (one image for every question, or one
+        per question), as ``tunelab predict --image --text`` gives them; the paths may be
+        anywhere (typed, not read from a data file).
+
+        Raises:
+            UserError: for counts that do not pair up, or an image that cannot be read.
+        """
+        if len(images) not in (1, len(questions)) or not questions:
+            raise UserError(
+                f"--image given {len(images)} times and --text {len(questions)} "
+                "times; give one image for all questions, or one per question"
+            )
+        pairs = zip(images * len(questions) if len(images) == 1 else images, questions,
+                    strict=True)  # fmt: skip
+        rows = [{"messages": [{"role": "user", "content": [
+            {"type": "image", "path": str(Path(image).resolve())},
+            {"type": "text", "text": question}]}]} for image, question in pairs]  # fmt: skip
+        frame = pd.DataFrame(rows)
+        frame.index = pd.RangeIndex(1, len(frame) + 1)
+        frame.attrs.update(source="--image/--text", confine=False)
+        return self.standardize(frame, with_labels=False)
+
+    # -- model and features ----------------------------------------------------------------
+
+    def build_model(self, source: str, **load_kwargs: Any) -> Any:
+        """The model, its vision tower frozen unless ``image.train_vision``."""
+        model = super().build_model(source, **load_kwargs)
+        if not self.train_vision:
+            tower = _vision_tower(model)
+            if tower is not None:
+                tower.requires_grad_(False)
+        return model
+
+    def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
+        """A dataset of conversations that encodes (and opens the images of) each batch when
+        it is read."""
+        from datasets import Dataset
+
+        dataset = Dataset.from_dict({CHAT: frame[CHAT].tolist(),
+                                     "where": [f"{frame.attrs.get('source', 'data')} row {r}"
+                                               for r in frame.index]})  # fmt: skip
+        dataset.set_transform(self.loader_transform(tokenizer, augment=False))
+        return dataset
+
+    def loader_transform(self, processor: Any, augment: bool) -> Any:
+        """Conversations to the processor's inputs with ``labels`` on the assistant turns
+        (ragged: the collator pads them)."""
+
+        def transform(batch: dict[str, list[Any]]) -> dict[str, Any]:
+            rows = [encode_image_chat(processor, chat["messages"], chat["images"], where)
+                    for chat, where in zip(map(_chat_of, batch[CHAT]), batch["where"],
+                                           strict=True)]  # fmt: skip
+            return {key: [row[key] for row in rows] for key in rows[0]}
+
+        return transform
+
+    def collator(self, tokenizer: Any) -> Any:
+        """Pads the tokens (labels with -100) and gathers the images: Qwen2-VL-style patch
+        rows (with ``image_grid_thw``) are concatenated, Idefics3-style image stacks are padded
+        with empty images to the batch's most."""
+        import torch
+
+        pad = tokenizer.tokenizer.pad_token_id or 0
+
+        def collate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+            width = max(len(row["input_ids"]) for row in rows)
+
+            def padded(key: str, value: int) -> Any:
+                return torch.tensor([list(row[key]) + [value] * (width - len(row[key]))
+                                     for row in rows])  # fmt: skip
+
+            batch = {"input_ids": padded("input_ids", pad),
+                     "attention_mask": padded("attention_mask", 0),
+                     "labels": padded("labels", IGNORE)}  # fmt: skip
+            image_keys = [k for k in rows[0] if k not in ("input_ids", "attention_mask", "labels")]
+            if "image_grid_thw" in rows[0]:
+                for key in image_keys:
+                    batch[key] = torch.cat([torch.as_tensor(np.asarray(row[key])) for row in rows])
+                return batch
+            for key in image_keys:
+                tensors = [torch.as_tensor(np.asarray(row[key])) for row in rows]
+                most = max(t.shape[0] for t in tensors)
+                batch[key] = torch.stack([
+                    torch.cat([t, t.new_zeros((most - t.shape[0], *t.shape[1:]))]) for t in tensors
+                ])  # fmt: skip
+            return batch
+
+        return collate
+
+    def trainer_setup(
+        self, model: Any, tokenizer: Any, loss: Any, train: Any, validation: Any
+    ) -> TrainerSetup:
+        """The Trainer that reloads checkpoints with ``from_pretrained``, reading the
+        conversations through the processor a batch at a time."""
+        train.set_transform(self.loader_transform(tokenizer, augment=False))
+        if validation is not None:
+            validation.set_transform(self.loader_transform(tokenizer, augment=False))
+        setup = standard_trainer_setup(self, tokenizer, loss, validation is not None)
+        setup.trainer_class = checkpoint_loading_trainer()
+        setup.arguments.update(remove_unused_columns=False, train_sampling_strategy="random")
+        return setup
+
+    def finish(self, model: Any, tokenizer: Any) -> None:
+        """Store the decoding settings, and stop at the end of a turn as well as at EOS."""
+        super().finish(model, tokenizer)
+        ends = _turn_ends(model, tokenizer)
+        model.generation_config.eos_token_id = ends[0] if len(ends) == 1 else ends
+
+    def forward(  # type: ignore[override]
+        self, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int,
+        batch_size: int, precision: str = "fp32",
+    ) -> Generations:  # fmt: skip
+        """The last answer of every conversation, generated from the turns before it (one
+        conversation at a time)."""
+        import torch
+
+        model.eval()
+        source = frame.attrs.get("source", "data")
+        stops = set(_turn_ends(model, tokenizer))
+        texts: list[str] = []
+        stopped: list[bool] = []
+        settings = {**self.generation_kwargs(tokenizer), "eos_token_id": sorted(stops)}
+        with torch.inference_mode(), autocast(model, precision):
+            for row, stored in frame[CHAT].items():
+                chat = _chat_of(stored)
+                prompt, _ = prompt_and_answer(chat["messages"])
+                images = images_before(prompt, chat["images"])
+                inputs = prompt_inputs(tokenizer, prompt, images, f"{source} row {row}")
+                inputs = {k: v.to(model.device) for k, v in inputs.items()}
+                generated = model.generate(**inputs, **settings)[0, inputs["input_ids"].shape[1] :]
+                texts.append(tokenizer.decode(generated, skip_special_tokens=True).strip())
+                stopped.append(bool(stops & set(generated.tolist())))
+        return Generations(texts, stopped)
+
+    def predictions(self, outputs: list[str], frame: pd.DataFrame) -> list[dict[str, Any]]:  # type: ignore[override]
+        records = []
+        for i, (row, stored) in enumerate(frame[CHAT].items()):
+            if i >= len(outputs):
+                break
+            chat = _chat_of(stored)
+            prompt, answer = prompt_and_answer(chat["messages"])
+            user = next((message_text(m) for m in reversed(prompt) if m["role"] == "user"), "")
+            record: dict[str, Any] = {"path": self.file_name(frame[PATH][row], row),
+                                      "prompt": user, "output": outputs[i]}  # fmt: skip
+            if LABEL in frame.columns and answer is not None:
+                record["reference"] = answer
+                record["character_errors"] = character_errors(outputs[i], answer)
+            records.append(record)
+        return records
+
+    def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
+        warning = super().learning_warning(scores, examples)
+        return None if warning is None else warning.replace("learned to read", "learned to answer")
+
+
+def prompt_inputs(processor: Any, prompt: list[dict[str, Any]], images: list[Any],
+                  where: str) -> dict[str, Any]:  # fmt: skip
+    """The processor's tensors for ``prompt`` ending in the assistant's turn opening."""
+    from jinja2 import TemplateError
+
+    from tunelab.data.images import open_rgb
+
+    try:
+        text = processor.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    except TemplateError as exc:
+        raise UserError(f"{where}: the model's chat template refuses this conversation "
+                        f"({exc})") from None  # fmt: skip
+    opened = [open_rgb(image) for image in images]
+    return dict(processor(text=[text], images=[opened] if opened else None, return_tensors="pt"))
+
+
+def _turn_ends(model: Any, processor: Any) -> list[int]:
+    """EOS and the chat template's end-of-turn token, where the tokenizer has one."""
+    tokenizer = processor.tokenizer
+    ends = model.generation_config.eos_token_id
+    found = set(ends if isinstance(ends, list) else [] if ends is None else [ends])
+    for marker in ("<|im_end|>", "<end_of_utterance>", "<|eot_id|>", "<end_of_turn>"):
+        token = tokenizer.convert_tokens_to_ids(marker)
+        if isinstance(token, int) and token != tokenizer.unk_token_id and token >= 0:
+            found.add(token)
+    if tokenizer.eos_token_id is not None:
+        found.add(tokenizer.eos_token_id)
+    return sorted(found)
+
+
+def _vision_tower(model: Any) -> Any:
+    """The image encoder of a vision-language model, wherever its family keeps it."""
+    inner = getattr(model, "model", model)
+    for name in ("vision_model", "vision_tower", "visual", "vision_encoder"):
+        tower = getattr(inner, name, None) or getattr(model, name, None)
+        if tower is not None:
+            return tower
+    return None
+
+
+def _present(value: Any) -> bool:
+    if isinstance(value, (list, dict, np.ndarray)):
+        return True
+    return value is not None and not (isinstance(value, float) and np.isnan(value))
+
+
+def _plain(value: Any) -> Any:
+    """A row from pandas as plain JSON values (arrays become lists)."""
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _has_items(value: Any) -> bool:
+    return isinstance(value, (list, np.ndarray)) and len(value) > 0
+
+
+def _has_image_part(messages: Any) -> bool:
+    if not isinstance(messages, (list, np.ndarray)):
+        return False
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, (list, np.ndarray)) and any(
+            isinstance(part, dict) and part.get("type") in ("image", "image_url")
+            for part in content
+        ):
+            return True
+    return False

@@ -1,0 +1,121 @@
+"""The image-text-to-text task: a tiny SmolVLM built in code learns to answer questions about
+colour squares from chats with images (both the content-part and the `images` + `<image>`
+forms), is judged on the last answers, and bad chats are one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import tunelab
+from tunelab.errors import UserError
+
+COLOURS = {"red": (220, 40, 40), "green": (40, 200, 40), "blue": (40, 40, 220)}
+
+
+def make_chats(root: Path, rows: int = 60, seed: int = 0) -> Path:
+    """Chats asking the colour of a noisy square: half as OpenAI content parts, half as
+    LLaMA-Factory's images + <image>; the answer is only in the image."""
+    rng = np.random.default_rng(seed)
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(rows):
+        name = list(COLOURS)[i % len(COLOURS)]
+        pixels = np.clip(np.array(COLOURS[name]) + rng.integers(-30, 30, (24, 24, 3)), 0, 255)
+        Image.fromarray(pixels.astype(np.uint8)).save(root / "img" / f"{i}.png")
+        if i % 2:
+            chat = {"messages": [
+                {"role": "user", "content": [
+                    {"type": "image_url", "image_url": {"url": f"img/{i}.png"}},
+                    {"type": "text", "text": "what colour is it"}]},
+                {"role": "assistant", "content": name}]}  # fmt: skip
+        else:
+            chat = {"images": [f"img/{i}.png"], "messages": [
+                {"role": "user", "content": "<image>what colour is it"},
+                {"role": "assistant", "content": name}]}  # fmt: skip
+        lines.append(json.dumps(chat))
+    (root / "chats.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root / "chats.jsonl"
+
+
+def run_config(train: Path, output: Path) -> dict:
+    return {
+        "task": "image-text-to-text",
+        "output": str(output),
+        "data": {"train": str(train)},
+        "model": {"name": "scratch-vlm", "scratch": {"layers": 2, "hidden": 32, "heads": 2}},
+        "image": {"scratch_size": 16, "scratch_patch": 4},
+        "generation": {"max_new_tokens": 6},
+        "training": {"epochs": 12, "learning_rate": 3e-3, "batch_size": 8,
+                     "early_stopping_patience": None, "logging_steps": 1000},
+    }  # fmt: skip
+
+
+def test_a_tiny_vlm_learns_to_answer_from_the_image(tmp_path: Path) -> None:
+    chats = make_chats(tmp_path / "data")
+    run = tmp_path / "run"
+    tunelab.train(run_config(chats, run))
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    test = metrics["test"]
+    # the three answers are equally frequent: above chance only by looking at the image
+    assert test["examples"] >= 5 and test["exact_match"] >= 0.8, test
+    first = json.loads((run / "predictions.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert set(first) == {"path", "prompt", "output", "reference", "character_errors"}
+    assert first["prompt"] == "what colour is it"
+    report = (run / "report.html").read_text(encoding="utf-8")
+    assert "data:image/png;base64," in report
+    config = json.loads((run / "model" / "config.json").read_text(encoding="utf-8"))
+    assert config["architectures"] == ["Idefics3ForConditionalGeneration"]
+
+    # predict: an image and a question, as tunelab predict --image --text gives them; the
+    # answer is what plain transformers generates from the saved folder
+    images = [str(tmp_path / "data" / "img" / f"{i}.png") for i in range(3)]
+    records = tunelab.predict(run / "model", texts=["what colour is it"] * 3, images=images)
+    assert [r["prompt"] for r in records] == ["what colour is it"] * 3
+    assert sum(r["output"] == name for r, name in zip(records, COLOURS, strict=True)) >= 2
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(run / "model")
+    model = AutoModelForImageTextToText.from_pretrained(run / "model")
+    parts = [{"type": "image"}, {"type": "text", "text": "what colour is it"}]
+    question = [{"role": "user", "content": parts}]
+    text = processor.apply_chat_template(question, tokenize=False, add_generation_prompt=True)
+    inputs = processor(text=[text], images=[[Image.open(images[0]).convert("RGB")]],
+                       return_tensors="pt")  # fmt: skip
+    generated = model.generate(**inputs)[0, inputs["input_ids"].shape[1] :]
+    assert processor.decode(generated, skip_special_tokens=True).strip() == records[0]["output"]
+
+    # a chats file ending with the user's turn is answered too
+    ask = tmp_path / "data" / "ask.jsonl"
+    turn = {"role": "user", "content": "<image>what colour is it"}
+    ask.write_text(json.dumps({"images": ["img/1.png"], "messages": [turn]}) + "\n", "utf-8")
+    [answered] = tunelab.predict(run / "model", input=ask)
+    assert answered["output"] == records[1]["output"] and "reference" not in answered
+
+
+def test_images_and_questions_must_pair_up(tmp_path: Path) -> None:
+    from tunelab.tasks.image_chat import ImageTextToText
+
+    make_chats(tmp_path / "data", rows=3)
+    images = [str(tmp_path / "data" / "img" / f"{i}.png") for i in range(2)]
+    with pytest.raises(UserError, match="--image given 2 times and --text 3 times"):
+        ImageTextToText().question_frame(images, ["a", "b", "c"])
+    frame = ImageTextToText().question_frame(images[:1], ["a", "b"])  # one image, two questions
+    assert len(frame) == 2 and "label" not in frame.columns
+
+
+def test_a_bad_chat_is_one_line_naming_the_row(tmp_path: Path) -> None:
+    chats = make_chats(tmp_path / "data", rows=12)
+    lines = chats.read_text(encoding="utf-8").splitlines()
+    broken = json.loads(lines[4])
+    broken["images"] = ["img/4.png", "img/5.png"]  # one <image>, two paths
+    lines[4] = json.dumps(broken)
+    chats.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"chats\.jsonl row \d+: 1 <image> placeholder\(s\) in "
+                                        r"the messages but 2 path\(s\) in 'images'"):  # fmt: skip
+        tunelab.train(run_config(chats, tmp_path / "run"))
+    assert not (tmp_path / "run").exists()

@@ -1,4 +1,6 @@
-"""``tunelab chat``: talk to a causal model in the terminal, its answer streamed as it comes."""
+"""``tunelab chat``: talk to a causal model in the terminal, its answer streamed as it comes;
+with ``--image``, to a vision-language model about images (``/image PATH`` adds one to the
+next question)."""
 
 from __future__ import annotations
 
@@ -36,6 +38,47 @@ def load_chat_model(name: str | Path) -> tuple[Any, Any, list[int]]:
     return model.eval(), tokenizer, CausalGeneration().stop_ids(tokenizer)
 
 
+def load_vision_chat_model(name: str | Path) -> tuple[Any, Any, list[int]]:
+    """A vision-language model folder (an image-text-to-text run or any HF folder that
+    ``AutoModelForImageTextToText`` loads), its processor and the token ids that end an
+    answer."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from tunelab.tasks.image_chat import turn_end_ids
+
+    path = Path(name)
+    if (path / "model" / "config.json").is_file():
+        path = path / "model"
+    try:
+        model = from_pretrained(AutoModelForImageTextToText, str(path))
+    except ValueError:  # the auto class has no mapping for the folder's architecture
+        raise UserError(f"{name} is not a vision-language model; --image needs one that "
+                        "reads images, such as an image-text-to-text run") from None  # fmt: skip
+    processor = from_pretrained(AutoProcessor, str(path))
+    if getattr(processor, "chat_template", None) is None:
+        raise UserError(f"{name} has no chat template in its processor; --image needs a chat "
+                        "model that reads images (an image-text-to-text run)")  # fmt: skip
+    return model.eval(), processor, turn_end_ids(model, processor)
+
+
+def reply_about_images(
+    model: Any, processor: Any, stop: list[int], messages: list[dict[str, Any]],
+    images: list[Any], max_new_tokens: int = 256, streamer: Any = None,
+) -> str:  # fmt: skip
+    """The vision-language model's answer to ``messages`` (content-part messages, the last
+    one the user's) about ``images`` (in the order of their parts), greedy."""
+    import torch
+
+    from tunelab.tasks.image_chat import prompt_inputs
+
+    inputs = prompt_inputs(processor, messages, images, "the conversation")
+    with torch.inference_mode():
+        generated = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                   eos_token_id=stop, streamer=streamer)  # fmt: skip
+    answer = generated[0, inputs["input_ids"].shape[1] :]
+    return str(processor.decode(answer, skip_special_tokens=True)).strip()
+
+
 def reply(
     model: Any,
     tokenizer: Any,
@@ -70,22 +113,36 @@ def chat(
     max_new_tokens: int = 256,
     read: Callable[[str], str] = input,
     out: TextIO = sys.stdout,
-) -> list[dict[str, str]]:
-    """Read a user turn, stream the answer, repeat until an empty line or end of input.
+    images: list[Path] | None = None,
+) -> list[dict[str, Any]]:
+    """Read a user turn, stream the answer, repeat until an empty line or end of input. With
+    ``images``, the model is a vision-language model and the images go with the first
+    question; ``/image PATH`` adds one to the next question.
 
     Returns:
-        The conversation, as OpenAI-format messages.
+        The conversation, as OpenAI-format messages (content parts with images).
+
+    Raises:
+        UserError: for a model that cannot chat (about images), or an image that cannot be
+            read.
     """
     from transformers import TextStreamer
 
-    model, tokenizer, stop = load_chat_model(name)
+    if images is not None:
+        model, tokenizer, stop = load_vision_chat_model(name)
+        streamed = tokenizer.tokenizer
+    else:
+        model, tokenizer, stop = load_chat_model(name)
+        streamed = tokenizer
 
     class _Streamer(TextStreamer):
         def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
             out.write(text + ("\n" if stream_end else ""))
             out.flush()
 
-    messages: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    seen: list[Any] = []  # every image of the conversation so far, in order
+    waiting = [_checked_image(path) for path in images or []]
     while True:
         try:
             line = read("you> ").strip()
@@ -93,9 +150,37 @@ def chat(
             break
         if not line:
             break
-        messages.append({"role": "user", "content": line})
+        if images is not None and line.startswith("/image "):
+            waiting.append(_checked_image(Path(line.removeprefix("/image ").strip())))
+            out.write(f"(image {len(seen) + len(waiting)} goes with your next question)\n")
+            continue
         out.write("model> ")
-        streamer = _Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        answer = reply(model, tokenizer, stop, messages, max_new_tokens, streamer)
-        messages.append({"role": "assistant", "content": answer})
+        streamer = _Streamer(streamed, skip_prompt=True, skip_special_tokens=True)
+        if images is None:
+            messages.append({"role": "user", "content": line})
+            answer = reply(model, tokenizer, stop, messages, max_new_tokens, streamer)
+            messages.append({"role": "assistant", "content": answer})
+            continue
+        parts: list[dict[str, Any]] = [{"type": "image"} for _ in waiting]
+        messages.append({"role": "user", "content": [*parts, {"type": "text", "text": line}]})
+        seen, waiting = seen + waiting, []
+        answer = reply_about_images(model, tokenizer, stop, _as_parts(messages), seen,
+                                    max_new_tokens, streamer)  # fmt: skip
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
     return messages
+
+
+def _checked_image(path: Path) -> str:
+    """An image path that opens as an image, or a clear error."""
+    from tunelab.data.images import image_problem
+
+    problem = image_problem(str(path))
+    if problem is not None:
+        raise UserError(f"image {path} cannot be read as an image ({problem})")
+    return str(path)
+
+
+def _as_parts(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages with string content as content parts (a system prompt given as text)."""
+    return [{**m, "content": [{"type": "text", "text": m["content"]}]}
+            if isinstance(m["content"], str) else m for m in messages]  # fmt: skip

@@ -819,10 +819,18 @@ def chat_command(
     model: Annotated[str, typer.Argument(help="causal model: run folder, starter or HF folder")],
     system: Annotated[str | None, typer.Option(help="system prompt")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="tokens per answer at most")] = 256,
+    image: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="a vision-language model: an image for the first question "
+            "(repeatable; /image PATH adds one later)"
+        ),
+    ] = None,
 ) -> None:
-    """Chat with a causal model in the terminal (answers stream; an empty line ends)."""
+    """Chat with a causal model in the terminal (answers stream; an empty line ends); with
+    --image, with a vision-language model about images."""
 
-    chat(model, system, max_new_tokens)
+    chat(model, system, max_new_tokens, images=image)
 
 
 @runs_app.command("list")

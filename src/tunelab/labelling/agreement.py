@@ -51,8 +51,10 @@ def agreement(by_annotator: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         pairs.append(pair)
     disagreements = [{"item": item, "labels": labels} for item, labels in sorted(double.items())
                      if len({_comparable(v) for v in labels.values()}) > 1]  # fmt: skip
-    fleiss = None if spans else fleiss_kappa(
-        [[str(v) for v in labels.values()] for labels in double.values()]
+    fleiss = (
+        None
+        if spans
+        else fleiss_kappa([[str(v) for v in labels.values()] for labels in double.values()])
     )
     return {"double_labelled": len(double), "annotators": len(annotators),
             "fleiss_kappa": fleiss, "pairs": pairs, "disagreements": disagreements}  # fmt: skip

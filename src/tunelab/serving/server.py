@@ -37,7 +37,7 @@ from tunelab.serving.schemas import (
     Prediction,
     PredictRequest,
 )
-from tunelab.serving.uploads import CHECKS, read_uploads
+from tunelab.serving.uploads import CHECKS, read_prompt, read_uploads
 
 log = logging.getLogger("tunelab")
 
@@ -121,7 +121,14 @@ def create_app(
     pair_model = bool(task.text_pair_column)
     api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
 
+    asks = getattr(task, "question_frame", None)  # a vision-language model: image + prompt
+
     def infer(items: list[Item]) -> list[dict[str, Any]]:
+        if asks is not None:
+            frame = asks([file for file, _ in items], [str(prompt) for _, prompt in items],
+                         "request")  # fmt: skip
+            outputs = task.forward(model, tokenizer, frame, max_length, FORWARD_BATCH)
+            return task.predictions(outputs, frame)
         pairs = [str(pair) for _, pair in items] if pair_model else None
         frame = text_frame(task, [text for text, _ in items], pairs, source="request")
         outputs = task.forward(model, tokenizer, frame, max_length, FORWARD_BATCH)
@@ -207,11 +214,13 @@ def _add_files_route(
     max_file_bytes: int,
 ) -> None:  # fmt: skip
     """``POST /predict`` for models that read files: each file is checked on its own before
-    it joins a batch; the records name the files as sent (``path``)."""
+    it joins a batch; the records name the files as sent (``path``). A vision-language model
+    also takes the question about the images (``prompt``, a form field or JSON key)."""
     from fastapi import Depends, HTTPException, Request
 
     check = CHECKS[task.input_kind]
     kind = task.input_kind
+    asks_questions = hasattr(task, "question_frame")  # each image comes with a prompt
 
     @app.post(
         "/predict",
@@ -235,7 +244,8 @@ def _add_files_route(
                                 "files": {
                                     "type": "array",
                                     "items": {"type": "string", "format": "binary"},
-                                }
+                                },
+                                "prompt": {"type": "string"},
                             },
                         }
                     },
@@ -249,6 +259,7 @@ def _add_files_route(
                                     "items": {"type": "string", "format": "base64"},
                                 },
                                 "names": {"type": "array", "items": {"type": "string"}},
+                                "prompt": {"type": "string"},
                             },
                         }
                     },
@@ -262,7 +273,8 @@ def _add_files_route(
             problem = check(data)
             if problem:
                 raise HTTPException(problem[0], f"file {name} {problem[1]}")
-        records = await batcher.submit([(data, None) for _, data in uploads])
+        prompt = await read_prompt(request) if asks_questions else None
+        records = await batcher.submit([(data, prompt) for _, data in uploads])
         named = zip(records, uploads, strict=True)
         return [{**record, "path": name} for record, (name, _) in named]
 

@@ -81,6 +81,29 @@ async def read_uploads(request: Any, max_files: int, max_file_bytes: int) -> lis
     return files
 
 
+async def read_prompt(request: Any, max_chars: int = 4000) -> str:
+    """The ``prompt`` of a request :func:`read_uploads` has read: a form field, or a JSON key
+    (Starlette keeps the parsed body, so nothing is read twice).
+
+    Raises:
+        HTTPException: 422 without a prompt or with a longer one than ``max_chars``.
+    """
+    from fastapi import HTTPException
+
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        prompt = (await request.form()).get("prompt")
+    else:
+        body = await _json(request)
+        prompt = body.get("prompt") if isinstance(body, dict) else None
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise HTTPException(422, "give the question about the image(s) in the prompt field")
+    if len(prompt) > max_chars:
+        raise HTTPException(
+            413, f"the prompt has {len(prompt):,} characters; the server takes {max_chars:,}"
+        )
+    return prompt
+
+
 async def _json(request: Any) -> Any:
     from fastapi import HTTPException
 

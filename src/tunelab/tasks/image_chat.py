@@ -172,10 +172,13 @@ class ImageTextToText(ImageToText):
         shaped.attrs = {**frame.attrs, "columns": {PATH: "images", LABEL: column}}
         return shaped
 
-    def question_frame(self, images: list[str], questions: list[str]) -> pd.DataFrame:
+    def question_frame(
+        self, images: list[str | bytes], questions: list[str], source: str = "--image/--text"
+    ) -> pd.DataFrame:
         """Rows asking each question about its image (one image for every question, or one
-        per question), as ``tunelab predict --image --text`` gives them; the paths may be
-        anywhere (typed, not read from a data file).
+        per question), as ``tunelab predict --image --text`` and ``tunelab serve`` give them:
+        paths that may be anywhere (typed, not read from a data file), or the bytes of
+        uploaded files.
 
         Raises:
             UserError: for counts that do not pair up, or an image that cannot be read.
@@ -188,11 +191,11 @@ class ImageTextToText(ImageToText):
         pairs = zip(images * len(questions) if len(images) == 1 else images, questions,
                     strict=True)  # fmt: skip
         rows = [{"messages": [{"role": "user", "content": [
-            {"type": "image", "path": str(Path(image).resolve())},
+            {"type": "image", "path": _image_source(image)},
             {"type": "text", "text": question}]}]} for image, question in pairs]  # fmt: skip
         frame = pd.DataFrame(rows)
         frame.index = pd.RangeIndex(1, len(frame) + 1)
-        frame.attrs.update(source="--image/--text", confine=False)
+        frame.attrs.update(source=source, confine=False)
         return self.standardize(frame, with_labels=False)
 
     # -- model and features ----------------------------------------------------------------
@@ -278,7 +281,7 @@ class ImageTextToText(ImageToText):
     def finish(self, model: Any, tokenizer: Any) -> None:
         """Store the decoding settings, and stop at the end of a turn as well as at EOS."""
         super().finish(model, tokenizer)
-        ends = _turn_ends(model, tokenizer)
+        ends = turn_end_ids(model, tokenizer)
         model.generation_config.eos_token_id = ends[0] if len(ends) == 1 else ends
 
     def forward(  # type: ignore[override]
@@ -291,7 +294,7 @@ class ImageTextToText(ImageToText):
 
         model.eval()
         source = frame.attrs.get("source", "data")
-        stops = set(_turn_ends(model, tokenizer))
+        stops = set(turn_end_ids(model, tokenizer))
         texts: list[str] = []
         stopped: list[bool] = []
         settings = {**self.generation_kwargs(tokenizer), "eos_token_id": sorted(stops)}
@@ -328,6 +331,13 @@ class ImageTextToText(ImageToText):
         return None if warning is None else warning.replace("learned to read", "learned to answer")
 
 
+def _image_source(image: str | bytes) -> str:
+    """An image as a content part names it: an absolute path, or a data URI of its bytes."""
+    if isinstance(image, bytes):
+        return "data:image/png;base64," + base64.b64encode(image).decode()
+    return str(Path(image).resolve())
+
+
 def prompt_inputs(processor: Any, prompt: list[dict[str, Any]], images: list[Any],
                   where: str) -> dict[str, Any]:  # fmt: skip
     """The processor's tensors for ``prompt`` ending in the assistant's turn opening."""
@@ -344,7 +354,7 @@ def prompt_inputs(processor: Any, prompt: list[dict[str, Any]], images: list[Any
     return dict(processor(text=[text], images=[opened] if opened else None, return_tensors="pt"))
 
 
-def _turn_ends(model: Any, processor: Any) -> list[int]:
+def turn_end_ids(model: Any, processor: Any) -> list[int]:
     """EOS and the chat template's end-of-turn token, where the tokenizer has one."""
     tokenizer = processor.tokenizer
     ends = model.generation_config.eos_token_id

@@ -96,6 +96,45 @@ def test_a_tiny_vlm_learns_to_answer_from_the_image(tmp_path: Path) -> None:
     [answered] = tunelab.predict(run / "model", input=ask)
     assert answered["output"] == records[1]["output"] and "reference" not in answered
 
+    # tunelab chat --image: the first question goes with the image, /image adds another
+    import io
+
+    from tunelab.chat import chat
+
+    answers = iter(["what colour is it", f"/image {images[1]}", "what colour is it", ""])
+    out = io.StringIO()
+    talk = chat(run, images=[Path(images[0])], read=lambda _: next(answers), out=out)
+    assert [m["role"] for m in talk] == ["user", "assistant", "user", "assistant"]
+    assert talk[0]["content"][0] == {"type": "image"} and talk[2]["content"][0] == {"type": "image"}
+    assert talk[1]["content"][0]["text"] == records[0]["output"]  # as predict answered it
+    assert "(image 2 goes with your next question)" in out.getvalue()
+    with pytest.raises(UserError, match="cannot be read as an image"):
+        chat(run, images=[tmp_path / "data" / "chats.jsonl"], read=lambda _: "")
+
+    # served: an uploaded image (or base64 in JSON) with the question in prompt
+    pytest.importorskip("fastapi")
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from tunelab.serving.server import create_app
+
+    blob = Path(images[0]).read_bytes()
+    with TestClient(create_app(run)) as client:
+        uploaded = client.post("/predict", files=[("files", ("sq.png", blob))],
+                               data={"prompt": "what colour is it"})  # fmt: skip
+        assert uploaded.status_code == 200, uploaded.text
+        assert uploaded.json()[0]["output"] == records[0]["output"]
+        assert uploaded.json()[0]["path"] == "sq.png"
+        encoded = client.post("/predict", json={"file": base64.b64encode(blob).decode(),
+                                                "prompt": "what colour is it"})  # fmt: skip
+        assert encoded.json()[0]["output"] == records[0]["output"]
+        unasked = client.post("/predict", files=[("files", ("sq.png", blob))])
+        assert unasked.status_code == 422 and "prompt" in unasked.json()["error"]
+        broken = client.post("/predict", files=[("files", ("bad.png", blob[:40]))],
+                             data={"prompt": "what colour is it"})  # fmt: skip
+        assert broken.status_code == 422 and "cannot be read as an image" in broken.json()["error"]
+
 
 def test_images_and_questions_must_pair_up(tmp_path: Path) -> None:
     from tunelab.tasks.image_chat import ImageTextToText
@@ -119,3 +158,11 @@ def test_a_bad_chat_is_one_line_naming_the_row(tmp_path: Path) -> None:
                                         r"the messages but 2 path\(s\) in 'images'"):  # fmt: skip
         tunelab.train(run_config(chats, tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_chat_with_an_image_needs_a_vision_language_model(tmp_path: Path, tiny_llama: Path) -> None:
+    from tunelab.chat import chat
+
+    make_chats(tmp_path / "data", rows=1)
+    with pytest.raises(UserError, match="is not a vision-language model; --image needs one"):
+        chat(tiny_llama, images=[tmp_path / "data" / "img" / "0.png"], read=lambda _: "")

@@ -165,7 +165,8 @@ def target_modules(model: Any, settings: AdapterConfig, heads: list[str]) -> dic
     Raises:
         UserError: if no layer matches (a custom list with typos, or an unusual model).
     """
-    layers = block_linear_layers(model, heads)
+    # a part the task keeps frozen (a vision-language model's image encoder) gets no adapters
+    layers = block_linear_layers(model, heads + list(getattr(model, "tunelab_frozen_modules", [])))
     if settings.target_modules != "auto":
         wanted = list(settings.target_modules)
         chosen = [n for n in layers if any(n == w or n.endswith("." + w) for w in wanted)]

@@ -201,12 +201,14 @@ class ImageTextToText(ImageToText):
     # -- model and features ----------------------------------------------------------------
 
     def build_model(self, source: str, **load_kwargs: Any) -> Any:
-        """The model, its vision tower frozen unless ``image.train_vision``."""
+        """The model, its vision tower frozen (and left out of LoRA's target modules) unless
+        ``image.train_vision``."""
         model = super().build_model(source, **load_kwargs)
-        if not self.train_vision:
-            tower = _vision_tower(model)
-            if tower is not None:
-                tower.requires_grad_(False)
+        tower = None if self.train_vision else _vision_tower(model)
+        if tower is not None:
+            tower.requires_grad_(False)
+            # nor do adapters go there (peft.target_modules auto)
+            model.tunelab_frozen_modules = [n for n, m in model.named_modules() if m is tower]
         return model
 
     def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:

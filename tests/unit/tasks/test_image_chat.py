@@ -166,3 +166,22 @@ def test_chat_with_an_image_needs_a_vision_language_model(tmp_path: Path, tiny_l
     make_chats(tmp_path / "data", rows=1)
     with pytest.raises(UserError, match="is not a vision-language model; --image needs one"):
         chat(tiny_llama, images=[tmp_path / "data" / "img" / "0.png"], read=lambda _: "")
+
+
+def test_lora_adapts_the_language_model_and_leaves_the_vision_tower(tmp_path: Path) -> None:
+    from tunelab.models.scratch_vlm import save_scratch_vlm
+
+    chats = make_chats(tmp_path / "data", rows=12)
+    base = save_scratch_vlm(["what colour is it", *COLOURS] * 10, tmp_path / "base",
+                            image_size=16, patch_size=4, layers=2, hidden=32, heads=2,
+                            vision_hidden=32)  # fmt: skip
+    config = run_config(chats, tmp_path / "run")
+    config.update(model={"name": str(base)}, peft={"method": "lora"})
+    config["training"]["epochs"] = 1
+    tunelab.train(config)
+    model_dir = tmp_path / "run" / "model"
+    targets = json.loads((model_dir / "adapter_config.json").read_text())["target_modules"]
+    assert "text_model" in targets and "vision" not in targets
+    image = str(tmp_path / "data" / "img" / "0.png")
+    [record] = tunelab.predict(model_dir, texts=["what colour is it"], images=[image])
+    assert isinstance(record["output"], str)

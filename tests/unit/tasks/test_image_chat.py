@@ -147,17 +147,40 @@ def test_images_and_questions_must_pair_up(tmp_path: Path) -> None:
     assert len(frame) == 2 and "label" not in frame.columns
 
 
-def test_a_bad_chat_is_one_line_naming_the_row(tmp_path: Path) -> None:
+def test_bad_chats_are_one_line_and_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
+    import sys
+
+    from tunelab.cli import main
+
     chats = make_chats(tmp_path / "data", rows=12)
-    lines = chats.read_text(encoding="utf-8").splitlines()
-    broken = json.loads(lines[4])
-    broken["images"] = ["img/4.png", "img/5.png"]  # one <image>, two paths
-    lines[4] = json.dumps(broken)
-    chats.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(UserError, match=r"chats\.jsonl row \d+: 1 <image> placeholder\(s\) in "
-                                        r"the messages but 2 path\(s\) in 'images'"):  # fmt: skip
-        tunelab.train(run_config(chats, tmp_path / "run"))
-    assert not (tmp_path / "run").exists()
+    good = chats.read_text(encoding="utf-8").splitlines()
+    (tmp_path / "data" / "img" / "7.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    system = {"messages": [
+        {"role": "system", "content": [{"type": "image_url", "image_url": {"url": "img/1.png"}}]},
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "red"}]}  # fmt: skip
+    cases = [
+        (4, {"images": ["img/4.png", "img/5.png"], "messages": json.loads(good[4])["messages"]},
+         "1 <image> placeholder(s) in the messages but 2 path(s) in 'images'"),
+        (4, {"images": ["img/none.png"], "messages": json.loads(good[4])["messages"]},
+         "image 1 'img/none.png' does not exist"),
+        (7, None, "image 1 'img/7.png' cannot be read as an image"),
+        (2, system, "message 1 (system) holds an image; the model reads images in user turns"),
+    ]  # fmt: skip
+    config = tmp_path / "run.yaml"
+    config.write_text(json.dumps(run_config(chats, tmp_path / "run")), encoding="utf-8")
+    for line, row, says in cases:
+        lines = list(good)
+        if row is not None:
+            lines[line] = json.dumps(row)
+        chats.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        monkeypatch.setattr(sys, "argv", ["tunelab", "train", str(config)])
+        with pytest.raises(SystemExit) as stopped:
+            main()
+        err = capsys.readouterr().err
+        errors = [text for text in err.splitlines() if text.startswith("error:")]
+        assert stopped.value.code == 2 and len(errors) == 1, err
+        assert f"chats.jsonl row {line + 1}: " in errors[0] and says in errors[0], errors[0]
+        assert not (tmp_path / "run").exists()  # nothing half-written
 
 
 def test_chat_with_an_image_needs_a_vision_language_model(tmp_path: Path, tiny_llama: Path) -> None:

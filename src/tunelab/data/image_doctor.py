@@ -353,11 +353,16 @@ def image_doctor_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+# why an odd aspect ratio matters to a model that resizes images to a square (a reader that
+# letterboxes its lines says otherwise)
+SQUASHED = "(squashed when resized to a square)"
+
+
 def _outlier_lines(section: dict[str, Any], source: str) -> list[str]:
     outliers, aspect = section["outliers"], section["sizes"]["aspect"]["median"]
     what = {
         "aspect": f"with an aspect ratio over {ASPECT_FACTOR:g}x from the median {aspect:.2f} "
-        "(squashed when resized to a square)",
+        + SQUASHED,
         "small": f"smaller than the model's {section['input_side']}-pixel input side (upscaled, "
         "blurred)",
         "large": f"with over {LARGE_FACTOR}x the median's pixels (slow to decode every epoch; "

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from typing_extensions import Self  # typing.Self from Python 3.11
 
+from tunelab.data.image_doctor import SQUASHED
 from tunelab.errors import UserError
 from tunelab.evaluation import report_reading
 from tunelab.evaluation.reading import character_errors, reading_metrics
@@ -35,6 +36,7 @@ log = logging.getLogger("tunelab")
 
 TEXT_COLUMN = "text"  # the target column unless data.label_column names another
 IGNORE = -100  # label id the loss skips (padding)
+LETTERBOXED = "(letterboxed into the model's input shape, so it is read at a lower resolution)"
 UNIQUE_TEXTS = 0.5  # a column of texts to read: most rows differ (classes repeat)
 
 
@@ -180,7 +182,8 @@ class ImageToText(ImageClassification):
         return report
 
     def doctor_lines(self, report: dict[str, Any]) -> list[str]:
-        lines = super().doctor_lines(report)
+        # images are letterboxed, not squashed: an odd one out only loses resolution
+        lines = [line.replace(SQUASHED, LETTERBOXED) for line in super().doctor_lines(report)]
         for split, section in report.get("texts", {}).items():
             if section["empty_count"]:
                 rows = ", ".join(map(str, section["empty"][:5]))

@@ -168,3 +168,15 @@ def test_a_corrupt_image_in_strict_mode_is_one_line_and_exit_2(tmp_path, monkeyp
     assert stopped.value.code == 2 and len(errors) == 1
     assert "lines.csv row 6: image" in errors[0] and "5.png cannot be read" in errors[0]
     assert not (tmp_path / "run" / "model").exists()  # nothing half-written
+
+
+def test_an_odd_aspect_ratio_is_letterboxed_not_squashed(tmp_path):
+    from tunelab.data.load import read_table
+
+    csv = make_lines(tmp_path / "lines", rows=12)
+    Image.new("RGB", (640, 16), (220, 60, 60)).save(tmp_path / "lines" / "img" / "3.png")
+    task = ImageToText()
+    frame = task.standardize(read_table(csv))
+    lines = task.doctor_lines(task.diagnose({"train": frame}, False, 0))
+    odd = [line for line in lines if "aspect ratio over" in line]
+    assert odd and "letterboxed into the model's input shape" in odd[0] and "squashed" not in odd[0]

@@ -39,7 +39,7 @@ from tunelab.tasks.base import DataFit, TrainerSetup, standard_trainer_setup
 from tunelab.tasks.file_classification import LABEL, PATH, checkpoint_loading_trainer
 from tunelab.tasks.image_to_text import ImageToText
 from tunelab.tasks.token_windows import IGNORE
-from tunelab.tasks.vlm_encoding import encode_image_chat
+from tunelab.tasks.vlm_encoding import encode_image_chats
 
 log = logging.getLogger("tunelab")
 
@@ -227,9 +227,9 @@ class ImageTextToText(ImageToText):
         (ragged: the collator pads them)."""
 
         def transform(batch: dict[str, list[Any]]) -> dict[str, Any]:
-            rows = [encode_image_chat(processor, chat["messages"], chat["images"], where)
-                    for chat, where in zip(map(_chat_of, batch[CHAT]), batch["where"],
-                                           strict=True)]  # fmt: skip
+            chats = [(chat["messages"], chat["images"], where) for chat, where in
+                     zip(map(_chat_of, batch[CHAT]), batch["where"], strict=True)]  # fmt: skip
+            rows = encode_image_chats(processor, chats)  # one processor call where it can
             return {key: [row[key] for row in rows] for key in rows[0]}
 
         return transform

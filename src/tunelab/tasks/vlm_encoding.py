@@ -30,6 +30,31 @@ def _shifted(position: int, replacements: list[dict[str, Any]]) -> int:
     return position + shift
 
 
+def _rendered(processor: Any, messages: list[dict[str, Any]], where: str) -> tuple[str, list]:
+    """The conversation rendered by the chat template, and its assistant spans."""
+    from jinja2 import TemplateError
+
+    try:
+        return chat_text_and_spans(processor, messages)
+    except TemplateError as exc:
+        raise UserError(f"{where}: the model's chat template refuses this conversation "
+                        f"({exc})") from None  # fmt: skip
+
+
+def _labelled(row: dict[str, Any], spans: list[tuple[int, int]]) -> dict[str, Any]:
+    """One conversation's processor output with ``labels``: tokens inside an assistant span
+    (moved past the images' tokens) keep their id, the rest get ``-100``."""
+    replacements = row.pop("text_replacement_offsets", None) or []  # none without images
+    moved = [(_shifted(s, replacements), _shifted(e, replacements)) for s, e in spans]
+    offsets = row.pop("offset_mapping")
+    row["input_ids"] = list(row["input_ids"])
+    row["labels"] = [
+        token if end > start and any(s <= start and end <= e for s, e in moved) else IGNORE
+        for token, (start, end) in zip(row["input_ids"], offsets, strict=True)
+    ]
+    return row
+
+
 def encode_image_chat(
     processor: Any, messages: list[dict[str, Any]], images: list[Any], where: str
 ) -> dict[str, Any]:
@@ -46,13 +71,7 @@ def encode_image_chat(
         UserError: when the chat template refuses the conversation (an image where the
             template allows none) or the processor cannot place the images.
     """
-    from jinja2 import TemplateError
-
-    try:
-        text, spans = chat_text_and_spans(processor, messages)
-    except TemplateError as exc:
-        raise UserError(f"{where}: the model's chat template refuses this conversation "
-                        f"({exc})") from None  # fmt: skip
+    text, spans = _rendered(processor, messages, where)
     opened = [open_rgb(image) for image in images]
     try:
         encoded = processor(text=[text], images=[opened] if opened else None,
@@ -60,14 +79,31 @@ def encode_image_chat(
                             return_offsets_mapping=True)  # fmt: skip
     except ValueError as exc:  # e.g. placeholders that do not match the images
         raise UserError(f"{where}: the processor cannot place the images ({exc})") from None
-    replacements = encoded.pop("text_replacement_offsets", [[]])[0] if opened else []
-    moved = [(_shifted(s, replacements), _shifted(e, replacements)) for s, e in spans]
-    ids = list(encoded["input_ids"][0])
-    offsets = encoded.pop("offset_mapping")[0]
-    labels = [
-        token if end > start and any(s <= start and end <= e for s, e in moved) else IGNORE
-        for token, (start, end) in zip(ids, offsets, strict=True)
-    ]
-    row = {key: value[0] for key, value in encoded.items()}
-    row["labels"] = labels
-    return row
+    return _labelled({key: value[0] for key, value in encoded.items()}, spans)
+
+
+def encode_image_chats(
+    processor: Any, chats: list[tuple[list[dict[str, Any]], list[Any], str]]
+) -> list[dict[str, Any]]:
+    """Several conversations (messages, images, where) as :func:`encode_image_chat` encodes
+    each, in one processor call where the processor answers sample by sample (Idefics3,
+    LLaVA); one at a time where it concatenates the images' patches across the batch
+    (Qwen2-VL), and to name the conversation a processor error is about."""
+    rendered = [_rendered(processor, messages, where) for messages, _, where in chats]
+    opened = [[open_rgb(image) for image in images] for _, images, _ in chats]
+    if chats and all(opened):
+        try:
+            encoded = processor(text=[text for text, _ in rendered], images=opened,
+                                return_text_replacement_offsets=True,
+                                return_offsets_mapping=True)  # fmt: skip
+        except ValueError:
+            encoded = None  # encoded one at a time below, so the error names its row
+        if (
+            encoded is not None
+            and "image_grid_thw" not in encoded
+            and all(len(value) == len(chats) for value in encoded.values())
+        ):
+            return [_labelled({key: value[i] for key, value in encoded.items()}, rendered[i][1])
+                    for i in range(len(chats))]  # fmt: skip
+    return [encode_image_chat(processor, messages, images, where)
+            for messages, images, where in chats]  # fmt: skip

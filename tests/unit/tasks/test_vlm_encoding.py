@@ -103,3 +103,23 @@ def test_a_conversation_the_template_or_processor_refuses_is_one_line(tiny_vlm, 
         encode_image_chat(processor, CHAT, [red], "c.jsonl line 4")
     with pytest.raises(UserError, match="must be a multiple of patch_size 8"):
         save_scratch_vlm(["a"], tmp_path / "bad", image_size=36)
+
+
+def test_a_batch_encodes_as_each_conversation_alone(tiny_vlm, tmp_path) -> None:
+    from tunelab.tasks.vlm_encoding import encode_image_chats
+
+    processor, _ = tiny_vlm
+    red, blue = pictures(tmp_path)
+    one = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "which?"}]},
+           {"role": "assistant", "content": [{"type": "text", "text": "red"}]}]  # fmt: skip
+    chats = [(CHAT, [red, blue], "c line 1"), (one, [blue], "c line 2")]
+    batch = encode_image_chats(processor, chats)
+    for together, (messages, images, where) in zip(batch, chats, strict=True):
+        alone = encode_image_chat(processor, messages, images, where)
+        assert together["input_ids"] == alone["input_ids"]
+        assert together["labels"] == alone["labels"]
+        count = len(images)  # the batch pads the image stack with empty images
+        assert np.array_equal(np.asarray(together["pixel_values"])[:count],
+                              np.asarray(alone["pixel_values"]))  # fmt: skip
+    with pytest.raises(UserError, match=r"^c line 2: the processor cannot place the images"):
+        encode_image_chats(processor, [(CHAT, [red, blue], "c line 1"), (one, [], "c line 2")])

@@ -991,7 +991,10 @@ def label_run(
 @label_app.command("review")
 def label_review(
     data: Annotated[Path, typer.Argument(help="the texts (CSV/JSONL/TXT) the journal labels")],
-    labels: Annotated[str, typer.Option(help="the label set, comma-separated")],
+    labels: Annotated[str | None, typer.Option(help="the label set, comma-separated")] = None,
+    entities: Annotated[
+        str | None, typer.Option(help="review entity spans of these types instead: PER,LOC")
+    ] = None,
     journal: Annotated[Path, _JOURNAL] = Path("labels.journal.jsonl"),
     output: Annotated[
         Path, typer.Option("--output", "--out", help="labelled file, rewritten atomically")
@@ -1000,17 +1003,29 @@ def label_review(
     text_column: Annotated[str | None, typer.Option(help="the text column")] = None,
 ) -> None:
     """Settle the texts annotators labelled differently (a number or a label; s later, q
-    quit): the reviewer's label wins and is journalled with role review."""
+    quit): the reviewer's label wins and is journalled with role review. With --entities,
+    pick the annotator whose spans stand by number, or type the spans (- for none)."""
+    from tunelab.labelling.entities import parse_entity_types, show_spans
     from tunelab.labelling.session import parse_label_set, run_review
 
-    def ask(item: str, text: str, given: dict[str, Any], choices: list[str]) -> str:
-        said = ", ".join(f"{name}: {label}" for name, label in sorted(given.items()))
-        typer.echo(f"\n[{item}] {text}\n  ({said})")
-        menu = "  ".join(f"{n}={name}" for n, name in enumerate(choices, 1))
-        return str(typer.prompt(f"{menu}  s=later q=quit", default="q"))
+    if (labels is None) == (entities is None):
+        raise UserError("give either --labels (classes) or --entities (entity types)")
 
-    decided = run_review(data, journal, output, parse_label_set(labels), reviewer, ask,
-                         typer.echo, text_column)  # fmt: skip
+    def ask(item: str, text: str, given: dict[str, Any], choices: list[str]) -> str:
+        if entities is None:
+            said = ", ".join(f"{name}: {label}" for name, label in sorted(given.items()))
+            typer.echo(f"\n[{item}] {text}\n  ({said})")
+            menu = "  ".join(f"{n}={name}" for n, name in enumerate(choices, 1))
+            return str(typer.prompt(f"{menu}  s=later q=quit", default="q"))
+        typer.echo(f"\n[{item}] {text}")
+        for n, name in enumerate(choices, 1):
+            typer.echo(f"  {n}={name}: {show_spans(text, given[name]) or '(none)'}")
+        return str(typer.prompt("number, spans (TEXT=TYPE ...), - none  s=later q=quit",
+                                default="q"))  # fmt: skip
+
+    label_set = parse_entity_types(entities) if entities else parse_label_set(labels or "")
+    decided = run_review(data, journal, output, label_set, reviewer, ask, typer.echo,
+                         text_column, entities=entities is not None)  # fmt: skip
     typer.echo(f"{decided} disagreements settled; labelled texts in {output}, journal {journal}")
 
 

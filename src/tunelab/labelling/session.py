@@ -282,12 +282,15 @@ def review_queue(journal: LabelJournal) -> list[dict[str, Any]]:
 def run_review(
     data: Path, journal_path: Path, output: Path, label_set: list[str], reviewer: str,
     ask: Callable[[str, str, dict[str, Any], list[str]], str], echo: Callable[[str], None],
-    text_column: str | None = None,
+    text_column: str | None = None, entities: bool = False,
 ) -> int:  # fmt: skip
     """A reviewer settles the disagreements one at a time: ``ask(item, text, labels, choices)``
     returns the final label, its number, ``s`` (leave it for later) or ``q`` (quit). Each
     decision is journalled with ``role: review`` (it wins over the annotators' labels) and
-    the labelled file rewritten. Returns the decisions made."""
+    the labelled file rewritten. With ``entities`` (``label_set`` the entity types), the
+    choices are the annotators (in name order): the answer is the number of the one whose
+    spans stand, spans typed as :func:`parse_spans` reads them, or ``-`` for none. Returns
+    the decisions made."""
     if not journal_path.exists():
         raise UserError(f"label journal {journal_path} does not exist; check the path")
     items = read_unlabelled(data, text_column)
@@ -302,12 +305,18 @@ def run_review(
         if item not in texts:
             echo(f"item {item} is in the journal but not in {data}; left for later")
             continue
+        annotators = sorted(entry["labels"])
         while True:
-            answer = ask(item, texts[item], entry["labels"], label_set).strip()
+            choices = annotators if entities else label_set
+            answer = ask(item, texts[item], entry["labels"], choices).strip()
             if answer in ("q", "s"):
                 break
             try:
-                settle(journal, item, answer, label_set, reviewer)
+                if entities:
+                    settle_spans(journal, item, answer, entry["labels"], texts[item],
+                                 label_set, reviewer)  # fmt: skip
+                else:
+                    settle(journal, item, answer, label_set, reviewer)
             except UserError as exc:
                 echo(str(exc))
                 continue
@@ -347,6 +356,30 @@ def settle(
     label = review_label(answer, label_set)
     journal.label(item, label, annotator=reviewer, role="review")
     return label
+
+
+def settle_spans(
+    journal: LabelJournal, item: str, answer: str, given: dict[str, Any], text: str,
+    entity_types: list[str], reviewer: str,
+) -> list[Span]:  # fmt: skip
+    """Journal ``reviewer``'s final spans of the disagreement on ``item`` with ``role:
+    review``: the spans of the annotator numbered ``answer`` (from 1, in name order), or
+    spans typed as :func:`parse_spans` reads them (``-`` for none). Returns them.
+
+    Raises:
+        UserError: for a number without an annotator or spans that do not parse (nothing is
+            journalled).
+    """
+    annotators = sorted(given)
+    if answer.isdigit():
+        if not 1 <= int(answer) <= len(annotators):
+            raise UserError(f"no annotator number {answer}; give 1 to {len(annotators)}, or "
+                            "the spans")  # fmt: skip
+        spans = [tuple(span) for span in given[annotators[int(answer) - 1]]]
+    else:
+        spans = parse_spans(answer, text, entity_types)
+    journal.label(item, spans=spans, annotator=reviewer, role="review")
+    return spans
 
 
 def journal_agreement(journal_path: Path) -> dict[str, Any]:

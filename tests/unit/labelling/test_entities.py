@@ -193,3 +193,43 @@ def test_typed_spans() -> None:
     assert show_spans(text, [(0, 2, "PER"), (3, 5, "LOC")]) == "张伟=PER 北京=LOC"
     with pytest.raises(UserError, match="is not TEXT=TYPE"):
         parse_spans("张伟", text, ["PER"])
+
+
+def test_a_reviewer_settles_entity_disagreements_at_the_terminal(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from tunelab.cli import app
+    from tunelab.labelling.journal import LabelJournal
+    from tunelab.labelling.session import journal_agreement
+
+    data = tmp_path / "news.txt"
+    data.write_text("张伟到北京开会。\n王芳去上海。\n天气很好。\n", encoding="utf-8")
+    journal_file = tmp_path / "j.jsonl"
+    journal = LabelJournal(journal_file)
+    given = {"1": ([(0, 2, "PER"), (3, 5, "LOC")], [(0, 2, "PER")]),
+             "2": ([(0, 2, "PER")], [(0, 2, "PER"), (3, 5, "LOC")]),
+             "3": ([], [])}  # fmt: skip
+    for item, (ann, bob) in given.items():
+        journal.label(item, spans=ann, annotator="ann")
+        journal.label(item, spans=bob, annotator="bob")
+    before = journal_agreement(journal_file)
+    assert [d["item"] for d in before["disagreements"]] == ["1", "2"]
+    out = tmp_path / "reviewed.jsonl"
+    command = ["label", "review", str(data), "--entities", "PER,LOC", "--journal",
+               str(journal_file), "--out", str(out), "--reviewer", "lead"]  # fmt: skip
+    # item 1: 3 is no annotator (asked again), then bob's spans (2); item 2: typed spans
+    result = CliRunner().invoke(app, command, input="3\n2\n王芳=PER\n")
+    assert result.exit_code == 0, result.output
+    assert "1=ann: 张伟=PER 北京=LOC" in result.output and "2=bob: 张伟=PER" in result.output
+    assert "no annotator number 3" in result.output
+    assert "2 disagreements settled" in result.output
+    labels = LabelJournal(journal_file).labels()
+    assert labels["1"] == [(0, 2, "PER")] and labels["2"] == [(0, 2, "PER")]
+    rows = {r["id"]: r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
+    assert rows["1"]["spans"] == [[0, 2, "PER"]]
+    assert journal_agreement(journal_file) == before  # reviews stay out of the agreement
+    neither = CliRunner().invoke(app, ["label", "review", str(data), "--journal",
+                                       str(journal_file)])  # fmt: skip
+    assert "give either --labels (classes) or --entities" in str(neither.exception)

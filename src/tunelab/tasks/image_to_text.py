@@ -23,6 +23,7 @@ from typing_extensions import Self  # typing.Self from Python 3.11
 from tunelab.data.image_doctor import SQUASHED
 from tunelab.errors import UserError
 from tunelab.evaluation import report_reading
+from tunelab.evaluation.generation import generation_metrics
 from tunelab.evaluation.reading import character_errors, reading_metrics
 from tunelab.inference import Generations, autocast, joined_words
 from tunelab.models.catalog import IMAGE_TEXT
@@ -408,14 +409,17 @@ class ImageToText(ImageClassification):
         return {}
 
     def evaluate_outputs(self, outputs: list[str], frame: pd.DataFrame) -> dict[str, Any]:  # type: ignore[override]
-        """CER, exact match and chrF against the texts; the shares of empty, identical and
-        looping outputs, and of outputs that ended before the token limit."""
+        """CER, exact match and chrF against the texts (readings), ROUGE-L and BLEU
+        (descriptions; characters for Chinese); the shares of empty, identical and looping
+        outputs, and of outputs that ended before the token limit."""
         references = self.targets(frame)[: len(outputs)]
         stopped = getattr(outputs, "stopped", [])
         ending = {"eos_ending_share": sum(stopped) / len(stopped)} if stopped else {}
+        described = generation_metrics(list(outputs), references) if references else {}
         return {
             "examples": len(outputs),
             **reading_metrics(list(outputs), references),
+            **{key: described[key] for key in ("rougeL", "bleu") if key in described},
             **degenerate_shares(list(outputs)),
             **ending,
         }

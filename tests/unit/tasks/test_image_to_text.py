@@ -100,6 +100,8 @@ def test_a_tiny_reader_trains_reads_reports_and_predicts(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     test = metrics["test"]
     assert test["examples"] >= 4 and test["cer"] <= 0.3 and test["exact_match"] >= 0.6
+    # each exact reading scores ROUGE-L 1: the mean is at least the exact share
+    assert test["exact_match"] <= test["rougeL"] <= 1.0 and 0.0 <= test["bleu"] <= 100.0
     first = json.loads((run / "predictions.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert set(first) == {"path", "output", "reference", "character_errors"}
     report = (run / "report.html").read_text(encoding="utf-8")

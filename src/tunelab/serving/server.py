@@ -120,20 +120,7 @@ def create_app(
         )
     pair_model = bool(task.text_pair_column)
     api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
-
-    asks = getattr(task, "question_frame", None)  # a vision-language model: image + prompt
-
-    def infer(items: list[Item]) -> list[dict[str, Any]]:
-        if asks is not None:
-            frame = asks([file for file, _ in items], [str(prompt) for _, prompt in items],
-                         "request")  # fmt: skip
-            outputs = task.forward(model, tokenizer, frame, max_length, FORWARD_BATCH)
-            return task.predictions(outputs, frame)
-        pairs = [str(pair) for _, pair in items] if pair_model else None
-        frame = text_frame(task, [text for text, _ in items], pairs, source="request")
-        outputs = task.forward(model, tokenizer, frame, max_length, FORWARD_BATCH)
-        return task.predictions(outputs, frame)
-
+    infer = _inference(task, model, tokenizer, max_length)
     batcher = MicroBatcher(infer, max_batch, batch_wait_ms)
     # the width of the vectors, measured once: pooling or dense modules may change it, and an
     # ONNX graph leaves it symbolic
@@ -207,6 +194,25 @@ def create_app(
         app, task, model, tokenizer, check_key, max_length, _served_name(model_dir)
     )
     return app
+
+
+def _inference(task: Any, model: Any, tokenizer: Any, max_length: int) -> Any:
+    """The batch function the micro-batcher calls: items (a text or file, and its pair or a
+    vision-language model's prompt) to prediction records."""
+    pair_model = bool(task.text_pair_column)
+    asks = getattr(task, "question_frame", None)  # a vision-language model: image + prompt
+
+    def infer(items: list[Item]) -> list[dict[str, Any]]:
+        if asks is not None:
+            frame = asks([file for file, _ in items], [str(prompt) for _, prompt in items],
+                         "request")  # fmt: skip
+        else:
+            pairs = [str(pair) for _, pair in items] if pair_model else None
+            frame = text_frame(task, [text for text, _ in items], pairs, source="request")
+        outputs = task.forward(model, tokenizer, frame, max_length, FORWARD_BATCH)
+        return task.predictions(outputs, frame)
+
+    return infer
 
 
 def _add_files_route(

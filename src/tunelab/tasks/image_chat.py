@@ -35,8 +35,8 @@ from tunelab.errors import UserError
 from tunelab.evaluation.reading import character_errors
 from tunelab.inference import Generations, autocast
 from tunelab.models.catalog import VISION_CHAT
-from tunelab.tasks.base import DataFit, TrainerSetup, standard_trainer_setup
-from tunelab.tasks.file_classification import LABEL, PATH, checkpoint_loading_trainer
+from tunelab.tasks.base import DataFit
+from tunelab.tasks.file_classification import LABEL, PATH
 from tunelab.tasks.image_to_text import ImageToText
 from tunelab.tasks.token_windows import IGNORE
 from tunelab.tasks.vlm_encoding import encode_image_chats
@@ -266,19 +266,6 @@ class ImageTextToText(ImageToText):
             return batch
 
         return collate
-
-    def trainer_setup(
-        self, model: Any, tokenizer: Any, loss: Any, train: Any, validation: Any
-    ) -> TrainerSetup:
-        """The Trainer that reloads checkpoints with ``from_pretrained``, reading the
-        conversations through the processor a batch at a time."""
-        train.set_transform(self.loader_transform(tokenizer, augment=False))
-        if validation is not None:
-            validation.set_transform(self.loader_transform(tokenizer, augment=False))
-        setup = standard_trainer_setup(self, tokenizer, loss, validation is not None)
-        setup.trainer_class = checkpoint_loading_trainer()
-        setup.arguments.update(remove_unused_columns=False, train_sampling_strategy="random")
-        return setup
 
     def finish(self, model: Any, tokenizer: Any) -> None:
         """Store the decoding settings, and stop at the end of a turn as well as at EOS."""

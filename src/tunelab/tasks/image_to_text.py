@@ -341,7 +341,8 @@ class ImageToText(ImageClassification):
     ) -> TrainerSetup:
         """The Trainer that reloads checkpoints with ``from_pretrained``; the texts' first
         token is dropped where it is the decoder's start token (BERT's [CLS], BART's <s>)."""
-        self._decoder_start = model.config.decoder_start_token_id
+        # a decoder-only VLM (image-text-to-text) has no decoder start token
+        self._decoder_start = getattr(model.config, "decoder_start_token_id", None)
         train.set_transform(self.loader_transform(tokenizer, augment=self.augment))
         if validation is not None:
             validation.set_transform(self.loader_transform(tokenizer, augment=False))

@@ -411,6 +411,13 @@ class ImageConfig(_Section):
         description="scratch-ocr: image width in pixels (scratch_size is the height; null: "
         "8 times the height, a line of text)",
     )
+    processor: dict[str, Any] = Field(
+        default_factory=dict,
+        description="settings passed to the model's image processor as it loads; for "
+        "image-text-to-text they set the image tokens per image: Qwen2-VL {min_pixels, "
+        "max_pixels}, SmolVLM/Idefics3 {do_image_splitting, size: {longest_edge: N}}; saved "
+        "with the run",
+    )
     train_vision: bool = Field(
         False,
         description="image-text-to-text: train the vision tower too (frozen by default: the "

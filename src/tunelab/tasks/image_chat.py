@@ -30,11 +30,13 @@ import pandas as pd
 from typing_extensions import Self
 
 from tunelab.data.image_chats import read_image_chat
+from tunelab.data.images import open_rgb
 from tunelab.data.media import MEDIA_FOLDER
 from tunelab.errors import UserError
 from tunelab.evaluation.reading import character_errors
 from tunelab.inference import Generations, autocast
 from tunelab.models.catalog import VISION_CHAT
+from tunelab.models.processor_settings import image_tokens_per_image
 from tunelab.tasks.base import DataFit
 from tunelab.tasks.file_classification import LABEL, PATH
 from tunelab.tasks.image_to_text import ImageToText
@@ -211,6 +213,12 @@ class ImageTextToText(ImageToText):
             model.tunelab_frozen_modules = [n for n, m in model.named_modules() if m is tower]
         return model
 
+    def image_tokens(self, frame: pd.DataFrame, processor: Any) -> int | None:
+        """Tokens the processor makes of the first row's first image (``image.processor``
+        sets how many)."""
+        first = _chat_of(frame[CHAT].iloc[0])["images"][0]
+        return image_tokens_per_image(processor, open_rgb(first))
+
     def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
         """A dataset of conversations that encodes (and opens the images of) each batch when
         it is read."""
@@ -249,10 +257,11 @@ class ImageTextToText(ImageToText):
                 return torch.tensor([list(row[key]) + [value] * (width - len(row[key]))
                                      for row in rows])  # fmt: skip
 
-            batch = {"input_ids": padded("input_ids", pad),
-                     "attention_mask": padded("attention_mask", 0),
-                     "labels": padded("labels", IGNORE)}  # fmt: skip
-            image_keys = [k for k in rows[0] if k not in ("input_ids", "attention_mask", "labels")]
+            # a value per token (Qwen2-VL's mm_token_type_ids too), padded; the rest are images
+            fills = {"input_ids": pad, "labels": IGNORE}
+            per_token = [key for key in rows[0] if key in TOKEN_KEYS]
+            batch = {key: padded(key, fills.get(key, 0)) for key in per_token}
+            image_keys = [key for key in rows[0] if key not in TOKEN_KEYS]
             if "image_grid_thw" in rows[0]:
                 for key in image_keys:
                     batch[key] = torch.cat([torch.as_tensor(np.asarray(row[key])) for row in rows])
@@ -318,6 +327,11 @@ class ImageTextToText(ImageToText):
     def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
         warning = super().learning_warning(scores, examples)
         return None if warning is None else warning.replace("learned to read", "learned to answer")
+
+
+TOKEN_KEYS = frozenset(
+    {"input_ids", "attention_mask", "labels", "token_type_ids", "mm_token_type_ids"}
+)
 
 
 def _image_source(image: str | bytes) -> str:

@@ -45,6 +45,7 @@ from tunelab.models.choice import (
 )
 from tunelab.models.flops import utilisation
 from tunelab.models.load import from_pretrained, model_length_limit, resolve_model_source
+from tunelab.models.processor_settings import check_processor_settings
 from tunelab.models.scratch import (
     save_scratch_audio,
     save_scratch_bert,
@@ -262,7 +263,9 @@ def load_model(
         "allow_pickle": config.model.allow_pickle,
     }
     # the task's processor: a tokenizer for text, an image processor for images
-    tokenizer = from_pretrained(task.processor_class(), source, **load_kwargs)
+    settings = config.image.processor if task.input_kind == "image" else {}
+    tokenizer = from_pretrained(task.processor_class(), source, **load_kwargs, **settings)
+    check_processor_settings(tokenizer, settings)
     set_seed(config.seed)
     model = task.build_model(source, **load_kwargs, **quantization_kwargs(config.peft))
     if config.training.learning_rate == AUTO:
@@ -407,6 +410,12 @@ def _max_length(
         length_limit -= config.peft.num_virtual_tokens
     max_length = choose_max_length(lengths, length_limit, config.model.max_length)
     if task.input_kind != "text":  # an image is one input: no token limit to report
+        count = getattr(task, "image_tokens", None)  # a model that reads images as tokens
+        image_tokens = count(train, tokenizer) if count else None
+        if image_tokens is not None:
+            data_report["image_tokens_per_image"] = image_tokens
+            log.info("%d image tokens per image (the first training image; image.processor "
+                     "sets the budget)", image_tokens)  # fmt: skip
         return max_length
     kept = np.minimum(lengths, max_length)  # what each training row feeds the model
     data_report["tokens"] = {

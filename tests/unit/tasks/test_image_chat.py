@@ -137,6 +137,32 @@ def test_a_tiny_vlm_learns_to_answer_from_the_image(tmp_path: Path) -> None:
         assert broken.status_code == 422 and "cannot be read as an image" in broken.json()["error"]
 
 
+def test_image_processor_sets_the_image_token_budget(tmp_path: Path) -> None:
+    """image.processor reaches the processor as it loads (here SmolVLM's image splitting:
+    a 32-pixel image in 16-pixel tiles is 4 tiles and the whole, 5x the tokens), is reported,
+    and is saved with the run; a misspelt setting is refused instead of silently ignored."""
+    chats = make_chats(tmp_path / "data", rows=30)
+    config = run_config(chats, tmp_path / "plain")
+    config["training"]["epochs"] = 1
+    tunelab.train(config)
+    plain = json.loads((tmp_path / "plain" / "data_report.json").read_text(encoding="utf-8"))
+    assert plain["image_tokens_per_image"] == 4  # (16 / 4)^2 patches, shuffled by 2x2
+
+    config["output"] = str(tmp_path / "split")
+    config["image"]["processor"] = {"do_image_splitting": True, "size": {"longest_edge": 32}}
+    tunelab.train(config)
+    split = json.loads((tmp_path / "split" / "data_report.json").read_text(encoding="utf-8"))
+    assert split["image_tokens_per_image"] == 5 * 4
+    saved = json.loads((tmp_path / "split" / "model" / "processor_config.json").read_text("utf-8"))
+    images = saved.get("image_processor", saved)
+    assert images["do_image_splitting"] is True and images["size"] == {"longest_edge": 32}
+
+    config["output"] = str(tmp_path / "typo")
+    config["image"]["processor"] = {"max_pixel": 1000}
+    with pytest.raises(UserError, match=r"image\.processor: 'max_pixel' is not a setting"):
+        tunelab.train(config)
+
+
 def test_images_and_questions_must_pair_up(tmp_path: Path) -> None:
     from tunelab.tasks.image_chat import ImageTextToText
 
@@ -209,3 +235,55 @@ def test_lora_adapts_the_language_model_and_leaves_the_vision_tower(tmp_path: Pa
     image = str(tmp_path / "data" / "img" / "0.png")
     [record] = tunelab.predict(model_dir, texts=["what colour is it"], images=[image])
     assert isinstance(record["output"], str)
+
+
+def test_qwen2_vl_batches_concatenate_patches_and_pad_per_token_keys() -> None:
+    """Qwen2-VL's layout (the processor itself needs torchvision, which has no CPU build in
+    the package index here, so its image processor and the rows are built by hand): patch rows
+    of every image concatenated with their image_grid_thw, mm_token_type_ids padded per token
+    like input_ids; a tiny Qwen2-VL takes the batch and its loss back-propagates."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
+    )
+
+    from tunelab.tasks.image_chat import ImageTextToText
+
+    image_id, start, end = 60, 61, 62
+    images = Qwen2VLImageProcessorPil(min_pixels=16 * 16, max_pixels=64 * 64, patch_size=8,
+                                      merge_size=2, temporal_patch_size=2)  # fmt: skip
+    rows = []
+    for size, answer in (((40, 32), [5, 6, 7]), ((64, 16), [8, 9])):
+        pixels = images(images=[Image.new("RGB", size, (200, 10, 10))], return_tensors="np")
+        count = int(np.prod(pixels["image_grid_thw"][0])) // 4  # merged 2x2
+        ids = [start] + [image_id] * count + [end] + answer
+        rows.append({"input_ids": ids, "attention_mask": [1] * len(ids),
+                     "mm_token_type_ids": [0] + [1] * count + [0] * (1 + len(answer)),
+                     "labels": [-100] * (count + 2) + answer,
+                     "pixel_values": pixels["pixel_values"],
+                     "image_grid_thw": pixels["image_grid_thw"]})  # fmt: skip
+    tokenizer = SimpleNamespace(tokenizer=SimpleNamespace(pad_token_id=0))
+    batch = ImageTextToText().collator(tokenizer)(rows)
+    width = max(len(row["input_ids"]) for row in rows)
+    assert batch["input_ids"].shape == batch["mm_token_type_ids"].shape == (2, width)
+    assert batch["labels"][1, -1].item() == -100 and batch["mm_token_type_ids"][1, -1] == 0
+    patches = sum(row["pixel_values"].shape[0] for row in rows)
+    assert batch["pixel_values"].shape[0] == patches and batch["image_grid_thw"].shape == (2, 3)
+
+    config = Qwen2VLConfig(
+        text_config={"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64,
+                     "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+                     "rope_scaling": {"type": "mrope", "mrope_section": [2, 2, 4]},
+                     "eos_token_id": 1, "bos_token_id": 1},
+        vision_config={"depth": 1, "embed_dim": 32, "hidden_size": 32, "num_heads": 2,
+                       "patch_size": 8, "spatial_merge_size": 2, "temporal_patch_size": 2},
+        image_token_id=image_id, vision_start_token_id=start, vision_end_token_id=end,
+        video_token_id=63,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    loss = Qwen2VLForConditionalGeneration(config)(**batch).loss
+    loss.backward()
+    assert torch.isfinite(loss)

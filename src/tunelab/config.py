@@ -207,6 +207,12 @@ class TrainingConfig(_Section):
     group_by_length: bool = Field(
         True, description="batch examples of similar length together (less padding)"
     )
+    freeze_embeddings: bool = Field(
+        False,
+        description="full fine-tuning: keep the input word embeddings as pretrained (a BERT's "
+        "vocabulary matrix is half of a small model's weights; frozen, it gets no gradient "
+        "or optimizer state); a tied output layer stays as it is too",
+    )
     class_weights: Literal["auto", "balanced", "none"] = Field(
         "auto",
         description="auto: class-weighted loss when the largest class is 3x the smallest or more",
@@ -421,7 +427,8 @@ class ImageConfig(_Section):
     train_vision: bool = Field(
         False,
         description="image-text-to-text: train the vision tower too (frozen by default: the "
-        "language model learns to answer, the image encoder keeps what it knows)",
+        "language model learns to answer, the image encoder keeps what it knows; scratch-vlm's "
+        "random tower always trains)",
     )
 
 

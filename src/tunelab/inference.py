@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from tunelab.allocator import keep_freed_memory
 from tunelab.data.corpus import joined_words
 
 
@@ -59,6 +60,8 @@ def forward_in_batches(
     """
     import torch
 
+    if model.device.type == "cpu":
+        keep_freed_memory()  # batches of other lengths reuse the last one's memory
     ids = features["input_ids"]
     order = np.argsort([len(row) for row in ids], kind="stable")[::-1]
     names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in features]

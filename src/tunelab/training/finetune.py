@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunelab.allocator import keep_freed_memory
 from tunelab.config import RunConfig, commented_yaml
 from tunelab.data.audio import audio_seconds
 from tunelab.errors import RunInterrupted, UserError
@@ -271,7 +272,19 @@ def load_model(
     if config.training.learning_rate == AUTO:
         data_report["learning_rate"] = _resolve_learning_rate(config, model)
     model = add_adapters(model, config.peft, TASK_TYPES[task.auto_model_class().__name__])
+    if config.training.freeze_embeddings:
+        _freeze_embeddings(model, data_report)
     return source, tokenizer, model
+
+
+def _freeze_embeddings(model: Any, data_report: dict[str, Any]) -> None:
+    """``training.freeze_embeddings``: the input word embeddings get no gradient."""
+    embeddings = model.get_input_embeddings()
+    embeddings.weight.requires_grad_(False)
+    frozen = embeddings.weight.numel()
+    data_report["frozen_embeddings"] = frozen
+    log.info("training.freeze_embeddings: the %s input embeddings (%.1fM weights) stay as "
+             "they are", type(embeddings).__name__, frozen / 1e6)  # fmt: skip
 
 
 def _model_source(config: RunConfig, train: pd.DataFrame, task: Task, checkpoints: Path) -> str:
@@ -450,6 +463,8 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
     if config.training.method == "few-shot":
         stats = _train_few_shot(parts)
         return FitResult(parts.model, stats, round(time.time() - parts.started, 2), before=before)
+    if parts.model.device.type == "cpu":
+        keep_freed_memory()  # activations stay allocated between steps (tunelab/allocator.py)
     watch = LearningWatch(parts.task, len(parts.splits.get("validation", [])))
     timer = StepTimer()
     trainer = build_trainer(

@@ -142,3 +142,23 @@ def test_reloading_a_tied_model_warns_only_of_keys_really_missing(tiny_llama):
     for missing in (["lm_head.weight"], ["model.norm.weight", "lm_head.weight"]):
         trainer._issue_warnings_after_load(_IncompatibleKeys(missing, []))
     assert issued == [[], ["model.norm.weight"]]
+
+
+def test_frozen_embeddings_stay_as_pretrained_while_the_rest_learns(tiny_bert, tmp_path):
+    from safetensors.torch import load_file
+
+    data = tmp_path / "reviews.csv"
+    make_reviews(120).to_csv(data, index=False)
+    config = tiny_run_config(tiny_bert, data, tmp_path / "run")
+    config["training"] = {**config.get("training", {}), "epochs": 1, "freeze_embeddings": True}
+    parts = prepare_run(as_config(config))
+    embeddings = parts.model.get_input_embeddings().weight
+    assert not embeddings.requires_grad
+    assert parts.data_report["frozen_embeddings"] == embeddings.numel()
+    before = load_file(tiny_bert / "model.safetensors")
+    fit(parts)
+    after = {name: value.detach() for name, value in parts.model.state_dict().items()}
+    word = next(name for name in before if name.endswith("word_embeddings.weight"))
+    assert (after[word] == before[word]).all()
+    layer = next(name for name in before if "layer.0" in name and name.endswith("weight"))
+    assert not (after[layer] == before[layer]).all()

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from tunelab.data import peoples_daily as pd98
+from tunelab.data.chart_questions import build_zh_chart_qa
 from tunelab.data.cjk_glyphs import build_zh_lookalikes
 from tunelab.data.conll import format_conll
 from tunelab.data.gettext_pairs import (
@@ -360,6 +361,7 @@ EXAMPLES = {
     "digits": build_digits,
     "zh-lookalikes": build_zh_lookalikes,
     "zh-ocr-lines": build_zh_ocr_lines,
+    "zh-chart-qa": build_zh_chart_qa,
     "spoken-commands": build_spoken_commands,
 }
 

@@ -36,6 +36,7 @@ from tunelab.errors import UserError
 from tunelab.evaluation.reading import character_errors
 from tunelab.inference import Generations, autocast
 from tunelab.models.catalog import VISION_CHAT
+from tunelab.models.choice import SCRATCH_VLM
 from tunelab.models.processor_settings import image_tokens_per_image
 from tunelab.tasks.base import DataFit
 from tunelab.tasks.file_classification import LABEL, PATH
@@ -108,11 +109,13 @@ class ImageTextToText(ImageToText):
     @classmethod
     def from_run_config(cls, config: Any) -> Self:
         """Build from a :class:`tunelab.config.RunConfig`: decoding from ``generation``,
-        whether the vision tower trains from ``image.train_vision``."""
+        whether the vision tower trains from ``image.train_vision`` (always for scratch-vlm,
+        whose random tower has nothing to keep)."""
         generation = config.generation
         settings = {key: getattr(generation, key) for key in
                     ("max_target_length", "max_new_tokens", "num_beams")}  # fmt: skip
-        return cls(config.data.drop_invalid, settings, config.image.train_vision)
+        train_vision = config.image.train_vision or config.model.name == SCRATCH_VLM
+        return cls(config.data.drop_invalid, settings, train_vision)
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> Self:

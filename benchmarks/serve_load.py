@@ -110,13 +110,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--threads", type=int, default=1, help="server threads per forward")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "serve_load.json")
+    parser.add_argument("--texts", type=Path, default=TEST, help="CSV with a text column")
     args = parser.parse_args()
 
     import pandas as pd
 
     ensure_run(args.run)
     ensure_export(args.run)
-    texts = pd.read_csv(TEST)["text"].astype(str).tolist()
+    texts = pd.read_csv(args.texts)["text"].astype(str).tolist()
     rows = []
     for backend, name in (("torch", "PyTorch fp32"), ("onnx", "ONNX Runtime int8")):
         port = free_port()

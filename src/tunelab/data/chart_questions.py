@@ -4,7 +4,7 @@
 are, the colour of the tallest or the shortest bar, or which bar from the left is the
 tallest. Each chart draws 3 to 5 bars of distinct colours (six named colours) whose heights
 are random figures at least 12% of the axis apart, on a light background with a baseline,
-random bar widths and gaps, a little tilt of shade and pixel noise, 64 pixels square. The
+random bar widths and gaps, slightly varied shades and pixel noise, 64 pixels square. The
 answer is only in the picture: every question type is asked of every kind of chart, and the
 answers of a type are near-uniform, so a model that ignores the image scores about
 1/3 (count), 1/4 (position) or 1/6 (colour). Charts are drawn from one seeded generator;

@@ -123,14 +123,11 @@ def create_app(
         max_running: training jobs at once; more are queued.
         run_jobs: start queued jobs (False in tests that only look at the API).
     """
-    from fastapi import FastAPI, Query, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+    from fastapi import FastAPI
 
     ws = Workspace(workspace, max_upload_bytes)
     store = JobStore(ws.state / "jobs.db")
     scheduler = Scheduler(store, ws.root, max_running)
-    labelling = Labelling(ws)
     specs = fields(_form())
     keys = [*specs, "run", "input", "upload"]
 
@@ -145,6 +142,26 @@ def create_app(
 
     app = FastAPI(title="tunelab workbench", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.workspace, app.state.store, app.state.scheduler = ws, store, scheduler
+    add_guards(app, ws, keys, token, loopback_only)
+    about = _about(ws, keys)
+    add_page_routes(app, ws, scheduler)
+    add_file_routes(app, ws, about)
+    add_data_routes(app, ws, about)
+    add_job_routes(app, ws, store, scheduler, specs, about, run_jobs)
+    add_run_routes(app, ws, store, about)
+    add_try_routes(app, ws, about)
+    add_label_routes(app, Labelling(ws), ws)
+    return app
+
+
+def add_guards(
+    app: Any, ws: Workspace, keys: list[str], token: str | None, loopback_only: bool
+) -> None:
+    """The request guard (token, loopback, security headers) and the error answers: one
+    sentence and the form field it is about."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
@@ -180,6 +197,10 @@ def create_app(
         message = f"error: {place or 'request'}: {first.get('msg', 'invalid request')}"
         return JSONResponse({"error": message, "field": None}, status_code=422)
 
+
+def _about(ws: Workspace, keys: list[str]) -> Any:
+    """A context manager factory: user errors inside are about a form field."""
+
     @contextlib.contextmanager
     def about(field: str | None) -> Iterator[None]:
         """User errors inside are about ``field`` unless their sentence names another key."""
@@ -190,7 +211,12 @@ def create_app(
             status = 413 if isinstance(exc, UploadTooLarge) else 400
             raise PageError(message, field_of(message, keys) or field, status) from None
 
-    # -- pages ---------------------------------------------------------------------------
+    return about
+
+
+def add_page_routes(app: Any, ws: Workspace, scheduler: Scheduler) -> None:
+    """The page itself, its static files and what it needs to know first."""
+    from fastapi.responses import FileResponse
 
     @app.get("/", include_in_schema=False)
     def index() -> Any:
@@ -217,7 +243,11 @@ def create_app(
             "max_running": scheduler.max_running,
         }
 
-    # -- files ---------------------------------------------------------------------------
+
+def add_file_routes(app: Any, ws: Workspace, about: Any) -> None:
+    """Workspace files: list, upload, read, and the example data sets."""
+    from fastapi import Request
+    from fastapi.responses import FileResponse
 
     @app.get("/api/files")
     def list_files() -> list[dict[str, Any]]:
@@ -256,7 +286,9 @@ def create_app(
         command = f"tunelab data example {name} --out {ws.relative(out)}"
         return {"folder": ws.relative(out), "summary": summary, "command": command}
 
-    # -- data ----------------------------------------------------------------------------
+
+def add_data_routes(app: Any, ws: Workspace, about: Any) -> None:
+    """The Data page: preview, the doctor and model suggestions."""
 
     @app.post("/api/data/preview")
     def preview(request: DataRequest) -> dict[str, Any]:
@@ -280,7 +312,15 @@ def create_app(
                 request.language, request.examples, request.classes,
             )  # fmt: skip
 
-    # -- the train form ------------------------------------------------------------------
+
+def add_job_routes(
+    app: Any, ws: Workspace, store: JobStore, scheduler: Scheduler, specs: Any, about: Any,
+    run_jobs: bool,
+) -> None:  # fmt: skip
+    """The Train form (its YAML and command as the user types) and the training jobs: start,
+    list, cancel, resume, log and live events."""
+    from fastapi import Request
+    from fastapi.responses import StreamingResponse
 
     @app.get("/api/form")
     def form() -> list[dict[str, Any]]:
@@ -300,8 +340,6 @@ def create_app(
         except PageError as exc:
             return {"ok": False, "error": exc.message, "field": exc.field}
         return {"ok": True, **{k: v for k, v in found.items() if k != "config"}}
-
-    # -- jobs ----------------------------------------------------------------------------
 
     @app.post("/api/jobs")
     def start_job(values: Values) -> dict[str, Any]:
@@ -375,7 +413,10 @@ def create_app(
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})  # fmt: skip
 
-    # -- runs ----------------------------------------------------------------------------
+
+def add_run_routes(app: Any, ws: Workspace, store: JobStore, about: Any) -> None:
+    """The Runs page: the list and the comparison of runs."""
+    from fastapi import Query
 
     @app.get("/api/runs")
     def runs() -> list[dict[str, Any]]:
@@ -391,7 +432,9 @@ def create_app(
         result["command"] = "tunelab runs compare " + " ".join(result["paths"])
         return result
 
-    # -- try -----------------------------------------------------------------------------
+
+def add_try_routes(app: Any, ws: Workspace, about: Any) -> None:
+    """The Try page: a trained model's facts, predictions, explanations, chat and batches."""
 
     @app.get("/api/try/model")
     def model(run: str) -> dict[str, Any]:
@@ -421,9 +464,6 @@ def create_app(
     def try_batch(request: TryRequest) -> dict[str, Any]:
         with about("input"):
             return trying.predict_file(ws, request.run, request.path or "", request.text_column)
-
-    add_label_routes(app, labelling, ws)
-    return app
 
 
 def add_label_routes(app: Any, labelling: Labelling, ws: Workspace) -> None:

@@ -40,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import mean_sd
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -142,7 +144,10 @@ def _tunelab(model_dir: str, args: argparse.Namespace, out: Path) -> dict:
         section = config
         for part in path:
             section = section.setdefault(part, {})
-        section[last] = json.loads(value) if value[:1] in "[{0123456789tfn-" else value
+        try:  # numbers, true/false, lists as YAML-ish JSON; anything else is a string
+            section[last] = json.loads(value)
+        except ValueError:
+            section[last] = value
     metrics = tunelab.train(config)["metrics"]
     throughput = metrics["train"].get("throughput") or {}
     return {
@@ -185,24 +190,13 @@ def _launch(arm: str, data: str, args: argparse.Namespace) -> dict:
     return result
 
 
-def _spread(values: list[float]) -> str:
-    mean = statistics.mean(values)
-    return f"{mean:.1f} ± {statistics.stdev(values):.1f}" if len(values) > 1 else f"{mean:.1f}"
-
-
-def summary(data: str, runs: dict[str, list[dict]]) -> dict:
-    """Means, spreads and the ratios against both scripts for one data set."""
+def summary(runs: dict[str, list[dict]]) -> dict:
+    """tunelab's ratios against both scripts for one data set (means over the repeats)."""
 
     def mean(arm: str, key: str) -> float:
         return statistics.mean(run[key] for run in runs[arm])
 
-    found: dict = {"arms": {}}
-    for arm, results in runs.items():
-        found["arms"][arm] = {
-            key: [run[key] for run in results]
-            for key in ("end_to_end_samples_per_second", "train_loop_samples_per_second",
-                        "wall_seconds", "test_accuracy", "peak_rss_mb")
-        }  # fmt: skip
+    found: dict = {}
     if "tunelab" in runs:
         for script in ("best_practice", "recipe"):
             if script in runs:
@@ -224,7 +218,7 @@ def table(data: str, runs: dict[str, list[dict]]) -> str:
     for arm, results in runs.items():
 
         def column(key: str, scale: float = 1.0) -> str:
-            return _spread([scale * run[key] for run in results])  # noqa: B023
+            return mean_sd([scale * run[key] for run in results], 1)  # noqa: B023
 
         rows.append(f"| {arm} | {column('end_to_end_samples_per_second')} | "
                     f"{column('train_loop_samples_per_second')} | {column('wall_seconds')} | "
@@ -272,7 +266,7 @@ def main() -> None:
             for arm in arms[repeat % len(arms) :] + arms[: repeat % len(arms)]:
                 runs[arm].append(_launch(arm, data, args))
                 print(data, repeat, arm, runs[arm][-1], file=sys.stderr, flush=True)
-        found[data].update(runs=runs, **summary(data, runs))
+        found[data].update(runs=runs, **summary(runs))
         print(table(data, runs))
         for key in ("tunelab_vs_best_practice", "tunelab_vs_recipe"):
             if key in found[data]:

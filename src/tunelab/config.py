@@ -205,7 +205,9 @@ class TrainingConfig(_Section):
         "auto", description="auto: bf16 autocast where the CPU or GPU supports it"
     )
     group_by_length: bool = Field(
-        True, description="batch examples of similar length together (less padding)"
+        True,
+        description="batch examples of similar length together (less padding), the batches "
+        "in random order",
     )
     freeze_embeddings: bool = Field(
         False,

@@ -114,8 +114,8 @@ def training_arguments(
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=not torch.cuda.is_available(),
-        train_sampling_strategy="group_by_length" if _group_by_length(training) else "random",
-        length_column_name="length",
+        # length grouping is tunelab's own sampler (use_bucketed_sampler), not the Trainer's
+        train_sampling_strategy="random",
         eval_strategy=eval_strategy,
         eval_steps=eval_steps,
         save_strategy=eval_strategy if evaluate else "epoch",
@@ -154,7 +154,7 @@ def build_trainer(
     callbacks: list[Any] | None = None,
     tracking: list[str] | tuple[str, ...] = (),
 ) -> Any:
-    """A Trainer with dynamic padding, length grouping, early stopping, best-checkpoint reload.
+    """A Trainer with dynamic padding, length-bucketed batches, early stopping, best reload.
 
     ``compute_loss_func`` replaces the model's own loss (class weights, label smoothing);
     ``callbacks`` are further ``TrainerCallback`` objects (a search's pruning reporter);
@@ -164,6 +164,7 @@ def build_trainer(
 
     from tunelab.training.interrupt import safety_callbacks
     from tunelab.training.progress import plain_progress
+    from tunelab.training.sampling import use_bucketed_sampler
 
     best_metric = None
     if eval_dataset is not None:
@@ -179,6 +180,8 @@ def build_trainer(
         callbacks.append(EarlyStoppingCallback(training.early_stopping_patience))
     inputs = {"train_dataset": train_dataset, "eval_dataset": eval_dataset, **setup.inputs}
     trainer = setup.trainer_class(model=model, args=args, callbacks=callbacks, **inputs)
+    if _group_by_length(training):
+        use_bucketed_sampler(trainer)
     plain_progress(trainer)
     point_trackers(trainer, tracking, output_dir.parent)
     _quiet_about_tied_weights(trainer)

@@ -12,6 +12,7 @@ from tunelab.config import PretrainConfig, RunConfig, as_config, commented_yaml
 from tunelab.errors import UserError
 from tunelab.outputs import claim_output
 from tunelab.training.finetune import fit, prepare_run, save_run, score
+from tunelab.training.sampling import BucketedRandomSampler
 
 
 def test_each_stage_can_run_alone_and_passes_plain_values_on(tiny_bert, tmp_path):
@@ -32,6 +33,9 @@ def test_each_stage_can_run_alone_and_passes_plain_values_on(tiny_bert, tmp_path
     fitted = fit(parts)
     assert fitted.trainer is not None and fitted.stats["steps"] > 0
     assert fitted.history and fitted.seconds > 0
+    sampler = fitted.trainer._get_train_sampler()  # group_by_length: tunelab's buckets
+    assert isinstance(sampler, BucketedRandomSampler)
+    assert sampler.lengths == list(parts.encoded["train"]["length"])
     throughput = fitted.stats["throughput"]  # every run reports its utilisation
     assert throughput["tokens_per_second"] > 0 and 0 < throughput["mfu"] < 1
     expected = parts.data_report["tokens"]["total"] * float(fitted.trainer.state.epoch)

@@ -152,7 +152,10 @@ def load_head_model(loader: Any, name: str, **kwargs: Any) -> Any:
 def model_length_limit(model_config: Any, tokenizer: Any) -> int | None:
     """The longest input the model takes (position embeddings; the tokenizer's limit if lower)."""
     limits = []
-    positions = getattr(model_config, "max_position_embeddings", None)
+    text_config = getattr(model_config, "text_config", None)  # a vision-language model's
+    positions = getattr(model_config, "max_position_embeddings", None) or getattr(
+        text_config, "max_position_embeddings", None
+    )
     if positions:
         # RoBERTa-style models reserve the first positions for padding.
         offset = (
@@ -161,7 +164,9 @@ def model_length_limit(model_config: Any, tokenizer: Any) -> int | None:
             else 0
         )
         limits.append(positions - offset)
-    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None) or getattr(
+        getattr(tokenizer, "tokenizer", None), "model_max_length", None
+    )  # a processor holds its tokenizer
     if tokenizer_limit and tokenizer_limit < 1_000_000:
         limits.append(tokenizer_limit)
     return min(limits) if limits else None

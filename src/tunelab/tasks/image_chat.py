@@ -12,9 +12,10 @@ match and chrF (short answers, OCR); the report shows the worst answers with the
 image. The vision tower is frozen by default (``image.train_vision: true`` trains it too);
 with ``--peft lora`` the adapters go on the language model's layers.
 
-What this first version leaves out: the image doctor sees each conversation's first image
-only (every image is opened and checked when the data is read), conversations are generated
-one at a time, and packing is off (images cannot be packed across rows).
+The image doctor examines every image of every conversation; a conversation longer than the
+run's ``max_length`` (the 99th percentile of the training conversations' tokens unless set)
+loses its last tokens but never part of an image; test answers are generated several
+conversations at a time, left-padded. Packing is off (images cannot be packed across rows).
 """
 
 from __future__ import annotations
@@ -42,11 +43,13 @@ from tunelab.tasks.base import DataFit
 from tunelab.tasks.file_classification import LABEL, PATH
 from tunelab.tasks.image_to_text import ImageToText
 from tunelab.tasks.token_windows import IGNORE
-from tunelab.tasks.vlm_encoding import encode_image_chats
+from tunelab.tasks.vlm_encoding import TOKEN_KEYS, encode_image_chats, rendered_chat
 
 log = logging.getLogger("tunelab")
 
 CHAT = "chat"  # the standardised column: {"messages", "images"} as JSON
+# conversations per generate call (benchmarks/vlm_generation.py)
+GENERATION_BATCH = 8
 MESSAGE_COLUMNS = ("messages", "conversations")
 
 
@@ -105,6 +108,8 @@ class ImageTextToText(ImageToText):
                  train_vision: bool = False) -> None:  # fmt: skip
         super().__init__("image", "messages", False, drop_invalid, settings)
         self.train_vision = train_vision
+        self.max_length: int | None = None  # training cuts longer conversations (encode)
+        self._image_rows: dict[str, list[Any]] = {}  # per split: each image's conversation row
 
     @classmethod
     def from_run_config(cls, config: Any) -> Self:
@@ -177,6 +182,37 @@ class ImageTextToText(ImageToText):
         shaped.attrs = {**frame.attrs, "columns": {PATH: "images", LABEL: column}}
         return shaped
 
+    # -- the doctor ---------------------------------------------------------------------
+
+    def image_frames(self, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Every image of every conversation, a row each, so that the doctor's duplicates,
+        near duplicates, size outliers and leakage between splits cover them all (the
+        report names them by their conversation's row: :meth:`diagnose`)."""
+        images = {}
+        self._image_rows = {}
+        for split, frame in frames.items():
+            pairs = [(row, image) for row, stored in frame[CHAT].items()
+                     for image in _chat_of(stored)["images"]]  # fmt: skip
+            self._image_rows[split] = [row for row, _ in pairs]
+            images[split] = pd.DataFrame({PATH: [image for _, image in pairs]})
+            images[split].attrs = dict(frame.attrs)
+        return images
+
+    def diagnose(
+        self, frames: dict[str, pd.DataFrame], find_label_errors: bool, seed: int
+    ) -> dict[str, Any]:
+        """As for image-to-text, over all the images of the conversations; ``rows`` counts
+        conversations, ``images_read`` their images, and examples name a conversation's row."""
+        report = super().diagnose(frames, find_label_errors, seed)
+        for split, section in report.get("images", {}).items():
+            _conversation_rows(section, self._image_rows[split])
+            section["rows"] = len(frames[split])
+        for key, section in report.get("leakage", {}).items():
+            held = key.split("_in_")[0]
+            if isinstance(section, dict) and held in self._image_rows:
+                _conversation_rows(section, self._image_rows[held])
+        return report
+
     def question_frame(
         self, images: list[str | bytes], questions: list[str], source: str = "--image/--text"
     ) -> pd.DataFrame:
@@ -222,11 +258,33 @@ class ImageTextToText(ImageToText):
         first = _chat_of(frame[CHAT].iloc[0])["images"][0]
         return image_tokens_per_image(processor, open_rgb(first))
 
+    # conversations have token lengths (text and image tokens): the run reports them and
+    # chooses max_length from them, as for text
+    has_token_lengths = True
+
+    def token_lengths(self, frame: pd.DataFrame, processor: Any) -> np.ndarray:
+        """Each conversation's tokens as the processor will make them, without opening its
+        images: the rendered text's tokens, and for each image the tokens its placeholder
+        grows by in the first training image (its image tokens and the markup around them;
+        exact where the processor gives every image the same budget, as SmolVLM does; an
+        estimate where it sizes each image apart, as Qwen2-VL does)."""
+        source = frame.attrs.get("source", "data")
+        texts, counts = [], []
+        for row, stored in frame[CHAT].items():
+            chat = _chat_of(stored)
+            texts.append(rendered_chat(processor, chat["messages"], f"{source} row {row}")[0])
+            counts.append(len(chat["images"]))
+        grows = _placeholder_growth(processor, _chat_of(frame[CHAT].iloc[0])["images"][0])
+        encoded = processor.tokenizer(texts, verbose=False)
+        pairs = zip(encoded["input_ids"], counts, strict=True)
+        return np.array([len(ids) + count * grows for ids, count in pairs])
+
     def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
         """A dataset of conversations that encodes (and opens the images of) each batch when
-        it is read."""
+        it is read, cut to ``max_length`` tokens but never inside an image."""
         from datasets import Dataset
 
+        self.max_length = max_length
         dataset = Dataset.from_dict({CHAT: frame[CHAT].tolist(),
                                      "where": [f"{frame.attrs.get('source', 'data')} row {r}"
                                                for r in frame.index]})  # fmt: skip
@@ -240,7 +298,8 @@ class ImageTextToText(ImageToText):
         def transform(batch: dict[str, list[Any]]) -> dict[str, Any]:
             chats = [(chat["messages"], chat["images"], where) for chat, where in
                      zip(map(_chat_of, batch[CHAT]), batch["where"], strict=True)]  # fmt: skip
-            rows = encode_image_chats(processor, chats)  # one processor call where it can
+            # one processor call where it can
+            rows = encode_image_chats(processor, chats, self.max_length)
             return {key: [row[key] for row in rows] for key in rows[0]}
 
         return transform
@@ -289,26 +348,46 @@ class ImageTextToText(ImageToText):
         self, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int,
         batch_size: int, precision: str = "fp32",
     ) -> Generations:  # fmt: skip
-        """The last answer of every conversation, generated from the turns before it (one
-        conversation at a time)."""
+        """The last answer of every conversation, generated from the turns before it, up to
+        ``GENERATION_BATCH`` conversations per call (fewer with a smaller ``batch_size``).
+
+        Conversations are batched by how many images they ask about, then by prompt length,
+        and padded on the left; a batch the processor cannot take together is generated one
+        conversation at a time, so an error names its row.
+        """
         import torch
 
         model.eval()
         source = frame.attrs.get("source", "data")
         stops = set(turn_end_ids(model, tokenizer))
-        texts: list[str] = []
-        stopped: list[bool] = []
         settings = {**self.generation_kwargs(tokenizer), "eos_token_id": sorted(stops)}
+        requests = []
+        for row, stored in frame[CHAT].items():
+            chat = _chat_of(stored)
+            prompt, _ = prompt_and_answer(chat["messages"])
+            requests.append((prompt, images_before(prompt, chat["images"]), f"{source} row {row}"))
+
+        def images_then_length(i: int) -> tuple[int, int]:
+            return len(requests[i][1]), len(json.dumps(requests[i][0]))
+
+        order = sorted(range(len(requests)), key=images_then_length)
+        size = max(1, min(batch_size, GENERATION_BATCH))
+        texts = [""] * len(requests)
+        stopped = [False] * len(requests)
         with torch.inference_mode(), autocast(model, precision):
-            for row, stored in frame[CHAT].items():
-                chat = _chat_of(stored)
-                prompt, _ = prompt_and_answer(chat["messages"])
-                images = images_before(prompt, chat["images"])
-                inputs = prompt_inputs(tokenizer, prompt, images, f"{source} row {row}")
-                inputs = {k: v.to(model.device) for k, v in inputs.items()}
-                generated = model.generate(**inputs, **settings)[0, inputs["input_ids"].shape[1] :]
-                texts.append(tokenizer.decode(generated, skip_special_tokens=True).strip())
-                stopped.append(bool(stops & set(generated.tolist())))
+            for start in range(0, len(order), size):
+                chunk = order[start : start + size]
+                try:
+                    groups = [(chunk, prompts_inputs(tokenizer, [requests[i] for i in chunk]))]
+                except ValueError:  # e.g. a processor that cannot batch these images
+                    groups = [([i], prompts_inputs(tokenizer, [requests[i]])) for i in chunk]
+                for rows, inputs in groups:
+                    inputs = {k: v.to(model.device) for k, v in inputs.items()}
+                    width = inputs["input_ids"].shape[1]
+                    generated = model.generate(**inputs, **settings)[:, width:]
+                    for index, answer in zip(rows, generated, strict=True):
+                        texts[index] = tokenizer.decode(answer, skip_special_tokens=True).strip()
+                        stopped[index] = bool(stops & set(answer.tolist()))
         return Generations(texts, stopped)
 
     def predictions(self, outputs: list[str], frame: pd.DataFrame) -> list[dict[str, Any]]:  # type: ignore[override]
@@ -332,11 +411,6 @@ class ImageTextToText(ImageToText):
         return None if warning is None else warning.replace("learned to read", "learned to answer")
 
 
-TOKEN_KEYS = frozenset(
-    {"input_ids", "attention_mask", "labels", "token_type_ids", "mm_token_type_ids"}
-)
-
-
 def _image_source(image: str | bytes) -> str:
     """An image as a content part names it: an absolute path, or a data URI of its bytes."""
     if isinstance(image, bytes):
@@ -347,17 +421,47 @@ def _image_source(image: str | bytes) -> str:
 def prompt_inputs(processor: Any, prompt: list[dict[str, Any]], images: list[Any],
                   where: str) -> dict[str, Any]:  # fmt: skip
     """The processor's tensors for ``prompt`` ending in the assistant's turn opening."""
+    return prompts_inputs(processor, [(prompt, images, where)])
+
+
+def prompts_inputs(
+    processor: Any, requests: list[tuple[list[dict[str, Any]], list[Any], str]]
+) -> dict[str, Any]:
+    """The processor's tensors for several prompts (messages, images, where), each ending in
+    the assistant's turn opening, padded on the left so every answer starts right after its
+    own prompt.
+
+    Raises:
+        UserError: when the chat template refuses a conversation (naming its ``where``).
+        ValueError: from the processor, when it cannot take these images together.
+    """
     from jinja2 import TemplateError
 
     from tunelab.data.images import open_rgb
 
-    try:
-        text = processor.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-    except TemplateError as exc:
-        raise UserError(f"{where}: the model's chat template refuses this conversation "
-                        f"({exc})") from None  # fmt: skip
-    opened = [open_rgb(image) for image in images]
-    return dict(processor(text=[text], images=[opened] if opened else None, return_tensors="pt"))
+    texts = []
+    for prompt, _, where in requests:
+        try:
+            texts.append(processor.apply_chat_template(prompt, tokenize=False,
+                                                       add_generation_prompt=True))  # fmt: skip
+        except TemplateError as exc:
+            raise UserError(f"{where}: the model's chat template refuses this conversation "
+                            f"({exc})") from None  # fmt: skip
+    opened = [[open_rgb(image) for image in images] for _, images, _ in requests]
+    padding = {"padding": True, "padding_side": "left"} if len(requests) > 1 else {}
+    return dict(processor(text=texts, images=opened if any(opened) else None,
+                          return_tensors="pt", **padding))  # fmt: skip
+
+
+def _placeholder_growth(processor: Any, image: Any) -> int:
+    """How many tokens the processor adds where one image's placeholder stands (0 for a
+    processor without an image token)."""
+    token = getattr(processor, "image_token", None)
+    if token is None:
+        return 0
+    expanded = processor(text=[str(token)], images=[[open_rgb(image)]])["input_ids"][0]
+    plain = processor.tokenizer([str(token)])["input_ids"][0]
+    return max(len(expanded) - len(plain), 0)
 
 
 def turn_end_ids(model: Any, processor: Any) -> list[int]:
@@ -382,6 +486,22 @@ def _vision_tower(model: Any) -> Any:
         if tower is not None:
             return tower
     return None
+
+
+def _conversation_rows(found: Any, rows: list[Any]) -> None:
+    """Replace, in place, the doctor's image positions (``row``, ``rows``) in ``found`` with
+    the rows of the conversations the images belong to."""
+    if isinstance(found, dict):
+        for key, value in found.items():
+            if key == "row" and isinstance(value, int):
+                found[key] = int(rows[value])
+            elif key in ("rows", "empty_paths") and isinstance(value, list):
+                found[key] = [int(rows[v]) for v in value]
+            else:
+                _conversation_rows(value, rows)
+    elif isinstance(found, list):
+        for value in found:
+            _conversation_rows(value, rows)
 
 
 def _present(value: Any) -> bool:

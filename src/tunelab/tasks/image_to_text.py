@@ -157,11 +157,7 @@ class ImageToText(ImageClassification):
         """The image doctor on the images (not on the texts, which are no classes), and per
         split the target texts: empty ones, lengths, and for held-out splits the share of
         their characters that no training text has (a reader cannot learn those)."""
-        images = {split: frame.drop(columns=[LABEL], errors="ignore") for split, frame in
-                  frames.items()}  # fmt: skip
-        for split, frame in frames.items():
-            images[split].attrs = dict(frame.attrs)
-        report = super().diagnose(images, find_label_errors, seed)
+        report = super().diagnose(self.image_frames(frames), find_label_errors, seed)
         seen = set("".join(frames["train"][LABEL].dropna())) if "train" in frames else set()
         texts: dict[str, Any] = {}
         for split, frame in frames.items():
@@ -181,6 +177,14 @@ class ImageToText(ImageClassification):
             texts[split] = section
         report["texts"] = texts
         return report
+
+    def image_frames(self, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """What the image doctor examines of each split: the images, without their texts."""
+        images = {}
+        for split, frame in frames.items():
+            images[split] = frame.drop(columns=[LABEL], errors="ignore")
+            images[split].attrs = dict(frame.attrs)
+        return images
 
     def doctor_lines(self, report: dict[str, Any]) -> list[str]:
         # images are letterboxed, not squashed: an odd one out only loses resolution

@@ -8,6 +8,10 @@ tokens, which shifts every character after it; it reports the replacements
 and mapped onto tokens through the fast tokenizer's offsets. Image tokens, prompts and the
 template's markup get ``-100``. This works for any processor that reports its replacements
 (Idefics3/SmolVLM, Qwen2-VL, LLaVA, ... in transformers 5).
+
+A conversation longer than the run's ``max_length`` loses its last tokens, but never part of
+an image: the model needs every token of an image to match its features, so a conversation
+whose images reach past the limit keeps everything up to its last image's end.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ from tunelab.data.images import open_rgb
 from tunelab.errors import UserError
 from tunelab.tasks.causal_encoding import chat_text_and_spans
 from tunelab.tasks.token_windows import IGNORE
+
+# the processor's outputs with a value per token (the rest describe the images)
+TOKEN_KEYS = frozenset(
+    {"input_ids", "attention_mask", "labels", "token_type_ids", "mm_token_type_ids"}
+)
 
 
 def _shifted(position: int, replacements: list[dict[str, Any]]) -> int:
@@ -30,8 +39,12 @@ def _shifted(position: int, replacements: list[dict[str, Any]]) -> int:
     return position + shift
 
 
-def _rendered(processor: Any, messages: list[dict[str, Any]], where: str) -> tuple[str, list]:
-    """The conversation rendered by the chat template, and its assistant spans."""
+def rendered_chat(processor: Any, messages: list[dict[str, Any]], where: str) -> tuple[str, list]:
+    """The conversation rendered by the chat template, and its assistant spans.
+
+    Raises:
+        UserError: naming ``where``, when the template refuses the conversation.
+    """
     from jinja2 import TemplateError
 
     try:
@@ -41,9 +54,12 @@ def _rendered(processor: Any, messages: list[dict[str, Any]], where: str) -> tup
                         f"({exc})") from None  # fmt: skip
 
 
-def _labelled(row: dict[str, Any], spans: list[tuple[int, int]]) -> dict[str, Any]:
+def _labelled(
+    row: dict[str, Any], spans: list[tuple[int, int]], max_length: int | None = None
+) -> dict[str, Any]:
     """One conversation's processor output with ``labels``: tokens inside an assistant span
-    (moved past the images' tokens) keep their id, the rest get ``-100``."""
+    (moved past the images' tokens) keep their id, the rest get ``-100``; cut to
+    ``max_length`` tokens, or to the end of its last image where that is later."""
     replacements = row.pop("text_replacement_offsets", None) or []  # none without images
     moved = [(_shifted(s, replacements), _shifted(e, replacements)) for s, e in spans]
     offsets = row.pop("offset_mapping")
@@ -52,11 +68,21 @@ def _labelled(row: dict[str, Any], spans: list[tuple[int, int]]) -> dict[str, An
         token if end > start and any(s <= start and end <= e for s, e in moved) else IGNORE
         for token, (start, end) in zip(row["input_ids"], offsets, strict=True)
     ]
+    if max_length is not None and len(row["input_ids"]) > max_length:
+        images_end = max((r["new_span"][1] for r in replacements), default=0)
+        through_images = sum(1 for start, _ in offsets if start < images_end)
+        keep = max(max_length, through_images)
+        for key in TOKEN_KEYS & row.keys():
+            row[key] = list(row[key])[:keep]
     return row
 
 
 def encode_image_chat(
-    processor: Any, messages: list[dict[str, Any]], images: list[Any], where: str
+    processor: Any,
+    messages: list[dict[str, Any]],
+    images: list[Any],
+    where: str,
+    max_length: int | None = None,
 ) -> dict[str, Any]:
     """One conversation as the model's inputs with ``labels`` on the assistant turns only.
 
@@ -66,12 +92,13 @@ def encode_image_chat(
             gives them.
         images: the conversation's images (paths or bytes) in the order of their parts.
         where: how errors name the conversation (``"chats.jsonl line 4"``).
+        max_length: cut longer conversations to this many tokens, but never inside an image.
 
     Raises:
         UserError: when the chat template refuses the conversation (an image where the
             template allows none) or the processor cannot place the images.
     """
-    text, spans = _rendered(processor, messages, where)
+    text, spans = rendered_chat(processor, messages, where)
     opened = [open_rgb(image) for image in images]
     try:
         encoded = processor(text=[text], images=[opened] if opened else None,
@@ -79,17 +106,19 @@ def encode_image_chat(
                             return_offsets_mapping=True)  # fmt: skip
     except ValueError as exc:  # e.g. placeholders that do not match the images
         raise UserError(f"{where}: the processor cannot place the images ({exc})") from None
-    return _labelled({key: value[0] for key, value in encoded.items()}, spans)
+    return _labelled({key: value[0] for key, value in encoded.items()}, spans, max_length)
 
 
 def encode_image_chats(
-    processor: Any, chats: list[tuple[list[dict[str, Any]], list[Any], str]]
+    processor: Any,
+    chats: list[tuple[list[dict[str, Any]], list[Any], str]],
+    max_length: int | None = None,
 ) -> list[dict[str, Any]]:
     """Several conversations (messages, images, where) as :func:`encode_image_chat` encodes
     each, in one processor call where the processor answers sample by sample (Idefics3,
     LLaVA); one at a time where it concatenates the images' patches across the batch
     (Qwen2-VL), and to name the conversation a processor error is about."""
-    rendered = [_rendered(processor, messages, where) for messages, _, where in chats]
+    rendered = [rendered_chat(processor, messages, where) for messages, _, where in chats]
     opened = [[open_rgb(image) for image in images] for _, images, _ in chats]
     if chats and all(opened):
         try:
@@ -103,7 +132,7 @@ def encode_image_chats(
             and "image_grid_thw" not in encoded
             and all(len(value) == len(chats) for value in encoded.values())
         ):
-            return [_labelled({key: value[i] for key, value in encoded.items()}, rendered[i][1])
-                    for i in range(len(chats))]  # fmt: skip
-    return [encode_image_chat(processor, messages, images, where)
+            return [_labelled({key: value[i] for key, value in encoded.items()},
+                              rendered[i][1], max_length) for i in range(len(chats))]  # fmt: skip
+    return [encode_image_chat(processor, messages, images, where, max_length)
             for messages, images, where in chats]  # fmt: skip

@@ -422,14 +422,15 @@ def _max_length(
     if length_limit and config.peft.method in PROMPT_METHODS:  # virtual tokens take positions
         length_limit -= config.peft.num_virtual_tokens
     max_length = choose_max_length(lengths, length_limit, config.model.max_length)
-    if task.input_kind != "text":  # an image is one input: no token limit to report
+    if task.input_kind != "text":
         count = getattr(task, "image_tokens", None)  # a model that reads images as tokens
         image_tokens = count(train, tokenizer) if count else None
         if image_tokens is not None:
             data_report["image_tokens_per_image"] = image_tokens
             log.info("%d image tokens per image (the first training image; image.processor "
                      "sets the budget)", image_tokens)  # fmt: skip
-        return max_length
+        if not getattr(task, "has_token_lengths", False):  # a file is one input: no limit
+            return max_length
     kept = np.minimum(lengths, max_length)  # what each training row feeds the model
     data_report["tokens"] = {
         "max_length": max_length,

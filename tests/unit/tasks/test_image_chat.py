@@ -90,6 +90,17 @@ def test_a_tiny_vlm_learns_to_answer_from_the_image(tmp_path: Path) -> None:
     generated = model.generate(**inputs)[0, inputs["input_ids"].shape[1] :]
     assert processor.decode(generated, skip_special_tokens=True).strip() == records[0]["output"]
 
+    # batched (left-padded, questions of different lengths) answers as one at a time does
+    from tunelab.models.trained import load_trained
+
+    model, processor, task, max_length = load_trained(run / "model")
+    questions = ["what colour is it", "colour?", "what colour is it", "is it red or blue"]
+    frame = task.question_frame([*images, images[0]], questions)
+    batched = task.forward(model, processor, frame, max_length, batch_size=4)
+    singly = task.forward(model, processor, frame, max_length, batch_size=1)
+    assert list(batched) == list(singly) and batched.stopped == singly.stopped
+    assert batched[0] == records[0]["output"]
+
     # a chats file ending with the user's turn is answered too
     ask = tmp_path / "data" / "ask.jsonl"
     turn = {"role": "user", "content": "<image>what colour is it"}
@@ -172,6 +183,42 @@ def test_images_and_questions_must_pair_up(tmp_path: Path) -> None:
         ImageTextToText().question_frame(images, ["a", "b", "c"])
     frame = ImageTextToText().question_frame(images[:1], ["a", "b"])  # one image, two questions
     assert len(frame) == 2 and "label" not in frame.columns
+
+
+def test_the_doctor_sees_every_image_of_a_conversation_and_names_its_row(tmp_path: Path) -> None:
+    """A second image in a later turn, copied from another conversation's image, is found as
+    a duplicate; a test conversation whose second image is a training image is leakage; the
+    report names the conversations' rows."""
+    import shutil
+
+    from tunelab.data.image_doctor import image_doctor_lines
+    from tunelab.data.load import read_table
+    from tunelab.tasks.image_chat import ImageTextToText
+
+    chats = make_chats(tmp_path / "data", rows=6)
+    lines = chats.read_text(encoding="utf-8").splitlines()
+    shutil.copy(tmp_path / "data" / "img" / "0.png", tmp_path / "data" / "img" / "copy.png")
+    two = {"images": ["img/3.png", "img/copy.png"], "messages": [
+        {"role": "user", "content": "<image>what colour is it"},
+        {"role": "assistant", "content": "green"},
+        {"role": "user", "content": "<image>and this one"},
+        {"role": "assistant", "content": "red"}]}  # fmt: skip
+    lines[3] = json.dumps(two)
+    chats.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    held = tmp_path / "data" / "test.jsonl"
+    held.write_text(json.dumps({**two, "images": ["img/5.png", "img/2.png"]}) + "\n", "utf-8")
+
+    task = ImageTextToText()
+    frames = {"train": task.standardize(read_table(chats)),
+              "test": task.standardize(read_table(held))}  # fmt: skip
+    report = task.diagnose(frames, find_label_errors=False, seed=0)
+    train = report["images"]["train"]
+    assert train["rows"] == 6 and train["images_read"] == 7
+    assert train["duplicates"] == 1 and train["duplicate_examples"]
+    assert report["leakage"]["test_in_train"]["exact"] == 2  # img/5.png and img/2.png
+    assert {e["row"] for e in report["leakage"]["test_in_train"]["examples"]} == {1}
+    said = image_doctor_lines(report)
+    assert any("7 images" in line for line in said), said
 
 
 def test_bad_chats_are_one_line_and_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -287,3 +334,31 @@ def test_qwen2_vl_batches_concatenate_patches_and_pad_per_token_keys() -> None:
     loss = Qwen2VLForConditionalGeneration(config)(**batch).loss
     loss.backward()
     assert torch.isfinite(loss)
+
+
+def test_token_lengths_are_what_the_processor_makes_so_max_length_cuts_nothing_it_need_not(
+    tmp_path: Path,
+) -> None:
+    """The run's max_length comes from these counts: an undercount would cut every answer."""
+    from transformers import AutoProcessor
+
+    from tunelab.data.load import read_table
+    from tunelab.models.scratch_vlm import save_scratch_vlm
+    from tunelab.tasks.image_chat import ImageTextToText
+
+    chats = make_chats(tmp_path / "data", rows=6)
+    lines = chats.read_text(encoding="utf-8").splitlines()
+    lines[2] = json.dumps({"images": ["img/2.png", "img/3.png"], "messages": [
+        {"role": "user", "content": "<image><image>which is greener"},
+        {"role": "assistant", "content": "the second one, by far"}]})  # fmt: skip
+    chats.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    model = save_scratch_vlm(["what colour is it", *COLOURS] * 10, tmp_path / "vlm",
+                             image_size=16, patch_size=4, layers=1, hidden=32, heads=2,
+                             vision_hidden=32)  # fmt: skip
+    processor = AutoProcessor.from_pretrained(model)
+    task = ImageTextToText()
+    frame = task.standardize(read_table(chats))
+    counted = task.token_lengths(frame, processor)
+    encoded = task.encode(frame, processor, max_length=10_000)
+    assert list(counted) == [len(encoded[i]["input_ids"]) for i in range(len(frame))]
+    assert counted[2] > counted[0]  # two images and a longer answer

@@ -123,3 +123,26 @@ def test_a_batch_encodes_as_each_conversation_alone(tiny_vlm, tmp_path) -> None:
                               np.asarray(alone["pixel_values"]))  # fmt: skip
     with pytest.raises(UserError, match=r"^c line 2: the processor cannot place the images"):
         encode_image_chats(processor, [(CHAT, [red, blue], "c line 1"), (one, [], "c line 2")])
+
+
+def test_a_long_conversation_is_cut_to_max_length_but_never_inside_an_image(
+    tiny_vlm, tmp_path
+) -> None:
+    processor, _ = tiny_vlm
+    images = pictures(tmp_path)
+    full = encode_image_chat(processor, CHAT, images, "c line 1")
+    image_token = processor.tokenizer.convert_tokens_to_ids("<image>")
+    last_image = max(i for i, token in enumerate(full["input_ids"]) if token == image_token)
+
+    limit = last_image + 4  # past the images, before the end of the answers
+    assert limit < len(full["input_ids"])
+    cut = encode_image_chat(processor, CHAT, images, "c line 1", max_length=limit)
+    for key in ("input_ids", "attention_mask", "labels"):
+        assert list(cut[key]) == list(full[key])[:limit]
+    assert np.array_equal(np.asarray(cut["pixel_values"]), np.asarray(full["pixel_values"]))
+
+    inside = encode_image_chat(processor, CHAT, images, "c line 1", max_length=last_image - 2)
+    kept = len(inside["input_ids"])
+    assert last_image < kept < limit  # kept through the image's closing markup, not more
+    assert inside["input_ids"].count(image_token) == full["input_ids"].count(image_token)
+    assert inside["input_ids"] == full["input_ids"][:kept]

@@ -34,22 +34,17 @@ import argparse
 import json
 import math
 import random
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from arms import peak_mb, run_child
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "image_speed.json"
 BATCH, RATE = 32, 1e-3
-
-
-def _peak_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _files(folder: Path) -> list[tuple[str, str]]:
@@ -95,7 +90,7 @@ def arm_tunelab(work: Path, data: Path, model: Path, epochs: float, copies: int)
         "wall_seconds": round(wall, 1),
         "predict_images_per_s": round(len(test_files) / predict_seconds, 1),
         "test_accuracy": round(metrics["test"]["accuracy"], 4),
-        "peak_rss_mb": _peak_mb(),
+        "peak_rss_mb": peak_mb(),
     }
 
 
@@ -165,7 +160,7 @@ def arm_trainer(work: Path, data: Path, model_dir: Path, epochs: float) -> dict[
         "train_images_per_s": round(len(train) * epochs / seconds, 1),
         "predict_images_per_s": round(len(test) / predict_seconds, 1),
         "test_accuracy": round(float((predicted.predictions.argmax(-1) == gold).mean()), 4),
-        "peak_rss_mb": _peak_mb(),
+        "peak_rss_mb": peak_mb(),
     }
 
 
@@ -182,15 +177,8 @@ def _child(args: argparse.Namespace) -> None:
 
 
 def _run_child(name: str, work: Path, epochs: float, threads: int) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", name, "--work", str(work),
-         "--epochs", str(epochs), "--threads", str(threads)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode or not lines:
-        raise SystemExit(f"arm {name} failed:\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    return run_child(__file__, name, "--work", str(work), "--epochs", str(epochs),
+                     "--threads", str(threads))  # fmt: skip
 
 
 def main() -> None:

@@ -34,22 +34,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from arms import peak_mb, run_child
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "ocr_speed.json"
 BATCH, RATE, HEIGHT, WIDTH, PATCH = 32, 1e-3, 32, 320, 8
-
-
-def _peak_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _config(work: Path, data: Path, model: Path, epochs: float, rows: int) -> dict[str, Any]:
@@ -98,7 +93,7 @@ def arm_tunelab(
         "read_images_per_s": round(len(paths) / read_seconds, 1),
         "test_cer": round(metrics["test"]["cer"], 4),
         "test_exact_match": round(metrics["test"]["exact_match"], 4),
-        "peak_rss_mb": _peak_mb(),
+        "peak_rss_mb": peak_mb(),
     }
 
 
@@ -185,7 +180,7 @@ def arm_trainer(
         "read_images_per_s": round(len(test) / read_seconds, 1),
         "test_cer": round(scores["cer"], 4),
         "test_exact_match": round(scores["exact_match"], 4),
-        "peak_rss_mb": _peak_mb(),
+        "peak_rss_mb": peak_mb(),
     }
 
 
@@ -197,7 +192,7 @@ def arm_memory(work: Path, data: Path, model: Path, steps: int) -> dict[str, Any
     config["data"].pop("validation")
     config["data"].pop("test")
     tunelab.train(config, overwrite=True)
-    return {"peak_rss_mb": _peak_mb()}
+    return {"peak_rss_mb": peak_mb()}
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -218,16 +213,10 @@ def _child(args: argparse.Namespace) -> None:
 
 
 def _run_child(name: str, model: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", name, "--work", str(work), "--model", model,
-         "--epochs", str(args.epochs), "--threads", str(args.threads), "--rows", str(args.rows),
-         "--memory-steps", str(args.memory_steps)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode or not lines:
-        raise SystemExit(f"arm {name} failed:\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    options = ["--work", str(work), "--model", model, "--epochs", str(args.epochs),
+               "--threads", str(args.threads), "--rows", str(args.rows),
+               "--memory-steps", str(args.memory_steps)]  # fmt: skip
+    return run_child(__file__, name, *options)
 
 
 def main() -> None:

@@ -33,13 +33,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from arms import peak_mb, run_child
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "vlm_speed.json"
@@ -49,10 +48,6 @@ COLOURS = {
     "yellow": (230, 220, 40), "purple": (150, 40, 180), "orange": (240, 140, 30),
 }  # fmt: skip
 QUESTION = "what colour is it?"
-
-
-def _peak_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def make_data(folder: Path, train: int = 1200, test: int = 300) -> None:
@@ -117,12 +112,12 @@ def arm_tunelab(work: Path, model: Path, epochs: float, steps: int | None = None
     result = tunelab.train(config, overwrite=True)
     metrics = result["metrics"]
     if steps is not None:
-        return {"peak_rss_mb": _peak_mb()}
+        return {"peak_rss_mb": peak_mb()}
     seconds = metrics["train"]["optimizer_seconds"]
     return {"train_seconds": round(seconds, 2),
             "train_samples_per_s": round(1200 * epochs / seconds, 1),
             "test_exact_match": round(metrics["test"]["exact_match"], 4),
-            "peak_rss_mb": _peak_mb()}  # fmt: skip
+            "peak_rss_mb": peak_mb()}  # fmt: skip
 
 
 def arm_trainer(work: Path, model_dir: Path, epochs: float) -> dict:
@@ -201,7 +196,7 @@ def arm_trainer(work: Path, model_dir: Path, epochs: float) -> dict:
     return {"train_seconds": round(seconds, 2),
             "train_samples_per_s": round(1200 * epochs / seconds, 1),
             "test_exact_match": round(correct / len(test), 4),
-            "peak_rss_mb": _peak_mb()}  # fmt: skip
+            "peak_rss_mb": peak_mb()}  # fmt: skip
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -220,16 +215,9 @@ def _child(args: argparse.Namespace) -> None:
 
 
 def _run_child(name: str, size: int, work: Path, args: argparse.Namespace) -> dict:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", name, "--work", str(work), "--size", str(size),
-         "--epochs", str(args.epochs), "--threads", str(args.threads),
-         "--memory-steps", str(args.memory_steps)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode or not lines:
-        raise SystemExit(f"arm {name} failed:\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    return run_child(__file__, name, "--work", str(work), "--size", str(size),
+                     "--epochs", str(args.epochs), "--threads", str(args.threads),
+                     "--memory-steps", str(args.memory_steps))  # fmt: skip
 
 
 def main() -> None:

@@ -20,6 +20,21 @@ NEGATIVE = ["很差", "失望", "退货", "糟糕", "难用"]
 FILLER = list("这个东西我们买了用起来觉得还是价格包装物流快递质量外观手机电脑书")
 PERSONS = ["张三", "李小明", "王芳"]
 PLACES = ["北京", "上海", "广州"]
+# a two-turn conversation about two images, in content parts (as tunelab reads every form)
+TWO_IMAGE_CHAT = [
+    {"role": "system", "content": [{"type": "text", "text": "Read carefully."}]},
+    {
+        "role": "user",
+        "content": [
+            {"type": "image"},
+            {"type": "text", "text": "Which is red?"},
+            {"type": "image"},
+        ],
+    },
+    {"role": "assistant", "content": [{"type": "text", "text": "The first."}]},
+    {"role": "user", "content": [{"type": "text", "text": "Sure?"}]},
+    {"role": "assistant", "content": [{"type": "text", "text": "Yes."}]},
+]
 
 # what makes a test slow: calling one of these (itself, through a helper or fixture of the test
 # suite, or as a CLI command), unless the call stands inside `with pytest.raises(...)`, where

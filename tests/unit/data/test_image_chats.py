@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.conftest import TWO_IMAGE_CHAT
 from tunelab.data.image_chats import read_image_chats
 from tunelab.errors import UserError
 
@@ -27,22 +28,6 @@ def chats_file(folder: Path, rows: list[dict], name: str = "chats.jsonl") -> Pat
     else:
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
     return path
-
-
-EXPECTED = [
-    {"role": "system", "content": [{"type": "text", "text": "Read carefully."}]},
-    {
-        "role": "user",
-        "content": [
-            {"type": "image"},
-            {"type": "text", "text": "Which is red?"},
-            {"type": "image"},
-        ],
-    },
-    {"role": "assistant", "content": [{"type": "text", "text": "The first."}]},
-    {"role": "user", "content": [{"type": "text", "text": "Sure?"}]},
-    {"role": "assistant", "content": [{"type": "text", "text": "Yes."}]},
-]
 
 
 def test_the_three_forms_read_the_same(tmp_path: Path) -> None:
@@ -89,7 +74,7 @@ def test_the_three_forms_read_the_same(tmp_path: Path) -> None:
     jsonl = read_image_chats(chats_file(tmp_path, [parts, placeholders, sharegpt]))
     listed = read_image_chats(chats_file(tmp_path, [placeholders], "demo.json"))
     for chat in [*jsonl, *listed]:
-        assert chat == {"messages": EXPECTED, "images": [str(red), str(blue)]}
+        assert chat == {"messages": TWO_IMAGE_CHAT, "images": [str(red), str(blue)]}
 
 
 def test_a_data_uri_is_read_as_the_images_bytes(tmp_path: Path) -> None:

@@ -11,25 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import TWO_IMAGE_CHAT
 from tunelab.errors import UserError
 from tunelab.models.scratch_vlm import save_scratch_vlm
 from tunelab.tasks.token_windows import IGNORE
 from tunelab.tasks.vlm_encoding import encode_image_chat
 
-CHAT = [
-    {"role": "system", "content": [{"type": "text", "text": "Read carefully."}]},
-    {
-        "role": "user",
-        "content": [
-            {"type": "image"},
-            {"type": "text", "text": "Which is red?"},
-            {"type": "image"},
-        ],
-    },
-    {"role": "assistant", "content": [{"type": "text", "text": "The first."}]},
-    {"role": "user", "content": [{"type": "text", "text": "Sure?"}]},
-    {"role": "assistant", "content": [{"type": "text", "text": "Yes."}]},
-]
+CHAT = TWO_IMAGE_CHAT
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,7 @@ def test_each_stage_can_run_alone_and_passes_plain_values_on(tiny_bert, tmp_path
     sampler = fitted.trainer._get_train_sampler()  # group_by_length: tunelab's buckets
     assert isinstance(sampler, BucketedRandomSampler)
     assert sampler.lengths == list(parts.encoded["train"]["length"])
+    assert sampler.labels == list(parts.encoded["train"]["labels"])  # batches keep the mix
     throughput = fitted.stats["throughput"]  # every run reports its utilisation
     assert throughput["tokens_per_second"] > 0 and 0 < throughput["mfu"] < 1
     expected = parts.data_report["tokens"]["total"] * float(fitted.trainer.state.epoch)

@@ -52,6 +52,28 @@ def test_batch_order_is_not_sorted_by_length() -> None:
     assert descending_steps < 0.75 * (len(maxima) - 1)  # sorted order would give all of them
 
 
+def test_with_labels_every_batch_holds_the_mix_even_where_length_follows_the_label() -> None:
+    """Positive texts are the long ones here: sorting by length alone makes one-label batches
+    (MiniLM trained on such batches of Chinese reviews predicted one class)."""
+    generator = random.Random(1)
+    labels = [index % 2 for index in range(1024)]
+    lengths = [generator.randint(1, 60) + 100 * label for label in labels]
+
+    def worst_share(batches: list[list[int]]) -> float:
+        return max(abs(sum(labels[i] for i in batch) / len(batch) - 0.5) for batch in batches)
+
+    plain = bucketed_batches(lengths, 32, generator=torch.Generator().manual_seed(0))
+    mixed = bucketed_batches(lengths, 32, generator=torch.Generator().manual_seed(0),
+                             labels=labels)  # fmt: skip
+    assert worst_share(plain) == 0.5  # some batch holds a single label
+    assert worst_share(mixed) <= 2 / 32
+    assert sorted(i for batch in mixed for i in batch) == list(range(1024))
+    # within each label, neighbours in a batch are still close in length
+    spread = [max(lengths[i] for i in batch if labels[i] == 1)
+              - min(lengths[i] for i in batch if labels[i] == 1) for batch in mixed]  # fmt: skip
+    assert max(spread) <= 10
+
+
 def test_the_sampler_follows_the_global_seed_and_reshuffles_each_epoch() -> None:
     sampler = BucketedRandomSampler(_lengths(300), batch_size=16)
     torch.manual_seed(7)
@@ -81,6 +103,20 @@ def test_the_trainer_gets_buckets_from_the_length_column_it_drops_before_samplin
     sampler = trainer._get_train_sampler(without_length)
     assert isinstance(sampler, BucketedRandomSampler)
     assert sampler.lengths == list(range(10)) and sampler.batch_size == 4
+
+
+def test_class_numbers_are_kept_mixed_and_other_labels_are_not_read() -> None:
+    classes = _fake_trainer("random", {"input_ids": [[1]] * 6, "length": [1] * 6,
+                                       "labels": [0, 1, 2, 0, 1, 2]})  # fmt: skip
+    tags = _fake_trainer("random", {"input_ids": [[1]] * 6, "length": [1] * 6,
+                                    "labels": [[0, 1]] * 6})  # fmt: skip
+    scores = _fake_trainer("random", {"input_ids": [[1]] * 6, "length": [1] * 6,
+                                      "labels": [0.5] * 6})  # fmt: skip
+    found = []
+    for trainer in (classes, tags, scores):
+        use_bucketed_sampler(trainer)
+        found.append(trainer._get_train_sampler().labels)
+    assert found == [[0, 1, 2, 0, 1, 2], None, None]
 
 
 def test_tasks_that_ask_for_another_order_or_measure_no_lengths_keep_the_trainers_sampler():

@@ -101,6 +101,15 @@ def test_overrides_leave_the_callers_tree_alone():
     assert tree == {"training": {"epochs": 2}}
 
 
+def test_torch_compile_is_off_unless_asked_and_reaches_the_trainer(tmp_path):
+    from tunelab.training.trainer import training_arguments
+
+    plain = training_arguments(build_config({}).training, tmp_path, 0, "fp32", None, True)
+    asked = build_config({"training": {"torch_compile": True}}).training
+    compiled = training_arguments(asked, tmp_path, 0, "fp32", None, True)
+    assert plain.torch_compile is False and compiled.torch_compile is True
+
+
 def test_fsdp_and_deepspeed_settings_are_checked_and_passed_to_the_trainer(tmp_path):
     from tunelab.training.trainer import distributed_arguments, training_arguments
 

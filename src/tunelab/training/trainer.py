@@ -116,6 +116,7 @@ def training_arguments(
         use_cpu=not torch.cuda.is_available(),
         # length grouping is tunelab's own sampler (use_bucketed_sampler), not the Trainer's
         train_sampling_strategy="random",
+        torch_compile=training.torch_compile,
         eval_strategy=eval_strategy,
         eval_steps=eval_steps,
         save_strategy=eval_strategy if evaluate else "epoch",

@@ -119,19 +119,22 @@ def main() -> None:
     parser.add_argument("--arms", default="before,default")
     parser.add_argument("--seeds", default="0,1,2", help="seeds to run, e.g. 0,1,2")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="results file (another one re-measures a changed default beside "
+                        "the committed figures)")  # fmt: skip
     args = parser.parse_args()
     for name in args.sets.split(","):
         for arm in args.arms.split(","):
             for seed in args.seeds.split(","):
-                if seed in read_results(RESULTS).get(name, {}).get(arm, {}):
+                if seed in read_results(args.results).get(name, {}).get(arm, {}):
                     continue
                 row = run(name, arm, int(seed), args.threads)
                 print(name, arm, seed, json.dumps(row), flush=True)
                 with locked(WORK):  # parallel queues each add their own rows
-                    results = read_results(RESULTS)
+                    results = read_results(args.results)
                     results.setdefault(name, {}).setdefault(arm, {})[seed] = row
-                    write_results(RESULTS, results)
-    print(table(read_results(RESULTS)))
+                    write_results(args.results, results)
+    print(table(read_results(args.results)))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,11 @@ test rows:
 - ``recipe``: what ``examples/pytorch/text-classification/run_classification.py`` does with
   its defaults: every text padded to ``max_seq_length`` 128, batch 8, fp32, random order;
 - ``best_practice``: a careful hand-written script: dynamic padding
-  (``DataCollatorWithPadding``), length-grouped batches, batch 32, bf16 autocast where this
+  (``DataCollatorWithPadding``), length-grouped batches (the Trainer's
+  ``train_sampling_strategy="group_by_length"``), batch 32, bf16 autocast where this
   machine trains faster in it (measured once, as tunelab measures it: on this CPU fp32 wins);
+- ``best_practice_random``: the same script with batches in random order, as a careful user
+  would run it after seeing the grouped order cost accuracy on short runs;
 - ``tunelab``: ``tunelab train`` with its defaults, no validation split (the scripts evaluate
   nothing while training either), so it also fits its TF-IDF baseline, writes the report with
   explanations, predictions and calibration.
@@ -51,7 +54,7 @@ DATA = {
     "zh-sentiment": (ROOT / "data" / "zh-sentiment" / "train.csv",
                      ROOT / "data" / "zh-sentiment" / "test.csv"),
 }  # fmt: skip
-ARMS = ("recipe", "best_practice", "tunelab")
+ARMS = ("recipe", "best_practice", "best_practice_random", "tunelab")
 RESULTS = HERE / "results" / "train_speed.json"
 
 
@@ -107,7 +110,8 @@ def _script(arm: str, model_dir: str, args: argparse.Namespace, out: Path) -> di
         from tunelab.inference import resolve_precision  # the measured choice, not a guess
 
         settings.update(per_device_train_batch_size=32, per_device_eval_batch_size=64,
-                        train_sampling_strategy="group_by_length",
+                        train_sampling_strategy="random" if arm.endswith("random")
+                        else "group_by_length",
                         bf16=resolve_precision("auto") == "bf16")  # fmt: skip
         if args.script_warmup:  # tunelab's schedule: warm-up share and weight decay
             settings.update(warmup_steps=args.script_warmup, weight_decay=0.01)
@@ -198,7 +202,7 @@ def summary(runs: dict[str, list[dict]]) -> dict:
 
     found: dict = {}
     if "tunelab" in runs:
-        for script in ("best_practice", "recipe"):
+        for script in ("best_practice", "best_practice_random", "recipe"):
             if script in runs:
                 found[f"tunelab_vs_{script}"] = {
                     "end_to_end": round(mean("tunelab", "end_to_end_samples_per_second")
@@ -268,7 +272,8 @@ def main() -> None:
                 print(data, repeat, arm, runs[arm][-1], file=sys.stderr, flush=True)
         found[data].update(runs=runs, **summary(runs))
         print(table(data, runs))
-        for key in ("tunelab_vs_best_practice", "tunelab_vs_recipe"):
+        for key in ("tunelab_vs_best_practice", "tunelab_vs_best_practice_random",
+                    "tunelab_vs_recipe"):  # fmt: skip
             if key in found[data]:
                 print(f"{key}: {found[data][key]}")
         args.out.write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")

@@ -43,7 +43,7 @@ def _probability(model, ids: torch.Tensor, label: int) -> float:
 
 def test_attributions_add_up_to_the_probability_change_from_the_baseline(loaded):
     model, tokenizer, task, _ = loaded
-    (item,) = explain_loaded(model, tokenizer, task, ["这个东西很好用起来"], steps=48)
+    (item,) = explain_loaded(model, tokenizer, task, ["这个东西很好用起来"], steps=256)
     ids = torch.tensor([tokenizer("这个东西很好用起来")["input_ids"]])
     special = torch.tensor([item["special"]])
     baseline = torch.where(special, ids, torch.full_like(ids, tokenizer.pad_token_id))
@@ -170,12 +170,12 @@ def test_lora_run_is_explained_through_the_peft_embeddings(
     )  # fmt: skip
     run = Path(tunelab.train(config)["output"])
     text = ["这个东西很好用起来"]
-    (item,) = explain(run, text, steps=128)
-    (same,) = explain(run / "model", text, steps=128)
+    (item,) = explain(run, text, steps=1024)
+    (same,) = explain(run / "model", text, steps=1024)
     assert item["attributions"] == same["attributions"]
     # the adapter folded into plain weights is the same function: the same attributions
-    (merged,) = explain(tunelab.merge(run), text, steps=128)
-    assert item["attributions"] == pytest.approx(merged["attributions"], abs=1e-5)
+    (merged,) = explain(tunelab.merge(run), text, steps=1024)
+    assert item["attributions"] == pytest.approx(merged["attributions"], rel=1e-4, abs=1e-5)
     # gradients reach the adapter model's embeddings: the sentiment word leads
     top = max(range(len(item["tokens"])), key=lambda i: item["attributions"][i])
     assert item["tokens"][top] in "很好" and item["attributions"][top] > 0.05

@@ -43,7 +43,12 @@ from tunelab.tasks.base import DataFit
 from tunelab.tasks.file_classification import LABEL, PATH
 from tunelab.tasks.image_to_text import ImageToText
 from tunelab.tasks.token_windows import IGNORE
-from tunelab.tasks.vlm_encoding import TOKEN_KEYS, encode_image_chats, rendered_chat
+from tunelab.tasks.vlm_encoding import (
+    TOKEN_KEYS,
+    encode_image_chats,
+    rendered_chat,
+    template_refusal_named,
+)
 
 log = logging.getLogger("tunelab")
 
@@ -435,18 +440,13 @@ def prompts_inputs(
         UserError: when the chat template refuses a conversation (naming its ``where``).
         ValueError: from the processor, when it cannot take these images together.
     """
-    from jinja2 import TemplateError
-
     from tunelab.data.images import open_rgb
 
     texts = []
     for prompt, _, where in requests:
-        try:
+        with template_refusal_named(where):
             texts.append(processor.apply_chat_template(prompt, tokenize=False,
                                                        add_generation_prompt=True))  # fmt: skip
-        except TemplateError as exc:
-            raise UserError(f"{where}: the model's chat template refuses this conversation "
-                            f"({exc})") from None  # fmt: skip
     opened = [[open_rgb(image) for image in images] for _, images, _ in requests]
     padding = {"padding": True, "padding_side": "left"} if len(requests) > 1 else {}
     return dict(processor(text=texts, images=opened if any(opened) else None,

@@ -16,6 +16,8 @@ whose images reach past the limit keeps everything up to its last image's end.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tunelab.data.images import open_rgb
@@ -39,19 +41,27 @@ def _shifted(position: int, replacements: list[dict[str, Any]]) -> int:
     return position + shift
 
 
+@contextmanager
+def template_refusal_named(where: str) -> Iterator[None]:
+    """Turns the chat template's refusal of a conversation (an image in a turn where the
+    template allows none, roles out of order) into one line naming ``where``."""
+    from jinja2 import TemplateError
+
+    try:
+        yield
+    except TemplateError as exc:
+        raise UserError(f"{where}: the model's chat template refuses this conversation "
+                        f"({exc})") from None  # fmt: skip
+
+
 def rendered_chat(processor: Any, messages: list[dict[str, Any]], where: str) -> tuple[str, list]:
     """The conversation rendered by the chat template, and its assistant spans.
 
     Raises:
         UserError: naming ``where``, when the template refuses the conversation.
     """
-    from jinja2 import TemplateError
-
-    try:
+    with template_refusal_named(where):
         return chat_text_and_spans(processor, messages)
-    except TemplateError as exc:
-        raise UserError(f"{where}: the model's chat template refuses this conversation "
-                        f"({exc})") from None  # fmt: skip
 
 
 def _labelled(

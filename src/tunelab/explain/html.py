@@ -8,10 +8,9 @@ user text goes through ``html.escape``. ``render_fragment`` is what the run repo
 from __future__ import annotations
 
 import html
-import warnings
 from typing import Any
 
-from tunelab.evaluation.plots import figure_bytes, new_figure
+from tunelab.explain.heat_map import attention_svg
 
 STYLE = """
 .tl-ex { font-family: system-ui, sans-serif; color: #222; }
@@ -93,30 +92,14 @@ def _convergence(delta: float | None) -> str:
 
 
 def _heat_map_svg(explanation: dict[str, Any]) -> str:
-    """The attention matrix as an inline SVG drawn by matplotlib."""
-    import matplotlib
-
-    attention = explanation["attention"]
-    matrix = attention["matrix"]
-    n = len(matrix)
-    side = min(9.0, 2.8 + 0.13 * n)
-    figure = new_figure(side + 0.9, side)
-    ax = figure.axes[0]
-    image = ax.imshow(matrix, cmap="Blues", vmin=0.0, vmax=max(max(r) for r in matrix) or 1.0)
-    figure.colorbar(image, ax=ax, shrink=0.8, label="attention weight")
-    if n <= LABELLED_TOKENS:
+    """The attention matrix as an inline SVG, each row and column named by its token's text
+    when there are at most :data:`LABELLED_TOKENS` of them."""
+    matrix = explanation["attention"]["matrix"]
+    names = None
+    if len(matrix) <= LABELLED_TOKENS:
         names = [text.strip() or token for (text, _), token in
                  zip(_token_texts(explanation), explanation["tokens"], strict=True)]  # fmt: skip
-        names = [name.replace("$", r"\$") for name in names]  # not mathtext
-        ax.set_xticks(range(n), names, rotation=90, fontsize=7)
-        ax.set_yticks(range(n), names, fontsize=7)
-    ax.set_xlabel("key (attended to)")
-    ax.set_ylabel("query (attending)")
-    # text stays text in the SVG, so the browser draws CJK tokens with its own fonts
-    with warnings.catch_warnings(), matplotlib.rc_context({"svg.fonttype": "none"}):
-        warnings.simplefilter("ignore")  # glyphs the plotting font lacks, e.g. CJK
-        svg = figure_bytes(figure, "svg").decode("utf-8")
-    return svg[svg.index("<svg") :]
+    return attention_svg(matrix, names)
 
 
 def _attention_html(explanation: dict[str, Any]) -> str:

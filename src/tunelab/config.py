@@ -238,6 +238,13 @@ class TrainingConfig(_Section):
     eval_steps: int | None = Field(None, gt=0, description="steps between evaluations")
     logging_steps: int = Field(50, gt=0, description="steps between log lines")
     save_total_limit: int = Field(2, ge=1, description="checkpoints kept (the best is kept too)")
+    checkpoint_minutes: float = Field(
+        5.0,
+        ge=0,
+        description="without a validation split, an epoch's checkpoint is written only once "
+        "this many minutes of training passed since the last one (the last epoch and Ctrl-C "
+        "always write one; 0: after every epoch)",
+    )
     threads: int | None = Field(None, gt=0, description="CPU threads; null: all cores")
     method: Literal["full", "few-shot"] = Field(
         "full",

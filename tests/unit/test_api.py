@@ -96,6 +96,21 @@ def test_resume_continues_from_the_last_checkpoint(tiny_bert, reviews_csv, tmp_p
     assert (tmp_path / "run" / "checkpoints" / f"checkpoint-{2 * steps}").is_dir()
 
 
+@pytest.mark.parametrize("minutes", [5.0, 0.0])
+def test_quick_epochs_without_validation_checkpoint_only_at_the_end(
+    tiny_bert, reviews_csv, tmp_path, minutes
+):
+    config = tiny_run_config(
+        tiny_bert, reviews_csv, tmp_path / "run", data={"split": {"validation": 0}},
+        training={"epochs": 3, "checkpoint_minutes": minutes, "save_total_limit": 3},
+    )  # fmt: skip
+    steps = tunelab.train(config)["metrics"]["train"]["steps"] // 3
+    written = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("checkpoint-*"))
+    # seconds-long epochs: the last one's checkpoint alone, unless asked for every epoch
+    expected = [3] if minutes else [1, 2, 3]
+    assert written == sorted(f"checkpoint-{steps * epoch}" for epoch in expected)
+
+
 def test_multi_label_pairs_and_regression(tiny_bert, tmp_path):
     base = make_reviews(120)
     multi = base.assign(

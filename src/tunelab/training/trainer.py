@@ -163,6 +163,7 @@ def build_trainer(
     """
     from transformers import EarlyStoppingCallback
 
+    from tunelab.training.checkpoint_spacing import SpacedCheckpoints
     from tunelab.training.interrupt import safety_callbacks
     from tunelab.training.progress import plain_progress
     from tunelab.training.sampling import use_bucketed_sampler
@@ -177,6 +178,8 @@ def build_trainer(
         arguments_class=setup.arguments_class, **setup.arguments,
     )  # fmt: skip
     callbacks = [*safety_callbacks(), *(callbacks or [])]
+    if eval_dataset is None:  # epoch-end checkpoints are then for crashes alone
+        callbacks.append(SpacedCheckpoints(training.checkpoint_minutes))
     if eval_dataset is not None and training.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(training.early_stopping_patience))
     inputs = {"train_dataset": train_dataset, "eval_dataset": eval_dataset, **setup.inputs}

@@ -159,6 +159,11 @@ def thumbnail_uri(path: ImageRef, side: int = 64) -> str | None:
 
         scale = side // max(image.size)
         image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+    return png_data_uri(image)
+
+
+def png_data_uri(image: Any) -> str:
+    """A PIL image as a PNG ``data:`` URI, for pages that work offline."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -8,38 +8,34 @@ bar are SVG text and shapes: the browser draws the labels with its own fonts (CJ
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from collections.abc import Sequence
 
 import numpy as np
 
-# matplotlib's "Blues": white for no attention to dark blue for the row's largest weights
-BLUES = ("#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5",
-         "#08519c", "#08306b")  # fmt: skip
+from tunelab.data.images import png_data_uri
+
 MATRIX_PIXELS = 480  # the longest side the cells fill, at most
 FONT_SIZE = 9
+BAR_STOPS = 9  # colour-bar gradient stops sampled from the colour map
 
 
 def blues(values: np.ndarray) -> np.ndarray:
-    """RGB bytes (``values.shape + (3,)``) for values in [0, 1] along :data:`BLUES`."""
-    stops = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in BLUES], dtype=float)
-    where = np.clip(values, 0.0, 1.0) * (len(BLUES) - 1)
-    low = np.minimum(where.astype(int), len(BLUES) - 2)
-    share = (where - low)[..., None]
-    return np.rint(stops[low] * (1 - share) + stops[low + 1] * share).astype(np.uint8)
+    """RGB bytes (``values.shape + (3,)``) of matplotlib's "Blues" for values in [0, 1]:
+    white for no attention to dark blue for the largest weights (the colour map alone is
+    imported, not matplotlib's figures)."""
+    from matplotlib import colormaps
+
+    return colormaps["Blues"](np.clip(values, 0.0, 1.0), bytes=True)[..., :3]
 
 
-def _cells_png(matrix: np.ndarray, top: float, cell: int) -> str:
-    """The matrix as a base64 PNG, ``cell`` x ``cell`` pixels per entry."""
+def _cells_uri(matrix: np.ndarray, top: float, cell: int) -> str:
+    """The matrix as a PNG ``data:`` URI, ``cell`` x ``cell`` pixels per entry."""
     from PIL import Image
 
     pixels = blues(matrix / top if top > 0 else matrix)
     pixels = pixels.repeat(cell, axis=0).repeat(cell, axis=1)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buffer, format="PNG", optimize=True)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png_data_uri(Image.fromarray(pixels, "RGB"))
 
 
 def _label_width(text: str) -> float:
@@ -59,26 +55,26 @@ def attention_svg(matrix: Sequence[Sequence[float]], names: Sequence[str] | None
     left, upper = margin + 22, 10.0  # room for the row labels and the rotated axis title
     bar_x = left + side + 14
     width, height = bar_x + 60, upper + side + margin + 26
-    escape = html.escape
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" '
         f'font-size="{FONT_SIZE}" role="img" aria-label="attention weights">',
         '<defs><linearGradient id="tl-blues" x1="0" y1="1" x2="0" y2="0">'
         + "".join(
-            f'<stop offset="{i / (len(BLUES) - 1):.3f}" stop-color="{c}"/>'
-            for i, c in enumerate(BLUES)
+            f'<stop offset="{i / (BAR_STOPS - 1):.3f}" '
+            f'stop-color="#{bytes(colour.tolist()).hex()}"/>'
+            for i, colour in enumerate(blues(np.linspace(0.0, 1.0, BAR_STOPS)))
         )
         + "</linearGradient></defs>",
     ]
     if n:
         parts.append(
             f'<image x="{left:.0f}" y="{upper:.0f}" width="{side}" height="{side}" '
-            f'href="data:image/png;base64,{_cells_png(values, top, cell)}"/>'
+            f'href="{_cells_uri(values, top, cell)}"/>'
         )
     for i, name in enumerate(names or []):
         middle = upper + (i + 0.5) * cell
-        label = escape(name)
+        label = html.escape(name)
         parts.append(
             f'<text x="{left - 3:.0f}" y="{middle:.1f}" text-anchor="end" '
             f'dominant-baseline="middle">{label}</text>'

@@ -359,10 +359,7 @@ def _explanations(
                 "tunelab explain."
             )
         ]
-    try:
-        from tunelab.explain import explain_loaded, render_fragment
-    except ImportError:
-        return [note("Explanations need tunelab.explain, which this installation lacks.")]
+    from tunelab.explain import explain_loaded, render_fragment
     from tunelab.models.trained import load_trained
 
     try:

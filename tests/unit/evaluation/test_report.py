@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -185,7 +186,7 @@ def test_report_command_rebuilds_and_prints_the_path(tmp_path):
     assert isinstance(missing.exception, UserError)
 
 
-def test_training_writes_the_report_with_explanations(tiny_bert, tmp_path):
+def test_training_writes_the_report_with_explanations(tiny_bert, tmp_path, monkeypatch):
     reviews = make_reviews(200)
     reviews.loc[::5, "label"] = reviews.loc[::5, "label"].map(
         {"positive": "negative", "negative": "positive"}
@@ -204,3 +205,11 @@ def test_training_writes_the_report_with_explanations(tiny_bert, tmp_path):
     explanations = page[page.index('<section id="explanations">') :]
     assert explanations.count("<h3>Text ") == 3  # the three worst errors, explained
     assert 'class="tl-ex"' in explanations and "<script" not in explanations
+
+    # without Captum the same report says what to install instead of explaining
+    monkeypatch.setitem(sys.modules, "captum.attr", None)  # the import now fails
+    page = build_report(tmp_path / "run").read_text(encoding="utf-8")
+    explanations = page[page.index('<section id="explanations">') :]
+    assert "<h3>Text " not in explanations
+    assert "No explanations: explanations need Captum" in explanations
+    assert "pip install &#x27;tunelab[explain]&#x27;" in explanations  # the note, escaped

@@ -17,6 +17,7 @@ from tunelab.errors import UserError
 from tunelab.evaluation import metrics as m
 from tunelab.evaluation import report_classification
 from tunelab.inference import forward_in_batches
+from tunelab.models.first_token import first_token_last_layer
 from tunelab.models.linear_baseline import METHOD as BASELINE_METHOD
 from tunelab.models.linear_baseline import linear_baseline_outputs
 from tunelab.models.load import load_head_model
@@ -345,7 +346,7 @@ class TextClassification:
 
         regression = self.problem_type == "regression"
         id2label = {0: "value"} if regression else dict(enumerate(self.labels))
-        return load_head_model(
+        model = load_head_model(
             AutoModelForSequenceClassification,
             source,
             num_labels=len(id2label),
@@ -354,6 +355,8 @@ class TextClassification:
             problem_type=HF_PROBLEM_TYPES[self.problem_type],
             **load_kwargs,
         )
+        first_token_last_layer(model)  # same logits and gradients, ~10% less work a step
+        return model
 
     def clean_text(self, text: str) -> str:
         """``text`` normalised as the training texts were (``classification.text_cleaning``)."""
@@ -381,8 +384,12 @@ class TextClassification:
         self, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int,
         batch_size: int, precision: str = "fp32",
     ) -> np.ndarray:  # fmt: skip
-        """Logits ``(rows, labels)`` for the rows of ``frame``, in length-sorted batches."""
+        """Logits ``(rows, labels)`` for the rows of ``frame``, in length-sorted batches.
 
+        A BERT-family ``model`` is set to run its last layer for the first token only
+        (:func:`~tunelab.models.first_token.first_token_last_layer`): the same logits, faster.
+        """
+        first_token_last_layer(model)
         features = self.tokenize(frame, tokenizer, max_length)
         return forward_in_batches(model, tokenizer, features, batch_size, precision)
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import types
 from typing import Any
 
+from tunelab.models.adapters import base_model
+
 # the classes whose head reads hidden_states[:, 0] of the last layer (pooler or <s> token)
 FIRST_TOKEN_CLASSIFIERS = frozenset(
     {
@@ -40,7 +42,7 @@ def first_token_last_layer(model: Any) -> bool:
     Returns:
         Whether the model was one this applies to.
     """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     if type(base).__name__ not in FIRST_TOKEN_CLASSIFIERS:
         return False
     encoder = getattr(getattr(base, base.base_model_prefix, None), "encoder", None)

@@ -122,3 +122,30 @@ def test_tunelab_alone_prints_getting_started_then_the_commands():
         assert step in started, step
     assert "Commands:" in done.output and "  push " in done.output
     assert max(len(line) for line in lines) <= 80
+
+
+@pytest.mark.parametrize("through_main", [True, False])
+def test_the_command_freezes_the_collector_at_exit_but_not_before(through_main):
+    """The interpreter's last collection skips frozen objects (a second saved at every exit);
+    a caller that goes on after main() returns keeps its collector as it was."""
+    import subprocess
+    import sys
+
+    script = (
+        "import atexit, gc, sys\n"
+        # registered first, so it runs last: it sees what the command's handler did
+        "atexit.register(lambda: print('frozen at exit', gc.get_freeze_count() > 0))\n"
+        "from tunelab.cli import main\n"
+        "sys.argv = ['tunelab', '--help']\n"
+        f"if {through_main}:\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "    print('frozen after main', gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    lines = done.stdout.splitlines()
+    assert f"frozen at exit {through_main}" in lines
+    assert ("frozen after main False" in lines) is through_main

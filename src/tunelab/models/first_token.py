@@ -5,7 +5,7 @@ position 0 of the last layer's output. That layer's attention still needs every 
 keys and values, but its output projection and feed-forward block run on every other
 position for nothing: an eighth of the layers' matrix work in a 6-layer encoder. Restricting
 those two to the first position leaves the logits and every gradient as they were (float
-rounding aside) and makes a MiniLM training step ~10% faster.
+rounding aside); a MiniLM training step on 32 x 40 tokens took 770-822 ms instead of 911.
 """
 
 from __future__ import annotations

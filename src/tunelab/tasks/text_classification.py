@@ -355,7 +355,7 @@ class TextClassification:
             problem_type=HF_PROBLEM_TYPES[self.problem_type],
             **load_kwargs,
         )
-        first_token_last_layer(model)  # same logits and gradients, ~10% less work a step
+        first_token_last_layer(model)  # same logits and gradients, less work
         return model
 
     def clean_text(self, text: str) -> str:

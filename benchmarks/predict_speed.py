@@ -54,6 +54,33 @@ def ensure_run(train_rows: int) -> None:
     subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
+def compute_bound(texts: list[str], max_length: int, rates: dict[str, float]) -> dict:
+    """How near the machine's limit prediction is: the forward FLOPs of the texts without
+    padding (``2 N + 4 L T d`` a token over each text's own length T), the seconds they take
+    at the measured fp32 matmul peak, and the best ratio over ``pipeline-64`` that this peak
+    allows any predictor computing the whole model (loading time not even counted)."""
+    from tunelab.models.flops import attention_width, matmul_weights, peak_flops
+    from tunelab.models.trained import load_trained
+
+    model, tokenizer, _, _ = load_trained(RUN)
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True,
+                                             max_length=max_length)["input_ids"]]  # fmt: skip
+    layers, width = attention_width(model.config)
+    weights = matmul_weights(model)
+    flops = sum(t * (2 * weights + 4 * layers * t * width) for t in lengths)
+    peak, _ = peak_flops("fp32")
+    at_peak = flops / peak
+    return {
+        "real_tokens": sum(lengths),
+        "forward_gflop": round(flops / 1e9, 1),
+        "fp32_peak_gflops": round(peak / 1e9, 1),
+        "seconds_at_peak": round(at_peak, 2),
+        # the whole call, loading included, against the full model's work at the peak
+        "tunelab_share_of_peak": round(at_peak * rates["tunelab"] / len(texts), 3),
+        "ceiling_vs_pipeline-64": round(len(texts) / at_peak / rates["pipeline-64"], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--train-rows", type=int, default=2000)
@@ -111,6 +138,7 @@ def main() -> None:
         result[f"tunelab_vs_{name}"] = round(
             result["texts_per_second"]["tunelab"] / result["texts_per_second"][name], 2
         )
+    result["compute"] = compute_bound(texts, max_length, result["texts_per_second"])
     RESULTS.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"{len(texts)} sentences, max_length {max_length}, {args.threads} threads\n")
     print("| predictor | texts/s | labels identical to tunelab's |\n|---|---:|---|")

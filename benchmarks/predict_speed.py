@@ -59,15 +59,17 @@ def compute_bound(texts: list[str], max_length: int, rates: dict[str, float]) ->
     padding (``2 N + 4 L T d`` a token over each text's own length T), the seconds they take
     at the measured fp32 matmul peak, and the best ratio over ``pipeline-64`` that this peak
     allows any predictor computing the whole model (loading time not even counted)."""
-    from tunelab.models.flops import attention_width, matmul_weights, peak_flops
+    from collections import Counter
+
+    from tunelab.models.flops import peak_flops, training_flops_per_token
     from tunelab.models.trained import load_trained
 
     model, tokenizer, _, _ = load_trained(RUN)
     lengths = [len(ids) for ids in tokenizer(texts, truncation=True,
                                              max_length=max_length)["input_ids"]]  # fmt: skip
-    layers, width = attention_width(model.config)
-    weights = matmul_weights(model)
-    flops = sum(t * (2 * weights + 4 * layers * t * width) for t in lengths)
+    # a forward pass is a third of a training step's 6 N + 12 L T d a token
+    flops = sum(count * t * training_flops_per_token(model, t) / 3
+                for t, count in Counter(lengths).items())  # fmt: skip
     peak, _ = peak_flops("fp32")
     at_peak = flops / peak
     return {

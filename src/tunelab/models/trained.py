@@ -65,7 +65,17 @@ def load_trained(model_or_run: str | Path) -> tuple[Any, Any, Task, int]:
         model = from_pretrained(task.auto_model_class(), str(path))
     tokenizer = from_pretrained(task.processor_class(), str(path))
     max_length = int(model_config.tunelab.get("max_length") or 512)
-    return model, tokenizer, task, max_length
+    return on_fastest_device(model), tokenizer, task, max_length
+
+
+def on_fastest_device(model: Any) -> Any:
+    """``model`` moved to the CUDA GPU when this machine has one (predicting, evaluating,
+    serving and explaining then run there, as training does); else left on the CPU."""
+    import torch
+
+    if not torch.cuda.is_available() or next(model.parameters()).is_cuda:
+        return model
+    return model.to("cuda")
 
 
 def merge(model_or_run: str | Path, output: str | Path | None = None) -> str:

@@ -39,22 +39,24 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 RESULTS = HERE / "results" / "predict_speed.json"
 
 
-def ensure_run(train_rows: int) -> None:
-    """Fine-tune MiniLM on ``train_rows`` SST-2 sentences unless the run folder has a model."""
-    if (RUN / "model" / "config.json").is_file():
+def ensure_run(run: Path, model: str, train_rows: int) -> None:
+    """Fine-tune ``model`` on ``train_rows`` SST-2 sentences unless ``run`` has a model."""
+    if (run / "model" / "config.json").is_file():
         return
     import pandas as pd
 
-    RUN.parent.mkdir(parents=True, exist_ok=True)
+    run.parent.mkdir(parents=True, exist_ok=True)
     train = pd.read_csv(DATA / "train.csv.gz").sample(n=train_rows, random_state=0)
-    train.to_csv(RUN.parent / "train.csv", index=False)
-    command = [sys.executable, "-m", "tunelab.cli", "train", "--data", str(RUN.parent /
-               "train.csv"), "--model", MODEL, "--output", str(RUN), "--overwrite",
+    train.to_csv(run.parent / "train.csv", index=False)
+    command = [sys.executable, "-m", "tunelab.cli", "train", "--data", str(run.parent /
+               "train.csv"), "--model", model, "--output", str(run), "--overwrite",
                "--set", "training.epochs=1"]  # fmt: skip
     subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
-def compute_bound(texts: list[str], max_length: int, rates: dict[str, float]) -> dict:
+def compute_bound(
+    run: Path, texts: list[str], max_length: int, rates: dict[str, float], device: str
+) -> dict:
     """How near the machine's limit prediction is: the forward FLOPs of the texts without
     padding (``2 N + 4 L T d`` a token over each text's own length T), the seconds they take
     at the measured fp32 matmul peak, and the best ratio over ``pipeline-64`` that this peak
@@ -64,13 +66,13 @@ def compute_bound(texts: list[str], max_length: int, rates: dict[str, float]) ->
     from tunelab.models.flops import peak_flops, training_flops_per_token
     from tunelab.models.trained import load_trained
 
-    model, tokenizer, _, _ = load_trained(RUN)
+    model, tokenizer, _, _ = load_trained(run)
     lengths = [len(ids) for ids in tokenizer(texts, truncation=True,
                                              max_length=max_length)["input_ids"]]  # fmt: skip
     # a forward pass is a third of a training step's 6 N + 12 L T d a token
     flops = sum(count * t * training_flops_per_token(model, t) / 3
                 for t, count in Counter(lengths).items())  # fmt: skip
-    peak, _ = peak_flops("fp32")
+    peak, _ = peak_flops("fp32", device)
     at_peak = flops / peak
     return {
         "real_tokens": sum(lengths),
@@ -89,8 +91,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--copies", type=int, default=2, help="the test sentences, N times")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", default=MODEL, help="a hub id or model folder")
+    parser.add_argument("--run", type=Path, default=RUN, help="the fine-tuned run (made once)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    ensure_run(args.train_rows)
+    ensure_run(args.run, args.model, args.train_rows)
 
     import pandas as pd
     import torch
@@ -101,16 +106,17 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     texts = pd.read_csv(DATA / "test.csv.gz")["text"].astype(str).tolist() * args.copies
-    max_length = load_trained(RUN)[3]  # the run's own limit, given to the pipeline too
-    model_dir = str(RUN / "model")
+    max_length = load_trained(args.run)[3]  # the run's own limit, given to the pipeline too
+    model_dir = str(args.run / "model")
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # tunelab.predict's choice too
 
     def run_pipeline(batch_size: int) -> list[str]:
-        classify = pipeline("text-classification", model=model_dir, device="cpu")
+        classify = pipeline("text-classification", model=model_dir, device=device)
         found = classify(texts, batch_size=batch_size, truncation=True, max_length=max_length)
         return [row["label"] for row in found]
 
     predictors = {
-        "tunelab": lambda: [row["label"] for row in tunelab.predict(RUN, texts=texts)],
+        "tunelab": lambda: [row["label"] for row in tunelab.predict(args.run, texts=texts)],
         "pipeline-64": lambda: run_pipeline(64),
         "pipeline-1": lambda: run_pipeline(1),
     }
@@ -126,7 +132,8 @@ def main() -> None:
 
     rates = {name: [len(texts) / s for s in seconds[name]] for name in names}
     result = {
-        "model": f"{MODEL} fine-tuned on {args.train_rows} en-sst2 sentences, one epoch",
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "model": f"{args.model} fine-tuned on {args.train_rows} en-sst2 sentences, one epoch",
         "texts": len(texts), "max_length": max_length, "threads": args.threads,
         "seconds": seconds,
         "texts_per_second": {n: round(statistics.mean(r), 1) for n, r in rates.items()},
@@ -140,8 +147,10 @@ def main() -> None:
         result[f"tunelab_vs_{name}"] = round(
             result["texts_per_second"]["tunelab"] / result["texts_per_second"][name], 2
         )
-    result["compute"] = compute_bound(texts, max_length, result["texts_per_second"])
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    result["compute"] = compute_bound(
+        args.run, texts, max_length, result["texts_per_second"], device
+    )
+    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"{len(texts)} sentences, max_length {max_length}, {args.threads} threads\n")
     print("| predictor | texts/s | labels identical to tunelab's |\n|---|---:|---|")
     for name in names:

@@ -73,6 +73,7 @@ def _frames(args: argparse.Namespace):
 def _script(arm: str, model_dir: str, args: argparse.Namespace, out: Path) -> dict:
     """The recipe or the best-practice script: a plain ``Trainer``, nothing of tunelab's."""
     import numpy as np
+    import torch
     from datasets import Dataset
     from transformers import (
         AutoModelForSequenceClassification,
@@ -104,7 +105,7 @@ def _script(arm: str, model_dir: str, args: argparse.Namespace, out: Path) -> di
     settings = {
         "output_dir": str(out / "checkpoints"), "num_train_epochs": args.epochs,
         "learning_rate": args.learning_rate, "seed": args.seed, "save_strategy": "no",
-        "report_to": "none", "disable_tqdm": True, "use_cpu": True,
+        "report_to": "none", "disable_tqdm": True, "use_cpu": not torch.cuda.is_available(),
     }  # fmt: skip
     if not recipe:
         from tunelab.inference import resolve_precision  # the measured choice, not a guess
@@ -176,7 +177,7 @@ def run_child(args: argparse.Namespace) -> dict:
     from tunelab.models.load import resolve_model_source
 
     out = Path(tempfile.mkdtemp(prefix=f"train-speed-{args.child}-"))
-    model_dir = resolve_model_source(MODEL)
+    model_dir = resolve_model_source(args.model)
     result = (_tunelab(model_dir, args, out) if args.child == "tunelab"
               else _script(args.child, model_dir, args, out))  # fmt: skip
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -185,7 +186,7 @@ def run_child(args: argparse.Namespace) -> dict:
 
 def _launch(arm: str, data: str, args: argparse.Namespace) -> dict:
     command = [
-        sys.executable, __file__, "--child", arm, "--data", data,
+        sys.executable, __file__, "--child", arm, "--data", data, "--model", args.model,
         "--train-rows", str(args.train_rows), "--test-rows", str(args.test_rows),
         "--epochs", str(args.epochs), "--learning-rate", str(args.learning_rate),
         "--seed", str(args.seed), "--script-warmup", str(args.script_warmup),
@@ -200,6 +201,13 @@ def _launch(arm: str, data: str, args: argparse.Namespace) -> dict:
     result["wall_seconds"] = round(seconds, 2)
     result["end_to_end_samples_per_second"] = round(args.train_rows * args.epochs / seconds, 2)
     return result
+
+
+def _device() -> str:
+    """Where the arms train: the GPU's name, or ``cpu``."""
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 
 
 def summary(runs: dict[str, list[dict]]) -> dict:
@@ -252,6 +260,8 @@ def main() -> None:
     parser.add_argument("--script-warmup", type=float, default=0.0,
                         help="best_practice: warm up over this share of the steps, with weight "
                         "decay 0.01 (0: the Trainer's defaults, neither)")  # fmt: skip
+    parser.add_argument("--model", default=MODEL, help="a hub id or model folder (a GPU run "
+                        "gets MiniLM as a folder: benchmarks/gpu_model.py)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--child", choices=ARMS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -268,8 +278,9 @@ def main() -> None:
     found: dict = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
     for data in args.data.split(","):
         found[data] = {"settings": {
-            "model": MODEL, "train_rows": args.train_rows, "test_rows": args.test_rows,
-            "epochs": args.epochs, "learning_rate": args.learning_rate, "seed": args.seed,
+            "model": args.model, "device": _device(), "train_rows": args.train_rows,
+            "test_rows": args.test_rows, "epochs": args.epochs,
+            "learning_rate": args.learning_rate, "seed": args.seed,
             "repeats": args.repeats, "tunelab_settings": args.set or [],
             "script_warmup": args.script_warmup,
         }}  # fmt: skip

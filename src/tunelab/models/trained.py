@@ -43,8 +43,12 @@ def save_base_settings(model: Any, folder: Path) -> None:
         model.generation_config.save_pretrained(folder)
 
 
-def load_trained(model_or_run: str | Path) -> tuple[Any, Any, Task, int]:
+def load_trained(model_or_run: str | Path, device: str = "auto") -> tuple[Any, Any, Task, int]:
     """Load a tunelab model folder (or a run folder holding ``model/``).
+
+    Args:
+        device: ``auto`` puts the model on the CUDA GPU when there is one; ``cpu`` keeps it
+            on the CPU (exports, whose graphs and files are built from CPU tensors).
 
     Returns:
         model, tokenizer (the task's processor: an image processor for images), task and the
@@ -65,15 +69,16 @@ def load_trained(model_or_run: str | Path) -> tuple[Any, Any, Task, int]:
         model = from_pretrained(task.auto_model_class(), str(path))
     tokenizer = from_pretrained(task.processor_class(), str(path))
     max_length = int(model_config.tunelab.get("max_length") or 512)
-    return on_fastest_device(model), tokenizer, task, max_length
+    return on_fastest_device(model, device), tokenizer, task, max_length
 
 
-def on_fastest_device(model: Any) -> Any:
-    """``model`` moved to the CUDA GPU when this machine has one (predicting, evaluating,
-    serving and explaining then run there, as training does); else left on the CPU."""
+def on_fastest_device(model: Any, device: str = "auto") -> Any:
+    """``model`` moved to the CUDA GPU when this machine has one and ``device`` is ``auto``
+    (predicting, evaluating, serving and explaining then run there, as training does); else
+    left where it is."""
     import torch
 
-    if not torch.cuda.is_available() or next(model.parameters()).is_cuda:
+    if device != "auto" or not torch.cuda.is_available() or next(model.parameters()).is_cuda:
         return model
     return model.to("cuda")
 

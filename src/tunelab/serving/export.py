@@ -67,7 +67,7 @@ def export_onnx(
     require_extra("onnx")
 
     folder = model_folder(model_dir)
-    model, tokenizer, task, max_length = load_trained(folder)
+    model, tokenizer, task, max_length = load_trained(folder, device="cpu")  # ONNX Runtime: CPU
     graph = task.onnx_graph
     if "onnx" not in task.exportable or graph is None:
         covered = ", ".join(name for name, kind in TASKS.items() if "onnx" in kind().exportable)

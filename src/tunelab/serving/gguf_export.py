@@ -86,7 +86,7 @@ def _causal_model(folder: Path) -> tuple[Any, Any]:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if getattr(from_pretrained(AutoConfig, str(folder)), "tunelab", None):
-        model, tokenizer, _, _ = load_trained(folder)
+        model, tokenizer, _, _ = load_trained(folder, device="cpu")  # tensors to numpy
         return (merged_model(model) if is_adapter_folder(folder) else model), tokenizer
     model = from_pretrained(AutoModelForCausalLM, str(folder))
     return model, from_pretrained(AutoTokenizer, str(folder))

@@ -6,7 +6,8 @@
 #              pip download the wheels the image lacks into .whl/ (datasets, pydantic, captum,
 #              dill, multiprocess, annotated-types, typing-inspection, typing-extensions)
 # There:       bash benchmarks/gpu_speed.sh   (carry .gpu, .whl and data/zh-sentiment)
-#              STEPS="profile-tunelab train-zh" picks steps (profile-ARM: py-spy, a wheel)
+#              STEPS="profile-tunelab train-zh" picks steps (profile-ARM: py-spy, a wheel);
+#              next lease: STEPS="train-en-pad8 train-zh predict" (the first is unmeasured)
 #
 # Each step writes its results under $OUT as soon as it ends, so a run stopped at its time
 # limit still returns what it finished; the order is the order of importance.
@@ -73,6 +74,10 @@ for name in ${STEPS:-train-en predict train-zh train-en-compile}; do
     train-en-compile) step train-en-compile $PYTHON benchmarks/train_speed.py \
         --model /tmp/minilm --data en-sst2 --train-rows "$ROWS" --repeats 1 --arms tunelab \
         --set training.torch_compile=true --out "$OUT/train_speed-gpu-compile.json";;
+    train-en-pad8) step train-en-pad8 $PYTHON benchmarks/train_speed.py --model /tmp/minilm \
+        --data en-sst2 --train-rows "$ROWS" --repeats "$REPEATS" \
+        --arms best_practice_random,tunelab --set training.pad_to_multiple_of=8 \
+        --out "$OUT/train_speed-gpu-pad8.json";;
     profile-*) step "$name" profile "${name#profile-}";;
     esac
 done

@@ -209,6 +209,13 @@ class TrainingConfig(_Section):
         description="batch examples of similar length together (less padding), the batches "
         "in random order, each holding the data's mix of labels (single-label classification)",
     )
+    pad_to_multiple_of: int | None = Field(
+        None,
+        gt=0,
+        description="pad each training batch to a multiple of this many tokens (8 on GPUs: "
+        "fewer distinct batch shapes for attention and matrix kernels to set up; on a CPU it "
+        "only adds padding); null: to the batch's longest row",
+    )
     torch_compile: bool = Field(
         False,
         description="compile the model with torch.compile (inductor) before training; costs "

@@ -172,6 +172,8 @@ def build_trainer(
     if eval_dataset is not None:
         best_metric = training.metric_for_best_model or task.main_metric
     setup = task.trainer_setup(model, tokenizer, compute_loss_func, train_dataset, eval_dataset)
+    if training.pad_to_multiple_of:
+        pad_to_multiple(setup.inputs.get("data_collator"), training.pad_to_multiple_of)
     args = training_arguments(
         training, output_dir, seed, precision, best_metric, task.greater_is_better,
         report_to=report_to(tracking), run_name=output_dir.parent.name,
@@ -190,6 +192,22 @@ def build_trainer(
     point_trackers(trainer, tracking, output_dir.parent)
     _quiet_about_tied_weights(trainer)
     return trainer
+
+
+def pad_to_multiple(collator: Any, multiple: int) -> None:
+    """Make ``collator`` pad each batch's length up to a multiple of ``multiple`` tokens.
+
+    Raises:
+        UserError: if the task's batches are not padded that way (packed rows, pairs of
+            answers), naming the option.
+    """
+    if not hasattr(collator, "pad_to_multiple_of"):
+        raise UserError(
+            "training.pad_to_multiple_of applies to batches of token rows padded to their "
+            "longest row; this task builds its batches another way (images, audio, packed "
+            "rows or preference pairs), so leave it unset"
+        )
+    collator.pad_to_multiple_of = multiple
 
 
 def _quiet_about_tied_weights(trainer: Any) -> None:

@@ -52,14 +52,11 @@ step() {  # name, then the command; its log goes under $OUT
     echo "== $name: rc $? in $((SECONDS - began)) s"
     grep -v "Loading weights\|^Map\|Writing model" "$OUT/$name.log" | tail -20
 }
-child() {  # one arm of train_speed.py on en-sst2, as its parent launches it
-    $PYTHON benchmarks/train_speed.py --child "$1" --model /tmp/minilm --data en-sst2 \
-        --train-rows "$ROWS" --test-rows 500 --epochs 2 --learning-rate 1e-4 --seed 42
-}
-profile() {  # where one arm's process spends its time (py-spy, carried as a wheel)
-    /tmp/site/bin/py-spy record --format raw --rate 100 --subprocesses \
-        --output "$OUT/profile-$1.txt" -- bash -c "$(declare -f child); PYTHON=$PYTHON \
-        ROWS=$ROWS child $1"
+profile() {  # where one arm's process spends its time (py-spy, carried as a wheel); the
+    # child's other options are train_speed.py's defaults, as its parent passes them
+    /tmp/site/bin/py-spy record --format raw --rate 100 --output "$OUT/profile-$1.txt" -- \
+        $PYTHON benchmarks/train_speed.py --child "$1" --model /tmp/minilm --data en-sst2 \
+        --train-rows "$ROWS"
     gzip -f "$OUT/profile-$1.txt"
 }
 for name in ${STEPS:-train-en predict train-zh train-en-compile}; do

@@ -37,3 +37,21 @@ def test_batches_built_another_way_name_the_option() -> None:
         pad_to_multiple(PackingCollator(64, 0), 8)
     with pytest.raises(UserError, match="leave it unset"):
         pad_to_multiple(None, 8)
+
+
+def test_the_setting_reaches_the_trainers_collator(tiny_bert: Path, tmp_path: Path) -> None:
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification
+
+    from tunelab.config import build_config
+    from tunelab.training.trainer import build_trainer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
+    train = Dataset.from_dict({**tokenizer(["good", "a bad film"]), "labels": [1, 0]})
+    for setting, padded_to in ((None, None), (8, 8)):
+        training = build_config({"training": {"pad_to_multiple_of": setting}}).training
+        trainer = build_trainer(
+            model, tokenizer, TextClassification(), train, None, training, tmp_path, 0, "fp32"
+        )
+        assert trainer.data_collator.pad_to_multiple_of == padded_to

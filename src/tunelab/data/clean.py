@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from tunelab.data.normalize import clean_text, normalized_text
+from tunelab.data.normalize import clean_text, joined_cells, normalized_text
 from tunelab.errors import UserError
 
 log = logging.getLogger("tunelab")
@@ -130,13 +130,13 @@ def clean_rows(
             chars > options.max_chars if options.max_chars else pd.Series(False, index=frame.index)
         )
         drop("outside_length_limits", too_short | too_long)
-        keys = frame[text_columns].astype(str).agg(" ".join, axis=1).map(normalized_text)
+        keys = joined_cells(frame, text_columns).map(normalized_text)
         if options.drop_conflicts:
             labels = frame[label_column].map(_label_key)
             per_key = labels.groupby(keys).nunique()
             drop("conflicting_labels", keys.isin(set(per_key.index[per_key > 1])))
         if options.drop_duplicates:
-            exact = frame[text_columns].astype(str).agg("\x1f".join, axis=1)
+            exact = joined_cells(frame, text_columns, "\x1f")
             labels = frame[label_column].map(_label_key)
             drop("exact_duplicates", (exact + "\x1e" + labels).duplicated())
     frame.attrs = attrs

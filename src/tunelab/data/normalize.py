@@ -5,6 +5,11 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Scripts written without spaces between words, read one character at a time (as Chinese
 # BERT tokenizers do): CJK ideographs and radicals, CJK punctuation, kana, bopomofo,
@@ -25,6 +30,27 @@ def normalized_text(text: str) -> str:
     dropped: two reviews that differ only in those are the same review.
     """
     return _PUNCTUATION_OR_SPACE.sub("", unicodedata.normalize("NFKC", text).lower())
+
+
+def joined_cells(
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    separator: str = " ",
+    cell: Callable[[Any], str] = str,
+) -> pd.Series:
+    """Each row's cells in ``columns``, each made a string by ``cell``, joined by ``separator``.
+
+    Column by column rather than pandas' row-wise ``agg(separator.join, axis=1)``, which builds
+    a Series per row: 19 of the 88 seconds of the data path on 100,000 rows.
+    """
+    import pandas as pd
+
+    texts = [frame[c].astype(str) if cell is str else frame[c].map(cell) for c in columns]
+    if len(texts) == 1:
+        return texts[0]
+    columns_as_lists = [text.tolist() for text in texts]
+    joined = [separator.join(parts) for parts in zip(*columns_as_lists, strict=True)]
+    return pd.Series(joined, index=frame.index, dtype=texts[0].dtype)
 
 
 def clean_text(

@@ -11,7 +11,7 @@ import pandas as pd
 from tunelab.config import RunConfig
 from tunelab.data.clean import drop_invalid_rows
 from tunelab.data.load import read_table
-from tunelab.data.normalize import normalized_text
+from tunelab.data.normalize import joined_cells, normalized_text
 from tunelab.data.split import split_frame, subsample
 from tunelab.errors import UserError
 from tunelab.tasks import Task
@@ -80,7 +80,7 @@ def load_splits(
         if data.split.stratify and task.problem_type == "single_label":
             ids = task.targets(frames["train"])
             strata = pd.Series([task.labels[i] for i in ids], index=frames["train"].index)
-        groups = frames["train"][text_columns].map(_group_key).agg(" ".join, axis=1)
+        groups = joined_cells(frames["train"], text_columns, cell=_group_key)
         groups = groups.map(normalized_text)
         frames.update(split_frame(frames["train"], shares, config.seed, strata, groups))
     suspected = set(report["doctor"].get("label_errors", {}).get("rows", []))

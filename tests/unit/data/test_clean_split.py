@@ -1,7 +1,9 @@
 import pandas as pd
 import pytest
 
-from tunelab.data.clean import drop_invalid_rows
+from tunelab.config import CleanConfig
+from tunelab.data.clean import clean_rows, drop_invalid_rows
+from tunelab.data.normalize import joined_cells
 from tunelab.data.split import split_frame
 from tunelab.errors import UserError
 
@@ -61,3 +63,29 @@ def test_too_few_rows_for_a_split():
     frame = _frame([{"text": "a", "label": "x"}, {"text": "b", "label": "y"}])
     with pytest.raises(UserError, match="too few for a validation split"):
         split_frame(frame, {"validation": 0.1}, 0, None)
+
+
+def test_joined_cells_match_a_row_by_row_join():
+    frame = pd.DataFrame({"a": ["x y", "z", "w"], "b": ["1", "2", "3"], "n": [1, 2, 3]})
+    for columns, separator in ((["a"], " "), (["a", "b"], " "), (["a", "b", "n"], "\x1f")):
+        expected = frame[columns].astype(str).agg(separator.join, axis=1)
+        assert joined_cells(frame, columns, separator).tolist() == expected.tolist()
+    assert joined_cells(frame, ["a", "n"], "|", cell=lambda v: f"<{v}>").tolist() == [
+        "<x y>|<1>", "<z>|<2>", "<w>|<3>"
+    ]  # fmt: skip
+
+
+def test_pairs_are_duplicates_or_conflicts_only_when_both_texts_agree():
+    frame = _frame(
+        [
+            {"premise": "a cat sits", "hypothesis": "an animal sits", "label": "yes"},
+            {"premise": "a cat sits", "hypothesis": "an animal sits", "label": "yes"},  # copy
+            {"premise": "a cat sits", "hypothesis": "a dog sits", "label": "no"},  # other pair
+            {"premise": "It rains.", "hypothesis": "wet", "label": "yes"},
+            {"premise": "it rains", "hypothesis": "WET!", "label": "no"},  # near copy, clash
+        ]
+    )
+    cleaned, steps = clean_rows(frame, ["premise", "hypothesis"], "label", CleanConfig(), True)
+    assert steps["conflicting_labels"]["rows"] == [4, 5]
+    assert steps["exact_duplicates"]["rows"] == [2]
+    assert cleaned.index.tolist() == [1, 3]

@@ -21,6 +21,7 @@ from tunelab.models.first_token import first_token_last_layer
 from tunelab.models.linear_baseline import METHOD as BASELINE_METHOD
 from tunelab.models.linear_baseline import linear_baseline_outputs
 from tunelab.models.load import load_head_model
+from tunelab.tasks.arrow_rows import encoded_dataset
 from tunelab.tasks.base import (
     LOGITS_GRAPH,
     ColumnGuess,
@@ -394,12 +395,13 @@ class TextClassification:
         return forward_in_batches(model, tokenizer, features, batch_size, precision)
 
     def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
-        from datasets import Dataset
+        def encode_chunk(rows: pd.DataFrame) -> dict[str, list]:
+            features = self.tokenize(rows, tokenizer, max_length)
+            features["length"] = [len(ids) for ids in features["input_ids"]]
+            features["labels"] = self.targets(rows).tolist()
+            return features
 
-        features = self.tokenize(frame, tokenizer, max_length)
-        features["length"] = [len(ids) for ids in features["input_ids"]]
-        features["labels"] = self.targets(frame).tolist()
-        return Dataset.from_dict(features)
+        return encoded_dataset(frame, encode_chunk)
 
     def loss_function(
         self, train: pd.DataFrame, class_weights: str = "auto", label_smoothing: float = 0.0

@@ -14,13 +14,14 @@ from typing import Any
 import pandas as pd
 
 CHUNK_ROWS = 20_000
-# columns whose values fit narrower integers than the int64 Arrow infers from Python ints
+# columns whose values fit narrower integers than the int64 Arrow infers from Python ints:
+# (whether each row holds a list, the integer type)
 NARROW_TYPES = {
-    "input_ids": "int32",
-    "attention_mask": "int8",
-    "token_type_ids": "int8",
-    "special_tokens_mask": "int8",
-    "length": "int32",
+    "input_ids": (True, "int32"),
+    "attention_mask": (True, "int8"),
+    "token_type_ids": (True, "int8"),
+    "special_tokens_mask": (True, "int8"),
+    "length": (False, "int32"),
 }
 
 
@@ -53,11 +54,10 @@ def _narrow_table(features: dict[str, list]) -> Any:
 
     columns = {}
     for name, values in features.items():
-        kind = NARROW_TYPES.get(name)
-        if kind is None:
+        if name not in NARROW_TYPES:
             columns[name] = pa.array(values)
-        elif values and isinstance(values[0], list):
-            columns[name] = pa.array(values, type=pa.list_(getattr(pa, kind)()))
-        else:
-            columns[name] = pa.array(values, type=getattr(pa, kind)())
+            continue
+        holds_lists, integers = NARROW_TYPES[name]
+        kind = getattr(pa, integers)()
+        columns[name] = pa.array(values, type=pa.list_(kind) if holds_lists else kind)
     return pa.table(columns)

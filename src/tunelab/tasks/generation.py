@@ -23,6 +23,7 @@ from tunelab.evaluation import report_generation
 from tunelab.evaluation.generation import generation_metrics
 from tunelab.inference import Generations, generate_in_batches
 from tunelab.models.load import from_pretrained, model_length_limit
+from tunelab.tasks.arrow_rows import encoded_dataset
 from tunelab.tasks.base import DataFit, StandardColumn, TrainerSetup, standard_trainer_setup
 from tunelab.tasks.causal_encoding import (
     chat_text_and_spans,
@@ -361,8 +362,9 @@ class Seq2SeqGeneration(_Generation):
         return np.array([len(ids) for ids in encoded["input_ids"]])
 
     def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
-        from datasets import Dataset
+        return encoded_dataset(frame, lambda rows: self._encode_rows(rows, tokenizer, max_length))
 
+    def _encode_rows(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> dict:
         features = dict(tokenizer(self._sources(frame), truncation=True, max_length=max_length))
         targets = tokenizer(
             text_target=frame[TARGET].tolist(), truncation=True,
@@ -377,7 +379,7 @@ class Seq2SeqGeneration(_Generation):
         ]
         features.pop("token_type_ids", None)
         features["length"] = [len(ids) for ids in features["input_ids"]]
-        return Dataset.from_dict(features)
+        return features
 
     def collator(self, tokenizer: Any) -> Any:
         from transformers import DataCollatorForSeq2Seq
@@ -471,22 +473,21 @@ class CausalGeneration(_Generation):
         return np.array([len(ids) + 1 for ids in encoded["input_ids"]])
 
     def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
-        from datasets import Dataset
-
         self.max_length = max_length  # the packing collator fills rows up to it
+        return encoded_dataset(frame, lambda rows: self._encode_rows(rows, tokenizer, max_length))
+
+    def _encode_rows(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> dict:
         rows = [
             encode_with_mask(tokenizer, text, spans, max_length)
             for text, spans in self._texts_and_spans(frame, tokenizer)
         ]
         # a row whose answer was cut off entirely teaches nothing
         rows = [row for row in rows if any(label != IGNORE for label in row["labels"])]
-        return Dataset.from_dict(
-            {
-                "input_ids": [row["input_ids"] for row in rows],
-                "labels": [row["labels"] for row in rows],
-                "length": [len(row["input_ids"]) for row in rows],
-            }
-        )
+        return {
+            "input_ids": [row["input_ids"] for row in rows],
+            "labels": [row["labels"] for row in rows],
+            "length": [len(row["input_ids"]) for row in rows],
+        }
 
     def collator(self, tokenizer: Any) -> Any:
         """Rows packed into full-length rows when ``packing`` is on (see

@@ -31,6 +31,7 @@ from tunelab.evaluation import report_tagging
 from tunelab.evaluation.tagging import sequence_metrics, span_confusion
 from tunelab.inference import forward_in_batches
 from tunelab.models.load import load_head_model
+from tunelab.tasks.arrow_rows import encoded_dataset
 from tunelab.tasks.base import (
     LOGITS_GRAPH,
     DataFit,
@@ -330,13 +331,14 @@ class TokenClassification:
         return np.array([len(ids) for ids in encoded["input_ids"]])
 
     def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
-        from datasets import Dataset
+        def encode_chunk(rows: pd.DataFrame) -> dict[str, list]:
+            features, _, _ = build_windows(
+                tokenizer, rows[TOKENS].tolist(), max_length, self.stride, self.tag_ids(rows),
+                self.label_all_subtokens,
+            )  # fmt: skip
+            return features
 
-        features, _, _ = build_windows(
-            tokenizer, frame[TOKENS].tolist(), max_length, self.stride, self.tag_ids(frame),
-            self.label_all_subtokens,
-        )  # fmt: skip
-        return Dataset.from_dict(features)
+        return encoded_dataset(frame, encode_chunk)
 
     def loss_function(
         self, train: pd.DataFrame, class_weights: str = "auto", label_smoothing: float = 0.0

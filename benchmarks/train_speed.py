@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from arms import peak_mb
 from results_file import mean_sd
 
 HERE = Path(__file__).resolve().parent
@@ -180,7 +180,7 @@ def run_child(args: argparse.Namespace) -> dict:
     model_dir = resolve_model_source(args.model)
     result = (_tunelab(model_dir, args, out) if args.child == "tunelab"
               else _script(args.child, model_dir, args, out))  # fmt: skip
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["peak_rss_mb"] = peak_mb()
     return result
 
 

@@ -7,7 +7,8 @@
 #              dill, multiprocess, annotated-types, typing-inspection, typing-extensions)
 # There:       bash benchmarks/gpu_speed.sh   (carry .gpu, .whl and data/zh-sentiment)
 #              STEPS="profile-tunelab train-zh" picks steps (profile-ARM: py-spy, a wheel);
-#              next lease: STEPS="train-en-pad8 train-zh predict" (the first is unmeasured)
+#              next lease: STEPS="attention-shapes train-en-pad8 train-zh predict" (the
+#              first two are unmeasured; attention-shapes takes seconds)
 #
 # Each step writes its results under $OUT as soon as it ends, so a run stopped at its time
 # limit still returns what it finished; the order is the order of importance.
@@ -75,6 +76,8 @@ for name in ${STEPS:-train-en predict train-zh train-en-compile}; do
         --data en-sst2 --train-rows "$ROWS" --repeats "$REPEATS" \
         --arms best_practice_random,tunelab --set training.pad_to_multiple_of=8 \
         --out "$OUT/train_speed-gpu-pad8.json";;
+    attention-shapes) step attention-shapes $PYTHON benchmarks/gpu_attention_shapes.py \
+        --model /tmp/minilm --out "$OUT/attention_shapes-gpu.json";;
     profile-*) step "$name" profile "${name#profile-}";;
     esac
 done

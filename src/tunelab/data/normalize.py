@@ -41,7 +41,8 @@ def joined_cells(
     """Each row's cells in ``columns``, each made a string by ``cell``, joined by ``separator``.
 
     Column by column rather than pandas' row-wise ``agg(separator.join, axis=1)``, which builds
-    a Series per row: 19 of the 88 seconds of the data path on 100,000 rows.
+    a Series per row: its three joins were 26 of the 88 seconds of the data path on 100,000
+    rows.
     """
     import pandas as pd
 

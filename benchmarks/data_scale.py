@@ -10,6 +10,9 @@ does before the first training step, stage by stage, on a CSV file of that many 
 - **clean + split**: the rest of ``load_splits`` (invalid rows, normalisation, deduplication,
   the grouped stratified 80/10/10 split; it diagnoses again, so its time is the whole of
   ``load_splits`` less the doctor's);
+- **token lengths**: every training row's untruncated token count, from which ``tunelab
+  train`` chooses ``max_length`` (``chunked_lengths`` over the task's ``token_lengths``, as
+  ``training/finetune.py`` does it);
 - **tokenise**: the task's ``encode`` of the training split with the starter zh-bert-mini
   tokenizer (``max_length`` 128).
 
@@ -78,10 +81,12 @@ def write_rows(rows: int, path: Path, seed: int = 0) -> None:
 
 def worker(path: Path) -> dict:
     """Time each stage on ``path`` in this process."""
+    import numpy as np
     from transformers import AutoTokenizer
 
     from tunelab.config import RunConfig
     from tunelab.tasks import task_from_run_config
+    from tunelab.tasks.arrow_rows import chunked_lengths
     from tunelab.training import prepare
 
     config = RunConfig.model_validate(
@@ -93,13 +98,10 @@ def worker(path: Path) -> dict:
     times: dict[str, float] = {}
     peaks: dict[str, float] = {}  # the process's peak RSS at the end of each stage
 
-    def peak() -> float:
-        return peak_mb()
-
     started = time.perf_counter()
     frames = prepare.read_splits(config, task)
     times["read"] = time.perf_counter() - started
-    peaks["read"] = peak()
+    peaks["read"] = peak_mb()
 
     diagnose, doctor_seconds = task.diagnose, []
 
@@ -107,7 +109,7 @@ def worker(path: Path) -> dict:
         began = time.perf_counter()
         report = diagnose(*args, **kwargs)
         doctor_seconds.append(time.perf_counter() - began)
-        peaks.setdefault("doctor", peak())
+        peaks.setdefault("doctor", peak_mb())
         return report
 
     task.diagnose = timed_diagnose  # type: ignore[method-assign]
@@ -116,23 +118,28 @@ def worker(path: Path) -> dict:
     whole = time.perf_counter() - started
     times["doctor"] = doctor_seconds[0]
     times["clean + split"] = whole - doctor_seconds[0]
-    peaks["clean + split"] = peak()
+    peaks["clean + split"] = peak_mb()
     tokenizer = AutoTokenizer.from_pretrained(ROOT / "models" / "zh-bert-mini")
+    started = time.perf_counter()
+    lengths = chunked_lengths(splits["train"], lambda rows: task.token_lengths(rows, tokenizer))
+    times["token lengths"] = time.perf_counter() - started
+    peaks["token lengths"] = peak_mb()
     started = time.perf_counter()
     encoded = task.encode(splits["train"], tokenizer, 128)
     times["tokenise"] = time.perf_counter() - started
-    peaks["tokenise"] = peak()
+    peaks["tokenise"] = peak_mb()
     doctor = report["doctor"]["splits"]["train"]
     return {
         "rows": report["rows_before"]["train"],
         "rows_after": report["rows_after"],
         "encoded_rows": len(encoded),
+        "token_length_p99": int(np.percentile(lengths, 99)),
         "exact_duplicate_rate": doctor["duplicates"]["exact_duplicate_rate"],
         "near_duplicate_rate": doctor["duplicates"]["near_duplicate_rate"],
         "suspected_label_errors": report["doctor"].get("label_errors", {}).get("suspected"),
         "seconds": {stage: round(value, 2) for stage, value in times.items()},
         "total_seconds": round(sum(times.values()), 2),
-        "peak_rss_mb": peak(),
+        "peak_rss_mb": peak_mb(),
         "peak_rss_mb_after": peaks,
     }
 
@@ -140,7 +147,7 @@ def worker(path: Path) -> dict:
 def table(results: dict) -> str:
     """A Markdown table of seconds per stage and peak memory, with growth factors."""
     sizes = sorted(results["sizes"], key=int)
-    stages = ["read", "doctor", "clean + split", "tokenise"]
+    stages = ["read", "doctor", "clean + split", "token lengths", "tokenise"]
     lines = ["| rows | " + " | ".join(stages) + " | total (s) | peak RSS (MB) |",
              "|---:|" + "---:|" * (len(stages) + 2)]  # fmt: skip
     for size in sizes:

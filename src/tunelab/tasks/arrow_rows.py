@@ -3,7 +3,8 @@
 A tokenizer returns Python lists of Python ints: about 40 bytes a token, for every token of
 the split at once, before ``Dataset.from_dict`` copies them into Arrow as int64. On 644,000
 training rows that held 4.8 GB. Tokenising a chunk at a time into narrow Arrow columns (int32
-ids, int8 masks) keeps one chunk's lists alive and 6 bytes a token after.
+ids, int8 masks) keeps one chunk's lists alive and 6 bytes a token after. Measuring the
+rows' token lengths (to choose ``max_length``) goes a chunk at a time too, for the same reason.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 CHUNK_ROWS = 20_000
@@ -46,6 +48,21 @@ def encoded_dataset(
     ]
     # promote: a chunk whose list column holds only empty lists has Arrow type list<null>
     return Dataset(InMemoryTable(pa.concat_tables(tables, promote_options="default")))
+
+
+def chunked_lengths(
+    frame: pd.DataFrame,
+    count_chunk: Callable[[pd.DataFrame], np.ndarray],
+    chunk_rows: int = CHUNK_ROWS,
+) -> np.ndarray:
+    """``count_chunk`` (rows -> token counts, e.g. a task's ``token_lengths``) applied to
+    ``frame`` ``chunk_rows`` rows at a time: the tokenizer's lists for one chunk are alive at
+    once, not for every row."""
+    counts = [
+        count_chunk(frame.iloc[start : start + chunk_rows])
+        for start in range(0, len(frame), chunk_rows)
+    ]
+    return np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
 
 
 def _narrow_table(features: dict[str, list]) -> Any:

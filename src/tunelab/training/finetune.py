@@ -57,6 +57,7 @@ from tunelab.models.sentence_encoder import has_sentence_modules, load_sentence_
 from tunelab.models.trained import save_base_settings
 from tunelab.outputs import atomic_folder, claim_output, write_json, write_jsonl, write_text
 from tunelab.tasks import Task, task_from_run_config
+from tunelab.tasks.arrow_rows import chunked_lengths
 from tunelab.training.few_shot import train_few_shot
 from tunelab.training.guesses import guess_from_data
 from tunelab.training.learning_rate import default_learning_rate
@@ -414,7 +415,7 @@ def _max_length(
 ) -> int:
     """The sequence length for this run, from the training texts' token lengths and the
     model's limit; what it truncates goes into ``data_report``."""
-    lengths = task.token_lengths(train, tokenizer)
+    lengths = chunked_lengths(train, lambda rows: task.token_lengths(rows, tokenizer))
     length_limit = model_length_limit(model.config, tokenizer)
     own_limit = getattr(model, "max_seq_length", None)  # a sentence-transformers checkpoint's
     if own_limit:

@@ -1,6 +1,7 @@
+import numpy as np
 import pandas as pd
 
-from tunelab.tasks.arrow_rows import encoded_dataset
+from tunelab.tasks.arrow_rows import chunked_lengths, encoded_dataset
 
 
 def _encode(rows: pd.DataFrame) -> dict[str, list]:
@@ -39,3 +40,12 @@ def test_a_chunk_of_empty_lists_joins_the_others():
 
 def test_no_rows_give_an_empty_dataset():
     assert encoded_dataset(FRAME.iloc[:0], _encode).num_rows == 0
+
+
+def test_lengths_counted_in_chunks_are_the_lengths_counted_at_once():
+    def count(rows: pd.DataFrame):
+        return np.array([len(text) for text in rows["text"]])
+
+    for chunk_rows in (1, 2, 5, 100):
+        assert chunked_lengths(FRAME, count, chunk_rows).tolist() == [3, 2, 5, 1, 1]
+    assert chunked_lengths(FRAME.iloc[:0], count).tolist() == []

@@ -47,6 +47,8 @@ from typing import Any
 
 import yaml
 
+from arms import peak_mb
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "audio_commands.json"
@@ -111,12 +113,6 @@ def _rates(clips_trained: float, train_cpu: float, clips_predicted: int, predict
     }
 
 
-def _peak_rss_mb() -> float:
-    from arms import peak_mb
-
-    return peak_mb()
-
-
 def _tunelab_child(config: dict) -> dict:
     """``tunelab train`` on the example config, then ``tunelab predict`` on the test folder."""
     import tunelab
@@ -138,7 +134,7 @@ def _tunelab_child(config: dict) -> dict:
         "train_seconds": metrics["train"]["optimizer_seconds"],
         "epochs_run": epochs,
         **_rates(clips * epochs, clock.seconds, len(records), predict_seconds, predict_cpu),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_mb(),
         "warnings": metrics.get("warnings", []),
     }
 
@@ -255,7 +251,7 @@ def _trainer_child(config: dict) -> dict:
             predict_seconds,
             predict_cpu,
         ),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_mb(),
     }
 
 
@@ -264,7 +260,7 @@ def _memory_child(config: dict) -> dict:
     import tunelab
 
     result = tunelab.train(config)
-    return {"steps": result["metrics"]["train"].get("steps"), "peak_rss_mb": _peak_rss_mb()}
+    return {"steps": result["metrics"]["train"].get("steps"), "peak_rss_mb": peak_mb()}
 
 
 def _file_list(train: Path, out: Path, repeats: int) -> Path:

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from arms import run_child
 
 SETTINGS = ("default", "no-cudnn")
 
@@ -88,15 +88,8 @@ def main() -> None:
         return
     results = []
     for setting in SETTINGS:
-        done = subprocess.run(
-            [sys.executable, __file__, "--model", args.model, "--shapes", str(args.shapes),
-             "--child", setting],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-        if done.returncode or not lines:
-            sys.exit(f"{setting} failed:\n{done.stderr[-2000:]}")
-        results.append(json.loads(lines[-1].removeprefix("RESULT ")))
+        results.append(run_child(__file__, setting, "--model", args.model, "--shapes",
+                                 str(args.shapes)))  # fmt: skip
         print(json.dumps(results[-1]), flush=True)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")

@@ -81,8 +81,7 @@ def main() -> None:
     machine = next((f / "machine.txt" for f in folders if (f / "machine.txt").is_file()), None)
     out: dict = {"machine": machine.read_text(encoding="utf-8").strip() if machine else None}
     for data, runs in runs_from_logs(folders).items():
-        complete = [arm for arm, results in runs.items() if results]
-        out[data] = {"runs": runs, "arms_measured": complete, **summary(runs)}
+        out[data] = {"runs": runs, "arms_measured": list(runs), **summary(runs)}
     profiles = {}
     for folder in folders:
         for path in sorted(folder.glob("profile-*.txt.gz")):

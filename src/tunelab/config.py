@@ -222,6 +222,13 @@ class TrainingConfig(_Section):
         "compile time at the start and at new batch shapes (5.4x slower on a 2,000-sample "
         "MiniLM run on a CPU, see README Speed), so for long runs with fixed shapes",
     )
+    fast_dropout: bool = Field(
+        True,
+        description="on a CPU, draw dropout masks from numpy's SFC64 instead of torch's "
+        "bernoulli (same probability to 1/65,536, repeatable by seed; a MiniLM training step "
+        "1.1x faster on short texts, 1.5x on 300-token ones, see README Speed); false: "
+        "torch's own dropout, for runs that must repeat another script's random numbers",
+    )
     freeze_embeddings: bool = Field(
         False,
         description="full fine-tuning: keep the input word embeddings as pretrained (a BERT's "

@@ -275,6 +275,10 @@ def load_model(
     model = add_adapters(model, config.peft, TASK_TYPES[task.auto_model_class().__name__])
     if config.training.freeze_embeddings:
         _freeze_embeddings(model, data_report)
+    if config.training.fast_dropout and not config.training.torch_compile:
+        from tunelab.models.fast_dropout import fast_cpu_dropout
+
+        fast_cpu_dropout(model)  # a no-op on a GPU, where torch's dropout is fused and fast
     return source, tokenizer, model
 
 

@@ -1,0 +1,149 @@
+"""Dropout masks from numpy's SFC64 on the CPU: the right share kept, repeatable by torch's
+seed, the same arithmetic as torch's dropout and SDPA, and only for the models given them."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from tunelab.models import fast_dropout  # noqa: E402
+from tunelab.models.fast_dropout import (  # noqa: E402
+    dropout,
+    fast_cpu_dropout,
+    keep_mask,
+    keep_probability,
+)
+
+SMALL = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+             intermediate_size=32, max_position_embeddings=40, num_labels=3)  # fmt: skip
+
+
+@pytest.mark.parametrize("p", [0.1, 0.25, 0.5])
+def test_the_mask_keeps_one_minus_p_of_the_elements(p):
+    torch.manual_seed(0)
+    mask = keep_mask((400, 500), p)
+    assert mask.dtype == torch.bool and mask.shape == (400, 500)
+    # 200,000 draws: the share's standard deviation is under 0.0012
+    assert abs(mask.float().mean().item() - (1 - p)) < 0.005
+    assert keep_probability(p) == pytest.approx(1 - p, abs=1 / 65536)
+
+
+def test_the_mask_follows_torchs_seed():
+    torch.manual_seed(3)
+    first, second = keep_mask((64, 64), 0.1), keep_mask((64, 64), 0.1)
+    torch.manual_seed(3)
+    assert torch.equal(keep_mask((64, 64), 0.1), first)
+    assert not torch.equal(first, second)  # each call draws a fresh seed
+    torch.manual_seed(4)
+    assert not torch.equal(keep_mask((64, 64), 0.1), first)
+
+
+def test_dropout_scales_the_kept_elements_and_its_gradient_is_the_same_mask():
+    x = torch.randn(8, 30, requires_grad=True)
+    torch.manual_seed(7)
+    mask = keep_mask(x.shape, 0.2)
+    torch.manual_seed(7)
+    y = dropout(x, 0.2)
+    scale = 1 / keep_probability(0.2)
+    assert torch.allclose(y, x.detach() * mask * scale)
+    y.sum().backward()
+    assert torch.allclose(x.grad, mask.float() * scale)
+
+
+def test_evaluation_and_p_zero_leave_the_input_alone():
+    x = torch.randn(5, 7)
+    assert torch.equal(dropout(x, 0.3, training=False), x)
+    assert torch.equal(dropout(x, 0.0), x)
+
+
+def _batch() -> dict:
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, 50, (4, 12), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[2:, 7:] = 0
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([0, 1, 2, 1])}
+
+
+def _classifiers(kind: str) -> tuple:
+    """The same weights twice: without dropout, and with p=0.1 and the faster masks."""
+    if kind == "bert":
+        config_class, settings = transformers.BertConfig, SMALL
+        names = ("hidden_dropout_prob", "attention_probs_dropout_prob")
+    else:
+        config_class, names = transformers.GPT2Config, ("resid_pdrop", "embd_pdrop", "attn_pdrop")
+        settings = dict(vocab_size=50, n_embd=16, n_layer=2, n_head=2, n_positions=40,
+                        num_labels=3, pad_token_id=0)  # fmt: skip
+    torch.manual_seed(0)
+    plain = transformers.AutoModelForSequenceClassification.from_config(
+        config_class(**settings, **dict.fromkeys(names, 0.0))
+    ).train()
+    torch.manual_seed(0)
+    fast = transformers.AutoModelForSequenceClassification.from_config(
+        config_class(**settings, **dict.fromkeys(names, 0.1))
+    ).train()
+    assert fast_cpu_dropout(fast) > 0
+    return plain, fast
+
+
+@pytest.mark.parametrize("kind,padded", [("bert", True), ("gpt2", True), ("gpt2", False)])
+def test_with_nothing_dropped_logits_and_gradients_equal_the_model_without_dropout(
+    kind, padded, monkeypatch
+):
+    """Padding masks (BERT, GPT-2) and causal attention without a mask (GPT-2's unpadded
+    batch) through the written-out attention."""
+    shapes = []
+
+    def keep_all(shape, p):
+        shapes.append(tuple(shape))
+        return torch.ones(shape, dtype=torch.bool)
+
+    monkeypatch.setattr(fast_dropout, "keep_mask", keep_all)
+    monkeypatch.setattr(fast_dropout, "keep_probability", lambda p: 1.0)
+    plain, fast = _classifiers(kind)
+    batch = _batch()
+    if not padded:
+        del batch["attention_mask"]
+    expected, found = plain(**batch), fast(**batch)
+    assert any(len(shape) == 4 and shape[-2:] == (12, 12) for shape in shapes)  # attention
+    assert any(len(shape) == 3 for shape in shapes)  # hidden states
+    assert torch.allclose(expected.logits, found.logits, atol=1e-5)
+    expected.loss.backward()
+    found.loss.backward()
+    for (name, a), (_, b) in zip(plain.named_parameters(), fast.named_parameters(), strict=True):
+        if a.grad is not None:
+            assert torch.allclose(a.grad, b.grad, atol=1e-5), name
+
+
+def test_models_not_given_the_masks_keep_torchs_dropout(monkeypatch):
+    _classifiers("bert")  # installs the attention wrapper for the process
+    calls = []
+    monkeypatch.setattr(fast_dropout, "keep_mask", lambda shape, p: calls.append(shape))
+    torch.manual_seed(0)
+    other = transformers.BertForSequenceClassification(transformers.BertConfig(**SMALL)).train()
+    other(**_batch())
+    assert calls == []
+    assert all(type(m).forward is m.forward.__func__ for m in other.modules()
+               if isinstance(m, torch.nn.Dropout))  # fmt: skip
+
+
+def test_training_outputs_repeat_by_seed_and_the_model_stays_a_plain_model():
+    _, fast = _classifiers("bert")
+    batch = _batch()
+    torch.manual_seed(11)
+    first = fast(**batch).logits
+    again = fast(**batch).logits
+    torch.manual_seed(11)
+    assert torch.equal(fast(**batch).logits, first)
+    assert not torch.equal(again, first)
+    fast.eval()
+    assert torch.equal(fast(**batch).logits, fast(**batch).logits)
+    twin = copy.deepcopy(fast)
+    assert twin.state_dict().keys() == fast.state_dict().keys()
+    assert fast_cpu_dropout(twin) == fast_cpu_dropout(fast)  # idempotent, also on a copy
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    assert not hasattr(ALL_ATTENTION_FUNCTIONS["sdpa"].__wrapped__, "__wrapped__")

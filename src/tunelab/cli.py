@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tunelab import collector
 from tunelab.chat import chat
 from tunelab.config import (
     PretrainConfig,
@@ -1099,6 +1100,7 @@ def main() -> None:
     # caller that goes on (a test) keeps its collector whole.
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
+    collector.collect_rarely()  # until the model is loaded: imports make millions of objects
     _setup_logging()
     try:
         app()

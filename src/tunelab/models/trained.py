@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from tunelab import collector
 from tunelab.errors import UserError
 from tunelab.models.adapters import is_adapter_folder, load_adapter_model, merged_model
 from tunelab.models.load import from_pretrained
@@ -69,6 +70,7 @@ def load_trained(model_or_run: str | Path, device: str = "auto") -> tuple[Any, A
         model = from_pretrained(task.auto_model_class(), str(path))
     tokenizer = from_pretrained(task.processor_class(), str(path))
     max_length = int(model_config.tunelab.get("max_length") or 512)
+    collector.loaded()  # the command's heavy objects are in memory: later collections skip them
     return on_fastest_device(model, device), tokenizer, task, max_length
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunelab import collector
 from tunelab.allocator import keep_freed_memory
 from tunelab.config import RunConfig, commented_yaml
 from tunelab.data.audio import audio_seconds
@@ -279,6 +280,7 @@ def load_model(
         from tunelab.models.fast_dropout import fast_cpu_dropout
 
         fast_cpu_dropout(model)  # a no-op on a GPU, where torch's dropout is fused and fast
+    collector.loaded()  # the heavy imports and the model: later collections skip them
     return source, tokenizer, model
 
 

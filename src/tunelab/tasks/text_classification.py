@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from tunelab.data.load import require_columns
 from tunelab.errors import UserError
 from tunelab.evaluation import metrics as m
 from tunelab.evaluation import report_classification
-from tunelab.inference import forward_in_batches
+from tunelab.inference import forward_in_batches, top_two_gap
 from tunelab.models.first_token import first_token_last_layer
 from tunelab.models.linear_baseline import METHOD as BASELINE_METHOD
 from tunelab.models.linear_baseline import linear_baseline_outputs
@@ -392,7 +393,22 @@ class TextClassification:
         """
         first_token_last_layer(model)
         features = self.tokenize(frame, tokenizer, max_length)
-        return forward_in_batches(model, tokenizer, features, batch_size, precision)
+        return forward_in_batches(
+            model, tokenizer, features, batch_size, precision, margin=self._decision_margin()
+        )
+
+    def _decision_margin(self) -> Callable[[np.ndarray], float] | None:
+        """How far a row's logits are from another decision (``None``: a regression's value
+        has no decision to keep, so it is not predicted in checked precision)."""
+        if self.problem_type == "single_label":
+            return top_two_gap
+        if self.problem_type != "multi_label":
+            return None
+        threshold = 0.5 if self.threshold == "auto" else float(self.threshold)
+        if not 0 < threshold < 1:
+            return lambda logits: float("inf")
+        boundary = float(np.log(threshold / (1 - threshold)))  # sigmoid(x) >= t  <=>  x >= this
+        return lambda logits: float(np.abs(logits - boundary).min(initial=np.inf))
 
     def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
         def encode_chunk(rows: pd.DataFrame) -> dict[str, list]:

@@ -29,7 +29,7 @@ from tunelab.errors import UserError
 from tunelab.evaluation import metrics as m
 from tunelab.evaluation import report_tagging
 from tunelab.evaluation.tagging import sequence_metrics, span_confusion
-from tunelab.inference import forward_in_batches
+from tunelab.inference import forward_in_batches, top_two_gap
 from tunelab.models.load import load_head_model
 from tunelab.tasks.arrow_rows import encoded_dataset
 from tunelab.tasks.base import (
@@ -363,7 +363,9 @@ class TokenClassification:
 
         token_rows = frame[TOKENS].tolist()
         features, windows, word_ids = build_windows(tokenizer, token_rows, max_length, self.stride)
-        logits = forward_in_batches(model, tokenizer, features, batch_size, precision, ragged=True)
+        logits = forward_in_batches(
+            model, tokenizer, features, batch_size, precision, ragged=True, margin=top_two_gap
+        )
         return merge_windows(windows, word_ids, [len(t) for t in token_rows], logits)
 
     # -- metrics and predictions ---------------------------------------------------------

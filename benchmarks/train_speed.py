@@ -11,7 +11,7 @@ test rows:
 - ``best_practice``: a careful hand-written script: dynamic padding
   (``DataCollatorWithPadding``), length-grouped batches (the Trainer's
   ``train_sampling_strategy="group_by_length"``), batch 32, bf16 autocast where this
-  machine trains faster in it (measured once, as tunelab measures it: on this CPU fp32 wins);
+  machine trains faster in it (measured once, as tunelab measures it: CPUs differ);
 - ``best_practice_random``: the same script with batches in random order, as a careful user
   would run it after seeing the grouped order cost accuracy on short runs;
 - ``tunelab``: ``tunelab train`` with its defaults, no validation split (the scripts evaluate

@@ -177,9 +177,10 @@ def _step_seconds(bf16: bool) -> float:
 def cpu_trains_faster_in_bf16() -> bool:
     """Whether bf16 autocast trains faster than fp32 on this CPU, by a timed probe (cached).
 
-    CPUs with bf16 matrix units differ: with AMX bf16 is several times fp32; with AVX512-BF16
-    alone the casts around each product can cost more than the products save (a 6-layer
-    encoder stepped 1.8x slower in bf16 on such a CPU), so the instruction set is not enough.
+    CPUs differ, and their flags do not say by how much: on two 2-core machines this project
+    ran on, both reporting AVX512-BF16 and no AMX, a MiniLM training step ran 1.8x slower in
+    bf16 on one and 1.5x faster on the other (bf16 products 2.2x fp32's there); with AMX bf16
+    is several times fp32. So the choice is timed, not read off the flags.
     """
 
     def measure() -> dict[str, float]:

@@ -177,7 +177,7 @@ def checked_forward(
             model, tokenizer, features, batch_size, autocast_precision, ragged
         )
     by_length = np.argsort(lengths, kind="stable")
-    spread = np.linspace(0, len(lengths) - 1, min(CHECK_ROWS, len(lengths))).astype(int)
+    spread = np.linspace(0, len(lengths) - 1, CHECK_ROWS).astype(int)
     probe = sorted({int(by_length[i]) for i in spread})
     exact = forward_in_batches(model, tokenizer, rows(probe), CHECK_BATCH, "fp32", ragged)
     drift = max((float(np.abs(outputs[i] - exact[j]).max(initial=0.0))
@@ -186,7 +186,9 @@ def checked_forward(
     for j, i in enumerate(probe):
         outputs[i] = exact[j]
     checked = set(probe)
-    close = [i for i in range(len(lengths)) if i not in checked and margin(outputs[i]) < limit]
+    # `not >=`, so a row with non-finite half-precision logits (NaN margin) runs again too
+    close = [i for i in range(len(lengths))
+             if i not in checked and not margin(outputs[i]) >= limit]  # fmt: skip
     if close:
         again = forward_in_batches(model, tokenizer, rows(close), batch_size, "fp32", ragged)
         for j, i in enumerate(close):

@@ -64,6 +64,15 @@ def test_checked_runs_few_rows_in_fp32_alone(
     assert np.array_equal(checked, exact)  # under CHECK_ROWS rows: fp32 alone, not twice
 
 
+def test_rows_whose_margin_is_not_a_number_run_again_in_fp32(tiny_sentiment_body: Path) -> None:
+    model, tokenizer, features = _sequence_setup(tiny_sentiment_body)
+    exact = forward_in_batches(model, tokenizer, features, 32, "fp32")
+    checked = forward_in_batches(
+        model, tokenizer, features, 32, "checked", margin=lambda logits: float("nan")
+    )
+    np.testing.assert_allclose(checked, exact, atol=1e-5)  # every row: fp32, other batches
+
+
 def test_checked_without_a_margin_is_fp32(tiny_sentiment_body: Path) -> None:
     model, tokenizer, features = _sequence_setup(tiny_sentiment_body)
     exact = forward_in_batches(model, tokenizer, features, 32, "fp32")

@@ -1,5 +1,6 @@
 """Load test of ``tunelab serve`` on loopback: 32 concurrent clients for 30 s, for the
-PyTorch and the ONNX int8 backends, against the starter sentiment classifier.
+PyTorch backend in fp32 and in bf16 (``--precision bf16``) and the ONNX int8 backend, against
+the starter sentiment classifier.
 
 Each client sends one test review per request (``{"text": ...}``), waiting for each answer
 before the next, until the time is up; requests under way then finish (bounded by the
@@ -42,12 +43,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(run: Path, backend: str, port: int, threads: int, log: Path) -> subprocess.Popen:
+def start_server(
+    run: Path, backend: str, port: int, threads: int, log: Path, precision: str = "fp32"
+) -> subprocess.Popen:
     """``tunelab serve`` in its own process; returns once /health answers."""
     import httpx
 
     command = [sys.executable, "-m", "tunelab.cli", "serve", str(run), "--backend", backend,
-               "--port", str(port), "--threads", str(threads)]  # fmt: skip
+               "--port", str(port), "--threads", str(threads),
+               "--precision", precision]  # fmt: skip
     server = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
     deadline = time.time() + 180
     while time.time() < deadline:
@@ -119,10 +123,12 @@ def main() -> None:
     ensure_export(args.run)
     texts = pd.read_csv(args.texts)["text"].astype(str).tolist()
     rows = []
-    for backend, name in (("torch", "PyTorch fp32"), ("onnx", "ONNX Runtime int8")):
+    backends = (("torch", "fp32", "PyTorch fp32"), ("torch", "bf16", "PyTorch bf16"),
+                ("onnx", "fp32", "ONNX Runtime int8"))  # fmt: skip
+    for backend, precision, name in backends:
         port = free_port()
-        log = Path(tempfile.gettempdir()) / f"tunelab-serve-{backend}.log"
-        server = start_server(args.run, backend, port, args.threads, log)
+        log = Path(tempfile.gettempdir()) / f"tunelab-serve-{backend}-{precision}.log"
+        server = start_server(args.run, backend, port, args.threads, log, precision)
         try:
             url = f"http://127.0.0.1:{port}"
             result = asyncio.run(load(url, texts, args.clients, args.seconds))

@@ -401,6 +401,13 @@ def serve(
     threads: Annotated[
         int | None, typer.Option(help="CPU threads per forward pass (default: all cores)")
     ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="torch backend: fp32 (exact) or bf16 (faster on CPUs and GPUs with bf16 "
+            "units; a close call's label can differ from fp32's)"
+        ),
+    ] = "fp32",
 ) -> None:
     """Serve a model over HTTP: POST /predict, GET /health, GET /metadata, docs at /docs;
     sentence encoders also answer OpenAI's POST /v1/embeddings, image and audio models take
@@ -412,7 +419,7 @@ def serve(
     run_server(
         model, host=host, port=port, workers=workers, backend=backend, api_key=api_key,
         max_texts=max_texts, max_chars=max_chars, threads=threads,
-        max_file_bytes=int(max_file_mb * 2**20),
+        max_file_bytes=int(max_file_mb * 2**20), precision=precision,
     )  # fmt: skip
 
 

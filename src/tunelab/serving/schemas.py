@@ -64,6 +64,7 @@ class Metadata(BaseModel):
     text_pair: bool = Field(description="whether requests must give text pairs")
     max_length: int = Field(description="tokens the model reads per text (longer: truncated)")
     backend: str
+    precision: str = Field("fp32", description="the torch backend's: fp32, bf16 or checked")
     model_card: str | None = Field(None, description="the model folder's README.md")
     dimensions: int | None = Field(None, description="sentence embedding: numbers per vector")
     max_texts: int = Field(description="texts (or files) per request")

@@ -25,6 +25,7 @@ import numpy as np
 
 from tunelab.api import load_trained, text_frame
 from tunelab.errors import UserError
+from tunelab.inference import resolve_prediction_precision
 from tunelab.models.trained import model_folder
 from tunelab.serving.batching import Item, MicroBatcher
 from tunelab.serving.chat_completions import add_chat_completions_route
@@ -90,6 +91,7 @@ def create_app(
     max_batch: int = 64,
     threads: int | None = None,
     max_file_bytes: int = 10 * 2**20,
+    precision: str = "fp32",
 ) -> Any:
     """A FastAPI app serving the model in ``model_dir`` (a run folder or its ``model/``).
 
@@ -104,6 +106,9 @@ def create_app(
         threads: CPU threads per forward pass (default: all cores); fewer can be faster on
             a machine other processes share.
         max_file_bytes: bytes per uploaded file (image and audio models); larger files answer 413.
+        precision: the torch backend's, as ``tunelab predict`` reads it (``fp32``, ``bf16``,
+            ``checked``, ``auto``); ``checked`` needs more rows than a micro-batch holds to
+            pay, so under it a server runs fp32: ``bf16`` is the fast choice for serving.
 
     Raises:
         UserError: see :func:`load_backend`, or a missing ``serve`` extra.
@@ -111,6 +116,12 @@ def create_app(
     require_extra("serve")
     from fastapi import Depends, FastAPI
 
+    if backend != "torch" and precision != "fp32":
+        raise UserError(
+            f"--precision {precision} is for the torch backend; the {backend} backend runs "
+            "its exported graph as exported: leave --precision out"
+        )
+    precision = resolve_prediction_precision(precision)
     model, tokenizer, task, max_length, folder = load_backend(model_dir, backend, threads)
     files = task.input_kind != "text"  # requests carry the files themselves, never paths
     if files and task.input_kind not in CHECKS:
@@ -120,7 +131,7 @@ def create_app(
         )
     pair_model = bool(task.text_pair_column)
     api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
-    infer = _inference(task, model, tokenizer, max_length)
+    infer = _inference(task, model, tokenizer, max_length, precision)
     batcher = MicroBatcher(infer, max_batch, batch_wait_ms)
     # the width of the vectors, measured once: pooling or dense modules may change it, and an
     # ONNX graph leaves it symbolic
@@ -158,6 +169,7 @@ def create_app(
             text_pair=pair_model,
             max_length=max_length,
             backend=backend,
+            precision=precision,
             model_card=card.read_text(encoding="utf-8") if card.is_file() else None,
             dimensions=dimensions,
             max_texts=max_texts,
@@ -196,7 +208,9 @@ def create_app(
     return app
 
 
-def _inference(task: Any, model: Any, tokenizer: Any, max_length: int) -> Any:
+def _inference(
+    task: Any, model: Any, tokenizer: Any, max_length: int, precision: str = "fp32"
+) -> Any:
     """The batch function the micro-batcher calls: items (a text or file, and its pair or a
     vision-language model's prompt) to prediction records."""
     pair_model = bool(task.text_pair_column)
@@ -209,7 +223,7 @@ def _inference(task: Any, model: Any, tokenizer: Any, max_length: int) -> Any:
         else:
             pairs = [str(pair) for _, pair in items] if pair_model else None
             frame = text_frame(task, [text for text, _ in items], pairs, source="request")
-        outputs = task.forward(model, tokenizer, frame, max_length, FORWARD_BATCH)
+        outputs = task.forward(model, tokenizer, frame, max_length, FORWARD_BATCH, precision)
         return task.predictions(outputs, frame)
 
     return infer

@@ -260,3 +260,20 @@ def test_onnx_backend_without_an_export_says_how_to_make_one(tagger_run, tmp_pat
     shutil.copytree(tagger_run / "model", tmp_path / "model")
     with pytest.raises(UserError, match=r"no ONNX export.*tunelab export"):
         create_app(tmp_path, backend="onnx")
+
+
+def test_bf16_serving_gives_the_records_of_tunelab_predict_in_bf16(classifier_run):
+    with TestClient(create_app(classifier_run, precision="bf16", batch_wait_ms=1)) as bf16:
+        assert bf16.get("/metadata").json()["precision"] == "bf16"
+        answer = bf16.post("/predict", json={"texts": TEXTS}).json()
+    assert answer == tunelab.predict(classifier_run, texts=TEXTS, precision="bf16")
+    exact = tunelab.predict(classifier_run, texts=TEXTS)
+    assert answer != exact  # bf16's scores, not fp32's
+    assert [r["score"] for r in answer] == pytest.approx([r["score"] for r in exact], abs=0.02)
+
+
+def test_precision_is_for_the_torch_backend_and_a_known_value(classifier_run):
+    with pytest.raises(UserError, match="--precision bf16 is for the torch backend"):
+        create_app(classifier_run, backend="onnx", precision="bf16")
+    with pytest.raises(UserError, match="precision 'fp64' is not one of"):
+        create_app(classifier_run, precision="fp64")

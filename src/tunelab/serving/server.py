@@ -114,14 +114,9 @@ def create_app(
         UserError: see :func:`load_backend`, or a missing ``serve`` extra.
     """
     require_extra("serve")
-    from fastapi import Depends, FastAPI
+    from fastapi import FastAPI
 
-    if backend != "torch" and precision != "fp32":
-        raise UserError(
-            f"--precision {precision} is for the torch backend; the {backend} backend runs "
-            "its exported graph as exported: leave --precision out"
-        )
-    precision = resolve_prediction_precision(precision)
+    precision = _served_precision(backend, precision)
     model, tokenizer, task, max_length, folder = load_backend(model_dir, backend, threads)
     files = task.input_kind != "text"  # requests carry the files themselves, never paths
     if files and task.input_kind not in CHECKS:
@@ -129,7 +124,6 @@ def create_app(
             f"{model_dir} holds a {task.name} model, whose inputs are {task.input_kind} files; "
             "tunelab serve does not take those yet: use tunelab predict for this model"
         )
-    pair_model = bool(task.text_pair_column)
     api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
     infer = _inference(task, model, tokenizer, max_length, precision)
     batcher = MicroBatcher(infer, max_batch, batch_wait_ms)
@@ -154,6 +148,45 @@ def create_app(
         (4 * max_file_bytes // 3 + 1024) if files else 2 * (4 * max_chars + 16)
     )
     _answer_errors_in_one_sentence(app, body_limit=body_limit + 4096)
+    described = dict(
+        task=task.name, labels=list(task.labels) or None, problem_type=task.problem_type,
+        text_pair=bool(task.text_pair_column), max_length=max_length, backend=backend,
+        precision=precision, dimensions=dimensions, max_texts=max_texts, max_chars=max_chars,
+        inputs=task.input_kind, max_file_bytes=max_file_bytes if files else None,
+    )  # fmt: skip
+    _add_health_and_metadata_routes(app, check_key, folder / "README.md", described)
+
+    if files:
+        _add_files_route(app, task, batcher, check_key, max_texts, max_file_bytes)
+        return app
+    _add_predict_route(app, batcher, check_key, bool(task.text_pair_column), max_texts, max_chars)
+    _add_embeddings_route(
+        app, task, tokenizer, batcher, check_key, max_length, (max_texts, max_chars),
+        dimensions, _served_name(model_dir),
+    )  # fmt: skip
+    add_chat_completions_route(
+        app, task, model, tokenizer, check_key, max_length, _served_name(model_dir)
+    )
+    return app
+
+
+def _served_precision(backend: str, precision: str) -> str:
+    """The precision the backend serves in: ``precision`` resolved for the torch backend;
+    an exported graph runs as exported, so another backend takes fp32 only."""
+    if backend != "torch" and precision != "fp32":
+        raise UserError(
+            f"--precision {precision} is for the torch backend; the {backend} backend runs "
+            "its exported graph as exported: leave --precision out"
+        )
+    return resolve_prediction_precision(precision)
+
+
+def _add_health_and_metadata_routes(
+    app: Any, check_key: Any, card: Path, described: dict[str, Any]
+) -> None:
+    """``/health`` (no key) and ``/metadata``: ``described`` plus the model card, read when
+    asked (the folder's ``README.md``, if any)."""
+    from fastapi import Depends
 
     @app.get("/health", summary="Liveness check (no API key needed)")
     async def health() -> dict[str, str]:
@@ -161,26 +194,15 @@ def create_app(
 
     @app.get("/metadata", response_model=Metadata, dependencies=[Depends(check_key)])
     async def metadata() -> Metadata:
-        card = folder / "README.md"
-        return Metadata(
-            task=task.name,
-            labels=list(task.labels) or None,
-            problem_type=task.problem_type,
-            text_pair=pair_model,
-            max_length=max_length,
-            backend=backend,
-            precision=precision,
-            model_card=card.read_text(encoding="utf-8") if card.is_file() else None,
-            dimensions=dimensions,
-            max_texts=max_texts,
-            max_chars=max_chars,
-            inputs=task.input_kind,
-            max_file_bytes=max_file_bytes if files else None,
-        )
+        model_card = card.read_text(encoding="utf-8") if card.is_file() else None
+        return Metadata(model_card=model_card, **described)
 
-    if files:
-        _add_files_route(app, task, batcher, check_key, max_texts, max_file_bytes)
-        return app
+
+def _add_predict_route(
+    app: Any, batcher: Any, check_key: Any, pair_model: bool, max_texts: int, max_chars: int
+) -> None:
+    """``/predict`` for text models: one record per text, as ``tunelab predict`` gives."""
+    from fastapi import Depends
 
     @app.post(
         "/predict",
@@ -197,15 +219,6 @@ def create_app(
     async def predict(request: PredictRequest) -> list[dict[str, Any]]:
         items = _items(request, pair_model, max_texts, max_chars)
         return await batcher.submit(items)
-
-    _add_embeddings_route(
-        app, task, tokenizer, batcher, check_key, max_length, (max_texts, max_chars),
-        dimensions, _served_name(model_dir),
-    )  # fmt: skip
-    add_chat_completions_route(
-        app, task, model, tokenizer, check_key, max_length, _served_name(model_dir)
-    )
-    return app
 
 
 def _inference(

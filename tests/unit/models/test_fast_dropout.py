@@ -147,3 +147,26 @@ def test_training_outputs_repeat_by_seed_and_the_model_stays_a_plain_model():
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
     assert not hasattr(ALL_ATTENTION_FUNCTIONS["sdpa"].__wrapped__, "__wrapped__")
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+def test_in_bf16_the_written_out_attention_agrees_with_torchs_within_bf16_rounding(
+    kind, monkeypatch
+):
+    """Under bf16 autocast (how the CPU trains where bf16 is faster) the probabilities stay in
+    bf16: logits and gradients still match torch's attention to bf16's precision."""
+    monkeypatch.setattr(
+        fast_dropout, "keep_mask", lambda shape, p: torch.ones(shape, dtype=torch.bool)
+    )
+    monkeypatch.setattr(fast_dropout, "keep_probability", lambda p: 1.0)
+    plain, fast = _classifiers(kind)
+    batch = _batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected, found = plain(**batch), fast(**batch)
+    assert found.logits.dtype == expected.logits.dtype
+    assert torch.allclose(expected.logits.float(), found.logits.float(), atol=3e-2, rtol=3e-2)
+    expected.loss.backward()
+    found.loss.backward()
+    for (name, a), (_, b) in zip(plain.named_parameters(), fast.named_parameters(), strict=True):
+        if a.grad is not None:
+            assert (a.grad - b.grad).norm() <= 0.05 * a.grad.norm() + 1e-6, name

@@ -122,7 +122,7 @@ def predict(
     text_column: str | None = None,
     encoding: str | None = None,
     batch_size: int = 64,
-    precision: str = "fp32",
+    precision: str = "auto",
     images: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Predict for ``texts`` or the rows of an ``input`` file, in length-sorted batches.
@@ -130,10 +130,11 @@ def predict(
     Args:
         images: for a vision-language model (image-text-to-text), the image each of
             ``texts`` asks about (one for all, or one per text).
-        precision: ``fp32`` matches plain ``transformers`` exactly; ``bf16`` is faster on CPUs
-            and GPUs with bf16 units; ``checked`` runs bf16 and recomputes in fp32 each row
-            whose decision bf16 could have changed (fp32's labels, scores within bf16's
-            rounding); ``auto`` is ``checked`` where bf16 is faster here, else ``fp32``.
+        precision: ``auto`` (the default) is ``checked`` where bf16 is faster on this
+            machine, else ``fp32``, and ``fp32`` for at most 64 rows; ``checked`` runs bf16
+            and recomputes in fp32 each row whose decision bf16 could have changed (fp32's
+            labels, scores within bf16's rounding); ``fp32`` matches plain ``transformers``
+            exactly; ``bf16`` is faster on CPUs and GPUs with bf16 units.
 
     Returns:
         One record per input (``label``/``score``/``probabilities``, ``labels`` or ``value``).
@@ -164,7 +165,7 @@ def predict(
 
     outputs = _forward(
         model, tokenizer, task, frame, max_length, batch_size,
-        resolve_prediction_precision(precision),
+        resolve_prediction_precision(precision, rows=len(frame)),
     )  # fmt: skip
     records = task.predictions(outputs, frame)
     if output is not None:

@@ -303,10 +303,11 @@ def predict(
     precision: Annotated[
         str,
         typer.Option(
-            help="fp32 (exact), checked (bf16 with fp32's labels: close calls run again in "
-            "fp32), bf16, or auto (checked where bf16 is faster on this machine, else fp32)"
+            help="auto (checked where bf16 is faster on this machine, else fp32; fp32 for up "
+            "to 64 rows), checked (bf16 with fp32's labels: close calls run again in fp32), "
+            "fp32 (exact, as plain transformers), or bf16"
         ),
-    ] = "fp32",
+    ] = "auto",
     image: Annotated[
         list[Path] | None,
         typer.Option(

@@ -49,10 +49,16 @@ def resolve_precision(requested: str) -> str:
     return "bf16" if cpu_trains_faster_in_bf16() else "fp32"
 
 
-def resolve_prediction_precision(requested: str) -> str:
+def resolve_prediction_precision(requested: str, rows: int | None = None) -> str:
     """Pick the precision of a prediction pass: ``auto`` is ``checked`` (bf16 with the close
     calls recomputed in fp32: fp32's labels, faster) where bf16 is the faster choice on this
-    machine, else fp32; other values as :func:`resolve_precision` reads them."""
+    machine, else fp32; other values as :func:`resolve_precision` reads them.
+
+    ``rows``, when known: ``auto`` over at most :data:`CHECK_ROWS` rows is fp32 at once (a
+    checked pass would run them all in fp32 anyway), without probing the machine.
+    """
+    if requested == "auto" and rows is not None and rows <= CHECK_ROWS:
+        return "fp32"
     resolved = resolve_precision(requested)
     if requested == "auto":
         return "fp32" if resolved == "fp32" else "checked"

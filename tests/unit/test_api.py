@@ -67,6 +67,27 @@ def test_checked_precision_keeps_the_fp32_labels_and_scores_near(trained):
         tunelab.predict(result["model_dir"], texts=texts, precision="fast")
 
 
+def test_predict_by_default_runs_checked_bf16_where_it_is_faster(trained, monkeypatch):
+    """The default is auto: on a machine where bf16 is faster, a pass over more than 64 rows
+    is checked (fp32's labels); over 64 or fewer it is plain fp32, without probing."""
+    import tunelab.inference as inference
+
+    result, _ = trained
+    texts = make_reviews(200, seed=7)["text"].tolist()
+    exact = tunelab.predict(result["model_dir"], texts=texts, precision="fp32")
+    calls = []
+    checked_forward = inference.checked_forward
+    monkeypatch.setattr(inference, "checked_forward",
+                        lambda *args: calls.append(1) or checked_forward(*args))  # fmt: skip
+    monkeypatch.setattr(inference, "resolve_precision", lambda requested: "bf16")
+    default = tunelab.predict(result["model_dir"], texts=texts)
+    assert calls and [r["label"] for r in default] == [r["label"] for r in exact]
+    monkeypatch.setattr(inference, "resolve_precision", lambda requested: pytest.fail("probed"))
+    few = tunelab.predict(result["model_dir"], texts=texts[:64])
+    assert [r["label"] for r in few] == [r["label"] for r in exact[:64]] and len(calls) == 1
+    assert [r["score"] for r in few] == pytest.approx([r["score"] for r in exact[:64]], abs=1e-5)
+
+
 def test_evaluate_any_labelled_file_matches_training_metrics(trained, tmp_path):
     _, root = trained
     predictions = [json.loads(line) for line in (root / "run" / "predictions.jsonl").open()]

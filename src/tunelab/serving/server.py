@@ -242,6 +242,34 @@ def _inference(
     return infer
 
 
+# the two bodies ``POST /predict`` takes for file models, for the OpenAPI page (FastAPI cannot
+# infer them: the route reads the request itself, to check each file as it streams)
+FILES_REQUEST_BODY = {
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    "prompt": {"type": "string"},
+                },
+            }
+        },
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "file": {"type": "string", "format": "base64"},
+                    "files": {"type": "array", "items": {"type": "string", "format": "base64"}},
+                    "names": {"type": "array", "items": {"type": "string"}},
+                    "prompt": {"type": "string"},
+                },
+            }
+        },
+    }
+}
+
+
 def _add_files_route(
     app: Any, task: Any, batcher: MicroBatcher, check_key: Any, max_files: int,
     max_file_bytes: int,
@@ -267,38 +295,7 @@ def _add_files_route(
             415: {"description": "neither multipart/form-data nor JSON"},
             422: {"description": "malformed body, or a file that is no readable " + kind},
         },
-        openapi_extra={
-            "requestBody": {
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "files": {
-                                    "type": "array",
-                                    "items": {"type": "string", "format": "binary"},
-                                },
-                                "prompt": {"type": "string"},
-                            },
-                        }
-                    },
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "file": {"type": "string", "format": "base64"},
-                                "files": {
-                                    "type": "array",
-                                    "items": {"type": "string", "format": "base64"},
-                                },
-                                "names": {"type": "array", "items": {"type": "string"}},
-                                "prompt": {"type": "string"},
-                            },
-                        }
-                    },
-                }
-            }
-        },
+        openapi_extra={"requestBody": FILES_REQUEST_BODY},
     )
     async def predict_files(request: Request) -> list[dict[str, Any]]:
         uploads = await read_uploads(request, max_files, max_file_bytes)

@@ -365,6 +365,8 @@ def test_the_server_takes_uploads_and_base64_and_refuses_bad_files(colour_run):
     app = create_app(colour_run, max_texts=3, max_file_bytes=limit)
     with TestClient(app) as client:
         assert client.get("/metadata").json()["inputs"] == "image"
+        body = client.get("/openapi.json").json()["paths"]["/predict"]["post"]["requestBody"]
+        assert set(body["content"]) == {"multipart/form-data", "application/json"}
         uploaded = client.post(
             "/predict", files=[("files", (f"photo{i}.png", b)) for i, b in enumerate(blobs)]
         )

@@ -52,6 +52,14 @@ def attention_width(config: Any) -> tuple[int, int]:
     return int(layers or 0), int(heads * head_dim)
 
 
+def flops_text(flops: float) -> str:
+    """A FLOP count in the unit that keeps it readable: ``0.07 GFLOP``, ``1.2 MFLOP``."""
+    for unit, size in (("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6), ("kFLOP", 1e3)):
+        if flops >= size:
+            return f"{flops / size:.3g} {unit}"
+    return f"{flops:.3g} FLOP"
+
+
 def training_flops_per_token(model: Any, sequence_length: float) -> float:
     """FLOPs of one training step (forward and backward) per token: ``6 N + 12 L T d``."""
     layers, width = attention_width(model.config)

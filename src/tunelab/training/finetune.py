@@ -45,7 +45,7 @@ from tunelab.models.choice import (
     choose_model,
     scratch_model,
 )
-from tunelab.models.flops import utilisation
+from tunelab.models.flops import flops_text, utilisation
 from tunelab.models.load import from_pretrained, model_length_limit, resolve_model_source
 from tunelab.models.processor_settings import check_processor_settings
 from tunelab.models.scratch import (
@@ -517,9 +517,9 @@ def _throughput(parts: RunParts, trainer: Any, step_seconds: float) -> dict[str,
         trainer.model, tokens["total"] * epochs, step_seconds, tokens["mean"], parts.precision
     )
     log.info(
-        "throughput: %s tokens/s, %.2f GFLOP a token: %.1f%% of this machine's %s peak "
+        "throughput: %s tokens/s, %s a token: %.1f%% of this machine's %s peak "
         "(%.2f TFLOP/s)",
-        f"{found['tokens_per_second']:,.0f}", found["flops_per_token"] / 1e9,
+        f"{found['tokens_per_second']:,.0f}", flops_text(found["flops_per_token"]),
         100 * (found["mfu"] or 0), found["peak_source"].split(", ")[-1],
         found["peak_flops"] / 1e12,
     )  # fmt: skip

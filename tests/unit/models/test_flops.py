@@ -83,3 +83,13 @@ def test_a_run_faster_than_a_busy_machines_probe_raises_the_peak(tmp_path, monke
                               precision="fp32")  # fmt: skip
     assert found["mfu"] == 1.0 and found["peak_source"].startswith("this run")
     assert flops.peak_flops("fp32")[0] == pytest.approx(2 * measured, rel=1e-6)  # kept
+
+
+@pytest.mark.parametrize(
+    ("count", "text"),
+    [(6.5e10, "65 GFLOP"), (7e7, "70 MFLOP"), (1.234e6, "1.23 MFLOP"), (2.5e12, "2.5 TFLOP"),
+     (512, "512 FLOP")],
+)  # fmt: skip
+def test_a_flop_count_is_written_in_the_unit_that_keeps_it_readable(count, text):
+    # a 0.5M-weight scratch model's 3 MFLOP a token once read "0.00 GFLOP"
+    assert flops.flops_text(count) == text

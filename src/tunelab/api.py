@@ -15,6 +15,7 @@ import pandas as pd
 
 from tunelab.config import RunConfig, as_config
 from tunelab.data.clean import drop_invalid_rows
+from tunelab.data.columns import guess_text_column
 from tunelab.data.fix import doctor_files, doctor_image_files, doctor_tagging_files
 from tunelab.data.load import read_table
 from tunelab.errors import UserError
@@ -26,6 +27,7 @@ from tunelab.models.trained import merge as merge  # part of the API
 from tunelab.outputs import write_json, write_jsonl, write_text
 from tunelab.tasks import Task
 from tunelab.tasks.image_classification import ImageClassification
+from tunelab.tasks.text_classification import TextClassification
 from tunelab.tasks.token_classification import TokenClassification
 from tunelab.training.finetune import fit, prepare_run, save_run, score
 
@@ -153,6 +155,8 @@ def predict(
                         "model: give its inputs with --text or --input")  # fmt: skip
     if input is not None:
         frame = read_table(input, encoding=encoding, media=task.input_kind).fillna("")
+        if not text_column:
+            _read_texts_from_a_renamed_column(task, frame)
         frame = task.standardize(frame, with_labels=False)
     elif images:
         frame = question_frame(images, list(texts or []))
@@ -171,6 +175,29 @@ def predict(
     if output is not None:
         _write_predictions(Path(output), records)
     return records
+
+
+def _read_texts_from_a_renamed_column(task: Task, frame: pd.DataFrame) -> None:
+    """Point a text classifier at the file's text column when the one it was trained on is
+    missing (new files often call it ``text``): guessed as training guesses it, and said."""
+    if not isinstance(task, TextClassification) or task.text_pair_column:
+        return
+    if task.text_column in frame.columns:
+        return
+    source = frame.attrs.get("source", "the input")
+    choice = guess_text_column(frame, "text")
+    if choice.column is None:
+        raise UserError(
+            f"{source} has no column '{task.text_column}' (the model's training texts were "
+            f"there) and no column that clearly holds free text; its columns are: "
+            f"{', '.join(map(str, frame.columns))}; name the text column with --text-column"
+        )
+    log.info(
+        "%s has no column '%s' (the training texts' column): reading the texts from '%s' "
+        "(%s); --text-column names another",
+        source, task.text_column, choice.column, choice.evidence,
+    )  # fmt: skip
+    task.text_column = choice.column
 
 
 def text_frame(

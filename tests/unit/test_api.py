@@ -112,6 +112,24 @@ def test_predict_writes_csv_from_an_input_file(trained, tmp_path):
     assert len(written) == 3
 
 
+def test_predict_reads_a_new_files_text_column_when_the_training_column_is_missing(
+    trained, tmp_path
+):
+    result, _ = trained  # trained on a 'text' column
+    texts = ["很好很好，物流也快", "很差很差，不要买", "一般般吧，还可以"]
+    source = tmp_path / "new.csv"
+    pd.DataFrame({"id": [1, 2, 3], "review": texts}).to_csv(source, index=False)
+    guessed = tunelab.predict(result["model_dir"], input=source)
+    direct = tunelab.predict(result["model_dir"], texts=texts)
+    assert [r["text"] for r in guessed] == texts
+    assert [r["label"] for r in guessed] == [r["label"] for r in direct]
+    numbers = tmp_path / "numbers.csv"
+    pd.DataFrame({"id": [1, 2], "n": [3, 4]}).to_csv(numbers, index=False)
+    with pytest.raises(UserError, match=r"numbers.csv has no column 'text'.*columns are: id, n; "
+                       r"name the text column with --text-column"):  # fmt: skip
+        tunelab.predict(result["model_dir"], input=numbers)
+
+
 def test_existing_run_is_not_overwritten_silently(trained, tiny_bert):
     _, root = trained
     with pytest.raises(UserError, match="already holds a run; pass --resume"):

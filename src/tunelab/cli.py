@@ -153,10 +153,13 @@ def _setup_logging() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+COUNTS = {"predicted_classes"}  # stored as floats beside the scores, read as whole numbers
+
+
 def _print_scores(title: str, scores: dict[str, Any]) -> None:
     flat = {k: v for k, v in scores.items() if isinstance(v, (int, float)) and k != "examples"}
     shown = "  ".join(
-        f"{k}={v:g}" if float(v).is_integer() and abs(v) > 1 else f"{k}={v:.4f}"
+        f"{k}={v:g}" if float(v).is_integer() and (abs(v) > 1 or k in COUNTS) else f"{k}={v:.4f}"
         for k, v in flat.items()
         if not k.startswith(("precision_", "recall_"))
     )

@@ -40,7 +40,8 @@ def test_train_evaluate_predict(tiny_bert, tmp_path):
         "--output", run, *TRAIN_FLAGS,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "test: accuracy=" in done.stdout
+    # scores to four places, the count of predicted classes as a whole number
+    assert re.search(r"test: accuracy=\d\.\d{4} .*predicted_classes=2(\s|$)", done.stdout)
     assert json.loads((run / "metrics.json").read_text())["test"]["accuracy"] > 0.7
 
     held_out = make_reviews(60, seed=9).rename(columns={"text": "review", "label": "sentiment"})

@@ -157,6 +157,7 @@ def predict(
         frame = read_table(input, encoding=encoding, media=task.input_kind).fillna("")
         if not text_column:
             _read_texts_from_a_renamed_column(task, frame)
+        given_columns = list(frame.columns)
         frame = task.standardize(frame, with_labels=False)
     elif images:
         frame = question_frame(images, list(texts or []))
@@ -172,9 +173,27 @@ def predict(
         resolve_prediction_precision(precision, rows=len(frame)),
     )  # fmt: skip
     records = task.predictions(outputs, frame)
+    if input is not None:
+        records = _with_other_input_columns(records, frame, given_columns, task)
     if output is not None:
         _write_predictions(Path(output), records)
     return records
+
+
+def _with_other_input_columns(
+    records: list[dict[str, Any]], frame: pd.DataFrame, given: list[str], task: Task
+) -> list[dict[str, Any]]:
+    """Each record with the input row's other columns first (ids, dates, anything the task
+    does not read), so predictions join back to the user's rows; one record per row only."""
+    used = set(task.required_columns(with_labels=True))
+    extra = [c for c in given if c in frame.columns and c not in used]
+    if not extra or len(records) != len(frame):
+        return records
+    values = frame[extra].to_dict("records")  # plain Python values, in the rows' order
+    return [
+        {**{k: v for k, v in row.items() if k not in record}, **record}
+        for row, record in zip(values, records, strict=True)
+    ]
 
 
 def _read_texts_from_a_renamed_column(task: Task, frame: pd.DataFrame) -> None:

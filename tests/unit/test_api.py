@@ -104,10 +104,14 @@ def test_evaluate_any_labelled_file_matches_training_metrics(trained, tmp_path):
 def test_predict_writes_csv_from_an_input_file(trained, tmp_path):
     result, _ = trained
     source = tmp_path / "in.csv"
-    pd.DataFrame({"text": ["很好很好", "很差很差", "一般"]}).to_csv(source, index=False)
+    pd.DataFrame({"order": ["007", "8", "9"], "text": ["很好很好", "很差很差", "一般"]}).to_csv(
+        source, index=False
+    )
     tunelab.predict(result["model_dir"], input=source, output=tmp_path / "out.csv")
-    written = pd.read_csv(tmp_path / "out.csv")
-    assert list(written.columns[:3]) == ["text", "label", "score"]
+    written = pd.read_csv(tmp_path / "out.csv", dtype={"order": str})
+    # the file's other columns come first and unchanged, so predictions join back to its rows
+    assert list(written.columns[:4]) == ["order", "text", "label", "score"]
+    assert written["order"].tolist() == ["007", "8", "9"]
     assert {"p_negative", "p_positive"} <= set(written.columns)
     assert len(written) == 3
 

@@ -46,7 +46,7 @@ def split_frame(
     if groups is not None and groups.duplicated().any():
         # Split one representative row per group, then bring each group's other rows along.
         first = frame.loc[~groups.duplicated()]
-        first.attrs = dict(frame.attrs)
+        first.attrs = {**frame.attrs, "distinct_of": len(frame)}
         parts = split_frame(
             first, shares, seed, None if stratify_by is None else stratify_by.loc[first.index]
         )
@@ -68,8 +68,8 @@ def split_frame(
         size = round(share * len(frame))  # a count, so 10% of 300 rows is 30 in every split
         if size < 1:
             raise UserError(
-                f"{source} has {len(frame)} rows, too few for a {name} split of {share:.0%}; "
-                f"give a separate {name} file or more data"
+                f"{source} has {_rows_counted(frame)}, too few for a {name} split of "
+                f"{share:.0%}; give a separate {name} file or more data"
             )
         strata = stratify_by.loc[rest.index] if stratify_by is not None else None
         try:
@@ -84,6 +84,19 @@ def split_frame(
     rest = rest.sort_index()
     rest.attrs = {"source": source}
     return {"train": rest, **result}
+
+
+def _rows_counted(frame: pd.DataFrame) -> str:
+    """The rows a split sees, said so that a file of many repeated rows is not a mystery:
+    ``5 distinct texts among its 200 rows`` rather than ``5 rows``."""
+    count, distinct_of = len(frame), frame.attrs.get("distinct_of")
+    said = f"{count} rows"
+    if distinct_of and distinct_of > count:
+        said = f"{count} distinct texts among its {distinct_of} rows (repeats stay in one split)"
+    read = frame.attrs.get("rows_read")
+    if read and read > (distinct_of or count):
+        said += f", {read} before cleaning (the data doctor counts the repeats it drops)"
+    return said
 
 
 def _with_source(frame: pd.DataFrame, attrs: dict) -> pd.DataFrame:

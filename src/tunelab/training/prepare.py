@@ -82,6 +82,7 @@ def load_splits(
             strata = pd.Series([task.labels[i] for i in ids], index=frames["train"].index)
         groups = joined_cells(frames["train"], text_columns, cell=_group_key)
         groups = groups.map(normalized_text)
+        frames["train"].attrs["rows_read"] = report["rows_before"]["train"]  # for its errors
         frames.update(split_frame(frames["train"], shares, config.seed, strata, groups))
     suspected = set(report["doctor"].get("label_errors", {}).get("rows", []))
     if suspected and data.clean.drop_label_errors:

@@ -65,6 +65,18 @@ def test_too_few_rows_for_a_split():
         split_frame(frame, {"validation": 0.1}, 0, None)
 
 
+def test_a_split_too_small_for_its_repeats_says_how_many_rows_are_distinct():
+    # 200 rows that repeat 5 texts: the split sees 5 groups, and says so, not "5 rows"
+    frame = _frame([{"text": f"question {i % 5}", "label": "x"} for i in range(200)])
+    frame.attrs["rows_read"] = 230  # cleaning dropped 30 before the split
+    with pytest.raises(
+        UserError,
+        match=r"d.csv has 5 distinct texts among its 200 rows \(repeats stay in one split\), "
+        r"230 before cleaning .*too few for a validation split of 10%",
+    ):
+        split_frame(frame, {"validation": 0.1}, 0, None, groups=frame["text"])
+
+
 def test_joined_cells_match_a_row_by_row_join():
     frame = pd.DataFrame({"a": ["x y", "z", "w"], "b": ["1", "2", "3"], "n": [1, 2, 3]})
     for columns, separator in ((["a"], " "), (["a", "b"], " "), (["a", "b", "n"], "\x1f")):

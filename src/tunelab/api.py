@@ -32,6 +32,13 @@ from tunelab.tasks.token_classification import TokenClassification
 from tunelab.training.finetune import fit, prepare_run, save_run, score
 
 log = logging.getLogger("tunelab")
+# the task settings that name an input column; what they name is the task's, not passed along
+READ_COLUMN_ATTRIBUTES = (
+    "text_column", "text_pair_column", "label_column", "source_column", "target_column",
+    "messages_column", "path_column", "tokens_column", "tags_column", "spans_column",
+    "anchor_column", "positive_column", "negative_column", "score_column", "gold_column",
+    "source_text_column",
+)  # fmt: skip
 
 
 def train(
@@ -157,7 +164,7 @@ def predict(
         frame = read_table(input, encoding=encoding, media=task.input_kind).fillna("")
         if not text_column:
             _read_texts_from_a_renamed_column(task, frame)
-        given_columns = list(frame.columns)
+        given = frame
         frame = task.standardize(frame, with_labels=False)
     elif images:
         frame = question_frame(images, list(texts or []))
@@ -174,22 +181,28 @@ def predict(
     )  # fmt: skip
     records = task.predictions(outputs, frame)
     if input is not None:
-        records = _with_other_input_columns(records, frame, given_columns, task)
+        records = _with_other_input_columns(records, given, frame, task)
     if output is not None:
         _write_predictions(Path(output), records)
     return records
 
 
 def _with_other_input_columns(
-    records: list[dict[str, Any]], frame: pd.DataFrame, given: list[str], task: Task
+    records: list[dict[str, Any]], given: pd.DataFrame, read: pd.DataFrame, task: Task
 ) -> list[dict[str, Any]]:
     """Each record with the input row's other columns first (ids, dates, anything the task
-    does not read), so predictions join back to the user's rows; one record per row only."""
-    used = set(task.required_columns(with_labels=True))
-    extra = [c for c in given if c in frame.columns and c not in used]
-    if not extra or len(records) != len(frame):
+    does not read), so predictions join back to the user's rows; one record per row only.
+
+    ``given`` is the file as read, ``read`` the rows the task made of it (same index)."""
+    named = {getattr(task, attribute, None) for attribute in READ_COLUMN_ATTRIBUTES}
+    named |= set(read.attrs.get("columns", {}).values())  # file tasks: what they renamed
+    if "source" in read.columns and getattr(task, "source_column", None) not in given.columns:
+        named |= {"prompt", "completion"}  # read in place of source/target
+    used = named | set(task.required_columns(with_labels=True))
+    extra = [c for c in given.columns if c not in used]
+    if not extra or len(records) != len(read) or not read.index.isin(given.index).all():
         return records
-    values = frame[extra].to_dict("records")  # plain Python values, in the rows' order
+    values = given.loc[read.index, extra].to_dict("records")  # plain Python values, in order
     return [
         {**{k: v for k, v in row.items() if k not in record}, **record}
         for row, record in zip(values, records, strict=True)

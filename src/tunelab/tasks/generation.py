@@ -312,7 +312,7 @@ class _Generation:
         records = []
         for (_, row), output in zip(frame.iterrows(), outputs, strict=False):
             record = {"source": row[SOURCE], "output": output}
-            if TARGET in frame.columns:
+            if TARGET in frame.columns and isinstance(row[TARGET], str):  # not a bare question
                 record["reference"] = row[TARGET]
             records.append(record)
         return records

@@ -15,12 +15,12 @@ SOURCE, TARGET, MESSAGES = "source", "target", "messages"
 ROLES = ("system", "user", "assistant")
 
 
-def check_messages(value: Any, where: str) -> list[dict[str, str]]:
+def check_messages(value: Any, where: str, need_answer: bool = True) -> list[dict[str, str]]:
     """One row's ``messages`` as a list of ``{"role", "content"}``, or a clear error.
 
     Raises:
-        UserError: for a non-list, an unknown role, a missing or empty content, or a
-            conversation without an assistant turn.
+        UserError: for a non-list, an unknown role, a missing or empty content, or (with
+            ``need_answer``, as in training) a conversation without an assistant turn.
     """
     if isinstance(value, np.ndarray):
         value = value.tolist()
@@ -39,7 +39,7 @@ def check_messages(value: Any, where: str) -> list[dict[str, str]]:
         if not isinstance(content, str) or not content.strip():
             raise UserError(f"{where}: message {number} ({role}) has no content")
         messages.append({"role": role, "content": content})
-    if not any(m["role"] == "assistant" for m in messages):
+    if need_answer and not any(m["role"] == "assistant" for m in messages):
         raise UserError(f"{where}: the conversation has no assistant message to learn from")
     return messages
 
@@ -62,7 +62,8 @@ def standardize_pairs(
 
     ``prompt``/``completion`` columns stand in for source/target when those are absent.
     For a chat, ``source`` is the conversation before the last assistant turn (as JSON
-    text, for display) and ``target`` that turn.
+    text, for display) and ``target`` that turn. Unlabelled (for prediction), a chat that
+    ends with the user's turn is asked as it is, with no ``target``.
 
     Raises:
         UserError: naming the file and line, for missing columns or malformed messages.
@@ -76,8 +77,9 @@ def standardize_pairs(
 
         rows = []
         for row, value in frame[messages_column].items():
-            messages = check_messages(value, f"{where} line {row}")
-            context, reference = split_conversation(messages)
+            messages = check_messages(value, f"{where} line {row}", need_answer=with_labels)
+            answered = messages[-1]["role"] == "assistant" or with_labels
+            context, reference = split_conversation(messages) if answered else (messages, None)
             rows.append(
                 {
                     SOURCE: json.dumps(context, ensure_ascii=False),
@@ -86,6 +88,8 @@ def standardize_pairs(
                 }
             )
         result = pd.DataFrame(rows, index=frame.index)
+        if result[TARGET].isna().all():  # questions only: nothing to compare answers with
+            result = result.drop(columns=TARGET)
     elif source_column in frame.columns:
         if with_labels and target_column not in frame.columns:
             raise UserError(

@@ -135,6 +135,12 @@ def test_chat_jsonl_trains_as_is_and_agrees_with_the_pipeline(tiny_llama, tmp_pa
     for chat, record in zip(chats[:10], ours, strict=True):
         theirs = generator(chat["messages"][:-1])[0]["generated_text"][-1]["content"]
         assert theirs.strip() == record["output"]
+    # questions as users have them: the chat ends with the user's turn, with an id beside it
+    questions = [{"id": f"q{i}", "messages": c["messages"][:-1]} for i, c in enumerate(chats[:10])]
+    asked = tunelab.predict(model_dir, input=write_jsonl(tmp_path / "ask.jsonl", questions))
+    assert [r["output"] for r in asked] == [r["output"] for r in ours]
+    assert [r["id"] for r in asked] == [q["id"] for q in questions]
+    assert "reference" not in asked[0] and "reference" in ours[0]
 
 
 @pytest.mark.parametrize(
@@ -150,6 +156,9 @@ def test_malformed_chats_name_the_line(tmp_path, messages, error):
     path = write_jsonl(tmp_path / "chat.jsonl", [{"messages": messages}])
     with pytest.raises(UserError, match=error):
         CausalGeneration().standardize(read_table(path))
+    if "no assistant" not in error:  # a question without an answer is fine to predict for
+        with pytest.raises(UserError, match=error):
+            CausalGeneration().standardize(read_table(path), with_labels=False)
 
 
 def test_generation_metrics_count_characters_for_chinese():

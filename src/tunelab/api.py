@@ -111,7 +111,8 @@ def evaluate(
         task.text_column = text_column
     if label_column:
         task.label_column = label_column
-    frame = task.standardize(read_table(data, encoding=encoding, media=task.input_kind))
+    given = read_table(data, encoding=encoding, media=task.input_kind)
+    frame = task.standardize(given)
     frame, _ = drop_invalid_rows(frame, list(task.required_columns()), drop=True)
     task.check_labels(frame)
     outputs = _forward(model, tokenizer, task, frame, max_length, batch_size)
@@ -119,7 +120,8 @@ def evaluate(
     if output is not None:
         out = Path(output)
         write_json(out / "metrics.json", {"data": str(data), "test": result})
-        write_jsonl(out / "predictions.jsonl", task.predictions(outputs, frame))
+        records = _with_other_input_columns(task.predictions(outputs, frame), given, frame, task)
+        write_jsonl(out / "predictions.jsonl", records)
     return result
 
 

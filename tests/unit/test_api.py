@@ -93,12 +93,16 @@ def test_evaluate_any_labelled_file_matches_training_metrics(trained, tmp_path):
     predictions = [json.loads(line) for line in (root / "run" / "predictions.jsonl").open()]
     test_file = tmp_path / "test.jsonl"
     pd.DataFrame(
-        {"text": [p["text"] for p in predictions], "label": [p["gold"] for p in predictions]}
-    ).to_json(test_file, orient="records", lines=True, force_ascii=False)
+        {"ticket": [f"T{i}" for i in range(len(predictions))],
+         "text": [p["text"] for p in predictions], "label": [p["gold"] for p in predictions]}
+    ).to_json(test_file, orient="records", lines=True, force_ascii=False)  # fmt: skip
     scores = tunelab.evaluate(root / "run", test_file, output=tmp_path / "eval")
     expected = json.loads((root / "run" / "metrics.json").read_text())["test"]
     assert scores["accuracy"] == pytest.approx(expected["accuracy"])
-    assert (tmp_path / "eval" / "predictions.jsonl").is_file()
+    written = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").open()]
+    assert [w["ticket"] for w in written] == [f"T{i}" for i in range(len(predictions))]
+    assert [w["gold"] for w in written] == [p["gold"] for p in predictions]
+    assert "label" in written[0] and set(written[0]) >= {"ticket", "text", "score"}
 
 
 def test_predict_writes_csv_from_an_input_file(trained, tmp_path):

@@ -288,9 +288,9 @@ class TokenClassification:
     def doctor_lines(self, report: dict[str, Any]) -> list[str]:
         lines = []
         for split, s in report.get("tagging", {}).items():
-            found = [f"{s['tokens']} tokens"]
+            found = [f"{s['tokens']:,} tokens"]
             if s["entities"]:
-                found.append(", ".join(f"{n} {k}" for k, n in s["entities"].items()))
+                found.append(", ".join(f"{n:,} {k}" for k, n in s["entities"].items()))
             broken = s["broken_sequences"]
             if broken["rows"]:
                 rows = ", ".join(map(str, broken["first_rows"][:5]))

@@ -263,3 +263,12 @@ def test_span_over_whitespace_only_is_rejected(tmp_path):
     rows = [{"text": "北京  上海", "spans": [[2, 4, "LOC"]]}]
     with pytest.raises(UserError, match=r"row 1: span 2-4 covers only whitespace"):
         TokenClassification().standardize(read_table(write_jsonl(tmp_path / "w.jsonl", rows)))
+
+
+def test_the_doctor_line_counts_a_corpus_in_readable_numbers():
+    report = {"tagging": {"train": {
+        "tokens": 1_466_957, "entities": {"LOC": 22_270, "PER": 15_937},
+        "broken_sequences": {"rows": 0, "first_rows": []}, "misaligned_spans": 0,
+    }}}  # fmt: skip
+    (line,) = TokenClassification().doctor_lines(report)
+    assert line == "data doctor: train: 1,466,957 tokens; 22,270 LOC, 15,937 PER"

@@ -109,6 +109,23 @@ class Choice:
     tie: tuple[ColumnProfile, ColumnProfile] | None = None
 
 
+# column names that data sets use for the two texts of a pair (GLUE, SNLI, QQP, CLUE)
+PAIR_NAMES = (
+    ("sentence1", "sentence2"), ("premise", "hypothesis"), ("question1", "question2"),
+    ("question", "sentence"), ("text_a", "text_b"), ("sentence_a", "sentence_b"),
+    ("text", "text_pair"),
+)  # fmt: skip
+
+
+def guess_text_pair(frame: pd.DataFrame, exclude: Sequence[str] = ()) -> tuple[str, str] | None:
+    """The two columns of a text pair when the file names them as pair data sets do
+    (``sentence1``/``sentence2``, ``premise``/``hypothesis``, any case); else None."""
+    by_name = {str(c).lower(): str(c) for c in frame.columns if c not in exclude}
+    return next(
+        ((by_name[a], by_name[b]) for a, b in PAIR_NAMES if a in by_name and b in by_name), None
+    )
+
+
 def guess_text_column(frame: pd.DataFrame, default: str, exclude: Sequence[str] = ()) -> Choice:
     """The text column: the one called ``default``, else the only text column whose name says
     text, else the one with clearly the longest texts; a tie when two are equally plausible,

@@ -223,13 +223,19 @@ class SentenceEmbedding:
     def recognise(self, frame: pd.DataFrame, given: frozenset[str]) -> DataFit | None:
         """An anchor column and a positive column by the names standardize looks for:
         strength 2 for search names (anchor/positive, query/document or passage), 1 for
-        sentence pairs (sentence1/sentence2, question/answer), which classification reads too."""
+        sentence pairs (sentence1/sentence2, question/answer), which classification reads too;
+        none when the score column holds words (labels such as 'entailment')."""
         anchor = _pick(frame.columns, self.anchor_column, "text", ANCHOR_NAMES, set())
         if anchor is None or anchor not in frame.columns:
             return None
         positive = _pick(frame.columns, self.positive_column, "auto", POSITIVE_NAMES, {anchor})
         if positive is None or positive not in frame.columns:
             return None
+        score = _pick(frame.columns, self.score_column, "auto", SCORE_NAMES, {anchor, positive})
+        if score in frame.columns and "embedding.score_column" not in given:
+            values = frame[score].dropna()
+            if pd.to_numeric(values, errors="coerce").isna().any():
+                return None  # words, not similarities: a pair classifier's labels
         searching = anchor.lower() in SEARCH_NAMES or positive.lower() in SEARCH_NAMES
         return DataFit(2 if searching else 1, f"'{anchor}'/'{positive}' pairs")
 

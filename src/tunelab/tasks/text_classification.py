@@ -11,7 +11,13 @@ import pandas as pd
 
 from tunelab.data import normalize
 from tunelab.data.clean import clean_rows
-from tunelab.data.columns import Choice, ColumnProfile, guess_label_column, guess_text_column
+from tunelab.data.columns import (
+    Choice,
+    ColumnProfile,
+    guess_label_column,
+    guess_text_column,
+    guess_text_pair,
+)
 from tunelab.data.doctor import diagnose, doctor_summary
 from tunelab.data.load import require_columns
 from tunelab.errors import UserError
@@ -206,11 +212,16 @@ class TextClassification:
         taken = [c for c in (self.text_pair_column,) if c]
         if "data.label_column" in given:
             taken.append(self.label_column)
-        text = (
-            Choice(self.text_column)
-            if "data.text_column" in given
-            else guess_text_column(frame, self.text_column, taken)
-        )
+        pair = None
+        if not {"data.text_column", "data.text_pair_column"} & given and not taken[:1]:
+            pair = guess_text_pair(frame, taken)
+        if pair is not None:
+            text = Choice(pair[0], f"a text pair's first column, beside '{pair[1]}'")
+            taken.append(pair[1])
+        elif "data.text_column" in given:
+            text = Choice(self.text_column)
+        else:
+            text = guess_text_column(frame, self.text_column, taken)
         taken += [text.column] if text.column else [p.name for p in text.tie or ()]
         label = (
             Choice(self.label_column)
@@ -228,13 +239,18 @@ class TextClassification:
             for key, flag, _, choice in roles
             if key not in given and choice.column
         )
+        if pair is not None:
+            evidence = "a text pair's second column, named as pair data sets name it"
+            guesses += (ColumnGuess("data.text_pair_column", pair[1], evidence,
+                                    "--text-pair-column"),)  # fmt: skip
         source = frame.attrs.get("source", "the data")
         ambiguity = next(
             (_tie_sentence(source, role, choice.tie, flag) for _, flag, role, choice in roles
              if choice.tie),
             None,
         )  # fmt: skip
-        return DataFit(1, "a text column and a label column", guesses, ambiguity)
+        shape = "a text pair and a label column" if pair else "a text column and a label column"
+        return DataFit(1, shape, guesses, ambiguity)
 
     def diagnose(
         self, frames: dict[str, pd.DataFrame], find_label_errors: bool, seed: int

@@ -122,6 +122,27 @@ def test_image_folders_and_search_pairs_are_recognised(tmp_path):
     assert _guess(tmp_path, pairs, "search.csv")[0].task == "sentence-embedding"
 
 
+def test_a_sentence_pair_with_word_labels_is_pair_classification_with_numbers_similarity(
+    tmp_path,
+):
+    texts = {"Premise": ["a man sleeps", "kids play", "it rains"] * 4,
+             "Hypothesis": ["someone rests", "nobody plays", "it is wet"] * 4}  # fmt: skip
+    labels = ["entailment", "contradiction", "entailment"] * 4
+    config, _ = _guess(tmp_path, pd.DataFrame({**texts, "label": labels}), "nli.csv")
+    assert (config.task, config.data.text_column, config.data.text_pair_column) == (
+        "text-classification", "Premise", "Hypothesis",
+    )  # fmt: skip
+    assert config.data.label_column == "label"
+    scored = pd.DataFrame({"sentence1": texts["Premise"], "sentence2": texts["Hypothesis"],
+                           "score": [round(0.41 * i, 2) for i in range(12)]})  # fmt: skip
+    config, _ = _guess(tmp_path, scored, "sts.csv")
+    assert config.task == "sentence-embedding"  # similarities, not classes: no label column
+    both = scored.rename(columns={"score": "label"}).assign(label=[1, 0, 1] * 4)
+    with pytest.raises(UserError, match=r"fits the task text-classification .* as well as "
+                       r"sentence-embedding"):  # fmt: skip
+        _guess(tmp_path, both, "mrpc.csv")  # 0/1: classes or similarities, the user says
+
+
 def test_two_tasks_that_fit_equally_stop_naming_both_and_the_flag(tmp_path):
     pairs = pd.DataFrame({"source": ["a"] * 4, "target": ["b"] * 4, "messages": [None] * 4})
     pairs["prompt"], pairs["completion"] = "p", "c"  # seq2seq's shape and causal-lm's at once

@@ -537,10 +537,13 @@ def doctor(
     task: Annotated[str, typer.Option(help=f"whose checks to run: {DOCTOR_TASKS}")] = (
         "text-classification"
     ),
-    text_column: Annotated[str, typer.Option(help=config_help("data.text_column"))] = "text",
+    text_column: Annotated[
+        str | None, typer.Option(help="text column (default: read from the data, as train does)")
+    ] = None,
     label_column: Annotated[
-        str | None, typer.Option(help="label column; none: unlabelled")
-    ] = "label",
+        str | None,
+        typer.Option(help="label column (default: read from the data); 'none': unlabelled"),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(help="model folder: token lengths, and its probabilities for label errors"),
@@ -591,11 +594,37 @@ def doctor(
             )
         text = api.doctor_images(data, validation, test, image_column, label_column, report, strict)
     else:
+        text_column, label_column = _doctor_columns(data, text_column, label_column, encoding)
         text = api.doctor(
             data, validation, test, text_column, label_column, model, max_length, encoding,
             report, out if fix else None, label_errors, drop_label_errors, strict,
         )  # fmt: skip
     typer.echo(text)
+
+
+def _doctor_columns(
+    data: Path, text_column: str | None, label_column: str | None, encoding: str | None
+) -> tuple[str, str | None]:
+    """The text and label columns the doctor reads: as given, else read from the file as
+    `tunelab train` reads them (and logged the same way); ``none`` for an unlabelled file."""
+    unlabelled = label_column is not None and label_column.lower() == "none"
+    if unlabelled or (text_column is not None and label_column is not None):
+        return text_column or "text", None if unlabelled else label_column
+    from tunelab.training.guesses import guess_from_data
+
+    given = {"text_column": text_column, "label_column": label_column, "encoding": encoding}
+    config = build_config(
+        {"task": "text-classification",
+         "data": {"train": str(data), **{k: v for k, v in given.items() if v is not None}}}
+    )  # fmt: skip
+    guess_from_data(config)
+    if config.data.text_pair_column:
+        logging.getLogger("tunelab").warning(
+            "the doctor reads one text a row, '%s': duplicates, conflicts and label errors "
+            "are judged on it without '%s'", config.data.text_column,
+            config.data.text_pair_column,
+        )  # fmt: skip
+    return config.data.text_column, config.data.label_column
 
 
 @app.command("search")

@@ -149,3 +149,25 @@ def test_the_command_freezes_the_collector_at_exit_but_not_before(through_main):
     lines = done.stdout.splitlines()
     assert f"frozen at exit {through_main}" in lines
     assert ("frozen after main False" in lines) is through_main
+
+
+def test_the_doctor_reads_the_columns_from_the_data_as_train_does(tmp_path):
+    import json
+
+    from tests.conftest import make_reviews
+
+    data = tmp_path / "reviews.csv"
+    make_reviews(80).rename(columns={"text": "Kommentar", "label": "Urteil"}).to_csv(
+        data, index=False
+    )
+    report = tmp_path / "report.json"
+    done = CliRunner().invoke(app, ["doctor", str(data), "--report", str(report)])
+    assert done.exit_code == 0, done.output
+    # read from 'Kommentar' and 'Urteil' (with the old defaults, 'text' was missing: an error)
+    train = json.loads(report.read_text())["splits"]["train"]
+    assert train["rows"] == 80 and set(train["class_balance"]["counts"]) == {"positive", "negative"}
+    # an unlabelled file says so; its text column is then named
+    done = CliRunner().invoke(app, ["doctor", str(data), "--report", str(report),
+                                    "--text-column", "Kommentar", "--label-column", "none"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "class_balance" not in json.loads(report.read_text())["splits"]["train"]

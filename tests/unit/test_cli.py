@@ -167,7 +167,7 @@ def test_the_doctor_reads_the_columns_from_the_data_as_train_does(tmp_path):
     train = json.loads(report.read_text())["splits"]["train"]
     assert train["rows"] == 80 and set(train["class_balance"]["counts"]) == {"positive", "negative"}
     # an unlabelled file says so; its text column is then named
-    done = CliRunner().invoke(app, ["doctor", str(data), "--report", str(report),
-                                    "--text-column", "Kommentar", "--label-column", "none"])  # fmt: skip
+    unlabelled = ["--text-column", "Kommentar", "--label-column", "none"]
+    done = CliRunner().invoke(app, ["doctor", str(data), "--report", str(report), *unlabelled])
     assert done.exit_code == 0, done.output
     assert "class_balance" not in json.loads(report.read_text())["splits"]["train"]

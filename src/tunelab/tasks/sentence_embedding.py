@@ -233,8 +233,8 @@ class SentenceEmbedding:
             return None
         score = _pick(frame.columns, self.score_column, "auto", SCORE_NAMES, {anchor, positive})
         if score in frame.columns and "embedding.score_column" not in given:
-            values = frame[score].dropna()
-            if pd.to_numeric(values, errors="coerce").isna().any():
+            values = frame[score].dropna().astype(str).str.strip()
+            if pd.to_numeric(values[values != ""], errors="coerce").isna().any():
                 return None  # words, not similarities: a pair classifier's labels
         searching = anchor.lower() in SEARCH_NAMES or positive.lower() in SEARCH_NAMES
         return DataFit(2 if searching else 1, f"'{anchor}'/'{positive}' pairs")

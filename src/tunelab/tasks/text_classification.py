@@ -213,7 +213,7 @@ class TextClassification:
         if "data.label_column" in given:
             taken.append(self.label_column)
         pair = None
-        if not {"data.text_column", "data.text_pair_column"} & given and not taken[:1]:
+        if not {"data.text_column", "data.text_pair_column"} & given and not self.text_pair_column:
             pair = guess_text_pair(frame, taken)
         if pair is not None:
             text = Choice(pair[0], f"a text pair's first column, beside '{pair[1]}'")

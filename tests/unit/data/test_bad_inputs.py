@@ -329,6 +329,9 @@ def test_config_in_another_encoding_is_named(tmp_path, monkeypatch, capsys):
     assert_one_line_error(err, r"gbk.yaml is not UTF-8 text \(byte \d+\); save it as UTF-8")
 
 
+NAMED_COLUMNS = ["--text-column", "text", "--label-column", "label"]  # no file read to guess
+
+
 def test_multi_line_user_error_is_printed_on_one_line(monkeypatch, capsys):
     from tunelab import api
 
@@ -336,7 +339,7 @@ def test_multi_line_user_error_is_printed_on_one_line(monkeypatch, capsys):
         raise UserError("a/b\nc.csv has no data rows")
 
     monkeypatch.setattr(api, "doctor", fail)
-    code, err = run_cli(["doctor", "x.csv"], monkeypatch, capsys)
+    code, err = run_cli(["doctor", "x.csv", *NAMED_COLUMNS], monkeypatch, capsys)
     assert code == 2
     assert err == "error: a/b c.csv has no data rows\n"
 
@@ -349,14 +352,14 @@ def test_unexpected_exception_is_short_and_asks_for_a_report(monkeypatch, capsys
 
     monkeypatch.setattr(api, "doctor", crash)
     monkeypatch.delenv("TUNELAB_TRACEBACK", raising=False)
-    code, err = run_cli(["doctor", "x.csv"], monkeypatch, capsys)
+    code, err = run_cli(["doctor", "x.csv", *NAMED_COLUMNS], monkeypatch, capsys)
     assert code == 1
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert err.startswith("internal error: KeyError at test_bad_inputs.py:")
     assert "report this" in err
     monkeypatch.setenv("TUNELAB_TRACEBACK", "1")
-    monkeypatch.setattr(sys, "argv", ["tunelab", "doctor", "x.csv"])
+    monkeypatch.setattr(sys, "argv", ["tunelab", "doctor", "x.csv", *NAMED_COLUMNS])
     with pytest.raises(KeyError):
         cli.main()
 

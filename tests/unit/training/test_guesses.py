@@ -133,6 +133,9 @@ def test_a_sentence_pair_with_word_labels_is_pair_classification_with_numbers_si
         "text-classification", "Premise", "Hypothesis",
     )  # fmt: skip
     assert config.data.label_column == "label"
+    config, _ = _guess(tmp_path, pd.DataFrame({**texts, "gold": labels}), "nli.csv",
+                       label_column="gold")  # fmt: skip
+    assert config.data.text_pair_column == "Hypothesis"  # a named label keeps the pair guess
     scored = pd.DataFrame({"sentence1": texts["Premise"], "sentence2": texts["Hypothesis"],
                            "score": [round(0.41 * i, 2) for i in range(12)]})  # fmt: skip
     config, _ = _guess(tmp_path, scored, "sts.csv")

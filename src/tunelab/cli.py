@@ -617,7 +617,14 @@ def _doctor_columns(
         {"task": "text-classification",
          "data": {"train": str(data), **{k: v for k, v in given.items() if v is not None}}}
     )  # fmt: skip
-    guess_from_data(config)
+    train = guess_from_data(config).train
+    found = train.columns if train is not None else ()
+    if label_column is None and config.data.label_column not in found:
+        raise UserError(
+            f"{data} has no column that reads as labels (its columns are: "
+            f"{', '.join(map(str, found))}); name it with --label-column, or pass "
+            "--label-column none to check unlabelled texts"
+        )
     if config.data.text_pair_column:
         logging.getLogger("tunelab").warning(
             "the doctor reads one text a row, '%s': duplicates, conflicts and label errors "

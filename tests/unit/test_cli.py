@@ -171,3 +171,10 @@ def test_the_doctor_reads_the_columns_from_the_data_as_train_does(tmp_path):
     done = CliRunner().invoke(app, ["doctor", str(data), "--report", str(report), *unlabelled])
     assert done.exit_code == 0, done.output
     assert "class_balance" not in json.loads(report.read_text())["splits"]["train"]
+    texts_only = tmp_path / "texts.csv"
+    make_reviews(20)[["text"]].to_csv(texts_only, index=False)
+    done = CliRunner().invoke(app, ["doctor", str(texts_only), "--report", str(report)])
+    assert str(done.exception) == (
+        f"{texts_only} has no column that reads as labels (its columns are: text); name it "
+        "with --label-column, or pass --label-column none to check unlabelled texts"
+    )

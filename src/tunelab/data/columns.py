@@ -109,6 +109,38 @@ class Choice:
     tie: tuple[ColumnProfile, ColumnProfile] | None = None
 
 
+LABEL_SEPARATORS = ("|", ";", ",")
+MIN_SHARE_WITH_SEPARATOR = 0.05  # of the labelled rows: a few rows with several labels
+
+
+def guess_label_separator(values: pd.Series) -> tuple[str, str] | None:
+    """The separator of labels written as delimited strings (``price|delivery``), and why;
+    None for single labels. A separator counts when at least 5% of the labelled rows hold
+    it and its parts recombine: fewer distinct labels once split than distinct cells, and at
+    least half of the parts also standing alone in some row (so ``New York, NY`` as one
+    label is not split)."""
+    cells = values.dropna().astype(str).str.strip()
+    cells = cells[cells != ""]
+    if cells.empty or values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
+        return None
+    distinct = set(cells)
+    for separator in LABEL_SEPARATORS:
+        joined = [c for c in distinct if separator in c]
+        if cells.str.contains(separator, regex=False).mean() < MIN_SHARE_WITH_SEPARATOR:
+            continue
+        parts = {part.strip() for c in joined for part in c.split(separator)}
+        if "" in parts or len(parts | (distinct - set(joined))) >= len(distinct):
+            continue
+        if 2 * len(parts & distinct) < len(parts):  # parts rarely alone: labels with commas
+            continue
+        evidence = (
+            f"{len(joined)} of {len(distinct)} distinct labels join "
+            f"{len(parts)} others with '{separator}'"
+        )
+        return separator, evidence
+    return None
+
+
 # column names that data sets use for the two texts of a pair (GLUE, SNLI, QQP, CLUE)
 PAIR_NAMES = (
     ("sentence1", "sentence2"), ("premise", "hypothesis"), ("question1", "question2"),

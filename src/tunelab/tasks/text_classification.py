@@ -15,6 +15,7 @@ from tunelab.data.columns import (
     Choice,
     ColumnProfile,
     guess_label_column,
+    guess_label_separator,
     guess_text_column,
     guess_text_pair,
 )
@@ -239,6 +240,13 @@ class TextClassification:
             for key, flag, _, choice in roles
             if key not in given and choice.column
         )
+        separator = None
+        if label.column and self.problem_type == "auto" and not self.label_separator:
+            separator = guess_label_separator(frame[label.column])
+        if separator is not None and "data.label_separator" not in given:
+            guesses += (ColumnGuess("data.label_separator", separator[0],
+                                    f"multi-label: {separator[1]}",
+                                    "--label-separator"),)  # fmt: skip
         if pair is not None:
             evidence = "a text pair's second column, named as pair data sets name it"
             guesses += (ColumnGuess("data.text_pair_column", pair[1], evidence,

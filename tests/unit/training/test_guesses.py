@@ -146,6 +146,20 @@ def test_a_sentence_pair_with_word_labels_is_pair_classification_with_numbers_si
         _guess(tmp_path, both, "mrpc.csv")  # 0/1: classes or similarities, the user says
 
 
+def test_labels_joined_by_a_separator_are_read_as_multi_label(tmp_path):
+    texts = [f"review number {i}" for i in range(40)]
+    topics = ["price", "delivery|price", "quality", "price|quality", "delivery"] * 8
+    config, _ = _guess(tmp_path, pd.DataFrame({"text": texts, "topics": topics}), "m.csv")
+    assert (config.data.label_column, config.data.label_separator) == ("topics", "|")
+    config, _ = _guess(tmp_path, pd.DataFrame({"text": texts, "topics": topics}), "m.csv",
+                       label_separator=";")  # fmt: skip
+    assert config.data.label_separator == ";"  # what the user says stays
+    # a place with a comma is one label: its parts never stand alone
+    places = ["New York, NY", "Austin, TX", "Paris", "Boston, MA", "Lyon"] * 8
+    config, _ = _guess(tmp_path, pd.DataFrame({"text": texts, "label": places}), "p.csv")
+    assert config.data.label_separator is None
+
+
 def test_two_tasks_that_fit_equally_stop_naming_both_and_the_flag(tmp_path):
     pairs = pd.DataFrame({"source": ["a"] * 4, "target": ["b"] * 4, "messages": [None] * 4})
     pairs["prompt"], pairs["completion"] = "p", "c"  # seq2seq's shape and causal-lm's at once

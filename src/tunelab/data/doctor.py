@@ -196,12 +196,13 @@ def doctor_summary(report: dict[str, Any]) -> list[str]:
     """The few lines of the doctor's findings that ``tunelab train`` prints."""
     lines = []
     for name, s in report["splits"].items():
-        found = [f"{s['rows']} rows"]
+        found = [f"{s['rows']:,} rows"]
         d = s["duplicates"]
         if d["exact_duplicates"] or d["near_duplicates"]:
-            found.append(f"{d['exact_duplicates']} exact / {d['near_duplicates']} near duplicates")
+            exact, near = d["exact_duplicates"], d["near_duplicates"]
+            found.append(f"{exact:,} exact / {near:,} near duplicates")
         if s.get("conflicts", {}).get("conflicting_texts"):
-            found.append(f"{s['conflicts']['conflicting_texts']} texts with conflicting labels")
+            found.append(f"{s['conflicts']['conflicting_texts']:,} texts with conflicting labels")
         balance = s.get("class_balance", {})
         if (balance.get("imbalance_ratio") or 0) >= 3:
             found.append(f"class imbalance {balance['imbalance_ratio']}:1")

@@ -145,3 +145,14 @@ def test_label_errors_start_no_process_pool_beside_other_threads(monkeypatch):
     worker.start()
     worker.join()
     assert len(found["errors"]) > 0
+
+
+def test_the_summary_line_counts_in_readable_numbers():
+    from tunelab.data.doctor import doctor_summary
+
+    split = {"rows": 35_123, "duplicates": {"exact_duplicates": 17_539, "near_duplicates": 17_602},
+             "conflicts": {"conflicting_texts": 1_052}}  # fmt: skip
+    assert doctor_summary({"splits": {"train": split}}) == [
+        "data doctor: train: 35,123 rows, 17,539 exact / 17,602 near duplicates, "
+        "1,052 texts with conflicting labels"
+    ]

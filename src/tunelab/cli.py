@@ -519,9 +519,11 @@ def explain(
         for part in item.get("targets") or [item]:
             if part.get("attributions") is None:
                 continue
-            tops = ", ".join(f"{t} {v:+.3f}" for t, v in top_tokens(item, part["attributions"]))
+            shown = [(t, v) for t, v in top_tokens(item, part["attributions"]) if round(v, 3) > 0]
+            tops = ", ".join(f"{t} {v:+.3f}" for t, v in shown)  # +0.000 would say nothing
             where = f" token {part['token_index']} {part['token']}" if "token" in part else ""
-            typer.echo(f"text {number}{where} -> {part['target']}: {tops or '(none above 0)'}")
+            typer.echo(f"text {number}{where} -> {part['target']}: "
+                       f"{tops or '(no token raised the score by 0.001 or more)'}")  # fmt: skip
     if not explanations:
         typer.echo("no texts to explain")
     typer.echo(f"explanations written to {output}" + (f" and {json_output}" if json_output else ""))

@@ -209,3 +209,21 @@ def test_cli_writes_the_page_and_json_and_prints_top_tokens(sentiment_run, tmp_p
                                "--output", str(tmp_path / "y.html")])  # fmt: skip
     assert isinstance(done.exception, UserError) and "--layer 7" in str(done.exception)
     assert not (tmp_path / "y.html").exists()
+
+
+def test_the_cli_says_when_no_token_moved_the_score(monkeypatch, tmp_path):
+    # a model that learned nothing: attributions of 1e-5 printed as "p +0.000, w +0.000"
+    from typer.testing import CliRunner
+
+    import tunelab.explain
+    from tunelab.cli import app
+
+    flat = {"text": "ok", "target": "positive", "tokens": ["[CLS]", "o", "k", "[SEP]"],
+            "special": [True, False, False, True],
+            "attributions": [0.0, 1e-5, 2e-4, 0.0]}  # fmt: skip
+    monkeypatch.setattr(tunelab.explain, "explain", lambda *args: [flat])
+    monkeypatch.setattr(tunelab.explain, "render_page", lambda *args: "<html></html>")
+    done = CliRunner().invoke(app, ["explain", str(tmp_path), "--text", "ok",
+                                    "--output", str(tmp_path / "x.html")])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "text 1 -> positive: (no token raised the score by 0.001 or more)" in done.output

@@ -32,13 +32,6 @@ from tunelab.tasks.token_classification import TokenClassification
 from tunelab.training.finetune import fit, prepare_run, save_run, score
 
 log = logging.getLogger("tunelab")
-# the task settings that name an input column; what they name is the task's, not passed along
-READ_COLUMN_ATTRIBUTES = (
-    "text_column", "text_pair_column", "label_column", "source_column", "target_column",
-    "messages_column", "path_column", "tokens_column", "tags_column", "spans_column",
-    "anchor_column", "positive_column", "negative_column", "score_column", "gold_column",
-    "source_text_column",
-)  # fmt: skip
 
 
 def train(
@@ -196,11 +189,10 @@ def _with_other_input_columns(
     does not read), so predictions join back to the user's rows; one record per row only.
 
     ``given`` is the file as read, ``read`` the rows the task made of it (same index)."""
-    named = {getattr(task, attribute, None) for attribute in READ_COLUMN_ATTRIBUTES}
-    named |= set(read.attrs.get("columns", {}).values())  # file tasks: what they renamed
-    if "source" in read.columns and getattr(task, "source_column", None) not in given.columns:
-        named |= {"prompt", "completion"}  # read in place of source/target
-    used = named | set(task.required_columns(with_labels=True))
+    settings = (getattr(task, name, None) for name in dir(task) if name.endswith("_column"))
+    used = {value for value in settings if isinstance(value, str)}  # the task's column options
+    used |= set(read.attrs.get("columns", {}).values())  # what standardize read under new names
+    used |= set(task.required_columns(with_labels=True))
     extra = [c for c in given.columns if c not in used]
     if not extra or len(records) != len(read) or not read.index.isin(given.index).all():
         return records

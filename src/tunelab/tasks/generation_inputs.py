@@ -107,5 +107,7 @@ def standardize_pairs(
             f"{where} needs columns {shapes} (set by generation.source_column, "
             f"generation.target_column, generation.messages_column); its columns are: {columns}"
         )
-    result.attrs = dict(frame.attrs)
+    read_from = ({MESSAGES: messages_column} if MESSAGES in result.columns
+                 else {SOURCE: source_column, TARGET: target_column})  # fmt: skip
+    result.attrs = {**frame.attrs, "columns": read_from}  # the file's names, for messages
     return result

@@ -263,3 +263,16 @@ def test_a_prompt_too_long_loses_the_end_of_its_text_not_the_instruction(tiny_ll
     # the user turn's opening and the prefix stay, and so does the assistant header after it
     assert cut[:5] == whole[:5] and tokenizer.decode(cut).count("Translate:") == 1
     assert cut[-header:] == whole[-header:] and len(head) < len(cut)
+
+
+def test_a_prompt_file_is_read_under_its_own_names_and_only_its_ids_pass_through():
+    import pandas as pd
+
+    from tunelab.api import _with_other_input_columns
+
+    task = CausalGeneration()
+    given = pd.DataFrame({"id": ["a7"], "prompt": ["hi"], "completion": ["yo"]})
+    read = task.standardize(given, with_labels=False)
+    assert read.attrs["columns"] == {"source": "prompt", "target": "completion"}
+    records = _with_other_input_columns([{"source": "hi", "output": "x"}], given, read, task)
+    assert records == [{"id": "a7", "source": "hi", "output": "x"}]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from tunelab.config import RunConfig, as_config
+from tunelab.config import RunConfig, as_config, build_config
 from tunelab.data.clean import drop_invalid_rows
 from tunelab.data.columns import guess_text_column
 from tunelab.data.fix import doctor_files, doctor_image_files, doctor_tagging_files
@@ -32,6 +32,7 @@ from tunelab.tasks.token_classification import TokenClassification
 from tunelab.training.finetune import fit, prepare_run, save_run, score
 
 log = logging.getLogger("tunelab")
+AUTO = "auto"  # a column the doctor reads from the data, as training does
 
 
 def train(
@@ -266,8 +267,8 @@ def doctor(
     data: str | Path,
     validation: str | Path | None = None,
     test: str | Path | None = None,
-    text_column: str = "text",
-    label_column: str | None = "label",
+    text_column: str = AUTO,
+    label_column: str | None = AUTO,
     model: str | Path | None = None,
     max_length: int | None = None,
     encoding: str | None = None,
@@ -280,6 +281,9 @@ def doctor(
     """Diagnose data files (see :mod:`tunelab.data.doctor`); with ``fixed``, write cleaned data.
 
     Args:
+        text_column, label_column: ``auto`` (the default) reads them from the training file
+            as ``tunelab train`` does (and logs what it read); ``label_column=None`` checks
+            unlabelled texts.
         model: a tunelab model folder: its tokenizer measures token lengths and its
             probabilities replace the TF-IDF model's for label errors; any other HF model
             folder or hub id gives token lengths only.
@@ -291,6 +295,13 @@ def doctor(
 
     files = {"train": data, "validation": validation, "test": test}
     files = {split: Path(path) for split, path in files.items() if path is not None}
+    already_read = {}
+    if AUTO in (text_column, label_column):
+        already_read["train"] = read_table(files["train"], encoding=encoding,
+                                           skip_bad_lines=not strict)  # fmt: skip
+        text_column, label_column = _doctor_columns(
+            files["train"], already_read["train"], text_column, label_column
+        )
     tokenizer, probabilities_of = None, None
     if model is not None:
         from transformers import AutoTokenizer
@@ -311,8 +322,52 @@ def doctor(
     return doctor_files(
         files, text_column, label_column, tokenizer, max_length, encoding, Path(report),
         None if fixed is None else Path(fixed), label_errors, drop_label_errors, probabilities_of,
-        strict,
+        strict, already_read,
     )  # fmt: skip
+
+
+def _doctor_columns(
+    path: Path, train: pd.DataFrame, text_column: str, label_column: str | None
+) -> tuple[str, str | None]:
+    """The text and label columns of the doctor's training table: those given, the ``auto``
+    ones read from the table as `tunelab train` reads them (and logged the same way)."""
+    from tunelab.training.guesses import guess_from_data
+
+    if label_column is None:  # unlabelled texts: no task to fit, only the text column to find
+        return _unlabelled_text_column(path, train, text_column), None
+    columns = {"text_column": text_column, "label_column": label_column}
+    given = {key: value for key, value in columns.items() if value != AUTO}
+    config = build_config({"task": TextClassification.name,
+                           "data": {"train": str(path), **given}})  # fmt: skip
+    guess_from_data(config, train)
+    if label_column == AUTO and config.data.label_column not in train.columns:
+        raise UserError(
+            f"{path} has no column that reads as labels (its columns are: "
+            f"{', '.join(map(str, train.columns))}); name it with --label-column, or pass "
+            "--label-column none to check unlabelled texts"
+        )
+    if config.data.text_pair_column:
+        log.warning(
+            "the doctor reads one text a row, '%s': duplicates, conflicts and label errors "
+            "are judged on it without '%s'", config.data.text_column,
+            config.data.text_pair_column,
+        )  # fmt: skip
+    return config.data.text_column, config.data.label_column
+
+
+def _unlabelled_text_column(path: Path, train: pd.DataFrame, text_column: str) -> str:
+    """The text column of an unlabelled table: as given, else the one that holds free text."""
+    if text_column != AUTO:
+        return text_column
+    choice = guess_text_column(train, "text")
+    if choice.column is None:
+        raise UserError(
+            f"{path} has no column that clearly holds free text (its columns are: "
+            f"{', '.join(map(str, train.columns))}); name it with --text-column"
+        )
+    log.info("guessed from %s: text column '%s' (%s; --text-column overrides)",
+             path, choice.column, choice.evidence)  # fmt: skip
+    return choice.column
 
 
 def doctor_tagging(

@@ -596,44 +596,14 @@ def doctor(
             )
         text = api.doctor_images(data, validation, test, image_column, label_column, report, strict)
     else:
-        text_column, label_column = _doctor_columns(data, text_column, label_column, encoding)
+        unlabelled = label_column is not None and label_column.lower() == "none"
+        text_column = text_column or api.AUTO
+        label_column = None if unlabelled else label_column or api.AUTO
         text = api.doctor(
             data, validation, test, text_column, label_column, model, max_length, encoding,
             report, out if fix else None, label_errors, drop_label_errors, strict,
         )  # fmt: skip
     typer.echo(text)
-
-
-def _doctor_columns(
-    data: Path, text_column: str | None, label_column: str | None, encoding: str | None
-) -> tuple[str, str | None]:
-    """The text and label columns the doctor reads: as given, else read from the file as
-    `tunelab train` reads them (and logged the same way); ``none`` for an unlabelled file."""
-    unlabelled = label_column is not None and label_column.lower() == "none"
-    if unlabelled or (text_column is not None and label_column is not None):
-        return text_column or "text", None if unlabelled else label_column
-    from tunelab.training.guesses import guess_from_data
-
-    given = {"text_column": text_column, "label_column": label_column, "encoding": encoding}
-    config = build_config(
-        {"task": "text-classification",
-         "data": {"train": str(data), **{k: v for k, v in given.items() if v is not None}}}
-    )  # fmt: skip
-    train = guess_from_data(config).train
-    found = train.columns if train is not None else ()
-    if label_column is None and config.data.label_column not in found:
-        raise UserError(
-            f"{data} has no column that reads as labels (its columns are: "
-            f"{', '.join(map(str, found))}); name it with --label-column, or pass "
-            "--label-column none to check unlabelled texts"
-        )
-    if config.data.text_pair_column:
-        logging.getLogger("tunelab").warning(
-            "the doctor reads one text a row, '%s': duplicates, conflicts and label errors "
-            "are judged on it without '%s'", config.data.text_column,
-            config.data.text_pair_column,
-        )  # fmt: skip
-    return config.data.text_column, config.data.label_column
 
 
 @app.command("search")

@@ -151,6 +151,45 @@ def test_the_command_freezes_the_collector_at_exit_but_not_before(through_main):
     assert ("frozen after main False" in lines) is through_main
 
 
+def test_the_doctor_reads_a_file_with_a_broken_line_once_and_counts_the_line(
+    tmp_path, monkeypatch
+):
+    import json
+
+    import tunelab.data.load
+    from tests.conftest import make_reviews
+
+    data = tmp_path / "reviews.csv"
+    rows = make_reviews(60).rename(columns={"text": "review", "label": "stars"})
+    lines = rows.to_csv(index=False).splitlines()
+    lines.insert(20, '"a line with one field too many",positive,extra')
+    data.write_text("\n".join(lines) + "\n")
+    reads = []
+    read_table = tunelab.data.load.read_table
+
+    def counted(path, *args, **kwargs):
+        reads.append(str(path))
+        return read_table(path, *args, **kwargs)
+
+    for module in ("tunelab.api", "tunelab.data.fix", "tunelab.training.guesses"):
+        monkeypatch.setattr(f"{module}.read_table", counted)
+    report = tmp_path / "report.json"
+    done = CliRunner().invoke(app, ["doctor", str(data), "--report", str(report)])
+    # the columns are guessed from the same table the doctor checks: one read, and the
+    # broken line is counted (guessing used to read strictly and stop at it)
+    assert done.exit_code == 0, done.output
+    assert reads == [str(data)]
+    train = json.loads(report.read_text())["splits"]["train"]
+    assert train["rows"] == 60 and train["unparsable_lines"] == [21]
+    # unlabelled: the text column is found by its name; --strict still stops at the line
+    done = CliRunner().invoke(app, ["doctor", str(data), "--report", str(report),
+                                    "--label-column", "none"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert json.loads(report.read_text())["splits"]["train"]["rows"] == 60
+    done = CliRunner().invoke(app, ["doctor", str(data), "--report", str(report), "--strict"])
+    assert "in line 21" in str(done.exception)
+
+
 def test_the_doctor_reads_the_columns_from_the_data_as_train_does(tmp_path):
     import json
 

@@ -38,6 +38,7 @@ def doctor_files(
     drop_label_errors: bool = False,
     probabilities_of: Any = None,
     strict: bool = False,
+    already_read: dict[str, pd.DataFrame] | None = None,
 ) -> str:
     """Diagnose data files, write the JSON report, and optionally the cleaned training data.
 
@@ -50,6 +51,8 @@ def doctor_files(
             probabilities (sorted-label order), e.g. a fine-tuned model's, for label errors.
         strict: stop at the first unparsable line or empty text or label instead of
             counting them.
+        already_read: tables of ``files`` the caller has read (as this function reads them,
+            unparsable lines skipped unless ``strict``), by split, so they are not read twice.
 
     Returns:
         The terminal report.
@@ -59,7 +62,9 @@ def doctor_files(
     """
     frames = {}
     for split, path in files.items():
-        frame = read_table(path, encoding=encoding, skip_bad_lines=not strict)
+        frame = (already_read or {}).get(split)
+        if frame is None:
+            frame = read_table(path, encoding=encoding, skip_bad_lines=not strict)
         columns = [text_column] + ([label_column] if label_column else [])
         options = {text_column: "--text-column", label_column or "": "--label-column"}
         require_columns(frame, columns, options)

@@ -37,8 +37,12 @@ class Guesses:
         return {"file": source, "keys": self.decided}
 
 
-def guess_from_data(config: RunConfig) -> Guesses:
+def guess_from_data(config: RunConfig, train: pd.DataFrame | None = None) -> Guesses:
     """Fill ``config.task`` and the task's column keys that the user left unset, in place.
+
+    Args:
+        train: the training table when the caller has read it already (the doctor reads it
+            forgivingly, skipping unparsable lines); otherwise it is read from the config.
 
     Returns:
         The training table and what was decided (nothing when the user set it all).
@@ -52,10 +56,11 @@ def guess_from_data(config: RunConfig) -> Guesses:
     named = task_class(config.task) if "task" in given else None  # a bad name before the data
     if data.train is None:  # the data stage says what is missing
         return Guesses()
-    train = read_table(
-        data.train, data.format, data.encoding, data.max_rows, tag_column=data.tag_column,
-        media=named.input_kind if named is not None else None, sheet=data.sheet,
-    )  # fmt: skip
+    if train is None:
+        train = read_table(
+            data.train, data.format, data.encoding, data.max_rows, tag_column=data.tag_column,
+            media=named.input_kind if named is not None else None, sheet=data.sheet,
+        )  # fmt: skip
     guesses = Guesses(train)
     if named is not None:
         fit = _fit(named, config, train, given)

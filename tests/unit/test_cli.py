@@ -151,9 +151,7 @@ def test_the_command_freezes_the_collector_at_exit_but_not_before(through_main):
     assert ("frozen after main False" in lines) is through_main
 
 
-def test_the_doctor_reads_a_file_with_a_broken_line_once_and_counts_the_line(
-    tmp_path, monkeypatch
-):
+def test_the_doctor_reads_a_file_with_a_broken_line_once_and_counts_the_line(tmp_path, monkeypatch):
     import json
 
     import tunelab.data.load
@@ -187,7 +185,14 @@ def test_the_doctor_reads_a_file_with_a_broken_line_once_and_counts_the_line(
     assert done.exit_code == 0, done.output
     assert json.loads(report.read_text())["splits"]["train"]["rows"] == 60
     done = CliRunner().invoke(app, ["doctor", str(data), "--report", str(report), "--strict"])
-    assert "in line 21" in str(done.exception)
+    assert "reviews.csv line 21 has 3 fields" in str(done.exception)
+    # --fix writes the rows that parse and says what it left out
+    clean = tmp_path / "clean.csv"
+    done = CliRunner().invoke(app, ["doctor", str(data), "--report", str(report), "--fix",
+                                    "--out", str(clean), "--no-label-errors"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "(1 unparsable line left out)" in done.output
+    assert "a line with one field too many" not in clean.read_text()
 
 
 def test_the_doctor_reads_the_columns_from_the_data_as_train_does(tmp_path):

@@ -132,9 +132,9 @@ def _label_errors(
     return summary
 
 
-def _line(label: str, count: int, total: int, rows: list | None = None) -> str:
+def _line(label: str, count: int, total: int, rows: list | None = None, unit: str = "rows") -> str:
     share = f" ({count / total:.1%})" if total else ""
-    where = f"  e.g. rows {', '.join(map(str, rows[:5]))}" if rows else ""
+    where = f"  e.g. {unit} {', '.join(map(str, rows[:5]))}" if rows else ""
     return f"  {label}: {count}{share}{where}"
 
 
@@ -146,7 +146,7 @@ def format_report(report: dict[str, Any]) -> str:
         out.append(f"{name}: {s['file']} — {total} rows")
         if s["unparsable_lines"]:
             out.append(_line("unparsable lines", len(s["unparsable_lines"]), total,
-                             s["unparsable_lines"]))  # fmt: skip
+                             s["unparsable_lines"], unit="lines"))  # fmt: skip
         out.append(_line("empty texts", len(s["empty_texts"]), total, s["empty_texts"]))
         if "empty_labels" in s:
             out.append(_line("empty labels", len(s["empty_labels"]), total, s["empty_labels"]))

@@ -89,6 +89,9 @@ def doctor_files(
         fixed = report["fix"]
         text += (f"\ncleaned data: {fixed['rows_after']} of {fixed['rows_before']} rows written "
                  f"to {fixed_path}")  # fmt: skip
+        unparsable = len(report["splits"]["train"].get("unparsable_lines", []))
+        if unparsable:
+            text += f" ({unparsable} unparsable line{'s' * (unparsable > 1)} left out)"
         if fixed.get("label_errors_file"):
             text += f"; suspected label errors to review: {fixed['label_errors_file']}"
     return text

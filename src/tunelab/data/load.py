@@ -161,21 +161,28 @@ def _decode(raw: bytes, path: Path, encoding: str | None) -> tuple[str, str]:
     )
 
 
-def _ragged_lines(text: str, sep: str) -> list[int]:
-    """Line numbers of records whose field count differs from the header's."""
-    bad, header = [], 0
+def _ragged_lines(text: str, sep: str) -> tuple[list[int], list[int]]:
+    """Line numbers of the records whose field count differs from the header's, and the row
+    numbers (1-based, after the header, blank lines not counted) of the records that match."""
+    bad, kept, header, row = [], [], 0, 0
     for number, record in records(text, sep):
+        if not record:
+            continue
         if not header:
             header = len(record)
-        elif record and len(record) != header:
+            continue
+        row += 1
+        if len(record) == header:
+            kept.append(row)
+        else:
             bad.append(number)
-    return bad
+    return bad, kept
 
 
 def _read_delimited(text: str, path: Path, sep: str, skip_bad_lines: bool) -> pd.DataFrame:
     sep = guess_delimiter(text, sep)
     kind = "TSV" if sep == "\t" else "CSV"
-    bad = _ragged_lines(text, sep) if skip_bad_lines else []
+    bad, kept = _ragged_lines(text, sep) if skip_bad_lines else ([], [])
     try:
         # Every cell stays a string and only empty cells are missing: pandas would otherwise
         # turn texts such as "NA" or "null" into NaN and number-like texts into floats.
@@ -199,6 +206,15 @@ def _read_delimited(text: str, path: Path, sep: str, skip_bad_lines: bool) -> pd
                 f"{unclosed_quote_line(text, sep)}; the file looks truncated, or a quote there "
                 "is not closed"
             ) from None
+        extra = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", detail)
+        if extra:
+            wanted, line, found = extra.groups()
+            raise UserError(
+                f"{path} line {line} has {found} fields but the header has {wanted} (a "
+                f"delimiter inside a text that is not quoted?); quote that text or remove the "
+                f"line (`tunelab doctor {path} --fix --out clean.csv` lists every "
+                "such line and writes the rows that parse)"
+            ) from None
         raise UserError(
             f"{path} could not be parsed as {kind} ({detail}); "
             "check the delimiter and quoting, or pass --format"
@@ -212,7 +228,11 @@ def _read_delimited(text: str, path: Path, sep: str, skip_bad_lines: bool) -> pd
                 f"{path} line {line} has {found} field(s) but the header has {wanted}{cut}; "
                 "complete or remove that row"
             )
-    frame.index = pd.RangeIndex(1, len(frame) + 1)
+    # rows keep their numbers when a broken line before them is skipped (where the csv
+    # module and pandas agree on which records those are)
+    frame.index = (
+        pd.Index(kept) if bad and len(kept) == len(frame) else pd.RangeIndex(1, len(frame) + 1)
+    )
     frame.attrs["bad_lines"] = bad
     frame.attrs["delimiter"] = sep
     return frame

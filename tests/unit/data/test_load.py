@@ -89,7 +89,11 @@ def test_broken_jsonl_line_is_named(tmp_path):
         ("data.xlsx", b"PK\x03\x04", r"could not be read as an .xlsx workbook \(BadZipFile\)"),
         ("data.xls", b"text,label\na,b\n", r"is not an Excel workbook.*name it .csv"),
         ("bin.csv", b"\x00\x01\x02text", "is not a text file"),
-        ("ragged.csv", b"text,label\na,b\nc,d,e,f\n", r"could not be parsed as CSV.*line 3"),
+        (
+            "ragged.csv",
+            b"text,label\na,b\nc,d,e,f\n",
+            r"ragged.csv line 3 has 4 fields but the header has 2 .*--fix --out clean.csv",
+        ),
     ],
 )
 def test_bad_files_give_one_clear_sentence(tmp_path, name, content, message):
@@ -137,3 +141,14 @@ def test_compressed_files_read_like_plain_ones(tmp_path, suffix):
     (tmp_path / "broken.csv.gz").write_bytes(b"\x1f\x8b not gzip at all")
     with pytest.raises(UserError, match=r"broken\.csv\.gz could not be decompressed as gz"):
         read_table(tmp_path / "broken.csv.gz")
+
+
+def test_rows_after_a_skipped_broken_line_keep_their_numbers(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text('text,label\ngood,pos\n"bad, broken",neg,extra\n\nfine,pos\nawful,neg\n')
+    frame = read_table(path, skip_bad_lines=True)
+    # the broken record is line 3 and data row 2; the rows after it stay rows 3 and 4 (the
+    # blank line is no row), the numbers the rest of tunelab gives them
+    assert frame.attrs["bad_lines"] == [3]
+    assert frame.loc[[1, 3, 4], "text"].tolist() == ["good", "fine", "awful"]
+    assert len(frame) == 3

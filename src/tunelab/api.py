@@ -277,13 +277,18 @@ def doctor(
     label_errors: bool = True,
     drop_label_errors: bool = False,
     strict: bool = False,
+    text_pair_column: str | None = None,
+    label_separator: str | None = None,
 ) -> str:
     """Diagnose data files (see :mod:`tunelab.data.doctor`); with ``fixed``, write cleaned data.
 
     Args:
         text_column, label_column: ``auto`` (the default) reads them from the training file
             as ``tunelab train`` does (and logs what it read); ``label_column=None`` checks
-            unlabelled texts.
+            unlabelled texts. Read from the file, they bring a second text column (rows
+            that hold a pair) and a label separator (several labels a row) with them.
+        text_pair_column: the second text of each row, judged together with the first.
+        label_separator: split labels such as ``price|delivery`` on this.
         model: a tunelab model folder: its tokenizer measures token lengths and its
             probabilities replace the TF-IDF model's for label errors; any other HF model
             folder or hub id gives token lengths only.
@@ -295,13 +300,13 @@ def doctor(
 
     files = {"train": data, "validation": validation, "test": test}
     files = {split: Path(path) for split, path in files.items() if path is not None}
-    already_read = {}
-    if AUTO in (text_column, label_column):
-        already_read["train"] = read_table(files["train"], encoding=encoding,
-                                           skip_bad_lines=not strict)  # fmt: skip
-        text_column, label_column = _doctor_columns(
-            files["train"], already_read["train"], text_column, label_column
-        )
+    # read once: the columns are found in the table the doctor then checks
+    train = read_table(files["train"], encoding=encoding, skip_bad_lines=not strict)
+    columns = _doctor_columns(
+        files["train"], train, text_column, label_column, text_pair_column, label_separator
+    )
+    text_column, label_column = columns["text_column"], columns["label_column"]
+    text_pair_column, label_separator = columns["text_pair_column"], columns["label_separator"]
     tokenizer, probabilities_of = None, None
     if model is not None:
         from transformers import AutoTokenizer
@@ -322,21 +327,34 @@ def doctor(
     return doctor_files(
         files, text_column, label_column, tokenizer, max_length, encoding, Path(report),
         None if fixed is None else Path(fixed), label_errors, drop_label_errors, probabilities_of,
-        strict, already_read,
+        strict, {"train": train}, text_pair_column, label_separator,
     )  # fmt: skip
 
 
 def _doctor_columns(
-    path: Path, train: pd.DataFrame, text_column: str, label_column: str | None
-) -> tuple[str, str | None]:
-    """The text and label columns of the doctor's training table: those given, the ``auto``
-    ones read from the table as `tunelab train` reads them (and logged the same way)."""
+    path: Path,
+    train: pd.DataFrame,
+    text_column: str,
+    label_column: str | None,
+    text_pair_column: str | None = None,
+    label_separator: str | None = None,
+) -> dict[str, Any]:
+    """The columns of the doctor's training table (``text_column``, ``label_column``, and
+    ``text_pair_column`` and ``label_separator`` where the data has them): those given, the
+    ``auto`` ones read from the table as `tunelab train` reads them (and logged the same way)."""
     from tunelab.training.guesses import guess_from_data
 
     if label_column is None:  # unlabelled texts: no task to fit, only the text column to find
-        return _unlabelled_text_column(path, train, text_column), None
-    columns = {"text_column": text_column, "label_column": label_column}
-    given = {key: value for key, value in columns.items() if value != AUTO}
+        text = _unlabelled_text_column(path, train, text_column)
+        return {"text_column": text, "label_column": None, "text_pair_column": text_pair_column,
+                "label_separator": None}  # fmt: skip
+    columns = {
+        "text_column": text_column,
+        "label_column": label_column,
+        "text_pair_column": text_pair_column,
+        "label_separator": label_separator,
+    }
+    given = {key: value for key, value in columns.items() if value not in (AUTO, None)}
     config = build_config({"task": TextClassification.name,
                            "data": {"train": str(path), **given}})  # fmt: skip
     guess_from_data(config, train)
@@ -346,13 +364,8 @@ def _doctor_columns(
             f"{', '.join(map(str, train.columns))}); name it with --label-column, or pass "
             "--label-column none to check unlabelled texts"
         )
-    if config.data.text_pair_column:
-        log.warning(
-            "the doctor reads one text a row, '%s': duplicates, conflicts and label errors "
-            "are judged on it without '%s'", config.data.text_column,
-            config.data.text_pair_column,
-        )  # fmt: skip
-    return config.data.text_column, config.data.label_column
+    keys = ("text_column", "label_column", "text_pair_column", "label_separator")
+    return {key: getattr(config.data, key) for key in keys}
 
 
 def _unlabelled_text_column(path: Path, train: pd.DataFrame, text_column: str) -> str:

@@ -546,6 +546,14 @@ def doctor(
         str | None,
         typer.Option(help="label column (default: read from the data); 'none': unlabelled"),
     ] = None,
+    text_pair_column: Annotated[
+        str | None,
+        typer.Option(help="second text of each row (default: read from the data, as train does)"),
+    ] = None,
+    label_separator: Annotated[
+        str | None,
+        typer.Option(help="labels holding several, e.g. '|' (default: read from the data)"),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(help="model folder: token lengths, and its probabilities for label errors"),
@@ -602,6 +610,7 @@ def doctor(
         text = api.doctor(
             data, validation, test, text_column, label_column, model, max_length, encoding,
             report, out if fix else None, label_errors, drop_label_errors, strict,
+            text_pair_column, label_separator,
         )  # fmt: skip
     typer.echo(text)
 

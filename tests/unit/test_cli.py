@@ -222,3 +222,23 @@ def test_the_doctor_reads_the_columns_from_the_data_as_train_does(tmp_path):
         f"{texts_only} has no column that reads as labels (its columns are: text); name it "
         "with --label-column, or pass --label-column none to check unlabelled texts"
     )
+
+
+def test_the_doctor_reads_a_text_pair_file_as_pairs(tmp_path):
+    import json
+
+    import pandas as pd
+
+    data = tmp_path / "pairs.csv"
+    rows = [
+        (f"premise {i // 3}", f"hypothesis {i}", ["yes", "no", "maybe"][i % 3]) for i in range(30)
+    ]
+    pd.DataFrame(rows, columns=["premise", "hypothesis", "label"]).to_csv(data, index=False)
+    report = tmp_path / "report.json"
+    done = CliRunner().invoke(app, ["doctor", str(data), "--report", str(report)])
+    assert done.exit_code == 0, done.output
+    found = json.loads(report.read_text())
+    assert found["columns"] == {"text": "premise", "text_pair": "hypothesis", "label": "label"}
+    # every premise is shared by three rows, but no pair is: no duplicates, no conflicts
+    train = found["splits"]["train"]
+    assert train["duplicates"]["near_duplicates"] == 0 and train["conflicts"]["rows"] == []

@@ -15,16 +15,20 @@ import pandas as pd
 from tunelab.data.clean import is_blank
 from tunelab.data.duplicates import conflicting_labels, duplicate_summary, leakage
 from tunelab.data.label_noise import label_error_summary, suspected_label_errors
+from tunelab.data.normalize import joined_cells
 from tunelab.data.text_quality import text_problems
 
 TOO_SMALL_TO_LEARN = 10  # rows of a class below which a classifier rarely learns it
+PAIR_JOINER = " ‖ "  # how a row's two texts read as one, in the report and its keys
 
 
 def _percentiles(values: np.ndarray) -> dict[str, float]:
     if not len(values):
         return {}
     p50, p90, p99 = np.percentile(values, [50, 90, 99])
-    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "max": int(values.max()),
+    top = values.max()
+    return {"p50": float(p50), "p90": float(p90), "p99": float(p99),
+            "max": int(top) if np.issubdtype(values.dtype, np.integer) else float(top),
             "mean": round(float(values.mean()), 1)}  # fmt: skip
 
 
@@ -41,12 +45,48 @@ def class_balance(labels: pd.Series) -> dict[str, Any]:
     }
 
 
-def lengths(texts: pd.Series, tokenizer: Any = None, max_length: int | None = None) -> dict:
-    """Length distribution in characters and, with a tokenizer, in tokens and truncation share."""
+def label_values(labels: pd.Series, separator: str | None = None) -> pd.Series:
+    """Labels as the doctor compares them: a row of several labels (a list, or a string split
+    on ``separator``) as its sorted, distinct label names; a single label as it is."""
+
+    def as_set(value: Any) -> Any:
+        if isinstance(value, (list, tuple, np.ndarray)):
+            parts = [str(v).strip() for v in value]
+        elif separator and not is_blank(value):
+            parts = [part.strip() for part in str(value).split(separator)]
+        else:
+            return value
+        return sorted({part for part in parts if part})
+
+    return labels.map(as_set)
+
+
+def numeric_targets(labels: pd.Series) -> np.ndarray | None:
+    """The labels as numbers when they are scores rather than classes (every one a number,
+    some not whole, as regression is recognised), else None."""
+    numbers = pd.to_numeric(labels, errors="coerce")
+    if not len(labels) or numbers.isna().any() or (numbers == numbers.round()).all():
+        return None
+    return numbers.to_numpy(dtype=float)
+
+
+def lengths(
+    texts: pd.Series,
+    tokenizer: Any = None,
+    max_length: int | None = None,
+    pairs: pd.Series | None = None,
+) -> dict:
+    """Length distribution in characters and, with a tokenizer, in tokens and truncation share
+    (of both texts together, as the model reads them, where rows hold a pair)."""
     chars = texts.astype(str).str.len().to_numpy()
     result: dict[str, Any] = {"characters": _percentiles(chars)}
+    if pairs is not None:
+        result["pair_characters"] = _percentiles(pairs.astype(str).str.len().to_numpy())
     if tokenizer is not None:
-        ids = tokenizer(texts.astype(str).tolist(), truncation=False, verbose=False)["input_ids"]
+        second = None if pairs is None else pairs.astype(str).tolist()
+        ids = tokenizer(texts.astype(str).tolist(), second, truncation=False, verbose=False)[
+            "input_ids"
+        ]
         tokens = np.array([len(row) for row in ids])
         result["tokens"] = _percentiles(tokens)
         if max_length:
@@ -64,6 +104,8 @@ def diagnose(
     find_label_errors: bool = True,
     probabilities: np.ndarray | None = None,
     seed: int = 0,
+    text_pair_column: str | None = None,
+    label_separator: str | None = None,
 ) -> dict[str, Any]:
     """Examine each split and the splits against each other.
 
@@ -74,55 +116,95 @@ def diagnose(
         find_label_errors: run confident learning on the training split (single-label).
         probabilities: per-row class probabilities of train from a fine-tuned model; by
             default out-of-fold ones from a TF-IDF model.
+        text_pair_column: the second text of rows that hold a pair (premise and hypothesis,
+            query and passage): duplicates, conflicts and leakage are judged on both texts.
+        label_separator: labels written as ``a|b`` strings hold several labels a row;
+            classes are then counted per label.
 
     Returns:
-        The report: per split, then ``leakage`` and ``label_errors``.
+        The report: the columns read, per split, then ``leakage`` and ``label_errors``.
     """
     started = time.perf_counter()
-    report: dict[str, Any] = {"splits": {}}
+    columns = {"text": text_column, "text_pair": text_pair_column, "label": label_column,
+               "label_separator": label_separator}  # fmt: skip
+    report: dict[str, Any] = {"columns": {k: v for k, v in columns.items() if v}, "splits": {}}
+    row_texts = {name: _row_texts(frame, text_column, text_pair_column)
+                 for name, frame in splits.items()}  # fmt: skip
     for name, frame in splits.items():
-        texts = frame[text_column]
+        blank = frame[text_column].map(is_blank)
+        if text_pair_column:
+            blank |= frame[text_pair_column].map(is_blank)
         section: dict[str, Any] = {
             "file": frame.attrs.get("source"),
             "rows": len(frame),
             "unparsable_lines": frame.attrs.get("bad_lines", []),
-            "empty_texts": [int(r) for r in frame.index[texts.map(is_blank)]],
+            "empty_texts": [int(r) for r in frame.index[blank]],
         }
-        valid = frame[~texts.map(is_blank)]
+        valid = frame[~blank]
         if label_column:
             section["empty_labels"] = [
                 int(r) for r in frame.index[frame[label_column].map(is_blank)]
             ]
             valid = valid[~valid[label_column].map(is_blank)]
-        section["duplicates"] = duplicate_summary(valid[text_column])
+        texts = row_texts[name].loc[valid.index]
+        section["duplicates"] = duplicate_summary(texts)
         if label_column:
-            section["conflicts"] = conflicting_labels(valid[text_column], valid[label_column])
-            section["class_balance"] = class_balance(valid[label_column])
-        section["lengths"] = lengths(valid[text_column], tokenizer, max_length)
-        section["text_problems"] = text_problems(valid[text_column])
+            labels = label_values(valid[label_column], label_separator)
+            section["conflicts"] = conflicting_labels(texts, labels)
+            targets = numeric_targets(labels)
+            if targets is not None:
+                section["target_values"] = _percentiles(targets) | {"min": float(targets.min())}
+            else:
+                section["class_balance"] = class_balance(labels)
+        pairs = valid[text_pair_column] if text_pair_column else None
+        section["lengths"] = lengths(valid[text_column], tokenizer, max_length, pairs)
+        section["text_problems"] = text_problems(texts)
         report["splits"][name] = section
     if len(splits) > 1:
-        report["leakage"] = leakage({n: f[text_column].dropna() for n, f in splits.items()})
+        report["leakage"] = leakage({n: texts.dropna() for n, texts in row_texts.items()})
     train = splits.get("train")
     if find_label_errors and label_column and train is not None:
         report["label_errors"] = _label_errors(
-            train, text_column, label_column, probabilities, seed
-        )
+            train, row_texts["train"], label_column, probabilities, seed,
+            paired=text_pair_column is not None, separator=label_separator,
+        )  # fmt: skip
     report["seconds"] = round(time.perf_counter() - started, 2)
     return report
 
 
+def _row_texts(frame: pd.DataFrame, text_column: str, text_pair_column: str | None) -> pd.Series:
+    """What the doctor compares between rows: the text, or both texts of a pair as one."""
+    if not text_pair_column:
+        return frame[text_column]
+    joined = joined_cells(frame, [text_column, text_pair_column], PAIR_JOINER)
+    return joined.where(frame[text_column].notna() & frame[text_pair_column].notna())
+
+
 def _label_errors(
-    train: pd.DataFrame, text_column: str, label_column: str, probabilities: Any, seed: int
+    train: pd.DataFrame,
+    texts: pd.Series,
+    label_column: str,
+    probabilities: Any,
+    seed: int,
+    paired: bool = False,
+    separator: str | None = None,
 ) -> dict[str, Any]:
-    rows = train[~train[text_column].map(is_blank) & ~train[label_column].map(is_blank)]
-    labels = rows[label_column]
+    rows = train[~texts.map(is_blank) & ~train[label_column].map(is_blank)]
+    labels = label_values(rows[label_column], separator)
     if labels.map(lambda v: isinstance(v, list)).any():
         return {"skipped": "label-error detection covers single-label data"}
+    if numeric_targets(labels) is not None:
+        return {"skipped": "label-error detection covers classes, not numeric scores"}
+    if paired and probabilities is None:
+        return {
+            "skipped": "a TF-IDF model of the texts cannot judge a label that depends on how "
+            "two texts relate; --model with a model fine-tuned on these pairs gives its "
+            "probabilities"
+        }
     counts = labels.astype(str).value_counts()
     if len(counts) < 2 or counts.min() < 2:
         return {"skipped": "needs at least two classes with two rows each"}
-    errors = suspected_label_errors(rows[text_column], labels, probabilities, seed)
+    errors = suspected_label_errors(texts.loc[rows.index], labels, probabilities, seed)
     summary = label_error_summary(errors, len(rows))
     summary["rows"] = [int(r) for r in errors["row"]]
     if probabilities is None:
@@ -158,15 +240,23 @@ def format_report(report: dict[str, Any]) -> str:
             c = s["conflicts"]
             out.append(f"  texts with conflicting labels: {c['conflicting_texts']} "
                        f"({c['rows_in_conflict']} rows)")  # fmt: skip
+        if "class_balance" in s:
             b = s["class_balance"]
             counts = ", ".join(f"{k} {v}" for k, v in list(b["counts"].items())[:8])
             out.append(f"  classes: {b['classes']} ({counts}); imbalance {b['imbalance_ratio']}")
             if b["too_small_to_learn"]:
                 out.append(f"  classes too small to learn: {', '.join(b['too_small_to_learn'])}")
+        if "target_values" in s:
+            t = s["target_values"]
+            out.append(f"  scores: min {t['min']:g}, median {t['p50']:g}, max {t['max']:g}")
         chars = s["lengths"]["characters"]
         if chars:
             out.append(f"  length in characters: median {chars['p50']:.0f}, "
                        f"p99 {chars['p99']:.0f}, max {chars['max']}")  # fmt: skip
+        second = s["lengths"].get("pair_characters")
+        if second:
+            out.append(f"  second text, characters: median {second['p50']:.0f}, "
+                       f"p99 {second['p99']:.0f}, max {second['max']}")  # fmt: skip
         if "truncated_share" in s["lengths"]:
             out.append(f"  truncated at max_length {s['lengths']['max_length']}: "
                        f"{s['lengths']['truncated_share']:.1%}")  # fmt: skip

@@ -39,6 +39,8 @@ def doctor_files(
     probabilities_of: Any = None,
     strict: bool = False,
     already_read: dict[str, pd.DataFrame] | None = None,
+    text_pair_column: str | None = None,
+    label_separator: str | None = None,
 ) -> str:
     """Diagnose data files, write the JSON report, and optionally the cleaned training data.
 
@@ -53,6 +55,8 @@ def doctor_files(
             counting them.
         already_read: tables of ``files`` the caller has read (as this function reads them,
             unparsable lines skipped unless ``strict``), by split, so they are not read twice.
+        text_pair_column / label_separator: rows that hold two texts; labels that hold
+            several (see :func:`~tunelab.data.doctor.diagnose`).
 
     Returns:
         The terminal report.
@@ -61,27 +65,31 @@ def doctor_files(
         UserError: with ``strict``, naming the first unparsable line or empty cell.
     """
     frames = {}
+    texts = [text_column] + ([text_pair_column] if text_pair_column else [])
+    columns = texts + ([label_column] if label_column else [])
+    options = {text_column: "--text-column", label_column or "": "--label-column",
+               text_pair_column or "": "--text-pair-column"}  # fmt: skip
     for split, path in files.items():
         frame = (already_read or {}).get(split)
         if frame is None:
             frame = read_table(path, encoding=encoding, skip_bad_lines=not strict)
-        columns = [text_column] + ([label_column] if label_column else [])
-        options = {text_column: "--text-column", label_column or "": "--label-column"}
         require_columns(frame, columns, options)
         if strict:
             drop_invalid_rows(frame, columns, drop=False)
         frames[split] = frame
     probabilities = None
     train = frames["train"]
-    complete = train[text_column].notna() & (train[label_column].notna() if label_column else True)
+    complete = train[texts].notna().all(axis=1) & (
+        train[label_column].notna() if label_column else True
+    )
     if probabilities_of is not None and find_label_errors and label_column and complete.all():
         probabilities = probabilities_of(train)
     report = diagnose(
         frames, text_column, label_column, tokenizer, max_length, find_label_errors,
-        probabilities,
+        probabilities, text_pair_column=text_pair_column, label_separator=label_separator,
     )  # fmt: skip
     if fixed_path is not None:
-        report["fix"] = _fix(frames["train"], text_column, label_column, report, fixed_path,
+        report["fix"] = _fix(frames["train"], texts, label_column, report, fixed_path,
                              drop_label_errors)  # fmt: skip
     write_json(report_path, report)
     text = format_report(report) + f"\nreport written to {report_path}"
@@ -99,7 +107,7 @@ def doctor_files(
 
 def _fix(
     frame: pd.DataFrame,
-    text_column: str,
+    text_columns: list[str],
     label_column: str | None,
     report: dict,
     fixed_path: Path,
@@ -108,15 +116,14 @@ def _fix(
     if label_column is None:
         raise UserError("--fix needs a --label-column: duplicates and conflicts depend on labels")
     before = len(frame)
-    columns = [text_column, label_column]
-    frame, _ = drop_invalid_rows(frame, columns, drop=True)
-    frame, steps = clean_rows(frame, [text_column], label_column, CleanConfig(), is_training=True)
+    frame, _ = drop_invalid_rows(frame, [*text_columns, label_column], drop=True)
+    frame, steps = clean_rows(frame, text_columns, label_column, CleanConfig(), is_training=True)
     result: dict[str, Any] = {"rows_before": before, "steps": steps}
     errors = report.get("label_errors", {})
     if errors.get("all"):
         review = fixed_path.with_name(fixed_path.stem + ".label_errors.csv")
         table = pd.DataFrame(errors["all"]).merge(
-            frame[[text_column]], left_on="row", right_index=True
+            frame[text_columns], left_on="row", right_index=True
         )  # most likely first, as cleanlab ranked them; rows cleaning removed are gone
         write_text(review, table.to_csv(index=False))
         result["label_errors_file"] = str(review)

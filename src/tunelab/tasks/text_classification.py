@@ -267,7 +267,8 @@ class TextClassification:
 
         return diagnose(
             frames, self.text_column, self.label_column, find_label_errors=find_label_errors,
-            seed=seed,
+            seed=seed, text_pair_column=self.text_pair_column,
+            label_separator=self.label_separator,
         )  # fmt: skip
 
     def doctor_lines(self, report: dict[str, Any]) -> list[str]:

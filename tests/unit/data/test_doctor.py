@@ -156,3 +156,61 @@ def test_the_summary_line_counts_in_readable_numbers():
         "data doctor: train: 35,123 rows, 17,539 exact / 17,602 near duplicates, "
         "1,052 texts with conflicting labels"
     ]
+
+
+def _frame(rows: list[tuple], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=columns)
+    frame.index = range(1, len(frame) + 1)
+    return frame
+
+
+def test_pairs_are_judged_on_both_texts():
+    columns = ["premise", "hypothesis", "label"]
+    train = _frame([
+        ("a man plays guitar", "a man makes music", "entailment"),
+        ("a man plays guitar", "a man sleeps", "contradiction"),  # same premise: no duplicate
+        ("a man plays guitar", "a man is outdoors", "neutral"),
+        ("two dogs run", "animals move", "entailment"),
+        ("two dogs run", "animals move", "neutral"),  # the same pair, another label: a conflict
+    ], columns)  # fmt: skip
+    test = _frame([("a man plays guitar", "a woman sings", "neutral"),
+                   ("Two dogs run!", "animals move", "entailment")], columns)  # fmt: skip
+    report = diagnose({"train": train, "test": test}, "premise", "label",
+                      text_pair_column="hypothesis")  # fmt: skip
+    section = report["splits"]["train"]
+    assert section["duplicates"]["exact_duplicates"] == 1  # rows 4 and 5 only
+    assert section["conflicts"]["rows"] == [4, 5]
+    assert section["lengths"]["pair_characters"]["max"] == len("a man is outdoors")
+    # the test pair that shares only its premise with train is no leak; the other is
+    assert report["leakage"]["test_in_train"]["near"] == 1
+    assert report["leakage"]["test_in_train"]["examples"][0]["row"] == 2
+    assert "a TF-IDF model of the texts cannot judge" in report["label_errors"]["skipped"]
+    # read as single texts, the shared premise would be duplicates and conflicts
+    alone = diagnose({"train": train}, "premise", "label", find_label_errors=False)
+    assert alone["splits"]["train"]["duplicates"]["exact_duplicates"] == 3
+    assert "second text" in format_report(report) and "second text" not in format_report(alone)
+
+
+def test_several_labels_a_row_are_counted_per_label_and_compared_as_sets():
+    train = _frame([
+        ("cheap and fast", "price|delivery"),
+        ("cheap and fast", "delivery|price"),  # the same set: no conflict
+        ("slow delivery", "delivery"),
+        ("broke at once", "quality"),
+        ("broke at once", "quality|price"),  # another set: a conflict
+    ], ["text", "topics"])  # fmt: skip
+    report = diagnose({"train": train}, "text", "topics", label_separator="|")
+    section = report["splits"]["train"]
+    assert section["class_balance"]["counts"] == {"delivery": 3, "price": 3, "quality": 2}
+    assert section["conflicts"]["rows"] == [4, 5]
+    assert report["label_errors"] == {"skipped": "label-error detection covers single-label data"}
+
+
+def test_numeric_scores_are_summarised_not_counted_as_classes():
+    train = _frame([(f"review {i}", f"{i / 10:.2f}") for i in range(30)], ["text", "score"])
+    report = diagnose({"train": train}, "text", "score")
+    section = report["splits"]["train"]
+    assert "class_balance" not in section
+    assert section["target_values"]["min"] == 0.0 and section["target_values"]["max"] == 2.9
+    assert "scores: min 0, median 1.45, max 2.9" in format_report(report)
+    assert "numeric scores" in report["label_errors"]["skipped"]

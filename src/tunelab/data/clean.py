@@ -76,8 +76,14 @@ def drop_invalid_rows(
     return kept, report
 
 
-def _label_key(value: Any) -> str:
-    return "|".join(sorted(map(str, value))) if isinstance(value, list) else str(value).strip()
+def _label_key(value: Any, separator: str | None = None) -> str:
+    """One string per label set: several labels in any order (a list, or a string split on
+    ``separator``) give the same key."""
+    if isinstance(value, list):
+        return "|".join(sorted({str(v).strip() for v in value}))
+    if separator and isinstance(value, str):
+        return "|".join(sorted({part.strip() for part in value.split(separator)} - {""}))
+    return str(value).strip()
 
 
 def clean_rows(
@@ -86,6 +92,7 @@ def clean_rows(
     label_column: str,
     options: Any,
     is_training: bool,
+    label_separator: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Normalise texts and, for training rows, drop conflicts, duplicates and odd lengths.
 
@@ -94,6 +101,8 @@ def clean_rows(
 
     Args:
         options: a :class:`tunelab.config.CleanConfig`.
+        label_separator: labels written as ``a|b`` strings: ``a|b`` and ``b|a`` are one label
+            set, neither a conflict nor a different row.
 
     Returns:
         The cleaned rows and a record of each step (rows removed, with row numbers).
@@ -132,12 +141,12 @@ def clean_rows(
         drop("outside_length_limits", too_short | too_long)
         keys = joined_cells(frame, text_columns).map(normalized_text)
         if options.drop_conflicts:
-            labels = frame[label_column].map(_label_key)
+            labels = frame[label_column].map(lambda v: _label_key(v, label_separator))
             per_key = labels.groupby(keys).nunique()
             drop("conflicting_labels", keys.isin(set(per_key.index[per_key > 1])))
         if options.drop_duplicates:
             exact = joined_cells(frame, text_columns, "\x1f")
-            labels = frame[label_column].map(_label_key)
+            labels = frame[label_column].map(lambda v: _label_key(v, label_separator))
             drop("exact_duplicates", (exact + "\x1e" + labels).duplicated())
     frame.attrs = attrs
     if frame.empty:

@@ -90,7 +90,7 @@ def doctor_files(
     )  # fmt: skip
     if fixed_path is not None:
         report["fix"] = _fix(frames["train"], texts, label_column, report, fixed_path,
-                             drop_label_errors)  # fmt: skip
+                             drop_label_errors, label_separator)  # fmt: skip
     write_json(report_path, report)
     text = format_report(report) + f"\nreport written to {report_path}"
     if fixed_path is not None:
@@ -112,12 +112,14 @@ def _fix(
     report: dict,
     fixed_path: Path,
     drop_label_errors: bool,
+    label_separator: str | None = None,
 ) -> dict[str, Any]:
     if label_column is None:
         raise UserError("--fix needs a --label-column: duplicates and conflicts depend on labels")
     before = len(frame)
     frame, _ = drop_invalid_rows(frame, [*text_columns, label_column], drop=True)
-    frame, steps = clean_rows(frame, text_columns, label_column, CleanConfig(), is_training=True)
+    frame, steps = clean_rows(frame, text_columns, label_column, CleanConfig(), is_training=True,
+                              label_separator=label_separator)  # fmt: skip
     result: dict[str, Any] = {"rows_before": before, "steps": steps}
     errors = report.get("label_errors", {})
     if errors.get("all"):

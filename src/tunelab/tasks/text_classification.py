@@ -280,7 +280,8 @@ class TextClassification:
         """Normalise texts; in training rows also drop duplicates, conflicts, extreme lengths."""
 
         columns = [c for c in (self.text_column, self.text_pair_column) if c]
-        return clean_rows(frame, columns, self.label_column, clean, is_training=is_training)
+        return clean_rows(frame, columns, self.label_column, clean, is_training=is_training,
+                          label_separator=self.label_separator)  # fmt: skip
 
     def metadata(self) -> dict[str, Any]:
         return {

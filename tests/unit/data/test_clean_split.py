@@ -101,3 +101,18 @@ def test_pairs_are_duplicates_or_conflicts_only_when_both_texts_agree():
     assert steps["conflicting_labels"]["rows"] == [4, 5]
     assert steps["exact_duplicates"]["rows"] == [2]
     assert cleaned.index.tolist() == [1, 3]
+
+
+def test_label_sets_in_another_order_are_one_set_not_a_conflict():
+    frame = pd.DataFrame({
+        "text": ["cheap and fast", "cheap and fast", "broke at once", "broke at once", "late"],
+        "topics": ["price|delivery", "delivery | price", "quality", "quality|price", "delivery"],
+    })  # fmt: skip
+    cleaned, steps = clean_rows(frame, ["text"], "topics", CleanConfig(), True, "|")
+    # the first two are one row written twice; the last two really disagree
+    assert steps["conflicting_labels"]["count"] == 2
+    assert steps["exact_duplicates"]["count"] == 1
+    assert cleaned["text"].tolist() == ["cheap and fast", "late"]
+    # without the separator, the label strings differ: the first two read as a conflict
+    _, unsplit = clean_rows(frame, ["text"], "topics", CleanConfig(), True)
+    assert unsplit["conflicting_labels"]["count"] == 4

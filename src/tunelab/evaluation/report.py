@@ -246,9 +246,10 @@ def _data(run: RunFolder) -> list[str]:
     if rate.get("value"):
         parts.append(f"<p>Learning rate chosen automatically: {esc(rate['value'])} "
                      f"({esc(rate.get('reason', ''))}).</p>")  # fmt: skip
-    weights = (report.get("loss") or {}).get("class_weights")
-    if weights:
-        parts.append(f"<p>Class-weighted loss: {esc(weights)}.</p>")
+    loss = report.get("loss") or {}
+    if loss.get("class_weights"):
+        what = loss.get("weighted_loss", "class-weighted cross-entropy")
+        parts.append(f"<p>Loss: {esc(what)}, weights {esc(loss['class_weights'])}.</p>")
     full = json.dumps(report, ensure_ascii=False, indent=1, default=str)
     parts.append(f"<details><summary>data_report.json</summary><pre>{esc(full)}</pre></details>")
     return parts

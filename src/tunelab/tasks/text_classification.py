@@ -125,6 +125,7 @@ class TextClassification:
         self.label_separator = label_separator
         self.problem_type = problem_type
         self.threshold: float | str = threshold
+        self.threshold_tuned = False  # set on validation rows (threshold "auto")
         self.labels: list[str] = list(labels or [])
         # the same normalisation at training and prediction time (see data.clean)
         self.text_cleaning: dict[str, bool] = dict(text_cleaning or {})
@@ -454,6 +455,8 @@ class TextClassification:
             The loss for ``Trainer(compute_loss_func=...)`` (``None``: the model's own loss)
             and what was decided, for the data report.
         """
+        if self.problem_type == "multi_label":
+            return positive_weighted_loss(self.targets(train), self.labels, class_weights)
         if self.problem_type != "single_label":
             return None, {}
         return class_weighted_loss(self.targets(train), self.labels, class_weights, label_smoothing)
@@ -502,8 +505,11 @@ class TextClassification:
 
         Single-label: one class predicted for every row, or macro-F1 within noise of chance
         (1 / classes, which is also the most a majority-class guess reaches); regression:
-        no correlation with the targets.
+        no correlation with the targets; multi-label (where the per-label scores are there,
+        at the end): labels that the rows carry and the model never finds.
         """
+        if self.problem_type == "multi_label":
+            return _missed_labels(scores.get("per_class") or {}, scores.get("f1_micro", 0.0))
         if self.problem_type == "regression":
             if scores.get("pearson", 1.0) < 0.1:
                 return (
@@ -557,14 +563,35 @@ class TextClassification:
         scored: dict[str, list[str]] = {
             name: texts(splits[name]) for name in ("validation", "test") if name in splits
         }
-        return linear_baseline_outputs(
+        outputs = linear_baseline_outputs(
             texts(train), self.targets(train), self.problem_type, scored, seed
         )
+        return self._at_own_threshold(outputs, splits)
+
+    def _at_own_threshold(
+        self, outputs: dict[str, np.ndarray], splits: dict[str, pd.DataFrame]
+    ) -> dict[str, np.ndarray]:
+        """Multi-label baseline outputs shifted so that the model's tuned threshold decides them
+        as the baseline's own best threshold on the validation rows would: each model is
+        scored at the threshold that suits it (the baseline's probabilities are not the
+        model's), with the one decision rule :meth:`evaluate_outputs` applies."""
+        if self.problem_type != "multi_label" or not self.threshold_tuned:
+            return outputs
+        if "validation" not in outputs:
+            return outputs
+        validation = splits["validation"]
+        own = m.best_threshold(
+            m.sigmoid(outputs["validation"]), self.targets(validation).astype(int)
+        )
+        model = float(self.threshold)
+        shift = float(np.log(model / (1 - model)) - np.log(own / (1 - own)))
+        return {split: values + shift for split, values in outputs.items()}
 
     def calibrate(self, outputs: np.ndarray, frame: pd.DataFrame) -> dict[str, Any]:
         if self.problem_type != "multi_label" or self.threshold != "auto":
             return {}
         self.threshold = m.best_threshold(m.sigmoid(outputs), self.targets(frame).astype(int))
+        self.threshold_tuned = True
         return {"threshold": self.threshold}
 
     def evaluate_outputs(self, outputs: np.ndarray, frame: pd.DataFrame) -> dict[str, Any]:
@@ -576,12 +603,10 @@ class TextClassification:
             result["confusion_matrix"] = m.confusion(y_true, decided, self.labels)
         elif self.problem_type == "multi_label":
             result["threshold"] = self.threshold
-            result["per_class"] = {
-                name: m.single_label_metrics(
-                    y_true[:, i].astype(int), self._decide(outputs)[:, i], 2
-                )
-                for i, name in enumerate(self.labels)
-            }
+            # each label's own precision, recall and F1 (of its rows), as a class's are
+            result["per_class"] = m.per_class_report(
+                y_true.astype(int), self._decide(outputs), self.labels
+            )
         return result
 
     def predictions(self, outputs: np.ndarray, frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -644,7 +669,8 @@ def class_weighted_loss(
     ratio = float(counts.max() / max(counts.min(), 1))
     weighted = class_weights == "balanced" or (class_weights == "auto" and ratio >= 3.0)
     info: dict[str, Any] = {"imbalance_ratio": round(ratio, 2), "class_weights": None,
-                            "label_smoothing": label_smoothing}  # fmt: skip
+                            "label_smoothing": label_smoothing,
+                            "weighted_loss": "class-weighted cross-entropy"}  # fmt: skip
     if not weighted and label_smoothing == 0:
         return None, info
     import torch
@@ -660,5 +686,69 @@ def class_weighted_loss(
         logits = outputs["logits"].float()
         weight = None if weight_tensor is None else weight_tensor.to(logits.device)
         return F.cross_entropy(logits, labels, weight=weight, label_smoothing=label_smoothing)
+
+    return loss, info
+
+
+def _missed_labels(per_label: dict[str, dict[str, float]], f1_micro: float) -> str | None:
+    """A sentence naming the labels held-out rows carry that the model never found in any
+    of them (all of them: it learned nothing), or ``None``."""
+    present = {name: s for name, s in per_label.items() if s.get("support", 0) > 0}
+    missed = [name for name, s in present.items() if s.get("recall", 0.0) == 0.0]
+    if not missed:
+        return None
+    if len(missed) == len(present):
+        return (
+            f"the model finds no label in any row (micro-F1 {f1_micro:.3f}): it learned nothing "
+            "usable; try a pretrained model (--model), a higher training.learning_rate or more "
+            "epochs, or check that the labels belong to the texts"
+        )
+    rows = ", ".join(f"'{name}' ({int(present[name]['support'])} rows)" for name in missed)
+    return (
+        f"the model never finds {rows}: those labels go unpredicted; more training rows that "
+        "carry them, more epochs or a lower classification.threshold would help"
+    )
+
+
+def positive_weighted_loss(
+    targets: np.ndarray, label_names: list[str], class_weights: str
+) -> tuple[Any, dict[str, Any]]:
+    """Binary cross-entropy with each label's positive rows weighted up by how rare they are,
+    for multi-label data whose labels are imbalanced.
+
+    Args:
+        targets: the training rows' 0/1 label rows.
+        label_names: the label names, in column order.
+        class_weights: ``auto`` (weighted when the most frequent label is on 3x the rows of
+            the rarest or more), ``balanced`` or ``none``.
+
+    Returns:
+        The loss for ``Trainer(compute_loss_func=...)`` (``None``: the model's own loss) and
+        what was decided, for the data report.
+    """
+    positives = targets.sum(axis=0).astype(np.float64)
+    ratio = float(positives.max() / max(positives.min(), 1))
+    weighted = class_weights == "balanced" or (class_weights == "auto" and ratio >= 3.0)
+    info: dict[str, Any] = {"imbalance_ratio": round(ratio, 2), "class_weights": None,
+                            "label_smoothing": 0.0,
+                            "weighted_loss": "binary cross-entropy with rare labels' positive rows "
+                            "weighted up"}  # fmt: skip
+    if not weighted:
+        return None, info
+    import torch
+    import torch.nn.functional as F
+
+    # "balanced" per label, as for two classes: its positive rows weigh as much as its
+    # negative ones, the rows without it per row with it (never below 1: a label on most
+    # rows is not weighted down)
+    weights = np.maximum((len(targets) - positives) / np.maximum(positives, 1), 1.0)
+    info["class_weights"] = dict(zip(label_names, weights.round(4).tolist(), strict=True))
+    weight_tensor = torch.tensor(weights, dtype=torch.float32)
+
+    def loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        logits = outputs["logits"].float()
+        return F.binary_cross_entropy_with_logits(
+            logits, labels.float(), pos_weight=weight_tensor.to(logits.device)
+        )
 
     return loss, info

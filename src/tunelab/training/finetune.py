@@ -191,8 +191,10 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
     )
     if data_report["loss"].get("class_weights"):
         log.info(
-            "classes are imbalanced (%.1f:1): training with class-weighted cross-entropy %s",
-            data_report["loss"]["imbalance_ratio"], data_report["loss"]["class_weights"],
+            "classes are imbalanced (%.1f:1): training with %s %s",
+            data_report["loss"]["imbalance_ratio"],
+            data_report["loss"].get("weighted_loss", "class-weighted cross-entropy"),
+            data_report["loss"]["class_weights"],
         )  # fmt: skip
     return RunParts(
         config, task, splits, data_report, source, tokenizer, model, encoded, max_length,
@@ -673,7 +675,8 @@ def linear_baseline(
         split: {
             key: value
             for key, value in task.evaluate_outputs(out, splits[split]).items()
-            if isinstance(value, (int, float))
+            # the decision threshold is the model's (baseline outputs come shifted to it)
+            if isinstance(value, (int, float)) and key != "threshold"
         }
         for split, out in outputs.items()
     }

@@ -78,11 +78,23 @@ def test_multi_label_threshold_is_tuned_on_validation():
     # Every true label scores 0.3 and every false one 0.1: 0.5 finds nothing, 0.2 all.
     probabilities = np.array([[0.3, 0.1], [0.1, 0.3], [0.3, 0.3], [0.1, 0.1]])
     logits = np.log(probabilities / (1 - probabilities))
-    assert task.evaluate_outputs(logits, frame)["f1_micro"] == 0.0
+    nothing = task.evaluate_outputs(logits, frame)
+    assert nothing["f1_micro"] == 0.0
+    assert "finds no label in any row" in task.learning_warning(nothing, 4)
     chosen = task.calibrate(logits, frame)
     assert 0.1 < chosen["threshold"] <= 0.3
-    assert task.evaluate_outputs(logits, frame)["f1_micro"] == 1.0
+    result = task.evaluate_outputs(logits, frame)
+    assert result["f1_micro"] == 1.0
+    # each label's own scores over the rows that carry it (what the report's table shows)
+    assert result["per_class"]["b"] == {"precision": 1.0, "recall": 1.0, "f1-score": 1.0,
+                                        "support": 2.0}  # fmt: skip
     assert task.predictions(logits, frame)[2]["labels"] == ["a", "b"]
+    assert task.learning_warning(result, 4) is None
+    # 'b' missed in both of its rows: named, with its count
+    partial = logits.copy()
+    partial[:, 1] = -5.0
+    missed = task.learning_warning(task.evaluate_outputs(partial, frame), 4)
+    assert missed.startswith("the model never finds 'b' (2 rows)")
 
 
 def test_regression_metrics():
@@ -91,3 +103,46 @@ def test_regression_metrics():
     result = task.evaluate_outputs(np.array([[0.5], [1.5], [3.5]]), _frame(["0.5", "1.5", "2.5"]))
     assert result["mae"] == pytest.approx(1 / 3)
     assert result["spearman"] == pytest.approx(1.0)
+
+
+def test_the_multi_label_baseline_is_decided_at_its_own_best_threshold():
+    task = TextClassification()
+    task.fit_labels(_frame([["a"], ["b"], ["a", "b"]]))
+    validation = _frame([["a"], ["b"], ["a", "b"], []])
+    # the model separates at 0.7 (true 0.8, false 0.6); the baseline at 0.2 (0.3 vs 0.1)
+    model = np.array([[0.8, 0.6], [0.6, 0.8], [0.8, 0.8], [0.6, 0.6]])
+    baseline = np.array([[0.3, 0.1], [0.1, 0.3], [0.3, 0.3], [0.1, 0.1]])
+    task.calibrate(np.log(model / (1 - model)), validation)
+    assert 0.6 < task.threshold <= 0.8
+    shifted = task._at_own_threshold(
+        {"validation": np.log(baseline / (1 - baseline))}, {"validation": validation}
+    )
+    # at the model's threshold the raw baseline predicts nothing; shifted, it is perfect
+    assert task.evaluate_outputs(shifted["validation"], validation)["f1_micro"] == 1.0
+    # a threshold the user set is kept for both (nothing was tuned)
+    fixed = TextClassification(threshold=0.5)
+    fixed.fit_labels(_frame([["a"], ["b"], ["a", "b"]]))
+    raw = {"validation": np.log(baseline / (1 - baseline))}
+    assert fixed._at_own_threshold(raw, {"validation": validation}) is raw
+
+
+def test_rare_labels_weigh_more_in_the_multi_label_loss():
+    import torch
+
+    from tunelab.tasks.text_classification import positive_weighted_loss
+
+    targets = np.zeros((100, 2), dtype=np.float32)
+    targets[:50, 0] = 1  # 'common' on half the rows
+    targets[:5, 1] = 1  # 'rare' on 5 of 100: 19 rows without it per row with it
+    loss, info = positive_weighted_loss(targets, ["common", "rare"], "auto")
+    assert info["imbalance_ratio"] == 10.0
+    assert info["class_weights"] == {"common": 1.0, "rare": 19.0}
+    logits = torch.zeros(1, 2)
+    missed = loss({"logits": logits}, torch.tensor([[0.0, 1.0]]))
+    # at logit 0 the absent common label costs log 2 and the missed rare one 19 times that;
+    # the loss is their mean
+    assert float(missed) == pytest.approx((1 + 19) * np.log(2) / 2, rel=1e-5)
+    assert positive_weighted_loss(targets, ["common", "rare"], "none")[0] is None
+    balanced = targets.copy()
+    balanced[:50, 1] = 1
+    assert positive_weighted_loss(balanced, ["common", "rare"], "auto")[0] is None

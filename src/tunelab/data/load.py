@@ -37,6 +37,7 @@ from tunelab.data.sniff import (
     line_of_byte,
     records,
     short_record,
+    table_delimiter,
     unclosed_quote_line,
 )
 from tunelab.data.spreadsheet import read_workbook
@@ -59,6 +60,7 @@ FORMATS_BY_SUFFIX = {
     ".xlsm": "excel",
     ".xls": "excel",
 }
+PLAIN_TEXT_SUFFIXES = (".txt", ".text", ".dat")  # read as a table where they split into one
 # GB18030 is a superset of GBK and GB2312: decoding with it never loses a character they hold.
 _GB_FAMILY = {"gb2312", "gbk", "gb18030", "cp936", "hz"}
 
@@ -85,13 +87,36 @@ def read_file_bytes(path: Path) -> bytes:
         ) from None
 
 
+def _compressed_suffix(path: Path) -> str:
+    """The suffix that names the format: ``.csv`` for reviews.csv.gz as for reviews.csv."""
+    suffix = path.suffix.lower()
+    if suffix in DECOMPRESSORS:  # reviews.csv.gz: the format is the suffix before
+        suffix = Path(path.stem).suffix.lower()
+    return suffix
+
+
+def _plain_text_table_format(raw: bytes, path: Path, encoding: str | None) -> str:
+    """``tsv`` or ``csv`` for a .txt file whose first lines split into a table (SICK.txt,
+    exports named .txt); otherwise the error for a format it cannot tell."""
+    if raw.strip():
+        # the whole file, so a UTF-16 export (Excel's "Unicode text") or GBK decodes right
+        text, _ = decode_with_encoding(raw, path, encoding)
+        delimiter = table_delimiter(text)
+        if delimiter is not None:
+            return "tsv" if delimiter == "\t" else "csv"
+    known = ", ".join(sorted(FORMATS_BY_SUFFIX))
+    raise UserError(
+        f"{path}: a {path.suffix} file whose first lines do not split into columns by a tab, "
+        f"comma, semicolon or bar; save it as one of {known} (a header row naming the "
+        "columns, e.g. text,label), or pass --format"
+    )
+
+
 def detect_format(path: Path, fmt: str = "auto") -> str:
     """Return the format name for ``path``: the given one, or the one its suffix implies."""
     if fmt != "auto":
         return fmt
-    suffix = path.suffix.lower()
-    if suffix in DECOMPRESSORS:  # reviews.csv.gz: the format is the suffix before
-        suffix = Path(path.stem).suffix.lower()
+    suffix = _compressed_suffix(path)
     if suffix in FORMATS_BY_SUFFIX:
         return FORMATS_BY_SUFFIX[suffix]
     known = ", ".join(sorted(FORMATS_BY_SUFFIX))
@@ -361,8 +386,12 @@ def read_table(
         # a folder of class sub-folders of media files (or one file): rows of paths
         frame = read_media_folder(path, media) if path.is_dir() else read_media_file(path)
         return frame.iloc[:max_rows] if max_rows is not None else frame
-    fmt = detect_format(path, fmt)
-    raw = read_file_bytes(path)
+    if fmt == "auto" and _compressed_suffix(path) in PLAIN_TEXT_SUFFIXES:
+        raw = read_file_bytes(path)
+        fmt = _plain_text_table_format(raw, path, encoding)
+    else:
+        fmt = detect_format(path, fmt)
+        raw = read_file_bytes(path)
     if not raw.strip():
         raise UserError(f"data file {path} is empty")
     if fmt == "parquet":

@@ -164,12 +164,9 @@ def records(text: str, sep: str) -> Iterator[tuple[int, list[str]]]:
             end = reader.line_num
 
 
-def guess_delimiter(text: str, default: str) -> str:
-    """The delimiter that splits the first records into the same number (> 1) of fields.
-
-    The default wins when it works; otherwise the first of tab, comma, semicolon and bar that
-    does; otherwise one found in the first line; otherwise the default.
-    """
+def table_delimiter(text: str, default: str = "\t") -> str | None:
+    """The delimiter that splits the first records into the same number (> 1) of fields (the
+    default first, then tab, comma, semicolon and bar), or None when none does."""
     sample = text[:_SAMPLE_CHARS]
     if len(text) > len(sample):
         sample = sample[: sample.rfind("\n") + 1]  # drop a record the cut may have split
@@ -181,6 +178,18 @@ def guess_delimiter(text: str, default: str) -> str:
             continue
         if counts and counts[0] > 1 and len(set(counts)) == 1:
             return candidate
+    return None
+
+
+def guess_delimiter(text: str, default: str) -> str:
+    """The delimiter that splits the first records into the same number (> 1) of fields.
+
+    The default wins when it works; otherwise the first of tab, comma, semicolon and bar that
+    does; otherwise one found in the first line; otherwise the default.
+    """
+    found = table_delimiter(text, default)
+    if found is not None:
+        return found
     header = text.split("\n", 1)[0]
     if default in header:
         return default

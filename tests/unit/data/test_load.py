@@ -152,3 +152,23 @@ def test_rows_after_a_skipped_broken_line_keep_their_numbers(tmp_path):
     assert frame.attrs["bad_lines"] == [3]
     assert frame.loc[[1, 3, 4], "text"].tolist() == ["good", "fine", "awful"]
     assert len(frame) == 3
+
+
+def test_a_txt_file_that_splits_into_columns_is_read_as_a_table(tmp_path):
+    # tab-separated with commas inside the texts (as SICK.txt is), and Excel's "Unicode
+    # text" export: UTF-16 with a byte-order mark, tab-separated
+    tabbed = tmp_path / "pairs.txt"
+    tabbed.write_text("id\tsentence_A\tlabel\n1\tA man, smiling\tyes\n2\tTwo dogs\tno\n")
+    frame = read_table(tabbed)
+    assert frame.attrs["format"] == "tsv" and frame["sentence_A"].tolist() == [
+        "A man, smiling",
+        "Two dogs",
+    ]
+    excel = tmp_path / "export.txt"
+    excel.write_bytes("text\tlabel\n好评\tpos\n差评\tneg\n".encode("utf-16"))
+    assert read_table(excel)["text"].tolist() == ["好评", "差评"]
+    # one text a line is not a table: said, with what to do
+    lines = tmp_path / "notes.txt"
+    lines.write_text("first note\nsecond note\n")
+    with pytest.raises(UserError, match=r"notes.txt: a .txt file whose first lines do not split"):
+        read_table(lines)

@@ -279,6 +279,7 @@ def doctor(
     strict: bool = False,
     text_pair_column: str | None = None,
     label_separator: str | None = None,
+    format: str = "auto",
 ) -> str:
     """Diagnose data files (see :mod:`tunelab.data.doctor`); with ``fixed``, write cleaned data.
 
@@ -289,6 +290,7 @@ def doctor(
             that hold a pair) and a label separator (several labels a row) with them.
         text_pair_column: the second text of each row, judged together with the first.
         label_separator: split labels such as ``price|delivery`` on this.
+        format: the files' format, as ``data.format`` takes it (``auto``: from the extension).
         model: a tunelab model folder: its tokenizer measures token lengths and its
             probabilities replace the TF-IDF model's for label errors; any other HF model
             folder or hub id gives token lengths only.
@@ -301,7 +303,7 @@ def doctor(
     files = {"train": data, "validation": validation, "test": test}
     files = {split: Path(path) for split, path in files.items() if path is not None}
     # read once: the columns are found in the table the doctor then checks
-    train = read_table(files["train"], encoding=encoding, skip_bad_lines=not strict)
+    train = read_table(files["train"], format, encoding=encoding, skip_bad_lines=not strict)
     columns = _doctor_columns(
         files["train"], train, text_column, label_column, text_pair_column, label_separator
     )
@@ -327,7 +329,7 @@ def doctor(
     return doctor_files(
         files, text_column, label_column, tokenizer, max_length, encoding, Path(report),
         None if fixed is None else Path(fixed), label_errors, drop_label_errors, probabilities_of,
-        strict, {"train": train}, text_pair_column, label_separator,
+        strict, {"train": train}, text_pair_column, label_separator, format,
     )  # fmt: skip
 
 

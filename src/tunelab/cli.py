@@ -554,6 +554,7 @@ def doctor(
         str | None,
         typer.Option(help="labels holding several, e.g. '|' (default: read from the data)"),
     ] = None,
+    format: Annotated[str, typer.Option(help=config_help("data.format"))] = "auto",
     model: Annotated[
         str | None,
         typer.Option(help="model folder: token lengths, and its probabilities for label errors"),
@@ -610,7 +611,7 @@ def doctor(
         text = api.doctor(
             data, validation, test, text_column, label_column, model, max_length, encoding,
             report, out if fix else None, label_errors, drop_label_errors, strict,
-            text_pair_column, label_separator,
+            text_pair_column, label_separator, format,
         )  # fmt: skip
     typer.echo(text)
 

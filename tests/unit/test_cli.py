@@ -242,3 +242,16 @@ def test_the_doctor_reads_a_text_pair_file_as_pairs(tmp_path):
     # every premise is shared by three rows, but no pair is: no duplicates, no conflicts
     train = found["splits"]["train"]
     assert train["duplicates"]["near_duplicates"] == 0 and train["conflicts"]["rows"] == []
+
+
+def test_the_doctor_takes_the_format_of_a_file_it_cannot_tell_by_name(tmp_path):
+    data = tmp_path / "reviews.data"
+    data.write_text("text\tlabel\n" + "".join(f"review {i} ok\t{i % 2}\n" for i in range(20)))
+    report = tmp_path / "report.json"
+    done = CliRunner().invoke(app, ["doctor", str(data), "--report", str(report)])
+    assert "unknown file format '.data'" in str(done.exception)
+    done = CliRunner().invoke(
+        app, ["doctor", str(data), "--format", "tsv", "--report", str(report)]
+    )
+    assert done.exit_code == 0, done.output
+    assert "20 rows" in done.output

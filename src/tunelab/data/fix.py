@@ -41,6 +41,7 @@ def doctor_files(
     already_read: dict[str, pd.DataFrame] | None = None,
     text_pair_column: str | None = None,
     label_separator: str | None = None,
+    fmt: str = "auto",
 ) -> str:
     """Diagnose data files, write the JSON report, and optionally the cleaned training data.
 
@@ -57,6 +58,7 @@ def doctor_files(
             unparsable lines skipped unless ``strict``), by split, so they are not read twice.
         text_pair_column / label_separator: rows that hold two texts; labels that hold
             several (see :func:`~tunelab.data.doctor.diagnose`).
+        fmt: the files' format (``auto``: from each file's extension).
 
     Returns:
         The terminal report.
@@ -72,7 +74,7 @@ def doctor_files(
     for split, path in files.items():
         frame = (already_read or {}).get(split)
         if frame is None:
-            frame = read_table(path, encoding=encoding, skip_bad_lines=not strict)
+            frame = read_table(path, fmt, encoding=encoding, skip_bad_lines=not strict)
         require_columns(frame, columns, options)
         if strict:
             drop_invalid_rows(frame, columns, drop=False)

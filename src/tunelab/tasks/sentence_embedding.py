@@ -224,7 +224,11 @@ class SentenceEmbedding:
         """An anchor column and a positive column by the names standardize looks for:
         strength 2 for search names (anchor/positive, query/document or passage), 1 for
         sentence pairs (sentence1/sentence2, question/answer), which classification reads too;
-        none when the score column holds words (labels such as 'entailment')."""
+        none when the score column holds words (labels such as 'entailment'), or when the
+        user named a label column (``--label-column`` is a classifier's; scores are
+        ``embedding.score_column``)."""
+        if "data.label_column" in given:
+            return None
         anchor = _pick(frame.columns, self.anchor_column, "text", ANCHOR_NAMES, set())
         if anchor is None or anchor not in frame.columns:
             return None

@@ -144,6 +144,13 @@ def test_a_sentence_pair_with_word_labels_is_pair_classification_with_numbers_si
     with pytest.raises(UserError, match=r"fits the task text-classification .* as well as "
                        r"sentence-embedding"):  # fmt: skip
         _guess(tmp_path, both, "mrpc.csv")  # 0/1: classes or similarities, the user says
+    # SICK's shape: a relatedness score and an entailment label beside the pair; naming the
+    # label column (a classifier's flag) settles the task
+    sick = scored.rename(columns={"score": "relatedness_score"}).assign(
+        entailment_judgment=[label.upper() for label in labels]
+    )
+    config, _ = _guess(tmp_path, sick, "sick.csv", label_column="entailment_judgment")
+    assert (config.task, config.data.text_pair_column) == ("text-classification", "sentence2")
 
 
 def test_labels_joined_by_a_separator_are_read_as_multi_label(tmp_path):

@@ -1,12 +1,14 @@
 """Defaults on data nobody tuned them for: the plain command, no flags, before and after.
 
-Five public text-classification sets tunelab was never tuned on (``benchmarks/data/unseen``:
+Six public text-classification sets tunelab was never tuned on (``benchmarks/data/unseen``:
 Chinese hotel and takeaway reviews, Chinese news headlines in 15 topics, English SMS spam,
-and English Reddit comments with one or more of seven emotions, GoEmotions; see each
-DATA_CARD.md and ``prepare.py`` / ``prepare_goemotions.py`` for how to bring them), each run
-as a new user runs it: ``tunelab train --data train --validation validation --test test``
-with nothing else. On the multi-label set, accuracy is subset accuracy (every label of a row
-right) and micro-F1 is kept beside macro-F1.
+English Reddit comments with one or more of seven emotions (GoEmotions), and English
+sentence pairs labelled for entailment (SICK); see each DATA_CARD.md and ``prepare*.py`` for
+how to bring them), each run as a new user runs it: ``tunelab train --data train
+--validation validation --test test`` with nothing else but the one flag the command asks
+for where the data leaves a choice open (SICK's ``--label-column``). On the multi-label set,
+accuracy is subset accuracy (every label of a row right) and micro-F1 is kept beside
+macro-F1.
 
 Arms:
 
@@ -49,7 +51,9 @@ SHARED = ROOT.parent / "shared" / "data" / "unseen"
 DATA = SHARED if SHARED.is_dir() else HERE / "data" / "unseen"
 WORK = ROOT / "runs" / "benchmarks" / "default_settings"
 RESULTS = HERE / "results" / "default_settings.json"
-SETS = ("chnsenticorp_htl", "waimai_10k", "tnews", "sms_spam", "goemotions_ekman")
+SETS = ("chnsenticorp_htl", "waimai_10k", "tnews", "sms_spam", "goemotions_ekman", "sick")
+# the one flag a set's plain command asks for (SICK holds two columns that could be labels)
+ASKED = {"sick": ["--label-column", "entailment_judgment"]}
 ARMS = {
     "before": ["--model", "scratch-bert", "--set", "training.learning_rate=5e-5"],
     "default": [],
@@ -69,6 +73,7 @@ def run(name: str, arm: str, seed: int, threads: int | None) -> dict:
         "--validation", str(folder / "validation.csv.gz"),
         "--test", str(folder / "test.csv.gz"),
         "--output", str(out), "--overwrite", "--seed", str(seed), *ARMS[arm],
+        *ASKED.get(name, []),
     ]  # fmt: skip
     if threads:  # two queues side by side, one core each: more runs per hour on 2 cores
         command += ["--set", f"training.threads={threads}"]

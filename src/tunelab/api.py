@@ -17,7 +17,7 @@ from tunelab.config import RunConfig, as_config, build_config
 from tunelab.data.clean import drop_invalid_rows
 from tunelab.data.columns import guess_text_column
 from tunelab.data.fix import doctor_files, doctor_image_files, doctor_tagging_files
-from tunelab.data.load import read_table
+from tunelab.data.load import plain_text_lines, read_table
 from tunelab.errors import UserError
 from tunelab.evaluation.metrics import softmax
 from tunelab.inference import resolve_prediction_precision
@@ -156,7 +156,19 @@ def predict(
     if images and question_frame is None:
         raise UserError(f"--image is for image-text-to-text models; this is a {task.name} "
                         "model: give its inputs with --text or --input")  # fmt: skip
-    if input is not None:
+    given: pd.DataFrame | None = None  # the input file as read, when it is a table
+    reads_text = task.input_kind == "text" and question_frame is None
+    lines = plain_text_lines(input, encoding) if input is not None and reads_text else None
+    if lines is not None:  # a .txt file of one text a line, as --text gives them
+        if task.text_pair_column:
+            raise UserError(
+                f"this model classifies text pairs; {input} holds one text a line: give a "
+                "table with both columns"
+            )
+        if not lines:
+            raise UserError(f"{input} holds no text; put one text on each line")
+        frame = text_frame(task, lines, source=str(input))
+    elif input is not None:
         frame = read_table(input, encoding=encoding, media=task.input_kind).fillna("")
         if not text_column:
             _read_texts_from_a_renamed_column(task, frame)
@@ -176,7 +188,7 @@ def predict(
         resolve_prediction_precision(precision, rows=len(frame)),
     )  # fmt: skip
     records = task.predictions(outputs, frame)
-    if input is not None:
+    if given is not None:
         records = _with_other_input_columns(records, given, frame, task)
     if output is not None:
         _write_predictions(Path(output), records)

@@ -228,6 +228,21 @@ def test_doctor_uses_a_trained_models_tokenizer_and_probabilities(trained, tmp_p
     assert "truncated at max_length" in text
 
 
+def test_a_txt_file_of_one_text_a_line_is_predicted_line_by_line(trained, tmp_path):
+    result, _ = trained
+    notes = tmp_path / "new.txt"
+    notes.write_text("质量很好，物流也快\n\n包装破了, 很失望\n一般般\n", encoding="utf-8")
+    records = tunelab.predict(result["model_dir"], input=notes)
+    # blank lines skipped; the texts as given, each with the model's label, as --text gives
+    assert [r["text"] for r in records] == ["质量很好，物流也快", "包装破了, 很失望", "一般般"]
+    expected = tunelab.predict(result["model_dir"], texts=[r["text"] for r in records])
+    assert [r["label"] for r in records] == [r["label"] for r in expected]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n \n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"empty.txt holds no text; put one text on each line"):
+        tunelab.predict(result["model_dir"], input=empty)
+
+
 def test_predictions_echo_the_input_text_not_its_normalised_form(trained):
     result, _ = trained
     records = tunelab.predict(result["model_dir"], texts=["质量很好，物流也快！ＯＫ"])

@@ -112,6 +112,18 @@ def _plain_text_table_format(raw: bytes, path: Path, encoding: str | None) -> st
     )
 
 
+def plain_text_lines(path: Path | str, encoding: str | None = None) -> list[str] | None:
+    """The non-empty lines of a .txt (.text, .dat) file that does not split into a table (one
+    text a line), stripped; None for any other file, which :func:`read_table` reads."""
+    path = Path(path)
+    if _compressed_suffix(path) not in PLAIN_TEXT_SUFFIXES or not path.is_file():
+        return None
+    text = decode_text(read_file_bytes(path), path, encoding)
+    if table_delimiter(text) is not None:
+        return None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def detect_format(path: Path, fmt: str = "auto") -> str:
     """Return the format name for ``path``: the given one, or the one its suffix implies."""
     if fmt != "auto":

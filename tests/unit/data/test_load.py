@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from tunelab.data.load import read_table, require_columns
+from tunelab.data.load import plain_text_lines, read_table, require_columns
 from tunelab.errors import UserError
 
 ROWS = [{"text": "质量很好", "label": "pos"}, {"text": "NA", "label": "neg"}]
@@ -172,3 +172,6 @@ def test_a_txt_file_that_splits_into_columns_is_read_as_a_table(tmp_path):
     lines.write_text("first note\nsecond note\n")
     with pytest.raises(UserError, match=r"notes.txt: a .txt file whose first lines do not split"):
         read_table(lines)
+    # ... which prediction reads line by line instead
+    assert plain_text_lines(lines) == ["first note", "second note"]
+    assert plain_text_lines(tabbed) is None and plain_text_lines(tmp_path / "x.csv") is None

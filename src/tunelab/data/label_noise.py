@@ -9,6 +9,27 @@ import numpy as np
 import pandas as pd
 
 
+def _quick_features(texts: list[str]) -> Any:
+    """TF-IDF over hashed character 1-3-grams (no labels used, so computed once for all folds)."""
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+
+    # float32, weighted in place: a third of the memory of float64 and a weighted copy (the
+    # doctor's peak on a million texts fell from 7.6 to 4.4 GB); the same 257 suspects on
+    # 60,000 benchmark texts
+    hashed = HashingVectorizer(
+        analyzer="char", ngram_range=(1, 3), n_features=2**20, alternate_sign=False, norm=None,
+        dtype=np.float32,
+    ).transform(texts)  # fmt: skip
+    return TfidfTransformer(sublinear_tf=True).fit(hashed).transform(hashed, copy=False)
+
+
+def _quick_classifier(seed: int) -> Any:
+    """A logistic-loss linear model trained by SGD (seconds on tens of thousands of texts)."""
+    from sklearn.linear_model import SGDClassifier
+
+    return SGDClassifier(loss="log_loss", alpha=2e-6, max_iter=10, tol=None, random_state=seed)
+
+
 def out_of_fold_probabilities(texts: list[str], label_ids: np.ndarray, seed: int = 0) -> np.ndarray:
     """Each row's class probabilities from a quick model that never saw that row's label.
 
@@ -18,25 +39,14 @@ def out_of_fold_probabilities(texts: list[str], label_ids: np.ndarray, seed: int
     The features are computed once for all rows (they use no labels), so only the
     classifier is refitted per fold.
     """
-    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
-    from sklearn.linear_model import SGDClassifier
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     folds = int(min(5, np.bincount(label_ids).min()))
     if folds < 2:
         raise ValueError("every class needs at least 2 rows for out-of-fold predictions")
-    # float32, weighted in place: a third of the memory of float64 and a weighted copy (the
-    # doctor's peak on a million texts fell from 7.6 to 4.4 GB); the same 257 suspects on
-    # 60,000 benchmark texts
-    hashed = HashingVectorizer(
-        analyzer="char", ngram_range=(1, 3), n_features=2**20, alternate_sign=False, norm=None,
-        dtype=np.float32,
-    ).transform(texts)  # fmt: skip
-    features = TfidfTransformer(sublinear_tf=True).fit(hashed).transform(hashed, copy=False)
+    features = _quick_features(texts)
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    classifier = SGDClassifier(
-        loss="log_loss", alpha=2e-6, max_iter=10, tol=None, random_state=seed
-    )
+    classifier = _quick_classifier(seed)
     jobs = -1 if len(texts) > 10_000 else None  # worker start-up costs more on small data
     return cross_val_predict(
         classifier, features, label_ids, cv=cv, method="predict_proba", n_jobs=jobs
@@ -82,6 +92,63 @@ def suspected_label_errors(
             "suggested": [names[i] for i in suggested],
             "given_probability": probabilities[ranked, label_ids[ranked]].round(4),
             "suggested_probability": probabilities[ranked, suggested].round(4),
+        }
+    )
+
+
+def suspected_multi_label_errors(
+    texts: pd.Series, label_sets: pd.Series, seed: int = 0
+) -> pd.DataFrame:
+    """Rows whose label set is likely wrong (a label missing or one too many), most likely
+    first: out-of-fold one-vs-rest probabilities of the same quick TF-IDF model, one per
+    label, fed to cleanlab's multi-label confident learning.
+
+    Args:
+        texts: the texts, indexed by row number.
+        label_sets: each row's labels, a list of names.
+
+    Returns:
+        The columns of :func:`suspected_label_errors`; ``given`` and ``suggested`` are label
+        sets written ``a|b`` (suggested: the labels the model gives 0.5 or more), the
+        probabilities the model's mean over those labels (0 for an empty set).
+    """
+    from cleanlab.filter import find_label_issues
+    from sklearn.model_selection import KFold, cross_val_predict
+    from sklearn.multiclass import OneVsRestClassifier
+
+    names = sorted({name for labels in label_sets for name in labels})
+    index = {name: i for i, name in enumerate(names)}
+    targets = np.zeros((len(label_sets), len(names)), dtype=int)
+    for row, labels in enumerate(label_sets):
+        targets[row, [index[name] for name in labels]] = 1
+    classifier = OneVsRestClassifier(_quick_classifier(seed))
+    probabilities = cross_val_predict(
+        classifier, _quick_features(texts.astype(str).tolist()), targets,
+        cv=KFold(n_splits=5, shuffle=True, random_state=seed), method="predict_proba",
+    )  # fmt: skip
+    alone = threading.active_count() == 1  # see suspected_label_errors
+    ranked = find_label_issues(
+        [list(np.flatnonzero(row)) for row in targets], probabilities, multi_label=True,
+        return_indices_ranked_by="self_confidence", n_jobs=None if alone else 1,
+    )  # fmt: skip
+    given, suggested = targets[ranked].astype(bool), probabilities[ranked] >= 0.5
+
+    def written(chosen: np.ndarray) -> list[str]:
+        return ["|".join(names[i] for i in np.flatnonzero(row)) for row in chosen]
+
+    def mean_of(chosen: np.ndarray) -> np.ndarray:
+        counts = chosen.sum(axis=1)
+        sums = (probabilities[ranked] * chosen).sum(axis=1)
+        return np.divide(sums, counts, out=np.zeros(len(counts)), where=counts > 0)
+
+    return pd.DataFrame(
+        {
+            "row": texts.index[ranked],
+            "text": texts.iloc[ranked].astype(str).to_numpy(),
+            "given": written(given),
+            "suggested": written(suggested),
+            "given_probability": mean_of(given).round(4),
+            "suggested_probability": mean_of(suggested).round(4),
         }
     )
 

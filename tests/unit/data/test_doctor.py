@@ -203,7 +203,7 @@ def test_several_labels_a_row_are_counted_per_label_and_compared_as_sets():
     section = report["splits"]["train"]
     assert section["class_balance"]["counts"] == {"delivery": 3, "price": 3, "quality": 2}
     assert section["conflicts"]["rows"] == [4, 5]
-    assert report["label_errors"] == {"skipped": "label-error detection covers single-label data"}
+    assert report["label_errors"] == {"skipped": "needs at least two labels and twenty rows"}
 
 
 def test_numeric_scores_are_summarised_not_counted_as_classes():
@@ -214,3 +214,48 @@ def test_numeric_scores_are_summarised_not_counted_as_classes():
     assert section["target_values"]["min"] == 0.0 and section["target_values"]["max"] == 2.9
     assert "scores: min 0, median 1.45, max 2.9" in format_report(report)
     assert "numeric scores" in report["label_errors"]["skipped"]
+
+
+def _keyword_label_sets(rows: int, seed: int) -> tuple[list[str], list[list[str]]]:
+    """Texts whose words say their labels (one or two of four), and those labels."""
+    rng = np.random.default_rng(seed)
+    words = {
+        "price": ["cheap", "expensive", "costly"],
+        "delivery": ["late", "courier", "fast"],
+        "quality": ["broke", "sturdy", "flimsy"],
+        "service": ["rude", "helpful", "staff"],
+    }
+    texts, sets = [], []
+    for i in range(rows):
+        labels = sorted(rng.choice(list(words), rng.choice([1, 1, 2]), replace=False).tolist())
+        said = " ".join(str(rng.choice(words[label])) for label in labels)
+        texts.append(f"{said} order {i} {rng.choice(['ok', 'fine', 'hmm'])}")
+        sets.append(labels)
+    return texts, sets
+
+
+def test_label_sets_that_contradict_their_texts_are_suspected():
+    texts, sets = _keyword_label_sets(1500, seed=0)
+    rng = np.random.default_rng(1)
+    planted = sorted(rng.choice(len(sets), 45, replace=False).tolist())  # 3% of the rows
+    for i in planted:  # one label swapped for one the text does not mention
+        other = next(name for name in ("price", "delivery", "quality", "service")
+                     if name not in sets[i])  # fmt: skip
+        sets[i] = sorted([*sets[i][1:], other])
+    train = _frame([(t, "|".join(s)) for t, s in zip(texts, sets, strict=True)], ["text", "topics"])
+    errors = diagnose({"train": train}, "text", "topics", label_separator="|")["label_errors"]
+    found = set(errors["rows"]) & {i + 1 for i in planted}
+    assert len(found) >= 0.8 * len(planted)  # most planted errors are found ...
+    assert errors["suspected"] <= 2 * len(planted)  # ... among few suspects
+    assert "cleanlab (multi-label)" in errors["method"]
+
+
+def test_label_sets_the_quick_model_cannot_tell_apart_are_not_blamed_on_rows():
+    texts, sets = _keyword_label_sets(600, seed=2)
+    rng = np.random.default_rng(3)
+    shuffled = [sets[i] for i in rng.permutation(len(sets))]  # labels unrelated to the texts
+    train = _frame([(t, "|".join(s)) for t, s in zip(texts, shuffled, strict=True)],
+                   ["text", "topics"])  # fmt: skip
+    errors = diagnose({"train": train}, "text", "topics", label_separator="|")["label_errors"]
+    assert "too many to be label errors" in errors["skipped"]
+    assert errors["disagreeing_share"] > 0.25 and "rows" not in errors

@@ -325,8 +325,13 @@ def build_tnews(
 # ------------------------------------------------------------------------------- writing
 
 
-def write_gzip_csv(frame: pd.DataFrame, path: Path) -> None:
-    text = frame[["text", "label"]].to_csv(index=False, lineterminator="\n")
+def write_gzip_csv(
+    frame: pd.DataFrame, path: Path, columns: tuple[str, ...] | None = ("text", "label")
+) -> None:
+    """``frame``'s ``columns`` (None: all) as gzipped UTF-8 CSV, the same bytes on a rerun."""
+    text = (frame if columns is None else frame[list(columns)]).to_csv(
+        index=False, lineterminator="\n"
+    )
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9, mtime=0, filename="") as gz:
         gz.write(text.encode("utf-8"))

@@ -35,11 +35,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
-import io
 from pathlib import Path
 
 import pandas as pd
+from prepare import write_gzip_csv  # this folder is on the path when run as a script
 
 HERE = Path(__file__).resolve().parent
 NAME = "goemotions_ekman"
@@ -62,13 +61,6 @@ def read_split(path: Path, names: list[str]) -> pd.DataFrame:
                         quoting=csv.QUOTE_NONE, keep_default_na=False)  # fmt: skip
     labels = frame["ids"].map(lambda ids: ",".join(names[int(i)] for i in ids.split(",")))
     return pd.DataFrame({"text": frame["text"], "labels": labels, "id": frame["id"]})
-
-
-def write_gzip_csv(frame: pd.DataFrame, path: Path) -> None:
-    buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9, mtime=0, filename="") as gz:
-        gz.write(frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
-    path.write_bytes(buffer.getvalue())
 
 
 def data_card(splits: dict[str, pd.DataFrame], raw_rows: dict[str, int], names: list[str]) -> str:
@@ -133,7 +125,7 @@ def main() -> None:
         frame = read_split(args.raw / f"{source}.tsv", names)
         raw_rows[split] = len(frame)
         splits[split] = frame.sample(n=size, random_state=0).reset_index(drop=True)
-        write_gzip_csv(splits[split], folder / f"{split}.csv.gz")
+        write_gzip_csv(splits[split], folder / f"{split}.csv.gz", columns=None)
     (folder / "DATA_CARD.md").write_text(data_card(splits, raw_rows, names), encoding="utf-8")
     print({split: len(frame) for split, frame in splits.items()}, "->", folder)
 

@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
-import io
 from pathlib import Path
 
 import pandas as pd
+from prepare import write_gzip_csv  # this folder is on the path when run as a script
 from sklearn.model_selection import train_test_split
 
 HERE = Path(__file__).resolve().parent
@@ -44,13 +43,6 @@ SOURCE = {
     "licence": "CC BY-NC-SA 3.0 (SICK's own terms: attribution, non-commercial, share-alike); "
     "the data files are not committed here",
 }
-
-
-def write_gzip_csv(frame: pd.DataFrame, path: Path) -> None:
-    buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9, mtime=0, filename="") as gz:
-        gz.write(frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
-    path.write_bytes(buffer.getvalue())
 
 
 def data_card(splits: dict[str, pd.DataFrame], commit: str) -> str:
@@ -110,7 +102,7 @@ def main() -> None:
     folder = args.out / NAME
     folder.mkdir(parents=True, exist_ok=True)
     for split, part in splits.items():
-        write_gzip_csv(part, folder / f"{split}.csv.gz")
+        write_gzip_csv(part, folder / f"{split}.csv.gz", columns=None)
     (folder / "DATA_CARD.md").write_text(data_card(splits, args.commit), encoding="utf-8")
     print({split: len(part) for split, part in splits.items()}, "->", folder)
 

@@ -95,15 +95,12 @@ def _compressed_suffix(path: Path) -> str:
     return suffix
 
 
-def _plain_text_table_format(raw: bytes, path: Path, encoding: str | None) -> str:
-    """``tsv`` or ``csv`` for a .txt file whose first lines split into a table (SICK.txt,
-    exports named .txt); otherwise the error for a format it cannot tell."""
-    if raw.strip():
-        # the whole file, so a UTF-16 export (Excel's "Unicode text") or GBK decodes right
-        text, _ = decode_with_encoding(raw, path, encoding)
-        delimiter = table_delimiter(text)
-        if delimiter is not None:
-            return "tsv" if delimiter == "\t" else "csv"
+def _plain_text_table_format(text: str, path: Path) -> str:
+    """``tsv`` or ``csv`` for the decoded ``text`` of a .txt file whose first lines split into
+    a table (SICK.txt, exports named .txt); otherwise the error for a format it cannot tell."""
+    delimiter = table_delimiter(text) if text.strip() else None
+    if delimiter is not None:
+        return "tsv" if delimiter == "\t" else "csv"
     known = ", ".join(sorted(FORMATS_BY_SUFFIX))
     raise UserError(
         f"{path}: a {path.suffix} file whose first lines do not split into columns by a tab, "
@@ -398,9 +395,12 @@ def read_table(
         # a folder of class sub-folders of media files (or one file): rows of paths
         frame = read_media_folder(path, media) if path.is_dir() else read_media_file(path)
         return frame.iloc[:max_rows] if max_rows is not None else frame
+    decoded: tuple[str, str] | None = None  # a .txt file is decoded once, to sniff and read
     if fmt == "auto" and _compressed_suffix(path) in PLAIN_TEXT_SUFFIXES:
         raw = read_file_bytes(path)
-        fmt = _plain_text_table_format(raw, path, encoding)
+        if raw.strip():  # the whole file: a UTF-16 export (Excel's "Unicode text") or GBK
+            decoded = decode_with_encoding(raw, path, encoding)
+        fmt = _plain_text_table_format(decoded[0] if decoded else "", path)
     else:
         fmt = detect_format(path, fmt)
         raw = read_file_bytes(path)
@@ -417,7 +417,7 @@ def read_table(
     elif fmt == "excel":
         frame = read_workbook(raw, path, sheet)
     else:
-        text, encoding = decode_with_encoding(raw, path, encoding)
+        text, encoding = decoded or decode_with_encoding(raw, path, encoding)
         if fmt == "csv":
             frame = _read_delimited(text, path, ",", skip_bad_lines)
         elif fmt == "tsv":

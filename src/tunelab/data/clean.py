@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tunelab.data.normalize import clean_text, joined_cells, normalized_text
@@ -76,14 +77,22 @@ def drop_invalid_rows(
     return kept, report
 
 
+def label_set(value: Any, separator: str | None = None) -> Any:
+    """A cell of several labels (a list, or a string split on ``separator``) as its sorted,
+    distinct label names; any other cell as it is."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        parts = [str(v).strip() for v in value]
+    elif separator and isinstance(value, str) and value.strip():
+        parts = [part.strip() for part in value.split(separator)]
+    else:
+        return value
+    return sorted({part for part in parts if part})
+
+
 def _label_key(value: Any, separator: str | None = None) -> str:
-    """One string per label set: several labels in any order (a list, or a string split on
-    ``separator``) give the same key."""
-    if isinstance(value, list):
-        return "|".join(sorted({str(v).strip() for v in value}))
-    if separator and isinstance(value, str):
-        return "|".join(sorted({part.strip() for part in value.split(separator)} - {""}))
-    return str(value).strip()
+    """One string per label set: several labels in any order give the same key."""
+    labels = label_set(value, separator)
+    return "|".join(labels) if isinstance(labels, list) else str(labels).strip()
 
 
 def clean_rows(

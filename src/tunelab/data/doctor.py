@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tunelab.data.clean import is_blank
+from tunelab.data.clean import is_blank, label_set
 from tunelab.data.duplicates import conflicting_labels, duplicate_summary, leakage
 from tunelab.data.label_noise import (
     label_error_summary,
@@ -55,17 +55,7 @@ def class_balance(labels: pd.Series) -> dict[str, Any]:
 def label_values(labels: pd.Series, separator: str | None = None) -> pd.Series:
     """Labels as the doctor compares them: a row of several labels (a list, or a string split
     on ``separator``) as its sorted, distinct label names; a single label as it is."""
-
-    def as_set(value: Any) -> Any:
-        if isinstance(value, (list, tuple, np.ndarray)):
-            parts = [str(v).strip() for v in value]
-        elif separator and not is_blank(value):
-            parts = [part.strip() for part in str(value).split(separator)]
-        else:
-            return value
-        return sorted({part for part in parts if part})
-
-    return labels.map(as_set)
+    return labels.map(lambda value: label_set(value, separator))
 
 
 def numeric_targets(labels: pd.Series) -> np.ndarray | None:
@@ -198,16 +188,16 @@ def _label_errors(
 ) -> dict[str, Any]:
     rows = train[~texts.map(is_blank) & ~train[label_column].map(is_blank)]
     labels = label_values(rows[label_column], separator)
-    if labels.map(lambda v: isinstance(v, list)).any():
-        return _multi_label_errors(texts.loc[rows.index], labels, probabilities, paired, seed)
-    if numeric_targets(labels) is not None:
-        return {"skipped": "label-error detection covers classes, not numeric scores"}
     if paired and probabilities is None:
         return {
             "skipped": "a TF-IDF model of the texts cannot judge a label that depends on how "
             "two texts relate; --model with a model fine-tuned on these pairs gives its "
             "probabilities"
         }
+    if labels.map(lambda v: isinstance(v, list)).any():
+        return _multi_label_errors(texts.loc[rows.index], labels, probabilities, seed)
+    if numeric_targets(labels) is not None:
+        return {"skipped": "label-error detection covers classes, not numeric scores"}
     counts = labels.astype(str).value_counts()
     if len(counts) < 2 or counts.min() < 2:
         return {"skipped": "needs at least two classes with two rows each"}
@@ -222,16 +212,13 @@ def _label_errors(
 
 
 def _multi_label_errors(
-    texts: pd.Series, labels: pd.Series, probabilities: Any, paired: bool, seed: int
+    texts: pd.Series, labels: pd.Series, probabilities: Any, seed: int
 ) -> dict[str, Any]:
     """Suspected label errors in label sets, from the quick model; skipped, with the reason,
-    where it cannot judge (pairs, a given model's probabilities) or disagrees with too many
-    rows for them to be errors rather than labels it cannot tell apart."""
+    where it cannot judge (a given model's probabilities) or disagrees with too many rows for
+    them to be errors rather than labels it cannot tell apart."""
     if probabilities is not None:
         return {"skipped": "a given model's probabilities are read for single-label data"}
-    if paired:
-        return {"skipped": "a TF-IDF model of the texts cannot judge labels that depend on "
-                "how two texts relate"}  # fmt: skip
     sets = labels.map(lambda v: v if isinstance(v, list) else [str(v).strip()])
     if len(sets) < 20 or len({name for names in sets for name in names}) < 2:
         return {"skipped": "needs at least two labels and twenty rows"}

@@ -648,6 +648,13 @@ class TextClassification:
         return records
 
 
+def _imbalance(counts: np.ndarray, class_weights: str) -> tuple[float, bool]:
+    """The largest count over the smallest, and whether ``class_weights`` weights the loss:
+    ``balanced`` always, ``auto`` from 3:1 on, ``none`` never."""
+    ratio = float(counts.max() / max(counts.min(), 1))
+    return ratio, class_weights == "balanced" or (class_weights == "auto" and ratio >= 3.0)
+
+
 def class_weighted_loss(
     targets: np.ndarray, class_names: list[str], class_weights: str, label_smoothing: float
 ) -> tuple[Any, dict[str, Any]]:
@@ -666,8 +673,7 @@ def class_weighted_loss(
         and what was decided, for the data report.
     """
     counts = np.bincount(targets, minlength=len(class_names))
-    ratio = float(counts.max() / max(counts.min(), 1))
-    weighted = class_weights == "balanced" or (class_weights == "auto" and ratio >= 3.0)
+    ratio, weighted = _imbalance(counts, class_weights)
     info: dict[str, Any] = {"imbalance_ratio": round(ratio, 2), "class_weights": None,
                             "label_smoothing": label_smoothing,
                             "weighted_loss": "class-weighted cross-entropy"}  # fmt: skip
@@ -727,8 +733,7 @@ def positive_weighted_loss(
         what was decided, for the data report.
     """
     positives = targets.sum(axis=0).astype(np.float64)
-    ratio = float(positives.max() / max(positives.min(), 1))
-    weighted = class_weights == "balanced" or (class_weights == "auto" and ratio >= 3.0)
+    ratio, weighted = _imbalance(positives, class_weights)
     info: dict[str, Any] = {"imbalance_ratio": round(ratio, 2), "class_weights": None,
                             "label_smoothing": 0.0,
                             "weighted_loss": "binary cross-entropy with rare labels' positive rows "

@@ -16,7 +16,9 @@ test rows:
   would run it after seeing the grouped order cost accuracy on short runs;
 - ``tunelab``: ``tunelab train`` with its defaults, no validation split (the scripts evaluate
   nothing while training either), so it also fits its TF-IDF baseline, writes the report with
-  explanations, predictions and calibration.
+  explanations, predictions and calibration;
+- ``tunelab_padded``: the same with ``classification.padding_free: false``, each batch padded
+  to its longest row instead of its rows laid end to end (not run by default).
 
 Each arm's figure is end to end: the child process's wall time from launch to exit (imports,
 reading and tokenising the data, training, predicting the test rows, saving the model); the
@@ -54,7 +56,7 @@ DATA = {
     "zh-sentiment": (ROOT / "data" / "zh-sentiment" / "train.csv",
                      ROOT / "data" / "zh-sentiment" / "test.csv"),
 }  # fmt: skip
-ARMS = ("recipe", "best_practice", "best_practice_random", "tunelab")
+ARMS = ("recipe", "best_practice", "best_practice_random", "tunelab", "tunelab_padded")
 RESULTS = HERE / "results" / "train_speed.json"
 
 
@@ -131,7 +133,7 @@ def _script(arm: str, model_dir: str, args: argparse.Namespace, out: Path) -> di
     }
 
 
-def _tunelab(model_dir: str, args: argparse.Namespace, out: Path) -> dict:
+def _tunelab(model_dir: str, args: argparse.Namespace, out: Path, padded: bool = False) -> dict:
     from tunelab.cli import main as tunelab_command
 
     train, test = _frames(args)
@@ -142,6 +144,7 @@ def _tunelab(model_dir: str, args: argparse.Namespace, out: Path) -> dict:
         "data": {"train": str(out / "train.csv"), "test": str(out / "test.csv"),
                  "split": {"validation": 0}},
         "training": {"epochs": args.epochs, "learning_rate": args.learning_rate},
+        "classification": {"padding_free": not padded},
     }  # fmt: skip
     for setting in args.set or []:  # --set key.path=value, for trying a candidate speed-up
         key, value = setting.split("=", 1)
@@ -178,8 +181,10 @@ def run_child(args: argparse.Namespace) -> dict:
 
     out = Path(tempfile.mkdtemp(prefix=f"train-speed-{args.child}-"))
     model_dir = resolve_model_source(args.model)
-    result = (_tunelab(model_dir, args, out) if args.child == "tunelab"
-              else _script(args.child, model_dir, args, out))  # fmt: skip
+    if args.child.startswith("tunelab"):
+        result = _tunelab(model_dir, args, out, padded=args.child == "tunelab_padded")
+    else:
+        result = _script(args.child, model_dir, args, out)
     result["peak_rss_mb"] = peak_mb()
     return result
 
@@ -218,7 +223,7 @@ def summary(runs: dict[str, list[dict]]) -> dict:
 
     found: dict = {}
     if "tunelab" in runs:
-        for script in ("best_practice", "best_practice_random", "recipe"):
+        for script in ("best_practice", "best_practice_random", "recipe", "tunelab_padded"):
             if script in runs:
                 found[f"tunelab_vs_{script}"] = {
                     "end_to_end": round(mean("tunelab", "end_to_end_samples_per_second")
@@ -249,7 +254,7 @@ def table(data: str, runs: dict[str, list[dict]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="en-sst2,zh-sentiment")
-    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--arms", default=",".join(ARMS[:4]))
     parser.add_argument("--train-rows", type=int, default=1000)
     parser.add_argument("--test-rows", type=int, default=500)
     parser.add_argument("--epochs", type=float, default=2.0)
@@ -292,7 +297,7 @@ def main() -> None:
         found[data].update(runs=runs, **summary(runs))
         print(table(data, runs))
         for key in ("tunelab_vs_best_practice", "tunelab_vs_best_practice_random",
-                    "tunelab_vs_recipe"):  # fmt: skip
+                    "tunelab_vs_recipe", "tunelab_vs_tunelab_padded"):  # fmt: skip
             if key in found[data]:
                 print(f"{key}: {found[data][key]}")
         args.out.write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")

@@ -300,6 +300,11 @@ class ClassificationConfig(_Section):
     threshold: float | Literal["auto"] = Field(
         "auto", description="multi-label decision threshold; auto tunes it on validation data"
     )
+    padding_free: bool = Field(
+        True,
+        description="BERT-family models train on a batch's rows laid end to end, no padding "
+        "(same results, less work); false pads each batch to its longest row",
+    )
 
     @field_validator("threshold")
     @classmethod

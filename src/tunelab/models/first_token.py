@@ -27,9 +27,22 @@ FIRST_TOKEN_CLASSIFIERS = frozenset(
 )
 
 
-def _first_position_forward(self: Any, hidden_states: Any, input_tensor: Any) -> Any:
-    # the class's own forward on position 0 alone; the feed-forward block then sees one token
-    return type(self).forward(self, hidden_states[:, :1], input_tensor[:, :1])
+def _first_position_attention(
+    self: Any, hidden_states: Any, attention_mask: Any = None, **kwargs: Any
+) -> tuple[Any, Any]:
+    """The last layer's attention block with its output projection on each row's first
+    token: ``(rows, 1, hidden)``, so the feed-forward block after it sees one token a row.
+
+    A padded batch's rows start at position 0; a packed one (``packed_rows``, see
+    :mod:`tunelab.models.unpadded`) is one row whose rows start at its layout's ``starts``.
+    """
+    context, weights = self.self(hidden_states, attention_mask=attention_mask, **kwargs)
+    layout = kwargs.get("packed_rows")
+    if layout is None:
+        return self.output(context[:, :1], hidden_states[:, :1]), weights
+    starts = layout["starts"]
+    first = self.output(context[0, starts].unsqueeze(1), hidden_states[0, starts].unsqueeze(1))
+    return first, weights
 
 
 def first_token_last_layer(model: Any) -> bool:
@@ -49,9 +62,9 @@ def first_token_last_layer(model: Any) -> bool:
     layers = getattr(encoder, "layer", None)
     if not layers or getattr(layers[-1], "add_cross_attention", False):
         return False
-    output = getattr(getattr(layers[-1], "attention", None), "output", None)
-    if output is None:
+    attention = getattr(layers[-1], "attention", None)
+    if getattr(attention, "output", None) is None or getattr(attention, "is_cross_attention", 0):
         return False
     # a bound method (not a closure): deepcopy rebinds it to the copied module
-    output.forward = types.MethodType(_first_position_forward, output)
+    attention.forward = types.MethodType(_first_position_attention, attention)
     return True

@@ -29,6 +29,7 @@ from tunelab.models.first_token import first_token_last_layer
 from tunelab.models.linear_baseline import METHOD as BASELINE_METHOD
 from tunelab.models.linear_baseline import linear_baseline_outputs
 from tunelab.models.load import load_head_model
+from tunelab.models.unpadded import UnpaddedCollator, use_unpadded_batches
 from tunelab.tasks.arrow_rows import encoded_dataset
 from tunelab.tasks.base import (
     LOGITS_GRAPH,
@@ -118,6 +119,7 @@ class TextClassification:
         threshold: float | str = "auto",
         labels: list[str] | None = None,
         text_cleaning: dict[str, bool] | None = None,
+        padding_free: bool = True,
     ) -> None:
         self.text_column = text_column
         self.label_column = label_column
@@ -129,6 +131,7 @@ class TextClassification:
         self.labels: list[str] = list(labels or [])
         # the same normalisation at training and prediction time (see data.clean)
         self.text_cleaning: dict[str, bool] = dict(text_cleaning or {})
+        self.padding_free = padding_free  # training batches without padding where it applies
 
     @classmethod
     def from_run_config(cls, config: Any) -> TextClassification:
@@ -140,6 +143,7 @@ class TextClassification:
             label_separator=config.data.label_separator,
             problem_type=config.classification.problem_type,
             threshold=config.classification.threshold,
+            padding_free=config.classification.padding_free,
             text_cleaning={
                 key: getattr(config.data.clean, key)
                 for key in ("nfkc", "whitespace", "strip_html", "lowercase")
@@ -471,7 +475,13 @@ class TextClassification:
     def trainer_setup(
         self, model: Any, tokenizer: Any, loss: Any, train: Any, validation: Any
     ) -> TrainerSetup:
-        return standard_trainer_setup(self, tokenizer, loss, validation is not None)
+        """The standard setup; with ``padding_free`` and a model that can take them, batches
+        are packed (:mod:`tunelab.models.unpadded`) for training and validation alike."""
+        setup = standard_trainer_setup(self, tokenizer, loss, validation is not None)
+        first_position = use_unpadded_batches(model) if self.padding_free else None
+        if first_position is not None:
+            setup.inputs["data_collator"] = UnpaddedCollator(tokenizer, first_position)
+        return setup
 
     def _decide(self, outputs: np.ndarray) -> np.ndarray:
         if self.problem_type == "single_label":

@@ -10,8 +10,8 @@ the result back. The classifier then reads each row's first token (see
 rounding aside.
 
 Why it matters: tunelab's batches mix labels (:mod:`tunelab.training.sampling`), which costs
-padding: on 500 zh reviews 1.25-1.33 padded positions per real token, and a MiniLM training
-step took 824-852 ms padded against 732-750 ms packed (cut at 128 tokens, bf16).
+padding on long texts: on 500 zh reviews MiniLM's training loop ran at 38.1 samples/s
+packed against 33.9 padded, with 0.4 GB less memory (README, "Padding-free batches").
 """
 
 from __future__ import annotations

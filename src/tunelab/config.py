@@ -302,8 +302,8 @@ class ClassificationConfig(_Section):
     )
     padding_free: bool = Field(
         True,
-        description="BERT-family models train on a batch's rows laid end to end, no padding "
-        "(same results, less work); false pads each batch to its longest row",
+        description="BERT-family classifiers train on a batch's rows laid end to end, so only "
+        "attention sees padding (the same arithmetic, less work); false pads every batch",
     )
 
     @field_validator("threshold")

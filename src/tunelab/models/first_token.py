@@ -63,7 +63,7 @@ def first_token_last_layer(model: Any) -> bool:
     if not layers or getattr(layers[-1], "add_cross_attention", False):
         return False
     attention = getattr(layers[-1], "attention", None)
-    if getattr(attention, "output", None) is None or getattr(attention, "is_cross_attention", 0):
+    if getattr(attention, "output", None) is None:
         return False
     # a bound method (not a closure): deepcopy rebinds it to the copied module
     attention.forward = types.MethodType(_first_position_attention, attention)

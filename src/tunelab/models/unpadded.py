@@ -28,7 +28,6 @@ LAYOUT = "packed_rows"  # the keyword that carries a batch's layout down to the 
 # rows for attention costs what the padding does (MiniLM steps with 5-10% padding ran
 # 0.91-1.08x as fast packed; with 15-57%, 1.06-1.28x)
 PACK_FROM = 1.10
-_registered = False
 
 
 def unpadded_attention(
@@ -66,15 +65,12 @@ def unpadded_attention(
 
 
 def _register() -> None:
-    global _registered
-    if _registered:
-        return
+    """Make :data:`UNPADDED` an attention implementation (registering again replaces it)."""
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
     AttentionInterface.register(UNPADDED, unpadded_attention)
     AttentionMaskInterface.register(UNPADDED, sdpa_mask)  # padded calls build SDPA's masks
-    _registered = True
 
 
 def use_unpadded_batches(model: Any) -> int | None:
@@ -110,16 +106,23 @@ class UnpaddedCollator:
 
     Gives ``input_ids``, ``token_type_ids`` and ``position_ids`` of shape ``(1, tokens)``,
     the rows' ``labels`` and the layout (``packed_rows``). A batch of rows so alike in length
-    that padding adds less than :data:`PACK_FROM` is padded as usual, and so is every batch
-    once ``pad_to_multiple_of`` is set (``training.pad_to_multiple_of`` asks for padding).
+    that padding adds less than :data:`PACK_FROM` goes to ``padded`` (the task's padding
+    collator) instead, and so does every batch once ``pad_to_multiple_of`` is set
+    (``training.pad_to_multiple_of`` asks for padding).
     """
 
-    def __init__(self, tokenizer: Any, first_position: int = 0) -> None:
-        from transformers import DataCollatorWithPadding
-
+    def __init__(self, padded: Any, first_position: int = 0) -> None:
+        self.padded = padded
         self.first_position = first_position
-        self.padded = DataCollatorWithPadding(tokenizer)
-        self.pad_to_multiple_of: int | None = None
+
+    @property
+    def pad_to_multiple_of(self) -> int | None:
+        """The padding collator's own setting: set, every batch is padded to its multiple."""
+        return self.padded.pad_to_multiple_of
+
+    @pad_to_multiple_of.setter
+    def pad_to_multiple_of(self, multiple: int | None) -> None:
+        self.padded.pad_to_multiple_of = multiple
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         import torch
@@ -127,7 +130,6 @@ class UnpaddedCollator:
         lengths = torch.tensor([len(row["input_ids"]) for row in features])
         rows, longest = len(features), int(lengths.max())
         if self.pad_to_multiple_of or rows * longest < PACK_FROM * int(lengths.sum()):
-            self.padded.pad_to_multiple_of = self.pad_to_multiple_of
             return self.padded([dict(row) for row in features])
         starts = torch.cumsum(lengths, 0) - lengths
         slots = torch.arange(longest).expand(rows, longest)

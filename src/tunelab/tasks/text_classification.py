@@ -480,7 +480,9 @@ class TextClassification:
         setup = standard_trainer_setup(self, tokenizer, loss, validation is not None)
         first_position = use_unpadded_batches(model) if self.padding_free else None
         if first_position is not None:
-            setup.inputs["data_collator"] = UnpaddedCollator(tokenizer, first_position)
+            setup.inputs["data_collator"] = UnpaddedCollator(
+                setup.inputs["data_collator"], first_position
+            )
         return setup
 
     def _decide(self, outputs: np.ndarray) -> np.ndarray:

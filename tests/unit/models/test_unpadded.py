@@ -25,8 +25,10 @@ class _Tokenizer:
     padding_side = "right"
     model_input_names = ("input_ids", "token_type_ids", "attention_mask")
 
-    def pad(self, features, return_tensors="pt", **_):
+    def pad(self, features, return_tensors="pt", pad_to_multiple_of=None, **_):
         longest = max(len(row["input_ids"]) for row in features)
+        if pad_to_multiple_of:
+            longest = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
         batch = {}
         for name, fill in (("input_ids", 1), ("token_type_ids", 0), ("attention_mask", 0)):
             if name in features[0]:
@@ -35,6 +37,10 @@ class _Tokenizer:
                 )
         batch["labels"] = torch.tensor([row["labels"] for row in features])
         return batch
+
+
+def _padded() -> transformers.DataCollatorWithPadding:
+    return transformers.DataCollatorWithPadding(_Tokenizer())
 
 
 def _rows(pairs: bool = False) -> list[dict]:
@@ -65,7 +71,7 @@ def _models(kind: str, adapter: bool = False) -> tuple:
 
 def _compare(plain, packed, first_position: int, rows: list[dict]) -> None:
     padded_batch = _Tokenizer().pad(rows)
-    packed_batch = UnpaddedCollator(_Tokenizer(), first_position)(rows)
+    packed_batch = UnpaddedCollator(_padded(), first_position)(rows)
     assert packed_batch["input_ids"].shape == (1, sum(len(r["input_ids"]) for r in rows))
     expected, found = plain(**padded_batch), packed(**packed_batch)
     assert torch.allclose(expected.logits, found.logits, atol=1e-5)
@@ -118,17 +124,18 @@ def test_models_it_does_not_know_are_left_alone():
 
 
 def test_asking_for_padded_lengths_pads_instead():
-    collator = UnpaddedCollator(_Tokenizer())
+    collator = UnpaddedCollator(_padded())
     assert "packed_rows" in collator(_rows())
     collator.pad_to_multiple_of = 8
-    assert "packed_rows" not in collator(_rows())
+    batch = collator(_rows())
+    assert "packed_rows" not in batch and batch["input_ids"].shape == (4, 16)  # 14 -> 16
 
 
 def test_rows_of_nearly_one_length_are_padded_as_usual():
     rows = _rows()
     alike = [dict(rows[0], input_ids=rows[0]["input_ids"][:n], attention_mask=[1] * n)
              for n in (9, 9, 8, 9)]  # fmt: skip
-    batch = UnpaddedCollator(_Tokenizer())(alike)
+    batch = UnpaddedCollator(_padded())(alike)
     assert "packed_rows" not in batch and batch["input_ids"].shape == (4, 9)
 
 

@@ -747,8 +747,12 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML config file into a dict, with clear errors."""
+    from tunelab.data.load import names_a_data_file
+
     if not path.is_file():
         raise UserError(f"config file {path} does not exist; check the path")
+    if names_a_data_file(path):  # `tunelab train reviews.csv`: the data where the config goes
+        raise UserError(f"{path} is a data file, not a YAML run config: give it with --data {path}")
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:

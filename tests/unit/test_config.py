@@ -68,6 +68,20 @@ def test_bad_yaml_names_the_file_and_line(tmp_path):
         load_config(path)
 
 
+@pytest.mark.parametrize("name", ["reviews.csv", "reviews.jsonl.gz", "reviews.xlsx", "notes.txt"])
+def test_a_data_file_given_as_the_config_says_to_pass_it_with_data(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"text,label\ngood,1\n")
+    with pytest.raises(UserError, match=rf"{name} is a data file.*--data "):
+        read_yaml(path)
+
+
+def test_a_json_file_is_still_read_as_a_config(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text('{"training": {"epochs": 2}}')
+    assert read_yaml(path) == {"training": {"epochs": 2}}
+
+
 def test_written_config_round_trips(tmp_path):
     config = build_config(
         {"data": {"train": "a.csv"}}, ["training.epochs=7", "model.max_length=64"]

@@ -109,6 +109,13 @@ def _plain_text_table_format(text: str, path: Path) -> str:
     )
 
 
+def names_a_data_file(path: Path) -> bool:
+    """Whether ``path``'s suffix names a data format (reviews.csv, reviews.jsonl.gz, a .txt);
+    JSON is left out, as a JSON file may as well be a run config (JSON is YAML)."""
+    suffix = _compressed_suffix(path)
+    return suffix != ".json" and (suffix in FORMATS_BY_SUFFIX or suffix in PLAIN_TEXT_SUFFIXES)
+
+
 def plain_text_lines(path: Path | str, encoding: str | None = None) -> list[str] | None:
     """The non-empty lines of a .txt (.text, .dat) file that does not split into a table (one
     text a line), stripped; None for any other file, which :func:`read_table` reads."""

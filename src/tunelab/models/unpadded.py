@@ -25,8 +25,8 @@ from tunelab.models.first_token import first_token_last_layer
 UNPADDED = "tunelab_unpadded"  # the attention implementation's registered name
 LAYOUT = "packed_rows"  # the keyword that carries a batch's layout down to the attention
 # pack a batch when padding it would add this share of positions or more: below, gathering
-# rows for attention costs what the padding does (MiniLM steps with 5-10% padding ran
-# 0.91-1.08x as fast packed; with 15-57%, 1.06-1.28x)
+# rows for attention costs about what the padding does (MiniLM steps with 5-9% padding ran
+# 0.96-1.09x as fast packed, with 15-57% 1.03-1.67x; benchmarks/unpadded_steps.py)
 PACK_FROM = 1.10
 
 

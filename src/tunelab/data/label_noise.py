@@ -53,6 +53,30 @@ def out_of_fold_probabilities(texts: list[str], label_ids: np.ndarray, seed: int
     )
 
 
+def encoded_labels(labels: pd.Series) -> tuple[list[str], np.ndarray]:
+    """The sorted label names and each row's index among them (the probabilities' columns)."""
+    names = sorted(labels.astype(str).unique())
+    index = {name: i for i, name in enumerate(names)}
+    return names, labels.astype(str).map(index).to_numpy()
+
+
+def skill_over_chance(label_ids: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """How well the probabilities' top class matches the given labels, against chance.
+
+    Returns:
+        ``balanced_accuracy`` (the mean recall over classes, so a model that always says the
+        largest class scores chance) and ``chance_level``: 1 / classes plus three standard
+        errors for this many rows, the most that labels unrelated to the texts reach.
+    """
+    from sklearn.metrics import balanced_accuracy_score
+
+    classes = probabilities.shape[1]
+    chance = 1.0 / classes
+    level = chance + 3 * float(np.sqrt(chance * (1 - chance) / max(len(label_ids), 1)))
+    score = balanced_accuracy_score(label_ids, probabilities.argmax(axis=1))
+    return {"balanced_accuracy": round(float(score), 4), "chance_level": round(level, 4)}
+
+
 def suspected_label_errors(
     texts: pd.Series, labels: pd.Series, probabilities: np.ndarray | None = None, seed: int = 0
 ) -> pd.DataFrame:
@@ -70,9 +94,7 @@ def suspected_label_errors(
     """
     from cleanlab.filter import find_label_issues
 
-    names = sorted(labels.astype(str).unique())
-    index = {name: i for i, name in enumerate(names)}
-    label_ids = labels.astype(str).map(index).to_numpy()
+    names, label_ids = encoded_labels(labels)
     if probabilities is None:
         probabilities = out_of_fold_probabilities(texts.astype(str).tolist(), label_ids, seed)
     # cleanlab forks a multiprocessing pool per call; forked from a process with other threads

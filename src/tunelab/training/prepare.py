@@ -84,7 +84,10 @@ def load_splits(
         groups = groups.map(normalized_text)
         frames["train"].attrs["rows_read"] = report["rows_before"]["train"]  # for its errors
         frames.update(split_frame(frames["train"], shares, config.seed, strata, groups))
-    suspected = set(report["doctor"].get("label_errors", {}).get("rows", []))
+    label_errors = report["doctor"].get("label_errors", {})
+    if data.clean.drop_label_errors and "skipped" in label_errors:
+        log.warning("data.clean.drop_label_errors dropped no rows: %s", label_errors["skipped"])
+    suspected = set(label_errors.get("rows", []))
     if suspected and data.clean.drop_label_errors:
         train = frames["train"]
         flagged = train.index.isin(list(suspected))

@@ -259,3 +259,67 @@ def test_label_sets_the_quick_model_cannot_tell_apart_are_not_blamed_on_rows():
     errors = diagnose({"train": train}, "text", "topics", label_separator="|")["label_errors"]
     assert "too many to be label errors" in errors["skipped"]
     assert errors["disagreeing_share"] > 0.25 and "rows" not in errors
+
+
+def _reviews_with_labels(labels: list[str]) -> pd.DataFrame:
+    frame = make_reviews(len(labels), seed=4)
+    frame["text"] = [f"{t}{i}号" for i, t in enumerate(frame["text"])]  # all distinct
+    frame["label"] = labels
+    frame.index = range(1, len(frame) + 1)
+    return frame
+
+
+def test_single_labels_unrelated_to_the_texts_single_out_no_row():
+    # imbalanced like spam: the quick model disputes only ~15% of shuffled labels, which
+    # alone would pass for label errors; its balanced accuracy shows it learned nothing
+    rng = np.random.default_rng(5)
+    labels = rng.permutation(["spam"] * 120 + ["ham"] * 680).tolist()
+    errors = diagnose({"train": _reviews_with_labels(labels)}, "text", "label")["label_errors"]
+    assert "no better than chance" in errors["skipped"], errors
+    assert errors["balanced_accuracy"] <= errors["chance_level"] < 0.6
+    assert "rows" not in errors
+
+
+def test_labels_the_model_disputes_by_the_third_are_not_dropped(tmp_path):
+    frame = make_reviews(800, seed=6)
+    noisy = np.random.default_rng(7).random(len(frame)) < 0.35  # a third of the labels flipped
+    flipped = frame["label"].map({"positive": "negative", "negative": "positive"})
+    labels = frame["label"].where(~noisy, flipped).tolist()
+    errors = diagnose({"train": _reviews_with_labels(labels)}, "text", "label")["label_errors"]
+    assert "too many to drop as label errors" in errors["skipped"], errors
+    assert errors["disagreeing_share"] > 0.25 and errors["examples"] and "rows" not in errors
+    assert errors["balanced_accuracy"] > errors["chance_level"]  # it did learn something
+    _reviews_with_labels(labels).to_csv(tmp_path / "noisy.csv", index=False)
+    doctor_files({"train": tmp_path / "noisy.csv"}, "text", "label",
+                 report_path=tmp_path / "r.json", fixed_path=tmp_path / "clean.csv",
+                 drop_label_errors=True)  # fmt: skip
+    assert len(pd.read_csv(tmp_path / "clean.csv")) == 800  # nothing dropped
+    assert not (tmp_path / "clean.label_errors.csv").exists()
+
+
+def test_a_skilled_model_still_reports_its_suspects_with_its_skill(tmp_path):
+    planted(tmp_path)
+    errors = diagnose({"train": read_table(tmp_path / "train.csv")}, "text", "label")
+    errors = errors["label_errors"]
+    assert errors["balanced_accuracy"] > 0.8 > errors["chance_level"]
+    assert 0 < errors["share"] <= 0.25 and errors["rows"]
+
+
+def test_training_that_asks_to_drop_label_errors_says_why_it_dropped_none(
+    tmp_path, tiny_bert, caplog
+):
+    import tunelab
+    from tests.conftest import tiny_run_config
+
+    rng = np.random.default_rng(8)
+    labels = rng.permutation(["positive", "negative"] * 150).tolist()
+    _reviews_with_labels(labels).to_csv(tmp_path / "shuffled.csv", index=False)
+    config = tiny_run_config(tiny_bert, tmp_path / "shuffled.csv", tmp_path / "run",
+                             training={"max_steps": 2})  # fmt: skip
+    config["data"]["clean"] = {"drop_label_errors": True}
+    with caplog.at_level("WARNING"):
+        tunelab.train(config)
+    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
+    assert "label_errors" not in report["cleaning"]["train"]
+    assert "drop_label_errors dropped no rows" in caplog.text
+    assert "no better than chance" in caplog.text

@@ -19,7 +19,7 @@ from tunelab.data.columns import guess_text_column
 from tunelab.data.fix import doctor_files, doctor_image_files, doctor_tagging_files
 from tunelab.data.load import plain_text_lines, read_table
 from tunelab.errors import UserError
-from tunelab.evaluation.metrics import softmax
+from tunelab.evaluation.metrics import sigmoid, softmax
 from tunelab.inference import resolve_prediction_precision
 from tunelab.models.load import from_pretrained
 from tunelab.models.trained import load_trained
@@ -332,10 +332,11 @@ def doctor(
             max_length = max_length or trained_length
             task.text_column = text_column
 
-            def probabilities_of(frame: pd.DataFrame) -> Any:
-                outputs = softmax(_forward(trained, tokenizer, task, frame, trained_length, 64))
-                order = sorted(range(len(task.labels)), key=lambda i: task.labels[i])
-                return outputs[:, order]
+            def probabilities_of(frame: pd.DataFrame) -> pd.DataFrame:
+                outputs = _forward(trained, tokenizer, task, frame, trained_length, 64)
+                several = task.problem_type == "multi_label"  # each label's own probability
+                scores = sigmoid(outputs) if several else softmax(outputs)
+                return pd.DataFrame(scores, index=frame.index, columns=list(task.labels))
         else:
             tokenizer = from_pretrained(AutoTokenizer, str(model))
     return doctor_files(

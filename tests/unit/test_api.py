@@ -181,6 +181,10 @@ def test_multi_label_pairs_and_regression(tiny_bert, tmp_path):
     )
     assert {"subset_accuracy", "f1_micro", "threshold"} <= set(result["metrics"]["test"])
     assert isinstance(tunelab.predict(result["model_dir"], texts=["好"])[0]["labels"], list)
+    tunelab.doctor(tmp_path / "multi.csv", model=tmp_path / "m", label_separator="|",
+                   report=tmp_path / "multi-doctor.json")  # fmt: skip
+    errors = json.loads((tmp_path / "multi-doctor.json").read_text())["label_errors"]
+    assert "the given model" in errors.get("method", errors.get("skipped", "")), errors
 
     pairs = base.assign(other=base["text"].str[::-1])
     pairs.to_csv(tmp_path / "pairs.csv", index=False)

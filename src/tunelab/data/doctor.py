@@ -104,7 +104,7 @@ def diagnose(
     tokenizer: Any = None,
     max_length: int | None = None,
     find_label_errors: bool = True,
-    probabilities: np.ndarray | None = None,
+    probabilities: np.ndarray | pd.DataFrame | None = None,
     seed: int = 0,
     text_pair_column: str | None = None,
     label_separator: str | None = None,
@@ -116,8 +116,10 @@ def diagnose(
         text_column / label_column: the columns to examine (no labels: unlabelled data).
         tokenizer / max_length: report token lengths and the share ``max_length`` truncates.
         find_label_errors: run confident learning on the training split (single-label).
-        probabilities: per-row class probabilities of train from a fine-tuned model; by
-            default out-of-fold ones from a TF-IDF model.
+        probabilities: per-row class probabilities of train from a fine-tuned model (for
+            several labels a row, each label's own); an array in sorted-label order, or a
+            table with a column per label the model knows; by default out-of-fold ones from
+            a TF-IDF model.
         text_pair_column: the second text of rows that hold a pair (premise and hypothesis,
             query and passage): duplicates, conflicts and leakage are judged on both texts.
         label_separator: labels written as ``a|b`` strings hold several labels a row;
@@ -199,6 +201,8 @@ def _label_errors(
             "two texts relate; --model with a model fine-tuned on these pairs gives its "
             "probabilities"
         }
+    if isinstance(probabilities, pd.DataFrame):
+        probabilities = probabilities.loc[rows.index]
     if labels.map(lambda v: isinstance(v, list)).any():
         return _multi_label_errors(texts.loc[rows.index], labels, probabilities, seed)
     if numeric_targets(labels) is not None:
@@ -209,7 +213,12 @@ def _label_errors(
     given = probabilities is not None
     judge = "the given model" if given else "the quick TF-IDF model"
     texts = texts.loc[rows.index]
-    _, label_ids = encoded_labels(labels)
+    names, label_ids = encoded_labels(labels)
+    if isinstance(probabilities, pd.DataFrame):
+        probabilities = _model_columns(probabilities, names)
+        if isinstance(probabilities, str):
+            return {"skipped": probabilities}
+        probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)  # its classes
     if probabilities is None:
         probabilities = out_of_fold_probabilities(texts.astype(str).tolist(), label_ids, seed)
     skill = skill_over_chance(label_ids, np.asarray(probabilities))
@@ -245,28 +254,45 @@ def _label_errors(
 def _multi_label_errors(
     texts: pd.Series, labels: pd.Series, probabilities: Any, seed: int
 ) -> dict[str, Any]:
-    """Suspected label errors in label sets, from the quick model; skipped, with the reason,
-    where it cannot judge (a given model's probabilities) or disagrees with too many rows for
-    them to be errors rather than labels it cannot tell apart."""
-    if probabilities is not None:
-        return {"skipped": "a given model's probabilities are read for single-label data"}
+    """Suspected label errors in label sets, from a given model's per-label probabilities
+    or the quick model's; skipped, with the reason, where the model disagrees with too many
+    rows for them to be errors rather than labels it cannot tell apart."""
     sets = labels.map(lambda v: v if isinstance(v, list) else [str(v).strip()])
-    if len(sets) < 20 or len({name for names in sets for name in names}) < 2:
+    names = sorted({name for names in sets for name in names})
+    if len(sets) < 20 or len(names) < 2:
         return {"skipped": "needs at least two labels and twenty rows"}
-    errors = suspected_multi_label_errors(texts, sets, seed)
+    if isinstance(probabilities, pd.DataFrame):
+        probabilities = _model_columns(probabilities, names)
+        if isinstance(probabilities, str):
+            return {"skipped": probabilities}
+    judge = "the quick TF-IDF model" if probabilities is None else "the given model"
+    errors = suspected_multi_label_errors(texts, sets, seed, probabilities)
     share = len(errors) / len(sets)
     if share > TOO_MANY_SUSPECTS:
         return {
-            "skipped": f"the quick TF-IDF model disagrees with {share:.0%} of the label sets, "
-            "too many to be label errors: it cannot tell these labels apart from the texts' "
-            "characters, so no row is singled out",
+            "skipped": f"{judge} disagrees with {share:.0%} of the label sets, too many to be "
+            "label errors: it cannot tell these labels apart from the texts, so no row is "
+            "singled out",
             "disagreeing_share": round(share, 4),
         }
     summary = label_error_summary(errors, len(sets))
     summary["rows"] = [int(r) for r in errors["row"]]
-    summary["method"] = ("out-of-fold TF-IDF char 1-3-gram one-vs-rest logistic model + "
-                         "cleanlab (multi-label)")  # fmt: skip
+    if probabilities is None:
+        summary["method"] = ("out-of-fold TF-IDF char 1-3-gram one-vs-rest logistic model + "
+                             "cleanlab (multi-label)")  # fmt: skip
+    else:
+        summary["method"] = "the given model's per-label probabilities + cleanlab (multi-label)"
     return summary
+
+
+def _model_columns(probabilities: pd.DataFrame, names: list[str]) -> np.ndarray | str:
+    """A model's probability columns for the data's labels, in ``names`` order; the reason
+    to skip where the data holds a label the model was not trained on."""
+    unknown = [name for name in names if name not in probabilities.columns]
+    if unknown:
+        return (f"the given model was not trained on the label(s) {', '.join(unknown[:5])} "
+                "that these rows carry; give a model trained on these labels")  # fmt: skip
+    return probabilities[names].to_numpy(dtype=float)
 
 
 def _line(label: str, count: int, total: int, rows: list | None = None, unit: str = "rows") -> str:

@@ -51,7 +51,8 @@ def doctor_files(
 
     Args:
         probabilities_of: optional function from the training table to class
-            probabilities (sorted-label order), e.g. a fine-tuned model's, for label errors.
+            probabilities, e.g. a fine-tuned model's, for label errors: a table with a
+            column per label the model knows, or an array in sorted-label order.
         strict: stop at the first unparsable line or empty text or label instead of
             counting them.
         already_read: tables of ``files`` the caller has read (as this function reads them,

@@ -119,7 +119,7 @@ def suspected_label_errors(
 
 
 def suspected_multi_label_errors(
-    texts: pd.Series, label_sets: pd.Series, seed: int = 0
+    texts: pd.Series, label_sets: pd.Series, seed: int = 0, probabilities: np.ndarray | None = None
 ) -> pd.DataFrame:
     """Rows whose label set is likely wrong (a label missing or one too many), most likely
     first: out-of-fold one-vs-rest probabilities of the same quick TF-IDF model, one per
@@ -128,6 +128,8 @@ def suspected_multi_label_errors(
     Args:
         texts: the texts, indexed by row number.
         label_sets: each row's labels, a list of names.
+        probabilities: each label's probability per row, labels in sorted order (e.g. a
+            fine-tuned model's sigmoid outputs); ``None`` computes out-of-fold ones.
 
     Returns:
         The columns of :func:`suspected_label_errors`; ``given`` and ``suggested`` are label
@@ -143,11 +145,12 @@ def suspected_multi_label_errors(
     targets = np.zeros((len(label_sets), len(names)), dtype=int)
     for row, labels in enumerate(label_sets):
         targets[row, [index[name] for name in labels]] = 1
-    classifier = OneVsRestClassifier(_quick_classifier(seed))
-    probabilities = cross_val_predict(
-        classifier, _quick_features(texts.astype(str).tolist()), targets,
-        cv=KFold(n_splits=5, shuffle=True, random_state=seed), method="predict_proba",
-    )  # fmt: skip
+    if probabilities is None:
+        probabilities = cross_val_predict(
+            OneVsRestClassifier(_quick_classifier(seed)),
+            _quick_features(texts.astype(str).tolist()), targets,
+            cv=KFold(n_splits=5, shuffle=True, random_state=seed), method="predict_proba",
+        )  # fmt: skip
     alone = threading.active_count() == 1  # see suspected_label_errors
     ranked = find_label_issues(
         [list(np.flatnonzero(row)) for row in targets], probabilities, multi_label=True,

@@ -323,3 +323,49 @@ def test_training_that_asks_to_drop_label_errors_says_why_it_dropped_none(
     assert "label_errors" not in report["cleaning"]["train"]
     assert "drop_label_errors dropped no rows" in caplog.text
     assert "no better than chance" in caplog.text
+
+
+def _model_probabilities(sets: list[list[str]], names: list[str], seed: int) -> pd.DataFrame:
+    """What a good model of the label sets says: high for the labels a text says, low else."""
+    rng = np.random.default_rng(seed)
+    said = np.array([[name in labels for name in names] for labels in sets])
+    scores = np.where(said, rng.uniform(0.8, 0.99, said.shape), rng.uniform(0.01, 0.2, said.shape))
+    return pd.DataFrame(scores, columns=names, index=range(1, len(sets) + 1))
+
+
+def test_a_given_models_per_label_probabilities_judge_label_sets():
+    texts, sets = _keyword_label_sets(600, seed=4)
+    names = ["delivery", "price", "quality", "service"]
+    probabilities = _model_probabilities(sets, names, seed=5)[["service", *names[:3]]]  # any order
+    planted = list(range(0, 600, 40))  # 15 rows lose their first label for one not said
+    for i in planted:
+        other = next(name for name in names if name not in sets[i])
+        sets[i] = sorted([*sets[i][1:], other])
+    train = _frame([(t, "|".join(s)) for t, s in zip(texts, sets, strict=True)], ["text", "topics"])
+    errors = diagnose({"train": train}, "text", "topics", label_separator="|",
+                      probabilities=probabilities)["label_errors"]  # fmt: skip
+    assert errors["method"].startswith("the given model's per-label probabilities")
+    assert {i + 1 for i in planted} <= set(errors["rows"]) and errors["suspected"] <= 30
+
+    without_price = probabilities.drop(columns="price")
+    unknown = diagnose({"train": train}, "text", "topics", label_separator="|",
+                       probabilities=without_price)["label_errors"]  # fmt: skip
+    assert "not trained on the label(s) price" in unknown["skipped"]
+
+
+def test_a_given_model_may_know_classes_the_rows_do_not_carry():
+    frame = _reviews_with_labels(["positive", "negative"] * 200)
+    truth = (frame["label"] == "positive").to_numpy()
+    rng = np.random.default_rng(9)
+    positive = np.where(truth, rng.uniform(0.6, 0.9, 400), rng.uniform(0.05, 0.3, 400))
+    probabilities = pd.DataFrame(
+        {"negative": 0.9 - positive, "neutral": 0.1, "positive": positive}, index=frame.index
+    )
+    flipped = list(range(5, 400, 39))  # eleven rows, odd and even: both ways
+    frame.loc[flipped, "label"] = frame.loc[flipped, "label"].map(
+        {"positive": "negative", "negative": "positive"}
+    )
+    errors = diagnose({"train": frame}, "text", "label", probabilities=probabilities)
+    errors = errors["label_errors"]
+    assert errors["method"] == "the given model's probabilities + cleanlab"
+    assert set(errors["rows"]) <= set(flipped) and len(errors["rows"]) >= len(flipped) - 2

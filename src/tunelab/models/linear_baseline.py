@@ -8,15 +8,26 @@ not earned its cost, and the run says so.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 METHOD = "TF-IDF word 1-2 + char 1-4 grams, logistic regression"
-MAX_FEATURES = 200_000  # per analyzer: keeps memory flat on large files
+MAX_FEATURES = 200_000  # per analyzer: the most frequent n-grams, the rest dropped
+# the n-gram vocabulary is counted on at most this many training texts (a seeded sample):
+# counted on all, every distinct n-gram is held before MAX_FEATURES prunes them, 3.9 GB for
+# 300,000 texts (benchmarks/baseline_scale.py); the model is still fitted on every row
+VOCABULARY_ROWS = 50_000
 
 
-def _features(train_texts: list[str]):
-    """The fitted TF-IDF union and the training texts' features (fitting and transforming in
-    one pass: tokenising the texts is most of the baseline's time)."""
+def _features(train_texts: list[str], vocabulary_rows: int | None = VOCABULARY_ROWS, seed: int = 0):
+    """The fitted TF-IDF union, the training texts' features and the texts' order in them.
+
+    Fitting and transforming run in one pass over each text (tokenising is most of the
+    baseline's time): with more than ``vocabulary_rows`` texts, the sample the vocabulary is
+    counted on comes first in the features and the rest after, as ``order`` says.
+    """
+    from scipy.sparse import vstack
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
 
@@ -26,11 +37,23 @@ def _features(train_texts: list[str]):
         ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True,
                                   min_df=2, max_features=MAX_FEATURES)),
     ])  # fmt: skip
-    try:
-        return union, union.fit_transform(train_texts)
-    except ValueError:  # a handful of texts: no n-gram seen twice; keep them all
-        union.set_params(words__min_df=1, chars__min_df=1)
-        return union, union.fit_transform(train_texts)
+
+    def fitted(texts: list[str]) -> Any:
+        try:
+            return union.fit_transform(texts)
+        except ValueError:  # a handful of texts: no n-gram seen twice; keep them all
+            union.set_params(words__min_df=1, chars__min_df=1)
+            return union.fit_transform(texts)
+
+    order = np.arange(len(train_texts))
+    if vocabulary_rows is None or len(train_texts) <= vocabulary_rows:
+        return union, fitted(train_texts), order
+    sampled = np.zeros(len(train_texts), dtype=bool)
+    sampled[np.random.default_rng(seed).choice(len(train_texts), vocabulary_rows, False)] = True
+    order = np.concatenate([order[sampled], order[~sampled]])
+    counted = fitted([train_texts[i] for i in order[:vocabulary_rows]])
+    rest = union.transform([train_texts[i] for i in order[vocabulary_rows:]])
+    return union, vstack([counted, rest], format="csr"), order
 
 
 def linear_baseline_outputs(
@@ -39,6 +62,7 @@ def linear_baseline_outputs(
     problem_type: str,
     texts_to_score: dict[str, list[str]],
     seed: int = 0,
+    vocabulary_rows: int | None = VOCABULARY_ROWS,
 ) -> dict[str, np.ndarray]:
     """Fit the baseline on the training texts; its outputs for each named list of texts.
 
@@ -47,6 +71,8 @@ def linear_baseline_outputs(
         targets: class ids (single-label), 0/1 rows (multi-label) or floats (regression).
         problem_type: ``single_label``, ``multi_label`` or ``regression``.
         texts_to_score: e.g. ``{"validation": [...], "test": [...]}``.
+        vocabulary_rows: count the n-grams on a sample of this many training texts (``None``:
+            on all of them).
 
     Returns:
         Per name, outputs shaped like the fine-tuned model's: log-probabilities per class
@@ -56,7 +82,8 @@ def linear_baseline_outputs(
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.multiclass import OneVsRestClassifier
 
-    features, x_train = _features(train_texts)
+    features, x_train, order = _features(train_texts, vocabulary_rows, seed)
+    targets = targets[order]
     if problem_type == "regression":
         model = Ridge(alpha=1.0).fit(x_train, targets)
         return {

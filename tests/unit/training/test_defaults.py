@@ -168,6 +168,27 @@ def test_linear_baseline_learns_and_shapes_its_outputs():
     assert multi["test"].shape == (100, 2)
 
 
+def test_large_training_sets_count_the_baseline_vocabulary_on_a_sample():
+    from tunelab.models.linear_baseline import _features
+
+    train, test = make_reviews(400, seed=1), make_reviews(100, seed=2)
+    texts = [f"{text} 编号{i}" for i, text in enumerate(train["text"])]  # a word a row
+    every, on_all, _ = _features(texts, vocabulary_rows=None)
+    sampled, on_sample, order = _features(texts, vocabulary_rows=100)
+    assert sorted(order) == list(range(400)) and list(order) != list(range(400))
+    # every row gets its own features, in the order given
+    assert abs(on_sample[np.argsort(order)] - sampled.transform(texts)).max() < 1e-9
+    assert on_all.shape[0] == 400
+    words = every.transformer_list[0][1].vocabulary_
+    fewer = sampled.transformer_list[0][1].vocabulary_
+    assert set(fewer) < set(words)  # ... from the n-grams a quarter of the rows hold
+    targets = (train["label"] == "positive").astype(int).to_numpy()
+    scored = {"test": test["text"].tolist()}
+    outputs = linear_baseline_outputs(texts, targets, "single_label", scored, vocabulary_rows=100)
+    accuracy = (outputs["test"].argmax(1) == (test["label"] == "positive")).mean()
+    assert accuracy > 0.9
+
+
 def test_classification_says_when_it_learned_nothing():
     task = TextClassification()
     task.labels, task.problem_type = ["negative", "positive"], "single_label"

@@ -7,8 +7,10 @@
 #              dill, multiprocess, annotated-types, typing-inspection, typing-extensions)
 # There:       bash benchmarks/gpu_speed.sh   (carry .gpu, .whl and data/zh-sentiment)
 #              STEPS="profile-tunelab train-zh" picks steps (profile-ARM: py-spy, a wheel);
-#              next lease: STEPS="attention-shapes train-en-pad8 train-zh predict" (the
-#              first two are unmeasured; attention-shapes takes seconds)
+#              next lease: STEPS="attention-shapes train-en-pad8 train-zh-packed predict"
+#              (all three unmeasured on a GPU; attention-shapes takes seconds; train-zh-packed
+#              is tunelab with packed against padded batches, the CPU's default never run on
+#              a GPU)
 #
 # Each step writes its results under $OUT as soon as it ends, so a run stopped at its time
 # limit still returns what it finished; the order is the order of importance.
@@ -76,6 +78,9 @@ for name in ${STEPS:-train-en predict train-zh train-en-compile}; do
         --data en-sst2 --train-rows "$ROWS" --repeats "$REPEATS" \
         --arms best_practice_random,tunelab --set training.pad_to_multiple_of=8 \
         --out "$OUT/train_speed-gpu-pad8.json";;
+    train-zh-packed) step train-zh-packed $PYTHON benchmarks/train_speed.py --model /tmp/minilm \
+        --data zh-sentiment --train-rows "$ROWS" --repeats "$REPEATS" \
+        --arms tunelab,tunelab_padded --out "$OUT/train_speed-gpu-zh-packed.json";;
     attention-shapes) step attention-shapes $PYTHON benchmarks/gpu_attention_shapes.py \
         --model /tmp/minilm --out "$OUT/attention_shapes-gpu.json";;
     profile-*) step "$name" profile "${name#profile-}";;

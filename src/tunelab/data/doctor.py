@@ -356,9 +356,9 @@ def format_report(report: dict[str, Any]) -> str:
         else:
             out.append(f"suspected label errors in train: {errors['suspected']} "
                        f"({errors['share']:.1%})")  # fmt: skip
-            for e in errors["examples"][:5]:
-                out.append(f"  row {e['row']}: given '{e['given']}', suggested "
-                           f"'{e['suggested']}' — {str(e['text'])[:60]}")  # fmt: skip
+        for e in errors.get("examples", [])[:5]:
+            out.append(f"  row {e['row']}: given '{e['given']}', suggested "
+                       f"'{e['suggested']}' — {str(e['text'])[:60]}")  # fmt: skip
     out.append(f"(doctor took {report['seconds']:.1f} s)")
     return "\n".join(out)
 

@@ -285,8 +285,11 @@ def test_labels_the_model_disputes_by_the_third_are_not_dropped(tmp_path):
     noisy = np.random.default_rng(7).random(len(frame)) < 0.35  # a third of the labels flipped
     flipped = frame["label"].map({"positive": "negative", "negative": "positive"})
     labels = frame["label"].where(~noisy, flipped).tolist()
-    errors = diagnose({"train": _reviews_with_labels(labels)}, "text", "label")["label_errors"]
+    report = diagnose({"train": _reviews_with_labels(labels)}, "text", "label")
+    errors = report["label_errors"]
     assert "too many to drop as label errors" in errors["skipped"], errors
+    shown = format_report(report)  # the disagreements to read, though none is dropped
+    assert f"row {errors['examples'][0]['row']}: given" in shown
     assert errors["disagreeing_share"] > 0.25 and errors["examples"] and "rows" not in errors
     assert errors["balanced_accuracy"] > errors["chance_level"]  # it did learn something
     _reviews_with_labels(labels).to_csv(tmp_path / "noisy.csv", index=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -334,9 +335,13 @@ def doctor(
 
             def probabilities_of(frame: pd.DataFrame) -> pd.DataFrame:
                 outputs = _forward(trained, tokenizer, task, frame, trained_length, 64)
-                several = task.problem_type == "multi_label"  # each label's own probability
-                scores = sigmoid(outputs) if several else softmax(outputs)
-                return pd.DataFrame(scores, index=frame.index, columns=list(task.labels))
+                if task.problem_type != "multi_label":
+                    return pd.DataFrame(softmax(outputs), frame.index, list(task.labels))
+                # each label's own probability, moved so that 0.5 is where the model decides
+                # (its tuned threshold): class-weighted training pushes rare labels' up
+                threshold = 0.5 if task.threshold == "auto" else float(task.threshold)
+                boundary = math.log(threshold / (1 - threshold))
+                return pd.DataFrame(sigmoid(outputs - boundary), frame.index, list(task.labels))
         else:
             tokenizer = from_pretrained(AutoTokenizer, str(model))
     return doctor_files(

@@ -177,7 +177,8 @@ def test_multi_label_pairs_and_regression(tiny_bert, tmp_path):
     multi.to_csv(tmp_path / "multi.csv", index=False)
     result = tunelab.train(
         tiny_run_config(tiny_bert, tmp_path / "multi.csv", tmp_path / "m", training={"epochs": 1}),
-        overrides=["data.label_separator=|"],
+        # above the one-epoch model's scores (about 0.54): 0.5 and 0.6 decide differently
+        overrides=["data.label_separator=|", "classification.threshold=0.6"],
     )
     assert {"subset_accuracy", "f1_micro", "threshold"} <= set(result["metrics"]["test"])
     assert isinstance(tunelab.predict(result["model_dir"], texts=["好"])[0]["labels"], list)
@@ -185,6 +186,10 @@ def test_multi_label_pairs_and_regression(tiny_bert, tmp_path):
                    report=tmp_path / "multi-doctor.json")  # fmt: skip
     errors = json.loads((tmp_path / "multi-doctor.json").read_text())["label_errors"]
     assert "the given model" in errors.get("method", errors.get("skipped", "")), errors
+    assert errors["examples"]  # its suggestions are the labels predict gives, at its threshold
+    for example in errors["examples"]:
+        labels = tunelab.predict(result["model_dir"], texts=[example["text"]])[0]["labels"]
+        assert example["suggested"] == "|".join(sorted(labels)), example
 
     pairs = base.assign(other=base["text"].str[::-1])
     pairs.to_csv(tmp_path / "pairs.csv", index=False)

@@ -274,6 +274,7 @@ def _multi_label_errors(
             "label errors: it cannot tell these labels apart from the texts, so no row is "
             "singled out",
             "disagreeing_share": round(share, 4),
+            "examples": label_error_summary(errors, len(sets))["examples"],
         }
     summary = label_error_summary(errors, len(sets))
     summary["rows"] = [int(r) for r in errors["row"]]

@@ -259,6 +259,7 @@ def test_label_sets_the_quick_model_cannot_tell_apart_are_not_blamed_on_rows():
     errors = diagnose({"train": train}, "text", "topics", label_separator="|")["label_errors"]
     assert "too many to be label errors" in errors["skipped"]
     assert errors["disagreeing_share"] > 0.25 and "rows" not in errors
+    assert len(errors["examples"]) == 10  # its top disagreements, to read
 
 
 def _reviews_with_labels(labels: list[str]) -> pd.DataFrame:

@@ -242,9 +242,14 @@ TL.doctorExamples = function (report) {
           conflicts.slice(0, 10).map((c) => [c.rows.join(", "), c.labels.join(" / "), c.text])));
     }
   }
-  const errors = (report.label_errors && report.label_errors.examples) || [];
+  const found = report.label_errors || {};
+  const errors = found.examples || [];
   if (errors.length) {
-    blocks.push(el("h3", {}, "Suspected label errors"),
+    // skipped: the model disputes too many labels to name rows; its disagreements are to read
+    const heading = found.skipped
+      ? "The model's top disagreements (no row named as a label error)"
+      : "Suspected label errors";
+    blocks.push(el("h3", {}, heading), ...(found.skipped ? [el("p", {}, found.skipped)] : []),
       TL.table(["row", "given", "suggested", "p(suggested)", "text"], errors.slice(0, 10)
         .map((e) => [e.row, e.given, e.suggested, TL.number(e.suggested_probability, 3), e.text])));
   }

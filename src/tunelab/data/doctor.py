@@ -231,24 +231,11 @@ def _label_errors(
             **skill,
         }
     errors = suspected_label_errors(texts, labels, probabilities, seed)
-    share = len(errors) / len(rows)
-    if share > TOO_MANY_SUSPECTS:
-        return {
-            "skipped": f"{judge} disagrees with {share:.0%} of the labels, too many to drop as "
-            "label errors: it tells these classes apart poorly or the labels are that noisy "
-            "(its most confident disagreements are in the examples), so no row is singled out",
-            "disagreeing_share": round(share, 4),
-            "examples": label_error_summary(errors, len(rows))["examples"],
-            **skill,
-        }
-    summary = label_error_summary(errors, len(rows))
-    summary["rows"] = [int(r) for r in errors["row"]]
-    summary.update(skill)
     if given:
-        summary["method"] = "the given model's probabilities + cleanlab"
+        method = "the given model's probabilities + cleanlab"
     else:
-        summary["method"] = "out-of-fold TF-IDF char 1-3-gram logistic model + cleanlab"
-    return summary
+        method = "out-of-fold TF-IDF char 1-3-gram logistic model + cleanlab"
+    return {**_named_or_too_many(errors, len(rows), judge, "the labels", method), **skill}
 
 
 def _multi_label_errors(
@@ -265,25 +252,33 @@ def _multi_label_errors(
         probabilities = _model_columns(probabilities, names)
         if isinstance(probabilities, str):
             return {"skipped": probabilities}
-    judge = "the quick TF-IDF model" if probabilities is None else "the given model"
     errors = suspected_multi_label_errors(texts, sets, seed, probabilities)
-    share = len(errors) / len(sets)
+    if probabilities is None:
+        judge = "the quick TF-IDF model"
+        method = ("out-of-fold TF-IDF char 1-3-gram one-vs-rest logistic model + "
+                  "cleanlab (multi-label)")  # fmt: skip
+    else:
+        judge = "the given model"
+        method = "the given model's per-label probabilities + cleanlab (multi-label)"
+    return _named_or_too_many(errors, len(sets), judge, "the label sets", method)
+
+
+def _named_or_too_many(
+    errors: pd.DataFrame, rows: int, judge: str, what: str, method: str
+) -> dict[str, Any]:
+    """The suspects to name, or, where the model disputes more than
+    :data:`TOO_MANY_SUSPECTS` of the rows, why none is named, with its top disagreements."""
+    summary = label_error_summary(errors, rows)
+    share = len(errors) / rows
     if share > TOO_MANY_SUSPECTS:
         return {
-            "skipped": f"{judge} disagrees with {share:.0%} of the label sets, too many to be "
-            "label errors: it cannot tell these labels apart from the texts, so no row is "
-            "singled out",
+            "skipped": f"{judge} disagrees with {share:.0%} of {what}, too many to be label "
+            "errors: it tells these labels apart poorly or they are that noisy (its most "
+            "confident disagreements are in the examples), so no row is singled out",
             "disagreeing_share": round(share, 4),
-            "examples": label_error_summary(errors, len(sets))["examples"],
+            "examples": summary["examples"],
         }
-    summary = label_error_summary(errors, len(sets))
-    summary["rows"] = [int(r) for r in errors["row"]]
-    if probabilities is None:
-        summary["method"] = ("out-of-fold TF-IDF char 1-3-gram one-vs-rest logistic model + "
-                             "cleanlab (multi-label)")  # fmt: skip
-    else:
-        summary["method"] = "the given model's per-label probabilities + cleanlab (multi-label)"
-    return summary
+    return {**summary, "rows": [int(r) for r in errors["row"]], "method": method}
 
 
 def _model_columns(probabilities: pd.DataFrame, names: list[str]) -> np.ndarray | str:

@@ -288,7 +288,7 @@ def test_labels_the_model_disputes_by_the_third_are_not_dropped(tmp_path):
     labels = frame["label"].where(~noisy, flipped).tolist()
     report = diagnose({"train": _reviews_with_labels(labels)}, "text", "label")
     errors = report["label_errors"]
-    assert "too many to drop as label errors" in errors["skipped"], errors
+    assert "too many to be label errors" in errors["skipped"], errors
     shown = format_report(report)  # the disagreements to read, though none is dropped
     assert f"row {errors['examples'][0]['row']}: given" in shown
     assert errors["disagreeing_share"] > 0.25 and errors["examples"] and "rows" not in errors

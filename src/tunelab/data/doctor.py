@@ -234,7 +234,7 @@ def _label_errors(
     if given:
         method = "the given model's probabilities + cleanlab"
     else:
-        method = "out-of-fold TF-IDF char 1-3-gram logistic model + cleanlab"
+        method = "out-of-fold TF-IDF char 1-3-gram (+ word 1-2-gram) logistic model + cleanlab"
     return {**_named_or_too_many(errors, len(rows), judge, "the labels", method), **skill}
 
 
@@ -255,7 +255,7 @@ def _multi_label_errors(
     errors = suspected_multi_label_errors(texts, sets, seed, probabilities)
     if probabilities is None:
         judge = "the quick TF-IDF model"
-        method = ("out-of-fold TF-IDF char 1-3-gram one-vs-rest logistic model + "
+        method = ("out-of-fold TF-IDF char 1-3-gram (+ word 1-2-gram) one-vs-rest logistic model + "
                   "cleanlab (multi-label)")  # fmt: skip
     else:
         judge = "the given model"

@@ -373,3 +373,13 @@ def test_a_given_model_may_know_classes_the_rows_do_not_carry():
     errors = errors["label_errors"]
     assert errors["method"] == "the given model's probabilities + cleanlab"
     assert set(errors["rows"]) <= set(flipped) and len(errors["rows"]) >= len(flipped) - 2
+
+
+def test_the_quick_model_reads_words_where_spaces_mark_them():
+    from tunelab.data.label_noise import _quick_features, spaced_words
+
+    english = ["the room was not bad at all", "not good , the staff were rude"] * 5
+    chinese = ["房间不错，服务也很好", "质量太差了，不推荐"] * 5
+    assert spaced_words(english) and not spaced_words(chinese) and not spaced_words([""])
+    assert _quick_features(english).shape[1] == 2 * _quick_features(chinese).shape[1]
+    assert _quick_features(english, words=False).shape == _quick_features(chinese).shape

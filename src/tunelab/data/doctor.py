@@ -27,9 +27,9 @@ from tunelab.data.text_quality import text_problems
 
 TOO_SMALL_TO_LEARN = 10  # rows of a class below which a classifier rarely learns it
 # a share of labels the model disputes beyond which it is the model that cannot tell the
-# labels apart, not the labels that are wrong: label sets of GoEmotions 57% (3% planted:
-# 3.8%); single labels of 4,000 SST-2 sentences 25.1%, shuffled 49% (the reviews with 5%
-# planted: 15%)
+# labels apart, not the labels that are wrong: label sets of GoEmotions 54% (3% planted:
+# 3.8%); single labels of SST-2 17-25% (by features), shuffled 49%; the reviews with 5%
+# planted 15%
 TOO_MANY_SUSPECTS = 0.25
 PAIR_JOINER = " ‖ "  # how a row's two texts read as one, in the report and its keys
 

@@ -254,6 +254,10 @@ class Labelling:
         return {**self._view(found, annotator, target), "done": done}
 
     def _view(self, found: Session, annotator: str, target: float = 0.9) -> dict[str, Any]:
+        # first, so a background fit that has just finished is installed before the
+        # measurements are read: asked after them, it answered "done" beside the old
+        # measurements, and the page, told no retrain was running, never asked again
+        retraining = found.queue.retraining()
         suggestions = found.queue.next(annotator)
         labels = found.journal.labels()
         labelled = sum(1 for item in labels if item in found.texts)
@@ -280,7 +284,7 @@ class Labelling:
             "entities": entities,
             "measured": progress_line(found.queue, target),
             "history": held_out_history(found.queue, target),
-            "retraining": found.queue.retraining(),
+            "retraining": retraining,
             "agreement": agreement_summary(found),
             "current": current,
             "labelled": labelled,

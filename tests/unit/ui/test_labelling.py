@@ -13,11 +13,13 @@ import pytest
 
 from tests.conftest import make_reviews
 from tests.unit.ui.conftest import cli_line, workbench
+from tunelab.labelling.queue import LabelQueue
 
 # the sessions here retrain before a label returns: scripted answers come faster than a fit
 pytestmark = pytest.mark.usefixtures("sync_retrains")
 
 LABELS = "positive,negative"
+THREADED_START_FIT = LabelQueue._start_fit  # the queue's own, before sync_retrains replaces it
 
 
 def texts_file(workspace: Path, rows: int = 40) -> tuple[str, dict[str, str]]:
@@ -390,3 +392,49 @@ def test_double_labelling_agreement_and_the_review_of_disagreements(client, work
                                                      "entities": True})  # fmt: skip
     assert refused.status_code == 400 and refused.json()["field"] == "label"
     assert "entity spans have no review yet" in refused.json()["error"]
+
+
+def test_a_background_fit_that_ends_while_the_answer_is_built_is_in_that_answer(
+    workspace, monkeypatch
+):
+    # a fit that finished while a label's answer was put together was installed by the
+    # answer's own "retraining?" question, asked after the measurements had been read: the
+    # page got the old chart with "not retraining", and never asked for the new point
+    import threading
+
+    from tunelab.ui import labelling as labelling_module
+    from tunelab.ui.labelling import Labelling
+    from tunelab.ui.workspace import Workspace
+
+    path, truth = texts_file(workspace, rows=120)
+    labelling = Labelling(Workspace(workspace))
+    found = labelling.state(path, LABELS, "me", holdout=10, target=0.95)
+    queue = labelling.session(path, LABELS, holdout=10).queue
+    while len(queue.progress) < 1:  # synchronous retrains up to the first measurement
+        item = found["current"]["item"]
+        found = labelling.label(path, LABELS, "me", item, truth[item], holdout=10)
+
+    # from here the fit runs in its thread and ends just as the answer reads the measurements
+    release, fit, read = threading.Event(), LabelQueue._fit, labelling_module.progress_line
+
+    def fit_when_released(self: LabelQueue, labels: dict) -> Any:
+        release.wait(30)
+        return fit(self, labels)
+
+    def progress_line_as_the_fit_ends(queue: LabelQueue, target: float) -> Any:
+        if queue._fitting is not None:
+            release.set()
+            queue._fitting.join()
+        return read(queue, target)
+
+    monkeypatch.setattr(LabelQueue, "_start_fit", THREADED_START_FIT)
+    monkeypatch.setattr(LabelQueue, "_fit", fit_when_released)
+    monkeypatch.setattr(labelling_module, "progress_line", progress_line_as_the_fit_ends)
+    for _ in range(queue.retrain_every):
+        item = found["current"]["item"]
+        found = labelling.label(path, LABELS, "me", item, truth[item], holdout=10)
+    assert len(found["history"]["points"]) == 1  # read before the fit was done
+    assert found["retraining"] is True  # so the page asks again
+    polled = labelling.progress(path, LABELS, holdout=10, target=0.95)  # the page asks again
+    assert polled["retraining"] is False
+    assert len(polled["history"]["points"]) == 2 and polled["history"]["points"] == queue.progress

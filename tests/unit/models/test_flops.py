@@ -93,3 +93,12 @@ def test_a_run_faster_than_a_busy_machines_probe_raises_the_peak(tmp_path, monke
 def test_a_flop_count_is_written_in_the_unit_that_keeps_it_readable(count, text):
     # a 0.5M-weight scratch model's 3 MFLOP a token once read "0.00 GFLOP"
     assert flops.flops_text(count) == text
+
+
+def test_machines_of_one_name_with_and_without_amx_are_cached_apart():
+    # two virtual machines both called "Intel(R) Xeon(R) Processor": their peaks differ
+    without = "model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx512f avx512_bf16\n"
+    with_amx = without.replace("avx512_bf16", "avx512_bf16 amx_tile amx_bf16")
+    assert flops.matrix_units(without) == " avx512_bf16"
+    assert flops.matrix_units(with_amx) == " amx_bf16 avx512_bf16"
+    assert flops.matrix_units("model name\t: an old CPU\nflags\t\t: fpu sse2\n") == ""

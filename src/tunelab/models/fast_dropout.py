@@ -36,33 +36,58 @@ def keep_probability(p: float) -> float:
     return 1.0 - round(p * _MASK_VALUES) / _MASK_VALUES
 
 
+def _kept(shape: torch.Size | tuple[int, ...], p: float) -> np.ndarray:
+    """The draws of :func:`keep_mask`, as a flat numpy boolean array."""
+    count = math.prod(shape)
+    seed = int(torch.empty((), dtype=torch.int64).random_())
+    words = np.random.SFC64(seed).random_raw((count + 3) // 4)  # four 16-bit draws a word
+    # int16 runs from -32768; an element is dropped when its draw is among the lowest p share
+    return np.asarray(words.view(np.int16)[:count] >= round(p * _MASK_VALUES) - _MASK_VALUES // 2)
+
+
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
     """A boolean mask of ``shape``, each element True with :func:`keep_probability` ``(p)``.
 
     The generator's seed is drawn from torch's default generator, so ``torch.manual_seed``
     fixes the mask.
     """
-    count = math.prod(shape)
-    seed = int(torch.empty((), dtype=torch.int64).random_())
-    words = np.random.SFC64(seed).random_raw((count + 3) // 4)  # four 16-bit draws a word
-    draws = torch.from_numpy(words.view(np.int16)[:count]).view(shape)
-    # int16 runs from -32768; an element is dropped when its draw is among the lowest p share
-    return draws >= round(p * _MASK_VALUES) - _MASK_VALUES // 2
+    return torch.from_numpy(_kept(shape, p)).view(shape)
+
+
+# the bits of 1.0 in each float type, written by numpy straight from the boolean draws
+_ONE_BITS = {torch.bfloat16: (np.uint16, 0x3F80), torch.float16: (np.uint16, 0x3C00),
+             torch.float32: (np.uint32, 0x3F80_0000)}  # fmt: skip
+
+
+def keep_multiplier(
+    shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype
+) -> torch.Tensor:
+    """:func:`keep_mask` (the same draws) as 1.0 and 0.0 in ``dtype``, to multiply by.
+
+    Multiplying is the faster way to drop on the CPU: on 32 x 12 x 305 x 305 bf16 attention
+    probabilities, ``x * multiplier`` took 11 ms where ``torch.where(mask, x, 0)`` took 52 ms,
+    forward and backward alike; numpy writes the multiplier in 18 ms.
+    """
+    kept = _kept(shape, p)
+    if dtype not in _ONE_BITS:
+        return torch.from_numpy(kept).view(shape).to(dtype)
+    word, one = _ONE_BITS[dtype]
+    return torch.from_numpy(np.multiply(kept, word(one), dtype=word)).view(dtype).view(shape)
 
 
 class _ScaleKept(torch.autograd.Function):
-    """``x`` where ``keep`` holds, times ``scale``; zero elsewhere (and the same gradient)."""
+    """``x`` times ``kept`` (1 or 0) times ``scale``, and the same for the gradient."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.save_for_backward(keep)
+    def forward(ctx: Any, x: torch.Tensor, kept: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(kept)
         ctx.scale = scale
-        return torch.where(keep, x, 0).mul_(scale)
+        return (x * kept).mul_(scale)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        (keep,) = ctx.saved_tensors
-        return torch.where(keep, grad, 0).mul_(ctx.scale), None, None
+        (kept,) = ctx.saved_tensors
+        return (grad * kept).mul_(ctx.scale), None, None
 
 
 def _on_fast_path(x: torch.Tensor, p: float) -> bool:
@@ -73,8 +98,8 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """``torch.nn.functional.dropout`` with the faster masks where they apply."""
     if not training or not _on_fast_path(x, p):
         return functional.dropout(x, p, training)
-    keep = keep_mask(x.shape, p)
-    return _ScaleKept.apply(x, keep, 1.0 / keep_probability(p))
+    kept = keep_multiplier(x.shape, p, x.dtype)
+    return _ScaleKept.apply(x, kept, 1.0 / keep_probability(p))
 
 
 def _dropout_module_forward(self: torch.nn.Dropout, x: torch.Tensor) -> torch.Tensor:
@@ -128,7 +153,7 @@ def _math_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     probabilities = torch.softmax(scores, dim=-1)
     # dropped probabilities are zeroed here and the 1 / keep scaling waits for the product,
     # which is length / head width times smaller than the probabilities
-    kept = torch.where(keep_mask(probabilities.shape, p), probabilities, 0)
+    kept = probabilities * keep_multiplier(probabilities.shape, p, probabilities.dtype)
     output = torch.matmul(kept, value) * (1.0 / keep_probability(p))
     return output.transpose(1, 2).contiguous(), None
 

@@ -15,6 +15,7 @@ from tunelab.models.fast_dropout import (  # noqa: E402
     dropout,
     fast_cpu_dropout,
     keep_mask,
+    keep_multiplier,
     keep_probability,
 )
 
@@ -40,6 +41,18 @@ def test_the_mask_follows_torchs_seed():
     assert not torch.equal(first, second)  # each call draws a fresh seed
     torch.manual_seed(4)
     assert not torch.equal(keep_mask((64, 64), 0.1), first)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32", "float64"])
+def test_the_multiplier_is_the_mask_as_ones_and_zeros(dtype):
+    # the same draws: a run's numbers are those of the boolean mask it replaced
+    dtype = getattr(torch, dtype)
+    torch.manual_seed(5)
+    mask = keep_mask((3, 70, 90), 0.1)
+    torch.manual_seed(5)
+    multiplier = keep_multiplier((3, 70, 90), 0.1, dtype)
+    assert multiplier.dtype == dtype and multiplier.shape == (3, 70, 90)
+    assert torch.equal(multiplier, mask.to(dtype))
 
 
 def test_dropout_scales_the_kept_elements_and_its_gradient_is_the_same_mask():
@@ -97,11 +110,11 @@ def test_with_nothing_dropped_logits_and_gradients_equal_the_model_without_dropo
     batch) through the written-out attention."""
     shapes = []
 
-    def keep_all(shape, p):
+    def keep_all(shape, p, dtype):
         shapes.append(tuple(shape))
-        return torch.ones(shape, dtype=torch.bool)
+        return torch.ones(shape, dtype=dtype)
 
-    monkeypatch.setattr(fast_dropout, "keep_mask", keep_all)
+    monkeypatch.setattr(fast_dropout, "keep_multiplier", keep_all)
     monkeypatch.setattr(fast_dropout, "keep_probability", lambda p: 1.0)
     plain, fast = _classifiers(kind)
     batch = _batch()
@@ -121,7 +134,8 @@ def test_with_nothing_dropped_logits_and_gradients_equal_the_model_without_dropo
 def test_models_not_given_the_masks_keep_torchs_dropout(monkeypatch):
     _classifiers("bert")  # installs the attention wrapper for the process
     calls = []
-    monkeypatch.setattr(fast_dropout, "keep_mask", lambda shape, p: calls.append(shape))
+    monkeypatch.setattr(fast_dropout, "keep_multiplier",
+                        lambda shape, p, dtype: calls.append(shape))  # fmt: skip
     torch.manual_seed(0)
     other = transformers.BertForSequenceClassification(transformers.BertConfig(**SMALL)).train()
     other(**_batch())
@@ -156,7 +170,7 @@ def test_in_bf16_the_written_out_attention_agrees_with_torchs_within_bf16_roundi
     """Under bf16 autocast (how the CPU trains where bf16 is faster) the probabilities stay in
     bf16: logits and gradients still match torch's attention to bf16's precision."""
     monkeypatch.setattr(
-        fast_dropout, "keep_mask", lambda shape, p: torch.ones(shape, dtype=torch.bool)
+        fast_dropout, "keep_multiplier", lambda shape, p, dtype: torch.ones(shape, dtype=dtype)
     )
     monkeypatch.setattr(fast_dropout, "keep_probability", lambda p: 1.0)
     plain, fast = _classifiers(kind)

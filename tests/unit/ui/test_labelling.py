@@ -394,9 +394,7 @@ def test_double_labelling_agreement_and_the_review_of_disagreements(client, work
     assert "entity spans have no review yet" in refused.json()["error"]
 
 
-def test_a_background_fit_that_ends_while_the_answer_is_built_is_in_that_answer(
-    workspace, monkeypatch
-):
+def test_a_fit_that_ends_while_an_answer_is_built_keeps_the_page_asking(workspace, monkeypatch):
     # a fit that finished while a label's answer was put together was installed by the
     # answer's own "retraining?" question, asked after the measurements had been read: the
     # page got the old chart with "not retraining", and never asked for the new point

@@ -31,6 +31,17 @@ def peak_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def machine() -> str:
+    """The machine the figures come from, as tunelab keys its cached measurements: the GPU's
+    or CPU's name (for a CPU, with the bf16 matrix units it lists), torch and threads. Two
+    sessions' VMs of one CPU name differed 2.6x in their bf16 peak by AMX alone."""
+    import torch
+
+    from tunelab.models.flops import machine_key
+
+    return machine_key("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def run_child(script: str, name: str, *options: str) -> dict[str, Any]:
     """Run ``script --child name options...`` and return the JSON of its last ``RESULT`` line.
 

@@ -37,6 +37,8 @@ import sys
 import time
 from pathlib import Path
 
+from arms import machine
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = ROOT / "examples" / "data" / "en-sst2"
@@ -167,6 +169,7 @@ def main() -> None:
     rates = {name: [len(texts) / s for s in seconds[name]] for name in names}
     result = {
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "machine": machine(),
         "model": f"{args.model} fine-tuned on {args.train_rows} en-sst2 sentences, one epoch",
         "texts": len(texts), "max_length": max_length, "threads": args.threads,
         "seconds": seconds,

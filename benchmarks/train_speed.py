@@ -44,7 +44,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from arms import peak_mb
+from arms import machine, peak_mb
 from results_file import mean_sd
 
 HERE = Path(__file__).resolve().parent
@@ -283,7 +283,8 @@ def main() -> None:
     found: dict = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
     for data in args.data.split(","):
         found[data] = {"settings": {
-            "model": args.model, "device": _device(), "train_rows": args.train_rows,
+            "model": args.model, "device": _device(), "machine": machine(),
+            "train_rows": args.train_rows,
             "test_rows": args.test_rows, "epochs": args.epochs,
             "learning_rate": args.learning_rate, "seed": args.seed,
             "repeats": args.repeats, "tunelab_settings": args.set or [],

@@ -73,7 +73,9 @@ def _cache_file() -> Path:
     return root / "machine.json"
 
 
-def _machine_key(device: str) -> str:
+def machine_key(device: str) -> str:
+    """What the cached measurements are kept under: the GPU's name, or the CPU's with the bf16
+    matrix units it lists; torch's version; the thread count (benchmarks record it too)."""
     import torch
 
     if device == "cuda":
@@ -105,7 +107,7 @@ def matrix_units(cpuinfo: str) -> str:
 
 def _cached(name: str, device: str, measure: Any) -> Any:
     """``measure()`` once per machine, kept in the cache file under ``name``."""
-    key = _machine_key(device)
+    key = machine_key(device)
     stored = _read_cache()
     if name in stored.get(key, {}):
         return stored[key][name]
@@ -124,7 +126,7 @@ def _read_cache() -> dict[str, Any]:
 def _store(name: str, device: str, value: Any) -> None:
     """Keep ``value`` under ``name`` for this machine (atomically; a read-only home: not)."""
     path, stored = _cache_file(), _read_cache()
-    stored.setdefault(_machine_key(device), {})[name] = value
+    stored.setdefault(machine_key(device), {})[name] = value
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -339,9 +338,8 @@ def doctor(
                     return pd.DataFrame(softmax(outputs), frame.index, list(task.labels))
                 # each label's own probability, moved so that 0.5 is where the model decides
                 # (its tuned threshold): class-weighted training pushes rare labels' up
-                threshold = 0.5 if task.threshold == "auto" else float(task.threshold)
-                boundary = math.log(threshold / (1 - threshold))
-                return pd.DataFrame(sigmoid(outputs - boundary), frame.index, list(task.labels))
+                centred = sigmoid(outputs - task.decision_logit())
+                return pd.DataFrame(centred, frame.index, list(task.labels))
         else:
             tokenizer = from_pretrained(AutoTokenizer, str(model))
     return doctor_files(

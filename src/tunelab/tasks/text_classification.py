@@ -428,6 +428,16 @@ class TextClassification:
             model, tokenizer, features, batch_size, precision, margin=self._decision_margin()
         )
 
+    def decision_threshold(self) -> float:
+        """The probability at which a multi-label model gives a label (0.5 until tuned)."""
+        return 0.5 if self.threshold == "auto" else float(self.threshold)
+
+    def decision_logit(self) -> float:
+        """The logit at which a multi-label model gives a label: ``sigmoid(x) >= threshold``
+        exactly where ``x >=`` this."""
+        threshold = self.decision_threshold()
+        return float(np.log(threshold / (1 - threshold)))
+
     def _decision_margin(self) -> Callable[[np.ndarray], float] | None:
         """How far a row's logits are from another decision (``None``: a regression's value
         has no decision to keep, so it is not predicted in checked precision)."""
@@ -435,10 +445,9 @@ class TextClassification:
             return top_two_gap
         if self.problem_type != "multi_label":
             return None
-        threshold = 0.5 if self.threshold == "auto" else float(self.threshold)
-        if not 0 < threshold < 1:
+        if not 0 < self.decision_threshold() < 1:
             return lambda logits: float("inf")
-        boundary = float(np.log(threshold / (1 - threshold)))  # sigmoid(x) >= t  <=>  x >= this
+        boundary = self.decision_logit()
         return lambda logits: float(np.abs(logits - boundary).min(initial=np.inf))
 
     def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
@@ -489,8 +498,7 @@ class TextClassification:
         if self.problem_type == "single_label":
             return outputs.argmax(axis=-1)
         if self.problem_type == "multi_label":
-            threshold = 0.5 if self.threshold == "auto" else float(self.threshold)
-            return (m.sigmoid(outputs) >= threshold).astype(int)
+            return (m.sigmoid(outputs) >= self.decision_threshold()).astype(int)
         return outputs.reshape(-1)
 
     def _scores(self, outputs: np.ndarray, y_true: np.ndarray) -> dict[str, float]:

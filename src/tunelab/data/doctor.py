@@ -31,6 +31,7 @@ TOO_SMALL_TO_LEARN = 10  # rows of a class below which a classifier rarely learn
 # 3.8%); single labels of SST-2 17-25% (by features), shuffled 49%; the reviews with 5%
 # planted 15%
 TOO_MANY_SUSPECTS = 0.25
+QUICK_MODEL = "out-of-fold TF-IDF char 1-3-gram (+ word 1-2-gram)"  # the doctor's own judge
 PAIR_JOINER = " ‖ "  # how a row's two texts read as one, in the report and its keys
 
 
@@ -231,11 +232,9 @@ def _label_errors(
             **skill,
         }
     errors = suspected_label_errors(texts, labels, probabilities, seed)
-    if given:
-        method = "the given model's probabilities + cleanlab"
-    else:
-        method = "out-of-fold TF-IDF char 1-3-gram (+ word 1-2-gram) logistic model + cleanlab"
-    return {**_named_or_too_many(errors, len(rows), judge, "the labels", method), **skill}
+    method = "the given model's probabilities" if given else f"{QUICK_MODEL} logistic model"
+    named = _named_or_too_many(errors, len(rows), judge, "the labels", f"{method} + cleanlab")
+    return {**named, **skill}
 
 
 def _multi_label_errors(
@@ -254,12 +253,10 @@ def _multi_label_errors(
             return {"skipped": probabilities}
     errors = suspected_multi_label_errors(texts, sets, seed, probabilities)
     if probabilities is None:
-        judge = "the quick TF-IDF model"
-        method = ("out-of-fold TF-IDF char 1-3-gram (+ word 1-2-gram) one-vs-rest logistic model + "
-                  "cleanlab (multi-label)")  # fmt: skip
+        judge, method = "the quick TF-IDF model", f"{QUICK_MODEL} one-vs-rest logistic model"
     else:
-        judge = "the given model"
-        method = "the given model's per-label probabilities + cleanlab (multi-label)"
+        judge, method = "the given model", "the given model's per-label probabilities"
+    method += " + cleanlab (multi-label)"
     return _named_or_too_many(errors, len(sets), judge, "the label sets", method)
 
 

@@ -35,8 +35,8 @@ def _quick_features(texts: list[str], words: bool | None = None) -> Any:
     characters = weighted(analyzer="char", ngram_range=(1, 3))
     if not (spaced_words(texts) if words is None else words):
         return characters
-    words = weighted(analyzer="word", ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b")
-    return hstack([characters, words], format="csr")
+    word_grams = weighted(analyzer="word", ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b")
+    return hstack([characters, word_grams], format="csr")
 
 
 def spaced_words(texts: list[str]) -> bool:

@@ -86,3 +86,23 @@ def test_under_a_lora_adapter_the_logits_are_unchanged():
     expected = adapted(**batch).logits
     assert first_token_last_layer(adapted)
     assert torch.allclose(adapted(**batch).logits, expected, atol=1e-6)
+
+
+def test_the_last_layer_attends_from_the_first_query_alone_unless_weights_are_asked_for(
+    monkeypatch,
+):
+    from tunelab.models import first_token
+
+    calls = []
+    original = first_token._first_query_attention
+    monkeypatch.setattr(first_token, "_first_query_attention",
+                        lambda *args: calls.append(args[1].shape) or original(*args))  # fmt: skip
+    plain, changed = _pair("bert")
+    batch = _batch()
+    assert torch.allclose(plain(**batch).logits, changed(**batch).logits, atol=1e-6)
+    assert calls == [(4, 1, 16)]  # one query a row
+    # attention weights (the explainer's map, in eager attention) need every query
+    changed.set_attn_implementation("eager")
+    found = changed(**batch, output_attentions=True)
+    assert len(calls) == 1 and found.attentions[-1].shape == (4, 2, 12, 12)
+    assert torch.allclose(plain(**batch).logits, found.logits, atol=1e-6)

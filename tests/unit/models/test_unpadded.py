@@ -92,6 +92,29 @@ def test_a_packed_batch_gives_the_padded_batchs_logits_and_gradients(kind):
     _compare(plain.train(), packed.train(), first_position, _rows())
 
 
+def test_rows_split_into_attention_blocks_by_length_give_the_same_logits(monkeypatch):
+    from tunelab.models import unpadded
+
+    monkeypatch.setattr(unpadded, "GROUP_COST", 0)  # every split that saves work is taken
+    rows = [*_rows(), dict(_rows()[1], labels=2)]  # lengths 9, 3, 14, 6, 3
+    layout = UnpaddedCollator(_padded())(rows)["packed_rows"]
+    blocks = [group["mask"].shape for group in layout["groups"]]
+    assert len(blocks) == unpadded.ATTENTION_GROUPS == 4
+    assert sorted(shape[0] * shape[-1] for shape in blocks) == [6, 6, 9, 14]  # 3+3, 6, 9, 14
+    plain, packed, first_position = _models("bert")
+    _compare(plain.train(), packed.train(), first_position, rows)
+
+
+def test_length_groups_cut_where_the_padded_work_falls_most():
+    from tunelab.models.unpadded import length_groups
+
+    assert length_groups([3, 3, 4, 100], most=4, cost=0) == [2, 3, 4]  # 3,3 | 4 | 100
+    assert length_groups([3, 3, 4, 100], most=2, cost=0) == [3, 4]
+    assert length_groups([3, 3, 4, 100], most=4, cost=1_000) == [3, 4]  # 3 x 4² + 100²
+    assert length_groups([3, 3, 4, 100], most=4, cost=50_000) == [4]  # a split costs more
+    assert length_groups([7], most=4, cost=0) == [1]
+
+
 def test_sentence_pairs_keep_their_segments():
     plain, packed, first_position = _models("bert")
     _compare(plain, packed, first_position, _rows(pairs=True))

@@ -42,6 +42,25 @@ def machine() -> str:
     return machine_key("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def matmul_peak_now(precision: str = "bf16", seconds: float = 3.0) -> float:
+    """The best 1024³ product's FLOP/s over ``seconds``, measured now (tunelab's cached peak
+    is measured once per machine; a 2-core VM's speed moved 2-4x from one hour to the next,
+    so a utilisation beside the peak of the same minutes is the fairer figure)."""
+    import time
+
+    import torch
+
+    dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[precision]
+    a, b = (torch.randn(1024, 1024).to(dtype) for _ in range(2))
+    (a @ b).sum().item()
+    best, started = float("inf"), time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        began = time.perf_counter()
+        (a @ b).sum().item()
+        best = min(best, time.perf_counter() - began)
+    return 2 * 1024**3 / best
+
+
 def run_child(script: str, name: str, *options: str) -> dict[str, Any]:
     """Run ``script --child name options...`` and return the JSON of its last ``RESULT`` line.
 

@@ -93,8 +93,12 @@ def evaluate(
     label_column: str | None = None,
     encoding: str | None = None,
     batch_size: int = 64,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Score a trained model on any labelled file.
+
+    ``precision`` as :func:`predict` takes it: ``auto`` (the default) is ``checked``, fp32's
+    labels at nearly bf16's speed, where bf16 is faster on this machine, else ``fp32``.
 
     Returns:
         The metrics (flat scores plus per-class report and confusion matrix). With
@@ -109,7 +113,8 @@ def evaluate(
     frame = task.standardize(given)
     frame, _ = drop_invalid_rows(frame, list(task.required_columns()), drop=True)
     task.check_labels(frame)
-    outputs = _forward(model, tokenizer, task, frame, max_length, batch_size)
+    precision = resolve_prediction_precision(precision, rows=len(frame))
+    outputs = _forward(model, tokenizer, task, frame, max_length, batch_size, precision)
     result = task.evaluate_outputs(outputs, frame)
     if output is not None:
         out = Path(output)

@@ -99,6 +99,10 @@ def test_evaluate_any_labelled_file_matches_training_metrics(trained, tmp_path):
     scores = tunelab.evaluate(root / "run", test_file, output=tmp_path / "eval")
     expected = json.loads((root / "run" / "metrics.json").read_text())["test"]
     assert scores["accuracy"] == pytest.approx(expected["accuracy"])
+    exact = tunelab.evaluate(root / "run", test_file, precision="fp32")
+    checked = tunelab.evaluate(root / "run", test_file, precision="checked")
+    assert checked["accuracy"] == exact["accuracy"] == pytest.approx(expected["accuracy"])
+    assert checked["confusion_matrix"] == exact["confusion_matrix"]
     written = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").open()]
     assert [w["ticket"] for w in written] == [f"T{i}" for i in range(len(predictions))]
     assert [w["gold"] for w in written] == [p["gold"] for p in predictions]

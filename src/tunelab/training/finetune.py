@@ -24,7 +24,7 @@ from tunelab.data.audio import audio_seconds
 from tunelab.errors import RunInterrupted, UserError
 from tunelab.evaluation.model_card import write_model_card
 from tunelab.evaluation.report import build_report
-from tunelab.inference import resolve_precision
+from tunelab.inference import resolve_precision, resolve_prediction_precision
 from tunelab.models.adapters import (
     PROMPT_METHODS,
     TASK_TYPES,
@@ -622,10 +622,11 @@ def score(parts: RunParts, fitted: FitResult) -> Scores:
     task.finish(base_model(model), parts.tokenizer)
     batch_size = parts.config.training.eval_batch_size
     outputs = {
-        split: task.forward(model, parts.tokenizer, splits[split], parts.max_length, batch_size)
+        split: task.forward(model, parts.tokenizer, splits[split], parts.max_length, batch_size,
+                            _scoring_precision(parts.precision, len(splits[split])))
         for split in task.evaluated_splits
         if split in splits
-    }
+    }  # fmt: skip
     if "validation" in outputs:
         metrics["calibration"] = task.calibrate(outputs["validation"], splits["validation"])
     for split in ("validation", "test"):  # a split may have a loss, outputs, or both
@@ -643,6 +644,15 @@ def score(parts: RunParts, fitted: FitResult) -> Scores:
     for warning in metrics["warnings"]:
         log.warning("%s", warning)
     return Scores(metrics, outputs)
+
+
+def _scoring_precision(training_precision: str, rows: int) -> str:
+    """How the held-out rows are predicted: as ``tunelab predict`` does by default (checked:
+    bf16 with fp32's labels, the close calls run again in fp32) when the run trained in a
+    half precision, since that found bf16 the faster choice here; else exact fp32."""
+    if training_precision == "fp32":
+        return "fp32"
+    return resolve_prediction_precision("auto", rows=rows)
 
 
 def _held_out_loss(parts: RunParts, fitted: FitResult) -> dict[str, dict[str, float]]:

@@ -167,3 +167,15 @@ def test_frozen_embeddings_stay_as_pretrained_while_the_rest_learns(tiny_bert, t
     assert (after[word] == before[word]).all()
     layer = next(name for name in before if "layer.0" in name and name.endswith("weight"))
     assert not (after[layer] == before[layer]).all()
+
+
+def test_held_out_rows_are_predicted_as_tunelab_predict_does_by_default(monkeypatch):
+    from tunelab import inference
+    from tunelab.training.finetune import _scoring_precision
+
+    monkeypatch.setattr(inference, "resolve_precision", lambda requested: "bf16")
+    assert _scoring_precision("bf16", rows=500) == "checked"  # fp32's labels, bf16's speed
+    assert _scoring_precision("bf16", rows=64) == "fp32"  # too few rows to be worth checking
+    monkeypatch.setattr(inference, "resolve_precision", lambda requested: "fp32")
+    assert _scoring_precision("bf16", rows=500) == "fp32"  # bf16 is not faster here
+    assert _scoring_precision("fp32", rows=500) == "fp32"  # a run asked to train exact

@@ -59,7 +59,8 @@ def _first_query_applies(attention: Any, layout: Any, kwargs: dict[str, Any]) ->
     """Whether the first-query attention below computes what ``attention`` would: SDPA (the
     weights of every query are not asked for), no cache, and BERT's projections."""
     return (
-        attention.config._attn_implementation in ("sdpa", UNPADDED)
+        getattr(getattr(attention, "config", None), "_attn_implementation", None)
+        in ("sdpa", UNPADDED)
         and not kwargs.get("output_attentions")
         and kwargs.get("cache") is None
         and kwargs.get("past_key_values") is None

@@ -75,25 +75,27 @@ def unpadded_attention(
 def length_groups(lengths: Sequence[int], most: int, cost: float) -> list[int]:
     """Where to cut ascending ``lengths`` into at most ``most`` runs: the least rows x
     longest² summed over the runs, plus ``cost`` a run (the ends, ascending, last ``len``)."""
+    import numpy as np
+
     count = len(lengths)
+    squares = np.asarray(lengths, dtype=np.float64) ** 2
+    starts = np.arange(count)
     # best[g][j]: least work for the first j rows in g runs; cut[g][j]: where the last began
-    best = [[0.0] + [float("inf")] * count]
-    cut: list[list[int]] = [[0] * (count + 1)]
+    best = [np.concatenate([[0.0], np.full(count, np.inf)])]
+    cut = [np.zeros(count + 1, dtype=np.int64)]
     for _ in range(min(most, count)):
-        previous, here, where = best[-1], [float("inf")] * (count + 1), [0] * (count + 1)
-        for end in range(1, count + 1):
-            square = lengths[end - 1] ** 2
-            for start in range(end):
-                work = previous[start] + (end - start) * square + cost
-                if work < here[end]:
-                    here[end], where[end] = work, start
+        here, where = np.full(count + 1, np.inf), np.zeros(count + 1, dtype=np.int64)
+        for end in range(1, count + 1):  # a run of rows start..end-1 costs its rows x last²
+            work = best[-1][:end] + (end - starts[:end]) * squares[end - 1] + cost
+            where[end] = int(np.argmin(work))
+            here[end] = work[where[end]]
         best.append(here)
         cut.append(where)
     runs = min(range(1, len(best)), key=lambda g: best[g][count])
     ends, end = [], count
     for g in range(runs, 0, -1):
         ends.append(end)
-        end = cut[g][end]
+        end = int(cut[g][end])
     return ends[::-1]
 
 

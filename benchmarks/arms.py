@@ -43,22 +43,13 @@ def machine() -> str:
 
 
 def matmul_peak_now(precision: str = "bf16", seconds: float = 3.0) -> float:
-    """The best 1024³ product's FLOP/s over ``seconds``, measured now (tunelab's cached peak
-    is measured once per machine; a 2-core VM's speed moved 2-4x from one hour to the next,
-    so a utilisation beside the peak of the same minutes is the fairer figure)."""
-    import time
+    """The machine's matrix-multiply peak measured now, as tunelab measures it
+    (:func:`tunelab.models.flops.measure_matmul_peak`). tunelab caches its first measurement
+    per machine; a 2-core VM's speed moved 2-4x from one hour to the next, so a utilisation
+    beside the peak of the same minutes is the fairer figure."""
+    from tunelab.models.flops import measure_matmul_peak
 
-    import torch
-
-    dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[precision]
-    a, b = (torch.randn(1024, 1024).to(dtype) for _ in range(2))
-    (a @ b).sum().item()
-    best, started = float("inf"), time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        began = time.perf_counter()
-        (a @ b).sum().item()
-        best = min(best, time.perf_counter() - began)
-    return 2 * 1024**3 / best
+    return measure_matmul_peak(precision, "cpu", seconds)
 
 
 def run_child(script: str, name: str, *options: str) -> dict[str, Any]:

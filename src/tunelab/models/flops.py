@@ -147,22 +147,31 @@ def peak_flops(precision: str, device: str = "cpu") -> tuple[float, str]:
             if model in name:
                 return peak, f"{name} spec sheet (dense bf16)"
 
-    def measure() -> float:
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-        n = 4096 if device == "cuda" else 1024
-        a = torch.randn(n, n, device=device).to(dtype)
-        b = torch.randn(n, n, device=device).to(dtype)
-        (a @ b).sum().item()
-        # the fastest single product, not the mean: other work on a shared machine only
-        # ever slows a product down, so the best one is nearest the machine's peak
-        best, started = float("inf"), time.perf_counter()
-        while time.perf_counter() - started < PROBE_SECONDS:
-            began = time.perf_counter()
-            (a @ b).sum().item()
-            best = min(best, time.perf_counter() - began)
-        return 2 * n**3 / best
+    measured = _cached(
+        _peak_name(precision), device, lambda: measure_matmul_peak(precision, device)
+    )
+    return float(measured), "measured matmul"
 
-    return float(_cached(_peak_name(precision), device, measure)), "measured matmul"
+
+def measure_matmul_peak(precision: str, device: str = "cpu", seconds: float | None = None) -> float:
+    """The best large product's FLOP/s in ``precision`` over ``seconds`` (default
+    :data:`PROBE_SECONDS`), measured now (:func:`peak_flops` keeps the first per machine)."""
+    import torch
+
+    seconds = PROBE_SECONDS if seconds is None else seconds
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    n = 4096 if device == "cuda" else 1024
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    (a @ b).sum().item()
+    # the fastest single product, not the mean: other work on a shared machine only
+    # ever slows a product down, so the best one is nearest the machine's peak
+    best, started = float("inf"), time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        began = time.perf_counter()
+        (a @ b).sum().item()
+        best = min(best, time.perf_counter() - began)
+    return 2 * n**3 / best
 
 
 def _peak_name(precision: str) -> str:

@@ -177,17 +177,26 @@ class UnpaddedCollator:
                 **_attention_blocks(lengths, starts),
                 "starts": starts,
                 # every row in one block, in row order: the last layer's first-token queries
-                "rows": {
-                    "gather": torch.where(
-                        real, starts.unsqueeze(1) + slots, starts.unsqueeze(1)
-                    ).reshape(-1),
-                    "mask": real[:, None, None, :],
-                },
+                "rows": _padded_block(lengths, starts),
             },
         }
         if "labels" in features[0]:
             batch["labels"] = torch.tensor([row["labels"] for row in features])
         return batch
+
+
+def _padded_block(lengths: Any, starts: Any) -> dict[str, Any]:
+    """Rows of these ``lengths`` (starting at ``starts`` in the packed row) padded into one
+    block: ``gather`` picks each slot's token (padding slots repeat the row's first token,
+    masked out as keys and dropped as queries), ``mask`` is True at real tokens."""
+    import torch
+
+    rows, longest = len(lengths), int(lengths.max())
+    slots = torch.arange(longest).expand(rows, longest)
+    real = slots < lengths.unsqueeze(1)
+    first = starts.unsqueeze(1)
+    return {"gather": torch.where(real, first + slots, first).reshape(-1),
+            "mask": real[:, None, None, :]}  # fmt: skip
 
 
 def _attention_blocks(lengths: Any, starts: Any) -> dict[str, Any]:
@@ -201,16 +210,13 @@ def _attention_blocks(lengths: Any, starts: Any) -> dict[str, Any]:
     groups, begin, offset = [], 0, 0
     for end in ends:
         members = order[begin:end]
-        rows, longest = end - begin, int(lengths[members].max())
-        slots = torch.arange(longest).expand(rows, longest)
-        real = slots < lengths[members].unsqueeze(1)
-        first = starts[members].unsqueeze(1)
-        # padding slots repeat the row's first token: masked out as keys, dropped as queries
-        groups.append({"gather": torch.where(real, first + slots, first).reshape(-1),
-                       "mask": real[:, None, None, :]})  # fmt: skip
-        landing = offset + torch.arange(rows * longest).view(rows, longest)
-        keep[(first + slots)[real]] = landing[real]
-        begin, offset = end, offset + rows * longest
+        block = _padded_block(lengths[members], starts[members])
+        groups.append(block)
+        real = block["mask"].view(end - begin, -1)
+        # a real slot's output lands at its place in the joined outputs; its token's place in
+        # the packed row is what the slot gathers
+        keep[block["gather"][real.reshape(-1)]] = offset + real.reshape(-1).nonzero().squeeze(1)
+        begin, offset = end, offset + real.numel()
     return {"groups": groups, "keep": keep}
 
 

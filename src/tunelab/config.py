@@ -235,6 +235,13 @@ class TrainingConfig(_Section):
         "vocabulary matrix is half of a small model's weights; frozen, it gets no gradient "
         "or optimizer state); a tied output layer stays as it is too",
     )
+    embedding_rows: Literal["used", "all"] = Field(
+        "used",
+        description="full fine-tuning on a CPU: used trains only the word-embedding rows the "
+        "training rows use (the others' gradient is zero; their weight decay is applied as "
+        "one factor, so training is the same to float rounding; a MiniLM step 1.14x faster on "
+        "short texts, see README Speed); all: every row, as a plain Trainer",
+    )
     class_weights: Literal["auto", "balanced", "none"] = Field(
         "auto",
         description="auto: class-weighted loss when the largest class is 3x the smallest or more",

@@ -269,6 +269,13 @@ class Task(Protocol):
         ...
 
     @property
+    def batch_tokens_from_rows(self) -> bool:
+        """Whether a training batch holds only the encoded training rows' token ids and
+        padding (its collator adds none), so the word-embedding rows no training row uses can
+        stay out of training (:mod:`tunelab.models.used_rows`)."""
+        ...
+
+    @property
     def doctor_checks(self) -> str | None:
         """What `tunelab doctor --task` checks in this task's files: "texts" (texts and their
         labels: duplicates, conflicts, leakage, label errors), "tags" (token sequences and their

@@ -80,6 +80,7 @@ class FileClassification:
     trains_few_shot = False  # contrastive pairs of texts
     takes_virtual_tokens = False  # a file has no token positions for them
     packs_rows = False
+    batch_tokens_from_rows = False
     # training's diagnose covers files; images also have a standalone doctor ("images")
     doctor_checks: str | None = None
 

@@ -54,6 +54,7 @@ class _Generation:
     baseline_method = ""  # benchmarks/ has a translation memory; none is built in
     trains_few_shot = False
     takes_virtual_tokens = True
+    batch_tokens_from_rows = False  # decoders' embeddings are mostly tied to the output layer
     doctor_checks = None  # training's diagnose covers pairs and chats; no standalone doctor
     input_kind = "text"
 

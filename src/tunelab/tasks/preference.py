@@ -63,6 +63,7 @@ class PreferenceTuning(CausalGeneration):
     name = "preference"
     scored_before_training = True  # held-out preference accuracy before vs. after
     packs_rows = False
+    batch_tokens_from_rows = False
     takes_virtual_tokens = False
 
     def __init__(

@@ -113,6 +113,7 @@ class SentenceEmbedding:
     trains_few_shot = False  # few-shot is a classifier's recipe
     takes_virtual_tokens = False  # pooling would average the virtual tokens in: LoRA or IA3
     packs_rows = False
+    batch_tokens_from_rows = False
     doctor_checks = None  # training's diagnose covers the pairs; no standalone doctor
     input_kind = "text"
 

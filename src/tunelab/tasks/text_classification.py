@@ -106,6 +106,7 @@ class TextClassification:
     trains_few_shot = True  # single-label data; prepare_run refuses the others
     takes_virtual_tokens = True
     packs_rows = False
+    batch_tokens_from_rows = True
     doctor_checks = "texts"
     input_kind = "text"
 

@@ -62,6 +62,7 @@ class TokenClassification:
     trains_few_shot = False
     takes_virtual_tokens = False  # a virtual token has no tag to learn or predict
     packs_rows = False
+    batch_tokens_from_rows = True
     doctor_checks = "tags"
     input_kind = "text"
 

@@ -465,6 +465,8 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
     Raises:
         RunInterrupted: after Ctrl-C, once the Trainer saved a checkpoint.
     """
+    from tunelab.models.used_rows import restore_word_embeddings
+    from tunelab.training.embedding_rows import OweWeightDecay, train_used_embedding_rows
     from tunelab.training.health import LearningWatch  # imports transformers
     from tunelab.training.step_timer import StepTimer
 
@@ -477,11 +479,13 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
         keep_freed_memory()  # activations stay allocated between steps (tunelab/allocator.py)
     watch = LearningWatch(parts.task, len(parts.splits.get("validation", [])))
     timer = StepTimer()
+    embedding_rows = train_used_embedding_rows(parts)
+    owed = [OweWeightDecay()] if embedding_rows else []
     trainer = build_trainer(
         parts.model, parts.tokenizer, parts.task, parts.encoded["train"],
         parts.encoded.get("validation"), config.training, parts.checkpoints, config.seed,
         parts.precision, compute_loss_func=parts.loss,
-        callbacks=[*(callbacks or []), watch, timer],
+        callbacks=[*(callbacks or []), watch, timer, *owed],
         tracking=config.tracking,
     )  # fmt: skip
     resume_from = None
@@ -492,7 +496,10 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
                 "--resume: no checkpoint in %s yet, starting from the beginning",
                 parts.checkpoints,
             )
-    train_output = trainer.train(resume_from_checkpoint=resume_from)
+    try:
+        train_output = trainer.train(resume_from_checkpoint=resume_from)
+    finally:
+        restore_word_embeddings(parts.model)  # the plain embedding, whole matrix, from here on
     _stop_if_interrupted(trainer, parts.checkpoints)
     stats = {
         "steps": int(train_output.global_step),
@@ -500,6 +507,8 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
         "samples_per_second": train_output.metrics.get("train_samples_per_second"),
         "optimizer_seconds": train_output.metrics.get("train_runtime"),
     }
+    if embedding_rows:
+        stats["embedding_rows"] = embedding_rows
     # a resumed run's earlier steps ran in another process, untimed
     throughput = _throughput(parts, trainer, timer.seconds) if resume_from is None else {}
     if throughput:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from tests.conftest import make_reviews, tiny_run_config
 from tunelab.config import PretrainConfig, RunConfig, as_config, commented_yaml
@@ -179,3 +180,28 @@ def test_held_out_rows_are_predicted_as_tunelab_predict_does_by_default(monkeypa
     monkeypatch.setattr(inference, "resolve_precision", lambda requested: "fp32")
     assert _scoring_precision("bf16", rows=500) == "fp32"  # bf16 is not faster here
     assert _scoring_precision("fp32", rows=500) == "fp32"  # a run asked to train exact
+
+
+def test_training_the_used_embedding_rows_gives_the_model_every_row_gives(tiny_bert, tmp_path):
+    from safetensors.torch import load_file
+
+    data = tmp_path / "reviews.csv"
+    make_reviews(120).to_csv(data, index=False)
+    saved = {}
+    for rows in ("used", "all"):
+        config = tiny_run_config(tiny_bert, data, tmp_path / rows, training={"epochs": 2})
+        config["training"]["embedding_rows"] = rows
+        config["training"]["precision"] = "fp32"  # bf16 would round the two paths apart
+        parts = prepare_run(as_config(config))
+        fitted = fit(parts)
+        result = save_run(parts, fitted, score(parts, fitted))
+        saved[rows] = load_file(f"{result['model_dir']}/model.safetensors")
+        if rows == "used":  # the reviews use few of the characters the vocabulary holds
+            counted = fitted.stats["embedding_rows"]
+            assert 0 < counted["trained"] < counted["total"] == parts.tokenizer.vocab_size
+            assert type(parts.model.get_input_embeddings()).__name__ == "Embedding"
+        else:
+            assert "embedding_rows" not in fitted.stats
+    assert saved["used"].keys() == saved["all"].keys()  # an ordinary checkpoint
+    for name, value in saved["all"].items():
+        torch.testing.assert_close(saved["used"][name], value, rtol=1e-4, atol=1e-5, msg=name)

@@ -18,7 +18,10 @@ test rows:
   nothing while training either), so it also fits its TF-IDF baseline, writes the report with
   explanations, predictions and calibration;
 - ``tunelab_padded``: the same with ``classification.padding_free: false``, each batch padded
-  to its longest row instead of its rows laid end to end (not run by default).
+  to its longest row instead of its rows laid end to end (not run by default);
+- ``tunelab_all_rows``: the same with ``training.embedding_rows: all``, every word-embedding
+  row trained, as before tunelab trained only the rows the training rows use (not run by
+  default).
 
 Each arm's figure is end to end: the child process's wall time from launch to exit (imports,
 reading and tokenising the data, training, predicting the test rows, saving the model); the
@@ -58,7 +61,14 @@ DATA = {
     "zh-sentiment": (ROOT / "data" / "zh-sentiment" / "train.csv",
                      ROOT / "data" / "zh-sentiment" / "test.csv"),
 }  # fmt: skip
-ARMS = ("recipe", "best_practice", "best_practice_random", "tunelab", "tunelab_padded")
+ARMS = (
+    "recipe",
+    "best_practice",
+    "best_practice_random",
+    "tunelab",
+    "tunelab_padded",
+    "tunelab_all_rows",
+)
 RESULTS = HERE / "results" / "train_speed.json"
 
 
@@ -135,7 +145,7 @@ def _script(arm: str, model_dir: str, args: argparse.Namespace, out: Path) -> di
     }
 
 
-def _tunelab(model_dir: str, args: argparse.Namespace, out: Path, padded: bool = False) -> dict:
+def _tunelab(model_dir: str, args: argparse.Namespace, out: Path, variant: str) -> dict:
     from tunelab.cli import main as tunelab_command
 
     train, test = _frames(args)
@@ -145,8 +155,9 @@ def _tunelab(model_dir: str, args: argparse.Namespace, out: Path, padded: bool =
         "output": str(out / "run"), "seed": args.seed, "model": {"name": model_dir},
         "data": {"train": str(out / "train.csv"), "test": str(out / "test.csv"),
                  "split": {"validation": 0}},
-        "training": {"epochs": args.epochs, "learning_rate": args.learning_rate},
-        "classification": {"padding_free": not padded},
+        "training": {"epochs": args.epochs, "learning_rate": args.learning_rate,
+                     "embedding_rows": "all" if variant == "tunelab_all_rows" else "used"},
+        "classification": {"padding_free": variant != "tunelab_padded"},
     }  # fmt: skip
     for setting in args.set or []:  # --set key.path=value, for trying a candidate speed-up
         key, value = setting.split("=", 1)
@@ -184,7 +195,7 @@ def run_child(args: argparse.Namespace) -> dict:
     out = Path(tempfile.mkdtemp(prefix=f"train-speed-{args.child}-"))
     model_dir = resolve_model_source(args.model)
     if args.child.startswith("tunelab"):
-        result = _tunelab(model_dir, args, out, padded=args.child == "tunelab_padded")
+        result = _tunelab(model_dir, args, out, variant=args.child)
     else:
         result = _script(args.child, model_dir, args, out)
     result["peak_rss_mb"] = peak_mb()
@@ -232,7 +243,13 @@ def summary(runs: dict[str, list[dict]]) -> dict:
 
     found: dict = {}
     if "tunelab" in runs:
-        for script in ("best_practice", "best_practice_random", "recipe", "tunelab_padded"):
+        for script in (
+            "best_practice",
+            "best_practice_random",
+            "recipe",
+            "tunelab_padded",
+            "tunelab_all_rows",
+        ):
             if script in runs:
                 found[f"tunelab_vs_{script}"] = {
                     "end_to_end": round(mean("tunelab", "end_to_end_samples_per_second")
@@ -307,7 +324,8 @@ def main() -> None:
         found[data].update(runs=runs, **summary(runs))
         print(table(data, runs))
         for key in ("tunelab_vs_best_practice", "tunelab_vs_best_practice_random",
-                    "tunelab_vs_recipe", "tunelab_vs_tunelab_padded"):  # fmt: skip
+                    "tunelab_vs_recipe", "tunelab_vs_tunelab_padded",
+                    "tunelab_vs_tunelab_all_rows"):  # fmt: skip
             if key in found[data]:
                 print(f"{key}: {found[data][key]}")
         args.out.write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")

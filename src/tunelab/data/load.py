@@ -224,17 +224,29 @@ def _read_delimited(text: str, path: Path, sep: str, skip_bad_lines: bool) -> pd
     sep = guess_delimiter(text, sep)
     kind = "TSV" if sep == "\t" else "CSV"
     bad, kept = _ragged_lines(text, sep) if skip_bad_lines else ([], [])
-    try:
+
+    def parse(skipped: list[int] | None = None) -> pd.DataFrame:
         # Every cell stays a string and only empty cells are missing: pandas would otherwise
         # turn texts such as "NA" or "null" into NaN and number-like texts into floats.
         # UTF-8 bytes, not a StringIO: pandas re-encodes a text stream chunk by chunk and
         # carries the surplus bytes of multi-byte characters forward in one growing buffer,
         # which made reading 1M Chinese rows (230 MB) take 65 s instead of 5.
-        frame = pd.read_csv(
+        return pd.read_csv(
             io.BytesIO(text.encode("utf-8")), encoding="utf-8", sep=sep, dtype=str,
-            keep_default_na=False, na_values=[""],
+            keep_default_na=False, na_values=[""], skiprows=skipped,
             on_bad_lines="skip" if skip_bad_lines else "error",
         )  # fmt: skip
+
+    try:
+        frame = parse()
+        if not isinstance(frame.index, pd.RangeIndex):
+            # the first data row has one field more than the header: pandas then reads the
+            # first column as row names and every row's cells one column to the right
+            long = short_record(text, sep, longer=True)
+            if not skip_bad_lines and long is not None:
+                line, found, wanted = long
+                raise pd.errors.ParserError(f"Expected {wanted} fields in line {line}, saw {found}")
+            frame = parse([line - 1 for line in bad])
     except pd.errors.EmptyDataError:
         raise UserError(
             f"{path} is empty; it needs a header row and at least one data row"

@@ -204,13 +204,14 @@ def unclosed_quote_line(text: str, sep: str) -> int:
     return last
 
 
-def short_record(text: str, sep: str) -> tuple[int, int, int] | None:
-    """``(line, fields, header fields)`` of the first record with fewer fields than the header."""
+def short_record(text: str, sep: str, longer: bool = False) -> tuple[int, int, int] | None:
+    """``(line, fields, header fields)`` of the first record with fewer fields than the header
+    (``longer``: with more)."""
     header_fields = 0
     for number, fields in records(text, sep):
         if not header_fields:
             header_fields = len(fields)
-        elif fields and len(fields) < header_fields:
+        elif fields and (len(fields) > header_fields if longer else len(fields) < header_fields):
             return number, len(fields), header_fields
     return None
 

@@ -94,6 +94,16 @@ def test_broken_jsonl_line_is_named(tmp_path):
             b"text,label\na,b\nc,d,e,f\n",
             r"ragged.csv line 3 has 4 fields but the header has 2 .*--fix --out clean.csv",
         ),
+        (  # pandas would read the first column as row names and shift every cell left
+            "first_row_long.csv",
+            b"text,label\nGreat phone, love it,positive\nBad,negative\n",
+            r"first_row_long.csv line 2 has 3 fields but the header has 2 ",
+        ),
+        (
+            "one_column.csv",
+            b"text\nWINNER! Claim your prize, call now\nsee you at lunch\n",
+            r"one_column.csv line 2 has 2 fields but the header has 1 ",
+        ),
     ],
 )
 def test_bad_files_give_one_clear_sentence(tmp_path, name, content, message):
@@ -103,6 +113,15 @@ def test_bad_files_give_one_clear_sentence(tmp_path, name, content, message):
         read_table(path)
     assert name in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_a_long_first_row_is_skipped_not_shifted_when_bad_lines_are_skipped(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\nGreat phone, love it,positive\nBad,negative\nok,positive\n")
+    frame = read_table(path, skip_bad_lines=True)
+    assert frame.to_dict("index") == {2: {"text": "Bad", "label": "negative"},
+                                      3: {"text": "ok", "label": "positive"}}  # fmt: skip
+    assert frame.attrs["bad_lines"] == [2]
 
 
 def test_missing_file(tmp_path):

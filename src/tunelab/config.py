@@ -239,7 +239,7 @@ class TrainingConfig(_Section):
         "used",
         description="full fine-tuning on a CPU: used trains only the word-embedding rows the "
         "training rows use (the others' gradient is zero; their weight decay is applied as "
-        "one factor, so training is the same to float rounding; a MiniLM step 1.14x faster on "
+        "one factor, so training is the same to float rounding; a MiniLM step 1.12x faster on "
         "short texts, see README Speed); all: every row, as a plain Trainer",
     )
     class_weights: Literal["auto", "balanced", "none"] = Field(

@@ -65,7 +65,26 @@ def test_sigkill_then_resume_ends_with_the_uninterrupted_metrics(runs, kill):
     assert not (run / "model").exists()
     resumed = _train(config, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "training.embedding_rows used" in resumed.stderr  # the checkpoint's rows again
     assert _scores(run) == expected
+
+
+def test_checkpoints_that_trained_every_embedding_row_resume_that_way(runs):
+    config_for, expected = runs
+    config = config_for("every-row")
+    settings = yaml.safe_load(config.read_text())
+    run = Path(settings["output"])
+    settings["training"]["embedding_rows"] = "all"  # as tunelab trained before the option
+    every_row = config.with_name("every-row-all.yaml")
+    every_row.write_text(yaml.safe_dump(settings))
+    assert _train(every_row, kill="save:10").returncode == -9
+    assert not (run / "checkpoints" / "used_embedding_rows.json").exists()
+    # resumed with the default (used rows), it must load the full-size optimizer state
+    resumed = _train(config, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "training.embedding_rows used" not in resumed.stderr
+    scores = _scores(run)  # the same training, to float rounding
+    assert scores["test"]["accuracy"] == pytest.approx(expected["test"]["accuracy"], abs=0.02)
 
 
 def test_a_half_written_checkpoint_is_skipped_on_resume(runs):

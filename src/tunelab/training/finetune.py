@@ -466,7 +466,7 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
         RunInterrupted: after Ctrl-C, once the Trainer saved a checkpoint.
     """
     from tunelab.models.used_rows import restore_word_embeddings
-    from tunelab.training.embedding_rows import OweWeightDecay, train_used_embedding_rows
+    from tunelab.training.embedding_rows import train_used_embedding_rows
     from tunelab.training.health import LearningWatch  # imports transformers
     from tunelab.training.step_timer import StepTimer
 
@@ -479,15 +479,6 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
         keep_freed_memory()  # activations stay allocated between steps (tunelab/allocator.py)
     watch = LearningWatch(parts.task, len(parts.splits.get("validation", [])))
     timer = StepTimer()
-    embedding_rows = train_used_embedding_rows(parts)
-    owed = [OweWeightDecay()] if embedding_rows else []
-    trainer = build_trainer(
-        parts.model, parts.tokenizer, parts.task, parts.encoded["train"],
-        parts.encoded.get("validation"), config.training, parts.checkpoints, config.seed,
-        parts.precision, compute_loss_func=parts.loss,
-        callbacks=[*(callbacks or []), watch, timer, *owed],
-        tracking=config.tracking,
-    )  # fmt: skip
     resume_from = None
     if resume:
         resume_from = last_checkpoint(parts.checkpoints)
@@ -496,6 +487,14 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
                 "--resume: no checkpoint in %s yet, starting from the beginning",
                 parts.checkpoints,
             )
+    used_rows = train_used_embedding_rows(parts, resume_from)
+    trainer = build_trainer(
+        parts.model, parts.tokenizer, parts.task, parts.encoded["train"],
+        parts.encoded.get("validation"), config.training, parts.checkpoints, config.seed,
+        parts.precision, compute_loss_func=parts.loss,
+        callbacks=[*(callbacks or []), watch, timer, *([used_rows[1]] if used_rows else [])],
+        tracking=config.tracking,
+    )  # fmt: skip
     try:
         train_output = trainer.train(resume_from_checkpoint=resume_from)
     finally:
@@ -507,8 +506,8 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
         "samples_per_second": train_output.metrics.get("train_samples_per_second"),
         "optimizer_seconds": train_output.metrics.get("train_runtime"),
     }
-    if embedding_rows:
-        stats["embedding_rows"] = embedding_rows
+    if used_rows:
+        stats["embedding_rows"] = used_rows[0]
     # a resumed run's earlier steps ran in another process, untimed
     throughput = _throughput(parts, trainer, timer.seconds) if resume_from is None else {}
     if throughput:

@@ -33,7 +33,8 @@ class UsedRowsEmbedding(nn.Module):
     """An ``nn.Embedding`` whose trained weights are the rows of ``used`` alone.
 
     Args:
-        embedding: the model's input embedding (its weight is copied, not kept).
+        embedding: the model's input embedding: its weight becomes the frozen table, and
+            :func:`restore_word_embeddings` puts it back.
         used: the token ids the training batches hold (padding included).
     """
 
@@ -67,8 +68,8 @@ class UsedRowsEmbedding(nn.Module):
             if bool((slot < 0).any()):
                 unseen = torch.unique(input_ids[slot < 0])[:5].tolist()
                 raise RuntimeError(
-                    f"a training batch holds token ids {unseen} that the training rows did "
-                    "not when tunelab listed the used embedding rows; set "
+                    f"a training batch holds token ids {unseen} that no training row held "
+                    "when tunelab listed the used embedding rows; set "
                     "training.embedding_rows: all and report this"
                 )
             return functional.embedding(slot, self.rows, padding)

@@ -64,3 +64,34 @@ def run_child(script: str, name: str, *options: str) -> dict[str, Any]:
     if done.returncode or not lines:
         raise SystemExit(f"arm {name} failed:\n{done.stderr[-3000:]}")
     return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def drawn_batches(path: Any, rows: int, limit: int, batches: int, source: str) -> tuple:
+    """What a step benchmark trains on: ``rows`` rows sampled from the CSV at ``path`` (seed
+    0), tokenised by the model at ``source`` up to ``limit`` tokens, and the first ``batches``
+    batches of 32 as tunelab's sampler draws them (length-bucketed, labels mixed).
+
+    Returns:
+        The tokenizer, the sorted label names, the rows as features (``labels`` ids) and the
+        batches as lists of row indices.
+    """
+    import pandas as pd
+    import torch
+    from transformers import AutoTokenizer
+
+    from tunelab.training.sampling import bucketed_batches
+
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    frame = pd.read_csv(path).sample(n=rows, random_state=0)
+    labels = sorted(frame["label"].astype(str).unique())
+    encoded = tokenizer(frame["text"].astype(str).tolist(), truncation=True, max_length=limit)
+    features = [
+        {**{name: encoded[name][i] for name in encoded},
+         "labels": labels.index(str(frame["label"].iloc[i]))}
+        for i in range(rows)
+    ]  # fmt: skip
+    drawn = bucketed_batches(
+        [len(row["input_ids"]) for row in features], 32,
+        generator=torch.Generator().manual_seed(0), labels=frame["label"].tolist(),
+    )[:batches]  # fmt: skip
+    return tokenizer, labels, features, drawn

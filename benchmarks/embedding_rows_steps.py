@@ -25,6 +25,8 @@ import json
 import time
 from pathlib import Path
 
+from arms import drawn_batches
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -37,11 +39,9 @@ RESULTS = HERE / "results" / "embedding_rows_steps.json"
 
 def steps(data: str, batches: int, rounds: int) -> dict:
     """Milliseconds a step each way for each batch, the losses and the weights compared."""
-    import pandas as pd
     import torch
     from transformers import (
         AutoModelForSequenceClassification,
-        AutoTokenizer,
         DataCollatorWithPadding,
     )
 
@@ -54,24 +54,11 @@ def steps(data: str, batches: int, rounds: int) -> dict:
         restore_word_embeddings,
         train_used_rows_only,
     )
-    from tunelab.training.sampling import bucketed_batches
 
     keep_freed_memory()  # as tunelab's training does
     path, rows, limit = DATA[data]
     source = resolve_model_source(MODEL)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    frame = pd.read_csv(path).sample(n=rows, random_state=0)
-    labels = sorted(frame["label"].astype(str).unique())
-    encoded = tokenizer(frame["text"].astype(str).tolist(), truncation=True, max_length=limit)
-    features = [
-        {**{name: encoded[name][i] for name in encoded},
-         "labels": labels.index(str(frame["label"].iloc[i]))}
-        for i in range(rows)
-    ]  # fmt: skip
-    drawn = bucketed_batches(
-        [len(row["input_ids"]) for row in features], 32,
-        generator=torch.Generator().manual_seed(0), labels=frame["label"].tolist(),
-    )[:batches]  # fmt: skip
+    tokenizer, labels, features, drawn = drawn_batches(path, rows, limit, batches, source)
     used = sorted({token for row in features for token in row["input_ids"]})
     torch.manual_seed(0)
     every = AutoModelForSequenceClassification.from_pretrained(
@@ -121,9 +108,12 @@ def steps(data: str, batches: int, rounds: int) -> dict:
     for hook in hooks:
         hook.remove()
     restore_word_embeddings(models["used"])
-    weights = dict(models["all"].named_parameters())
+    weights = {name: value.detach() for name, value in models["all"].named_parameters()}
     largest = max(
-        float((value - weights[name]).abs().max() / weights[name].abs().max().clamp_min(1e-12))
+        float(
+            (value.detach() - weights[name]).abs().max()
+            / weights[name].abs().max().clamp_min(1e-12)
+        )
         for name, value in models["used"].named_parameters()
     )
     found = [{"all_ms": round(1e3 * b["all"], 1), "used_ms": round(1e3 * b["used"], 1),

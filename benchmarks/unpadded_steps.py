@@ -26,6 +26,8 @@ import statistics
 import time
 from pathlib import Path
 
+from arms import drawn_batches
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -38,11 +40,9 @@ RESULTS = HERE / "results" / "unpadded_steps.json"
 
 def steps(data: str, batches: int, rounds: int) -> list[dict]:
     """Padding factor and milliseconds a step, padded and packed, for each batch."""
-    import pandas as pd
     import torch
     from transformers import (
         AutoModelForSequenceClassification,
-        AutoTokenizer,
         DataCollatorWithPadding,
     )
 
@@ -50,23 +50,10 @@ def steps(data: str, batches: int, rounds: int) -> list[dict]:
     from tunelab.models.fast_dropout import fast_cpu_dropout
     from tunelab.models.load import resolve_model_source
     from tunelab.models.unpadded import UnpaddedCollator, use_unpadded_batches
-    from tunelab.training.sampling import bucketed_batches
 
     path, rows, limit = DATA[data]
     source = resolve_model_source(MODEL)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    frame = pd.read_csv(path).sample(n=rows, random_state=0)
-    labels = sorted(frame["label"].astype(str).unique())
-    encoded = tokenizer(frame["text"].astype(str).tolist(), truncation=True, max_length=limit)
-    features = [
-        {**{name: encoded[name][i] for name in encoded},
-         "labels": labels.index(str(frame["label"].iloc[i]))}
-        for i in range(rows)
-    ]  # fmt: skip
-    drawn = bucketed_batches(
-        [len(row["input_ids"]) for row in features], 32,
-        generator=torch.Generator().manual_seed(0), labels=frame["label"].tolist(),
-    )[:batches]  # fmt: skip
+    tokenizer, labels, features, drawn = drawn_batches(path, rows, limit, batches, source)
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(
         source, num_labels=len(labels), attn_implementation="sdpa"

@@ -498,7 +498,8 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
     try:
         train_output = trainer.train(resume_from_checkpoint=resume_from)
     finally:
-        restore_word_embeddings(parts.model)  # the plain embedding, whole matrix, from here on
+        if used_rows:  # the plain embedding, whole matrix, from here on
+            restore_word_embeddings(parts.model)
     _stop_if_interrupted(trainer, parts.checkpoints)
     stats = {
         "steps": int(train_output.global_step),

@@ -38,6 +38,7 @@ class ReviewPolarity:
     trains_few_shot = False
     takes_virtual_tokens = True
     packs_rows = False
+    batch_tokens_from_rows = True  # its collator only pads the encoded rows
     doctor_checks = None
     input_kind = "text"
 

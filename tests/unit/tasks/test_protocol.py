@@ -31,7 +31,8 @@ def test_a_registered_task_has_every_member_of_the_protocol(name):
     assert task.input_kind in ("text", "image", "audio")
     assert task.doctor_checks in (None, "texts", "tags", "images")
     assert all(isinstance(flag, bool) for flag in (task.trains_few_shot,
-               task.takes_virtual_tokens, task.packs_rows))  # fmt: skip
+               task.takes_virtual_tokens, task.packs_rows,
+                                              task.batch_tokens_from_rows))  # fmt: skip
 
 
 def test_the_protocol_declares_what_callers_read():
@@ -39,6 +40,6 @@ def test_the_protocol_declares_what_callers_read():
         "problem_type", "labels", "targets", "from_run_config", "from_metadata", "clean_text",
         "explains", "exportable", "report_sections", "search_batch_sizes", "onnx_graph", "embeds",
         "model_kind", "trains_few_shot", "takes_virtual_tokens", "packs_rows", "doctor_checks",
-        "input_kind", "processor_class",
+        "input_kind", "processor_class", "batch_tokens_from_rows",
     }  # fmt: skip
     assert read_by_callers <= set(MEMBERS)

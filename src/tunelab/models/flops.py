@@ -231,6 +231,16 @@ def cpu_trains_faster_in_bf16() -> bool:
     return bool(faster)
 
 
+def other_cpu_load(own_threads: int) -> float | None:
+    """The CPU load others added while this process ran: the 1-minute load average beyond
+    this process's own ``own_threads`` (None where the system keeps no load average)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows has none
+        return None
+    return max(0.0, load - own_threads)
+
+
 def utilisation(
     model: Any, tokens: float, seconds: float, sequence_length: float, precision: str
 ) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from tunelab.models.choice import (
     choose_model,
     scratch_model,
 )
-from tunelab.models.flops import flops_text, utilisation
+from tunelab.models.flops import flops_text, other_cpu_load, utilisation
 from tunelab.models.load import from_pretrained, model_length_limit, resolve_model_source
 from tunelab.models.processor_settings import check_processor_settings
 from tunelab.models.scratch import (
@@ -82,6 +82,9 @@ RUN_OUTPUTS = (
     "tensorboard",
     "report.html",
 )
+# other processes' load average, as a share of the cores, from which the utilisation line
+# says the CPU was shared (its share of the peak then reads low)
+BUSY_LOAD = 0.5
 
 
 @dataclass
@@ -527,12 +530,23 @@ def _throughput(parts: RunParts, trainer: Any, step_seconds: float) -> dict[str,
     found = utilisation(
         trainer.model, tokens["total"] * epochs, step_seconds, tokens["mean"], parts.precision
     )
+    shared = ""
+    if trainer.model.device.type == "cpu":
+        import torch
+
+        others = other_cpu_load(torch.get_num_threads())
+        cores = os.cpu_count() or 1
+        if others is not None and others >= BUSY_LOAD * cores:
+            found["other_cpu_load"] = round(others, 2)
+            # a share of the peak read while other jobs took cores is not the run's own
+            shared = (f"; other processes kept about {others:.1f} of the {cores} cores busy "
+                      "meanwhile, so this share reads low")  # fmt: skip
     log.info(
         "throughput: %s tokens/s, %s a token: %.1f%% of this machine's %s peak "
-        "(%.2f TFLOP/s)",
+        "(%.2f TFLOP/s)%s",
         f"{found['tokens_per_second']:,.0f}", flops_text(found["flops_per_token"]),
         100 * (found["mfu"] or 0), found["peak_source"].split(", ")[-1],
-        found["peak_flops"] / 1e12,
+        found["peak_flops"] / 1e12, shared,
     )  # fmt: skip
     return found
 

@@ -102,3 +102,18 @@ def test_machines_of_one_name_with_and_without_amx_are_cached_apart():
     assert flops.matrix_units(without) == " avx512_bf16"
     assert flops.matrix_units(with_amx) == " amx_bf16 avx512_bf16"
     assert flops.matrix_units("model name\t: an old CPU\nflags\t\t: fpu sse2\n") == ""
+
+
+def test_the_load_others_add_is_the_load_average_beyond_this_process(monkeypatch):
+    from tunelab.models import flops
+
+    monkeypatch.setattr(flops.os, "getloadavg", lambda: (3.4, 1.0, 1.0), raising=False)
+    assert flops.other_cpu_load(2) == pytest.approx(1.4)
+    monkeypatch.setattr(flops.os, "getloadavg", lambda: (1.2, 1.0, 1.0), raising=False)
+    assert flops.other_cpu_load(2) == 0.0  # a training run that did not fill its threads
+
+    def no_load_average():
+        raise OSError("no load average here")
+
+    monkeypatch.setattr(flops.os, "getloadavg", no_load_average, raising=False)
+    assert flops.other_cpu_load(2) is None

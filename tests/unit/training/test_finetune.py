@@ -205,3 +205,28 @@ def test_training_the_used_embedding_rows_gives_the_model_every_row_gives(tiny_b
     assert saved["used"].keys() == saved["all"].keys()  # an ordinary checkpoint
     for name, value in saved["all"].items():
         torch.testing.assert_close(saved["used"][name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_the_utilisation_line_says_when_other_processes_shared_the_cpu(
+    tiny_bert, tmp_path, monkeypatch, caplog
+):
+    from tunelab.training import finetune
+
+    data = tmp_path / "reviews.csv"
+    make_reviews(60).to_csv(data, index=False)
+    config = tiny_run_config(tiny_bert, data, tmp_path / "run", training={"epochs": 1})
+    parts = prepare_run(as_config(config))
+    monkeypatch.setattr(finetune.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(finetune, "other_cpu_load", lambda threads: 3.0)
+    with caplog.at_level("INFO", logger="tunelab"):
+        fitted = fit(parts)
+    assert fitted.stats["throughput"]["other_cpu_load"] == 3.0
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("throughput"))
+    assert "other processes kept about 3.0 of the 2 cores" in line and line.endswith("reads low")
+
+    monkeypatch.setattr(finetune, "other_cpu_load", lambda threads: 0.4)  # below half a core
+    caplog.clear()
+    with caplog.at_level("INFO", logger="tunelab"):
+        quiet = finetune._throughput(parts, fitted.trainer, 1.0)
+    assert "other_cpu_load" not in quiet
+    assert not any("busy" in record.getMessage() for record in caplog.records)

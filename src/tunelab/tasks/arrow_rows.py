@@ -5,11 +5,17 @@ the split at once, before ``Dataset.from_dict`` copies them into Arrow as int64.
 training rows that held 4.8 GB. Tokenising a chunk at a time into narrow Arrow columns (int32
 ids, int8 masks) keeps one chunk's lists alive and 6 bytes a token after. Measuring the
 rows' token lengths (to choose ``max_length``) goes a chunk at a time too, for the same reason.
+
+Choosing ``max_length`` needs every training row's token count, and the counting pass is a
+whole tokenisation; :func:`measure_rows` keeps what it tokenised (cut at a cap just above
+any ``max_length`` the run can choose), so the training split's encoding then re-tokenises
+only the rows longer than the chosen ``max_length`` (:meth:`MeasuredRows.at_length`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -63,6 +69,86 @@ def chunked_lengths(
         for start in range(0, len(frame), chunk_rows)
     ]
     return np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class MeasuredRows:
+    """Rows tokenised once to count their tokens, and the tokenizer's columns kept.
+
+    Attributes:
+        lengths: each row's token count, at most ``cap`` (a row at ``cap`` may be longer).
+        table: the tokenizer's columns, narrow Arrow (see :data:`NARROW_TYPES`), rows cut
+            at ``cap`` tokens.
+        cap: the token count rows were cut at (``None``: not cut).
+    """
+
+    lengths: np.ndarray
+    table: Any
+    cap: int | None
+
+    def at_length(
+        self,
+        max_length: int,
+        frame: pd.DataFrame,
+        tokenize_rows: Callable[[pd.DataFrame], dict[str, list]],
+        chunk_rows: int = CHUNK_ROWS,
+    ) -> Any:
+        """The tokenizer's columns of ``frame``'s rows (the rows measured) cut at
+        ``max_length``, in ``frame``'s order, as an Arrow table: the kept encoding of each
+        row that fits, and ``tokenize_rows`` (which must cut at ``max_length``) for the rest,
+        ``chunk_rows`` at a time. A row at the cap counts as longer: it may have been cut."""
+        import pyarrow as pa
+
+        longer = self.lengths > max_length
+        if self.cap is not None:
+            longer |= self.lengths >= self.cap
+        redo = np.flatnonzero(longer)
+        if not len(redo):
+            return self.table
+        keep = np.flatnonzero(~longer)
+        redone = [
+            _narrow_table(tokenize_rows(frame.iloc[redo[start : start + chunk_rows]]))
+            for start in range(0, len(redo), chunk_rows)
+        ]
+        joined = pa.concat_tables([self.table.take(keep), *redone], promote_options="default")
+        order = np.concatenate([keep, redo])
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))  # the joined row holding frame row i
+        return joined.take(back)
+
+
+def measure_rows(
+    frame: pd.DataFrame,
+    tokenize_chunk: Callable[[pd.DataFrame], dict[str, list]],
+    cap: int | None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> MeasuredRows:
+    """``tokenize_chunk`` (rows -> the tokenizer's columns, cut at ``cap`` tokens) applied to
+    ``frame`` ``chunk_rows`` rows at a time: the token counts and the columns, kept narrow."""
+    import pyarrow as pa
+
+    tables, counts = [], []
+    for start in range(0, max(len(frame), 1), chunk_rows):
+        features = tokenize_chunk(frame.iloc[start : start + chunk_rows])
+        counts.append(np.fromiter(map(len, features["input_ids"]), dtype=np.int64))
+        tables.append(_narrow_table(features))
+    table = pa.concat_tables(tables, promote_options="default")
+    return MeasuredRows(np.concatenate(counts), table, cap)
+
+
+def labelled_dataset(table: Any, columns: dict[str, list]) -> Any:
+    """``table`` (the tokenizer's columns) with each row's ``length`` (its ``input_ids``
+    count) and the given ``columns`` (e.g. ``labels``) added, as a ``datasets.Dataset``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from datasets import Dataset
+    from datasets.table import InMemoryTable
+
+    table = table.append_column("length", pc.list_value_length(table["input_ids"]).cast(pa.int32()))
+    extra = _narrow_table(columns)
+    for name in extra.column_names:
+        table = table.append_column(name, extra[name])
+    return Dataset(InMemoryTable(table))
 
 
 def _narrow_table(features: dict[str, list]) -> Any:

@@ -30,7 +30,12 @@ from tunelab.models.linear_baseline import METHOD as BASELINE_METHOD
 from tunelab.models.linear_baseline import linear_baseline_outputs
 from tunelab.models.load import load_head_model
 from tunelab.models.unpadded import UnpaddedCollator, use_unpadded_batches
-from tunelab.tasks.arrow_rows import encoded_dataset
+from tunelab.tasks.arrow_rows import (
+    MeasuredRows,
+    encoded_dataset,
+    labelled_dataset,
+    measure_rows,
+)
 from tunelab.tasks.base import (
     LOGITS_GRAPH,
     ColumnGuess,
@@ -409,6 +414,17 @@ class TextClassification:
         encoded = tokenizer(texts, pairs, truncation=False, verbose=False)
         return np.array([len(ids) for ids in encoded["input_ids"]])
 
+    def measure(self, frame: pd.DataFrame, tokenizer: Any, cap: int | None) -> MeasuredRows:
+        """Each row's token count (at most ``cap``) and its encoding, kept for :meth:`encode`
+        to reuse (rows tokenised once, not once to count and once to train)."""
+
+        def tokenize_chunk(rows: pd.DataFrame) -> dict[str, list]:
+            texts, pairs = self._texts(rows)
+            cut = {"truncation": False} if cap is None else {"truncation": True, "max_length": cap}
+            return dict(tokenizer(texts, pairs, verbose=False, **cut))
+
+        return measure_rows(frame, tokenize_chunk, cap)
+
     def tokenize(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> dict[str, list]:
         """Token ids of each row, truncated to ``max_length`` (no padding)."""
         texts, pairs = self._texts(frame)
@@ -451,7 +467,18 @@ class TextClassification:
         boundary = self.decision_logit()
         return lambda logits: float(np.abs(logits - boundary).min(initial=np.inf))
 
-    def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
+    def encode(
+        self, frame: pd.DataFrame, tokenizer: Any, max_length: int,
+        measured: MeasuredRows | None = None,
+    ) -> Any:  # fmt: skip
+        """Model features with labels and a ``length`` column; ``measured`` (what
+        :meth:`measure` returned for ``frame``) saves tokenising again the rows that fit."""
+        if measured is not None:
+            table = measured.at_length(
+                max_length, frame, lambda rows: self.tokenize(rows, tokenizer, max_length)
+            )
+            return labelled_dataset(table, {"labels": self.targets(frame).tolist()})
+
         def encode_chunk(rows: pd.DataFrame) -> dict[str, list]:
             features = self.tokenize(rows, tokenizer, max_length)
             features["length"] = [len(ids) for ids in features["input_ids"]]

@@ -58,13 +58,14 @@ from tunelab.models.sentence_encoder import has_sentence_modules, load_sentence_
 from tunelab.models.trained import save_base_settings
 from tunelab.outputs import atomic_folder, claim_output, write_json, write_jsonl, write_text
 from tunelab.tasks import Task, task_from_run_config
-from tunelab.tasks.arrow_rows import chunked_lengths
+from tunelab.tasks.arrow_rows import MeasuredRows, chunked_lengths
 from tunelab.training.few_shot import train_few_shot
 from tunelab.training.guesses import guess_from_data
 from tunelab.training.learning_rate import default_learning_rate
 from tunelab.training.prepare import load_splits
 from tunelab.training.tracking import check_trackers, log_final_metrics
 from tunelab.training.trainer import (
+    DEFAULT_TOKEN_LIMIT,
     build_trainer,
     choose_max_length,
     distributed_arguments,
@@ -178,8 +179,15 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
         write_text(config.output / "config.yaml", commented_yaml(config) + "\n")
     started = time.time()
     source, tokenizer, model = load_model(config, task, splits["train"], data_report)
-    max_length = _max_length(config, task, splits["train"], tokenizer, model, data_report)
-    encoded = {split: task.encode(frame, tokenizer, max_length) for split, frame in splits.items()}
+    max_length, measured = _max_length(config, task, splits["train"], tokenizer, model,
+                                       data_report)  # fmt: skip
+    encoded = {
+        split: task.encode(frame, tokenizer, max_length, measured=measured)
+        if split == "train" and measured is not None
+        else task.encode(frame, tokenizer, max_length)
+        for split, frame in splits.items()
+    }
+    del measured  # the training rows' first encoding: encoded["train"] reused what fit
     precision = resolve_precision(config.training.precision)
     log.info(
         "training on %d rows (validation %d, test %d), max_length %d, precision %s",
@@ -423,16 +431,25 @@ def _max_length(
     tokenizer: Any,
     model: Any,
     data_report: dict[str, Any],
-) -> int:
+) -> tuple[int, MeasuredRows | None]:
     """The sequence length for this run, from the training texts' token lengths and the
-    model's limit; what it truncates goes into ``data_report``."""
-    lengths = chunked_lengths(train, lambda rows: task.token_lengths(rows, tokenizer))
+    model's limit; what it truncates goes into ``data_report``. A task that can keep what it
+    tokenised to count (``measure``) returns it too, for encoding the training split."""
     length_limit = model_length_limit(model.config, tokenizer)
     own_limit = getattr(model, "max_seq_length", None)  # a sentence-transformers checkpoint's
     if own_limit:
         length_limit = min(length_limit or own_limit, own_limit)
     if length_limit and config.peft.method in PROMPT_METHODS:  # virtual tokens take positions
         length_limit -= config.peft.num_virtual_tokens
+    measure = getattr(task, "measure", None)
+    measured = None
+    if measure is not None:
+        # cut just above any max_length choose_max_length can return: counts past the limit
+        # only need to say "longer", and long documents are not held whole
+        measured = measure(train, tokenizer, (length_limit or DEFAULT_TOKEN_LIMIT) + 1)
+        lengths = measured.lengths
+    else:
+        lengths = chunked_lengths(train, lambda rows: task.token_lengths(rows, tokenizer))
     max_length = choose_max_length(lengths, length_limit, config.model.max_length)
     if task.input_kind != "text":
         count = getattr(task, "image_tokens", None)  # a model that reads images as tokens
@@ -442,16 +459,20 @@ def _max_length(
             log.info("%d image tokens per image (the first training image; image.processor "
                      "sets the budget)", image_tokens)  # fmt: skip
         if not getattr(task, "has_token_lengths", False):  # a file is one input: no limit
-            return max_length
+            return max_length, measured
     kept = np.minimum(lengths, max_length)  # what each training row feeds the model
+    p50: float | None = float(pd.Series(lengths).median())
+    if measured is not None and measured.cap is not None and p50 is not None:
+        # counted up to the cap: a median there is longer than any limit the model takes
+        p50 = None if p50 >= measured.cap else p50
     data_report["tokens"] = {
         "max_length": max_length,
         "truncated_share": float((lengths > max_length).mean()),
-        "p50": float(pd.Series(lengths).median()),
+        "p50": p50,
         "total": int(kept.sum()),
         "mean": float(kept.mean()) if len(kept) else 0.0,
     }
-    return max_length
+    return max_length, measured
 
 
 # -- fit --------------------------------------------------------------------------------

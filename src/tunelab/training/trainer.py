@@ -15,13 +15,17 @@ from tunelab.training.tracking import point_trackers, report_to
 log = logging.getLogger("tunelab")
 
 
+DEFAULT_TOKEN_LIMIT = 512  # the token limit of a model that states none
+
+
 def choose_max_length(lengths: np.ndarray, model_limit: int | None, requested: int | None) -> int:
-    """The token limit: the requested one, else the data's 99th percentile; never above the model's.
+    """The token limit: the requested one, else the data's 99th percentile; never above the
+    model's (:data:`DEFAULT_TOKEN_LIMIT` for a model that states none).
 
     Long tails are rare in real text; padding every batch to the longest outlier would
     waste compute while truncating 1% of rows costs little.
     """
-    limit = model_limit or 512
+    limit = model_limit or DEFAULT_TOKEN_LIMIT
     if requested is not None:
         return min(requested, limit)
     p99 = int(np.ceil(np.percentile(lengths, 99))) if len(lengths) else limit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 
@@ -79,6 +80,19 @@ def test_classification_report_has_every_section_plot_and_escapes_text(tmp_path)
     assert errors.index("&lt;script&gt;") < errors.index("review number 5")
     assert "not requested" in page[page.index('<section id="explanations">') :]
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing from the network
+
+
+def test_the_data_section_says_the_median_text_and_when_it_is_past_the_limit(tmp_path):
+    run = runs.classification_run(tmp_path / "run")
+    page = build_report(run, explanations=False).read_text(encoding="utf-8")
+    assert "Token limit 64; median training text 20.0 tokens; 5.0% of training" in page
+    report_file = run / "data_report.json"
+    data_report = json.loads(report_file.read_text(encoding="utf-8"))
+    data_report["tokens"].update(p50=None, truncated_share=0.8)  # most rows cut when counted
+    report_file.write_text(json.dumps(data_report), encoding="utf-8")
+    page = build_report(run, explanations=False).read_text(encoding="utf-8")
+    assert "Token limit 64; the median training text is longer than the model takes" in page
+    assert "None" not in page[page.index('<section id="data">') :][:2000]
 
 
 def test_token_classification_report_counts_each_kind_of_span_error(tmp_path):

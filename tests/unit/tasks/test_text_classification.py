@@ -146,3 +146,27 @@ def test_rare_labels_weigh_more_in_the_multi_label_loss():
     balanced = targets.copy()
     balanced[:50, 1] = 1
     assert positive_weighted_loss(balanced, ["common", "rare"], "auto")[0] is None
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+@pytest.mark.parametrize("cap", [None, 21])
+def test_rows_measured_once_encode_as_tokenising_them_again_does(tiny_bert, pairs, cap):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    texts = ["好", "很好吃", "服务" * 5, "这家店的菜" * 9, "不错" * 3, "太" * 40, "差"]
+    frame = pd.DataFrame({"text": texts, "label": ["a", "b", "a", "b", "a", "b", "a"]})
+    if pairs:
+        frame["second"] = ["还行" * (i % 4) for i in range(len(texts))]
+    task = TextClassification(text_pair_column="second" if pairs else None)
+    task.fit_labels(frame)
+    measured = task.measure(frame, tokenizer, cap)
+    counted = task.token_lengths(frame, tokenizer)  # untruncated counts
+    expected_counts = counted if cap is None else np.minimum(counted, cap)
+    assert measured.lengths.tolist() == expected_counts.tolist()
+    assert max(counted) > 20  # some rows are cut at the limits below, some fit them whole
+    for max_length in (8, 16, 20, 30):  # 30: past the cap, so rows cut there count as long
+        again = task.encode(frame, tokenizer, max_length)
+        reused = task.encode(frame, tokenizer, max_length, measured=measured)
+        assert reused.features == again.features
+        assert reused.to_dict() == again.to_dict()

@@ -230,3 +230,38 @@ def test_the_utilisation_line_says_when_other_processes_shared_the_cpu(
         quiet = finetune._throughput(parts, fitted.trainer, 1.0)
     assert "other_cpu_load" not in quiet
     assert not any("busy" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("long_texts", [False, True])
+def test_the_token_limit_comes_from_rows_tokenised_once_and_says_when_most_are_cut(
+    tiny_bert, long_texts
+):
+    from types import SimpleNamespace
+
+    import pandas as pd
+    from transformers import AutoTokenizer, BertConfig
+
+    from tunelab.tasks.text_classification import TextClassification
+    from tunelab.training.finetune import _max_length
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    reviews = make_reviews(40)
+    if long_texts:  # three rows in four past the model's 64 positions
+        reviews["text"] = [t * (8 if i % 4 else 1) for i, t in enumerate(reviews["text"])]
+    task = TextClassification()
+    task.fit_labels(reviews)
+    model = SimpleNamespace(config=BertConfig(max_position_embeddings=64))
+    report: dict = {}
+    config = RunConfig.model_validate({"task": "text-classification"})
+    max_length, measured = _max_length(config, task, reviews, tokenizer, model, report)
+    true_counts = task.token_lengths(reviews, tokenizer)
+    assert measured is not None and measured.cap == 65  # just past the model's limit
+    assert report["tokens"]["truncated_share"] == pytest.approx((true_counts > max_length).mean())
+    if long_texts:
+        assert max_length == 64
+        assert report["tokens"]["p50"] is None  # the median row was cut when counted
+    else:
+        assert max_length < 64
+        assert report["tokens"]["p50"] == float(pd.Series(true_counts).median())
+    reused = task.encode(reviews, tokenizer, max_length, measured=measured)
+    assert reused.to_dict() == task.encode(reviews, tokenizer, max_length).to_dict()

@@ -461,14 +461,13 @@ def _max_length(
         if not getattr(task, "has_token_lengths", False):  # a file is one input: no limit
             return max_length, measured
     kept = np.minimum(lengths, max_length)  # what each training row feeds the model
-    p50: float | None = float(pd.Series(lengths).median())
-    if measured is not None and measured.cap is not None and p50 is not None:
-        # counted up to the cap: a median there is longer than any limit the model takes
-        p50 = None if p50 >= measured.cap else p50
+    p50 = float(pd.Series(lengths).median())
+    # counted up to the cap: a median there is longer than any limit the model takes
+    median_cut = measured is not None and measured.cap is not None and p50 >= measured.cap
     data_report["tokens"] = {
         "max_length": max_length,
         "truncated_share": float((lengths > max_length).mean()),
-        "p50": p50,
+        "p50": None if median_cut else p50,
         "total": int(kept.sum()),
         "mean": float(kept.mean()) if len(kept) else 0.0,
     }

@@ -104,10 +104,11 @@ def padding_mask_only(*args: Any, attention_mask: Any = None, **kwargs: Any) -> 
     batch without a padding mask.
 
     A packed batch has no padding mask but restarting position ids, from which transformers
-    would build a ``tokens x tokens`` block-diagonal mask every forward (48 MB and 2-4% of a
-    step on 500 zh reviews); its layout already keeps the rows apart in
-    :func:`unpadded_attention`, so none is built. :data:`UNPADDED` is set only on models
-    training on :class:`UnpaddedCollator`'s batches, which carry the layout whenever they pack.
+    would build a ``tokens x tokens`` block-diagonal mask every forward (48 MB on a batch of
+    6,970 tokens; 1.6% of a step on the zh reviews in ``benchmarks/unpadded_steps.py``); the
+    layout already keeps the rows apart in :func:`unpadded_attention`, so none is built.
+    :data:`UNPADDED` is set only on models training on :class:`UnpaddedCollator`'s batches,
+    which carry the layout whenever they pack.
     """
     from transformers.masking_utils import sdpa_mask
 

@@ -36,6 +36,7 @@ from tunelab.models.catalog import (
 )
 from tunelab.outputs import write_json, write_text
 from tunelab.runs import compare_runs, format_comparison, format_runs, list_runs
+from tunelab.tokenizer_threads import one_core_by_default
 
 # Commands import the API, the stages, the studies and the task registry inside their bodies:
 # those pull in numpy, pandas and scikit-learn, and `tunelab --help` should not wait for them.
@@ -150,7 +151,7 @@ def _setup_logging() -> None:
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     # Loading and saving bars of a few milliseconds; the training bar stays.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    one_core_by_default()  # tokenising a data set lifts it (tunelab.tokenizer_threads)
 
 
 COUNTS = {"predicted_classes"}  # stored as floats beside the scores, read as whole numbers

@@ -59,6 +59,7 @@ from tunelab.models.trained import save_base_settings
 from tunelab.outputs import atomic_folder, claim_output, write_json, write_jsonl, write_text
 from tunelab.tasks import Task, task_from_run_config
 from tunelab.tasks.arrow_rows import MeasuredRows, chunked_lengths
+from tunelab.tokenizer_threads import tokenizer_threads
 from tunelab.training.few_shot import train_few_shot
 from tunelab.training.guesses import guess_from_data
 from tunelab.training.learning_rate import default_learning_rate
@@ -179,14 +180,15 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
         write_text(config.output / "config.yaml", commented_yaml(config) + "\n")
     started = time.time()
     source, tokenizer, model = load_model(config, task, splits["train"], data_report)
-    max_length, measured = _max_length(config, task, splits["train"], tokenizer, model,
-                                       data_report)  # fmt: skip
-    encoded = {
-        split: task.encode(frame, tokenizer, max_length, measured=measured)
-        if split == "train" and measured is not None
-        else task.encode(frame, tokenizer, max_length)
-        for split, frame in splits.items()
-    }
+    with tokenizer_threads():
+        max_length, measured = _max_length(config, task, splits["train"], tokenizer, model,
+                                           data_report)  # fmt: skip
+        encoded = {
+            split: task.encode(frame, tokenizer, max_length, measured=measured)
+            if split == "train" and measured is not None
+            else task.encode(frame, tokenizer, max_length)
+            for split, frame in splits.items()
+        }
     del measured  # the training rows' first encoding: encoded["train"] reused what fit
     precision = resolve_precision(config.training.precision)
     log.info(
@@ -664,12 +666,14 @@ def score(parts: RunParts, fitted: FitResult) -> Scores:
     # let packed rows see each other)
     task.finish(base_model(model), parts.tokenizer)
     batch_size = parts.config.training.eval_batch_size
-    outputs = {
-        split: task.forward(model, parts.tokenizer, splits[split], parts.max_length, batch_size,
-                            _scoring_precision(parts.precision, len(splits[split])))
-        for split in task.evaluated_splits
-        if split in splits
-    }  # fmt: skip
+    with tokenizer_threads():
+        outputs = {
+            split: task.forward(model, parts.tokenizer, splits[split], parts.max_length,
+                                batch_size, _scoring_precision(parts.precision,
+                                                               len(splits[split])))
+            for split in task.evaluated_splits
+            if split in splits
+        }  # fmt: skip
     if "validation" in outputs:
         metrics["calibration"] = task.calibrate(outputs["validation"], splits["validation"])
     for split in ("validation", "test"):  # a split may have a loss, outputs, or both

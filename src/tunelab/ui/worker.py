@@ -19,6 +19,7 @@ from typing import Any
 
 from tunelab.config import build_config
 from tunelab.errors import RunInterrupted, UserError, one_line
+from tunelab.tokenizer_threads import one_core_by_default
 from tunelab.ui.jobs import CANCELLED, FAILED, FINISHED, JobStore
 
 log = logging.getLogger("tunelab")
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    one_core_by_default()
     return run_job(JobStore(Path(args[0])), int(args[1]))
 
 

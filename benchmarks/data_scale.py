@@ -11,7 +11,7 @@ does before the first training step, stage by stage, on a CSV file of that many 
   the grouped stratified 80/10/10 split; it diagnoses again, so its time is the whole of
   ``load_splits`` less the doctor's);
 - **token lengths**: every training row's token count, from which ``tunelab train`` chooses
-  ``max_length`` (the task's ``measure``, as ``training/finetune.py`` does it: the rows
+  ``max_length`` (``count_tokens`` of ``training/finetune.py``, as train does it: the rows
   tokenised once with the starter zh-bert-mini tokenizer, cut just past the model's limit,
   and kept);
 - **tokenise**: the task's ``encode`` of the training split at the ``max_length`` chosen
@@ -93,7 +93,8 @@ def worker(path: Path, twice: bool = False) -> dict:
     from tunelab.tasks import task_from_run_config
     from tunelab.tasks.arrow_rows import chunked_lengths
     from tunelab.training import prepare
-    from tunelab.training.trainer import DEFAULT_TOKEN_LIMIT, choose_max_length
+    from tunelab.training.finetune import count_tokens
+    from tunelab.training.trainer import choose_max_length
 
     config = RunConfig.model_validate(
         {"task": "text-classification",
@@ -134,8 +135,7 @@ def worker(path: Path, twice: bool = False) -> dict:
         measured = None
         lengths = chunked_lengths(train, lambda rows: task.token_lengths(rows, tokenizer))
     else:
-        measured = task.measure(train, tokenizer, (limit or DEFAULT_TOKEN_LIMIT) + 1)
-        lengths = measured.lengths
+        lengths, measured = count_tokens(task, train, tokenizer, limit)
     times["token lengths"] = time.perf_counter() - started
     peaks["token lengths"] = peak_mb()
     max_length = choose_max_length(lengths, limit, None)

@@ -44,16 +44,26 @@ def encoded_dataset(
         encode_chunk: rows -> feature columns (lists of equal length); it must treat each
             row on its own, so chunking cannot change what it returns.
     """
-    import pyarrow as pa
     from datasets import Dataset
     from datasets.table import InMemoryTable
+
+    return Dataset(InMemoryTable(encoded_table(frame, encode_chunk, chunk_rows)))
+
+
+def encoded_table(
+    frame: pd.DataFrame,
+    encode_chunk: Callable[[pd.DataFrame], dict[str, list]],
+    chunk_rows: int = CHUNK_ROWS,
+) -> Any:
+    """What :func:`encoded_dataset` holds, as a narrow Arrow table."""
+    import pyarrow as pa
 
     tables = [
         _narrow_table(encode_chunk(frame.iloc[start : start + chunk_rows]))
         for start in range(0, max(len(frame), 1), chunk_rows)
     ]
     # promote: a chunk whose list column holds only empty lists has Arrow type list<null>
-    return Dataset(InMemoryTable(pa.concat_tables(tables, promote_options="default")))
+    return pa.concat_tables(tables, promote_options="default")
 
 
 def chunked_lengths(
@@ -79,38 +89,32 @@ class MeasuredRows:
         lengths: each row's token count, at most ``cap`` (a row at ``cap`` may be longer).
         table: the tokenizer's columns, narrow Arrow (see :data:`NARROW_TYPES`), rows cut
             at ``cap`` tokens.
-        cap: the token count rows were cut at (``None``: not cut).
+        cap: the token count rows were cut at.
     """
 
     lengths: np.ndarray
     table: Any
-    cap: int | None
+    cap: int
 
     def at_length(
         self,
         max_length: int,
         frame: pd.DataFrame,
         tokenize_rows: Callable[[pd.DataFrame], dict[str, list]],
-        chunk_rows: int = CHUNK_ROWS,
     ) -> Any:
         """The tokenizer's columns of ``frame``'s rows (the rows measured) cut at
         ``max_length``, in ``frame``'s order, as an Arrow table: the kept encoding of each
-        row that fits, and ``tokenize_rows`` (which must cut at ``max_length``) for the rest,
-        ``chunk_rows`` at a time. A row at the cap counts as longer: it may have been cut."""
+        row that fits, and ``tokenize_rows`` (which must cut at ``max_length``) for the rest.
+        A row at the cap counts as longer: it may have been cut."""
         import pyarrow as pa
 
-        longer = self.lengths > max_length
-        if self.cap is not None:
-            longer |= self.lengths >= self.cap
+        longer = (self.lengths > max_length) | (self.lengths >= self.cap)
         redo = np.flatnonzero(longer)
         if not len(redo):
             return self.table
         keep = np.flatnonzero(~longer)
-        redone = [
-            _narrow_table(tokenize_rows(frame.iloc[redo[start : start + chunk_rows]]))
-            for start in range(0, len(redo), chunk_rows)
-        ]
-        joined = pa.concat_tables([self.table.take(keep), *redone], promote_options="default")
+        redone = encoded_table(frame.iloc[redo], tokenize_rows)
+        joined = pa.concat_tables([self.table.take(keep), redone], promote_options="default")
         order = np.concatenate([keep, redo])
         back = np.empty_like(order)
         back[order] = np.arange(len(order))  # the joined row holding frame row i
@@ -120,20 +124,16 @@ class MeasuredRows:
 def measure_rows(
     frame: pd.DataFrame,
     tokenize_chunk: Callable[[pd.DataFrame], dict[str, list]],
-    cap: int | None,
+    cap: int,
     chunk_rows: int = CHUNK_ROWS,
 ) -> MeasuredRows:
     """``tokenize_chunk`` (rows -> the tokenizer's columns, cut at ``cap`` tokens) applied to
     ``frame`` ``chunk_rows`` rows at a time: the token counts and the columns, kept narrow."""
-    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    tables, counts = [], []
-    for start in range(0, max(len(frame), 1), chunk_rows):
-        features = tokenize_chunk(frame.iloc[start : start + chunk_rows])
-        counts.append(np.fromiter(map(len, features["input_ids"]), dtype=np.int64))
-        tables.append(_narrow_table(features))
-    table = pa.concat_tables(tables, promote_options="default")
-    return MeasuredRows(np.concatenate(counts), table, cap)
+    table = encoded_table(frame, tokenize_chunk, chunk_rows)
+    lengths = pc.list_value_length(table["input_ids"]).to_numpy(zero_copy_only=False)
+    return MeasuredRows(lengths.astype(np.int64), table, cap)
 
 
 def labelled_dataset(table: Any, columns: dict[str, list]) -> Any:

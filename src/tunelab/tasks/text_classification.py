@@ -32,7 +32,7 @@ from tunelab.models.load import load_head_model
 from tunelab.models.unpadded import UnpaddedCollator, use_unpadded_batches
 from tunelab.tasks.arrow_rows import (
     MeasuredRows,
-    encoded_dataset,
+    encoded_table,
     labelled_dataset,
     measure_rows,
 )
@@ -414,16 +414,10 @@ class TextClassification:
         encoded = tokenizer(texts, pairs, truncation=False, verbose=False)
         return np.array([len(ids) for ids in encoded["input_ids"]])
 
-    def measure(self, frame: pd.DataFrame, tokenizer: Any, cap: int | None) -> MeasuredRows:
+    def measure(self, frame: pd.DataFrame, tokenizer: Any, cap: int) -> MeasuredRows:
         """Each row's token count (at most ``cap``) and its encoding, kept for :meth:`encode`
         to reuse (rows tokenised once, not once to count and once to train)."""
-
-        def tokenize_chunk(rows: pd.DataFrame) -> dict[str, list]:
-            texts, pairs = self._texts(rows)
-            cut = {"truncation": False} if cap is None else {"truncation": True, "max_length": cap}
-            return dict(tokenizer(texts, pairs, verbose=False, **cut))
-
-        return measure_rows(frame, tokenize_chunk, cap)
+        return measure_rows(frame, lambda rows: self.tokenize(rows, tokenizer, cap), cap)
 
     def tokenize(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> dict[str, list]:
         """Token ids of each row, truncated to ``max_length`` (no padding)."""
@@ -473,19 +467,15 @@ class TextClassification:
     ) -> Any:  # fmt: skip
         """Model features with labels and a ``length`` column; ``measured`` (what
         :meth:`measure` returned for ``frame``) saves tokenising again the rows that fit."""
+
+        def tokenize(rows: pd.DataFrame) -> dict[str, list]:
+            return self.tokenize(rows, tokenizer, max_length)
+
         if measured is not None:
-            table = measured.at_length(
-                max_length, frame, lambda rows: self.tokenize(rows, tokenizer, max_length)
-            )
-            return labelled_dataset(table, {"labels": self.targets(frame).tolist()})
-
-        def encode_chunk(rows: pd.DataFrame) -> dict[str, list]:
-            features = self.tokenize(rows, tokenizer, max_length)
-            features["length"] = [len(ids) for ids in features["input_ids"]]
-            features["labels"] = self.targets(rows).tolist()
-            return features
-
-        return encoded_dataset(frame, encode_chunk)
+            table = measured.at_length(max_length, frame, tokenize)
+        else:
+            table = encoded_table(frame, tokenize)
+        return labelled_dataset(table, {"labels": self.targets(frame).tolist()})
 
     def loss_function(
         self, train: pd.DataFrame, class_weights: str = "auto", label_smoothing: float = 0.0

@@ -443,15 +443,7 @@ def _max_length(
         length_limit = min(length_limit or own_limit, own_limit)
     if length_limit and config.peft.method in PROMPT_METHODS:  # virtual tokens take positions
         length_limit -= config.peft.num_virtual_tokens
-    measure = getattr(task, "measure", None)
-    measured = None
-    if measure is not None:
-        # cut just above any max_length choose_max_length can return: counts past the limit
-        # only need to say "longer", and long documents are not held whole
-        measured = measure(train, tokenizer, (length_limit or DEFAULT_TOKEN_LIMIT) + 1)
-        lengths = measured.lengths
-    else:
-        lengths = chunked_lengths(train, lambda rows: task.token_lengths(rows, tokenizer))
+    lengths, measured = count_tokens(task, train, tokenizer, length_limit)
     max_length = choose_max_length(lengths, length_limit, config.model.max_length)
     if task.input_kind != "text":
         count = getattr(task, "image_tokens", None)  # a model that reads images as tokens
@@ -465,7 +457,7 @@ def _max_length(
     kept = np.minimum(lengths, max_length)  # what each training row feeds the model
     p50 = float(pd.Series(lengths).median())
     # counted up to the cap: a median there is longer than any limit the model takes
-    median_cut = measured is not None and measured.cap is not None and p50 >= measured.cap
+    median_cut = measured is not None and p50 >= measured.cap
     data_report["tokens"] = {
         "max_length": max_length,
         "truncated_share": float((lengths > max_length).mean()),
@@ -474,6 +466,19 @@ def _max_length(
         "mean": float(kept.mean()) if len(kept) else 0.0,
     }
     return max_length, measured
+
+
+def count_tokens(
+    task: Task, train: pd.DataFrame, tokenizer: Any, length_limit: int | None
+) -> tuple[np.ndarray, MeasuredRows | None]:
+    """Each training row's token count, and what was tokenised to count it where the task
+    keeps that (``measure``: then the counts stop just past ``length_limit``, the most
+    :func:`choose_max_length` can return, so a long document is not held whole)."""
+    measure = getattr(task, "measure", None)
+    if measure is None:
+        return chunked_lengths(train, lambda rows: task.token_lengths(rows, tokenizer)), None
+    measured = measure(train, tokenizer, (length_limit or DEFAULT_TOKEN_LIMIT) + 1)
+    return measured.lengths, measured
 
 
 # -- fit --------------------------------------------------------------------------------

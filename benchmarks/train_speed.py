@@ -69,6 +69,7 @@ ARMS = (
     "tunelab_padded",
     "tunelab_all_rows",
 )
+OTHER_ARMS = tuple(arm for arm in ARMS if arm != "tunelab")  # what tunelab is compared with
 RESULTS = HERE / "results" / "train_speed.json"
 
 
@@ -243,13 +244,7 @@ def summary(runs: dict[str, list[dict]]) -> dict:
 
     found: dict = {}
     if "tunelab" in runs:
-        for script in (
-            "best_practice",
-            "best_practice_random",
-            "recipe",
-            "tunelab_padded",
-            "tunelab_all_rows",
-        ):
+        for script in OTHER_ARMS:
             if script in runs:
                 found[f"tunelab_vs_{script}"] = {
                     "end_to_end": round(mean("tunelab", "end_to_end_samples_per_second")
@@ -323,9 +318,7 @@ def main() -> None:
                 print(data, repeat, arm, runs[arm][-1], file=sys.stderr, flush=True)
         found[data].update(runs=runs, **summary(runs))
         print(table(data, runs))
-        for key in ("tunelab_vs_best_practice", "tunelab_vs_best_practice_random",
-                    "tunelab_vs_recipe", "tunelab_vs_tunelab_padded",
-                    "tunelab_vs_tunelab_all_rows"):  # fmt: skip
+        for key in (f"tunelab_vs_{arm}" for arm in OTHER_ARMS):
             if key in found[data]:
                 print(f"{key}: {found[data][key]}")
         args.out.write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")

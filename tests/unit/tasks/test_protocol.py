@@ -30,9 +30,9 @@ def test_a_registered_task_has_every_member_of_the_protocol(name):
     assert task.model_kind in kinds
     assert task.input_kind in ("text", "image", "audio")
     assert task.doctor_checks in (None, "texts", "tags", "images")
-    assert all(isinstance(flag, bool) for flag in (task.trains_few_shot,
-               task.takes_virtual_tokens, task.packs_rows,
-                                              task.batch_tokens_from_rows))  # fmt: skip
+    flags = (task.trains_few_shot, task.takes_virtual_tokens, task.packs_rows,
+             task.batch_tokens_from_rows)  # fmt: skip
+    assert all(isinstance(flag, bool) for flag in flags)
 
 
 def test_the_protocol_declares_what_callers_read():

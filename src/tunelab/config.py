@@ -226,8 +226,10 @@ class TrainingConfig(_Section):
         True,
         description="on a CPU, draw dropout masks from numpy's SFC64 instead of torch's "
         "bernoulli (same probability to 1/65,536, repeatable by seed; a MiniLM training step "
-        "1.1x faster on short texts, 1.6x on 300-token ones, see README Speed); false: "
-        "torch's own dropout, for runs that must repeat another script's random numbers",
+        "1.1x faster on short texts, 1.6x on 300-token ones, see README Speed) and write "
+        "training attention out where SDPA's fused kernel is slower (with dropout, and in "
+        "bf16); false: torch's own dropout and SDPA, for runs that must repeat another "
+        "script's random numbers",
     )
     freeze_embeddings: bool = Field(
         False,

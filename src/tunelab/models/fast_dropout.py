@@ -11,8 +11,13 @@ move the way another seed moves them, not its arithmetic. Attention dropout sits
 SDPA, which on the CPU leaves its fused kernel for a math path once dropout is on; for the
 models given these masks, training attention on the CPU is written out here instead (an
 additive padding mask, the 1/keep scaling after the product with the values), 1.6x faster
-a step on 16 x 300 tokens with the masks. GPUs, ``torch.compile`` and evaluation take
-PyTorch's own path.
+a step on 16 x 300 tokens with the masks. Without dropout, in bf16, training attention is
+written out too: the fused CPU kernel's backward is slow in bf16 (forward and backward
+1.5-9x slower than the written-out product on MiniLM's and SmolLM2's shapes, while in fp32
+and in inference it is the faster one; ``benchmarks/cpu_attention.py``), up to
+:data:`WRITTEN_OUT_MOST` score elements a call, past which its memory (the scores, kept for
+the backward, where the fused kernel keeps none) is worth more. GPUs, ``torch.compile`` and
+evaluation take PyTorch's own path.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ from torch.nn import functional
 MASK_BITS = 16
 _MASK_VALUES = 1 << MASK_BITS
 _FLAG = "_tunelab_fast_dropout"  # set on every module of a model this was applied to
+# the most batch x heads x queries x keys a training call without dropout writes out: 32 MB
+# of bf16 scores a layer (a 2,048-token row of a 9-head model is 38M and takes the fused kernel)
+WRITTEN_OUT_MOST = 1 << 24
 
 
 def keep_probability(p: float) -> float:
@@ -94,6 +102,29 @@ def _on_fast_path(x: torch.Tensor, p: float) -> bool:
     return 0.0 < p < 1.0 and x.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
+def _attention_dtype(query: torch.Tensor) -> torch.dtype:
+    """The dtype SDPA runs in: autocast's where it is on (rotary embeddings hand it fp32)."""
+    if query.dtype == torch.float32 and torch.is_autocast_enabled("cpu"):
+        return torch.get_autocast_dtype("cpu")
+    return query.dtype
+
+
+def _written_out_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                           p: float) -> bool:  # fmt: skip
+    """Whether this attention call is faster written out than through SDPA on the CPU."""
+    if _on_fast_path(query, p):
+        return True  # SDPA leaves its fused kernel once dropout is on anyway
+    return (
+        p == 0.0
+        and query.device.type == "cpu"
+        and _attention_dtype(query) == torch.bfloat16
+        and not torch.compiler.is_compiling()
+        and torch.is_grad_enabled()
+        and any(states.requires_grad for states in (query, key, value))  # a backward follows
+        and math.prod(query.shape[:3]) * key.shape[2] <= WRITTEN_OUT_MOST
+    )
+
+
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """``torch.nn.functional.dropout`` with the faster masks where they apply."""
     if not training or not _on_fast_path(x, p):
@@ -118,8 +149,8 @@ def _attention(original: Callable[..., Any]) -> Callable[..., Any]:
         causal = bool(causal and attention_mask is None and query.shape[2] > 1)
         plain = (
             not getattr(module, _FLAG, False)
-            or not _on_fast_path(query, dropout)
-            or getattr(module, "num_key_value_groups", 1) > 1
+            or not _written_out_attention(query, key, value, dropout)
+            or query.shape[1] % key.shape[1]
             or any(kwargs.get(name) is not None for name in ("position_bias", "softcap"))
             or kwargs.get("output_attentions")
             or (causal and key.shape[2] != query.shape[2])  # transformers crops the keys then
@@ -136,11 +167,22 @@ def _attention(original: Callable[..., Any]) -> Callable[..., Any]:
 def _math_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                     attention_mask: torch.Tensor | None, p: float, scaling: float | None,
                     causal: bool) -> tuple[torch.Tensor, None]:  # fmt: skip
-    """SDPA's arithmetic, written out, with the attention probabilities' dropout from here."""
-    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    """SDPA's arithmetic, written out, with the attention probabilities' dropout from here.
+
+    With fewer key and value heads than query heads (grouped-query attention), each key and
+    value head serves its run of query heads by broadcasting, not by copies.
+    """
+    batch, heads, length, size = query.shape
+    scale = scaling if scaling is not None else size**-0.5
+    groups = heads // key.shape[1]
+    if groups > 1:  # (batch, key heads, groups, length, size) against (batch, key heads, 1, ...)
+        query = query.unflatten(1, (key.shape[1], groups))
+        key, value = key.unsqueeze(2), value.unsqueeze(2)
+        if attention_mask is not None and attention_mask.dim() == 4:
+            attention_mask = attention_mask.unsqueeze(2)
     scores = torch.matmul(query * scale, key.transpose(-2, -1))  # scaled before: fewer elements
     if causal:
-        attention_mask = torch.ones(query.shape[2], key.shape[2], dtype=torch.bool,
+        attention_mask = torch.ones(length, scores.shape[-1], dtype=torch.bool,
                                     device=query.device).tril()  # fmt: skip
     if attention_mask is not None:
         if attention_mask.dtype == torch.bool:  # additive, so the gradient passes unmasked
@@ -151,10 +193,13 @@ def _math_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     # in the scores' own dtype: torch's CPU kernel works in fp32 inside for bf16 anyway, while
     # an fp32 result and its conversion back made forward and backward 5x slower (16 x 250)
     probabilities = torch.softmax(scores, dim=-1)
-    # dropped probabilities are zeroed here and the 1 / keep scaling waits for the product,
-    # which is length / head width times smaller than the probabilities
-    kept = probabilities * keep_multiplier(probabilities.shape, p, probabilities.dtype)
-    output = torch.matmul(kept, value) * (1.0 / keep_probability(p))
+    if p == 0.0:
+        output = torch.matmul(probabilities, value)
+    else:  # dropped probabilities are zeroed here and the 1 / keep scaling waits for the
+        # product, which is length / head width times smaller than the probabilities
+        kept = probabilities * keep_multiplier(probabilities.shape, p, probabilities.dtype)
+        output = torch.matmul(kept, value) * (1.0 / keep_probability(p))
+    output = output.reshape(batch, heads, length, value.shape[-1])
     return output.transpose(1, 2).contiguous(), None
 
 

@@ -184,3 +184,73 @@ def test_in_bf16_the_written_out_attention_agrees_with_torchs_within_bf16_roundi
     for (name, a), (_, b) in zip(plain.named_parameters(), fast.named_parameters(), strict=True):
         if a.grad is not None:
             assert (a.grad - b.grad).norm() <= 0.05 * a.grad.norm() + 1e-6, name
+
+
+def _llamas() -> tuple:
+    """A tiny Llama (grouped-query: 4 query heads, 2 key/value heads, no attention dropout),
+    twice with the same weights: plain, and given tunelab's CPU attention."""
+    config = transformers.LlamaConfig(
+        vocab_size=50, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=40,
+        attn_implementation="sdpa",
+    )  # fmt: skip
+    torch.manual_seed(0)
+    plain = transformers.LlamaForCausalLM(config).train()
+    fast = copy.deepcopy(plain)
+    fast_cpu_dropout(fast)
+    return plain, fast
+
+
+def _spy_written_out(monkeypatch) -> list:
+    calls = []
+    written_out = fast_dropout._math_attention
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return written_out(*args, **kwargs)
+
+    monkeypatch.setattr(fast_dropout, "_math_attention", spy)
+    return calls
+
+
+@pytest.mark.parametrize("padded", [True, False])
+def test_bf16_training_without_dropout_writes_attention_out_and_agrees_with_sdpa(
+    padded, monkeypatch
+):
+    """Grouped-query heads by broadcasting, causal with and without a padding mask; Llama
+    hands SDPA fp32 queries (its rotary embeddings) that autocast would run in bf16."""
+    calls = _spy_written_out(monkeypatch)
+    plain, fast = _llamas()
+    batch = _batch()
+    batch["labels"] = batch["input_ids"]
+    if not padded:
+        del batch["attention_mask"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected, found = plain(**batch), fast(**batch)
+    assert calls == [(4, 4, 12, 8)] * 2  # both layers, written out
+    assert torch.allclose(expected.logits.float(), found.logits.float(), atol=3e-2, rtol=3e-2)
+    expected.loss.backward()
+    found.loss.backward()
+    for (name, a), (_, b) in zip(plain.named_parameters(), fast.named_parameters(), strict=True):
+        assert (a.grad - b.grad).norm() <= 0.05 * a.grad.norm() + 1e-6, name
+
+
+def test_in_fp32_inference_or_past_the_size_limit_sdpa_keeps_attention(monkeypatch):
+    """Where the fused kernel is the faster one (fp32, no backward) or the scores would take
+    too much memory, attention without dropout stays with SDPA."""
+    calls = _spy_written_out(monkeypatch)
+    _, fast = _llamas()
+    batch = _batch()
+    del batch["labels"]
+    fast(**batch)  # fp32 training
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fast(**batch)  # bf16, no backward to come
+    assert calls == []
+    monkeypatch.setattr(fast_dropout, "WRITTEN_OUT_MOST", 4 * 4 * 12 * 12 - 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast(**batch)
+    assert calls == []
+    monkeypatch.setattr(fast_dropout, "WRITTEN_OUT_MOST", 4 * 4 * 12 * 12)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast(**batch)
+    assert len(calls) == 2

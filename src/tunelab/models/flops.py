@@ -62,10 +62,23 @@ def flops_text(flops: float) -> str:
     return f"{flops:.3g} FLOP"
 
 
-def training_flops_per_token(model: Any, sequence_length: float) -> float:
-    """FLOPs of one training step (forward and backward) per token: ``6 N + 12 L T d``."""
+def output_weights(model: Any) -> int:
+    """Weights of the model's output layer (a causal LM's vocabulary head), 0 if it has none."""
+    import torch
+
+    layer = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return layer.weight.numel() if isinstance(layer, torch.nn.Linear) else 0
+
+
+def training_flops_per_token(
+    model: Any, sequence_length: float, output_share: float = 1.0
+) -> float:
+    """FLOPs of one training step (forward and backward) per token: ``6 N + 12 L T d``;
+    ``output_share``: the share of tokens the output layer runs on (a causal LM trained on
+    its answers' logits alone, :mod:`tunelab.tasks.answer_logits`)."""
     layers, width = attention_width(model.config)
-    return 6.0 * matmul_weights(model) + 12.0 * layers * sequence_length * width
+    weights = matmul_weights(model) - (1.0 - output_share) * output_weights(model)
+    return 6.0 * weights + 12.0 * layers * sequence_length * width
 
 
 def _cache_file() -> Path:
@@ -242,17 +255,19 @@ def other_cpu_load(own_threads: int) -> float | None:
 
 
 def utilisation(
-    model: Any, tokens: float, seconds: float, sequence_length: float, precision: str
-) -> dict[str, Any]:
+    model: Any, tokens: float, seconds: float, sequence_length: float, precision: str,
+    output_share: float = 1.0,
+) -> dict[str, Any]:  # fmt: skip
     """Tokens/s, FLOPs per token and the share of the machine's peak the training loop used.
 
     Args:
         tokens: training tokens processed (padding excluded).
         seconds: the training loop's wall time.
         sequence_length: mean tokens per row (the attention term's ``T``).
+        output_share: the share of tokens the output layer ran on.
     """
     device = "cuda" if next(model.parameters()).is_cuda else "cpu"
-    per_token = training_flops_per_token(model, sequence_length)
+    per_token = training_flops_per_token(model, sequence_length, output_share)
     kind = "fp32" if precision == "fp32" else "bf16"
     peak, source = peak_flops(kind, device)
     rate = tokens / seconds if seconds > 0 else 0.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from tunelab.evaluation import report_generation
 from tunelab.evaluation.generation import generation_metrics
 from tunelab.inference import Generations, generate_in_batches
 from tunelab.models.load import from_pretrained, model_length_limit
+from tunelab.tasks.answer_logits import answer_logits_trainer, answer_loss, is_prompt_learning
 from tunelab.tasks.arrow_rows import encoded_dataset
 from tunelab.tasks.base import DataFit, StandardColumn, TrainerSetup, standard_trainer_setup
 from tunelab.tasks.causal_encoding import (
@@ -429,6 +431,19 @@ class CausalGeneration(_Generation):
     @property
     def packs_rows(self) -> bool:
         return bool(self.settings["packing"])
+
+    def trainer_setup(
+        self, model: Any, tokenizer: Any, loss: Any, train: Any, validation: Any
+    ) -> TrainerSetup:
+        """The plain setup, with logits at the answer tokens only
+        (:mod:`tunelab.tasks.answer_logits`) unless adapters add virtual tokens."""
+        setup = super().trainer_setup(model, tokenizer, loss, train, validation)
+        if loss is not None or is_prompt_learning(model):
+            return setup
+        return replace(
+            setup, trainer_class=answer_logits_trainer(setup.trainer_class),
+            inputs={**setup.inputs, "compute_loss_func": answer_loss},
+        )  # fmt: skip
 
     def finish(self, model: Any, tokenizer: Any) -> None:
         model.config.use_cache = True  # generation wants its cache back

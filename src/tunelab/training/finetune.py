@@ -554,9 +554,13 @@ def _throughput(parts: RunParts, trainer: Any, step_seconds: float) -> dict[str,
     epochs = float(getattr(trainer.state, "epoch", 0) or 0)
     if not tokens.get("total") or step_seconds <= 0 or not epochs:
         return {}
-    found = utilisation(
-        trainer.model, tokens["total"] * epochs, step_seconds, tokens["mean"], parts.precision
-    )
+    share = 1.0
+    if getattr(trainer, "answers_only", False) and not trainer.args.torch_compile:
+        from tunelab.tasks.answer_logits import answer_share
+
+        share = answer_share(parts.encoded["train"])
+    found = utilisation(trainer.model, tokens["total"] * epochs, step_seconds, tokens["mean"],
+                        parts.precision, output_share=share)  # fmt: skip
     shared = ""
     if trainer.model.device.type == "cpu":
         import torch

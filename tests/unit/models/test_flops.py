@@ -34,6 +34,11 @@ def test_a_llama_with_grouped_query_attention_and_a_tied_head():
     per_layer = 2 * 16 * 16 + 2 * 16 * 8 + 3 * 16 * 24
     assert flops.matmul_weights(model) == 2 * per_layer + 16 * 50
     assert flops.attention_width(config) == (2, 16)
+    # trained on its answers' logits alone (a quarter of the tokens), the head runs a quarter
+    assert flops.output_weights(model) == 16 * 50
+    assert flops.training_flops_per_token(model, 10, output_share=0.25) == (
+        6 * (2 * per_layer + 0.25 * 16 * 50) + 12 * 2 * 10 * 16
+    )
 
 
 def test_bf16_is_chosen_only_where_the_probe_finds_it_faster(tmp_path, monkeypatch):

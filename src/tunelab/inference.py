@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,17 @@ CHECK_SAFETY = 8.0
 CHECK_FLOOR = 1e-3  # the least margin trusted, whatever the calibration measured
 CHECK_ROWS = 64  # rows run in both precisions to measure the drift
 CHECK_BATCH = 16  # their batch size: rows of all lengths, so small batches pad little
+_ROWS_NAME: ContextVar[str] = ContextVar("tunelab_rows_name", default="")
+
+
+@contextlib.contextmanager
+def naming_rows(name: str) -> Iterator[None]:
+    """Inside, prediction's log lines say which rows they are about (``name``: a split)."""
+    token = _ROWS_NAME.set(name)
+    try:
+        yield
+    finally:
+        _ROWS_NAME.reset(token)
 
 
 def resolve_precision(requested: str) -> str:
@@ -200,10 +212,12 @@ def checked_forward(
         again = forward_in_batches(model, tokenizer, rows(close), batch_size, "fp32", ragged)
         for j, i in enumerate(close):
             outputs[i] = again[j]
-    log.info("prediction in %s, %d of %d rows in fp32 as well (%d spread over all lengths to "
+    name = _ROWS_NAME.get()
+    log.info("prediction%s in %s, %d of %d rows in fp32 as well (%d spread over all lengths to "
              "measure the drift, %.2g; %d within %.2g of a different decision)",
-             str(half).removeprefix("torch."), len(probe) + len(close), len(lengths),
-             len(probe), drift, len(close), limit)  # fmt: skip
+             f" of the {name} rows" if name else "", str(half).removeprefix("torch."),
+             len(probe) + len(close), len(lengths), len(probe), drift, len(close),
+             limit)  # fmt: skip
     return outputs
 
 

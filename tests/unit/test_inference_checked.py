@@ -156,3 +156,22 @@ def test_checked_on_half_weights_makes_no_copy(
     monkeypatch.setattr(copy, "deepcopy", no_copy)
     checked = forward_in_batches(model, tokenizer, features, 32, "checked", margin=top_two_gap)
     assert np.array_equal(checked.argmax(-1), own.argmax(-1))
+
+
+def test_the_checked_log_line_names_the_rows_it_is_about(
+    tiny_sentiment_body: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run scores validation and test one after the other: each line says which."""
+    import logging
+
+    from tunelab.inference import naming_rows
+
+    model, tokenizer, features = _sequence_setup(tiny_sentiment_body)
+    with caplog.at_level(logging.INFO, logger="tunelab.inference"):
+        with naming_rows("validation"):
+            forward_in_batches(model, tokenizer, features, 16, "checked", margin=top_two_gap)
+        forward_in_batches(model, tokenizer, features, 16, "checked", margin=top_two_gap)
+    lines = [r.getMessage() for r in caplog.records if "rows in fp32 as well" in r.getMessage()]
+    assert len(lines) == 2
+    assert lines[0].startswith("prediction of the validation rows in bfloat16, ")
+    assert lines[1].startswith("prediction in bfloat16, ")

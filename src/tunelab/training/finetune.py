@@ -24,7 +24,7 @@ from tunelab.data.audio import audio_seconds
 from tunelab.errors import RunInterrupted, UserError
 from tunelab.evaluation.model_card import write_model_card
 from tunelab.evaluation.report import build_report
-from tunelab.inference import resolve_precision, resolve_prediction_precision
+from tunelab.inference import naming_rows, resolve_precision, resolve_prediction_precision
 from tunelab.models.adapters import (
     PROMPT_METHODS,
     TASK_TYPES,
@@ -675,14 +675,14 @@ def score(parts: RunParts, fitted: FitResult) -> Scores:
     # let packed rows see each other)
     task.finish(base_model(model), parts.tokenizer)
     batch_size = parts.config.training.eval_batch_size
+    outputs = {}
     with tokenizer_threads():
-        outputs = {
-            split: task.forward(model, parts.tokenizer, splits[split], parts.max_length,
-                                batch_size, _scoring_precision(parts.precision,
-                                                               len(splits[split])))
-            for split in task.evaluated_splits
-            if split in splits
-        }  # fmt: skip
+        for split in (name for name in task.evaluated_splits if name in splits):
+            with naming_rows(split):
+                outputs[split] = task.forward(
+                    model, parts.tokenizer, splits[split], parts.max_length, batch_size,
+                    _scoring_precision(parts.precision, len(splits[split])),
+                )  # fmt: skip
     if "validation" in outputs:
         metrics["calibration"] = task.calibrate(outputs["validation"], splits["validation"])
     for split in ("validation", "test"):  # a split may have a loss, outputs, or both

@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import gc
 import json
-import logging
 import os
 import shlex
 import sys
@@ -35,8 +34,8 @@ from tunelab.models.catalog import (
     recommendation_json,
 )
 from tunelab.outputs import write_json, write_text
+from tunelab.process_defaults import watched_process_defaults
 from tunelab.runs import compare_runs, format_comparison, format_runs, list_runs
-from tunelab.tokenizer_threads import one_core_by_default
 
 # Commands import the API, the stages, the studies and the task registry inside their bodies:
 # those pull in numpy, pandas and scikit-learn, and `tunelab --help` should not wait for them.
@@ -142,16 +141,6 @@ runs_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(runs_app, name="runs")
-
-
-def _setup_logging() -> None:
-    logging.basicConfig(format="tunelab: %(levelname)s: %(message)s", level=logging.WARNING)
-    logging.getLogger("tunelab").setLevel(logging.INFO)
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    # Loading and saving bars of a few milliseconds; the training bar stays.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    one_core_by_default()  # tokenising a data set lifts it (tunelab.tokenizer_threads)
 
 
 COUNTS = {"predicted_classes"}  # stored as floats beside the scores, read as whole numbers
@@ -1146,7 +1135,7 @@ def main() -> None:
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
     collector.collect_rarely()
-    _setup_logging()
+    watched_process_defaults()
     try:
         app()
     except UserError as exc:

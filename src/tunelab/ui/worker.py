@@ -11,7 +11,6 @@ saving a checkpoint after the current step (``--resume`` continues it).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 from tunelab.config import build_config
 from tunelab.errors import RunInterrupted, UserError, one_line
-from tunelab.tokenizer_threads import one_core_by_default
+from tunelab.process_defaults import watched_process_defaults
 from tunelab.ui.jobs import CANCELLED, FAILED, FINISHED, JobStore
 
 log = logging.getLogger("tunelab")
@@ -125,12 +124,7 @@ def run_job(store: JobStore, job_id: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the worker process (started by :class:`tunelab.ui.jobs.Scheduler`)."""
     args = argv if argv is not None else sys.argv[1:]
-    logging.basicConfig(format="tunelab: %(levelname)s: %(message)s", level=logging.WARNING)
-    logging.getLogger("tunelab").setLevel(logging.INFO)
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    one_core_by_default()
+    watched_process_defaults()
     return run_job(JobStore(Path(args[0])), int(args[1]))
 
 

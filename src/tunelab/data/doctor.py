@@ -13,7 +13,12 @@ import numpy as np
 import pandas as pd
 
 from tunelab.data.clean import is_blank, label_set
-from tunelab.data.duplicates import conflicting_labels, duplicate_summary, leakage
+from tunelab.data.duplicates import (
+    conflicting_labels,
+    duplicate_summary,
+    leakage,
+    near_duplicate_keys,
+)
 from tunelab.data.label_noise import (
     encoded_labels,
     label_error_summary,
@@ -135,6 +140,8 @@ def diagnose(
     report: dict[str, Any] = {"columns": {k: v for k, v in columns.items() if v}, "splits": {}}
     row_texts = {name: _row_texts(frame, text_column, text_pair_column)
                  for name, frame in splits.items()}  # fmt: skip
+    # normalised once a split: duplicates, conflicts and leakage all compare these
+    keys = {name: near_duplicate_keys(texts) for name, texts in row_texts.items()}
     for name, frame in splits.items():
         blank = frame[text_column].map(is_blank)
         if text_pair_column:
@@ -152,10 +159,11 @@ def diagnose(
             ]
             valid = valid[~valid[label_column].map(is_blank)]
         texts = row_texts[name].loc[valid.index]
-        section["duplicates"] = duplicate_summary(texts)
+        valid_keys = keys[name].loc[valid.index]
+        section["duplicates"] = duplicate_summary(texts, keys=valid_keys)
         if label_column:
             labels = label_values(valid[label_column], label_separator)
-            section["conflicts"] = conflicting_labels(texts, labels)
+            section["conflicts"] = conflicting_labels(texts, labels, keys=valid_keys)
             targets = numeric_targets(labels)
             if targets is not None:
                 section["target_values"] = _percentiles(targets) | {"min": float(targets.min())}
@@ -166,7 +174,8 @@ def diagnose(
         section["text_problems"] = text_problems(texts)
         report["splits"][name] = section
     if len(splits) > 1:
-        report["leakage"] = leakage({n: texts.dropna() for n, texts in row_texts.items()})
+        report["leakage"] = leakage({n: texts.dropna() for n, texts in row_texts.items()},
+                                    keys=keys)  # fmt: skip
     train = splits.get("train")
     if find_label_errors and label_column and train is not None:
         report["label_errors"] = _label_errors(

@@ -14,14 +14,17 @@ def near_duplicate_keys(texts: pd.Series) -> pd.Series:
     return texts.astype(str).map(normalized_text)
 
 
-def duplicate_summary(texts: pd.Series, examples: int = 5) -> dict[str, Any]:
+def duplicate_summary(
+    texts: pd.Series, examples: int = 5, keys: pd.Series | None = None
+) -> dict[str, Any]:
     """Counts and examples of exact and near duplicates within one split.
 
     A row counts as a duplicate when an earlier row has the same text (exact) or the same
-    normalised key (near); the first occurrence is not counted.
+    normalised key (near); the first occurrence is not counted. ``keys``: the texts'
+    :func:`near_duplicate_keys`, where the caller has them already.
     """
     exact = texts.astype(str).str.strip().duplicated()
-    keys = near_duplicate_keys(texts)
+    keys = near_duplicate_keys(texts) if keys is None else keys
     near = keys.duplicated() & (keys != "")
     groups = keys[near].value_counts()
     shown = []
@@ -38,9 +41,12 @@ def duplicate_summary(texts: pd.Series, examples: int = 5) -> dict[str, Any]:
     }
 
 
-def conflicting_labels(texts: pd.Series, labels: pd.Series, examples: int = 5) -> dict[str, Any]:
-    """Near-identical texts that carry different labels."""
-    keys = near_duplicate_keys(texts)
+def conflicting_labels(
+    texts: pd.Series, labels: pd.Series, examples: int = 5, keys: pd.Series | None = None
+) -> dict[str, Any]:
+    """Near-identical texts that carry different labels (``keys`` as in
+    :func:`duplicate_summary`)."""
+    keys = near_duplicate_keys(texts) if keys is None else keys
     label_text = labels.map(lambda v: "|".join(map(str, v)) if isinstance(v, list) else str(v))
     per_key = label_text.groupby(keys).nunique()
     conflicted = per_key.index[(per_key > 1) & (per_key.index != "")]
@@ -60,17 +66,23 @@ def conflicting_labels(texts: pd.Series, labels: pd.Series, examples: int = 5) -
     }
 
 
-def leakage(splits: dict[str, pd.Series], examples: int = 5) -> dict[str, Any]:
-    """Texts of a held-out split that also occur in training (or validation), exact and near."""
+def leakage(
+    splits: dict[str, pd.Series], examples: int = 5, keys: dict[str, pd.Series] | None = None
+) -> dict[str, Any]:
+    """Texts of a held-out split that also occur in training (or validation), exact and near
+    (``keys``: each split's :func:`near_duplicate_keys`, at least for its rows here)."""
+    known = keys or {}
+    keys = {name: known[name] if name in known else near_duplicate_keys(texts)
+            for name, texts in splits.items()}  # fmt: skip
     result: dict[str, Any] = {}
     names = list(splits)
     for i, held in enumerate(names):
         for earlier in names[:i]:
             exact_seen = set(splits[earlier].astype(str).str.strip())
-            near_seen = set(near_duplicate_keys(splits[earlier])) - {""}
+            near_seen = set(keys[earlier].loc[splits[earlier].index]) - {""}
             texts = splits[held]
             exact = texts.astype(str).str.strip().isin(exact_seen)
-            near = near_duplicate_keys(texts).isin(near_seen)
+            near = keys[held].loc[texts.index].isin(near_seen)
             result[f"{held}_in_{earlier}"] = {
                 "exact": int(exact.sum()),
                 "near": int(near.sum()),

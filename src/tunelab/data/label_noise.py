@@ -27,9 +27,9 @@ def _quick_features(texts: list[str], words: bool | None = None) -> Any:
     def weighted(**analyzer: Any) -> Any:
         # float32, weighted in place: a third of the memory of float64 and a weighted copy
         # (the doctor's peak on a million texts fell from 7.6 to 4.4 GB)
-        hashed = HashingVectorizer(
+        hashed = _hashed(HashingVectorizer(
             **analyzer, n_features=2**20, alternate_sign=False, norm=None, dtype=np.float32
-        ).transform(texts)
+        ), texts)  # fmt: skip
         return TfidfTransformer(sublinear_tf=True).fit(hashed).transform(hashed, copy=False)
 
     characters = weighted(analyzer="char", ngram_range=(1, 3))
@@ -37,6 +37,27 @@ def _quick_features(texts: list[str], words: bool | None = None) -> Any:
         return characters
     word_grams = weighted(analyzer="word", ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b")
     return hstack([characters, word_grams], format="csr")
+
+
+PARALLEL_FROM = 10_000  # texts: below, starting worker processes costs more than it saves
+HASHING_CHUNKS = 8  # pieces of the texts hashed by the workers: the last ones balance the load
+
+
+def _hashed(vectorizer: Any, texts: list[str]) -> Any:
+    """``vectorizer.transform(texts)``, on every core for many texts: a hashing vectorizer has
+    nothing fitted, so pieces hashed apart and stacked are the same matrix, and its n-grams
+    are cut in Python, one core's work (100,000 reviews: 5.4 s on one core, 3.0 s on two)."""
+    if len(texts) < PARALLEL_FROM:
+        return vectorizer.transform(texts)
+    from joblib import Parallel, delayed
+    from scipy.sparse import vstack
+
+    size = -(-len(texts) // HASHING_CHUNKS)
+    pieces = Parallel(n_jobs=-1)(
+        delayed(vectorizer.transform)(texts[start : start + size])
+        for start in range(0, len(texts), size)
+    )
+    return vstack(pieces, format="csr")
 
 
 def spaced_words(texts: list[str]) -> bool:

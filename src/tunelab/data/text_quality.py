@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 
 import pandas as pd
@@ -37,9 +36,13 @@ def is_mojibake(text: str) -> bool:
     return False
 
 
+# Unicode's control characters (category Cc: C0, DEL and C1) less tab, line feed and return
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def has_control_characters(text: str) -> bool:
     """Control characters other than tab and newlines (often a sign of binary junk)."""
-    return any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in text)
+    return _CONTROL.search(text) is not None
 
 
 def text_problems(texts: pd.Series, examples: int = 3) -> dict[str, Any]:

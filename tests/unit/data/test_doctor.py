@@ -383,3 +383,45 @@ def test_the_quick_model_reads_words_where_spaces_mark_them():
     assert spaced_words(english) and not spaced_words(chinese) and not spaced_words([""])
     assert _quick_features(english).shape[1] == 2 * _quick_features(chinese).shape[1]
     assert _quick_features(english, words=False).shape == _quick_features(chinese).shape
+
+
+def test_each_splits_texts_are_normalised_once(tmp_path, monkeypatch):
+    """Duplicates, conflicts and leakage compare the same near-duplicate keys: made once a
+    split (on a million rows each pass took about 10 s)."""
+    from tunelab.data import doctor, duplicates
+
+    planted(tmp_path)
+    frames = {"train": read_table(tmp_path / "train.csv"),
+              "test": read_table(tmp_path / "test.csv")}  # fmt: skip
+    made = []
+    keys = doctor.near_duplicate_keys
+    monkeypatch.setattr(doctor, "near_duplicate_keys", lambda t: made.append(len(t)) or keys(t))
+    monkeypatch.setattr(duplicates, "near_duplicate_keys",
+                        lambda t: pytest.fail("keys made again"))  # fmt: skip
+    report = diagnose(frames, "text", "label", find_label_errors=False)
+    assert made == [len(frames["train"]), len(frames["test"])]
+    assert report["splits"]["train"]["duplicates"]["near_duplicates"] == 20
+    assert report["leakage"]["test_in_train"]["exact"] == 10
+
+
+def test_control_characters_are_unicodes_less_tab_and_newlines():
+    import unicodedata
+
+    from tunelab.data.text_quality import has_control_characters
+
+    for point in range(0x3000):
+        character = chr(point)
+        expected = unicodedata.category(character) == "Cc" and character not in "\t\n\r"
+        assert has_control_characters(f"a{character}b") == expected, hex(point)
+
+
+def test_texts_hashed_in_pieces_on_every_core_give_the_same_features(monkeypatch):
+    from tunelab.data import label_noise
+
+    texts = make_reviews(300, seed=4)["text"].tolist()
+    monkeypatch.setattr(label_noise, "PARALLEL_FROM", 10**9)
+    alone = label_noise._quick_features(texts)
+    monkeypatch.setattr(label_noise, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(label_noise, "HASHING_CHUNKS", 7)  # pieces of uneven size
+    pieces = label_noise._quick_features(texts)
+    assert pieces.shape == alone.shape and (pieces != alone).nnz == 0

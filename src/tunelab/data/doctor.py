@@ -140,8 +140,9 @@ def diagnose(
     report: dict[str, Any] = {"columns": {k: v for k, v in columns.items() if v}, "splits": {}}
     row_texts = {name: _row_texts(frame, text_column, text_pair_column)
                  for name, frame in splits.items()}  # fmt: skip
-    # normalised once a split: duplicates, conflicts and leakage all compare these
-    keys = {name: near_duplicate_keys(texts) for name, texts in row_texts.items()}
+    # normalised once a split (missing texts aside): duplicates, conflicts and leakage all
+    # compare these
+    keys = {name: near_duplicate_keys(texts.dropna()) for name, texts in row_texts.items()}
     for name, frame in splits.items():
         blank = frame[text_column].map(is_blank)
         if text_pair_column:

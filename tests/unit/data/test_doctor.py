@@ -425,3 +425,15 @@ def test_texts_hashed_in_pieces_on_every_core_give_the_same_features(monkeypatch
     monkeypatch.setattr(label_noise, "HASHING_CHUNKS", 7)  # pieces of uneven size
     pieces = label_noise._quick_features(texts)
     assert pieces.shape == alone.shape and (pieces != alone).nnz == 0
+
+
+def test_missing_texts_are_reported_not_normalised():
+    """A missing cell (NaN) is an empty text in the report; the near-duplicate keys, made
+    once a split, skip it rather than fail on it."""
+    train = pd.DataFrame({"text": ["好评", None, "好评！", "差评"], "label": ["p", "p", "p", "n"]})
+    test = pd.DataFrame({"text": [None, "差评。"], "label": ["n", "n"]})
+    report = diagnose({"train": train, "test": test}, "text", "label", find_label_errors=False)
+    assert report["splits"]["train"]["empty_texts"] == [1]
+    assert report["splits"]["test"]["empty_texts"] == [0]
+    assert report["splits"]["train"]["duplicates"]["near_duplicates"] == 1
+    assert report["leakage"]["test_in_train"]["near"] == 1

@@ -98,8 +98,12 @@ class _ScaleKept(torch.autograd.Function):
         return (grad * kept).mul_(ctx.scale), None, None
 
 
+def _cpu_eager(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
 def _on_fast_path(x: torch.Tensor, p: float) -> bool:
-    return 0.0 < p < 1.0 and x.device.type == "cpu" and not torch.compiler.is_compiling()
+    return 0.0 < p < 1.0 and _cpu_eager(x)
 
 
 def _attention_dtype(query: torch.Tensor) -> torch.dtype:
@@ -112,13 +116,13 @@ def _attention_dtype(query: torch.Tensor) -> torch.dtype:
 def _written_out_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                            p: float) -> bool:  # fmt: skip
     """Whether this attention call is faster written out than through SDPA on the CPU."""
-    if _on_fast_path(query, p):
+    if not _cpu_eager(query):
+        return False
+    if 0.0 < p < 1.0:
         return True  # SDPA leaves its fused kernel once dropout is on anyway
     return (
         p == 0.0
-        and query.device.type == "cpu"
         and _attention_dtype(query) == torch.bfloat16
-        and not torch.compiler.is_compiling()
         and torch.is_grad_enabled()
         and any(states.requires_grad for states in (query, key, value))  # a backward follows
         and math.prod(query.shape[:3]) * key.shape[2] <= WRITTEN_OUT_MOST

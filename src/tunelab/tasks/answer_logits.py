@@ -110,16 +110,20 @@ def answer_logits_trainer(trainer_class: Any) -> Any:
     """``trainer_class`` computing logits at the answer tokens only (see the module)."""
 
     class AnswerLogitsTrainer(trainer_class):  # type: ignore[misc, valid-type]
-        answers_only = True  # read by the throughput count: the output layer's FLOPs shrink
+        @property
+        def answers_only(self) -> bool:
+            """Whether training runs the output layer at the answers alone (the throughput
+            count reads it too: the layer's FLOPs shrink with it)."""
+            return self.model.get_output_embeddings() is not None and not self.args.torch_compile
 
         def compute_loss(
             self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
             num_items_in_batch: Any = None,
         ) -> Any:  # fmt: skip
-            layer = self.model.get_output_embeddings()
             labels = inputs.get("labels")
-            if labels is None or layer is None or self.args.torch_compile:
+            if labels is None or not self.answers_only:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            layer = self.model.get_output_embeddings()
             with logits_at(layer, answer_positions(labels)):
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 

@@ -555,7 +555,7 @@ def _throughput(parts: RunParts, trainer: Any, step_seconds: float) -> dict[str,
     if not tokens.get("total") or step_seconds <= 0 or not epochs:
         return {}
     share = 1.0
-    if getattr(trainer, "answers_only", False) and not trainer.args.torch_compile:
+    if getattr(trainer, "answers_only", False):
         from tunelab.tasks.answer_logits import answer_share
 
         share = answer_share(parts.encoded["train"])

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 
-from arms import machine, man_summary, now_against, rotating, smollm2_lora_run
+from arms import machine, man_summary, median_ms, now_against, rotating, smollm2_lora_run
+from results_file import write_results
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "answer_logits.json"
@@ -73,19 +73,17 @@ def _step_ms(model, drawn: list[dict], repeats: int) -> dict[str, float]:
             loss = answer_loss(model(**inputs), batch["labels"])
         loss.backward()
 
-    arms = {"full_logits": full_logits, "answer_logits": answer_logits}
-    for step in arms.values():  # warm-up
-        step(drawn[0])
-        model.zero_grad(set_to_none=True)
-    seconds: dict[str, list[float]] = {name: [] for name in arms}
-    for _ in range(repeats):
-        for name, step in arms.items():
-            started = time.perf_counter()
+    def over_the_batches(step: Callable[[dict], None]) -> Callable[[], None]:
+        def run() -> None:
             for batch in drawn:
                 step(batch)
                 model.zero_grad(set_to_none=True)
-            seconds[name].append((time.perf_counter() - started) / len(drawn))
-    return {name: round(statistics.median(spent) * 1000, 1) for name, spent in seconds.items()}
+
+        return run
+
+    arms = {"full_logits": full_logits, "answer_logits": answer_logits}
+    ms = median_ms({name: over_the_batches(step) for name, step in arms.items()}, repeats)
+    return {name: round(spent / len(drawn), 1) for name, spent in ms.items()}
 
 
 def steps(repeats: int, batches: int) -> list[dict]:
@@ -154,7 +152,7 @@ def main() -> None:
         results["steps"] = steps(args.repeats, args.batches)
     if "e2e" in parts:
         results["e2e"] = e2e(args.e2e_repeats, args.before_src)
-    args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    write_results(args.out, results)
     print(f"wrote {args.out}")
 
 

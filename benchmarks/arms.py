@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -224,3 +225,16 @@ def now_against(runs: dict[str, list[dict]], now: str = "now") -> dict[str, dict
         for arm in runs
         if arm != now
     }
+
+
+def median_ms(arms: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median milliseconds of each arm, the arms taking turns (after one warm-up each)."""
+    for run in arms.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    for _ in range(repeats):
+        for name, run in arms.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    return {name: round(statistics.median(spent) * 1000, 2) for name, spent in times.items()}

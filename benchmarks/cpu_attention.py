@@ -37,13 +37,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from arms import machine, now_against, rotating, smollm2_lora_run
+from arms import machine, median_ms, now_against, rotating, smollm2_lora_run
+from results_file import write_results
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "cpu_attention.json"
@@ -56,23 +55,6 @@ KERNEL_SHAPES = [
     ("SmolLM2, padded batch", 8, 9, 3, 256, 64, "padding+causal"),
     ("SmolLM2, one causal row", 1, 9, 3, 1024, 64, "causal"),
 ]
-
-
-def _timed(run: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    run()
-    return time.perf_counter() - started
-
-
-def _alternating(arms: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median milliseconds of each arm, the arms taking turns (after one warm-up each)."""
-    for run in arms.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in arms}
-    for _ in range(repeats):
-        for name, run in arms.items():
-            times[name].append(_timed(run))
-    return {name: round(statistics.median(spent) * 1000, 2) for name, spent in times.items()}
 
 
 def _mask(batch: int, length: int, kind: str):
@@ -133,7 +115,7 @@ def kernels(repeats: int) -> list[dict]:
 
                 run = _training if mode == "train" else _inference
                 arms = {"fused_sdpa": run(fused), "written_out": run(written_out)}
-                ms = _alternating(arms, repeats)
+                ms = median_ms(arms, repeats)
                 rows.append({
                     "shape": name, "batch": batch, "heads": heads, "key_value_heads": kv_heads,
                     "length": length, "head_size": size, "mask": kind,
@@ -190,7 +172,7 @@ def _step_arms(
 
         return run
 
-    ms = _alternating({"plain_sdpa": step(plain), "tunelab": step(tunelab)}, repeats)
+    ms = median_ms({"plain_sdpa": step(plain), "tunelab": step(tunelab)}, repeats)
     return {
         "model": model_name, "lora": lora, "batch": batch, "length": length, "settings": config,
         "precision": "bf16 autocast", "ms_a_step": ms,
@@ -250,7 +232,7 @@ def main() -> None:
         results["steps"] = steps(args.repeats)
     if "e2e" in parts:
         results["e2e"] = e2e(args.e2e_repeats, args.before_src)
-    args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    write_results(args.out, results)
     print(f"wrote {args.out}")
 
 

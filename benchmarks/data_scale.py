@@ -26,7 +26,9 @@ drawn twice unedited) and some near copies (differing in punctuation only), as c
 data is.
 Peak memory is the worker's own high-water mark (``VmHWM``; see ``arms.peak_mb``). Each size
 runs in its own process; the growth factor from one size to the next should be no worse than
-the row factor (10x).
+the row factor (10x). ``--before-src SRC`` (an earlier commit's ``src`` folder, e.g. from
+``git worktree add``) runs instead each size's worker with that tunelab and with this one,
+``--repeats`` times each in rotating order, into ``data_scale-against-before.json``.
 
 Usage::
 
@@ -46,7 +48,7 @@ import sys
 import time
 from pathlib import Path
 
-from arms import peak_mb
+from arms import peak_mb, rotating
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -191,6 +193,8 @@ def main() -> None:
         help="count and encode the training rows in two tokenisations, as before the first "
         "was kept (writes data_scale-tokenise-twice.json)",
     )  # fmt: skip
+    parser.add_argument("--before-src", type=Path, help="an earlier checkout's src folder")
+    parser.add_argument("--repeats", type=int, default=2, help="with --before-src")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -203,17 +207,36 @@ def main() -> None:
     results: dict = {"threads": args.threads, "sizes": {}}
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads),
            "TOKENIZERS_PARALLELISM": "false", "TUNELAB_LOG": "WARNING"}  # fmt: skip
+    twice = ["--tokenise-twice"] if args.tokenise_twice else []
+
+    def run_worker(path: Path, src: Path | None = None) -> dict:
+        environment = {**env, "PYTHONPATH": str(src)} if src else env
+        command = [sys.executable, __file__, "--worker", str(path), *twice]
+        done = subprocess.run(command, env=environment, capture_output=True, text=True,
+                              check=True)  # fmt: skip
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def against_before(path: Path) -> dict:
+        def arm(name: str) -> dict:
+            return {"arm": name, **run_worker(path, args.before_src if name == "before" else None)}
+
+        return rotating(["before", "now"], args.repeats, arm)
+
     for size in [int(s) for s in args.sizes.split(",")]:
         path = WORK / f"rows-{size}.csv"
         if not path.exists():
             write_rows(size, path)
-        twice = ["--tokenise-twice"] if args.tokenise_twice else []
-        done = subprocess.run([sys.executable, __file__, "--worker", str(path), *twice], env=env,
-                              capture_output=True, text=True, check=True)  # fmt: skip
-        results["sizes"][str(size)] = json.loads(done.stdout.strip().splitlines()[-1])
+        if args.before_src:  # this tunelab against an earlier one, worker by worker
+            results["sizes"][str(size)] = against_before(path)
+            RESULTS.with_stem(f"{RESULTS.stem}-against-before").write_text(
+                json.dumps({**results, "before_src": str(args.before_src)}, indent=1) + "\n"
+            )
+            continue
+        results["sizes"][str(size)] = run_worker(path)
         print(json.dumps(results["sizes"][str(size)]), flush=True)
         results_file.write_text(json.dumps(results, indent=1) + "\n")
-    print(table(results))
+    if not args.before_src:
+        print(table(results))
 
 
 if __name__ == "__main__":

@@ -193,7 +193,7 @@ def run_child(args: argparse.Namespace) -> dict:
     """One arm in this process: its result, with the peak resident memory."""
     from tunelab.models.load import resolve_model_source
 
-    out = Path(tempfile.mkdtemp(prefix=f"train-speed-{args.child}-"))
+    out = args.work
     model_dir = resolve_model_source(args.model)
     if args.child.startswith("tunelab"):
         result = _tunelab(model_dir, args, out, variant=args.child)
@@ -211,9 +211,11 @@ def _launch(arm: str, data: str, args: argparse.Namespace) -> dict:
         "--seed", str(args.seed), "--script-warmup", str(args.script_warmup),
         *[f"--set={s}" for s in args.set or []],
     ]  # fmt: skip
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    seconds = time.perf_counter() - started
+    # the folder is removed after the clock stops: a run's outputs are hundreds of MB per arm
+    with tempfile.TemporaryDirectory(prefix=f"train-speed-{arm}-") as work:
+        started = time.perf_counter()
+        done = subprocess.run([*command, "--work", work], capture_output=True, text=True, cwd=ROOT)
+        seconds = time.perf_counter() - started
     if done.returncode:
         raise SystemExit(f"{arm} on {data} failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -290,6 +292,7 @@ def main() -> None:
                         "gets MiniLM as a folder: benchmarks/gpu_model.py)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--child", choices=ARMS, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # one arm; JSON on the last line
         print(json.dumps(run_child(args)))

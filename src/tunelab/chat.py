@@ -42,8 +42,9 @@ def load_vision_chat_model(name: str | Path) -> tuple[Any, Any, list[int]]:
     """A vision-language model folder (an image-text-to-text run or any HF folder that
     ``AutoModelForImageTextToText`` loads), its processor and the token ids that end an
     answer."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
 
+    from tunelab.models.vision_processor import VisionProcessor
     from tunelab.tasks.image_chat import turn_end_ids
 
     path = Path(name)
@@ -54,7 +55,7 @@ def load_vision_chat_model(name: str | Path) -> tuple[Any, Any, list[int]]:
     except ValueError:  # the auto class has no mapping for the folder's architecture
         raise UserError(f"{name} is not a vision-language model; --image needs one that "
                         "reads images, such as an image-text-to-text run") from None  # fmt: skip
-    processor = from_pretrained(AutoProcessor, str(path))
+    processor = from_pretrained(VisionProcessor, str(path))
     if getattr(processor, "chat_template", None) is None:
         raise UserError(f"{name} has no chat template in its processor; --image needs a chat "
                         "model that reads images (an image-text-to-text run)")  # fmt: skip

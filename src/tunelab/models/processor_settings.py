@@ -14,6 +14,9 @@ from typing import Any
 
 from tunelab.errors import UserError
 
+# what an image processor's declared keyword arguments hold besides settings of its own
+_NOT_SETTINGS = frozenset({"return_tensors", "data_format", "input_data_format", "device"})
+
 
 def _parts(processor: Any) -> list[Any]:
     """The objects a setting can belong to: the image processor first, then the processor."""
@@ -29,14 +32,26 @@ def check_processor_settings(processor: Any, settings: dict[str, Any]) -> None:
     """
     parts = _parts(processor)
     for key in settings:
-        if not any(hasattr(part, key) for part in parts):
+        if not any(hasattr(part, key) or key in _declared(part) for part in parts):
             simple = (int, float, bool, dict, list)
-            known = sorted(name for name, value in vars(parts[0]).items()
-                           if not name.startswith("_") and isinstance(value, simple))  # fmt: skip
+            held = {name for name, value in vars(parts[0]).items()
+                    if not name.startswith("_") and isinstance(value, simple)}  # fmt: skip
+            known = sorted(held | (_declared(parts[0]) - _NOT_SETTINGS))
             raise UserError(
                 f"image.processor: '{key}' is not a setting of this model's "
-                f"{type(parts[0]).__name__}; its settings include {', '.join(known[:20])}"
+                f"{type(parts[0]).__name__}; its settings include {', '.join(known[:30])}"
             )
+
+
+def _declared(part: Any) -> frozenset[str]:
+    """The settings a transformers 5 image processor declares it takes (its ``valid_kwargs``
+    TypedDict): some it folds into others as it loads, as Qwen2-VL's ``min_pixels`` and
+    ``max_pixels`` into ``size``, so no attribute of that name remains."""
+    declared = getattr(part, "valid_kwargs", None)
+    keys = getattr(declared, "__required_keys__", frozenset()) | getattr(
+        declared, "__optional_keys__", frozenset()
+    )
+    return frozenset(keys)
 
 
 def image_tokens_per_image(processor: Any, image: Any) -> int | None:

@@ -3,7 +3,8 @@
 Tests and the offline examples need a VLM that loads the way a published one does: through
 ``AutoModelForImageTextToText`` and ``AutoProcessor``, with a processor that expands each
 ``<image>`` of the chat template into the image's tokens. SmolVLM/Idefics3 is the family that
-needs nothing beyond transformers and Pillow (Qwen2-VL's processor also wants torchvision),
+needs nothing beyond transformers and Pillow (Qwen2-VL's processor holds a video part that
+wants torchvision, which :mod:`tunelab.models.vision_processor` leaves out where it is missing),
 so the scratch model is an ``Idefics3ForConditionalGeneration``: a SigLIP-style vision
 encoder, a pixel-shuffle connector (``scale_factor``) and a Llama decoder, under a byte-level
 BPE tokenizer trained on the given texts, with a ChatML template that takes images in user

@@ -41,6 +41,7 @@ from tunelab.models.choice import SCRATCH_VLM
 from tunelab.models.processor_settings import image_tokens_per_image
 from tunelab.tasks.base import DataFit
 from tunelab.tasks.file_classification import LABEL, PATH
+from tunelab.tasks.image_classification import model_input_side
 from tunelab.tasks.image_to_text import ImageToText
 from tunelab.tasks.token_windows import IGNORE
 from tunelab.tasks.vlm_encoding import (
@@ -125,7 +126,9 @@ class ImageTextToText(ImageToText):
         settings = {key: getattr(generation, key) for key in
                     ("max_target_length", "max_new_tokens", "num_beams")}  # fmt: skip
         train_vision = config.image.train_vision or config.model.name == SCRATCH_VLM
-        return cls(config.data.drop_invalid, settings, train_vision)
+        task = cls(config.data.drop_invalid, settings, train_vision)
+        task.input_side = model_input_side(config)  # the doctor flags images smaller than this
+        return task
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> Self:

@@ -73,18 +73,40 @@ IMAGE_GRAPH = OnnxGraph(pixel_logits_module, example=pixel_example)
 
 def model_input_side(config: Any) -> int:
     """The side in pixels the model reads images at: a local model folder's image processor
-    size (``preprocessor_config.json``), else ``image.scratch_size`` (scratch-vit's, and the
-    best guess before ``auto`` or a hub id is resolved)."""
-    processor = Path(str(config.model.name)) / "preprocessor_config.json"
-    if processor.is_file():
-        size = json.loads(processor.read_text(encoding="utf-8")).get("size")
-        if isinstance(size, int):
-            return size
-        if isinstance(size, dict):
-            sides = [v for k, v in size.items() if k in ("height", "width", "shortest_edge")]
-            if sides and all(isinstance(v, int) for v in sides):
-                return min(sides)
+    size (``preprocessor_config.json``, or the image processor in ``processor_config.json``),
+    else ``image.scratch_size`` (scratch-vit's, and the best guess before ``auto`` or a hub
+    id is resolved). A processor that keeps each image's own size between a least and a most
+    number of pixels (Qwen2-VL's ``min_pixels``, which ``image.processor`` may set) enlarges
+    only images below the least: the side of that square."""
+    settings = _image_processor_settings(Path(str(config.model.name)))
+    size = settings.get("size")
+    least = config.image.processor.get("min_pixels", settings.get("min_pixels"))
+    if "merge_size" in settings and isinstance(size, dict) and least is None:
+        least = size.get("shortest_edge")  # transformers 5 keeps min_pixels there
+    if "merge_size" in settings and isinstance(least, int):
+        return math.isqrt(least)
+    if isinstance(size, int):
+        return size
+    if isinstance(size, dict):
+        sides = [v for k, v in size.items() if k in ("height", "width", "shortest_edge")]
+        if sides and all(isinstance(v, int) for v in sides):
+            return min(sides)
     return int(config.image.scratch_size)
+
+
+def _image_processor_settings(folder: Path) -> dict[str, Any]:
+    """The saved settings of a model folder's image processor; empty where it has none."""
+    for name, key in (
+        ("preprocessor_config.json", None),
+        ("processor_config.json", "image_processor"),
+    ):
+        path = folder / name
+        if path.is_file():
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            settings = saved.get(key) if key else saved
+            if isinstance(settings, dict):
+                return settings
+    return {}
 
 
 class ImageClassification(FileClassification):

@@ -31,7 +31,7 @@ from tunelab.models.load import from_pretrained
 from tunelab.tasks.base import DataFit, TrainerSetup, standard_trainer_setup
 from tunelab.tasks.file_classification import LABEL, PATH, checkpoint_loading_trainer
 from tunelab.tasks.generation import degenerate_shares
-from tunelab.tasks.image_classification import ImageClassification
+from tunelab.tasks.image_classification import ImageClassification, model_input_side
 
 log = logging.getLogger("tunelab")
 
@@ -120,7 +120,9 @@ class ImageToText(ImageClassification):
         generation = config.generation
         settings = {key: getattr(generation, key) for key in
                     ("max_target_length", "max_new_tokens", "num_beams")}  # fmt: skip
-        return cls(config.image.column, text, config.image.augment, data.drop_invalid, settings)
+        task = cls(config.image.column, text, config.image.augment, data.drop_invalid, settings)
+        task.input_side = model_input_side(config)  # the doctor flags images smaller than this
+        return task
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> Self:
@@ -247,11 +249,11 @@ class ImageToText(ImageClassification):
         return AutoModelForImageTextToText
 
     def processor_class(self) -> Any:
-        """``AutoProcessor``: a TrOCR-style processor holding the image processor and the
-        tokenizer of the decoder."""
-        from transformers import AutoProcessor
+        """``AutoProcessor`` (a TrOCR-style processor holding the image processor and the
+        tokenizer of the decoder), able to load a video-capable one without torchvision."""
+        from tunelab.models.vision_processor import VisionProcessor
 
-        return AutoProcessor
+        return VisionProcessor
 
     def build_model(self, source: str, **load_kwargs: Any) -> Any:
         return from_pretrained(self.auto_model_class(), source, **load_kwargs)

@@ -29,6 +29,9 @@ from tunelab.tasks.token_windows import IGNORE
 TOKEN_KEYS = frozenset(
     {"input_ids", "attention_mask", "labels", "token_type_ids", "mm_token_type_ids"}
 )
+# outputs that hold the patch rows of every image of the call in one array, with each
+# image's (frames, height, width) in patches beside them (Qwen2-VL), not one entry a sample
+PATCH_KEYS = frozenset({"pixel_values", "image_grid_thw"})
 
 
 def _shifted(position: int, replacements: list[dict[str, Any]]) -> int:
@@ -116,7 +119,10 @@ def encode_image_chat(
                             return_offsets_mapping=True)  # fmt: skip
     except ValueError as exc:  # e.g. placeholders that do not match the images
         raise UserError(f"{where}: the processor cannot place the images ({exc})") from None
-    return _labelled({key: value[0] for key, value in encoded.items()}, spans, max_length)
+    patches = "image_grid_thw" in encoded  # this one conversation's images, all of them
+    sample = {key: value if patches and key in PATCH_KEYS else value[0]
+              for key, value in encoded.items()}  # fmt: skip
+    return _labelled(sample, spans, max_length)
 
 
 def encode_image_chats(

@@ -151,6 +151,22 @@ def test_the_input_side_is_read_from_a_local_models_image_processor(tiny_vit):
     assert model_input_side(config) == config.image.scratch_size
 
 
+def test_a_dynamic_resolution_processor_enlarges_only_images_below_its_least_pixels(tmp_path):
+    """Qwen2-VL keeps each image's size between min_pixels and max_pixels (transformers 5
+    saves them as size's shortest_edge and longest_edge): the side of the least square, or
+    of image.processor's min_pixels where the run sets one; not the longest edge."""
+    saved = {"image_processor": {"merge_size": 2, "patch_size": 14,
+                                 "size": {"shortest_edge": 56 * 56, "longest_edge": 1024 * 1024}},
+             "processor_class": "Qwen2VLProcessor"}  # fmt: skip
+    (tmp_path / "processor_config.json").write_text(json.dumps(saved), encoding="utf-8")
+    config = RunConfig.model_validate(
+        {"task": "image-text-to-text", "data": {"train": "x"}, "model": {"name": str(tmp_path)}}
+    )
+    assert model_input_side(config) == 56
+    config.image.processor = {"min_pixels": 28 * 28, "max_pixels": 256 * 256}
+    assert model_input_side(config) == 28
+
+
 def test_strict_stops_at_the_first_unreadable_image_naming_row_and_path(tmp_path):
     files = planted(tmp_path)
     task = ImageClassification(drop_invalid=False)

@@ -42,6 +42,57 @@ def make_chats(root: Path, rows: int = 60, seed: int = 0) -> Path:
     return root / "chats.jsonl"
 
 
+QWEN_IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen2_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Qwen2-VL (hidden 32; vision tower of 4-pixel patches merged 2x2) and its
+    processor, saved as a published one is: a byte-level BPE tokenizer with Qwen's vision
+    tokens, a ChatML template that puts them where an image goes, and the Pillow image
+    processor (16x16 to 32x32 pixels: 4 to 16 image tokens an image). The processor is built
+    without its video part, as tunelab loads it where torchvision is missing."""
+    import torch
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
+    )
+
+    from tunelab.models.scratch_vlm import VLM_CHAT_TEMPLATE
+    from tunelab.models.tokenizer_training import byte_level_bpe_tokenizer
+    from tunelab.models.vision_processor import image_only_processor
+
+    vision = ["<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>"]
+    template = VLM_CHAT_TEMPLATE.replace("'<image>'", repr(QWEN_IMAGE))
+    tokenizer = byte_level_bpe_tokenizer(["what colour is it", *COLOURS] * 10, vocab_size=400)
+    tokenizer.add_tokens(vision, special_tokens=True)
+    tokenizer.chat_template = template
+    images = Qwen2VLImageProcessorPil(min_pixels=16 * 16, max_pixels=32 * 32, patch_size=4,
+                                      merge_size=2, temporal_patch_size=2)  # fmt: skip
+    processor = image_only_processor(Qwen2VLProcessor)(images, tokenizer, chat_template=template)
+    start, image, end, video = (tokenizer.convert_tokens_to_ids(token) for token in vision)
+    config = Qwen2VLConfig(
+        text_config={"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
+                     "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+                     "rope_scaling": {"type": "mrope", "mrope_section": [2, 2, 4]},
+                     "bos_token_id": tokenizer.bos_token_id,
+                     "eos_token_id": tokenizer.eos_token_id,
+                     "pad_token_id": tokenizer.pad_token_id, "tie_word_embeddings": True},
+        vision_config={"depth": 1, "embed_dim": 32, "hidden_size": 32, "num_heads": 2,
+                       "patch_size": 4, "spatial_merge_size": 2, "temporal_patch_size": 2},
+        image_token_id=image, vision_start_token_id=start, vision_end_token_id=end,
+        video_token_id=video, tie_word_embeddings=True,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = Qwen2VLForConditionalGeneration(config)
+    turn_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, turn_end]
+    out = tmp_path_factory.mktemp("tiny-qwen2-vl")
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
 def run_config(train: Path, output: Path) -> dict:
     return {
         "task": "image-text-to-text",
@@ -284,11 +335,89 @@ def test_lora_adapts_the_language_model_and_leaves_the_vision_tower(tmp_path: Pa
     assert isinstance(record["output"], str)
 
 
+def test_a_tiny_qwen2_vl_learns_to_answer_and_its_saved_folder_predicts(
+    tmp_path: Path, tiny_qwen2_vl: Path
+) -> None:
+    """Qwen2-VL end to end, through the processor tunelab loads without torchvision: its
+    patch rows and 3-D positions (image_grid_thw, mm_token_type_ids) reach the model, it
+    learns the colours, and the saved folder names the usual processor class and answers."""
+    from tunelab.chat import load_vision_chat_model
+
+    chats = make_chats(tmp_path / "data")
+    run = tmp_path / "run"
+    config = run_config(chats, run)
+    config.update(model={"name": str(tiny_qwen2_vl)})
+    # Qwen2-VL's image-token budget, as the README's example sets it (folded into `size`)
+    config["image"] = {"processor": {"min_pixels": 8 * 8, "max_pixels": 16 * 16}}
+    tunelab.train(config)
+    test = json.loads((run / "metrics.json").read_text(encoding="utf-8"))["test"]
+    assert test["examples"] >= 5 and test["exact_match"] >= 0.8, test
+    saved = json.loads((run / "model" / "processor_config.json").read_text(encoding="utf-8"))
+    assert saved["processor_class"] == "Qwen2VLProcessor"
+    assert saved["image_processor"]["size"] == {"longest_edge": 16 * 16, "shortest_edge": 8 * 8}
+
+    images = [str(tmp_path / "data" / "img" / f"{i}.png") for i in range(3)]
+    records = tunelab.predict(run / "model", texts=["what colour is it"] * 3, images=images)
+    assert sum(r["output"] == name for r, name in zip(records, COLOURS, strict=True)) >= 2
+    _, processor, _ = load_vision_chat_model(run)  # tunelab chat --image
+    assert type(processor).__name__ == "Qwen2VLProcessor"
+
+
+def test_a_qwen2_vl_conversation_keeps_the_patch_rows_of_all_its_images(
+    tmp_path: Path, tiny_qwen2_vl: Path
+) -> None:
+    """Qwen2-VL's processor returns one array of patch rows for all images of a call, not one
+    entry a conversation: an encoded conversation keeps every row of every image (the first
+    row alone once passed for the whole of them)."""
+    from tunelab.models.load import from_pretrained
+    from tunelab.models.vision_processor import VisionProcessor
+    from tunelab.tasks.vlm_encoding import encode_image_chat
+
+    processor = from_pretrained(VisionProcessor, str(tiny_qwen2_vl))
+    paths = []
+    for i, size in enumerate([(32, 32), (16, 24)]):
+        paths.append(tmp_path / f"{i}.png")
+        Image.new("RGB", size, (200, 10, 10)).save(paths[-1])
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "image"},
+                                             {"type": "text", "text": "what colour is it"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "red"}]}]  # fmt: skip
+    row = encode_image_chat(processor, messages, paths, "chats.jsonl line 1")
+    grids = np.asarray(row["image_grid_thw"])
+    assert grids.shape == (2, 3)
+    assert len(row["pixel_values"]) == int(grids.prod(axis=1).sum())  # 8x8 + 4x6 patches
+    image_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert list(row["input_ids"]).count(image_id) == int(grids.prod(axis=1).sum()) // 4
+    answer = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label >= 0]
+    assert processor.tokenizer.decode(answer).startswith("red")
+
+
+def test_the_processor_loads_without_its_video_part_only_where_torchvision_is_missing(
+    tmp_path: Path, tiny_qwen2_vl: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback is for one failure: a video processor that cannot load for want of
+    torchvision. A processor with no video part loads as AutoProcessor gives it, and where
+    torchvision is installed the original error stands."""
+    import transformers.utils
+
+    from tunelab.models.scratch_vlm import save_scratch_vlm
+    from tunelab.models.vision_processor import VisionProcessor, image_only_processor
+
+    smol = save_scratch_vlm(["what colour is it"] * 10, tmp_path / "smol", image_size=16,
+                            patch_size=4, layers=1, hidden=32, vision_hidden=32)  # fmt: skip
+    assert type(VisionProcessor.from_pretrained(str(smol))) is transformers.Idefics3Processor
+    qwen = VisionProcessor.from_pretrained(str(tiny_qwen2_vl))
+    assert type(qwen) is image_only_processor(transformers.Qwen2VLProcessor)
+    assert not hasattr(qwen, "video_processor") and qwen.chat_template
+
+    monkeypatch.setattr(transformers.utils, "is_torchvision_available", lambda: True)
+    with pytest.raises(OSError, match="video processor"):
+        VisionProcessor.from_pretrained(str(tiny_qwen2_vl))
+
+
 def test_qwen2_vl_batches_concatenate_patches_and_pad_per_token_keys() -> None:
-    """Qwen2-VL's layout (the processor itself needs torchvision, which has no CPU build in
-    the package index here, so its image processor and the rows are built by hand): patch rows
-    of every image concatenated with their image_grid_thw, mm_token_type_ids padded per token
-    like input_ids; a tiny Qwen2-VL takes the batch and its loss back-propagates."""
+    """Qwen2-VL's collated layout on rows built by hand: patch rows of every image
+    concatenated with their image_grid_thw, mm_token_type_ids padded per token like
+    input_ids; a tiny Qwen2-VL takes the batch and its loss back-propagates."""
     from types import SimpleNamespace
 
     import torch

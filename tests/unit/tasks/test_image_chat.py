@@ -352,6 +352,8 @@ def test_a_tiny_qwen2_vl_learns_to_answer_and_its_saved_folder_predicts(
     tunelab.train(config)
     test = json.loads((run / "metrics.json").read_text(encoding="utf-8"))["test"]
     assert test["examples"] >= 5 and test["exact_match"] >= 0.8, test
+    report = json.loads((run / "data_report.json").read_text(encoding="utf-8"))
+    assert report["image_tokens_per_image"] == 4  # 24x24 squares cut to 16x16: 4x4 patches / 2x2
     saved = json.loads((run / "model" / "processor_config.json").read_text(encoding="utf-8"))
     assert saved["processor_class"] == "Qwen2VLProcessor"
     assert saved["image_processor"]["size"] == {"longest_edge": 16 * 16, "shortest_edge": 8 * 8}

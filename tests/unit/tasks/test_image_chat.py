@@ -341,7 +341,9 @@ def test_a_tiny_qwen2_vl_learns_to_answer_and_its_saved_folder_predicts(
     """Qwen2-VL end to end, through the processor tunelab loads without torchvision: its
     patch rows and 3-D positions (image_grid_thw, mm_token_type_ids) reach the model, it
     learns the colours, and the saved folder names the usual processor class and answers."""
-    from tunelab.chat import load_vision_chat_model
+    import io
+
+    from tunelab.chat import chat, load_vision_chat_model
 
     chats = make_chats(tmp_path / "data")
     run = tmp_path / "run"
@@ -361,8 +363,26 @@ def test_a_tiny_qwen2_vl_learns_to_answer_and_its_saved_folder_predicts(
     images = [str(tmp_path / "data" / "img" / f"{i}.png") for i in range(3)]
     records = tunelab.predict(run / "model", texts=["what colour is it"] * 3, images=images)
     assert sum(r["output"] == name for r, name in zip(records, COLOURS, strict=True)) >= 2
-    _, processor, _ = load_vision_chat_model(run)  # tunelab chat --image
+    _, processor, _ = load_vision_chat_model(run)
     assert type(processor).__name__ == "Qwen2VLProcessor"
+    # tunelab chat --image, a second image joining the conversation: both images' patches
+    answers = iter(["what colour is it", f"/image {images[1]}", "what colour is it", ""])
+    talk = chat(run, images=[Path(images[0])], read=lambda _: next(answers), out=io.StringIO())
+    assert [m["role"] for m in talk] == ["user", "assistant", "user", "assistant"]
+    assert talk[1]["content"][0]["text"] == records[0]["output"]  # as predict answered it
+    assert isinstance(talk[3]["content"][0]["text"], str)
+
+    pytest.importorskip("fastapi")  # tunelab serve: an uploaded image and its question
+    from fastapi.testclient import TestClient
+
+    from tunelab.serving.server import create_app
+
+    square = ("sq.png", Path(images[0]).read_bytes())
+    with TestClient(create_app(run)) as client:
+        uploaded = client.post("/predict", files=[("files", square)],
+                               data={"prompt": "what colour is it"})  # fmt: skip
+        assert uploaded.status_code == 200, uploaded.text
+        assert uploaded.json()[0]["output"] == records[0]["output"]
 
 
 def test_a_qwen2_vl_conversation_keeps_the_patch_rows_of_all_its_images(

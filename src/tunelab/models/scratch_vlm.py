@@ -104,3 +104,66 @@ def save_scratch_vlm(
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
+
+
+QWEN_VISION_TOKENS = ["<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>"]
+
+
+def save_scratch_qwen2_vl(
+    texts: Iterable[str],
+    out_dir: Path,
+    min_pixels: int = 16 * 16,
+    max_pixels: int = 32 * 32,
+    patch_size: int = 4,
+    layers: int = 2,
+    hidden: int = 32,
+    seed: int = 0,
+) -> Path:
+    """Write a randomly initialised Qwen2-VL and its processor to ``out_dir``, saved as a
+    published one is: a byte-level BPE tokenizer with Qwen's vision tokens, the ChatML
+    template putting ``<|vision_start|><|image_pad|><|vision_end|>`` where an image goes, and
+    the Pillow image processor, which keeps each image near its own size between
+    ``min_pixels`` and ``max_pixels`` in ``patch_size`` patches merged 2x2. The processor is
+    built without its video part (:mod:`tunelab.models.vision_processor`), so this works
+    without torchvision; with it, the folder loads as the full processor."""
+    import torch
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
+    )
+
+    from tunelab.models.tokenizer_training import byte_level_bpe_tokenizer
+    from tunelab.models.vision_processor import image_only_processor
+
+    template = VLM_CHAT_TEMPLATE.replace("'<image>'", "'" + "".join(QWEN_VISION_TOKENS[:3]) + "'")
+    tokenizer = byte_level_bpe_tokenizer(texts, vocab_size=400)
+    tokenizer.add_tokens(QWEN_VISION_TOKENS, special_tokens=True)
+    tokenizer.chat_template = template
+    images = Qwen2VLImageProcessorPil(min_pixels=min_pixels, max_pixels=max_pixels,
+                                      patch_size=patch_size, merge_size=2,
+                                      temporal_patch_size=2)  # fmt: skip
+    processor = image_only_processor(Qwen2VLProcessor)(images, tokenizer, chat_template=template)
+    start, image, end, video = (tokenizer.convert_tokens_to_ids(t) for t in QWEN_VISION_TOKENS)
+    heads = max(1, hidden // 16)  # 16 wide heads: mrope_section covers half of 16
+    config = Qwen2VLConfig(
+        text_config={"vocab_size": len(tokenizer), "hidden_size": hidden,
+                     "intermediate_size": 2 * hidden, "num_hidden_layers": layers,
+                     "num_attention_heads": heads, "num_key_value_heads": 1,
+                     "rope_scaling": {"type": "mrope", "mrope_section": [2, 2, 4]},
+                     "bos_token_id": tokenizer.bos_token_id,
+                     "eos_token_id": tokenizer.eos_token_id,
+                     "pad_token_id": tokenizer.pad_token_id, "tie_word_embeddings": True},
+        vision_config={"depth": 1, "embed_dim": hidden, "hidden_size": hidden,
+                       "num_heads": heads, "patch_size": patch_size, "spatial_merge_size": 2,
+                       "temporal_patch_size": 2},
+        image_token_id=image, vision_start_token_id=start, vision_end_token_id=end,
+        video_token_id=video, tie_word_embeddings=True,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(config)
+    turn_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, turn_end]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return out_dir

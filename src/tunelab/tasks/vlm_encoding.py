@@ -131,9 +131,10 @@ def encode_image_chats(
     max_length: int | None = None,
 ) -> list[dict[str, Any]]:
     """Several conversations (messages, images, where) as :func:`encode_image_chat` encodes
-    each, in one processor call where the processor answers sample by sample (Idefics3,
-    LLaVA); one at a time where it concatenates the images' patches across the batch
-    (Qwen2-VL), and to name the conversation a processor error is about."""
+    each, in one processor call: answered sample by sample (Idefics3, LLaVA), or with the
+    patch rows of all images in one array (Qwen2-VL), which is cut back into conversations by
+    their image counts and grids. One at a time where the call fails, to name the
+    conversation a processor error is about."""
     rendered = [rendered_chat(processor, messages, where) for messages, _, where in chats]
     opened = [[open_rgb(image) for image in images] for _, images, _ in chats]
     if chats and all(opened):
@@ -143,12 +144,39 @@ def encode_image_chats(
                                 return_offsets_mapping=True)  # fmt: skip
         except ValueError:
             encoded = None  # encoded one at a time below, so the error names its row
-        if (
-            encoded is not None
-            and "image_grid_thw" not in encoded
-            and all(len(value) == len(chats) for value in encoded.values())
-        ):
-            return [_labelled({key: value[i] for key, value in encoded.items()},
-                              rendered[i][1], max_length) for i in range(len(chats))]  # fmt: skip
+        samples = _samples(encoded, [len(images) for images in opened]) if encoded else None
+        if samples is not None:
+            return [_labelled(sample, spans, max_length)
+                    for sample, (_, spans) in zip(samples, rendered, strict=True)]  # fmt: skip
     return [encode_image_chat(processor, messages, images, where, max_length)
             for messages, images, where in chats]  # fmt: skip
+
+
+def _samples(encoded: Any, image_counts: list[int]) -> list[dict[str, Any]] | None:
+    """One processor call's output as one dict a conversation; None where it does not split
+    so (then each conversation is encoded alone)."""
+    chats = len(image_counts)
+    if any(len(value) != chats for key, value in encoded.items() if key not in PATCH_KEYS):
+        return None
+    samples = [{key: value[i] for key, value in encoded.items() if key not in PATCH_KEYS}
+               for i in range(chats)]  # fmt: skip
+    if "image_grid_thw" not in encoded:
+        if any(len(encoded[key]) != chats for key in PATCH_KEYS & encoded.keys()):
+            return None
+        for key in PATCH_KEYS & encoded.keys():
+            for i, sample in enumerate(samples):
+                sample[key] = encoded[key][i]
+        return samples
+    import numpy as np
+
+    grids = np.asarray(encoded["image_grid_thw"])
+    rows = grids.prod(axis=1)  # each image's patch rows
+    if len(grids) != sum(image_counts) or len(encoded["pixel_values"]) != int(rows.sum()):
+        return None
+    image_ends = np.cumsum(image_counts)
+    row_ends = np.concatenate([[0], np.cumsum(rows)])
+    for sample, last, count in zip(samples, image_ends, image_counts, strict=True):
+        first = last - count
+        sample["image_grid_thw"] = encoded["image_grid_thw"][first:last]
+        sample["pixel_values"] = encoded["pixel_values"][row_ends[first] : row_ends[last]]
+    return samples

@@ -42,55 +42,15 @@ def make_chats(root: Path, rows: int = 60, seed: int = 0) -> Path:
     return root / "chats.jsonl"
 
 
-QWEN_IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
-
-
 @pytest.fixture(scope="module")
 def tiny_qwen2_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer Qwen2-VL (hidden 32; vision tower of 4-pixel patches merged 2x2) and its
-    processor, saved as a published one is: a byte-level BPE tokenizer with Qwen's vision
-    tokens, a ChatML template that puts them where an image goes, and the Pillow image
-    processor (16x16 to 32x32 pixels: 4 to 16 image tokens an image). The processor is built
-    without its video part, as tunelab loads it where torchvision is missing."""
-    import torch
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
-        Qwen2VLImageProcessorPil,
-    )
+    """A 2-layer Qwen2-VL (hidden 32; 4-pixel patches merged 2x2, 16x16 to 32x32 pixels: 4
+    to 16 image tokens an image) and its processor, built without its video part as tunelab
+    loads it where torchvision is missing."""
+    from tunelab.models.scratch_vlm import save_scratch_qwen2_vl
 
-    from tunelab.models.scratch_vlm import VLM_CHAT_TEMPLATE
-    from tunelab.models.tokenizer_training import byte_level_bpe_tokenizer
-    from tunelab.models.vision_processor import image_only_processor
-
-    vision = ["<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>"]
-    template = VLM_CHAT_TEMPLATE.replace("'<image>'", repr(QWEN_IMAGE))
-    tokenizer = byte_level_bpe_tokenizer(["what colour is it", *COLOURS] * 10, vocab_size=400)
-    tokenizer.add_tokens(vision, special_tokens=True)
-    tokenizer.chat_template = template
-    images = Qwen2VLImageProcessorPil(min_pixels=16 * 16, max_pixels=32 * 32, patch_size=4,
-                                      merge_size=2, temporal_patch_size=2)  # fmt: skip
-    processor = image_only_processor(Qwen2VLProcessor)(images, tokenizer, chat_template=template)
-    start, image, end, video = (tokenizer.convert_tokens_to_ids(token) for token in vision)
-    config = Qwen2VLConfig(
-        text_config={"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
-                     "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
-                     "rope_scaling": {"type": "mrope", "mrope_section": [2, 2, 4]},
-                     "bos_token_id": tokenizer.bos_token_id,
-                     "eos_token_id": tokenizer.eos_token_id,
-                     "pad_token_id": tokenizer.pad_token_id, "tie_word_embeddings": True},
-        vision_config={"depth": 1, "embed_dim": 32, "hidden_size": 32, "num_heads": 2,
-                       "patch_size": 4, "spatial_merge_size": 2, "temporal_patch_size": 2},
-        image_token_id=image, vision_start_token_id=start, vision_end_token_id=end,
-        video_token_id=video, tie_word_embeddings=True,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = Qwen2VLForConditionalGeneration(config)
-    turn_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    model.generation_config.eos_token_id = [tokenizer.eos_token_id, turn_end]
-    out = tmp_path_factory.mktemp("tiny-qwen2-vl")
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
+    texts = ["what colour is it", *COLOURS] * 10
+    return save_scratch_qwen2_vl(texts, tmp_path_factory.mktemp("tiny-qwen2-vl"))
 
 
 def run_config(train: Path, output: Path) -> dict:
@@ -411,6 +371,44 @@ def test_a_qwen2_vl_conversation_keeps_the_patch_rows_of_all_its_images(
     assert list(row["input_ids"]).count(image_id) == int(grids.prod(axis=1).sum()) // 4
     answer = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label >= 0]
     assert processor.tokenizer.decode(answer).startswith("red")
+
+
+def test_qwen2_vl_conversations_encoded_in_one_call_are_what_each_makes_alone(
+    tmp_path: Path, tiny_qwen2_vl: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One processor call for a batch (2-4x faster than a call a conversation), its patch
+    rows cut back by image counts and grids: conversations of one and two images of several
+    sizes get exactly the tokens, labels, patches and grids they get alone."""
+    from tunelab.models.load import from_pretrained
+    from tunelab.models.vision_processor import VisionProcessor
+    from tunelab.tasks.vlm_encoding import encode_image_chat, encode_image_chats
+
+    processor = from_pretrained(VisionProcessor, str(tiny_qwen2_vl))
+    paths = []
+    for i, size in enumerate([(32, 32), (16, 24), (40, 16), (24, 24)]):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.new("RGB", size, (20 * i, 90, 200 - 20 * i)).save(paths[-1])
+
+    def chat(images: int, answer: str) -> list[dict]:
+        question = [{"type": "image"}] * images + [{"type": "text", "text": "what colour is it"}]
+        return [{"role": "user", "content": question},
+                {"role": "assistant", "content": [{"type": "text", "text": answer}]}]  # fmt: skip
+
+    chats = [(chat(1, "red"), paths[:1], "c line 1"), (chat(2, "blue"), paths[1:3], "c line 2"),
+             (chat(1, "green"), paths[3:], "c line 3")]  # fmt: skip
+    import tunelab.tasks.vlm_encoding as encoding
+
+    with monkeypatch.context() as patched:  # the batch must not fall back to one at a time
+        patched.setattr(encoding, "encode_image_chat", lambda *a, **k: pytest.fail("alone"))
+        together = encode_image_chats(processor, chats)
+    for batched, (messages, images, where) in zip(together, chats, strict=True):
+        alone = encode_image_chat(processor, messages, images, where)
+        assert set(batched) == set(alone)
+        for key in ("input_ids", "labels", "mm_token_type_ids"):
+            assert list(batched[key]) == list(alone[key]), key
+        for key in ("pixel_values", "image_grid_thw"):
+            assert np.array_equal(np.asarray(batched[key]), np.asarray(alone[key])), key
+    assert [len(row["image_grid_thw"]) for row in together] == [1, 2, 1]
 
 
 def test_the_processor_loads_without_its_video_part_only_where_torchvision_is_missing(

@@ -434,6 +434,29 @@ def test_the_processor_loads_without_its_video_part_only_where_torchvision_is_mi
         VisionProcessor.from_pretrained(str(tiny_qwen2_vl))
 
 
+@pytest.mark.parametrize("name", ["Qwen2_5_VLProcessor", "Qwen3VLProcessor"])
+def test_later_qwen_processors_build_without_their_video_part(name: str) -> None:
+    """The same fallback serves Qwen2.5-VL and Qwen3-VL, whose processors also hold a video
+    processor: built from an image processor and a tokenizer, they expand an image."""
+    import transformers
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
+    )
+
+    from tunelab.models.scratch_vlm import QWEN_VISION_TOKENS
+    from tunelab.models.tokenizer_training import byte_level_bpe_tokenizer
+    from tunelab.models.vision_processor import image_only_processor
+
+    tokenizer = byte_level_bpe_tokenizer(["what colour is it"] * 10, vocab_size=300)
+    tokenizer.add_tokens(QWEN_VISION_TOKENS, special_tokens=True)
+    images = Qwen2VLImageProcessorPil(min_pixels=16 * 16, max_pixels=32 * 32, patch_size=4)
+    processor = image_only_processor(getattr(transformers, name))(images, tokenizer)
+    assert type(processor).__name__ == name and not hasattr(processor, "video_processor")
+    encoded = processor(text=["<|vision_start|><|image_pad|><|vision_end|>"],
+                        images=[Image.new("RGB", (32, 32))])  # fmt: skip
+    assert list(encoded["input_ids"][0]).count(processor.image_token_id) > 1
+
+
 def test_qwen2_vl_batches_concatenate_patches_and_pad_per_token_keys() -> None:
     """Qwen2-VL's collated layout on rows built by hand: patch rows of every image
     concatenated with their image_grid_thw, mm_token_type_ids padded per token like

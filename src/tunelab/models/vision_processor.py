@@ -18,6 +18,8 @@ import json
 import logging
 from typing import Any
 
+from tunelab.errors import UserError
+
 logger = logging.getLogger("tunelab")
 
 # files that name a checkpoint's processor class, in the order transformers reads them
@@ -43,12 +45,21 @@ class VisionProcessor:
             image_only = _image_only_class(source, kwargs)
             if image_only is None:
                 raise
+        try:
+            processor = image_only.from_pretrained(source, **kwargs)
+        except (OSError, ValueError, AttributeError, ImportError, TypeError):
+            # a class whose __init__ hands its video processor on by name (Gemma 4)
+            raise UserError(
+                f"the processor of {source} ({image_only.__name__}) holds a video processor, "
+                "which transformers builds only with torchvision, and it cannot load without "
+                "it; install torchvision (pip install torchvision, a build matching your torch)"
+            ) from None
         logger.info(
             "the model's %s holds a video processor, which needs torchvision (not installed): "
             "loaded its tokenizer and image processor alone (images work, videos would not)",
             image_only.__name__,
         )
-        return image_only.from_pretrained(source, **kwargs)
+        return processor
 
 
 def _image_only_class(source: str, kwargs: dict[str, Any]) -> type | None:

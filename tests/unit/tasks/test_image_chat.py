@@ -429,6 +429,22 @@ def test_the_processor_loads_without_its_video_part_only_where_torchvision_is_mi
     assert type(qwen) is image_only_processor(transformers.Qwen2VLProcessor)
     assert not hasattr(qwen, "video_processor") and qwen.chat_template
 
+    # a class that cannot be built without its video part (Gemma 4 passes it on by name)
+    import tunelab.models.vision_processor as vision
+
+    class Unbuildable:
+        @staticmethod
+        def from_pretrained(*args: object, **kwargs: object) -> None:
+            raise TypeError("Unexpected keyword argument video_processor.")
+
+    Unbuildable.__name__ = "Gemma4Processor"
+
+    with monkeypatch.context() as patched:
+        patched.setattr(vision, "_image_only_class", lambda *_: Unbuildable)
+        with pytest.raises(UserError, match=r"\(Gemma4Processor\) holds a video processor.*"
+                                            r"install torchvision"):  # fmt: skip
+            VisionProcessor.from_pretrained(str(tiny_qwen2_vl))
+
     monkeypatch.setattr(transformers.utils, "is_torchvision_available", lambda: True)
     with pytest.raises(OSError, match="video processor"):
         VisionProcessor.from_pretrained(str(tiny_qwen2_vl))

@@ -282,7 +282,8 @@ def activation_bytes(
             kept -= tokens * layers * 4 * (3 * h + arch.intermediate)
     if lm_head:
         kept += tokens * arch.vocab * (4 + 6)
-    if mode == "bf16" and arch.weight_bytes == 4 and method != "qlora":
+    fp32_weights = method == "full" or arch.weight_bytes == 4  # full: fp32 master weights
+    if mode == "bf16" and fp32_weights and method != "qlora":
         # autocast's bf16 copies of fp32 weights, kept for backward (QLoRA dequantises
         # one layer at a time)
         kept += 2 * linear_parameter_count(arch)
@@ -301,10 +302,11 @@ def estimate_memory(
 ) -> MemoryEstimate:
     """Peak memory of fine-tuning ``arch`` with AdamW, as the Hugging Face Trainer does it.
 
-    Full fine-tuning keeps weights, a gradient and two AdamW moments per weight (in the
-    weights' own dtype; bf16 autocast computes in bf16 but leaves fp32 weights fp32). LoRA
-    keeps the frozen base without gradients or moments; QLoRA stores the base in 4 bits
-    (about 0.55 bytes a weight with its scales), CUDA only. Activations: see
+    Full fine-tuning keeps weights, a gradient and two AdamW moments per weight, all fp32
+    whatever dtype the checkpoint stores (tunelab casts weights that train to fp32:
+    :mod:`tunelab.models.master_weights`; bf16 autocast computes in bf16 from them). LoRA
+    keeps the frozen base in its stored dtype without gradients or moments; QLoRA stores the
+    base in 4 bits (about 0.55 bytes a weight with its scales), CUDA only. Activations: see
     :func:`activation_bytes`.
 
     The peak is either the end of the forward pass (activations, with gradients still to
@@ -314,16 +316,15 @@ def estimate_memory(
         raise ValueError(f"unknown method {method!r}")
     total = parameter_count(arch)
     trainable = total if method == "full" else lora_parameter_count(arch, lora_rank)
-    stored = arch.weight_bytes
     if method == "qlora":
         linears = linear_parameter_count(arch)
         weights = int(0.55 * linears) + 2 * (total - linears)
     else:
-        weights = stored * total
+        weights = (4 if method == "full" else arch.weight_bytes) * total
     if method != "full":
         weights += 4 * trainable  # adapters train in fp32
-    grad_bytes = stored if method == "full" else 4
-    gradients, optimizer = grad_bytes * trainable, 2 * grad_bytes * trainable
+    # fp32 gradients and moments: the master weights' (full) or the adapters'
+    gradients, optimizer = 4 * trainable, 2 * 4 * trainable
     activations = activation_bytes(arch, batch_size, max_length, precision, method, lm_head,
                                    device)  # fmt: skip
     # The gradients of the top layers exist while the lower layers' activations still wait:

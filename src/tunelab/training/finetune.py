@@ -47,6 +47,7 @@ from tunelab.models.choice import (
 )
 from tunelab.models.flops import flops_text, other_cpu_load, utilisation
 from tunelab.models.load import from_pretrained, model_length_limit, resolve_model_source
+from tunelab.models.master_weights import fp32_master_weights
 from tunelab.models.processor_settings import check_processor_settings
 from tunelab.models.scratch import (
     save_scratch_audio,
@@ -191,6 +192,9 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
         }
     del measured  # the training rows' first encoding: encoded["train"] reused what fit
     precision = resolve_precision(config.training.precision)
+    cast = fp32_master_weights(model, precision, adapters=config.peft.method != "none")
+    if cast:
+        data_report["fp32_master_weights"] = cast
     log.info(
         "training on %d rows (validation %d, test %d), max_length %d, precision %s",
         len(splits["train"]),

@@ -54,9 +54,9 @@ def fp32_master_weights(model: Any, precision: str, adapters: bool) -> int:
         cast = sum(p.numel() for p in model.parameters() if p.dtype in half)
         model.float()
     log.info(
-        "the checkpoint stores its weights in %s: %.1fM of them are cast to fp32 to train "
+        "the checkpoint stores its weights in %s: %s of them are cast to fp32 to train "
         "(half-precision weights would round away AdamW's small updates; the computing "
         "precision stays %s)",
-        stored, cast / 1e6, precision,
+        stored, f"{cast / 1e6:.1f}M" if cast >= 100_000 else f"{cast:,}", precision,
     )  # fmt: skip
     return cast

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from tunelab.errors import UserError
 
@@ -60,7 +61,6 @@ def save_scratch_vlm(
     Raises:
         UserError: when the patches do not tile the image or the connector cannot shuffle them.
     """
-    import torch
     from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
     from transformers.models.idefics3.image_processing_pil_idefics3 import (
         Idefics3ImageProcessorPil,
@@ -96,8 +96,17 @@ def save_scratch_vlm(
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         pad_token_id=tokenizer.pad_token_id,
     )  # fmt: skip
+    return _save_new_vlm(Idefics3ForConditionalGeneration, config, processor, out_dir, seed)
+
+
+def _save_new_vlm(model_class: Any, config: Any, processor: Any, out_dir: Path, seed: int) -> Path:
+    """A randomly initialised ``model_class`` of ``config`` that ends an answer at the
+    tokenizer's end of text or ChatML's ``<|im_end|>``, saved with ``processor``."""
+    import torch
+
     torch.manual_seed(seed)
-    model = Idefics3ForConditionalGeneration(config)
+    model = model_class(config)
+    tokenizer = processor.tokenizer
     turn_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     model.generation_config.eos_token_id = [tokenizer.eos_token_id, turn_end]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +135,6 @@ def save_scratch_qwen2_vl(
     ``min_pixels`` and ``max_pixels`` in ``patch_size`` patches merged 2x2. The processor is
     built without its video part (:mod:`tunelab.models.vision_processor`), so this works
     without torchvision; with it, the folder loads as the full processor."""
-    import torch
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
         Qwen2VLImageProcessorPil,
@@ -159,11 +167,4 @@ def save_scratch_qwen2_vl(
         image_token_id=image, vision_start_token_id=start, vision_end_token_id=end,
         video_token_id=video, tie_word_embeddings=True,
     )  # fmt: skip
-    torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config)
-    turn_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    model.generation_config.eos_token_id = [tokenizer.eos_token_id, turn_end]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
-    return out_dir
+    return _save_new_vlm(Qwen2VLForConditionalGeneration, config, processor, out_dir, seed)

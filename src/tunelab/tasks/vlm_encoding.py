@@ -156,16 +156,13 @@ def _samples(encoded: Any, image_counts: list[int]) -> list[dict[str, Any]] | No
     """One processor call's output as one dict a conversation; None where it does not split
     so (then each conversation is encoded alone)."""
     chats = len(image_counts)
-    if any(len(value) != chats for key, value in encoded.items() if key not in PATCH_KEYS):
+    patches = "image_grid_thw" in encoded
+    per_sample = {key: value for key, value in encoded.items()
+                  if not (patches and key in PATCH_KEYS)}  # fmt: skip
+    if any(len(value) != chats for value in per_sample.values()):
         return None
-    samples = [{key: value[i] for key, value in encoded.items() if key not in PATCH_KEYS}
-               for i in range(chats)]  # fmt: skip
-    if "image_grid_thw" not in encoded:
-        if any(len(encoded[key]) != chats for key in PATCH_KEYS & encoded.keys()):
-            return None
-        for key in PATCH_KEYS & encoded.keys():
-            for i, sample in enumerate(samples):
-                sample[key] = encoded[key][i]
+    samples = [{key: value[i] for key, value in per_sample.items()} for i in range(chats)]
+    if not patches:
         return samples
     import numpy as np
 

@@ -41,7 +41,7 @@ from tunelab.models.choice import SCRATCH_VLM
 from tunelab.models.processor_settings import image_tokens_per_image
 from tunelab.tasks.base import DataFit
 from tunelab.tasks.file_classification import LABEL, PATH
-from tunelab.tasks.image_classification import model_input_side
+from tunelab.tasks.image_classification import DOCTOR_INPUT_SIDE, model_input_side
 from tunelab.tasks.image_to_text import ImageToText
 from tunelab.tasks.token_windows import IGNORE
 from tunelab.tasks.vlm_encoding import (
@@ -110,9 +110,11 @@ class ImageTextToText(ImageToText):
     model_kind = VISION_CHAT
     search_batch_sizes = (2, 4, 8)
 
-    def __init__(self, drop_invalid: bool = True, settings: dict[str, Any] | None = None,
-                 train_vision: bool = False) -> None:  # fmt: skip
-        super().__init__("image", "messages", False, drop_invalid, settings)
+    def __init__(
+        self, drop_invalid: bool = True, settings: dict[str, Any] | None = None,
+        train_vision: bool = False, input_side: int = DOCTOR_INPUT_SIDE,
+    ) -> None:  # fmt: skip
+        super().__init__("image", "messages", False, drop_invalid, settings, input_side)
         self.train_vision = train_vision
         self.max_length: int | None = None  # training cuts longer conversations (encode)
         self._image_rows: dict[str, list[Any]] = {}  # per split: each image's conversation row
@@ -126,9 +128,7 @@ class ImageTextToText(ImageToText):
         settings = {key: getattr(generation, key) for key in
                     ("max_target_length", "max_new_tokens", "num_beams")}  # fmt: skip
         train_vision = config.image.train_vision or config.model.name == SCRATCH_VLM
-        task = cls(config.data.drop_invalid, settings, train_vision)
-        task.input_side = model_input_side(config)  # the doctor flags images smaller than this
-        return task
+        return cls(config.data.drop_invalid, settings, train_vision, model_input_side(config))
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> Self:

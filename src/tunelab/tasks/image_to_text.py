@@ -31,7 +31,11 @@ from tunelab.models.load import from_pretrained
 from tunelab.tasks.base import DataFit, TrainerSetup, standard_trainer_setup
 from tunelab.tasks.file_classification import LABEL, PATH, checkpoint_loading_trainer
 from tunelab.tasks.generation import degenerate_shares
-from tunelab.tasks.image_classification import ImageClassification, model_input_side
+from tunelab.tasks.image_classification import (
+    DOCTOR_INPUT_SIDE,
+    ImageClassification,
+    model_input_side,
+)
 
 log = logging.getLogger("tunelab")
 
@@ -101,8 +105,9 @@ class ImageToText(ImageClassification):
         augment: bool = True,
         drop_invalid: bool = True,
         settings: dict[str, Any] | None = None,
+        input_side: int = DOCTOR_INPUT_SIDE,
     ) -> None:
-        super().__init__(image_column, text_column, [], augment, False, drop_invalid)
+        super().__init__(image_column, text_column, [], augment, False, drop_invalid, input_side)
         self.settings: dict[str, Any] = {
             "max_target_length": 128,
             "max_new_tokens": 128,
@@ -120,9 +125,8 @@ class ImageToText(ImageClassification):
         generation = config.generation
         settings = {key: getattr(generation, key) for key in
                     ("max_target_length", "max_new_tokens", "num_beams")}  # fmt: skip
-        task = cls(config.image.column, text, config.image.augment, data.drop_invalid, settings)
-        task.input_side = model_input_side(config)  # the doctor flags images smaller than this
-        return task
+        return cls(config.image.column, text, config.image.augment, data.drop_invalid, settings,
+                   model_input_side(config))  # fmt: skip
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> Self:

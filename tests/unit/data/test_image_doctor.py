@@ -163,6 +163,9 @@ def test_a_dynamic_resolution_processor_enlarges_only_images_below_its_least_pix
         {"task": "image-text-to-text", "data": {"train": "x"}, "model": {"name": str(tmp_path)}}
     )
     assert model_input_side(config) == 56
+    from tunelab.tasks.image_chat import ImageTextToText
+
+    assert ImageTextToText.from_run_config(config).input_side == 56  # what its doctor uses
     config.image.processor = {"min_pixels": 28 * 28, "max_pixels": 256 * 256}
     assert model_input_side(config) == 28
 

@@ -106,6 +106,7 @@ def forward_in_batches(
     precision: str = "fp32",
     ragged: bool = False,
     margin: Callable[[np.ndarray], float] | None = None,
+    unit: str = "rows",
 ) -> Any:
     """Run ``model`` over pre-tokenized rows and return its logits in the original row order.
 
@@ -119,12 +120,13 @@ def forward_in_batches(
         ragged: per-token logits: return a list of ``(row length, labels)`` arrays with the
             padding removed, instead of one stacked array.
         margin: how far one row's logits are from changing its decision (for ``checked``).
+        unit: what the log line calls the inputs (``windows`` where long rows were cut).
     """
     import torch
 
     if precision == "checked":
         if margin is not None:
-            return checked_forward(model, tokenizer, features, batch_size, margin, ragged)
+            return checked_forward(model, tokenizer, features, batch_size, margin, ragged, unit)
         precision = "fp32"
     if model.device.type == "cpu":
         keep_freed_memory()  # batches of other lengths reuse the last one's memory
@@ -159,6 +161,7 @@ def checked_forward(
     batch_size: int,
     margin: Callable[[np.ndarray], float],
     ragged: bool = False,
+    unit: str = "rows",
 ) -> Any:
     """Logits from a half-precision pass whose decisions are fp32's.
 
@@ -213,10 +216,10 @@ def checked_forward(
         for j, i in enumerate(close):
             outputs[i] = again[j]
     name = _ROWS_NAME.get()
-    log.info("prediction%s in %s, %d of %d rows in fp32 as well (%d spread over all lengths to "
+    log.info("prediction%s in %s, %d of %d %s in fp32 as well (%d spread over all lengths to "
              "measure the drift, %.2g; %d within %.2g of a different decision)",
              f" of the {name} rows" if name else "", str(half).removeprefix("torch."),
-             len(probe) + len(close), len(lengths), len(probe), drift, len(close),
+             len(probe) + len(close), len(lengths), unit, len(probe), drift, len(close),
              limit)  # fmt: skip
     return outputs
 

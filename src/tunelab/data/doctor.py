@@ -368,19 +368,29 @@ def format_report(report: dict[str, Any]) -> str:
 
 def doctor_summary(report: dict[str, Any]) -> list[str]:
     """The few lines of the doctor's findings that ``tunelab train`` prints."""
+    lines = [f"data doctor: {name}: " + ", ".join(split_findings(s))
+             for name, s in report["splits"].items()]  # fmt: skip
+    return lines + leakage_lines(report)
+
+
+def split_findings(split: dict[str, Any]) -> list[str]:
+    """One split's findings worth a line: its rows, duplicates, conflicts, imbalance."""
+    found = [f"{split['rows']:,} rows"]
+    d = split["duplicates"]
+    if d["exact_duplicates"] or d["near_duplicates"]:
+        exact, near = d["exact_duplicates"], d["near_duplicates"]
+        found.append(f"{exact:,} exact / {near:,} near duplicates")
+    if split.get("conflicts", {}).get("conflicting_texts"):
+        found.append(f"{split['conflicts']['conflicting_texts']:,} texts with conflicting labels")
+    balance = split.get("class_balance", {})
+    if (balance.get("imbalance_ratio") or 0) >= 3:
+        found.append(f"class imbalance {balance['imbalance_ratio']}:1")
+    return found
+
+
+def leakage_lines(report: dict[str, Any]) -> list[str]:
+    """A line for each held-out split whose texts also occur in another split."""
     lines = []
-    for name, s in report["splits"].items():
-        found = [f"{s['rows']:,} rows"]
-        d = s["duplicates"]
-        if d["exact_duplicates"] or d["near_duplicates"]:
-            exact, near = d["exact_duplicates"], d["near_duplicates"]
-            found.append(f"{exact:,} exact / {near:,} near duplicates")
-        if s.get("conflicts", {}).get("conflicting_texts"):
-            found.append(f"{s['conflicts']['conflicting_texts']:,} texts with conflicting labels")
-        balance = s.get("class_balance", {})
-        if (balance.get("imbalance_ratio") or 0) >= 3:
-            found.append(f"class imbalance {balance['imbalance_ratio']}:1")
-        lines.append(f"data doctor: {name}: " + ", ".join(found))
     for pair, leak in report.get("leakage", {}).items():
         if leak["near"]:
             held, seen = pair.split("_in_")

@@ -8,6 +8,7 @@ entities with character offsets into the original text.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tunelab.data.columns import holds_lists
-from tunelab.data.doctor import diagnose
+from tunelab.data.doctor import diagnose, leakage_lines, split_findings
 from tunelab.data.tag_schemes import (
     ENTITY_SCHEMES,
     broken_positions,
@@ -41,6 +42,8 @@ from tunelab.tasks.base import (
 )
 from tunelab.tasks.token_inputs import STARTS, TAGS, TEXT, TOKENS, standardize_rows
 from tunelab.tasks.token_windows import IGNORE, build_windows, merge_windows
+
+log = logging.getLogger("tunelab")
 
 
 class TokenClassification:
@@ -289,7 +292,8 @@ class TokenClassification:
     def doctor_lines(self, report: dict[str, Any]) -> list[str]:
         lines = []
         for split, s in report.get("tagging", {}).items():
-            found = [f"{s['tokens']:,} tokens"]
+            texts = report.get("splits", {}).get(split)
+            found = [", ".join(split_findings(texts)) if texts else "", f"{s['tokens']:,} tokens"]
             if s["entities"]:
                 found.append(", ".join(f"{n:,} {k}" for k, n in s["entities"].items()))
             broken = s["broken_sequences"]
@@ -298,8 +302,8 @@ class TokenClassification:
                 found.append(f"{broken['rows']} rows with broken tag sequences (e.g. rows {rows})")
             if s["misaligned_spans"]:
                 found.append(f"{s['misaligned_spans']} spans widened to token boundaries")
-            lines.append(f"data doctor: {split}: " + "; ".join(found))
-        return lines
+            lines.append(f"data doctor: {split}: " + "; ".join(part for part in found if part))
+        return lines + leakage_lines(report)
 
     def clean(
         self, frame: pd.DataFrame, clean: Any, is_training: bool
@@ -311,6 +315,9 @@ class TokenClassification:
         duplicated = keys.duplicated()
         kept = frame[~duplicated]
         kept.attrs = dict(frame.attrs)
+        if duplicated.any():
+            log.warning("%s: dropped %d duplicate row(s) (same tokens and tags as an earlier row)",
+                        frame.attrs.get("source"), int(duplicated.sum()))  # fmt: skip
         return kept, {"duplicates": int(duplicated.sum())}
 
     # -- model and features --------------------------------------------------------------
@@ -364,9 +371,10 @@ class TokenClassification:
 
         token_rows = frame[TOKENS].tolist()
         features, windows, word_ids = build_windows(tokenizer, token_rows, max_length, self.stride)
-        logits = forward_in_batches(
-            model, tokenizer, features, batch_size, precision, ragged=True, margin=top_two_gap
-        )
+        cut = len(features["input_ids"]) > len(token_rows)  # rows longer than max_length
+        unit = f"windows of {max_length} tokens" if cut else "rows"
+        logits = forward_in_batches(model, tokenizer, features, batch_size, precision,
+                                    ragged=True, margin=top_two_gap, unit=unit)  # fmt: skip
         return merge_windows(windows, word_ids, [len(t) for t in token_rows], logits)
 
     # -- metrics and predictions ---------------------------------------------------------

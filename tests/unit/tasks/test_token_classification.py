@@ -272,3 +272,47 @@ def test_the_doctor_line_counts_a_corpus_in_readable_numbers():
     }}}  # fmt: skip
     (line,) = TokenClassification().doctor_lines(report)
     assert line == "data doctor: train: 1,466,957 tokens; 22,270 LOC, 15,937 PER"
+
+
+def test_the_doctor_lines_name_duplicates_and_leakage_and_cleaning_says_what_it_dropped(caplog):
+    """The plain command printed only token and entity counts, then trained on fewer rows
+    than the file held without a word on why."""
+    import logging
+
+    task = TokenClassification()
+    sentence = {"tokens": list("张三在北京"), "tags": ["B-PER", "I-PER", "O", "B-LOC", "I-LOC"]}
+    other = {"tokens": list("李四去上海"), "tags": ["B-PER", "I-PER", "O", "B-LOC", "I-LOC"]}
+    frames = {
+        "train": task.standardize(pd.DataFrame([sentence, sentence, other])),
+        "test": task.standardize(pd.DataFrame([other])),
+    }
+    lines = task.doctor_lines(task.diagnose(frames, False, 0))
+    said = "data doctor: train: 3 rows, 1 exact / 1 near duplicates; 15 tokens; 3 PER, 3 LOC"
+    assert lines[0] == said
+    assert "data doctor: 1 test texts also occur in train (leakage)" in lines
+    with caplog.at_level(logging.WARNING, logger="tunelab"):
+        kept, steps = task.clean(frames["train"], _Cleaning(), is_training=True)
+    assert len(kept) == 2 and steps == {"duplicates": 1}
+    assert "dropped 1 duplicate row(s)" in caplog.text
+
+
+class _Cleaning:
+    drop_duplicates = True
+
+
+def test_prediction_says_windows_when_long_rows_were_cut(tiny_bert, caplog):
+    import logging
+
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    task = TokenClassification()
+    frame = task.standardize(pd.DataFrame(make_entities(80)))
+    model = AutoModelForTokenClassification.from_pretrained(tiny_bert, num_labels=5)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    with caplog.at_level(logging.INFO, logger="tunelab"):
+        whole = task.forward(model, tokenizer, frame, 64, 16, "checked")
+        cut = task.forward(model, tokenizer, frame, 6, 16, "checked")
+    said = [r.getMessage() for r in caplog.records if "in fp32 as well" in r.getMessage()]
+    assert " of 80 rows in fp32" in said[0]
+    assert "windows of 6 tokens in fp32" in said[1]
+    assert [len(words) for words in cut] == [len(words) for words in whole]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
 
 from tunelab.errors import UserError
+
+log = logging.getLogger("tunelab")
 
 
 def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
@@ -14,8 +17,10 @@ def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
 
     Fields are split on any whitespace; the token is the first field, the tag the field
     ``tag_column`` (0-based; -1: the last), so files with extra columns (POS, chunk) work.
-    ``-DOCSTART-`` lines are ignored. The index is the line number of each sentence's first
-    token, so later errors name the line.
+    ``-DOCSTART-`` lines are ignored, and so are lines holding a tag after leading whitespace
+    but no token (an empty token field: public corpora have them where an invisible
+    character was stripped), with a warning naming them. The index is the line number of
+    each sentence's first token, so later errors name the line.
 
     Raises:
         UserError: naming the line, for a line without a tag column or with another number
@@ -33,6 +38,7 @@ def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
         tags.clear()
 
     width: tuple[int, int] | None = None  # (fields, line) of the first token line
+    empty_tokens: list[int] = []
     for number, line in enumerate(text.split("\n"), start=1):
         fields = line.split()
         if not fields:
@@ -40,6 +46,9 @@ def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
             continue
         if fields[0] == "-DOCSTART-":
             close()
+            continue
+        if len(fields) == 1 and line[0].isspace():
+            empty_tokens.append(number)
             continue
         if width is None:
             width = (len(fields), number)
@@ -62,6 +71,11 @@ def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
         tokens.append(fields[0])
         tags.append(fields[column])
     close()
+    if empty_tokens:
+        shown = ", ".join(map(str, empty_tokens[:5]))
+        log.warning("%s: skipped %d line(s) holding a tag but no token (line %s%s); the "
+                    "sentences keep their other tokens", path, len(empty_tokens), shown,
+                    ", ..." if len(empty_tokens) > 5 else "")  # fmt: skip
     return pd.DataFrame(rows, index=pd.Index(index, name="line"), columns=["tokens", "tags"])
 
 

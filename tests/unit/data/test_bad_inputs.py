@@ -373,3 +373,19 @@ def test_failed_train_through_the_api_leaves_no_run_folder(tmp_path):
     with pytest.raises(UserError, match="mixes text encodings"):
         api.train({"data": {"train": str(data)}, "output": str(output)})
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_conll_line_with_a_tag_but_no_token_is_skipped_and_named(tmp_path, caplog):
+    """The Broad Twitter Corpus has tab-separated lines whose token field is empty (a stripped
+    invisible character): the reader refused the whole file over them."""
+    import logging
+
+    from tunelab.data.load import read_table
+
+    path = tmp_path / "tweets.conll"
+    path.write_text("I\tO\n\tO\nlove\tO\nLeeds\tB-LOC\n\nhi\tO\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="tunelab"):
+        frame = read_table(path)
+    assert frame["tokens"].tolist() == [["I", "love", "Leeds"], ["hi"]]
+    assert frame["tags"].tolist() == [["O", "O", "B-LOC"], ["O"]]
+    assert "skipped 1 line(s) holding a tag but no token (line 2)" in caplog.text

@@ -15,8 +15,10 @@ log = logging.getLogger("tunelab")
 def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
     """Sentences of a CoNLL file as rows with ``tokens`` and ``tags`` lists.
 
-    Fields are split on any whitespace; the token is the first field, the tag the field
-    ``tag_column`` (0-based; -1: the last), so files with extra columns (POS, chunk) work.
+    Fields are split on tabs when the first token line holds one (so a token may hold a
+    space, as in tweets' corpora), else on any whitespace; the token is the first field, the
+    tag the field ``tag_column`` (0-based; -1: the last), so files with extra columns (POS,
+    chunk) work.
     ``-DOCSTART-`` lines are ignored, and so are lines holding a tag after leading whitespace
     but no token (an empty token field: public corpora have them where an invisible
     character was stripped), with a warning naming them. The index is the line number of
@@ -39,8 +41,13 @@ def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
 
     width: tuple[int, int] | None = None  # (fields, line) of the first token line
     empty_tokens: list[int] = []
+    first = next((line for line in text.split("\n") if line.strip()), "")
+    tabs = "\t" in first.strip()
+    separated = "tab-separated" if tabs else "whitespace-separated"
     for number, line in enumerate(text.split("\n"), start=1):
         fields = line.split()
+        if tabs and "\t" in line.strip():
+            fields = [field.strip() for field in line.strip().split("\t")]
         if not fields:
             close()
             continue
@@ -55,9 +62,9 @@ def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
         elif len(fields) != width[0] and len(fields) >= 2:
             # A stray or missing column shifts which field is the tag: refuse, never guess.
             raise UserError(
-                f"{path} line {number} has {len(fields)} whitespace-separated fields but line "
+                f"{path} line {number} has {len(fields)} {separated} fields but line "
                 f"{width[1]} has {width[0]}; every token line needs the same columns (a token "
-                "holding a space splits into two): fix the line"
+                f"holding a {'tab' if tabs else 'space'} splits into two): fix the line"
             )
         column = tag_column if tag_column >= 0 else len(fields) + tag_column
         if len(fields) < 2 or not 0 < column < len(fields):

@@ -383,9 +383,10 @@ def test_a_conll_line_with_a_tag_but_no_token_is_skipped_and_named(tmp_path, cap
     from tunelab.data.load import read_table
 
     path = tmp_path / "tweets.conll"
-    path.write_text("I\tO\n\tO\nlove\tO\nLeeds\tB-LOC\n\nhi\tO\n", encoding="utf-8")
+    path.write_text("I\tO\n\tO\nlove\tO\nLeeds\tB-LOC\n\nhi\tO\nke s\tO\n", encoding="utf-8")
     with caplog.at_level(logging.WARNING, logger="tunelab"):
         frame = read_table(path)
-    assert frame["tokens"].tolist() == [["I", "love", "Leeds"], ["hi"]]
-    assert frame["tags"].tolist() == [["O", "O", "B-LOC"], ["O"]]
+    # tab-separated: a token may hold a space (the corpus's "ke s")
+    assert frame["tokens"].tolist() == [["I", "love", "Leeds"], ["hi", "ke s"]]
+    assert frame["tags"].tolist() == [["O", "O", "B-LOC"], ["O", "O"]]
     assert "skipped 1 line(s) holding a tag but no token (line 2)" in caplog.text

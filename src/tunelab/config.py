@@ -188,6 +188,13 @@ class TrainingConfig(_Section):
 
     epochs: float = Field(3.0, gt=0, description="passes over the training data")
     max_steps: int | None = Field(None, gt=0, description="stop after this many steps")
+    min_steps: int | None = Field(
+        500,
+        gt=0,
+        description="classification and tagging, when training.epochs is left at its "
+        "default: more epochs (at most 10) until training makes at least this many optimizer "
+        "steps (3 epochs of a few thousand rows at batch 32 make a few hundred); null: never",
+    )
     learning_rate: Annotated[float, Field(gt=0, lt=1)] | Literal["auto"] = Field(
         "auto",
         description="peak learning rate; auto: by what is trained (random init 5e-4, a "

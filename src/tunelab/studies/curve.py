@@ -26,6 +26,7 @@ from tunelab.evaluation.metric_direction import task_metric_grows
 from tunelab.evaluation.plots import learning_curve_figure, save_figure
 from tunelab.outputs import write_json
 from tunelab.tasks import task_from_run_config
+from tunelab.training.epochs import epochs_for_min_steps
 from tunelab.training.guesses import guess_from_data
 from tunelab.training.prepare import load_splits
 
@@ -62,29 +63,13 @@ def plan_trials(
     ]
 
 
-def epochs_for_min_steps(rows: int, training: Any, min_steps: int) -> tuple[float, int] | None:
-    """Epochs that give at least ``min_steps`` optimizer steps on ``rows`` training rows.
-
-    Returns:
-        ``(epochs, total_steps)`` when the configured epochs give fewer steps, else ``None``
-        (also when ``training.max_steps`` fixes the length of training).
-    """
-    if training.max_steps or min_steps <= 0:
-        return None
-    per_epoch = math.ceil(
-        math.ceil(rows / training.batch_size) / training.gradient_accumulation_steps
-    )
-    if math.ceil(per_epoch * training.epochs) >= min_steps:
-        return None
-    epochs = math.ceil(min_steps / per_epoch)
-    return float(epochs), per_epoch * epochs
-
-
 def trial_overrides(
     config: RunConfig, size: int, seed: int, folder: Path, rows: int, min_steps: int
 ) -> tuple[list[str], str | None]:
     """The overrides of one trial, and a note when its epochs were raised."""
-    overrides = [f"output={folder}", f"seed={seed}", f"data.train_rows={size}"]
+    # the curve's --min-steps alone sets each trial's length, the same rule at every size
+    overrides = [f"output={folder}", f"seed={seed}", f"data.train_rows={size}",
+                 "training.min_steps=null"]  # fmt: skip
     raised = epochs_for_min_steps(min(size, rows), config.training, min_steps)
     if raised is None or config.training.method != "full":
         return overrides, None

@@ -61,6 +61,7 @@ from tunelab.outputs import atomic_folder, claim_output, write_json, write_jsonl
 from tunelab.tasks import Task, task_from_run_config
 from tunelab.tasks.arrow_rows import MeasuredRows, chunked_lengths
 from tunelab.tokenizer_threads import tokenizer_threads
+from tunelab.training.epochs import raise_epochs
 from tunelab.training.few_shot import train_few_shot
 from tunelab.training.guesses import guess_from_data
 from tunelab.training.learning_rate import default_learning_rate
@@ -154,7 +155,8 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
     """Check the config, load and split the data, claim the run folder, load the model and
     tokenizer, and encode every split.
 
-    ``auto`` values in ``config`` (model name, learning rate) are resolved in place.
+    ``auto`` values in ``config`` (model name, learning rate) are resolved in place, and so
+    are the epochs of a small training set (:func:`tunelab.training.epochs.raise_epochs`).
 
     Raises:
         UserError: for any problem with the config, the data, the folder or the model name.
@@ -191,6 +193,9 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
             for split, frame in splits.items()
         }
     del measured  # the training rows' first encoding: encoded["train"] reused what fit
+    raised = raise_epochs(config, task.name, len(encoded["train"]))
+    if raised:
+        data_report["epochs"] = raised
     precision = resolve_precision(config.training.precision)
     cast = fp32_master_weights(model, precision, adapters=config.peft.method != "none")
     if cast:

@@ -21,12 +21,12 @@ from tunelab.evaluation.learning_curve import (
 )
 from tunelab.evaluation.plots import figure_bytes, learning_curve_figure, save_figure
 from tunelab.studies.curve import (
-    epochs_for_min_steps,
     learning_curve,
     parse_sizes,
     plan_trials,
     score_of,
 )
+from tunelab.training.epochs import epochs_for_min_steps
 
 SIZES = [50, 100, 200, 500, 1000, 2000, 5000]
 

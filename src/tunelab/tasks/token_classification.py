@@ -9,6 +9,7 @@ entities with character offsets into the original text.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from typing import Any
 
@@ -402,14 +403,26 @@ class TokenClassification:
         return {}
 
     def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
-        """A sentence when the tagger found nothing (every token O), else ``None``."""
+        """A sentence when the tagger found nothing (every token O) or next to nothing (an
+        entity or word F1 within sampling noise of zero: the noise classification's check
+        uses, max(0.02, 1/sqrt(rows))), else ``None``."""
         value = scores.get(self.main_metric)
-        if value is None or float(value) > 0.0:
+        if value is None:
             return None
-        found = "no entity: it tags every token O" if self.scheme != "plain" else "no tag right"
+        value = float(value)
+        noise = max(0.02, 1.0 / math.sqrt(max(examples, 1))) if self.scheme != "plain" else 0.0
+        if value > noise:
+            return None
+        if value > 0.0:
+            found = (f"next to nothing ({self.main_metric} {value:.3f} on {examples} rows, "
+                     f"within noise of zero: {noise:.3f})")  # fmt: skip
+        elif self.scheme != "plain":
+            found = f"no entity: it tags every token O ({self.main_metric} 0 on {examples} rows)"
+        else:
+            found = f"no tag right ({self.main_metric} 0 on {examples} rows)"
         return (
-            f"the tagger found {found} ({self.main_metric} 0 on {examples} rows); try a "
-            "higher training.learning_rate, more epochs or a pretrained model (--model)"
+            f"the tagger found {found}; try a higher training.learning_rate, more epochs or "
+            "a pretrained model (--model)"
         )
 
     def baseline_outputs(self, splits: dict[str, pd.DataFrame], seed: int = 0) -> dict[str, Any]:

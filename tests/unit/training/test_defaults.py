@@ -249,6 +249,12 @@ def test_taggers_and_generators_say_when_they_learned_nothing():
     tagger = TokenClassification(scheme="bio")
     assert "tags every token O" in tagger.learning_warning({"f1": 0.0}, 50)
     assert tagger.learning_warning({"f1": 0.4}, 50) is None
+    # a batch-32 Trainer at run_ner.py's rate on WNUT-17: a handful of entities in 1,009 rows
+    said = tagger.learning_warning({"f1": 0.007}, 1009)
+    assert "found next to nothing (f1 0.007 on 1009 rows, within noise of zero: 0.031)" in said
+    assert tagger.learning_warning({"f1": 0.115}, 1009) is None  # the plain run's first epoch
+    pos = TokenClassification(scheme="plain")
+    assert pos.learning_warning({"accuracy": 0.01}, 1009) is None  # tag accuracy: no such noise
 
     generator = CausalGeneration()
     empty = generator.learning_warning({"empty_share": 0.9, "looping_share": 0.0}, 20)

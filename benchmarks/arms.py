@@ -72,6 +72,24 @@ def run_child(script: str, name: str, *options: str) -> dict[str, Any]:
     return json.loads(lines[-1].removeprefix("RESULT "))
 
 
+def tunelab_in_process(arguments: list[str], run: Path) -> dict[str, Any]:
+    """Run ``tunelab <arguments>`` in this process, as a user's command (its exit inside the
+    arm's time), and return the ``metrics.json`` of the run folder ``run``.
+
+    Raises:
+        SystemExit: with the command's own code, when it fails.
+    """
+    from tunelab.cli import main as tunelab_command
+
+    sys.argv = ["tunelab", *arguments]
+    try:
+        tunelab_command()
+    except SystemExit as done:
+        if done.code:
+            raise
+    return json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+
+
 # the step benchmarks' data: training file, rows sampled (as benchmarks/train_speed.py), token
 # limit (tunelab's 99th percentile on those rows)
 _ROOT = Path(__file__).resolve().parent.parent

@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from arms import machine, peak_mb
+from arms import machine, peak_mb, tunelab_in_process
 from results_file import mean_sd
 
 HERE = Path(__file__).resolve().parent
@@ -133,18 +133,11 @@ def _script(arm: str, model_dir: str, data: Path, seed: int, out: Path) -> dict:
 
 
 def _tunelab(data: Path, seed: int, out: Path, settings: list[str]) -> dict:
-    from tunelab.cli import main as tunelab_command
-
-    sys.argv = ["tunelab", "train", "--data", str(data / "train.conll"),
-                "--validation", str(data / "validation.conll"),
-                "--test", str(data / "test.conll"), "--output", str(out / "run"),
-                "--seed", str(seed), *[f"--set={s}" for s in settings]]  # fmt: skip
-    try:
-        tunelab_command()
-    except SystemExit as done:
-        if done.code:
-            raise
-    metrics = json.loads((out / "run" / "metrics.json").read_text(encoding="utf-8"))
+    arguments = ["train", "--data", str(data / "train.conll"),
+                 "--validation", str(data / "validation.conll"),
+                 "--test", str(data / "test.conll"), "--output", str(out / "run"),
+                 "--seed", str(seed), *[f"--set={s}" for s in settings]]  # fmt: skip
+    metrics = tunelab_in_process(arguments, out / "run")
     config = (out / "run" / "config.yaml").read_text(encoding="utf-8")
     return {
         "train_loop_samples_per_second": metrics["train"]["samples_per_second"],

@@ -49,7 +49,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from arms import machine, matmul_peak_now, peak_mb
+from arms import machine, matmul_peak_now, peak_mb, tunelab_in_process
 from results_file import mean_sd
 
 HERE = Path(__file__).resolve().parent
@@ -147,8 +147,6 @@ def _script(arm: str, model_dir: str, args: argparse.Namespace, out: Path) -> di
 
 
 def _tunelab(model_dir: str, args: argparse.Namespace, out: Path, variant: str) -> dict:
-    from tunelab.cli import main as tunelab_command
-
     train, test = _frames(args)
     train.to_csv(out / "train.csv", index=False)
     test.to_csv(out / "test.csv", index=False)
@@ -172,13 +170,7 @@ def _tunelab(model_dir: str, args: argparse.Namespace, out: Path, variant: str) 
             section[last] = value
     # the command a user runs (`tunelab train config.yaml`), so its exit is timed too
     (out / "config.yaml").write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
-    sys.argv = ["tunelab", "train", str(out / "config.yaml")]
-    try:
-        tunelab_command()
-    except SystemExit as done:
-        if done.code:
-            raise
-    metrics = json.loads((out / "run" / "metrics.json").read_text(encoding="utf-8"))
+    metrics = tunelab_in_process(["train", str(out / "config.yaml")], out / "run")
     throughput = metrics["train"].get("throughput") or {}
     return {
         "train_loop_samples_per_second": metrics["train"]["samples_per_second"],

@@ -41,13 +41,15 @@ def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
 
     width: tuple[int, int] | None = None  # (fields, line) of the first token line
     empty_tokens: list[int] = []
-    first = next((line for line in text.split("\n") if line.strip()), "")
-    tabs = "\t" in first.strip()
+    lines = text.split("\n")
+    tabs = "\t" in next((line.strip() for line in lines if line.strip()), "")
     separated = "tab-separated" if tabs else "whitespace-separated"
-    for number, line in enumerate(text.split("\n"), start=1):
-        fields = line.split()
-        if tabs and "\t" in line.strip():
-            fields = [field.strip() for field in line.strip().split("\t")]
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if tabs and "\t" in stripped:
+            fields = [field.strip() for field in stripped.split("\t")]
+        else:
+            fields = stripped.split()
         if not fields:
             close()
             continue

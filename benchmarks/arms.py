@@ -72,6 +72,32 @@ def run_child(script: str, name: str, *options: str) -> dict[str, Any]:
     return json.loads(lines[-1].removeprefix("RESULT "))
 
 
+def timed_child(script: str, name: str, options: list[str], label: str) -> dict[str, Any]:
+    """Run ``script --child name options... --work FOLDER`` in a fresh temporary folder, from
+    the repository root, and return the JSON of its last ``RESULT`` line with the process's
+    wall time (``wall_seconds``). The folder is removed after the clock stops: a run's
+    outputs are hundreds of MB per arm.
+
+    Raises:
+        SystemExit: naming ``label``, with the end of the child's error output, when it fails.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=f"{Path(script).stem}-{name}-") as work:
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, script, "--child", name, *options, "--work", work],
+            capture_output=True, text=True, cwd=_ROOT,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        raise SystemExit(f"{label} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(lines[-1].removeprefix("RESULT "))
+    result["wall_seconds"] = round(seconds, 2)
+    return result
+
+
 def tunelab_in_process(arguments: list[str], run: Path) -> dict[str, Any]:
     """Run ``tunelab <arguments>`` in this process, as a user's command (its exit inside the
     arm's time), and return the ``metrics.json`` of the run folder ``run``.

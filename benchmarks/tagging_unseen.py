@@ -31,13 +31,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-from arms import machine, peak_mb, tunelab_in_process
+from arms import machine, peak_mb, timed_child, tunelab_in_process
 from results_file import mean_sd
 
 HERE = Path(__file__).resolve().parent
@@ -163,17 +159,8 @@ def run_child(args: argparse.Namespace) -> dict:
 
 
 def _launch(arm: str, data: str, seed: int, settings: list[str]) -> dict:
-    command = [sys.executable, __file__, "--child", arm, "--data", data, "--seed", str(seed),
-               *[f"--set={s}" for s in settings]]  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix=f"tagging-unseen-{arm}-") as work:
-        started = time.perf_counter()
-        done = subprocess.run([*command, "--work", work], capture_output=True, text=True, cwd=ROOT)
-        seconds = time.perf_counter() - started
-    if done.returncode:
-        raise SystemExit(f"{arm} on {data} (seed {seed}) failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1].removeprefix("RESULT "))
-    result["wall_seconds"] = round(seconds, 2)
-    return result
+    options = ["--data", data, "--seed", str(seed), *[f"--set={s}" for s in settings]]
+    return timed_child(__file__, arm, options, f"{arm} on {data} (seed {seed})")
 
 
 def table(runs: dict[str, list[dict]]) -> str:

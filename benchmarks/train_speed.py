@@ -43,13 +43,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-from arms import machine, matmul_peak_now, peak_mb, tunelab_in_process
+from arms import machine, matmul_peak_now, peak_mb, timed_child, tunelab_in_process
 from results_file import mean_sd
 
 HERE = Path(__file__).resolve().parent
@@ -196,21 +193,15 @@ def run_child(args: argparse.Namespace) -> dict:
 
 
 def _launch(arm: str, data: str, args: argparse.Namespace) -> dict:
-    command = [
-        sys.executable, __file__, "--child", arm, "--data", data, "--model", args.model,
+    options = [
+        "--data", data, "--model", args.model,
         "--train-rows", str(args.train_rows), "--test-rows", str(args.test_rows),
         "--epochs", str(args.epochs), "--learning-rate", str(args.learning_rate),
         "--seed", str(args.seed), "--script-warmup", str(args.script_warmup),
         *[f"--set={s}" for s in args.set or []],
     ]  # fmt: skip
-    # the folder is removed after the clock stops: a run's outputs are hundreds of MB per arm
-    with tempfile.TemporaryDirectory(prefix=f"train-speed-{arm}-") as work:
-        started = time.perf_counter()
-        done = subprocess.run([*command, "--work", work], capture_output=True, text=True, cwd=ROOT)
-        seconds = time.perf_counter() - started
-    if done.returncode:
-        raise SystemExit(f"{arm} on {data} failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = timed_child(__file__, arm, options, f"{arm} on {data}")
+    seconds = result["wall_seconds"]
     if result.get("mfu") and result.get("precision") == "bf16" and _device() == "cpu":
         # beside the cached peak, the peak of these minutes: the VM's speed wanders
         from tunelab.models.flops import peak_flops
@@ -218,7 +209,6 @@ def _launch(arm: str, data: str, args: argparse.Namespace) -> dict:
         now = matmul_peak_now("bf16")
         result["peak_now_gflops"] = round(now / 1e9, 1)
         result["mfu_vs_peak_now"] = round(result["mfu"] * peak_flops("bf16")[0] / now, 4)
-    result["wall_seconds"] = round(seconds, 2)
     result["end_to_end_samples_per_second"] = round(args.train_rows * args.epochs / seconds, 2)
     return result
 
@@ -287,7 +277,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # one arm; JSON on the last line
-        print(json.dumps(run_child(args)))
+        print("RESULT " + json.dumps(run_child(args)))
         return
 
     if not DATA["zh-sentiment"][0].is_file():

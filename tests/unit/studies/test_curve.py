@@ -25,8 +25,9 @@ from tunelab.studies.curve import (
     parse_sizes,
     plan_trials,
     score_of,
+    trial_overrides,
 )
-from tunelab.training.epochs import epochs_for_min_steps
+from tunelab.training.epochs import epochs_for_min_steps, raise_epochs
 
 SIZES = [50, 100, 200, 500, 1000, 2000, 5000]
 
@@ -57,6 +58,17 @@ def test_several_seeds_only_below_the_threshold():
     ]  # fmt: skip
     with pytest.raises(UserError, match="--seeds"):
         plan_trials([50], seeds=0, seeds_below=10, first_seed=0)
+
+
+def test_a_trial_keeps_the_curves_own_length_not_the_runs_min_steps(tmp_path):
+    """The curve's --min-steps (100) alone sets each trial's epochs; the run's own rule (500
+    steps, at most 10 epochs) would train its middle sizes longer than its ends."""
+    config = build_config({"task": "text-classification"})
+    overrides, note = trial_overrides(config, 2000, 0, tmp_path, 5000, 100)
+    assert note is None  # 63 steps an epoch: 3 epochs already make 189
+    trial = build_config({"task": "text-classification"}, overrides)
+    assert raise_epochs(trial, "text-classification", 2000) is None
+    assert trial.training.epochs == 3.0
 
 
 def test_small_sizes_get_enough_optimizer_steps():

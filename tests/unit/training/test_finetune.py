@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import make_reviews, tiny_run_config
-from tunelab.config import PretrainConfig, RunConfig, as_config, commented_yaml
+from tunelab.config import PretrainConfig, RunConfig, as_config, commented_yaml, given_keys
 from tunelab.errors import UserError
 from tunelab.outputs import claim_output
 from tunelab.training.finetune import fit, prepare_run, save_run, score
@@ -265,3 +265,29 @@ def test_the_token_limit_comes_from_rows_tokenised_once_and_says_when_most_are_c
         assert report["tokens"]["p50"] == float(pd.Series(true_counts).median())
     reused = task.encode(reviews, tokenizer, max_length, measured=measured)
     assert reused.to_dict() == task.encode(reviews, tokenizer, max_length).to_dict()
+
+
+def test_a_small_set_trains_the_raised_epochs_and_says_so_where_a_rerun_reads_it(
+    tiny_bert, tmp_path
+):
+    """prepare_run raises the epochs the config left at their default, before the Trainer
+    is built: the run trains them, and the data report and config.yaml keep the figure."""
+    data = tmp_path / "reviews.csv"
+    make_reviews(120).to_csv(data, index=False)
+    config = tiny_run_config(tiny_bert, data, tmp_path / "run")
+    del config["training"]["epochs"]  # left at its default: 3
+    config["training"]["min_steps"] = 20
+    parts = prepare_run(as_config(config))
+    rows = len(parts.encoded["train"])
+    per_epoch = -(-rows // 16)  # batch 16
+    assert 3 * per_epoch < 20  # the set is small enough for the rule to act
+    epochs = -(-20 // per_epoch)
+    assert parts.data_report["epochs"]["value"] == epochs == parts.config.training.epochs
+    assert (parts.output / "config.yaml").is_file()
+    fitted = fit(parts)
+    assert fitted.stats["steps"] == epochs * per_epoch
+    assert float(fitted.trainer.state.epoch) == pytest.approx(epochs)
+    rerun = tmp_path / "rerun.yaml"  # what config.yaml holds: the epochs, given, not raised
+    rerun.write_text(commented_yaml(parts.config), encoding="utf-8")
+    assert as_config(rerun).training.epochs == epochs
+    assert "training.epochs" in given_keys(as_config(rerun))

@@ -77,7 +77,7 @@ def raise_epochs(config: Any, task_name: str, examples: int) -> dict[str, Any] |
         return None
     epochs, total = raised
     before = training.epochs
-    per_epoch = steps_per_epoch(examples, training)
+    per_epoch = total // int(epochs)
     reason = (
         f"{before:g} epochs of {examples:,} training examples at batch {training.batch_size} "
         f"make {math.ceil(per_epoch * before)} optimizer steps, fewer than training.min_steps "

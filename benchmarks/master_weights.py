@@ -15,7 +15,7 @@ set's 872 test sentences, in up to three arms, each seed of ``--seeds`` in turn:
 Usage::
 
     python benchmarks/master_weights.py [--rows 2000] [--seeds 42,1,2]
-        [--before-src /tmp/before/src]
+        [--before-src /tmp/before/src] [--data FOLDER] [--arms ...] [--out FILE]
 
 Writes ``benchmarks/results/master_weights.json``.
 """
@@ -59,12 +59,12 @@ def rounded_checkpoints(work: Path) -> dict[str, Path]:
     return folders
 
 
-def train(model: Path, data: Path, seed: int, work: Path, src: str | None) -> dict:
+def train(model: Path, data: Path, test: Path, seed: int, work: Path, src: str | None) -> dict:
     """The plain command on ``data``; its test scores, its log's cast line and the wall time."""
     env = dict(os.environ, PYTHONPATH=src) if src else dict(os.environ)
     out = work / f"run-{model.name}-{seed}-{bool(src)}"
     command = [sys.executable, "-m", "tunelab.cli", "train", "--data", str(data),
-               "--test", str(DATA / "test.csv.gz"), "--model", str(model), "--output", str(out),
+               "--test", str(test), "--model", str(model), "--output", str(out),
                "--set", f"seed={seed}"]  # fmt: skip
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -83,6 +83,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--seeds", default="42,1,2")
     parser.add_argument("--before-src", default=None)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DATA,
+        help="a folder with train.csv.gz and test.csv.gz (text, label)",
+    )
+    parser.add_argument("--arms", default=None, help="which arms, comma-separated (default: all)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     import pandas as pd
@@ -91,24 +99,26 @@ def main() -> None:
         work = Path(folder)
         folders = rounded_checkpoints(work)
         data = work / "train.csv"
-        pd.read_csv(DATA / "train.csv.gz").sample(args.rows, random_state=0).to_csv(
-            data, index=False
-        )
+        rows = pd.read_csv(args.data / "train.csv.gz")
+        rows.sample(min(args.rows, len(rows)), random_state=0).to_csv(data, index=False)
         arms = {"bf16_checkpoint": (folders["bf16"], None),
                 "fp32_checkpoint": (folders["fp32"], None)}  # fmt: skip
         if args.before_src:
             arms["bf16_checkpoint_before"] = (folders["bf16"], args.before_src)
+        if args.arms:
+            arms = {arm: arms[arm] for arm in args.arms.split(",")}
         runs: dict[str, list[dict]] = {arm: [] for arm in arms}
         for seed in (int(s) for s in args.seeds.split(",")):
             for arm, (model, src) in arms.items():
-                runs[arm].append(train(model, data, seed, work, src))
+                runs[arm].append(train(model, data, args.data / "test.csv.gz", seed, work, src))
                 print(arm, runs[arm][-1], flush=True)
     found = {
-        "machine": machine(), "model": MODEL, "train_rows": args.rows, "runs": runs,
+        "machine": machine(), "model": MODEL, "data": args.data.name, "train_rows": args.rows,
+        "runs": runs,
         "mean_accuracy": {arm: round(statistics.mean(r["accuracy"] for r in rows), 4)
                           for arm, rows in runs.items()},
     }  # fmt: skip
-    write_results(RESULTS, found)
+    write_results(args.out, found)
     print(found["mean_accuracy"])
 
 

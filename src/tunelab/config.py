@@ -66,8 +66,9 @@ class DataConfig(_Section):
 
     train: Path | None = Field(
         None,
-        description="training file (CSV/TSV/JSONL/JSON/Parquet) or folder of class sub-folders "
-        "(images, audio); split if it is the only one",
+        description="training file (CSV/TSV/JSONL/JSON/Parquet), folder of class sub-folders "
+        "(images, audio), or folder of train/validation/test files (its validation and test "
+        "files fill the splits not given); split if it is the only one",
     )
     validation: Path | None = Field(None, description="validation file (optional)")
     test: Path | None = Field(None, description="test file (optional)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -15,6 +16,7 @@ from tunelab.data.corpus import joined_words
 from tunelab.errors import UserError
 
 log = logging.getLogger(__name__)
+PROGRESS_SECONDS = 30.0  # a long generation says how far it is at most this often
 
 PRECISIONS = ("auto", "checked", "bf16", "fp16", "fp32")
 # A row is recomputed in fp32 when its decision margin is under this many times the largest
@@ -259,8 +261,15 @@ def generate_in_batches(
     stops = generation_kwargs.get("eos_token_id")
     stops = set(stops if isinstance(stops, list) else [] if stops is None else [stops])
     model.eval()
+    started = said = time.monotonic()
     with torch.inference_mode(), autocast(model, precision):
         for start in range(0, len(order), batch_size):
+            now = time.monotonic()
+            if start and now - said >= PROGRESS_SECONDS:  # longest first: an upper bound
+                left = round((now - started) / start * (len(order) - start))
+                log.info("generating: %d/%d rows, about %d:%02d left", start, len(order),
+                         left // 60, left % 60)  # fmt: skip
+                said = now
             chunk = order[start : start + batch_size]
             width = max(len(prompts[i]) for i in chunk)
             ids, mask = [], []

@@ -9,6 +9,7 @@ checkpoints by validation loss and score generated text after training.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from dataclasses import replace
@@ -19,7 +20,7 @@ import pandas as pd
 from typing_extensions import Self  # typing.Self from Python 3.11
 
 from tunelab.data.columns import holds_lists
-from tunelab.data.doctor import diagnose, doctor_summary
+from tunelab.data.doctor import diagnose, leakage_lines, split_findings
 from tunelab.evaluation import report_generation
 from tunelab.evaluation.generation import generation_metrics
 from tunelab.inference import Generations, generate_in_batches
@@ -37,6 +38,34 @@ from tunelab.tasks.generation_inputs import MESSAGES, SOURCE, TARGET, standardiz
 from tunelab.tasks.packing import PackingCollator
 from tunelab.tasks.stop_tokens import check_stop_tokens, closing_token
 from tunelab.tasks.token_windows import IGNORE
+
+log = logging.getLogger("tunelab")
+
+
+def generation_doctor_lines(report: dict[str, Any]) -> list[str]:
+    """The doctor's lines for input/target pairs: each split's rows, its duplicate pairs, the
+    rows that give an earlier input another target (several references, kept), its near-
+    duplicate inputs, and leakage of inputs between splits."""
+    lines = []
+    for name, split in report["splits"].items():
+        found = split_findings({**split, "duplicates": {"exact_duplicates": 0,
+                                                       "near_duplicates": 0}})  # fmt: skip
+        targets = report.get("targets", {}).get(name, {})
+        exact = split["duplicates"]["exact_duplicates"]
+        near = split["duplicates"]["near_duplicates"]
+        pairs = targets.get("duplicate_pairs", 0)
+        repeated = targets.get("repeated_inputs", exact)
+        if pairs:
+            noun = "pair" if pairs == 1 else "pairs"
+            found.append(f"{pairs:,} duplicate {noun} (same input and target)")
+        if repeated > pairs:
+            rows = "row gives" if repeated - pairs == 1 else "rows give"
+            found.append(f"{repeated - pairs:,} {rows} an earlier input another target "
+                         "(several references per input)")  # fmt: skip
+        if near > exact:
+            found.append(f"{near - exact:,} near-duplicate inputs")
+        lines.append(f"data doctor: {name}: " + ", ".join(found))
+    return lines + leakage_lines(report)
 
 
 class _Generation:
@@ -202,6 +231,10 @@ class _Generation:
             split: {
                 "empty": int((frame[TARGET].str.strip() == "").sum()),
                 "mean_characters": float(frame[TARGET].str.len().mean()),
+                # the doctor's duplicates are of inputs alone: a data set with several
+                # references per input (E2E, translation sets) repeats inputs on purpose
+                "duplicate_pairs": int(frame[[SOURCE, TARGET]].astype(str).duplicated().sum()),
+                "repeated_inputs": int(frame[SOURCE].astype(str).duplicated().sum()),
             }
             for split, frame in frames.items()
             if TARGET in frame.columns
@@ -209,7 +242,7 @@ class _Generation:
         return report
 
     def doctor_lines(self, report: dict[str, Any]) -> list[str]:
-        return doctor_summary(report)
+        return generation_doctor_lines(report)
 
     def clean(
         self, frame: pd.DataFrame, clean: Any, is_training: bool
@@ -217,9 +250,12 @@ class _Generation:
         """Drop exact duplicate training pairs."""
         if not (is_training and clean.drop_duplicates):
             return frame, {}
-        duplicated = frame[[SOURCE, TARGET]].duplicated()
+        duplicated = frame[[SOURCE, TARGET]].astype(str).duplicated()
         kept = frame[~duplicated]
         kept.attrs = dict(frame.attrs)
+        if duplicated.any():
+            log.warning("%s: dropped %d duplicate row(s) (same input and target as an earlier "
+                        "row)", frame.attrs.get("source"), int(duplicated.sum()))  # fmt: skip
         return kept, {"duplicates": int(duplicated.sum())}
 
     def loss_function(

@@ -21,6 +21,7 @@ from tunelab import collector
 from tunelab.allocator import keep_freed_memory
 from tunelab.config import RunConfig, commented_yaml
 from tunelab.data.audio import audio_seconds
+from tunelab.data.split_folder import expand_split_folder
 from tunelab.errors import RunInterrupted, UserError
 from tunelab.evaluation.model_card import write_model_card
 from tunelab.evaluation.report import build_report
@@ -151,6 +152,17 @@ def is_main_process() -> bool:
 # -- prepare ----------------------------------------------------------------------------
 
 
+def _take_split_folder(config: RunConfig) -> None:
+    """A ``data.train`` folder holding train/validation/test files: those files, logged."""
+    data = config.data
+    if data.train is None:
+        return
+    train, validation, test, line = expand_split_folder(data.train, data.validation, data.test)
+    if line is not None:
+        log.info("%s", line)
+        data.train, data.validation, data.test = train, validation, test
+
+
 def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False) -> RunParts:
     """Check the config, load and split the data, claim the run folder, load the model and
     tokenizer, and encode every split.
@@ -163,6 +175,7 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
     """
     check_trackers(config.tracking)
     distributed_arguments(config.training)
+    _take_split_folder(config)
     guesses = guess_from_data(config)  # the task and columns the config leaves to the data
     task = task_from_run_config(config)
     check_run_settings(config, task)

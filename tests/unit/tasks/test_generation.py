@@ -276,3 +276,45 @@ def test_a_prompt_file_is_read_under_its_own_names_and_only_its_ids_pass_through
     assert read.attrs["columns"] == {"source": "prompt", "target": "completion"}
     records = _with_other_input_columns([{"source": "hi", "output": "x"}], given, read, task)
     assert records == [{"id": "a7", "source": "hi", "output": "x"}]
+
+
+def test_the_doctor_tells_several_references_from_duplicate_pairs(caplog):
+    import pandas as pd
+
+    task = CausalGeneration()
+    given = pd.DataFrame({
+        "prompt": ["name[Aromi]", "name[Aromi]", "name[Aromi]", "name[Bibimbap]"],
+        "completion": ["Aromi is a pub.", "A pub: Aromi.", "Aromi is a pub.", "It is Bibimbap."],
+    })  # fmt: skip
+    train = task.standardize(given)
+    report = task.diagnose({"train": train}, find_label_errors=False, seed=0)
+    assert task.doctor_lines(report) == [
+        "data doctor: train: 4 rows, 1 duplicate pair (same input and target), "
+        "1 row gives an earlier input another target (several references per input)"
+    ]
+
+    class Clean:
+        drop_duplicates = True
+
+    with caplog.at_level("WARNING", logger="tunelab"):
+        kept, steps = task.clean(train, Clean(), is_training=True)
+    assert len(kept) == 3 and steps == {"duplicates": 1}
+    assert "dropped 1 duplicate row(s) (same input and target" in caplog.text
+
+
+def test_a_long_generation_says_how_far_it_is(tiny_llama, monkeypatch, caplog):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunelab import inference
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    monkeypatch.setattr(inference, "PROGRESS_SECONDS", 0.0)  # every batch after the first
+    settings = {"max_new_tokens": 2, "do_sample": False, "eos_token_id": None}
+    with caplog.at_level("INFO", logger="tunelab"):
+        answers = inference.generate_in_batches(
+            model, tokenizer, [[5, 6, 7], [8, 9], [10]], 1, "fp32", settings, decoder_only=True
+        )
+    assert len(answers) == 3
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("generating")]
+    assert [line.split(",")[0] for line in said] == ["generating: 1/3 rows", "generating: 2/3 rows"]

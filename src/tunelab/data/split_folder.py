@@ -1,0 +1,130 @@
+"""A data folder that holds its splits: ``train.csv``, ``validation.csv``, ``test.csv``.
+
+``tunelab data example`` writes such folders, and so do most public data sets (``train.jsonl``,
+``dev.tsv``, ``test.csv.gz``) and ``DatasetDict.save_to_disk`` (a sub-folder per split). Given
+as ``--data``, the folder's training file becomes ``data.train`` and its validation and test
+files fill ``data.validation`` and ``data.test`` where those are not set. A folder of class
+sub-folders of images or audio is left alone: it is read as the media it holds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tunelab.data.load import DECOMPRESSORS, FORMATS_BY_SUFFIX, PLAIN_TEXT_SUFFIXES
+from tunelab.data.media import media_kind
+from tunelab.errors import UserError
+
+# a split's accepted file stems, in the order a folder's files are named in messages
+SPLIT_STEMS = {
+    "train": ("train", "training"),
+    "validation": ("validation", "valid", "val", "dev", "development"),
+    "test": ("test", "testing"),
+}
+TABLE_SUFFIXES = frozenset(FORMATS_BY_SUFFIX) | frozenset(PLAIN_TEXT_SUFFIXES)
+
+
+def _table_stem(path: Path) -> str | None:
+    """``train`` for train.csv, train.csv.gz or TRAIN.jsonl; None for a file that is no table."""
+    name = path.name.lower()
+    for compressed in DECOMPRESSORS:
+        name = name.removesuffix(compressed)
+    stem, dot, suffix = name.rpartition(".")
+    return stem if dot and f".{suffix}" in TABLE_SUFFIXES else None
+
+
+def _saved_splits(folder: Path) -> dict[str, Path]:
+    """The split folders of a saved ``DatasetDict``, by their names in ``dataset_dict.json``."""
+    listing = folder / "dataset_dict.json"
+    try:
+        names = json.loads(listing.read_text(encoding="utf-8")).get("splits", [])
+    except (OSError, ValueError, AttributeError):
+        return {}
+    folders = {str(name).lower(): folder / str(name) for name in names}
+    return {split: path for split, path in folders.items() if path.is_dir()}
+
+
+def split_files(folder: Path) -> dict[str, Path]:
+    """The files (or saved split folders) of ``folder`` that name a split, by split; empty when
+    ``folder`` holds none (a folder of media, or of tables named otherwise).
+
+    Raises:
+        UserError: when two files name the same split (``train.csv`` and ``train.jsonl``).
+    """
+    if (folder / "dataset_dict.json").is_file():
+        candidates = _saved_splits(folder)
+    else:
+        candidates = {}
+        for path in sorted(folder.iterdir()):
+            stem = _table_stem(path) if path.is_file() and not path.name.startswith(".") else None
+            if stem is None:
+                continue
+            if stem in candidates:
+                raise UserError(
+                    f"data folder {folder} holds two files for one split, "
+                    f"{candidates[stem].name} and {path.name}; keep one, or pass the file "
+                    "with --data, --validation or --test"
+                )
+            candidates[stem] = path
+    found: dict[str, Path] = {}
+    for split, stems in SPLIT_STEMS.items():
+        named = [candidates[stem] for stem in stems if stem in candidates]
+        if len(named) > 1:
+            raise UserError(
+                f"data folder {folder} holds two {split} files, {named[0].name} and "
+                f"{named[1].name}; keep one, or pass the one to use with "
+                f"{'--data' if split == 'train' else '--' + split}"
+            )
+        if named:
+            found[split] = named[0]
+    return found
+
+
+def table_files(folder: Path) -> list[Path]:
+    """The table files directly in ``folder`` (CSV, JSONL, Parquet, ..., compressed or not)."""
+    return [p for p in sorted(folder.iterdir()) if p.is_file() and _table_stem(p) is not None]
+
+
+def _holds_media(folder: Path) -> bool:
+    """Whether any image or audio file lies under ``folder`` (a table beside them is metadata)."""
+    return any(p.is_file() and media_kind(p) for p in folder.rglob("*"))
+
+
+def expand_split_folder(
+    train: Path, validation: Path | None, test: Path | None
+) -> tuple[Path, Path | None, Path | None, str | None]:
+    """``(train, validation, test, line)`` with a split folder given as ``train`` replaced by
+    its files; splits already given stay as they are. ``line`` says what was taken (for the
+    log), or is None when ``train`` is no such folder.
+
+    Raises:
+        UserError: for a folder of table files none of which names the training split, or one
+            with two files for one split.
+    """
+    if not train.is_dir() or (train / "state.json").is_file():  # one saved Dataset: its rows
+        return train, validation, test, None
+    found = split_files(train)
+    if "train" not in found:
+        tables = table_files(train)
+        if tables and not (train / "dataset_dict.json").is_file() and not _holds_media(train):
+            shown = ", ".join(p.name for p in tables[:3]) + (", ..." if len(tables) > 3 else "")
+            raise UserError(
+                f"data folder {train} holds table files ({shown}) but none named for the "
+                "training split; name it train.csv (or .jsonl, ...) beside validation and "
+                "test files, or pass the file itself with --data"
+            )
+        if (train / "dataset_dict.json").is_file():
+            raise UserError(
+                f"data folder {train} is a saved DatasetDict without a train split; give one "
+                "split's folder to --data"
+            )
+        return train, validation, test, None
+    taken = [f"{found['train'].name} as data.train"]
+    if validation is None and "validation" in found:
+        validation = found["validation"]
+        taken.append(f"{validation.name} as data.validation")
+    if test is None and "test" in found:
+        test = found["test"]
+        taken.append(f"{test.name} as data.test")
+    return found["train"], validation, test, f"data folder {train}: " + ", ".join(taken)

@@ -157,7 +157,11 @@ def _print_scores(title: str, scores: dict[str, Any]) -> None:
 
 
 def _print_verdict(metrics: dict[str, Any]) -> None:
-    """The linear baseline's scores and every warning about whether the model learned."""
+    """The untuned model's test scores (where it could answer before training), the linear
+    baseline's scores and every warning about whether the model learned."""
+    before = (metrics.get("before") or {}).get("test")
+    if before:
+        _print_scores("test before training", before)
     baseline = metrics.get("baseline") or {}
     split = "test" if "test" in baseline else "validation"
     if split in baseline:

@@ -255,3 +255,16 @@ def test_the_doctor_takes_the_format_of_a_file_it_cannot_tell_by_name(tmp_path):
     )
     assert done.exit_code == 0, done.output
     assert "20 rows" in done.output
+
+
+def test_the_verdict_puts_the_untuned_scores_beside_the_tuned_ones(capsys):
+    from tunelab.cli import _print_verdict
+
+    _print_verdict({"before": {"test": {"examples": 630, "bleu": 7.94, "chrf": 37.6}},
+                    "warnings": ["the model learned little"]})  # fmt: skip
+    assert capsys.readouterr().out.splitlines() == [
+        "test before training: bleu=7.9400  chrf=37.6000",
+        "WARNING: the model learned little",
+    ]
+    _print_verdict({"warnings": []})
+    assert capsys.readouterr().out == ""

@@ -48,13 +48,15 @@ def generation_doctor_lines(report: dict[str, Any]) -> list[str]:
     duplicate inputs, and leakage of inputs between splits."""
     lines = []
     for name, split in report["splits"].items():
+        targets = report.get("targets", {}).get(name, {})
+        if "duplicate_pairs" not in targets:  # rows without a target column (chats)
+            lines.append(f"data doctor: {name}: " + ", ".join(split_findings(split)))
+            continue
         found = split_findings({**split, "duplicates": {"exact_duplicates": 0,
                                                        "near_duplicates": 0}})  # fmt: skip
-        targets = report.get("targets", {}).get(name, {})
         exact = split["duplicates"]["exact_duplicates"]
         near = split["duplicates"]["near_duplicates"]
-        pairs = targets.get("duplicate_pairs", 0)
-        repeated = targets.get("repeated_inputs", exact)
+        pairs, repeated = targets["duplicate_pairs"], targets["repeated_inputs"]
         if pairs:
             noun = "pair" if pairs == 1 else "pairs"
             found.append(f"{pairs:,} duplicate {noun} (same input and target)")

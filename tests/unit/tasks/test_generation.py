@@ -318,3 +318,13 @@ def test_a_long_generation_says_how_far_it_is(tiny_llama, monkeypatch, caplog):
     assert len(answers) == 3
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("generating")]
     assert [line.split(",")[0] for line in said] == ["generating: 1/3 rows", "generating: 2/3 rows"]
+
+
+def test_the_doctor_keeps_its_plain_duplicates_line_for_rows_without_targets():
+    from tunelab.tasks.generation import generation_doctor_lines
+
+    split = {"rows": 5, "duplicates": {"exact_duplicates": 2, "near_duplicates": 3}}
+    report = {"splits": {"test": split}, "targets": {}}
+    assert generation_doctor_lines(report) == [
+        "data doctor: test: 5 rows, 2 exact / 3 near duplicates"
+    ]

@@ -18,6 +18,7 @@ from tunelab.data.clean import drop_invalid_rows
 from tunelab.data.columns import guess_text_column
 from tunelab.data.fix import doctor_files, doctor_image_files, doctor_tagging_files
 from tunelab.data.load import plain_text_lines, read_table
+from tunelab.data.split_folder import expand_split_folder
 from tunelab.errors import UserError
 from tunelab.evaluation.metrics import sigmoid, softmax
 from tunelab.inference import resolve_prediction_precision
@@ -317,8 +318,7 @@ def doctor(
         The terminal report; the JSON report is written to ``report``.
     """
 
-    files = {"train": data, "validation": validation, "test": test}
-    files = {split: Path(path) for split, path in files.items() if path is not None}
+    files = _doctor_files(data, validation, test)
     # read once: the columns are found in the table the doctor then checks
     train = read_table(files["train"], format, encoding=encoding, skip_bad_lines=not strict)
     columns = _doctor_columns(
@@ -352,6 +352,19 @@ def doctor(
         None if fixed is None else Path(fixed), label_errors, drop_label_errors, probabilities_of,
         strict, {"train": train}, text_pair_column, label_separator, format,
     )  # fmt: skip
+
+
+def _doctor_files(
+    data: str | Path, validation: str | Path | None, test: str | Path | None
+) -> dict[str, Path]:
+    """The files the doctor reads, by split: a data folder of train/validation/test files gives
+    its files (logged), as training takes it."""
+    given = [None if path is None else Path(path) for path in (validation, test)]
+    train, *held_out, taken = expand_split_folder(Path(data), *given)
+    if taken is not None:
+        log.info("%s", taken)
+    files = dict(zip(("train", "validation", "test"), (train, *held_out), strict=True))
+    return {split: path for split, path in files.items() if path is not None}
 
 
 def _doctor_columns(
@@ -427,8 +440,7 @@ def doctor_tagging(
         The terminal report; the JSON report is written to ``report``.
     """
 
-    files = {"train": data, "validation": validation, "test": test}
-    files = {split: Path(path) for split, path in files.items() if path is not None}
+    files = _doctor_files(data, validation, test)
     return doctor_tagging_files(
         files, TokenClassification(scheme=scheme, repair=not strict), encoding, tag_column,
         Path(report),
@@ -465,7 +477,6 @@ def doctor_images(
             "image": {"column": image_column},
         }
     )  # fmt: skip
-    files = {"train": data, "validation": validation, "test": test}
-    files = {split: Path(path) for split, path in files.items() if path is not None}
+    files = _doctor_files(data, validation, test)
     task = ImageClassification.from_run_config(config)
     return doctor_image_files(files, task, label_column is not None, Path(report))

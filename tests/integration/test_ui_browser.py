@@ -116,7 +116,17 @@ class Page:
         self.ready()
 
     def ready(self) -> None:
-        self.until(lambda: self.main.get_attribute("data-ready") == "yes")
+        """Wait until the page the address names has rendered: the router runs on
+        ``hashchange``, which fires after the click that changed the address returns, so the
+        page before it can still read ready."""
+
+        def rendered() -> bool:
+            named = self.driver.execute_script("return location.hash.slice(1) || 'data'")
+            main = self.main
+            return (main.get_attribute("data-page") == named.split("/")[0]
+                    and main.get_attribute("data-ready") == "yes")  # fmt: skip
+
+        self.until(rendered)
 
     @property
     def main(self) -> Any:

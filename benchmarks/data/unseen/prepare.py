@@ -434,12 +434,24 @@ def write_set(
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.csv"):
         old.unlink()
+    write_splits(folder, splits, data_card(name, splits, cleaning, how))
+
+
+def write_splits(
+    folder: Path,
+    splits: dict[str, pd.DataFrame],
+    card: str,
+    columns: tuple[str, ...] | None = ("text", "label"),
+) -> None:
+    """Each split as ``<split>.csv.gz`` in ``folder`` (made if missing), ``card`` as its
+    ``DATA_CARD.md``, and a line saying what was written."""
+    folder.mkdir(parents=True, exist_ok=True)
     for split, frame in splits.items():
-        write_gzip_csv(frame, folder / f"{split}.csv.gz")
-    (folder / "DATA_CARD.md").write_text(data_card(name, splits, cleaning, how), encoding="utf-8")
+        write_gzip_csv(frame, folder / f"{split}.csv.gz", columns=columns)
+    (folder / "DATA_CARD.md").write_text(card, encoding="utf-8")
     size = sum(p.stat().st_size for p in folder.iterdir())
     counts = {split: len(frame) for split, frame in splits.items()}
-    print(f"{name}: {counts}, {size / 1e6:.2f} MB -> {folder}")
+    print(f"{folder.name}: {counts}, {size / 1e6:.2f} MB -> {folder}")
 
 
 def main() -> None:

@@ -39,7 +39,7 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-from prepare import write_gzip_csv  # this folder is on the path when run as a script
+from prepare import write_splits  # this folder is on the path when run as a script
 from sklearn.model_selection import GroupShuffleSplit
 
 HERE = Path(__file__).resolve().parent
@@ -123,12 +123,7 @@ def main() -> None:
     read = {"dtype": str, "keep_default_na": False}
     splits = splits_of(pd.read_csv(args.raw / "devset.csv", **read),
                        pd.read_csv(args.raw / "testset_w_refs.csv", **read))  # fmt: skip
-    folder = args.out / NAME
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, part in splits.items():
-        write_gzip_csv(part, folder / f"{split}.csv.gz", columns=None)
-    (folder / "DATA_CARD.md").write_text(data_card(splits, args.commit), encoding="utf-8")
-    print({split: len(part) for split, part in splits.items()}, "->", folder)
+    write_splits(args.out / NAME, splits, data_card(splits, args.commit), columns=None)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import csv
 from pathlib import Path
 
 import pandas as pd
-from prepare import write_gzip_csv  # this folder is on the path when run as a script
+from prepare import write_splits  # this folder is on the path when run as a script
 from sklearn.model_selection import train_test_split
 
 HERE = Path(__file__).resolve().parent
@@ -99,12 +99,7 @@ def main() -> None:
     train, rest = train_test_split(frame, test_size=0.2, stratify=frame[LABEL], random_state=0)
     validation, test = train_test_split(rest, test_size=0.5, stratify=rest[LABEL], random_state=0)
     splits = {"train": train, "validation": validation, "test": test}
-    folder = args.out / NAME
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, part in splits.items():
-        write_gzip_csv(part, folder / f"{split}.csv.gz", columns=None)
-    (folder / "DATA_CARD.md").write_text(data_card(splits, args.commit), encoding="utf-8")
-    print({split: len(part) for split, part in splits.items()}, "->", folder)
+    write_splits(args.out / NAME, splits, data_card(splits, args.commit), columns=None)
 
 
 if __name__ == "__main__":

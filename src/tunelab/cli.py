@@ -595,11 +595,6 @@ def doctor(
     checks = _doctor_checks()
     if task not in checks:
         raise UserError(f"the doctor does not know task '{task}'; use {' or '.join(checks)}")
-    from tunelab.data.split_folder import expand_split_folder
-
-    data, validation, test, taken = expand_split_folder(data, validation, test)
-    if taken is not None:
-        typer.echo(taken, err=True)
     if checks[task] == "tags":
         text = api.doctor_tagging(
             data, validation, test, encoding, tag_column, scheme, report, out if fix else None,

@@ -373,11 +373,12 @@ def doctor_summary(report: dict[str, Any]) -> list[str]:
     return lines + leakage_lines(report)
 
 
-def split_findings(split: dict[str, Any]) -> list[str]:
-    """One split's findings worth a line: its rows, duplicates, conflicts, imbalance."""
+def split_findings(split: dict[str, Any], duplicates: bool = True) -> list[str]:
+    """One split's findings worth a line: its rows, duplicates (unless the caller words them
+    itself), conflicts, imbalance."""
     found = [f"{split['rows']:,} rows"]
     d = split["duplicates"]
-    if d["exact_duplicates"] or d["near_duplicates"]:
+    if duplicates and (d["exact_duplicates"] or d["near_duplicates"]):
         exact, near = d["exact_duplicates"], d["near_duplicates"]
         found.append(f"{exact:,} exact / {near:,} near duplicates")
     if split.get("conflicts", {}).get("conflicting_texts"):

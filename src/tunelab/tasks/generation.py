@@ -52,8 +52,7 @@ def generation_doctor_lines(report: dict[str, Any]) -> list[str]:
         if "duplicate_pairs" not in targets:  # rows without a target column (chats)
             lines.append(f"data doctor: {name}: " + ", ".join(split_findings(split)))
             continue
-        found = split_findings({**split, "duplicates": {"exact_duplicates": 0,
-                                                       "near_duplicates": 0}})  # fmt: skip
+        found = split_findings(split, duplicates=False)
         exact = split["duplicates"]["exact_duplicates"]
         near = split["duplicates"]["near_duplicates"]
         pairs, repeated = targets["duplicate_pairs"], targets["repeated_inputs"]

@@ -39,7 +39,6 @@ def steps(data: str, batches: int, rounds: int) -> dict:
         DataCollatorWithPadding,
     )
 
-    from tunelab.allocator import keep_freed_memory
     from tunelab.models.fast_dropout import fast_cpu_dropout
     from tunelab.models.load import resolve_model_source
     from tunelab.models.unpadded import UnpaddedCollator, use_unpadded_batches
@@ -49,7 +48,6 @@ def steps(data: str, batches: int, rounds: int) -> dict:
         train_used_rows_only,
     )
 
-    keep_freed_memory()  # as tunelab's training does
     source = resolve_model_source(MODEL)
     tokenizer, labels, features, drawn = drawn_batches(data, batches, source)
     used = sorted({token for row in features for token in row["input_ids"]})

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from tunelab.allocator import keep_freed_memory
+from tunelab.allocator import freed_memory_kept
 from tunelab.data.corpus import joined_words
 from tunelab.errors import UserError
 
@@ -130,14 +130,14 @@ def forward_in_batches(
         if margin is not None:
             return checked_forward(model, tokenizer, features, batch_size, margin, ragged, unit)
         precision = "fp32"
-    if model.device.type == "cpu":
-        keep_freed_memory()  # batches of other lengths reuse the last one's memory
     ids = features["input_ids"]
     order = np.argsort([len(row) for row in ids], kind="stable")[::-1]
     names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in features]
     outputs: list[np.ndarray | None] = [None] * len(ids)
     model.eval()
-    with torch.inference_mode(), autocast(model, precision):
+    # on the CPU, batches of other lengths reuse the last one's memory (tunelab/allocator.py)
+    kept = freed_memory_kept() if model.device.type == "cpu" else contextlib.nullcontext()
+    with kept, torch.inference_mode(), autocast(model, precision):
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             batch = tokenizer.pad(

@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from tunelab import collector
-from tunelab.allocator import keep_freed_memory
 from tunelab.config import RunConfig, commented_yaml
 from tunelab.data.audio import audio_seconds
 from tunelab.data.split_folder import expand_split_folder
@@ -527,8 +526,6 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
     if config.training.method == "few-shot":
         stats = _train_few_shot(parts)
         return FitResult(parts.model, stats, round(time.time() - parts.started, 2), before=before)
-    if parts.model.device.type == "cpu":
-        keep_freed_memory()  # activations stay allocated between steps (tunelab/allocator.py)
     watch = LearningWatch(parts.task, len(parts.splits.get("validation", [])))
     timer = StepTimer()
     resume_from = None

@@ -17,7 +17,7 @@ from tunelab.config import RunConfig, as_config, build_config
 from tunelab.data.clean import drop_invalid_rows
 from tunelab.data.columns import guess_text_column
 from tunelab.data.fix import doctor_files, doctor_image_files, doctor_tagging_files
-from tunelab.data.load import plain_text_lines, read_table
+from tunelab.data.load import detect_format, plain_text_lines, read_table
 from tunelab.data.split_folder import expand_split_folder
 from tunelab.errors import UserError
 from tunelab.evaluation.metrics import sigmoid, softmax
@@ -281,6 +281,28 @@ def _write_predictions(path: Path, records: list[dict[str, Any]]) -> None:
         write_jsonl(path, records)
 
 
+def doctor_task(
+    data: str | Path,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+    format: str = "auto",
+) -> str:
+    """The task whose checks ``tunelab doctor`` runs when none is named, read from the training
+    file as ``tunelab train`` reads it: a folder of class sub-folders holds images, a CoNLL
+    file (``.conll``, ``.iob``, ``.bio``, ``.bioes``, compressed or not) tagged tokens, and
+    any other table texts. Logs what it read and the flag that overrides it."""
+    train, *_ = expand_split_folder(Path(data), *(None if p is None else Path(p)
+                                                  for p in (validation, test)))  # fmt: skip
+    if train.is_dir() and not (train / "state.json").is_file():  # a saved Dataset is a table
+        task, evidence = ImageClassification.name, "a folder of class sub-folders"
+    elif train.is_file() and detect_format(train, format) == "conll":
+        task, evidence = TokenClassification.name, "a CoNLL file of tokens and their tags"
+    else:
+        return TextClassification.name
+    log.info("doctor: %s checks, as %s is %s (--task overrides)", task, train, evidence)
+    return task
+
+
 def doctor(
     data: str | Path,
     validation: str | Path | None = None,
@@ -395,11 +417,14 @@ def _doctor_columns(
                            "data": {"train": str(path), **given}})  # fmt: skip
     guess_from_data(config, train)
     if label_column == AUTO and config.data.label_column not in train.columns:
+        tagged = {"tokens", "tags"} <= set(train.columns)
         raise UserError(
             f"{path} has no column that reads as labels (its columns are: "
-            f"{', '.join(map(str, train.columns))}); name it with --label-column, or pass "
-            "--label-column none to check unlabelled texts"
-        )
+            f"{', '.join(map(str, train.columns))}); "
+            + ("tagged tokens are checked with --task token-classification" if tagged else
+               "name it with --label-column, or pass --label-column none to check unlabelled "
+               "texts")
+        )  # fmt: skip
     keys = ("text_column", "label_column", "text_pair_column", "label_separator")
     return {key: getattr(config.data, key) for key in keys}
 

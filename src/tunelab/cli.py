@@ -538,9 +538,13 @@ def doctor(
     ],
     validation: Annotated[Path | None, typer.Option(help="validation file")] = None,
     test: Annotated[Path | None, typer.Option(help="test file")] = None,
-    task: Annotated[str, typer.Option(help=f"whose checks to run: {DOCTOR_TASKS}")] = (
-        "text-classification"
-    ),
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help=f"whose checks to run: {DOCTOR_TASKS}; default: read from the data as train "
+            "reads it (class folders: images, CoNLL files: tags, other tables: texts)"
+        ),
+    ] = None,
     text_column: Annotated[
         str | None, typer.Option(help="text column (default: read from the data, as train does)")
     ] = None,
@@ -593,6 +597,7 @@ def doctor(
     if fix and out is None:
         raise UserError("--fix needs --out FILE for the cleaned data (e.g. --out clean.csv)")
     checks = _doctor_checks()
+    task = task or api.doctor_task(data, validation, test, format)
     if task not in checks:
         raise UserError(f"the doctor does not know task '{task}'; use {' or '.join(checks)}")
     if checks[task] == "tags":

@@ -303,3 +303,41 @@ def test_tag_doctor_strict_stops_at_a_broken_sequence(tmp_path, monkeypatch, cap
     assert code == 0 and "1 rows with broken tag sequences" in out, err
     code, out, err = run_cli([*args, "--strict"], monkeypatch, capsys)
     assert code == 2 and "tag 'I-LOC' at token 4 breaks the BIO scheme" in err
+
+
+def test_doctor_reads_the_task_from_the_data_as_train_does(tmp_path, monkeypatch, capsys, caplog):
+    """Without --task, a folder of class sub-folders gets the image checks and a CoNLL file
+    (compressed, in a split folder) the tag checks, each saying so; a table gets the text
+    checks as before."""
+    import gzip
+
+    planted(tmp_path / "images")
+    caplog.set_level(logging.INFO, logger="tunelab")
+    report = tmp_path / "r.json"
+    code, out, err = run_cli(["doctor", tmp_path / "images" / "train", "--report", report],
+                             monkeypatch, capsys)  # fmt: skip
+    assert code == 0, err
+    assert out.startswith("train: 41 images, 2 classes")
+    assert "doctor: image-classification checks, as" in caplog.text
+    assert "(--task overrides)" in caplog.text
+
+    tagged = tmp_path / "tagged"
+    tagged.mkdir()
+    sentence = "张 B-PER\n三 I-PER\n在 O\n北 B-LOC\n京 I-LOC\n\n"
+    for split, copies in (("train", 6), ("test", 2)):
+        (tagged / f"{split}.conll.gz").write_bytes(gzip.compress((sentence * copies).encode()))
+    code, out, err = run_cli(["doctor", tagged, "--report", report], monkeypatch, capsys)
+    assert code == 0, err
+    assert "data doctor: train: 6 rows" in out and "6 PER, 6 LOC" in out
+    assert "token-classification checks, as" in caplog.text
+
+    code, out, err = run_cli(
+        ["doctor", "--task", "text-classification", tagged / "train.conll.gz", "--report", report],
+        monkeypatch, capsys,
+    )  # fmt: skip
+    assert (
+        code == 2
+        and "its columns are: tokens, tags); tagged tokens are checked with "
+        "--task token-classification"
+        in err
+    )  # --task, given, still decides

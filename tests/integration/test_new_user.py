@@ -65,7 +65,7 @@ def test_a_new_user_trains_on_a_spreadsheet_and_gets_a_card_and_a_push_plan(tmp_
     assert cards == _scores(metrics)
     assert card.data.pipeline_tag == "text-classification" and card.data.language == "zh"
     assert "tunelab train --data reviews.xlsx" in card.text
-    assert "Urteil" in card.text and "Linear baseline" in card.text
+    assert "Urteil" in card.text and "## Baseline" in card.text
 
     done = tunelab("push", "runs/run", "--repo", "me/reviews", "--dry-run", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

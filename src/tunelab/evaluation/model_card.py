@@ -299,7 +299,7 @@ def build_model_card(run_dir: Path | str, command: str | None = None) -> str:
         f"A {run.task} model fine-tuned by tunelab from {base_text} on `{data_file}`.", "",
         "## Results", "", *_results(run, key), "",
         "## Training data", "", *_data_section(run), "",
-        "## Linear baseline", "", *_baseline_section(run, key), "",
+        "## Baseline", "", *_baseline_section(run, key), "",
         "## Intended use and limitations", "",
         f"Intended for {run.task.replace('-', ' ')} of inputs like those it was trained on "
         "(see Training data); check it on your own held-out data before relying on it.", "",

@@ -33,6 +33,8 @@ from tunelab.evaluation import report_tagging
 from tunelab.evaluation.tagging import sequence_metrics, span_confusion
 from tunelab.inference import forward_in_batches, top_two_gap
 from tunelab.models.load import load_head_model
+from tunelab.models.tag_memory import METHOD as TAG_MEMORY_METHOD
+from tunelab.models.tag_memory import TagMemory
 from tunelab.tasks.arrow_rows import encoded_dataset
 from tunelab.tasks.base import (
     LOGITS_GRAPH,
@@ -61,7 +63,7 @@ class TokenClassification:
     search_batch_sizes = (16, 32, 64)
     report_sections = staticmethod(report_tagging.sections)
     scored_before_training = False  # a new head only guesses before training
-    baseline_method = ""  # benchmarks/ has a CRF tagger; none is built in
+    baseline_method = TAG_MEMORY_METHOD
     model_kind = "encoder"
     trains_few_shot = False
     takes_virtual_tokens = False  # a virtual token has no tag to learn or predict
@@ -426,8 +428,24 @@ class TokenClassification:
         )
 
     def baseline_outputs(self, splits: dict[str, pd.DataFrame], seed: int = 0) -> dict[str, Any]:
-        """No built-in baseline for tagging (benchmarks/ has a CRF one)."""
-        return {}
+        """What the training rows' tags alone predict on the validation and test rows
+        (:mod:`tunelab.models.tag_memory`), as one-hot per-word outputs."""
+        train = splits["train"]
+        memory = TagMemory(self.scheme).fit(train[TOKENS].tolist(), train[TAGS].tolist())
+        index = {tag: i for i, tag in enumerate(self.labels)}
+        unknown = index.get("O", 0)  # a tag the labels lack (none should): no entity
+        outputs: dict[str, list[np.ndarray]] = {}
+        for name in ("validation", "test"):
+            if name not in splits:
+                continue
+            rows = []
+            for tokens in splits[name][TOKENS]:
+                ids = [index.get(tag, unknown) for tag in memory.tag(list(tokens))]
+                one_hot = np.zeros((len(ids), len(self.labels)), np.float32)
+                one_hot[np.arange(len(ids)), ids] = 1.0
+                rows.append(one_hot)
+            outputs[name] = rows
+        return outputs
 
     def evaluate_outputs(self, outputs: list[np.ndarray], frame: pd.DataFrame) -> dict[str, Any]:
         gold = frame[TAGS].tolist()

@@ -52,7 +52,7 @@ def test_the_card_parses_and_its_metrics_are_those_of_metrics_json(tmp_path, mak
     assert card.data.library_name == "transformers"
     assert "tunelab" in card.data.tags
     assert card_scores(card) == metrics_scores(run) and card_scores(card)
-    headings = ("Results", "Training data", "Linear baseline", "Intended use and limitations",
+    headings = ("Results", "Training data", "Baseline", "Intended use and limitations",
                 "How to use", "Reproduce")  # fmt: skip
     for heading in headings:
         assert f"\n## {heading}\n" in card.text, heading

@@ -192,6 +192,8 @@ def test_train_each_input_format_end_to_end(tiny_bert, tmp_path, shape):
     test_metrics = result["metrics"]["test"]
     assert set(test_metrics["per_type"]) == {"PER", "LOC"}
     assert test_metrics["f1"] > 0.8  # names and places from a closed list: learnable
+    baseline = result["metrics"]["baseline"]  # and remembered from the training rows alone
+    assert baseline["method"].startswith("tags remembered") and baseline["test"]["f1"] > 0.9
     records = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").open()]
     assert len(records) == 40
     for record in records:

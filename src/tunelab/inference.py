@@ -28,6 +28,10 @@ CHECK_SAFETY = 8.0
 CHECK_FLOOR = 1e-3  # the least margin trusted, whatever the calibration measured
 CHECK_ROWS = 64  # rows run in both precisions to measure the drift
 CHECK_BATCH = 16  # their batch size: rows of all lengths, so small batches pad little
+# Above this share of calibration rows close to a flip, every row runs in fp32 instead: the
+# half-precision pass costs about half an fp32 one on CPUs with bf16 units, so re-running more
+# than half the rows costs more than it saves (a tagger on tweets re-ran 61% of its windows).
+CHECK_BREAK_EVEN = 0.5
 _ROWS_NAME: ContextVar[str] = ContextVar("tunelab_rows_name", default="")
 
 
@@ -167,10 +171,12 @@ def checked_forward(
 ) -> Any:
     """Logits from a half-precision pass whose decisions are fp32's.
 
-    A bf16 copy of ``model`` (fp16 on GPUs without bf16) runs every row; :data:`CHECK_ROWS`
-    rows spread over all lengths run in fp32 as well, to measure how far half precision
-    moves the logits here; then every row whose ``margin`` is within :data:`CHECK_SAFETY`
-    times that drift of a different decision runs again in fp32. The copy costs half the
+    :data:`CHECK_ROWS` rows spread over all lengths run in fp32 and in a bf16 copy of
+    ``model`` (fp16 on GPUs without bf16), to measure how far half precision moves the logits
+    here; then the copy runs the other rows, and every row whose ``margin`` is within
+    :data:`CHECK_SAFETY` times that drift of a different decision runs again in fp32. Where
+    more than :data:`CHECK_BREAK_EVEN` of the calibration rows were that close, the other
+    rows run in fp32 alone: checking would cost more than it saves. The copy costs half the
     weights' memory for the length of the call.
 
     Returns what :func:`forward_in_batches` returns; the fp32 logits for the rows run twice.
@@ -192,38 +198,52 @@ def checked_forward(
     if all(weight.dtype == torch.float32 for weight in model.parameters()):
         # half-precision weights, not autocast: layer norms and softmax in bf16 too, and no
         # casts around each product (12% faster on a MiniLM); the drift check covers the rest
-        fast_model = copy.deepcopy(model).to(half)
-        outputs = forward_in_batches(fast_model, tokenizer, features, batch_size, "fp32", ragged)
-        del fast_model
+        fast_model, fast_precision = copy.deepcopy(model).to(half), "fp32"
     else:  # quantised or already half weights: no copy to make, autocast what is fp32
-        autocast_precision = "bf16" if half == torch.bfloat16 else "fp16"
-        outputs = forward_in_batches(
-            model, tokenizer, features, batch_size, autocast_precision, ragged
-        )
+        fast_model, fast_precision = model, "bf16" if half == torch.bfloat16 else "fp16"
     by_length = np.argsort(lengths, kind="stable")
     spread = np.linspace(0, len(lengths) - 1, CHECK_ROWS).astype(int)
     probe = sorted({int(by_length[i]) for i in spread})
+    rest = sorted(set(range(len(lengths))) - set(probe))
     exact = forward_in_batches(model, tokenizer, rows(probe), CHECK_BATCH, "fp32", ragged)
-    drift = max((float(np.abs(outputs[i] - exact[j]).max(initial=0.0))
-                 for j, i in enumerate(probe)), default=0.0)  # fmt: skip
+    fast = forward_in_batches(fast_model, tokenizer, rows(probe), CHECK_BATCH, fast_precision,
+                              ragged)  # fmt: skip
+    drift = max((float(np.abs(fast[j] - exact[j]).max(initial=0.0))
+                 for j in range(len(probe))), default=0.0)  # fmt: skip
     limit = max(CHECK_SAFETY * drift, CHECK_FLOOR)
+    # `not >=`, so a row with non-finite half-precision logits (NaN margin) runs again too
+    probe_close = sum(not margin(row) >= limit for row in fast)
+    outputs: list[Any] = [None] * len(lengths)
     for j, i in enumerate(probe):
         outputs[i] = exact[j]
-    checked = set(probe)
-    # `not >=`, so a row with non-finite half-precision logits (NaN margin) runs again too
-    close = [i for i in range(len(lengths))
-             if i not in checked and not margin(outputs[i]) >= limit]  # fmt: skip
-    if close:
-        again = forward_in_batches(model, tokenizer, rows(close), batch_size, "fp32", ragged)
-        for j, i in enumerate(close):
-            outputs[i] = again[j]
     name = _ROWS_NAME.get()
-    log.info("prediction%s in %s, %d of %d %s in fp32 as well (%d spread over all lengths to "
-             "measure the drift, %.2g; %d within %.2g of a different decision)",
-             f" of the {name} rows" if name else "", str(half).removeprefix("torch."),
-             len(probe) + len(close), len(lengths), unit, len(probe), drift, len(close),
-             limit)  # fmt: skip
-    return outputs
+    named = f" of the {name} rows" if name else ""
+    if probe_close > CHECK_BREAK_EVEN * len(probe):
+        # most rows would run twice (a tagger's window is close wherever one token is)
+        del fast_model
+        again = forward_in_batches(model, tokenizer, rows(rest), batch_size, "fp32", ragged)
+        log.info("prediction%s in fp32, all %d %s: %d of the %d spread over all lengths came "
+                 "within %.2g of a different decision in %s (drift %.2g), more than the %d%% "
+                 "where running them twice is faster", named, len(lengths), unit, probe_close,
+                 len(probe), limit, str(half).removeprefix("torch."), drift,
+                 round(100 * CHECK_BREAK_EVEN))  # fmt: skip
+    else:
+        again = forward_in_batches(fast_model, tokenizer, rows(rest), batch_size, fast_precision,
+                                   ragged)  # fmt: skip
+        del fast_model
+        close = [j for j, row in enumerate(again) if not margin(row) >= limit]
+        if close:
+            exact_close = forward_in_batches(model, tokenizer, rows([rest[j] for j in close]),
+                                             batch_size, "fp32", ragged)  # fmt: skip
+            for k, j in enumerate(close):
+                again[j] = exact_close[k]
+        log.info("prediction%s in %s, %d of %d %s in fp32 as well (%d spread over all lengths "
+                 "to measure the drift, %.2g; %d within %.2g of a different decision)",
+                 named, str(half).removeprefix("torch."), len(probe) + len(close),
+                 len(lengths), unit, len(probe), drift, len(close), limit)  # fmt: skip
+    for j, i in enumerate(rest):
+        outputs[i] = again[j]
+    return outputs if ragged else np.stack(outputs)
 
 
 class Generations(list[str]):

@@ -175,3 +175,24 @@ def test_the_checked_log_line_names_the_rows_it_is_about(
     assert len(lines) == 2
     assert lines[0].startswith("prediction of the validation rows in bfloat16, ")
     assert lines[1].startswith("prediction in bfloat16, ")
+
+
+def test_checked_runs_fp32_alone_where_most_calibration_rows_are_close(
+    tiny_sentiment_body: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Re-running most rows would cost more than the half-precision pass saves."""
+    import logging
+
+    from tunelab import inference
+
+    model, tokenizer, features = _sequence_setup(tiny_sentiment_body)
+    exact = forward_in_batches(model, tokenizer, features, 16, "fp32")
+    monkeypatch.setattr(inference, "CHECK_BREAK_EVEN", 0.0)  # any close calibration row
+    with caplog.at_level(logging.INFO, logger="tunelab.inference"):
+        checked = forward_in_batches(model, tokenizer, features, 16, "checked", margin=top_two_gap)
+    assert np.allclose(checked, exact, atol=1e-5)  # every row's logits are fp32's
+    assert "prediction in fp32, all 300 rows: " in caplog.text
+    monkeypatch.setattr(inference, "CHECK_BREAK_EVEN", 1.0)  # never: the rows keep bf16's
+    mixed = forward_in_batches(model, tokenizer, features, 16, "checked", margin=top_two_gap)
+    assert not np.allclose(mixed, exact, atol=1e-5)
+    assert np.array_equal(mixed.argmax(-1), exact.argmax(-1))

@@ -314,7 +314,8 @@ def test_prediction_says_windows_when_long_rows_were_cut(tiny_bert, caplog):
     with caplog.at_level(logging.INFO, logger="tunelab"):
         whole = task.forward(model, tokenizer, frame, 64, 16, "checked")
         cut = task.forward(model, tokenizer, frame, 6, 16, "checked")
-    said = [r.getMessage() for r in caplog.records if "in fp32 as well" in r.getMessage()]
-    assert " of 80 rows in fp32" in said[0]
-    assert "windows of 6 tokens in fp32" in said[1]
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("prediction")]
+    # checked in bf16 or, where most rows are close calls, fp32 alone: either line says what
+    assert " 80 rows" in said[0] and "windows" not in said[0]
+    assert " 337 windows of 6 tokens" in said[1]
     assert [len(words) for words in cut] == [len(words) for words in whole]

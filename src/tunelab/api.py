@@ -18,6 +18,7 @@ from tunelab.data.clean import drop_invalid_rows
 from tunelab.data.columns import guess_text_column
 from tunelab.data.fix import doctor_files, doctor_image_files, doctor_tagging_files
 from tunelab.data.load import detect_format, plain_text_lines, read_table
+from tunelab.data.media import media_kind
 from tunelab.data.split_folder import expand_split_folder
 from tunelab.errors import UserError
 from tunelab.evaluation.metrics import sigmoid, softmax
@@ -294,6 +295,12 @@ def doctor_task(
     train, *_ = expand_split_folder(Path(data), *(None if p is None else Path(p)
                                                   for p in (validation, test)))  # fmt: skip
     if train.is_dir() and not (train / "state.json").is_file():  # a saved Dataset is a table
+        kinds = {media_kind(path) for path in train.rglob("*")} - {None}
+        if kinds == {"audio"}:
+            raise UserError(
+                f"{train} holds audio clips, and the doctor checks texts, tagged tokens and "
+                f"images only; train on them with tunelab train --data {train}"
+            )
         task, evidence = ImageClassification.name, "a folder of class sub-folders"
     elif train.is_file() and detect_format(train, format) == "conll":
         task, evidence = TokenClassification.name, "a CoNLL file of tokens and their tags"

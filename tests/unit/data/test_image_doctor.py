@@ -331,6 +331,12 @@ def test_doctor_reads_the_task_from_the_data_as_train_does(tmp_path, monkeypatch
     assert "data doctor: train: 6 rows" in out and "6 PER, 6 LOC" in out
     assert "token-classification checks, as" in caplog.text
 
+    clips = tmp_path / "clips" / "yes"
+    clips.mkdir(parents=True)
+    (clips / "0.wav").write_bytes(b"RIFF")  # the suffix decides; nothing is decoded
+    code, _, err = run_cli(["doctor", tmp_path / "clips"], monkeypatch, capsys)
+    assert code == 2 and "holds audio clips, and the doctor checks texts" in err
+
     code, out, err = run_cli(
         ["doctor", "--task", "text-classification", tagged / "train.conll.gz", "--report", report],
         monkeypatch, capsys,

@@ -26,6 +26,14 @@ class RecordingLibc:
         return self.answer
 
 
+@pytest.fixture(autouse=True)
+def looked_up_afresh():
+    """Each test's C library is looked up afresh, and none of theirs is kept after."""
+    allocator._glibc.cache_clear()
+    yield
+    allocator._glibc.cache_clear()
+
+
 def glibc_like(monkeypatch, libc: RecordingLibc) -> None:
     monkeypatch.setattr(allocator.platform, "system", lambda: "Linux")
     monkeypatch.setattr(allocator.platform, "libc_ver", lambda: ("glibc", "2.36"))

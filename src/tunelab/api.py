@@ -18,7 +18,8 @@ from tunelab.data.clean import drop_invalid_rows
 from tunelab.data.columns import guess_text_column
 from tunelab.data.fix import doctor_files, doctor_image_files, doctor_tagging_files
 from tunelab.data.load import detect_format, plain_text_lines, read_table
-from tunelab.data.media import media_kind
+from tunelab.data.media import folder_media_kinds
+from tunelab.data.saved_dataset import is_saved_dataset
 from tunelab.data.split_folder import expand_split_folder
 from tunelab.errors import UserError
 from tunelab.evaluation.metrics import sigmoid, softmax
@@ -292,11 +293,9 @@ def doctor_task(
     file as ``tunelab train`` reads it: a folder of class sub-folders holds images, a CoNLL
     file (``.conll``, ``.iob``, ``.bio``, ``.bioes``, compressed or not) tagged tokens, and
     any other table texts. Logs what it read and the flag that overrides it."""
-    train, *_ = expand_split_folder(Path(data), *(None if p is None else Path(p)
-                                                  for p in (validation, test)))  # fmt: skip
-    if train.is_dir() and not (train / "state.json").is_file():  # a saved Dataset is a table
-        kinds = {media_kind(path) for path in train.rglob("*")} - {None}
-        if kinds == {"audio"}:
+    train, *_ = _expanded(data, validation, test)
+    if train.is_dir() and not is_saved_dataset(train):
+        if folder_media_kinds(train) == {"audio"}:
             raise UserError(
                 f"{train} holds audio clips, and the doctor checks texts, tagged tokens and "
                 f"images only; train on them with tunelab train --data {train}"
@@ -388,12 +387,19 @@ def _doctor_files(
 ) -> dict[str, Path]:
     """The files the doctor reads, by split: a data folder of train/validation/test files gives
     its files (logged), as training takes it."""
-    given = [None if path is None else Path(path) for path in (validation, test)]
-    train, *held_out, taken = expand_split_folder(Path(data), *given)
+    *paths, taken = _expanded(data, validation, test)
     if taken is not None:
         log.info("%s", taken)
-    files = dict(zip(("train", "validation", "test"), (train, *held_out), strict=True))
+    files = dict(zip(("train", "validation", "test"), paths, strict=True))
     return {split: path for split, path in files.items() if path is not None}
+
+
+def _expanded(
+    data: str | Path, validation: str | Path | None, test: str | Path | None
+) -> tuple[Path, Path | None, Path | None, str | None]:
+    """:func:`expand_split_folder` of the doctor's arguments as given (strings or paths)."""
+    given = [None if path is None else Path(path) for path in (validation, test)]
+    return expand_split_folder(Path(data), *given)
 
 
 def _doctor_columns(

@@ -55,6 +55,12 @@ def _media_files(folder: Path, kinds: tuple[str, ...]) -> list[Path]:
     )  # fmt: skip
 
 
+def folder_media_kinds(folder: Path) -> set[str]:
+    """The kinds of media file ("image", "audio") under ``folder``, hidden files left out as
+    :func:`read_media_folder` leaves them."""
+    return {str(media_kind(path)) for path in _media_files(folder, tuple(MEDIA_SUFFIXES))}
+
+
 def read_media_folder(folder: Path, kind: str | None = None) -> pd.DataFrame:
     """The media files under ``folder`` as rows of (``<kind>``, label): each sub-folder is a
     class; files directly in ``folder`` (no class folders) give rows without labels, for

@@ -13,7 +13,7 @@ tag overall.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 from tunelab.data.tag_schemes import ENTITY_SCHEMES, spans_from_tags, tags_from_spans
 
@@ -50,31 +50,20 @@ class TagMemory:
 
     def _longest_match(self, row: Sequence[str], start: int) -> tuple[int, str | None]:
         """The end and type of the longest remembered form at ``start`` (type None: none)."""
-        best: tuple[int, str | None] = (start, None)
-        for end in range(start + 1, len(row) + 1):
-            form = tuple(row[start:end])
-            if form not in self._prefixes:
-                break
-            if form in self.spans:
-                best = (end, self.spans[form])
-        return best
+        ends = list(_form_ends(row, start, self.spans.keys(), self._prefixes))
+        return (ends[-1], self.spans[tuple(row[start : ends[-1]])]) if ends else (start, None)
 
-    def _occurrences(
-        self, rows: Sequence[Sequence[str]], forms: Iterable[Tokens]
-    ) -> Counter[Tokens]:
+    @staticmethod
+    def _occurrences(rows: Sequence[Sequence[str]], forms: Iterable[Tokens]) -> Counter[Tokens]:
         """How often each form occurs in ``rows``, tagged or not."""
         known = set(forms)
         prefixes = _prefixes(known)
-        found: Counter[Tokens] = Counter()
-        for row in rows:
-            for start in range(len(row)):
-                for end in range(start + 1, len(row) + 1):
-                    form = tuple(row[start:end])
-                    if form not in prefixes:  # no known form goes on from here
-                        break
-                    if form in known:
-                        found[form] += 1
-        return found
+        return Counter(
+            tuple(row[start:end])
+            for row in rows
+            for start in range(len(row))
+            for end in _form_ends(row, start, known, prefixes)
+        )
 
     def _fit_plain(
         self, tokens: Sequence[Sequence[str]], tags: Sequence[Sequence[str]]
@@ -104,6 +93,19 @@ class TagMemory:
                 spans.append((start, start + 1, ""))
             start += 1
         return tags_from_spans(spans, len(row), self.scheme)
+
+
+def _form_ends(
+    row: Sequence[str], start: int, forms: Collection[Tokens], prefixes: set[Tokens]
+) -> Iterator[int]:
+    """The ends of the ``forms`` that start at ``start`` in ``row``, shortest first; the walk
+    stops where no form goes on (``prefixes``: every leading part of every form)."""
+    for end in range(start + 1, len(row) + 1):
+        form = tuple(row[start:end])
+        if form not in prefixes:
+            return
+        if form in forms:
+            yield end
 
 
 def _prefixes(forms: Iterable[Tokens]) -> set[Tokens]:

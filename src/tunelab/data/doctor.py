@@ -143,6 +143,7 @@ def diagnose(
     # normalised once a split (missing texts aside): duplicates, conflicts and leakage all
     # compare these
     keys = {name: near_duplicate_keys(texts.dropna()) for name, texts in row_texts.items()}
+    split_labels: dict[str, pd.Series] = {}  # each split's labels, rows with a text and label
     for name, frame in splits.items():
         blank = frame[text_column].map(is_blank)
         if text_pair_column:
@@ -170,13 +171,14 @@ def diagnose(
                 section["target_values"] = _percentiles(targets) | {"min": float(targets.min())}
             else:
                 section["class_balance"] = class_balance(labels)
+                split_labels[name] = labels  # scores differ by degree: not compared
         pairs = valid[text_pair_column] if text_pair_column else None
         section["lengths"] = lengths(valid[text_column], tokenizer, max_length, pairs)
         section["text_problems"] = text_problems(texts)
         report["splits"][name] = section
     if len(splits) > 1:
         report["leakage"] = leakage({n: texts.dropna() for n, texts in row_texts.items()},
-                                    keys=keys)  # fmt: skip
+                                    keys=keys, labels=split_labels)  # fmt: skip
     train = splits.get("train")
     if find_label_errors and label_column and train is not None:
         report["label_errors"] = _label_errors(
@@ -352,6 +354,12 @@ def format_report(report: dict[str, Any]) -> str:
         held = pair.split("_in_")
         out.append(f"leakage: {found['near']} {held[0]} texts also in {held[1]} "
                    f"({found['exact']} exact)")  # fmt: skip
+        if found.get("other_label"):
+            out.append(f"  {found['other_label']} of them labelled otherwise in {held[1]}")
+            for e in found["other_label_examples"][:5]:
+                out.append(f"  row {e['row']}: '{e['label']}' here, "
+                           f"{', '.join(repr(x) for x in e['labels_there'])} in {held[1]} — "
+                           f"{str(e['text'])[:60]}")  # fmt: skip
     errors = report.get("label_errors")
     if errors:
         if "skipped" in errors:
@@ -396,5 +404,11 @@ def leakage_lines(report: dict[str, Any]) -> list[str]:
         if leak["near"]:
             held, seen = pair.split("_in_")
             texts = "text also occurs" if leak["near"] == 1 else "texts also occur"
-            lines.append(f"data doctor: {leak['near']} {held} {texts} in {seen} (leakage)")
+            line = f"data doctor: {leak['near']} {held} {texts} in {seen} (leakage)"
+            if leak.get("other_label"):
+                line += (
+                    f", {leak['other_label']} of them with another label there: the splits "
+                    f"label the same texts differently, so {held} scores measure that too"
+                )
+            lines.append(line)
     return lines

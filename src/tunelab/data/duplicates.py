@@ -47,7 +47,7 @@ def conflicting_labels(
     """Near-identical texts that carry different labels (``keys`` as in
     :func:`duplicate_summary`)."""
     keys = near_duplicate_keys(texts) if keys is None else keys
-    label_text = labels.map(lambda v: "|".join(map(str, v)) if isinstance(v, list) else str(v))
+    label_text = label_keys(labels)
     per_key = label_text.groupby(keys).nunique()
     conflicted = per_key.index[(per_key > 1) & (per_key.index != "")]
     in_conflict = keys.isin(set(conflicted))
@@ -66,11 +66,25 @@ def conflicting_labels(
     }
 
 
+def label_keys(labels: pd.Series) -> pd.Series:
+    """One string per row's label, a list of labels joined with ``|``."""
+    return labels.map(lambda v: "|".join(map(str, v)) if isinstance(v, list) else str(v))
+
+
 def leakage(
-    splits: dict[str, pd.Series], examples: int = 5, keys: dict[str, pd.Series] | None = None
+    splits: dict[str, pd.Series],
+    examples: int = 5,
+    keys: dict[str, pd.Series] | None = None,
+    labels: dict[str, pd.Series] | None = None,
 ) -> dict[str, Any]:
     """Texts of a held-out split that also occur in training (or validation), exact and near
-    (``keys``: each split's :func:`near_duplicate_keys`, at least for its rows here)."""
+    (``keys``: each split's :func:`near_duplicate_keys`, at least for its rows here).
+
+    With ``labels`` (each split's, for the rows that have one), a shared text whose held-out
+    label is not among the labels it has in the earlier split counts under ``other_label``:
+    the two splits label the same text differently, so the held-out score partly measures
+    that disagreement.
+    """
     known = keys or {}
     keys = {name: known[name] if name in known else near_duplicate_keys(texts)
             for name, texts in splits.items()}  # fmt: skip
@@ -83,7 +97,7 @@ def leakage(
             texts = splits[held]
             exact = texts.astype(str).str.strip().isin(exact_seen)
             near = keys[held].loc[texts.index].isin(near_seen)
-            result[f"{held}_in_{earlier}"] = {
+            found: dict[str, Any] = {
                 "exact": int(exact.sum()),
                 "near": int(near.sum()),
                 "share_of_" + held: round(float(near.mean()) if len(texts) else 0.0, 4),
@@ -92,4 +106,43 @@ def leakage(
                     for r in list(texts.index[near])[:examples]
                 ],
             }
+            if labels and held in labels and earlier in labels:
+                found.update(_other_labels(
+                    keys[held].loc[texts.index[near]], keys[earlier], labels[held],
+                    labels[earlier], texts, examples,
+                ))  # fmt: skip
+            result[f"{held}_in_{earlier}"] = found
     return result
+
+
+def _other_labels(
+    held_keys: pd.Series,
+    seen_keys: pd.Series,
+    held_labels: pd.Series,
+    seen_labels: pd.Series,
+    texts: pd.Series,
+    examples: int,
+) -> dict[str, Any]:
+    """Count and show the shared held-out rows labelled unlike any row with their text in the
+    earlier split (``held_keys``: the near keys of the shared held-out rows)."""
+    seen_keys = seen_keys.loc[seen_labels.index]
+    shared = seen_keys.isin(set(held_keys))  # only these rows' labels matter
+    seen_by_key = label_keys(seen_labels[shared]).groupby(seen_keys[shared]).agg(set)
+    held_keys = held_keys.loc[held_keys.index.intersection(held_labels.index)]
+    held = label_keys(held_labels.loc[held_keys.index])
+    other = [
+        row for row, key in held_keys.items()
+        if key in seen_by_key.index and held.loc[row] not in seen_by_key.loc[key]
+    ]  # fmt: skip
+    return {
+        "other_label": len(other),
+        "other_label_examples": [
+            {
+                "row": int(r),
+                "text": str(texts.loc[r])[:120],
+                "label": held.loc[r],
+                "labels_there": sorted(seen_by_key.loc[held_keys.loc[r]]),
+            }
+            for r in other[:examples]
+        ],
+    }

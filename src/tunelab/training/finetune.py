@@ -715,7 +715,10 @@ def score(parts: RunParts, fitted: FitResult) -> Scores:
     baseline = linear_baseline(task, splits, parts.config.seed)
     if baseline:
         metrics["baseline"] = baseline
-    metrics["warnings"] = final_warnings(task, metrics, fitted.history, fitted.warnings)
+    metrics["warnings"] = final_warnings(
+        task, metrics, fitted.history, fitted.warnings,
+        (parts.data_report.get("doctor") or {}).get("leakage"),
+    )  # fmt: skip
     for warning in metrics["warnings"]:
         log.warning("%s", warning)
     return Scores(metrics, outputs)

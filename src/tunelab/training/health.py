@@ -10,6 +10,7 @@ baseline.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from transformers import TrainerCallback
@@ -18,6 +19,11 @@ log = logging.getLogger("tunelab")
 
 LOSS_FALL = 0.97  # the last logged training loss must be below 97% of the first
 BASELINE_MARGIN = 0.005  # closer than this to the baseline counts as level
+SHIFT_SIGMAS = 3.0  # a validation-test gap beyond this many standard errors is no accident
+SHIFT_FLOOR = 0.05  # and beyond this much of a 0-1 score (validation also chose the model)
+# scores of labels given row by row; a retrieval score also falls with a larger corpus, and a
+# text metric with longer targets, so a gap there says nothing about the rows
+SHIFT_METRICS = {"f1_macro", "f1_micro", "f1", "accuracy"}
 
 
 class LearningWatch(TrainerCallback):
@@ -91,16 +97,63 @@ def before_warning(
     )
 
 
+def shift_warning(
+    task: Any, metrics: dict[str, Any], leakage: dict[str, Any] | None = None
+) -> str | None:
+    """A sentence when the test score falls far below the validation score, further than
+    sampling noise on their row counts explains: the test rows differ from the rows the model
+    was trained and chosen on (collected elsewhere, or labelled by other rules), which no
+    change of model or settings fixes. ``leakage``: the doctor's, whose ``other_label``
+    counts show test texts labelled unlike the same texts in train."""
+    metric = task.main_metric
+    validation, test = metrics.get("validation") or {}, metrics.get("test") or {}
+    ours, theirs = test.get(metric), validation.get(metric)
+    rows_test, rows_validation = test.get("examples"), validation.get("examples")
+    if metric not in SHIFT_METRICS or not all(
+        isinstance(v, (int, float)) for v in (ours, theirs, rows_test, rows_validation)
+    ):
+        return None
+    if not (0.0 <= ours <= 1.0 and 0.0 <= theirs <= 1.0) or min(rows_test, rows_validation) < 1:
+        return None
+    # a 0-1 score's standard error on n rows is at most 0.5 / sqrt(n)
+    noise = 0.5 * math.sqrt(1.0 / rows_test + 1.0 / rows_validation)
+    if theirs - ours <= max(SHIFT_FLOOR, SHIFT_SIGMAS * noise):
+        return None
+    at_chance = " (no better than chance)" if task.learning_warning(test, rows_test) else ""
+    shared = (leakage or {}).get("test_in_train") or {}
+    labelled = (
+        f"; {shared['other_label']} of the {shared['near']} test texts that also occur in "
+        "train carry another label there"
+        if shared.get("other_label")
+        else ""
+    )
+    return (
+        f"test {metric} {ours:.3f}{at_chance} is far below validation's {theirs:.3f}, further "
+        f"than sampling noise on {rows_test} and {rows_validation} rows goes: the test rows differ "
+        f"from the rows the model learned from and was chosen on{labelled}; check how the "
+        "test set was collected and labelled before changing the model or its settings"
+    )
+
+
 def final_warnings(
     task: Any,
     metrics: dict[str, Any],
     history: list[dict[str, Any]],
     during_training: list[str],
+    leakage: dict[str, Any] | None = None,
 ) -> list[str]:
     """Everything the run's end says about whether it learned, for the summary, metrics.json
-    and the report headline: the held-out scores judged by the task, the loss, the baseline."""
+    and the report headline: the held-out scores judged by the task, the loss, the baseline.
+
+    Where the test score falls far below validation's (:func:`shift_warning`), that is said
+    instead of judging the model by the test rows, and the baseline is compared on
+    validation, whose rows are drawn like the training rows."""
     warnings: list[str] = []
     split = "test" if "test" in metrics else "validation"
+    shift = shift_warning(task, metrics, leakage) if split == "test" else None
+    if shift:
+        warnings.append(shift)
+        split = "validation"
     scores = metrics.get(split) or {}
     judged = task.learning_warning(scores, int(scores.get("examples", 0))) if scores else None
     if judged:

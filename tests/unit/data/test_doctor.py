@@ -72,6 +72,27 @@ def test_planted_problems_are_found(tmp_path):
     assert "suspected label errors in train" in format_report(report)
 
 
+def test_leaked_texts_labelled_otherwise_are_counted_and_shown(tmp_path):
+    """A test text also in train under another label means the splits disagree on what the
+    label is; the doctor counts those rows apart from plain leakage."""
+    train = pd.DataFrame({"text": ["好极了", "太差了", "一般般", "还不错"],
+                          "label": ["pos", "neg", "neg", "pos"]})  # fmt: skip
+    test = pd.DataFrame({"text": ["好极了", "太差了！", "一般般", "新的话"],
+                         "label": ["pos", "pos", "pos", "neg"]})  # fmt: skip
+    report = diagnose({"train": train, "test": test}, "text", "label")
+    leak = report["leakage"]["test_in_train"]
+    assert leak["near"] == 3  # the exclamation mark does not hide a leak
+    assert leak["other_label"] == 2
+    assert [e["row"] for e in leak["other_label_examples"]] == [1, 2]
+    assert leak["other_label_examples"][0]["labels_there"] == ["neg"]
+    text = format_report(report)
+    assert "2 of them labelled otherwise in train" in text
+    assert "'pos' here, 'neg' in train" in text
+    from tunelab.data.doctor import leakage_lines
+
+    assert "2 of them with another label there" in leakage_lines(report)[0]
+
+
 def test_conflicting_labels_are_counted(tmp_path):
     frame = pd.DataFrame(
         {"text": ["好的！", "好的", "一般", "很差"], "label": ["pos", "neg", "pos", "neg"]}

@@ -15,7 +15,12 @@ from tunelab.models import choice, packaged
 from tunelab.models.linear_baseline import linear_baseline_outputs
 from tunelab.tasks.generation import CausalGeneration, degenerate_shares
 from tunelab.tasks.text_classification import TextClassification
-from tunelab.training.health import baseline_warning, final_warnings, loss_warning
+from tunelab.training.health import (
+    baseline_warning,
+    final_warnings,
+    loss_warning,
+    shift_warning,
+)
 from tunelab.training.learning_rate import default_learning_rate
 
 
@@ -219,6 +224,47 @@ def test_loss_and_baseline_warnings():
     assert warnings[0].startswith("test: the model predicts one class")
     assert any("did not fall" in w for w in warnings)
     assert any("the baseline's" in w for w in warnings)
+
+
+def test_a_test_set_unlike_validation_is_named_instead_of_blaming_the_model():
+    """HatEval's shape: 0.754 macro-F1 on validation, chance on test, test texts that are
+    also in train labelled otherwise: the test rows differ, and no --model fixes that."""
+    task = TextClassification()
+    task.labels, task.problem_type = ["hate", "not-hate"], "single_label"
+    validation = {"examples": 999, "f1_macro": 0.754, "predicted_classes": 2}
+    test = {"examples": 2970, "f1_macro": 0.451, "predicted_classes": 2}
+    baseline = {"method": "TF-IDF", "validation": {"f1_macro": 0.730},
+                "test": {"f1_macro": 0.446}}  # fmt: skip
+    leakage = {"test_in_train": {"exact": 233, "near": 246, "other_label": 97}}
+    metrics = {"validation": validation, "test": test, "baseline": baseline}
+    warnings = final_warnings(task, metrics, [], [], leakage)
+    assert len(warnings) == 1, warnings  # no "learned nothing", no "below the baseline"
+    assert (
+        "test f1_macro 0.451 (no better than chance) is far below validation's 0.754"
+        in (warnings[0])
+    )
+    assert "97 of the 246 test texts that also occur in train carry another label" in (warnings[0])
+    # behind the baseline on validation, the rows both were trained for: that is still said
+    behind = {**baseline, "validation": {"f1_macro": 0.80}}
+    warnings = final_warnings(task, {**metrics, "baseline": behind}, [], [], leakage)
+    assert any("the fine-tuned model's validation f1_macro 0.7540 is below" in w for w in warnings)
+
+
+def test_a_test_score_within_noise_of_validation_is_no_shift():
+    task = TextClassification()
+    task.labels, task.problem_type = ["a", "b"], "single_label"
+    # 0.15 apart on 200 rows each is within 3 standard errors (0.5 * sqrt(2 / 200) = 0.05)
+    close = {"validation": {"examples": 200, "f1_macro": 0.80},
+             "test": {"examples": 200, "f1_macro": 0.66}}  # fmt: skip
+    assert shift_warning(task, close) is None
+    # the same gap on 2,000 rows each is not
+    far = {"validation": {"examples": 2000, "f1_macro": 0.80},
+           "test": {"examples": 2000, "f1_macro": 0.66}}  # fmt: skip
+    said = shift_warning(task, far)
+    assert "far below validation's 0.800" in said and "no better than chance" not in said
+    # a test set better than validation is no cause for alarm; nor is a loss (lower better)
+    assert shift_warning(task, {"validation": far["test"], "test": far["validation"]}) is None
+    assert shift_warning(CausalGeneration(), far) is None
 
 
 def test_degenerate_generations():

@@ -95,6 +95,23 @@ def _label_key(value: Any, separator: str | None = None) -> str:
     return "|".join(labels) if isinstance(labels, list) else str(labels).strip()
 
 
+# what each cleaning step drops, as its warning words it, and the setting that keeps the rows
+DROPPED = {
+    "outside_length_limits": (
+        "row(s) outside the length limits",
+        "a lower clean.min_chars or higher clean.max_chars",
+    ),
+    "conflicting_labels": (
+        "row(s) whose text also occurs with another label",
+        "clean.drop_conflicts=false",
+    ),
+    "exact_duplicates": (
+        "row(s) repeating an earlier row's text and label",
+        "clean.drop_duplicates=false",
+    ),
+}
+
+
 def clean_rows(
     frame: pd.DataFrame,
     text_columns: list[str],
@@ -135,9 +152,11 @@ def clean_rows(
         rows = [int(r) for r in frame.index[mask]]
         steps[name] = {"count": len(rows), "rows": rows[:50]}
         if rows:
+            what, keeps = DROPPED[name]
             log.warning(
-                "%s: dropped %d %s row(s)", attrs.get("source"), len(rows), name.replace("_", " ")
-            )
+                "%s: dropped %d %s (rows %s); %s keeps them",
+                attrs.get("source"), len(rows), what, _row_list(rows), keeps,
+            )  # fmt: skip
         frame = frame.loc[~mask]
 
     if is_training:

@@ -14,6 +14,23 @@ def _frame(rows):
     return frame
 
 
+def test_dropped_training_rows_are_named_with_the_option_that_keeps_them(caplog):
+    rows = [("好", "pos"), ("好", "pos"), ("好", "pos"), ("坏", "neg"), ("坏", "pos")]
+    frame = _frame([{"text": text, "label": label} for text, label in rows])
+    with caplog.at_level("WARNING", logger="tunelab"):
+        cleaned, steps = clean_rows(frame, ["text"], "label", CleanConfig(), True)
+    assert list(cleaned.index) == [1]
+    assert steps["conflicting_labels"]["rows"] == [4, 5]
+    assert (
+        "d.csv: dropped 2 row(s) whose text also occurs with another label (rows 4, 5); "
+        "clean.drop_conflicts=false keeps them" in caplog.text
+    )
+    assert (
+        "dropped 2 row(s) repeating an earlier row's text and label (rows 2, 3); "
+        "clean.drop_duplicates=false keeps them" in caplog.text
+    )
+
+
 def test_invalid_rows_are_dropped_with_their_row_numbers(caplog):
     frame = _frame(
         [

@@ -158,14 +158,14 @@ def _print_scores(title: str, scores: dict[str, Any]) -> None:
 
 def _print_verdict(metrics: dict[str, Any]) -> None:
     """The untuned model's test scores (where it could answer before training), the linear
-    baseline's scores and every warning about whether the model learned."""
+    baseline's validation and test scores and every warning about whether the model learned."""
     before = (metrics.get("before") or {}).get("test")
     if before:
         _print_scores("test before training", before)
     baseline = metrics.get("baseline") or {}
-    split = "test" if "test" in baseline else "validation"
-    if split in baseline:
-        _print_scores(f"baseline {split} ({baseline['method']})", baseline[split])
+    for split in ("validation", "test"):  # beside the model's lines for the same splits
+        if split in baseline:
+            _print_scores(f"baseline {split} ({baseline['method']})", baseline[split])
     for warning in metrics.get("warnings") or []:
         typer.echo(f"WARNING: {warning}")
 
@@ -295,7 +295,10 @@ def evaluate(
 @app.command()
 def predict(
     model: Annotated[Path, typer.Argument(help="model folder or run folder")],
-    input: Annotated[Path | None, typer.Option(help="file with texts (CSV/JSONL/...)")] = None,
+    input: Annotated[
+        Path | None,
+        typer.Option("--input", "--data", help="file with texts (CSV/JSONL/...)"),
+    ] = None,
     text: Annotated[list[str] | None, typer.Option(help="a text to classify (repeatable)")] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "--out", help=".jsonl or .csv file; default: stdout")
@@ -485,7 +488,10 @@ def export(
 def explain(
     model: Annotated[Path, typer.Argument(help="model folder or run folder")],
     text: Annotated[list[str] | None, typer.Option(help="a text to explain (repeatable)")] = None,
-    input: Annotated[Path | None, typer.Option(help="file with texts (CSV/JSONL/...)")] = None,
+    input: Annotated[
+        Path | None,
+        typer.Option("--input", "--data", help="file with texts (CSV/JSONL/...)"),
+    ] = None,
     text_column: Annotated[str, typer.Option(help="text column of --input")] = "text",
     limit: Annotated[int, typer.Option(help="explain the first N texts of --input")] = 20,
     output: Annotated[Path, typer.Option("--output", "--out", help="HTML page to write")] = Path(

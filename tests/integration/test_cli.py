@@ -56,7 +56,8 @@ def test_train_evaluate_predict(tiny_bert, tmp_path):
     assert [r["text"] for r in records] == ["很好很好", "太糟糕了"]
     assert all(r["label"] in {"positive", "negative"} for r in records)
 
-    done = tunelab("predict", run, "--input", tmp_path / "more.csv", "--text-column", "review",
+    # --data, as train and evaluate name the file (--input is the same option)
+    done = tunelab("predict", run, "--data", tmp_path / "more.csv", "--text-column", "review",
                    "--output", tmp_path / "out.jsonl")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert len((tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()) == 60

@@ -36,7 +36,7 @@ def test_a_run_that_learns_nothing_says_so(tiny_bert, tmp_path):
     # the summary line
     summary = [line for line in done.stdout.splitlines() if line.startswith("WARNING: test:")]
     assert summary and ("one class" in summary[0] or "chance" in summary[0])
-    assert "baseline test (TF-IDF" in done.stdout
+    assert "baseline validation (TF-IDF" in done.stdout and "baseline test (TF-IDF" in done.stdout
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["warnings"][0] == summary[0].removeprefix("WARNING: ")
     assert set(metrics["baseline"]) >= {"method", "validation", "test"}

@@ -199,7 +199,7 @@ def test_cli_writes_the_page_and_json_and_prints_top_tokens(sentiment_run, tmp_p
     assert [r["text"] for r in records] == ["东西很好", "质量糟糕"]
     assert (tmp_path / "x.html").read_text("utf-8").count("<section>") == 2
 
-    done = runner.invoke(app, ["explain", str(sentiment_run), "--input", str(texts),
+    done = runner.invoke(app, ["explain", str(sentiment_run), "--data", str(texts),
                                "--text-column", "review", "--limit", "2", "--steps", "4",
                                "--output", str(tmp_path / "f.html")])  # fmt: skip
     assert done.exit_code == 0, done.output

@@ -93,6 +93,16 @@ def test_leaked_texts_labelled_otherwise_are_counted_and_shown(tmp_path):
     assert "2 of them with another label there" in leakage_lines(report)[0]
 
 
+def test_set_membership_matches_pandas_isin():
+    from tunelab.data.duplicates import in_set
+
+    values = pd.Series(["a", "b", "", "c", "a"], index=[3, 5, 7, 9, 11])
+    known = {"a", "", "z"}
+    found = in_set(values, known)
+    assert found.equals(values.isin(known))
+    assert list(found.index) == [3, 5, 7, 9, 11] and found.dtype == bool
+
+
 def test_conflicting_labels_are_counted(tmp_path):
     frame = pd.DataFrame(
         {"text": ["好的！", "好的", "一般", "很差"], "label": ["pos", "neg", "pos", "neg"]}

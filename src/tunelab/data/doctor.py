@@ -171,7 +171,7 @@ def diagnose(
                 section["target_values"] = _percentiles(targets) | {"min": float(targets.min())}
             else:
                 section["class_balance"] = class_balance(labels)
-                split_labels[name] = labels  # scores differ by degree: not compared
+                split_labels[name] = labels  # classes only: scores differ by degree
         pairs = valid[text_pair_column] if text_pair_column else None
         section["lengths"] = lengths(valid[text_column], tokenizer, max_length, pairs)
         section["text_problems"] = text_problems(texts)

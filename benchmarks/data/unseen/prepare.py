@@ -343,9 +343,32 @@ def length_stats(texts: pd.Series) -> tuple[float, float]:
     return round(float(lengths.mean()), 1), float(lengths.median())
 
 
+def counts_table(splits: dict[str, pd.DataFrame]) -> list[str]:
+    """A Markdown table of each label's rows per split, in all and as a share, and the
+    splits' totals (the ``label`` column)."""
+    total = pd.concat(splits.values())
+    lines = [
+        "| label | " + " | ".join(splits) + " | all | share |",
+        "| --- | " + " | ".join("---:" for _ in splits) + " | ---: | ---: |",
+    ]
+    for label in sorted(set(total["label"])):
+        counts = [int((frame["label"] == label).sum()) for frame in splits.values()]
+        share = sum(counts) / len(total)
+        lines.append(
+            f"| {label} | "
+            + " | ".join(f"{c:,}" for c in counts)
+            + f" | {sum(counts):,} | {share:.1%} |"
+        )
+    lines.append(
+        "| **total** | "
+        + " | ".join(f"**{len(f):,}**" for f in splits.values())
+        + f" | **{len(total):,}** | |"
+    )
+    return lines
+
+
 def data_card(name: str, splits: dict[str, pd.DataFrame], cleaning: dict, how: str) -> str:
     source = SOURCES[name]
-    labels = sorted({label for frame in splits.values() for label in frame["label"]})
     total = pd.concat(splits.values())
     lines = [
         f"# {name}: {source['title']}",
@@ -364,22 +387,8 @@ def data_card(name: str, splits: dict[str, pd.DataFrame], cleaning: dict, how: s
         "",
         "## Counts",
         "",
-        "| label | " + " | ".join(splits) + " | all | share |",
-        "| --- | " + " | ".join("---:" for _ in splits) + " | ---: | ---: |",
+        *counts_table(splits),
     ]
-    for label in labels:
-        counts = [int((frame["label"] == label).sum()) for frame in splits.values()]
-        share = sum(counts) / len(total)
-        lines.append(
-            f"| {label} | "
-            + " | ".join(f"{c:,}" for c in counts)
-            + f" | {sum(counts):,} | {share:.1%} |"
-        )
-    lines.append(
-        "| **total** | "
-        + " | ".join(f"**{len(f):,}**" for f in splits.values())
-        + f" | **{len(total):,}** | |"
-    )
     lines += [
         "",
         "## Text length (characters, after cleaning)",

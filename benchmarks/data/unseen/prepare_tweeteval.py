@@ -42,7 +42,7 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
-from prepare import write_splits  # this folder is on the path when run as a script
+from prepare import counts_table, write_splits  # this folder is on the path when run as a script
 
 HERE = Path(__file__).resolve().parent
 TASKS = {
@@ -84,7 +84,6 @@ def read_task(git_dir: Path, task: str) -> dict[str, pd.DataFrame]:
 
 def data_card(name: str, splits: dict[str, pd.DataFrame]) -> str:
     task, what, origin = TASKS[name]
-    total = pd.concat(splits.values())
     lines = [
         f"# {name}: TweetEval {task}",
         "",
@@ -103,16 +102,9 @@ def data_card(name: str, splits: dict[str, pd.DataFrame]) -> str:
         "",
         "## Counts",
         "",
-        "| label | " + " | ".join(splits) + " | all | share |",
-        "| --- | " + " | ".join("---:" for _ in splits) + " | ---: | ---: |",
+        *counts_table(splits),
     ]
-    for label in sorted(set(total["label"])):
-        counts = [int((frame["label"] == label).sum()) for frame in splits.values()]
-        lines.append(f"| {label} | " + " | ".join(f"{c:,}" for c in counts)
-                     + f" | {sum(counts):,} | {sum(counts) / len(total):.1%} |")  # fmt: skip
-    lines.append("| **total** | " + " | ".join(f"**{len(f):,}**" for f in splits.values())
-                 + f" | **{len(total):,}** | |")  # fmt: skip
-    lengths = total["text"].str.len()
+    lengths = pd.concat(splits.values())["text"].str.len()
     lines += [
         "",
         f"Text length in characters: mean {lengths.mean():.1f}, median {lengths.median():g}, "

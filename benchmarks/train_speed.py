@@ -175,6 +175,7 @@ def _tunelab(model_dir: str, args: argparse.Namespace, out: Path, variant: str) 
         "precision": metrics["train"].get("precision"),
         "tokens_per_second": throughput.get("tokens_per_second"),
         "mfu": throughput.get("mfu"),
+        "stage_seconds": metrics.get("stage_seconds"),  # where its time went
     }
 
 
@@ -238,6 +239,12 @@ def summary(runs: dict[str, list[dict]]) -> dict:
                     "accuracy_points": round(100 * (mean("tunelab", "test_accuracy")
                                                     - mean(script, "test_accuracy")), 2),
                 }  # fmt: skip
+    stages = [run["stage_seconds"] for run in runs.get("tunelab", []) if run.get("stage_seconds")]
+    if stages:  # where tunelab's time went, mean seconds per stage over the repeats
+        found["tunelab_stage_seconds"] = {
+            stage: round(statistics.mean(run.get(stage, 0.0) for run in stages), 2)
+            for stage in stages[0]
+        }
     return found
 
 

@@ -66,6 +66,7 @@ from tunelab.training.few_shot import train_few_shot
 from tunelab.training.guesses import guess_from_data
 from tunelab.training.learning_rate import default_learning_rate
 from tunelab.training.prepare import load_splits
+from tunelab.training.stage_clock import StageClock
 from tunelab.training.tracking import check_trackers, log_final_metrics
 from tunelab.training.trainer import (
     DEFAULT_TOKEN_LIMIT,
@@ -108,6 +109,7 @@ class RunParts:
     loss: Any  # the task's loss function for the Trainer, or None for its default
     started: float  # time.time() when model loading began
     main_process: bool
+    clock: StageClock = field(default_factory=StageClock)  # seconds per stage, for metrics
 
     @property
     def output(self) -> Path:
@@ -172,13 +174,15 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
     Raises:
         UserError: for any problem with the config, the data, the folder or the model name.
     """
-    check_trackers(config.tracking)
-    distributed_arguments(config.training)
-    _take_split_folder(config)
-    guesses = guess_from_data(config)  # the task and columns the config leaves to the data
-    task = task_from_run_config(config)
-    check_run_settings(config, task)
-    splits, data_report = load_splits(config, task, guesses.train)
+    clock = StageClock()
+    with clock.stage("data"):
+        check_trackers(config.tracking)
+        distributed_arguments(config.training)
+        _take_split_folder(config)
+        guesses = guess_from_data(config)  # the task and columns the config leaves to the data
+        task = task_from_run_config(config)
+        check_run_settings(config, task)
+        splits, data_report = load_splits(config, task, guesses.train)
     if guesses.decided:
         data_report["guessed"] = guesses.as_report()
     if config.model.name == AUTO:
@@ -194,8 +198,9 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
         # written again at the end; until metrics.json exists, `tunelab runs` lists it incomplete
         write_text(config.output / "config.yaml", commented_yaml(config) + "\n")
     started = time.time()
-    source, tokenizer, model = load_model(config, task, splits["train"], data_report)
-    with tokenizer_threads():
+    with clock.stage("model"):
+        source, tokenizer, model = load_model(config, task, splits["train"], data_report)
+    with clock.stage("tokenise"), tokenizer_threads():
         max_length, measured = _max_length(config, task, splits["train"], tokenizer, model,
                                            data_report)  # fmt: skip
         encoded = {
@@ -232,7 +237,7 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
         )  # fmt: skip
     return RunParts(
         config, task, splits, data_report, source, tokenizer, model, encoded, max_length,
-        precision, loss, started, main_process,
+        precision, loss, started, main_process, clock,
     )  # fmt: skip
 
 
@@ -522,9 +527,11 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
     from tunelab.training.step_timer import StepTimer
 
     config = parts.config
-    before = _scores_before_training(parts)
+    with parts.clock.stage("before training"):
+        before = _scores_before_training(parts)
     if config.training.method == "few-shot":
-        stats = _train_few_shot(parts)
+        with parts.clock.stage("training"):
+            stats = _train_few_shot(parts)
         return FitResult(parts.model, stats, round(time.time() - parts.started, 2), before=before)
     watch = LearningWatch(parts.task, len(parts.splits.get("validation", [])))
     timer = StepTimer()
@@ -545,7 +552,8 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
         tracking=config.tracking,
     )  # fmt: skip
     try:
-        train_output = trainer.train(resume_from_checkpoint=resume_from)
+        with parts.clock.stage("training"):
+            train_output = trainer.train(resume_from_checkpoint=resume_from)
     finally:
         if used_rows:  # the plain embedding, whole matrix, from here on
             restore_word_embeddings(parts.model)
@@ -687,7 +695,8 @@ def score(parts: RunParts, fitted: FitResult) -> Scores:
             **parameter_counts(model),
         }
     }
-    held_out_loss = _held_out_loss(parts, fitted)
+    with parts.clock.stage("predictions"):
+        held_out_loss = _held_out_loss(parts, fitted)
     if not parts.main_process:
         return Scores({**metrics, **held_out_loss}, {})
     # after the losses: it may switch the model to inference settings (a KV cache would
@@ -695,7 +704,7 @@ def score(parts: RunParts, fitted: FitResult) -> Scores:
     task.finish(base_model(model), parts.tokenizer)
     batch_size = parts.config.training.eval_batch_size
     outputs: dict[str, Any] = {}
-    with tokenizer_threads():
+    with parts.clock.stage("predictions"), tokenizer_threads():
         for split in (name for name in task.evaluated_splits if name in splits):
             with naming_rows(split):
                 outputs[split] = task.forward(
@@ -712,7 +721,8 @@ def score(parts: RunParts, fitted: FitResult) -> Scores:
             metrics[split] = scores
     if fitted.before:
         metrics["before"] = {"test": fitted.before}
-    baseline = linear_baseline(task, splits, parts.config.seed)
+    with parts.clock.stage("baseline"):
+        baseline = linear_baseline(task, splits, parts.config.seed)
     if baseline:
         metrics["baseline"] = baseline
     metrics["warnings"] = final_warnings(
@@ -795,13 +805,14 @@ def save_run(
         ``{"output", "model_dir", "metrics", "report"}`` (``report`` None if it failed).
     """
     config, output, model, tokenizer = parts.config, parts.output, fitted.model, parts.tokenizer
-    _save_model(parts, model)
-    if "test" in scores.outputs:
-        predictions = parts.task.predictions(scores.outputs["test"], parts.splits["test"])
-        write_jsonl(output / "predictions.jsonl", predictions)
-    write_json(output / "data_report.json", parts.data_report)
-    if fitted.trainer is not None:  # loss and metric per logging step and evaluation
-        write_json(output / "history.json", fitted.history)
+    with parts.clock.stage("saving"):
+        _save_model(parts, model)
+        if "test" in scores.outputs:
+            predictions = parts.task.predictions(scores.outputs["test"], parts.splits["test"])
+            write_jsonl(output / "predictions.jsonl", predictions)
+        write_json(output / "data_report.json", parts.data_report)
+        if fitted.trainer is not None:  # loss and metric per logging step and evaluation
+            write_json(output / "history.json", fitted.history)
     if fitted.trainer is not None and config.tracking:
         step = fitted.trainer.state.global_step
         log_final_metrics(config.tracking, output, scores.metrics, step)
@@ -814,11 +825,16 @@ def save_run(
                     "run", error)  # fmt: skip
     report: Path | None = None
     try:
-        report = build_report(output, loaded=(model, tokenizer, parts.task, parts.max_length))
+        with parts.clock.stage("report"):
+            report = build_report(output, loaded=(model, tokenizer, parts.task, parts.max_length))
         log.info("report: %s", report)
     except Exception as error:  # the run itself is complete; a report can be rebuilt later
         log.warning("report.html was not written (%s); rebuild it with: tunelab report %s",
                     error, output)  # fmt: skip
+    # written again, now with every stage's time (the report read the first metrics.json)
+    scores.metrics["stage_seconds"] = parts.clock.seconds()
+    write_json(output / "metrics.json", scores.metrics)
+    log.info("time: %s", parts.clock.line())
     return {
         "output": str(output),
         "model_dir": str(output / "model"),

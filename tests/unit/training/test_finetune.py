@@ -59,6 +59,15 @@ def test_each_stage_can_run_alone_and_passes_plain_values_on(tiny_bert, tmp_path
     assert len((parts.output / "predictions.jsonl").read_text().splitlines()) == len(
         parts.splits["test"]
     )
+    # where the time went: every stage of the run, in order, adding up to the total
+    stages = metrics["stage_seconds"]
+    assert list(stages) == ["data", "model", "tokenise", "before training", "training",
+                            "predictions", "baseline", "saving", "report", "other",
+                            "total"]  # fmt: skip
+    assert all(seconds >= 0 for seconds in stages.values()) and stages["training"] > 0
+    assert sum(v for k, v in stages.items() if k != "total") == pytest.approx(
+        stages["total"], abs=0.1
+    )
 
 
 def test_as_config_accepts_objects_dicts_and_files_and_never_changes_the_callers(tmp_path):

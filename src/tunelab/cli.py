@@ -34,7 +34,7 @@ from tunelab.models.catalog import (
     recommendation_json,
 )
 from tunelab.outputs import write_json, write_text
-from tunelab.process_defaults import watched_process_defaults
+from tunelab.process_defaults import summary_repeats_warnings, watched_process_defaults
 from tunelab.runs import compare_runs, format_comparison, format_runs, list_runs
 
 # Commands import the API, the stages, the studies and the task registry inside their bodies:
@@ -251,7 +251,8 @@ def train(
     overrides = _flag_overrides(flags)
     run_config = build_config(raw, [*overrides, *(set_ or [])])
     command = shlex.join(["tunelab", *sys.argv[1:]])  # for the model card
-    result = api.train(run_config, resume=resume, overwrite=overwrite, command=command)
+    with summary_repeats_warnings():  # the summary below prints the end warnings
+        result = api.train(run_config, resume=resume, overwrite=overwrite, command=command)
     for split in ("validation", "test"):
         if split in result["metrics"]:
             _print_scores(split, result["metrics"][split])

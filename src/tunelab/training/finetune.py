@@ -58,6 +58,7 @@ from tunelab.models.scratch import (
 from tunelab.models.sentence_encoder import has_sentence_modules, load_sentence_transformer
 from tunelab.models.trained import save_base_settings
 from tunelab.outputs import atomic_folder, claim_output, write_json, write_jsonl, write_text
+from tunelab.process_defaults import IN_SUMMARY
 from tunelab.tasks import Task, task_from_run_config
 from tunelab.tasks.arrow_rows import MeasuredRows, chunked_lengths
 from tunelab.tokenizer_threads import tokenizer_threads
@@ -730,7 +731,7 @@ def score(parts: RunParts, fitted: FitResult) -> Scores:
         (parts.data_report.get("doctor") or {}).get("leakage"),
     )  # fmt: skip
     for warning in metrics["warnings"]:
-        log.warning("%s", warning)
+        log.warning("%s", warning, extra=IN_SUMMARY)  # the CLI's summary shows it again
     return Scores(metrics, outputs)
 
 

@@ -3,13 +3,17 @@
 ``tunelab data example`` writes such folders, and so do most public data sets (``train.jsonl``,
 ``dev.tsv``, ``test.csv.gz``) and ``DatasetDict.save_to_disk`` (a sub-folder per split). Given
 as ``--data``, the folder's training file becomes ``data.train`` and its validation and test
-files fill ``data.validation`` and ``data.test`` where those are not set. A folder of class
-sub-folders of images or audio is left alone: it is read as the media it holds.
+files fill ``data.validation`` and ``data.test`` where those are not set. Images and audio
+come the same way as split sub-folders of class folders (``train/cat/1.png``,
+``val/dog/2.png``: the image-folder layout of most public sets and of ``tunelab data example
+digits``); a folder of class sub-folders holding the files themselves is read as the media it
+holds, even where a class is named ``test``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from tunelab.data.load import DECOMPRESSORS, FORMATS_BY_SUFFIX, PLAIN_TEXT_SUFFIXES
@@ -45,9 +49,44 @@ def _saved_splits(folder: Path) -> dict[str, Path]:
     return {split: path for split, path in folders.items() if path.is_dir()}
 
 
+def _media_split_stem(path: Path) -> str | None:
+    """``val`` for a sub-folder ``val/`` whose class sub-folders hold images or audio; None for
+    anything else (a class folder named ``test`` holds its files directly)."""
+    stem = path.name.lower()
+    if not any(stem in stems for stems in SPLIT_STEMS.values()) or not path.is_dir():
+        return None
+    classes = [child for child in path.iterdir() if child.is_dir()]
+    return stem if any(_holds_media(child) for child in classes) else None
+
+
+def _by_stem(
+    folder: Path, entries: list[Path], stem_of: Callable[[Path], str | None]
+) -> dict[str, Path]:
+    """The entries with a split's stem, by stem.
+
+    Raises:
+        UserError: when two entries have the same stem (``train.csv`` and ``train.jsonl``).
+    """
+    candidates: dict[str, Path] = {}
+    for path in entries:
+        stem = stem_of(path)
+        if stem is None:
+            continue
+        if stem in candidates:
+            raise UserError(
+                f"data folder {folder} holds two files for one split, "
+                f"{candidates[stem].name} and {path.name}; keep one, or pass the file "
+                "with --data, --validation or --test"
+            )
+        candidates[stem] = path
+    return candidates
+
+
 def split_files(folder: Path) -> dict[str, Path]:
-    """The files (or saved split folders) of ``folder`` that name a split, by split; empty when
-    ``folder`` holds none (a folder of media, or of tables named otherwise).
+    """The files (or saved split folders, or split folders of media) of ``folder`` that name a
+    split, by split; empty when ``folder`` holds none (a folder of media, or of tables named
+    otherwise). Table files come first: a ``train.csv`` of image paths beside a ``train/``
+    folder of the images is the table.
 
     Raises:
         UserError: when two files name the same split (``train.csv`` and ``train.jsonl``).
@@ -55,18 +94,10 @@ def split_files(folder: Path) -> dict[str, Path]:
     if (folder / "dataset_dict.json").is_file():
         candidates = _saved_splits(folder)
     else:
-        candidates = {}
-        for path in sorted(folder.iterdir()):
-            stem = _table_stem(path) if path.is_file() and not path.name.startswith(".") else None
-            if stem is None:
-                continue
-            if stem in candidates:
-                raise UserError(
-                    f"data folder {folder} holds two files for one split, "
-                    f"{candidates[stem].name} and {path.name}; keep one, or pass the file "
-                    "with --data, --validation or --test"
-                )
-            candidates[stem] = path
+        entries = [path for path in sorted(folder.iterdir()) if not path.name.startswith(".")]
+        candidates = _by_stem(folder, entries, lambda p: _table_stem(p) if p.is_file() else None)
+        if not candidates.keys() & set(SPLIT_STEMS["train"]):
+            candidates = _by_stem(folder, entries, _media_split_stem) or candidates
     found: dict[str, Path] = {}
     for split, stems in SPLIT_STEMS.items():
         named = [candidates[stem] for stem in stems if stem in candidates]

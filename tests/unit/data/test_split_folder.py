@@ -46,6 +46,36 @@ def test_files_and_media_folders_are_left_alone(tmp_path):
     assert expand_split_folder(images, None, None) == (images, None, None, None)
 
 
+def _images(folder: Path, *paths: str) -> Path:
+    for path in paths:
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes(b"")
+    return folder
+
+
+def test_split_folders_of_class_folders_fill_the_splits(tmp_path):
+    # the image-folder layout of most public sets, and of `tunelab data example digits`
+    folder = _images(tmp_path / "digits", "train/0/a.png", "train/1/b.png", "val/0/c.png",
+                     "test/1/d.png", "dataset.json")  # fmt: skip
+    train, validation, test, line = expand_split_folder(folder, None, None)
+    assert (train, validation, test) == (folder / "train", folder / "val", folder / "test")
+    assert line == (f"data folder {folder}: train as data.train, val as data.validation, "
+                    "test as data.test")  # fmt: skip
+
+
+def test_classes_named_like_splits_stay_classes(tmp_path):
+    # class folders that hold their images directly: a class may well be called "test"
+    folder = _images(tmp_path / "photos", "train/a.png", "test/b.png", "other/c.png")
+    assert expand_split_folder(folder, None, None) == (folder, None, None, None)
+
+
+def test_a_table_of_image_paths_wins_over_the_split_folder_beside_it(tmp_path):
+    folder = _images(tmp_path / "photos", "train/cat/a.png", "test/dog/b.png")
+    _touch(folder, "train.csv")
+    train, validation, test, _ = expand_split_folder(folder, None, None)
+    assert (train, validation, test) == (folder / "train.csv", None, None)
+
+
 def test_a_folder_of_tables_without_a_training_file_names_what_to_do(tmp_path):
     folder = _touch(tmp_path / "data", "reviews-2024.csv", "reviews-2025.csv")
     with pytest.raises(UserError, match=r"reviews-2024.csv, reviews-2025.csv.*name it train"):

@@ -283,30 +283,77 @@ def _write_predictions(path: Path, records: list[dict[str, Any]]) -> None:
         write_jsonl(path, records)
 
 
+GUESS_ROWS = 10_000  # the doctor reads the task from a table's first rows (the checks read all)
+
+
 def doctor_task(
     data: str | Path,
     validation: str | Path | None = None,
     test: str | Path | None = None,
     format: str = "auto",
+    columns_given: bool = False,
 ) -> str:
     """The task whose checks ``tunelab doctor`` runs when none is named, read from the training
-    file as ``tunelab train`` reads it: a folder of class sub-folders holds images, a CoNLL
-    file (``.conll``, ``.iob``, ``.bio``, ``.bioes``, compressed or not) tagged tokens, and
-    any other table texts. Logs what it read and the flag that overrides it."""
+    file as ``tunelab train`` reads it: a folder of class sub-folders holds images (or audio
+    clips), a CoNLL file (``.conll``, ``.iob``, ``.bio``, ``.bioes``, compressed or not) tagged
+    tokens, and any other table the task it fits best (texts and labels where no task fits,
+    or where ``columns_given``: the text doctor's column options). Logs what it read and the
+    flag that overrides it.
+
+    Raises:
+        UserError: for a table two tasks fit equally well, naming both and ``--task``.
+    """
+    from tunelab.tasks.audio_classification import AudioClassification
+    from tunelab.training.guesses import guess_task
+
     train, *_ = _expanded(data, validation, test)
     if train.is_dir() and not is_saved_dataset(train):
         if folder_media_kinds(train) == {"audio"}:
-            raise UserError(
-                f"{train} holds audio clips, and the doctor checks texts, tagged tokens and "
-                f"images only; train on them with tunelab train --data {train}"
-            )
-        task, evidence = ImageClassification.name, "a folder of class sub-folders"
+            task, evidence = AudioClassification.name, "a folder of class sub-folders of audio"
+        else:
+            task, evidence = ImageClassification.name, "a folder of class sub-folders"
     elif train.is_file() and detect_format(train, format) == "conll":
         task, evidence = TokenClassification.name, "a CoNLL file of tokens and their tags"
-    else:
+    elif columns_given:
         return TextClassification.name
+    else:
+        config = build_config({"data": {"train": str(train), "format": format}})
+        sample = read_table(train, format, max_rows=GUESS_ROWS, skip_bad_lines=True)
+        fitted = guess_task(config, sample)
+        # the checks read the task again, and their guess line names it with its columns
+        return TextClassification.name if fitted is None else fitted
     log.info("doctor: %s checks, as %s is %s (--task overrides)", task, train, evidence)
     return task
+
+
+def doctor_as_training(
+    data: str | Path,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+    task: str | None = None,
+    encoding: str | None = None,
+    report: str | Path = "data_report.json",
+    strict: bool = False,
+    format: str = "auto",
+) -> str:
+    """The checks ``tunelab train`` makes of a task's data before it trains, on their own: for
+    summaries and translations, instructions and chats, preference and search pairs, image
+    captions and chats and audio clips (see :mod:`tunelab.training.task_doctor`). ``task``
+    None reads it from the data, as ``train`` does.
+
+    Returns:
+        The terminal report; the JSON report is written to ``report``.
+    """
+    from tunelab.training.task_doctor import diagnose_as_training_does
+
+    train, validation, test, _ = _expanded(data, validation, test)
+    files = {"train": train, "validation": validation, "test": test}
+    config = build_config({
+        **({"task": task} if task else {}),
+        "data": {**{split: str(path) for split, path in files.items() if path is not None},
+                 "format": format, "encoding": encoding, "drop_invalid": not strict},
+    })  # fmt: skip
+    return diagnose_as_training_does(config, Path(report))
 
 
 def doctor(

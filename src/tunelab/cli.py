@@ -93,11 +93,11 @@ STRICT = (
 
 
 def _doctor_checks() -> dict[str, str]:
-    """The registered tasks that `tunelab doctor` checks, and what it checks in their files."""
+    """What `tunelab doctor` checks in each registered task's files ("task": the checks
+    training makes, for tasks without a doctor of their own)."""
     from tunelab.tasks import TASKS
 
-    checks = {name: TASKS[name]().doctor_checks for name in TASKS}
-    return {name: check for name, check in checks.items() if check}
+    return {name: TASKS[name]().doctor_checks or "task" for name in TASKS}
 
 
 class _NamesTasks(typer.core.TyperCommand):
@@ -549,7 +549,8 @@ def doctor(
         str | None,
         typer.Option(
             help=f"whose checks to run: {DOCTOR_TASKS}; default: read from the data as train "
-            "reads it (class folders: images, CoNLL files: tags, other tables: texts)"
+            "reads it (class folders: images or audio, CoNLL files: tags, other tables: the "
+            "task they fit, texts and labels where none does)"
         ),
     ] = None,
     text_column: Annotated[
@@ -598,16 +599,27 @@ def doctor(
     """Find duplicates, conflicts, leakage, imbalance, damaged text and label errors in data;
     for token classification, tag statistics and broken tag sequences (--fix repairs them);
     for images (a class folder or a table of paths), unreadable files, exact and near
-    duplicates, leakage, sizes and their outliers, and class balance."""
+    duplicates, leakage, sizes and their outliers, and class balance; for every other task
+    (summaries, translations, chats, preference and search pairs, captions, audio), the checks
+    tunelab train makes of its data."""
     from tunelab import api
 
     if fix and out is None:
         raise UserError("--fix needs --out FILE for the cleaned data (e.g. --out clean.csv)")
     checks = _doctor_checks()
-    task = task or api.doctor_task(data, validation, test, format)
+    given = (text_column, label_column, text_pair_column, label_separator)
+    task = task or api.doctor_task(data, validation, test, format, any(given))
     if task not in checks:
         raise UserError(f"the doctor does not know task '{task}'; use {' or '.join(checks)}")
-    if checks[task] == "tags":
+    if checks[task] == "task":
+        if fix:
+            raise UserError(
+                f"--fix is offered for texts and tags; tunelab train cleans {task} data as it "
+                "reads it (data.clean), so pass the files to train as they are"
+            )
+        text = api.doctor_as_training(data, validation, test, task, encoding, report, strict,
+                                      format)  # fmt: skip
+    elif checks[task] == "tags":
         text = api.doctor_tagging(
             data, validation, test, encoding, tag_column, scheme, report, out if fix else None,
             strict,

@@ -280,8 +280,8 @@ class Task(Protocol):
         """What `tunelab doctor --task` checks in this task's files: "texts" (texts and their
         labels: duplicates, conflicts, leakage, label errors), "tags" (token sequences and their
         tags), "images" (image files: unreadable, duplicates, leakage, sizes, classes; the
-        task's own :meth:`diagnose`), or None (no standalone doctor; training still runs
-        :meth:`diagnose`)."""
+        task's own :meth:`diagnose`), or None (no doctor of its own: ``tunelab doctor`` runs
+        :meth:`diagnose` as training does)."""
         ...
 
     @classmethod

@@ -87,7 +87,7 @@ class _Generation:
     trains_few_shot = False
     takes_virtual_tokens = True
     batch_tokens_from_rows = False  # decoders' embeddings are mostly tied to the output layer
-    doctor_checks = None  # training's diagnose covers pairs and chats; no standalone doctor
+    doctor_checks = None  # the doctor runs training's diagnose of pairs and chats
     input_kind = "text"
 
     def processor_class(self) -> Any:

@@ -114,7 +114,7 @@ class SentenceEmbedding:
     takes_virtual_tokens = False  # pooling would average the virtual tokens in: LoRA or IA3
     packs_rows = False
     batch_tokens_from_rows = False
-    doctor_checks = None  # training's diagnose covers the pairs; no standalone doctor
+    doctor_checks = None  # the doctor runs training's diagnose of the pairs
     input_kind = "text"
 
     def __init__(

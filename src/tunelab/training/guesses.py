@@ -85,6 +85,16 @@ def guess_from_data(config: RunConfig, train: pd.DataFrame | None = None) -> Gue
     return guesses
 
 
+def guess_task(config: RunConfig, train: pd.DataFrame) -> str | None:
+    """The task the training table fits best, as :func:`guess_from_data` decides it, without
+    changing ``config`` or logging; None when no task fits.
+
+    Raises:
+        UserError: when two tasks fit equally well, naming both and ``--task``.
+    """
+    return _strongest_fit(config, train, frozenset(given_keys(config)))[0]
+
+
 def _fit(
     task_type: Any, config: RunConfig, train: pd.DataFrame, given: frozenset[str]
 ) -> DataFit | None:

@@ -238,6 +238,8 @@ def add_page_routes(app: Any, ws: Workspace, scheduler: Scheduler) -> None:
             "workspace": str(ws.root),
             "tasks": list(TASKS),
             "doctor_tasks": list(data_view.doctor_checks()),
+            "doctor_fixes": [task for task, checks in data_view.doctor_checks().items()
+                             if checks in ("texts", "tags")],  # fmt: skip
             "examples": list(EXAMPLES),
             "max_upload_bytes": ws.max_upload_bytes,
             "max_running": scheduler.max_running,

@@ -182,9 +182,9 @@ def check_mapping(
 
 
 def doctor_checks() -> dict[str, str]:
-    """The tasks the doctor checks, and what it checks in their files (as the CLI has it)."""
-    checks = {name: TASKS[name]().doctor_checks for name in TASKS}
-    return {name: check for name, check in checks.items() if check}
+    """What the doctor checks in each task's files, as the CLI has it ("task": the checks
+    training makes, for tasks without a doctor of their own)."""
+    return {name: TASKS[name]().doctor_checks or "task" for name in TASKS}
 
 
 def run_doctor(
@@ -219,7 +219,15 @@ def run_doctor(
     )
     fixed = ws.root / CLEANED / f"{stem}.clean{suffix}" if fix else None
     command = ["tunelab", "doctor", path]
-    if checks[task] == "tags":
+    if checks[task] == "task":  # summaries, chats, pairs, captions, audio: training's checks
+        if fixed is not None:
+            raise UserError(
+                f"--fix is offered for texts and tags; tunelab train cleans {task} data as it "
+                "reads it (data.clean), so pass the files to train as they are"
+            )
+        command += ["--task", task]
+        text = api.doctor_as_training(file, task=task, encoding=encoding, report=report)
+    elif checks[task] == "tags":
         command += ["--task", task]
         text = api.doctor_tagging(file, encoding=encoding, report=report, fixed=fixed)
     elif checks[task] == "images":  # a class folder or a table of image paths

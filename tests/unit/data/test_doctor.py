@@ -468,3 +468,37 @@ def test_missing_texts_are_reported_not_normalised():
     assert report["splits"]["test"]["empty_texts"] == [0]
     assert report["splits"]["train"]["duplicates"]["near_duplicates"] == 1
     assert report["leakage"]["test_in_train"]["near"] == 1
+
+
+def test_tables_of_other_tasks_get_the_checks_training_makes(tmp_path, caplog):
+    """A folder of source/target files is read as train reads it (seq2seq), its leakage and
+    repeated inputs named; a table of texts and labels keeps the text doctor, and so does any
+    table given column options."""
+    import logging
+
+    from tunelab import api
+
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    train = pd.DataFrame({"source": [f"sentence {i}" for i in range(20)],
+                          "target": [f"句子 {i}" for i in range(20)]})  # fmt: skip
+    test = pd.DataFrame({"source": ["sentence 3", "sentence 99"], "target": ["句子 3", "新"]})
+    train.to_json(folder / "train.jsonl", orient="records", lines=True, force_ascii=False)
+    test.to_json(folder / "test.jsonl", orient="records", lines=True, force_ascii=False)
+    caplog.set_level(logging.INFO, logger="tunelab")
+    assert api.doctor_task(folder) == "seq2seq"
+    report = tmp_path / "report.json"
+    text = api.doctor_as_training(folder, report=report)
+    assert "task 'seq2seq' ('source'/'target' columns; --task overrides)" in caplog.text
+    assert text.splitlines()[0] == (
+        "seq2seq checks, as tunelab train makes them (train 20 rows, test 2 rows):"
+    )
+    assert "1 test text also occurs in train (leakage)" in text
+    found = json.loads(report.read_text(encoding="utf-8"))
+    assert found["task"] == "seq2seq" and found["rows"] == {"train": 20, "test": 2}
+    assert found["doctor"]["leakage"]["test_in_train"]["exact"] == 1
+
+    reviews = tmp_path / "reviews.csv"
+    make_reviews(40).to_csv(reviews, index=False)
+    assert api.doctor_task(reviews) == "text-classification"
+    assert api.doctor_task(folder, columns_given=True) == "text-classification"

@@ -331,11 +331,20 @@ def test_doctor_reads_the_task_from_the_data_as_train_does(tmp_path, monkeypatch
     assert "data doctor: train: 6 rows" in out and "6 PER, 6 LOC" in out
     assert "token-classification checks, as" in caplog.text
 
-    clips = tmp_path / "clips" / "yes"
-    clips.mkdir(parents=True)
-    (clips / "0.wav").write_bytes(b"RIFF")  # the suffix decides; nothing is decoded
-    code, _, err = run_cli(["doctor", tmp_path / "clips"], monkeypatch, capsys)
-    assert code == 2 and "holds audio clips, and the doctor checks texts" in err
+    pytest.importorskip("soundfile")
+    from tests.conftest import make_tone_clips
+
+    make_tone_clips(tmp_path / "clips" / "train", per_class=4)  # a split folder of classes
+    make_tone_clips(tmp_path / "clips" / "test", per_class=2, seed=1)
+    (tmp_path / "clips" / "train" / "low" / "broken.wav").write_bytes(b"RIFF")
+    code, out, err = run_cli(["doctor", tmp_path / "clips", "--report", report],
+                             monkeypatch, capsys)  # fmt: skip
+    assert code == 0, err
+    assert out.startswith("audio-classification checks, as tunelab train makes them "
+                          "(train 13 rows, test 6 rows):")  # fmt: skip
+    assert "train: 1 unreadable audio file(s), e.g. row" in out and "broken.wav" in out
+    assert "audio-classification checks, as" in caplog.text
+    assert json.loads(report.read_text())["doctor"]["audio"]["test"]["rows"] == 6
 
     code, out, err = run_cli(
         ["doctor", "--task", "text-classification", tagged / "train.conll.gz", "--report", report],

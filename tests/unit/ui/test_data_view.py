@@ -110,12 +110,32 @@ def test_the_doctor_and_its_fix_match_the_cli(client, workspace, monkeypatch, ca
     assert download.status_code == 200 and "attachment" in download.headers["content-disposition"]
 
 
-def test_the_doctor_refuses_tasks_it_does_not_check(client, uploaded):
-    answer = client.post("/api/data/doctor", json={"path": uploaded, "task": "seq2seq"})
+def test_the_doctor_checks_other_tasks_as_training_does(client, workspace):
+    pairs = pd.DataFrame({"source": ["open the file", "close it", "open the file"] * 4,
+                          "target": ["打开文件", "关闭它", "打开文件"] * 4})  # fmt: skip
+    pairs.to_json(workspace / "uploads" / "pairs.jsonl", orient="records", lines=True,
+                  force_ascii=False)  # fmt: skip
+    found = client.post("/api/data/doctor",
+                        json={"path": "uploads/pairs.jsonl", "task": "seq2seq"}).json()  # fmt: skip
+    assert found["text"].startswith("seq2seq checks, as tunelab train makes them (train 12 rows)")
+    assert found["report"]["task"] == "seq2seq" and found["report"]["rows"] == {"train": 12}
+    assert found["command"].startswith("tunelab doctor uploads/pairs.jsonl --task seq2seq")
+    info = client.get("/api/info").json()  # the page offers the fix where there is one
+    assert "seq2seq" in info["doctor_tasks"]
+    assert info["doctor_fixes"] == ["text-classification", "token-classification"]
+    asked = {"path": "uploads/pairs.jsonl", "task": "seq2seq", "fix": True}
+    fixing = client.post("/api/data/doctor", json=asked)
+    assert (
+        fixing.status_code == 400
+        and "--fix is offered for texts and tags" in (fixing.json()["error"])
+    )
+
+
+def test_the_doctor_refuses_tasks_it_does_not_know(client, uploaded):
+    answer = client.post("/api/data/doctor", json={"path": uploaded, "task": "sentiment"})
     assert answer.status_code == 400
-    assert answer.json()["error"] == (
-        "error: the doctor does not know task 'seq2seq'; use text-classification or "
-        "token-classification or image-classification"
+    assert answer.json()["error"].startswith(
+        "error: the doctor does not know task 'sentiment'; use text-classification or "
     )
 
 

@@ -175,6 +175,14 @@ TL.pages.data = async function (root) {
     const [run, runNote] = TL.action("Run the doctor", async () => {
       showReport(result, await TL.api("POST", "/api/data/doctor", request(false)));
     }, { id: "doctor-run" });
+    if (!info.doctor_fixes.includes(state.task)) {  // training's own checks of this task
+      doctorBox.replaceChildren(TL.section("4. Data doctor",
+        el("p", { class: "muted" }, `The checks training makes of ${state.task} data before ` +
+          "it trains: empty and repeated rows, leakage between the splits, unreadable files. " +
+          "Training cleans these rows itself as it reads them."),
+        el("div", { class: "row" }, run, runNote), result));
+      return;
+    }
     const [fix, fixNote] = TL.action("Apply the fix", async () => {
       showReport(result, await TL.api("POST", "/api/data/doctor", request(true)));
     }, { id: "doctor-fix" });

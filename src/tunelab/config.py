@@ -192,7 +192,8 @@ class TrainingConfig(_Section):
     min_steps: int | None = Field(
         500,
         gt=0,
-        description="classification and tagging, when training.epochs is left at its "
+        description="text classification and tagging (and image and audio classification "
+        "from scratch), when training.epochs is left at its "
         "default: more epochs (at most 10) until training makes at least this many optimizer "
         "steps (3 epochs of a few thousand rows at batch 32 make a few hundred); null: never",
     )

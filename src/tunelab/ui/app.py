@@ -234,12 +234,12 @@ def add_page_routes(app: Any, ws: Workspace, scheduler: Scheduler) -> None:
         from tunelab.data.examples import EXAMPLES
         from tunelab.tasks import TASKS
 
+        checks = data_view.doctor_checks()
         return {
             "workspace": str(ws.root),
             "tasks": list(TASKS),
-            "doctor_tasks": list(data_view.doctor_checks()),
-            "doctor_fixes": [task for task, checks in data_view.doctor_checks().items()
-                             if checks in ("texts", "tags")],  # fmt: skip
+            "doctor_tasks": list(checks),
+            "doctor_fixes": [task for task, kind in checks.items() if kind in ("texts", "tags")],
             "examples": list(EXAMPLES),
             "max_upload_bytes": ws.max_upload_bytes,
             "max_running": scheduler.max_running,

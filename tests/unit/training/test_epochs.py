@@ -47,3 +47,19 @@ def test_large_sets_keep_three_epochs_and_tiny_ones_stop_at_the_cap():
     assert epochs_for_min_steps(100, training, 500, MAX_RAISED_EPOCHS) == (10.0, 40)
     accumulated = build_config({"training": {"gradient_accumulation_steps": 4}}).training
     assert epochs_for_min_steps(3303, accumulated, 500, 10) == (10.0, 260)  # 26 an epoch
+
+
+@pytest.mark.parametrize(
+    ("task", "model", "raised"),
+    [
+        ("image-classification", "scratch-vit", True),  # random weights: 3 epochs learn little
+        ("audio-classification", "scratch-audio", True),
+        ("image-classification", "google/vit-base-patch16-224", False),  # pretrained: unmeasured
+        ("audio-classification", "scratch-vit", False),  # not what that task builds
+    ],
+)
+def test_images_and_audio_from_scratch_train_the_minimum_steps(task, model, raised):
+    config = build_config({"task": task, "model": {"name": model}})
+    found = raise_epochs(config, task, 1437)  # the digits' training images: 45 steps an epoch
+    assert (found is not None) == raised
+    assert config.training.epochs == (10.0 if raised else 3.0)

@@ -20,7 +20,7 @@ from tunelab.data.fix import doctor_files, doctor_image_files, doctor_tagging_fi
 from tunelab.data.load import detect_format, plain_text_lines, read_table
 from tunelab.data.media import folder_media_kinds
 from tunelab.data.saved_dataset import is_saved_dataset
-from tunelab.data.split_folder import expand_split_folder
+from tunelab.data.split_folder import expand_split_folder, held_out_split
 from tunelab.errors import UserError
 from tunelab.evaluation.metrics import sigmoid, softmax
 from tunelab.inference import resolve_prediction_precision
@@ -98,7 +98,8 @@ def evaluate(
     batch_size: int = 64,
     precision: str = "auto",
 ) -> dict[str, Any]:
-    """Score a trained model on any labelled file.
+    """Score a trained model on any labelled file (a folder of split files: its test file, or
+    its validation file where it has none).
 
     ``precision`` as :func:`predict` takes it: ``auto`` (the default) is ``checked``, fp32's
     labels at nearly bf16's speed, where bf16 is faster on this machine, else ``fp32``.
@@ -107,6 +108,9 @@ def evaluate(
         The metrics (flat scores plus per-class report and confusion matrix). With
         ``output``, also writes ``metrics.json`` and ``predictions.jsonl`` there.
     """
+    data, taken = held_out_split(Path(data))  # a split folder: its test file
+    if taken:
+        log.info("%s", taken)
     model, tokenizer, task, max_length = load_trained(model_or_run)
     if text_column:
         task.text_column = text_column

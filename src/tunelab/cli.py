@@ -263,7 +263,9 @@ def train(
 @app.command()
 def evaluate(
     model: Annotated[Path, typer.Argument(help="model folder or run folder")],
-    data: Annotated[Path, typer.Option(help="labelled file to score")],
+    data: Annotated[
+        Path, typer.Option(help="labelled file to score (a folder of split files: its test file)")
+    ],
     output: Annotated[
         Path | None,
         typer.Option("--output", "--out", help="folder for metrics.json, predictions.jsonl"),

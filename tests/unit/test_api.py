@@ -107,6 +107,12 @@ def test_evaluate_any_labelled_file_matches_training_metrics(trained, tmp_path):
     assert [w["ticket"] for w in written] == [f"T{i}" for i in range(len(predictions))]
     assert [w["gold"] for w in written] == [p["gold"] for p in predictions]
     assert "label" in written[0] and set(written[0]) >= {"ticket", "text", "score"}
+    # a folder of split files, as train takes it: its test file is scored
+    folder = tmp_path / "splits"
+    folder.mkdir()
+    test_file.rename(folder / "test.jsonl")
+    (folder / "train.jsonl").write_text((folder / "test.jsonl").read_text(encoding="utf-8"))
+    assert tunelab.evaluate(root / "run", folder)["accuracy"] == pytest.approx(scores["accuracy"])
 
 
 def test_predict_writes_csv_from_an_input_file(trained, tmp_path):

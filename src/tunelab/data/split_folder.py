@@ -159,3 +159,26 @@ def expand_split_folder(
         test = found["test"]
         taken.append(f"{test.name} as data.test")
     return found["train"], validation, test, f"data folder {train}: " + ", ".join(taken)
+
+
+def held_out_split(data: Path) -> tuple[Path, str | None]:
+    """What ``tunelab evaluate --data`` scores: a split folder's test file (its validation
+    file where it has no test), with a line saying which was taken; any other path as given
+    (a file, a folder of class sub-folders), with None.
+
+    Raises:
+        UserError: for a split folder with a training split alone.
+    """
+    if not data.is_dir() or (data / "state.json").is_file():
+        return data, None
+    found = split_files(data)
+    for split in ("test", "validation"):
+        if split in found:
+            file = found[split]
+            return file, f"data folder {data}: scoring its {split} split, {file.name}"
+    if found:
+        raise UserError(
+            f"data folder {data} holds no test or validation split to evaluate, only "
+            f"{found['train'].name}; pass the file to score with --data"
+        )
+    return data, None

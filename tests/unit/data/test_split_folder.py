@@ -130,3 +130,23 @@ def test_the_doctor_reads_a_split_folder_as_training_does(tmp_path, caplog):
     assert {split: found["rows"] for split, found in report["splits"].items()} == {
         "train": 60, "test": 10}  # fmt: skip
     assert f"data folder {folder}: train.csv as data.train, test.csv as data.test" in caplog.text
+
+
+def test_evaluate_scores_a_split_folders_test_file_or_else_its_validation_file(tmp_path):
+    from tunelab.data.split_folder import held_out_split
+
+    folder = _touch(tmp_path / "reviews", "train.csv", "dev.csv", "test.csv")
+    assert held_out_split(folder) == (
+        folder / "test.csv", f"data folder {folder}: scoring its test split, test.csv"
+    )  # fmt: skip
+    (folder / "test.csv").unlink()
+    assert held_out_split(folder)[0] == folder / "dev.csv"
+    (folder / "dev.csv").unlink()
+    with pytest.raises(UserError, match=r"holds no test or validation split.*only train.csv"):
+        held_out_split(folder)
+    photos = _images(tmp_path / "photos", "cat/a.png", "dog/b.png")  # classes: read as given
+    assert held_out_split(photos) == (photos, None)
+    digits = _images(tmp_path / "digits", "train/0/a.png", "test/0/b.png")
+    assert held_out_split(digits)[0] == digits / "test"
+    file = folder / "train.csv"
+    assert held_out_split(file) == (file, None)

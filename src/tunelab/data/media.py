@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from tunelab.data.split_names import names_a_split
 from tunelab.errors import UserError
 
 # file suffixes of each kind of media a task reads (a task's ``input_kind``)
@@ -27,6 +28,7 @@ MEDIA_SUFFIXES = {
     ),
 }
 LABEL_COLUMN = "label"
+SPLIT_COLUMN = "split"  # a split folder's rows: the split each file came from
 MEDIA_FOLDER = "media-folder"  # frame.attrs["kind"] of a table read from a folder or files
 # A file as a table holds it: a path, or the bytes of an encoded file (PNG, WAV, ...).
 MediaRef = str | bytes
@@ -64,7 +66,10 @@ def folder_media_kinds(folder: Path) -> set[str]:
 def read_media_folder(folder: Path, kind: str | None = None) -> pd.DataFrame:
     """The media files under ``folder`` as rows of (``<kind>``, label): each sub-folder is a
     class; files directly in ``folder`` (no class folders) give rows without labels, for
-    prediction. The path column is named after the kind: ``image`` or ``audio``.
+    prediction. The path column is named after the kind: ``image`` or ``audio``. A folder of
+    split folders of class folders (``train/cat/1.png``) gives every split's files, each
+    labelled by its class, with the split in a ``split`` column (``tunelab predict --input``
+    on such a folder).
 
     Args:
         folder: the folder.
@@ -102,8 +107,14 @@ def read_media_folder(folder: Path, kind: str | None = None) -> pd.DataFrame:
             "sub-folders; move each file into the folder of its class"
         )
     else:
-        labels = [p.relative_to(folder).parts[0] for p in files]
-        frame = pd.DataFrame({column: [str(p) for p in files], LABEL_COLUMN: labels})
+        parts = [p.relative_to(folder).parts for p in files]
+        frame = pd.DataFrame({column: [str(p) for p in files]})
+        if depths == {3} and all(names_a_split(part[0]) for part in parts):
+            # train/cat/1.png, test/dog/2.png: the classes sit under the split folders
+            frame[LABEL_COLUMN] = [part[1] for part in parts]
+            frame[SPLIT_COLUMN] = [part[0] for part in parts]
+        else:
+            frame[LABEL_COLUMN] = [part[0] for part in parts]
     frame.index = pd.RangeIndex(1, len(frame) + 1)
     frame.attrs.update({"source": str(folder), "kind": MEDIA_FOLDER, "bad_lines": []})
     return frame

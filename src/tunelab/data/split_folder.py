@@ -18,14 +18,9 @@ from pathlib import Path
 
 from tunelab.data.load import DECOMPRESSORS, FORMATS_BY_SUFFIX, PLAIN_TEXT_SUFFIXES
 from tunelab.data.media import media_kind
+from tunelab.data.split_names import SPLIT_STEMS, names_a_split
 from tunelab.errors import UserError
 
-# a split's accepted file stems, in the order a folder's files are named in messages
-SPLIT_STEMS = {
-    "train": ("train", "training"),
-    "validation": ("validation", "valid", "val", "dev", "development"),
-    "test": ("test", "testing"),
-}
 TABLE_SUFFIXES = frozenset(FORMATS_BY_SUFFIX) | frozenset(PLAIN_TEXT_SUFFIXES)
 
 
@@ -53,7 +48,7 @@ def _media_split_stem(path: Path) -> str | None:
     """``val`` for a sub-folder ``val/`` whose class sub-folders hold images or audio; None for
     anything else (a class folder named ``test`` holds its files directly)."""
     stem = path.name.lower()
-    if not any(stem in stems for stems in SPLIT_STEMS.values()) or not path.is_dir():
+    if not names_a_split(stem) or not path.is_dir():
         return None
     classes = [child for child in path.iterdir() if child.is_dir()]
     return stem if any(_holds_media(child) for child in classes) else None

@@ -73,6 +73,16 @@ def test_a_folder_of_class_folders_reads_as_paths_and_labels(tmp_path):
     assert frame.index[0] == 1
 
 
+def test_a_folder_of_split_folders_reads_each_file_with_its_class_and_split(tmp_path):
+    # tunelab predict --input on the image-folder layout: gold is the class, not the split
+    make_colour_images(tmp_path / "images" / "train", per_class=2)
+    make_colour_images(tmp_path / "images" / "val", per_class=1, seed=1)
+    frame = read_table(tmp_path / "images")
+    assert list(frame.columns) == ["image", "label", "split"] and len(frame) == 9
+    assert set(frame["label"]) == {"red", "green", "blue"}
+    assert frame["split"].value_counts().to_dict() == {"train": 6, "val": 3}
+
+
 def test_the_encoded_dataset_holds_paths_and_decodes_each_batch_on_reading(tmp_path, tiny_vit):
     from transformers import AutoImageProcessor
 

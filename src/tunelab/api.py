@@ -339,6 +339,7 @@ def doctor_as_training(
     report: str | Path = "data_report.json",
     strict: bool = False,
     format: str = "auto",
+    fixed: str | Path | None = None,
 ) -> str:
     """The checks ``tunelab train`` makes of a task's data before it trains, on their own: for
     summaries and translations, instructions and chats, preference and search pairs, image
@@ -347,8 +348,17 @@ def doctor_as_training(
 
     Returns:
         The terminal report; the JSON report is written to ``report``.
+
+    Raises:
+        UserError: for ``fixed`` (a cleaned copy, which only texts and tags are offered).
     """
     from tunelab.training.task_doctor import diagnose_as_training_does
+
+    if fixed is not None:
+        raise UserError(
+            f"--fix is offered for texts and tags; tunelab train cleans {task or 'this'} data "
+            "as it reads it (data.clean), so pass the files to train as they are"
+        )
 
     train, validation, test, _ = _expanded(data, validation, test)
     files = {"train": train, "validation": validation, "test": test}

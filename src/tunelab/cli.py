@@ -92,14 +92,6 @@ STRICT = (
 )
 
 
-def _doctor_checks() -> dict[str, str]:
-    """What `tunelab doctor` checks in each registered task's files ("task": the checks
-    training makes, for tasks without a doctor of their own)."""
-    from tunelab.tasks import TASKS
-
-    return {name: TASKS[name]().doctor_checks or "task" for name in TASKS}
-
-
 class _NamesTasks(typer.core.TyperCommand):
     """A command whose help names the registered tasks (or the example data sets): the
     registry is imported when the help is shown, not when the command line is parsed for
@@ -107,11 +99,11 @@ class _NamesTasks(typer.core.TyperCommand):
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         from tunelab.data.examples import EXAMPLES
-        from tunelab.tasks import TASKS
+        from tunelab.tasks import TASKS, doctor_checks
 
         names = {
             ALL_TASKS: ", ".join(TASKS),
-            DOCTOR_TASKS: " or ".join(_doctor_checks()),
+            DOCTOR_TASKS: " or ".join(doctor_checks()),
             EXAMPLE_SETS: ", ".join(EXAMPLES),
         }
         written = {id(param): param.help for param in self.params}
@@ -608,19 +600,16 @@ def doctor(
 
     if fix and out is None:
         raise UserError("--fix needs --out FILE for the cleaned data (e.g. --out clean.csv)")
-    checks = _doctor_checks()
+    from tunelab.tasks import doctor_checks
+
+    checks = doctor_checks()
     given = (text_column, label_column, text_pair_column, label_separator)
     task = task or api.doctor_task(data, validation, test, format, any(given))
     if task not in checks:
         raise UserError(f"the doctor does not know task '{task}'; use {' or '.join(checks)}")
     if checks[task] == "task":
-        if fix:
-            raise UserError(
-                f"--fix is offered for texts and tags; tunelab train cleans {task} data as it "
-                "reads it (data.clean), so pass the files to train as they are"
-            )
         text = api.doctor_as_training(data, validation, test, task, encoding, report, strict,
-                                      format)  # fmt: skip
+                                      format, fixed=out if fix else None)  # fmt: skip
     elif checks[task] == "tags":
         text = api.doctor_tagging(
             data, validation, test, encoding, tag_column, scheme, report, out if fix else None,

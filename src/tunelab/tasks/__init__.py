@@ -31,6 +31,13 @@ TASKS: dict[str, type[Task]] = {
 }
 
 
+def doctor_checks() -> dict[str, str]:
+    """What ``tunelab doctor`` checks in each registered task's files (see
+    ``Task.doctor_checks``; "task": the checks training makes, for tasks without a doctor of
+    their own)."""
+    return {name: TASKS[name]().doctor_checks or "task" for name in TASKS}
+
+
 def task_class(name: str, option: str = "task") -> type[Task]:
     """The registered task called ``name``; the config and the CLI check task names here, where
     the registry is (the config sits below the tasks and cannot import them).

@@ -232,9 +232,9 @@ def add_page_routes(app: Any, ws: Workspace, scheduler: Scheduler) -> None:
     @app.get("/api/info")
     def info() -> dict[str, Any]:
         from tunelab.data.examples import EXAMPLES
-        from tunelab.tasks import TASKS
+        from tunelab.tasks import TASKS, doctor_checks
 
-        checks = data_view.doctor_checks()
+        checks = doctor_checks()
         return {
             "workspace": str(ws.root),
             "tasks": list(TASKS),

@@ -21,7 +21,7 @@ from tunelab.data.language import detect_language
 from tunelab.data.load import read_table
 from tunelab.data.split_folder import expand_split_folder
 from tunelab.errors import UserError
-from tunelab.tasks import TASKS, Task, task_class, task_from_run_config
+from tunelab.tasks import Task, doctor_checks, task_class, task_from_run_config
 from tunelab.ui.form import equivalent
 from tunelab.ui.workspace import CLEANED, Workspace
 
@@ -181,12 +181,6 @@ def check_mapping(
     return {"ok": True, "error": None, "field": None, "overrides": overrides}
 
 
-def doctor_checks() -> dict[str, str]:
-    """What the doctor checks in each task's files, as the CLI has it ("task": the checks
-    training makes, for tasks without a doctor of their own)."""
-    return {name: TASKS[name]().doctor_checks or "task" for name in TASKS}
-
-
 def run_doctor(
     ws: Workspace,
     path: str,
@@ -220,13 +214,9 @@ def run_doctor(
     fixed = ws.root / CLEANED / f"{stem}.clean{suffix}" if fix else None
     command = ["tunelab", "doctor", path]
     if checks[task] == "task":  # summaries, chats, pairs, captions, audio: training's checks
-        if fixed is not None:
-            raise UserError(
-                f"--fix is offered for texts and tags; tunelab train cleans {task} data as it "
-                "reads it (data.clean), so pass the files to train as they are"
-            )
         command += ["--task", task]
-        text = api.doctor_as_training(file, task=task, encoding=encoding, report=report)
+        text = api.doctor_as_training(file, task=task, encoding=encoding, report=report,
+                                      fixed=fixed)  # fmt: skip
     elif checks[task] == "tags":
         command += ["--task", task]
         text = api.doctor_tagging(file, encoding=encoding, report=report, fixed=fixed)

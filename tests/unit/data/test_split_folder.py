@@ -82,6 +82,21 @@ def test_a_folder_of_tables_without_a_training_file_names_what_to_do(tmp_path):
         expand_split_folder(folder, None, None)
 
 
+def test_a_folder_without_tables_or_class_folders_says_what_it_holds(tmp_path):
+    # a data card whose files were never built: it was read as an image folder before
+    folder = tmp_path / "sick"
+    folder.mkdir()
+    with pytest.raises(UserError, match=r"sick holds no table file .* \(it is empty\)"):
+        expand_split_folder(folder, None, None)
+    (folder / "DATA_CARD.md").write_text("# SICK\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"no class sub-folders of images or audio \(DATA_CARD"):
+        expand_split_folder(folder, None, None)
+    # loose images, no class folders: nothing names their labels
+    _images(folder, "a.png")
+    with pytest.raises(UserError, match=r"loose files \(DATA_CARD.md, a.png\) and no class"):
+        expand_split_folder(folder, None, None)
+
+
 @pytest.mark.parametrize(
     ("names", "message"),
     [

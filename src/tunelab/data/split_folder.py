@@ -113,15 +113,9 @@ def table_files(folder: Path) -> list[Path]:
 
 
 def _no_data(folder: Path) -> str:
-    """The error for a folder without tables or sub-folders: what it holds, what to do."""
+    """The error for a folder without tables, media or sub-folders: what it holds, what to do."""
     entries = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
     held = ", ".join(p.name for p in entries[:3]) + (", ..." if len(entries) > 3 else "")
-    if any(media_kind(p) for p in entries):
-        return (
-            f"data folder {folder} holds loose files ({held}) and no class sub-folders to "
-            "label them; move each file into a sub-folder named for its class, or list them "
-            "in a CSV with a path and a label column"
-        )
     return (
         f"data folder {folder} holds no table file (train.csv, .jsonl, .parquet, ...) and no "
         f"class sub-folders of images or audio ({'it is empty' if not entries else held}); "
@@ -162,8 +156,8 @@ def expand_split_folder(
                 f"data folder {train} is a saved DatasetDict without a train split; give one "
                 "split's folder to --data"
             )
-        if not tables and not any(p.is_dir() for p in train.iterdir()):
-            raise UserError(_no_data(train))  # no class folders either: not a media folder
+        if not tables and not any(p.is_dir() or media_kind(p) for p in train.iterdir()):
+            raise UserError(_no_data(train))  # not a media folder either (loose files predict)
         return train, validation, test, None
     taken = [f"{found['train'].name} as data.train"]
     if validation is None and "validation" in found:

@@ -91,10 +91,8 @@ def test_a_folder_without_tables_or_class_folders_says_what_it_holds(tmp_path):
     (folder / "DATA_CARD.md").write_text("# SICK\n", encoding="utf-8")
     with pytest.raises(UserError, match=r"no class sub-folders of images or audio \(DATA_CARD"):
         expand_split_folder(folder, None, None)
-    # loose images, no class folders: nothing names their labels
-    _images(folder, "a.png")
-    with pytest.raises(UserError, match=r"loose files \(DATA_CARD.md, a.png\) and no class"):
-        expand_split_folder(folder, None, None)
+    _images(folder, "a.png")  # loose images: the doctor checks them as images to predict on
+    assert expand_split_folder(folder, None, None) == (folder, None, None, None)
 
 
 @pytest.mark.parametrize(

@@ -34,17 +34,19 @@ RESULTS = HERE / "results" / "min_steps_scratch.json"
 ARMS = {"3 epochs (min_steps null)": ["--set", "training.min_steps=null"], "plain command": []}
 
 
-def _tunelab(*args: str) -> None:
+def run_tunelab(*args: str) -> None:
+    """``tunelab ARGS`` in a fresh process; its error's tail stops the benchmark."""
     done = subprocess.run([sys.executable, "-m", "tunelab.cli", *args], capture_output=True,
                           text=True)  # fmt: skip
     if done.returncode:
         raise SystemExit(f"tunelab {' '.join(args)} failed:\n{done.stderr[-2000:]}")
 
 
-def _run(folder: Path, seed: int, extra: list[str], work: Path) -> dict:
+def train_and_read(folder: Path, seed: int, extra: list[str], work: Path) -> dict:
+    """Train on ``folder`` into ``work/run`` and read back its scores, epochs and time."""
     out = work / "run"
     started = time.perf_counter()
-    _tunelab("train", "--data", str(folder), "--out", str(out), "--seed", str(seed), *extra)
+    run_tunelab("train", "--data", str(folder), "--out", str(out), "--seed", str(seed), *extra)
     seconds = time.perf_counter() - started
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     report = json.loads((out / "data_report.json").read_text(encoding="utf-8"))
@@ -72,13 +74,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="min-steps-scratch-") as tmp:
         for name in args.sets.split(","):
             folder = Path(tmp) / name
-            _tunelab("data", "example", name, "--out", str(folder))
+            run_tunelab("data", "example", name, "--out", str(folder))
             runs: dict[str, list[dict]] = {arm: [] for arm in ARMS}
             for seed in seeds:
                 order = list(ARMS) if seed % 2 == 0 else list(reversed(ARMS))
                 for arm in order:
                     with tempfile.TemporaryDirectory(dir=tmp) as work:
-                        found = _run(folder, seed, ARMS[arm], Path(work))
+                        found = train_and_read(folder, seed, ARMS[arm], Path(work))
                     runs[arm].append({"seed": seed, **found})
                     print(name, arm, found, flush=True)
             results["sets"][name] = runs

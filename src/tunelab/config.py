@@ -502,8 +502,14 @@ class AudioConfig(_Section):
         gt=0,
         le=600,
         description="clips are cut to their first max_seconds, in training and prediction; "
-        "scratch-audio's window is this or the longest training clip, if shorter (in whole "
-        "seconds)",
+        "scratch-audio's window is at most this",
+    )
+    scratch_seconds: int | None = Field(
+        None,
+        ge=1,
+        le=600,
+        description="scratch-audio's window in whole seconds (longer clips are cut to it, "
+        "shorter ones padded); null: the training clips' 99th percentile, at most max_seconds",
     )
     scratch_mel_bins: int = Field(
         64, ge=16, le=256, description="scratch-audio: mel bands of its log-mel spectrogram"

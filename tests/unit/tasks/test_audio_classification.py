@@ -375,12 +375,15 @@ def test_a_wav2vec2_model_pads_clips_of_a_batch_and_masks_the_padding(tmp_path):
 # -- end to end -------------------------------------------------------------------------
 
 
-def test_scratch_audio_trains_evaluates_predicts_and_loads_in_a_pipeline(tmp_path):
+def test_scratch_audio_trains_evaluates_predicts_and_loads_in_a_pipeline(tmp_path, caplog):
     from transformers import pipeline
 
     clips = make_tone_clips(tmp_path / "clips", per_class=12)
     run = tmp_path / "run"
-    result = tunelab.train(run_config("scratch-audio", clips, run))
+    with caplog.at_level("INFO", logger="tunelab"):
+        result = tunelab.train(run_config("scratch-audio", clips, run))
+    started = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training on")]
+    assert started and "max_length" not in started[0]  # a clip is one input: no token limit
 
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["test"]["examples"] == 4 and "f1_macro" in metrics["test"]
@@ -447,6 +450,19 @@ def test_scratch_audio_trains_evaluates_predicts_and_loads_in_a_pipeline(tmp_pat
         broken = client.post("/predict", files=[("files", ("bad.wav", blobs[0][:200]))])
         assert broken.status_code == 422
         assert broken.json()["error"].startswith("file bad.wav cannot be read as audio")
+
+
+def test_the_scratch_audio_window_is_the_clips_99th_percentile_not_the_longest():
+    from tunelab.training.finetune import scratch_audio_window
+
+    spoken = [0.4] * 99 + [2.3]  # one long outlier among short clips, as in spoken digits
+    assert scratch_audio_window(spoken, 10.0) == (1, 1)  # the outlier is cut, not padded to
+    assert scratch_audio_window([1.4] * 50, 10.0) == (2, 0)  # whole seconds, rounded up
+    assert scratch_audio_window([1.0] * 50, 10.0) == (1, 0)  # a clip of exactly 1 s fits
+    assert scratch_audio_window([8.0] * 50, 3.0) == (3, 50)  # never above audio.max_seconds
+    assert scratch_audio_window(spoken, 10.0, requested=3) == (3, 0)  # audio.scratch_seconds
+    assert scratch_audio_window(spoken, 2.0, requested=3) == (2, 1)
+    assert scratch_audio_window([0.0, 0.0], 4.0) == (4, 0)  # no lengths read: the limit
 
 
 def test_auto_chooses_scratch_audio_without_a_pretrained_audio_model(monkeypatch):

@@ -50,6 +50,9 @@ def test_auto_model_follows_language_and_task(monkeypatch):
 
 def test_learning_rate_follows_what_is_trained():
     assert default_learning_rate(500_000, scratch=True)[0] == 5e-4
+    assert default_learning_rate(500_000, True, inputs="image")[0] == 5e-4
+    assert default_learning_rate(500_000, True, inputs="audio")[0] == 1e-3  # scratch-audio
+    assert default_learning_rate(90_000_000, False, inputs="audio")[0] == 3e-5  # pretrained
     assert default_learning_rate(4_000_000, scratch=False)[0] == 5e-4
     assert default_learning_rate(22_700_000, scratch=False)[0] == 1e-4
     assert default_learning_rate(110_000_000, scratch=False)[0] == 3e-5

@@ -1,5 +1,6 @@
-"""Export a trained classifier, tagger or sentence encoder to ONNX (optionally int8) and check
-it against PyTorch on sample inputs; what the graph computes is the task's ``onnx_graph``."""
+"""Export a trained classifier (of texts, images or audio), tagger or sentence encoder to ONNX
+(optionally int8) and check it against PyTorch on sample inputs; what the graph computes is
+the task's ``onnx_graph``."""
 
 from __future__ import annotations
 
@@ -59,8 +60,8 @@ def export_onnx(
         ``{"output": folder, "files": {...}, "serve": variant, "parity": {variant: {...}}}``.
 
     Raises:
-        UserError: for generation and audio models, an unknown ``quantize`` or a missing
-            ``onnx`` extra.
+        UserError: for generation models, an unknown ``quantize`` or a missing ``onnx``
+            extra.
     """
     if quantize not in (None, "int8"):
         raise UserError(f"--quantize {quantize} is not supported; use int8 or leave it out")
@@ -142,7 +143,8 @@ def _export_graph(
     import torch
 
     inputs, dynamic = graph.example(tokenizer, frame, text_column, max_length)
-    dims = {name: torch.export.Dim(name) for axes in dynamic.values() for name in axes}
+    # an axis named None keeps its size (a spectrogram's frames)
+    dims = {name: torch.export.Dim(name) for axes in dynamic.values() for name in axes if name}
     names = list(inputs)
     with _quiet():
         torch.onnx.export(
@@ -152,7 +154,8 @@ def _export_graph(
             input_names=names,
             output_names=[graph.output],
             dynamic_shapes={
-                name: {i: dims[axis] for i, axis in enumerate(dynamic[name])} for name in names
+                name: {i: dims[axis] for i, axis in enumerate(dynamic[name]) if axis}
+                for name in names
             },
             dynamo=True,
             external_data=large,
@@ -177,8 +180,8 @@ def _sample_frame(
 ) -> tuple[pd.DataFrame, str]:
     """Texts to compare PyTorch and ONNX on: the run's test predictions, else generated."""
 
-    if task.input_kind == "image":
-        return _sample_images(folder, task, samples)
+    if task.input_kind in ("image", "audio"):
+        return _sample_media(folder, task, samples)
     pair_model = bool(task.text_pair_column)
     predictions = folder.parent / "predictions.jsonl"
     if folder.name == "model" and predictions.is_file():
@@ -200,9 +203,9 @@ def _sample_frame(
     return text_frame(task, texts, pairs), "generated"
 
 
-def _sample_images(folder: Path, task: Any, samples: int) -> tuple[pd.DataFrame, str]:
-    """Images to compare PyTorch and ONNX on: the run's test images while they are still on
-    disk, else random noise images."""
+def _sample_media(folder: Path, task: Any, samples: int) -> tuple[pd.DataFrame, str]:
+    """Images or clips to compare PyTorch and ONNX on: the run's test files while they are
+    still on disk, else generated ones (noise images; tones of random pitch and length)."""
     predictions = folder.parent / "predictions.jsonl"
     if folder.name == "model" and predictions.is_file():
         with predictions.open(encoding="utf-8") as lines:
@@ -210,18 +213,41 @@ def _sample_images(folder: Path, task: Any, samples: int) -> tuple[pd.DataFrame,
         paths = [str(r.get("path")) for r in records if Path(str(r.get("path"))).is_file()]
         if paths:
             # named as rows typed in, not as a data file: the paths lie outside the run folder
-            return text_frame(task, paths, source="the run's test images"), str(predictions)
+            source = f"the run's test {task.nouns}"
+            return text_frame(task, paths, source=source), str(predictions)
+    rng = np.random.default_rng(0)
+    made = _noise_images(rng) if task.input_kind == "image" else _tones(rng)
+    return text_frame(task, made, source="generated"), "generated"
+
+
+def _noise_images(rng: np.random.Generator, count: int = 32) -> list[bytes]:
+    """PNG images of random noise and size (the processor brings every image to one size)."""
     from PIL import Image
 
-    rng = np.random.default_rng(0)
     images = []
-    for _ in range(min(samples, 32)):  # the processor brings every image to one size
+    for _ in range(count):
         side = int(rng.integers(16, 96))
         pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
         encoded = io.BytesIO()
         Image.fromarray(pixels).save(encoded, format="PNG")
         images.append(encoded.getvalue())
-    return text_frame(task, images, source="generated"), "generated"
+    return images
+
+
+def _tones(rng: np.random.Generator, count: int = 32, rate: int = 16_000) -> list[bytes]:
+    """16 kHz WAV clips of a tone under noise, 0.2-2 s long: lengths differ, as a batch's do."""
+    import soundfile as sf
+
+    clips = []
+    for _ in range(count):
+        seconds = float(rng.uniform(0.2, 2.0))
+        time_axis = np.arange(int(seconds * rate)) / rate
+        tone = 0.3 * np.sin(2 * np.pi * float(rng.uniform(100, 4000)) * time_axis)
+        samples = (tone + rng.normal(0, 0.02, len(time_axis))).astype(np.float32)
+        encoded = io.BytesIO()
+        sf.write(encoded, samples, rate, format="WAV")
+        clips.append(encoded.getvalue())
+    return clips
 
 
 def _parity(task: Any, frame: pd.DataFrame, reference: Any, exported: Any) -> dict[str, Any]:

@@ -18,6 +18,12 @@ from tunelab.tasks import task_from_model_config
 
 EXPORT_INFO = "export.json"  # written by tunelab export: files, which one to serve, parity
 FILES = {"fp32": "model.onnx", "int8": "model_quantized.onnx"}
+ONNX_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+}
 
 
 class OnnxModel:
@@ -38,10 +44,10 @@ class OnnxModel:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [node.name for node in self.session.get_inputs()]
-        # token ids and masks are int64; pixel values float32
+        # each input as the graph declares it: token ids int64, pixel values float32, and
+        # an extractor's attention mask int32 where it was traced so (wav2vec2)
         self.input_types = {
-            node.name: np.float32 if "float" in node.type else np.int64
-            for node in self.session.get_inputs()
+            node.name: ONNX_TYPES.get(node.type, np.int64) for node in self.session.get_inputs()
         }
         self.output_names = [node.name for node in self.session.get_outputs()]
         self.config = config

@@ -29,6 +29,7 @@ from tunelab.data.audio import (
 from tunelab.data.media import LABEL_COLUMN, MediaRef
 from tunelab.evaluation import report_audio
 from tunelab.models.catalog import AUDIO
+from tunelab.tasks.base import OnnxGraph
 from tunelab.tasks.file_classification import FileClassification
 
 BASELINE_RATE = 16_000  # the baseline reads every clip at 16 kHz
@@ -43,6 +44,65 @@ OUTLIER_RATIO = 3.0  # a clip 3x longer or shorter than the split's median is na
 SHOWN = 5
 
 
+def extractor_inputs(processor: Any, decoded: list[np.ndarray]) -> dict[str, Any]:
+    """The feature extractor's inputs for a batch of clips, as tensors.
+
+    Each extractor shapes its own output (wav2vec2: raw samples of any length; AST and
+    Whisper: spectrograms of a fixed number of frames), so it is called without padding and
+    its ``pad`` then evens out what still differs, with an attention mask only for models
+    that take one.
+    """
+    inputs = processor(decoded, sampling_rate=processor.sampling_rate)
+    masked = "attention_mask" in inputs
+    padded = processor.pad(inputs, padding=True, return_attention_mask=masked, return_tensors="pt")
+    return dict(padded)
+
+
+def audio_logits_module(model: Any) -> Any:
+    """A module whose forward takes the extractor's tensors by name and returns the logits
+    (ONNX export): ``input_features`` (Whisper) or ``input_values`` (wav2vec2, HuBERT, AST)
+    and, for models that take one, ``attention_mask``."""
+    import torch
+
+    class FeatureLogits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_features: Any) -> Any:
+            return self.model(input_features=input_features).logits
+
+    class ValueLogits(FeatureLogits):
+        def forward(self, input_values: Any, attention_mask: Any = None) -> Any:  # type: ignore[override]
+            masked = {} if attention_mask is None else {"attention_mask": attention_mask}
+            return self.model(input_values=input_values, **masked).logits
+
+    return FeatureLogits() if model.main_input_name == "input_features" else ValueLogits()
+
+
+def audio_example(processor: Any, frame: Any, column: str, max_length: int) -> Any:
+    """Two clips of different lengths through the extractor; the batch stays dynamic, and so
+    does every other axis that follows the clip's length (raw samples: wav2vec2, HuBERT),
+    found by featurising each clip alone. Spectrogram models (Whisper, AST) read a fixed
+    number of frames."""
+    rate = processor.sampling_rate
+    clips = [read_audio(ref, rate, None)[0] for ref in frame[column].iloc[:2]]
+    if len(clips) == 1:
+        clips = clips * 2
+    clips[1] = clips[1][: max(rate // 10, int(len(clips[1]) * 0.8))]  # lengths must differ
+    inputs = extractor_inputs(processor, clips)
+    alone = [extractor_inputs(processor, [clip]) for clip in clips]
+    dynamic = {}
+    for name, tensor in inputs.items():
+        first, second = alone[0][name].shape, alone[1][name].shape
+        axes = ("length" if first[i] != second[i] else None for i in range(1, tensor.dim()))
+        dynamic[name] = ("batch", *axes)
+    return inputs, dynamic
+
+
+AUDIO_GRAPH = OnnxGraph(audio_logits_module, example=audio_example)
+
+
 class AudioClassification(FileClassification):
     """Assign one label to an audio clip."""
 
@@ -53,8 +113,8 @@ class AudioClassification(FileClassification):
     article = "an"
     config_section, report_key = "audio", "audio"
     explains = None  # attributions of samples are not offered yet
-    exportable = ()  # ONNX export of audio models comes later
-    onnx_graph = None
+    exportable = ("onnx",)
+    onnx_graph = AUDIO_GRAPH
     search_batch_sizes = (8, 16, 32)
     report_sections = staticmethod(report_audio.sections)
     baseline_method = BASELINE_METHOD
@@ -159,19 +219,8 @@ class AudioClassification(FileClassification):
         return read_audio(path, processor.sampling_rate, self.max_seconds)[0]
 
     def features(self, processor: Any, decoded: list[np.ndarray]) -> dict[str, Any]:
-        """The feature extractor's inputs for a batch of clips, as tensors.
-
-        Each extractor shapes its own output (wav2vec2: raw samples of any length; AST and
-        Whisper: spectrograms of a fixed number of frames), so it is called without padding
-        and its ``pad`` then evens out what still differs, with an attention mask only for
-        models that take one.
-        """
-        inputs = processor(decoded, sampling_rate=processor.sampling_rate)
-        masked = "attention_mask" in inputs
-        padded = processor.pad(
-            inputs, padding=True, return_attention_mask=masked, return_tensors="pt"
-        )
-        return dict(padded)
+        """The feature extractor's inputs for a batch of clips (:func:`extractor_inputs`)."""
+        return extractor_inputs(processor, decoded)
 
     def augmented(self, samples: np.ndarray) -> np.ndarray:
         """A random gain (+-6 dB), a time shift (up to a tenth of the clip, silence filling

@@ -93,7 +93,8 @@ class OnnxGraph:
     (``input_ids, attention_mask[, token_type_ids]`` for text, ``pixel_values`` for images)
     and returns the one tensor the graph outputs under the name ``output``.
     ``example(processor, frame, column, max_length)`` gives the inputs to trace with, by
-    name, and the names of each input's dynamic dimensions (batch, sequence, ...).
+    name, and the names of each input's dynamic dimensions (batch, sequence, ...; None for
+    an axis of fixed size before a dynamic one).
     ``runner(onnx_model, processor)`` turns the ONNX session (``onnx_model(**batch)``
     answers with a namespace holding ``output``) into the model the task's ``forward`` runs;
     ``values(outputs)`` picks from ``forward``'s outputs what the parity check compares with

@@ -98,7 +98,7 @@ def test_generation_models_are_refused_with_what_works(tiny_llama, tmp_path):
     AutoTokenizer.from_pretrained(tiny_llama).save_pretrained(tmp_path / "model")
     covered = (
         "covers text-classification, token-classification, sentence-embedding, "
-        "image-classification models; this is a causal-lm"
+        "image-classification, audio-classification models; this is a causal-lm"
     )
     with pytest.raises(UserError, match=covered):
         export_onnx(tmp_path)

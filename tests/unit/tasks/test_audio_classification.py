@@ -419,11 +419,6 @@ def test_scratch_audio_trains_evaluates_predicts_and_loads_in_a_pipeline(tmp_pat
     printed = re.search(r'\{"path".*\}', done.output)  # after the loading progress bar
     assert printed and json.loads(printed.group())["path"] == paths[0]
 
-    from tunelab.serving.export import export_onnx
-
-    with pytest.raises(UserError, match="whose inputs are audio files, not covered yet"):
-        export_onnx(run, output=tmp_path / "onnx")
-
     # a glob pattern names the clips (the shell's own expansion could overflow a command line)
     globbed = tunelab.predict(result["model_dir"], input=str(tmp_path / "new" / "*.wav"))
     assert [r["label"] for r in globbed] == [r["label"] for r in records]
@@ -463,6 +458,77 @@ def test_the_scratch_audio_window_is_the_clips_99th_percentile_not_the_longest()
     assert scratch_audio_window(spoken, 10.0, requested=3) == (3, 0)  # audio.scratch_seconds
     assert scratch_audio_window(spoken, 2.0, requested=3) == (2, 1)
     assert scratch_audio_window([0.0, 0.0], 4.0) == (4, 0)  # no lengths read: the limit
+
+
+def _wav2vec2_folder(folder):
+    """A tiny wav2vec2 checkpoint: raw samples of any length, with an attention mask."""
+    import torch
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForSequenceClassification,
+    )
+
+    config = Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 8, 4),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, classifier_proj_size=16,
+        feat_extract_norm="layer", do_stable_layer_norm=True, num_labels=3,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["whisper", "wav2vec2"])
+def test_onnx_export_of_an_audio_model_agrees_with_pytorch_and_serves(
+    kind, tiny_audio_model, tmp_path
+):
+    """A spectrogram model (Whisper: a fixed number of frames) and a raw-sample one (wav2vec2:
+    the clip's length stays dynamic in the graph) export, agree with PyTorch on clips of
+    other lengths than the traced ones, and serve with --backend onnx."""
+    pytest.importorskip("onnxruntime")
+    from tunelab.serving.export import export_onnx
+    from tunelab.serving.onnx_model import load_onnx
+
+    base = tiny_audio_model if kind == "whisper" else _wav2vec2_folder(tmp_path / "w2v")
+    clips = make_tone_clips(tmp_path / "clips", per_class=10)
+    run = tmp_path / "run"
+    config = run_config(base, clips, run)
+    config["training"]["epochs"] = 2
+    tunelab.train(config)
+
+    info = export_onnx(run, output=tmp_path / "onnx", quantize="int8", samples=16)
+    assert info["samples"]["source"].endswith("predictions.jsonl")  # the run's test clips
+    assert info["parity"]["fp32"]["label_agreement"] == 1.0
+    assert info["parity"]["fp32"]["max_abs_logit_diff"] < 1e-4
+    assert info["parity"]["int8"]["rows"] == info["samples"]["rows"]
+
+    (tmp_path / "new").mkdir()
+    paths = []
+    for i, (frequency, seconds) in enumerate([(300.0, 0.3), (800.0, 1.7), (2000.0, 0.9)]):
+        paths.append(str(tmp_path / "new" / f"clip-{i}.wav"))
+        sf.write(paths[-1], tone(frequency, seconds), 16000)
+    model, processor, task, _ = load_onnx(tmp_path / "onnx", variant="fp32")
+    frame = tunelab.api.text_frame(task, paths)
+    exported = task.forward(model, processor, frame, 1, 8)
+    direct = tunelab.predict(run, texts=paths)
+    assert [r["label"] for r in task.predictions(exported, frame)] == [r["label"] for r in direct]
+    expected = np.array([[r["probabilities"][label] for label in task.labels] for r in direct])
+    softmax = np.exp(exported) / np.exp(exported).sum(axis=1, keepdims=True)
+    assert np.allclose(softmax, expected, atol=1e-4)
+
+    pytest.importorskip("fastapi")
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+
+    from tunelab.serving.server import create_app
+
+    with TestClient(create_app(tmp_path / "onnx", backend="onnx")) as client:
+        answer = client.post("/predict", files=[("files", ("a.wav", Path(paths[1]).read_bytes()))])
+        assert answer.status_code == 200 and answer.json()[0]["label"] == direct[1]["label"]
 
 
 def test_auto_chooses_scratch_audio_without_a_pretrained_audio_model(monkeypatch):

@@ -583,6 +583,8 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
         parts.precision, compute_loss_func=parts.loss,
         callbacks=[*(callbacks or []), watch, timer, *([used_rows[1]] if used_rows else [])],
         tracking=config.tracking,
+        # the steps training.min_steps raised the epochs for are trained before stopping early
+        patience_from_step=(config.training.min_steps or 0) if "epochs" in parts.data_report else 0,
     )  # fmt: skip
     try:
         with parts.clock.stage("training"):

@@ -158,16 +158,18 @@ def build_trainer(
     compute_loss_func: Any = None,
     callbacks: list[Any] | None = None,
     tracking: list[str] | tuple[str, ...] = (),
+    patience_from_step: int = 0,
 ) -> Any:
     """A Trainer with dynamic padding, length-bucketed batches, early stopping, best reload.
 
     ``compute_loss_func`` replaces the model's own loss (class weights, label smoothing);
     ``callbacks`` are further ``TrainerCallback`` objects (a search's pruning reporter);
-    ``tracking`` turns on MLflow/TensorBoard logging for the run folder above ``output_dir``.
+    ``tracking`` turns on MLflow/TensorBoard logging for the run folder above ``output_dir``;
+    early stopping counts no evaluation before ``patience_from_step`` (a raised run's
+    ``training.min_steps``).
     """
-    from transformers import EarlyStoppingCallback
-
     from tunelab.training.checkpoint_spacing import SpacedCheckpoints
+    from tunelab.training.early_stopping import EarlyStoppingAfter
     from tunelab.training.interrupt import safety_callbacks
     from tunelab.training.progress import plain_progress
     from tunelab.training.sampling import use_bucketed_sampler
@@ -187,7 +189,8 @@ def build_trainer(
     if eval_dataset is None:  # epoch-end checkpoints are then for crashes alone
         callbacks.append(SpacedCheckpoints(training.checkpoint_minutes))
     if eval_dataset is not None and training.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(training.early_stopping_patience))
+        patience = training.early_stopping_patience
+        callbacks.append(EarlyStoppingAfter(patience, not_before_step=patience_from_step))
     inputs = {"train_dataset": train_dataset, "eval_dataset": eval_dataset, **setup.inputs}
     trainer = setup.trainer_class(model=model, args=args, callbacks=callbacks, **inputs)
     if _group_by_length(training):

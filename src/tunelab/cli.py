@@ -503,18 +503,29 @@ def explain(
         typer.Option(help="label to explain (default: predicted); taggers: a tag or token index"),
     ] = None,
     encoding: Annotated[str | None, typer.Option(help="file encoding (default: detect)")] = None,
+    parts: Annotated[
+        int | None,
+        typer.Option(help="image models: cells a side (default 8); audio models: segments (16)"),
+    ] = None,
 ) -> None:
-    """Token attributions (integrated gradients) and attention maps, as HTML and JSON."""
-    from tunelab.explain import explain as explain_texts
-    from tunelab.explain import render_page
-    from tunelab.explain.explainer import texts_from_file, top_tokens
+    """Token attributions (integrated gradients) and attention maps, as HTML and JSON; for
+    image and audio models, occlusion maps of files (--text PATH or --input FOLDER)."""
+    from tunelab.explain import explain_loaded, render_page
+    from tunelab.explain.explainer import media_frame, texts_from_file, top_tokens
+    from tunelab.models.trained import load_trained
 
     if (text is None) == (input is None):
         raise UserError(
             "give either texts (--text) or an input file (--input), not both or neither"
         )
+    loaded, tokenizer, task, max_length = load_trained(model)
+    if task.explains == "occlusion":
+        _explain_files(loaded, tokenizer, task, media_frame(task, text, input, limit), target,
+                       parts, output, json_output, f"Explanations: {model}")  # fmt: skip
+        return
     texts = list(text) if text else texts_from_file(input, text_column, encoding, limit)
-    explanations = explain_texts(model, texts, steps, target, layer, head)
+    explanations = explain_loaded(loaded, tokenizer, task, texts, steps, target, layer, head,
+                                  max_length)  # fmt: skip
     write_text(output, render_page(explanations, f"Explanations: {model}"))
     if json_output is not None:
         write_json(json_output, explanations)
@@ -529,6 +540,29 @@ def explain(
                        f"{tops or '(no token raised the score by 0.001 or more)'}")  # fmt: skip
     if not explanations:
         typer.echo("no texts to explain")
+    typer.echo(f"explanations written to {output}" + (f" and {json_output}" if json_output else ""))
+
+
+def _explain_files(
+    model: Any, processor: Any, task: Any, frame: Any, target: str | None, parts: int | None,
+    output: Path, json_output: Path | None, title: str,
+) -> None:  # fmt: skip
+    """``tunelab explain`` for an image or audio model: occlusion maps as HTML (and JSON),
+    and each file's parts that spoke most for its label."""
+    from tunelab.explain.media_html import render_media_page
+    from tunelab.explain.occlusion import explain_files, top_parts
+
+    explanations = explain_files(model, processor, task, frame, target, parts)
+    write_text(output, render_media_page(explanations, frame[task.text_column].tolist(), title))
+    if json_output is not None:
+        write_json(json_output, explanations)
+    for number, item in enumerate(explanations, start=1):
+        tops = ", ".join(f"{where} {value:+.3f}" for where, value in top_parts(item))
+        tops = tops or "(hiding no part lowered the probability by 0.001 or more)"
+        typer.echo(f"{task.noun} {number} {item['path']} -> {item['target']} "
+                   f"(p={item['probability']:.3f}): {tops}")  # fmt: skip
+    if not explanations:
+        typer.echo(f"no {task.nouns} to explain")
     typer.echo(f"explanations written to {output}" + (f" and {json_output}" if json_output else ""))
 
 

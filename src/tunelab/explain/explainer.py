@@ -17,6 +17,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from tunelab.data.load import read_table, require_columns
 from tunelab.errors import UserError
 from tunelab.explain.attention import attention_map, eager_attention
@@ -26,6 +28,7 @@ from tunelab.explain.attributions import (
     integrated_gradients,
     require_captum,
 )
+from tunelab.explain.occlusion import explain_files
 from tunelab.models.trained import load_trained
 from tunelab.tasks import TASKS
 from tunelab.tasks.token_inputs import join_tokens, pre_tokenize
@@ -43,15 +46,37 @@ def explain(
     target: str | None = None,
     layer: int = -1,
     head: int | None = None,
+    parts: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Explain a trained model's predictions for ``texts`` (see :func:`explain_loaded`).
+    """Explain a trained model's predictions for ``texts`` (see :func:`explain_loaded`); for
+    an image or audio classifier, ``texts`` are file paths, explained by occlusion in
+    ``parts`` cells a side or segments (:func:`tunelab.explain.occlusion.explain_files`).
 
     Args:
         model_dir: a run folder or its ``model/`` folder (full weights or a PEFT adapter).
     """
-    require_captum()
     model, tokenizer, task, max_length = load_trained(model_dir)
+    if task.explains == "occlusion":
+        frame = media_frame(task, texts)
+        return explain_files(model, tokenizer, task, frame, target, parts)
+    require_captum()
     return explain_loaded(model, tokenizer, task, texts, steps, target, layer, head, max_length)
+
+
+def media_frame(
+    task: Any, paths: list[str] | None = None, input: str | Path | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """The files an image or audio model explains: ``paths`` given one by one, or the first
+    ``limit`` of ``input`` (a folder, a pattern, a table of paths or one file)."""
+    if input is None:
+        task.text_column = "text"  # the paths' own column, as tunelab predict --text names it
+        frame = pd.DataFrame({"text": list(paths or [])})
+        frame.attrs["source"] = "--text"
+    else:
+        frame = read_table(input, media=task.input_kind).fillna("")
+    frame = task.standardize(frame, with_labels=False)
+    return frame if limit is None else frame.iloc[:limit]
 
 
 def explain_loaded(

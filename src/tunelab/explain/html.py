@@ -32,7 +32,7 @@ LABELLED_TOKENS = 60
 UNCONVERGED = 0.05
 
 
-def _shade(value: float, scale: float) -> str:
+def shade(value: float, scale: float) -> str:
     """Background colour: green for tokens that raised the score, red for those that lowered it."""
     strength = 0.0 if scale <= 0 else min(1.0, abs(value) / scale) * 0.85
     rgb = "22, 163, 74" if value >= 0 else "220, 38, 38"
@@ -72,12 +72,12 @@ def _tokens_html(explanation: dict[str, Any], attributions: list[float], focus: 
         title = html.escape(f"{token}: {value:+.4f}", quote=True)
         parts.append(
             f'{" " if space and parts else ""}<span class="{" ".join(classes)}" '
-            f'style="background: {_shade(value, scale)}" title="{title}">{html.escape(text)}</span>'
+            f'style="background: {shade(value, scale)}" title="{title}">{html.escape(text)}</span>'
         )
     return f'<div class="tokens">{"".join(parts)}</div>'
 
 
-def _number(value: Any) -> str:
+def rounded(value: Any) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
@@ -125,11 +125,11 @@ def _section(number: int, explanation: dict[str, Any]) -> str:
         if explanation.get("probability") is None:
             heading = f"predicted value {explanation.get('value')}"
         else:
-            heading = f"explained: {target} (probability {_number(explanation['probability'])})"
+            heading = f"explained: {target} (probability {rounded(explanation['probability'])})"
             if str(predicted) != str(target):
                 heading += f"; the model predicts {predicted}"
         parts.append(f'<p class="meta">{html.escape(heading)}; '
-                     f'convergence delta {_number(explanation["delta"])}</p>')  # fmt: skip
+                     f'convergence delta {rounded(explanation["delta"])}</p>')  # fmt: skip
         parts.append(_tokens_html(explanation, explanation["attributions"], None))
         if explanation.get("probability") is not None:
             parts.append(_convergence(explanation["delta"]))
@@ -138,7 +138,7 @@ def _section(number: int, explanation: dict[str, Any]) -> str:
     for item in targets or []:
         line = (
             f"token {item['token_index']} “{item['token']}” → {item['target']} "
-            f"(probability {_number(item['probability'])}; delta {_number(item['delta'])})"
+            f"(probability {rounded(item['probability'])}; delta {rounded(item['delta'])})"
         )
         parts.append(f'<p class="meta">{html.escape(line)}</p>')
         parts.append(_tokens_html(explanation, item["attributions"], item["token_index"]))
@@ -152,7 +152,7 @@ def render_fragment(explanations: list[dict[str, Any]]) -> str:
     """The explanations as an HTML fragment (own ``<style>``, no scripts) for a larger page."""
     legend = (
         '<p class="legend">Token colours: <span class="tok" style="background: '
-        f'{_shade(1, 1)}">raised</span> or <span class="tok" style="background: {_shade(-1, 1)}">'
+        f'{shade(1, 1)}">raised</span> or <span class="tok" style="background: {shade(-1, 1)}">'
         "lowered</span> the explained probability (integrated gradients against a baseline of "
         "padding tokens; hover a token for its value). The convergence delta is how far the "
         "attributions' sum is from the probability change they explain.</p>"

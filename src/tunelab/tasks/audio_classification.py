@@ -112,7 +112,7 @@ class AudioClassification(FileClassification):
     classifier = "an audio classifier"
     article = "an"
     config_section, report_key = "audio", "audio"
-    explains = None  # attributions of samples are not offered yet
+    explains = "occlusion"  # segments silenced in turn (tunelab.explain.occlusion)
     exportable = ("onnx",)
     onnx_graph = AUDIO_GRAPH
     search_batch_sizes = (8, 16, 32)

@@ -193,7 +193,8 @@ class Task(Protocol):
     # capabilities that shared code reads instead of testing the task's name
     @property
     def explains(self) -> str | None:
-        """What `tunelab explain` attributes: "text", "tokens", or None."""
+        """What `tunelab explain` attributes: "text", "tokens", "occlusion" (the parts of an
+        image or clip, :mod:`tunelab.explain.occlusion`), or None."""
         ...
 
     @property

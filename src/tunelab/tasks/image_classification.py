@@ -118,7 +118,7 @@ class ImageClassification(FileClassification):
     classifier = "an image classifier"
     article = "an"
     config_section, report_key = "image", "images"
-    explains = None  # attributions of pixels are not offered yet
+    explains = "occlusion"  # cells painted over in turn (tunelab.explain.occlusion)
     exportable = ("onnx",)
     onnx_graph = IMAGE_GRAPH
     search_batch_sizes = (16, 32, 64)

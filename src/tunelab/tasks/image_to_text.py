@@ -87,6 +87,7 @@ class ImageToText(ImageClassification):
     greater_is_better = False
     evaluated_splits = ("test",)  # type: ignore[assignment]
     exportable = ()  # type: ignore[assignment]  # generates token by token: served by PyTorch
+    explains = None  # type: ignore[assignment]  # occlusion explains a label, not generated text
     onnx_graph = None  # type: ignore[assignment]
     model_kind = IMAGE_TEXT
     report_sections = staticmethod(report_reading.sections)

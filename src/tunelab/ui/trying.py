@@ -53,7 +53,10 @@ def model_facts(ws: Workspace, run: str) -> dict[str, Any]:
         "run": run,
         "task": meta.get("task"),
         "labels": [names[k] for k in sorted(names, key=int)],
-        "explains": bool(task and task.explains and not meta.get("text_pair_column")),
+        # the Try page explains typed texts; image and audio files: tunelab explain
+        "explains": bool(
+            task and task.explains in ("text", "tokens") and not meta.get("text_pair_column")
+        ),
         "chat": causal,
         "pairs": bool(meta.get("text_pair_column")),
     }

@@ -213,15 +213,20 @@ def test_cli_writes_the_page_and_json_and_prints_top_tokens(sentiment_run, tmp_p
 
 def test_the_cli_says_when_no_token_moved_the_score(monkeypatch, tmp_path):
     # a model that learned nothing: attributions of 1e-5 printed as "p +0.000, w +0.000"
+    from types import SimpleNamespace
+
     from typer.testing import CliRunner
 
     import tunelab.explain
+    import tunelab.models.trained
     from tunelab.cli import app
 
     flat = {"text": "ok", "target": "positive", "tokens": ["[CLS]", "o", "k", "[SEP]"],
             "special": [True, False, False, True],
             "attributions": [0.0, 1e-5, 2e-4, 0.0]}  # fmt: skip
-    monkeypatch.setattr(tunelab.explain, "explain", lambda *args: [flat])
+    text_model = (None, None, SimpleNamespace(explains="text"), 512)
+    monkeypatch.setattr(tunelab.models.trained, "load_trained", lambda *args: text_model)
+    monkeypatch.setattr(tunelab.explain, "explain_loaded", lambda *args: [flat])
     monkeypatch.setattr(tunelab.explain, "render_page", lambda *args: "<html></html>")
     done = CliRunner().invoke(app, ["explain", str(tmp_path), "--text", "ok",
                                     "--output", str(tmp_path / "x.html")])  # fmt: skip

@@ -531,6 +531,51 @@ def test_onnx_export_of_an_audio_model_agrees_with_pytorch_and_serves(
         assert answer.status_code == 200 and answer.json()[0]["label"] == direct[1]["label"]
 
 
+def test_explain_shows_where_in_a_clip_the_label_is_heard(tmp_path, monkeypatch, capsys):
+    """Occlusion: a clip of silence, then the low tone, is explained by its second half; the
+    CLI writes the page (strip and player) and JSON, and names the parts that spoke most."""
+    from tunelab.explain import explain
+
+    clips = make_tone_clips(tmp_path / "clips", per_class=12)
+    run = tmp_path / "run"
+    tunelab.train(run_config("scratch-audio", clips, run))
+    rng = np.random.default_rng(1)
+    quiet = rng.normal(0, 0.002, 8000).astype(np.float32)
+    sf.write(tmp_path / "late.wav", np.concatenate([quiet, tone(300.0, 0.5)]), 16000)
+
+    explained = explain(run, [str(tmp_path / "late.wav")], target="low", parts=8)[0]
+    assert explained["target"] == "low" and explained["kind"] == "audio"
+    assert explained["seconds"] == pytest.approx(1.0)
+    values = [value for _, _, value in explained["segments"]]
+    assert len(values) == 8 and explained["segments"][4][0] == pytest.approx(0.5)
+    # the tone speaks, not the silence (a confident model moves little for one hidden part)
+    assert sum(values[4:]) > 0.002 and sum(values[4:]) > 4 * abs(sum(values[:4]))
+    assert int(np.argmax(values)) >= 4
+
+    code, out, err = _cli(["explain", str(run), "--text", str(tmp_path / "late.wav"),
+                           "--target", "low", "--parts", "8", "--out", str(tmp_path / "e.html"),
+                           "--json", str(tmp_path / "e.json")], monkeypatch, capsys)  # fmt: skip
+    assert code == 0, err
+    assert re.search(r"audio file 1 .*late\.wav -> low \(p=", out)
+    assert re.search(r"-> low \(p=[\d.]+\): 0\.[5-9]\d-", out)  # the top part is the tone
+    page = (tmp_path / "e.html").read_text(encoding="utf-8")
+    assert page.count("<rect") == 8 and "data:audio/wav;base64," in page and "<script" not in page
+    assert json.loads((tmp_path / "e.json").read_text())[0]["segments"][4][0] == 0.5
+    with pytest.raises(UserError, match="--target loud is not a label of this model"):
+        explain(run, [str(tmp_path / "late.wav")], target="loud")
+
+
+def _cli(argv, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["tunelab", *argv])
+    try:
+        main()
+        code = 0
+    except SystemExit as stop:
+        code = int(stop.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 def test_auto_chooses_scratch_audio_without_a_pretrained_audio_model(monkeypatch):
     from tunelab.models import choice
 

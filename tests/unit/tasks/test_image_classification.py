@@ -357,6 +357,26 @@ def test_onnx_export_of_an_image_model_agrees_with_pytorch(colour_run, tmp_path)
         assert answer.status_code == 200 and answer.json()[0]["label"] == direct[0]["label"]
 
 
+def test_explain_shows_which_part_of_an_image_carries_the_label(colour_run, tmp_path):
+    """Occlusion: in an image whose top half is red and bottom half blue, the top cells
+    speak for red and the bottom ones against it; the page draws the grid over the image."""
+    from PIL import Image
+
+    from tunelab.explain import explain
+    from tunelab.explain.media_html import render_media_page
+
+    pixels = np.zeros((16, 16, 3), dtype=np.uint8)
+    pixels[:8], pixels[8:] = (220, 30, 30), (30, 40, 220)
+    Image.fromarray(pixels).save(tmp_path / "half.png")
+
+    explained = explain(colour_run, [str(tmp_path / "half.png")], target="red", parts=4)
+    cells = np.array(explained[0]["cells"])
+    assert cells.shape == (4, 4) and explained[0]["width"] == 16
+    assert cells[:2].mean() > 0 > cells[2:].mean()  # hiding red lowers red, hiding blue raises it
+    page = render_media_page(explained, [str(tmp_path / "half.png")], "half")
+    assert page.count("<rect") == 16 and "data:image/png;base64," in page
+
+
 def test_the_server_takes_uploads_and_base64_and_refuses_bad_files(colour_run):
     """Image models on /predict: multipart files and base64 JSON answer as tunelab predict
     does, named as sent; a corrupt file, a file over the limit, too many files and a text

@@ -20,7 +20,9 @@ def test_a_registered_task_has_every_member_of_the_protocol(name):
     missing = [member for member in MEMBERS if not hasattr(task, member)]
     assert not missing, f"{name} lacks {missing}"
     assert task.name == name
-    assert task.explains in (None, "text", "tokens")
+    assert task.explains in (None, "text", "tokens", "occlusion")
+    # occlusion explains one label of an image or clip, never generated text
+    assert task.explains != "occlusion" or task.model_kind in ("image", "audio")
     assert set(task.exportable) <= {"onnx", "gguf"}
     assert (task.onnx_graph is not None) == ("onnx" in task.exportable)  # export needs both
     assert isinstance(task.embeds, bool)

@@ -64,7 +64,7 @@ def explain_files(
     source = frame.attrs.get("source", "data")
     results = []
     for row, path in zip(frame.index, frame[task.text_column], strict=True):
-        decoded = task._open(source, row, path, processor)
+        decoded = task.open_row(source, row, path, processor)
         count = parts * parts if task.input_kind == "image" else parts
         variants = [hide_parts(decoded, parts, [k]) for k in range(count)]
         layout = _layout(decoded, parts, getattr(processor, "sampling_rate", None))

@@ -487,14 +487,20 @@ class FileClassification:
         order = self.inference_order(paths)
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            decoded = [self._open(source, frame.index[i], paths[i], tokenizer) for i in batch]
+            decoded = [self.open_row(source, frame.index[i], paths[i], tokenizer) for i in batch]
             inputs = self.features(tokenizer, decoded)
             with torch.inference_mode(), context:
                 out = model(**{k: v.to(model.device) for k, v in inputs.items()}).logits
             logits[batch] = out.float().cpu().numpy()
         return logits
 
-    def _open(self, source: str, row: Any, path: MediaRef, processor: Any) -> Any:
+    def open_row(self, source: str, row: Any, path: MediaRef, processor: Any) -> Any:
+        """The file of one row decoded for the model (:meth:`decode`).
+
+        Raises:
+            UserError: naming the data's ``source``, the row and the file, for a file that
+                cannot be read.
+        """
         try:
             return self.decode(path, processor)
         except UnreadableFile as error:

@@ -206,9 +206,9 @@ class ImageClassification(FileClassification):
         except DECODE_ERRORS as error:
             raise UnreadableFile(_why(error)) from None
 
-    def _open(self, source: str, row: Any, path: MediaRef, processor: Any) -> Any:
+    def open_row(self, source: str, row: Any, path: MediaRef, processor: Any) -> Any:
         try:
-            return super()._open(source, row, path, processor)
+            return super().open_row(source, row, path, processor)
         except ImageBombError as error:
             raise bomb_error(source, row, path, error) from None
 

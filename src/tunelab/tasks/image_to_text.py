@@ -400,7 +400,7 @@ class ImageToText(ImageClassification):
         with torch.inference_mode(), autocast(model, precision):
             for start in range(0, len(paths), batch_size):
                 rows = range(start, min(start + batch_size, len(paths)))
-                images = [self._open(source, frame.index[i], paths[i], tokenizer) for i in rows]
+                images = [self.open_row(source, frame.index[i], paths[i], tokenizer) for i in rows]
                 pixels = self.features(tokenizer, images)["pixel_values"].to(model.device)
                 generated = model.generate(pixel_values=pixels, **self.generation_kwargs(tokenizer))
                 decoded = tokenizer.tokenizer.batch_decode(generated, skip_special_tokens=True)

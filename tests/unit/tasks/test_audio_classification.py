@@ -339,23 +339,12 @@ def test_text_and_image_scratch_models_do_not_fit_audio(tmp_path, model):
 def test_a_wav2vec2_model_pads_clips_of_a_batch_and_masks_the_padding(tmp_path):
     """Any AutoModelForAudioClassification: a tiny wav2vec2 reads raw samples of any length,
     so the collator pads a batch and the attention mask keeps predictions batch-independent."""
-    import torch
-    from transformers import (
-        Wav2Vec2Config,
-        Wav2Vec2FeatureExtractor,
-        Wav2Vec2ForSequenceClassification,
-    )
+    from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
 
     make_tone_clips(tmp_path / "clips", per_class=2)
-    config = Wav2Vec2Config(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 8, 4),
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, classifier_proj_size=16,
-        feat_extract_norm="layer", do_stable_layer_norm=True, num_labels=3,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = Wav2Vec2ForSequenceClassification(config)
-    processor = Wav2Vec2FeatureExtractor(return_attention_mask=True)
+    folder = _wav2vec2_folder(tmp_path / "w2v")
+    model = Wav2Vec2ForSequenceClassification.from_pretrained(folder)
+    processor = Wav2Vec2FeatureExtractor.from_pretrained(folder)
     task = AudioClassification()
     frame = task.standardize(read_table(tmp_path / "clips", media="audio"))
     task.fit_labels(frame)

@@ -15,6 +15,7 @@ from tunelab.explain.html import STYLE, rounded, shade
 
 IMAGE_SIDE = 256  # the longer side an explained image is drawn at
 STRIP_WIDTH, STRIP_HEIGHT = 640, 60  # a clip's strip of segments, in SVG units
+PLAYED_SECONDS = 30.0  # a clip's player holds at most this much (8 kHz WAV in the page)
 
 
 def _scale(values: list[float]) -> float:
@@ -23,6 +24,8 @@ def _scale(values: list[float]) -> float:
 
 
 def _image_html(explanation: dict[str, Any], source: MediaRef) -> str:
+    from PIL import Image
+
     from tunelab.data.images import open_rgb, png_data_uri
 
     grid, cells = explanation["grid"], explanation["cells"]
@@ -30,7 +33,10 @@ def _image_html(explanation: dict[str, Any], source: MediaRef) -> str:
     factor = IMAGE_SIDE / max(width, height)
     shown_w, shown_h = round(width * factor), round(height * factor)
     try:
-        picture = open_rgb(source).resize((shown_w, shown_h))
+        picture = open_rgb(source)
+        # enlarged pixels (8x8 digits) stay sharp, as the report's thumbnails keep them
+        nearest = Image.Resampling.NEAREST if shown_w > picture.width else None
+        picture = picture.resize((shown_w, shown_h), nearest)
         image = f'<image href="{png_data_uri(picture)}" width="{shown_w}" height="{shown_h}"/>'
     except (OSError, ValueError, SyntaxError, EOFError):
         image = f'<rect width="{shown_w}" height="{shown_h}" fill="#eee"/>'  # file gone
@@ -67,7 +73,7 @@ def _clip_html(explanation: dict[str, Any], source: MediaRef) -> str:
             f'text-anchor="end">{seconds:.2f} s</text>')  # fmt: skip
     strip = (f'<svg viewBox="0 0 {STRIP_WIDTH} {STRIP_HEIGHT + 18}" width="{STRIP_WIDTH}">'
              f"{''.join(bars)}{axis}</svg>")  # fmt: skip
-    uri = wav_data_uri(source, max_seconds=max(4.0, seconds))
+    uri = wav_data_uri(source, max_seconds=min(PLAYED_SECONDS, max(4.0, seconds)))
     player = f'<audio controls preload="none" src="{uri}"></audio>' if uri else ""
     return f"<figure>{strip}<br>{player}</figure>"
 

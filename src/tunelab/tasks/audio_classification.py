@@ -42,6 +42,7 @@ SHIFT_SHARE = 0.1  # and move by up to a tenth of their length, the gap filled w
 NOISE_SNR_DB = (20.0, 40.0)  # and white noise this far below their own level
 OUTLIER_RATIO = 3.0  # a clip 3x longer or shorter than the split's median is named
 SHOWN = 5
+EXAMPLE_SECONDS = 10.0  # ONNX export traces with at most this much of a clip
 
 
 def extractor_inputs(processor: Any, decoded: list[np.ndarray]) -> dict[str, Any]:
@@ -86,7 +87,7 @@ def audio_example(processor: Any, frame: Any, column: str, max_length: int) -> A
     found by featurising each clip alone. Spectrogram models (Whisper, AST) read a fixed
     number of frames."""
     rate = processor.sampling_rate
-    clips = [read_audio(ref, rate, None)[0] for ref in frame[column].iloc[:2]]
+    clips = [read_audio(ref, rate, EXAMPLE_SECONDS)[0] for ref in frame[column].iloc[:2]]
     if len(clips) == 1:
         clips = clips * 2
     clips[1] = clips[1][: max(rate // 10, int(len(clips[1]) * 0.8))]  # lengths must differ

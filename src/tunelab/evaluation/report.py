@@ -7,6 +7,7 @@ Built from the run folder alone, so ``tunelab report RUN`` can rebuild it at any
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Callable
@@ -354,6 +355,8 @@ def _explanations(
 ) -> list[str]:
     if not enabled:
         return [note("Explanations were not requested for this report.")]
+    if task_report.explained_files:
+        return _file_explanations(run, task_report, loaded)
     limit = EXPLAINED_MAX_CHARS
     texts = [t for t in task_report.worst_texts if len(t) <= limit][:EXPLAINED_ERRORS]
     if not task_report.worst_texts:
@@ -383,3 +386,34 @@ def _explanations(
         "(<code>tunelab explain</code> explains any other text).</p>"
     )
     return [Html(intro), Html(render_fragment(explained))]
+
+
+def _file_explanations(
+    run: RunFolder, task_report: TaskReport, loaded: tuple[Any, ...] | None
+) -> list[str]:
+    """Occlusion maps of the worst errors of an image or audio classifier whose files are
+    still on disk."""
+    paths = task_report.worst_texts[:EXPLAINED_ERRORS]
+    if not paths:
+        return [note("No errors to explain (or their files are no longer on disk).")]
+    from tunelab.explain.explainer import media_frame
+    from tunelab.explain.media_html import render_media_fragment
+    from tunelab.explain.occlusion import explain_files
+    from tunelab.models.trained import load_trained
+
+    try:
+        model, processor, task, _ = loaded or load_trained(run.path / "model")
+    except (UserError, OSError, ValueError) as error:  # absent, partial or foreign weights
+        return [note(f"No explanations: the model in {run.path / 'model'} did not load: {error}")]
+    task = copy.copy(task)  # naming the rows by path sets its column; training's task stays
+    try:
+        explained = explain_files(model, processor, task, media_frame(task, paths))
+    except UserError as error:  # a file that became unreadable
+        return [note(f"No explanations: {error}")]
+    what = "cells of each image painted over" if task.input_kind == "image" else (
+        "stretches of each clip silenced")  # fmt: skip
+    intro = (
+        f"<p>Occlusion maps of the {len(paths)} worst errors above, for what the model "
+        f"predicted: {what} in turn (<code>tunelab explain</code> explains any other file).</p>"
+    )
+    return [Html(intro), Html(render_media_fragment(explained, paths))]

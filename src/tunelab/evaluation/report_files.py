@@ -30,17 +30,24 @@ def file_sections(run: Any, plots: Plots, shown: Callable[[str], str], column: s
     body = [section("classes", f"Classes ({split or 'no held-out split'})", parts)]
     if records:
         body.append(section("errors", "Worst errors", worst_errors(records, shown, column)))
-    return TaskReport(body)
+    paths = [str(r["path"]) for r in _wrong_by_confidence(records)
+             if Path(str(r.get("path", ""))).is_file()]  # fmt: skip
+    return TaskReport(body, paths, explainable=bool(records), explained_files=True)
+
+
+def _wrong_by_confidence(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The wrong predictions, the most confident first."""
+    wrong = [r for r in records if r.get("label") != r.get("gold")]
+    return sorted(wrong, key=lambda r: -float(r.get("score", 0.0)))
 
 
 def worst_errors(
     records: list[dict[str, Any]], shown: Callable[[str], str], column: str
 ) -> list[str]:
     """The most confident wrong predictions, each with its file shown by ``shown``."""
-    wrong = [r for r in records if r.get("label") != r.get("gold")]
+    wrong = _wrong_by_confidence(records)
     if not wrong:
         return [note("Every test prediction is correct.")]
-    wrong.sort(key=lambda r: -float(r.get("score", 0.0)))
     rows = []
     for record in wrong[:WORST_SHOWN]:
         path = str(record.get("path", ""))

@@ -28,6 +28,7 @@ class TaskReport:
     worst_texts: list[str] = field(default_factory=list)
     explainable: bool = False
     explained_rule: str = ""  # which of the worst texts the task offers for explanation
+    explained_files: bool = False  # worst_texts are image or audio paths (occlusion maps)
 
 
 class Html(str):

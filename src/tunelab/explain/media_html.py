@@ -90,11 +90,10 @@ def _section(number: int, explanation: dict[str, Any], source: MediaRef) -> str:
             f"{body}</section>")  # fmt: skip
 
 
-def render_media_page(
-    explanations: list[dict[str, Any]], sources: list[MediaRef], title: str = "Explanations"
-) -> str:
-    """A complete self-contained page of occlusion explanations; ``sources`` are the files
-    (paths or bytes) the explanations were made from, in the same order, to draw them."""
+def render_media_fragment(explanations: list[dict[str, Any]], sources: list[MediaRef]) -> str:
+    """The occlusion explanations as an HTML fragment (own ``<style>``, no scripts) for a
+    larger page (the run report); ``sources`` are the files (paths or bytes) they were made
+    from, in the same order, to draw them."""
     what = "cell" if explanations and explanations[0]["kind"] == "image" else "stretch of time"
     hidden = "painted the image's mean colour" if what == "cell" else "silenced"
     legend = (
@@ -105,12 +104,18 @@ def render_media_page(
     )
     sections = [_section(i, e, s) for i, (e, s) in
                 enumerate(zip(explanations, sources, strict=True), start=1)]  # fmt: skip
+    return f'<div class="tl-ex"><style>{STYLE}</style>{legend}\n' + "\n".join(sections) + "\n</div>"
+
+
+def render_media_page(
+    explanations: list[dict[str, Any]], sources: list[MediaRef], title: str = "Explanations"
+) -> str:
+    """A complete self-contained page of occlusion explanations (see
+    :func:`render_media_fragment`)."""
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n"
         "<style>body { max-width: 1000px; margin: 1.5em auto; padding: 0 1em; }</style>\n"
         f"</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
-        f'<div class="tl-ex"><style>{STYLE}</style>{legend}\n'
-        + "\n".join(sections)
-        + "\n</div>\n</body>\n</html>\n"
+        f"{render_media_fragment(explanations, sources)}\n</body>\n</html>\n"
     )

@@ -377,6 +377,27 @@ def test_explain_shows_which_part_of_an_image_carries_the_label(colour_run, tmp_
     assert page.count("<rect") == 16 and "data:image/png;base64," in page
 
 
+def test_the_report_draws_occlusion_maps_of_the_worst_errors(colour_run, tmp_path):
+    import shutil
+
+    from tunelab.evaluation.report import build_report
+
+    run = tmp_path / "run"
+    shutil.copytree(colour_run, run)
+    lines = (run / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    first["gold"] = next(label for label in ("red", "green", "blue") if label != first["label"])
+    (run / "predictions.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+
+    page = build_report(run).read_text(encoding="utf-8")
+    maps = page.split("Occlusion maps of the 1 worst errors above")
+    assert len(maps) == 2  # the one wrong prediction, explained
+    assert maps[1].count("<rect") >= 64 and "data:image/png;base64," in maps[1]
+    assert "<script" not in page
+    without = build_report(run, explanations=False).read_text(encoding="utf-8")
+    assert "Occlusion maps" not in without and "were not requested" in without
+
+
 def test_the_server_takes_uploads_and_base64_and_refuses_bad_files(colour_run):
     """Image models on /predict: multipart files and base64 JSON answer as tunelab predict
     does, named as sent; a corrupt file, a file over the limit, too many files and a text

@@ -14,6 +14,7 @@ from tunelab.data.media import MediaRef
 from tunelab.explain.html import STYLE, rounded, shade
 
 IMAGE_SIDE = 256  # the longer side an explained image is drawn at
+CELL_OPACITY = 0.7  # the strongest cell still lets the image show through
 STRIP_WIDTH, STRIP_HEIGHT = 640, 60  # a clip's strip of segments, in SVG units
 PLAYED_SECONDS = 30.0  # a clip's player holds at most this much (8 kHz WAV in the page)
 
@@ -48,7 +49,8 @@ def _image_html(explanation: dict[str, Any], source: MediaRef) -> str:
             title = html.escape(f"row {i + 1}, column {j + 1}: {value:+.4f}")
             rects.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{shown_w / grid:.1f}" '
-                f'height="{shown_h / grid:.1f}" fill="{shade(value, scale)}">'
+                f'height="{shown_h / grid:.1f}" fill="{shade(value, scale)}" '
+                f'opacity="{CELL_OPACITY}">'
                 f"<title>{title}</title></rect>"
             )
     return (f'<svg viewBox="0 0 {shown_w} {shown_h}" width="{shown_w}" height="{shown_h}">'

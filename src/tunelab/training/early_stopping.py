@@ -1,10 +1,11 @@
 """Early stopping that waits for the steps a raised run was given.
 
-Where ``training.min_steps`` raised a small set's epochs (:mod:`tunelab.training.epochs`),
-stopping before those steps are done undoes the raise: a model from random weights climbs in
-noisy steps, and patience 2 ended scikit-learn's digits (seed 42) at epoch 6 of 10, test
-macro-F1 0.514, where seeds 0-2 trained all 10 and reached 0.757 ± 0.027. So evaluations
-before that step keep the best checkpoint as usual but do not count against the patience.
+Where ``training.min_steps`` raised a small set's epochs (:mod:`tunelab.training.epochs`) for
+a model from random weights, stopping before those steps are done undoes the raise: such a
+model climbs in noisy steps, and patience 2 ended scikit-learn's digits (seed 42) at epoch 6
+of 10, test macro-F1 0.514, where seeds 0-2 trained all 10 and reached 0.757 ± 0.027. So
+evaluations before that step keep the best checkpoint as usual but do not count against the
+patience. Pretrained models keep the plain rule: they overfit early and may stop then.
 """
 
 from __future__ import annotations

@@ -468,6 +468,15 @@ def _scratch_vlm(config: RunConfig, train: pd.DataFrame, checkpoints: Path) -> s
     return str(folder)
 
 
+def _patience_from_step(config: RunConfig, data_report: dict[str, Any]) -> int:
+    """The step before which early stopping does not count: a model from random weights whose
+    epochs ``training.min_steps`` raised trains those steps (its validation climbs in noisy
+    steps); a pretrained one may stop as soon as it overfits (the README's first-contact run
+    peaked at epoch 3 and its validation loss doubled by epoch 5)."""
+    raised = "epochs" in data_report and config.model.name in SCRATCH_MODELS
+    return (config.training.min_steps or 0) if raised else 0
+
+
 def _resolve_learning_rate(config: RunConfig, model: Any, inputs: str) -> dict[str, Any]:
     """Replace ``training.learning_rate: auto`` by the rate for this model, which reads
     ``inputs`` (the task's ``input_kind``); what and why."""
@@ -583,8 +592,7 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
         parts.precision, compute_loss_func=parts.loss,
         callbacks=[*(callbacks or []), watch, timer, *([used_rows[1]] if used_rows else [])],
         tracking=config.tracking,
-        # the steps training.min_steps raised the epochs for are trained before stopping early
-        patience_from_step=(config.training.min_steps or 0) if "epochs" in parts.data_report else 0,
+        patience_from_step=_patience_from_step(config, parts.data_report),
     )  # fmt: skip
     try:
         with parts.clock.stage("training"):

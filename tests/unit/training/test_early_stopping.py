@@ -37,3 +37,17 @@ def test_a_checkpoint_keeps_the_step_to_wait_for():
     saved = EarlyStoppingAfter(3, not_before_step=500).state()
     restored = EarlyStoppingAfter.from_state(saved)
     assert (restored.early_stopping_patience, restored.not_before_step) == (3, 500)
+
+
+def test_only_models_from_random_weights_wait_for_their_raised_steps():
+    from tunelab.config import RunConfig
+    from tunelab.training.finetune import _patience_from_step
+
+    def config(model: str) -> RunConfig:
+        return RunConfig.model_validate({"data": {"train": "x.csv"}, "model": {"name": model}})
+
+    raised = {"epochs": {"value": 10.0, "before": 3.0, "steps": 450}}
+    assert _patience_from_step(config("scratch-vit"), raised) == 500
+    assert _patience_from_step(config("scratch-vit"), {}) == 0  # epochs as configured
+    # a pretrained model overfits early: the first-contact run stopped at epoch 5 of 10
+    assert _patience_from_step(config("zh-bert-mini"), raised) == 0

@@ -519,10 +519,28 @@ def explain(
             "give either texts (--text) or an input file (--input), not both or neither"
         )
     loaded, tokenizer, task, max_length = load_trained(model)
+    text_options = {
+        "--steps": steps != 32,
+        "--layer": layer != -1,
+        "--head": head is not None,
+        "--text-column": text_column != "text",
+        "--encoding": encoding is not None,
+    }
     if task.explains == "occlusion":
+        given = [name for name, changed in text_options.items() if changed]
+        if given:
+            raise UserError(
+                f"{', '.join(given)} apply to text models; this {task.name} model is explained "
+                "by occlusion: leave them out (--parts sets how finely)"
+            )
         _explain_files(loaded, tokenizer, task, media_frame(task, text, input, limit), target,
                        parts, output, json_output, f"Explanations: {model}")  # fmt: skip
         return
+    if parts is not None:
+        raise UserError(
+            f"--parts applies to image and audio models; this {task.name} model is explained "
+            "token by token: leave it out (--steps sets the integration steps)"
+        )
     texts = list(text) if text else texts_from_file(input, text_column, encoding, limit)
     explanations = explain_loaded(loaded, tokenizer, task, texts, steps, target, layer, head,
                                   max_length)  # fmt: skip

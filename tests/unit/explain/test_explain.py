@@ -224,7 +224,7 @@ def test_the_cli_says_when_no_token_moved_the_score(monkeypatch, tmp_path):
     flat = {"text": "ok", "target": "positive", "tokens": ["[CLS]", "o", "k", "[SEP]"],
             "special": [True, False, False, True],
             "attributions": [0.0, 1e-5, 2e-4, 0.0]}  # fmt: skip
-    text_model = (None, None, SimpleNamespace(explains="text"), 512)
+    text_model = (None, None, SimpleNamespace(explains="text", name="text-classification"), 512)
     monkeypatch.setattr(tunelab.models.trained, "load_trained", lambda *args: text_model)
     monkeypatch.setattr(tunelab.explain, "explain_loaded", lambda *args: [flat])
     monkeypatch.setattr(tunelab.explain, "render_page", lambda *args: "<html></html>")
@@ -232,3 +232,6 @@ def test_the_cli_says_when_no_token_moved_the_score(monkeypatch, tmp_path):
                                     "--output", str(tmp_path / "x.html")])  # fmt: skip
     assert done.exit_code == 0, done.output
     assert "text 1 -> positive: (no token raised the score by 0.001 or more)" in done.output
+    refused = CliRunner().invoke(app, ["explain", str(tmp_path), "--text", "ok", "--parts", "4",
+                                       "--output", str(tmp_path / "y.html")])  # fmt: skip
+    assert "--parts applies to image and audio models" in str(refused.exception)

@@ -552,6 +552,11 @@ def test_explain_shows_where_in_a_clip_the_label_is_heard(tmp_path, monkeypatch,
     assert json.loads((tmp_path / "e.json").read_text())[0]["segments"][4][0] == 0.5
     with pytest.raises(UserError, match="--target loud is not a label of this model"):
         explain(run, [str(tmp_path / "late.wav")], target="loud")
+    # integrated-gradient options would be ignored: one line says so instead
+    code, _, err = _cli(["explain", str(run), "--text", str(tmp_path / "late.wav"), "--steps",
+                         "64", "--out", str(tmp_path / "f.html")], monkeypatch, capsys)  # fmt: skip
+    assert code == 2 and "--steps apply to text models" in err
+    assert not (tmp_path / "f.html").exists()
 
 
 def _cli(argv, monkeypatch, capsys):

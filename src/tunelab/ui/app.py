@@ -450,12 +450,8 @@ def add_try_routes(app: Any, ws: Workspace, about: Any) -> None:
 
     @app.post("/api/try/explain")
     def try_explain(request: TryRequest) -> dict[str, Any]:
-        from tunelab.explain import render_fragment
-
         with about("texts"):
-            found = trying.explain_texts(ws, request.run, request.texts)
-        return {"html": render_fragment(found["explanations"]), "command": found["command"],
-                "explanations": found["explanations"]}  # fmt: skip
+            return trying.explain_texts(ws, request.run, request.texts)
 
     @app.post("/api/try/chat")
     def try_chat(request: TryRequest) -> dict[str, Any]:

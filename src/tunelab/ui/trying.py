@@ -53,10 +53,10 @@ def model_facts(ws: Workspace, run: str) -> dict[str, Any]:
         "run": run,
         "task": meta.get("task"),
         "labels": [names[k] for k in sorted(names, key=int)],
-        # the Try page explains typed texts; image and audio files: tunelab explain
-        "explains": bool(
-            task and task.explains in ("text", "tokens") and not meta.get("text_pair_column")
-        ),
+        "explains": bool(task and task.explains and not meta.get("text_pair_column")),
+        # what a line of the page's box names: a text, or an image or audio file in the
+        # workspace
+        "inputs": task.input_kind if task else "text",
         "chat": causal,
         "pairs": bool(meta.get("text_pair_column")),
     }
@@ -75,24 +75,44 @@ def _texts(texts: list[str]) -> list[str]:
     return texts
 
 
+def _inputs(ws: Workspace, run: str, texts: list[str]) -> tuple[Path, list[str], list[str]]:
+    """The run folder, what the model reads and what the command line names: typed texts as
+    they are, or, for an image or audio model, workspace files (never a path outside it)."""
+    folder, texts = run_folder(ws, run), _texts(texts)
+    if not _reads_files(ws, run):
+        return folder, texts, texts
+    paths = [str(ws.path(t, f"file {i} ({t})")) for i, t in enumerate(texts, 1)]
+    return folder, paths, texts
+
+
+def _reads_files(ws: Workspace, run: str) -> bool:
+    """Whether the run's model reads image or audio files rather than texts."""
+    return bool(model_facts(ws, run)["inputs"] != "text")
+
+
 def predict_texts(ws: Workspace, run: str, texts: list[str]) -> dict[str, Any]:
-    """Predictions for typed texts, as ``tunelab predict RUN --text ...`` gives them."""
+    """Predictions for typed texts (or files of the workspace, for an image or audio model),
+    as ``tunelab predict RUN --text ...`` gives them."""
     from tunelab import api
 
-    folder, texts = run_folder(ws, run), _texts(texts)
-    records = api.predict(folder, texts=texts)
-    command = _command("tunelab", "predict", run, *[p for t in texts for p in ("--text", t)])
+    folder, inputs, named = _inputs(ws, run, texts)
+    records = api.predict(folder, texts=inputs)
+    command = _command("tunelab", "predict", run, *[p for t in named for p in ("--text", t)])
     return {"records": records, "command": command}
 
 
 def explain_texts(ws: Workspace, run: str, texts: list[str], steps: int = 32) -> dict[str, Any]:
-    """Token attributions and attention, as ``tunelab explain RUN --text ...`` gives them."""
-    from tunelab.explain import explain
+    """Token attributions and attention (occlusion maps of an image or audio model's files),
+    as ``tunelab explain RUN --text ...`` gives them, with their HTML fragment."""
+    from tunelab.explain import explain, render_fragment
+    from tunelab.explain.media_html import render_media_fragment
 
-    folder, texts = run_folder(ws, run), _texts(texts)
-    explanations = explain(folder, texts, steps)
-    command = _command("tunelab", "explain", run, *[p for t in texts for p in ("--text", t)])
-    return {"explanations": explanations, "command": command}
+    folder, inputs, named = _inputs(ws, run, texts)
+    explanations = explain(folder, inputs, steps)
+    html = (render_media_fragment(explanations, inputs) if _reads_files(ws, run)
+            else render_fragment(explanations))  # fmt: skip
+    command = _command("tunelab", "explain", run, *[p for t in named for p in ("--text", t)])
+    return {"explanations": explanations, "command": command, "html": html}
 
 
 def chat_answer(

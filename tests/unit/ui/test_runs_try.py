@@ -71,8 +71,8 @@ def classifier(workspace, tiny_bert):
 def test_try_predicts_as_tunelab_predict(client, workspace, classifier):
     facts = client.get("/api/try/model", params={"run": classifier}).json()
     assert facts == {"run": classifier, "task": "text-classification",
-                     "labels": ["negative", "positive"], "explains": True, "chat": False,
-                     "pairs": False}  # fmt: skip
+                     "labels": ["negative", "positive"], "explains": True, "inputs": "text",
+                     "chat": False, "pairs": False}  # fmt: skip
     found = client.post("/api/try/predict", json={"run": classifier, "texts": TEXTS}).json()
     assert found["records"] == tunelab.predict(workspace / classifier, texts=TEXTS)
     assert found["command"] == (
@@ -92,6 +92,29 @@ def test_try_explains_with_the_explain_pages_html(client, classifier):
     assert found["html"].startswith('<div class="tl-ex">') and "<script" not in found["html"]
     assert len(found["explanations"][0]["attributions"]) == len(
         found["explanations"][0]["tokens"])  # fmt: skip
+
+
+def test_try_predicts_and_explains_the_workspaces_images(client, workspace, tiny_vit):
+    """An image model on the Try page: each line names an image of the workspace, predicted
+    as tunelab predict does and explained by occlusion; a path outside is refused."""
+    from tests.conftest import make_colour_images
+    from tests.unit.tasks.test_image_classification import run_config
+
+    make_colour_images(workspace / "images", per_class=12)
+    tunelab.train(run_config(tiny_vit, workspace / "images", workspace / "runs" / "img"))
+    facts = client.get("/api/try/model", params={"run": "runs/img"}).json()
+    assert facts["inputs"] == "image" and facts["explains"] is True
+    photo = "images/red/red-0.png"
+    found = client.post("/api/try/predict", json={"run": "runs/img", "texts": [photo]}).json()
+    assert found["records"] == tunelab.predict(workspace / "runs" / "img",
+                                               texts=[str(workspace / photo)])  # fmt: skip
+    assert found["command"] == f"tunelab predict runs/img --text {photo}"
+    explained = client.post("/api/try/explain", json={"run": "runs/img", "texts": [photo]}).json()
+    assert explained["explanations"][0]["kind"] == "image"
+    assert explained["html"].count("<rect") == 64 and "<script" not in explained["html"]
+    outside = client.post("/api/try/predict", json={"run": "runs/img", "texts": ["/etc/hosts"]})
+    assert outside.json()["field"] == "texts"
+    assert "is not a path inside the workspace" in outside.json()["error"]
 
 
 def test_try_predicts_a_file_to_download(client, workspace, classifier, monkeypatch, capsys):

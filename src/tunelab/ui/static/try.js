@@ -1,5 +1,6 @@
-// The Try page: predictions with probabilities and token attributions for typed texts, a chat
-// with a causal model, and batch predictions of a file to download.
+// The Try page: predictions with probabilities and explanations for typed texts (or the
+// workspace's image and audio files), a chat with a causal model, and batch predictions of a
+// file to download.
 "use strict";
 
 TL.pages = TL.pages || {};
@@ -35,8 +36,10 @@ TL.pages.try = async function (root) {
   }
 
   function textsBox(facts) {
+    const files = facts.inputs !== "text";  // an image or audio model reads workspace files
     const texts = el("textarea", { id: "try-texts", rows: 5, "data-key": "texts",
-      placeholder: "one text per line" });
+      placeholder: files ? `one ${facts.inputs} file per line, relative to the workspace`
+        : "one text per line" });
     texts.value = TL.state.get("tryTexts", "");
     texts.addEventListener("input", () => TL.state.set("tryTexts", texts.value));
     const out = el("div", { id: "try-output" });
@@ -51,11 +54,11 @@ TL.pages.try = async function (root) {
       out.replaceChildren(TL.command(found.command),
         el("div", { id: "explanations" }, ...html.body.childNodes));
     }, { id: "explain", disabled: !facts.explains });
-    return TL.section("Texts", texts,
+    return TL.section(files ? "Files" : "Texts", texts,
       el("div", { class: "error", hidden: true, "data-error-for": "texts" }),
       el("div", { class: "row" }, predict, predictNote, explain, explainNote),
       facts.explains ? null : el("p", { class: "muted" }, `${facts.task} models have no ` +
-        "token attributions."), out);
+        "explanations."), out);
   }
 
   function chatBox(facts) {

@@ -34,6 +34,13 @@ from tunelab.tasks.stop_tokens import check_stop_tokens
 log = logging.getLogger(__name__)
 
 PAIRED = ("dpo", "orpo")
+# the doctor warns when the chosen answer is the longer one in this share of pairs (or the
+# shorter one): DPO is known to learn length where length separates the answers
+LENGTH_BIAS = 0.75
+LENGTH_ADVICE = (
+    "; a preference model can learn length instead of quality: check that something other "
+    "than length separates the answers, or balance them"
+)
 REJECTED = "rejected"
 LABEL = "label"
 PROMPT = "prompt_messages"  # the prompt as messages, JSON text (a frame cell holds no list)
@@ -55,6 +62,16 @@ def _answer(value: Any, where: str) -> str:
     if len(turns) != 1 or turns[0]["role"] != "assistant":
         raise UserError(f"{where} must be one assistant answer (text or one assistant message)")
     return turns[0]["content"]
+
+
+def answer_lengths(chosen: pd.Series, rejected: pd.Series) -> dict[str, Any]:
+    """How the chosen answers' lengths (characters) compare with the rejected ones': the share
+    of pairs where the chosen one is longer (ties count half) and the median ratio."""
+    ours = chosen.astype(str).str.len().to_numpy(dtype=float)
+    theirs = rejected.astype(str).str.len().to_numpy(dtype=float)
+    longer = float(np.mean((ours > theirs) + 0.5 * (ours == theirs)))
+    ratio = float(np.median(ours / np.maximum(theirs, 1.0)))
+    return {"pairs": len(ours), "chosen_longer": longer, "median_ratio": ratio}
 
 
 class PreferenceTuning(CausalGeneration):
@@ -183,7 +200,29 @@ class PreferenceTuning(CausalGeneration):
                 for split, f in frames.items()
                 if REJECTED in f.columns
             }
+            report["answer_lengths"] = {
+                split: answer_lengths(f[TARGET], f[REJECTED])
+                for split, f in frames.items()
+                if REJECTED in f.columns and len(f)
+            }
         return report
+
+    def doctor_lines(self, report: dict[str, Any]) -> list[str]:
+        """The generation lines, then what only pairs show: pairs whose two answers are the
+        same, and whether the chosen answer is mostly the longer (or shorter) one."""
+        lines = super().doctor_lines(report)
+        for split, same in report.get("same_chosen_and_rejected", {}).items():
+            if same:
+                lines.append(f"data doctor: {split}: {same:,} pair(s) whose chosen and rejected "
+                             "answers are the same (no signal; training drops them)")  # fmt: skip
+        for split, found in report.get("answer_lengths", {}).items():
+            share, ratio = found["chosen_longer"], found["median_ratio"]
+            line = (f"data doctor: {split}: the chosen answer is the longer one in {share:.0%} "
+                    f"of pairs (median length ratio chosen/rejected {ratio:.2f})")  # fmt: skip
+            if share >= LENGTH_BIAS or share <= 1 - LENGTH_BIAS:
+                line += LENGTH_ADVICE
+            lines.append(line)
+        return lines
 
     def clean(
         self, frame: pd.DataFrame, clean: Any, is_training: bool

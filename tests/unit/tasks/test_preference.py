@@ -99,3 +99,26 @@ def test_a_prompt_that_fills_max_length_is_left_out_not_trained_as_nan(tiny_llam
     assert len(encoded) == 1 and "1 of 2 rows left out" in caplog.text
     with pytest.raises(UserError, match=r"raise model\.max_length"):
         task.encode(frame.iloc[1:], tokenizer, max_length=32)
+
+
+def test_the_doctor_names_same_answers_and_a_length_bias():
+    """Pairs whose chosen answer is nearly always the longer one: DPO can learn length."""
+    task = PreferenceTuning(preference={"method": "dpo"})
+    rows = [{"prompt": f"q{i}", "chosen": "a long and careful answer " * 3, "rejected": "no"}
+            for i in range(9)]  # fmt: skip
+    rows.append({"prompt": "q9", "chosen": "same", "rejected": "same"})
+    frame = pd.DataFrame(rows)
+    frame.attrs["source"] = "pairs.jsonl"
+    report = task.diagnose({"train": task.standardize(frame)}, False, 0)
+    lines = task.doctor_lines(report)
+    assert any("1 pair(s) whose chosen and rejected answers are the same" in ln for ln in lines)
+    biased = next(line for line in lines if "the longer one in" in line)
+    assert "in 95% of pairs" in biased and "can learn length instead of quality" in biased
+    # lengths that do not separate the answers draw no advice
+    short, long = "x" * 5, "x" * 11
+    pairs = [(long, short) if i % 2 else (short, long) for i in range(10)]
+    balanced = pd.DataFrame([{"prompt": f"q{i}", "chosen": c, "rejected": r}
+                             for i, (c, r) in enumerate(pairs)])  # fmt: skip
+    found = task.doctor_lines(task.diagnose({"train": task.standardize(balanced)}, False, 0))
+    line = next(line for line in found if "the longer one in" in line)
+    assert "in 50% of pairs" in line and "instead of quality" not in line

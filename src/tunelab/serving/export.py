@@ -216,12 +216,13 @@ def _sample_media(folder: Path, task: Any, samples: int) -> tuple[pd.DataFrame, 
             source = f"the run's test {task.nouns}"
             return text_frame(task, paths, source=source), str(predictions)
     rng = np.random.default_rng(0)
-    made = _noise_images(rng) if task.input_kind == "image" else _tones(rng)
+    count = min(samples, 32)  # a few dozen generated inputs exercise the graph
+    made = _noise_images(rng, count) if task.input_kind == "image" else _tones(rng, count)
     return text_frame(task, made, source="generated"), "generated"
 
 
-def _noise_images(rng: np.random.Generator, count: int = 32) -> list[bytes]:
-    """PNG images of random noise and size (the processor brings every image to one size)."""
+def _noise_images(rng: np.random.Generator, count: int) -> list[bytes]:
+    """PNG images of random noise and size."""
     from PIL import Image
 
     images = []
@@ -234,7 +235,7 @@ def _noise_images(rng: np.random.Generator, count: int = 32) -> list[bytes]:
     return images
 
 
-def _tones(rng: np.random.Generator, count: int = 32, rate: int = 16_000) -> list[bytes]:
+def _tones(rng: np.random.Generator, count: int, rate: int = 16_000) -> list[bytes]:
     """16 kHz WAV clips of a tone under noise, 0.2-2 s long: lengths differ, as a batch's do."""
     import soundfile as sf
 

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import tempfile
 from pathlib import Path
 
 import soundfile as sf
 
 from arms import machine
-from min_steps_scratch import train_and_read
-from results_file import mean_sd, write_results
+from min_steps_scratch import run_arms, summary_table
+from results_file import write_results
 
 HERE = Path(__file__).resolve().parent
 UNSEEN = HERE / "data" / "unseen"
@@ -54,24 +52,9 @@ def main() -> None:
         longest = longest_seconds(folder)
         arms = {f"longest clip ({longest} s)": ["--set", f"audio.scratch_seconds={longest}"],
                 "99th percentile (plain command)": []}  # fmt: skip
-        runs: dict[str, list[dict]] = {arm: [] for arm in arms}
-        for seed in seeds:
-            for arm in list(arms) if seed % 2 == 0 else list(reversed(arms)):
-                with tempfile.TemporaryDirectory(prefix="audio-window-") as work:
-                    found = train_and_read(folder, seed, arms[arm], Path(work))
-                runs[arm].append({"seed": seed, **found})
-                print(name, arm, found, flush=True)
-        results["sets"][name] = runs
+        results["sets"][name] = run_arms(name, folder, seeds, arms)
     write_results(RESULTS, results)
-    print("\n| set | window | test macro-F1 | baseline macro-F1 | steps | s/run |")
-    print("|---|---|---:|---:|---:|---:|")
-    for name, runs in results["sets"].items():
-        for arm, found in runs.items():
-            column = {key: [run[key] for run in found] for key in found[0]}
-            print(f"| {name} | {arm} | {mean_sd(column['test_f1_macro'])} | "
-                  f"{statistics.mean(column['baseline_test_f1_macro']):.3f} | "
-                  f"{statistics.mean(column['steps']):.0f} | "
-                  f"{statistics.mean(column['wall_seconds']):.0f} |")  # fmt: skip
+    summary_table(results["sets"], "window")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,38 @@ def train_and_read(folder: Path, seed: int, extra: list[str], work: Path) -> dic
     }
 
 
+def run_arms(
+    name: str, folder: Path, seeds: list[int], arms: dict[str, list[str]], tmp: Path | None = None
+) -> dict[str, list[dict]]:
+    """Every arm (extra ``tunelab train`` arguments, by name) on ``folder`` for each seed, the
+    arms' order rotating from seed to seed (with two arms: alternating); each run's results,
+    by arm."""
+    runs: dict[str, list[dict]] = {arm: [] for arm in arms}
+    names = list(arms)
+    for seed in seeds:
+        shift = seed % len(names)
+        for arm in names[shift:] + names[:shift]:
+            with tempfile.TemporaryDirectory(dir=tmp) as work:
+                found = train_and_read(folder, seed, arms[arm], Path(work))
+            runs[arm].append({"seed": seed, **found})
+            print(name, arm, found, flush=True)
+    return runs
+
+
+def summary_table(sets: dict[str, dict[str, list[dict]]], arm_heading: str) -> None:
+    """Print each set's arms as Markdown: test macro-F1 (mean ± sd over seeds), the baseline's,
+    the steps and the seconds a run."""
+    print(f"\n| set | {arm_heading} | test macro-F1 | baseline macro-F1 | steps | s/run |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, runs in sets.items():
+        for arm, found in runs.items():
+            column = {key: [run[key] for run in found] for key in found[0]}
+            print(f"| {name} | {arm} | {mean_sd(column['test_f1_macro'])} | "
+                  f"{statistics.mean(column['baseline_test_f1_macro']):.3f} | "
+                  f"{statistics.mean(column['steps']):.0f} | "
+                  f"{statistics.mean(column['wall_seconds']):.0f} |")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", default="digits,zh-lookalikes,spoken-commands")
@@ -75,15 +107,7 @@ def main() -> None:
         for name in args.sets.split(","):
             folder = Path(tmp) / name
             run_tunelab("data", "example", name, "--out", str(folder))
-            runs: dict[str, list[dict]] = {arm: [] for arm in ARMS}
-            for seed in seeds:
-                order = list(ARMS) if seed % 2 == 0 else list(reversed(ARMS))
-                for arm in order:
-                    with tempfile.TemporaryDirectory(dir=tmp) as work:
-                        found = train_and_read(folder, seed, ARMS[arm], Path(work))
-                    runs[arm].append({"seed": seed, **found})
-                    print(name, arm, found, flush=True)
-            results["sets"][name] = runs
+            results["sets"][name] = run_arms(name, folder, seeds, ARMS, Path(tmp))
     write_results(RESULTS, results)
     print("\n| set | arm | epochs | test macro-F1 | test accuracy | baseline macro-F1 | s/run |")
     print("|---|---|---:|---:|---:|---:|---:|")

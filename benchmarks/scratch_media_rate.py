@@ -22,13 +22,12 @@ Markdown table.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 from pathlib import Path
 
 from arms import machine
-from min_steps_scratch import run_tunelab, train_and_read
-from results_file import mean_sd, write_results
+from min_steps_scratch import run_arms, run_tunelab, summary_table
+from results_file import write_results
 
 HERE = Path(__file__).resolve().parent
 UNSEEN = HERE / "data" / "unseen"
@@ -50,26 +49,10 @@ def main() -> None:
             if not folder.is_dir():
                 folder = Path(tmp) / name
                 run_tunelab("data", "example", name, "--out", str(folder))
-            runs: dict[str, list[dict]] = {rate: [] for rate in rates}
-            for seed in seeds:
-                shift = seed % len(rates)
-                for rate in rates[shift:] + rates[:shift]:
-                    with tempfile.TemporaryDirectory(dir=tmp) as work:
-                        extra = ["--set", f"training.learning_rate={rate}"]
-                        found = train_and_read(folder, seed, extra, Path(work))
-                    runs[rate].append({"seed": seed, **found})
-                    print(name, rate, found, flush=True)
-            results["sets"][name] = runs
+            arms = {rate: ["--set", f"training.learning_rate={rate}"] for rate in rates}
+            results["sets"][name] = run_arms(name, folder, seeds, arms, Path(tmp))
     write_results(HERE / "results" / f"{args.out}.json", results)
-    print("\n| set | learning rate | test macro-F1 | baseline macro-F1 | steps | s/run |")
-    print("|---|---|---:|---:|---:|---:|")
-    for name, runs in results["sets"].items():
-        for rate, found in runs.items():
-            column = {key: [run[key] for run in found] for key in found[0]}
-            print(f"| {name} | {rate} | {mean_sd(column['test_f1_macro'])} | "
-                  f"{statistics.mean(column['baseline_test_f1_macro']):.3f} | "
-                  f"{statistics.mean(column['steps']):.0f} | "
-                  f"{statistics.mean(column['wall_seconds']):.0f} |")  # fmt: skip
+    summary_table(results["sets"], "learning rate")
 
 
 if __name__ == "__main__":

@@ -163,10 +163,14 @@ def render_fragment(explanations: list[dict[str, Any]]) -> str:
 
 def render_page(explanations: list[dict[str, Any]], title: str = "Explanations") -> str:
     """A complete self-contained HTML page (no network, no scripts) of the explanations."""
+    return page(title, render_fragment(explanations))
+
+
+def page(title: str, fragment: str) -> str:
+    """A self-contained HTML page around an explanations fragment, under ``title``."""
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n"
         "<style>body { max-width: 1000px; margin: 1.5em auto; padding: 0 1em; }</style>\n"
-        f"</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
-        f"{render_fragment(explanations)}\n</body>\n</html>\n"
+        f"</head>\n<body>\n<h1>{html.escape(title)}</h1>\n{fragment}\n</body>\n</html>\n"
     )

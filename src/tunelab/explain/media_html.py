@@ -11,7 +11,7 @@ import html
 from typing import Any
 
 from tunelab.data.media import MediaRef
-from tunelab.explain.html import STYLE, rounded, shade
+from tunelab.explain.html import STYLE, page, rounded, shade
 
 IMAGE_SIDE = 256  # the longer side an explained image is drawn at
 CELL_OPACITY = 0.7  # the strongest cell still lets the image show through
@@ -114,10 +114,4 @@ def render_media_page(
 ) -> str:
     """A complete self-contained page of occlusion explanations (see
     :func:`render_media_fragment`)."""
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(title)}</title>\n"
-        "<style>body { max-width: 1000px; margin: 1.5em auto; padding: 0 1em; }</style>\n"
-        f"</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
-        f"{render_media_fragment(explanations, sources)}\n</body>\n</html>\n"
-    )
+    return page(title, render_media_fragment(explanations, sources))

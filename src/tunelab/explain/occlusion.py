@@ -95,7 +95,7 @@ def hide_parts(decoded: Any, parts: int, hidden: list[int]) -> Any:
     of a ``parts`` x ``parts`` grid) painted its mean colour, or of a clip (samples) with the
     segments numbered in ``hidden`` (of ``parts`` equal ones) silenced."""
     if isinstance(decoded, np.ndarray):
-        bounds = np.linspace(0, len(decoded), parts + 1).round().astype(int)
+        bounds = _segment_bounds(len(decoded), parts)
         silenced = decoded.copy()
         for k in hidden:
             silenced[bounds[k] : bounds[k + 1]] = 0.0
@@ -114,12 +114,17 @@ def hide_parts(decoded: Any, parts: int, hidden: list[int]) -> Any:
     return painted
 
 
+def _segment_bounds(samples: int, parts: int) -> list[int]:
+    """Where ``parts`` equal segments of a clip of ``samples`` start, and the clip's end."""
+    return np.linspace(0, samples, parts + 1).round().astype(int).tolist()
+
+
 def _layout(decoded: Any, parts: int, rate: int | None) -> dict[str, Any]:
     """An image's size and grid, or a clip's length and its segments' spans in seconds."""
     if not isinstance(decoded, np.ndarray):
         return {"width": decoded.size[0], "height": decoded.size[1], "grid": parts}
     assert rate is not None  # an audio extractor has its rate
-    bounds = np.linspace(0, len(decoded), parts + 1).round().astype(int).tolist()
+    bounds = _segment_bounds(len(decoded), parts)
     spans = [(round(a / rate, 3), round(b / rate, 3)) for a, b in pairwise(bounds)]
     return {"seconds": round(len(decoded) / rate, 3), "spans": spans}
 

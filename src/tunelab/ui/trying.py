@@ -79,15 +79,10 @@ def _inputs(ws: Workspace, run: str, texts: list[str]) -> tuple[Path, list[str],
     """The run folder, what the model reads and what the command line names: typed texts as
     they are, or, for an image or audio model, workspace files (never a path outside it)."""
     folder, texts = run_folder(ws, run), _texts(texts)
-    if not _reads_files(ws, run):
+    if model_facts(ws, run)["inputs"] == "text":
         return folder, texts, texts
     paths = [str(ws.path(t, f"file {i} ({t})")) for i, t in enumerate(texts, 1)]
     return folder, paths, texts
-
-
-def _reads_files(ws: Workspace, run: str) -> bool:
-    """Whether the run's model reads image or audio files rather than texts."""
-    return bool(model_facts(ws, run)["inputs"] != "text")
 
 
 def predict_texts(ws: Workspace, run: str, texts: list[str]) -> dict[str, Any]:
@@ -109,7 +104,8 @@ def explain_texts(ws: Workspace, run: str, texts: list[str], steps: int = 32) ->
 
     folder, inputs, named = _inputs(ws, run, texts)
     explanations = explain(folder, inputs, steps)
-    html = (render_media_fragment(explanations, inputs) if _reads_files(ws, run)
+    reads_files = bool(explanations) and "kind" in explanations[0]  # occlusion records
+    html = (render_media_fragment(explanations, inputs) if reads_files
             else render_fragment(explanations))  # fmt: skip
     command = _command("tunelab", "explain", run, *[p for t in named for p in ("--text", t)])
     return {"explanations": explanations, "command": command, "html": html}

@@ -32,6 +32,7 @@ from tunelab.tasks import Task
 from tunelab.tasks.image_classification import ImageClassification
 from tunelab.tasks.text_classification import TextClassification
 from tunelab.tasks.token_classification import TokenClassification
+from tunelab.tasks.typed_rows import text_frame
 from tunelab.training.finetune import fit, prepare_run, save_run, score
 
 log = logging.getLogger("tunelab")
@@ -249,24 +250,6 @@ def _read_texts_from_a_renamed_column(task: Task, frame: pd.DataFrame) -> None:
         source, task.text_column, choice.column, choice.evidence,
     )  # fmt: skip
     task.text_column = choice.column
-
-
-def text_frame(
-    task: Task, texts: list[str], pairs: list[str] | None = None, source: str = "--text"
-) -> pd.DataFrame:
-    """Rows for ``task`` built from plain texts (and second texts of a pair model).
-
-    Points the task at the frame's own ``text`` (and ``text_pair``) column, so the records
-    that ``task.predictions`` returns carry those keys; ``source`` names the rows in errors.
-    """
-    task.text_column = "text"
-    columns: dict[str, list[str]] = {"text": texts}
-    if pairs is not None:
-        task.text_pair_column = "text_pair"
-        columns["text_pair"] = pairs
-    frame = pd.DataFrame(columns)
-    frame.attrs["source"] = source
-    return task.standardize(frame.fillna(""), with_labels=False)
 
 
 def _write_predictions(path: Path, records: list[dict[str, Any]]) -> None:

@@ -32,6 +32,7 @@ from tunelab.explain.occlusion import explain_files
 from tunelab.models.trained import load_trained
 from tunelab.tasks import TASKS
 from tunelab.tasks.token_inputs import join_tokens, pre_tokenize
+from tunelab.tasks.typed_rows import text_frame
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +71,9 @@ def media_frame(
     """The files an image or audio model explains: ``paths`` given one by one, or the first
     ``limit`` of ``input`` (a folder, a pattern, a table of paths or one file)."""
     if input is None:
-        task.text_column = "text"  # the paths' own column, as tunelab predict --text names it
-        frame = pd.DataFrame({"text": list(paths or [])})
-        frame.attrs["source"] = "--text"
-    else:
-        frame = read_table(input, media=task.input_kind).fillna("")
-    frame = task.standardize(frame, with_labels=False)
+        return text_frame(task, list(paths or []))
+    frame = task.standardize(read_table(input, media=task.input_kind).fillna(""),
+                             with_labels=False)  # fmt: skip
     return frame if limit is None else frame.iloc[:limit]
 
 

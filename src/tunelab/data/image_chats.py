@@ -28,13 +28,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from tunelab.data.chat_formats import ROLES, sharegpt_role
 from tunelab.data.images import ImageBombError, image_problem
 from tunelab.errors import UserError
 
 PLACEHOLDER = "<image>"
-ROLES = ("system", "user", "assistant")
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "system": "system"}  # fmt: skip
 IMAGE_PART_KEYS = ("image", "url", "path")
 DATA_URI = re.compile(r"data:image/[\w.+-]+;base64,(?P<data>.*)", re.DOTALL)
 
@@ -106,11 +104,8 @@ def _turn(turn: Any, number: int, where: str) -> tuple[str, list[dict[str, Any]]
     if not isinstance(turn, dict):
         raise UserError(f"{where}: message {number} is not an object with role and content")
     if "from" in turn and "role" not in turn:  # ShareGPT
-        role = SHAREGPT_ROLES.get(str(turn["from"]))
+        role = sharegpt_role(turn["from"], number, where)
         content = turn.get("value")
-        if role is None:
-            raise UserError(f"{where}: message {number} is from {turn['from']!r}; use one of "
-                            f"{', '.join(SHAREGPT_ROLES)}")  # fmt: skip
     else:
         role, content = turn.get("role"), turn.get("content")
         if role not in ROLES:

@@ -29,6 +29,9 @@ SCRATCH_VLM = "scratch-vlm"  # a small random SmolVLM (scratch_vlm.save_scratch_
 # model names whose weights start random
 SCRATCH_MODELS = (SCRATCH, SCRATCH_VIT, SCRATCH_AUDIO, SCRATCH_OCR, SCRATCH_VLM)
 SCRATCH_KIND = ENCODER  # a small BERT: it can classify and tag, not generate
+# what each kind of text model is, in the sentence that says why it was chosen
+KIND_WORDS = {"encoder": "encoder", "causal": "decoder-only (causal) model",
+              "seq2seq": "encoder-decoder model"}  # fmt: skip
 # kinds of media model: the scratch model each starts from without a pretrained one, what that
 # is, and what a pretrained one would be
 MEDIA_SCRATCH = {
@@ -101,8 +104,9 @@ def choose_model(task: Task, texts: Iterable[str]) -> ModelChoice:
         if kind in kinds and (language in languages or "multi" in languages):
             return ModelChoice(
                 name, language,
-                f"the training texts are {spoken} and {what} is a pretrained {task.name} model "
-                "in that language available offline; --model overrides it",
+                f"the training texts are {spoken} and {what} is a pretrained "
+                f"{KIND_WORDS.get(kind, kind)} in that language available offline for "
+                f"{task.name}; --model overrides it",
             )  # fmt: skip
     generative = [name for name, _, kinds, _ in candidates if kind in kinds]
     if generative and kind != SCRATCH_KIND:

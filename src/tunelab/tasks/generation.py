@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from typing_extensions import Self  # typing.Self from Python 3.11
 
+from tunelab.data.chat_formats import CONVERSATIONS, INSTRUCTION, OUTPUT
 from tunelab.data.columns import holds_lists
 from tunelab.data.doctor import diagnose, leakage_lines, split_findings
 from tunelab.evaluation import report_generation
@@ -104,7 +105,8 @@ class _Generation:
     evaluated_splits = ("test",)  # generating for validation would only cost time
     allow_messages = False
     # the input shapes that are this task's own convention (recognise): seq2seq data is
-    # source/target; OpenAI's fine-tuning files for causal models are prompt/completion or chats
+    # source/target; OpenAI's fine-tuning files for causal models are prompt/completion or chats,
+    # and LLaMA-Factory's are Alpaca rows or ShareGPT chats
     own_shapes: tuple[str, ...] = ()
 
     def __init__(
@@ -179,14 +181,17 @@ class _Generation:
         }
 
     def recognise(self, frame: pd.DataFrame, given: frozenset[str]) -> DataFit | None:
-        """Source and target columns, prompt and completion columns, or (causal-lm) chats: a
-        shape is strength 2 for the task it is the convention of (``own_shapes``), 1 for the
-        other generation task, which reads it too."""
+        """Source and target columns, prompt and completion columns, Alpaca instruction and
+        output columns, or (causal-lm) chats, ShareGPT's among them: a shape is strength 2 for
+        the task it is the convention of (``own_shapes``), 1 for the other generation task,
+        which reads it too."""
         columns = set(map(str, frame.columns))
         shapes = {
             "source/target": {self.source_column, self.target_column} <= columns,
             "prompt/completion": {"prompt", "completion"} <= columns,
             "messages": self.allow_messages and holds_lists(frame, self.messages_column),
+            "conversations": self.allow_messages and holds_lists(frame, CONVERSATIONS),
+            "alpaca": {INSTRUCTION, OUTPUT} <= columns,
         }
         found = [shape for shape, present in shapes.items() if present]
         if not found:
@@ -195,7 +200,9 @@ class _Generation:
         shape = (own or found)[0]
         names = {"source/target": f"'{self.source_column}'/'{self.target_column}' columns",
                  "prompt/completion": "'prompt'/'completion' columns",
-                 "messages": f"chats in '{self.messages_column}'"}  # fmt: skip
+                 "messages": f"chats in '{self.messages_column}'",
+                 "conversations": f"ShareGPT chats in '{CONVERSATIONS}'",
+                 "alpaca": f"Alpaca '{INSTRUCTION}'/'{OUTPUT}' columns"}  # fmt: skip
         return DataFit(2 if own else 1, names[shape])
 
     def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
@@ -448,7 +455,7 @@ class CausalGeneration(_Generation):
     model_kind = "causal"
     exportable = ("gguf",)  # llama.cpp / Ollama (tunelab.serving.gguf_export)
     allow_messages = True
-    own_shapes = ("messages", "prompt/completion")
+    own_shapes = ("messages", "conversations", "alpaca", "prompt/completion")
     max_length = 512  # set by encode
 
     def auto_model_class(self) -> Any:

@@ -1,22 +1,38 @@
-"""Text-to-text rows in every input shape: source/target (or prompt/completion) columns, or
-chat ``messages`` in the OpenAI fine-tuning format, checked with errors that name the line.
+"""Text-to-text rows in every input shape: source/target (or prompt/completion) columns, chat
+``messages`` in the OpenAI fine-tuning format, or the Alpaca and ShareGPT files of
+LLaMA-Factory and Axolotl, checked with errors that name the line.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from tunelab.data.chat_formats import (
+    ALPACA_COLUMNS,
+    CONVERSATIONS,
+    HISTORY,
+    INPUT,
+    INSTRUCTION,
+    OUTPUT,
+    SYSTEM,
+    alpaca_messages,
+    alpaca_prompt,
+    chat_turn,
+    present,
+)  # fmt: skip
 from tunelab.errors import UserError
 
 SOURCE, TARGET, MESSAGES = "source", "target", "messages"
-ROLES = ("system", "user", "assistant")
 
 
 def check_messages(value: Any, where: str, need_answer: bool = True) -> list[dict[str, str]]:
-    """One row's ``messages`` as a list of ``{"role", "content"}``, or a clear error.
+    """One row's ``messages`` as a list of ``{"role", "content"}``, or a clear error; ShareGPT's
+    ``{"from", "value"}`` turns and lists of text parts are read as the same
+    (:func:`tunelab.data.chat_formats.chat_turn`).
 
     Raises:
         UserError: for a non-list, an unknown role, a missing or empty content, or (with
@@ -28,17 +44,7 @@ def check_messages(value: Any, where: str, need_answer: bool = True) -> list[dic
         raise UserError(f"{where}: 'messages' must be a non-empty list of {{role, content}}")
     messages = []
     for number, message in enumerate(value, start=1):
-        if not isinstance(message, dict):
-            raise UserError(f"{where}: message {number} is not an object with role and content")
-        role = message.get("role")
-        if role not in ROLES:
-            raise UserError(
-                f"{where}: message {number} has role {role!r}; use one of {', '.join(ROLES)}"
-            )
-        content = message.get("content")
-        if not isinstance(content, str) or not content.strip():
-            raise UserError(f"{where}: message {number} ({role}) has no content")
-        messages.append({"role": role, "content": content})
+        messages.append(chat_turn(message, number, where))
     if need_answer and not any(m["role"] == "assistant" for m in messages):
         raise UserError(f"{where}: the conversation has no assistant message to learn from")
     return messages
@@ -48,6 +54,11 @@ def split_conversation(messages: list[dict[str, str]]) -> tuple[list[dict[str, s
     """The turns before the last assistant message, and that message (the reference)."""
     last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
     return messages[:last], messages[last]["content"]
+
+
+def chat_column(frame: pd.DataFrame, messages_column: str) -> str | None:
+    """The column of chats: ``messages_column``, else ShareGPT's ``conversations``."""
+    return next((c for c in (messages_column, CONVERSATIONS) if c in frame.columns), None)
 
 
 def standardize_pairs(
@@ -60,10 +71,12 @@ def standardize_pairs(
 ) -> pd.DataFrame:
     """Rows with ``source`` and (labelled) ``target`` strings, and ``messages`` for chats.
 
-    ``prompt``/``completion`` columns stand in for source/target when those are absent.
-    For a chat, ``source`` is the conversation before the last assistant turn (as JSON
-    text, for display) and ``target`` that turn. Unlabelled (for prediction), a chat that
-    ends with the user's turn is asked as it is, with no ``target``.
+    ``prompt``/``completion`` columns stand in for source/target when those are absent, and
+    so do Alpaca's ``instruction``/``input``/``output``; ShareGPT's ``conversations`` stands
+    in for ``messages`` (:mod:`tunelab.data.chat_formats`). For a chat, ``source`` is the
+    conversation before the last assistant turn (as JSON text, for display) and ``target``
+    that turn. Unlabelled (for prediction), a chat that ends with the user's turn is asked as
+    it is, with no ``target``.
 
     Raises:
         UserError: naming the file and line, for missing columns or malformed messages.
@@ -72,24 +85,17 @@ def standardize_pairs(
     columns = ", ".join(map(str, frame.columns))
     if source_column not in frame.columns and {"prompt", "completion"} & set(frame.columns):
         source_column, target_column = "prompt", "completion"
-    if allow_messages and messages_column in frame.columns:
-        import json
-
-        rows = []
-        for row, value in frame[messages_column].items():
+    chats = chat_column(frame, messages_column) if allow_messages else None
+    if chats is not None:
+        systems = frame[SYSTEM] if SYSTEM in frame.columns else None
+        conversations = []
+        for row, value in frame[chats].items():
             messages = check_messages(value, f"{where} line {row}", need_answer=with_labels)
-            answered = messages[-1]["role"] == "assistant" or with_labels
-            context, reference = split_conversation(messages) if answered else (messages, None)
-            rows.append(
-                {
-                    SOURCE: json.dumps(context, ensure_ascii=False),
-                    TARGET: reference,
-                    MESSAGES: messages if with_labels else context,
-                }
-            )
-        result = pd.DataFrame(rows, index=frame.index)
-        if result[TARGET].isna().all():  # questions only: nothing to compare answers with
-            result = result.drop(columns=TARGET)
+            if systems is not None and present(systems[row]) and messages[0]["role"] != "system":
+                messages.insert(0, {"role": "system", "content": str(systems[row])})
+            conversations.append(messages)
+        result = _chat_rows(conversations, frame.index, with_labels)
+        read_from = {MESSAGES: chats}
     elif source_column in frame.columns:
         if with_labels and target_column not in frame.columns:
             raise UserError(
@@ -99,15 +105,80 @@ def standardize_pairs(
         result = pd.DataFrame({SOURCE: frame[source_column].fillna("").astype(str)})
         if target_column in frame.columns:
             result[TARGET] = frame[target_column].fillna("").astype(str)
+        read_from = {SOURCE: source_column, TARGET: target_column}
+    elif INSTRUCTION in frame.columns:
+        if with_labels and OUTPUT not in frame.columns:
+            raise UserError(
+                f"{where} has Alpaca's '{INSTRUCTION}' column but no '{OUTPUT}' column with the "
+                f"answers to learn; its columns are: {columns}"
+            )
+        result = _alpaca_rows(frame, where, with_labels, allow_messages)
+        read_from = {SOURCE: INSTRUCTION, TARGET: OUTPUT,
+                     **{c: c for c in ALPACA_COLUMNS if c in frame.columns}}  # fmt: skip
     else:
-        shapes = f"'{source_column}'/'{target_column}' or 'prompt'/'completion'"
+        shapes = f"'{source_column}'/'{target_column}', 'prompt'/'completion'"
         if allow_messages:
-            shapes += f", or '{messages_column}' (chat)"
+            shapes += f", '{messages_column}' (chat), '{CONVERSATIONS}' (ShareGPT chat)"
         raise UserError(
-            f"{where} needs columns {shapes} (set by generation.source_column, "
-            f"generation.target_column, generation.messages_column); its columns are: {columns}"
+            f"{where} needs columns {shapes} or '{INSTRUCTION}'/'{OUTPUT}' (Alpaca) (set by "
+            "generation.source_column, generation.target_column, generation.messages_column); "
+            f"its columns are: {columns}"
         )
-    read_from = ({MESSAGES: messages_column} if MESSAGES in result.columns
-                 else {SOURCE: source_column, TARGET: target_column})  # fmt: skip
     result.attrs = {**frame.attrs, "columns": read_from}  # the file's names, for messages
+    return result
+
+
+def _chat_rows(
+    conversations: list[list[dict[str, str]]], index: pd.Index, with_labels: bool
+) -> pd.DataFrame:
+    """Checked conversations as ``source`` (the turns before the answer, as JSON text),
+    ``target`` (the last assistant turn) and ``messages`` (all turns; for prediction, the
+    turns the model reads)."""
+    rows = []
+    for messages in conversations:
+        answered = messages[-1]["role"] == "assistant" or with_labels
+        context, reference = split_conversation(messages) if answered else (messages, None)
+        rows.append(
+            {
+                SOURCE: json.dumps(context, ensure_ascii=False),
+                TARGET: reference,
+                MESSAGES: messages if with_labels else context,
+            }
+        )
+    result = pd.DataFrame(rows, index=index)
+    if result[TARGET].isna().all():  # questions only: nothing to compare answers with
+        result = result.drop(columns=TARGET)
+    return result
+
+
+def _alpaca_rows(
+    frame: pd.DataFrame, where: str, with_labels: bool, allow_messages: bool
+) -> pd.DataFrame:
+    """Alpaca rows as source/target pairs, or as chats where a row has a system prompt or
+    earlier turns and the task reads chats; a seq2seq model reads the system prompt as the
+    first line of its input and cannot read earlier turns."""
+    records = dict(zip(frame.index, frame.to_dict("records"), strict=True))
+    if allow_messages and any(present(r.get(SYSTEM)) or present(r.get(HISTORY))
+                              for r in records.values()):  # fmt: skip
+        conversations = []
+        for row, record in records.items():
+            if with_labels and not present(record.get(OUTPUT)):
+                raise UserError(f"{where} line {row}: the row has no '{OUTPUT}' to learn")
+            conversations.append(alpaca_messages(record, f"{where} line {row}"))
+        return _chat_rows(conversations, frame.index, with_labels)
+    sources = []
+    for row, record in records.items():
+        if present(record.get(HISTORY)):
+            raise UserError(
+                f"{where} line {row}: '{HISTORY}' holds earlier turns, which a seq2seq model "
+                "cannot read; train a chat model (--task causal-lm) or drop the column"
+            )
+        prompt = alpaca_prompt(record.get(INSTRUCTION), record.get(INPUT))
+        if not prompt:
+            raise UserError(f"{where} line {row}: the row has no instruction or input to answer")
+        system = record.get(SYSTEM)
+        sources.append(f"{system}\n{prompt}" if present(system) else prompt)
+    result = pd.DataFrame({SOURCE: sources}, index=frame.index)
+    if OUTPUT in frame.columns:
+        result[TARGET] = [str(r[OUTPUT]) if present(r[OUTPUT]) else "" for r in records.values()]
     return result

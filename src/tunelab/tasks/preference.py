@@ -24,11 +24,20 @@ import numpy as np
 import pandas as pd
 from typing_extensions import Self  # typing.Self from Python 3.11
 
+from tunelab.data.chat_formats import (
+    CONVERSATIONS,
+    INSTRUCTION,
+    OUTPUT,
+    SYSTEM,
+    alpaca_messages,
+    chat_turn,
+    present,
+)  # fmt: skip
 from tunelab.errors import UserError
 from tunelab.inference import Generations
-from tunelab.tasks.base import DataFit, TrainerSetup
+from tunelab.tasks.base import ColumnGuess, DataFit, TrainerSetup
 from tunelab.tasks.generation import CausalGeneration
-from tunelab.tasks.generation_inputs import SOURCE, TARGET
+from tunelab.tasks.generation_inputs import MESSAGES, SOURCE, TARGET
 from tunelab.tasks.stop_tokens import check_stop_tokens
 
 log = logging.getLogger(__name__)
@@ -47,13 +56,76 @@ PROMPT = "prompt_messages"  # the prompt as messages, JSON text (a frame cell ho
 
 
 def _messages(value: Any, role: str, where: str) -> list[dict[str, str]]:
+    """A text as one ``role`` turn, or messages as they are (OpenAI's or ShareGPT's turns, a
+    list or, as LLaMA-Factory writes a ShareGPT answer, one turn)."""
     if isinstance(value, str):
         return [{"role": role, "content": value}]
-    if isinstance(value, (list, np.ndarray)) and all(
-        isinstance(m, dict) and "role" in m and "content" in m for m in value
-    ):
-        return [{"role": str(m["role"]), "content": str(m["content"])} for m in value]
+    if isinstance(value, dict):
+        value = [value]
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
+        return [chat_turn(m, number, where) for number, m in enumerate(value, start=1)]
     raise UserError(f"{where} is neither a text nor a list of {{role, content}} messages")
+
+
+def _activation_checkpointing(config: Any) -> dict[str, bool]:
+    """TRL's default, recomputing activations in the backward pass, under the name
+    transformers 5 reads without a deprecation warning; and TRL's own calls of the old method
+    names silenced (a warning for TRL's authors, not for a user). Kept on: for zh-llama-mini
+    on long pairs it cost no time and halved peak memory
+    (``benchmarks/results/preference_batches.json``), as the logits over the vocabulary, not
+    the layers, dominate a small model's DPO step."""
+    import dataclasses
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"`\w*gradient_checkpointing\w*` is deprecated",
+                            category=FutureWarning)  # fmt: skip
+    names = {f.name for f in dataclasses.fields(config)}
+    return {"activation_checkpointing": True} if "activation_checkpointing" in names else {}
+
+
+def _padded_lengths(
+    tokenizer: Any, chats: list[tuple[int, list]], rows: int, max_length: int
+) -> list[int]:
+    """Each training row's tokens as TRL batches it: its longest conversation (a pair's two
+    are padded to one length), cut at ``max_length``. As the ``length`` column, it lets
+    training draw batches of similar lengths (:func:`tunelab.training.sampling
+    .use_bucketed_sampler`): answers of a few dozen to a few thousand tokens otherwise pad
+    every batch to its longest."""
+    texts = [tokenizer.apply_chat_template(chat, tokenize=False) for _, chat in chats]
+    encoded = (
+        tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] if texts else []
+    )
+    lengths = [0] * rows
+    for (row, _), ids in zip(chats, encoded, strict=True):
+        lengths[row] = max(lengths[row], min(len(ids) + 1, max_length))
+    return lengths
+
+
+def _prompt_source(columns: set[str], prompt_column: str) -> tuple[str, str] | None:
+    """The column a prompt is read from and how to name it: the prompt column, else a chat
+    (``messages``, ShareGPT's ``conversations``), else Alpaca's ``instruction``."""
+    if prompt_column in columns:
+        return prompt_column, f"prompts in '{prompt_column}'"
+    for column in (MESSAGES, CONVERSATIONS):
+        if column in columns:
+            return column, f"chats in '{column}'"
+    if INSTRUCTION in columns:
+        return INSTRUCTION, f"Alpaca instructions in '{INSTRUCTION}'"
+    return None
+
+
+def _answer_source(columns: set[str], preference: dict[str, Any], prompt: str) -> str | None:
+    """Where a KTO row's one answer is: the completion column, else the last turn of the
+    prompt's chat, else Alpaca's ``output``; None when the row has none."""
+    if preference["completion_column"] in columns:
+        return preference["completion_column"]
+    if prompt in (MESSAGES, CONVERSATIONS):
+        return prompt
+    if prompt == INSTRUCTION and OUTPUT in columns:
+        return OUTPUT
+    return None
 
 
 def _answer(value: Any, where: str) -> str:
@@ -144,19 +216,32 @@ class PreferenceTuning(CausalGeneration):
 
     def recognise(self, frame: pd.DataFrame, given: frozenset[str]) -> DataFit | None:
         """Prompts with chosen and rejected answers (DPO, ORPO), or with one answer and its
-        good/bad label (KTO): the preference task's own shape (strength 2). A prompt and a
-        completion alone are causal-lm's, which the inherited recognise claimed here too."""
+        good/bad label (KTO); the prompt a column, a chat (OpenAI's or ShareGPT's turns, the
+        KTO answer its last turn) or Alpaca's instruction, as LLaMA-Factory writes them.
+        Strength 3: above causal-lm's prompt/completion and chat shapes, which the same file
+        holds. A KTO file also sets ``preference.method`` when it was not given."""
         p, columns = self.preference, set(map(str, frame.columns))
-        for answers in ((p["chosen_column"], p["rejected_column"]),
-                        (p["completion_column"], p["label_column"])):  # fmt: skip
-            if {p["prompt_column"], *answers} <= columns:
-                shown = "/".join(f"'{c}'" for c in (p["prompt_column"], *answers))
-                return DataFit(2, f"{shown} columns")
-        return None
+        prompt = _prompt_source(columns, p["prompt_column"])
+        if prompt is None:
+            return None
+        column, shown = prompt
+        if {p["chosen_column"], p["rejected_column"]} <= columns:
+            return DataFit(3, f"{shown} with '{p['chosen_column']}'/'{p['rejected_column']}' "
+                              "answers")  # fmt: skip
+        if p["label_column"] not in columns or not _answer_source(columns, p, column):
+            return None
+        method: tuple[ColumnGuess, ...] = ()
+        if p["method"] != "kto" and "preference.method" not in given:
+            method = (ColumnGuess("preference.method", "kto", "single answers labelled "
+                                  f"true/false in '{p['label_column']}'",
+                                  "--set preference.method"),)  # fmt: skip
+        return DataFit(3, f"{shown} with answers labelled in '{p['label_column']}'", method)
 
     def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
         """Prompts as messages (JSON) and text, answers as text; KTO labels as booleans. KTO
-        also reads pairs (chosen/rejected), which held-out files usually are."""
+        also reads pairs (chosen/rejected), which held-out files usually are. The prompt is
+        the prompt column, else a chat column (for KTO, its last assistant turn the answer)
+        or Alpaca's instruction and input; a ``system`` column leads it."""
         p, source = self.preference, frame.attrs.get("source", "the data")
         if (
             not self.paired and with_labels and p["completion_column"] not in frame.columns
@@ -164,27 +249,45 @@ class PreferenceTuning(CausalGeneration):
         ):  # fmt: skip
             paired = type(self)(self.settings, {**p, "method": "dpo"})
             return paired.standardize(frame, with_labels)
+        columns = set(map(str, frame.columns))
+        prompt = _prompt_source(columns, p["prompt_column"])
+        answers = None if self.paired or not prompt else _answer_source(columns, p, prompt[0])
         for column, option in self._user_columns(with_labels).items():
-            if column not in frame.columns:
-                raise UserError(
-                    f"{source} has no column {column!r} (preference.method={p['method']}); "
-                    f"name it with {option}, columns are {', '.join(map(str, frame.columns))}"
-                )
+            if column in frame.columns or (option == "preference.prompt_column" and prompt):
+                continue
+            if option == "preference.completion_column" and answers:
+                continue
+            raise UserError(
+                f"{source} has no column {column!r} (preference.method={p['method']}); "
+                f"name it with {option}, columns are {', '.join(map(str, frame.columns))}"
+            )
         rows: dict[str, list[Any]] = {SOURCE: [], PROMPT: []}
         if with_labels:
             rows.update({TARGET: [], REJECTED: []} if self.paired else {TARGET: [], LABEL: []})
         for i, row in enumerate(frame.to_dict("records")):
             where = f"{source} row {i + 1}"
-            prompt = _messages(row[p["prompt_column"]], "user", f"{where}, {p['prompt_column']}")
-            rows[PROMPT].append(json.dumps(prompt, ensure_ascii=False))
-            rows[SOURCE].append(prompt[-1]["content"])
+            turns = self._prompt_turns(row, prompt[0] if prompt else p["prompt_column"], where)
+            answer = None
+            if answers in (MESSAGES, CONVERSATIONS):
+                if turns[-1]["role"] == "assistant":
+                    turns, answer = turns[:-1], turns[-1]["content"]
+                elif with_labels:
+                    raise UserError(f"{where}: the chat in '{answers}' must end with the "
+                                    "assistant answer its label judges")  # fmt: skip
+            if not turns or turns[-1]["role"] != "user":
+                raise UserError(f"{where}: the prompt must end with a user turn")
+            rows[PROMPT].append(json.dumps(turns, ensure_ascii=False))
+            rows[SOURCE].append(turns[-1]["content"])
             if not with_labels:
                 continue
             if self.paired:
                 rows[TARGET].append(_answer(row[p["chosen_column"]], f"{where}, chosen"))
                 rows[REJECTED].append(_answer(row[p["rejected_column"]], f"{where}, rejected"))
             else:
-                rows[TARGET].append(_answer(row[p["completion_column"]], f"{where}, completion"))
+                if answer is None:
+                    column = answers or p["completion_column"]
+                    answer = _answer(row[column], f"{where}, {column}")
+                rows[TARGET].append(answer)
                 rows[LABEL].append(_label(row[p["label_column"]], where, p["label_column"]))
         out = pd.DataFrame(rows, index=frame.index)
         out.attrs = dict(frame.attrs)
@@ -235,6 +338,17 @@ class PreferenceTuning(CausalGeneration):
         kept.attrs = dict(frame.attrs)
         return kept, {"same_chosen_and_rejected": int(same.sum())}
 
+    @staticmethod
+    def _prompt_turns(row: dict[str, Any], column: str, where: str) -> list[dict[str, str]]:
+        """A row's prompt as messages, read from ``column`` (see :func:`_prompt_source`)."""
+        if column == INSTRUCTION:
+            turns = alpaca_messages({k: v for k, v in row.items() if k != OUTPUT}, where)
+        else:
+            turns = _messages(row[column], "user", f"{where}, {column}")
+        if present(row.get(SYSTEM)) and turns[0]["role"] != "system":
+            turns.insert(0, {"role": "system", "content": str(row[SYSTEM])})
+        return turns
+
     def _conversation(self, row: Any, answer: str) -> tuple[list, list]:
         prompt = json.loads(row[PROMPT])
         prompt[-1] = {**prompt[-1], "content": self.settings["prefix"] + prompt[-1]["content"]}
@@ -266,6 +380,7 @@ class PreferenceTuning(CausalGeneration):
         from tunelab.tasks.causal_encoding import prompt_ids
 
         too_long = 0
+        chats: list[tuple[int, list]] = []  # (row of the data set, a whole conversation)
         for _, row in frame.iterrows():
             prompt, chosen = self._conversation(row, row[TARGET])
             if len(prompt_ids(tokenizer, prompt, prompt[-1]["content"])) >= max_length:
@@ -274,14 +389,18 @@ class PreferenceTuning(CausalGeneration):
                 too_long += 1
                 continue
             if self.paired:
+                rejected = self._conversation(row, row[REJECTED])[1]
+                chats += [(len(rows["prompt"]), prompt + chosen),
+                          (len(rows["prompt"]), prompt + rejected)]  # fmt: skip
                 rows["prompt"].append(prompt)
                 rows["chosen"].append(chosen)
-                rows["rejected"].append(self._conversation(row, row[REJECTED])[1])
+                rows["rejected"].append(rejected)
                 continue
             # KTO: a pair is two single answers, the chosen one good, the rejected one bad
             answers = [(chosen, True), (self._conversation(row, row[REJECTED])[1], False)] if (
                 REJECTED in frame.columns) else [(chosen, bool(row[LABEL]))]  # fmt: skip
             for completion, good in answers:
+                chats.append((len(rows["prompt"]), prompt + completion))
                 rows["prompt"].append(prompt)
                 rows["completion"].append(completion)
                 rows["label"].append(good)
@@ -296,6 +415,7 @@ class PreferenceTuning(CausalGeneration):
                 "so no answer would be trained; raise model.max_length to keep them",
                 too_long, len(frame), max_length,
             )  # fmt: skip
+        rows["length"] = _padded_lengths(tokenizer, chats, len(rows["prompt"]), max_length)
         return Dataset.from_dict(rows)
 
     def trainer_setup(
@@ -321,7 +441,9 @@ class PreferenceTuning(CausalGeneration):
         arguments: dict[str, Any] = {
             "beta": beta,
             "max_length": self.max_length,
-            "train_sampling_strategy": "random",  # TRL's rows carry no length column
+            # random batches, length-bucketed by the rows' length column unless
+            # training.group_by_length is off
+            "train_sampling_strategy": "random",
             "remove_unused_columns": False,
         }
         if method == "dpo":
@@ -339,6 +461,7 @@ class PreferenceTuning(CausalGeneration):
             from trl.experimental.orpo import ORPOConfig
 
             trainer, config = _orpo_trainer(), ORPOConfig
+        arguments.update(_activation_checkpointing(config))
         return TrainerSetup(trainer, config, arguments, {"processing_class": tokenizer})
 
     def forward(

@@ -1,0 +1,137 @@
+"""Instruction-tuning files as other tools write them, read as chats.
+
+LLaMA-Factory's two data formats, which Axolotl, FastChat and most published instruction sets
+(Alpaca, BELLE, ShareGPT exports) use too:
+
+- **Alpaca**: ``instruction``, ``input`` (optional, joined to the instruction by a line break),
+  ``output`` (the answer), and optionally ``system`` and ``history`` (earlier turns as
+  ``[question, answer]`` pairs).
+- **ShareGPT**: ``conversations`` of ``{"from": human|gpt|system, "value": ...}``, with an
+  optional ``system`` column.
+
+Both become OpenAI-style ``messages`` of ``{"role", "content"}``, the form tunelab trains on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from tunelab.errors import UserError
+
+ROLES = ("system", "user", "assistant")
+CONVERSATIONS = "conversations"
+INSTRUCTION, INPUT, OUTPUT, SYSTEM, HISTORY = "instruction", "input", "output", "system", "history"
+ALPACA_COLUMNS = (INSTRUCTION, INPUT, OUTPUT, SYSTEM, HISTORY)
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "system": "system"}  # fmt: skip
+# LLaMA-Factory's tool turns: a call and its result are not text a chat model answers with
+TOOL_TURNS = ("function_call", "observation", "tool", "function")
+
+
+def sharegpt_role(sender: Any, number: int, where: str) -> str:
+    """The OpenAI role of a ShareGPT turn's ``from``, or a clear error naming the message."""
+    role = SHAREGPT_ROLES.get(str(sender))
+    if role is not None:
+        return role
+    if sender in TOOL_TURNS:
+        raise UserError(
+            f"{where}: message {number} is a tool turn ({sender!r}), which tunelab does not "
+            "train on; drop those turns or rows"
+        )
+    raise UserError(
+        f"{where}: message {number} is from {sender!r}; use one of {', '.join(SHAREGPT_ROLES)}"
+    )
+
+
+def chat_turn(message: Any, number: int, where: str) -> dict[str, str]:
+    """One message as ``{"role", "content"}``: OpenAI's ``{role, content}``, its content text
+    or a list of text parts (``{"type": "text", "text"|"value": ...}``), or ShareGPT's
+    ``{from, value}``.
+
+    Raises:
+        UserError: naming the message, for an unknown role or sender, an image part (a chat
+            with images is another task) or no text.
+    """
+    if not isinstance(message, dict):
+        raise UserError(f"{where}: message {number} is not an object with role and content")
+    if "from" in message and "role" not in message:  # ShareGPT
+        role = sharegpt_role(message["from"], number, where)
+        content = message.get("value")
+    else:
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise UserError(
+                f"{where}: message {number} has role {role!r}; use one of {', '.join(ROLES)}"
+            )
+    if isinstance(content, (list, np.ndarray)):
+        content = "".join(_part_text(part, number, where) for part in content)
+    if not isinstance(content, str) or not content.strip():
+        raise UserError(f"{where}: message {number} ({role}) has no content")
+    return {"role": role, "content": content}
+
+
+def _part_text(part: Any, number: int, where: str) -> str:
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "text":
+        return str(part.get("text", part.get("value", "")))
+    if kind in ("image", "image_url", "video", "audio"):
+        raise UserError(
+            f"{where}: message {number} holds an {kind.split('_')[0]}; chats with images train "
+            "with --task image-text-to-text"
+        )
+    raise UserError(f"{where}: message {number} has a content part that is not text")
+
+
+def present(value: Any) -> bool:
+    """Whether a cell holds something (not None, NaN, blank text or an empty list)."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return len(value) > 0
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return False
+    return not (isinstance(value, str) and not value.strip())
+
+
+def alpaca_prompt(instruction: Any, extra: Any) -> str:
+    """The user's turn of an Alpaca row: the instruction, then its input on the next line."""
+    prompt = str(instruction) if present(instruction) else ""
+    if present(extra):
+        prompt = f"{prompt}\n{extra}" if prompt else str(extra)
+    return prompt
+
+
+def alpaca_messages(row: Mapping[str, Any], where: str) -> list[dict[str, str]]:
+    """One Alpaca row as messages: system, the ``history`` turns, the prompt and the answer.
+
+    Raises:
+        UserError: naming the row, for a ``history`` that is not a list of
+            ``[question, answer]`` pairs or a row with no instruction or input.
+    """
+    messages = []
+    if present(row.get(SYSTEM)):
+        messages.append({"role": "system", "content": str(row[SYSTEM])})
+    history = row.get(HISTORY)
+    if isinstance(history, np.ndarray):
+        history = history.tolist()
+    if present(history):
+        if not isinstance(history, list):
+            raise UserError(f"{where}: 'history' must be a list of [question, answer] pairs")
+        for number, turn in enumerate(history, start=1):
+            if isinstance(turn, np.ndarray):
+                turn = turn.tolist()
+            if not (isinstance(turn, (list, tuple)) and len(turn) == 2
+                    and all(isinstance(t, str) and t.strip() for t in turn)):  # fmt: skip
+                raise UserError(
+                    f"{where}: 'history' item {number} is not a [question, answer] pair of texts"
+                )
+            messages += [{"role": "user", "content": turn[0]},
+                         {"role": "assistant", "content": turn[1]}]  # fmt: skip
+    prompt = alpaca_prompt(row.get(INSTRUCTION), row.get(INPUT))
+    if not prompt:
+        raise UserError(f"{where}: the row has no instruction or input to answer")
+    messages.append({"role": "user", "content": prompt})
+    if present(row.get(OUTPUT)):
+        messages.append({"role": "assistant", "content": str(row[OUTPUT])})
+    return messages

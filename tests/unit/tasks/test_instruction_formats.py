@@ -1,0 +1,186 @@
+"""Instruction files as LLaMA-Factory and Axolotl users have them (Alpaca rows, ShareGPT chats)
+train as tunelab's own shapes do: the same tokens and answer spans, a causal-lm guess that
+says why, and errors that name the line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_translations
+from tunelab.config import build_config
+from tunelab.data.load import read_table
+from tunelab.errors import UserError
+from tunelab.tasks.generation import CausalGeneration, Seq2SeqGeneration
+from tunelab.training.guesses import guess_from_data
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return path
+
+
+def encoded(tokenizer, task, path: Path) -> list[tuple[list[int], list[int]]]:
+    rows = task.encode(task.standardize(read_table(path)), tokenizer, 128)
+    return list(zip(rows["input_ids"], rows["labels"], strict=True))
+
+
+@pytest.fixture
+def llama_tokenizer(tiny_llama):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_llama)
+
+
+def test_alpaca_rows_encode_as_the_same_prompt_and_completion(llama_tokenizer, tmp_path):
+    pairs = make_translations(30)
+    alpaca = [{"instruction": "Translate the first word.", "input": r["source"],
+               "output": r["target"]} for r in pairs]  # fmt: skip
+    alpaca[0]["input"] = ""  # no input: the instruction alone is the prompt
+    prompts = [{"prompt": a["instruction"] + ("\n" + a["input"] if a["input"] else ""),
+                "completion": a["output"]} for a in alpaca]  # fmt: skip
+    task = CausalGeneration()
+    ours = encoded(llama_tokenizer, task, write_jsonl(tmp_path / "alpaca.jsonl", alpaca))
+    assert ours == encoded(llama_tokenizer, task, write_jsonl(tmp_path / "p.jsonl", prompts))
+    read = task.standardize(read_table(tmp_path / "alpaca.jsonl"))
+    assert read["source"].iloc[0] == "Translate the first word."
+    assert read.attrs["columns"]["source"] == "instruction"
+
+
+def test_sharegpt_chats_encode_as_the_same_openai_messages(llama_tokenizer, tmp_path):
+    pairs = make_translations(30)
+    openai = [{"messages": [
+        {"role": "system", "content": "Translate."},
+        {"role": "user", "content": r["source"]},
+        {"role": "assistant", "content": r["target"]},
+    ]} for r in pairs]  # fmt: skip
+    senders = {"system": "system", "user": "human", "assistant": "gpt"}
+    sharegpt = [{"system": "Translate.", "conversations": [
+        {"from": senders[m["role"]], "value": m["content"]} for m in chat["messages"][1:]
+    ]} for chat in openai]  # fmt: skip
+    task = CausalGeneration()
+    ours = encoded(llama_tokenizer, task, write_jsonl(tmp_path / "sharegpt.jsonl", sharegpt))
+    assert ours == encoded(llama_tokenizer, task, write_jsonl(tmp_path / "o.jsonl", openai))
+    # the ShareGPT turns may sit under 'messages' too, with the system turn among them
+    inline = [{"messages": [{"from": senders[m["role"]], "value": m["content"]}
+                            for m in chat["messages"]]} for chat in openai]  # fmt: skip
+    assert encoded(llama_tokenizer, task, write_jsonl(tmp_path / "in.jsonl", inline)) == ours
+
+
+def test_alpaca_system_and_history_become_a_chat(tmp_path):
+    row = {"instruction": "And green?", "input": "", "output": "绿", "system": "Translate.",
+           "history": [["red", "红"], ["blue", "蓝"]]}  # fmt: skip
+    plain = {"instruction": "cat", "output": "猫"}  # the other rows need no history
+    read = CausalGeneration().standardize(read_table(write_jsonl(tmp_path / "a.jsonl",
+                                                                 [row, plain])))  # fmt: skip
+    assert [m["role"] for m in read["messages"].iloc[0]] == [
+        "system", "user", "assistant", "user", "assistant", "user", "assistant"
+    ]  # fmt: skip
+    assert read["messages"].iloc[0][-2:] == [{"role": "user", "content": "And green?"},
+                                        {"role": "assistant", "content": "绿"}]  # fmt: skip
+    assert read["target"].tolist() == ["绿", "猫"]
+    # a seq2seq model reads one input: the system prompt leads it; earlier turns cannot
+    seq2seq = Seq2SeqGeneration().standardize(
+        read_table(write_jsonl(tmp_path / "s.jsonl", [{**row, "history": []}, plain]))
+    )
+    assert seq2seq["source"].tolist() == ["Translate.\nAnd green?", "cat"]
+    with pytest.raises(UserError, match=r"a.jsonl line 1: 'history' holds earlier turns.*"
+                                         r"--task causal-lm"):  # fmt: skip
+        Seq2SeqGeneration().standardize(read_table(tmp_path / "a.jsonl"))
+
+
+@pytest.mark.parametrize(
+    ("rows", "error"),
+    [
+        ([{"instruction": "hi"}], r"Alpaca's 'instruction' column but no 'output'"),
+        ([{"instruction": "", "input": "", "output": "x", "history": [["q", "a"]]}],
+         r"line 1: the row has no instruction or input"),
+        ([{"instruction": "q", "output": "a", "history": [["only the question"]]}],
+         r"line 1: 'history' item 1 is not a \[question, answer\] pair"),
+        ([{"instruction": "q", "output": "", "system": "s"}], r"line 1: the row has no 'output'"),
+        ([{"conversations": [{"from": "human", "value": "weather?"},
+                             {"from": "function_call", "value": "{}"}]}],
+         r"line 1: message 2 is a tool turn \('function_call'\)"),
+        ([{"conversations": [{"from": "bot", "value": "hi"}]}],
+         r"line 1: message 1 is from 'bot'; use one of human, user, gpt"),
+    ],
+)  # fmt: skip
+def test_malformed_instruction_files_name_the_line(tmp_path, rows, error):
+    path = write_jsonl(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(UserError, match=error):
+        CausalGeneration().standardize(read_table(path))
+
+
+def test_alpaca_questions_without_outputs_are_asked_as_they_are(tmp_path):
+    path = write_jsonl(tmp_path / "ask.jsonl", [{"id": 7, "instruction": "Translate.",
+                                                 "input": "red cat"}])  # fmt: skip
+    read = CausalGeneration().standardize(read_table(path), with_labels=False)
+    assert read["source"].tolist() == ["Translate.\nred cat"] and "target" not in read
+
+
+@pytest.mark.parametrize(
+    ("rows", "reason"),
+    [
+        ([{"instruction": "Translate.", "input": "red", "output": "红"}] * 20,
+         "Alpaca 'instruction'/'output' columns"),
+        ([{"conversations": [{"from": "human", "value": "red"},
+                             {"from": "gpt", "value": "红"}]}] * 20,
+         "ShareGPT chats in 'conversations'"),
+    ],
+)  # fmt: skip
+def test_instruction_files_are_guessed_as_causal_lm(tmp_path, rows, reason):
+    path = write_jsonl(tmp_path / "train.jsonl", rows)
+    config = build_config({"data": {"train": str(path)}})
+    guesses = guess_from_data(config)
+    assert config.task == "causal-lm"
+    assert reason in {k["key"]: k["evidence"] for k in guesses.decided}["task"]
+
+
+def test_llama_factory_preference_files_read_as_prompt_chosen_rejected(tmp_path):
+    from tunelab.tasks.preference import PreferenceTuning
+
+    pairs = [{"prompt": [{"role": "system", "content": "Translate."},
+                         {"role": "user", "content": "red"}],
+              "chosen": "红", "rejected": "no idea"}] * 3  # fmt: skip
+    sharegpt = [{"system": "Translate.", "conversations": [{"from": "human", "value": "red"}],
+                 "chosen": {"from": "gpt", "value": "红"},
+                 "rejected": {"from": "gpt", "value": "no idea"}}] * 3  # fmt: skip
+    alpaca = [{"instruction": "red", "input": "", "system": "Translate.", "chosen": "红",
+               "rejected": "no idea"}] * 3  # fmt: skip
+    task = PreferenceTuning(preference={"method": "dpo"})
+    ours = task.standardize(read_table(write_jsonl(tmp_path / "p.jsonl", pairs)))
+    for rows in (sharegpt, alpaca):
+        read = task.standardize(read_table(write_jsonl(tmp_path / "x.jsonl", rows)))
+        assert read.to_dict("records") == ours.to_dict("records")
+
+
+def test_a_kto_chat_file_is_guessed_as_kto_and_its_last_turn_is_the_answer(tmp_path):
+    from tunelab.tasks.preference import PreferenceTuning
+
+    rows = [{"messages": [{"role": "user", "content": f"red {i}"},
+                          {"role": "assistant", "content": "红" if i % 2 else "no idea"}],
+             "label": bool(i % 2)} for i in range(20)]  # fmt: skip
+    path = write_jsonl(tmp_path / "kto.jsonl", rows)
+    config = build_config({"data": {"train": str(path)}})
+    guesses = guess_from_data(config)
+    assert (config.task, config.preference.method) == ("preference", "kto")
+    assert {k["key"] for k in guesses.decided} == {"task", "preference.method"}
+    read = PreferenceTuning(preference={"method": "kto"}).standardize(read_table(path))
+    assert read["target"].tolist()[:2] == ["no idea", "红"]
+    assert read["label"].tolist()[:2] == [False, True]
+    assert read["source"].iloc[0] == "red 0"
+    # a method given is kept: the data only fills what was left unset
+    given = build_config({"data": {"train": str(path)}, "preference": {"method": "dpo"}})
+    guess_from_data(given)
+    assert given.preference.method == "dpo"
+    with pytest.raises(UserError, match=r"row 1: the chat in 'messages' must end with the "
+                                         r"assistant answer"):  # fmt: skip
+        PreferenceTuning(preference={"method": "kto"}).standardize(
+            read_table(
+                write_jsonl(
+                    tmp_path / "bad.jsonl", [{"messages": rows[0]["messages"][:1], "label": True}]
+                )
+            )
+        )

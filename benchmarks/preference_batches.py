@@ -13,8 +13,10 @@ order rotating over the repeats:
 - **tunelab**: batches drawn by length (the rows' ``length`` column, the bucketed sampler);
 - **no checkpointing**: batches by length, TRL's activation checkpointing turned off.
 
-Per arm: the training loop's seconds, the padded tokens the steps compute (TRL's collator
-pads a pair's chosen and rejected rows to the batch's longest), peak memory, and held-out
+Per arm: the training loop's seconds, the padded tokens of TRL's collator's batches (it pads
+a pair's chosen and rejected rows to the batch's longest; the batches are the steps and
+tunelab's stop-token check of the first 64 rows, which is the same in every arm), peak
+memory, and held-out
 preference accuracy (the share of test pairs whose chosen answer gets the higher mean
 log-probability) before and after.
 

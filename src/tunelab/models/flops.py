@@ -270,7 +270,7 @@ def other_cpu_load(own_threads: int) -> float | None:
 
 def utilisation(
     model: Any, tokens: float, seconds: float, sequence_length: float, precision: str,
-    output_share: float = 1.0,
+    output_share: float = 1.0, forward_passes: float = 0.0,
 ) -> dict[str, Any]:  # fmt: skip
     """Tokens/s, FLOPs per token and the share of the machine's peak the training loop used.
 
@@ -279,9 +279,12 @@ def utilisation(
         seconds: the training loop's wall time.
         sequence_length: mean tokens per row (the attention term's ``T``).
         output_share: the share of tokens the output layer ran on.
+        forward_passes: forward-only work per token besides training, in training passes (a
+            preference step's reference model: 1/3).
     """
     device = "cuda" if next(model.parameters()).is_cuda else "cpu"
     per_token = training_flops_per_token(model, sequence_length, output_share)
+    per_token *= 1.0 + forward_passes
     kind = "fp32" if precision == "fp32" else "bf16"
     peak, source = peak_flops(kind, device)
     rate = tokens / seconds if seconds > 0 else 0.0

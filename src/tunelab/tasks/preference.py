@@ -50,6 +50,10 @@ LENGTH_ADVICE = (
     "; a preference model can learn length instead of quality: check that something other "
     "than length separates the answers, or balance them"
 )
+# tuning that raised held-out preference accuracy by no more than this, and the chosen
+# answers' mean log-probability margin (nats per token) by no more than that, learned nothing
+ACCURACY_GAIN = 0.005
+MARGIN_GAIN = 0.01
 REJECTED = "rejected"
 LABEL = "label"
 PROMPT = "prompt_messages"  # the prompt as messages, JSON text (a frame cell holds no list)
@@ -84,22 +88,24 @@ def _activation_checkpointing(config: Any) -> dict[str, bool]:
     return {"activation_checkpointing": True} if "activation_checkpointing" in names else {}
 
 
-def _padded_lengths(
+def _token_counts(
     tokenizer: Any, chats: list[tuple[int, list]], rows: int, max_length: int
-) -> list[int]:
-    """Each training row's tokens as TRL batches it: its longest conversation (a pair's two
-    are padded to one length), cut at ``max_length``. As the ``length`` column, it lets
-    training draw batches of similar lengths (:func:`tunelab.training.sampling
-    .use_bucketed_sampler`): answers of a few dozen to a few thousand tokens otherwise pad
-    every batch to its longest."""
+) -> tuple[list[int], list[int]]:
+    """Each training row's padded length as TRL batches it (its longest conversation: a
+    pair's two are padded to one length) and its tokens (all its conversations), cut at
+    ``max_length``. As the ``length`` column, the first lets training draw batches of similar
+    lengths (:func:`tunelab.training.sampling.use_bucketed_sampler`): answers of a few dozen
+    to a few thousand tokens otherwise pad every batch to its longest."""
+    lengths, tokens = [0] * rows, [0] * rows
     texts = [tokenizer.apply_chat_template(chat, tokenize=False) for _, chat in chats]
-    encoded = (
-        tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] if texts else []
-    )
-    lengths = [0] * rows
+    if not texts:
+        return lengths, tokens
+    encoded = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
     for (row, _), ids in zip(chats, encoded, strict=True):
-        lengths[row] = max(lengths[row], min(len(ids) + 1, max_length))
-    return lengths
+        kept = min(len(ids) + 1, max_length)
+        lengths[row] = max(lengths[row], kept)
+        tokens[row] += kept
+    return lengths, tokens
 
 
 def _prompt_source(columns: set[str], prompt_column: str) -> tuple[str, str] | None:
@@ -149,6 +155,7 @@ class PreferenceTuning(CausalGeneration):
     """DPO, ORPO or KTO on a causal model; answers, metrics and serving as ``causal-lm``."""
 
     name = "preference"
+    judged_by = ("preference_accuracy", "logp_margin")  # the scores a run is judged by
     scored_before_training = True  # held-out preference accuracy before vs. after
     packs_rows = False
     batch_tokens_from_rows = False
@@ -414,8 +421,25 @@ class PreferenceTuning(CausalGeneration):
                 "so no answer would be trained; raise model.max_length to keep them",
                 too_long, len(frame), max_length,
             )  # fmt: skip
-        rows["length"] = _padded_lengths(tokenizer, chats, len(rows["prompt"]), max_length)
+        rows["length"], rows["tokens"] = _token_counts(
+            tokenizer, chats, len(rows["prompt"]), max_length
+        )
         return Dataset.from_dict(rows)
+
+    def trained_tokens(self, dataset: Any) -> tuple[int, float]:
+        """The tokens a training epoch runs through the model (a pair's chosen and rejected
+        sequences both, from the ``tokens`` column :meth:`encode` writes) and their mean
+        sequence length, for the run's throughput line."""
+        total = int(sum(dataset["tokens"]))
+        sequences = len(dataset) * (2 if self.paired else 1)
+        return total, total / max(sequences, 1)
+
+    @property
+    def forward_passes(self) -> float:
+        """Forward-only passes a step also runs per trained token, in training passes (a
+        forward is a third of forward and backward): the reference model's (DPO, KTO) and
+        KTO's KL estimate on mismatched pairs (policy and reference); ORPO has none."""
+        return {"dpo": 1 / 3, "kto": 1 / 3 + 2 / 3}.get(self.preference["method"], 0.0)
 
     def trainer_setup(
         self, model: Any, tokenizer: Any, loss: Any, train: Any, validation: Any
@@ -511,6 +535,26 @@ class PreferenceTuning(CausalGeneration):
             if good.any() and (~good).any():
                 scores["reward_margin"] = float(reward[good].mean() - reward[~good].mean())
         return scores
+
+    def before_warning(
+        self, split: str, tuned: dict[str, Any], untuned: dict[str, Any]
+    ) -> str | None:
+        """A sentence when tuning moved neither the held-out preference accuracy nor the
+        chosen answers' log-probability margin: what preference tuning is for, where the
+        generation metrics the other text tasks are judged by only follow."""
+        found = [scores.get(key) for scores in (tuned, untuned) for key in self.judged_by]
+        if not all(isinstance(v, (int, float)) for v in found):
+            return None
+        ours, margin, theirs, before = (float(v) for v in found)  # type: ignore[arg-type]
+        if ours - theirs > ACCURACY_GAIN or margin - before > MARGIN_GAIN:
+            return None
+        return (
+            f"the fine-tuned model's {split} preference_accuracy {ours:.3f} is not above the "
+            f"untuned model's {theirs:.3f} and the chosen answers' log-probability margin "
+            f"barely moved ({before:.3f} to {margin:.3f} per token): the model has not "
+            "learned the preference; try more epochs or pairs, or a higher "
+            "training.learning_rate"
+        )
 
     def predictions(self, outputs: list[str], frame: pd.DataFrame) -> list[dict[str, Any]]:
         records = super().predictions(outputs, frame)

@@ -620,7 +620,10 @@ def fit(parts: RunParts, resume: bool = False, callbacks: list[Any] | None = Non
 def _throughput(parts: RunParts, trainer: Any, step_seconds: float) -> dict[str, Any]:
     """Tokens/s of the training steps, FLOPs per token and the share of the machine's peak
     (MFU), logged and returned; empty for inputs without tokens (images)."""
-    tokens = parts.data_report.get("tokens") or {}
+    tokens = dict(parts.data_report.get("tokens") or {})
+    counted = getattr(parts.task, "trained_tokens", None)  # rows that train several sequences
+    if counted is not None and tokens:
+        tokens["total"], tokens["mean"] = counted(parts.encoded["train"])
     epochs = float(getattr(trainer.state, "epoch", 0) or 0)
     if not tokens.get("total") or step_seconds <= 0 or not epochs:
         return {}
@@ -630,7 +633,8 @@ def _throughput(parts: RunParts, trainer: Any, step_seconds: float) -> dict[str,
 
         share = answer_share(parts.encoded["train"])
     found = utilisation(trainer.model, tokens["total"] * epochs, step_seconds, tokens["mean"],
-                        parts.precision, output_share=share)  # fmt: skip
+                        parts.precision, output_share=share,
+                        forward_passes=getattr(parts.task, "forward_passes", 0.0))  # fmt: skip
     shared = ""
     if trainer.model.device.type == "cpu":
         import torch
@@ -668,8 +672,10 @@ def _scores_before_training(parts: RunParts) -> dict[str, Any]:
     )
     scores = task.evaluate_outputs(outputs, test)
     flat = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
-    # generation's main metric is the loss, which no generated text has: name its text scores
-    shown = (
+    # generation's main metric is the loss, which no generated text has: name its text
+    # scores, or the scores the task is judged by (preference tuning's)
+    judged = [key for key in getattr(task, "judged_by", ()) if key in flat]
+    shown = judged or (
         [task.main_metric]
         if task.main_metric in flat
         else [key for key in flat if key != "examples" and not key.endswith("_share")][:4]

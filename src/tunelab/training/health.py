@@ -79,7 +79,11 @@ def before_warning(
     task: Any, split: str, tuned: dict[str, Any], untuned: dict[str, Any] | None
 ) -> str | None:
     """A sentence when tuning did not improve on the untouched model's own scores (a chat
-    model answering zero-shot, a pretrained sentence encoder); generation is judged by chrF."""
+    model answering zero-shot, a pretrained sentence encoder); generation is judged by chrF,
+    and a task with its own ``before_warning`` (preference tuning) by that."""
+    own = getattr(task, "before_warning", None)  # a task judged by its own scores
+    if own is not None:
+        return own(split, tuned, untuned or {})
     metric, higher = task.main_metric, task.greater_is_better
     if metric == "loss" and "chrf" in tuned:  # as runs.main_metric judges generation
         metric, higher = "chrf", True

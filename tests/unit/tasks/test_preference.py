@@ -122,3 +122,51 @@ def test_the_doctor_names_same_answers_and_a_length_bias():
     found = task.doctor_lines(task.diagnose({"train": task.standardize(balanced)}, False, 0))
     line = next(line for line in found if "the longer one in" in line)
     assert "in 50% of pairs" in line and "instead of quality" not in line
+
+
+def test_a_run_that_moved_no_preference_says_it_learned_nothing():
+    from tunelab.training.health import final_warnings
+
+    task = PreferenceTuning(preference={"method": "dpo"})
+    untuned = {"preference_accuracy": 0.5, "logp_margin": -0.090, "chrf": 0.79, "examples": 8}
+    still = {**untuned, "logp_margin": -0.0896, "chrf": 0.91}  # chrF moved by chance alone
+    warnings = final_warnings(task, {"test": still, "before": {"test": untuned}}, [], [])
+    assert any("has not learned the preference" in w and "0.500" in w for w in warnings)
+    for learned in ({"preference_accuracy": 0.625}, {"logp_margin": 0.2}):
+        tuned = {**still, **learned}
+        warnings = final_warnings(task, {"test": tuned, "before": {"test": untuned}}, [], [])
+        assert not any("preference" in w for w in warnings)
+
+
+def test_pairs_carry_their_padded_length_and_both_answers_tokens(tiny_llama):
+    from transformers import AutoTokenizer
+
+    from tunelab.models.flops import utilisation
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    task = PreferenceTuning(preference={"method": "dpo"})
+    frame = task.standardize(pd.DataFrame([
+        {"prompt": "red cat", "chosen": "红", "rejected": "no idea at all, really"},
+        {"prompt": "big dog " * 6, "chosen": "大狗", "rejected": "no"},
+    ]))  # fmt: skip
+    encoded = task.encode(frame, tokenizer, max_length=64)
+
+    def tokens(row: dict, answer: str) -> int:
+        chat = [*row["prompt"], {"role": "assistant", "content": answer}]
+        return len(tokenizer(tokenizer.apply_chat_template(chat, tokenize=False),
+                             add_special_tokens=False)["input_ids"]) + 1  # fmt: skip
+
+    rows = encoded.to_list()
+    sizes = [[tokens(r, r["chosen"][0]["content"]), tokens(r, r["rejected"][0]["content"])]
+             for r in rows]  # fmt: skip
+    assert encoded["length"] == [max(pair) for pair in sizes]
+    assert encoded["tokens"] == [sum(pair) for pair in sizes]
+    total, mean = task.trained_tokens(encoded)
+    assert total == sum(map(sum, sizes)) and mean == total / 4
+    # the reference model's forward pass is a third of a training pass more work a token
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    plain = utilisation(model, total, 1.0, mean, "fp32")["flops_per_token"]
+    dpo = utilisation(model, total, 1.0, mean, "fp32", forward_passes=task.forward_passes)
+    assert dpo["flops_per_token"] == pytest.approx(plain * 4 / 3, rel=1e-5)

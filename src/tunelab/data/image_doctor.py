@@ -300,6 +300,8 @@ def image_doctor_lines(report: dict[str, Any]) -> list[str]:
         source = s.get("file", "")
         balance = s.get("class_balance")
         count = f"{s.get('images_read', s['rows'])} images"
+        if s.get("image_uses", 0) > s.get("images_read", s["rows"]):  # reused by chats
+            count += f" ({s['image_uses']} uses in {s['rows']} conversations)"
         if balance and balance["classes"]:
             low, high = min(balance["counts"].values()), max(balance["counts"].values())
             count += (f", {balance['classes']} classes ({low} to {high} images each, imbalance "

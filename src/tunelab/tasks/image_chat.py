@@ -193,16 +193,24 @@ class ImageTextToText(ImageToText):
     # -- the doctor ---------------------------------------------------------------------
 
     def image_frames(self, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-        """Every image of every conversation, a row each, so that the doctor's duplicates,
+        """Every image of the conversations, a row each, so that the doctor's duplicates,
         near duplicates, size outliers and leakage between splits cover them all (the
-        report names them by their conversation's row: :meth:`diagnose`)."""
+        report names them by their conversation's row: :meth:`diagnose`). An image file used
+        again (two questions about one chart, in one conversation or several) is one row,
+        under its first conversation: asking about it twice is no duplicate; in another
+        split it is still leakage."""
         images = {}
-        self._image_rows = {}
+        self._image_rows, self._image_uses = {}, {}
         for split, frame in frames.items():
-            pairs = [(row, image) for row, stored in frame[CHAT].items()
-                     for image in _chat_of(stored)["images"]]  # fmt: skip
-            self._image_rows[split] = [row for row, _ in pairs]
-            images[split] = pd.DataFrame({PATH: [image for _, image in pairs]})
+            first: dict[Any, Any] = {}  # image (path or bytes) -> the row that first uses it
+            uses = 0
+            for row, stored in frame[CHAT].items():
+                for image in _chat_of(stored)["images"]:
+                    first.setdefault(image, row)
+                    uses += 1
+            self._image_rows[split] = list(first.values())
+            self._image_uses[split] = uses
+            images[split] = pd.DataFrame({PATH: list(first)})
             images[split].attrs = dict(frame.attrs)
         return images
 
@@ -215,6 +223,7 @@ class ImageTextToText(ImageToText):
         for split, section in report.get("images", {}).items():
             _conversation_rows(section, self._image_rows[split])
             section["rows"] = len(frames[split])
+            section["image_uses"] = self._image_uses[split]
         for key, section in report.get("leakage", {}).items():
             held = key.split("_in_")[0]
             if isinstance(section, dict) and held in self._image_rows:

@@ -232,6 +232,34 @@ def test_the_doctor_sees_every_image_of_a_conversation_and_names_its_row(tmp_pat
     assert any("7 images" in line for line in said), said
 
 
+def test_one_image_asked_about_twice_is_no_duplicate_but_still_leaks(tmp_path: Path) -> None:
+    """Two questions about one image file (in one conversation, or two) are one image to the
+    doctor, said with its uses; the same file in the test split is still leakage."""
+    from tunelab.data.image_doctor import image_doctor_lines
+    from tunelab.data.load import read_table
+    from tunelab.tasks.image_chat import ImageTextToText
+
+    chats = make_chats(tmp_path / "data", rows=4)
+    lines = chats.read_text(encoding="utf-8").splitlines()
+    twice = {"images": ["img/0.png", "img/0.png"], "messages": [
+        {"role": "user", "content": "<image>what colour is it"},
+        {"role": "assistant", "content": "red"},
+        {"role": "user", "content": "<image>and now"},
+        {"role": "assistant", "content": "still red"}]}  # fmt: skip
+    chats.write_text("\n".join([*lines, json.dumps(twice)]) + "\n", encoding="utf-8")
+    held = tmp_path / "data" / "test.jsonl"
+    held.write_text(json.dumps({**twice, "images": ["img/0.png", "img/0.png"]}) + "\n", "utf-8")
+    task = ImageTextToText()
+    frames = {"train": task.standardize(read_table(chats)),
+              "test": task.standardize(read_table(held))}  # fmt: skip
+    report = task.diagnose(frames, find_label_errors=False, seed=0)
+    train = report["images"]["train"]
+    assert (train["images_read"], train["image_uses"], train.get("duplicates", 0)) == (4, 6, 0)
+    assert report["leakage"]["test_in_train"]["exact"] == 1
+    assert any("4 images (6 uses in 5 conversations)" in line
+               for line in image_doctor_lines(report))  # fmt: skip
+
+
 def test_bad_chats_are_one_line_and_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
     import sys
 

@@ -512,13 +512,13 @@ def explain(
     image and audio models, occlusion maps of files (--text PATH or --input FOLDER)."""
     from tunelab.explain import explain_loaded, render_page
     from tunelab.explain.explainer import media_frame, texts_from_file, top_tokens
-    from tunelab.models.trained import load_trained
+    from tunelab.models.trained import load_trained, trained_task
 
     if (text is None) == (input is None):
         raise UserError(
             "give either texts (--text) or an input file (--input), not both or neither"
         )
-    loaded, tokenizer, task, max_length = load_trained(model)
+    task = trained_task(model)  # the options are checked before the weights load
     text_options = {
         "--steps": steps != 32,
         "--layer": layer != -1,
@@ -533,6 +533,7 @@ def explain(
                 f"{', '.join(given)} apply to text models; this {task.name} model is explained "
                 "by occlusion: leave them out (--parts sets how finely)"
             )
+        loaded, tokenizer, task, max_length = load_trained(model)
         _explain_files(loaded, tokenizer, task, media_frame(task, text, input, limit), target,
                        parts, output, json_output, f"Explanations: {model}")  # fmt: skip
         return
@@ -541,6 +542,7 @@ def explain(
             f"--parts applies to image and audio models; this {task.name} model is explained "
             "token by token: leave it out (--steps sets the integration steps)"
         )
+    loaded, tokenizer, task, max_length = load_trained(model)
     texts = list(text) if text else texts_from_file(input, text_column, encoding, limit)
     explanations = explain_loaded(loaded, tokenizer, task, texts, steps, target, layer, head,
                                   max_length)  # fmt: skip

@@ -44,6 +44,16 @@ def save_base_settings(model: Any, folder: Path) -> None:
         model.generation_config.save_pretrained(folder)
 
 
+def trained_task(model_or_run: str | Path) -> Task:
+    """The task a tunelab model folder (or run folder) was trained for, read from its
+    ``config.json`` without loading the weights: what a command checks its options against
+    before it loads them."""
+    from transformers import AutoConfig
+
+    path = model_folder(model_or_run)
+    return task_from_model_config(from_pretrained(AutoConfig, str(path)))
+
+
 def load_trained(model_or_run: str | Path, device: str = "auto") -> tuple[Any, Any, Task, int]:
     """Load a tunelab model folder (or a run folder holding ``model/``).
 

@@ -224,8 +224,11 @@ def test_the_cli_says_when_no_token_moved_the_score(monkeypatch, tmp_path):
     flat = {"text": "ok", "target": "positive", "tokens": ["[CLS]", "o", "k", "[SEP]"],
             "special": [True, False, False, True],
             "attributions": [0.0, 1e-5, 2e-4, 0.0]}  # fmt: skip
-    text_model = (None, None, SimpleNamespace(explains="text", name="text-classification"), 512)
-    monkeypatch.setattr(tunelab.models.trained, "load_trained", lambda *args: text_model)
+    task = SimpleNamespace(explains="text", name="text-classification")
+    loads = []
+    monkeypatch.setattr(tunelab.models.trained, "trained_task", lambda *args: task)
+    monkeypatch.setattr(tunelab.models.trained, "load_trained",
+                        lambda *args: loads.append(args) or (None, None, task, 512))  # fmt: skip
     monkeypatch.setattr(tunelab.explain, "explain_loaded", lambda *args: [flat])
     monkeypatch.setattr(tunelab.explain, "render_page", lambda *args: "<html></html>")
     done = CliRunner().invoke(app, ["explain", str(tmp_path), "--text", "ok",
@@ -235,3 +238,4 @@ def test_the_cli_says_when_no_token_moved_the_score(monkeypatch, tmp_path):
     refused = CliRunner().invoke(app, ["explain", str(tmp_path), "--text", "ok", "--parts", "4",
                                        "--output", str(tmp_path / "y.html")])  # fmt: skip
     assert "--parts applies to image and audio models" in str(refused.exception)
+    assert len(loads) == 1  # the refusal came before the weights were loaded

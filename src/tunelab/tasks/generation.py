@@ -22,6 +22,7 @@ from typing_extensions import Self  # typing.Self from Python 3.11
 from tunelab.data.chat_formats import CONVERSATIONS, INSTRUCTION, OUTPUT
 from tunelab.data.columns import holds_lists
 from tunelab.data.doctor import diagnose, leakage_lines, split_findings
+from tunelab.errors import UserError
 from tunelab.evaluation import report_generation
 from tunelab.evaluation.generation import generation_metrics
 from tunelab.inference import Generations, generate_in_batches
@@ -524,6 +525,14 @@ class CausalGeneration(_Generation):
                 if not tokenizer.chat_template:
                     rows.append(plain_text_and_spans(tokenizer, prefix + row[SOURCE], row[TARGET]))
                     continue
+            elif not tokenizer.chat_template:
+                raise UserError(
+                    f"{frame.attrs.get('source', 'the data')} holds chats, which are rendered "
+                    "with the model's chat template, and this model's tokenizer has none: start "
+                    "from a chat model (its tokenizer_config.json has a chat_template), or give "
+                    "single-turn rows as prompt/completion (or Alpaca rows without system or "
+                    "history), which a base model reads as plain text"
+                )
             rows.append(chat_text_and_spans(tokenizer, messages))
         return rows
 

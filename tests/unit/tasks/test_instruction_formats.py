@@ -184,3 +184,18 @@ def test_a_kto_chat_file_is_guessed_as_kto_and_its_last_turn_is_the_answer(tmp_p
                 )
             )
         )
+
+
+def test_chats_for_a_model_without_a_chat_template_stop_with_the_fix(llama_tokenizer, tmp_path):
+    chats = [{"conversations": [{"from": "human", "value": "red"},
+                                {"from": "gpt", "value": "红"}]}]  # fmt: skip
+    task = CausalGeneration()
+    frame = task.standardize(read_table(write_jsonl(tmp_path / "chats.jsonl", chats)))
+    llama_tokenizer.chat_template = None
+    with pytest.raises(UserError, match=r"chats.jsonl holds chats.*tokenizer has none.*"
+                                         r"prompt/completion"):  # fmt: skip
+        task.token_lengths(frame, llama_tokenizer)
+    # single-turn Alpaca rows need no template: a base model reads them as plain text
+    alpaca = [{"instruction": "Translate.", "input": "red", "output": "红"}]
+    plain = task.standardize(read_table(write_jsonl(tmp_path / "a.jsonl", alpaca)))
+    assert task.token_lengths(plain, llama_tokenizer)[0] > 3

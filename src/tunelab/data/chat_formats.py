@@ -77,10 +77,15 @@ def _part_text(part: Any, number: int, where: str) -> str:
     kind = part.get("type") if isinstance(part, dict) else None
     if kind == "text":
         return str(part.get("text", part.get("value", "")))
-    if kind in ("image", "image_url", "video", "audio"):
+    if kind in ("image", "image_url"):
         raise UserError(
-            f"{where}: message {number} holds an {kind.split('_')[0]}; chats with images train "
-            "with --task image-text-to-text"
+            f"{where}: message {number} holds an image; chats with images train with --task "
+            "image-text-to-text"
+        )
+    if kind in ("video", "audio"):
+        raise UserError(
+            f"{where}: message {number} holds {kind}, and tunelab trains chats of text and "
+            "images only; drop those parts or rows"
         )
     raise UserError(f"{where}: message {number} has a content part that is not text")
 

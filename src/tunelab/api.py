@@ -291,25 +291,27 @@ def doctor_task(
         UserError: for a table two tasks fit equally well, naming both and ``--task``.
     """
     from tunelab.tasks.audio_classification import AudioClassification
-    from tunelab.training.guesses import guess_task
+    from tunelab.training.guesses import task_fit
 
     train, *_ = _expanded(data, validation, test)
     if train.is_dir() and not is_saved_dataset(train):
         if folder_media_kinds(train) == {"audio"}:
-            task, evidence = AudioClassification.name, "a folder of class sub-folders of audio"
+            task, evidence = AudioClassification.name, "is a folder of class sub-folders of audio"
         else:
-            task, evidence = ImageClassification.name, "a folder of class sub-folders"
+            task, evidence = ImageClassification.name, "is a folder of class sub-folders"
     elif train.is_file() and detect_format(train, format) == "conll":
-        task, evidence = TokenClassification.name, "a CoNLL file of tokens and their tags"
+        task, evidence = TokenClassification.name, "is a CoNLL file of tokens and their tags"
     elif columns_given:
         return TextClassification.name
     else:
         config = build_config({"data": {"train": str(train), "format": format}})
         sample = read_table(train, format, max_rows=GUESS_ROWS, skip_bad_lines=True)
-        fitted = guess_task(config, sample)
-        # the checks read the task again, and their guess line names it with its columns
-        return TextClassification.name if fitted is None else fitted
-    log.info("doctor: %s checks, as %s is %s (--task overrides)", task, train, evidence)
+        fitted, reason = task_fit(config, sample)
+        if fitted is None or fitted == TextClassification.name:
+            # the checks read the columns again, and their guess line names them
+            return TextClassification.name
+        task, evidence = fitted, f"holds {reason}"
+    log.info("doctor: %s checks, as %s %s (--task overrides)", task, train, evidence)
     return task
 
 

@@ -85,14 +85,17 @@ def guess_from_data(config: RunConfig, train: pd.DataFrame | None = None) -> Gue
     return guesses
 
 
-def guess_task(config: RunConfig, train: pd.DataFrame) -> str | None:
+def task_fit(config: RunConfig, train: pd.DataFrame) -> tuple[str | None, str | None]:
     """The task the training table fits best, as :func:`guess_from_data` decides it, without
-    changing ``config`` or logging; None when no task fits.
+    changing ``config`` or logging, and the reason its fit gives (``"Alpaca
+    'instruction'/'output' columns"``), for a command that says why; ``(None, None)`` when no
+    task fits.
 
     Raises:
         UserError: when two tasks fit equally well, naming both and ``--task``.
     """
-    return _strongest_fit(config, train, frozenset(given_keys(config)))[0]
+    name, fit = _strongest_fit(config, train, frozenset(given_keys(config)))
+    return name, fit.reason if fit is not None else None
 
 
 def _fit(

@@ -202,3 +202,16 @@ def test_chats_for_a_model_without_a_chat_template_stop_with_the_fix(llama_token
     alpaca = [{"instruction": "Translate.", "input": "red", "output": "红"}]
     plain = task.standardize(read_table(write_jsonl(tmp_path / "a.jsonl", alpaca)))
     assert task.token_lengths(plain, llama_tokenizer)[0] > 3
+
+
+def test_the_doctor_says_which_task_it_checks_and_why(tmp_path, caplog):
+    from tunelab.api import doctor_task
+
+    rows = [{"instruction": "Translate.", "input": "red", "output": "红"}] * 5
+    path = write_jsonl(tmp_path / "alpaca.jsonl", rows)
+    with caplog.at_level("INFO", logger="tunelab"):
+        assert doctor_task(path) == "causal-lm"
+    assert "doctor: causal-lm checks, as " in caplog.text
+    assert "alpaca.jsonl holds Alpaca 'instruction'/'output' columns (--task overrides)" in (
+        caplog.text
+    )

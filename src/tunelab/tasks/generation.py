@@ -42,6 +42,8 @@ from tunelab.tasks.stop_tokens import check_stop_tokens, closing_token
 from tunelab.tasks.token_windows import IGNORE
 
 log = logging.getLogger("tunelab")
+ANSWER_SAMPLE = 10_000  # training answers tokenised to compare with max_new_tokens
+LONGER_ANSWERS = 0.1  # a warning when more than this share of them is longer
 
 
 def generation_doctor_lines(report: dict[str, Any]) -> list[str]:
@@ -351,6 +353,29 @@ class _Generation:
             "; ".join(problems) + ": the model has not learned to answer; try more epochs, a "
             "higher training.learning_rate or a larger pretrained model (--model)"
         )
+
+    def answer_room(self, train: pd.DataFrame, tokenizer: Any) -> dict[str, Any] | None:
+        """How the training answers' token lengths (up to 10,000 rows) compare with
+        ``max_new_tokens``, with a warning when more than a tenth are longer: generated
+        answers are cut there, scored short, and counted as answers that never stop."""
+        if TARGET not in train.columns or not len(train):
+            return None
+        answers = train[TARGET].dropna().astype(str)
+        answers = answers.sample(min(len(answers), ANSWER_SAMPLE), random_state=0)
+        if not len(answers):
+            return None
+        encoded = tokenizer(answers.tolist(), add_special_tokens=False, verbose=False)
+        lengths = np.array([len(ids) + 1 for ids in encoded["input_ids"]])  # + the stop token
+        cap, p95 = int(self.settings["max_new_tokens"]), int(np.percentile(lengths, 95))
+        longer = float((lengths > cap).mean())
+        if longer > LONGER_ANSWERS:
+            log.warning(
+                "generation.max_new_tokens is %d and %.0f%% of the training answers are longer "
+                "(95th percentile %d tokens): generated answers are cut there, scored short and "
+                "counted as not stopping; raise it with --set generation.max_new_tokens=%d",
+                cap, 100 * longer, p95, p95,
+            )  # fmt: skip
+        return {"p95": p95, "max_new_tokens": cap, "longer_share": round(longer, 4)}
 
     def baseline_outputs(self, splits: dict[str, pd.DataFrame], seed: int = 0) -> dict[str, Any]:
         """No built-in baseline for generation (benchmarks/ has a translation memory)."""

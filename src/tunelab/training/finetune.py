@@ -512,6 +512,10 @@ def _max_length(
     if length_limit and config.peft.method in PROMPT_METHODS:  # virtual tokens take positions
         length_limit -= config.peft.num_virtual_tokens
     lengths, measured = count_tokens(task, train, tokenizer, length_limit)
+    room = getattr(task, "answer_room", None)  # generation: do the answers fit their budget
+    answers = room(train, tokenizer) if room is not None else None
+    if answers:
+        data_report["answer_tokens"] = answers
     max_length = choose_max_length(lengths, length_limit, config.model.max_length)
     if task.input_kind != "text":
         count = getattr(task, "image_tokens", None)  # a model that reads images as tokens

@@ -215,3 +215,22 @@ def test_the_doctor_says_which_task_it_checks_and_why(tmp_path, caplog):
     assert "alpaca.jsonl holds Alpaca 'instruction'/'output' columns (--task overrides)" in (
         caplog.text
     )
+
+
+def test_answers_longer_than_max_new_tokens_are_warned_of(llama_tokenizer, caplog):
+    import pandas as pd
+
+    frame = pd.DataFrame({"source": ["red"] * 10,
+                          "target": ["红"] * 8 + ["red cat big dog " * 8] * 2})  # fmt: skip
+    short = CausalGeneration(settings={"max_new_tokens": 8})
+    with caplog.at_level("WARNING", logger="tunelab"):
+        found = short.answer_room(frame, llama_tokenizer)
+    assert found["longer_share"] == 0.2 and found["p95"] > 8
+    assert "generation.max_new_tokens is 8 and 20% of the training answers are longer" in (
+        caplog.text
+    )
+    caplog.clear()
+    roomy = CausalGeneration(settings={"max_new_tokens": 128})
+    with caplog.at_level("WARNING", logger="tunelab"):
+        assert roomy.answer_room(frame, llama_tokenizer)["longer_share"] == 0.0
+    assert "max_new_tokens" not in caplog.text

@@ -336,6 +336,18 @@ class _Generation:
 
     def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
         """A sentence when most generations are empty, identical or looping, else ``None``."""
+        problems = self.answer_problems(scores, examples)
+        if not problems:
+            return None
+        return (
+            "; ".join(problems) + ": the model has not learned to answer; try more epochs, a "
+            "higher training.learning_rate or a larger pretrained model (--model)"
+        )
+
+    @staticmethod
+    def answer_problems(scores: dict[str, Any], examples: int) -> list[str]:
+        """What is wrong with most generated answers: empty, identical, looping, or running
+        to ``max_new_tokens`` without a stop token (five answers at least)."""
         problems = [
             f"{100 * scores[key]:.0f}% of the outputs are {what}"
             for key, what in (("empty_share", "empty"), ("same_output_share", "the same text"),
@@ -347,12 +359,7 @@ class _Generation:
             problems.append(
                 f"{share:.0f}% of the outputs run to max_new_tokens without a stop token"
             )
-        if not problems:
-            return None
-        return (
-            "; ".join(problems) + ": the model has not learned to answer; try more epochs, a "
-            "higher training.learning_rate or a larger pretrained model (--model)"
-        )
+        return problems
 
     def answer_room(self, train: pd.DataFrame, tokenizer: Any) -> dict[str, Any] | None:
         """How the training answers' token lengths (up to 10,000 rows) compare with

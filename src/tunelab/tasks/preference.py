@@ -536,6 +536,19 @@ class PreferenceTuning(CausalGeneration):
                 scores["reward_margin"] = float(reward[good].mean() - reward[~good].mean())
         return scores
 
+    def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
+        """A sentence when most answers are broken, with the advice for preference tuning,
+        which pulls a model away from where it started: too hard, and it stops answering."""
+        problems = self.answer_problems(scores, examples)
+        if not problems:
+            return None
+        return (
+            "; ".join(problems) + ": the tuned model's answers are broken; preference tuning "
+            "pulls a model away from where it started, and too far it stops answering: try a "
+            "lower training.learning_rate, a higher preference.beta or LoRA (--peft lora), and "
+            "start from an instruction-tuned model if the untuned one could not answer either"
+        )
+
     def before_warning(
         self, split: str, tuned: dict[str, Any], untuned: dict[str, Any]
     ) -> str | None:

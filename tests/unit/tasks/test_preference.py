@@ -170,3 +170,13 @@ def test_pairs_carry_their_padded_length_and_both_answers_tokens(tiny_llama):
     plain = utilisation(model, total, 1.0, mean, "fp32")["flops_per_token"]
     dpo = utilisation(model, total, 1.0, mean, "fp32", forward_passes=task.forward_passes)
     assert dpo["flops_per_token"] == pytest.approx(plain * 4 / 3, rel=1e-5)
+
+
+def test_broken_answers_after_preference_tuning_advise_a_gentler_run():
+    task = PreferenceTuning(preference={"method": "dpo"})
+    broken = {"eos_ending_share": 0.0, "same_output_share": 0.59, "examples": 29}
+    said = task.learning_warning(broken, 29)
+    assert "59% of the outputs are the same text" in said
+    assert "lower training.learning_rate, a higher preference.beta or LoRA" in said
+    assert "higher training.learning_rate" not in said  # the causal-lm advice would harm
+    assert task.learning_warning({"eos_ending_share": 0.9, "examples": 29}, 29) is None

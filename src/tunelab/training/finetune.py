@@ -487,6 +487,7 @@ def _resolve_learning_rate(config: RunConfig, model: Any, inputs: str) -> dict[s
         config.peft.method,
         config.training.method,
         inputs,
+        preference=config.task == "preference",
     )
     config.training.learning_rate = rate
     log.info("training.learning_rate auto: %g for %s (--set training.learning_rate=... "

@@ -20,6 +20,9 @@ adapters (LoRA, QLoRA, IA3)            10x full,    zh-bert-mini: LoRA best at 1
                                        at most 1e-3
 prompt / prefix tuning                 1e-2         PEFT's examples
 few-shot (contrastive body)            full / 5     zh-bert-mini: 1e-4; SetFit's 2e-5
+preference tuning (DPO, ORPO, KTO)     the above    LLaMA-Factory's dpo_zh_demo pairs:
+                                       / 10         at 5e-4 zh-llama-mini's answers
+                                                    broke, at 5e-5 they held
 =====================================  ===========  =====================================
 """
 
@@ -35,6 +38,9 @@ LARGE_RATE = 1e-5
 ADAPTER_FACTOR, ADAPTER_CAP = 10.0, 1e-3
 PROMPT_RATE = 1e-2
 FEW_SHOT_FACTOR = 0.2
+# preference tuning pulls a model away from where it started; at the SFT rate zh-llama-mini's
+# answers collapsed on LLaMA-Factory's dpo_zh_demo pairs (README, "Preference tuning")
+PREFERENCE_FACTOR = 0.1
 
 
 def default_learning_rate(
@@ -43,6 +49,7 @@ def default_learning_rate(
     peft_method: str = "none",
     method: str = "full",
     inputs: str = "text",
+    preference: bool = False,
 ) -> tuple[float, str]:
     """The rate for a model of ``parameters`` (its base, before adapters), and why.
 
@@ -53,10 +60,20 @@ def default_learning_rate(
         method: ``full`` or ``few-shot``.
         inputs: what the model reads (``text``, ``image``, ``audio``): a random audio
             encoder learns faster at twice the rate of a random text or image one.
+        preference: preference tuning (DPO, ORPO, KTO): a tenth of the rate.
 
     Returns:
         The rate and a short reason for the log line.
     """
+    rate, reason = _rate(parameters, scratch, peft_method, method, inputs)
+    if preference:
+        return rate * PREFERENCE_FACTOR, f"preference tuning (a tenth of the rate for {reason})"
+    return rate, reason
+
+
+def _rate(
+    parameters: int, scratch: bool, peft_method: str, method: str, inputs: str
+) -> tuple[float, str]:
     millions = f"{parameters / 1e6:.1f}M parameters"
     if scratch and inputs == "audio":
         return SCRATCH_AUDIO_RATE, f"randomly initialised audio model ({millions})"

@@ -322,3 +322,10 @@ def test_a_tuned_chat_model_no_better_than_untuned_says_so():
     assert any("test chrf 44.0000 is below the untuned model's 47.0000" in w for w in worse)
     better = final_warnings(task, {"test": tuned, "before": {"test": {"chrf": 30.0}}}, [], [])
     assert not any("untuned" in w for w in better)
+
+
+def test_preference_tuning_takes_a_tenth_of_the_rate():
+    for peft in ("none", "lora"):
+        sft, _ = default_learning_rate(5_300_000, False, peft)
+        rate, reason = default_learning_rate(5_300_000, False, peft, preference=True)
+        assert rate == pytest.approx(sft / 10) and reason.startswith("preference tuning")

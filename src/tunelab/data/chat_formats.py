@@ -46,6 +46,26 @@ def sharegpt_role(sender: Any, number: int, where: str) -> str:
     )
 
 
+def role_and_content(message: Any, number: int, where: str) -> tuple[str, Any]:
+    """A message's OpenAI role and its content as written: ``{role, content}`` or ShareGPT's
+    ``{from, value}``.
+
+    Raises:
+        UserError: naming the message, for a message that is no object or an unknown role or
+            sender.
+    """
+    if not isinstance(message, dict):
+        raise UserError(f"{where}: message {number} is not an object with role and content")
+    if "from" in message and "role" not in message:  # ShareGPT
+        return sharegpt_role(message["from"], number, where), message.get("value")
+    role = message.get("role")
+    if role not in ROLES:
+        raise UserError(
+            f"{where}: message {number} has role {role!r}; use one of {', '.join(ROLES)}"
+        )
+    return role, message.get("content")
+
+
 def chat_turn(message: Any, number: int, where: str) -> dict[str, str]:
     """One message as ``{"role", "content"}``: OpenAI's ``{role, content}``, its content text
     or a list of text parts (``{"type": "text", "text"|"value": ...}``), or ShareGPT's
@@ -55,17 +75,7 @@ def chat_turn(message: Any, number: int, where: str) -> dict[str, str]:
         UserError: naming the message, for an unknown role or sender, an image part (a chat
             with images is another task) or no text.
     """
-    if not isinstance(message, dict):
-        raise UserError(f"{where}: message {number} is not an object with role and content")
-    if "from" in message and "role" not in message:  # ShareGPT
-        role = sharegpt_role(message["from"], number, where)
-        content = message.get("value")
-    else:
-        role, content = message.get("role"), message.get("content")
-        if role not in ROLES:
-            raise UserError(
-                f"{where}: message {number} has role {role!r}; use one of {', '.join(ROLES)}"
-            )
+    role, content = role_and_content(message, number, where)
     if isinstance(content, (list, np.ndarray)):
         content = "".join(_part_text(part, number, where) for part in content)
     if not isinstance(content, str) or not content.strip():

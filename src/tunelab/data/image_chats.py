@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from tunelab.data.chat_formats import ROLES, sharegpt_role
+from tunelab.data.chat_formats import role_and_content
 from tunelab.data.images import ImageBombError, image_problem
 from tunelab.errors import UserError
 
@@ -101,17 +101,7 @@ def read_image_chat(
 
 def _turn(turn: Any, number: int, where: str) -> tuple[str, list[dict[str, Any]]]:
     """A message's role and its content as parts (an image part keeps its ``source``)."""
-    if not isinstance(turn, dict):
-        raise UserError(f"{where}: message {number} is not an object with role and content")
-    if "from" in turn and "role" not in turn:  # ShareGPT
-        role = sharegpt_role(turn["from"], number, where)
-        content = turn.get("value")
-    else:
-        role, content = turn.get("role"), turn.get("content")
-        if role not in ROLES:
-            raise UserError(
-                f"{where}: message {number} has role {role!r}; use one of {', '.join(ROLES)}"
-            )
+    role, content = role_and_content(turn, number, where)
     if isinstance(content, str):
         parts = [{"type": "text", "text": content}]
     elif isinstance(content, list):

@@ -42,6 +42,29 @@ def make_chats(root: Path, rows: int = 60, seed: int = 0) -> Path:
     return root / "chats.jsonl"
 
 
+def two_image_chat(images: list[str], first: str, second: str) -> dict:
+    """A conversation asking about two images, one per user turn (LLaMA-Factory's form)."""
+    return {"images": images, "messages": [
+        {"role": "user", "content": "<image>what colour is it"},
+        {"role": "assistant", "content": first},
+        {"role": "user", "content": "<image>and this one"},
+        {"role": "assistant", "content": second}]}  # fmt: skip
+
+
+def diagnosed(chats: Path, held_chat: dict) -> dict:
+    """The image-chat doctor's report on ``chats`` as train and one held-out conversation,
+    written beside it, as test."""
+    from tunelab.data.load import read_table
+    from tunelab.tasks.image_chat import ImageTextToText
+
+    held = chats.parent / "test.jsonl"
+    held.write_text(json.dumps(held_chat) + "\n", "utf-8")
+    task = ImageTextToText()
+    frames = {"train": task.standardize(read_table(chats)),
+              "test": task.standardize(read_table(held))}  # fmt: skip
+    return task.diagnose(frames, find_label_errors=False, seed=0)
+
+
 @pytest.fixture(scope="module")
 def tiny_qwen2_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer Qwen2-VL (hidden 32; 4-pixel patches merged 2x2, 16x16 to 32x32 pixels: 4
@@ -203,26 +226,14 @@ def test_the_doctor_sees_every_image_of_a_conversation_and_names_its_row(tmp_pat
     import shutil
 
     from tunelab.data.image_doctor import image_doctor_lines
-    from tunelab.data.load import read_table
-    from tunelab.tasks.image_chat import ImageTextToText
 
     chats = make_chats(tmp_path / "data", rows=6)
     lines = chats.read_text(encoding="utf-8").splitlines()
     shutil.copy(tmp_path / "data" / "img" / "0.png", tmp_path / "data" / "img" / "copy.png")
-    two = {"images": ["img/3.png", "img/copy.png"], "messages": [
-        {"role": "user", "content": "<image>what colour is it"},
-        {"role": "assistant", "content": "green"},
-        {"role": "user", "content": "<image>and this one"},
-        {"role": "assistant", "content": "red"}]}  # fmt: skip
+    two = two_image_chat(["img/3.png", "img/copy.png"], "green", "red")
     lines[3] = json.dumps(two)
     chats.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    held = tmp_path / "data" / "test.jsonl"
-    held.write_text(json.dumps({**two, "images": ["img/5.png", "img/2.png"]}) + "\n", "utf-8")
-
-    task = ImageTextToText()
-    frames = {"train": task.standardize(read_table(chats)),
-              "test": task.standardize(read_table(held))}  # fmt: skip
-    report = task.diagnose(frames, find_label_errors=False, seed=0)
+    report = diagnosed(chats, {**two, "images": ["img/5.png", "img/2.png"]})
     train = report["images"]["train"]
     assert train["rows"] == 6 and train["images_read"] == 7
     assert train["duplicates"] == 1 and train["duplicate_examples"]
@@ -236,23 +247,12 @@ def test_one_image_asked_about_twice_is_no_duplicate_but_still_leaks(tmp_path: P
     """Two questions about one image file (in one conversation, or two) are one image to the
     doctor, said with its uses; the same file in the test split is still leakage."""
     from tunelab.data.image_doctor import image_doctor_lines
-    from tunelab.data.load import read_table
-    from tunelab.tasks.image_chat import ImageTextToText
 
     chats = make_chats(tmp_path / "data", rows=4)
     lines = chats.read_text(encoding="utf-8").splitlines()
-    twice = {"images": ["img/0.png", "img/0.png"], "messages": [
-        {"role": "user", "content": "<image>what colour is it"},
-        {"role": "assistant", "content": "red"},
-        {"role": "user", "content": "<image>and now"},
-        {"role": "assistant", "content": "still red"}]}  # fmt: skip
+    twice = two_image_chat(["img/0.png", "img/0.png"], "red", "still red")
     chats.write_text("\n".join([*lines, json.dumps(twice)]) + "\n", encoding="utf-8")
-    held = tmp_path / "data" / "test.jsonl"
-    held.write_text(json.dumps({**twice, "images": ["img/0.png", "img/0.png"]}) + "\n", "utf-8")
-    task = ImageTextToText()
-    frames = {"train": task.standardize(read_table(chats)),
-              "test": task.standardize(read_table(held))}  # fmt: skip
-    report = task.diagnose(frames, find_label_errors=False, seed=0)
+    report = diagnosed(chats, twice)
     train = report["images"]["train"]
     assert (train["images_read"], train["image_uses"], train.get("duplicates", 0)) == (4, 6, 0)
     assert report["leakage"]["test_in_train"]["exact"] == 1

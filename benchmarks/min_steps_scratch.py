@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from arms import machine
@@ -80,18 +81,39 @@ def run_arms(
     return runs
 
 
-def summary_table(sets: dict[str, dict[str, list[dict]]], arm_heading: str) -> None:
-    """Print each set's arms as Markdown: test macro-F1 (mean ± sd over seeds), the baseline's,
-    the steps and the seconds a run."""
-    print(f"\n| set | {arm_heading} | test macro-F1 | baseline macro-F1 | steps | s/run |")
-    print("|---|---|---:|---:|---:|---:|")
+def _mean(key: str, digits: str) -> Callable[[dict], str]:
+    return lambda column: f"{statistics.mean(column[key]):{digits}}"
+
+
+def _spread(key: str) -> Callable[[dict], str]:
+    return lambda column: mean_sd(column[key])
+
+
+# a table's columns after set and arm: heading, right-aligned, and the cell from the runs
+SUMMARY_COLUMNS = [
+    ("test macro-F1", _spread("test_f1_macro")),
+    ("baseline macro-F1", _mean("baseline_test_f1_macro", ".3f")),
+    ("steps", _mean("steps", ".0f")),
+    ("s/run", _mean("wall_seconds", ".0f")),
+]
+EPOCH_COLUMNS = [("epochs", _mean("epochs_set", "g")), ("test macro-F1", _spread("test_f1_macro")),
+                 ("test accuracy", _spread("test_accuracy")),
+                 ("baseline macro-F1", _mean("baseline_test_f1_macro", ".3f")),
+                 ("s/run", _mean("wall_seconds", ".0f"))]  # fmt: skip
+
+
+def summary_table(
+    sets: dict[str, dict[str, list[dict]]], arm_heading: str,
+    columns: list[tuple[str, Callable[[dict], str]]] = SUMMARY_COLUMNS,
+) -> None:  # fmt: skip
+    """Print each set's arms as Markdown, a column per entry of ``columns`` (by default: test
+    macro-F1 as mean ± sd over seeds, the baseline's, the steps and the seconds a run)."""
+    print(f"\n| set | {arm_heading} | " + " | ".join(h for h, _ in columns) + " |")
+    print("|---|---|" + "---:|" * len(columns))
     for name, runs in sets.items():
         for arm, found in runs.items():
             column = {key: [run[key] for run in found] for key in found[0]}
-            print(f"| {name} | {arm} | {mean_sd(column['test_f1_macro'])} | "
-                  f"{statistics.mean(column['baseline_test_f1_macro']):.3f} | "
-                  f"{statistics.mean(column['steps']):.0f} | "
-                  f"{statistics.mean(column['wall_seconds']):.0f} |")  # fmt: skip
+            print(f"| {name} | {arm} | " + " | ".join(cell(column) for _, cell in columns) + " |")
 
 
 def main() -> None:
@@ -109,15 +131,7 @@ def main() -> None:
             run_tunelab("data", "example", name, "--out", str(folder))
             results["sets"][name] = run_arms(name, folder, seeds, ARMS, Path(tmp))
     write_results(RESULTS, results)
-    print("\n| set | arm | epochs | test macro-F1 | test accuracy | baseline macro-F1 | s/run |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for name, runs in results["sets"].items():
-        for arm, found in runs.items():
-            column = {key: [run[key] for run in found] for key in found[0]}
-            print(f"| {name} | {arm} | {statistics.mean(column['epochs_set']):g} | "
-                  f"{mean_sd(column['test_f1_macro'])} | {mean_sd(column['test_accuracy'])} | "
-                  f"{statistics.mean(column['baseline_test_f1_macro']):.3f} | "
-                  f"{statistics.mean(column['wall_seconds']):.0f} |")  # fmt: skip
+    summary_table(results["sets"], "arm", EPOCH_COLUMNS)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ LLaMA-Factory's two data formats, which Axolotl, FastChat and most published ins
   optional ``system`` column.
 
 Both become OpenAI-style ``messages`` of ``{"role", "content"}``, the form tunelab trains on.
+Tool turns (ShareGPT's ``function_call`` and ``observation``, OpenAI's ``tool_calls`` and
+``tool`` messages) become text in the Hermes format (:mod:`tunelab.data.tool_calls`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from tunelab.data.tool_calls import CALL_OPEN, RESULT_OPEN, call_text, result_text
 from tunelab.errors import UserError
 
 ROLES = ("system", "user", "assistant")
@@ -27,8 +30,9 @@ INSTRUCTION, INPUT, OUTPUT, SYSTEM, HISTORY = "instruction", "input", "output", 
 ALPACA_COLUMNS = (INSTRUCTION, INPUT, OUTPUT, SYSTEM, HISTORY)
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "system": "system"}  # fmt: skip
-# LLaMA-Factory's tool turns: a call and its result are not text a chat model answers with
-TOOL_TURNS = ("function_call", "observation", "tool", "function")
+# LLaMA-Factory's tool turns: a call (the assistant's) and its result (handed back to it)
+CALL_TURNS, RESULT_TURNS = ("function_call", "function"), ("observation", "tool")
+TOOL_TURNS = CALL_TURNS + RESULT_TURNS
 
 
 def sharegpt_role(sender: Any, number: int, where: str) -> str:
@@ -38,8 +42,8 @@ def sharegpt_role(sender: Any, number: int, where: str) -> str:
         return role
     if sender in TOOL_TURNS:
         raise UserError(
-            f"{where}: message {number} is a tool turn ({sender!r}), which tunelab does not "
-            "train on; drop those turns or rows"
+            f"{where}: message {number} is a tool turn ({sender!r}), which a chat with images "
+            "cannot hold; train tool calls as text chats (--task causal-lm) or drop the turn"
         )
     raise UserError(
         f"{where}: message {number} is from {sender!r}; use one of {', '.join(SHAREGPT_ROLES)}"
@@ -71,16 +75,64 @@ def chat_turn(message: Any, number: int, where: str) -> dict[str, str]:
     or a list of text parts (``{"type": "text", "text"|"value": ...}``), or ShareGPT's
     ``{from, value}``.
 
+    A tool turn is text too: a call (ShareGPT's ``function_call``, or an assistant message's
+    ``tool_calls``) is the assistant's ``<tool_call>`` text, a result (``observation``, or a
+    ``tool`` message) a user turn in ``<tool_response>`` tags.
+
     Raises:
         UserError: naming the message, for an unknown role or sender, an image part (a chat
-            with images is another task) or no text.
+            with images is another task), a call that is not JSON, or no text.
     """
+    made = tool_turn(message, number, where)
+    if made is not None:
+        return made
     role, content = role_and_content(message, number, where)
     if isinstance(content, (list, np.ndarray)):
         content = "".join(_part_text(part, number, where) for part in content)
     if not isinstance(content, str) or not content.strip():
         raise UserError(f"{where}: message {number} ({role}) has no content")
     return {"role": role, "content": content}
+
+
+def tool_turn(message: Any, number: int, where: str) -> dict[str, str] | None:
+    """A call (ShareGPT's ``function_call``, an assistant message with ``tool_calls``) or a
+    tool's result (``observation``, a ``tool`` message) as text, or None for any other
+    message.
+
+    Raises:
+        UserError: naming the message, for a call that is not JSON or has no name.
+    """
+    if not isinstance(message, dict):
+        return None
+    sender = message.get("from") if "role" not in message else None
+    if sender in CALL_TURNS:
+        return {"role": "assistant", "content": call_text(message.get("value"), number, where)}
+    if sender in RESULT_TURNS or message.get("role") == "tool":
+        content = message.get("value") if sender else message.get("content")
+        if isinstance(content, (list, np.ndarray)):
+            content = "".join(_part_text(part, number, where) for part in content)
+        return {"role": "user", "content": result_text(content)}
+    calls = message.get("tool_calls")
+    if message.get("role") == "assistant" and isinstance(calls, (list, np.ndarray)) and len(calls):
+        said = [str(message["content"])] if present(message.get("content")) else []
+        written = [call_text(call, number, where) for call in calls]
+        return {"role": "assistant", "content": "\n".join(said + written)}
+    return None
+
+
+def joined_tool_turns(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """``messages`` with calls made one after another (parallel calls) in one assistant turn,
+    and results that follow each other in one user turn, as a model is shown them."""
+    joined: list[dict[str, str]] = []
+    for message in messages:
+        before = joined[-1] if joined else None
+        mark = CALL_OPEN if message["role"] == "assistant" else RESULT_OPEN
+        if (before is not None and before["role"] == message["role"]
+                and message["content"].startswith(mark) and mark in before["content"]):  # fmt: skip
+            joined[-1] = {**before, "content": f"{before['content']}\n{message['content']}"}
+        else:
+            joined.append(message)
+    return joined
 
 
 def _part_text(part: Any, number: int, where: str) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tunelab.data.normalize import WIDE_CHARACTERS
+from tunelab.data.tool_calls import call_metrics
 
 _WIDE = re.compile(f"[{WIDE_CHARACTERS}]")
 # a CJK character alone, or a run of other word characters
@@ -45,7 +46,9 @@ def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, fl
 
 
 def generation_metrics(predictions: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
-    """ROUGE-1/2/L, BLEU and chrF (sacreBLEU), exact match, and mean lengths in characters."""
+    """ROUGE-1/2/L, BLEU and chrF (sacreBLEU), exact match, and mean lengths in characters;
+    where references call tools, how often the answers make the same calls
+    (:func:`tunelab.data.tool_calls.call_metrics`)."""
     import sacrebleu
 
     predictions, references = list(predictions), list(references)
@@ -64,4 +67,5 @@ def generation_metrics(predictions: Sequence[str], references: Sequence[str]) ->
         "generated_length": sum(len(p) for p in predictions) / count,
         "reference_length": sum(len(r) for r in references) / count,
         "bleu_tokenize": tokenize,
+        **call_metrics(predictions, references),
     }

@@ -4,11 +4,14 @@ curves and reads a search's objective."""
 from __future__ import annotations
 
 # by the end of the name's last dotted part: train.optimizer_seconds, test.loss, mse
-LOWER_IS_BETTER = ("loss", "perplexity", "mse", "mae", "ece", "seconds", "peak_memory_mb")
+LOWER_IS_BETTER = (
+    "loss", "perplexity", "mse", "mae", "ece", "seconds", "peak_memory_mb", "tool_call_unasked",
+)  # fmt: skip
 # by its start: f1_macro, rouge1, accuracy_at_threshold
 HIGHER_IS_BETTER = (
     "accuracy", "f1", "precision", "recall", "word_f1", "rouge", "bleu", "chrf", "exact_match",
-    "pearson", "spearman", "samples_per_second", "tokens_per_second", "mfu",
+    "pearson", "spearman", "samples_per_second", "tokens_per_second", "mfu", "tool_call_exact",
+    "tool_name_accuracy",
 )  # fmt: skip
 
 

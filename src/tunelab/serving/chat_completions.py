@@ -7,6 +7,10 @@ The chat is rendered with the model's own chat template (the same :func:`prompt_
 ends the answer where it first appears (it is not part of the answer, as in OpenAI's API).
 Streaming sends server-sent events, ``data: {chunk}`` lines ending with ``data: [DONE]``, the
 text held back while it could still be the start of a stop sequence.
+
+A request with ``tools`` lists them in the system turn and reads the answer's calls back as
+``tool_calls`` (finish reason ``tool_calls``), in the Hermes format that tunelab trains tool
+data in (:mod:`tunelab.data.tool_calls`); ``tool`` messages hand results back.
 """
 
 # no ``from __future__ import annotations``: FastAPI reads the endpoint signature at run time
@@ -22,17 +26,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tunelab.data.chat_formats import joined_tool_turns, tool_turn
+from tunelab.data.tool_calls import CALL_OPEN, parse_calls, read_tools, with_tools
+from tunelab.errors import UserError
 from tunelab.tasks.causal_encoding import prompt_ids
 
-ROLES = ("system", "developer", "user", "assistant")
+ROLES = ("system", "developer", "user", "assistant", "tool")
 
 
 class ChatMessage(BaseModel):
-    """One turn; ``content`` may be OpenAI's list of text parts."""
+    """One turn; ``content`` may be OpenAI's list of text parts; an assistant turn may hold
+    the ``tool_calls`` it made, and a ``tool`` turn a call's result."""
 
-    model_config = ConfigDict(extra="ignore")  # name, tool_calls, ...: accepted, not used
-    role: Literal["system", "developer", "user", "assistant"]
+    model_config = ConfigDict(extra="ignore")  # name, tool_call_id, ...: accepted, not used
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -66,6 +75,12 @@ class ChatRequest(BaseModel):
     stream_options: StreamOptions | None = None
     n: int = Field(1, description="answers per request: only 1")
     seed: int | None = Field(None, description="fixes sampling")
+    tools: list[dict[str, Any]] | None = Field(
+        None, description="functions the model may call; its calls come back as tool_calls"
+    )
+    tool_choice: str | dict[str, Any] | None = Field(
+        None, description="auto (the default with tools) or none (the tools are not shown)"
+    )
 
 
 @dataclass
@@ -77,6 +92,7 @@ class Generation:
     stops: list[str]
     sampling: dict[str, Any]
     seed: int | None = None
+    tools: bool = False  # calls in the answer are read back as tool_calls
     finish_reason: str = "length"
     completion_tokens: int = 0
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -104,10 +120,7 @@ class ChatModel:
         stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
         if len(stops) > 4 or any(not s for s in stops):
             raise ValueError("stop: give at most 4 non-empty sequences")
-        messages = [
-            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-            for m in request.messages
-        ]
+        messages, tools = chat_messages(request)
         ids = prompt_ids(self.tokenizer, messages, messages[-1]["content"])
         room = self.context - len(ids)
         if room < 1:
@@ -124,7 +137,7 @@ class ChatModel:
                 sampling["top_p"] = request.top_p if request.top_p is not None else 1.0
         elif request.top_p is not None:
             sampling.update(do_sample=True, top_p=request.top_p)
-        return Generation(ids, min(wanted, room), stops, sampling, request.seed)
+        return Generation(ids, min(wanted, room), stops, sampling, request.seed, bool(tools))
 
     def pieces(self, job: Generation) -> Iterator[str]:
         """The answer's text as it is generated, cut before the first stop sequence; sets
@@ -188,6 +201,54 @@ class ChatModel:
             job.finish_reason = "stop"
 
 
+def chat_messages(request: ChatRequest) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """The request's turns as ``{role, content}`` text, calls and results in the Hermes
+    format with the tools listed in the system turn, and the tools it offers.
+
+    Raises:
+        ValueError: with the sentence to answer (422), for a tool_choice the server cannot
+            honour or a malformed call or tool.
+    """
+    choice = request.tool_choice
+    if choice not in (None, "auto", "none"):
+        raise ValueError(
+            f"tool_choice: {choice!r} is not supported; send auto or none (the model decides "
+            "whether to call)"
+        )
+    try:
+        messages = []
+        for number, m in enumerate(request.messages, start=1):
+            made = tool_turn(m.model_dump(), number, "messages")
+            role = "system" if m.role == "developer" else m.role
+            messages.append(made or {"role": role, "content": m.text()})
+        tools = read_tools(request.tools, "tools") if request.tools and choice != "none" else []
+    except UserError as error:
+        raise ValueError(str(error)) from None
+    return with_tools(joined_tool_turns(messages), tools), tools
+
+
+def answer_message(text: str, tools: bool) -> tuple[dict[str, Any], str | None]:
+    """The assistant message of an answer, its calls as OpenAI ``tool_calls`` where the
+    request offered tools and the answer makes calls, and the finish reason that implies
+    (``tool_calls``; None: the generation's own)."""
+    calls = parse_calls(text) if tools else []
+    if not calls:
+        return {"role": "assistant", "content": text}, None
+    said = text[: text.find(CALL_OPEN)].strip()
+    return {
+        "role": "assistant",
+        "content": said or None,
+        "tool_calls": [openai_call(call) for call in calls],
+    }, "tool_calls"
+
+
+def openai_call(call: dict[str, Any]) -> dict[str, Any]:
+    """A parsed call as OpenAI writes it: an id, and the arguments as JSON text."""
+    arguments = json.dumps(call["arguments"], ensure_ascii=False)
+    return {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+            "function": {"name": call["name"], "arguments": arguments}}  # fmt: skip
+
+
 def _first_stop(text: str, stops: list[str]) -> int | None:
     found = [i for i in (text.find(s) for s in stops) if i >= 0]
     return min(found) if found else None
@@ -242,14 +303,15 @@ def add_chat_completions_route(
                 _events(chat_model, job, head, usage), media_type="text/event-stream"
             )
         text = "".join(await asyncio.to_thread(lambda: list(chat_model.pieces(job))))
+        message, called = answer_message(text, job.tools)
         return {
             **head,
             "object": "chat.completion",
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": job.finish_reason,
+                    "message": message,
+                    "finish_reason": called or job.finish_reason,
                     "logprobs": None,
                 }
             ],
@@ -269,7 +331,9 @@ async def _events(
     chat_model: ChatModel, job: Generation, head: dict[str, Any], include_usage: bool
 ) -> AsyncIterator[str]:
     """Server-sent events of a streamed answer: a role chunk, text chunks, the finish reason,
-    then (when asked) the usage, and ``[DONE]``."""
+    then (when asked) the usage, and ``[DONE]``. With tools, the text from the first
+    ``<tool_call>`` on is held back and its calls sent whole, as one ``tool_calls`` chunk,
+    when the answer is done."""
 
     def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
@@ -278,12 +342,26 @@ async def _events(
 
     pieces = chat_model.pieces(job)
     end = object()
+    text, sent, call_at = "", 0, None
     try:
         yield event({"role": "assistant", "content": ""})
         while (piece := await asyncio.to_thread(next, pieces, end)) is not end:
-            if piece:
-                yield event({"content": piece})
-        yield event({}, job.finish_reason)
+            text += piece
+            if job.tools and call_at is None and CALL_OPEN in text:
+                call_at = text.find(CALL_OPEN)
+            if call_at is not None:
+                shown = call_at
+            else:  # with tools, keep back what could be the start of a call
+                shown = len(text) - (_held_back(text, [CALL_OPEN]) if job.tools else 0)
+            if shown > sent:
+                yield event({"content": text[sent:shown]})
+                sent = shown
+        calls = [openai_call(c) for c in parse_calls(text[call_at:])] if call_at is not None else []
+        if calls:
+            yield event({"tool_calls": [{"index": i, **call} for i, call in enumerate(calls)]})
+        elif sent < len(text):  # the held-back text was no call after all
+            yield event({"content": text[sent:]})
+        yield event({}, "tool_calls" if calls else job.finish_reason)
         if include_usage:
             chunk = {**head, "object": "chat.completion.chunk", "choices": [], "usage": _usage(job)}
             yield f"data: {json.dumps(chunk)}\n\n"

@@ -22,8 +22,10 @@ from tunelab.data.chat_formats import (
     alpaca_messages,
     alpaca_prompt,
     chat_turn,
+    joined_tool_turns,
     present,
 )  # fmt: skip
+from tunelab.data.tool_calls import CALL_OPEN, TOOLS, read_tools, with_tools
 from tunelab.errors import UserError
 
 SOURCE, TARGET, MESSAGES = "source", "target", "messages"
@@ -45,14 +47,20 @@ def check_messages(value: Any, where: str, need_answer: bool = True) -> list[dic
     messages = []
     for number, message in enumerate(value, start=1):
         messages.append(chat_turn(message, number, where))
+    messages = joined_tool_turns(messages)
     if need_answer and not any(m["role"] == "assistant" for m in messages):
         raise UserError(f"{where}: the conversation has no assistant message to learn from")
     return messages
 
 
 def split_conversation(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], str]:
-    """The turns before the last assistant message, and that message (the reference)."""
-    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    """The turns before the last assistant message, and that message (the reference). In a
+    chat that calls tools the last call is the reference instead: whether the model calls the
+    right function with the right arguments is what tool data teaches, and the words after
+    the result mostly repeat it."""
+    answers = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    calls = [i for i in answers if messages[i]["content"].startswith(CALL_OPEN)]
+    last = (calls or answers)[-1]
     return messages[:last], messages[last]["content"]
 
 
@@ -88,11 +96,14 @@ def standardize_pairs(
     chats = chat_column(frame, messages_column) if allow_messages else None
     if chats is not None:
         systems = frame[SYSTEM] if SYSTEM in frame.columns else None
+        tools = frame[TOOLS] if TOOLS in frame.columns else None
         conversations = []
         for row, value in frame[chats].items():
             messages = check_messages(value, f"{where} line {row}", need_answer=with_labels)
             if systems is not None and present(systems[row]) and messages[0]["role"] != "system":
                 messages.insert(0, {"role": "system", "content": str(systems[row])})
+            if tools is not None and present(tools[row]):
+                messages = with_tools(messages, read_tools(tools[row], f"{where} line {row}"))
             conversations.append(messages)
         result = _chat_rows(conversations, frame.index, with_labels)
         read_from = {MESSAGES: chats}

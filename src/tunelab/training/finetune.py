@@ -661,6 +661,9 @@ def _throughput(parts: RunParts, trainer: Any, step_seconds: float) -> dict[str,
     return found
 
 
+TOOL_SCORES = ("tool_call_exact", "tool_name_accuracy")
+
+
 def _scores_before_training(parts: RunParts) -> dict[str, Any]:
     """The untouched model's flat test scores, for tasks where that is a real starting point
     (a pretrained encoder already embeds); empty otherwise or without a test split."""
@@ -685,6 +688,7 @@ def _scores_before_training(parts: RunParts) -> dict[str, Any]:
         if task.main_metric in flat
         else [key for key in flat if key != "examples" and not key.endswith("_share")][:4]
     )
+    shown += [key for key in TOOL_SCORES if key in flat]  # tool data: do calls come right?
     log.info("before training, test %s", ", ".join(f"{key} {flat[key]:.4g}" for key in shown))
     return flat
 

@@ -102,7 +102,7 @@ def test_alpaca_system_and_history_become_a_chat(tmp_path):
         ([{"instruction": "q", "output": "", "system": "s"}], r"line 1: the row has no 'output'"),
         ([{"conversations": [{"from": "human", "value": "weather?"},
                              {"from": "function_call", "value": "{}"}]}],
-         r"line 1: message 2 is a tool turn \('function_call'\)"),
+         r"line 1: message 2 is a call without a function 'name'"),
         ([{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]},
                         {"role": "assistant", "content": "red"}]}],
          r"line 1: message 1 holds an image; chats with images train with --task image-text"),

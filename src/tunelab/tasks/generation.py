@@ -9,6 +9,7 @@ checkpoints by validation loss and score generated text after training.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections import Counter
@@ -71,6 +72,15 @@ def generation_doctor_lines(report: dict[str, Any]) -> list[str]:
             found.append(f"{near - exact:,} near-duplicate inputs")
         lines.append(f"data doctor: {name}: " + ", ".join(found))
     return lines + leakage_lines(report)
+
+
+def _trained_rows(frame: pd.DataFrame) -> pd.Series | pd.DataFrame:
+    """What a row trains on, as text to compare: the whole chat where rows are chats (a tool
+    chat's reference is a call in its middle, and chats alike up to it may differ after),
+    else the input and target."""
+    if MESSAGES in frame.columns:
+        return frame[MESSAGES].map(lambda chat: json.dumps(chat, ensure_ascii=False))
+    return frame[[SOURCE, TARGET]].astype(str)
 
 
 class _Generation:
@@ -244,7 +254,7 @@ class _Generation:
                 "mean_characters": float(frame[TARGET].str.len().mean()),
                 # the doctor's duplicates are of inputs alone: a data set with several
                 # references per input (E2E, translation sets) repeats inputs on purpose
-                "duplicate_pairs": int(frame[[SOURCE, TARGET]].astype(str).duplicated().sum()),
+                "duplicate_pairs": int(_trained_rows(frame).duplicated().sum()),
                 "repeated_inputs": int(frame[SOURCE].astype(str).duplicated().sum()),
             }
             for split, frame in frames.items()
@@ -261,7 +271,7 @@ class _Generation:
         """Drop exact duplicate training pairs."""
         if not (is_training and clean.drop_duplicates):
             return frame, {}
-        duplicated = frame[[SOURCE, TARGET]].astype(str).duplicated()
+        duplicated = _trained_rows(frame).duplicated()
         kept = frame[~duplicated]
         kept.attrs = dict(frame.attrs)
         if duplicated.any():

@@ -142,3 +142,15 @@ def test_image_chats_still_refuse_tool_turns():
 
     with pytest.raises(UserError, match=r"message 2 is a tool turn \('observation'\).*causal-lm"):
         role_and_content({"from": "observation", "value": "{}"}, 2, "chats.jsonl line 3")
+
+
+def test_chats_alike_up_to_the_call_are_not_duplicates(tmp_path):
+    from tunelab.config import build_config
+
+    first, second = sharegpt_row(), sharegpt_row()
+    second["conversations"][-1]["value"] = "Paris is at 21 degrees."
+    frame = read(write_jsonl(tmp_path / "s.jsonl", [first, second, first]))
+    assert frame["target"].nunique() == 1  # both are asked for the same call
+    clean = build_config({"task": "causal-lm"}).data.clean
+    kept, report = CausalGeneration().clean(frame, clean, is_training=True)
+    assert len(kept) == 2 and report == {"duplicates": 1}  # the third row repeats the first

@@ -248,6 +248,8 @@ def activation_bytes(
     method: str = "full",
     lm_head: bool = False,
     device: str = "cpu",
+    predicted: int | None = None,
+    checkpointing: bool = False,
 ) -> int:
     """What the forward pass keeps for backward, for one batch of full-length sequences.
 
@@ -263,6 +265,10 @@ def activation_bytes(
             briefly.
         device: ``cpu`` or ``cuda``; CUDA's fused attention keeps no score matrix even with
             attention dropout.
+        predicted: positions the LM head predicts (tunelab's causal LMs compute logits at
+            the answer tokens only); default: every token.
+        checkpointing: activation checkpointing: each layer keeps its (fp32) input alone, and
+            one layer's activations live again while its backward runs.
     """
     mode = "fp32" if precision == "fp32" else "bf16"
     c_h, c_i, c_s = ACTIVATION_BYTES[FAMILIES[arch.family][1]][mode]
@@ -273,6 +279,8 @@ def activation_bytes(
     layer = c_h * h + c_i * arch.intermediate + c_s * arch.heads * s
     layers = arch.layers + ENCODER_DECODER_DECODER_FACTOR * arch.decoder_layers
     kept = tokens * layers * layer + tokens * 8 * h  # embeddings / final norm
+    if checkpointing:
+        kept = tokens * (layers * 4 * h + layer) + tokens * 8 * h
     if method != "full":
         adapted = sum(a * c for a, _, c, _ in _block_linears(arch))
         kept += tokens * adapted * LORA_INPUT_BYTES[mode]
@@ -281,7 +289,7 @@ def activation_bytes(
             # its output projection's, and the MLP's two
             kept -= tokens * layers * 4 * (3 * h + arch.intermediate)
     if lm_head:
-        kept += tokens * arch.vocab * (4 + 6)
+        kept += (tokens if predicted is None else predicted) * arch.vocab * (4 + 6)
     fp32_weights = method == "full" or arch.weight_bytes == 4  # full: fp32 master weights
     if mode == "bf16" and fp32_weights and method != "qlora":
         # autocast's bf16 copies of fp32 weights, kept for backward (QLoRA dequantises
@@ -299,6 +307,8 @@ def estimate_memory(
     lm_head: bool = False,
     device: str = "cpu",
     lora_rank: int = LORA_RANK,
+    predicted: int | None = None,
+    checkpointing: bool = False,
 ) -> MemoryEstimate:
     """Peak memory of fine-tuning ``arch`` with AdamW, as the Hugging Face Trainer does it.
 
@@ -311,6 +321,7 @@ def estimate_memory(
 
     The peak is either the end of the forward pass (activations, with gradients still to
     come) or the optimizer step (all gradients, activations freed), whichever is larger.
+    ``predicted`` and ``checkpointing``: see :func:`activation_bytes`.
     """
     if method not in ("full", "lora", "qlora"):
         raise ValueError(f"unknown method {method!r}")
@@ -326,7 +337,7 @@ def estimate_memory(
     # fp32 gradients and moments: the master weights' (full) or the adapters'
     gradients, optimizer = 4 * trainable, 2 * 4 * trainable
     activations = activation_bytes(arch, batch_size, max_length, precision, method, lm_head,
-                                   device)  # fmt: skip
+                                   device, predicted, checkpointing)  # fmt: skip
     # The gradients of the top layers exist while the lower layers' activations still wait:
     # count a quarter of them together with all activations.
     tensors = weights + optimizer + max(activations + gradients // 4, gradients)

@@ -68,6 +68,7 @@ from tunelab.training.guesses import guess_from_data
 from tunelab.training.learning_rate import default_learning_rate
 from tunelab.training.prepare import load_splits
 from tunelab.training.stage_clock import StageClock
+from tunelab.training.step_memory import fit_steps_to_memory
 from tunelab.training.tracking import check_trackers, log_final_metrics
 from tunelab.training.trainer import (
     DEFAULT_TOKEN_LIMIT,
@@ -218,6 +219,9 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
     cast = fp32_master_weights(model, precision, adapters=config.peft.method != "none")
     if cast:
         data_report["fp32_master_weights"] = cast
+    step_memory = fit_steps_to_memory(config, task, model, encoded["train"], max_length, precision)
+    if step_memory:
+        data_report["step_memory"] = step_memory
     tokens = "" if "tokens" not in data_report else f", max_length {max_length}"
     log.info(
         "training on %d rows (validation %d, test %d)%s, precision %s",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 
+import pandas as pd
 import pytest
 
 from tests.conftest import make_translations
@@ -101,7 +102,6 @@ def test_a_run_short_of_memory_trains_fewer_rows_a_step_with_the_same_updates(
 
 
 def test_checkpointing_is_turned_on_where_one_row_needs_it(tiny_llama, monkeypatch):
-    import pandas as pd
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tunelab.config import build_config
@@ -125,3 +125,38 @@ def test_checkpointing_is_turned_on_where_one_row_needs_it(tiny_llama, monkeypat
     found = step_memory.fit_steps_to_memory(config, task, model, encoded, 64, "bf16")
     assert found["checkpointing"] and model.is_gradient_checkpointing
     assert (config.training.batch_size, config.training.gradient_accumulation_steps) == (1, 8)
+
+
+def test_checkpointed_packed_rows_give_the_same_gradients(tiny_llama):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunelab.tasks.generation import CausalGeneration
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    task = CausalGeneration()
+    frame = task.standardize(pd.DataFrame(make_translations(6)))
+    rows = task.encode(frame, tokenizer, 64)
+    batch = task.collator(tokenizer)([rows[i] for i in range(len(rows))])
+    assert batch["input_ids"].shape[0] < len(rows)  # rows packed together
+
+    def gradients(checkpointing: bool) -> list:
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+        model.config.use_cache = False
+        model.train()
+        for module in model.modules():  # dropout off: the two passes must draw nothing
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        if checkpointing:
+            model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
+            )
+            assert model.model.gradient_checkpointing
+        model(**batch).loss.backward()
+        return [p.grad for p in model.parameters() if p.grad is not None]
+
+    plain, checkpointed = gradients(False), gradients(True)
+    assert len(plain) == len(checkpointed) > 0
+    for a, b in zip(plain, checkpointed, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

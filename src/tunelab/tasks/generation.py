@@ -23,6 +23,7 @@ from typing_extensions import Self  # typing.Self from Python 3.11
 from tunelab.data.chat_formats import CONVERSATIONS, INSTRUCTION, OUTPUT
 from tunelab.data.columns import holds_lists
 from tunelab.data.doctor import diagnose, leakage_lines, split_findings
+from tunelab.data.tool_calls import CALL_OPEN
 from tunelab.errors import UserError
 from tunelab.evaluation import report_generation
 from tunelab.evaluation.generation import generation_metrics
@@ -62,14 +63,20 @@ def generation_doctor_lines(report: dict[str, Any]) -> list[str]:
         near = split["duplicates"]["near_duplicates"]
         pairs, repeated = targets["duplicate_pairs"], targets["repeated_inputs"]
         if pairs:
-            noun = "pair" if pairs == 1 else "pairs"
-            found.append(f"{pairs:,} duplicate {noun} (same input and target)")
+            plural = "" if pairs == 1 else "s"
+            what = (
+                f"chat{plural}" if targets.get("chats") else f"pair{plural} (same input and target)"
+            )
+            found.append(f"{pairs:,} duplicate {what}")
         if repeated > pairs:
             rows = "row gives" if repeated - pairs == 1 else "rows give"
             found.append(f"{repeated - pairs:,} {rows} an earlier input another target "
                          "(several references per input)")  # fmt: skip
         if near > exact:
             found.append(f"{near - exact:,} near-duplicate inputs")
+        if targets.get("tool_calls"):
+            found.append(f"{targets['tool_calls']:,} chats answered with a tool call (scored "
+                         "by tool_call_exact)")  # fmt: skip
         lines.append(f"data doctor: {name}: " + ", ".join(found))
     return lines + leakage_lines(report)
 
@@ -256,6 +263,9 @@ class _Generation:
                 # references per input (E2E, translation sets) repeats inputs on purpose
                 "duplicate_pairs": int(_trained_rows(frame).duplicated().sum()),
                 "repeated_inputs": int(frame[SOURCE].astype(str).duplicated().sum()),
+                "chats": MESSAGES in frame.columns,
+                # chats whose answer scored is a tool call (tunelab.data.tool_calls)
+                "tool_calls": int(frame[TARGET].astype(str).str.startswith(CALL_OPEN).sum()),
             }
             for split, frame in frames.items()
             if TARGET in frame.columns
@@ -275,8 +285,9 @@ class _Generation:
         kept = frame[~duplicated]
         kept.attrs = dict(frame.attrs)
         if duplicated.any():
-            log.warning("%s: dropped %d duplicate row(s) (same input and target as an earlier "
-                        "row)", frame.attrs.get("source"), int(duplicated.sum()))  # fmt: skip
+            same = "chat" if MESSAGES in frame.columns else "input and target"
+            log.warning("%s: dropped %d duplicate row(s) (the same %s as an earlier row)",
+                        frame.attrs.get("source"), int(duplicated.sum()), same)  # fmt: skip
         return kept, {"duplicates": int(duplicated.sum())}
 
     def loss_function(

@@ -299,7 +299,7 @@ def test_the_doctor_tells_several_references_from_duplicate_pairs(caplog):
     with caplog.at_level("WARNING", logger="tunelab"):
         kept, steps = task.clean(train, Clean(), is_training=True)
     assert len(kept) == 3 and steps == {"duplicates": 1}
-    assert "dropped 1 duplicate row(s) (same input and target" in caplog.text
+    assert "dropped 1 duplicate row(s) (the same input and target" in caplog.text
 
 
 def test_a_long_generation_says_how_far_it_is(tiny_llama, monkeypatch, caplog):

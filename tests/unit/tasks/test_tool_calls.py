@@ -154,3 +154,12 @@ def test_chats_alike_up_to_the_call_are_not_duplicates(tmp_path):
     clean = build_config({"task": "causal-lm"}).data.clean
     kept, report = CausalGeneration().clean(frame, clean, is_training=True)
     assert len(kept) == 2 and report == {"duplicates": 1}  # the third row repeats the first
+
+
+def test_the_doctor_counts_the_chats_answered_with_a_call(tmp_path):
+    plain = {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]}
+    frame = read(write_jsonl(tmp_path / "s.jsonl", [sharegpt_row(), sharegpt_row(), plain]))
+    task = CausalGeneration()
+    (line,) = task.doctor_lines(task.diagnose({"train": frame}, False, 0))
+    assert "1 duplicate chat," in line
+    assert "2 chats answered with a tool call (scored by tool_call_exact)" in line

@@ -23,7 +23,7 @@ from typing_extensions import Self  # typing.Self from Python 3.11
 from tunelab.data.chat_formats import CONVERSATIONS, INSTRUCTION, OUTPUT
 from tunelab.data.columns import holds_lists
 from tunelab.data.doctor import diagnose, leakage_lines, split_findings
-from tunelab.data.tool_calls import CALL_OPEN
+from tunelab.data.tool_calls import CALL_OPEN, parse_calls
 from tunelab.errors import UserError
 from tunelab.evaluation import report_generation
 from tunelab.evaluation.generation import generation_metrics
@@ -415,6 +415,9 @@ class _Generation:
             record = {"source": row[SOURCE], "output": output}
             if TARGET in frame.columns and isinstance(row[TARGET], str):  # not a bare question
                 record["reference"] = row[TARGET]
+            calls = parse_calls(output) if CALL_OPEN in output else []
+            if calls:  # the calls as data, for code that runs them
+                record["tool_calls"] = calls
             records.append(record)
         return records
 

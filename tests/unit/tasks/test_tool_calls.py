@@ -163,3 +163,11 @@ def test_the_doctor_counts_the_chats_answered_with_a_call(tmp_path):
     (line,) = task.doctor_lines(task.diagnose({"train": frame}, False, 0))
     assert "1 duplicate chat," in line
     assert "2 chats answered with a tool call (scored by tool_call_exact)" in line
+
+
+def test_predictions_carry_the_calls_as_data(tmp_path):
+    frame = read(write_jsonl(tmp_path / "s.jsonl", [sharegpt_row(), sharegpt_row()]))
+    call = f"<tool_call>\n{json.dumps(CALL)}\n</tool_call>"
+    records = CausalGeneration().predictions([call, "It is sunny."], frame)
+    assert records[0]["tool_calls"] == [CALL] and records[0]["reference"] == call
+    assert "tool_calls" not in records[1]

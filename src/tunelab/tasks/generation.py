@@ -265,7 +265,7 @@ class _Generation:
                 "repeated_inputs": int(frame[SOURCE].astype(str).duplicated().sum()),
                 "chats": MESSAGES in frame.columns,
                 # chats whose answer scored is a tool call (tunelab.data.tool_calls)
-                "tool_calls": int(frame[TARGET].astype(str).str.startswith(CALL_OPEN).sum()),
+                "tool_calls": int(sum(CALL_OPEN in str(target) for target in frame[TARGET])),
             }
             for split, frame in frames.items()
             if TARGET in frame.columns

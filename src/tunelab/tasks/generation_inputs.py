@@ -59,7 +59,7 @@ def split_conversation(messages: list[dict[str, str]]) -> tuple[list[dict[str, s
     right function with the right arguments is what tool data teaches, and the words after
     the result mostly repeat it."""
     answers = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
-    calls = [i for i in answers if messages[i]["content"].startswith(CALL_OPEN)]
+    calls = [i for i in answers if CALL_OPEN in messages[i]["content"]]
     last = (calls or answers)[-1]
     return messages[:last], messages[last]["content"]
 

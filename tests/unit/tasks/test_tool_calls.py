@@ -99,6 +99,14 @@ def test_parallel_calls_and_their_results_are_one_turn_each(tmp_path):
     assert messages[3]["content"].count("<tool_response>") == 2
 
 
+def test_words_before_a_call_are_part_of_the_call_turn_and_its_reference(tmp_path):
+    row = openai_row()
+    row["messages"][1]["content"] = "Let me check."
+    frame = read(write_jsonl(tmp_path / "o.jsonl", [row]))
+    call = f"<tool_call>\n{json.dumps(CALL)}\n</tool_call>"
+    assert frame["target"].iloc[0] == f"Let me check.\n{call}"
+
+
 def test_a_system_prompt_keeps_its_place_before_the_tools(tmp_path):
     row = {**sharegpt_row(), "system": "You are terse."}
     system = read(write_jsonl(tmp_path / "s.jsonl", [row]))["messages"].iloc[0][0]["content"]

@@ -206,10 +206,10 @@ def fit_steps_to_memory(
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         how += " with activation checkpointing"
     log.info(
-        "training %s instead of %s, so the longest step (%d tokens, about %.1f GB) fits in "
-        "this machine's memory; every update still sees %d rows (--set "
-        "training.batch_size=... and training.gradient_accumulation_steps=... choose)",
-        how, asked, plan.tokens, plan.peak / 1e9, plan.batch_size * plan.accumulation,
+        "training %s instead of %s, so the longest step (%d tokens, about %.1f GiB) fits in "
+        "this machine's memory; every update still sees %d rows (a lower model.max_length "
+        "fits more rows a step)",
+        how, asked, plan.tokens, plan.peak / 2**30, plan.batch_size * plan.accumulation,
     )  # fmt: skip
     training.batch_size, training.gradient_accumulation_steps = plan.batch_size, plan.accumulation
     return {**found, "batch_size": plan.batch_size, "accumulation": plan.accumulation,

@@ -328,3 +328,28 @@ def test_the_doctor_keeps_its_plain_duplicates_line_for_rows_without_targets():
     assert generation_doctor_lines(report) == [
         "data doctor: test: 5 rows, 2 exact / 3 near duplicates"
     ]
+
+
+def test_long_prompts_on_a_cpu_generate_in_batches_capped_by_tokens(tiny_llama, monkeypatch):
+    import numpy as np
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunelab import inference
+
+    lengths = [1700, 1600, 900, 120, 100, 90, 80]
+    order = np.argsort(lengths, kind="stable")[::-1]
+    chunks = [list(c) for _, c in inference.length_chunks(lengths, order, 64, 4000, 128)]
+    # 4,000 tokens hold 2 rows of 1,700 (+128 to write), 3 of 900, and all the short ones
+    assert chunks == [[0, 1], [2, 3, 4], [5, 6]]
+    assert [list(c) for _, c in inference.length_chunks(lengths, order, 64, None)] == [list(order)]
+    # one row too long for the budget still gets a batch of its own
+    assert [len(c) for _, c in inference.length_chunks([9000], np.array([0]), 64, 4000, 0)] == [1]
+    # generate_in_batches answers every row, whatever the batching
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    settings = {"max_new_tokens": 2, "do_sample": False, "eos_token_id": None}
+    prompts = [[5, 6, 7, 8], [8, 9], [10]]
+    batched = inference.generate_in_batches(model, tokenizer, prompts, 8, "fp32", settings, True)
+    monkeypatch.setattr(inference, "CPU_GENERATION_TOKENS", 6)  # one row a batch
+    alone = inference.generate_in_batches(model, tokenizer, prompts, 8, "fp32", settings, True)
+    assert list(alone) == list(batched) and len(alone) == 3

@@ -31,8 +31,6 @@ from tunelab.data.tool_calls import CALL_OPEN, parse_calls, read_tools, with_too
 from tunelab.errors import UserError
 from tunelab.tasks.causal_encoding import prompt_ids
 
-ROLES = ("system", "developer", "user", "assistant", "tool")
-
 
 class ChatMessage(BaseModel):
     """One turn; ``content`` may be OpenAI's list of text parts; an assistant turn may hold

@@ -126,18 +126,21 @@ def plan_steps(
     return None
 
 
-def free_memory(model: Any, device: str) -> int:
-    """Bytes training may use: the memory free now plus what the loaded weights hold (the
-    estimate counts them); on a CPU shared by several training processes, a share of it."""
+def free_memory(model: Any) -> tuple[str, int]:
+    """The training device and the bytes training may use there: the memory free now plus
+    what the loaded weights hold (the estimate counts them); on a CPU shared by several
+    training processes, a share of it. The device and the RAM figure are
+    :func:`tunelab.models.catalog.device_memory`'s (``tunelab recommend``'s budget)."""
+    from tunelab.models.catalog import device_memory
+
     held = sum(p.numel() * p.element_size() for p in model.parameters())
-    if device == "cuda":
+    device, available = device_memory()
+    if device == "cuda":  # the GPU's total there; free now is what counts here
         import torch
 
-        return int(torch.cuda.mem_get_info()[0]) + held
-    import psutil
-
+        return device, int(torch.cuda.mem_get_info()[0]) + held
     processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    return int(psutil.virtual_memory().available) // processes + held
+    return device, available // processes + held
 
 
 def row_lengths(encoded: Any) -> list[int] | None:
@@ -168,20 +171,18 @@ def fit_steps_to_memory(
     ``model``) so the longest step fits in memory, saying so; what was found, for the run's
     data report (empty where nothing is known to cost).
     """
-    import torch
-
     lengths = row_lengths(encoded)
     if not lengths:
         return {}
     training = config.training
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device, free = free_memory(model)
     causal, seq2seq = task.model_kind == "causal", task.model_kind == "seq2seq"
     method = {"none": "full", "qlora": "qlora"}.get(config.peft.method, "lora")
     try:
         plan = plan_steps(
             model.config, lengths, answer_counter(encoded) if causal else None,
             training.batch_size,
-            training.gradient_accumulation_steps, free_memory(model, device),
+            training.gradient_accumulation_steps, free,
             packed_to=max_length if getattr(task, "packs_rows", False) else None,
             method=method, precision=precision, lm_head=causal or seq2seq, device=device,
         )  # fmt: skip

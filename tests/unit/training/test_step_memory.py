@@ -80,7 +80,7 @@ def test_a_run_short_of_memory_trains_fewer_rows_a_step_with_the_same_updates(
     from tests.unit.tasks.test_generation import generation_config
 
     # only 4 rows of a step fit: a step's cost is its rows
-    monkeypatch.setattr(step_memory, "free_memory", lambda model, device: int(4.5e9 / HEADROOM))
+    monkeypatch.setattr(step_memory, "free_memory", lambda model: ("cpu", int(4.5e9 / HEADROOM)))
 
     class Rows:
         def __init__(self, rows: int) -> None:
@@ -111,7 +111,7 @@ def test_checkpointing_is_turned_on_where_one_row_needs_it(tiny_llama, monkeypat
         def __init__(self, rows: int, checkpointing: bool) -> None:
             self.peak = rows * (10**9 if checkpointing else 10**12)
 
-    monkeypatch.setattr(step_memory, "free_memory", lambda model, device: 2 * 10**9)
+    monkeypatch.setattr(step_memory, "free_memory", lambda model: ("cpu", 2 * 10**9))
 
     def cost(_: object, rows: int, *args: object, checkpointing: bool = False, **kw: object):
         return Cost(rows, checkpointing)

@@ -109,10 +109,14 @@ def plan_steps(
     """
     arch = architecture_from_config(model_config)
     wanted = batch_size * accumulation
+    # the longest rows any step can take, ranked once: each try below takes a prefix
+    ranked = sorted(range(len(lengths)), key=lambda i: -lengths[i])[:batch_size]
+    top = [lengths[i] for i in ranked]
+    top_answers = (lambda picked: answers([ranked[i] for i in picked])) if answers else None
     for checkpointing in (False, True):
         rows = batch_size
         while True:
-            step = longest_step(lengths, answers, rows, packed_to)
+            step = longest_step(top, top_answers, rows, packed_to)
             peak = estimate_memory(
                 arch, step.rows, step.width, method, precision, lm_head, device,
                 predicted=step.predicted, checkpointing=checkpointing,

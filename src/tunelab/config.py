@@ -789,6 +789,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise UserError(f"config file {path} is not valid YAML{where}; fix its syntax") from None
     if loaded is None:
         return {}
+    if isinstance(loaded, list) and path.suffix.lower() == ".json":  # records: the data file
+        raise UserError(f"{path} is a data file, not a YAML run config: give it with --data {path}")
     if not isinstance(loaded, dict):
         raise UserError(
             f"config file {path} must hold a mapping of keys, not a {type(loaded).__name__}"

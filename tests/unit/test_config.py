@@ -1,3 +1,4 @@
+import gzip
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,20 @@ def test_a_data_file_given_as_the_config_says_to_pass_it_with_data(tmp_path, nam
     path = tmp_path / name
     path.write_bytes(b"text,label\ngood,1\n")
     with pytest.raises(UserError, match=rf"{name} is a data file.*--data "):
+        read_yaml(path)
+
+
+def test_a_compressed_json_file_given_as_the_config_is_data(tmp_path):
+    path = tmp_path / "glaive.json.gz"
+    path.write_bytes(gzip.compress(b'[{"conversations": []}]'))
+    with pytest.raises(UserError, match=r"glaive.json.gz is a data file.*--data "):
+        read_yaml(path)
+
+
+def test_a_json_file_of_records_given_as_the_config_is_data(tmp_path):
+    path = tmp_path / "reviews.json"
+    path.write_text('[{"text": "good", "label": 1}]')
+    with pytest.raises(UserError, match=r"reviews.json is a data file.*--data "):
         read_yaml(path)
 
 

@@ -110,8 +110,11 @@ def _plain_text_table_format(text: str, path: Path) -> str:
 
 
 def names_a_data_file(path: Path) -> bool:
-    """Whether ``path``'s suffix names a data format (reviews.csv, reviews.jsonl.gz, a .txt);
-    JSON is left out, as a JSON file may as well be a run config (JSON is YAML)."""
+    """Whether ``path``'s suffix names a data format (reviews.csv, reviews.jsonl.gz, a .txt,
+    a compressed .json.gz); a plain .json is left out, as it may as well be a run config (JSON
+    is YAML)."""
+    if path.suffix.lower() in DECOMPRESSORS:  # a run config is never compressed
+        return True
     suffix = _compressed_suffix(path)
     return suffix != ".json" and (suffix in FORMATS_BY_SUFFIX or suffix in PLAIN_TEXT_SUFFIXES)
 

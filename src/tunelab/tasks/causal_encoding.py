@@ -56,8 +56,9 @@ def needs_bos(tokenizer: Any, ids: list[int]) -> bool:
 
 def prompt_ids(tokenizer: Any, context: list[dict[str, str]] | None, prompt: str) -> list[int]:
     """Token ids of :func:`prompt_text`, with BOS where the tokenizer has one."""
-    ids = tokenizer(prompt_text(tokenizer, context, prompt), add_special_tokens=False)
-    ids = ids["input_ids"]
+    # verbose=False: a prompt over the model's limit is cut by the caller, not an error
+    text = prompt_text(tokenizer, context, prompt)
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
     return [tokenizer.bos_token_id, *ids] if needs_bos(tokenizer, ids) else ids
 
 

@@ -635,11 +635,12 @@ class CausalGeneration(_Generation):
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         frame = self._rows_to_generate(frame)
-        # the prompt may be as long as the model reads (max_length only bounds training rows,
-        # for speed): plain transformers answers the same prompt alike
+        # the prompt may be as long as the model reads less the answer's room (max_length only
+        # bounds training rows, for speed, and may be the model's whole limit): plain
+        # transformers answers the same prompt alike, and no position runs past the table
         own = model_length_limit(model.config, tokenizer)
         room = own - self.settings["max_new_tokens"] if own else 0
-        limit = max(room, max_length)
+        limit = room if room > 0 else max_length
         prompts = []
         for _, row in frame.iterrows():
             context = None

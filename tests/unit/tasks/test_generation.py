@@ -265,6 +265,27 @@ def test_a_prompt_too_long_loses_the_end_of_its_text_not_the_instruction(tiny_ll
     assert cut[-header:] == whole[-header:] and len(head) < len(cut)
 
 
+def test_a_prompt_and_its_answer_fit_the_position_table_when_max_length_is_all_of_it(
+    tiny_llama, monkeypatch
+):
+    import pandas as pd
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunelab.tasks import generation
+
+    seen = []
+    monkeypatch.setattr(
+        generation, "generate_in_batches", lambda model, tok, prompts, *a, **k: seen.extend(prompts)
+    )
+    task = CausalGeneration(settings={"max_new_tokens": 40})
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)  # 256 positions
+    frame = task.standardize(pd.DataFrame({"prompt": ["red cat " * 300], "completion": ["x"]}))
+    # max_length set to the model's whole limit (the 99th percentile of long chats reaches it)
+    task.forward(model, tokenizer, frame, max_length=256, batch_size=1)
+    assert len(seen) == 1 and len(seen[0]) + 40 <= 256 and len(seen[0]) > 200
+
+
 def test_a_prompt_file_is_read_under_its_own_names_and_only_its_ids_pass_through():
     import pandas as pd
 

@@ -24,6 +24,7 @@ from tunelab.data.chat_formats import CONVERSATIONS, INSTRUCTION, OUTPUT
 from tunelab.data.columns import holds_lists
 from tunelab.data.doctor import diagnose, leakage_lines, split_findings
 from tunelab.data.tool_calls import CALL_OPEN, parse_calls
+from tunelab.data.tool_template import holds_tools, with_tool_rendering
 from tunelab.errors import UserError
 from tunelab.evaluation import report_generation
 from tunelab.evaluation.generation import generation_metrics
@@ -514,6 +515,7 @@ class CausalGeneration(_Generation):
     allow_messages = True
     own_shapes = ("messages", "conversations", "alpaca", "prompt/completion")
     max_length = 512  # set by encode
+    trained_tools = False  # set by encode: a chat listed tools, called one or read a result
 
     def auto_model_class(self) -> Any:
         from transformers import AutoModelForCausalLM
@@ -547,8 +549,12 @@ class CausalGeneration(_Generation):
         )  # fmt: skip
 
     def finish(self, model: Any, tokenizer: Any) -> None:
+        """Generation settings, and a template that renders OpenAI-shaped tools, calls and
+        results as the text the model trained on (:mod:`tunelab.data.tool_template`)."""
         model.config.use_cache = True  # generation wants its cache back
         super().finish(model, tokenizer)
+        if self.trained_tools and tokenizer.chat_template:
+            tokenizer.chat_template = with_tool_rendering(tokenizer.chat_template)
 
     def check_stops(self, model: Any, tokenizer: Any, train: Any, collator: Any) -> None:
         """The template's closing token, the pad token and the labels of batched training
@@ -599,6 +605,8 @@ class CausalGeneration(_Generation):
 
     def encode(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> Any:
         self.max_length = max_length  # the packing collator fills rows up to it
+        if MESSAGES in frame.columns and not self.trained_tools:
+            self.trained_tools = any(holds_tools(chat) for chat in frame[MESSAGES])
         return encoded_dataset(frame, lambda rows: self._encode_rows(rows, tokenizer, max_length))
 
     def _encode_rows(self, frame: pd.DataFrame, tokenizer: Any, max_length: int) -> dict:

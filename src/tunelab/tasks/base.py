@@ -423,10 +423,12 @@ class Task(Protocol):
         """One JSON-able record per row (with the gold target where the row has one)."""
         ...
 
-    def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
+    def learning_warning(
+        self, scores: dict[str, Any], examples: int, before: dict[str, Any] | None = None
+    ) -> str | None:
         """A sentence saying the model learned nothing (one class, only ``O``, empty or
         repeated text), judged from flat ``scores`` on ``examples`` rows; ``None`` if it
-        learned."""
+        learned. ``before``: the untuned model's scores on the same rows, where measured."""
         ...
 
     def baseline_outputs(self, splits: dict[str, pd.DataFrame], seed: int = 0) -> dict[str, Any]:

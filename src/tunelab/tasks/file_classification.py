@@ -555,7 +555,9 @@ class FileClassification:
             records.append(record)
         return records
 
-    def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
+    def learning_warning(
+        self, scores: dict[str, Any], examples: int, before: dict[str, Any] | None = None
+    ) -> str | None:
         """A sentence when the model predicts one class for every file or scores within
         noise of chance; ``None`` if it learned."""
         f1, chance = float(scores.get("f1_macro", 0.0)), 1.0 / max(len(self.labels), 1)

@@ -47,6 +47,23 @@ from tunelab.tasks.token_windows import IGNORE
 log = logging.getLogger("tunelab")
 ANSWER_SAMPLE = 10_000  # training answers tokenised to compare with max_new_tokens
 LONGER_ANSWERS = 0.1  # a warning when more than this share of them is longer
+PROBLEMS = {  # the share of answers in a scores dict (degenerate_shares, eos_ending_share)
+    "empty_share": "are empty",
+    "same_output_share": "are the same text",
+    "looping_share": "are one phrase repeated",
+    "ending_early_share": "run to max_new_tokens without a stop token",
+}
+
+
+def problem_shares(scores: dict[str, Any], examples: int, above: float = 0.5) -> dict[str, float]:
+    """The :data:`PROBLEMS` that more than ``above`` of the answers have, each with its share
+    (none under five answers): ``ending_early_share`` is the share that never stopped."""
+    if examples < 5:
+        return {}
+    shares = {key: float(scores.get(key, 0.0)) for key in list(PROBLEMS)[:3]}
+    if "eos_ending_share" in scores:
+        shares["ending_early_share"] = 1.0 - float(scores["eos_ending_share"])
+    return {key: share for key, share in shares.items() if share > above}
 
 
 def generation_doctor_lines(report: dict[str, Any]) -> list[str]:
@@ -356,7 +373,9 @@ class _Generation:
             **ending,
         }
 
-    def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
+    def learning_warning(
+        self, scores: dict[str, Any], examples: int, before: dict[str, Any] | None = None
+    ) -> str | None:
         """A sentence when most generations are empty, identical or looping, else ``None``."""
         problems = self.answer_problems(scores, examples)
         if not problems:
@@ -370,18 +389,10 @@ class _Generation:
     def answer_problems(scores: dict[str, Any], examples: int) -> list[str]:
         """What is wrong with most generated answers: empty, identical, looping, or running
         to ``max_new_tokens`` without a stop token (five answers at least)."""
-        problems = [
-            f"{100 * scores[key]:.0f}% of the outputs are {what}"
-            for key, what in (("empty_share", "empty"), ("same_output_share", "the same text"),
-                              ("looping_share", "one phrase repeated"))
-            if scores.get(key, 0.0) > 0.5 and examples >= 5
-        ]  # fmt: skip
-        if scores.get("eos_ending_share", 1.0) < 0.5 and examples >= 5:
-            share = 100 * (1 - scores["eos_ending_share"])
-            problems.append(
-                f"{share:.0f}% of the outputs run to max_new_tokens without a stop token"
-            )
-        return problems
+        return [
+            f"{100 * share:.0f}% of the outputs {PROBLEMS[key]}"
+            for key, share in problem_shares(scores, examples).items()
+        ]
 
     def answer_room(self, train: pd.DataFrame, tokenizer: Any) -> dict[str, Any] | None:
         """How the training answers' token lengths (up to 10,000 rows) compare with

@@ -423,7 +423,9 @@ class ImageTextToText(ImageToText):
             records.append(record)
         return records
 
-    def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
+    def learning_warning(
+        self, scores: dict[str, Any], examples: int, before: dict[str, Any] | None = None
+    ) -> str | None:
         warning = super().learning_warning(scores, examples)
         return None if warning is None else warning.replace("learned to read", "learned to answer")
 

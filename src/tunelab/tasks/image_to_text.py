@@ -449,7 +449,9 @@ class ImageToText(ImageClassification):
             records.append(record)
         return records
 
-    def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
+    def learning_warning(
+        self, scores: dict[str, Any], examples: int, before: dict[str, Any] | None = None
+    ) -> str | None:
         """A sentence when most outputs are empty or the same, or the CER is at or above 1
         (as many errors as characters to read); ``None`` if it learned."""
         problems = [

@@ -36,7 +36,7 @@ from tunelab.data.chat_formats import (
 from tunelab.errors import UserError
 from tunelab.inference import Generations
 from tunelab.tasks.base import ColumnGuess, DataFit, TrainerSetup
-from tunelab.tasks.generation import CausalGeneration
+from tunelab.tasks.generation import CausalGeneration, problem_shares
 from tunelab.tasks.generation_inputs import MESSAGES, SOURCE, TARGET
 from tunelab.tasks.stop_tokens import check_stop_tokens
 
@@ -54,6 +54,9 @@ LENGTH_ADVICE = (
 # answers' mean log-probability margin (nats per token) by no more than that, learned nothing
 ACCURACY_GAIN = 0.005
 MARGIN_GAIN = 0.01
+# a broken-answer share (looping, never stopping) no more than this above the untuned
+# model's was there before tuning: the tuning is not blamed for it
+INHERITED = 0.1
 REJECTED = "rejected"
 LABEL = "label"
 PROMPT = "prompt_messages"  # the prompt as messages, JSON text (a frame cell holds no list)
@@ -536,14 +539,27 @@ class PreferenceTuning(CausalGeneration):
                 scores["reward_margin"] = float(reward[good].mean() - reward[~good].mean())
         return scores
 
-    def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
+    def learning_warning(
+        self, scores: dict[str, Any], examples: int, before: dict[str, Any] | None = None
+    ) -> str | None:
         """A sentence when most answers are broken, with the advice for preference tuning,
-        which pulls a model away from where it started: too hard, and it stops answering."""
-        problems = self.answer_problems(scores, examples)
+        which pulls a model away from where it started: too hard, and it stops answering.
+        Where the untuned model's answers (``before``) were as broken, tuning is not blamed."""
+        problems = problem_shares(scores, examples)
         if not problems:
             return None
+        said = "; ".join(self.answer_problems(scores, examples))
+        untuned = problem_shares(before, examples, above=-1.0) if before else {}
+        caused = [k for k, share in problems.items() if share - untuned.get(k, 0.0) > INHERITED]
+        if untuned and not caused:
+            was = ", ".join(f"{100 * untuned[k]:.0f}%" for k in problems)
+            return (
+                f"{said}, as the untuned model's did ({was}): preference tuning did not break "
+                "them; judge it by preference_accuracy, and for answers that read well start "
+                "from an instruction-tuned model or raise generation.max_new_tokens"
+            )
         return (
-            "; ".join(problems) + ": the tuned model's answers are broken; preference tuning "
+            said + ": the tuned model's answers are broken; preference tuning "
             "pulls a model away from where it started, and too far it stops answering: try a "
             "lower training.learning_rate, a higher preference.beta or LoRA (--peft lora), and "
             "start from an instruction-tuned model if the untuned one could not answer either"

@@ -620,7 +620,9 @@ class SentenceEmbedding:
             )
         return records
 
-    def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
+    def learning_warning(
+        self, scores: dict[str, Any], examples: int, before: dict[str, Any] | None = None
+    ) -> str | None:
         """A sentence when retrieval is no better than drawing documents at random, or the
         similarities do not follow the scores."""
         if "spearman" in scores:

@@ -538,7 +538,9 @@ class TextClassification:
             outputs = outputs[0]
         return self._scores(np.asarray(outputs, dtype=np.float32), np.asarray(label_ids))
 
-    def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
+    def learning_warning(
+        self, scores: dict[str, Any], examples: int, before: dict[str, Any] | None = None
+    ) -> str | None:
         """A sentence when ``scores`` show a model that learned nothing, else ``None``.
 
         Single-label: one class predicted for every row, or macro-F1 within noise of chance

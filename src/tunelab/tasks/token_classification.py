@@ -404,7 +404,9 @@ class TokenClassification:
     def calibrate(self, outputs: list[np.ndarray], frame: pd.DataFrame) -> dict[str, Any]:
         return {}
 
-    def learning_warning(self, scores: dict[str, Any], examples: int) -> str | None:
+    def learning_warning(
+        self, scores: dict[str, Any], examples: int, before: dict[str, Any] | None = None
+    ) -> str | None:
         """A sentence when the tagger found nothing (every token O) or next to nothing (an
         entity or word F1 within sampling noise of zero: the noise classification's check
         uses, max(0.02, 1/sqrt(rows))), else ``None``."""

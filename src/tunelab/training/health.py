@@ -159,7 +159,10 @@ def final_warnings(
         warnings.append(shift)
         split = "validation"
     scores = metrics.get(split) or {}
-    judged = task.learning_warning(scores, int(scores.get("examples", 0))) if scores else None
+    untuned = (metrics.get("before") or {}).get(split)
+    judged = (
+        task.learning_warning(scores, int(scores.get("examples", 0)), untuned) if scores else None
+    )
     if judged:
         warnings.append(f"{split}: {judged}")
     elif during_training and not scores:
@@ -167,7 +170,7 @@ def final_warnings(
     loss = loss_warning(history)
     if loss:
         warnings.append(loss)
-    before = before_warning(task, split, scores, (metrics.get("before") or {}).get(split))
+    before = before_warning(task, split, scores, untuned)
     if before:
         warnings.append(before)
     baseline = metrics.get("baseline")

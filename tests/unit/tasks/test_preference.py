@@ -180,3 +180,19 @@ def test_broken_answers_after_preference_tuning_advise_a_gentler_run():
     assert "lower training.learning_rate, a higher preference.beta or LoRA" in said
     assert "higher training.learning_rate" not in said  # the causal-lm advice would harm
     assert task.learning_warning({"eos_ending_share": 0.9, "examples": 29}, 29) is None
+
+
+def test_answers_as_broken_before_tuning_do_not_blame_the_tuning():
+    task = PreferenceTuning(preference={"method": "dpo"})
+    # the HH-RLHF run: SmolLM2's answers ran on as often before DPO as after it
+    tuned = {"eos_ending_share": 0.283, "looping_share": 0.083, "examples": 60}
+    untuned = {"eos_ending_share": 0.283, "looping_share": 0.067, "examples": 60}
+    from tunelab.training.health import final_warnings
+
+    (said,) = final_warnings(task, {"test": tuned, "before": {"test": untuned}}, [], [])
+    assert said.startswith("test: 72% of the outputs run to max_new_tokens without a stop token")
+    assert "as the untuned model's did (72%)" in said and "did not break" in said
+    assert "lower training.learning_rate" not in said
+    # where tuning made them so, the gentler run is still the advice
+    worse = {**untuned, "eos_ending_share": 0.9}
+    assert "lower training.learning_rate" in task.learning_warning(tuned, 60, worse)

@@ -176,7 +176,13 @@ def _flag_overrides(flags: dict[str, Any]) -> list[str]:
 def train(
     config: Annotated[Path | None, typer.Argument(help="YAML run config (optional)")] = None,
     task: Annotated[str | None, typer.Option(help=f"{config_help('task')} ({ALL_TASKS})")] = None,
-    data: Annotated[Path | None, typer.Option(help=config_help("data.train"))] = None,
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="<path>",
+            help=config_help("data.train") + "; given again, more training files mixed in",
+        ),
+    ] = None,
     validation: Annotated[Path | None, typer.Option(help=config_help("data.validation"))] = None,
     test: Annotated[Path | None, typer.Option(help=config_help("data.test"))] = None,
     text_column: Annotated[str | None, typer.Option(help=config_help("data.text_column"))] = None,
@@ -220,7 +226,8 @@ def train(
     raw = read_yaml(config) if config else {}
     flags = {
         "task": task,
-        "data.train": data,
+        "data.train": data[0] if data else None,
+        "data.extra_train": [str(path) for path in data[1:]] if data and len(data) > 1 else None,
         "data.validation": validation,
         "data.test": test,
         "data.text_column": text_column,

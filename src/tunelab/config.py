@@ -70,6 +70,12 @@ class DataConfig(_Section):
         "(images, audio), or folder of train/validation/test files (its validation and test "
         "files fill the splits not given); split if it is the only one",
     )
+    extra_train: list[Path] = Field(
+        default_factory=list,
+        description="more training files (--data FILE again), each read as data.train is and "
+        "in its own shape (Alpaca, ShareGPT and messages files mix; other tasks need the same "
+        "columns), their rows added to its rows before cleaning and splitting",
+    )
     validation: Path | None = Field(None, description="validation file (optional)")
     test: Path | None = Field(None, description="test file (optional)")
     format: Literal["auto", "csv", "tsv", "jsonl", "json", "parquet", "conll", "excel"] = Field(

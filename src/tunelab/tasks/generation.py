@@ -99,13 +99,20 @@ def generation_doctor_lines(report: dict[str, Any]) -> list[str]:
     return lines + leakage_lines(report)
 
 
-def _trained_rows(frame: pd.DataFrame) -> pd.Series | pd.DataFrame:
-    """What a row trains on, as text to compare: the whole chat where rows are chats (a tool
-    chat's reference is a call in its middle, and chats alike up to it may differ after),
-    else the input and target."""
-    if MESSAGES in frame.columns:
-        return frame[MESSAGES].map(lambda chat: json.dumps(chat, ensure_ascii=False))
-    return frame[[SOURCE, TARGET]].astype(str)
+def _trained_rows(frame: pd.DataFrame) -> pd.Series:
+    """What a row trains on, as text to compare: the whole chat where the row is a chat (a
+    tool chat's reference is a call in its middle, and chats alike up to it may differ
+    after), else its input and target as the one-turn chat they train as, so a pair and the
+    same chat from another file (Alpaca beside ShareGPT) compare equal."""
+    chats = frame[MESSAGES] if MESSAGES in frame.columns else pd.Series(None, index=frame.index)
+    targets = frame[TARGET] if TARGET in frame.columns else pd.Series(None, index=frame.index)
+    keys = []
+    for chat, source, target in zip(chats, frame[SOURCE], targets, strict=True):
+        if not isinstance(chat, list):
+            chat = [{"role": "user", "content": str(source)},
+                    {"role": "assistant", "content": str(target)}]  # fmt: skip
+        keys.append(json.dumps(chat, ensure_ascii=False))
+    return pd.Series(keys, index=frame.index)
 
 
 class _Generation:

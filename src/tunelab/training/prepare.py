@@ -34,13 +34,44 @@ def read_splits(
         if split == "train" and train is not None:
             frames[split] = task.standardize(train)
         elif path is not None:
-            frame = read_table(
-                path, data.format, data.encoding, data.max_rows, tag_column=data.tag_column,
-                media=task.input_kind,
-                sheet=data.sheet,
-            )  # fmt: skip
-            frames[split] = task.standardize(frame)
+            frames[split] = task.standardize(_read(config, task, path))
+    if data.extra_train:
+        more = [task.standardize(_read(config, task, path)) for path in data.extra_train]
+        frames["train"] = mixed_frames([frames["train"], *more])
     return frames
+
+
+def _read(config: RunConfig, task: Task, path: Any) -> pd.DataFrame:
+    data = config.data
+    return read_table(
+        path, data.format, data.encoding, data.max_rows, tag_column=data.tag_column,
+        media=task.input_kind, sheet=data.sheet,
+    )  # fmt: skip
+
+
+def mixed_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Training tables of several files, each already in the task's shape (which checked
+    its columns), as one: each file's row numbers continue after the one before's, so every
+    row keeps a number of its own (logged: which numbers came from which file). A column only
+    some files have (a chat's messages beside Alpaca pairs) is empty for the rest."""
+    parts, offset, ranges = [], 0, []
+    for number, frame in enumerate(frames):
+        numbered = pd.api.types.is_integer_dtype(frame.index) and len(frame)
+        if number == 0 and numbered:  # data.train keeps its own row numbers
+            shifted = frame
+        else:
+            index = frame.index - frame.index.min() if numbered else pd.RangeIndex(len(frame))
+            shifted = frame.set_axis(index + offset + 1)
+        if len(frame):
+            first, last = int(shifted.index.min()), int(shifted.index.max())
+            ranges.append(f"{frame.attrs.get('source', 'a training file')} rows {first:,}-{last:,}")
+            offset = last
+        parts.append(shifted)
+    mixed = pd.concat(parts)
+    sources = " + ".join(str(frame.attrs.get("source", "a training file")) for frame in frames)
+    mixed.attrs = {**frames[0].attrs, "source": sources}
+    log.info("training rows from %d files: %s", len(frames), "; ".join(ranges))
+    return mixed
 
 
 def load_splits(

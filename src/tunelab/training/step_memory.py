@@ -206,7 +206,8 @@ def fit_steps_to_memory(
     asked = f"{training.batch_size} rows a step"
     if training.gradient_accumulation_steps > 1:
         asked += f" x {training.gradient_accumulation_steps} accumulated"
-    how = f"{plan.batch_size} rows a step x {plan.accumulation} accumulated"
+    rows = "1 row" if plan.batch_size == 1 else f"{plan.batch_size} rows"
+    how = f"{rows} a step x {plan.accumulation} accumulated"
     if plan.checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         how += " with activation checkpointing"

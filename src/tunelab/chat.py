@@ -1,14 +1,17 @@
 """``tunelab chat``: talk to a causal model in the terminal, its answer streamed as it comes;
 with ``--image``, to a vision-language model about images (``/image PATH`` adds one to the
-next question)."""
+next question); with ``--tools``, to a model that calls functions, the user typing each
+call's result."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from tunelab.data.tool_calls import parse_calls, read_tools, result_text, with_tools
 from tunelab.errors import UserError
 from tunelab.models.load import from_pretrained
 
@@ -115,20 +118,27 @@ def chat(
     read: Callable[[str], str] = input,
     out: TextIO = sys.stdout,
     images: list[Path] | None = None,
+    tools: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Read a user turn, stream the answer, repeat until an empty line or end of input. With
     ``images``, the model is a vision-language model and the images go with the first
-    question; ``/image PATH`` adds one to the next question.
+    question; ``/image PATH`` adds one to the next question. With ``tools`` (a JSON file of
+    function signatures), the model is offered them as it was trained to see them
+    (:mod:`tunelab.data.tool_calls`); for each call it makes, the user plays the tool and types
+    its result, and the model answers again with the results.
 
     Returns:
-        The conversation, as OpenAI-format messages (content parts with images).
+        The conversation, as OpenAI-format messages (content parts with images; calls and
+        results as the text the model reads).
 
     Raises:
-        UserError: for a model that cannot chat (about images), or an image that cannot be
-            read.
+        UserError: for a model that cannot chat (about images), an image that cannot be
+            read, or a tools file that is not a JSON list of functions.
     """
     from transformers import TextStreamer
 
+    if images is not None and tools is not None:
+        raise UserError("--tools is for text chat models; leave out --image to offer tools")
     if images is not None:
         model, tokenizer, stop = load_vision_chat_model(name)
         streamed = tokenizer.tokenizer
@@ -141,6 +151,7 @@ def chat(
             out.write(text + ("\n" if stream_end else ""))
             out.flush()
 
+    offered = read_tools_file(tools) if tools is not None else []
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     seen: list[Any] = []  # every image of the conversation so far, in order
     waiting = [_checked_image(path) for path in images or []]
@@ -159,8 +170,16 @@ def chat(
         streamer = _Streamer(streamed, skip_prompt=True, skip_special_tokens=True)
         if images is None:
             messages.append({"role": "user", "content": line})
-            answer = reply(model, tokenizer, stop, messages, max_new_tokens, streamer)
-            messages.append({"role": "assistant", "content": answer})
+            while True:  # until the model answers without calling a tool
+                asked = with_tools(messages, offered)
+                answer = reply(model, tokenizer, stop, asked, max_new_tokens, streamer)
+                messages.append({"role": "assistant", "content": answer})
+                results = _tool_results(parse_calls(answer) if offered else [], read)
+                if not results:
+                    break
+                messages.append({"role": "user", "content": "\n".join(results)})
+                out.write("model> ")
+                streamer = _Streamer(streamed, skip_prompt=True, skip_special_tokens=True)
             continue
         parts: list[dict[str, Any]] = [{"type": "image"} for _ in waiting]
         messages.append({"role": "user", "content": [*parts, {"type": "text", "text": line}]})
@@ -169,6 +188,38 @@ def chat(
                                     max_new_tokens, streamer)  # fmt: skip
         messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
     return messages
+
+
+def read_tools_file(path: Path) -> list[dict[str, Any]]:
+    """The function signatures in a JSON file (OpenAI's ``tools`` list, or LLaMA-Factory's
+    bare ``{name, description, parameters}``), as :func:`tunelab.data.tool_calls.read_tools`
+    gives them.
+
+    Raises:
+        UserError: naming the file, when it cannot be read or holds no list of functions.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"--tools {path} cannot be read ({error}); give a JSON file") from None
+    tools = read_tools(text, f"--tools {path}")
+    if not tools:
+        raise UserError(f"--tools {path} lists no functions; give a JSON list of signatures")
+    return tools
+
+
+def _tool_results(calls: list[dict[str, Any]], read: Callable[[str], str]) -> list[str]:
+    """Each call's result as the user types it (playing the tool), as the turn text the
+    model reads; empty when there are no calls or a result is left empty (the chat goes on
+    with the next question)."""
+    results = []
+    for call in calls:
+        arguments = json.dumps(call["arguments"], ensure_ascii=False)
+        typed = read(f"{call['name']}({arguments}) returns> ").strip()
+        if not typed:
+            return []
+        results.append(result_text(typed))
+    return results
 
 
 def _checked_image(path: Path) -> str:

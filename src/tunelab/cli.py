@@ -942,11 +942,19 @@ def chat_command(
             "(repeatable; /image PATH adds one later)"
         ),
     ] = None,
+    tools: Annotated[
+        Path | None,
+        typer.Option(
+            help="a JSON file of function signatures to offer the model; you type each "
+            "call's result"
+        ),
+    ] = None,
 ) -> None:
     """Chat with a causal model in the terminal (answers stream; an empty line ends); with
-    --image, with a vision-language model about images."""
+    --image, with a vision-language model about images; with --tools, with a model that calls
+    functions."""
 
-    chat(model, system, max_new_tokens, images=image)
+    chat(model, system, max_new_tokens, images=image, tools=tools)
 
 
 @runs_app.command("list")

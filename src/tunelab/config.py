@@ -371,7 +371,12 @@ class GenerationConfig(_Section):
     )
     prefix: str = Field("", description="text put before every source, e.g. 'summarize: '")
     max_target_length: int = Field(128, gt=0, description="seq2seq: target token limit")
-    max_new_tokens: int = Field(128, gt=0, description="tokens generated at most per answer")
+    max_new_tokens: int | None = Field(
+        None,
+        gt=0,
+        description="tokens generated at most per answer; null: room for the training answers "
+        "(their 99th percentile and a quarter more, 16 to 256; 128 for images), logged",
+    )
     num_beams: int = Field(1, ge=1, description="beam search width (1: greedy)")
     length_penalty: float = Field(1.0, description="beam search: >1 favours longer outputs")
     no_repeat_ngram_size: int = Field(0, ge=0, description="forbid repeating n-grams (0: off)")

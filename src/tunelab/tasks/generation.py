@@ -47,6 +47,10 @@ from tunelab.tasks.token_windows import IGNORE
 log = logging.getLogger("tunelab")
 ANSWER_SAMPLE = 10_000  # training answers tokenised to compare with max_new_tokens
 LONGER_ANSWERS = 0.1  # a warning when more than this share of them is longer
+NEW_TOKENS = 128  # generation.max_new_tokens where neither the config nor the data set it
+# generation.max_new_tokens left unset: the training answers' 99th percentile and a quarter
+# more, rounded up to a multiple of 8, within these bounds (long answers cost CPU time)
+AUTO_NEW_TOKENS = (16, 256)
 PROBLEMS = {  # the share of answers in a scores dict (degenerate_shares, eos_ending_share)
     "empty_share": "are empty",
     "same_output_share": "are the same text",
@@ -167,7 +171,7 @@ class _Generation:
         self.settings: dict[str, Any] = {
             "prefix": "",
             "max_target_length": 128,
-            "max_new_tokens": 128,
+            "max_new_tokens": None,  # None: sized by answer_room, else NEW_TOKENS
             "num_beams": 1,
             "length_penalty": 1.0,
             "no_repeat_ngram_size": 0,
@@ -355,7 +359,7 @@ class _Generation:
     def generation_kwargs(self, tokenizer: Any) -> dict[str, Any]:
         s = self.settings
         kwargs = {
-            "max_new_tokens": s["max_new_tokens"],
+            "max_new_tokens": self.new_tokens,
             "num_beams": s["num_beams"],
             "do_sample": False,
             "pad_token_id": tokenizer.pad_token_id,
@@ -401,10 +405,18 @@ class _Generation:
             for key, share in problem_shares(scores, examples).items()
         ]
 
+    @property
+    def new_tokens(self) -> int:
+        """``generation.max_new_tokens``: as set, as :meth:`answer_room` sized it from the
+        training answers, or :data:`NEW_TOKENS`."""
+        return int(self.settings.get("max_new_tokens") or NEW_TOKENS)
+
     def answer_room(self, train: pd.DataFrame, tokenizer: Any) -> dict[str, Any] | None:
         """How the training answers' token lengths (up to 10,000 rows) compare with
-        ``max_new_tokens``, with a warning when more than a tenth are longer: generated
-        answers are cut there, scored short, and counted as answers that never stop."""
+        ``max_new_tokens``. Left unset, it is sized to them (:data:`AUTO_NEW_TOKENS`: a cut
+        answer is scored short and counted as never stopping, and room a model never needs
+        is time spent on answers that ramble); where more than a tenth are longer than it,
+        a warning says so."""
         if TARGET not in train.columns or not len(train):
             return None
         answers = train[TARGET].dropna().astype(str)
@@ -413,7 +425,17 @@ class _Generation:
             return None
         encoded = tokenizer(answers.tolist(), add_special_tokens=False, verbose=False)
         lengths = np.array([len(ids) + 1 for ids in encoded["input_ids"]])  # + the stop token
-        cap, p95 = int(self.settings["max_new_tokens"]), int(np.percentile(lengths, 95))
+        p95, p99 = (int(np.percentile(lengths, q)) for q in (95, 99))
+        sized = self.settings.get("max_new_tokens") is None
+        if sized:
+            low, high = AUTO_NEW_TOKENS
+            self.settings["max_new_tokens"] = min(high, max(low, -(-p99 * 5 // 4) // 8 * 8 + 8))
+            log.info(
+                "generation.max_new_tokens auto: %d, room for the training answers (99th "
+                "percentile %d tokens; --set generation.max_new_tokens=... overrides it)",
+                self.new_tokens, p99,
+            )  # fmt: skip
+        cap = self.new_tokens
         longer = float((lengths > cap).mean())
         if longer > LONGER_ANSWERS:
             log.warning(
@@ -422,7 +444,8 @@ class _Generation:
                 "counted as not stopping; raise it with --set generation.max_new_tokens=%d",
                 cap, 100 * longer, p95, p95,
             )  # fmt: skip
-        return {"p95": p95, "max_new_tokens": cap, "longer_share": round(longer, 4)}
+        return {"p95": p95, "p99": p99, "max_new_tokens": cap, "longer_share": round(longer, 4),
+                "sized": sized}  # fmt: skip
 
     def baseline_outputs(self, splits: dict[str, pd.DataFrame], seed: int = 0) -> dict[str, Any]:
         """No built-in baseline for generation (benchmarks/ has a translation memory)."""
@@ -665,7 +688,7 @@ class CausalGeneration(_Generation):
         # bounds training rows, for speed, and may be the model's whole limit): plain
         # transformers answers the same prompt alike, and no position runs past the table
         own = model_length_limit(model.config, tokenizer)
-        room = own - self.settings["max_new_tokens"] if own else 0
+        room = own - self.new_tokens if own else 0
         limit = room if room > 0 else max_length
         prompts = []
         for _, row in frame.iterrows():

@@ -41,6 +41,7 @@ from tunelab.models.choice import SCRATCH_VLM
 from tunelab.models.processor_settings import image_tokens_per_image
 from tunelab.tasks.base import DataFit
 from tunelab.tasks.file_classification import LABEL, PATH
+from tunelab.tasks.generation import NEW_TOKENS
 from tunelab.tasks.image_classification import DOCTOR_INPUT_SIDE, model_input_side
 from tunelab.tasks.image_to_text import ImageToText
 from tunelab.tasks.token_windows import IGNORE
@@ -127,6 +128,7 @@ class ImageTextToText(ImageToText):
         generation = config.generation
         settings = {key: getattr(generation, key) for key in
                     ("max_target_length", "max_new_tokens", "num_beams")}  # fmt: skip
+        settings["max_new_tokens"] = settings["max_new_tokens"] or NEW_TOKENS  # not sized
         train_vision = config.image.train_vision or config.model.name == SCRATCH_VLM
         return cls(config.data.drop_invalid, settings, train_vision, model_input_side(config))
 

@@ -30,7 +30,7 @@ from tunelab.models.catalog import IMAGE_TEXT
 from tunelab.models.load import from_pretrained
 from tunelab.tasks.base import DataFit, TrainerSetup, standard_trainer_setup
 from tunelab.tasks.file_classification import LABEL, PATH, checkpoint_loading_trainer
-from tunelab.tasks.generation import degenerate_shares
+from tunelab.tasks.generation import NEW_TOKENS, degenerate_shares
 from tunelab.tasks.image_classification import (
     DOCTOR_INPUT_SIDE,
     ImageClassification,
@@ -126,6 +126,7 @@ class ImageToText(ImageClassification):
         generation = config.generation
         settings = {key: getattr(generation, key) for key in
                     ("max_target_length", "max_new_tokens", "num_beams")}  # fmt: skip
+        settings["max_new_tokens"] = settings["max_new_tokens"] or NEW_TOKENS  # not sized
         return cls(config.image.column, text, config.image.augment, data.drop_invalid, settings,
                    model_input_side(config))  # fmt: skip
 

@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from tunelab.models.choice import (
     SCRATCH_OCR,
     SCRATCH_VIT,
     SCRATCH_VLM,
+    ModelChoice,
     choose_model,
     scratch_model,
 )
@@ -184,11 +186,16 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
         guesses = guess_from_data(config)  # the task and columns the config leaves to the data
         task = task_from_run_config(config)
         check_run_settings(config, task)
+        choice = None
+        if config.model.name == AUTO and guesses.train is not None:
+            choice = _choose_model(config, task, guesses.train)
+        if task.model_kind == "seq2seq" and guesses.train is not None:
+            task = _as_causal(config, guesses) if _decoder_only(config.model.name) else task
         splits, data_report = load_splits(config, task, guesses.train)
     if guesses.decided:
         data_report["guessed"] = guesses.as_report()
-    if config.model.name == AUTO:
-        _choose_model(config, task, splits["train"], data_report)
+    if choice is not None:
+        data_report["model_choice"] = choice.as_dict()
     if config.training.method == "few-shot" and task.problem_type != "single_label":
         raise UserError(
             "training.method=few-shot needs single-label text classification; this run is "
@@ -282,15 +289,54 @@ def prepare_output(output: Path, resume: bool, overwrite: bool) -> None:
     )  # fmt: skip
 
 
-def _choose_model(
-    config: RunConfig, task: Task, train: pd.DataFrame, data_report: dict[str, Any]
-) -> None:
-    """Replace ``model.name: auto`` by the model that suits the training texts."""
-    choice = choose_model(task, train[task.text_column].astype(str))
+def _choose_model(config: RunConfig, task: Task, train: pd.DataFrame) -> ModelChoice:
+    """Replace ``model.name: auto`` by the model that suits the training texts (``train``:
+    the training file as read, put in the task's shape only if the choice reads its texts)."""
+
+    def texts() -> Iterator[str]:
+        yield from task.standardize(train)[task.text_column].astype(str)
+
+    choice = choose_model(task, texts())
     config.model.name = choice.name
-    data_report["model_choice"] = choice.as_dict()
     log.info("model.name auto: %s, because %s", choice.name, choice.reason)
     check_run_settings(config, task)  # the chosen model may rule out the adapter settings
+    return choice
+
+
+def _decoder_only(name: str) -> bool:
+    """Whether model ``name`` (a starter, package, folder or hub id) generates without an
+    encoder (Llama, GPT-2 shapes), which a seq2seq task cannot load."""
+    from transformers import AutoConfig
+
+    model_config = from_pretrained(AutoConfig, name)
+    return not getattr(model_config, "is_encoder_decoder", False)
+
+
+def _as_causal(config: RunConfig, guesses: Any) -> Task:
+    """A seq2seq run given a decoder-only model, as causal-lm: where the task was guessed
+    from source/target columns (which causal-lm reads as prompt and answer), it becomes
+    causal-lm; where the user named seq2seq, one sentence says what to change.
+
+    Raises:
+        UserError: when ``--task seq2seq`` was given.
+    """
+    if not any(item["key"] == "task" for item in guesses.decided):
+        raise UserError(
+            f"model {config.model.name} is decoder-only, and --task seq2seq trains "
+            "encoder-decoder models (T5, BART, Marian); use --task causal-lm, which reads the "
+            "same source/target columns as prompt and answer, or an encoder-decoder --model"
+        )
+    log.info(
+        "task causal-lm instead of the guessed seq2seq: model %s is decoder-only, and causal-lm "
+        "reads the same columns as prompt and answer (--task overrides)", config.model.name,
+    )  # fmt: skip
+    config.task = "causal-lm"
+    for item in guesses.decided:
+        if item["key"] == "task":
+            item["value"] = config.task
+    task = task_from_run_config(config)
+    check_run_settings(config, task)
+    return task
 
 
 def load_model(

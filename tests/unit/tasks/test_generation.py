@@ -245,6 +245,20 @@ def test_causal_lm_path_runs_on_the_bundled_starter(tmp_path):
     assert isinstance(answer["output"], str)
 
 
+def test_source_target_data_given_a_decoder_only_model_trains_as_causal_lm(tiny_llama, tmp_path):
+    import tunelab
+
+    config = generation_config(tiny_llama, tmp_path, "seq2seq", make_translations(60),
+                               epochs=1)  # fmt: skip
+    with pytest.raises(UserError, match=r"decoder-only, and --task seq2seq.*--task causal-lm"):
+        tunelab.train(config)  # the user named seq2seq: say what to change
+    del config["task"]  # guessed from source/target columns: seq2seq, then causal-lm
+    run = Path(tunelab.train(config)["output"])
+    assert "task: causal-lm" in (run / "config.yaml").read_text()
+    report = json.loads((run / "data_report.json").read_text())
+    assert {"key": "task", "value": "causal-lm"}.items() <= report["guessed"]["keys"][0].items()
+
+
 def test_a_prompt_too_long_loses_the_end_of_its_text_not_the_instruction(tiny_llama):
     from transformers import AutoTokenizer
 

@@ -234,3 +234,28 @@ def test_answers_longer_than_max_new_tokens_are_warned_of(llama_tokenizer, caplo
     with caplog.at_level("WARNING", logger="tunelab"):
         assert roomy.answer_room(frame, llama_tokenizer)["longer_share"] == 0.0
     assert "max_new_tokens" not in caplog.text
+
+
+def test_max_new_tokens_left_unset_is_sized_to_the_training_answers(llama_tokenizer, caplog):
+    import pandas as pd
+
+    from tunelab.config import build_config
+
+    frame = pd.DataFrame({"source": ["red"] * 100,
+                          "target": ["红"] * 90 + ["red cat big dog " * 8] * 10})  # fmt: skip
+    task = CausalGeneration.from_run_config(build_config({"task": "causal-lm"}))
+    assert task.new_tokens == 128  # nothing sized yet: the fixed default
+    with caplog.at_level("INFO", logger="tunelab"):
+        found = task.answer_room(frame, llama_tokenizer)
+    longest = found["p99"]
+    assert found["sized"] and found["longer_share"] == 0.0
+    assert longest * 1.25 <= task.new_tokens <= longest * 1.25 + 8 and task.new_tokens % 8 == 0
+    assert task.generation_kwargs(llama_tokenizer)["max_new_tokens"] == task.new_tokens
+    assert f"generation.max_new_tokens auto: {task.new_tokens}" in caplog.text
+    # short answers get a short budget, down to the floor; a set value is kept
+    short = CausalGeneration.from_run_config(build_config({"task": "causal-lm"}))
+    short.answer_room(frame.assign(target="红"), llama_tokenizer)
+    assert short.new_tokens == 16
+    given = build_config({"task": "causal-lm", "generation": {"max_new_tokens": 300}})
+    kept = CausalGeneration.from_run_config(given)
+    assert not kept.answer_room(frame, llama_tokenizer)["sized"] and kept.new_tokens == 300

@@ -80,7 +80,7 @@ PACKAGED_MODELS: tuple[PackagedModel, ...] = (
         "SmolLM2-135M-Instruct.Q4_1.gguf",
         "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         ("en",),
-        ("causal",),
+        ("causal", "seq2seq"),  # source/target data trains it as causal-lm (finetune._as_causal)
         93,
     ),
 )

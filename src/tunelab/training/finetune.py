@@ -190,7 +190,7 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
         if config.model.name == AUTO and guesses.train is not None:
             choice = _choose_model(config, task, guesses.train)
         if task.model_kind == "seq2seq" and guesses.train is not None:
-            task = _as_causal(config, guesses) if _decoder_only(config.model.name) else task
+            task = task if _encoder_decoder(config.model.name) else _as_causal(config, guesses)
         splits, data_report = load_splits(config, task, guesses.train)
     if guesses.decided:
         data_report["guessed"] = guesses.as_report()
@@ -303,17 +303,16 @@ def _choose_model(config: RunConfig, task: Task, train: pd.DataFrame) -> ModelCh
     return choice
 
 
-def _decoder_only(name: str) -> bool:
-    """Whether model ``name`` (a starter, package, folder or hub id) generates without an
-    encoder (Llama, GPT-2 shapes), which a seq2seq task cannot load."""
+def _encoder_decoder(name: str) -> bool:
+    """Whether model ``name`` (a starter, package, folder or hub id) is an encoder-decoder
+    (T5, BART, Marian), the only shape a seq2seq task loads."""
     from transformers import AutoConfig
 
-    model_config = from_pretrained(AutoConfig, name)
-    return not getattr(model_config, "is_encoder_decoder", False)
+    return bool(getattr(from_pretrained(AutoConfig, name), "is_encoder_decoder", False))
 
 
 def _as_causal(config: RunConfig, guesses: Any) -> Task:
-    """A seq2seq run given a decoder-only model, as causal-lm: where the task was guessed
+    """A seq2seq run given a model without an encoder, as causal-lm: where the task was guessed
     from source/target columns (which causal-lm reads as prompt and answer), it becomes
     causal-lm; where the user named seq2seq, one sentence says what to change.
 
@@ -322,13 +321,14 @@ def _as_causal(config: RunConfig, guesses: Any) -> Task:
     """
     if not any(item["key"] == "task" for item in guesses.decided):
         raise UserError(
-            f"model {config.model.name} is decoder-only, and --task seq2seq trains "
-            "encoder-decoder models (T5, BART, Marian); use --task causal-lm, which reads the "
-            "same source/target columns as prompt and answer, or an encoder-decoder --model"
+            f"model {config.model.name} is not an encoder-decoder model (T5, BART, Marian), "
+            "which --task seq2seq trains; for a decoder-only model use --task causal-lm, which "
+            "reads the same source/target columns as prompt and answer"
         )
     log.info(
-        "task causal-lm instead of the guessed seq2seq: model %s is decoder-only, and causal-lm "
-        "reads the same columns as prompt and answer (--task overrides)", config.model.name,
+        "task causal-lm instead of the guessed seq2seq: model %s is not an encoder-decoder, and "
+        "causal-lm reads the same columns as prompt and answer (--task overrides)",
+        config.model.name,
     )  # fmt: skip
     config.task = "causal-lm"
     for item in guesses.decided:

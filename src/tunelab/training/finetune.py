@@ -189,8 +189,13 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
         choice = None
         if config.model.name == AUTO and guesses.train is not None:
             choice = _choose_model(config, task, guesses.train)
-        if task.model_kind == "seq2seq" and guesses.train is not None:
-            task = task if _encoder_decoder(config.model.name) else _as_causal(config, guesses)
+        name = config.model.name
+        if (
+            task.model_kind == "seq2seq"
+            and guesses.train is not None
+            and (name not in SCRATCH_MODELS and not _encoder_decoder(name))
+        ):
+            task = _as_causal(config, guesses)
         splits, data_report = load_splits(config, task, guesses.train)
     if guesses.decided:
         data_report["guessed"] = guesses.as_report()

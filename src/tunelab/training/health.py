@@ -9,6 +9,7 @@ baseline.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from typing import Any
@@ -160,9 +161,7 @@ def final_warnings(
         split = "validation"
     scores = metrics.get(split) or {}
     untuned = (metrics.get("before") or {}).get(split)
-    judged = (
-        task.learning_warning(scores, int(scores.get("examples", 0)), untuned) if scores else None
-    )
+    judged = _judged(task, scores, int(scores.get("examples", 0)), untuned) if scores else None
     if judged:
         warnings.append(f"{split}: {judged}")
     elif during_training and not scores:
@@ -179,3 +178,11 @@ def final_warnings(
         if behind:
             warnings.append(behind)
     return warnings
+
+
+def _judged(task: Any, scores: dict[str, Any], examples: int, untuned: Any) -> str | None:
+    """``task.learning_warning``, with the untuned model's scores where the task takes them
+    (a task written before ``before`` was added to the protocol takes two arguments)."""
+    if "before" in inspect.signature(task.learning_warning).parameters:
+        return task.learning_warning(scores, examples, before=untuned)
+    return task.learning_warning(scores, examples)

@@ -325,11 +325,13 @@ def doctor_as_training(
     strict: bool = False,
     format: str = "auto",
     fixed: str | Path | None = None,
+    more: list[Path] | tuple[Path, ...] = (),
 ) -> str:
     """The checks ``tunelab train`` makes of a task's data before it trains, on their own: for
     summaries and translations, instructions and chats, preference and search pairs, image
     captions and chats and audio clips (see :mod:`tunelab.training.task_doctor`). ``task``
-    None reads it from the data, as ``train`` does.
+    None reads it from the data, as ``train`` does; ``more``: further training files, mixed
+    in as ``data.extra_train`` is.
 
     Returns:
         The terminal report; the JSON report is written to ``report``.
@@ -350,6 +352,7 @@ def doctor_as_training(
     config = build_config({
         **({"task": task} if task else {}),
         "data": {**{split: str(path) for split, path in files.items() if path is not None},
+                 "extra_train": [str(path) for path in more],
                  "format": format, "encoding": encoding, "drop_invalid": not strict},
     })  # fmt: skip
     return diagnose_as_training_does(config, Path(report))

@@ -596,7 +596,11 @@ def _explain_files(
 @app.command(cls=_NamesTasks)
 def doctor(
     data: Annotated[
-        Path, typer.Argument(help="data file or folder of images (the training one if several)")
+        list[Path],
+        typer.Argument(
+            help="data file or folder of images (the training one if several); more training "
+            "files after it are checked with it, as tunelab train mixes them",
+        ),
     ],
     validation: Annotated[Path | None, typer.Option(help="validation file")] = None,
     test: Annotated[Path | None, typer.Option(help="test file")] = None,
@@ -664,13 +668,19 @@ def doctor(
     from tunelab.tasks import doctor_checks
 
     checks = doctor_checks()
+    data, more = data[0], data[1:]
     given = (text_column, label_column, text_pair_column, label_separator)
     task = task or api.doctor_task(data, validation, test, format, any(given))
     if task not in checks:
         raise UserError(f"the doctor does not know task '{task}'; use {' or '.join(checks)}")
+    if len(more) and checks[task] != "task":
+        raise UserError(
+            f"the doctor checks several training files together for the tasks whose files "
+            f"mix (chats, instructions, summaries, pairs); check {task} files one at a time"
+        )
     if checks[task] == "task":
         text = api.doctor_as_training(data, validation, test, task, encoding, report, strict,
-                                      format, fixed=out if fix else None)  # fmt: skip
+                                      format, fixed=out if fix else None, more=more)  # fmt: skip
     elif checks[task] == "tags":
         text = api.doctor_tagging(
             data, validation, test, encoding, tag_column, scheme, report, out if fix else None,

@@ -84,3 +84,29 @@ def test_data_given_twice_on_the_command_line_is_mixed(tmp_path, monkeypatch):
     assert seen["data"].train == a and seen["data"].extra_train == [b, c]
     CliRunner().invoke(app, ["train", "--data", str(a)])
     assert seen["data"].extra_train == []
+
+
+def test_the_doctor_checks_several_training_files_as_train_mixes_them(tmp_path):
+    from tunelab.cli import app
+
+    alpaca = write_alpaca(tmp_path / "alpaca.json")
+    sharegpt = write_sharegpt(tmp_path / "chats.jsonl")
+    report = tmp_path / "report.json"
+    done = CliRunner().invoke(app, ["doctor", str(alpaca), str(sharegpt), "--report", str(report)])
+    assert done.exit_code == 0, done.output
+    assert "causal-lm checks, as tunelab train makes them (train 8 rows)" in done.output
+    found = json.loads(report.read_text())
+    assert found["rows"] == {"train": 8}
+    assert found["doctor"]["targets"]["train"]["duplicate_pairs"] == 1  # across the files
+
+
+def test_the_doctor_checks_classification_files_one_at_a_time(tmp_path):
+    from tunelab.cli import app
+
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    for path in (first, second):
+        pd.DataFrame({"text": ["good", "bad"] * 10, "label": ["pos", "neg"] * 10}).to_csv(
+            path, index=False
+        )
+    done = CliRunner().invoke(app, ["doctor", str(first), str(second)])
+    assert "check text-classification files one at a time" in str(done.exception)

@@ -21,6 +21,7 @@ import pandas as pd
 from tunelab import collector
 from tunelab.config import RunConfig, commented_yaml
 from tunelab.data.audio import audio_seconds
+from tunelab.data.language import SAMPLE_TEXTS
 from tunelab.data.split_folder import expand_split_folder
 from tunelab.errors import RunInterrupted, UserError
 from tunelab.evaluation.model_card import write_model_card
@@ -296,10 +297,11 @@ def prepare_output(output: Path, resume: bool, overwrite: bool) -> None:
 
 def _choose_model(config: RunConfig, task: Task, train: pd.DataFrame) -> ModelChoice:
     """Replace ``model.name: auto`` by the model that suits the training texts (``train``:
-    the training file as read, put in the task's shape only if the choice reads its texts)."""
+    the training file as read; only the rows the language check reads are put in the task's
+    shape, and only if the choice reads texts: the data stage shapes them all next)."""
 
     def texts() -> Iterator[str]:
-        yield from task.standardize(train)[task.text_column].astype(str)
+        yield from task.standardize(train.head(SAMPLE_TEXTS))[task.text_column].astype(str)
 
     choice = choose_model(task, texts())
     config.model.name = choice.name

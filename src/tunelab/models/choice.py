@@ -105,7 +105,7 @@ def choose_model(task: Task, texts: Iterable[str]) -> ModelChoice:
             return ModelChoice(
                 name, language,
                 f"the training texts are {spoken} and {what} is a pretrained "
-                f"{KIND_WORDS.get(kind, kind)} in that language available offline for "
+                f"{KIND_WORDS.get(kinds[0], kinds[0])} in that language available offline for "
                 f"{task.name}; --model overrides it",
             )  # fmt: skip
     generative = [name for name, _, kinds, _ in candidates if kind in kinds]

@@ -52,6 +52,7 @@ def test_auto_model_follows_language_and_task(monkeypatch):
     monkeypatch.setattr(choice, "installed_packaged_models", lambda: [smollm2])
     summaries = choice.choose_model(Seq2SeqGeneration(), ["Summarise: the ls command lists"])
     assert summaries.name == smollm2.hub_id and "English" in summaries.reason
+    assert "decoder-only" in summaries.reason and "encoder-decoder" not in summaries.reason
     assert choice.choose_model(Seq2SeqGeneration(), ["总结：命令"]).name == "zh-llama-mini"
 
 

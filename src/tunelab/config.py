@@ -385,8 +385,11 @@ class GenerationConfig(_Section):
         description="causal-lm: pack rows into one sequence without padding (attention and "
         "positions stay per row)",
     )
-    max_eval_rows: int | None = Field(
-        None, gt=0, description="generate for at most this many test rows (null: all)"
+    max_eval_rows: Annotated[int, Field(gt=0)] | Literal["auto"] | None = Field(
+        "auto",
+        description="generate for at most this many test rows, a seeded sample (null: all; "
+        "auto: all on a GPU, on a CPU as many as a budget of parameters x new tokens allows, "
+        "200 at least: every row for a starter, about 600 for a 135M model), logged",
     )
     score_before: bool | None = Field(
         None,

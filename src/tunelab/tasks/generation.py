@@ -126,6 +126,7 @@ class _Generation:
     text_pair_column: str | None = None  # no pairs: the protocol allows one
     problem_type = "generation"
     main_metric = "loss"  # checkpoints by validation loss; text metrics after training
+    judged_by: tuple[str, ...] = ("chrf", "rougeL", "bleu")  # the text scores logs name
     explains = None  # attributions of generated text are not offered
     # generates token by token: served by PyTorch, not one ONNX graph; causal models go to GGUF
     exportable: tuple[str, ...] = ()
@@ -176,7 +177,6 @@ class _Generation:
             "length_penalty": 1.0,
             "no_repeat_ngram_size": 0,
             "packing": True,
-            "max_eval_rows": None,
             "check_stop_tokens": True,
             "score_before": None,
             **(settings or {}),
@@ -463,10 +463,6 @@ class _Generation:
             records.append(record)
         return records
 
-    def _rows_to_generate(self, frame: pd.DataFrame) -> pd.DataFrame:
-        limit = self.settings.get("max_eval_rows")
-        return frame if limit is None or TARGET not in frame.columns else frame.iloc[:limit]
-
 
 LOOP = re.compile(r"(.{2,30}?)\1{3,}", re.DOTALL)  # a phrase four or more times in a row
 
@@ -538,7 +534,6 @@ class Seq2SeqGeneration(_Generation):
     ) -> Generations:  # fmt: skip
         """Generated text for every row, in length-sorted batches."""
 
-        frame = self._rows_to_generate(frame)
         encoded = tokenizer(self._sources(frame), truncation=True, max_length=max_length)
         prompts = [list(ids) for ids in encoded["input_ids"]]
         return generate_in_batches(
@@ -683,7 +678,6 @@ class CausalGeneration(_Generation):
 
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        frame = self._rows_to_generate(frame)
         # the prompt may be as long as the model reads less the answer's room (max_length only
         # bounds training rows, for speed, and may be the model's whole limit): plain
         # transformers answers the same prompt alike, and no position runs past the table

@@ -496,7 +496,6 @@ class PreferenceTuning(CausalGeneration):
     ) -> Generations:  # fmt: skip
         """The model's answers to the prompts, and (with answers given) the log-probabilities
         of each chosen/rejected answer under the model and, for an adapter, its base."""
-        frame = self._rows_to_generate(frame)
         generated = super().forward(
             model, tokenizer, frame.assign(**{SOURCE: self._prompt_sources(frame)}),
             max_length, batch_size, precision,

@@ -67,6 +67,7 @@ from tunelab.tasks.arrow_rows import MeasuredRows, chunked_lengths
 from tunelab.tokenizer_threads import tokenizer_threads
 from tunelab.training.epochs import raise_epochs
 from tunelab.training.few_shot import train_few_shot
+from tunelab.training.generated_rows import cap_generated_test
 from tunelab.training.guesses import guess_from_data
 from tunelab.training.learning_rate import default_learning_rate
 from tunelab.training.prepare import load_splits
@@ -218,6 +219,7 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
     with clock.stage("tokenise"), tokenizer_threads():
         max_length, measured = _max_length(config, task, splits["train"], tokenizer, model,
                                            data_report)  # fmt: skip
+        _cap_generated_test(config, task, splits, model, data_report)
         encoded = {
             split: task.encode(frame, tokenizer, max_length, measured=measured)
             if split == "train" and measured is not None
@@ -596,6 +598,26 @@ def _max_length(
         "mean": float(kept.mean()) if len(kept) else 0.0,
     }
     return max_length, measured
+
+
+def _cap_generated_test(
+    config: RunConfig, task: Task, splits: dict[str, pd.DataFrame], model: Any,
+    data_report: dict[str, Any],
+) -> None:  # fmt: skip
+    """A task scored by generating answers (``new_tokens``) keeps the test rows
+    ``generation.max_eval_rows`` allows (:mod:`tunelab.training.generated_rows`), in place."""
+    import torch
+
+    new_tokens = getattr(task, "new_tokens", None)
+    if new_tokens is None or "test" not in splits:
+        return
+    splits["test"], cut = cap_generated_test(
+        config.generation.max_eval_rows, splits["test"],
+        parameter_counts(model)["total_parameters"], new_tokens,
+        torch.cuda.is_available(), config.seed,
+    )  # fmt: skip
+    if cut:
+        data_report["generated_test_rows"] = cut
 
 
 def count_tokens(

@@ -41,9 +41,8 @@ from tunelab.models.choice import SCRATCH_VLM
 from tunelab.models.processor_settings import image_tokens_per_image
 from tunelab.tasks.base import DataFit
 from tunelab.tasks.file_classification import LABEL, PATH
-from tunelab.tasks.generation import NEW_TOKENS
 from tunelab.tasks.image_classification import DOCTOR_INPUT_SIDE, model_input_side
-from tunelab.tasks.image_to_text import ImageToText
+from tunelab.tasks.image_to_text import ImageToText, decoding_settings
 from tunelab.tasks.token_windows import IGNORE
 from tunelab.tasks.vlm_encoding import (
     TOKEN_KEYS,
@@ -125,12 +124,9 @@ class ImageTextToText(ImageToText):
         """Build from a :class:`tunelab.config.RunConfig`: decoding from ``generation``,
         whether the vision tower trains from ``image.train_vision`` (always for scratch-vlm,
         whose random tower has nothing to keep)."""
-        generation = config.generation
-        settings = {key: getattr(generation, key) for key in
-                    ("max_target_length", "max_new_tokens", "num_beams")}  # fmt: skip
-        settings["max_new_tokens"] = settings["max_new_tokens"] or NEW_TOKENS  # not sized
         train_vision = config.image.train_vision or config.model.name == SCRATCH_VLM
-        return cls(config.data.drop_invalid, settings, train_vision, model_input_side(config))
+        return cls(config.data.drop_invalid, decoding_settings(config), train_vision,
+                   model_input_side(config))  # fmt: skip
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> Self:

@@ -78,6 +78,17 @@ def input_size(image_processor: Any) -> tuple[int, int]:
     return edge, edge
 
 
+def decoding_settings(config: Any) -> dict[str, Any]:
+    """The ``generation`` options an image task decodes with; ``max_new_tokens`` unset is
+    :data:`NEW_TOKENS` (image answers are not sized to the training texts)."""
+    generation = config.generation
+    return {
+        "max_target_length": generation.max_target_length,
+        "max_new_tokens": generation.max_new_tokens or NEW_TOKENS,
+        "num_beams": generation.num_beams,
+    }
+
+
 class ImageToText(ImageClassification):
     """Generate the text an image holds (OCR) or describes (captions)."""
 
@@ -116,6 +127,12 @@ class ImageToText(ImageClassification):
             **(settings or {}),
         }
 
+    @property
+    def new_tokens(self) -> int:
+        """``generation.max_new_tokens``: as set, else :data:`NEW_TOKENS` (image answers are
+        not sized to the training texts)."""
+        return int(self.settings["max_new_tokens"])
+
     @classmethod
     def from_run_config(cls, config: Any) -> Self:
         """Build from a :class:`tunelab.config.RunConfig`: the image column from ``image``,
@@ -123,12 +140,8 @@ class ImageToText(ImageClassification):
         ``generation``."""
         data = config.data
         text = data.label_column if "label_column" in data.model_fields_set else TEXT_COLUMN
-        generation = config.generation
-        settings = {key: getattr(generation, key) for key in
-                    ("max_target_length", "max_new_tokens", "num_beams")}  # fmt: skip
-        settings["max_new_tokens"] = settings["max_new_tokens"] or NEW_TOKENS  # not sized
-        return cls(config.image.column, text, config.image.augment, data.drop_invalid, settings,
-                   model_input_side(config))  # fmt: skip
+        return cls(config.image.column, text, config.image.augment, data.drop_invalid,
+                   decoding_settings(config), model_input_side(config))  # fmt: skip
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> Self:

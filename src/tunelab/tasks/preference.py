@@ -164,6 +164,8 @@ class PreferenceTuning(CausalGeneration):
     batch_tokens_from_rows = False
     takes_virtual_tokens = False
 
+    order_seed = 0  # KTO's one fixed order of rows (the run's seed, from_run_config)
+
     def __init__(
         self, settings: dict[str, Any] | None = None, preference: dict[str, Any] | None = None
     ) -> None:
@@ -179,7 +181,9 @@ class PreferenceTuning(CausalGeneration):
         generation = config.generation.model_dump(
             exclude={"source_column", "target_column", "messages_column"}
         )
-        return cls(generation, config.preference.model_dump())
+        task = cls(generation, config.preference.model_dump())
+        task.order_seed = config.seed
+        return task
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any], model_config: Any) -> Self:
@@ -427,7 +431,13 @@ class PreferenceTuning(CausalGeneration):
         rows["length"], rows["tokens"] = _token_counts(
             tokenizer, chats, len(rows["prompt"]), max_length
         )
-        return Dataset.from_dict(rows)
+        dataset = Dataset.from_dict(rows)
+        if self.paired:
+            return dataset
+        # TRL's KTO trains in this order and takes each answer's KL estimate from its
+        # neighbour's answer to another prompt: shuffled once, the two answers a pair file
+        # gives one prompt are not neighbours, and a file sorted by label mixes in every batch
+        return dataset.shuffle(seed=self.order_seed).flatten_indices()
 
     def trained_tokens(self, dataset: Any) -> tuple[int, float]:
         """The tokens a training epoch runs through the model (a pair's chosen and rejected

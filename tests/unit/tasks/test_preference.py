@@ -196,3 +196,26 @@ def test_answers_as_broken_before_tuning_do_not_blame_the_tuning():
     # where tuning made them so, the gentler run is still the advice
     worse = {**untuned, "eos_ending_share": 0.9}
     assert "lower training.learning_rate" in task.learning_warning(tuned, 60, worse)
+
+
+def test_kto_rows_are_shuffled_once_so_neighbours_answer_other_prompts(tiny_llama):
+    """TRL's KTO trains in the dataset's order and estimates its KL term from each answer
+    paired with its neighbour's prompt: a pair file's good and bad answer to one prompt must
+    not be neighbours, and a file sorted by label must still mix labels."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    pairs = [{"prompt": f"q{i} red cat", "chosen": "红", "rejected": "no idea"} for i in range(64)]
+    task = PreferenceTuning(preference={"method": "kto"})
+    encoded = task.encode(task.standardize(pd.DataFrame(pairs)), tokenizer, max_length=64)
+    prompts = [json.dumps(prompt) for prompt in encoded["prompt"]]
+    assert len(prompts) == 128
+    same = sum(prompts[i] == prompts[i - 1] for i in range(1, len(prompts)))
+    assert same < 8  # in file order every second row repeats its neighbour's prompt: 64
+    sorted_rows = [{"prompt": f"q{i}", "completion": "红" if i < 64 else "no", "label": i < 64}
+                   for i in range(128)]  # fmt: skip
+    labels = task.encode(task.standardize(pd.DataFrame(sorted_rows)), tokenizer, 64)["label"]
+    batches = [labels[start : start + 8] for start in range(0, 128, 8)]
+    assert sum(0 < sum(batch) < 8 for batch in batches) >= 12  # in file order: none mixed
+    again = task.encode(task.standardize(pd.DataFrame(sorted_rows)), tokenizer, 64)["label"]
+    assert again == labels  # one fixed, seeded order

@@ -239,10 +239,10 @@ def prepare_run(config: RunConfig, resume: bool = False, overwrite: bool = False
         data_report["step_memory"] = step_memory
     tokens = "" if "tokens" not in data_report else f", max_length {max_length}"
     log.info(
-        "training on %d rows (validation %d, test %d)%s, precision %s",
-        len(splits["train"]),
-        len(splits.get("validation", [])),
-        len(splits.get("test", [])),
+        "training on %s rows (validation %s, test %s)%s, precision %s",
+        f"{len(splits['train']):,}",
+        f"{len(splits.get('validation', [])):,}",
+        f"{len(splits.get('test', [])):,}",
         tokens,  # a file that is one input has no token limit to name
         precision,
     )

@@ -164,7 +164,8 @@ def _evaluation_subset(frame: pd.DataFrame, split: str, rows: int, seed: int) ->
     """A seeded sample of ``rows`` rows of a held-out split, in file order."""
     subset = frame.sample(n=rows, random_state=seed).sort_index()
     subset.attrs = dict(frame.attrs)
-    log.info("evaluating on a seeded subset: %d of %d %s rows", rows, len(frame), split)
+    log.info("evaluating on a seeded subset: %s of %s %s rows", f"{rows:,}", f"{len(frame):,}",
+             split)  # fmt: skip
     return subset
 
 
@@ -177,5 +178,6 @@ def _training_subset(train: pd.DataFrame, config: RunConfig, task: Task) -> pd.D
     data = config.data
     subset = subsample(train, data.train_rows, data.train_per_class, config.seed, labels)
     if subset is not train:
-        log.info("training on a seeded subset: %d of %d rows", len(subset), len(train))
+        log.info("training on a seeded subset: %s of %s rows", f"{len(subset):,}",
+                 f"{len(train):,}")  # fmt: skip
     return subset

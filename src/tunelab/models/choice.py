@@ -84,12 +84,17 @@ def _offline_candidates() -> list[tuple[str, tuple[str, ...], tuple[str, ...], s
     return candidates
 
 
-def choose_model(task: Task, texts: Iterable[str]) -> ModelChoice:
+def choose_model(
+    task: Task, texts: Iterable[str], answers: Iterable[str] | None = None
+) -> ModelChoice:
     """The pretrained model for ``task`` on ``texts`` that this machine has, else scratch.
 
     Args:
         task: the task; models of its ``model_kind`` are the candidates.
         texts: the training texts (a sample of 2,000 is read).
+        answers: for generation, the answers the model learns to write: where they are English
+            and the texts are not (Chinese into English), the English model is chosen, which
+            translated better both ways (``benchmarks/results/model_choice_translation.json``).
 
     Returns:
         The choice, with a one-sentence reason naming the language and the override.
@@ -97,6 +102,9 @@ def choose_model(task: Task, texts: Iterable[str]) -> ModelChoice:
     if task.model_kind in MEDIA_SCRATCH:
         return _choose_media_model(task)
     language = detect_language(texts)
+    read = "texts"
+    if answers is not None and language != "en" and detect_language(answers) == "en":
+        language, read = "en", "answers"
     spoken = LANGUAGE_NAMES[language]
     candidates = _offline_candidates()
     kind = task.model_kind
@@ -104,7 +112,7 @@ def choose_model(task: Task, texts: Iterable[str]) -> ModelChoice:
         if kind in kinds and (language in languages or "multi" in languages):
             return ModelChoice(
                 name, language,
-                f"the training texts are {spoken} and {what} is a pretrained "
+                f"the training {read} are {spoken} and {what} is a pretrained "
                 f"{KIND_WORDS.get(kinds[0], kinds[0])} in that language available offline for "
                 f"{task.name}; --model overrides it",
             )  # fmt: skip

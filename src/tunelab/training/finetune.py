@@ -64,6 +64,7 @@ from tunelab.outputs import atomic_folder, claim_output, write_json, write_jsonl
 from tunelab.process_defaults import IN_SUMMARY
 from tunelab.tasks import Task, task_from_run_config
 from tunelab.tasks.arrow_rows import MeasuredRows, chunked_lengths
+from tunelab.tasks.generation_inputs import TARGET
 from tunelab.tokenizer_threads import tokenizer_threads
 from tunelab.training.epochs import raise_epochs
 from tunelab.training.few_shot import train_few_shot
@@ -302,10 +303,14 @@ def _choose_model(config: RunConfig, task: Task, train: pd.DataFrame) -> ModelCh
     the training file as read; only the rows the language check reads are put in the task's
     shape, and only if the choice reads texts: the data stage shapes them all next)."""
 
-    def texts() -> Iterator[str]:
-        yield from task.standardize(train.head(SAMPLE_TEXTS))[task.text_column].astype(str)
+    def column(name: str) -> Iterator[str]:
+        shaped = task.standardize(train.head(SAMPLE_TEXTS))
+        if name in shaped.columns:
+            yield from shaped[name].dropna().astype(str)
 
-    choice = choose_model(task, texts())
+    # generation: the answers' language too (Chinese into English wants an English model)
+    answers = column(TARGET) if task.problem_type == "generation" else None
+    choice = choose_model(task, column(task.text_column), answers)
     config.model.name = choice.name
     log.info("model.name auto: %s, because %s", choice.name, choice.reason)
     check_run_settings(config, task)  # the chosen model may rule out the adapter settings

@@ -54,6 +54,11 @@ def test_auto_model_follows_language_and_task(monkeypatch):
     assert summaries.name == smollm2.hub_id and "English" in summaries.reason
     assert "decoder-only" in summaries.reason and "encoder-decoder" not in summaries.reason
     assert choice.choose_model(Seq2SeqGeneration(), ["总结：命令"]).name == "zh-llama-mini"
+    # Chinese into English: the answers it writes are English, so the English model
+    into_english = choice.choose_model(Seq2SeqGeneration(), ["命令失败"], ["command failed"])
+    assert into_english.name == smollm2.hub_id and "answers are English" in into_english.reason
+    into_chinese = choice.choose_model(Seq2SeqGeneration(), ["总结：命令"], ["命令失败"])
+    assert into_chinese.name == "zh-llama-mini"
 
 
 def test_learning_rate_follows_what_is_trained():

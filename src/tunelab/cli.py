@@ -673,7 +673,7 @@ def doctor(
     task = task or api.doctor_task(data, validation, test, format, any(given))
     if task not in checks:
         raise UserError(f"the doctor does not know task '{task}'; use {' or '.join(checks)}")
-    if len(more) and checks[task] != "task":
+    if more and checks[task] != "task":
         raise UserError(
             f"the doctor checks several training files together for the tasks whose files "
             f"mix (chats, instructions, summaries, pairs); check {task} files one at a time"

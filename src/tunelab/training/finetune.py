@@ -6,6 +6,7 @@ workbench can run one stage alone; :func:`tunelab.api.train` runs them in order.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -303,10 +304,13 @@ def _choose_model(config: RunConfig, task: Task, train: pd.DataFrame) -> ModelCh
     the training file as read; only the rows the language check reads are put in the task's
     shape, and only if the choice reads texts: the data stage shapes them all next)."""
 
+    @functools.cache
+    def shaped() -> pd.DataFrame:  # once for the texts and the answers both
+        return task.standardize(train.head(SAMPLE_TEXTS))
+
     def column(name: str) -> Iterator[str]:
-        shaped = task.standardize(train.head(SAMPLE_TEXTS))
-        if name in shaped.columns:
-            yield from shaped[name].dropna().astype(str)
+        if name in shaped().columns:
+            yield from shaped()[name].dropna().astype(str)
 
     # generation: the answers' language too (Chinese into English wants an English model)
     answers = column(TARGET) if task.problem_type == "generation" else None

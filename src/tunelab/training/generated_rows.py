@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from tunelab.training.prepare import seeded_rows
+
 log = logging.getLogger("tunelab")
 
 CPU_ROW_BUDGET = 1e13  # parameters x new tokens x rows: SmolLM2-135M at 120 tokens, 619 rows
@@ -50,8 +52,7 @@ def cap_generated_test(
     limit = generated_rows_limit(setting, parameters, new_tokens, on_accelerator)
     if limit is None or len(test) <= limit:
         return test, None
-    kept = test.sample(n=limit, random_state=seed).sort_index()
-    kept.attrs = dict(test.attrs)
+    kept = seeded_rows(test, limit, seed)
     if setting == "auto":
         log.info(
             "generation.max_eval_rows auto: scoring a seeded %s of the %s test rows, what a "

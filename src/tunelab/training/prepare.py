@@ -160,10 +160,17 @@ def _group_key(value: Any) -> str:
     return str(value)
 
 
-def _evaluation_subset(frame: pd.DataFrame, split: str, rows: int, seed: int) -> pd.DataFrame:
-    """A seeded sample of ``rows`` rows of a held-out split, in file order."""
+def seeded_rows(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """A seeded sample of ``rows`` rows of a held-out split, in file order, keeping the
+    split's ``attrs`` (its source, for messages)."""
     subset = frame.sample(n=rows, random_state=seed).sort_index()
     subset.attrs = dict(frame.attrs)
+    return subset
+
+
+def _evaluation_subset(frame: pd.DataFrame, split: str, rows: int, seed: int) -> pd.DataFrame:
+    """``data.eval_rows``: :func:`seeded_rows`, logged."""
+    subset = seeded_rows(frame, rows, seed)
     log.info("evaluating on a seeded subset: %s of %s %s rows", f"{rows:,}", f"{len(frame):,}",
              split)  # fmt: skip
     return subset

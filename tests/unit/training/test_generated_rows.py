@@ -50,20 +50,25 @@ def test_the_kept_rows_are_a_seeded_sample_in_file_order(caplog):
     assert whole is test and cut is None
 
 
-def test_a_run_generates_for_the_seeded_rows_and_scores_them(tiny_llama, tmp_path, monkeypatch):
-    import tunelab
-
-    rows = make_translations(60)
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    test_rows = make_translations(50, seed=7)
-    for i, row in enumerate(test_rows):
-        row["source"] = f"{row['source']} {i}"  # each prompt its own, to find it again
-    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test_rows))
-    config = tiny_run_config(tiny_llama, tmp_path / "train.jsonl", tmp_path / "run")
+def causal_config(model, tmp_path, train_rows: int, test_rows: list[dict], **generation) -> dict:
+    """One epoch of causal-lm on the tiny Llama, with these test rows and generation options."""
+    for name, rows in (("train", make_translations(train_rows)), ("test", test_rows)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = tiny_run_config(model, tmp_path / "train.jsonl", tmp_path / "run")
     config["task"] = "causal-lm"
     config["data"]["test"] = str(tmp_path / "test.jsonl")
     config["training"]["epochs"] = 1
-    config["generation"] = {"max_new_tokens": 4, "score_before": True}
+    config["generation"] = {"max_new_tokens": 4, **generation}
+    return config
+
+
+def test_a_run_generates_for_the_seeded_rows_and_scores_them(tiny_llama, tmp_path, monkeypatch):
+    import tunelab
+
+    test_rows = make_translations(50, seed=7)
+    for i, row in enumerate(test_rows):
+        row["source"] = f"{row['source']} {i}"  # each prompt its own, to find it again
+    config = causal_config(tiny_llama, tmp_path, 60, test_rows, score_before=True)
     monkeypatch.setattr(generated_rows, "MIN_ROWS", 6)
     monkeypatch.setattr(generated_rows, "CPU_ROW_BUDGET", 1.0)  # auto: the fewest rows
     result = tunelab.train(config)
@@ -81,13 +86,6 @@ def test_a_run_generates_for_the_seeded_rows_and_scores_them(tiny_llama, tmp_pat
 def test_null_or_a_number_over_the_rows_scores_them_all(setting, tiny_llama, tmp_path):
     import tunelab
 
-    rows = make_translations(40)
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    test = make_translations(9, seed=7)
-    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
-    config = tiny_run_config(tiny_llama, tmp_path / "train.jsonl", tmp_path / "run")
-    config["task"] = "causal-lm"
-    config["data"]["test"] = str(tmp_path / "test.jsonl")
-    config["training"]["epochs"] = 1
-    config["generation"] = {"max_new_tokens": 4, "max_eval_rows": setting}
+    test_rows = make_translations(9, seed=7)
+    config = causal_config(tiny_llama, tmp_path, 40, test_rows, max_eval_rows=setting)
     assert tunelab.train(config)["metrics"]["test"]["examples"] == 9

@@ -93,8 +93,12 @@ def choose_model(
         task: the task; models of its ``model_kind`` are the candidates.
         texts: the training texts (a sample of 2,000 is read).
         answers: for generation, the answers the model learns to write: where they are English
-            and the texts are not (Chinese into English), the English model is chosen, which
-            translated better both ways (``benchmarks/results/model_choice_translation.json``).
+            and the texts are not (Chinese into English), the language is English.
+
+    Chinese generation takes an installed model package (SmolLM2-135M-Instruct, mostly
+    English) over the 5M Chinese starter: tuned, it translated better both ways and answered
+    Chinese instructions better (``benchmarks/results/model_choice_translation.json``,
+    ``model_choice_chinese.json``); without a package the starter is the choice.
 
     Returns:
         The choice, with a one-sentence reason naming the language and the override.
@@ -108,6 +112,16 @@ def choose_model(
     spoken = LANGUAGE_NAMES[language]
     candidates = _offline_candidates()
     kind = task.model_kind
+    installed = next((e for e in installed_packaged_models() if kind in e.kinds), None)
+    starter = next((name for name, (_, kinds, _) in STARTERS.items() if kind in kinds), None)
+    if language == "zh" and kind != SCRATCH_KIND and installed is not None and starter:
+        return ModelChoice(
+            installed.hub_id, language,
+            f"the training {read} are {spoken} and installed package {installed.distribution} "
+            f"is a pretrained {KIND_WORDS.get(installed.kinds[0], kind)} that, fine-tuned, "
+            f"wrote Chinese better than the small Chinese starter {starter}, at many times its "
+            f"compute (--model {starter} for a quick run); --model overrides it",
+        )  # fmt: skip
     for name, languages, kinds, what in candidates:
         if kind in kinds and (language in languages or "multi" in languages):
             return ModelChoice(

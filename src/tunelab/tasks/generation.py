@@ -133,6 +133,9 @@ class _Generation:
     onnx_graph = None
     embeds = False
     search_batch_sizes = (8, 16, 32)  # longer rows: smaller batches
+    # (share of the training answers longer than max_new_tokens, their 95th percentile in
+    # tokens), from answer_room: answers cut at the limit are no sign the model cannot stop
+    longer_answers: tuple[float, int] | None = None
     report_sections = staticmethod(report_generation.sections)
     baseline_method = ""  # benchmarks/ has a translation memory; none is built in
     trains_few_shot = False
@@ -387,23 +390,52 @@ class _Generation:
     def learning_warning(
         self, scores: dict[str, Any], examples: int, before: dict[str, Any] | None = None
     ) -> str | None:
-        """A sentence when most generations are empty, identical or looping, else ``None``."""
-        problems = self.answer_problems(scores, examples)
+        """A sentence when most generations are empty, identical, looping or run on to
+        ``max_new_tokens``, else ``None``; answers the limit cut where the training answers are
+        as long get their own sentence (raise the limit), not the blame."""
+        problems, cut = self.answer_problems(scores, examples)
         if not problems:
-            return None
+            return cut
         return (
-            "; ".join(problems) + ": the model has not learned to answer; try more epochs, a "
-            "higher training.learning_rate or a larger pretrained model (--model)"
+            "; ".join(problems.values()) + ": the model has not learned to answer; try more "
+            "epochs, a higher training.learning_rate or a larger pretrained model (--model)"
+            + (f"; and {cut}" if cut else "")
         )
 
-    @staticmethod
-    def answer_problems(scores: dict[str, Any], examples: int) -> list[str]:
-        """What is wrong with most generated answers: empty, identical, looping, or running
-        to ``max_new_tokens`` without a stop token (five answers at least)."""
-        return [
-            f"{100 * share:.0f}% of the outputs {PROBLEMS[key]}"
-            for key, share in problem_shares(scores, examples).items()
-        ]
+    def answer_problems(
+        self, scores: dict[str, Any], examples: int
+    ) -> tuple[dict[str, str], str | None]:
+        """What is wrong with most generated answers (empty, identical, looping, or running to
+        ``max_new_tokens`` without a stop token; five answers at least), each key of
+        :data:`PROBLEMS` with its sentence; and apart, the sentence for answers that ran to the
+        limit where the training answers longer than it explain them
+        (:meth:`_cut_answers_note`), which is no sign the model cannot stop."""
+        shares = problem_shares(scores, examples)
+        cut = self._cut_answers_note(shares.get("ending_early_share"))
+        if cut:
+            del shares["ending_early_share"]
+        problems = {key: f"{100 * share:.0f}% of the outputs {PROBLEMS[key]}"
+                    for key, share in shares.items()}  # fmt: skip
+        return problems, cut
+
+    def _cut_answers_note(self, running_on: float | None) -> str | None:
+        """Where a share ``running_on`` of the answers ran to ``max_new_tokens`` and most of
+        the answers that would fit the limit (as many as the training answers that do) still
+        stopped, the sentence that says the limit cut them (raise it to judge them); else
+        ``None``."""
+        if running_on is None or self.longer_answers is None:
+            return None
+        longer, p95 = self.longer_answers
+        # at least this share of the answers with room to end ran on anyway
+        fitting_ran_on = (running_on - longer) / (1.0 - longer) if longer < 1.0 else 0.0
+        if longer <= LONGER_ANSWERS or fitting_ran_on > 0.5:
+            return None
+        return (
+            f"{100 * running_on:.0f}% of the outputs run to max_new_tokens without a stop "
+            f"token, where {100 * longer:.0f}% of the training answers are longer than its "
+            f"{self.new_tokens} tokens: raise generation.max_new_tokens to {p95} (their 95th "
+            "percentile) to judge whether the answers end"
+        )
 
     @property
     def new_tokens(self) -> int:
@@ -437,6 +469,7 @@ class _Generation:
             )  # fmt: skip
         cap = self.new_tokens
         longer = float((lengths > cap).mean())
+        self.longer_answers = longer, p95
         if longer > LONGER_ANSWERS:
             log.warning(
                 "generation.max_new_tokens is %d and %.0f%% of the training answers are longer "

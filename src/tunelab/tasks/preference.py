@@ -554,24 +554,27 @@ class PreferenceTuning(CausalGeneration):
         """A sentence when most answers are broken, with the advice for preference tuning,
         which pulls a model away from where it started: too hard, and it stops answering.
         Where the untuned model's answers (``before``) were as broken, tuning is not blamed."""
-        problems = problem_shares(scores, examples)
+        problems, cut = self.answer_problems(scores, examples)
         if not problems:
-            return None
-        said = "; ".join(self.answer_problems(scores, examples))
+            return cut
+        said = "; ".join(problems.values())
+        shares = problem_shares(scores, examples)
         untuned = problem_shares(before, examples, above=-1.0) if before else {}
-        caused = [k for k, share in problems.items() if share - untuned.get(k, 0.0) > INHERITED]
+        caused = [k for k in problems if shares[k] - untuned.get(k, 0.0) > INHERITED]
         if untuned and not caused:
             was = ", ".join(f"{100 * untuned[k]:.0f}%" for k in problems)
             return (
                 f"{said}, as the untuned model's did ({was}): preference tuning did not break "
                 "them; judge it by preference_accuracy, and for answers that read well start "
                 "from an instruction-tuned model or raise generation.max_new_tokens"
+                + (f"; and {cut}" if cut else "")
             )
         return (
             said + ": the tuned model's answers are broken; preference tuning "
             "pulls a model away from where it started, and too far it stops answering: try a "
             "lower training.learning_rate, a higher preference.beta or LoRA (--peft lora), and "
             "start from an instruction-tuned model if the untuned one could not answer either"
+            + (f"; and {cut}" if cut else "")
         )
 
     def before_warning(

@@ -301,7 +301,9 @@ def predict(
         Path | None,
         typer.Option("--input", "--data", help="file with texts (CSV/JSONL/...)"),
     ] = None,
-    text: Annotated[list[str] | None, typer.Option(help="a text to classify (repeatable)")] = None,
+    text: Annotated[
+        list[str] | None, typer.Option(help="a text to label, tag or answer (repeatable)")
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "--out", help=".jsonl or .csv file; default: stdout")
     ] = None,
@@ -326,7 +328,7 @@ def predict(
         ),
     ] = None,
 ) -> None:
-    """Predict labels for texts or a file, in length-sorted batches."""
+    """Predict labels, tags or generated answers for texts or a file, in length-sorted batches."""
     from tunelab import api
 
     records = api.predict(model, text, input, output, text_column, encoding, batch_size, precision,

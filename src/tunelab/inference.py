@@ -333,9 +333,7 @@ def generate_in_batches(
             if wordpiece:  # WordPiece decoders put a space between every two CJK characters
                 texts = [joined_words(text) for text in texts]
             for row, index in enumerate(chunk):
-                # an answer cut at max_new_tokens can end inside a character whose bytes span
-                # two byte-level tokens (most Chinese under an English BPE): drop its U+FFFD
-                outputs[index] = texts[row].rstrip("\ufffd").strip()
+                outputs[index] = texts[row].strip()
                 # generation stops a row at its first stop token (padding follows it); an
                 # encoder-decoder's output starts with its decoder start token (BART: EOS)
                 new = generated[row].tolist()[0 if decoder_only else 1 :]

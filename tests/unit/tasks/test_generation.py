@@ -389,28 +389,3 @@ def test_long_prompts_on_a_cpu_generate_in_batches_capped_by_tokens(tiny_llama, 
     alone = inference.generate_in_batches(model, tokenizer, prompts, 8, "fp32", settings, True)
     assert list(alone) == list(batched) and len(alone) == 3
 
-
-def test_an_answer_cut_inside_a_character_loses_the_broken_character():
-    import torch
-
-    from tunelab import inference
-
-    class CutModel(torch.nn.Module):  # writes two new tokens after the prompt, no stop token
-        device = torch.device("cpu")
-
-        def generate(self, input_ids, attention_mask, **kwargs):
-            return torch.cat([input_ids, torch.tensor([[7, 8]] * len(input_ids))], dim=1)
-
-    class ByteTokenizer:  # "好" is three bytes; token 8 holds only the first of them
-        pad_token_id = 0
-
-        def batch_decode(self, generated, skip_special_tokens):
-            pieces = {7: "好".encode(), 8: "好".encode()[:1]}
-            return [b"".join(pieces[int(t)] for t in row).decode(errors="replace")
-                    for row in generated]  # fmt: skip
-
-    settings = {"max_new_tokens": 2, "do_sample": False, "eos_token_id": 2}
-    answers = inference.generate_in_batches(
-        CutModel(), ByteTokenizer(), [[5, 6]], 1, "fp32", settings, decoder_only=True
-    )
-    assert list(answers) == ["好"] and answers.stopped == [False]

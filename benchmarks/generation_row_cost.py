@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from results_file import write_results
 
-from results_file import write_results  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 ROWS = 96
 REPEATS = 2

@@ -70,6 +70,12 @@ def problem_shares(scores: dict[str, Any], examples: int, above: float = 0.5) ->
     return {key: share for key, share in shares.items() if share > above}
 
 
+def said_problems(shares: dict[str, float]) -> str:
+    """:func:`problem_shares` as one clause: ``80% of the outputs are empty; ...``."""
+    return "; ".join(f"{100 * share:.0f}% of the outputs {PROBLEMS[key]}"
+                     for key, share in shares.items())  # fmt: skip
+
+
 def generation_doctor_lines(report: dict[str, Any]) -> list[str]:
     """The doctor's lines for input/target pairs: each split's rows, its duplicate pairs, the
     rows that give an earlier input another target (several references, kept), its near-
@@ -397,26 +403,23 @@ class _Generation:
         if not problems:
             return cut
         return (
-            "; ".join(problems.values()) + ": the model has not learned to answer; try more "
-            "epochs, a higher training.learning_rate or a larger pretrained model (--model)"
+            said_problems(problems) + ": the model has not learned to answer; try more epochs, "
+            "a higher training.learning_rate or a larger pretrained model (--model)"
             + (f"; and {cut}" if cut else "")
         )
 
     def answer_problems(
         self, scores: dict[str, Any], examples: int
-    ) -> tuple[dict[str, str], str | None]:
-        """What is wrong with most generated answers (empty, identical, looping, or running to
-        ``max_new_tokens`` without a stop token; five answers at least), each key of
-        :data:`PROBLEMS` with its sentence; and apart, the sentence for answers that ran to the
-        limit where the training answers longer than it explain them
-        (:meth:`_cut_answers_note`), which is no sign the model cannot stop."""
+    ) -> tuple[dict[str, float], str | None]:
+        """What is wrong with most generated answers (:func:`problem_shares`: empty,
+        identical, looping, or running to ``max_new_tokens`` without a stop token), and apart,
+        the sentence for answers that ran to the limit where the training answers longer than
+        it explain them (:meth:`_cut_answers_note`), which is no sign the model cannot stop."""
         shares = problem_shares(scores, examples)
         cut = self._cut_answers_note(shares.get("ending_early_share"))
         if cut:
             del shares["ending_early_share"]
-        problems = {key: f"{100 * share:.0f}% of the outputs {PROBLEMS[key]}"
-                    for key, share in shares.items()}  # fmt: skip
-        return problems, cut
+        return shares, cut
 
     def _cut_answers_note(self, running_on: float | None) -> str | None:
         """Where a share ``running_on`` of the answers ran to ``max_new_tokens`` and most of

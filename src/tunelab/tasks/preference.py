@@ -36,7 +36,7 @@ from tunelab.data.chat_formats import (
 from tunelab.errors import UserError
 from tunelab.inference import Generations
 from tunelab.tasks.base import ColumnGuess, DataFit, TrainerSetup
-from tunelab.tasks.generation import CausalGeneration, problem_shares
+from tunelab.tasks.generation import CausalGeneration, problem_shares, said_problems
 from tunelab.tasks.generation_inputs import MESSAGES, SOURCE, TARGET
 from tunelab.tasks.stop_tokens import check_stop_tokens
 
@@ -557,10 +557,9 @@ class PreferenceTuning(CausalGeneration):
         problems, cut = self.answer_problems(scores, examples)
         if not problems:
             return cut
-        said = "; ".join(problems.values())
-        shares = problem_shares(scores, examples)
+        said = said_problems(problems)
         untuned = problem_shares(before, examples, above=-1.0) if before else {}
-        caused = [k for k in problems if shares[k] - untuned.get(k, 0.0) > INHERITED]
+        caused = [k for k, share in problems.items() if share - untuned.get(k, 0.0) > INHERITED]
         if untuned and not caused:
             was = ", ".join(f"{100 * untuned[k]:.0f}%" for k in problems)
             return (

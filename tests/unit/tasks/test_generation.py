@@ -388,4 +388,3 @@ def test_long_prompts_on_a_cpu_generate_in_batches_capped_by_tokens(tiny_llama, 
     monkeypatch.setattr(inference, "CPU_GENERATION_TOKENS", 6)  # one row a batch
     alone = inference.generate_in_batches(model, tokenizer, prompts, 8, "fp32", settings, True)
     assert list(alone) == list(batched) and len(alone) == 3
-

@@ -420,6 +420,16 @@ class PreferenceConfig(_Section):
     rejected_column: str = Field("rejected", description="the worse answer (text or messages)")
     completion_column: str = Field("completion", description="kto: the answer")
     label_column: str = Field("label", description="kto: true (good answer) or false")
+    desirable_weight: float | None = Field(
+        None,
+        gt=0,
+        description="kto: weight of the good answers' loss; unset with undesirable_weight: "
+        "where good answers are not 1 to 4/3 times the bad ones (the KTO paper's range), the "
+        "rarer kind weighs more, making them 7/6",
+    )
+    undesirable_weight: float | None = Field(
+        None, gt=0, description="kto: weight of the bad answers' loss (unset: see desirable_weight)"
+    )
 
 
 class EmbeddingConfig(_Section):

@@ -57,6 +57,9 @@ MARGIN_GAIN = 0.01
 # a broken-answer share (looping, never stopping) no more than this above the untuned
 # model's was there before tuning: the tuning is not blamed for it
 INHERITED = 0.1
+# KTO weighs good against bad answers so that weighted good ones are between these multiples
+# of the bad ones (the KTO paper's Eq. 8; beyond them, the rarer kind barely trains)
+KTO_BALANCE = (1.0, 4 / 3)
 REJECTED = "rejected"
 LABEL = "label"
 PROMPT = "prompt_messages"  # the prompt as messages, JSON text (a frame cell holds no list)
@@ -173,7 +176,8 @@ class PreferenceTuning(CausalGeneration):
         self.preference: dict[str, Any] = {
             "method": "dpo", "beta": 0.1, "prompt_column": "prompt", "chosen_column": "chosen",
             "rejected_column": "rejected", "completion_column": "completion",
-            "label_column": "label", **(preference or {}),
+            "label_column": "label", "desirable_weight": None, "undesirable_weight": None,
+            **(preference or {}),
         }  # fmt: skip
 
     @classmethod
@@ -321,6 +325,10 @@ class PreferenceTuning(CausalGeneration):
                 for split, f in frames.items()
                 if REJECTED in f.columns and len(f)
             }
+        else:
+            report["kto_answers"] = {
+                split: _kto_answers(f) for split, f in frames.items() if len(f)
+            }
         return report
 
     def doctor_lines(self, report: dict[str, Any]) -> list[str]:
@@ -338,7 +346,27 @@ class PreferenceTuning(CausalGeneration):
             if share >= LENGTH_BIAS or share <= 1 - LENGTH_BIAS:
                 line += LENGTH_ADVICE
             lines.append(line)
+        for split, (good, bad) in report.get("kto_answers", {}).items():
+            line = f"data doctor: {split}: {good:,} good and {bad:,} bad answers"
+            if split == "train" and (weighed := self._kto_weighed(good, bad)):
+                line += f"; training weighs the {weighed}"
+            lines.append(line)
         return lines
+
+    def _kto_weighed(self, good: int, bad: int) -> str | None:
+        """Which kind of answer KTO's balance weighs more, and how much, in words; None where
+        the counts are in the paper's range or the weights were given."""
+        p = self.preference
+        if p["desirable_weight"] is not None or p["undesirable_weight"] is not None:
+            return None
+        weights = kto_weights([True] * good + [False] * bad)
+        desirable, undesirable = weights["desirable_weight"], weights["undesirable_weight"]
+        if desirable == undesirable:
+            return None
+        kind, weight = ("good", desirable) if desirable > 1 else ("bad", undesirable)
+        return (f"{kind} ones {weight:.2f}, so that weighted good answers are "
+                f"{desirable * good / (undesirable * bad):.2f} times the bad ones (KTO's "
+                "balance; preference.desirable_weight/undesirable_weight choose)")  # fmt: skip
 
     def clean(
         self, frame: pd.DataFrame, clean: Any, is_training: bool
@@ -493,6 +521,13 @@ class PreferenceTuning(CausalGeneration):
             # KTO estimates its KL term against neighbours in a fixed-order batch (TRL refuses
             # any other sampling), so rows train in the file's order: mix good and bad ones
             arguments["train_sampling_strategy"] = "sequential"
+            weights = kto_weights(train["label"], self.preference["desirable_weight"],
+                                  self.preference["undesirable_weight"])  # fmt: skip
+            arguments.update(weights)
+            good = int(sum(train["label"]))
+            if weighed := self._kto_weighed(good, len(train) - good):
+                log.info("KTO: %d good and %d bad training answers; training weighs the %s",
+                         good, len(train) - good, weighed)  # fmt: skip
         else:
             from trl.experimental.orpo import ORPOConfig
 
@@ -602,6 +637,37 @@ class PreferenceTuning(CausalGeneration):
             for record, rejected in zip(records, frame[REJECTED], strict=False):
                 record["rejected"] = rejected
         return records
+
+
+def _kto_answers(frame: pd.DataFrame) -> tuple[int, int]:
+    """Good and bad answers KTO trains on: a labelled row's one, a pair's two."""
+    if REJECTED in frame.columns:
+        return len(frame), len(frame)
+    good = int(frame[LABEL].astype(bool).sum()) if LABEL in frame.columns else len(frame)
+    return good, len(frame) - good
+
+
+def kto_weights(
+    labels: Any, desirable: float | None = None, undesirable: float | None = None
+) -> dict[str, float]:
+    """KTO's loss weights for good and bad answers: the given ones (an unset one 1), else,
+    with neither given and the weighted good answers outside 1-4/3 times the bad ones (the
+    KTO paper's range, its Eq. 8), the rarer kind's weight raised to bring them to the middle
+    of it; counts in the range, or of one kind only, keep 1 and 1."""
+    if desirable is not None or undesirable is not None:
+        return {"desirable_weight": desirable or 1.0, "undesirable_weight": undesirable or 1.0}
+    good = int(np.sum(np.asarray(labels, dtype=bool)))
+    bad = len(labels) - good
+    low, high = KTO_BALANCE
+    weights = {"desirable_weight": 1.0, "undesirable_weight": 1.0}
+    if good and bad and not low <= good / bad <= high:
+        # the middle, not the edge: TRL checks the range with its ends rounded to two decimals
+        middle = (low + high) / 2
+        if good < bad:
+            weights["desirable_weight"] = middle * bad / good
+        else:
+            weights["undesirable_weight"] = good / (middle * bad)
+    return weights
 
 
 def _orpo_trainer() -> Any:

@@ -219,3 +219,43 @@ def test_kto_rows_are_shuffled_once_so_neighbours_answer_other_prompts(tiny_llam
     assert sum(0 < sum(batch) < 8 for batch in batches) >= 12  # in file order: none mixed
     again = task.encode(task.standardize(pd.DataFrame(sorted_rows)), tokenizer, 64)["label"]
     assert again == labels  # one fixed, seeded order
+
+
+def test_kto_weighs_the_rarer_kind_of_answer_into_the_papers_range():
+    """Unbalanced feedback: the rarer kind's weight rises to bring weighted good answers to
+    7/6 times the bad ones, inside the paper's 1-4/3 (TRL keeps 1 and 1 and only warns);
+    weights the user gives are kept, and counts in range or of one kind only are left alone."""
+    from tunelab.tasks.preference import kto_weights
+
+    def ratio(labels: list[bool], weights: dict[str, float]) -> float:
+        good, bad = sum(labels), len(labels) - sum(labels)
+        return weights["desirable_weight"] * good / (weights["undesirable_weight"] * bad)
+
+    mostly_good = [True] * 400 + [False] * 100
+    weights = kto_weights(mostly_good)
+    assert weights["desirable_weight"] == 1.0
+    assert ratio(mostly_good, weights) == pytest.approx(7 / 6)
+    mostly_bad = [True] * 100 + [False] * 400
+    weights = kto_weights(mostly_bad)
+    assert weights == {"desirable_weight": pytest.approx(14 / 3), "undesirable_weight": 1.0}
+    assert ratio(mostly_bad, weights) == pytest.approx(7 / 6)
+    for in_range in ([True] * 120 + [False] * 100, [True] * 50 + [False] * 50, [True] * 9):
+        assert kto_weights(in_range) == {"desirable_weight": 1.0, "undesirable_weight": 1.0}
+    assert kto_weights(mostly_bad, undesirable=0.5) == {"desirable_weight": 1.0,
+                                                        "undesirable_weight": 0.5}  # fmt: skip
+
+
+def test_the_doctor_counts_kto_answers_and_says_how_training_weighs_them():
+    task = PreferenceTuning(preference={"method": "kto"})
+    rows = [{"prompt": f"q{i}", "completion": "a", "label": i < 40} for i in range(50)]
+    frames = {"train": task.standardize(pd.DataFrame(rows)),
+              "test": task.standardize(pd.DataFrame([{"prompt": "q", "chosen": "a",
+                                                      "rejected": "b"}]))}  # fmt: skip
+    lines = task.doctor_lines(task.diagnose(frames, False, 0))
+    train = next(line for line in lines if line.startswith("data doctor: train: 40 good"))
+    assert "40 good and 10 bad answers; training weighs the bad ones 3.43" in train
+    assert "weighted good answers are 1.17 times the bad ones" in train
+    assert "data doctor: test: 1 good and 1 bad answers" in lines
+    given = PreferenceTuning(preference={"method": "kto", "undesirable_weight": 2.0})
+    lines = given.doctor_lines(given.diagnose(frames, False, 0))
+    assert "data doctor: train: 40 good and 10 bad answers" in lines  # the user's weights

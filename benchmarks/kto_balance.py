@@ -1,0 +1,137 @@
+"""KTO on unbalanced feedback: TRL's equal loss weights against tunelab's balance.
+
+Feedback that users export is rarely half good and half bad: thumbs-up logs are mostly good
+answers, bug reports mostly bad ones. KTO's loss averages over the answers of a batch, so the
+rarer kind barely trains; the KTO paper (its Eq. 8) advises weights that make the weighted
+good answers 1 to 4/3 times the bad ones, and TRL warns outside that range but keeps its
+weights at 1 and 1. tunelab, with neither ``preference.desirable_weight`` nor
+``undesirable_weight`` given, raises the rarer kind's weight to bring the ratio to the
+middle of the range, 7/6.
+
+Two training files from the same en-zh-prefs prompts, on zh-llama-mini with LoRA (as
+``benchmarks/kto_order.py``): **mostly good** (every prompt's chosen translation as a good
+answer, a quarter of the prompts' corrupted one as a bad answer: 4 good to 1 bad) and
+**mostly bad** (the reverse: 1 good to 4 bad). Each trained with weights 1 and 1 and with
+tunelab's balance, scored on the same held-out pairs: preference accuracy (the chosen
+answer's mean token log-probability higher), the log-probability margin and the implicit
+reward accuracy against the adapter-free base.
+
+Usage::
+
+    python benchmarks/kto_balance.py [--train-rows 384] [--test-rows 200] [--seeds 0 1]
+
+Writes ``benchmarks/results/kto_balance.json`` and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+KEYS = ("preference_accuracy", "logp_margin", "reward_accuracy", "reward_margin")
+RARE_SHARE = 4  # the rarer kind: one answer for every this many of the common kind
+WEIGHTS = {"1 and 1": {"desirable_weight": 1.0, "undesirable_weight": 1.0}, "balanced": {}}
+
+
+def files(work: Path, train_rows: int, test_rows: int, seed: int) -> dict[str, Path]:
+    """The mostly-good and mostly-bad single answers of the same prompts, and the held-out
+    pairs, written under ``work``."""
+    from tunelab.data.examples import build_example
+
+    prefs = ROOT / "data" / "en-zh-prefs"
+    if not (prefs / "test.jsonl").is_file():
+        build_example("en-zh-prefs", prefs)
+    pairs = pd.read_json(prefs / "train.jsonl", lines=True).sample(train_rows, random_state=seed)
+    test = pd.read_json(prefs / "test.jsonl", lines=True).sample(test_rows, random_state=0)
+    good = pairs.assign(completion=pairs["chosen"], label=True)
+    bad = pairs.assign(completion=pairs["rejected"], label=False)
+    rare = train_rows // RARE_SHARE
+    written = {
+        "mostly good": pd.concat([good, bad.sample(rare, random_state=seed)]),
+        "mostly bad": pd.concat([good.sample(rare, random_state=seed), bad]),
+        "test": test,
+    }
+    paths = {}
+    for name, frame in written.items():
+        paths[name] = work / f"{name.replace(' ', '-')}.jsonl"
+        columns = ["prompt", "completion", "label"] if name != "test" else list(frame.columns)
+        frame[columns].to_json(paths[name], orient="records", lines=True, force_ascii=False)
+    return paths
+
+
+def run(data: dict[str, Path], train: str, weights: str, seed: int, work: Path) -> dict:
+    import tunelab
+
+    config = {
+        "task": "preference",
+        "output": str(work / f"{train}-{weights}-{seed}".replace(" ", "-")),
+        "seed": seed,
+        "data": {
+            "train": str(data[train]),
+            "test": str(data["test"]),
+            "split": {"validation": 0.05, "test": 0.0},
+        },
+        "model": {"name": "zh-llama-mini", "max_length": 128},
+        "training": {
+            "epochs": 1,
+            "learning_rate": 2e-3,
+            "batch_size": 16,
+            "precision": "fp32",
+            "logging_steps": 1000,
+            "early_stopping_patience": None,
+        },
+        "generation": {"max_new_tokens": 16, "score_before": True},
+        "peft": {"method": "lora", "r": 16, "alpha": 32},
+        "preference": {"method": "kto", "beta": 0.1, **WEIGHTS[weights]},
+    }
+    started = time.time()
+    metrics = tunelab.train(config)["metrics"]
+    return {
+        "seconds": round(time.time() - started, 1),
+        "before": {key: metrics["before"]["test"].get(key) for key in KEYS},
+        "after": {key: metrics["test"].get(key) for key in KEYS},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--train-rows", type=int, default=384, help="training prompts")
+    parser.add_argument("--test-rows", type=int, default=200, help="held-out pairs")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--weights", nargs="+", choices=list(WEIGHTS), default=list(WEIGHTS))
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "kto_balance.json")
+    args = parser.parse_args()
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        for seed in args.seeds:
+            data = files(work, args.train_rows, args.test_rows, seed)
+            for train in ("mostly good", "mostly bad"):
+                for weights in args.weights:
+                    name = f"{train}, {weights}, seed {seed}"
+                    results[name] = run(data, train, weights, seed, work)
+                    print(name, json.dumps(results[name]), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    runs = {**previous.get("runs", {}), **results}  # other seeds' runs stay
+    args.out.write_text(json.dumps({"what": __doc__.split("\n")[0], "train_prompts":
+                                    args.train_rows, "rare_share": 1 / RARE_SHARE,
+                                    "test_pairs": args.test_rows, "runs": runs},
+                                   indent=1) + "\n")  # fmt: skip
+    print("| training file, weights, seed | pref. acc. after | log-p margin after | reward acc. |")
+    print("|---|---:|---:|---:|")
+    for name, found in results.items():
+        after = found["after"]
+        print(f"| {name} | {after['preference_accuracy']:.3f} | {after['logp_margin']:.3f} | "
+              f"{after['reward_accuracy']:.3f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -464,11 +464,17 @@ class _Generation:
         sized = self.settings.get("max_new_tokens") is None
         if sized:
             low, high = AUTO_NEW_TOKENS
-            self.settings["max_new_tokens"] = min(high, max(low, -(-p99 * 5 // 4) // 8 * 8 + 8))
+            room = max(low, -(-p99 * 5 // 4) // 8 * 8 + 8)
+            self.settings["max_new_tokens"] = min(high, room)
+            why = (
+                "room for the training answers" if room <= high else
+                "its automatic ceiling, as generating each held-out answer takes time in step "
+                "with it"
+            )  # fmt: skip
             log.info(
-                "generation.max_new_tokens auto: %d, room for the training answers (99th "
-                "percentile %d tokens; --set generation.max_new_tokens=... overrides it)",
-                self.new_tokens, p99,
+                "generation.max_new_tokens auto: %d, %s (the training answers' 99th percentile "
+                "is %d tokens; --set generation.max_new_tokens=... overrides it)",
+                self.new_tokens, why, p99,
             )  # fmt: skip
         cap = self.new_tokens
         longer = float((lengths > cap).mean())

@@ -256,6 +256,13 @@ def test_max_new_tokens_left_unset_is_sized_to_the_training_answers(llama_tokeni
     short = CausalGeneration.from_run_config(build_config({"task": "causal-lm"}))
     short.answer_room(frame.assign(target="红"), llama_tokenizer)
     assert short.new_tokens == 16
+    # answers longer than the ceiling: the ceiling, said as such rather than as room for them
+    long = CausalGeneration.from_run_config(build_config({"task": "causal-lm"}))
+    caplog.clear()
+    with caplog.at_level("INFO", logger="tunelab"):
+        long.answer_room(frame.assign(target="red cat big dog " * 200), llama_tokenizer)
+    assert long.new_tokens == 256 and "256, its automatic ceiling" in caplog.text
+    assert "room for the training answers" not in caplog.text
     given = build_config({"task": "causal-lm", "generation": {"max_new_tokens": 300}})
     kept = CausalGeneration.from_run_config(given)
     assert not kept.answer_room(frame, llama_tokenizer)["sized"] and kept.new_tokens == 300

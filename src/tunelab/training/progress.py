@@ -34,10 +34,10 @@ def _clock() -> float:
 
 
 class PlainProgress(TrainerCallback):
-    """Writes ``step 120/400 (30%), epoch 0.90/3, loss 0.4127 (step 100), 5.20 steps/s,
-    0:00:54 left``
-    at each tenth of the steps, at least every ``every_seconds``, and at the last step; and a
-    line with the scores after each evaluation."""
+    """Writes what the run will do as it begins, then ``step 120/400 (30%), epoch 0.90/3, loss
+    0.4127 (step 100), 5.20 steps/s, 0:00:54 left`` at each tenth of the steps, at least every
+    ``every_seconds``, and at the last step; and a line with the scores after each
+    evaluation."""
 
     def __init__(
         self,
@@ -58,6 +58,14 @@ class PlainProgress(TrainerCallback):
         self.first_step = state.global_step  # a resumed run: speed counts this process's steps
         total = max(state.max_steps, 1)
         self.next_part = state.global_step * self.parts // total + 1
+        # a step of a large model on long rows can take minutes: say what is under way
+        run = f"{total} steps" + (f" over {state.num_train_epochs:g} epochs"
+                                  if state.num_train_epochs else "")  # fmt: skip
+        if state.global_step:
+            run = f"from step {state.global_step} of {run}"
+        every, first = f"{self.every_seconds:g}", state.global_step + 1
+        self.write(f"training: {run}; a line each tenth of them and at least every {every} s, "
+                   f"the first after step {first}")  # fmt: skip
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any

@@ -24,6 +24,9 @@ def test_a_line_at_each_part_of_the_run_with_loss_speed_and_time_left():
     progress = PlainProgress(every_seconds=10_000, parts=4, clock=lambda: next(ticks),
                              write=lines.append)  # fmt: skip
     _run(progress, 20, logs={3: 0.6931, 12: 0.25})
+    # before the first step, which may take minutes, what is under way
+    assert lines.pop(0) == ("training: 20 steps over 2 epochs; a line each tenth of them and at "
+                            "least every 10000 s, the first after step 1")  # fmt: skip
     assert [line.split(",")[0] for line in lines] == [
         "training: step 5/20 (25%)", "training: step 10/20 (50%)", "training: step 15/20 (75%)",
         "training: step 20/20 (100%)",
@@ -42,7 +45,7 @@ def test_long_runs_also_get_a_line_every_so_many_seconds():
     progress = PlainProgress(every_seconds=10, parts=1, clock=lambda: next(ticks),
                              write=lines.append)  # fmt: skip
     _run(progress, 7)
-    assert [line.split(",")[0].removeprefix("training: step ") for line in lines] == [
+    assert [line.split(",")[0].removeprefix("training: step ") for line in lines[1:]] == [
         "2/7 (29%)", "4/7 (57%)", "6/7 (86%)", "7/7 (100%)",
     ]  # fmt: skip
 
@@ -63,3 +66,12 @@ def test_evaluations_are_one_line_of_scores():
         "evaluation at step 80: f1_macro 0.8333, loss 0.4123",
         "test after training: loss 1.477",
     ]
+
+
+def test_a_resumed_run_says_where_it_starts():
+    lines: list[str] = []
+    progress = PlainProgress(write=lines.append)
+    state = SimpleNamespace(global_step=120, max_steps=400, epoch=0.9, num_train_epochs=3)
+    progress.on_train_begin(None, state, None)
+    assert lines == ["training: from step 120 of 400 steps over 3 epochs; a line each tenth of "
+                     "them and at least every 30 s, the first after step 121"]  # fmt: skip

@@ -27,15 +27,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-KEYS = ("preference_accuracy", "logp_margin", "reward_accuracy", "reward_margin")
+sys.path.insert(0, str(HERE))
+
+from kto_order import train_kto  # noqa: E402  (the same KTO run as the order benchmark)
+
 RARE_SHARE = 4  # the rarer kind: one answer for every this many of the common kind
 WEIGHTS = {"1 and 1": {"desirable_weight": 1.0, "undesirable_weight": 1.0}, "balanced": {}}
 
@@ -67,37 +70,8 @@ def files(work: Path, train_rows: int, test_rows: int, seed: int) -> dict[str, P
 
 
 def run(data: dict[str, Path], train: str, weights: str, seed: int, work: Path) -> dict:
-    import tunelab
-
-    config = {
-        "task": "preference",
-        "output": str(work / f"{train}-{weights}-{seed}".replace(" ", "-")),
-        "seed": seed,
-        "data": {
-            "train": str(data[train]),
-            "test": str(data["test"]),
-            "split": {"validation": 0.05, "test": 0.0},
-        },
-        "model": {"name": "zh-llama-mini", "max_length": 128},
-        "training": {
-            "epochs": 1,
-            "learning_rate": 2e-3,
-            "batch_size": 16,
-            "precision": "fp32",
-            "logging_steps": 1000,
-            "early_stopping_patience": None,
-        },
-        "generation": {"max_new_tokens": 16, "score_before": True},
-        "peft": {"method": "lora", "r": 16, "alpha": 32},
-        "preference": {"method": "kto", "beta": 0.1, **WEIGHTS[weights]},
-    }
-    started = time.time()
-    metrics = tunelab.train(config)["metrics"]
-    return {
-        "seconds": round(time.time() - started, 1),
-        "before": {key: metrics["before"]["test"].get(key) for key in KEYS},
-        "after": {key: metrics["test"].get(key) for key in KEYS},
-    }
+    output = work / f"{train}-{weights}-{seed}".replace(" ", "-")
+    return train_kto(data[train], data["test"], output, seed, **WEIGHTS[weights])
 
 
 def main() -> None:

@@ -350,6 +350,13 @@ class PreferenceTuning(CausalGeneration):
             line = f"data doctor: {split}: {good:,} good and {bad:,} bad answers"
             if split == "train" and (weighed := self._kto_weighed(good, bad)):
                 line += f"; training weighs the {weighed}"
+            elif split == "train" and good and not bad:
+                line += ("; with no bad answers KTO only pulls the model towards these, as "
+                         "supervised tuning (--task causal-lm) does at about half the compute "
+                         "(no reference model, no KL estimate)")  # fmt: skip
+            elif split == "train" and bad and not good:
+                line += ("; with no good answers KTO can only push the model away from these, "
+                         "not towards better ones: add answers labelled true")  # fmt: skip
             lines.append(line)
         return lines
 

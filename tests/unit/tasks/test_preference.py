@@ -259,3 +259,18 @@ def test_the_doctor_counts_kto_answers_and_says_how_training_weighs_them():
     given = PreferenceTuning(preference={"method": "kto", "undesirable_weight": 2.0})
     lines = given.doctor_lines(given.diagnose(frames, False, 0))
     assert "data doctor: train: 40 good and 10 bad answers" in lines  # the user's weights
+
+
+def test_the_doctor_says_what_kto_can_do_with_one_kind_of_answer():
+    task = PreferenceTuning(preference={"method": "kto"})
+
+    def train_line(labels: list[bool]) -> str:
+        rows = [{"prompt": f"q{i}", "completion": "a", "label": good}
+                for i, good in enumerate(labels)]  # fmt: skip
+        frames = {"train": task.standardize(pd.DataFrame(rows))}
+        return task.doctor_lines(task.diagnose(frames, False, 0))[-1]
+
+    assert "no bad answers KTO only pulls the model towards these" in train_line([True] * 6)
+    assert "--task causal-lm" in train_line([True] * 6)
+    assert "add answers labelled true" in train_line([False] * 6)
+    assert train_line([True, False] * 3) == "data doctor: train: 3 good and 3 bad answers"

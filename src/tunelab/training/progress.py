@@ -59,8 +59,9 @@ class PlainProgress(TrainerCallback):
         total = max(state.max_steps, 1)
         self.next_part = state.global_step * self.parts // total + 1
         # a step of a large model on long rows can take minutes: say what is under way
-        run = f"{total} steps" + (f" over {state.num_train_epochs:g} epochs"
-                                  if state.num_train_epochs else "")  # fmt: skip
+        epochs = state.num_train_epochs
+        run = f"{total} step{'s' * (total != 1)}" + (
+            f" over {epochs:g} epoch{'s' * (epochs != 1)}" if epochs else "")  # fmt: skip
         if state.global_step:
             run = f"from step {state.global_step} of {run}"
         every, first = f"{self.every_seconds:g}", state.global_step + 1

@@ -75,3 +75,6 @@ def test_a_resumed_run_says_where_it_starts():
     progress.on_train_begin(None, state, None)
     assert lines == ["training: from step 120 of 400 steps over 3 epochs; a line each tenth of "
                      "them and at least every 30 s, the first after step 121"]  # fmt: skip
+    progress.on_train_begin(None, SimpleNamespace(global_step=0, max_steps=1, epoch=0,
+                                                  num_train_epochs=1), None)  # fmt: skip
+    assert lines[-1].startswith("training: 1 step over 1 epoch; ")

@@ -92,9 +92,8 @@ def generation_doctor_lines(report: dict[str, Any]) -> list[str]:
         pairs, repeated = targets["duplicate_pairs"], targets["repeated_inputs"]
         if pairs:
             plural = "" if pairs == 1 else "s"
-            what = (
-                f"chat{plural}" if targets.get("chats") else f"pair{plural} (same input and target)"
-            )
+            noun, same = targets.get("duplicates_are", ("pair", "same input and target"))
+            what = f"chat{plural}" if targets.get("chats") else f"{noun}{plural} ({same})"
             found.append(f"{pairs:,} duplicate {what}")
         if repeated > pairs:
             rows = "row gives" if repeated - pairs == 1 else "rows give"

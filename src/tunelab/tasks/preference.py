@@ -314,6 +314,14 @@ class PreferenceTuning(CausalGeneration):
         self, frames: dict[str, pd.DataFrame], find_label_errors: bool, seed: int
     ) -> dict[str, Any]:
         report = super().diagnose(frames, find_label_errors, seed)
+        # a duplicate repeats the prompt and every answer (a prompt asked again with other
+        # answers is more data, not a duplicate; KTO's good and bad answer share a prompt)
+        noun, same = ("pair", "the same prompt and answers") if self.paired else (
+            "answer", "the same prompt, answer and label")  # fmt: skip
+        for split, targets in report.get("targets", {}).items():
+            repeated = int(_answered_rows(frames[split]).duplicated().sum())
+            targets.update(duplicate_pairs=repeated, repeated_inputs=repeated,
+                           duplicates_are=(noun, same))  # fmt: skip
         if self.paired:
             report["same_chosen_and_rejected"] = {
                 split: int((f[TARGET] == f[REJECTED]).sum())
@@ -378,13 +386,27 @@ class PreferenceTuning(CausalGeneration):
     def clean(
         self, frame: pd.DataFrame, clean: Any, is_training: bool
     ) -> tuple[pd.DataFrame, dict[str, Any]]:
-        """Drop training pairs whose chosen and rejected answers are the same (no signal)."""
-        if not (is_training and self.paired and REJECTED in frame.columns):
+        """Drop training pairs whose chosen and rejected answers are the same (no signal), and
+        (``clean.drop_duplicates``) rows whose prompt and answers (and KTO label) repeat an
+        earlier row's."""
+        if not is_training:
             return frame, {}
-        same = frame[TARGET] == frame[REJECTED]
-        kept = frame[~same]
+        keep, found = pd.Series(True, index=frame.index), {}
+        if self.paired and REJECTED in frame.columns:
+            same = frame[TARGET] == frame[REJECTED]
+            keep &= ~same
+            found["same_chosen_and_rejected"] = int(same.sum())
+        if clean.drop_duplicates:
+            duplicated = _answered_rows(frame).duplicated() & keep
+            keep &= ~duplicated
+            found["duplicates"] = int(duplicated.sum())
+            if duplicated.any():
+                source, count = frame.attrs.get("source"), int(duplicated.sum())
+                log.warning("%s: dropped %d duplicate row(s) (the same prompt and answers as an "
+                            "earlier row)", source, count)  # fmt: skip
+        kept = frame[keep]
         kept.attrs = dict(frame.attrs)
-        return kept, {"same_chosen_and_rejected": int(same.sum())}
+        return kept, found
 
     @staticmethod
     def _prompt_turns(row: dict[str, Any], column: str, where: str) -> list[dict[str, str]]:
@@ -644,6 +666,13 @@ class PreferenceTuning(CausalGeneration):
             for record, rejected in zip(records, frame[REJECTED], strict=False):
                 record["rejected"] = rejected
         return records
+
+
+def _answered_rows(frame: pd.DataFrame) -> pd.Series:
+    """What a preference row trains on, as text to compare: its prompt (as messages) and
+    answers, and a KTO row's label."""
+    columns = [c for c in (PROMPT, TARGET, REJECTED, LABEL) if c in frame.columns]
+    return frame[columns].astype(str).agg("\x1f".join, axis=1)
 
 
 def _kto_answers(frame: pd.DataFrame) -> tuple[int, int]:

@@ -274,3 +274,30 @@ def test_the_doctor_says_what_kto_can_do_with_one_kind_of_answer():
     assert "--task causal-lm" in train_line([True] * 6)
     assert "add answers labelled true" in train_line([False] * 6)
     assert train_line([True, False] * 3) == "data doctor: train: 3 good and 3 bad answers"
+
+
+def test_a_duplicate_repeats_the_prompt_and_every_answer_and_training_drops_it():
+    """Another rejected answer to a prompt is another pair, and KTO's good and bad answer to
+    one prompt are two answers: neither is a duplicate; a repeated whole row is, and goes."""
+    from types import SimpleNamespace
+
+    task = PreferenceTuning(preference={"method": "dpo"})
+    rows = [{"prompt": "q", "chosen": "good", "rejected": "bad"},
+            {"prompt": "q", "chosen": "good", "rejected": "worse"},
+            {"prompt": "q", "chosen": "good", "rejected": "bad"}]  # fmt: skip
+    frame = task.standardize(pd.DataFrame(rows))
+    lines = task.doctor_lines(task.diagnose({"train": frame}, False, 0))
+    assert lines[0] == "data doctor: train: 3 rows, 1 duplicate pair (the same prompt and answers)"
+    kept, found = task.clean(frame, SimpleNamespace(drop_duplicates=True), is_training=True)
+    assert kept["rejected"].tolist() == ["bad", "worse"] and found["duplicates"] == 1
+    kept, _ = task.clean(frame, SimpleNamespace(drop_duplicates=False), is_training=True)
+    assert len(kept) == 3
+    kto = PreferenceTuning(preference={"method": "kto"})
+    answers = kto.standardize(pd.DataFrame([
+        {"prompt": "q", "completion": "a", "label": True},
+        {"prompt": "q", "completion": "a", "label": False},
+        {"prompt": "q", "completion": "b", "label": False},
+    ]))  # fmt: skip
+    lines = kto.doctor_lines(kto.diagnose({"train": answers}, False, 0))
+    assert lines[0] == "data doctor: train: 3 rows"  # no duplicates, no "several references"
+    assert len(kto.clean(answers, SimpleNamespace(drop_duplicates=True), True)[0]) == 3

@@ -16,9 +16,15 @@ tunelab's balance, scored on the same held-out pairs: preference accuracy (the c
 answer's mean token log-probability higher), the log-probability margin and the implicit
 reward accuracy against the adapter-free base.
 
+``--rare`` sets the rarer kind's share (0.25: 4 to 1); near 1 (0.9167: 352 good answers to 384
+bad, as a near-balanced file splits) it asks whether the balance costs anything where the
+counts are close, written with ``--files "mostly bad" --out
+benchmarks/results/kto_balance_near.json``.
+
 Usage::
 
     python benchmarks/kto_balance.py [--train-rows 384] [--test-rows 200] [--seeds 0 1]
+        [--rare 0.25] [--files "mostly good" "mostly bad"] [--weights "1 and 1" balanced]
 
 Writes ``benchmarks/results/kto_balance.json`` and prints a Markdown table.
 """
@@ -39,11 +45,14 @@ sys.path.insert(0, str(HERE))
 
 from kto_order import train_kto  # noqa: E402  (the same KTO run as the order benchmark)
 
-RARE_SHARE = 4  # the rarer kind: one answer for every this many of the common kind
+RARE = 0.25  # the rarer kind: this many answers for each of the common kind
+FILES = ("mostly good", "mostly bad")
 WEIGHTS = {"1 and 1": {"desirable_weight": 1.0, "undesirable_weight": 1.0}, "balanced": {}}
 
 
-def files(work: Path, train_rows: int, test_rows: int, seed: int) -> dict[str, Path]:
+def files(
+    work: Path, train_rows: int, test_rows: int, seed: int, rare_share: float = RARE
+) -> dict[str, Path]:
     """The mostly-good and mostly-bad single answers of the same prompts, and the held-out
     pairs, written under ``work``."""
     from tunelab.data.examples import build_example
@@ -55,7 +64,7 @@ def files(work: Path, train_rows: int, test_rows: int, seed: int) -> dict[str, P
     test = pd.read_json(prefs / "test.jsonl", lines=True).sample(test_rows, random_state=0)
     good = pairs.assign(completion=pairs["chosen"], label=True)
     bad = pairs.assign(completion=pairs["rejected"], label=False)
-    rare = train_rows // RARE_SHARE
+    rare = round(train_rows * rare_share)
     written = {
         "mostly good": pd.concat([good, bad.sample(rare, random_state=seed)]),
         "mostly bad": pd.concat([good.sample(rare, random_state=seed), bad]),
@@ -80,14 +89,17 @@ def main() -> None:
     parser.add_argument("--test-rows", type=int, default=200, help="held-out pairs")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--weights", nargs="+", choices=list(WEIGHTS), default=list(WEIGHTS))
+    parser.add_argument("--files", nargs="+", choices=FILES, default=list(FILES))
+    parser.add_argument("--rare", type=float, default=RARE,
+                        help="answers of the rarer kind for each of the common kind")  # fmt: skip
     parser.add_argument("--out", type=Path, default=HERE / "results" / "kto_balance.json")
     args = parser.parse_args()
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         for seed in args.seeds:
-            data = files(work, args.train_rows, args.test_rows, seed)
-            for train in ("mostly good", "mostly bad"):
+            data = files(work, args.train_rows, args.test_rows, seed, args.rare)
+            for train in args.files:
                 for weights in args.weights:
                     name = f"{train}, {weights}, seed {seed}"
                     results[name] = run(data, train, weights, seed, work)
@@ -96,7 +108,7 @@ def main() -> None:
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
     runs = {**previous.get("runs", {}), **results}  # other seeds' runs stay
     args.out.write_text(json.dumps({"what": __doc__.split("\n")[0], "train_prompts":
-                                    args.train_rows, "rare_share": 1 / RARE_SHARE,
+                                    args.train_rows, "rare_share": args.rare,
                                     "test_pairs": args.test_rows, "runs": runs},
                                    indent=1) + "\n")  # fmt: skip
     print("| training file, weights, seed | pref. acc. after | log-p margin after | reward acc. |")

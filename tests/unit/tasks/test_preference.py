@@ -301,3 +301,24 @@ def test_a_duplicate_repeats_the_prompt_and_every_answer_and_training_drops_it()
     lines = kto.doctor_lines(kto.diagnose({"train": answers}, False, 0))
     assert lines[0] == "data doctor: train: 3 rows"  # no duplicates, no "several references"
     assert len(kto.clean(answers, SimpleNamespace(drop_duplicates=True), True)[0]) == 3
+
+
+def test_kto_hands_the_balanced_weights_to_trl(tiny_llama, caplog):
+    """The weights reach KTOConfig's arguments, and the log says which kind weighs more."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    rows = [{"prompt": f"q{i} red cat", "completion": "红", "label": i < 8} for i in range(32)]
+    task = PreferenceTuning(preference={"method": "kto"})
+    train = task.encode(task.standardize(pd.DataFrame(rows)), tokenizer, max_length=64)
+    with caplog.at_level("INFO"):
+        setup = task.trainer_setup(model, tokenizer, None, train, None)
+    assert setup.arguments["desirable_weight"] == pytest.approx(7 / 6 * 24 / 8)
+    assert setup.arguments["undesirable_weight"] == 1.0
+    assert "KTO: 8 good and 24 bad training answers; training weighs the good ones 3.50" in (
+        caplog.text
+    )
+    given = PreferenceTuning(preference={"method": "kto", "desirable_weight": 2.0})
+    setup = given.trainer_setup(model, tokenizer, None, train, None)
+    assert (setup.arguments["desirable_weight"], setup.arguments["undesirable_weight"]) == (2, 1)

@@ -92,7 +92,7 @@ def generation_doctor_lines(report: dict[str, Any]) -> list[str]:
         pairs, repeated = targets["duplicate_pairs"], targets["repeated_inputs"]
         if pairs:
             plural = "" if pairs == 1 else "s"
-            noun, same = targets.get("duplicates_are", ("pair", "same input and target"))
+            noun, same = targets["duplicates_are"]
             what = f"chat{plural}" if targets.get("chats") else f"{noun}{plural} ({same})"
             found.append(f"{pairs:,} duplicate {what}")
         if repeated > pairs:
@@ -141,6 +141,10 @@ class _Generation:
     # (share of the training answers longer than max_new_tokens, their 95th percentile in
     # tokens), from answer_room: answers cut at the limit are no sign the model cannot stop
     longer_answers: tuple[float, int] | None = None
+    # what a duplicate row repeats, in the doctor's and the cleaning's words
+    repeated_row_words = "input and target"
+    # rows that give an earlier input another target are several references, said apart
+    inputs_repeat_as_references = True
     report_sections = staticmethod(report_generation.sections)
     baseline_method = ""  # benchmarks/ has a translation memory; none is built in
     trains_few_shot = False
@@ -296,10 +300,13 @@ class _Generation:
             split: {
                 "empty": int((frame[TARGET].str.strip() == "").sum()),
                 "mean_characters": float(frame[TARGET].str.len().mean()),
-                # the doctor's duplicates are of inputs alone: a data set with several
-                # references per input (E2E, translation sets) repeats inputs on purpose
-                "duplicate_pairs": int(_trained_rows(frame).duplicated().sum()),
-                "repeated_inputs": int(frame[SOURCE].astype(str).duplicated().sum()),
+                # a duplicate repeats the whole row: a data set with several references per
+                # input (E2E, translation sets) repeats inputs on purpose
+                "duplicate_pairs": int(self.row_keys(frame).duplicated().sum()),
+                "repeated_inputs": int(frame[SOURCE].astype(str).duplicated().sum())
+                if self.inputs_repeat_as_references
+                else 0,
+                "duplicates_are": ("pair", f"same {self.repeated_row_words}"),
                 "chats": MESSAGES in frame.columns,
                 # chats whose answer scored is a tool call (tunelab.data.tool_calls)
                 "tool_calls": int(sum(CALL_OPEN in str(target) for target in frame[TARGET])),
@@ -312,17 +319,21 @@ class _Generation:
     def doctor_lines(self, report: dict[str, Any]) -> list[str]:
         return generation_doctor_lines(report)
 
+    def row_keys(self, frame: pd.DataFrame) -> pd.Series:
+        """What each row trains on, as text to compare: equal keys are duplicates."""
+        return _trained_rows(frame)
+
     def clean(
         self, frame: pd.DataFrame, clean: Any, is_training: bool
     ) -> tuple[pd.DataFrame, dict[str, Any]]:
-        """Drop exact duplicate training pairs."""
+        """Drop exact duplicate training rows (:meth:`row_keys`)."""
         if not (is_training and clean.drop_duplicates):
             return frame, {}
-        duplicated = _trained_rows(frame).duplicated()
+        duplicated = self.row_keys(frame).duplicated()
         kept = frame[~duplicated]
         kept.attrs = dict(frame.attrs)
         if duplicated.any():
-            same = "chat" if MESSAGES in frame.columns else "input and target"
+            same = "chat" if MESSAGES in frame.columns else self.repeated_row_words
             log.warning("%s: dropped %d duplicate row(s) (the same %s as an earlier row)",
                         frame.attrs.get("source"), int(duplicated.sum()), same)  # fmt: skip
         return kept, {"duplicates": int(duplicated.sum())}

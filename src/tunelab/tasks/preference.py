@@ -314,14 +314,9 @@ class PreferenceTuning(CausalGeneration):
         self, frames: dict[str, pd.DataFrame], find_label_errors: bool, seed: int
     ) -> dict[str, Any]:
         report = super().diagnose(frames, find_label_errors, seed)
-        # a duplicate repeats the prompt and every answer (a prompt asked again with other
-        # answers is more data, not a duplicate; KTO's good and bad answer share a prompt)
-        noun, same = ("pair", "the same prompt and answers") if self.paired else (
-            "answer", "the same prompt, answer and label")  # fmt: skip
-        for split, targets in report.get("targets", {}).items():
-            repeated = int(_answered_rows(frames[split]).duplicated().sum())
-            targets.update(duplicate_pairs=repeated, repeated_inputs=repeated,
-                           duplicates_are=(noun, same))  # fmt: skip
+        for targets in report.get("targets", {}).values():
+            targets["duplicates_are"] = ("pair" if self.paired else "answer",
+                                         f"the same {self.repeated_row_words}")  # fmt: skip
         if self.paired:
             report["same_chosen_and_rejected"] = {
                 split: int((f[TARGET] == f[REJECTED]).sum())
@@ -368,6 +363,19 @@ class PreferenceTuning(CausalGeneration):
             lines.append(line)
         return lines
 
+    # a duplicate repeats the prompt and every answer: a prompt asked again with other answers
+    # is more data, and KTO's good and bad answers to one prompt are no second references
+    inputs_repeat_as_references = False
+
+    @property
+    def repeated_row_words(self) -> str:  # type: ignore[override]
+        return "prompt and answers" if self.paired else "prompt, answer and label"
+
+    def row_keys(self, frame: pd.DataFrame) -> pd.Series:
+        """A row's prompt (as messages) and answers, and a KTO row's label, as text."""
+        columns = [c for c in (PROMPT, TARGET, REJECTED, LABEL) if c in frame.columns]
+        return frame[columns].astype(str).agg("\x1f".join, axis=1)
+
     def _kto_weighed(self, good: int, bad: int) -> str | None:
         """Which kind of answer KTO's balance weighs more, and how much, in words; None where
         the counts are in the paper's range or the weights were given."""
@@ -389,24 +397,13 @@ class PreferenceTuning(CausalGeneration):
         """Drop training pairs whose chosen and rejected answers are the same (no signal), and
         (``clean.drop_duplicates``) rows whose prompt and answers (and KTO label) repeat an
         earlier row's."""
-        if not is_training:
-            return frame, {}
-        keep, found = pd.Series(True, index=frame.index), {}
-        if self.paired and REJECTED in frame.columns:
-            same = frame[TARGET] == frame[REJECTED]
-            keep &= ~same
-            found["same_chosen_and_rejected"] = int(same.sum())
-        if clean.drop_duplicates:
-            duplicated = _answered_rows(frame).duplicated() & keep
-            keep &= ~duplicated
-            found["duplicates"] = int(duplicated.sum())
-            if duplicated.any():
-                source, count = frame.attrs.get("source"), int(duplicated.sum())
-                log.warning("%s: dropped %d duplicate row(s) (the same prompt and answers as an "
-                            "earlier row)", source, count)  # fmt: skip
-        kept = frame[keep]
+        if not (is_training and self.paired and REJECTED in frame.columns):
+            return super().clean(frame, clean, is_training)
+        same = frame[TARGET] == frame[REJECTED]
+        kept = frame[~same]
         kept.attrs = dict(frame.attrs)
-        return kept, found
+        kept, found = super().clean(kept, clean, is_training)
+        return kept, {"same_chosen_and_rejected": int(same.sum()), **found}
 
     @staticmethod
     def _prompt_turns(row: dict[str, Any], column: str, where: str) -> list[dict[str, str]]:
@@ -666,13 +663,6 @@ class PreferenceTuning(CausalGeneration):
             for record, rejected in zip(records, frame[REJECTED], strict=False):
                 record["rejected"] = rejected
         return records
-
-
-def _answered_rows(frame: pd.DataFrame) -> pd.Series:
-    """What a preference row trains on, as text to compare: its prompt (as messages) and
-    answers, and a KTO row's label."""
-    columns = [c for c in (PROMPT, TARGET, REJECTED, LABEL) if c in frame.columns]
-    return frame[columns].astype(str).agg("\x1f".join, axis=1)
 
 
 def _kto_answers(frame: pd.DataFrame) -> tuple[int, int]:

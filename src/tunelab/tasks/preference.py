@@ -382,7 +382,7 @@ class PreferenceTuning(CausalGeneration):
         p = self.preference
         if p["desirable_weight"] is not None or p["undesirable_weight"] is not None:
             return None
-        weights = kto_weights([True] * good + [False] * bad)
+        weights = kto_weights(good, bad)
         desirable, undesirable = weights["desirable_weight"], weights["undesirable_weight"]
         if desirable == undesirable:
             return None
@@ -547,13 +547,13 @@ class PreferenceTuning(CausalGeneration):
             # KTO estimates its KL term against neighbours in a fixed-order batch (TRL refuses
             # any other sampling), so rows train in the file's order: mix good and bad ones
             arguments["train_sampling_strategy"] = "sequential"
-            weights = kto_weights(train["label"], self.preference["desirable_weight"],
-                                  self.preference["undesirable_weight"])  # fmt: skip
-            arguments.update(weights)
             good = int(sum(train["label"]))
-            if weighed := self._kto_weighed(good, len(train) - good):
+            bad = len(train) - good
+            arguments.update(kto_weights(good, bad, self.preference["desirable_weight"],
+                                         self.preference["undesirable_weight"]))  # fmt: skip
+            if weighed := self._kto_weighed(good, bad):
                 log.info("KTO: %d good and %d bad training answers; training weighs the %s",
-                         good, len(train) - good, weighed)  # fmt: skip
+                         good, bad, weighed)  # fmt: skip
         else:
             from trl.experimental.orpo import ORPOConfig
 
@@ -674,16 +674,14 @@ def _kto_answers(frame: pd.DataFrame) -> tuple[int, int]:
 
 
 def kto_weights(
-    labels: Any, desirable: float | None = None, undesirable: float | None = None
+    good: int, bad: int, desirable: float | None = None, undesirable: float | None = None
 ) -> dict[str, float]:
-    """KTO's loss weights for good and bad answers: the given ones (an unset one 1), else,
-    with neither given and the weighted good answers outside 1-4/3 times the bad ones (the
-    KTO paper's range, its Eq. 8), the rarer kind's weight raised to bring them to the middle
-    of it; counts in the range, or of one kind only, keep 1 and 1."""
+    """KTO's loss weights for ``good`` and ``bad`` answers: the given ones (an unset one 1),
+    else, with neither given and the weighted good answers outside 1-4/3 times the bad ones
+    (the KTO paper's range, its Eq. 8), the rarer kind's weight raised to bring them to the
+    middle of it; counts in the range, or of one kind only, keep 1 and 1."""
     if desirable is not None or undesirable is not None:
         return {"desirable_weight": desirable or 1.0, "undesirable_weight": undesirable or 1.0}
-    good = int(np.sum(np.asarray(labels, dtype=bool)))
-    bad = len(labels) - good
     low, high = KTO_BALANCE
     weights = {"desirable_weight": 1.0, "undesirable_weight": 1.0}
     if good and bad and not low <= good / bad <= high:

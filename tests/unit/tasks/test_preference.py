@@ -227,22 +227,19 @@ def test_kto_weighs_the_rarer_kind_of_answer_into_the_papers_range():
     weights the user gives are kept, and counts in range or of one kind only are left alone."""
     from tunelab.tasks.preference import kto_weights
 
-    def ratio(labels: list[bool], weights: dict[str, float]) -> float:
-        good, bad = sum(labels), len(labels) - sum(labels)
+    def ratio(good: int, bad: int, weights: dict[str, float]) -> float:
         return weights["desirable_weight"] * good / (weights["undesirable_weight"] * bad)
 
-    mostly_good = [True] * 400 + [False] * 100
-    weights = kto_weights(mostly_good)
+    weights = kto_weights(400, 100)  # mostly good
     assert weights["desirable_weight"] == 1.0
-    assert ratio(mostly_good, weights) == pytest.approx(7 / 6)
-    mostly_bad = [True] * 100 + [False] * 400
-    weights = kto_weights(mostly_bad)
+    assert ratio(400, 100, weights) == pytest.approx(7 / 6)
+    weights = kto_weights(100, 400)  # mostly bad
     assert weights == {"desirable_weight": pytest.approx(14 / 3), "undesirable_weight": 1.0}
-    assert ratio(mostly_bad, weights) == pytest.approx(7 / 6)
-    for in_range in ([True] * 120 + [False] * 100, [True] * 50 + [False] * 50, [True] * 9):
-        assert kto_weights(in_range) == {"desirable_weight": 1.0, "undesirable_weight": 1.0}
-    assert kto_weights(mostly_bad, undesirable=0.5) == {"desirable_weight": 1.0,
-                                                        "undesirable_weight": 0.5}  # fmt: skip
+    assert ratio(100, 400, weights) == pytest.approx(7 / 6)
+    for in_range in ((120, 100), (50, 50), (9, 0)):
+        assert kto_weights(*in_range) == {"desirable_weight": 1.0, "undesirable_weight": 1.0}
+    assert kto_weights(100, 400, undesirable=0.5) == {"desirable_weight": 1.0,
+                                                      "undesirable_weight": 0.5}  # fmt: skip
 
 
 def test_the_doctor_counts_kto_answers_and_says_how_training_weighs_them():

@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from kto_order import train_kto  # noqa: E402  (the same KTO run as the order benchmark)
+from kto_order import answers, train_kto, write_results  # noqa: E402  (its data and run)
 
 RARE = 0.25  # the rarer kind: this many answers for each of the common kind
 FILES = ("mostly good", "mostly bad")
@@ -55,15 +55,7 @@ def files(
 ) -> dict[str, Path]:
     """The mostly-good and mostly-bad single answers of the same prompts, and the held-out
     pairs, written under ``work``."""
-    from tunelab.data.examples import build_example
-
-    prefs = ROOT / "data" / "en-zh-prefs"
-    if not (prefs / "test.jsonl").is_file():
-        build_example("en-zh-prefs", prefs)
-    pairs = pd.read_json(prefs / "train.jsonl", lines=True).sample(train_rows, random_state=seed)
-    test = pd.read_json(prefs / "test.jsonl", lines=True).sample(test_rows, random_state=0)
-    good = pairs.assign(completion=pairs["chosen"], label=True)
-    bad = pairs.assign(completion=pairs["rejected"], label=False)
+    _, test, good, bad = answers(train_rows, test_rows, seed)
     rare = round(train_rows * rare_share)
     written = {
         "mostly good": pd.concat([good, bad.sample(rare, random_state=seed)]),
@@ -104,19 +96,9 @@ def main() -> None:
                     name = f"{train}, {weights}, seed {seed}"
                     results[name] = run(data, train, weights, seed, work)
                     print(name, json.dumps(results[name]), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    runs = {**previous.get("runs", {}), **results}  # other seeds' runs stay
-    args.out.write_text(json.dumps({"what": __doc__.split("\n")[0], "train_prompts":
-                                    args.train_rows, "rare_share": args.rare,
-                                    "test_pairs": args.test_rows, "runs": runs},
-                                   indent=1) + "\n")  # fmt: skip
-    print("| training file, weights, seed | pref. acc. after | log-p margin after | reward acc. |")
-    print("|---|---:|---:|---:|")
-    for name, found in results.items():
-        after = found["after"]
-        print(f"| {name} | {after['preference_accuracy']:.3f} | {after['logp_margin']:.3f} | "
-              f"{after['reward_accuracy']:.3f} |")  # fmt: skip
+    about = {"what": __doc__.split("\n")[0], "train_prompts": args.train_rows,
+             "rare_share": args.rare, "test_pairs": args.test_rows}  # fmt: skip
+    write_results(args.out, about, results, "training file, weights, seed")
 
 
 if __name__ == "__main__":

@@ -40,9 +40,12 @@ ROOT = HERE.parent
 KEYS = ("preference_accuracy", "logp_margin", "reward_accuracy", "reward_margin")
 
 
-def files(work: Path, train_rows: int, test_rows: int, seed: int) -> dict[str, Path]:
-    """The pair file, the label-sorted single answers of the same prompts, and the held-out
-    pairs, written under ``work``."""
+def answers(
+    train_rows: int, test_rows: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``train_rows`` en-zh-prefs training pairs drawn with ``seed``, ``test_rows`` held-out
+    pairs (always the same), and the pairs' chosen answers as good single answers and their
+    rejected ones as bad (prompt, completion, label)."""
     from tunelab.data.examples import build_example
 
     prefs = ROOT / "data" / "en-zh-prefs"
@@ -52,6 +55,13 @@ def files(work: Path, train_rows: int, test_rows: int, seed: int) -> dict[str, P
     test = pd.read_json(prefs / "test.jsonl", lines=True).sample(test_rows, random_state=0)
     good = pairs.assign(completion=pairs["chosen"], label=True)
     bad = pairs.assign(completion=pairs["rejected"], label=False)
+    return pairs, test, good, bad
+
+
+def files(work: Path, train_rows: int, test_rows: int, seed: int) -> dict[str, Path]:
+    """The pair file, the label-sorted single answers of the same prompts, and the held-out
+    pairs, written under ``work``."""
+    pairs, test, good, bad = answers(train_rows, test_rows, seed)
     single = pd.concat([good, bad])[["prompt", "completion", "label"]]
     written = {"pairs": pairs, "sorted": single, "test": test}
     for name, frame in written.items():
@@ -132,13 +142,19 @@ def main() -> None:
                     name = f"{train}, {order}, seed {seed}"
                     results[name] = run(data, train, order, seed, work)
                     print(name, json.dumps(results[name]), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    runs = {**previous.get("runs", {}), **results}  # other seeds' runs stay
-    args.out.write_text(json.dumps({"what": __doc__.split("\n")[0], "train_pairs":
-                                    args.train_rows, "test_pairs": args.test_rows,
-                                    "runs": runs}, indent=1) + "\n")  # fmt: skip
-    print("| training file, order, seed | pref. acc. after | log-p margin after | reward acc. |")
+    about = {"what": __doc__.split("\n")[0], "train_pairs": args.train_rows,
+             "test_pairs": args.test_rows}  # fmt: skip
+    write_results(args.out, about, results, "training file, order, seed")
+
+
+def write_results(out: Path, about: dict, results: dict[str, dict], named: str) -> None:
+    """``about`` and the runs into ``out`` (runs of other seeds already there stay), and the
+    runs' held-out scores as a Markdown table whose first column is ``named``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    runs = {**previous.get("runs", {}), **results}
+    out.write_text(json.dumps({**about, "runs": runs}, indent=1) + "\n")
+    print(f"| {named} | pref. acc. after | log-p margin after | reward acc. |")
     print("|---|---:|---:|---:|")
     for name, found in results.items():
         after = found["after"]

@@ -17,7 +17,7 @@ from tunelab.config import RunConfig, as_config, build_config
 from tunelab.data.clean import drop_invalid_rows
 from tunelab.data.columns import guess_text_column
 from tunelab.data.fix import doctor_files, doctor_image_files, doctor_tagging_files
-from tunelab.data.load import detect_format, plain_text_lines, read_table
+from tunelab.data.load import file_format, plain_text_lines, read_table
 from tunelab.data.media import folder_media_kinds
 from tunelab.data.saved_dataset import is_saved_dataset
 from tunelab.data.split_folder import expand_split_folder, held_out_split
@@ -299,7 +299,7 @@ def doctor_task(
             task, evidence = AudioClassification.name, "is a folder of class sub-folders of audio"
         else:
             task, evidence = ImageClassification.name, "is a folder of class sub-folders"
-    elif train.is_file() and detect_format(train, format) == "conll":
+    elif train.is_file() and file_format(train, format) == "conll":
         task, evidence = TokenClassification.name, "is a CoNLL file of tokens and their tags"
     elif columns_given:
         return TextClassification.name

@@ -12,6 +12,38 @@ from tunelab.errors import UserError
 log = logging.getLogger("tunelab")
 
 
+CONLL_SAMPLE_LINES = 400  # lines read to tell a CoNLL file from a table or running text
+_MAX_TOKEN_CHARS = 30  # longer first fields are texts, not tokens
+
+
+def looks_like_conll(text: str) -> bool:
+    """Whether ``text`` (a file named .txt) is CoNLL: a token and its tag a line, a blank line
+    between sentences, as MSRA, Weibo and Resume NER ship.
+
+    In its first lines: blank lines separate groups of two or more lines on average, every
+    line that is not blank splits (on its tab, else on whitespace) into the same number of
+    fields, two or more, whose first (the token) is short, and the last field (the tag) takes
+    few values. A table has no blank lines between its rows, and running text has no fixed
+    number of fields.
+    """
+    lines = text.split("\n", CONLL_SAMPLE_LINES)[:CONLL_SAMPLE_LINES]  # whole lines only
+    lines = ["" if line.lstrip().startswith("-DOCSTART-") else line for line in lines]
+    filled = [line.strip() for line in lines if line.strip()]
+    groups = sum(1 for before, line in zip(["", *lines], lines, strict=False)
+                 if line.strip() and not before.strip())  # fmt: skip
+    if not filled or groups < 2 or len(filled) < 2 * groups:
+        return False
+    tabs = "\t" in filled[0]
+    fields = [line.split("\t") if tabs else line.split() for line in filled]
+    widths = {len(row) for row in fields}
+    if len(widths) != 1 or widths.pop() < 2:
+        return False
+    if any(len(row[0].strip()) > _MAX_TOKEN_CHARS for row in fields):
+        return False
+    tags = {row[-1].strip() for row in fields}
+    return len(tags) <= max(4, len(fields) // 3)
+
+
 def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
     """Sentences of a CoNLL file as rows with ``tokens`` and ``tags`` lists.
 

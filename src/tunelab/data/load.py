@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tunelab.data.conll import parse_conll
+from tunelab.data.conll import looks_like_conll, parse_conll
 from tunelab.data.media import (
     MEDIA_SUFFIXES,
     media_kind,
@@ -95,17 +95,20 @@ def _compressed_suffix(path: Path) -> str:
     return suffix
 
 
-def _plain_text_table_format(text: str, path: Path) -> str:
-    """``tsv`` or ``csv`` for the decoded ``text`` of a .txt file whose first lines split into
-    a table (SICK.txt, exports named .txt); otherwise the error for a format it cannot tell."""
+def _plain_text_format(text: str, path: Path) -> str:
+    """``conll``, ``tsv`` or ``csv`` for the decoded ``text`` of a .txt file: CoNLL where its
+    first lines are tokens and tags in sentences (dh_msra.txt), else the table its first lines
+    split into (SICK.txt, exports named .txt); otherwise the error for a format it cannot tell."""
+    if looks_like_conll(text):
+        return "conll"
     delimiter = table_delimiter(text) if text.strip() else None
     if delimiter is not None:
         return "tsv" if delimiter == "\t" else "csv"
     known = ", ".join(sorted(FORMATS_BY_SUFFIX))
     raise UserError(
         f"{path}: a {path.suffix} file whose first lines do not split into columns by a tab, "
-        f"comma, semicolon or bar; save it as one of {known} (a header row naming the "
-        "columns, e.g. text,label), or pass --format"
+        f"comma, semicolon or bar, nor into tokens and tags; save it as one of {known} (a "
+        "header row naming the columns, e.g. text,label), or pass --format"
     )
 
 
@@ -126,9 +129,22 @@ def plain_text_lines(path: Path | str, encoding: str | None = None) -> list[str]
     if _compressed_suffix(path) not in PLAIN_TEXT_SUFFIXES or not path.is_file():
         return None
     text = decode_text(read_file_bytes(path), path, encoding)
-    if table_delimiter(text) is not None:
+    if table_delimiter(text) is not None or looks_like_conll(text):
         return None
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def file_format(path: Path, fmt: str = "auto", encoding: str | None = None) -> str:
+    """The format :func:`read_table` reads ``path`` in: the given one, the one its suffix
+    implies, or for a .txt (.text, .dat) file the one its text shows.
+
+    Raises:
+        UserError: for a suffix that names no format, or a .txt file that is none of them.
+    """
+    if fmt != "auto" or _compressed_suffix(path) not in PLAIN_TEXT_SUFFIXES:
+        return detect_format(path, fmt)
+    raw = read_file_bytes(path)
+    return _plain_text_format(decode_text(raw, path, encoding) if raw.strip() else "", path)
 
 
 def detect_format(path: Path, fmt: str = "auto") -> str:
@@ -422,7 +438,7 @@ def read_table(
         raw = read_file_bytes(path)
         if raw.strip():  # the whole file: a UTF-16 export (Excel's "Unicode text") or GBK
             decoded = decode_with_encoding(raw, path, encoding)
-        fmt = _plain_text_table_format(decoded[0] if decoded else "", path)
+        fmt = _plain_text_format(decoded[0] if decoded else "", path)
     else:
         fmt = detect_format(path, fmt)
         raw = read_file_bytes(path)

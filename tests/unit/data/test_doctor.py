@@ -502,3 +502,8 @@ def test_tables_of_other_tasks_get_the_checks_training_makes(tmp_path, caplog):
     make_reviews(40).to_csv(reviews, index=False)
     assert api.doctor_task(reviews) == "text-classification"
     assert api.doctor_task(folder, columns_given=True) == "text-classification"
+    # a CoNLL file named .txt, as MSRA NER ships, gets the tagging checks
+    msra = tmp_path / "dh_msra.txt"
+    msra.write_text("当\tO\n希\tO\n\n中\tB-LOC\n国\tI-LOC\n人\tO\n", encoding="utf-8")
+    assert api.doctor_task(msra) == "token-classification"
+    assert "as " + str(msra) + " is a CoNLL file of tokens and their tags" in caplog.text

@@ -194,3 +194,29 @@ def test_a_txt_file_that_splits_into_columns_is_read_as_a_table(tmp_path):
     # ... which prediction reads line by line instead
     assert plain_text_lines(lines) == ["first note", "second note"]
     assert plain_text_lines(tabbed) is None and plain_text_lines(tmp_path / "x.csv") is None
+
+
+def test_a_txt_file_of_tokens_and_tags_in_sentences_is_read_as_conll(tmp_path):
+    # as MSRA NER ships (dh_msra.txt): a character and its tag a line, tab-separated, a blank
+    # line between sentences; and whitespace-separated with a POS column, as CoNLL-2003 is
+    msra = tmp_path / "dh_msra.txt"
+    msra.write_text("当\tO\n希\tO\n\n中\tB-LOC\n国\tI-LOC\n人\tO\n\n")
+    frame = read_table(msra)
+    assert frame.attrs["format"] == "conll"
+    assert frame["tokens"].tolist() == [["当", "希"], ["中", "国", "人"]]
+    assert frame["tags"].tolist() == [["O", "O"], ["B-LOC", "I-LOC", "O"]]
+    assert plain_text_lines(msra) is None  # prediction reads it as tokens, not lines of text
+    spaced = tmp_path / "eng.train.txt"
+    spaced.write_text(
+        "-DOCSTART- -X- O\n\nEU NNP B-ORG\nrejects VBZ O\n\nPeter NNP B-PER\nBlackburn NNP I-PER\n"
+    )
+    assert read_table(spaced)["tags"].tolist() == [["B-ORG", "O"], ["B-PER", "I-PER"]]
+    # a table (no blank lines between rows) stays a table, even with short cells
+    table = tmp_path / "labels.txt"
+    table.write_text("word\tlabel\ngood\tpos\nbad\tneg\nfine\tpos\n")
+    assert read_table(table).attrs["format"] == "tsv"
+    # paragraphs of running text, a blank line between them, are neither
+    prose = tmp_path / "essay.txt"
+    prose.write_text("The first paragraph has words.\nIt goes on here.\n\nA second one\nends.\n")
+    with pytest.raises(UserError, match=r"essay.txt: a .txt file .* nor into tokens and tags"):
+        read_table(prose)

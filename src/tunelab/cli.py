@@ -598,12 +598,18 @@ def _explain_files(
 @app.command(cls=_NamesTasks)
 def doctor(
     data: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(
             help="data file or folder of images (the training one if several); more training "
             "files after it are checked with it, as tunelab train mixes them",
         ),
-    ],
+    ] = None,
+    data_option: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--data", metavar="PATH", help="the data file, given as tunelab train takes it"
+        ),
+    ] = None,
     validation: Annotated[Path | None, typer.Option(help="validation file")] = None,
     test: Annotated[Path | None, typer.Option(help="test file")] = None,
     task: Annotated[
@@ -670,7 +676,10 @@ def doctor(
     from tunelab.tasks import doctor_checks
 
     checks = doctor_checks()
-    data, more = data[0], data[1:]
+    files = [*(data or []), *(data_option or [])]
+    if not files:
+        raise UserError("tunelab doctor needs a data file: tunelab doctor reviews.csv (or --data)")
+    data, more = files[0], files[1:]
     given = (text_column, label_column, text_pair_column, label_separator)
     task = task or api.doctor_task(data, validation, test, format, any(given))
     if task not in checks:

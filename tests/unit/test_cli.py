@@ -212,6 +212,14 @@ def test_the_doctor_reads_the_columns_from_the_data_as_train_does(tmp_path):
     done = CliRunner().invoke(app, ["doctor", str(data), "--report", str(report), *unlabelled])
     assert done.exit_code == 0, done.output
     assert "class_balance" not in json.loads(report.read_text())["splits"]["train"]
+    # --data, as tunelab train takes the file, is the same as the argument; none is an error
+    done = CliRunner().invoke(app, ["doctor", "--data", str(data), "--report", str(report)])
+    assert done.exit_code == 0, done.output
+    assert json.loads(report.read_text())["splits"]["train"]["rows"] == 80
+    done = CliRunner().invoke(app, ["doctor", "--report", str(report)])
+    assert str(done.exception) == (
+        "tunelab doctor needs a data file: tunelab doctor reviews.csv (or --data)"
+    )
     texts_only = tmp_path / "texts.csv"
     make_reviews(20)[["text"]].to_csv(texts_only, index=False)
     done = CliRunner().invoke(app, ["doctor", str(texts_only), "--report", str(report)])

@@ -30,7 +30,7 @@ _TOKEN = re.compile(r"^[\w.\-/:#]+$", re.ASCII)  # codes and ids: no space, ASCI
 
 @dataclass(frozen=True)
 class ColumnProfile:
-    """What one column holds, from its first non-empty cells."""
+    """What one column holds, from a sample of its non-empty cells."""
 
     name: str
     kind: str  # "text", "number", "list" or "empty"
@@ -52,9 +52,19 @@ def _name_words(name: str) -> set[str]:
     return set(re.split(r"[^0-9a-z]+", str(name).lower())) - {""}
 
 
+def sample_cells(frame: pd.DataFrame, name: Any) -> pd.Series:
+    """At most :data:`SAMPLE_ROWS` non-empty cells of a column, spread evenly over the table:
+    a file sorted by its labels (every positive review, then every negative one) shows all of
+    them, where its first cells would show one."""
+    values = frame[name].dropna()
+    if len(values) <= SAMPLE_ROWS:
+        return values
+    return values.iloc[np.linspace(0, len(values) - 1, SAMPLE_ROWS).round().astype(int)]
+
+
 def profile_column(frame: pd.DataFrame, name: Any) -> ColumnProfile:
-    """Profile one column from its first (at most 2,000) non-empty cells."""
-    values = frame[name].dropna().iloc[:SAMPLE_ROWS]
+    """Profile one column from at most 2,000 of its non-empty cells, spread over the table."""
+    values = sample_cells(frame, name)
     words = _name_words(name)
     named = {"named_text": bool(words & TEXT_NAMES), "named_label": bool(words & LABEL_NAMES)}
     if values.empty:
@@ -81,7 +91,7 @@ def text_candidates(frame: pd.DataFrame, exclude: Sequence[str] = ()) -> list[Co
         profile = profile_column(frame, name)
         if profile.kind != "text" or profile.repeats or profile.distinct < 2:
             continue
-        sample = frame[name].dropna().iloc[:SAMPLE_ROWS].map(str)
+        sample = sample_cells(frame, name).map(str)
         if not sample.map(lambda v: bool(_TOKEN.match(v))).all():  # codes are no text
             found.append(profile)
     return sorted(found, key=lambda p: -p.mean_chars)
@@ -200,15 +210,17 @@ def guess_label_column(frame: pd.DataFrame, default: str, exclude: Sequence[str]
     chosen = pool[0]
     values = "lists of labels" if chosen.kind == "list" else f"{chosen.distinct} values"
     reason = "its name" if named else "the only column of a few repeated values"
-    return Choice(chosen.name, f"{reason}, {values} in {chosen.rows} rows")
+    filled = int(frame[chosen.name].notna().sum())
+    rows = f"{chosen.rows} of its {filled} rows" if filled > chosen.rows else f"{filled} rows"
+    return Choice(chosen.name, f"{reason}, {values} in {rows}")
 
 
 def holds_lists(frame: pd.DataFrame, column: str) -> bool:
-    """Whether ``column`` exists and its first non-empty cells are lists (JSON arrays, CoNLL
-    token rows, Parquet lists)."""
+    """Whether ``column`` exists and its non-empty cells (a sample) are lists (JSON arrays,
+    CoNLL token rows, Parquet lists)."""
     if column not in frame.columns:
         return False
-    values = frame[column].dropna().iloc[:SAMPLE_ROWS]
+    values = sample_cells(frame, column)
     return bool(len(values)) and bool(
         values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).all()
     )

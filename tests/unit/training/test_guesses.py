@@ -48,6 +48,20 @@ def test_unusual_column_names_are_guessed_from_contents_and_logged(tmp_path, cap
     assert "label column 'Ergebnis'" in lines[0] and "--label-column overrides" in lines[0]
 
 
+def test_a_file_sorted_by_its_labels_is_read_over_all_its_rows(tmp_path):
+    # every positive review, then every negative one, as files joined from pos.csv and neg.csv
+    # are: the first 2,000 cells of the label column hold one value, no label set
+    frame = pd.DataFrame(
+        [(f"这家店的菜品{i}号很好吃", "好评") for i in range(3000)]
+        + [(f"送餐太慢了{i}，菜都凉了", "差评") for i in range(3000)],
+        columns=["评论", "结果"],
+    )
+    config, guesses = _guess(tmp_path, frame)
+    assert (config.data.text_column, config.data.label_column) == ("评论", "结果")
+    evidence = {k["key"]: k["evidence"] for k in guesses.decided}["data.label_column"]
+    assert evidence.endswith("2 values in 2000 of its 6000 rows")
+
+
 def test_the_usual_names_win_and_are_still_said(tmp_path):
     frame = make_reviews(40).assign(notes=["a much longer remark than any review " * 3] * 40)
     config, guesses = _guess(tmp_path, frame)

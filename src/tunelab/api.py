@@ -282,10 +282,10 @@ def doctor_task(
 ) -> str:
     """The task whose checks ``tunelab doctor`` runs when none is named, read from the training
     file as ``tunelab train`` reads it: a folder of class sub-folders holds images (or audio
-    clips), a CoNLL file (``.conll``, ``.iob``, ``.bio``, ``.bioes``, compressed or not) tagged
-    tokens, and any other table the task it fits best (texts and labels where no task fits,
-    or where ``columns_given``: the text doctor's column options). Logs what it read and the
-    flag that overrides it.
+    clips), a CoNLL file (``.conll``, ``.iob``, ``.bio``, ``.bioes``, ``.conllu``, a ``.txt``
+    of tokens and tags, compressed or not) tagged tokens, and any other table the task it
+    fits best (texts and labels where no task fits, or where ``columns_given``: the text
+    doctor's column options). Logs what it read and the flag that overrides it.
 
     Raises:
         UserError: for a table two tasks fit equally well, naming both and ``--task``.
@@ -299,7 +299,7 @@ def doctor_task(
             task, evidence = AudioClassification.name, "is a folder of class sub-folders of audio"
         else:
             task, evidence = ImageClassification.name, "is a folder of class sub-folders"
-    elif train.is_file() and file_format(train, format) == "conll":
+    elif train.is_file() and file_format(train, format) in ("conll", "conllu"):
         task, evidence = TokenClassification.name, "is a CoNLL file of tokens and their tags"
     elif columns_given:
         return TextClassification.name

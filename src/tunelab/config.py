@@ -78,10 +78,12 @@ class DataConfig(_Section):
     )
     validation: Path | None = Field(None, description="validation file (optional)")
     test: Path | None = Field(None, description="test file (optional)")
-    format: Literal["auto", "csv", "tsv", "jsonl", "json", "parquet", "conll", "excel"] = Field(
+    format: Literal[
+        "auto", "csv", "tsv", "jsonl", "json", "parquet", "conll", "conllu", "excel"
+    ] = Field(
         "auto",
         description="file format; auto uses the file extension (.conll/.iob/.bio: conll, "
-        ".xlsx/.xls: excel)",
+        ".conllu: conllu, .xlsx/.xls: excel)",
     )
     encoding: str | None = Field(
         None, description="text encoding, e.g. utf-8 or gb18030; null detects it"
@@ -116,7 +118,9 @@ class DataConfig(_Section):
         "over text_column (Label Studio / doccano export shape)",
     )
     tag_column: int = Field(
-        -1, description="CoNLL files: the tag's whitespace-separated field, 0-based; -1: last"
+        -1,
+        description="CoNLL files: the tag's whitespace-separated field, 0-based; -1: last "
+        "(CoNLL-U: UPOS; 4: XPOS)",
     )
     label_separator: str | None = Field(
         None, description="split string labels on this to get multi-label targets, e.g. '|'"

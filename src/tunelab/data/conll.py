@@ -1,4 +1,5 @@
-"""CoNLL-style files: one token per line with its tag, a blank line between sentences."""
+"""CoNLL-style files: one token per line with its tag, a blank line between sentences; and
+CoNLL-U, Universal Dependencies' ten-field form of them."""
 
 from __future__ import annotations
 
@@ -117,6 +118,58 @@ def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
         log.warning("%s: skipped %d line(s) holding a tag but no token (line %s%s); the "
                     "sentences keep their other tokens", path, len(empty_tokens), shown,
                     ", ..." if len(empty_tokens) > 5 else "")  # fmt: skip
+    return pd.DataFrame(rows, index=pd.Index(index, name="line"), columns=["tokens", "tags"])
+
+
+CONLLU_FIELDS = 10  # ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC
+CONLLU_UPOS = 3
+
+
+def parse_conllu(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
+    """Sentences of a CoNLL-U file (Universal Dependencies) as rows of ``tokens`` (the FORM
+    field) and ``tags`` (UPOS, or the field ``tag_column`` names: 4 for XPOS).
+
+    ``#`` comment lines are skipped, and so are multiword-token ranges (``1-2 Today's``: their
+    words follow on their own lines) and empty nodes (``8.1``), as UD's own evaluation does.
+    The index is the line number of each sentence's first word.
+
+    Raises:
+        UserError: naming the line, for a word line without the ten tab-separated fields.
+    """
+    column = CONLLU_UPOS if tag_column < 0 else tag_column
+    if not 1 <= column < CONLLU_FIELDS:
+        raise UserError(
+            f"data.tag_column {tag_column} names no tag field of a CoNLL-U file ({path}); use "
+            "3 (UPOS, the default) or 4 (XPOS)"
+        )
+    rows: list[dict[str, list[str]]] = []
+    index: list[int] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            if tokens:
+                rows.append({"tokens": tokens, "tags": tags})
+            tokens, tags = [], []
+            continue
+        if line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != CONLLU_FIELDS:
+            raise UserError(
+                f"{path} line {number} has {len(fields)} tab-separated fields; a CoNLL-U word "
+                f"line has {CONLLU_FIELDS} (ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS "
+                "MISC): fix the line"
+            )
+        if "-" in fields[0] or "." in fields[0]:  # a multiword range or an empty node
+            continue
+        if not tokens:
+            index.append(number)
+        tokens.append(fields[1])
+        tags.append(fields[column])
+    if tokens:
+        rows.append({"tokens": tokens, "tags": tags})
     return pd.DataFrame(rows, index=pd.Index(index, name="line"), columns=["tokens", "tags"])
 
 

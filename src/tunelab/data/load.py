@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tunelab.data.conll import looks_like_conll, parse_conll
+from tunelab.data.conll import looks_like_conll, parse_conll, parse_conllu
 from tunelab.data.media import (
     MEDIA_SUFFIXES,
     media_kind,
@@ -56,6 +56,7 @@ FORMATS_BY_SUFFIX = {
     ".iob": "conll",
     ".bio": "conll",
     ".bioes": "conll",
+    ".conllu": "conllu",
     ".xlsx": "excel",
     ".xlsm": "excel",
     ".xls": "excel",
@@ -157,7 +158,7 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
     known = ", ".join(sorted(FORMATS_BY_SUFFIX))
     raise UserError(
         f"{path}: unknown file format '{suffix or '(no extension)'}'; use one of {known} "
-        "or pass --format csv|tsv|jsonl|json|parquet|conll|excel"
+        "or pass --format csv|tsv|jsonl|json|parquet|conll|conllu|excel"
     )
 
 
@@ -464,6 +465,8 @@ def read_table(
             frame = _read_jsonl(text, path, skip_bad_lines)
         elif fmt == "conll":
             frame = parse_conll(text, path, tag_column)
+        elif fmt == "conllu":
+            frame = parse_conllu(text, path, tag_column)
         else:
             frame = _read_json(text, path)
     if frame.empty:

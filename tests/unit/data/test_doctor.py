@@ -507,3 +507,6 @@ def test_tables_of_other_tasks_get_the_checks_training_makes(tmp_path, caplog):
     msra.write_text("当\tO\n希\tO\n\n中\tB-LOC\n国\tI-LOC\n人\tO\n", encoding="utf-8")
     assert api.doctor_task(msra) == "token-classification"
     assert "as " + str(msra) + " is a CoNLL file of tokens and their tags" in caplog.text
+    ud = tmp_path / "zh_gsdsimp-ud-dev.conllu"
+    ud.write_text("# sent_id = 1\n1\t同样\t同样\tADV\tRB\t_\t0\troot\t_\t_\n", encoding="utf-8")
+    assert api.doctor_task(ud) == "token-classification"

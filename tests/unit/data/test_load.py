@@ -220,3 +220,32 @@ def test_a_txt_file_of_tokens_and_tags_in_sentences_is_read_as_conll(tmp_path):
     prose.write_text("The first paragraph has words.\nIt goes on here.\n\nA second one\nends.\n")
     with pytest.raises(UserError, match=r"essay.txt: a .txt file .* nor into tokens and tags"):
         read_table(prose)
+
+
+CONLLU = (
+    "# sent_id = 1\n# text = Today's weather\n"
+    "1-2\tToday's\t_\t_\t_\t_\t_\t_\t_\t_\n"
+    "1\tToday\ttoday\tNOUN\tNN\t_\t3\tnmod:poss\t_\t_\n"
+    "2\t's\t's\tPART\tPOS\t_\t1\tcase\t_\t_\n"
+    "2.1\thas\thave\tVERB\tVBZ\t_\t_\t_\t0:root\tCopyOf=-1\n"
+    "3\tweather\tweather\tNOUN\tNN\t_\t0\troot\t_\t_\n"
+    "\n# sent_id = 2\n"
+    "1\t同样\t同样\tADV\tRB\t_\t0\troot\t_\tSpaceAfter=No\n"
+)
+
+
+def test_a_conllu_file_reads_its_words_and_upos_tags(tmp_path):
+    # Universal Dependencies: comments, a multiword range (its words follow), an empty node
+    path = tmp_path / "en_ewt-ud-dev.conllu"
+    path.write_text(CONLLU, encoding="utf-8")
+    frame = read_table(path)
+    assert frame.attrs["format"] == "conllu" and frame.index.tolist() == [4, 10]
+    assert frame["tokens"].tolist() == [["Today", "'s", "weather"], ["同样"]]
+    assert frame["tags"].tolist() == [["NOUN", "PART", "NOUN"], ["ADV"]]
+    assert read_table(path, tag_column=4)["tags"].tolist() == [["NN", "POS", "NN"], ["RB"]]
+    with pytest.raises(UserError, match=r"data.tag_column 10 names no tag field of a CoNLL-U"):
+        read_table(path, tag_column=10)
+    broken = tmp_path / "broken.conllu"
+    broken.write_text(CONLLU.replace("3\tweather\tweather\tNOUN", "3 weather weather NOUN"))
+    with pytest.raises(UserError, match=r"broken.conllu line 7 has 7 tab-separated fields"):
+        read_table(broken)

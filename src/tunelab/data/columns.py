@@ -195,11 +195,16 @@ def guess_text_column(frame: pd.DataFrame, default: str, exclude: Sequence[str] 
 
 
 def guess_label_column(frame: pd.DataFrame, default: str, exclude: Sequence[str] = ()) -> Choice:
-    """The label column: the one called ``default``, else the only candidate whose name says
-    label, else the only column of a few repeated values; a tie when two are equally
+    """The label column: the one called ``default`` (its evidence names the other columns of
+    a few repeated values, which the user may have meant), else the only candidate whose name
+    says label, else the only column of a few repeated values; a tie when two are equally
     plausible, none when no column looks like labels."""
     if default in frame.columns and default not in exclude:
-        return Choice(default, "its name")
+        others = [p for p in label_candidates(frame, [*exclude, default]) if p.kind != "list"]
+        if not others:
+            return Choice(default, "its name")
+        also = ", ".join(f"'{p.name}' ({p.distinct} values)" for p in others[:2])
+        return Choice(default, f"its name; {also} could be the label as well")
     candidates = label_candidates(frame, exclude)
     named = [p for p in candidates if p.named_label]
     pool = named or candidates

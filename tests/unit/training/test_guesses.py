@@ -66,7 +66,16 @@ def test_the_usual_names_win_and_are_still_said(tmp_path):
     frame = make_reviews(40).assign(notes=["a much longer remark than any review " * 3] * 40)
     config, guesses = _guess(tmp_path, frame)
     assert (config.data.text_column, config.data.label_column) == ("text", "label")
-    assert {k["key"]: k["evidence"] for k in guesses.decided}["data.text_column"] == "its name"
+    evidence = {k["key"]: k["evidence"] for k in guesses.decided}
+    assert evidence["data.text_column"] == "its name"
+    assert evidence["data.label_column"] == "its name"  # no other column could be the label
+    # a second column of a few repeated values (online_shopping_10_cats' product category
+    # beside its sentiment 'label') is named, as the label the user may have meant instead
+    frame["cat"] = ["书籍", "平板", "手机", "水果"] * 10
+    config, guesses = _guess(tmp_path, frame)
+    assert config.data.label_column == "label"
+    evidence = {k["key"]: k["evidence"] for k in guesses.decided}["data.label_column"]
+    assert evidence == "its name; 'cat' (4 values) could be the label as well"
 
 
 def test_a_name_that_says_text_or_label_beats_contents(tmp_path):

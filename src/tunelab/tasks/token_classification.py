@@ -299,6 +299,11 @@ class TokenClassification:
             found = [", ".join(split_findings(texts)) if texts else "", f"{s['tokens']:,} tokens"]
             if s["entities"]:
                 found.append(", ".join(f"{n:,} {k}" for k, n in s["entities"].items()))
+            elif s.get("tags"):  # part of speech, segmentation: the tags themselves
+                common = ", ".join(f"{k} {n:,}" for k, n in list(s["tags"].items())[:3])
+                many = len(s["tags"]) > 1
+                found.append(f"{len(s['tags'])} tag{'s, the most frequent' if many else ':'} "
+                             f"{common}")  # fmt: skip
             broken = s["broken_sequences"]
             if broken["rows"]:
                 rows = ", ".join(map(str, broken["first_rows"][:5]))

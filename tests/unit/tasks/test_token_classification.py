@@ -274,6 +274,13 @@ def test_the_doctor_line_counts_a_corpus_in_readable_numbers():
     }}}  # fmt: skip
     (line,) = TokenClassification().doctor_lines(report)
     assert line == "data doctor: train: 1,466,957 tokens; 22,270 LOC, 15,937 PER"
+    # part of speech has no entities: its tags are counted instead, the most frequent first
+    task = TokenClassification()
+    pos = {"tokens": ["施力", "的", "大小", "不同"], "tags": ["VERB", "SCONJ", "NOUN", "ADJ"]}
+    noun = {"tokens": ["加速", "度"], "tags": ["NOUN", "NOUN"]}
+    frames = {"train": task.standardize(pd.DataFrame([pos, noun]))}
+    (line,) = task.doctor_lines(task.diagnose(frames, False, 0))
+    assert line.endswith("; 6 tokens; 4 tags, the most frequent NOUN 3, VERB 1, SCONJ 1"), line
 
 
 def test_the_doctor_lines_name_duplicates_and_leakage_and_cleaning_says_what_it_dropped(caplog):

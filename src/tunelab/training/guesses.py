@@ -70,6 +70,8 @@ def guess_from_data(config: RunConfig, train: pd.DataFrame | None = None) -> Gue
             config.task = name
             guesses.decided.append(_decided("task", name, fit.reason, "--task"))
     if fit is None:  # nothing fits: the data stage names the missing column
+        if named is None:  # a named task (the doctor's) words its own refusal
+            _refuse_texts_without_labels(config, train, given)
         return guesses
     if fit.ambiguity:
         raise UserError(fit.ambiguity)
@@ -83,6 +85,40 @@ def guess_from_data(config: RunConfig, train: pd.DataFrame | None = None) -> Gue
     if guesses.decided:
         log.info("%s", guess_line(guesses))
     return guesses
+
+
+def _refuse_texts_without_labels(
+    config: RunConfig, train: pd.DataFrame, given: frozenset[str]
+) -> None:
+    """Stop a table of texts where no column reads as labels with what was found, instead of
+    the data stage's "no column 'text'" for the default name of a column nobody set: the
+    columns, those holding a single value (a file sorted by its labels, cut by
+    ``data.max_rows``, holds one), and the flags that decide."""
+    from tunelab.data.columns import guess_text_column
+
+    data = config.data
+    if "data.label_column" in given or data.label_column in train.columns:
+        return
+    if {"tokens", "tags"} <= set(train.columns):
+        return
+    if guess_text_column(train, data.text_column).column is None:
+        return
+    single = [(str(name), train[name].dropna()) for name in train.columns]
+    single = [(name, values) for name, values in single
+              if len(values) > 1 and values.astype(str).nunique() == 1]  # fmt: skip
+    found = "".join(
+        f"; '{name}' holds one value, '{values.iloc[0]}', in every row" for name, values in single
+    )
+    if single and data.max_rows is not None and len(train) >= data.max_rows:
+        found += (
+            f" of the first {data.max_rows} (data.max_rows reads a file's first rows, which in "
+            "a file sorted by its labels hold one; data.train_rows draws a stratified sample)"
+        )
+    raise UserError(
+        f"{train.attrs.get('source', 'the training data')} has no column that reads as labels "
+        f"(its columns are: {', '.join(map(str, train.columns))}{found}); name it with "
+        "--label-column, or name the task with --task"
+    )
 
 
 def task_fit(config: RunConfig, train: pd.DataFrame) -> tuple[str | None, str | None]:

@@ -62,6 +62,27 @@ def test_a_file_sorted_by_its_labels_is_read_over_all_its_rows(tmp_path):
     assert evidence.endswith("2 values in 2000 of its 6000 rows")
 
 
+def test_texts_without_labels_stop_with_what_was_found_not_a_default_column_name(tmp_path):
+    # the data stage said "has no column 'text' (set by data.text_column)": a column nobody
+    # set, of a file whose text column is plain to see
+    frame = pd.DataFrame(
+        [(f"这家店的菜品{i}号很好吃", "好评") for i in range(30)]
+        + [(f"送餐太慢了{i}，菜都凉了", "差评") for i in range(30)],
+        columns=["评论", "结果"],
+    )
+    with pytest.raises(UserError) as refused:
+        _guess(tmp_path, frame.head(30))
+    assert str(refused.value) == (
+        f"{tmp_path / 'd.csv'} has no column that reads as labels (its columns are: 评论, 结果; "
+        "'结果' holds one value, '好评', in every row); name it with --label-column, or name "
+        "the task with --task"
+    )
+    # the whole file is labelled, but data.max_rows cut it where its labels are sorted
+    with pytest.raises(UserError, match=r"in every row of the first 30 \(data.max_rows reads "
+                       r"a file's first rows.*data.train_rows draws a stratified sample\)"):
+        _guess(tmp_path, frame, max_rows="30")
+
+
 def test_the_usual_names_win_and_are_still_said(tmp_path):
     frame = make_reviews(40).assign(notes=["a much longer remark than any review " * 3] * 40)
     config, guesses = _guess(tmp_path, frame)

@@ -829,7 +829,7 @@ def score(parts: RunParts, fitted: FitResult) -> Scores:
     Under torchrun/accelerate every process takes part in the held-out loss; only the main
     process goes on to the rest (the others get the training figures and losses alone).
     """
-    from tunelab.training.health import final_warnings  # imports transformers
+    from tunelab.training.health import final_warnings, still_rising_note  # imports transformers
 
     task, splits, model = parts.task, parts.splits, fitted.model
     metrics: dict[str, Any] = {
@@ -875,6 +875,10 @@ def score(parts: RunParts, fitted: FitResult) -> Scores:
         task, metrics, fitted.history, fitted.warnings,
         (parts.data_report.get("doctor") or {}).get("leakage"),
     )  # fmt: skip
+    rising = still_rising_note(task, fitted.history, parts.config.training.epochs)
+    if rising:
+        metrics["train"]["still_rising"] = rising
+        log.info("%s", rising)
     for warning in metrics["warnings"]:
         log.warning("%s", warning, extra=IN_SUMMARY)  # the CLI's summary shows it again
     return Scores(metrics, outputs)

@@ -20,6 +20,7 @@ from tunelab.training.health import (
     final_warnings,
     loss_warning,
     shift_warning,
+    still_rising_note,
 )
 from tunelab.training.learning_rate import default_learning_rate
 
@@ -222,6 +223,32 @@ def test_classification_says_when_it_learned_nothing():
     near_chance = task.learning_warning({"f1_macro": 0.52, "predicted_classes": 2}, 500)
     assert "within noise of chance" in near_chance
     assert task.learning_warning({"f1_macro": 0.80, "predicted_classes": 2}, 500) is None
+
+
+def test_a_validation_score_still_rising_at_the_end_is_said_with_the_epochs_to_try():
+    from tunelab.tasks.token_classification import TokenClassification
+
+    task = TokenClassification()  # main metric f1
+    # MSRA NER's plain run: entity F1 0.767, 0.821, 0.851 at epochs 1-3
+    scores = enumerate((0.767, 0.821, 0.851), 1)
+    history = [{"loss": 0.2, "step": 10}, *({"eval_f1": f, "epoch": float(e)} for e, f in scores)]
+    assert still_rising_note(task, history, 3.0) == (
+        "validation f1 was still improving at the last evaluation (0.767, 0.821, 0.851 at epochs "
+        "1, 2, 3): more epochs may buy more (--set training.epochs=6)"
+    )
+    flattening = [{"eval_f1": f, "epoch": float(e)} for e, f in enumerate((0.80, 0.85, 0.853), 1)]
+    assert still_rising_note(task, flattening, 3.0) is None  # the last gain is under 1%
+    fell = [{"eval_f1": f, "epoch": float(e)} for e, f in enumerate((0.80, 0.86, 0.85), 1)]
+    assert still_rising_note(task, fell, 3.0) is None  # the best was before the end
+    assert still_rising_note(task, history[:3], 3.0) is None  # two evaluations: no curve
+    # lower is better: a loss still falling is the same news
+    loss_task = type("Loss", (), {"main_metric": "loss", "greater_is_better": False})()
+    falling = [{"eval_loss": v} for v in (2.0, 1.5, 1.2)]
+    assert still_rising_note(loss_task, falling, 1) == (
+        "validation loss was still improving at the last evaluation (2, 1.5, 1.2): more epochs "
+        "may buy more (--set training.epochs=2)"
+    )
+    assert still_rising_note(loss_task, [{"eval_loss": v} for v in (2.0, 1.2, 1.5)], 1) is None
 
 
 def test_loss_and_baseline_warnings():

@@ -78,8 +78,11 @@ def test_texts_without_labels_stop_with_what_was_found_not_a_default_column_name
         "the task with --task"
     )
     # the whole file is labelled, but data.max_rows cut it where its labels are sorted
-    with pytest.raises(UserError, match=r"in every row of the first 30 \(data.max_rows reads "
-                       r"a file's first rows.*data.train_rows draws a stratified sample\)"):
+    with pytest.raises(
+        UserError,
+        match=r"in every row of the first 30 \(data.max_rows reads "
+        r"a file's first rows.*data.train_rows draws a stratified sample\)",
+    ):
         _guess(tmp_path, frame, max_rows="30")
 
 

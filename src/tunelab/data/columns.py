@@ -52,14 +52,18 @@ def _name_words(name: str) -> set[str]:
     return set(re.split(r"[^0-9a-z]+", str(name).lower())) - {""}
 
 
+def spread_rows(frame: Any, limit: int) -> Any:
+    """At most ``limit`` rows of a table (or cells of a column), spread evenly over it: a file
+    sorted by its labels (every positive review, then every negative one) or by language
+    shows all of them, where its first rows would show one."""
+    if len(frame) <= limit:
+        return frame
+    return frame.iloc[np.linspace(0, len(frame) - 1, limit).round().astype(int)]
+
+
 def sample_cells(frame: pd.DataFrame, name: Any) -> pd.Series:
-    """At most :data:`SAMPLE_ROWS` non-empty cells of a column, spread evenly over the table:
-    a file sorted by its labels (every positive review, then every negative one) shows all of
-    them, where its first cells would show one."""
-    values = frame[name].dropna()
-    if len(values) <= SAMPLE_ROWS:
-        return values
-    return values.iloc[np.linspace(0, len(values) - 1, SAMPLE_ROWS).round().astype(int)]
+    """At most :data:`SAMPLE_ROWS` non-empty cells of a column, spread evenly over the table."""
+    return spread_rows(frame[name].dropna(), SAMPLE_ROWS)
 
 
 def profile_column(frame: pd.DataFrame, name: Any) -> ColumnProfile:

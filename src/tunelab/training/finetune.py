@@ -22,6 +22,7 @@ import pandas as pd
 from tunelab import collector
 from tunelab.config import RunConfig, commented_yaml
 from tunelab.data.audio import audio_seconds
+from tunelab.data.columns import spread_rows
 from tunelab.data.language import SAMPLE_TEXTS
 from tunelab.data.split_folder import expand_split_folder
 from tunelab.errors import RunInterrupted, UserError
@@ -301,12 +302,13 @@ def prepare_output(output: Path, resume: bool, overwrite: bool) -> None:
 
 def _choose_model(config: RunConfig, task: Task, train: pd.DataFrame) -> ModelChoice:
     """Replace ``model.name: auto`` by the model that suits the training texts (``train``:
-    the training file as read; only the rows the language check reads are put in the task's
-    shape, and only if the choice reads texts: the data stage shapes them all next)."""
+    the training file as read; only the rows the language check reads, spread over the file,
+    are put in the task's shape, and only if the choice reads texts: the data stage shapes
+    them all next)."""
 
     @functools.cache
     def shaped() -> pd.DataFrame:  # once for the texts and the answers both
-        return task.standardize(train.head(SAMPLE_TEXTS))
+        return task.standardize(spread_rows(train, SAMPLE_TEXTS))
 
     def column(name: str) -> Iterator[str]:
         if name in shaped().columns:

@@ -32,6 +32,23 @@ def test_language_from_characters():
     assert detect_language(["12345 !!!", ""]) == "other"
 
 
+def test_the_language_is_read_from_rows_spread_over_the_file(monkeypatch):
+    import pandas as pd
+
+    from tunelab.config import build_config
+    from tunelab.training.finetune import _choose_model
+
+    monkeypatch.setattr(choice, "installed_packaged_models", lambda: [])
+    # a file sorted by language: 2,500 English reviews, then 7,500 Chinese ones; its first
+    # 2,000 rows are all English
+    texts = ["great phone, fast delivery"] * 2500 + ["质量很好，物流也快"] * 7500
+    train = pd.DataFrame({"text": texts, "label": ["pos", "neg"] * 5000})
+    config = build_config({"data": {"train": "reviews.csv"}})
+    task = TextClassification()
+    assert _choose_model(config, task, train).name == "zh-bert-mini"
+    assert config.model.name == "zh-bert-mini"
+
+
 def test_auto_model_follows_language_and_task(monkeypatch):
     monkeypatch.setattr(choice, "installed_packaged_models", lambda: [])
     chinese = choice.choose_model(TextClassification(), ["质量很好，物流也快"])

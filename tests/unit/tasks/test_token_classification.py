@@ -31,6 +31,19 @@ def write_conll(path: Path, rows: list[dict], extra_column: bool = False) -> Pat
     return path
 
 
+def write_conllu(path: Path, rows: list[dict]) -> Path:
+    """The rows as CoNLL-U, each tag in the UPOS field, with a comment before each sentence."""
+    blocks = []
+    for number, row in enumerate(rows, start=1):
+        words = [
+            f"{i}\t{t}\t{t}\t{tag}\t_\t_\t0\tdep\t_\t_"
+            for i, (t, tag) in enumerate(zip(row["tokens"], row["tags"], strict=True), start=1)
+        ]
+        blocks.append(f"# sent_id = {number}\n" + "\n".join(words))
+    path.write_text("\n\n".join(blocks) + "\n\n", "utf-8")
+    return path
+
+
 def as_spans(row: dict) -> dict:
     """The same sentence as raw text with character spans (Label Studio's shape)."""
     from tunelab.data.tag_schemes import spans_from_tags
@@ -167,16 +180,20 @@ def test_long_texts_are_predicted_whole_through_windows(tiny_bert, tmp_path):
 # -- end to end ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", ["conll", "jsonl-tokens", "jsonl-spans"])
+@pytest.mark.parametrize("shape", ["conll", "conll-txt", "conllu", "jsonl-tokens", "jsonl-spans"])
 def test_train_each_input_format_end_to_end(tiny_bert, tmp_path, shape):
     import tunelab
 
     rows, test_rows = make_entities(240), make_entities(40, seed=1)
-    if shape == "conll":
+    if shape in ("conll", "conll-txt"):  # MSRA NER ships its CoNLL as dh_msra.txt
+        suffix = ".txt" if shape == "conll-txt" else ".conll"
         train, test = (
-            write_conll(tmp_path / "train.conll", rows),
-            write_conll(tmp_path / "test.conll", test_rows),
+            write_conll(tmp_path / f"train{suffix}", rows),
+            write_conll(tmp_path / f"test{suffix}", test_rows),
         )
+    elif shape == "conllu":
+        train = write_conllu(tmp_path / "train.conllu", rows)
+        test = write_conllu(tmp_path / "test.conllu", test_rows)
     elif shape == "jsonl-tokens":
         train, test = (
             write_jsonl(tmp_path / "train.jsonl", rows),

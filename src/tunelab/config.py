@@ -345,10 +345,11 @@ class ClassificationConfig(_Section):
 class TokenClassificationConfig(_Section):
     """Options of token classification (named entities, part of speech, word segmentation)."""
 
-    scheme: Literal["auto", "bio", "bioes", "io", "bmes", "plain"] = Field(
+    scheme: Literal["auto", "bio", "bioes", "io", "bmeso", "bmes", "plain"] = Field(
         "auto",
-        description="tag scheme the model learns; auto: the data's own (spans: bio); bio/bioes/io "
-        "convert entity tags; bmes: word segmentation; plain: independent tags such as POS",
+        description="tag scheme the model learns; auto: the data's own (spans: bio); "
+        "bio/bioes/io/bmeso convert entity tags (bmeso: B-/M-/E-/S-, as ResumeNER writes "
+        "them); bmes: word segmentation; plain: independent tags such as POS",
     )
     repair: bool = Field(
         True,

@@ -162,7 +162,7 @@ def doctor_tagging_files(
     if fixed_path is not None:
         train, steps = task.clean(frames["train"], CleanConfig(), is_training=True)
         rows = [{"tokens": list(r.tokens), "tags": list(r.tags)} for r in train.itertuples()]
-        if fixed_path.suffix.lower() in {".conll", ".iob", ".bio", ".bioes"}:
+        if fixed_path.suffix.lower() in {".conll", ".iob", ".bio", ".bioes", ".bmes"}:
             write_text(fixed_path, format_conll(rows))
         else:
             write_jsonl(fixed_path, rows)

@@ -56,6 +56,7 @@ FORMATS_BY_SUFFIX = {
     ".iob": "conll",
     ".bio": "conll",
     ".bioes": "conll",
+    ".bmes": "conll",  # ResumeNER's train.char.bmes: characters and B-/M-/E-/S- tags
     ".conllu": "conllu",
     ".xlsx": "excel",
     ".xlsm": "excel",

@@ -1,4 +1,5 @@
-"""Tag schemes of sequence labelling: BIO, BIOES, IO, word segmentation (BMES), plain tags.
+"""Tag schemes of sequence labelling: BIO, BIOES, IO, BMESO (BIOES with M- for I-, as Chinese
+NER sets such as ResumeNER write it), word segmentation (bare BMES), plain tags.
 
 Every entity scheme decodes to the same thing, a list of ``(start, end, type)`` spans over
 token positions (``end`` exclusive); conversion between schemes is decoding in one and
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-ENTITY_SCHEMES = ("bio", "bioes", "io")
+ENTITY_SCHEMES = ("bio", "bioes", "io", "bmeso")
 # Word segmentation as character tagging: Begin, Middle, End of a word, Single-character word.
 SEGMENTATION_TAGS = {"B", "M", "E", "S"}
 SCHEMES = (*ENTITY_SCHEMES, "bmes", "plain")
@@ -31,15 +32,18 @@ def split_tag(tag: str) -> tuple[str, str]:
 def detect_scheme(tags: set[str]) -> str:
     """The scheme a set of tags is written in.
 
-    ``bioes`` if any ``E-``/``S-`` tag occurs, ``bio`` if any ``B-``, ``io`` if only ``I-``
-    and ``O``; ``bmes`` for bare B/M/E/S (word segmentation); otherwise ``plain`` (one
-    independent tag per token, such as part of speech).
+    ``bmeso`` if any ``M-`` tag occurs (entities as B-/M-/E-/S-), ``bioes`` if any
+    ``E-``/``S-`` tag occurs, ``bio`` if any ``B-``, ``io`` if only ``I-`` and ``O``;
+    ``bmes`` for bare B/M/E/S (word segmentation); otherwise ``plain`` (one independent tag
+    per token, such as part of speech).
     """
     if tags and tags <= SEGMENTATION_TAGS:
         return "bmes"
     prefixes = {split_tag(tag)[0] for tag in tags}
-    if "" in prefixes or "M" in prefixes:
+    if "" in prefixes or ("M" in prefixes and "I" in prefixes):
         return "plain"
+    if "M" in prefixes:
+        return "bmeso"
     if prefixes & {"E", "S"}:
         return "bioes"
     if "B" in prefixes:
@@ -68,7 +72,7 @@ def spans_from_tags(tags: Sequence[str], scheme: str) -> list[Span]:
         prefix, kind = _segmentation_as_bioes(tag) if scheme == "bmes" else split_tag(tag)
         if prefix in ("O", ""):
             close(i)
-        elif prefix in ("B", "S") or (prefix in ("I", "E") and (start < 0 or kind != current)):
+        elif prefix in ("B", "S") or (prefix in ("I", "M", "E") and (start < 0 or kind != current)):
             close(i)
             start, current = i, kind
         if prefix in ("E", "S"):
@@ -78,7 +82,7 @@ def spans_from_tags(tags: Sequence[str], scheme: str) -> list[Span]:
 
 
 def tags_from_spans(spans: Sequence[Span], length: int, scheme: str) -> list[str]:
-    """Encode ``spans`` over ``length`` tokens in ``scheme`` (bio, bioes, io or bmes)."""
+    """Encode ``spans`` over ``length`` tokens in ``scheme`` (bio, bioes, io, bmeso or bmes)."""
     tags = ["O"] * length
     for start, end, kind in spans:
         if scheme == "bmes":
@@ -87,7 +91,7 @@ def tags_from_spans(spans: Sequence[Span], length: int, scheme: str) -> list[str
             else:
                 tags[start:end] = ["B", *["M"] * (end - start - 2), "E"]
             continue
-        inside = f"I-{kind}"
+        inside = f"M-{kind}" if scheme == "bmeso" else f"I-{kind}"
         if scheme == "io":
             tags[start:end] = [inside] * (end - start)
         elif scheme == "bio":
@@ -129,5 +133,5 @@ def scheme_tags(types: Sequence[str], scheme: str) -> list[str]:
     """Every tag of ``scheme`` over entity ``types``: ``O`` first, then per type in order."""
     if scheme == "bmes":
         return ["B", "M", "E", "S"]
-    prefixes = {"bio": "BI", "bioes": "BIES", "io": "I"}[scheme]
+    prefixes = {"bio": "BI", "bioes": "BIES", "io": "I", "bmeso": "BMES"}[scheme]
     return ["O", *[f"{p}-{kind}" for kind in types for p in prefixes]]

@@ -1,8 +1,8 @@
 """The tagging baseline: what the training rows' own tags predict, with no model.
 
-Entities (bio, bioes, io) and words (bmes): every token sequence the training rows tag as one
-span is remembered with its commonest type, where the rows tag it so at least half the times
-it occurs; new rows are tagged by the longest remembered match from left to right. For
+Entities (bio, bioes, io, bmeso) and words (bmes): every token sequence the training rows tag
+as one span is remembered with its commonest type, where the rows tag it so at least half the
+times it occurs; new rows are tagged by the longest remembered match from left to right. For
 entities this is the CoNLL-2003 shared task's baseline (complete entities seen in training),
 made to skip forms that are mostly not entities; for word segmentation it is forward
 maximum matching against the training words, unknown characters left as one-character

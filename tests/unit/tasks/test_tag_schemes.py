@@ -18,17 +18,19 @@ from tunelab.evaluation.tagging import (
 BIO = ["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "I-ORG", "I-ORG"]
 BIOES = ["B-PER", "E-PER", "O", "S-LOC", "O", "B-ORG", "I-ORG", "E-ORG"]
 IO = ["I-PER", "I-PER", "O", "I-LOC", "O", "I-ORG", "I-ORG", "I-ORG"]
+BMESO = ["B-PER", "E-PER", "O", "S-LOC", "O", "B-ORG", "M-ORG", "E-ORG"]  # ResumeNER's form
 
 
 def test_schemes_are_detected_from_their_tags():
     assert detect_scheme(set(BIO)) == "bio"
     assert detect_scheme(set(BIOES)) == "bioes"
     assert detect_scheme(set(IO)) == "io"
+    assert detect_scheme(set(BMESO)) == "bmeso"  # was "plain": scored by tag accuracy
     assert detect_scheme({"B", "M", "E", "S"}) == "bmes"
     assert detect_scheme({"n", "v", "w"}) == "plain"
 
 
-@pytest.mark.parametrize("source", [BIO, BIOES, IO])
+@pytest.mark.parametrize("source", [BIO, BIOES, IO, BMESO])
 def test_every_scheme_decodes_to_the_same_entities(source):
     scheme = detect_scheme(set(source))
     assert spans_from_tags(source, scheme) == [(0, 2, "PER"), (3, 4, "LOC"), (5, 8, "ORG")]
@@ -38,6 +40,12 @@ def test_conversion_round_trips_between_bio_and_bioes():
     assert convert_tags(BIO, "bio", "bioes") == BIOES
     assert convert_tags(BIOES, "bioes", "bio") == BIO
     assert convert_tags(BIO, "bio", "io") == IO
+    assert convert_tags(BIO, "bio", "bmeso") == BMESO
+    assert convert_tags(BMESO, "bmeso", "bio") == BIO
+    assert broken_positions(BMESO, "bmeso") == []
+    assert broken_positions(["B-ORG", "M-ORG"], "bmeso") == [1]  # no E-ORG
+    assert scheme_tags(["ORG"], "bmeso") == ["O", "B-ORG", "M-ORG", "E-ORG", "S-ORG"]
+    assert entity_metrics([BMESO], [BMESO], "bmeso")["f1"] == 1.0
 
 
 def test_io_cannot_separate_adjacent_entities_of_one_type():

@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import make_entities, tiny_run_config
 from tunelab.data.load import read_table
+from tunelab.data.tag_schemes import convert_tags
 from tunelab.errors import UserError
 from tunelab.tasks.token_classification import TokenClassification
 from tunelab.tasks.token_inputs import join_tokens, pre_tokenize
@@ -180,7 +181,9 @@ def test_long_texts_are_predicted_whole_through_windows(tiny_bert, tmp_path):
 # -- end to end ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", ["conll", "conll-txt", "conllu", "jsonl-tokens", "jsonl-spans"])
+@pytest.mark.parametrize(
+    "shape", ["conll", "conll-txt", "bmes", "conllu", "jsonl-tokens", "jsonl-spans"]
+)
 def test_train_each_input_format_end_to_end(tiny_bert, tmp_path, shape):
     import tunelab
 
@@ -191,6 +194,13 @@ def test_train_each_input_format_end_to_end(tiny_bert, tmp_path, shape):
             write_conll(tmp_path / f"train{suffix}", rows),
             write_conll(tmp_path / f"test{suffix}", test_rows),
         )
+    elif shape == "bmes":  # ResumeNER's train.char.bmes: entities as B-/M-/E-/S- tags
+        rows, test_rows = (
+            [{**row, "tags": convert_tags(row["tags"], "bio", "bmeso")} for row in part]
+            for part in (rows, test_rows)
+        )
+        train = write_conll(tmp_path / "train.char.bmes", rows)
+        test = write_conll(tmp_path / "test.char.bmes", test_rows)
     elif shape == "conllu":
         train = write_conllu(tmp_path / "train.conllu", rows)
         test = write_conllu(tmp_path / "test.conllu", test_rows)

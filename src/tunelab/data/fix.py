@@ -16,6 +16,7 @@ from tunelab.data.load import read_table, require_columns
 from tunelab.data.media import LABEL_COLUMN, MEDIA_FOLDER
 from tunelab.errors import UserError
 from tunelab.outputs import write_json, write_jsonl, write_text
+from tunelab.tasks.token_inputs import nested_spans_column
 
 
 def _write_table(path: Path, frame: pd.DataFrame) -> None:
@@ -154,10 +155,17 @@ def doctor_tagging_files(
     Returns:
         The terminal report.
     """
-    frames = {
-        split: task.standardize(read_table(path, encoding=encoding, tag_column=tag_column))
+    tables = {
+        split: read_table(path, encoding=encoding, tag_column=tag_column)
         for split, path in files.items()
     }
+    columns = tables["train"].columns
+    if task.spans_column not in columns and task.tokens_column not in columns:
+        # CLUENER's {type: {entity: [[start, end]]}} under its own name, as train reads it
+        task.spans_column = (
+            nested_spans_column(tables["train"], [task.source_text_column]) or task.spans_column
+        )
+    frames = {split: task.standardize(table) for split, table in tables.items()}
     report = task.diagnose(frames, False, 0)
     if fixed_path is not None:
         train, steps = task.clean(frames["train"], CleanConfig(), is_training=True)

@@ -38,12 +38,20 @@ from tunelab.models.tag_memory import TagMemory
 from tunelab.tasks.arrow_rows import encoded_dataset
 from tunelab.tasks.base import (
     LOGITS_GRAPH,
+    ColumnGuess,
     DataFit,
     StandardColumn,
     TrainerSetup,
     standard_trainer_setup,
 )
-from tunelab.tasks.token_inputs import STARTS, TAGS, TEXT, TOKENS, standardize_rows
+from tunelab.tasks.token_inputs import (
+    STARTS,
+    TAGS,
+    TEXT,
+    TOKENS,
+    nested_spans_column,
+    standardize_rows,
+)
 from tunelab.tasks.token_windows import IGNORE, build_windows, merge_windows
 
 log = logging.getLogger("tunelab")
@@ -177,8 +185,17 @@ class TokenClassification:
         tokens, tags, spans = self.tokens_column, self.tags_column, self.spans_column
         if holds_lists(frame, tokens) and holds_lists(frame, tags):
             return DataFit(2, f"a list of tokens ('{tokens}') and of tags ('{tags}') in every row")
-        if self.source_text_column in frame.columns and holds_lists(frame, spans):
-            return DataFit(2, f"character spans ('{spans}') over '{self.source_text_column}'")
+        text = self.source_text_column
+        if text in frame.columns and holds_lists(frame, spans):
+            return DataFit(2, f"character spans ('{spans}') over '{text}'")
+        if text in frame.columns and "data.spans_column" not in given:
+            nested = nested_spans_column(frame, [text])
+            if nested is not None:
+                shape = "entity spans by type, {type: {entity: [[start, end]]}}"
+                guess = ColumnGuess(
+                    "data.spans_column", nested, f"CLUENER's {shape}", "--set data.spans_column=..."
+                )
+                return DataFit(2, f"{shape} ('{nested}') over '{text}'", (guess,))
         return None
 
     def standardize(self, frame: pd.DataFrame, with_labels: bool = True) -> pd.DataFrame:
@@ -289,6 +306,7 @@ class TokenClassification:
                 },
                 "empty_rows_dropped": len(frame.attrs.get("empty_rows", [])),
                 "misaligned_spans": frame.attrs.get("misaligned_spans", 0),
+                "nested_spans": frame.attrs.get("nested_spans", 0),
             }
         return report
 
@@ -310,6 +328,8 @@ class TokenClassification:
                 found.append(f"{broken['rows']} rows with broken tag sequences (e.g. rows {rows})")
             if s["misaligned_spans"]:
                 found.append(f"{s['misaligned_spans']} spans widened to token boundaries")
+            if s.get("nested_spans"):
+                found.append(f"{s['nested_spans']} spans inside a longer one left out")
             lines.append(f"data doctor: {split}: " + "; ".join(part for part in found if part))
         return lines + leakage_lines(report)
 

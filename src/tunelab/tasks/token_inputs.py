@@ -9,8 +9,9 @@ in ``text``) and, when labelled, ``tags``.
 from __future__ import annotations
 
 import bisect
-import itertools
+import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ import pandas as pd
 from tunelab.data.normalize import WIDE_CHARACTERS
 from tunelab.data.tag_schemes import tags_from_spans
 from tunelab.errors import UserError
+
+log = logging.getLogger("tunelab")
 
 TEXT, TOKENS, STARTS, TAGS = "text", "tokens", "starts", "tags"
 
@@ -68,17 +71,73 @@ def _span_fields(span: Any) -> tuple[Any, Any, Any]:
     return None, None, None
 
 
+def is_nested_spans(value: Any) -> bool:
+    """Whether a cell holds CLUENER's entity spans, ``{type: {entity text: [[start, end],
+    ...]}}`` with ``end`` inclusive (``{}``: a row without entities)."""
+    return isinstance(value, dict) and all(isinstance(e, dict) for e in value.values())
+
+
+def nested_spans_column(frame: pd.DataFrame, exclude: Sequence[str] = ()) -> str | None:
+    """The first column whose non-empty cells (a sample) all hold CLUENER's nested spans,
+    some of them entities."""
+    from tunelab.data.columns import sample_cells
+
+    for name in frame.columns:
+        if str(name) in exclude:
+            continue
+        cells = sample_cells(frame, name)
+        if len(cells) and cells.map(is_nested_spans).all() and cells.map(bool).any():
+            return str(name)
+    return None
+
+
+def _flat_spans(spans: dict, text: str, where: str) -> list[dict[str, Any]]:
+    """CLUENER's ``{type: {entity: [[start, end]]}}`` (end inclusive) as ``{start, end,
+    label}`` spans (end exclusive), each checked against the text it names.
+
+    Raises:
+        UserError: naming ``where`` for an offset pair that is not two integers, or whose
+            characters are not the entity text it is filed under.
+    """
+    flat = []
+    for kind, entities in spans.items():
+        for entity, places in entities.items():
+            for place in places if isinstance(places, (list, tuple)) else [places]:
+                if not (
+                    isinstance(place, (list, tuple))
+                    and len(place) == 2
+                    and all(isinstance(v, (int, np.integer)) for v in place)
+                ):
+                    raise UserError(
+                        f"{where}: entity '{entity}' ({kind}) has offsets {place!r}; CLUENER's "
+                        "shape gives [start, end] pairs of character positions"
+                    )
+                start, end = int(place[0]), int(place[1]) + 1
+                if text[start:end] != str(entity):
+                    raise UserError(
+                        f"{where}: entity '{entity}' ({kind}) at {place[0]}-{place[1]} does not "
+                        f"match the text there ('{text[start:end]}'); CLUENER offsets count "
+                        "characters from 0 with the end inclusive: fix the offsets"
+                    )
+                flat.append({"start": start, "end": end, "label": kind})
+    return flat
+
+
 def spans_to_token_spans(
     text: str, starts: list[int], tokens: list[str], spans: Any, where: str
 ) -> tuple[list[tuple[int, int, str]], int]:
     """Character spans as token spans; a span that cuts a token takes the whole token.
 
     Returns:
-        The token spans and how many character spans did not fall on token boundaries.
+        The token spans, how many character spans did not fall on token boundaries, and how
+        many lay inside another span (dropped: CLUENER files a company inside a book title;
+        flat tags keep the outer one).
 
     Raises:
         UserError: naming ``where`` for a span that is malformed or outside the text.
     """
+    if is_nested_spans(spans):  # CLUENER: {type: {entity: [[start, end]]}}
+        spans = _flat_spans(spans, text, where)
     ends = [s + len(t) for s, t in zip(starts, tokens, strict=True)]
     result, misaligned = [], 0
     for span in spans if isinstance(spans, (list, tuple, np.ndarray)) else []:
@@ -98,14 +157,20 @@ def spans_to_token_spans(
             raise UserError(f"{where}: span {start}-{end} covers only whitespace")
         misaligned += starts[first] != start or ends[last - 1] != end
         result.append((first, last, str(label).strip()))
-    result.sort()
-    for (_s1, e1, _), (s2, _, _) in itertools.pairwise(result):
-        if s2 < e1:
+    # longest first among spans that start together, so an outer span comes before those in it
+    result.sort(key=lambda span: (span[0], -span[1]))
+    kept: list[tuple[int, int, str]] = []
+    for span in result:
+        if kept and span[1] <= kept[-1][1]:  # inside the span before: flat tags hold one layer
+            continue
+        if kept and span[0] < kept[-1][1]:
+            e1, s2 = kept[-1][1], span[0]
             raise UserError(
                 f"{where}: spans overlap at characters {starts[s2]}-{starts[e1 - 1] + 1}; "
                 "sequence labelling needs non-overlapping spans"
             )
-    return result, misaligned
+        kept.append(span)
+    return kept, misaligned, len(result) - len(kept)
 
 
 def standardize_rows(
@@ -129,6 +194,7 @@ def standardize_rows(
     columns = ", ".join(map(str, frame.columns))
     rows: list[dict[str, Any]] = []
     misaligned = 0
+    nested: dict[int, int] = {}  # row: spans dropped inside an outer one
     if tokens_column in frame.columns:
         if with_labels and tags_column not in frame.columns:
             raise UserError(
@@ -157,10 +223,12 @@ def standardize_rows(
             tokens, starts = pre_tokenize(text)
             record = {TEXT: text, TOKENS: tokens, STARTS: starts}
             if with_labels:
-                spans, cut = spans_to_token_spans(
+                spans, cut, inner = spans_to_token_spans(
                     text, starts, tokens, item[spans_column], f"{source} row {row}"
                 )
                 misaligned += cut
+                if inner:
+                    nested[int(row)] = inner
                 record[TAGS] = tags_from_spans(spans, len(tokens), span_scheme)
             rows.append(record)
     else:
@@ -180,5 +248,13 @@ def standardize_rows(
     empty = (result[TOKENS].map(len) == 0) & with_labels
     result = result[~empty]
     empty_rows = [int(i) for i in frame.index[empty.to_numpy()]]
-    result.attrs = {**frame.attrs, "empty_rows": empty_rows, "misaligned_spans": misaligned}
+    result.attrs = {**frame.attrs, "empty_rows": empty_rows, "misaligned_spans": misaligned,
+                    "nested_spans": sum(nested.values())}  # fmt: skip
+    if nested:
+        shown = ", ".join(map(str, list(nested)[:10]))
+        log.warning(
+            "%s: %d span(s) inside a longer one left out, the outer kept, as flat tags hold one "
+            "layer (rows %s%s)", source, sum(nested.values()), shown,
+            " and more" if len(nested) > 10 else "",
+        )  # fmt: skip
     return result

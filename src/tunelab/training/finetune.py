@@ -308,7 +308,12 @@ def _choose_model(config: RunConfig, task: Task, train: pd.DataFrame) -> ModelCh
 
     @functools.cache
     def shaped() -> pd.DataFrame:  # once for the texts and the answers both
-        return task.standardize(spread_rows(train, SAMPLE_TEXTS))
+        level = log.level  # what shaping a sample finds, the data stage says of every row
+        log.setLevel(logging.ERROR)
+        try:
+            return task.standardize(spread_rows(train, SAMPLE_TEXTS))
+        finally:
+            log.setLevel(level)
 
     def column(name: str) -> Iterator[str]:
         if name in shaped().columns:

@@ -288,6 +288,60 @@ def test_doctor_reports_broken_sequences_and_fix_repairs_them(tmp_path):
     assert report["tagging"]["train"]["entities"] == {"PER": 2, "LOC": 2}
 
 
+CLUENER_ROWS = [
+    {"text": "浙商银行企业信贷部叶老桂博士", "label": {"name": {"叶老桂": [[9, 11]]},
+                                             "company": {"浙商银行": [[0, 3]]}}},
+    # a book title naming a company: nested entities, which flat tags cannot both hold
+    {"text": "刊发了《招商银行浮亏》的文章", "label": {"book": {"《招商银行浮亏》": [[3, 10]]},
+                                               "company": {"招商银行": [[4, 7]]}}},
+    {"text": "今天天气很好", "label": {}},
+]  # fmt: skip
+
+
+def test_cluener_entity_spans_by_type_are_read_and_recognised(tmp_path, caplog):
+    import logging
+
+    from tunelab.config import build_config
+    from tunelab.training.guesses import guess_from_data
+
+    path = write_jsonl(tmp_path / "train.jsonl", CLUENER_ROWS * 10)
+    task = TokenClassification(spans_column="label")
+    with caplog.at_level(logging.WARNING, logger="tunelab"):
+        frame = task.standardize(read_table(path))
+    assert frame["tags"].iloc[0] == ["B-company", "I-company", "I-company", "I-company",
+                                   "O", "O", "O", "O", "O", "B-name", "I-name", "I-name",
+                                   "O", "O"]  # fmt: skip
+    # the outer span kept, the company inside the title left out, and said with the rows
+    assert frame["tags"].iloc[1][3:11] == ["B-book", *["I-book"] * 7]
+    assert frame.attrs["nested_spans"] == 10
+    assert "10 span(s) inside a longer one left out, the outer kept" in caplog.text
+    assert frame["tags"].iloc[2] == ["O"] * 6  # {}: a row without entities
+    # plain train guesses the task and the column, and says so
+    config = build_config({"data": {"train": str(path)}})
+    with caplog.at_level(logging.INFO, logger="tunelab"):
+        guess_from_data(config)
+    assert config.task == "token-classification" and config.data.spans_column == "label"
+    assert "CLUENER's entity spans by type" in caplog.text
+    # the model choice shapes a sample of the rows to read their language: silently, since
+    # the data stage warns of every row (two warnings, with different counts, read as two)
+    from tunelab.training.finetune import _choose_model
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tunelab"):
+        _choose_model(config, TokenClassification(spans_column="label"), read_table(path))
+    assert "model.name auto: zh-bert-mini" in caplog.text
+    assert "inside a longer one" not in caplog.text
+    # offsets that do not name their entity's characters stop with the row and the rule
+    # (an end counted exclusive, as other tools write it, shifts onto the next character)
+    wrong = [{"text": "在浙商银行上班", "label": {"company": {"浙商银行": [[1, 5]]}}}]
+    with pytest.raises(
+        UserError,
+        match=r"row 1: entity '浙商银行' \(company\) at 1-5 does not match the text there "
+        r"\('浙商银行上'\); CLUENER offsets count characters from 0 with the end inclusive",
+    ):
+        task.standardize(read_table(write_jsonl(tmp_path / "wrong.jsonl", wrong)))
+
+
 def test_span_over_whitespace_only_is_rejected(tmp_path):
     rows = [{"text": "北京  上海", "spans": [[2, 4, "LOC"]]}]
     with pytest.raises(UserError, match=r"row 1: span 2-4 covers only whitespace"):

@@ -42,7 +42,7 @@ def looks_like_conll(text: str) -> bool:
     if any(len(row[0].strip()) > _MAX_TOKEN_CHARS for row in fields):
         return False
     tags = {row[-1].strip() for row in fields}
-    return len(tags) <= max(4, len(fields) // 3)
+    return len(tags) <= max(8, len(fields) // 3)
 
 
 def parse_conll(text: str, path: Path, tag_column: int = -1) -> pd.DataFrame:

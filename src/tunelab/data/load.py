@@ -138,15 +138,35 @@ def plain_text_lines(path: Path | str, encoding: str | None = None) -> list[str]
 
 def file_format(path: Path, fmt: str = "auto", encoding: str | None = None) -> str:
     """The format :func:`read_table` reads ``path`` in: the given one, the one its suffix
-    implies, or for a .txt (.text, .dat) file the one its text shows.
+    implies, or for a .txt (.text, .dat) file or one whose suffix names no format
+    (``eng.train``) the one its text shows.
 
     Raises:
         UserError: for a suffix that names no format, or a .txt file that is none of them.
     """
-    if fmt != "auto" or _compressed_suffix(path) not in PLAIN_TEXT_SUFFIXES:
+    suffix = _compressed_suffix(path)
+    if fmt != "auto" or suffix in FORMATS_BY_SUFFIX:
         return detect_format(path, fmt)
     raw = read_file_bytes(path)
-    return _plain_text_format(decode_text(raw, path, encoding) if raw.strip() else "", path)
+    try:
+        text = decode_text(raw, path, encoding) if raw.strip() else ""
+    except UserError:
+        if suffix in PLAIN_TEXT_SUFFIXES:
+            raise
+        detect_format(path)  # a .docx or .pdf: the unknown format is the news
+        raise
+    if suffix in PLAIN_TEXT_SUFFIXES:
+        return _plain_text_format(text, path)
+    return _unnamed_format(text, path)
+
+
+def _unnamed_format(text: str, path: Path) -> str:
+    """``conll`` for a file whose suffix names no format (CoNLL-2003's ``eng.train``, Weibo
+    NER's ``weiboNER_2nd_conll.dev``) where its text shows tokens and tags in sentences;
+    otherwise the error for an unknown format."""
+    if text and looks_like_conll(text):
+        return "conll"
+    return detect_format(path)  # raises, naming the formats and --format
 
 
 def detect_format(path: Path, fmt: str = "auto") -> str:
@@ -436,11 +456,19 @@ def read_table(
         frame = read_media_folder(path, media) if path.is_dir() else read_media_file(path)
         return frame.iloc[:max_rows] if max_rows is not None else frame
     decoded: tuple[str, str] | None = None  # a .txt file is decoded once, to sniff and read
-    if fmt == "auto" and _compressed_suffix(path) in PLAIN_TEXT_SUFFIXES:
+    if fmt == "auto" and _compressed_suffix(path) not in FORMATS_BY_SUFFIX:
+        plain_text = _compressed_suffix(path) in PLAIN_TEXT_SUFFIXES
         raw = read_file_bytes(path)
         if raw.strip():  # the whole file: a UTF-16 export (Excel's "Unicode text") or GBK
-            decoded = decode_with_encoding(raw, path, encoding)
-        fmt = _plain_text_format(decoded[0] if decoded else "", path)
+            try:
+                decoded = decode_with_encoding(raw, path, encoding)
+            except UserError:
+                if plain_text:
+                    raise
+                detect_format(path)  # a .docx or .pdf: the unknown format is the news
+                raise
+        text = decoded[0] if decoded else ""
+        fmt = _plain_text_format(text, path) if plain_text else _unnamed_format(text, path)
     else:
         fmt = detect_format(path, fmt)
         raw = read_file_bytes(path)

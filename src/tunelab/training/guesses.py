@@ -95,6 +95,7 @@ def _refuse_texts_without_labels(
     columns, those holding a single value (a file sorted by its labels, cut by
     ``data.max_rows``, holds one), and the flags that decide."""
     from tunelab.data.columns import guess_text_column
+    from tunelab.data.sniff import delimiter_hint
 
     data = config.data
     if "data.label_column" in given or data.label_column in train.columns:
@@ -103,6 +104,9 @@ def _refuse_texts_without_labels(
         return
     if guess_text_column(train, data.text_column).column is None:
         return
+    names = list(map(str, train.columns))
+    if delimiter_hint(names, data.label_column) or delimiter_hint(names, data.text_column):
+        return  # 'text;label' read as one column: the data stage names the delimiter
     single = [(str(name), train[name].dropna()) for name in train.columns]
     single = [(name, values) for name, values in single
               if len(values) > 1 and values.astype(str).nunique() == 1]  # fmt: skip

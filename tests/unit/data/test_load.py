@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from tunelab.data.load import plain_text_lines, read_table, require_columns
+from tunelab.data.load import file_format, plain_text_lines, read_table, require_columns
 from tunelab.errors import UserError
 
 ROWS = [{"text": "质量很好", "label": "pos"}, {"text": "NA", "label": "neg"}]
@@ -211,6 +211,16 @@ def test_a_txt_file_of_tokens_and_tags_in_sentences_is_read_as_conll(tmp_path):
         "-DOCSTART- -X- O\n\nEU NNP B-ORG\nrejects VBZ O\n\nPeter NNP B-PER\nBlackburn NNP I-PER\n"
     )
     assert read_table(spaced)["tags"].tolist() == [["B-ORG", "O"], ["B-PER", "I-PER"]]
+    # CoNLL-2003's own names (eng.train, eng.testa) name no format: the text says CoNLL
+    conll2003 = tmp_path / "eng.train"
+    conll2003.write_text(
+        "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\n"
+        "Peter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n\nBRUSSELS NNP B-NP B-LOC\n"
+        "1996-08-22 CD I-NP O\n"
+    )
+    assert read_table(conll2003)["tags"].tolist() == [["B-ORG", "O"], ["B-PER", "I-PER"],
+                                                      ["B-LOC", "O"]]  # fmt: skip
+    assert file_format(conll2003) == "conll"
     # a table (no blank lines between rows) stays a table, even with short cells
     table = tmp_path / "labels.txt"
     table.write_text("word\tlabel\ngood\tpos\nbad\tneg\nfine\tpos\n")

@@ -125,7 +125,7 @@ def _flat_spans(spans: dict, text: str, where: str) -> list[dict[str, Any]]:
 
 def spans_to_token_spans(
     text: str, starts: list[int], tokens: list[str], spans: Any, where: str
-) -> tuple[list[tuple[int, int, str]], int]:
+) -> tuple[list[tuple[int, int, str]], int, int]:
     """Character spans as token spans; a span that cuts a token takes the whole token.
 
     Returns:

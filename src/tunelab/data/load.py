@@ -17,6 +17,7 @@ import json
 import lzma
 import re
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -381,10 +382,30 @@ def _read_jsonl(text: str, path: Path, skip_bad_lines: bool) -> pd.DataFrame:
     return frame
 
 
+def _json_stream(text: str) -> list[Any] | None:
+    """The values of a file of JSON values one after another (pretty-printed objects, as a
+    copy of CLUENER's train.json holds them, each over many lines), or None where the text
+    is not such a stream."""
+    decoder, values, position = json.JSONDecoder(), [], 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position >= len(text):
+            return values if len(values) > 1 else None
+        try:
+            value, position = decoder.raw_decode(text, position)
+        except (json.JSONDecodeError, RecursionError):
+            return None
+        values.append(value)
+
+
 def _read_json(text: str, path: Path) -> pd.DataFrame:
     try:
         loaded = _parse_json(text)
     except json.JSONDecodeError as exc:
+        stream = _json_stream(text) if exc.msg == "Extra data" else None
+        if stream is not None and all(isinstance(item, dict) for item in stream):
+            return pd.DataFrame.from_records(stream, index=range(1, len(stream) + 1))
         raise UserError(
             f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
             "for one object per line use the .jsonl extension or --format jsonl"

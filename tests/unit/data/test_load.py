@@ -259,3 +259,19 @@ def test_a_conllu_file_reads_its_words_and_upos_tags(tmp_path):
     broken.write_text(CONLLU.replace("3\tweather\tweather\tNOUN", "3 weather weather NOUN"))
     with pytest.raises(UserError, match=r"broken.conllu line 7 has 7 tab-separated fields"):
         read_table(broken)
+
+
+def test_a_json_file_of_objects_one_after_another_reads_as_rows(tmp_path):
+    # a copy of CLUENER's train.json: pretty-printed objects, no array around them
+    stream = tmp_path / "train.json"
+    rows = [{"text": "浙商银行", "label": {"company": {"浙商银行": [[0, 3]]}}},
+            {"text": "生生不息CSOL", "label": {"game": {"CSOL": [[4, 7]]}}}]  # fmt: skip
+    stream.write_text("\n".join(json.dumps(r, ensure_ascii=False, indent=2) for r in rows))
+    frame = read_table(stream)
+    assert frame["text"].tolist() == ["浙商银行", "生生不息CSOL"] and frame.index.tolist() == [1, 2]
+    assert frame["label"].iloc[1] == {"game": {"CSOL": [[4, 7]]}}
+    # values that are not all objects are still no table, and said as before
+    mixed = tmp_path / "mixed.json"
+    mixed.write_text('{"text": "a"}\n[1, 2]\n')
+    with pytest.raises(UserError, match=r"mixed.json is not valid JSON \(Extra data"):
+        read_table(mixed)

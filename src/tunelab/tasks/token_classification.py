@@ -327,9 +327,11 @@ class TokenClassification:
                 rows = ", ".join(map(str, broken["first_rows"][:5]))
                 found.append(f"{broken['rows']} rows with broken tag sequences (e.g. rows {rows})")
             if s["misaligned_spans"]:
-                found.append(f"{s['misaligned_spans']} spans widened to token boundaries")
+                n = s["misaligned_spans"]
+                found.append(f"{n} span{'s' if n > 1 else ''} widened to token boundaries")
             if s.get("nested_spans"):
-                found.append(f"{s['nested_spans']} spans inside a longer one left out")
+                n = s["nested_spans"]
+                found.append(f"{n} span{'s' if n > 1 else ''} inside a longer one left out")
             lines.append(f"data doctor: {split}: " + "; ".join(part for part in found if part))
         return lines + leakage_lines(report)
 

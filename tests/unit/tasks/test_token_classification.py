@@ -316,6 +316,11 @@ def test_cluener_entity_spans_by_type_are_read_and_recognised(tmp_path, caplog):
     assert frame.attrs["nested_spans"] == 10
     assert "10 span(s) inside a longer one left out, the outer kept" in caplog.text
     assert frame["tags"].iloc[2] == ["O"] * 6  # {}: a row without entities
+    (line,) = task.doctor_lines(task.diagnose({"train": frame}, False, 0))
+    assert line.endswith("; 10 spans inside a longer one left out"), line
+    once = task.standardize(read_table(write_jsonl(tmp_path / "once.jsonl", CLUENER_ROWS)))
+    (line,) = task.doctor_lines(task.diagnose({"train": once}, False, 0))
+    assert line.endswith("; 1 span inside a longer one left out"), line
     # plain train guesses the task and the column, and says so
     config = build_config({"data": {"train": str(path)}})
     with caplog.at_level(logging.INFO, logger="tunelab"):

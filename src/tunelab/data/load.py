@@ -145,20 +145,33 @@ def file_format(path: Path, fmt: str = "auto", encoding: str | None = None) -> s
     Raises:
         UserError: for a suffix that names no format, or a .txt file that is none of them.
     """
-    suffix = _compressed_suffix(path)
-    if fmt != "auto" or suffix in FORMATS_BY_SUFFIX:
+    if fmt != "auto" or _compressed_suffix(path) in FORMATS_BY_SUFFIX:
         return detect_format(path, fmt)
-    raw = read_file_bytes(path)
-    try:
-        text = decode_text(raw, path, encoding) if raw.strip() else ""
-    except UserError:
-        if suffix in PLAIN_TEXT_SUFFIXES:
+    return _sniffed_format(path, read_file_bytes(path), encoding)[0]
+
+
+def _sniffed_format(
+    path: Path, raw: bytes, encoding: str | None
+) -> tuple[str, tuple[str, str] | None]:
+    """The format the text of a file its suffix does not type shows (a .txt: CoNLL or a
+    table; another suffix: CoNLL), and the text with its encoding, decoded once for the
+    reader (None for an empty file).
+
+    Raises:
+        UserError: for text that is none of them; for bytes that are no text, the unknown
+            format where the suffix names none (a .docx), else why they cannot be decoded.
+    """
+    plain_text = _compressed_suffix(path) in PLAIN_TEXT_SUFFIXES
+    decoded = None
+    if raw.strip():  # the whole file: a UTF-16 export (Excel's "Unicode text") or GBK
+        try:
+            decoded = decode_with_encoding(raw, path, encoding)
+        except UserError:
+            if not plain_text:
+                detect_format(path)  # a .docx or .pdf: the unknown format is the news
             raise
-        detect_format(path)  # a .docx or .pdf: the unknown format is the news
-        raise
-    if suffix in PLAIN_TEXT_SUFFIXES:
-        return _plain_text_format(text, path)
-    return _unnamed_format(text, path)
+    text = decoded[0] if decoded else ""
+    return (_plain_text_format(text, path) if plain_text else _unnamed_format(text, path)), decoded
 
 
 def _unnamed_format(text: str, path: Path) -> str:
@@ -476,20 +489,10 @@ def read_table(
         # a folder of class sub-folders of media files (or one file): rows of paths
         frame = read_media_folder(path, media) if path.is_dir() else read_media_file(path)
         return frame.iloc[:max_rows] if max_rows is not None else frame
-    decoded: tuple[str, str] | None = None  # a .txt file is decoded once, to sniff and read
+    decoded: tuple[str, str] | None = None  # a file sniffed is decoded once, to sniff and read
     if fmt == "auto" and _compressed_suffix(path) not in FORMATS_BY_SUFFIX:
-        plain_text = _compressed_suffix(path) in PLAIN_TEXT_SUFFIXES
         raw = read_file_bytes(path)
-        if raw.strip():  # the whole file: a UTF-16 export (Excel's "Unicode text") or GBK
-            try:
-                decoded = decode_with_encoding(raw, path, encoding)
-            except UserError:
-                if plain_text:
-                    raise
-                detect_format(path)  # a .docx or .pdf: the unknown format is the news
-                raise
-        text = decoded[0] if decoded else ""
-        fmt = _plain_text_format(text, path) if plain_text else _unnamed_format(text, path)
+        fmt, decoded = _sniffed_format(path, raw, encoding)
     else:
         fmt = detect_format(path, fmt)
         raw = read_file_bytes(path)

@@ -16,7 +16,6 @@ from tunelab.data.load import read_table, require_columns
 from tunelab.data.media import LABEL_COLUMN, MEDIA_FOLDER
 from tunelab.errors import UserError
 from tunelab.outputs import write_json, write_jsonl, write_text
-from tunelab.tasks.token_inputs import nested_spans_column
 
 
 def _write_table(path: Path, frame: pd.DataFrame) -> None:
@@ -159,12 +158,10 @@ def doctor_tagging_files(
         split: read_table(path, encoding=encoding, tag_column=tag_column)
         for split, path in files.items()
     }
-    columns = tables["train"].columns
-    if task.spans_column not in columns and task.tokens_column not in columns:
-        # CLUENER's {type: {entity: [[start, end]]}} under its own name, as train reads it
-        task.spans_column = (
-            nested_spans_column(tables["train"], [task.source_text_column]) or task.spans_column
-        )
+    fit = task.recognise(tables["train"], frozenset())  # the columns train would read
+    for guess in fit.columns if fit is not None else ():
+        if guess.key == "data.spans_column":  # CLUENER's spans under their own name
+            task.spans_column = guess.column
     frames = {split: task.standardize(table) for split, table in tables.items()}
     report = task.diagnose(frames, False, 0)
     if fixed_path is not None:

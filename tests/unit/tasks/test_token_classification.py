@@ -321,6 +321,11 @@ def test_cluener_entity_spans_by_type_are_read_and_recognised(tmp_path, caplog):
     once = task.standardize(read_table(write_jsonl(tmp_path / "once.jsonl", CLUENER_ROWS)))
     (line,) = task.doctor_lines(task.diagnose({"train": once}, False, 0))
     assert line.endswith("; 1 span inside a longer one left out"), line
+    # the doctor finds the column as train does
+    from tunelab.api import doctor_tagging
+
+    text = doctor_tagging(path, report=tmp_path / "report.json")
+    assert "10 company, 10 name, 10 book; 10 spans inside a longer one left out" in text, text
     # plain train guesses the task and the column, and says so
     config = build_config({"data": {"train": str(path)}})
     with caplog.at_level(logging.INFO, logger="tunelab"):
